@@ -1,0 +1,22 @@
+/*
+ * libasync: an event-loop runtime with asyncio semantics behind a C ABI.
+ *
+ * Umbrella header: include this one. Every object has its own header under
+ * async/. Conventions shared by every function are in async/common.h.
+ */
+#ifndef ASYNC_H
+#define ASYNC_H
+
+#include "async/common.h"
+#include "async/version.h"
+#include "async/error.h"
+#include "async/alloc.h"
+#include "async/loop.h"
+#include "async/handle.h"
+#include "async/timer.h"
+#include "async/watcher.h"
+#include "async/hook.h"
+#include "async/signal.h"
+#include "async/future.h"
+
+#endif

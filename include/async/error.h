@@ -1,0 +1,48 @@
+/*
+ * Error codes. Values are fixed forever: never renumbered, never reused.
+ * Every function returns 0 (or a non-negative value) on success and one of
+ * these negative codes on failure.
+ */
+#ifndef ASYNC_ERROR_H
+#define ASYNC_ERROR_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum async_error {
+  ASYNC_OK = 0,
+  ASYNC_EINVAL = -1,     /* invalid argument or wrong object kind */
+  ASYNC_ENOMEM = -2,     /* the allocator returned NULL */
+  ASYNC_EBUSY = -3,      /* resource in use (open handles, signal owned by another loop, nested run) */
+  ASYNC_ECLOSED = -4,    /* object closing/closed, or loop freed */
+  ASYNC_ECANCELED = -5,  /* operation cancelled */
+  ASYNC_ETIMEDOUT = -6,  /* deadline expired */
+  ASYNC_ESTATE = -7,     /* call not valid in the object's current state */
+  ASYNC_EBADF = -8,      /* not an open file descriptor */
+  ASYNC_EMFILE = -9,     /* out of file descriptors */
+  ASYNC_EIO = -10,       /* unexpected system call failure */
+  ASYNC_ERANGE = -11,    /* value out of range */
+  ASYNC_EINTERNAL = -12, /* internal error (a bug in libasync) */
+  ASYNC_ERROR_FORCE32 = 0x7FFFFFFF
+};
+
+/*
+ * Human-readable description of an error code. Static storage, never NULL;
+ * unknown codes give "unknown error". Thread-safe.
+ */
+ASYNC_API const char *async_strerror(int code);
+
+/*
+ * Symbolic name of an error code ("ASYNC_EINVAL"). Static storage, never
+ * NULL; unknown codes give "ASYNC_UNKNOWN". Thread-safe.
+ */
+ASYNC_API const char *async_err_name(int code);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
