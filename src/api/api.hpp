@@ -1,0 +1,53 @@
+// Helpers for the extern "C" layer: every entry point validates its
+// arguments, checks object tags, calls one core method and maps the result,
+// and nothing unwinds through the C ABI (DESIGN §2.8).
+#pragma once
+
+#include <async.h>
+
+#include <cstdint>
+#include <new>
+
+#include "core/handle.hpp"
+#include "core/loop.hpp"
+
+namespace async::api {
+
+// Runs body, turning any escaping exception into an error code.
+template <class F>
+int guarded(F &&body) noexcept {
+  try {
+    return body();
+  } catch (const std::bad_alloc &) {
+    return ASYNC_ENOMEM;
+  } catch (...) {
+    return ASYNC_EINTERNAL;
+  }
+}
+
+// The object behind p if its tag is Tag, else nullptr.
+template <class T>
+T *checked(const void *p) noexcept {
+  if (!p || *static_cast<const std::uint32_t *>(p) != T::kTag) return nullptr;
+  return static_cast<T *>(const_cast<void *>(p));
+}
+
+inline core::Loop *checked_loop(async_loop *loop) noexcept { return checked<core::Loop>(loop); }
+
+// Any handle kind; nullptr for anything else.
+inline core::Handle *checked_handle(const void *p) noexcept {
+  if (!p || !core::Handle::is_handle_tag(*static_cast<const std::uint32_t *>(p))) return nullptr;
+  return static_cast<core::Handle *>(const_cast<void *>(p));
+}
+
+// Runs op(T&) on a live object of type T: ASYNC_EINVAL for a NULL or
+// wrong-kind pointer, ASYNC_ECLOSED once it is closing.
+template <class T, class Op>
+int with_open(const void *p, Op &&op) noexcept {
+  T *obj = checked<T>(p);
+  if (!obj) return ASYNC_EINVAL;
+  if (obj->closing()) return ASYNC_ECLOSED;
+  return guarded([&] { return op(*obj); });
+}
+
+}  // namespace async::api

@@ -1,0 +1,135 @@
+#include "api/api.hpp"
+#include "core/combinator.hpp"
+#include "core/future.hpp"
+
+using async::api::checked;
+using async::api::checked_loop;
+using async::api::guarded;
+using async::core::Future;
+using async::core::Gather;
+using async::core::Loop;
+using async::core::TimeoutWait;
+
+namespace {
+
+// A future the owner has not released yet.
+Future *owned(async_future *future) {
+  Future *f = checked<Future>(future);
+  return f && !f->owner_released() ? f : nullptr;
+}
+
+int gather(async_future **out, async_loop *loop, async_future *const *futures, size_t count,
+           Gather::Mode mode) {
+  Loop *l = checked_loop(loop);
+  if (!out || !l || (count > 0 && !futures)) return ASYNC_EINVAL;
+  for (size_t i = 0; i < count; ++i) {
+    Future *f = owned(futures[i]);
+    if (!f || &f->loop() != l) return ASYNC_EINVAL;
+  }
+  return guarded([&]() -> int {
+    Future *result = nullptr;
+    int err = Gather::create(&result, *l, futures, count, mode);
+    if (!err) *out = result->c_future();
+    return err;
+  });
+}
+
+}  // namespace
+
+extern "C" {
+
+ASYNC_API int async_future_new(async_future **out, async_loop *loop) {
+  Loop *l = checked_loop(loop);
+  if (!out || !l) return ASYNC_EINVAL;
+  return guarded([&]() -> int {
+    Future *f = Future::create(*l);
+    if (!f) return ASYNC_ENOMEM;
+    *out = f->c_future();
+    return 0;
+  });
+}
+
+ASYNC_API int async_future_free(async_future *future) {
+  Future *f = owned(future);
+  if (!f) return ASYNC_EINVAL;
+  f->release_owner();
+  return 0;
+}
+
+ASYNC_API async_loop *async_future_loop(async_future *future) {
+  Future *f = checked<Future>(future);
+  return f ? f->loop().c_loop() : nullptr;
+}
+
+ASYNC_API int async_future_state(async_future *future) {
+  Future *f = checked<Future>(future);
+  return f ? static_cast<int>(f->state()) : static_cast<int>(ASYNC_EINVAL);
+}
+
+ASYNC_API int async_future_result(void **out_value, async_future *future) {
+  Future *f = checked<Future>(future);
+  if (!f) return ASYNC_EINVAL;
+  int status = f->status();
+  if (status == 0 && out_value) *out_value = f->value();
+  return status;
+}
+
+ASYNC_API int async_future_add_callback(async_future *future, async_future_fn cb, void *userdata) {
+  Future *f = owned(future);
+  if (!f || !cb) return ASYNC_EINVAL;
+  return guarded([&]() -> int { return f->add_callback(cb, userdata); });
+}
+
+ASYNC_API int async_future_cancel(async_future *future) {
+  Future *f = checked<Future>(future);
+  if (!f) return ASYNC_EINVAL;
+  return guarded([&]() -> int { return f->cancel(); });
+}
+
+ASYNC_API int async_future_set_cancel(async_future *future, async_cancel_fn cancel, void *userdata) {
+  Future *f = checked<Future>(future);
+  if (!f || !cancel) return ASYNC_EINVAL;
+  return f->set_cancel(cancel, userdata);
+}
+
+ASYNC_API int async_future_resolve(async_future *future, void *value, async_destroy_fn destroy) {
+  Future *f = checked<Future>(future);
+  if (!f) return ASYNC_EINVAL;
+  return guarded([&]() -> int { return f->resolve(value, destroy); });
+}
+
+ASYNC_API int async_future_reject(async_future *future, int error) {
+  Future *f = checked<Future>(future);
+  if (!f || error >= 0) return ASYNC_EINVAL;
+  return guarded([&]() -> int { return f->reject(error); });
+}
+
+ASYNC_API int async_future_all(async_future **out, async_loop *loop, async_future *const *futures,
+                               size_t count) {
+  return gather(out, loop, futures, count, Gather::Mode::kAll);
+}
+
+ASYNC_API int async_future_any(async_future **out, async_loop *loop, async_future *const *futures,
+                               size_t count) {
+  if (count == 0) return ASYNC_EINVAL;
+  return gather(out, loop, futures, count, Gather::Mode::kAny);
+}
+
+ASYNC_API int async_future_timeout(async_future **out, async_future *future, uint64_t timeout_ms) {
+  Future *f = owned(future);
+  if (!out || !f) return ASYNC_EINVAL;
+  return guarded([&]() -> int {
+    Future *result = nullptr;
+    int err = TimeoutWait::create(&result, *f, timeout_ms);
+    if (!err) *out = result->c_future();
+    return err;
+  });
+}
+
+ASYNC_API int async_loop_run_until(async_loop *loop, async_future *future) {
+  Loop *l = checked_loop(loop);
+  Future *f = owned(future);
+  if (!l || !f || &f->loop() != l) return ASYNC_EINVAL;
+  return guarded([&]() -> int { return l->run_until(*f); });
+}
+}

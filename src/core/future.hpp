@@ -1,0 +1,76 @@
+// One-shot completion (DESIGN §6), modelled on asyncio.Future and nng_aio.
+#pragma once
+
+#include <async/future.h>
+
+#include <cstdint>
+
+#include "util/ring.hpp"
+
+namespace async::core {
+
+class Loop;
+
+class Future {
+ public:
+  static constexpr std::uint32_t kTag = 0x46555452;  // "FUTR"
+
+  // A pending future owned by the caller; nullptr when out of memory.
+  static Future *create(Loop &loop) noexcept;
+
+  static Future *from(async_future *f) noexcept { return reinterpret_cast<Future *>(f); }
+  async_future *c_future() noexcept { return reinterpret_cast<async_future *>(this); }
+
+  Loop &loop() const noexcept { return *loop_; }
+  int state() const noexcept { return state_; }
+  bool pending() const noexcept { return state_ == ASYNC_FUTURE_PENDING; }
+  // 0, the error, ASYNC_ECANCELED, or ASYNC_ESTATE while pending.
+  int status() const noexcept;
+  void *value() const noexcept { return value_; }
+  bool owner_released() const noexcept { return owner_released_; }
+
+  int add_callback(async_future_fn fn, void *userdata) noexcept;
+  int set_cancel(async_cancel_fn fn, void *userdata) noexcept;
+  int resolve(void *value, async_destroy_fn destroy) noexcept;
+  int reject(int error) noexcept;
+  // 1 if cancelled now, 0 if already complete.
+  int cancel() noexcept;
+
+  // The owner's async_future_free.
+  void release_owner() noexcept;
+  // Internal references keep the memory alive (combinators).
+  void retain() noexcept { ++refs_; }
+  void release() noexcept;
+
+  // Use create() and release_owner(); public only for util::make/destroy.
+  explicit Future(Loop &loop) noexcept : loop_(&loop) {}
+  ~Future();
+
+  std::uint32_t tag_ = kTag;
+
+ private:
+  void complete(int state, int error) noexcept;
+  void schedule_dispatch() noexcept;
+  void free_if_unused() noexcept;
+  static void dispatch(async_loop *loop, void *self) noexcept;
+
+  struct Callback {
+    async_future_fn fn;
+    void *userdata;
+  };
+
+  Loop *loop_;
+  util::Ring<Callback> callbacks_;
+  void *value_ = nullptr;
+  async_destroy_fn destroy_ = nullptr;
+  async_cancel_fn cancel_fn_ = nullptr;
+  void *cancel_userdata_ = nullptr;
+  int state_ = ASYNC_FUTURE_PENDING;
+  int error_ = 0;
+  int refs_ = 1;  // the owner's
+  bool owner_released_ = false;
+  bool dispatch_queued_ = false;
+  bool has_slot_ = true;  // owns a ready-queue reservation
+};
+
+}  // namespace async::core

@@ -1,0 +1,81 @@
+// Base of every long-lived object (DESIGN §5): kind tag, loop, userdata,
+// active/ref/closing state and the asynchronous close.
+#pragma once
+
+#include <async/handle.h>
+
+#include <cstdint>
+
+#include "core/loop.hpp"
+#include "util/alloc.hpp"
+
+namespace async::core {
+
+class Handle {
+ public:
+  static constexpr std::uint32_t kDeadTag = 0xdeadbeef;
+  // Ready-queue slots reserved at creation: one for the close.
+  static constexpr int kReservedTasks = 1;
+
+  Handle(std::uint32_t tag, Loop &loop, void *userdata) noexcept;
+  Handle(const Handle &) = delete;
+  Handle &operator=(const Handle &) = delete;
+  ~Handle();
+
+  // Creates a handle of type T and registers it with the loop (reserving
+  // the ready-queue slot its close will need). nullptr when out of memory.
+  template <class T, class... Args>
+  static T *create(Loop &loop, void *userdata, Args &&...args) noexcept;
+
+  static bool is_handle_tag(std::uint32_t tag) noexcept;
+
+  static Handle *from(async_handle *h) noexcept { return reinterpret_cast<Handle *>(h); }
+  async_handle *c_handle() noexcept { return reinterpret_cast<async_handle *>(this); }
+
+  Loop &loop() const noexcept { return *loop_; }
+  void *userdata() const noexcept { return userdata_; }
+  void set_userdata(void *userdata) noexcept { userdata_ = userdata; }
+
+  bool active() const noexcept { return active_; }
+  bool closing() const noexcept { return closing_; }
+  bool referenced() const noexcept { return referenced_; }
+
+  void ref() noexcept;
+  void unref() noexcept;
+  int close(async_close_fn close_cb) noexcept;
+
+  std::uint32_t tag_;
+
+ protected:
+  // Subclasses report start/stop; active referenced handles keep run alive.
+  void set_active(bool active) noexcept;
+
+ private:
+  void sync_keepalive() noexcept;
+  void stop_by_kind() noexcept;
+  void destroy_by_kind() noexcept;
+  static void finish_close(async_loop *loop, void *self) noexcept;
+
+  Loop *loop_;
+  void *userdata_;
+  async_close_fn close_cb_ = nullptr;
+  bool active_ = false;
+  bool referenced_ = true;
+  bool counted_ = false;  // holds a loop reference
+  bool closing_ = false;
+};
+
+template <class T, class... Args>
+T *Handle::create(Loop &loop, void *userdata, Args &&...args) noexcept {
+  int reserved = 0;
+  while (reserved < T::kReservedTasks && loop.reserve_task()) ++reserved;
+  T *handle = reserved == T::kReservedTasks ? util::make<T>(loop, userdata, static_cast<Args &&>(args)...) : nullptr;
+  if (!handle) {
+    while (reserved-- > 0) loop.unreserve_task();
+    return nullptr;
+  }
+  loop.object_added();
+  return handle;
+}
+
+}  // namespace async::core

@@ -1,0 +1,35 @@
+#include "core/hook.hpp"
+
+#include "core/loop.hpp"
+
+namespace async::core {
+
+void Hook::start(async_hook_fn cb) noexcept {
+  cb_ = cb;
+  if (active()) return;
+  loop().hooks(kind_).push_back(node_);
+  if (kind_ == ASYNC_HOOK_IDLE) loop().idle_hooks_changed(+1);
+  set_active(true);
+}
+
+void Hook::stop() noexcept {
+  if (!active()) return;
+  node_.unlink();
+  if (kind_ == ASYNC_HOOK_IDLE) loop().idle_hooks_changed(-1);
+  set_active(false);
+}
+
+void Hook::run_all(Loop &loop, int kind) noexcept {
+  util::List &hooks = loop.hooks(kind);
+  util::List pass;
+  pass.splice(hooks);
+  while (!pass.empty()) {
+    util::ListNode *node = pass.front();
+    node->unlink();
+    hooks.push_back(*node);
+    Hook *hook = static_cast<Node *>(node)->owner;
+    loop.invoke([&] { hook->cb_(hook->c_hook(), hook->userdata()); });
+  }
+}
+
+}  // namespace async::core

@@ -1,0 +1,258 @@
+#include "core/loop.hpp"
+
+#include <async/error.h>
+
+#include <cstdarg>
+#include <cstdio>
+
+#include "core/future.hpp"
+#include "core/hook.hpp"
+#include "core/loop_registry.hpp"
+#include "core/timer.hpp"
+#include "util/alloc.hpp"
+
+namespace async::core {
+
+int Loop::create(Loop **out) noexcept {
+  Loop *loop = util::make<Loop>();
+  if (!loop) return ASYNC_ENOMEM;
+  int err = loop->backend_.open({loop, before_poll, after_poll, woken});
+  if (!err) err = loop_registry::add(loop);
+  if (err) {
+    util::destroy(loop);
+    return err;
+  }
+  loop->now_update();
+  *out = loop;
+  return 0;
+}
+
+Loop::~Loop() {
+  tag_ = 0xdeadbeef;
+  if (log_release_) log_release_(log_userdata_);
+}
+
+int Loop::destroy() noexcept {
+  if (backend_.running() || objects_ > 0 || !ready_.empty()) return ASYNC_EBUSY;
+  int err = loop_registry::remove(this);
+  if (err) return err;
+  util::destroy(this);
+  return 0;
+}
+
+// ---- running ----------------------------------------------------------
+
+int Loop::run(int mode) noexcept {
+  if (backend_.running()) return ASYNC_EBUSY;
+  now_update();
+  // asyncio: stop() before run() means one non-blocking iteration.
+  if (stop_requested_) mode = ASYNC_RUN_NOWAIT;
+  backend_.run(mode);
+  stopped_ = stop_requested_;
+  stop_requested_ = false;
+  return alive() ? 1 : 0;
+}
+
+void Loop::stop() noexcept {
+  stop_requested_ = true;
+  if (backend_.running()) backend_.break_run();
+}
+
+void Loop::run_until_done(async_future *future, int, void *token) noexcept {
+  Loop &loop = Future::from(future)->loop();
+  loop.run_until_completed_ = reinterpret_cast<std::uintptr_t>(token);
+}
+
+int Loop::run_until(Future &future) noexcept {
+  if (backend_.running()) return ASYNC_EBUSY;
+  // Returns once our callback, registered last, has run: the callbacks
+  // registered before it have run by then. The token keeps a callback left
+  // over from an earlier, abandoned run_until from ending this one.
+  std::uint64_t token = ++run_until_token_;
+  int err = future.add_callback(run_until_done, reinterpret_cast<void *>(static_cast<std::uintptr_t>(token)));
+  if (err) return err;
+  future.retain();  // a callback may free it meanwhile
+  int status = ASYNC_ESTATE;
+  for (;;) {
+    int more = run(ASYNC_RUN_ONCE);
+    if (run_until_completed_ == token) {
+      status = future.status();
+      break;
+    }
+    if (more == 0 || stopped_) break;
+  }
+  future.release();
+  return status;
+}
+
+void Loop::now_update() noexcept { now_ns_ = util::monotonic_ns(); }
+
+std::int64_t Loop::timeout_ms() const noexcept {
+  if (!ready_.empty() || stop_requested_ || idle_hooks_ > 0) return 0;
+  if (timers_.empty()) return -1;
+  std::uint64_t now = util::monotonic_ns();
+  std::uint64_t deadline = timers_.top().deadline;
+  if (deadline <= now) return 0;
+  std::uint64_t ms = util::ns_to_ms_ceil(deadline - now);
+  return ms > INT64_MAX ? INT64_MAX : static_cast<std::int64_t>(ms);
+}
+
+// ---- one iteration: idle + prepare hooks, poll, I/O, check hooks, ready
+// queue snapshot, due timers --------------------------------------------
+
+void Loop::before_poll(void *self) noexcept {
+  auto *loop = static_cast<Loop *>(self);
+  Hook::run_all(*loop, ASYNC_HOOK_IDLE);
+  Hook::run_all(*loop, ASYNC_HOOK_PREPARE);
+  loop->arm_timer();
+}
+
+void Loop::after_poll(void *self) noexcept {
+  auto *loop = static_cast<Loop *>(self);
+  loop->now_update();
+  Hook::run_all(*loop, ASYNC_HOOK_CHECK);
+  if (loop->posts_stalled_) loop->drain_posts();
+  loop->run_ready();
+  loop->run_due_timers();
+  loop->sync_spinning();
+}
+
+void Loop::woken(void *self) noexcept { static_cast<Loop *>(self)->drain_posts(); }
+
+void Loop::run_ready() noexcept {
+  // Only what was queued before this pass; the rest waits for the next
+  // iteration (after a zero-timeout poll), as in asyncio.
+  for (std::size_t n = ready_.size(); n > 0 && !ready_.empty(); --n) {
+    Task task = ready_.pop();
+    ++callbacks_run_;
+    invoke([&] { task.cb(c_loop(), task.userdata); });
+  }
+}
+
+void Loop::run_due_timers() noexcept {
+  // Timers started during this pass wait for the next iteration even when
+  // already due, so a 0 ms timer re-arming itself cannot spin here.
+  std::uint64_t first_new = timer_seq_;
+  while (!timers_.empty()) {
+    const TimerHeap::Entry &top = timers_.top();
+    if (top.deadline > now_ns_ || top.seq >= first_new) break;
+    top.timer->expire(now_ns_);
+  }
+}
+
+void Loop::arm_timer() noexcept {
+  if (timers_.empty()) {
+    if (timer_armed_) backend_.disarm_timer();
+    timer_armed_ = false;
+    return;
+  }
+  std::uint64_t deadline = timers_.top().deadline;
+  if (timer_armed_ && deadline >= armed_deadline_ && armed_deadline_ > now_ns_) return;
+  std::uint64_t now = util::monotonic_ns();
+  backend_.arm_timer(deadline > now ? deadline - now : 0);
+  armed_deadline_ = deadline;
+  timer_armed_ = true;
+}
+
+void Loop::sync_spinning() noexcept {
+  // Queued callbacks are work: they keep run() going and the poll short.
+  bool ready = !ready_.empty();
+  if (ready != ready_ref_) {
+    ready_ref_ = ready;
+    ready ? backend_.ref() : backend_.unref();
+  }
+  bool spin = ready || idle_hooks_ > 0;
+  if (spin != spinning_) {
+    spinning_ = spin;
+    backend_.set_spinning(spin);
+  }
+}
+
+void Loop::idle_hooks_changed(int delta) noexcept {
+  idle_hooks_ += delta;
+  sync_spinning();
+}
+
+// ---- queues -------------------------------------------------------------
+
+bool Loop::reserve_task() noexcept {
+  if (!ready_.reserve(reserved_ + 1)) return false;
+  ++reserved_;
+  return true;
+}
+
+void Loop::push_reserved(Task task) noexcept {
+  --reserved_;
+  ready_.push(task);  // cannot fail: capacity was reserved
+  if (!ready_ref_) sync_spinning();
+}
+
+int Loop::call_soon(async_callback cb, void *userdata) noexcept {
+  if (!ready_.reserve(reserved_ + 1)) return ASYNC_ENOMEM;
+  ready_.push(Task{cb, userdata});
+  if (!ready_ref_) sync_spinning();
+  return 0;
+}
+
+int Loop::post(async_callback cb, void *userdata) noexcept {
+  {
+    std::lock_guard<std::mutex> lock(post_mutex_);
+    if (!posted_.push(Task{cb, userdata})) return ASYNC_ENOMEM;
+  }
+  backend_.wake();
+  return 0;
+}
+
+bool Loop::has_pending_posts() noexcept {
+  std::lock_guard<std::mutex> lock(post_mutex_);
+  return !posted_.empty();
+}
+
+void Loop::drain_posts() noexcept {
+  std::lock_guard<std::mutex> lock(post_mutex_);
+  posts_stalled_ = !ready_.reserve(reserved_ + posted_.size());
+  if (posts_stalled_) {
+    // Retried after the next poll; posts stay queued, none is lost.
+    log(ASYNC_LOG_ERROR, "out of memory moving %zu posted callbacks; retrying", posted_.size());
+    return;
+  }
+  while (!posted_.empty()) ready_.push(posted_.pop());
+  sync_spinning();
+}
+
+// ---- diagnostics ----------------------------------------------------------
+
+void Loop::set_log(async_log_fn log, async_release_fn release, void *userdata) noexcept {
+  if (log_release_) log_release_(log_userdata_);
+  log_ = log;
+  log_release_ = release;
+  log_userdata_ = userdata;
+}
+
+void Loop::log(int level, const char *fmt, ...) noexcept {
+  if (!log_) return;
+  char message[256];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(message, sizeof message, fmt, args);
+  va_end(args);
+  log_(c_loop(), level, message, log_userdata_);
+}
+
+void Loop::report_if_slow(std::uint64_t start) noexcept {
+  std::uint64_t elapsed = util::monotonic_ns() - start;
+  if (elapsed > slow_ns_)
+    log(ASYNC_LOG_WARNING, "slow callback: %llu.%03llu ms", static_cast<unsigned long long>(elapsed / 1000000u),
+        static_cast<unsigned long long>(elapsed / 1000u % 1000u));
+}
+
+int Loop::metric(std::uint64_t *out, int which) const noexcept {
+  switch (which) {
+    case ASYNC_METRIC_ITERATIONS: *out = backend_.iterations(); return 0;
+    case ASYNC_METRIC_POLL_TIME: *out = backend_.poll_ns(); return 0;
+    case ASYNC_METRIC_CALLBACKS: *out = callbacks_run_; return 0;
+    default: return ASYNC_EINVAL;
+  }
+}
+
+}  // namespace async::core

@@ -1,0 +1,134 @@
+// The event loop: ready queue, timer heap, hooks, posts, run modes.
+#pragma once
+
+#include <async/future.h>
+#include <async/loop.h>
+
+#include <cstdint>
+#include <mutex>
+
+#include "core/timer_heap.hpp"
+#include "core/loop_registry.hpp"
+#include "ev/ev_backend.hpp"
+#include "util/clock.hpp"
+#include "util/list.hpp"
+#include "util/ring.hpp"
+
+namespace async::core {
+
+class Future;
+
+struct Task {
+  async_callback cb;
+  void *userdata;
+};
+
+class Loop {
+ public:
+  static constexpr std::uint32_t kTag = 0x4c4f4f50;  // "LOOP"
+
+  static int create(Loop **out) noexcept;
+  // ASYNC_EBUSY while anything is attached; frees the loop on success.
+  int destroy() noexcept;
+
+  static Loop *from(async_loop *loop) noexcept { return reinterpret_cast<Loop *>(loop); }
+  async_loop *c_loop() noexcept { return reinterpret_cast<async_loop *>(this); }
+
+  int run(int mode) noexcept;
+  int run_until(Future &future) noexcept;
+  void stop() noexcept;
+  bool alive() const noexcept { return backend_.alive(); }
+
+  std::uint64_t now_ns() const noexcept { return now_ns_; }
+  void now_update() noexcept;
+  std::int64_t timeout_ms() const noexcept;
+
+  int call_soon(async_callback cb, void *userdata) noexcept;
+  // Thread-safe part of async_loop_post; the caller proved the loop is live.
+  int post(async_callback cb, void *userdata) noexcept;
+  void wake() noexcept { backend_.wake(); }
+  bool has_pending_posts() noexcept;
+
+  // Objects that must be able to queue a task without failing reserve a
+  // slot in the ready queue up front (at creation, where ENOMEM can still
+  // be reported) and later push into it.
+  bool reserve_task() noexcept;
+  void unreserve_task() noexcept { --reserved_; }
+  void push_reserved(Task task) noexcept;
+
+  void set_log(async_log_fn log, async_release_fn release, void *userdata) noexcept;
+  void set_slow_callback(std::uint64_t threshold_ms) noexcept { slow_ns_ = util::ms_to_ns(threshold_ms); }
+  void log(int level, const char *fmt, ...) noexcept __attribute__((format(printf, 3, 4)));
+  int metric(std::uint64_t *out, int which) const noexcept;
+
+  // Runs a user callback, timing it when the slow-callback report is on.
+  template <class F>
+  void invoke(F &&call) noexcept {
+    if (!slow_ns_) {
+      call();
+      return;
+    }
+    std::uint64_t start = util::monotonic_ns();
+    call();
+    report_if_slow(start);
+  }
+
+  ev::Backend &backend() noexcept { return backend_; }
+  TimerHeap &timers() noexcept { return timers_; }
+  std::uint64_t next_timer_seq() noexcept { return timer_seq_++; }
+  util::List &hooks(int kind) noexcept { return hooks_[kind]; }
+  void idle_hooks_changed(int delta) noexcept;
+
+  void object_added() noexcept { ++objects_; }
+  void object_removed() noexcept { --objects_; }
+
+  // Use create() and destroy(); public only for util::make/destroy.
+  Loop() = default;
+  ~Loop();
+
+  std::uint32_t tag_ = kTag;
+
+ private:
+  static void before_poll(void *self) noexcept;
+  static void after_poll(void *self) noexcept;
+  static void woken(void *self) noexcept;
+  static void run_until_done(async_future *future, int status, void *token) noexcept;
+
+  void drain_posts() noexcept;
+  void run_ready() noexcept;
+  void run_hooks(int kind) noexcept;
+  void run_due_timers() noexcept;
+  void arm_timer() noexcept;
+  void sync_spinning() noexcept;
+  void report_if_slow(std::uint64_t start) noexcept;
+
+  ev::Backend backend_;
+  util::Ring<Task> ready_;
+  std::size_t reserved_ = 0;
+  TimerHeap timers_;
+  util::List hooks_[3];
+  std::uint64_t now_ns_ = 0;
+  std::uint64_t timer_seq_ = 0;
+  std::uint64_t armed_deadline_ = 0;
+  bool timer_armed_ = false;
+  bool spinning_ = false;
+  bool ready_ref_ = false;
+  bool stop_requested_ = false;
+  bool stopped_ = false;  // the last run ended through stop()
+  bool posts_stalled_ = false;
+  int idle_hooks_ = 0;
+  std::size_t objects_ = 0;  // handles (closing ones too) and live futures
+  std::uint64_t callbacks_run_ = 0;
+  std::uint64_t slow_ns_ = 0;
+  std::uint64_t run_until_token_ = 0;
+  std::uint64_t run_until_completed_ = 0;
+
+  async_log_fn log_ = nullptr;
+  async_release_fn log_release_ = nullptr;
+  void *log_userdata_ = nullptr;
+
+  std::mutex post_mutex_;
+  util::Ring<Task> posted_;
+};
+
+}  // namespace async::core

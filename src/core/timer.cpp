@@ -1,0 +1,63 @@
+#include "core/timer.hpp"
+
+#include <async/error.h>
+
+#include "core/loop.hpp"
+#include "util/clock.hpp"
+
+namespace async::core {
+
+int Timer::arm(std::uint64_t deadline_ns) noexcept {
+  Loop &l = loop();
+  if (!l.timers().push({deadline_ns, l.next_timer_seq(), this})) return ASYNC_ENOMEM;
+  deadline_ns_ = deadline_ns;
+  set_active(true);
+  return 0;
+}
+
+int Timer::start(std::uint64_t timeout_ms, std::uint64_t repeat_ms, async_timer_fn cb) noexcept {
+  stop();
+  // A fresh clock, not the iteration's cached time, so the timer is never
+  // early relative to this call.
+  std::uint64_t deadline = util::saturating_add(util::monotonic_ns(), util::ms_to_ns(timeout_ms));
+  int err = arm(deadline);
+  if (err) return err;
+  cb_ = cb;
+  repeat_ms_ = repeat_ms;
+  return 0;
+}
+
+void Timer::stop() noexcept {
+  if (!active()) return;
+  loop().timers().remove(heap_index_);
+  set_active(false);
+}
+
+int Timer::again() noexcept {
+  if (!cb_) return ASYNC_ESTATE;
+  stop();
+  if (repeat_ms_ == 0) return 0;
+  return arm(util::saturating_add(util::monotonic_ns(), util::ms_to_ns(repeat_ms_)));
+}
+
+std::uint64_t Timer::due_in_ms() const noexcept {
+  if (!active()) return 0;
+  std::uint64_t now = util::monotonic_ns();
+  return deadline_ns_ > now ? util::ns_to_ms_ceil(deadline_ns_ - now) : 0;
+}
+
+void Timer::expire(std::uint64_t now_ns) noexcept {
+  Loop &l = loop();
+  l.timers().remove(heap_index_);
+  set_active(false);
+  if (repeat_ms_) {
+    std::uint64_t repeat_ns = util::ms_to_ns(repeat_ms_);
+    std::uint64_t next = util::saturating_add(deadline_ns_, repeat_ns);
+    // Overdue: fire once now and re-arm from now, never a catch-up burst.
+    if (next <= now_ns) next = util::saturating_add(now_ns, repeat_ns);
+    if (arm(next) != 0) l.log(ASYNC_LOG_ERROR, "repeating timer dropped: out of memory");
+  }
+  l.invoke([&] { cb_(c_timer(), userdata()); });
+}
+
+}  // namespace async::core

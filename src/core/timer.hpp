@@ -1,0 +1,43 @@
+// Timers on the loop's heap (DESIGN §4): never early, start order for
+// equal deadlines, one expiry per iteration for overdue repeating timers.
+#pragma once
+
+#include <async/timer.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/handle.hpp"
+
+namespace async::core {
+
+class Timer : public Handle {
+ public:
+  static constexpr std::uint32_t kTag = 0x54494d52;  // "TIMR"
+
+  Timer(Loop &loop, void *userdata) noexcept : Handle(kTag, loop, userdata) {}
+
+  static Timer *from(async_timer *t) noexcept { return reinterpret_cast<Timer *>(t); }
+  async_timer *c_timer() noexcept { return reinterpret_cast<async_timer *>(this); }
+
+  int start(std::uint64_t timeout_ms, std::uint64_t repeat_ms, async_timer_fn cb) noexcept;
+  void stop() noexcept;
+  int again() noexcept;
+  void set_repeat(std::uint64_t repeat_ms) noexcept { repeat_ms_ = repeat_ms; }
+  std::uint64_t repeat() const noexcept { return repeat_ms_; }
+  std::uint64_t due_in_ms() const noexcept;
+
+  // Called by the loop when the deadline has passed.
+  void expire(std::uint64_t now_ns) noexcept;
+
+  std::size_t heap_index_ = 0;
+
+ private:
+  int arm(std::uint64_t deadline_ns) noexcept;
+
+  async_timer_fn cb_ = nullptr;
+  std::uint64_t deadline_ns_ = 0;
+  std::uint64_t repeat_ms_ = 0;
+};
+
+}  // namespace async::core

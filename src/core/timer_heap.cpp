@@ -1,0 +1,59 @@
+#include "core/timer_heap.hpp"
+
+#include "core/timer.hpp"
+#include "util/alloc.hpp"
+
+namespace async::core {
+
+TimerHeap::~TimerHeap() { util::mem_free(entries_); }
+
+void TimerHeap::place(std::size_t index, const Entry &entry) noexcept {
+  entries_[index] = entry;
+  entry.timer->heap_index_ = index;
+}
+
+void TimerHeap::sift_up(std::size_t index, Entry entry) noexcept {
+  while (index > 0) {
+    std::size_t parent = (index - 1) / 2;
+    if (!less(entry, entries_[parent])) break;
+    place(index, entries_[parent]);
+    index = parent;
+  }
+  place(index, entry);
+}
+
+void TimerHeap::sift_down(std::size_t index, Entry entry) noexcept {
+  for (;;) {
+    std::size_t child = 2 * index + 1;
+    if (child >= size_) break;
+    if (child + 1 < size_ && less(entries_[child + 1], entries_[child])) ++child;
+    if (!less(entries_[child], entry)) break;
+    place(index, entries_[child]);
+    index = child;
+  }
+  place(index, entry);
+}
+
+bool TimerHeap::push(const Entry &entry) noexcept {
+  if (size_ == capacity_) {
+    std::size_t capacity = capacity_ ? capacity_ * 2 : 16;
+    auto *entries = static_cast<Entry *>(util::mem_realloc(entries_, capacity * sizeof(Entry)));
+    if (!entries) return false;
+    entries_ = entries;
+    capacity_ = capacity;
+  }
+  sift_up(size_++, entry);
+  return true;
+}
+
+void TimerHeap::remove(std::size_t index) noexcept {
+  Entry last = entries_[--size_];
+  if (index == size_) return;
+  // The moved entry may belong above or below the hole.
+  if (index > 0 && less(last, entries_[(index - 1) / 2]))
+    sift_up(index, last);
+  else
+    sift_down(index, last);
+}
+
+}  // namespace async::core

@@ -1,0 +1,46 @@
+// Binary min-heap of timers keyed by (deadline, start sequence), so equal
+// deadlines fire in start order. Keys live in the array for cache-friendly
+// comparisons; each timer knows its index for O(log n) removal.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace async::core {
+
+class Timer;
+
+class TimerHeap {
+ public:
+  struct Entry {
+    std::uint64_t deadline;
+    std::uint64_t seq;
+    Timer *timer;
+  };
+
+  TimerHeap() = default;
+  TimerHeap(const TimerHeap &) = delete;
+  TimerHeap &operator=(const TimerHeap &) = delete;
+  ~TimerHeap();
+
+  bool empty() const noexcept { return size_ == 0; }
+  const Entry &top() const noexcept { return entries_[0]; }
+
+  // false when growing failed.
+  bool push(const Entry &entry) noexcept;
+  void remove(std::size_t index) noexcept;
+
+ private:
+  static bool less(const Entry &a, const Entry &b) noexcept {
+    return a.deadline < b.deadline || (a.deadline == b.deadline && a.seq < b.seq);
+  }
+  void place(std::size_t index, const Entry &entry) noexcept;
+  void sift_up(std::size_t index, Entry entry) noexcept;
+  void sift_down(std::size_t index, Entry entry) noexcept;
+
+  Entry *entries_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+};
+
+}  // namespace async::core

@@ -1,0 +1,326 @@
+#include "ev/ev_backend.hpp"
+
+#include <async/error.h>
+#include <async/loop.h>
+#include <async/watcher.h>
+#include <ev.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "util/alloc.hpp"
+#include "util/clock.hpp"
+
+namespace async::ev {
+
+static_assert(sizeof(ev_io) <= sizeof(IoSlot::raw));
+static_assert(sizeof(ev_signal) <= sizeof(SignalSlot::raw));
+static_assert(ASYNC_READABLE == EV_READ && ASYNC_WRITABLE == EV_WRITE);
+
+namespace {
+
+ev_io *as_io(IoSlot &slot) { return reinterpret_cast<ev_io *>(slot.raw); }
+const ev_io *as_io(const IoSlot &slot) { return reinterpret_cast<const ev_io *>(slot.raw); }
+ev_signal *as_signal(SignalSlot &slot) { return reinterpret_cast<ev_signal *>(slot.raw); }
+const ev_signal *as_signal(const SignalSlot &slot) { return reinterpret_cast<const ev_signal *>(slot.raw); }
+
+// libev aborts when its allocator returns NULL, so its blocks fall back to
+// the C library when the hook fails; a header remembers which allocator
+// owns each block.
+struct alignas(16) BlockHeader {
+  std::size_t size;
+  bool from_hook;
+};
+
+void *ev_allocator(void *ptr, long size) noexcept {
+  BlockHeader *old = ptr ? static_cast<BlockHeader *>(ptr) - 1 : nullptr;
+  if (size <= 0) {
+    if (old) old->from_hook ? util::mem_free(old) : std::free(old);
+    return nullptr;
+  }
+  std::size_t bytes = sizeof(BlockHeader) + static_cast<std::size_t>(size);
+  if (old && old->from_hook) {
+    if (auto *grown = static_cast<BlockHeader *>(util::mem_realloc(old, bytes))) {
+      grown->size = static_cast<std::size_t>(size);
+      return grown + 1;
+    }
+  } else if (old) {
+    auto *grown = static_cast<BlockHeader *>(std::realloc(old, bytes));
+    if (!grown) return nullptr;
+    grown->size = static_cast<std::size_t>(size);
+    return grown + 1;
+  }
+  bool from_hook = true;
+  auto *block = static_cast<BlockHeader *>(util::mem_alloc(bytes));
+  if (!block) {
+    from_hook = false;
+    block = static_cast<BlockHeader *>(std::malloc(bytes));
+    if (!block) return nullptr;
+  }
+  block->size = static_cast<std::size_t>(size);
+  block->from_hook = from_hook;
+  if (old) {
+    std::memcpy(block + 1, old + 1, old->size < block->size ? old->size : block->size);
+    old->from_hook ? util::mem_free(old) : std::free(old);
+  }
+  return block + 1;
+}
+
+// libev reports internal syscall failures here and expects no return; keep
+// the default (print and abort) but make the message say who we are.
+void ev_syserr(const char *msg) noexcept {
+  std::fprintf(stderr, "libasync: fatal libev error: %s: %s\n", msg, std::strerror(errno));
+  std::abort();
+}
+
+}  // namespace
+
+struct Backend::Impl {
+  struct ev_loop *loop = nullptr;
+  LoopEvents events{};
+  ev_prepare prepare;
+  ev_check check;
+  ev_idle idle;
+  ev_async async;
+  ev_timer timer;
+  std::uint64_t poll_started = 0;
+  std::uint64_t poll_ns = 0;
+};
+
+namespace {
+
+Backend::Impl *impl_of(struct ev_loop *loop) { return static_cast<Backend::Impl *>(ev_userdata(loop)); }
+
+void on_prepare(struct ev_loop *loop, ev_prepare *, int) noexcept {
+  auto *impl = impl_of(loop);
+  impl->events.before_poll(impl->events.owner);
+}
+
+void on_check(struct ev_loop *loop, ev_check *, int) noexcept {
+  auto *impl = impl_of(loop);
+  impl->events.after_poll(impl->events.owner);
+}
+
+void on_async(struct ev_loop *loop, ev_async *, int) noexcept {
+  auto *impl = impl_of(loop);
+  impl->events.woken(impl->events.owner);
+}
+
+// The timer only ends the poll; expired library timers run from on_check.
+void on_timer(struct ev_loop *, ev_timer *, int) noexcept {}
+void on_idle(struct ev_loop *, ev_idle *, int) noexcept {}
+
+void before_block(struct ev_loop *loop) noexcept { impl_of(loop)->poll_started = util::monotonic_ns(); }
+
+void after_block(struct ev_loop *loop) noexcept {
+  auto *impl = impl_of(loop);
+  impl->poll_ns += util::monotonic_ns() - impl->poll_started;
+}
+
+void on_io(struct ev_loop *, ev_io *w, int revents) noexcept {
+  auto *slot = reinterpret_cast<IoSlot *>(w);
+  std::uint32_t ready = static_cast<std::uint32_t>(revents) & (EV_READ | EV_WRITE);
+  if (revents & EV_ERROR) ready = static_cast<std::uint32_t>(w->events) & (EV_READ | EV_WRITE);
+  slot->fn(w->data, ready);
+}
+
+void on_signal(struct ev_loop *, ev_signal *w, int) noexcept {
+  auto *slot = reinterpret_cast<SignalSlot *>(w);
+  slot->fn(w->data, 0);
+}
+
+}  // namespace
+
+void install_allocator() noexcept {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    ev_set_allocator(ev_allocator);
+    ev_set_syserr_cb(ev_syserr);
+  });
+}
+
+Backend::~Backend() {
+  if (!impl_) return;
+  struct ev_loop *loop = impl_->loop;
+  // Internal watchers were unref'd after start: re-ref before stopping.
+  ev_ref(loop);
+  ev_prepare_stop(loop, &impl_->prepare);
+  ev_ref(loop);
+  ev_check_stop(loop, &impl_->check);
+  ev_ref(loop);
+  ev_async_stop(loop, &impl_->async);
+  if (ev_is_active(&impl_->timer)) {
+    ev_ref(loop);
+    ev_timer_stop(loop, &impl_->timer);
+  }
+  set_spinning(false);
+  ev_loop_destroy(loop);
+  util::destroy(impl_);
+}
+
+int Backend::open(const LoopEvents &events) noexcept {
+  install_allocator();
+  // libev creates its eventfd lazily and aborts if that fails: probe first.
+  int probe = eventfd(0, EFD_CLOEXEC);
+  if (probe < 0) return errno == ENOMEM ? ASYNC_ENOMEM : ASYNC_EMFILE;
+  close(probe);
+
+  Impl *impl = util::make<Impl>();
+  if (!impl) return ASYNC_ENOMEM;
+  struct ev_loop *loop = ev_loop_new(static_cast<unsigned>(EVBACKEND_EPOLL) | EVFLAG_NOENV | EVFLAG_NOTIMERFD);
+  if (!loop) {
+    int err = errno;
+    util::destroy(impl);
+    return err == ENOMEM ? ASYNC_ENOMEM : ASYNC_EMFILE;
+  }
+  impl->loop = loop;
+  impl->events = events;
+  ev_set_userdata(loop, impl);
+  ev_set_loop_release_cb(loop, before_block, after_block);
+
+  ev_prepare_init(&impl->prepare, on_prepare);
+  ev_check_init(&impl->check, on_check);
+  // After every I/O callback of the iteration, as asyncio runs I/O before
+  // the ready queue; check watchers run every iteration, so a hot fd
+  // cannot starve the ready queue.
+  ev_set_priority(&impl->check, EV_MINPRI);
+  ev_idle_init(&impl->idle, on_idle);
+  ev_async_init(&impl->async, on_async);
+  ev_timer_init(&impl->timer, on_timer, 0., 0.);
+
+  // None of the internal watchers keeps the loop alive by itself.
+  ev_prepare_start(loop, &impl->prepare);
+  ev_unref(loop);
+  ev_check_start(loop, &impl->check);
+  ev_unref(loop);
+  ev_async_start(loop, &impl->async);
+  ev_unref(loop);
+  impl_ = impl;
+  return 0;
+}
+
+bool Backend::run(int mode) noexcept {
+  int flags = mode == ASYNC_RUN_ONCE ? EVRUN_ONCE : mode == ASYNC_RUN_NOWAIT ? EVRUN_NOWAIT : 0;
+  return ev_run(impl_->loop, flags);
+}
+
+void Backend::break_run() noexcept { ev_break(impl_->loop, EVBREAK_ALL); }
+bool Backend::running() const noexcept { return ev_depth(impl_->loop) > 0; }
+void Backend::ref() noexcept {
+  ++refs_;
+  ev_ref(impl_->loop);
+}
+
+void Backend::unref() noexcept {
+  --refs_;
+  ev_unref(impl_->loop);
+}
+
+bool Backend::alive() const noexcept { return refs_ > 0; }
+
+void Backend::set_spinning(bool on) noexcept {
+  if (on) {
+    ev_idle_start(impl_->loop, &impl_->idle);
+    ev_unref(impl_->loop);
+  } else if (ev_is_active(&impl_->idle)) {
+    ev_ref(impl_->loop);
+    ev_idle_stop(impl_->loop, &impl_->idle);
+  }
+}
+
+void Backend::arm_timer(std::uint64_t delay_ns) noexcept {
+  struct ev_loop *loop = impl_->loop;
+  if (ev_is_active(&impl_->timer)) {
+    ev_ref(loop);
+    ev_timer_stop(loop, &impl_->timer);
+  }
+  // libev measures from its cached time: refresh it so the wakeup cannot
+  // come before the library deadline (the caller read the clock earlier).
+  ev_now_update(loop);
+  // A huge repeat keeps the watcher active after it fires, so libev never
+  // stops it behind our back (which would unbalance the unref below).
+  ev_timer_set(&impl_->timer, static_cast<double>(delay_ns) / 1e9, 1e9);
+  ev_timer_start(loop, &impl_->timer);
+  ev_unref(loop);
+}
+
+void Backend::disarm_timer() noexcept {
+  if (!ev_is_active(&impl_->timer)) return;
+  ev_ref(impl_->loop);
+  ev_timer_stop(impl_->loop, &impl_->timer);
+}
+
+void Backend::wake() noexcept { ev_async_send(impl_->loop, &impl_->async); }
+std::uint64_t Backend::iterations() const noexcept { return ev_iteration(impl_->loop); }
+std::uint64_t Backend::poll_ns() const noexcept { return impl_->poll_ns; }
+
+void Backend::io_init(IoSlot &slot, int fd, std::uint32_t events, Dispatch fn, void *owner) noexcept {
+  ev_io *w = as_io(slot);
+  ev_io_init(w, on_io, fd, static_cast<int>(events));
+  w->data = owner;
+  slot.fn = fn;
+}
+
+void Backend::io_start(IoSlot &slot) noexcept {
+  ev_io *w = as_io(slot);
+  if (ev_is_active(w)) return;
+  ev_io_start(impl_->loop, w);
+  ev_unref(impl_->loop);
+}
+
+void Backend::io_stop(IoSlot &slot) noexcept {
+  ev_io *w = as_io(slot);
+  if (!ev_is_active(w)) {
+    ev_clear_pending(impl_->loop, w);
+    return;
+  }
+  ev_ref(impl_->loop);
+  ev_io_stop(impl_->loop, w);
+}
+
+void Backend::io_set_events(IoSlot &slot, std::uint32_t events) noexcept {
+  ev_io *w = as_io(slot);
+  bool active = ev_is_active(w);
+  if (active) io_stop(slot);
+  ev_io_modify(w, static_cast<int>(events));
+  if (active) io_start(slot);
+}
+
+bool Backend::io_active(const IoSlot &slot) noexcept { return ev_is_active(as_io(slot)); }
+
+std::uint32_t Backend::io_events(const IoSlot &slot) noexcept {
+  return static_cast<std::uint32_t>(as_io(slot)->events) & (EV_READ | EV_WRITE);
+}
+
+void Backend::signal_init(SignalSlot &slot, int signum, Dispatch fn, void *owner) noexcept {
+  ev_signal *w = as_signal(slot);
+  ev_signal_init(w, on_signal, signum);
+  w->data = owner;
+  slot.fn = fn;
+}
+
+void Backend::signal_start(SignalSlot &slot) noexcept {
+  ev_signal *w = as_signal(slot);
+  if (ev_is_active(w)) return;
+  ev_signal_start(impl_->loop, w);
+  ev_unref(impl_->loop);
+}
+
+void Backend::signal_stop(SignalSlot &slot) noexcept {
+  ev_signal *w = as_signal(slot);
+  if (!ev_is_active(w)) {
+    ev_clear_pending(impl_->loop, w);
+    return;
+  }
+  ev_ref(impl_->loop);
+  ev_signal_stop(impl_->loop, w);
+}
+
+bool Backend::signal_active(const SignalSlot &slot) noexcept { return ev_is_active(as_signal(slot)); }
+
+}  // namespace async::ev

@@ -1,0 +1,92 @@
+// The libev layer: the only code that sees <ev.h> (DESIGN §1). Core objects
+// hold watcher storage as opaque slots and get events back through plain
+// function pointers, so data flows one way: libev -> core -> user.
+#pragma once
+
+#include <cstdint>
+
+namespace async::ev {
+
+// Receives a watcher's events: owner as given at init, revents as
+// ASYNC_READABLE/ASYNC_WRITABLE bits (signal watchers get 0).
+using Dispatch = void (*)(void *owner, std::uint32_t revents);
+
+// Opaque storage for one libev watcher (sizes checked in ev_backend.cpp).
+struct IoSlot {
+  alignas(8) unsigned char raw[48];
+  Dispatch fn;
+};
+struct SignalSlot {
+  alignas(8) unsigned char raw[48];
+  Dispatch fn;
+};
+
+// What the loop hears from libev on every iteration.
+struct LoopEvents {
+  void *owner;
+  void (*before_poll)(void *owner);  // ev_prepare
+  void (*after_poll)(void *owner);   // ev_check, after every I/O callback
+  void (*woken)(void *owner);        // ev_async: a post or wakeup arrived
+};
+
+class Backend {
+ public:
+  Backend() = default;
+  Backend(const Backend &) = delete;
+  Backend &operator=(const Backend &) = delete;
+  ~Backend();
+
+  // Creates the libev loop (epoll) and its internal watchers.
+  // 0, ASYNC_ENOMEM or ASYNC_EMFILE.
+  int open(const LoopEvents &events) noexcept;
+
+  // ev_run with ASYNC_RUN_* mode; true if libev still has active watchers.
+  bool run(int mode) noexcept;
+  void break_run() noexcept;
+  bool running() const noexcept;
+
+  // Loop references: ev_run(DEFAULT) keeps going while the count is > 0.
+  void ref() noexcept;
+  void unref() noexcept;
+  bool alive() const noexcept;
+
+  // Keeps the next poll from blocking (active while callbacks are queued).
+  void set_spinning(bool on) noexcept;
+
+  // Wakes the poll at the latest after delay_ns; disarm() cancels.
+  void arm_timer(std::uint64_t delay_ns) noexcept;
+  void disarm_timer() noexcept;
+
+  // Thread-safe: makes the loop call LoopEvents::woken soon.
+  void wake() noexcept;
+
+  std::uint64_t iterations() const noexcept;
+  std::uint64_t poll_ns() const noexcept;
+
+  // fd watchers. Slots must be initialised before use and stopped before
+  // the slot's memory goes away or its fd is closed.
+  static void io_init(IoSlot &slot, int fd, std::uint32_t events, Dispatch fn, void *owner) noexcept;
+  void io_start(IoSlot &slot) noexcept;
+  void io_stop(IoSlot &slot) noexcept;
+  void io_set_events(IoSlot &slot, std::uint32_t events) noexcept;
+  static bool io_active(const IoSlot &slot) noexcept;
+  static std::uint32_t io_events(const IoSlot &slot) noexcept;
+
+  static void signal_init(SignalSlot &slot, int signum, Dispatch fn, void *owner) noexcept;
+  void signal_start(SignalSlot &slot) noexcept;
+  void signal_stop(SignalSlot &slot) noexcept;
+  static bool signal_active(const SignalSlot &slot) noexcept;
+
+  struct Impl;
+
+ private:
+  Impl *impl_ = nullptr;
+  // Mirrors libev's active count: every libev watcher is unref'd right
+  // after start, so only explicit ref()s keep ev_run going.
+  long refs_ = 0;
+};
+
+// Routes libev's allocations through the library allocator (process-wide, once).
+void install_allocator() noexcept;
+
+}  // namespace async::ev

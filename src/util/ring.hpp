@@ -1,0 +1,67 @@
+// Growable FIFO ring of trivially copyable items. Storage comes from the
+// library allocator and is reused, so steady-state push/pop never allocates.
+#pragma once
+
+#include "util/alloc.hpp"
+
+#include <cstddef>
+#include <cstring>
+#include <type_traits>
+
+namespace async::util {
+
+template <class T>
+class Ring {
+  static_assert(std::is_trivially_copyable_v<T>);
+
+ public:
+  Ring() = default;
+  Ring(const Ring &) = delete;
+  Ring &operator=(const Ring &) = delete;
+  ~Ring() { mem_free(items_); }
+
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+
+  // false when growing the storage failed (the ring is unchanged).
+  bool push(const T &item) noexcept {
+    if (size_ == capacity_ && !grow()) return false;
+    items_[(head_ + size_) & (capacity_ - 1)] = item;
+    ++size_;
+    return true;
+  }
+
+  T pop() noexcept {
+    T item = items_[head_];
+    head_ = (head_ + 1) & (capacity_ - 1);
+    --size_;
+    return item;
+  }
+
+  // Makes room for n more items beyond the current size.
+  bool reserve(std::size_t n) noexcept {
+    while (capacity_ - size_ < n)
+      if (!grow()) return false;
+    return true;
+  }
+
+ private:
+  bool grow() noexcept {
+    std::size_t capacity = capacity_ ? capacity_ * 2 : 4;
+    T *items = static_cast<T *>(mem_alloc(capacity * sizeof(T)));
+    if (!items) return false;
+    for (std::size_t i = 0; i < size_; ++i) items[i] = items_[(head_ + i) & (capacity_ - 1)];
+    mem_free(items_);
+    items_ = items;
+    capacity_ = capacity;
+    head_ = 0;
+    return true;
+  }
+
+  T *items_ = nullptr;
+  std::size_t capacity_ = 0;  // a power of two
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+};
+
+}  // namespace async::util
