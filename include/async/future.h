@@ -117,7 +117,8 @@ ASYNC_API int async_future_reject(async_future *future, int error);
  * A future that is DONE (value NULL) when all futures are DONE, or FAILED
  * with the status of the first one that fails or is cancelled; the others
  * are not cancelled then (asyncio.gather). Cancelling it cancels every
- * pending input. count 0 gives a future DONE on the next iteration. The
+ * pending input. count 0 gives a future that is already DONE (its
+ * callbacks still run on a later iteration). The
  * inputs stay owned by the caller (free them when convenient; freeing a
  * pending input cancels it). All futures must belong to loop.
  * Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
