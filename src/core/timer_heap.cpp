@@ -14,7 +14,7 @@ void TimerHeap::place(std::size_t index, const Entry &entry) noexcept {
 
 void TimerHeap::sift_up(std::size_t index, Entry entry) noexcept {
   while (index > 0) {
-    std::size_t parent = (index - 1) / 2;
+    std::size_t parent = (index - 1) / kArity;
     if (!less(entry, entries_[parent])) break;
     place(index, entries_[parent]);
     index = parent;
@@ -24,9 +24,12 @@ void TimerHeap::sift_up(std::size_t index, Entry entry) noexcept {
 
 void TimerHeap::sift_down(std::size_t index, Entry entry) noexcept {
   for (;;) {
-    std::size_t child = 2 * index + 1;
-    if (child >= size_) break;
-    if (child + 1 < size_ && less(entries_[child + 1], entries_[child])) ++child;
+    std::size_t first = kArity * index + 1;
+    if (first >= size_) break;
+    std::size_t last = first + kArity < size_ ? first + kArity : size_;
+    std::size_t child = first;
+    for (std::size_t c = first + 1; c < last; ++c)
+      if (less(entries_[c], entries_[child])) child = c;
     if (!less(entries_[child], entry)) break;
     place(index, entries_[child]);
     index = child;
@@ -50,7 +53,7 @@ void TimerHeap::remove(std::size_t index) noexcept {
   Entry last = entries_[--size_];
   if (index == size_) return;
   // The moved entry may belong above or below the hole.
-  if (index > 0 && less(last, entries_[(index - 1) / 2]))
+  if (index > 0 && less(last, entries_[(index - 1) / kArity]))
     sift_up(index, last);
   else
     sift_down(index, last);

@@ -1,6 +1,7 @@
-// Binary min-heap of timers keyed by (deadline, start sequence), so equal
+// 4-ary min-heap of timers keyed by (deadline, start sequence), so equal
 // deadlines fire in start order. Keys live in the array for cache-friendly
-// comparisons; each timer knows its index for O(log n) removal.
+// comparisons (siblings share cache lines, and the shallower tree touches
+// fewer timers); each timer knows its index for O(log n) removal.
 #pragma once
 
 #include <cstddef>
@@ -31,6 +32,8 @@ class TimerHeap {
   void remove(std::size_t index) noexcept;
 
  private:
+  static constexpr std::size_t kArity = 4;
+
   static bool less(const Entry &a, const Entry &b) noexcept {
     return a.deadline < b.deadline || (a.deadline == b.deadline && a.seq < b.seq);
   }
