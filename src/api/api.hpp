@@ -13,6 +13,9 @@
 
 namespace async::api {
 
+// ASYNC_EINVAL as a plain int, for conditionals mixing it with values.
+constexpr int kInvalid = ASYNC_EINVAL;
+
 // Runs body, turning any escaping exception into an error code.
 template <class F>
 int guarded(F &&body) noexcept {

@@ -5,6 +5,7 @@
 using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
+using async::api::kInvalid;
 using async::core::Future;
 using async::core::Gather;
 using async::core::Loop;
@@ -63,7 +64,7 @@ ASYNC_API async_loop *async_future_loop(async_future *future) {
 
 ASYNC_API int async_future_state(async_future *future) {
   Future *f = checked<Future>(future);
-  return f ? static_cast<int>(f->state()) : static_cast<int>(ASYNC_EINVAL);
+  return f ? f->state() : kInvalid;
 }
 
 ASYNC_API int async_future_result(void **out_value, async_future *future) {

@@ -8,6 +8,7 @@ using async::api::checked;
 using async::api::checked_handle;
 using async::api::checked_loop;
 using async::api::guarded;
+using async::api::kInvalid;
 using async::api::with_open;
 using namespace async::core;
 
@@ -64,17 +65,17 @@ ASYNC_API int async_handle_unref(async_handle *handle) {
 
 ASYNC_API int async_handle_has_ref(async_handle *handle) {
   Handle *h = checked_handle(handle);
-  return h ? static_cast<int>(h->referenced()) : static_cast<int>(ASYNC_EINVAL);
+  return h ? h->referenced() : kInvalid;
 }
 
 ASYNC_API int async_handle_is_active(async_handle *handle) {
   Handle *h = checked_handle(handle);
-  return h ? static_cast<int>(h->active()) : static_cast<int>(ASYNC_EINVAL);
+  return h ? h->active() : kInvalid;
 }
 
 ASYNC_API int async_handle_is_closing(async_handle *handle) {
   Handle *h = checked_handle(handle);
-  return h ? static_cast<int>(h->closing()) : static_cast<int>(ASYNC_EINVAL);
+  return h ? h->closing() : kInvalid;
 }
 
 ASYNC_API async_loop *async_handle_loop(async_handle *handle) {
@@ -171,7 +172,7 @@ ASYNC_API int async_watcher_stop(async_watcher *watcher) {
 
 ASYNC_API int async_watcher_fd(async_watcher *watcher) {
   Watcher *w = checked<Watcher>(watcher);
-  return w ? static_cast<int>(w->fd()) : static_cast<int>(ASYNC_EINVAL);
+  return w ? w->fd() : kInvalid;
 }
 
 // ---- hook ------------------------------------------------------------------
@@ -200,7 +201,7 @@ ASYNC_API int async_hook_stop(async_hook *hook) {
 
 ASYNC_API int async_hook_kind(async_hook *hook) {
   Hook *h = checked<Hook>(hook);
-  return h ? static_cast<int>(h->kind()) : static_cast<int>(ASYNC_EINVAL);
+  return h ? h->kind() : kInvalid;
 }
 
 // ---- signal ----------------------------------------------------------------
@@ -225,6 +226,6 @@ ASYNC_API int async_signal_stop(async_signal *signal) {
 
 ASYNC_API int async_signal_signum(async_signal *signal) {
   Signal *s = checked<Signal>(signal);
-  return s ? static_cast<int>(s->signum()) : static_cast<int>(ASYNC_EINVAL);
+  return s ? s->signum() : kInvalid;
 }
 }

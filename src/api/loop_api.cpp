@@ -3,6 +3,7 @@
 
 using async::api::checked_loop;
 using async::api::guarded;
+using async::api::kInvalid;
 using async::core::Loop;
 
 extern "C" {
@@ -19,7 +20,7 @@ ASYNC_API int async_loop_new(async_loop **out) {
 
 ASYNC_API int async_loop_free(async_loop *loop) {
   Loop *l = checked_loop(loop);
-  return l ? static_cast<int>(guarded([&] { return l->destroy(); })) : static_cast<int>(ASYNC_EINVAL);
+  return l ? guarded([&] { return l->destroy(); }) : kInvalid;
 }
 
 ASYNC_API int async_loop_run(async_loop *loop, int mode) {
@@ -37,7 +38,7 @@ ASYNC_API int async_loop_stop(async_loop *loop) {
 
 ASYNC_API int async_loop_alive(async_loop *loop) {
   Loop *l = checked_loop(loop);
-  return l ? static_cast<int>(l->alive()) : static_cast<int>(ASYNC_EINVAL);
+  return l ? l->alive() : kInvalid;
 }
 
 ASYNC_API int async_loop_now(uint64_t *out_ms, async_loop *loop) {
