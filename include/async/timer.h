@@ -5,9 +5,12 @@
  *   async_timer_start() (measured from a fresh clock read at start).
  * - Timers due in the same iteration fire by deadline, equal deadlines in
  *   start order.
- * - A repeating timer is re-armed repeat_ms after its scheduled expiry; if
- *   that is already past, it is re-armed from now, so an overdue timer fires
- *   once, never in a catch-up burst.
+ * - A repeating timer stays active during its callback and is re-armed when
+ *   the callback returns, repeat_ms after its scheduled expiry (with the
+ *   repeat value the callback may have changed; 0 makes this the last call);
+ *   if that is already past, it is re-armed from now, so an overdue timer
+ *   fires once, never in a catch-up burst. A one-shot timer is inactive
+ *   during its callback.
  * - Huge values saturate (UINT64_MAX means "practically never").
  */
 #ifndef ASYNC_TIMER_H

@@ -136,7 +136,7 @@ void Loop::run_due_timers() noexcept {
   while (!timers_.empty()) {
     const TimerHeap::Entry &top = timers_.top();
     if (top.deadline > now_ns_ || top.seq >= first_new) break;
-    top.timer->expire(now_ns_);
+    top.timer->expire();
   }
 }
 

@@ -29,7 +29,10 @@ int Timer::start(std::uint64_t timeout_ms, std::uint64_t repeat_ms, async_timer_
 
 void Timer::stop() noexcept {
   if (!active()) return;
-  loop().timers().remove(heap_index_);
+  if (firing_)
+    firing_ = false;  // out of the heap while its callback runs
+  else
+    loop().timers().remove(heap_index_);
   set_active(false);
 }
 
@@ -46,18 +49,32 @@ std::uint64_t Timer::due_in_ms() const noexcept {
   return deadline_ns_ > now ? util::ns_to_ms_ceil(deadline_ns_ - now) : 0;
 }
 
-void Timer::expire(std::uint64_t now_ns) noexcept {
+void Timer::expire() noexcept {
   Loop &l = loop();
   l.timers().remove(heap_index_);
-  set_active(false);
-  if (repeat_ms_) {
-    std::uint64_t repeat_ns = util::ms_to_ns(repeat_ms_);
-    std::uint64_t next = util::saturating_add(deadline_ns_, repeat_ns);
-    // Overdue: fire once now and re-arm from now, never a catch-up burst.
-    if (next <= now_ns) next = util::saturating_add(now_ns, repeat_ns);
-    if (arm(next) != 0) l.log(ASYNC_LOG_ERROR, "repeating timer dropped: out of memory");
+  if (repeat_ms_ == 0) {
+    set_active(false);
+    l.invoke([&] { cb_(c_timer(), userdata()); });
+    return;
   }
+  // A repeating timer stays active during its callback and is re-armed
+  // after it, with the repeat value the callback may have changed, unless
+  // the callback stopped, restarted or closed it.
+  firing_ = true;
   l.invoke([&] { cb_(c_timer(), userdata()); });
+  if (!firing_) return;
+  firing_ = false;
+  if (repeat_ms_ == 0) {
+    set_active(false);
+    return;
+  }
+  std::uint64_t repeat_ns = util::ms_to_ns(repeat_ms_);
+  std::uint64_t next = util::saturating_add(deadline_ns_, repeat_ns);
+  // Overdue: re-arm from now, never a catch-up burst.
+  std::uint64_t now = util::monotonic_ns();
+  if (next <= now) next = util::saturating_add(now, repeat_ns);
+  // The heap just lost this timer's entry, so it has room: cannot fail.
+  arm(next);
 }
 
 }  // namespace async::core

@@ -28,7 +28,7 @@ class Timer : public Handle {
   std::uint64_t due_in_ms() const noexcept;
 
   // Called by the loop when the deadline has passed.
-  void expire(std::uint64_t now_ns) noexcept;
+  void expire() noexcept;
 
   std::size_t heap_index_ = 0;
 
@@ -38,6 +38,7 @@ class Timer : public Handle {
   async_timer_fn cb_ = nullptr;
   std::uint64_t deadline_ns_ = 0;
   std::uint64_t repeat_ms_ = 0;
+  bool firing_ = false;  // a repeating timer's callback is running
 };
 
 }  // namespace async::core

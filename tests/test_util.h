@@ -1,0 +1,99 @@
+/*
+ * Small helpers shared by the cmocka tests. Static inline functions only,
+ * so every test file may include this header whether it uses them or not.
+ *
+ * Include it instead of (or after) the cmocka prerequisites: it pulls in
+ * <stdarg.h>, <stddef.h>, <stdint.h>, <setjmp.h>, <cmocka.h> and <async.h>.
+ */
+#ifndef LIBASYNC_TEST_UTIL_H
+#define LIBASYNC_TEST_UTIL_H
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include <async.h>
+
+/* Monotonic clock in nanoseconds (the clock libasync timers use). */
+static inline uint64_t tu_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Monotonic clock in milliseconds (truncated). */
+static inline uint64_t tu_now_ms(void) { return tu_now_ns() / 1000000u; }
+
+/* Milliseconds elapsed since t0_ns (a tu_now_ns() value), as a double. */
+static inline double tu_elapsed_ms(uint64_t t0_ns) {
+  return (double)(tu_now_ns() - t0_ns) / 1e6;
+}
+
+/* Sleeps (blocks the calling thread) for ms milliseconds, EINTR-safe. */
+static inline void tu_sleep_ms(uint64_t ms) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)(ms / 1000u);
+  ts.tv_nsec = (long)((ms % 1000u) * 1000000u);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Busy-waits (keeps the CPU) for ms milliseconds on the monotonic clock. */
+static inline void tu_spin_ms(uint64_t ms) {
+  uint64_t end = tu_now_ns() + ms * 1000000u;
+  while (tu_now_ns() < end) {
+  }
+}
+
+/* Reads one loop metric; fails the test if the call fails. */
+static inline uint64_t tu_metric(async_loop *loop, int metric) {
+  uint64_t v = 0;
+  assert_int_equal(async_loop_metric(&v, loop, metric), 0);
+  return v;
+}
+
+/* Loop iterations run so far (ASYNC_METRIC_ITERATIONS). */
+static inline uint64_t tu_iterations(async_loop *loop) {
+  return tu_metric(loop, ASYNC_METRIC_ITERATIONS);
+}
+
+/*
+ * Iterations for use inside callbacks: never asserts (a failing cmocka
+ * assertion would longjmp through the library); UINT64_MAX on error.
+ */
+static inline uint64_t tu_iter_cb(async_loop *loop) {
+  uint64_t v = 0;
+  if (async_loop_metric(&v, loop, ASYNC_METRIC_ITERATIONS) != 0) {
+    return UINT64_MAX;
+  }
+  return v;
+}
+
+/* A fresh loop; fails the test if creation fails. */
+static inline async_loop *tu_loop_new(void) {
+  async_loop *loop = NULL;
+  assert_int_equal(async_loop_new(&loop), 0);
+  assert_non_null(loop);
+  return loop;
+}
+
+/* Closes a handle without a close callback; fails the test on error. */
+static inline void tu_close(async_handle *h) {
+  assert_int_equal(async_handle_close(h, NULL), 0);
+}
+
+/*
+ * Runs the loop until nothing is left (run(DEFAULT) must return 0), then
+ * frees it (must return 0). The caller has closed or stopped everything.
+ */
+static inline void tu_finish(async_loop *loop) {
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(async_loop_free(loop), 0);
+}
+
+#endif
