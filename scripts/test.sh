@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this):
+#   1. build/       debugoptimized build, every suite (unit, header, abi,
+#                   consumer, examples)
+#   2. build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, every suite
+#   3. valgrind     over the unit suite of build/
+# Installs the Debian packages first when some are missing (or, as root
+# under CI, always). Ends with one line "tests: N passed, N failed".
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$LIBASYNC_ROOT"
+
+la_ensure_packages --ci
+
+passed=0
+failed=0
+skipped=0
+failed_steps=()
+
+# Adds the results of one `meson test` run (its JSON log) to the totals.
+count_results() {
+  local counts
+  counts=$(python3 - "$1" <<'PY'
+import json, sys
+p = f = s = 0
+try:
+    with open(sys.argv[1]) as log:
+        for line in log:
+            r = json.loads(line)["result"]
+            if r in ("OK", "EXPECTEDFAIL"):
+                p += 1
+            elif r == "SKIP":
+                s += 1
+            else:
+                f += 1
+except OSError:
+    pass
+print(p, f, s)
+PY
+  )
+  read -r p f s <<<"$counts"
+  passed=$((passed + p))
+  failed=$((failed + f))
+  skipped=$((skipped + s))
+}
+
+# run_tests NAME BUILD_DIR [meson test options...]
+run_tests() {
+  local name=$1 dir=$2
+  shift 2
+  local rc=0 log
+  # Meson appends the wrapper's name to the log base: start clean, then
+  # read whatever this run wrote.
+  rm -f "$dir/meson-logs/testlog-$name".*json "$dir/meson-logs/testlog-$name"-*.json
+  meson test -C "$dir" --print-errorlogs --logbase "testlog-$name" "$@" || rc=$?
+  for log in "$dir/meson-logs/testlog-$name".json "$dir/meson-logs/testlog-$name"-*.json; do
+    if [ -f "$log" ]; then
+      count_results "$log"
+    fi
+  done
+  if [ "$rc" -ne 0 ]; then
+    failed_steps+=("$name")
+  fi
+}
+
+# A build that fails counts as one failure; its tests are not run.
+build_or_fail() {
+  local name=$1
+  shift
+  if "$@"; then
+    return 0
+  fi
+  failed=$((failed + 1))
+  failed_steps+=("$name (build)")
+  return 1
+}
+
+la_heading "1/3 build/: build and test"
+if build_or_fail main la_build_main; then
+  run_tests main build
+fi
+
+la_heading "2/3 build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer"
+if build_or_fail asan la_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false; then
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_tests asan build-asan
+fi
+
+la_heading "3/3 valgrind over the unit suite of build/"
+if [ -f build/build.ninja ]; then
+  run_tests valgrind build --suite unit --timeout-multiplier 4 \
+    --wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q'
+fi
+
+la_heading "summary"
+if [ "${#failed_steps[@]}" -ne 0 ]; then
+  echo "failed: ${failed_steps[*]}"
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+[ "${#failed_steps[@]}" -eq 0 ]
