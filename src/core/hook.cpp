@@ -21,6 +21,7 @@ void Hook::stop() noexcept {
 
 void Hook::run_all(Loop &loop, int kind) noexcept {
   util::List &hooks = loop.hooks(kind);
+  if (hooks.empty()) return;
   util::List pass;
   pass.splice(hooks);
   while (!pass.empty()) {

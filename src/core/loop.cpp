@@ -105,6 +105,7 @@ void Loop::before_poll(void *self) noexcept {
   Hook::run_all(*loop, ASYNC_HOOK_IDLE);
   Hook::run_all(*loop, ASYNC_HOOK_PREPARE);
   loop->arm_timer();
+  loop->sync_spinning();
 }
 
 void Loop::after_poll(void *self) noexcept {
@@ -154,6 +155,9 @@ void Loop::arm_timer() noexcept {
   timer_armed_ = true;
 }
 
+// Runs at the end of prepare and of check only: work queued in between
+// (I/O callbacks, posts) runs in this iteration's check anyway, so the idle
+// watcher is toggled only for work that must wait for the next iteration.
 void Loop::sync_spinning() noexcept {
   // Queued callbacks are work: they keep run() going and the poll short.
   bool ready = !ready_.empty();
@@ -184,13 +188,11 @@ bool Loop::reserve_task() noexcept {
 void Loop::push_reserved(Task task) noexcept {
   --reserved_;
   ready_.push(task);  // cannot fail: capacity was reserved
-  if (!ready_ref_) sync_spinning();
 }
 
 int Loop::call_soon(async_callback cb, void *userdata) noexcept {
   if (!ready_.reserve(reserved_ + 1)) return ASYNC_ENOMEM;
   ready_.push(Task{cb, userdata});
-  if (!ready_ref_) sync_spinning();
   return 0;
 }
 
@@ -217,7 +219,6 @@ void Loop::drain_posts() noexcept {
     return;
   }
   while (!posted_.empty()) ready_.push(posted_.pop());
-  sync_spinning();
 }
 
 // ---- diagnostics ----------------------------------------------------------

@@ -37,7 +37,8 @@ class Loop {
   int run(int mode) noexcept;
   int run_until(Future &future) noexcept;
   void stop() noexcept;
-  bool alive() const noexcept { return backend_.alive(); }
+  // Queued callbacks count even before the next sync_spinning() does.
+  bool alive() const noexcept { return backend_.alive() || !ready_.empty(); }
 
   std::uint64_t now_ns() const noexcept { return now_ns_; }
   void now_update() noexcept;
