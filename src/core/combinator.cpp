@@ -141,7 +141,10 @@ void TimeoutWait::on_input(async_future *, int status, void *self) noexcept {
 
 void TimeoutWait::on_timer(async_timer *, void *self) noexcept {
   auto *w = static_cast<TimeoutWait *>(self);
-  if (!w->result_.pending()) return;
+  // An input that completed before the deadline wins even if its callback
+  // (on_input, already queued) has not run yet (asyncio.wait_for checks
+  // fut.done() too); cancelling it here would be a no-op anyway.
+  if (!w->result_.pending() || !w->input_.pending()) return;
   w->result_.reject(ASYNC_ETIMEDOUT);
   w->input_.cancel();  // its callback (on_input) cleans up
 }

@@ -104,6 +104,9 @@ void Loop::before_poll(void *self) noexcept {
   auto *loop = static_cast<Loop *>(self);
   Hook::run_all(*loop, ASYNC_HOOK_IDLE);
   Hook::run_all(*loop, ASYNC_HOOK_PREPARE);
+  // Timers started from here on (I/O callbacks, check hooks, ready
+  // callbacks, timer callbacks) wait for the next iteration's timer pass.
+  loop->poll_timer_seq_ = loop->timer_seq_;
   loop->arm_timer();
   loop->sync_spinning();
 }
@@ -131,9 +134,11 @@ void Loop::run_ready() noexcept {
 }
 
 void Loop::run_due_timers() noexcept {
-  // Timers started during this pass wait for the next iteration even when
-  // already due, so a 0 ms timer re-arming itself cannot spin here.
-  std::uint64_t first_new = timer_seq_;
+  // Timers started after this iteration's poll (during its I/O callbacks or
+  // this check, this pass included) wait for the next iteration even when
+  // already due: a 0 ms timer fires on the next iteration, and one
+  // re-arming itself cannot spin here.
+  std::uint64_t first_new = poll_timer_seq_;
   while (!timers_.empty()) {
     const TimerHeap::Entry &top = timers_.top();
     if (top.deadline > now_ns_ || top.seq >= first_new) break;
@@ -211,14 +216,18 @@ bool Loop::has_pending_posts() noexcept {
 }
 
 void Loop::drain_posts() noexcept {
-  std::lock_guard<std::mutex> lock(post_mutex_);
-  posts_stalled_ = !ready_.reserve(reserved_ + posted_.size());
-  if (posts_stalled_) {
-    // Retried after the next poll; posts stay queued, none is lost.
-    log(ASYNC_LOG_ERROR, "out of memory moving %zu posted callbacks; retrying", posted_.size());
-    return;
+  std::size_t stalled = 0;
+  {
+    std::lock_guard<std::mutex> lock(post_mutex_);
+    posts_stalled_ = !ready_.reserve(reserved_ + posted_.size());
+    if (posts_stalled_)
+      stalled = posted_.size();
+    else
+      while (!posted_.empty()) ready_.push(posted_.pop());
   }
-  while (!posted_.empty()) ready_.push(posted_.pop());
+  // Logged outside the lock: the log hook is user code and may post.
+  // Retried after the next poll; posts stay queued, none is lost.
+  if (stalled) log(ASYNC_LOG_ERROR, "out of memory moving %zu posted callbacks; retrying", stalled);
 }
 
 // ---- diagnostics ----------------------------------------------------------

@@ -110,6 +110,7 @@ class Loop {
   util::List hooks_[3];
   std::uint64_t now_ns_ = 0;
   std::uint64_t timer_seq_ = 0;
+  std::uint64_t poll_timer_seq_ = 0;  // timer_seq_ when this iteration polled
   std::uint64_t armed_deadline_ = 0;
   bool timer_armed_ = false;
   bool spinning_ = false;

@@ -29,10 +29,12 @@ int Timer::start(std::uint64_t timeout_ms, std::uint64_t repeat_ms, async_timer_
 
 void Timer::stop() noexcept {
   if (!active()) return;
-  if (firing_)
+  if (firing_) {
     firing_ = false;  // out of the heap while its callback runs
-  else
+    loop().timers().unhold();
+  } else {
     loop().timers().remove(heap_index_);
+  }
   set_active(false);
 }
 
@@ -61,9 +63,11 @@ void Timer::expire() noexcept {
   // after it, with the repeat value the callback may have changed, unless
   // the callback stopped, restarted or closed it.
   firing_ = true;
+  l.timers().hold();  // the re-arm below must not need memory
   l.invoke([&] { cb_(c_timer(), userdata()); });
-  if (!firing_) return;
+  if (!firing_) return;  // stopped, restarted or closed: stop() unheld
   firing_ = false;
+  l.timers().unhold();
   if (repeat_ms_ == 0) {
     set_active(false);
     return;
@@ -73,7 +77,7 @@ void Timer::expire() noexcept {
   // Overdue: re-arm from now, never a catch-up burst.
   std::uint64_t now = util::monotonic_ns();
   if (next <= now) next = util::saturating_add(now, repeat_ns);
-  // The heap just lost this timer's entry, so it has room: cannot fail.
+  // Cannot fail: the slot was held through the callback.
   arm(next);
 }
 

@@ -38,7 +38,9 @@ void TimerHeap::sift_down(std::size_t index, Entry entry) noexcept {
 }
 
 bool TimerHeap::push(const Entry &entry) noexcept {
-  if (size_ == capacity_) {
+  // Held slots are not free: grow before taking one. A holder unholds
+  // before re-pushing, so its own push always finds room.
+  if (size_ + held_ == capacity_) {
     std::size_t capacity = capacity_ ? capacity_ * 2 : 16;
     auto *entries = static_cast<Entry *>(util::mem_realloc(entries_, capacity * sizeof(Entry)));
     if (!entries) return false;

@@ -27,9 +27,16 @@ class TimerHeap {
   bool empty() const noexcept { return size_ == 0; }
   const Entry &top() const noexcept { return entries_[0]; }
 
-  // false when growing failed.
+  // false when growing failed; never for a holder re-pushing right after
+  // unhold() (see hold()).
   bool push(const Entry &entry) noexcept;
   void remove(std::size_t index) noexcept;
+
+  // A firing repeating timer holds the slot its entry left, so its re-arm
+  // after the callback cannot run out of memory even if the callback
+  // started other timers: pushes grow the array before taking held slots.
+  void hold() noexcept { ++held_; }
+  void unhold() noexcept { --held_; }
 
  private:
   static constexpr std::size_t kArity = 4;
@@ -44,6 +51,7 @@ class TimerHeap {
   Entry *entries_ = nullptr;
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
+  std::size_t held_ = 0;  // slots kept free for firing repeating timers
 };
 
 }  // namespace async::core

@@ -29,6 +29,8 @@ int Watcher::set_events(std::uint32_t events) noexcept {
     stop();
     return 0;
   }
+  // Never started: no callback to call when the fd becomes ready.
+  if (!cb_) return ASYNC_ESTATE;
   int err = check_fd(fd_);
   if (err) return err;
   ev::Backend &backend = loop().backend();
