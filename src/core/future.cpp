@@ -8,21 +8,16 @@
 namespace async::core {
 
 Future *Future::create(Loop &loop) noexcept {
-  // The slot guarantees the completion can always be scheduled.
-  if (!loop.reserve_task()) return nullptr;
   Future *future = util::make<Future>(loop);
-  if (!future) {
-    loop.unreserve_task();
-    return nullptr;
-  }
-  loop.object_added();
+  if (future) loop.object_added();
   return future;
 }
 
 Future::~Future() {
   tag_ = 0xdeadbeef;
   if (destroy_) destroy_(value_);
-  if (has_slot_) loop_->unreserve_task();
+  // Callbacks never scheduled (only if the future never completed).
+  for (std::size_t n = callbacks_.size() - scheduled_; n > 0; --n) loop_->unreserve_task();
   loop_->object_removed();
 }
 
@@ -36,8 +31,14 @@ int Future::status() const noexcept {
 }
 
 int Future::add_callback(async_future_fn fn, void *userdata) noexcept {
-  if (!callbacks_.push(Callback{fn, userdata})) return ASYNC_ENOMEM;
-  if (!pending()) schedule_dispatch();
+  // Each callback reserves its ready-queue slot now, so scheduling it on
+  // completion cannot fail.
+  if (!loop_->reserve_task()) return ASYNC_ENOMEM;
+  if (!callbacks_.push(Callback{fn, userdata})) {
+    loop_->unreserve_task();
+    return ASYNC_ENOMEM;
+  }
+  if (!pending()) schedule_callbacks();
   return 0;
 }
 
@@ -76,31 +77,25 @@ void Future::complete(int state, int error) noexcept {
     cancel_fn_ = nullptr;
     hook(c_future(), state == ASYNC_FUTURE_CANCELLED, cancel_userdata_);
   }
-  if (!callbacks_.empty()) schedule_dispatch();
+  schedule_callbacks();
   release();
 }
 
-void Future::schedule_dispatch() noexcept {
-  if (dispatch_queued_) return;
-  dispatch_queued_ = true;
-  has_slot_ = false;
-  retain();
-  loop_->push_reserved(Task{dispatch, this});
+void Future::schedule_callbacks() noexcept {
+  // One ready-queue task per callback, as asyncio's call_soon per
+  // callback: a callback added later queues behind work queued meanwhile.
+  for (; scheduled_ < callbacks_.size(); ++scheduled_) {
+    retain();
+    loop_->push_reserved(Task{run_callback, this});
+  }
 }
 
-void Future::dispatch(async_loop *, void *self) noexcept {
+void Future::run_callback(async_loop *, void *self) noexcept {
   auto *f = static_cast<Future *>(self);
-  // Popping our task freed a slot, so taking it back cannot fail.
-  f->has_slot_ = f->loop_->reserve_task();
-  f->dispatch_queued_ = false;
-  // Callbacks added while these run are scheduled anew (never run inside
-  // the call that added them).
-  std::size_t n = f->callbacks_.size();
-  for (; n > 0; --n) {
-    Callback cb = f->callbacks_.pop();
-    f->loop_->invoke([&] { cb.fn(f->c_future(), f->status(), cb.userdata); });
-  }
-  if (!f->callbacks_.empty()) f->schedule_dispatch();
+  // Tasks run in queue order, so this task's callback is the oldest one.
+  Callback cb = f->callbacks_.pop();
+  --f->scheduled_;
+  f->loop_->invoke([&] { cb.fn(f->c_future(), f->status(), cb.userdata); });
   f->release();
 }
 

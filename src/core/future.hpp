@@ -50,9 +50,8 @@ class Future {
 
  private:
   void complete(int state, int error) noexcept;
-  void schedule_dispatch() noexcept;
-  void free_if_unused() noexcept;
-  static void dispatch(async_loop *loop, void *self) noexcept;
+  void schedule_callbacks() noexcept;
+  static void run_callback(async_loop *loop, void *self) noexcept;
 
   struct Callback {
     async_future_fn fn;
@@ -68,9 +67,8 @@ class Future {
   int state_ = ASYNC_FUTURE_PENDING;
   int error_ = 0;
   int refs_ = 1;  // the owner's
+  std::size_t scheduled_ = 0;  // callbacks whose task is in the ready queue
   bool owner_released_ = false;
-  bool dispatch_queued_ = false;
-  bool has_slot_ = true;  // owns a ready-queue reservation
 };
 
 }  // namespace async::core
