@@ -148,8 +148,9 @@ ASYNC_API int async_future_timeout(async_future **out, async_future *future, uin
 /*
  * Runs the loop until future is complete and returns its status (0, the
  * error, or ASYNC_ECANCELED). The synchronous wrapper over the async API.
- * Errors: ASYNC_EINVAL, ASYNC_EBUSY (loop already running), ASYNC_ESTATE
- * (the loop ran out of work or was stopped before the future completed).
+ * Errors: ASYNC_EINVAL, ASYNC_EBUSY (loop already running), ASYNC_ENOMEM
+ * (registering its completion callback failed), ASYNC_ESTATE (the loop ran
+ * out of work or was stopped before the future completed).
  */
 ASYNC_API int async_loop_run_until(async_loop *loop, async_future *future);
 

@@ -24,7 +24,10 @@ typedef void (*async_close_fn)(async_handle *handle, void *userdata);
 
 /*
  * Stops the handle and schedules close_cb(handle, userdata) (close_cb may be
- * NULL). Any operation on the handle after this returns ASYNC_ECLOSED.
+ * NULL). Every call that starts, stops or changes the handle returns
+ * ASYNC_ECLOSED after this; queries (is_active, is_closing, userdata,
+ * get_repeat, due_in, fd, signum, kind) and set_userdata keep working
+ * until the close callback has returned.
  * Loop thread only. Errors: ASYNC_EINVAL (not a handle), ASYNC_ECLOSED
  * (already closing).
  */

@@ -53,8 +53,10 @@ ASYNC_API int async_loop_new(async_loop **out);
 
 /*
  * Frees the loop. Fails with ASYNC_EBUSY while handles are open (closing
- * ones included), callbacks are queued or posts are pending: close them and
- * run the loop until their callbacks have run, then free. After success,
+ * ones included), futures of the loop are not released (async_future_free
+ * and their callbacks run), callbacks are queued or posts are pending:
+ * close and free them and run the loop until their callbacks have run,
+ * then free. After success,
  * async_loop_post() on this pointer returns ASYNC_ECLOSED (as long as no new
  * loop reuses the address). Releases the log hook's userdata.
  * Errors: ASYNC_EINVAL, ASYNC_EBUSY (also when called from inside run).

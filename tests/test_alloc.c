@@ -1,0 +1,874 @@
+/*
+ * The process-wide allocator hook and allocation-failure injection
+ * (async/alloc.h; DESIGN.md §2.10: out of memory returns ASYNC_ENOMEM, it
+ * never aborts).
+ *
+ * A counting allocator (thread-safe: a mutex) fails the Nth allocation
+ * attempt. Each scenario runs with N = 1, 2, 3, ... until a run sees no
+ * injected failure: every failing call must return ASYNC_ENOMEM, the
+ * objects that were created must keep working (exact callback counts),
+ * and after cleanup the live allocation count must be 0 and the default
+ * allocator restorable (the library holds no memory). Each scenario also
+ * runs in "persistent" mode, where every attempt from the Nth on fails, so
+ * the cleanup paths are shown not to need memory.
+ *
+ * libev's allocations go through the hook too, but the library falls back
+ * to the C library when the hook fails for one of them (libev would abort),
+ * so such injected failures are invisible; the live count must still end
+ * at 0.
+ */
+#include "test_util.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* The counting allocator                                              */
+
+#define HDR 16u /* keeps the user pointer aligned like malloc's */
+#define MAGIC_LIVE 0x4c495645u
+#define MAGIC_DEAD 0x44454144u
+
+struct counter {
+  pthread_mutex_t mu;
+  long calls;      /* every call, frees included */
+  long attempts;   /* allocation and resize attempts (size > 0) */
+  long fail_at;    /* 1-based attempt to fail; 0 = never */
+  int persistent;  /* fail every attempt from fail_at on */
+  long injected;   /* failures injected */
+  long live;       /* blocks allocated and not yet freed */
+  long bad_frees;  /* frees/resizes of blocks this allocator did not make */
+};
+
+static struct counter g_c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void *count_realloc(void *ptr, size_t size, void *ud) {
+  struct counter *c = ud;
+  unsigned char *raw = ptr ? (unsigned char *)ptr - HDR : NULL;
+  pthread_mutex_lock(&c->mu);
+  c->calls++;
+  if (raw != NULL && *(uint32_t *)raw != MAGIC_LIVE) {
+    c->bad_frees++;
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+  }
+  if (size == 0) {
+    if (raw != NULL) {
+      c->live--;
+      *(uint32_t *)raw = MAGIC_DEAD;
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(raw);
+    return NULL;
+  }
+  long n = ++c->attempts;
+  int fail = c->fail_at > 0 && (c->persistent ? n >= c->fail_at : n == c->fail_at);
+  if (fail) {
+    c->injected++;
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+  }
+  unsigned char *p = realloc(raw, HDR + size);
+  if (p != NULL) {
+    *(uint32_t *)p = MAGIC_LIVE;
+    if (raw == NULL) {
+      c->live++;
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  return p ? p + HDR : NULL;
+}
+
+static void counter_reset(long fail_at, int persistent) {
+  pthread_mutex_lock(&g_c.mu);
+  g_c.calls = 0;
+  g_c.attempts = 0;
+  g_c.fail_at = fail_at;
+  g_c.persistent = persistent;
+  g_c.injected = 0;
+  g_c.live = 0;
+  g_c.bad_frees = 0;
+  pthread_mutex_unlock(&g_c.mu);
+}
+
+static void injection_off(void) {
+  pthread_mutex_lock(&g_c.mu);
+  g_c.fail_at = 0;
+  pthread_mutex_unlock(&g_c.mu);
+}
+
+static long counter_get(const long *field) {
+  pthread_mutex_lock(&g_c.mu);
+  long v = *field;
+  pthread_mutex_unlock(&g_c.mu);
+  return v;
+}
+
+static int teardown_restore(void **state) {
+  (void)state;
+  async_set_allocator(NULL, NULL);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Scenario plumbing                                                   */
+
+static int g_enomem; /* ASYNC_ENOMEM results seen in the current run */
+
+/* 1 if rc is 0, 0 if it is ASYNC_ENOMEM; any other result fails the test. */
+static int ok(int rc) {
+  if (rc == 0) {
+    return 1;
+  }
+  if (rc != ASYNC_ENOMEM) {
+    fail_msg("expected 0 or ASYNC_ENOMEM, got %d (%s)", rc, async_err_name(rc));
+  }
+  g_enomem++;
+  return 0;
+}
+
+/* Runs the loop until nothing is left; bounded. */
+static void run_to_end(async_loop *loop) {
+  uint64_t t0 = tu_now_ns();
+  int rc;
+  while ((rc = async_loop_run(loop, ASYNC_RUN_DEFAULT)) != 0) {
+    assert_true(rc > 0);
+    assert_true(tu_elapsed_ms(t0) < 10000.0);
+  }
+}
+
+/* Runs the scenario and then frees the loop; the scenario returns its loop
+ * (NULL if creating it failed) with everything closed. */
+typedef async_loop *(*scenario_fn)(void);
+
+static void finish_loop(async_loop *loop) {
+  if (loop != NULL) {
+    run_to_end(loop);
+    assert_int_equal(async_loop_free(loop), 0);
+  }
+}
+
+static void drive(const char *name, scenario_fn fn, int persistent) {
+  const long max_n = 5000;
+  long enomem_total = 0, invisible = 0;
+  for (long n = 1; n <= max_n; n++) {
+    assert_int_equal(async_set_allocator(count_realloc, &g_c), 0);
+    counter_reset(n, persistent);
+    g_enomem = 0;
+    async_loop *loop = fn();
+    /* In persistent mode the cleanup runs with allocation still failing
+     * (unless the scenario says memory came back). */
+    finish_loop(loop);
+    long injected = counter_get(&g_c.injected);
+    long live = counter_get(&g_c.live);
+    long bad = counter_get(&g_c.bad_frees);
+    long attempts = counter_get(&g_c.attempts);
+    injection_off();
+    if (live != 0) {
+      fail_msg("%s N=%ld%s: %ld allocations still live after cleanup", name, n,
+               persistent ? " (persistent)" : "", live);
+    }
+    if (bad != 0) {
+      fail_msg("%s N=%ld: %ld frees of memory the hook did not allocate", name, n, bad);
+    }
+    if (g_enomem > 0 && injected == 0) {
+      fail_msg("%s N=%ld: ASYNC_ENOMEM without an allocation failure", name, n);
+    }
+    /* The library holds no memory: the default allocator comes back. */
+    assert_int_equal(async_set_allocator(NULL, NULL), 0);
+    if (injected == 0) {
+      assert_int_equal(g_enomem, 0);
+      assert_true(attempts > 0);
+      assert_true(n > 1); /* at least one run saw a failure */
+      assert_true(enomem_total > 0); /* and at least one was reported */
+      print_message("%s%s: %ld runs, %ld allocation attempts, %ld ASYNC_ENOMEM, %ld runs with only "
+                    "invisible failures\n",
+                    name, persistent ? " (persistent)" : "", n, attempts, enomem_total, invisible);
+      return;
+    }
+    enomem_total += g_enomem;
+    if (g_enomem == 0) {
+      invisible++;
+    }
+  }
+  fail_msg("%s: still failing after %ld runs", name, max_n);
+}
+
+/* ------------------------------------------------------------------ */
+/* Scenarios                                                           */
+
+static void count_cb(async_loop *loop, void *ud) {
+  (void)loop;
+  (*(int *)ud)++;
+}
+
+static async_loop *sc_loop(void) {
+  async_loop *loop = NULL;
+  if (!ok(async_loop_new(&loop))) {
+    return NULL;
+  }
+  assert_non_null(loop);
+  int ran = 0;
+  /* The loop runs and its cheap calls do not allocate-fail. */
+  if (ok(async_loop_call_soon(loop, count_cb, &ran))) {
+    assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 0);
+    assert_int_equal(ran, 1);
+  }
+  return loop;
+}
+
+static async_loop *sc_call_soon(void) {
+  async_loop *loop = NULL;
+  if (!ok(async_loop_new(&loop))) {
+    return NULL;
+  }
+  static int ran;
+  ran = 0;
+  int queued = 0;
+  for (int i = 0; i < 300; i++) {
+    queued += ok(async_loop_call_soon(loop, count_cb, &ran));
+  }
+  run_to_end(loop);
+  assert_int_equal(ran, queued);
+  return loop;
+}
+
+struct poster {
+  async_loop *loop;
+  int *ran;
+  int posted;
+  int other;
+};
+
+static void *post_thread(void *arg) {
+  struct poster *p = arg;
+  for (int i = 0; i < 100; i++) {
+    int rc = async_loop_post(p->loop, count_cb, p->ran);
+    if (rc == 0) {
+      p->posted++;
+    } else if (rc != ASYNC_ENOMEM) {
+      p->other++;
+    }
+  }
+  return NULL;
+}
+
+static async_loop *sc_post(void) {
+  async_loop *loop = NULL;
+  if (!ok(async_loop_new(&loop))) {
+    return NULL;
+  }
+  static int ran;
+  ran = 0;
+  int posted = 0;
+  for (int i = 0; i < 100; i++) {
+    posted += ok(async_loop_post(loop, count_cb, &ran));
+  }
+  /* And from another thread (the allocator is called there). */
+  struct poster p = {.loop = loop, .ran = &ran};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, post_thread, &p), 0);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(p.other, 0);
+  if (p.posted < 100) {
+    g_enomem++;
+  }
+  posted += p.posted;
+  /* Accepted posts are never lost: at worst they wait for memory (moving
+   * them to the ready queue may need some). In persistent mode, first run
+   * while allocation still fails (a stall must not crash or drop posts),
+   * then let memory come back. */
+  if (g_c.persistent) {
+    for (int i = 0; i < 3; i++) {
+      assert_true(async_loop_run(loop, ASYNC_RUN_NOWAIT) >= 0);
+    }
+    assert_true(ran <= posted);
+    injection_off();
+  }
+  uint64_t t0 = tu_now_ns();
+  while (ran < posted && tu_elapsed_ms(t0) < 5000.0) {
+    assert_true(async_loop_run(loop, ASYNC_RUN_NOWAIT) >= 0);
+  }
+  assert_int_equal(ran, posted);
+  return loop;
+}
+
+#define N_TIMERS 40
+
+static void timer_fire_cb(async_timer *t, void *ud) {
+  (void)t;
+  (*(int *)ud)++;
+}
+
+static void close_count_cb(async_handle *h, void *ud) {
+  (void)h;
+  (*(int *)ud)++;
+}
+
+static void rep_fire_cb(async_timer *t, void *ud) {
+  (*(int *)ud)++;
+  async_timer_stop(t);
+}
+
+static async_loop *sc_timers(void) {
+  async_loop *loop = NULL;
+  if (!ok(async_loop_new(&loop))) {
+    return NULL;
+  }
+  static int fired, closed;
+  fired = 0;
+  closed = 0;
+  async_timer *t[N_TIMERS];
+  int created = 0, started = 0;
+  for (int i = 0; i < N_TIMERS; i++) {
+    t[i] = NULL;
+    if (!ok(async_timer_new(&t[i], loop, &fired))) {
+      t[i] = NULL;
+      continue;
+    }
+    created++;
+    started += ok(async_timer_start(t[i], (uint64_t)(i % 3), 0, timer_fire_cb));
+  }
+  /* A repeating one re-armed through again(). */
+  async_timer *rep = NULL;
+  int rep_ok = ok(async_timer_new(&rep, loop, &fired));
+  if (rep_ok) {
+    created++;
+    if (ok(async_timer_start(rep, 100000, 1, rep_fire_cb))) {
+      if (ok(async_timer_again(rep))) {
+        started++;
+      }
+    }
+  }
+  uint64_t t0 = tu_now_ns();
+  while (fired < started && tu_elapsed_ms(t0) < 5000.0) {
+    assert_true(async_loop_run(loop, ASYNC_RUN_ONCE) >= 0);
+  }
+  assert_int_equal(fired, started);
+  for (int i = 0; i < N_TIMERS; i++) {
+    if (t[i] != NULL) {
+      assert_int_equal(async_handle_set_userdata(async_timer_handle(t[i]), &closed), 0);
+      assert_int_equal(async_handle_close(async_timer_handle(t[i]), close_count_cb), 0);
+    }
+  }
+  if (rep_ok) {
+    assert_int_equal(async_handle_set_userdata(async_timer_handle(rep), &closed), 0);
+    assert_int_equal(async_handle_close(async_timer_handle(rep), close_count_cb), 0);
+  }
+  run_to_end(loop);
+  assert_int_equal(closed, created);
+  return loop;
+}
+
+struct wctx {
+  int calls;
+};
+
+static void w_cb(async_watcher *w, uint32_t ev, void *ud) {
+  (void)w;
+  (void)ev;
+  ((struct wctx *)ud)->calls++;
+}
+
+#define N_WATCHERS 12
+
+static async_loop *sc_watcher(void) {
+  async_loop *loop = NULL;
+  if (!ok(async_loop_new(&loop))) {
+    return NULL;
+  }
+  int sv[N_WATCHERS][2];
+  async_watcher *w[N_WATCHERS];
+  static struct wctx ctx[N_WATCHERS];
+  static int closed;
+  closed = 0;
+  memset(ctx, 0, sizeof ctx);
+  int created = 0;
+  int started[N_WATCHERS];
+  for (int i = 0; i < N_WATCHERS; i++) {
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]), 0);
+    w[i] = NULL;
+    started[i] = 0;
+    if (!ok(async_watcher_new(&w[i], loop, sv[i][0], &ctx[i]))) {
+      w[i] = NULL;
+      continue;
+    }
+    created++;
+    started[i] = ok(async_watcher_start(w[i], ASYNC_WRITABLE, w_cb));
+    if (started[i]) {
+      started[i] = ok(async_watcher_set_events(w[i], ASYNC_READABLE | ASYNC_WRITABLE));
+      if (!started[i]) {
+        /* A failed change leaves the watcher as it was or stopped. */
+        started[i] = async_handle_is_active(async_watcher_handle(w[i]));
+      }
+    }
+  }
+  assert_true(async_loop_run(loop, ASYNC_RUN_NOWAIT) >= 0);
+  for (int i = 0; i < N_WATCHERS; i++) {
+    assert_int_equal(ctx[i].calls, started[i] ? 1 : 0);
+    if (w[i] != NULL) {
+      assert_int_equal(async_handle_set_userdata(async_watcher_handle(w[i]), &closed), 0);
+      assert_int_equal(async_handle_close(async_watcher_handle(w[i]), close_count_cb), 0);
+    }
+  }
+  run_to_end(loop);
+  assert_int_equal(closed, created);
+  for (int i = 0; i < N_WATCHERS; i++) {
+    close(sv[i][0]);
+    close(sv[i][1]);
+  }
+  return loop;
+}
+
+static void hook_cb(async_hook *h, void *ud) {
+  (void)h;
+  (*(int *)ud)++;
+}
+
+static async_loop *sc_hooks(void) {
+  async_loop *loop = NULL;
+  if (!ok(async_loop_new(&loop))) {
+    return NULL;
+  }
+  async_hook *h[9];
+  static int calls[9];
+  memset(calls, 0, sizeof calls);
+  int started[9];
+  for (int i = 0; i < 9; i++) {
+    h[i] = NULL;
+    started[i] = 0;
+    if (!ok(async_hook_new(&h[i], loop, i % 3, &calls[i]))) {
+      h[i] = NULL;
+      continue;
+    }
+    started[i] = ok(async_hook_start(h[i], hook_cb));
+  }
+  assert_true(async_loop_run(loop, ASYNC_RUN_NOWAIT) >= 0);
+  for (int i = 0; i < 9; i++) {
+    assert_int_equal(calls[i], started[i]);
+    if (h[i] != NULL) {
+      assert_int_equal(async_handle_close(async_hook_handle(h[i]), NULL), 0);
+    }
+  }
+  return loop;
+}
+
+static volatile sig_atomic_t g_usr2_hits;
+
+static void usr2_handler(int sig) {
+  (void)sig;
+  g_usr2_hits++;
+}
+
+static void sig_cb(async_signal *s, int signum, void *ud) {
+  (void)s;
+  (void)signum;
+  (*(int *)ud)++;
+}
+
+static async_loop *sc_signal(void) {
+  async_loop *loop = NULL;
+  if (!ok(async_loop_new(&loop))) {
+    return NULL;
+  }
+  static int calls;
+  calls = 0;
+  g_usr2_hits = 0;
+  async_signal *s = NULL;
+  if (ok(async_signal_new(&s, loop, &calls))) {
+    if (ok(async_signal_start(s, SIGUSR2, sig_cb))) {
+      assert_int_equal(raise(SIGUSR2), 0);
+      uint64_t t0 = tu_now_ns();
+      while (calls < 1 && tu_elapsed_ms(t0) < 2000.0) {
+        assert_true(async_loop_run(loop, ASYNC_RUN_NOWAIT) >= 0);
+      }
+      assert_int_equal(calls, 1);
+      assert_int_equal(g_usr2_hits, 0);
+    }
+    assert_int_equal(async_handle_close(async_signal_handle(s), NULL), 0);
+  }
+  /* Our handler is back either way. */
+  struct sigaction sa;
+  assert_int_equal(sigaction(SIGUSR2, NULL, &sa), 0);
+  assert_true(sa.sa_handler == usr2_handler);
+  return loop;
+}
+
+/* Futures: every callback userdata is notified exactly once whatever
+ * failed. */
+#define N_FCB 64
+
+static int g_fnotified[N_FCB];
+static int g_fregistered[N_FCB];
+static int g_fnext;
+
+static void f_cb(async_future *f, int status, void *ud) {
+  (void)f;
+  (void)status;
+  (*(int *)ud)++;
+}
+
+static void add_cb(async_future *f) {
+  assert_true(g_fnext < N_FCB);
+  int i = g_fnext++;
+  g_fregistered[i] = ok(async_future_add_callback(f, f_cb, &g_fnotified[i]));
+}
+
+static async_loop *sc_futures(void) {
+  async_loop *loop = NULL;
+  memset(g_fnotified, 0, sizeof g_fnotified);
+  memset(g_fregistered, 0, sizeof g_fregistered);
+  g_fnext = 0;
+  if (!ok(async_loop_new(&loop))) {
+    return NULL;
+  }
+  async_future *f[3] = {NULL, NULL, NULL};
+  int nf = 0;
+  for (int i = 0; i < 3; i++) {
+    if (ok(async_future_new(&f[nf], loop))) {
+      nf++;
+    }
+  }
+  if (nf > 0) {
+    for (int i = 0; i < 20; i++) {
+      add_cb(f[0]); /* grows the callback storage several times */
+    }
+  }
+  async_future *all = NULL, *any = NULL, *tmo = NULL, *all0 = NULL;
+  if (nf > 0) {
+    if (ok(async_future_all(&all, loop, f, (size_t)nf))) {
+      add_cb(all);
+    } else {
+      all = NULL;
+    }
+    if (ok(async_future_any(&any, loop, f, (size_t)nf))) {
+      add_cb(any);
+    } else {
+      any = NULL;
+    }
+    if (ok(async_future_timeout(&tmo, f[nf - 1], 10000))) {
+      add_cb(tmo);
+    } else {
+      tmo = NULL;
+    }
+  }
+  if (ok(async_future_all(&all0, loop, f, 0))) {
+    add_cb(all0);
+  } else {
+    all0 = NULL;
+  }
+  /* Complete the inputs: resolve, reject, cancel. */
+  static int value = 5;
+  if (nf > 0) {
+    assert_int_equal(async_future_resolve(f[0], &value, NULL), 0);
+  }
+  if (nf > 1) {
+    assert_int_equal(async_future_reject(f[1], ASYNC_EIO), 0);
+  }
+  if (nf > 2) {
+    assert_int_equal(async_future_cancel(f[2]), 1);
+  }
+  if (any != NULL) {
+    int rc = async_loop_run_until(loop, any);
+    if (rc != ASYNC_ENOMEM) {
+      assert_int_equal(rc, 0);
+      void *v = NULL;
+      assert_int_equal(async_future_result(&v, any), 0);
+      assert_ptr_equal(v, f[0]);
+    } else {
+      g_enomem++;
+    }
+  }
+  run_to_end(loop);
+  if (all != NULL) {
+    assert_int_equal(async_future_result(NULL, all), nf > 1 ? ASYNC_EIO : 0);
+  }
+  if (tmo != NULL) {
+    int expect = nf == 1 ? 0 : nf == 2 ? ASYNC_EIO : ASYNC_ECANCELED;
+    assert_int_equal(async_future_result(NULL, tmo), expect);
+  }
+  async_future *owned[] = {all, any, tmo, all0, f[0], f[1], f[2]};
+  for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) {
+    if (owned[i] != NULL) {
+      assert_int_equal(async_future_free(owned[i]), 0);
+    }
+  }
+  run_to_end(loop);
+  for (int i = 0; i < g_fnext; i++) {
+    if (g_fnotified[i] != g_fregistered[i]) {
+      fail_msg("future callback %d: registered %d, notified %d", i, g_fregistered[i], g_fnotified[i]);
+    }
+  }
+  return loop;
+}
+
+/* Pending futures freed while pending, combinators cancelled (the cleanup
+ * paths: cancel hooks, input release). */
+static async_loop *sc_futures_cancel(void) {
+  async_loop *loop = NULL;
+  memset(g_fnotified, 0, sizeof g_fnotified);
+  memset(g_fregistered, 0, sizeof g_fregistered);
+  g_fnext = 0;
+  if (!ok(async_loop_new(&loop))) {
+    return NULL;
+  }
+  async_future *f[2] = {NULL, NULL};
+  int nf = 0;
+  for (int i = 0; i < 2; i++) {
+    if (ok(async_future_new(&f[nf], loop))) {
+      add_cb(f[nf]);
+      nf++;
+    }
+  }
+  async_future *all = NULL, *tmo = NULL;
+  if (nf > 0 && ok(async_future_all(&all, loop, f, (size_t)nf))) {
+    add_cb(all);
+    assert_int_equal(async_future_cancel(all), 1);
+  } else {
+    all = NULL;
+  }
+  if (nf > 0 && ok(async_future_timeout(&tmo, f[0], 1))) {
+    add_cb(tmo);
+  } else {
+    tmo = NULL;
+  }
+  /* Free everything while (possibly) pending. */
+  for (int i = 0; i < nf; i++) {
+    assert_int_equal(async_future_free(f[i]), 0);
+  }
+  if (all != NULL) {
+    assert_int_equal(async_future_free(all), 0);
+  }
+  if (tmo != NULL) {
+    assert_int_equal(async_future_free(tmo), 0);
+  }
+  run_to_end(loop);
+  for (int i = 0; i < g_fnext; i++) {
+    if (g_fnotified[i] != g_fregistered[i]) {
+      fail_msg("future callback %d: registered %d, notified %d", i, g_fregistered[i], g_fnotified[i]);
+    }
+  }
+  return loop;
+}
+
+/* Many loops at once (the process-wide loop registry grows). */
+#define N_LOOPS 12
+
+static async_loop *sc_many_loops(void) {
+  async_loop *loops[N_LOOPS];
+  int n = 0;
+  for (int i = 0; i < N_LOOPS; i++) {
+    if (ok(async_loop_new(&loops[n]))) {
+      n++;
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    int ran = 0;
+    if (ok(async_loop_call_soon(loops[i], count_cb, &ran))) {
+      assert_int_equal(async_loop_run(loops[i], ASYNC_RUN_DEFAULT), 0);
+      assert_int_equal(ran, 1);
+    }
+    /* Posts find every registered loop. */
+    if (ok(async_loop_post(loops[i], count_cb, &ran))) {
+      run_to_end(loops[i]);
+    }
+  }
+  /* Free in an order different from creation. */
+  for (int i = n - 1; i >= 0; i -= 2) {
+    assert_int_equal(async_loop_free(loops[i]), 0);
+  }
+  for (int i = n - 2; i >= 0; i -= 2) {
+    assert_int_equal(async_loop_free(loops[i]), 0);
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests                                                               */
+
+static void test_inject_loop(void **state) {
+  (void)state;
+  drive("loop", sc_loop, 0);
+  drive("loop", sc_loop, 1);
+}
+
+static void test_inject_many_loops(void **state) {
+  (void)state;
+  drive("many_loops", sc_many_loops, 0);
+  drive("many_loops", sc_many_loops, 1);
+}
+
+static void test_inject_call_soon(void **state) {
+  (void)state;
+  drive("call_soon", sc_call_soon, 0);
+  drive("call_soon", sc_call_soon, 1);
+}
+
+static void test_inject_post(void **state) {
+  (void)state;
+  drive("post", sc_post, 0);
+  drive("post", sc_post, 1);
+}
+
+static void test_inject_timers(void **state) {
+  (void)state;
+  drive("timers", sc_timers, 0);
+  drive("timers", sc_timers, 1);
+}
+
+static void test_inject_watcher(void **state) {
+  (void)state;
+  drive("watcher", sc_watcher, 0);
+  drive("watcher", sc_watcher, 1);
+}
+
+static void test_inject_hooks(void **state) {
+  (void)state;
+  drive("hooks", sc_hooks, 0);
+  drive("hooks", sc_hooks, 1);
+}
+
+static void test_inject_signal(void **state) {
+  (void)state;
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = usr2_handler;
+  sigemptyset(&sa.sa_mask);
+  assert_int_equal(sigaction(SIGUSR2, &sa, &old), 0);
+  drive("signal", sc_signal, 0);
+  drive("signal", sc_signal, 1);
+  assert_int_equal(sigaction(SIGUSR2, &old, NULL), 0);
+}
+
+static void test_inject_futures(void **state) {
+  (void)state;
+  drive("futures", sc_futures, 0);
+  drive("futures", sc_futures, 1);
+}
+
+static void test_inject_futures_cancel(void **state) {
+  (void)state;
+  drive("futures_cancel", sc_futures_cancel, 0);
+  drive("futures_cancel", sc_futures_cancel, 1);
+}
+
+/* The hook really receives the library's allocations, and they are all
+ * given back. */
+static void test_allocator_is_used(void **state) {
+  (void)state;
+  counter_reset(0, 0);
+  assert_int_equal(async_set_allocator(count_realloc, &g_c), 0);
+  async_loop *loop = tu_loop_new();
+  long live_loop = counter_get(&g_c.live);
+  assert_true(live_loop > 0);
+  async_timer *t = NULL;
+  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  assert_true(counter_get(&g_c.live) > live_loop);
+  tu_close(async_timer_handle(t));
+  tu_finish(loop);
+  assert_int_equal(counter_get(&g_c.live), 0);
+  assert_int_equal(counter_get(&g_c.bad_frees), 0);
+  assert_int_equal(async_set_allocator(NULL, NULL), 0);
+}
+
+/* async_set_allocator while a loop exists -> EBUSY (the old one stays). */
+static void test_set_allocator_busy(void **state) {
+  (void)state;
+  counter_reset(0, 0);
+  async_loop *loop = tu_loop_new(); /* default allocator */
+  assert_int_equal(async_set_allocator(count_realloc, &g_c), ASYNC_EBUSY);
+  async_timer *t = NULL;
+  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  assert_int_equal(counter_get(&g_c.calls), 0); /* not installed */
+  tu_close(async_timer_handle(t));
+  tu_finish(loop);
+  assert_int_equal(async_set_allocator(count_realloc, &g_c), 0);
+
+  /* With the hook installed: busy again while a loop lives. */
+  loop = tu_loop_new();
+  assert_int_equal(async_set_allocator(NULL, NULL), ASYNC_EBUSY);
+  assert_int_equal(async_set_allocator(count_realloc, &g_c), ASYNC_EBUSY);
+  tu_finish(loop);
+  assert_int_equal(counter_get(&g_c.live), 0);
+  assert_int_equal(async_set_allocator(NULL, NULL), 0);
+}
+
+/* NULL restores the C library's allocator: the hook sees nothing more. */
+static void test_allocator_null_restores_default(void **state) {
+  (void)state;
+  counter_reset(0, 0);
+  assert_int_equal(async_set_allocator(count_realloc, &g_c), 0);
+  async_loop *loop = tu_loop_new();
+  tu_finish(loop);
+  long calls = counter_get(&g_c.calls);
+  assert_true(calls > 0);
+  assert_int_equal(async_set_allocator(NULL, NULL), 0);
+  loop = tu_loop_new();
+  async_timer *t = NULL;
+  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  async_future *f = NULL;
+  assert_int_equal(async_future_new(&f, loop), 0);
+  assert_int_equal(async_future_free(f), 0);
+  tu_close(async_timer_handle(t));
+  tu_finish(loop);
+  assert_int_equal(counter_get(&g_c.calls), calls);
+  /* Installing the default twice is fine. */
+  assert_int_equal(async_set_allocator(NULL, NULL), 0);
+}
+
+/* async_free(NULL) is a no-op (with and without a hook installed). */
+static void test_async_free_null(void **state) {
+  (void)state;
+  async_free(NULL);
+  counter_reset(0, 0);
+  assert_int_equal(async_set_allocator(count_realloc, &g_c), 0);
+  async_free(NULL);
+  assert_int_equal(counter_get(&g_c.calls), 0);
+  assert_int_equal(async_set_allocator(NULL, NULL), 0);
+}
+
+/* The hook's userdata is passed to every call. */
+static void *ud_check_realloc(void *ptr, size_t size, void *ud) {
+  if (ud != &g_c) {
+    abort();
+  }
+  return count_realloc(ptr, size, ud);
+}
+
+static void test_allocator_userdata(void **state) {
+  (void)state;
+  counter_reset(0, 0);
+  assert_int_equal(async_set_allocator(ud_check_realloc, &g_c), 0);
+  async_loop *loop = tu_loop_new();
+  assert_int_equal(async_loop_call_soon(loop, count_cb, &(int){0}), 0);
+  tu_finish(loop);
+  assert_true(counter_get(&g_c.calls) > 0);
+  assert_int_equal(counter_get(&g_c.live), 0);
+  assert_int_equal(async_set_allocator(NULL, NULL), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_teardown(test_allocator_is_used, teardown_restore),
+      cmocka_unit_test_teardown(test_set_allocator_busy, teardown_restore),
+      cmocka_unit_test_teardown(test_allocator_null_restores_default, teardown_restore),
+      cmocka_unit_test_teardown(test_async_free_null, teardown_restore),
+      cmocka_unit_test_teardown(test_allocator_userdata, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_loop, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_many_loops, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_call_soon, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_post, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_timers, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_watcher, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_hooks, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_signal, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_futures, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_futures_cancel, teardown_restore),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
