@@ -202,20 +202,25 @@ static void drive(const char *name, scenario_fn fn, int persistent) {
 /* ------------------------------------------------------------------ */
 /* Scenarios                                                           */
 
-static void count_cb(async_loop *loop, void *ud) {
-  (void)loop;
-  (*(int *)ud)++;
-}
-
-static async_loop *sc_loop(void) {
+/* A new loop, or NULL when creation failed with ASYNC_ENOMEM (counted by
+ * ok(); any other error fails the test). */
+static async_loop *sc_loop_new(void) {
   async_loop *loop = NULL;
   if (!ok(async_loop_new(&loop))) {
     return NULL;
   }
   assert_non_null(loop);
+  return loop;
+}
+
+static async_loop *sc_loop(void) {
+  async_loop *loop = sc_loop_new();
+  if (loop == NULL) {
+    return NULL;
+  }
   int ran = 0;
   /* The loop runs and its cheap calls do not allocate-fail. */
-  if (ok(async_loop_call_soon(loop, count_cb, &ran))) {
+  if (ok(async_loop_call_soon(loop, tu_count_soon_cb, &ran))) {
     assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 0);
     assert_int_equal(ran, 1);
   }
@@ -223,15 +228,15 @@ static async_loop *sc_loop(void) {
 }
 
 static async_loop *sc_call_soon(void) {
-  async_loop *loop = NULL;
-  if (!ok(async_loop_new(&loop))) {
+  async_loop *loop = sc_loop_new();
+  if (loop == NULL) {
     return NULL;
   }
   static int ran;
   ran = 0;
   int queued = 0;
   for (int i = 0; i < 300; i++) {
-    queued += ok(async_loop_call_soon(loop, count_cb, &ran));
+    queued += ok(async_loop_call_soon(loop, tu_count_soon_cb, &ran));
   }
   run_to_end(loop);
   assert_int_equal(ran, queued);
@@ -248,7 +253,7 @@ struct poster {
 static void *post_thread(void *arg) {
   struct poster *p = arg;
   for (int i = 0; i < 100; i++) {
-    int rc = async_loop_post(p->loop, count_cb, p->ran);
+    int rc = async_loop_post(p->loop, tu_count_soon_cb, p->ran);
     if (rc == 0) {
       p->posted++;
     } else if (rc != ASYNC_ENOMEM) {
@@ -259,15 +264,15 @@ static void *post_thread(void *arg) {
 }
 
 static async_loop *sc_post(void) {
-  async_loop *loop = NULL;
-  if (!ok(async_loop_new(&loop))) {
+  async_loop *loop = sc_loop_new();
+  if (loop == NULL) {
     return NULL;
   }
   static int ran;
   ran = 0;
   int posted = 0;
   for (int i = 0; i < 100; i++) {
-    posted += ok(async_loop_post(loop, count_cb, &ran));
+    posted += ok(async_loop_post(loop, tu_count_soon_cb, &ran));
   }
   /* And from another thread (the allocator is called there). */
   struct poster p = {.loop = loop, .ran = &ran};
@@ -300,24 +305,14 @@ static async_loop *sc_post(void) {
 
 #define N_TIMERS 40
 
-static void timer_fire_cb(async_timer *t, void *ud) {
-  (void)t;
-  (*(int *)ud)++;
-}
-
-static void close_count_cb(async_handle *h, void *ud) {
-  (void)h;
-  (*(int *)ud)++;
-}
-
 static void rep_fire_cb(async_timer *t, void *ud) {
   (*(int *)ud)++;
   async_timer_stop(t);
 }
 
 static async_loop *sc_timers(void) {
-  async_loop *loop = NULL;
-  if (!ok(async_loop_new(&loop))) {
+  async_loop *loop = sc_loop_new();
+  if (loop == NULL) {
     return NULL;
   }
   static int fired, closed;
@@ -332,7 +327,7 @@ static async_loop *sc_timers(void) {
       continue;
     }
     created++;
-    started += ok(async_timer_start(t[i], (uint64_t)(i % 3), 0, timer_fire_cb));
+    started += ok(async_timer_start(t[i], (uint64_t)(i % 3), 0, tu_count_timer_cb));
   }
   /* A repeating one re-armed through again(). */
   async_timer *rep = NULL;
@@ -353,12 +348,12 @@ static async_loop *sc_timers(void) {
   for (int i = 0; i < N_TIMERS; i++) {
     if (t[i] != NULL) {
       assert_int_equal(async_handle_set_userdata(async_timer_handle(t[i]), &closed), 0);
-      assert_int_equal(async_handle_close(async_timer_handle(t[i]), close_count_cb), 0);
+      assert_int_equal(async_handle_close(async_timer_handle(t[i]), tu_count_close_cb), 0);
     }
   }
   if (rep_ok) {
     assert_int_equal(async_handle_set_userdata(async_timer_handle(rep), &closed), 0);
-    assert_int_equal(async_handle_close(async_timer_handle(rep), close_count_cb), 0);
+    assert_int_equal(async_handle_close(async_timer_handle(rep), tu_count_close_cb), 0);
   }
   run_to_end(loop);
   assert_int_equal(closed, created);
@@ -378,8 +373,8 @@ static void w_cb(async_watcher *w, uint32_t ev, void *ud) {
 #define N_WATCHERS 12
 
 static async_loop *sc_watcher(void) {
-  async_loop *loop = NULL;
-  if (!ok(async_loop_new(&loop))) {
+  async_loop *loop = sc_loop_new();
+  if (loop == NULL) {
     return NULL;
   }
   int sv[N_WATCHERS][2];
@@ -413,7 +408,7 @@ static async_loop *sc_watcher(void) {
     assert_int_equal(ctx[i].calls, started[i] ? 1 : 0);
     if (w[i] != NULL) {
       assert_int_equal(async_handle_set_userdata(async_watcher_handle(w[i]), &closed), 0);
-      assert_int_equal(async_handle_close(async_watcher_handle(w[i]), close_count_cb), 0);
+      assert_int_equal(async_handle_close(async_watcher_handle(w[i]), tu_count_close_cb), 0);
     }
   }
   run_to_end(loop);
@@ -425,14 +420,9 @@ static async_loop *sc_watcher(void) {
   return loop;
 }
 
-static void hook_cb(async_hook *h, void *ud) {
-  (void)h;
-  (*(int *)ud)++;
-}
-
 static async_loop *sc_hooks(void) {
-  async_loop *loop = NULL;
-  if (!ok(async_loop_new(&loop))) {
+  async_loop *loop = sc_loop_new();
+  if (loop == NULL) {
     return NULL;
   }
   async_hook *h[9];
@@ -446,7 +436,7 @@ static async_loop *sc_hooks(void) {
       h[i] = NULL;
       continue;
     }
-    started[i] = ok(async_hook_start(h[i], hook_cb));
+    started[i] = ok(async_hook_start(h[i], tu_count_hook_cb));
   }
   assert_true(async_loop_run(loop, ASYNC_RUN_NOWAIT) >= 0);
   for (int i = 0; i < 9; i++) {
@@ -472,8 +462,8 @@ static void sig_cb(async_signal *s, int signum, void *ud) {
 }
 
 static async_loop *sc_signal(void) {
-  async_loop *loop = NULL;
-  if (!ok(async_loop_new(&loop))) {
+  async_loop *loop = sc_loop_new();
+  if (loop == NULL) {
     return NULL;
   }
   static int calls;
@@ -669,12 +659,12 @@ static async_loop *sc_many_loops(void) {
   }
   for (int i = 0; i < n; i++) {
     int ran = 0;
-    if (ok(async_loop_call_soon(loops[i], count_cb, &ran))) {
+    if (ok(async_loop_call_soon(loops[i], tu_count_soon_cb, &ran))) {
       assert_int_equal(async_loop_run(loops[i], ASYNC_RUN_DEFAULT), 0);
       assert_int_equal(ran, 1);
     }
     /* Posts find every registered loop. */
-    if (ok(async_loop_post(loops[i], count_cb, &ran))) {
+    if (ok(async_loop_post(loops[i], tu_count_soon_cb, &ran))) {
       run_to_end(loops[i]);
     }
   }
@@ -691,47 +681,26 @@ static async_loop *sc_many_loops(void) {
 /* ------------------------------------------------------------------ */
 /* Tests                                                               */
 
-static void test_inject_loop(void **state) {
-  (void)state;
-  drive("loop", sc_loop, 0);
-  drive("loop", sc_loop, 1);
+/* Runs scenario fn with single and with persistent failure injection. */
+static void drive_both(const char *name, scenario_fn fn) {
+  drive(name, fn, 0);
+  drive(name, fn, 1);
 }
 
-static void test_inject_many_loops(void **state) {
-  (void)state;
-  drive("many_loops", sc_many_loops, 0);
-  drive("many_loops", sc_many_loops, 1);
-}
+/* test_inject_NAME: drive_both("NAME", sc_NAME). */
+#define INJECT_TEST(name)                        \
+  static void test_inject_##name(void **state) { \
+    (void)state;                                 \
+    drive_both(#name, sc_##name);                \
+  }
 
-static void test_inject_call_soon(void **state) {
-  (void)state;
-  drive("call_soon", sc_call_soon, 0);
-  drive("call_soon", sc_call_soon, 1);
-}
-
-static void test_inject_post(void **state) {
-  (void)state;
-  drive("post", sc_post, 0);
-  drive("post", sc_post, 1);
-}
-
-static void test_inject_timers(void **state) {
-  (void)state;
-  drive("timers", sc_timers, 0);
-  drive("timers", sc_timers, 1);
-}
-
-static void test_inject_watcher(void **state) {
-  (void)state;
-  drive("watcher", sc_watcher, 0);
-  drive("watcher", sc_watcher, 1);
-}
-
-static void test_inject_hooks(void **state) {
-  (void)state;
-  drive("hooks", sc_hooks, 0);
-  drive("hooks", sc_hooks, 1);
-}
+INJECT_TEST(loop)
+INJECT_TEST(many_loops)
+INJECT_TEST(call_soon)
+INJECT_TEST(post)
+INJECT_TEST(timers)
+INJECT_TEST(watcher)
+INJECT_TEST(hooks)
 
 static void test_inject_signal(void **state) {
   (void)state;
@@ -740,22 +709,12 @@ static void test_inject_signal(void **state) {
   sa.sa_handler = usr2_handler;
   sigemptyset(&sa.sa_mask);
   assert_int_equal(sigaction(SIGUSR2, &sa, &old), 0);
-  drive("signal", sc_signal, 0);
-  drive("signal", sc_signal, 1);
+  drive_both("signal", sc_signal);
   assert_int_equal(sigaction(SIGUSR2, &old, NULL), 0);
 }
 
-static void test_inject_futures(void **state) {
-  (void)state;
-  drive("futures", sc_futures, 0);
-  drive("futures", sc_futures, 1);
-}
-
-static void test_inject_futures_cancel(void **state) {
-  (void)state;
-  drive("futures_cancel", sc_futures_cancel, 0);
-  drive("futures_cancel", sc_futures_cancel, 1);
-}
+INJECT_TEST(futures)
+INJECT_TEST(futures_cancel)
 
 /* The hook really receives the library's allocations, and they are all
  * given back. */
@@ -766,8 +725,7 @@ static void test_allocator_is_used(void **state) {
   async_loop *loop = tu_loop_new();
   long live_loop = counter_get(&g_c.live);
   assert_true(live_loop > 0);
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  async_timer *t = tu_timer_new(loop, NULL);
   assert_true(counter_get(&g_c.live) > live_loop);
   tu_close(async_timer_handle(t));
   tu_finish(loop);
@@ -782,8 +740,7 @@ static void test_set_allocator_busy(void **state) {
   counter_reset(0, 0);
   async_loop *loop = tu_loop_new(); /* default allocator */
   assert_int_equal(async_set_allocator(count_realloc, &g_c), ASYNC_EBUSY);
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  async_timer *t = tu_timer_new(loop, NULL);
   assert_int_equal(counter_get(&g_c.calls), 0); /* not installed */
   tu_close(async_timer_handle(t));
   tu_finish(loop);
@@ -809,8 +766,7 @@ static void test_allocator_null_restores_default(void **state) {
   assert_true(calls > 0);
   assert_int_equal(async_set_allocator(NULL, NULL), 0);
   loop = tu_loop_new();
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  async_timer *t = tu_timer_new(loop, NULL);
   async_future *f = NULL;
   assert_int_equal(async_future_new(&f, loop), 0);
   assert_int_equal(async_future_free(f), 0);
@@ -845,7 +801,7 @@ static void test_allocator_userdata(void **state) {
   counter_reset(0, 0);
   assert_int_equal(async_set_allocator(ud_check_realloc, &g_c), 0);
   async_loop *loop = tu_loop_new();
-  assert_int_equal(async_loop_call_soon(loop, count_cb, &(int){0}), 0);
+  assert_int_equal(async_loop_call_soon(loop, tu_count_soon_cb, &(int){0}), 0);
   tu_finish(loop);
   assert_true(counter_get(&g_c.calls) > 0);
   assert_int_equal(counter_get(&g_c.live), 0);

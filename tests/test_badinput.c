@@ -14,52 +14,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void noop_timer_cb(async_timer *t, void *ud) {
-  (void)t;
-  (void)ud;
-}
-
-static void noop_watcher_cb(async_watcher *w, uint32_t ev, void *ud) {
-  (void)w;
-  (void)ev;
-  (void)ud;
-}
-
-static void noop_hook_cb(async_hook *h, void *ud) {
-  (void)h;
-  (void)ud;
-}
-
-static void noop_signal_cb(async_signal *s, int signum, void *ud) {
-  (void)s;
-  (void)signum;
-  (void)ud;
-}
-
-static void noop_soon_cb(async_loop *l, void *ud) {
-  (void)l;
-  (void)ud;
-}
-
-static void noop_future_cb(async_future *f, int status, void *ud) {
-  (void)f;
-  (void)status;
-  (void)ud;
-}
-
-static void noop_cancel_cb(async_future *f, int cancelled, void *ud) {
-  (void)f;
-  (void)cancelled;
-  (void)ud;
-}
-
-static void noop_log_cb(async_loop *l, int level, const char *msg, void *ud) {
-  (void)l;
-  (void)level;
-  (void)msg;
-  (void)ud;
-}
-
 static void count_timer_cb(async_timer *t, void *ud) {
   (*(int *)ud)++;
   async_handle_close(async_timer_handle(t), NULL);
@@ -69,9 +23,7 @@ static void count_timer_cb(async_timer *t, void *ud) {
  * run(DEFAULT) returns 0 (so the caller must have nothing else active). */
 static void assert_loop_works(async_loop *loop) {
   int fired = 0;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
-  assert_int_equal(async_timer_start(t, 1, 0, count_timer_cb), 0);
+  tu_timer_start(loop, &fired, 1, 0, count_timer_cb);
   uint64_t t0 = tu_now_ns();
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_true(tu_elapsed_ms(t0) < 5000.0);
@@ -97,10 +49,10 @@ static void test_null_loop_functions(void **state) {
   assert_int_equal(async_loop_now(&u, NULL), ASYNC_EINVAL);
   assert_int_equal(async_loop_now_update(NULL), ASYNC_EINVAL);
   assert_int_equal(async_loop_timeout(&i64, NULL), ASYNC_EINVAL);
-  assert_int_equal(async_loop_call_soon(NULL, noop_soon_cb, NULL), ASYNC_EINVAL);
-  assert_int_equal(async_loop_post(NULL, noop_soon_cb, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_loop_call_soon(NULL, tu_noop_soon_cb, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_loop_post(NULL, tu_noop_soon_cb, NULL), ASYNC_EINVAL);
   assert_int_equal(async_loop_wakeup(NULL), ASYNC_EINVAL);
-  assert_int_equal(async_loop_set_log(NULL, noop_log_cb, NULL, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_loop_set_log(NULL, tu_noop_log_cb, NULL, NULL), ASYNC_EINVAL);
   assert_int_equal(async_loop_set_slow_callback(NULL, 10), ASYNC_EINVAL);
   assert_int_equal(async_loop_metric(&u, NULL, ASYNC_METRIC_ITERATIONS), ASYNC_EINVAL);
   assert_int_equal(async_loop_run_until(NULL, NULL), ASYNC_EINVAL);
@@ -160,8 +112,7 @@ static void test_null_constructors(void **state) {
   assert_int_equal(async_loop_alive(loop), 0);
   assert_loop_works(loop);
   assert_int_equal(async_loop_free(loop), 0);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 static void test_null_handle_functions(void **state) {
@@ -178,7 +129,7 @@ static void test_null_handle_functions(void **state) {
   assert_int_equal(async_handle_set_userdata(NULL, &u), ASYNC_EINVAL);
 
   assert_null(async_timer_handle(NULL));
-  assert_int_equal(async_timer_start(NULL, 1, 0, noop_timer_cb), ASYNC_EINVAL);
+  assert_int_equal(async_timer_start(NULL, 1, 0, tu_noop_timer_cb), ASYNC_EINVAL);
   assert_int_equal(async_timer_stop(NULL), ASYNC_EINVAL);
   assert_int_equal(async_timer_again(NULL), ASYNC_EINVAL);
   assert_int_equal(async_timer_set_repeat(NULL, 1), ASYNC_EINVAL);
@@ -186,18 +137,18 @@ static void test_null_handle_functions(void **state) {
   assert_int_equal(async_timer_due_in(&u, NULL), ASYNC_EINVAL);
 
   assert_null(async_watcher_handle(NULL));
-  assert_int_equal(async_watcher_start(NULL, ASYNC_READABLE, noop_watcher_cb), ASYNC_EINVAL);
+  assert_int_equal(async_watcher_start(NULL, ASYNC_READABLE, tu_noop_watcher_cb), ASYNC_EINVAL);
   assert_int_equal(async_watcher_set_events(NULL, ASYNC_READABLE), ASYNC_EINVAL);
   assert_int_equal(async_watcher_stop(NULL), ASYNC_EINVAL);
   assert_int_equal(async_watcher_fd(NULL), ASYNC_EINVAL);
 
   assert_null(async_hook_handle(NULL));
-  assert_int_equal(async_hook_start(NULL, noop_hook_cb), ASYNC_EINVAL);
+  assert_int_equal(async_hook_start(NULL, tu_noop_hook_cb), ASYNC_EINVAL);
   assert_int_equal(async_hook_stop(NULL), ASYNC_EINVAL);
   assert_int_equal(async_hook_kind(NULL), ASYNC_EINVAL);
 
   assert_null(async_signal_handle(NULL));
-  assert_int_equal(async_signal_start(NULL, SIGUSR1, noop_signal_cb), ASYNC_EINVAL);
+  assert_int_equal(async_signal_start(NULL, SIGUSR1, tu_noop_signal_cb), ASYNC_EINVAL);
   assert_int_equal(async_signal_stop(NULL), ASYNC_EINVAL);
   assert_int_equal(async_signal_signum(NULL), ASYNC_EINVAL);
 
@@ -205,13 +156,10 @@ static void test_null_handle_functions(void **state) {
   async_loop *loop = tu_loop_new();
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  async_timer *t = NULL;
-  async_watcher *w = NULL;
-  async_hook *h = NULL;
   async_signal *s = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], NULL), 0);
-  assert_int_equal(async_hook_new(&h, loop, ASYNC_HOOK_CHECK, NULL), 0);
+  async_timer *t = tu_timer_new(loop, NULL);
+  async_watcher *w = tu_watcher_new(loop, sv[0], NULL);
+  async_hook *h = tu_hook_new(loop, ASYNC_HOOK_CHECK, NULL);
   assert_int_equal(async_signal_new(&s, loop, NULL), 0);
   assert_int_equal(async_timer_get_repeat(NULL, t), ASYNC_EINVAL);
   assert_int_equal(async_timer_due_in(NULL, t), ASYNC_EINVAL);
@@ -233,8 +181,7 @@ static void test_null_handle_functions(void **state) {
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_loop_works(loop);
   assert_int_equal(async_loop_free(loop), 0);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 static void test_null_future_functions(void **state) {
@@ -244,9 +191,9 @@ static void test_null_future_functions(void **state) {
   assert_null(async_future_loop(NULL));
   assert_int_equal(async_future_state(NULL), ASYNC_EINVAL);
   assert_int_equal(async_future_result(&v, NULL), ASYNC_EINVAL);
-  assert_int_equal(async_future_add_callback(NULL, noop_future_cb, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_future_add_callback(NULL, tu_noop_future_cb, NULL), ASYNC_EINVAL);
   assert_int_equal(async_future_cancel(NULL), ASYNC_EINVAL);
-  assert_int_equal(async_future_set_cancel(NULL, noop_cancel_cb, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_future_set_cancel(NULL, tu_noop_cancel_cb, NULL), ASYNC_EINVAL);
   assert_int_equal(async_future_resolve(NULL, NULL, NULL), ASYNC_EINVAL);
   assert_int_equal(async_future_reject(NULL, ASYNC_EIO), ASYNC_EINVAL);
   async_future *out = NULL;
@@ -311,9 +258,9 @@ static void objs_new(struct objs *o) {
   memset(o, 0, sizeof *o);
   o->loop = tu_loop_new();
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, o->sv), 0);
-  assert_int_equal(async_timer_new(&o->t, o->loop, o), 0);
-  assert_int_equal(async_watcher_new(&o->w, o->loop, o->sv[0], o), 0);
-  assert_int_equal(async_hook_new(&o->h, o->loop, ASYNC_HOOK_CHECK, o), 0);
+  o->t = tu_timer_new(o->loop, o);
+  o->w = tu_watcher_new(o->loop, o->sv[0], o);
+  o->h = tu_hook_new(o->loop, ASYNC_HOOK_CHECK, o);
   assert_int_equal(async_signal_new(&o->s, o->loop, o), 0);
   assert_int_equal(async_future_new(&o->f, o->loop), 0);
   /* Active objects, so a wrongly applied stop would show. */
@@ -356,75 +303,97 @@ static void objs_check_and_free(struct objs *o) {
   assert_int_equal(async_loop_run(o->loop, ASYNC_RUN_DEFAULT), 0);
   assert_loop_works(o->loop);
   assert_int_equal(async_loop_free(o->loop), 0);
-  close(o->sv[0]);
-  close(o->sv[1]);
+  tu_close_pair(o->sv);
+}
+
+/* The kinds of struct objs' objects, as bits, to leave some out. */
+enum { WK_TIMER = 1, WK_WATCHER = 2, WK_HOOK = 4, WK_SIGNAL = 8, WK_FUTURE = 16, WK_LOOP = 32 };
+
+/* Calls fn(o, p) for each of o's timer, watcher, hook, signal, future and
+ * loop (in that order) whose kind bit is not in skip, then for the zeroed
+ * and the all-ones foreign memory. */
+static void objs_each_wrong(struct objs *o, int skip, void (*fn)(struct objs *, void *)) {
+  void *all[] = {o->t, o->w, o->h, o->s, o->f, o->loop, g_foreign0, g_foreign1};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+    if (i < 6 && (skip & (1 << i)) != 0) {
+      continue;
+    }
+    fn(o, all[i]);
+  }
+}
+
+/* objs_new, objs_each_wrong(skip, fn), objs_check_and_free. */
+static void run_wrong_kind(int skip, void (*fn)(struct objs *, void *)) {
+  struct objs o;
+  objs_new(&o);
+  objs_each_wrong(&o, skip, fn);
+  objs_check_and_free(&o);
 }
 
 /* Timer functions given a watcher, hook, signal, future, loop or foreign
  * memory. */
+static void wrong_timer(struct objs *o, void *p) {
+  (void)o;
+  async_timer *t = p;
+  uint64_t u = 12345;
+  assert_null(async_timer_handle(t));
+  assert_int_equal(async_timer_start(t, 1, 0, tu_noop_timer_cb), ASYNC_EINVAL);
+  assert_int_equal(async_timer_stop(t), ASYNC_EINVAL);
+  assert_int_equal(async_timer_again(t), ASYNC_EINVAL);
+  assert_int_equal(async_timer_set_repeat(t, 5), ASYNC_EINVAL);
+  assert_int_equal(async_timer_get_repeat(&u, t), ASYNC_EINVAL);
+  assert_int_equal(async_timer_due_in(&u, t), ASYNC_EINVAL);
+}
+
 static void test_wrong_kind_timer(void **state) {
   (void)state;
-  struct objs o;
-  objs_new(&o);
-  void *wrong[] = {o.w, o.h, o.s, o.f, o.loop, g_foreign0, g_foreign1};
-  for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
-    async_timer *t = wrong[i];
-    uint64_t u = 12345;
-    assert_null(async_timer_handle(t));
-    assert_int_equal(async_timer_start(t, 1, 0, noop_timer_cb), ASYNC_EINVAL);
-    assert_int_equal(async_timer_stop(t), ASYNC_EINVAL);
-    assert_int_equal(async_timer_again(t), ASYNC_EINVAL);
-    assert_int_equal(async_timer_set_repeat(t, 5), ASYNC_EINVAL);
-    assert_int_equal(async_timer_get_repeat(&u, t), ASYNC_EINVAL);
-    assert_int_equal(async_timer_due_in(&u, t), ASYNC_EINVAL);
-  }
-  objs_check_and_free(&o);
+  run_wrong_kind(WK_TIMER, wrong_timer);
+}
+
+static void wrong_watcher(struct objs *o, void *p) {
+  (void)o;
+  async_watcher *w = p;
+  assert_null(async_watcher_handle(w));
+  assert_int_equal(async_watcher_start(w, ASYNC_READABLE, tu_noop_watcher_cb), ASYNC_EINVAL);
+  assert_int_equal(async_watcher_set_events(w, ASYNC_READABLE), ASYNC_EINVAL);
+  assert_int_equal(async_watcher_set_events(w, 0), ASYNC_EINVAL);
+  assert_int_equal(async_watcher_stop(w), ASYNC_EINVAL);
+  assert_int_equal(async_watcher_fd(w), ASYNC_EINVAL);
 }
 
 static void test_wrong_kind_watcher(void **state) {
   (void)state;
-  struct objs o;
-  objs_new(&o);
-  void *wrong[] = {o.t, o.h, o.s, o.f, o.loop, g_foreign0, g_foreign1};
-  for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
-    async_watcher *w = wrong[i];
-    assert_null(async_watcher_handle(w));
-    assert_int_equal(async_watcher_start(w, ASYNC_READABLE, noop_watcher_cb), ASYNC_EINVAL);
-    assert_int_equal(async_watcher_set_events(w, ASYNC_READABLE), ASYNC_EINVAL);
-    assert_int_equal(async_watcher_set_events(w, 0), ASYNC_EINVAL);
-    assert_int_equal(async_watcher_stop(w), ASYNC_EINVAL);
-    assert_int_equal(async_watcher_fd(w), ASYNC_EINVAL);
-  }
-  objs_check_and_free(&o);
+  run_wrong_kind(WK_WATCHER, wrong_watcher);
+}
+
+static void wrong_hook(struct objs *o, void *p) {
+  (void)o;
+  async_hook *h = p;
+  assert_null(async_hook_handle(h));
+  assert_int_equal(async_hook_start(h, tu_noop_hook_cb), ASYNC_EINVAL);
+  assert_int_equal(async_hook_stop(h), ASYNC_EINVAL);
+  assert_int_equal(async_hook_kind(h), ASYNC_EINVAL);
 }
 
 static void test_wrong_kind_hook(void **state) {
   (void)state;
-  struct objs o;
-  objs_new(&o);
-  void *wrong[] = {o.t, o.w, o.s, o.f, o.loop, g_foreign0, g_foreign1};
-  for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
-    async_hook *h = wrong[i];
-    assert_null(async_hook_handle(h));
-    assert_int_equal(async_hook_start(h, noop_hook_cb), ASYNC_EINVAL);
-    assert_int_equal(async_hook_stop(h), ASYNC_EINVAL);
-    assert_int_equal(async_hook_kind(h), ASYNC_EINVAL);
-  }
-  objs_check_and_free(&o);
+  run_wrong_kind(WK_HOOK, wrong_hook);
+}
+
+static void wrong_signal(struct objs *o, void *p) {
+  (void)o;
+  async_signal *s = p;
+  assert_null(async_signal_handle(s));
+  assert_int_equal(async_signal_start(s, SIGUSR1, tu_noop_signal_cb), ASYNC_EINVAL);
+  assert_int_equal(async_signal_stop(s), ASYNC_EINVAL);
+  assert_int_equal(async_signal_signum(s), ASYNC_EINVAL);
 }
 
 static void test_wrong_kind_signal(void **state) {
   (void)state;
   struct objs o;
   objs_new(&o);
-  void *wrong[] = {o.t, o.w, o.h, o.f, o.loop, g_foreign0, g_foreign1};
-  for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
-    async_signal *s = wrong[i];
-    assert_null(async_signal_handle(s));
-    assert_int_equal(async_signal_start(s, SIGUSR1, noop_signal_cb), ASYNC_EINVAL);
-    assert_int_equal(async_signal_stop(s), ASYNC_EINVAL);
-    assert_int_equal(async_signal_signum(s), ASYNC_EINVAL);
-  }
+  objs_each_wrong(&o, WK_SIGNAL, wrong_signal);
   /* No handler was installed by the failed starts. */
   struct sigaction sa;
   assert_int_equal(sigaction(SIGUSR1, NULL, &sa), 0);
@@ -432,103 +401,98 @@ static void test_wrong_kind_signal(void **state) {
   objs_check_and_free(&o);
 }
 
+static void wrong_future(struct objs *o, void *p) {
+  async_future *f = p;
+  void *v = NULL;
+  async_future *out = NULL;
+  assert_int_equal(async_future_free(f), ASYNC_EINVAL);
+  assert_null(async_future_loop(f));
+  assert_int_equal(async_future_state(f), ASYNC_EINVAL);
+  assert_int_equal(async_future_result(&v, f), ASYNC_EINVAL);
+  assert_int_equal(async_future_add_callback(f, tu_noop_future_cb, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_future_cancel(f), ASYNC_EINVAL);
+  assert_int_equal(async_future_set_cancel(f, tu_noop_cancel_cb, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_future_resolve(f, NULL, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_future_reject(f, ASYNC_EIO), ASYNC_EINVAL);
+  assert_int_equal(async_future_timeout(&out, f, 1), ASYNC_EINVAL);
+  assert_int_equal(async_loop_run_until(o->loop, f), ASYNC_EINVAL);
+  async_future *arr[2] = {o->f, f};
+  assert_int_equal(async_future_all(&out, o->loop, arr, 2), ASYNC_EINVAL);
+  assert_int_equal(async_future_any(&out, o->loop, arr, 2), ASYNC_EINVAL);
+  assert_null(out);
+}
+
 static void test_wrong_kind_future(void **state) {
   (void)state;
-  struct objs o;
-  objs_new(&o);
-  void *wrong[] = {o.t, o.w, o.h, o.s, o.loop, g_foreign0, g_foreign1};
-  for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
-    async_future *f = wrong[i];
-    void *v = NULL;
-    async_future *out = NULL;
-    assert_int_equal(async_future_free(f), ASYNC_EINVAL);
-    assert_null(async_future_loop(f));
-    assert_int_equal(async_future_state(f), ASYNC_EINVAL);
-    assert_int_equal(async_future_result(&v, f), ASYNC_EINVAL);
-    assert_int_equal(async_future_add_callback(f, noop_future_cb, NULL), ASYNC_EINVAL);
-    assert_int_equal(async_future_cancel(f), ASYNC_EINVAL);
-    assert_int_equal(async_future_set_cancel(f, noop_cancel_cb, NULL), ASYNC_EINVAL);
-    assert_int_equal(async_future_resolve(f, NULL, NULL), ASYNC_EINVAL);
-    assert_int_equal(async_future_reject(f, ASYNC_EIO), ASYNC_EINVAL);
-    assert_int_equal(async_future_timeout(&out, f, 1), ASYNC_EINVAL);
-    assert_int_equal(async_loop_run_until(o.loop, f), ASYNC_EINVAL);
-    async_future *arr[2] = {o.f, f};
-    assert_int_equal(async_future_all(&out, o.loop, arr, 2), ASYNC_EINVAL);
-    assert_int_equal(async_future_any(&out, o.loop, arr, 2), ASYNC_EINVAL);
-    assert_null(out);
-  }
-  objs_check_and_free(&o);
+  run_wrong_kind(WK_FUTURE, wrong_future);
 }
 
 /* Handle functions given a future, a loop or foreign memory. */
+static void wrong_handle(struct objs *o, void *p) {
+  (void)o;
+  async_handle *h = p;
+  assert_int_equal(async_handle_close(h, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_handle_ref(h), ASYNC_EINVAL);
+  assert_int_equal(async_handle_unref(h), ASYNC_EINVAL);
+  assert_int_equal(async_handle_has_ref(h), ASYNC_EINVAL);
+  assert_int_equal(async_handle_is_active(h), ASYNC_EINVAL);
+  assert_int_equal(async_handle_is_closing(h), ASYNC_EINVAL);
+  assert_null(async_handle_loop(h));
+  assert_null(async_handle_userdata(h));
+  assert_int_equal(async_handle_set_userdata(h, NULL), ASYNC_EINVAL);
+}
+
 static void test_wrong_kind_handle(void **state) {
   (void)state;
-  struct objs o;
-  objs_new(&o);
-  void *wrong[] = {o.f, o.loop, g_foreign0, g_foreign1};
-  for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
-    async_handle *h = wrong[i];
-    assert_int_equal(async_handle_close(h, NULL), ASYNC_EINVAL);
-    assert_int_equal(async_handle_ref(h), ASYNC_EINVAL);
-    assert_int_equal(async_handle_unref(h), ASYNC_EINVAL);
-    assert_int_equal(async_handle_has_ref(h), ASYNC_EINVAL);
-    assert_int_equal(async_handle_is_active(h), ASYNC_EINVAL);
-    assert_int_equal(async_handle_is_closing(h), ASYNC_EINVAL);
-    assert_null(async_handle_loop(h));
-    assert_null(async_handle_userdata(h));
-    assert_int_equal(async_handle_set_userdata(h, NULL), ASYNC_EINVAL);
-  }
-  objs_check_and_free(&o);
+  run_wrong_kind(WK_TIMER | WK_WATCHER | WK_HOOK | WK_SIGNAL, wrong_handle);
 }
 
 /* Loop functions given a handle, a future or foreign memory. */
+static void wrong_loop(struct objs *o, void *p) {
+  async_loop *l = p;
+  uint64_t u = 0;
+  int64_t i64 = 0;
+  async_timer *t = NULL;
+  async_watcher *w = NULL;
+  async_hook *h = NULL;
+  async_signal *s = NULL;
+  async_future *f = NULL;
+  assert_int_equal(async_loop_free(l), ASYNC_EINVAL);
+  assert_int_equal(async_loop_run(l, ASYNC_RUN_NOWAIT), ASYNC_EINVAL);
+  assert_int_equal(async_loop_stop(l), ASYNC_EINVAL);
+  assert_int_equal(async_loop_alive(l), ASYNC_EINVAL);
+  assert_int_equal(async_loop_now(&u, l), ASYNC_EINVAL);
+  assert_int_equal(async_loop_now_update(l), ASYNC_EINVAL);
+  assert_int_equal(async_loop_timeout(&i64, l), ASYNC_EINVAL);
+  assert_int_equal(async_loop_call_soon(l, tu_noop_soon_cb, NULL), ASYNC_EINVAL);
+  /* post/wakeup never dereference the pointer: "no such loop". */
+  int rc = async_loop_post(l, tu_noop_soon_cb, NULL);
+  assert_true(rc == ASYNC_EINVAL || rc == ASYNC_ECLOSED);
+  rc = async_loop_wakeup(l);
+  assert_true(rc == ASYNC_EINVAL || rc == ASYNC_ECLOSED);
+  assert_int_equal(async_loop_set_log(l, tu_noop_log_cb, NULL, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_loop_set_slow_callback(l, 5), ASYNC_EINVAL);
+  assert_int_equal(async_loop_metric(&u, l, ASYNC_METRIC_ITERATIONS), ASYNC_EINVAL);
+  assert_int_equal(async_loop_run_until(l, o->f), ASYNC_EINVAL);
+  assert_int_equal(async_timer_new(&t, l, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_watcher_new(&w, l, o->sv[1], NULL), ASYNC_EINVAL);
+  assert_int_equal(async_hook_new(&h, l, ASYNC_HOOK_PREPARE, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_signal_new(&s, l, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_future_new(&f, l), ASYNC_EINVAL);
+  async_future *arr[1] = {o->f};
+  assert_int_equal(async_future_all(&f, l, arr, 1), ASYNC_EINVAL);
+  assert_int_equal(async_future_all(&f, l, arr, 0), ASYNC_EINVAL);
+  assert_int_equal(async_future_any(&f, l, arr, 1), ASYNC_EINVAL);
+  assert_null(t);
+  assert_null(w);
+  assert_null(h);
+  assert_null(s);
+  assert_null(f);
+}
+
 static void test_wrong_kind_loop(void **state) {
   (void)state;
-  struct objs o;
-  objs_new(&o);
-  void *wrong[] = {o.t, o.w, o.h, o.s, o.f, g_foreign0, g_foreign1};
-  for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
-    async_loop *l = wrong[i];
-    uint64_t u = 0;
-    int64_t i64 = 0;
-    async_timer *t = NULL;
-    async_watcher *w = NULL;
-    async_hook *h = NULL;
-    async_signal *s = NULL;
-    async_future *f = NULL;
-    assert_int_equal(async_loop_free(l), ASYNC_EINVAL);
-    assert_int_equal(async_loop_run(l, ASYNC_RUN_NOWAIT), ASYNC_EINVAL);
-    assert_int_equal(async_loop_stop(l), ASYNC_EINVAL);
-    assert_int_equal(async_loop_alive(l), ASYNC_EINVAL);
-    assert_int_equal(async_loop_now(&u, l), ASYNC_EINVAL);
-    assert_int_equal(async_loop_now_update(l), ASYNC_EINVAL);
-    assert_int_equal(async_loop_timeout(&i64, l), ASYNC_EINVAL);
-    assert_int_equal(async_loop_call_soon(l, noop_soon_cb, NULL), ASYNC_EINVAL);
-    /* post/wakeup never dereference the pointer: "no such loop". */
-    int rc = async_loop_post(l, noop_soon_cb, NULL);
-    assert_true(rc == ASYNC_EINVAL || rc == ASYNC_ECLOSED);
-    rc = async_loop_wakeup(l);
-    assert_true(rc == ASYNC_EINVAL || rc == ASYNC_ECLOSED);
-    assert_int_equal(async_loop_set_log(l, noop_log_cb, NULL, NULL), ASYNC_EINVAL);
-    assert_int_equal(async_loop_set_slow_callback(l, 5), ASYNC_EINVAL);
-    assert_int_equal(async_loop_metric(&u, l, ASYNC_METRIC_ITERATIONS), ASYNC_EINVAL);
-    assert_int_equal(async_loop_run_until(l, o.f), ASYNC_EINVAL);
-    assert_int_equal(async_timer_new(&t, l, NULL), ASYNC_EINVAL);
-    assert_int_equal(async_watcher_new(&w, l, o.sv[1], NULL), ASYNC_EINVAL);
-    assert_int_equal(async_hook_new(&h, l, ASYNC_HOOK_PREPARE, NULL), ASYNC_EINVAL);
-    assert_int_equal(async_signal_new(&s, l, NULL), ASYNC_EINVAL);
-    assert_int_equal(async_future_new(&f, l), ASYNC_EINVAL);
-    async_future *arr[1] = {o.f};
-    assert_int_equal(async_future_all(&f, l, arr, 1), ASYNC_EINVAL);
-    assert_int_equal(async_future_all(&f, l, arr, 0), ASYNC_EINVAL);
-    assert_int_equal(async_future_any(&f, l, arr, 1), ASYNC_EINVAL);
-    assert_null(t);
-    assert_null(w);
-    assert_null(h);
-    assert_null(s);
-    assert_null(f);
-  }
-  objs_check_and_free(&o);
+  run_wrong_kind(WK_LOOP, wrong_loop);
 }
 
 /* Futures of another loop are not accepted by all/any/run_until. */
@@ -576,15 +540,12 @@ static void test_double_close(void **state) {
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
   struct closerec c[4];
   memset(c, 0, sizeof c);
-  async_timer *t = NULL;
-  async_watcher *w = NULL;
-  async_hook *h = NULL;
   async_signal *s = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &c[0]), 0);
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], &c[1]), 0);
-  assert_int_equal(async_hook_new(&h, loop, ASYNC_HOOK_IDLE, &c[2]), 0);
+  async_timer *t = tu_timer_new(loop, &c[0]);
+  async_watcher *w = tu_watcher_new(loop, sv[0], &c[1]);
+  async_hook *h = tu_hook_new(loop, ASYNC_HOOK_IDLE, &c[2]);
   assert_int_equal(async_signal_new(&s, loop, &c[3]), 0);
-  assert_int_equal(async_hook_start(h, noop_hook_cb), 0);
+  assert_int_equal(async_hook_start(h, tu_noop_hook_cb), 0);
   async_handle *hs[4] = {async_timer_handle(t), async_watcher_handle(w), async_hook_handle(h),
                          async_signal_handle(s)};
   for (int i = 0; i < 4; i++) {
@@ -600,8 +561,7 @@ static void test_double_close(void **state) {
   }
   assert_loop_works(loop);
   assert_int_equal(async_loop_free(loop), 0);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* Between close and its callback every operation returns ASYNC_ECLOSED;
@@ -612,18 +572,15 @@ static void test_use_after_close(void **state) {
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
   int ud = 1;
-  async_timer *t = NULL;
-  async_watcher *w = NULL;
-  async_hook *h = NULL;
   async_signal *s = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &ud), 0);
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], &ud), 0);
-  assert_int_equal(async_hook_new(&h, loop, ASYNC_HOOK_PREPARE, &ud), 0);
+  async_timer *t = tu_timer_new(loop, &ud);
+  async_watcher *w = tu_watcher_new(loop, sv[0], &ud);
+  async_hook *h = tu_hook_new(loop, ASYNC_HOOK_PREPARE, &ud);
   assert_int_equal(async_signal_new(&s, loop, &ud), 0);
-  assert_int_equal(async_timer_start(t, 50, 50, noop_timer_cb), 0);
-  assert_int_equal(async_watcher_start(w, ASYNC_WRITABLE, noop_watcher_cb), 0);
-  assert_int_equal(async_hook_start(h, noop_hook_cb), 0);
-  assert_int_equal(async_signal_start(s, SIGUSR2, noop_signal_cb), 0);
+  assert_int_equal(async_timer_start(t, 50, 50, tu_noop_timer_cb), 0);
+  assert_int_equal(async_watcher_start(w, ASYNC_WRITABLE, tu_noop_watcher_cb), 0);
+  assert_int_equal(async_hook_start(h, tu_noop_hook_cb), 0);
+  assert_int_equal(async_signal_start(s, SIGUSR2, tu_noop_signal_cb), 0);
   async_handle *hs[4] = {async_timer_handle(t), async_watcher_handle(w), async_hook_handle(h),
                          async_signal_handle(s)};
   for (int i = 0; i < 4; i++) {
@@ -638,7 +595,7 @@ static void test_use_after_close(void **state) {
     assert_ptr_equal(async_handle_loop(hs[i]), loop);
     assert_ptr_equal(async_handle_userdata(hs[i]), &ud);
   }
-  assert_int_equal(async_timer_start(t, 1, 0, noop_timer_cb), ASYNC_ECLOSED);
+  assert_int_equal(async_timer_start(t, 1, 0, tu_noop_timer_cb), ASYNC_ECLOSED);
   assert_int_equal(async_timer_stop(t), ASYNC_ECLOSED);
   assert_int_equal(async_timer_again(t), ASYNC_ECLOSED);
   assert_int_equal(async_timer_set_repeat(t, 7), ASYNC_ECLOSED);
@@ -650,14 +607,14 @@ static void test_use_after_close(void **state) {
   if (rc == 0) {
     assert_int_equal(u, 0); /* not active */
   }
-  assert_int_equal(async_watcher_start(w, ASYNC_READABLE, noop_watcher_cb), ASYNC_ECLOSED);
+  assert_int_equal(async_watcher_start(w, ASYNC_READABLE, tu_noop_watcher_cb), ASYNC_ECLOSED);
   assert_int_equal(async_watcher_set_events(w, ASYNC_READABLE), ASYNC_ECLOSED);
   assert_int_equal(async_watcher_set_events(w, 0), ASYNC_ECLOSED);
   assert_int_equal(async_watcher_stop(w), ASYNC_ECLOSED);
-  assert_int_equal(async_hook_start(h, noop_hook_cb), ASYNC_ECLOSED);
+  assert_int_equal(async_hook_start(h, tu_noop_hook_cb), ASYNC_ECLOSED);
   assert_int_equal(async_hook_stop(h), ASYNC_ECLOSED);
-  assert_int_equal(async_signal_start(s, SIGUSR2, noop_signal_cb), ASYNC_ECLOSED);
-  assert_int_equal(async_signal_start(s, SIGUSR1, noop_signal_cb), ASYNC_ECLOSED);
+  assert_int_equal(async_signal_start(s, SIGUSR2, tu_noop_signal_cb), ASYNC_ECLOSED);
+  assert_int_equal(async_signal_start(s, SIGUSR1, tu_noop_signal_cb), ASYNC_ECLOSED);
   assert_int_equal(async_signal_stop(s), ASYNC_ECLOSED);
   rc = async_signal_signum(s);
   assert_true(rc == 0 || rc == ASYNC_ECLOSED);
@@ -671,8 +628,7 @@ static void test_use_after_close(void **state) {
   assert_true(tu_elapsed_ms(t0) < 1000.0);
   assert_loop_works(loop);
   assert_int_equal(async_loop_free(loop), 0);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* Futures: a second free from inside the future's own callback (its memory
@@ -720,8 +676,7 @@ static void test_invalid_fds(void **state) {
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
   int dead = sv[0];
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
   assert_int_equal(async_watcher_new(&w, loop, dead, NULL), ASYNC_EBADF);
   assert_int_equal(async_watcher_new(&w, loop, 999999, NULL), ASYNC_EBADF);
   assert_int_equal(async_watcher_new(&w, loop, INT_MAX, NULL), ASYNC_EBADF);
@@ -738,7 +693,7 @@ static void test_invalid_signums(void **state) {
   assert_int_equal(async_signal_new(&s, loop, NULL), 0);
   const int bad[] = {0, -1, 65, 1000, INT_MAX, INT_MIN, SIGKILL, SIGSTOP};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    assert_int_equal(async_signal_start(s, bad[i], noop_signal_cb), ASYNC_EINVAL);
+    assert_int_equal(async_signal_start(s, bad[i], tu_noop_signal_cb), ASYNC_EINVAL);
   }
   assert_int_equal(async_signal_signum(s), 0);
   assert_int_equal(async_handle_is_active(async_signal_handle(s)), 0);
@@ -752,9 +707,7 @@ static void test_invalid_run_mode(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   int fired = 0;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
-  assert_int_equal(async_timer_start(t, 0, 0, count_timer_cb), 0);
+  tu_timer_start(loop, &fired, 0, 0, count_timer_cb);
   uint64_t it0 = tu_iterations(loop);
   const int bad[] = {-1, 3, 4, 100, INT_MAX, INT_MIN, ASYNC_RUN_MODE_FORCE32};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -803,14 +756,13 @@ static void test_invalid_watcher_events(void **state) {
   async_loop *loop = tu_loop_new();
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  async_watcher *w = NULL;
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], NULL), 0);
+  async_watcher *w = tu_watcher_new(loop, sv[0], NULL);
   const uint32_t bad[] = {0u, 4u, 8u, 0x100u, ASYNC_READABLE | 4u, 0xffffffffu, 0x80000000u};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    assert_int_equal(async_watcher_start(w, bad[i], noop_watcher_cb), ASYNC_EINVAL);
+    assert_int_equal(async_watcher_start(w, bad[i], tu_noop_watcher_cb), ASYNC_EINVAL);
     assert_int_equal(async_handle_is_active(async_watcher_handle(w)), 0);
   }
-  assert_int_equal(async_watcher_start(w, ASYNC_WRITABLE, noop_watcher_cb), 0);
+  assert_int_equal(async_watcher_start(w, ASYNC_WRITABLE, tu_noop_watcher_cb), 0);
   for (size_t i = 1; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(async_watcher_set_events(w, bad[i]), ASYNC_EINVAL);
     assert_int_equal(async_handle_is_active(async_watcher_handle(w)), 1);
@@ -819,8 +771,7 @@ static void test_invalid_watcher_events(void **state) {
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_loop_works(loop);
   assert_int_equal(async_loop_free(loop), 0);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* ------------------------------------------------------------------ */
@@ -852,8 +803,7 @@ static void test_loop_state_errors(void **state) {
   assert_int_equal(in.run_once_rc, ASYNC_EBUSY);
 
   /* Open handles keep free from succeeding, closed ones not after run. */
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  async_timer *t = tu_timer_new(loop, NULL);
   assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
   tu_close(async_timer_handle(t));
   assert_int_equal(async_loop_free(loop), ASYNC_EBUSY); /* closing */
@@ -861,7 +811,7 @@ static void test_loop_state_errors(void **state) {
   assert_loop_works(loop);
   assert_int_equal(async_loop_free(loop), 0);
   /* A post to the freed loop is refused. */
-  assert_int_equal(async_loop_post(loop, noop_soon_cb, NULL), ASYNC_ECLOSED);
+  assert_int_equal(async_loop_post(loop, tu_noop_soon_cb, NULL), ASYNC_ECLOSED);
   assert_int_equal(async_loop_wakeup(loop), ASYNC_ECLOSED);
 }
 

@@ -118,8 +118,7 @@ static void test_set_events_unstarted_never_calls_null(void **state) {
   int p[2];
   assert_int_equal(pipe(p), 0);
   assert_int_equal(write(p[1], "x", 1), 1); /* readable at once */
-  async_watcher *w = NULL;
-  assert_int_equal(async_watcher_new(&w, loop, p[0], NULL), 0);
+  async_watcher *w = tu_watcher_new(loop, p[0], NULL);
   int rc = async_watcher_set_events(w, ASYNC_READABLE);
   int active = async_handle_is_active(async_watcher_handle(w));
   if (rc == 0) {
@@ -129,8 +128,7 @@ static void test_set_events_unstarted_never_calls_null(void **state) {
   assert_int_equal(active, 0);
   tu_close(async_watcher_handle(w));
   tu_finish(loop);
-  close(p[0]);
-  close(p[1]);
+  tu_close_pair(p);
 }
 
 /*
@@ -156,8 +154,7 @@ static void test_timeout_input_done_first_in_same_pass(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   struct resolve_ctx c = {new_future(loop), 42, -100};
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &c), 0);
+  async_timer *t = tu_timer_new(loop, &c);
   assert_int_equal(async_timer_start(t, 5, 0, resolve_on_timer), 0); /* input done at +5 ms */
   async_future *to = NULL;
   assert_int_equal(async_future_timeout(&to, c.input, 30), 0);        /* deadline +30 ms */
@@ -233,14 +230,12 @@ static void test_repeating_rearm_needs_no_memory(void **state) {
   s.loop = loop;
   /* 16 timers in the heap (its first capacity): R, a guard, 14 others. */
   async_timer *r = NULL, *guard = NULL, *x[14];
-  assert_int_equal(async_timer_new(&r, loop, &s), 0);
-  assert_int_equal(async_timer_new(&s.extra, loop, &s), 0);
-  assert_int_equal(async_timer_new(&guard, loop, loop), 0);
-  assert_int_equal(async_timer_start(guard, 500, 0, stop_loop_cb), 0);
+  r = tu_timer_new(loop, &s);
+  s.extra = tu_timer_new(loop, &s);
+  guard = tu_timer_start(loop, loop, 500, 0, stop_loop_cb);
   assert_int_equal(async_handle_unref(async_timer_handle(guard)), 0);
   for (int i = 0; i < 14; ++i) {
-    assert_int_equal(async_timer_new(&x[i], loop, &s), 0);
-    assert_int_equal(async_timer_start(x[i], 30, 0, rearm_x), 0);
+    x[i] = tu_timer_start(loop, &s, 30, 0, rearm_x);
   }
   assert_int_equal(async_timer_start(r, 0, 5, rearm_r), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -367,9 +362,8 @@ static void test_zero_timer_from_io_callback_fires_next_iteration(void **state) 
   int p[2];
   assert_int_equal(pipe(p), 0);
   assert_int_equal(write(p[1], "x", 1), 1);
-  async_watcher *w = NULL;
-  assert_int_equal(async_watcher_new(&w, loop, p[0], &z), 0);
-  assert_int_equal(async_timer_new(&z.timer, loop, &z), 0);
+  async_watcher *w = tu_watcher_new(loop, p[0], &z);
+  z.timer = tu_timer_new(loop, &z);
   assert_int_equal(async_watcher_start(w, ASYNC_READABLE, zero_io_cb), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(z.io_calls, 1);
@@ -378,8 +372,7 @@ static void test_zero_timer_from_io_callback_fires_next_iteration(void **state) 
   tu_close(async_watcher_handle(w));
   tu_close(async_timer_handle(z.timer));
   tu_finish(loop);
-  close(p[0]);
-  close(p[1]);
+  tu_close_pair(p);
 }
 
 /* ===========================================================================
@@ -404,12 +397,10 @@ static void test_reserved_work_runs_without_memory(void **state) {
   }
   for (int i = 0; i < NH; ++i) {
     if (i % 3 == 0) {
-      async_timer *t = NULL;
-      assert_int_equal(async_timer_new(&t, loop, &hn[i]), 0);
+      async_timer *t = tu_timer_new(loop, &hn[i]);
       h[i] = async_timer_handle(t);
     } else if (i % 3 == 1) {
-      async_hook *k = NULL;
-      assert_int_equal(async_hook_new(&k, loop, ASYNC_HOOK_CHECK, &hn[i]), 0);
+      async_hook *k = tu_hook_new(loop, ASYNC_HOOK_CHECK, &hn[i]);
       h[i] = async_hook_handle(k);
     } else {
       async_signal *s = NULL;
@@ -716,9 +707,7 @@ static void test_run_until_corners(void **state) {
   assert_int_equal(async_loop_run_until(loop, foreign), ASYNC_EINVAL);
   assert_int_equal(async_loop_run_until(other, r.f), ASYNC_EINVAL);
 
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, r.f), 0);
-  assert_int_equal(async_timer_start(t, 20, 0, ru_resolve), 0);
+  async_timer *t = tu_timer_start(loop, r.f, 20, 0, ru_resolve);
   assert_int_equal(async_loop_call_soon(loop, ru_nested, &r), 0);
   assert_int_equal(async_loop_run_until(loop, r.f), ASYNC_ESTATE); /* stopped */
   assert_int_equal(r.nested_rc, ASYNC_EBUSY);
@@ -763,8 +752,8 @@ static void test_timer_closed_or_restarted_in_own_callback(void **state) {
   memset(&s1, 0, sizeof s1);
   s1.mode = 1;
   async_timer *t0 = NULL, *t1 = NULL;
-  assert_int_equal(async_timer_new(&t0, loop, &s0), 0);
-  assert_int_equal(async_timer_new(&t1, loop, &s1), 0);
+  t0 = tu_timer_new(loop, &s0);
+  t1 = tu_timer_new(loop, &s1);
   assert_int_equal(async_timer_start(t0, 0, 1, self_timer_cb), 0);
   assert_int_equal(async_timer_start(t1, 0, 1, self_timer_cb), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -808,8 +797,8 @@ static void test_watcher_closes_other_pending_watcher(void **state) {
   assert_int_equal(write(b[1], "x", 1), 1);
   struct pair p;
   memset(&p, 0, sizeof p);
-  assert_int_equal(async_watcher_new(&p.w[0], loop, a[0], &p), 0);
-  assert_int_equal(async_watcher_new(&p.w[1], loop, b[0], &p), 0);
+  p.w[0] = tu_watcher_new(loop, a[0], &p);
+  p.w[1] = tu_watcher_new(loop, b[0], &p);
   assert_int_equal(async_watcher_start(p.w[0], ASYNC_READABLE, pair_cb2), 0);
   assert_int_equal(async_watcher_start(p.w[1], ASYNC_READABLE, pair_cb2), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -817,10 +806,8 @@ static void test_watcher_closes_other_pending_watcher(void **state) {
   assert_int_equal(p.n[0].calls, 1);
   assert_int_equal(p.n[1].calls, 1);
   assert_int_equal(async_loop_free(loop), 0);
-  close(a[0]);
-  close(a[1]);
-  close(b[0]);
-  close(b[1]);
+  tu_close_pair(a);
+  tu_close_pair(b);
 }
 
 /* Signal watcher B stopped / closed by A's callback while B's delivery of
@@ -876,35 +863,22 @@ static void test_signal_stopped_with_delivery_queued(void **state) {
 
 /* Loop reference accounting: unref'd handles, closing handles, unref'd
  * idle hooks, queued callbacks. */
-static void idle_count(async_hook *h, void *ud) {
-  (void)h;
-  (*(int *)ud)++;
-}
-
-static void noop_timer(async_timer *t, void *ud) {
-  (void)t;
-  (*(int *)ud)++;
-}
-
 static void test_alive_accounting(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   int idles = 0, fired = 0;
-  async_hook *idle = NULL;
   async_timer *t = NULL, *u = NULL;
-  assert_int_equal(async_hook_new(&idle, loop, ASYNC_HOOK_IDLE, &idles), 0);
-  assert_int_equal(async_hook_start(idle, idle_count), 0);
+  async_hook *idle = tu_hook_new(loop, ASYNC_HOOK_IDLE, &idles);
+  assert_int_equal(async_hook_start(idle, tu_count_hook_cb), 0);
   assert_int_equal(async_handle_unref(async_hook_handle(idle)), 0);
   assert_int_equal(async_loop_alive(loop), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0); /* does not spin forever */
   assert_true(idles >= 1);
 
   /* An unref'd timer does not hold run; a referenced one does. */
-  assert_int_equal(async_timer_new(&u, loop, &fired), 0);
-  assert_int_equal(async_timer_start(u, 10000, 0, noop_timer), 0);
+  u = tu_timer_start(loop, &fired, 10000, 0, tu_count_timer_cb);
   assert_int_equal(async_handle_unref(async_timer_handle(u)), 0);
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
-  assert_int_equal(async_timer_start(t, 10, 0, noop_timer), 0);
+  t = tu_timer_start(loop, &fired, 10, 0, tu_count_timer_cb);
   assert_int_equal(async_loop_alive(loop), 1);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(fired, 1);

@@ -97,6 +97,55 @@ static async_future *fut_new(async_loop *loop) {
   return f;
 }
 
+/* Registers r (zeroed by the caller) as a recording done callback of f. */
+static void add_rec(async_future *f, struct cbrec *r) {
+  assert_int_equal(async_future_add_callback(f, rec_cb, r), 0);
+}
+
+/* Installs h (zeroed by the caller) as the cancel hook of f. */
+static void set_hook(async_future *f, struct hookrec *h) {
+  assert_int_equal(async_future_set_cancel(f, hook_cb, h), 0);
+}
+
+/* A new future with cancel hook h and recording callbacks r1, r2 (all
+ * zeroed by the caller), registered in that order. */
+static async_future *fut_hook_recs(async_loop *loop, struct hookrec *h, struct cbrec *r1, struct cbrec *r2) {
+  async_future *f = fut_new(loop);
+  set_hook(f, h);
+  add_rec(f, r1);
+  add_rec(f, r2);
+  return f;
+}
+
+/* n new futures in[i], each with the zeroed cancel hook h[i]. */
+static void new_hooked(async_loop *loop, async_future **in, struct hookrec *h, int n) {
+  memset(h, 0, sizeof *h * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    in[i] = fut_new(loop);
+    set_hook(in[i], &h[i]);
+  }
+}
+
+/* all() / any() of the n futures in; the call must succeed. */
+static async_future *all_of(async_loop *loop, async_future **in, size_t n) {
+  async_future *f = NULL;
+  assert_int_equal(async_future_all(&f, loop, in, n), 0);
+  return f;
+}
+
+static async_future *any_of(async_loop *loop, async_future **in, size_t n) {
+  async_future *f = NULL;
+  assert_int_equal(async_future_any(&f, loop, in, n), 0);
+  return f;
+}
+
+/* Frees n futures in order; every free must return 0. */
+static void free_futures(async_future **in, int n) {
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(async_future_free(in[i]), 0);
+  }
+}
+
 static void reset_globals(void) {
   g_seq = 0;
   g_destroys = 0;
@@ -248,12 +297,10 @@ static void test_callbacks_order_and_call_soon(void **state) {
   async_future *f = fut_new(loop);
   struct cbrec r[3];
   memset(r, 0, sizeof r);
-  struct soonrec before, after;
-  memset(&before, 0, sizeof before);
-  memset(&after, 0, sizeof after);
+  struct soonrec before = {0}, after = {0};
   int x = 9;
   for (int i = 0; i < 3; i++) {
-    assert_int_equal(async_future_add_callback(f, rec_cb, &r[i]), 0);
+    add_rec(f, &r[i]);
   }
   assert_int_equal(async_loop_call_soon(loop, soon_cb, &before), 0);
   uint64_t it0 = tu_iterations(loop);
@@ -291,11 +338,9 @@ static void test_callback_status_failed_cancelled(void **state) {
   async_loop *loop = tu_loop_new();
   async_future *f1 = fut_new(loop);
   async_future *f2 = fut_new(loop);
-  struct cbrec r1, r2;
-  memset(&r1, 0, sizeof r1);
-  memset(&r2, 0, sizeof r2);
-  assert_int_equal(async_future_add_callback(f1, rec_cb, &r1), 0);
-  assert_int_equal(async_future_add_callback(f2, rec_cb, &r2), 0);
+  struct cbrec r1 = {0}, r2 = {0};
+  add_rec(f1, &r1);
+  add_rec(f2, &r2);
   assert_int_equal(async_future_reject(f1, -777), 0);
   assert_int_equal(async_future_cancel(f2), 1);
   assert_int_equal(r1.calls + r2.calls, 0);
@@ -326,16 +371,12 @@ static void test_callback_on_done_future(void **state) {
   int x = 3;
   assert_int_equal(async_future_resolve(f, &x, NULL), 0);
   run_default(loop);
-  struct cbrec r1, r2;
-  memset(&r1, 0, sizeof r1);
-  memset(&r2, 0, sizeof r2);
-  struct soonrec a, b;
-  memset(&a, 0, sizeof a);
-  memset(&b, 0, sizeof b);
+  struct cbrec r1 = {0}, r2 = {0};
+  struct soonrec a = {0}, b = {0};
   assert_int_equal(async_loop_call_soon(loop, soon_cb, &a), 0);
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r1), 0);
+  add_rec(f, &r1);
   assert_int_equal(r1.calls, 0);
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r2), 0);
+  add_rec(f, &r2);
   assert_int_equal(async_loop_call_soon(loop, soon_cb, &b), 0);
   assert_int_equal(async_loop_alive(loop), 1); /* scheduled work */
   uint64_t it0 = tu_iterations(loop);
@@ -361,15 +402,12 @@ static void test_late_callback_queues_behind_call_soon(void **state) {
   reset_globals();
   async_loop *loop = tu_loop_new();
   async_future *f = fut_new(loop);
-  struct cbrec r1, r2;
-  memset(&r1, 0, sizeof r1);
-  memset(&r2, 0, sizeof r2);
-  struct soonrec s;
-  memset(&s, 0, sizeof s);
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r1), 0);
+  struct cbrec r1 = {0}, r2 = {0};
+  struct soonrec s = {0};
+  add_rec(f, &r1);
   assert_int_equal(async_future_resolve(f, NULL, NULL), 0);
   assert_int_equal(async_loop_call_soon(loop, soon_cb, &s), 0);
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r2), 0);
+  add_rec(f, &r2);
   run_default(loop);
   assert_int_equal(r1.calls, 1);
   assert_int_equal(s.calls, 1);
@@ -435,15 +473,9 @@ static void test_cancel_runs_hook_and_callbacks(void **state) {
   (void)state;
   reset_globals();
   async_loop *loop = tu_loop_new();
-  async_future *f = fut_new(loop);
-  struct hookrec h;
-  memset(&h, 0, sizeof h);
-  struct cbrec r1, r2;
-  memset(&r1, 0, sizeof r1);
-  memset(&r2, 0, sizeof r2);
-  assert_int_equal(async_future_set_cancel(f, hook_cb, &h), 0);
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r1), 0);
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r2), 0);
+  struct hookrec h = {0};
+  struct cbrec r1 = {0}, r2 = {0};
+  async_future *f = fut_hook_recs(loop, &h, &r1, &r2);
   assert_int_equal(async_future_cancel(f), 1);
   /* The hook ran inside cancel, once, with the future already CANCELLED. */
   assert_int_equal(h.calls, 1);
@@ -469,10 +501,9 @@ static void test_resolve_reject_run_hook_uncancelled(void **state) {
   reset_globals();
   async_loop *loop = tu_loop_new();
   async_future *f = fut_new(loop);
-  struct hookrec h;
-  memset(&h, 0, sizeof h);
+  struct hookrec h = {0};
   int x = 1;
-  assert_int_equal(async_future_set_cancel(f, hook_cb, &h), 0);
+  set_hook(f, &h);
   assert_int_equal(async_future_resolve(f, &x, NULL), 0);
   assert_int_equal(h.calls, 1);
   assert_int_equal(h.cancelled, 0);
@@ -481,10 +512,9 @@ static void test_resolve_reject_run_hook_uncancelled(void **state) {
   run_default(loop);
   assert_int_equal(h.calls, 1);
 
-  struct hookrec h2;
-  memset(&h2, 0, sizeof h2);
+  struct hookrec h2 = {0};
   f = fut_new(loop);
-  assert_int_equal(async_future_set_cancel(f, hook_cb, &h2), 0);
+  set_hook(f, &h2);
   assert_int_equal(async_future_reject(f, ASYNC_EIO), 0);
   assert_int_equal(h2.calls, 1);
   assert_int_equal(h2.cancelled, 0);
@@ -497,12 +527,10 @@ static void test_set_cancel_rules(void **state) {
   (void)state;
   reset_globals();
   async_loop *loop = tu_loop_new();
-  struct hookrec h1, h2;
-  memset(&h1, 0, sizeof h1);
-  memset(&h2, 0, sizeof h2);
+  struct hookrec h1 = {0}, h2 = {0};
   async_future *f = fut_new(loop);
   assert_int_equal(async_future_set_cancel(f, NULL, NULL), ASYNC_EINVAL);
-  assert_int_equal(async_future_set_cancel(f, hook_cb, &h1), 0);
+  set_hook(f, &h1);
   assert_int_equal(async_future_set_cancel(f, hook_cb, &h2), ASYNC_ESTATE);
   assert_int_equal(async_future_cancel(f), 1);
   assert_int_equal(h1.calls, 1);
@@ -526,10 +554,9 @@ static void test_cancel_done_future(void **state) {
   reset_globals();
   async_loop *loop = tu_loop_new();
   async_future *f = fut_new(loop);
-  struct cbrec r;
-  memset(&r, 0, sizeof r);
+  struct cbrec r = {0};
   int x = 1;
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r), 0);
+  add_rec(f, &r);
   assert_int_equal(async_future_resolve(f, &x, NULL), 0);
   assert_int_equal(async_future_cancel(f), 0);
   run_default(loop);
@@ -551,13 +578,11 @@ static void test_free_inside_callback(void **state) {
   reset_globals();
   async_loop *loop = tu_loop_new();
   async_future *f = fut_new(loop);
-  struct cbrec r1, r2;
-  memset(&r1, 0, sizeof r1);
-  memset(&r2, 0, sizeof r2);
+  struct cbrec r1 = {0}, r2 = {0};
   r1.free_in_cb = 1;
   int x = 11;
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r1), 0);
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r2), 0);
+  add_rec(f, &r1);
+  add_rec(f, &r2);
   assert_int_equal(async_future_resolve(f, &x, destroy_value), 0);
   run_default(loop);
   assert_int_equal(r1.calls, 1);
@@ -579,16 +604,10 @@ static void test_free_inside_callback_cancelled(void **state) {
   (void)state;
   reset_globals();
   async_loop *loop = tu_loop_new();
-  async_future *f = fut_new(loop);
-  struct hookrec h;
-  memset(&h, 0, sizeof h);
-  struct cbrec r1, r2;
-  memset(&r1, 0, sizeof r1);
-  memset(&r2, 0, sizeof r2);
+  struct hookrec h = {0};
+  struct cbrec r1 = {0}, r2 = {0};
+  async_future *f = fut_hook_recs(loop, &h, &r1, &r2);
   r1.free_in_cb = 1;
-  assert_int_equal(async_future_set_cancel(f, hook_cb, &h), 0);
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r1), 0);
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r2), 0);
   assert_int_equal(async_future_cancel(f), 1);
   run_default(loop);
   assert_int_equal(r1.free_rc, 0);
@@ -605,15 +624,9 @@ static void test_free_pending_cancels(void **state) {
   (void)state;
   reset_globals();
   async_loop *loop = tu_loop_new();
-  async_future *f = fut_new(loop);
-  struct hookrec h;
-  memset(&h, 0, sizeof h);
-  struct cbrec r1, r2;
-  memset(&r1, 0, sizeof r1);
-  memset(&r2, 0, sizeof r2);
-  assert_int_equal(async_future_set_cancel(f, hook_cb, &h), 0);
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r1), 0);
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r2), 0);
+  struct hookrec h = {0};
+  struct cbrec r1 = {0}, r2 = {0};
+  async_future *f = fut_hook_recs(loop, &h, &r1, &r2);
   assert_int_equal(async_future_free(f), 0);
   assert_int_equal(h.calls, 1);
   assert_int_equal(h.cancelled, 1);
@@ -650,10 +663,9 @@ static void test_value_destructor_once(void **state) {
   reset_globals();
   async_loop *loop = tu_loop_new();
   async_future *f = fut_new(loop);
-  struct cbrec r;
-  memset(&r, 0, sizeof r);
+  struct cbrec r = {0};
   int x = 1;
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r), 0);
+  add_rec(f, &r);
   assert_int_equal(async_future_resolve(f, &x, destroy_value), 0);
   run_default(loop);
   assert_int_equal(r.calls, 1);
@@ -667,11 +679,10 @@ static void test_value_destructor_once(void **state) {
   assert_ptr_equal(g_destroyed_value, &x);
 
   /* Freed before its callbacks ran: destroyed after them. */
-  struct cbrec r2;
-  memset(&r2, 0, sizeof r2);
+  struct cbrec r2 = {0};
   int y = 2;
   f = fut_new(loop);
-  assert_int_equal(async_future_add_callback(f, rec_cb, &r2), 0);
+  add_rec(f, &r2);
   assert_int_equal(async_future_resolve(f, &y, destroy_value), 0);
   assert_int_equal(async_future_free(f), 0);
   assert_int_equal(g_destroys, 1);
@@ -703,13 +714,11 @@ static void test_all_success(void **state) {
   for (int i = 0; i < 3; i++) {
     in[i] = fut_new(loop);
   }
-  async_future *all = NULL;
-  assert_int_equal(async_future_all(&all, loop, in, 3), 0);
+  async_future *all = all_of(loop, in, 3);
   assert_non_null(all);
   assert_ptr_equal(async_future_loop(all), loop);
-  struct cbrec r;
-  memset(&r, 0, sizeof r);
-  assert_int_equal(async_future_add_callback(all, rec_cb, &r), 0);
+  struct cbrec r = {0};
+  add_rec(all, &r);
 
   assert_int_equal(async_future_resolve(in[2], &vals[2], NULL), 0);
   run_default(loop);
@@ -745,8 +754,7 @@ static void test_all_inputs_already_done(void **state) {
   assert_int_equal(async_future_resolve(in[0], NULL, NULL), 0);
   assert_int_equal(async_future_resolve(in[1], NULL, NULL), 0);
   run_default(loop);
-  async_future *all = NULL;
-  assert_int_equal(async_future_all(&all, loop, in, 2), 0);
+  async_future *all = all_of(loop, in, 2);
   assert_int_equal(async_loop_run_until(loop, all), 0);
   assert_int_equal(async_future_state(all), ASYNC_FUTURE_DONE);
   assert_int_equal(async_future_free(all), 0);
@@ -763,16 +771,10 @@ static void test_all_first_failure_wins(void **state) {
   async_loop *loop = tu_loop_new();
   async_future *in[3];
   struct hookrec h[3];
-  memset(h, 0, sizeof h);
-  for (int i = 0; i < 3; i++) {
-    in[i] = fut_new(loop);
-    assert_int_equal(async_future_set_cancel(in[i], hook_cb, &h[i]), 0);
-  }
-  async_future *all = NULL;
-  assert_int_equal(async_future_all(&all, loop, in, 3), 0);
-  struct cbrec r;
-  memset(&r, 0, sizeof r);
-  assert_int_equal(async_future_add_callback(all, rec_cb, &r), 0);
+  new_hooked(loop, in, h, 3);
+  async_future *all = all_of(loop, in, 3);
+  struct cbrec r = {0};
+  add_rec(all, &r);
   assert_int_equal(async_future_reject(in[1], -100), 0);
   run_default(loop);
   assert_int_equal(async_future_state(all), ASYNC_FUTURE_FAILED);
@@ -798,7 +800,7 @@ static void test_all_first_failure_wins(void **state) {
 
   /* A cancelled input: all FAILS with ECANCELED (it is not CANCELLED). */
   async_future *in2[2] = {fut_new(loop), fut_new(loop)};
-  assert_int_equal(async_future_all(&all, loop, in2, 2), 0);
+  all = all_of(loop, in2, 2);
   assert_int_equal(async_future_cancel(in2[1]), 1);
   assert_int_equal(async_loop_run_until(loop, all), ASYNC_ECANCELED);
   assert_int_equal(async_future_state(all), ASYNC_FUTURE_FAILED);
@@ -817,18 +819,12 @@ static void test_all_cancel_cancels_inputs(void **state) {
   async_loop *loop = tu_loop_new();
   async_future *in[3];
   struct hookrec h[3];
-  memset(h, 0, sizeof h);
-  for (int i = 0; i < 3; i++) {
-    in[i] = fut_new(loop);
-    assert_int_equal(async_future_set_cancel(in[i], hook_cb, &h[i]), 0);
-  }
+  new_hooked(loop, in, h, 3);
   int x = 1;
   assert_int_equal(async_future_resolve(in[1], &x, NULL), 0);
-  async_future *all = NULL;
-  assert_int_equal(async_future_all(&all, loop, in, 3), 0);
-  struct cbrec r;
-  memset(&r, 0, sizeof r);
-  assert_int_equal(async_future_add_callback(all, rec_cb, &r), 0);
+  async_future *all = all_of(loop, in, 3);
+  struct cbrec r = {0};
+  add_rec(all, &r);
   assert_int_equal(async_future_cancel(all), 1);
   assert_int_equal(async_future_state(all), ASYNC_FUTURE_CANCELLED);
   assert_int_equal(async_future_state(in[0]), ASYNC_FUTURE_CANCELLED);
@@ -857,8 +853,7 @@ static void test_all_free_pending(void **state) {
   reset_globals();
   async_loop *loop = tu_loop_new();
   async_future *in[2] = {fut_new(loop), fut_new(loop)};
-  async_future *all = NULL;
-  assert_int_equal(async_future_all(&all, loop, in, 2), 0);
+  async_future *all = all_of(loop, in, 2);
   assert_int_equal(async_future_free(all), 0);
   assert_int_equal(async_future_state(in[0]), ASYNC_FUTURE_CANCELLED);
   assert_int_equal(async_future_state(in[1]), ASYNC_FUTURE_CANCELLED);
@@ -871,10 +866,9 @@ static void test_all_free_pending(void **state) {
   loop = tu_loop_new();
   in[0] = fut_new(loop);
   in[1] = fut_new(loop);
-  assert_int_equal(async_future_all(&all, loop, in, 2), 0);
-  struct cbrec r;
-  memset(&r, 0, sizeof r);
-  assert_int_equal(async_future_add_callback(all, rec_cb, &r), 0);
+  all = all_of(loop, in, 2);
+  struct cbrec r = {0};
+  add_rec(all, &r);
   assert_int_equal(async_future_free(in[0]), 0);
   assert_int_equal(async_future_free(in[1]), 0);
   run_default(loop);
@@ -891,16 +885,14 @@ static void test_all_count_zero(void **state) {
   reset_globals();
   async_loop *loop = tu_loop_new();
   async_future *dummy[1] = {NULL};
-  async_future *all = NULL;
-  assert_int_equal(async_future_all(&all, loop, dummy, 0), 0);
+  async_future *all = all_of(loop, dummy, 0);
   assert_non_null(all);
   assert_int_equal(async_future_state(all), ASYNC_FUTURE_DONE);
   void *v = &v;
   assert_int_equal(async_future_result(&v, all), 0);
   assert_null(v);
-  struct cbrec r;
-  memset(&r, 0, sizeof r);
-  assert_int_equal(async_future_add_callback(all, rec_cb, &r), 0);
+  struct cbrec r = {0};
+  add_rec(all, &r);
   assert_int_equal(r.calls, 0);
   run_default(loop);
   assert_int_equal(r.calls, 1);
@@ -917,16 +909,10 @@ static void test_any_first_completed(void **state) {
   async_loop *loop = tu_loop_new();
   async_future *in[3];
   struct hookrec h[3];
-  memset(h, 0, sizeof h);
-  for (int i = 0; i < 3; i++) {
-    in[i] = fut_new(loop);
-    assert_int_equal(async_future_set_cancel(in[i], hook_cb, &h[i]), 0);
-  }
-  async_future *any = NULL;
-  assert_int_equal(async_future_any(&any, loop, in, 3), 0);
-  struct cbrec r;
-  memset(&r, 0, sizeof r);
-  assert_int_equal(async_future_add_callback(any, rec_cb, &r), 0);
+  new_hooked(loop, in, h, 3);
+  async_future *any = any_of(loop, in, 3);
+  struct cbrec r = {0};
+  add_rec(any, &r);
   run_default(loop);
   assert_int_equal(async_future_state(any), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_reject(in[1], -42), 0); /* a failure counts */
@@ -948,9 +934,7 @@ static void test_any_first_completed(void **state) {
   assert_ptr_equal(v, in[1]);
   assert_int_equal(r.calls, 1);
   assert_int_equal(async_future_free(any), 0);
-  for (int i = 0; i < 3; i++) {
-    assert_int_equal(async_future_free(in[i]), 0);
-  }
+  free_futures(in, 3);
   tu_finish(loop);
   assert_int_equal(h[2].calls, 1); /* freed while pending */
   assert_int_equal(h[2].cancelled, 1);
@@ -965,7 +949,7 @@ static void test_any_count_zero_and_cancel(void **state) {
   async_future *any = NULL;
   assert_int_equal(async_future_any(&any, loop, in, 0), ASYNC_EINVAL);
   assert_null(any);
-  assert_int_equal(async_future_any(&any, loop, in, 2), 0);
+  any = any_of(loop, in, 2);
   assert_int_equal(async_future_cancel(any), 1);
   assert_int_equal(async_future_state(any), ASYNC_FUTURE_CANCELLED);
   assert_int_equal(async_future_state(in[0]), ASYNC_FUTURE_CANCELLED);
@@ -1003,9 +987,7 @@ static void resolver_timer_cb(async_timer *t, void *ud) {
 }
 
 static void start_resolver(async_loop *loop, struct resolver *r, uint64_t ms) {
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, r), 0);
-  assert_int_equal(async_timer_start(t, ms, 0, resolver_timer_cb), 0);
+  tu_timer_start(loop, r, ms, 0, resolver_timer_cb);
 }
 
 static void test_timeout_inner_in_time(void **state) {
@@ -1016,9 +998,8 @@ static void test_timeout_inner_in_time(void **state) {
 
   /* DONE with the inner value. */
   async_future *inner = fut_new(loop);
-  struct hookrec h;
-  memset(&h, 0, sizeof h);
-  assert_int_equal(async_future_set_cancel(inner, hook_cb, &h), 0);
+  struct hookrec h = {0};
+  set_hook(inner, &h);
   async_future *tf = NULL;
   assert_int_equal(async_future_timeout(&tf, inner, 10000), 0);
   assert_ptr_equal(async_future_loop(tf), loop);
@@ -1074,17 +1055,14 @@ static void test_timeout_timer_wins(void **state) {
   reset_globals();
   async_loop *loop = tu_loop_new();
   async_future *inner = fut_new(loop);
-  struct hookrec h;
-  memset(&h, 0, sizeof h);
-  assert_int_equal(async_future_set_cancel(inner, hook_cb, &h), 0);
-  struct cbrec ri, rt;
-  memset(&ri, 0, sizeof ri);
-  memset(&rt, 0, sizeof rt);
-  assert_int_equal(async_future_add_callback(inner, rec_cb, &ri), 0);
+  struct hookrec h = {0};
+  set_hook(inner, &h);
+  struct cbrec ri = {0}, rt = {0};
+  add_rec(inner, &ri);
   uint64_t t0 = tu_now_ns();
   async_future *tf = NULL;
   assert_int_equal(async_future_timeout(&tf, inner, 30), 0);
-  assert_int_equal(async_future_add_callback(tf, rec_cb, &rt), 0);
+  add_rec(tf, &rt);
   assert_int_equal(async_loop_run_until(loop, tf), ASYNC_ETIMEDOUT);
   assert_true(tu_elapsed_ms(t0) >= 30.0);
   assert_true(tu_elapsed_ms(t0) < 5000.0);
@@ -1111,9 +1089,8 @@ static void test_timeout_cancel_cancels_inner(void **state) {
   reset_globals();
   async_loop *loop = tu_loop_new();
   async_future *inner = fut_new(loop);
-  struct hookrec h;
-  memset(&h, 0, sizeof h);
-  assert_int_equal(async_future_set_cancel(inner, hook_cb, &h), 0);
+  struct hookrec h = {0};
+  set_hook(inner, &h);
   async_future *tf = NULL;
   assert_int_equal(async_future_timeout(&tf, inner, 60000), 0);
   assert_int_equal(async_future_cancel(tf), 1);
@@ -1149,8 +1126,8 @@ static void test_combinators_completion_order(void **state) {
   async_loop *loop = tu_loop_new();
   async_future *in[3] = {fut_new(loop), fut_new(loop), fut_new(loop)};
   async_future *any = NULL, *all = NULL;
-  assert_int_equal(async_future_any(&any, loop, in, 3), 0);
-  assert_int_equal(async_future_all(&all, loop, in, 3), 0);
+  any = any_of(loop, in, 3);
+  all = all_of(loop, in, 3);
   assert_int_equal(async_future_reject(in[2], -2), 0);
   assert_int_equal(async_future_reject(in[0], -1), 0);
   run_default(loop);
@@ -1161,9 +1138,7 @@ static void test_combinators_completion_order(void **state) {
   assert_int_equal(async_future_state(in[1]), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_free(any), 0);
   assert_int_equal(async_future_free(all), 0);
-  for (int i = 0; i < 3; i++) {
-    assert_int_equal(async_future_free(in[i]), 0);
-  }
+  free_futures(in, 3);
   tu_finish(loop);
 }
 
@@ -1174,8 +1149,7 @@ static void test_all_same_future_twice(void **state) {
   async_loop *loop = tu_loop_new();
   async_future *f = fut_new(loop);
   async_future *in[2] = {f, f};
-  async_future *all = NULL;
-  assert_int_equal(async_future_all(&all, loop, in, 2), 0);
+  async_future *all = all_of(loop, in, 2);
   run_default(loop);
   assert_int_equal(async_future_state(all), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_resolve(f, NULL, NULL), 0);
@@ -1192,12 +1166,10 @@ static void test_all_freed_in_callback_inputs_pending(void **state) {
   reset_globals();
   async_loop *loop = tu_loop_new();
   async_future *in[3] = {fut_new(loop), fut_new(loop), fut_new(loop)};
-  async_future *all = NULL;
-  assert_int_equal(async_future_all(&all, loop, in, 3), 0);
-  struct cbrec r;
-  memset(&r, 0, sizeof r);
+  async_future *all = all_of(loop, in, 3);
+  struct cbrec r = {0};
   r.free_in_cb = 1;
-  assert_int_equal(async_future_add_callback(all, rec_cb, &r), 0);
+  add_rec(all, &r);
   assert_int_equal(async_future_reject(in[0], -9), 0);
   run_default(loop);
   assert_int_equal(r.calls, 1);
@@ -1247,8 +1219,7 @@ static void test_any_input_already_done(void **state) {
   async_loop *loop = tu_loop_new();
   async_future *in[2] = {fut_new(loop), fut_new(loop)};
   assert_int_equal(async_future_cancel(in[1]), 1);
-  async_future *any = NULL;
-  assert_int_equal(async_future_any(&any, loop, in, 2), 0);
+  async_future *any = any_of(loop, in, 2);
   assert_int_equal(async_loop_run_until(loop, any), 0);
   void *v = NULL;
   assert_int_equal(async_future_result(&v, any), 0);
@@ -1291,11 +1262,6 @@ static void test_run_until_status(void **state) {
 }
 
 /* Out of work before completion -> ESTATE (no hang). */
-static void noop_timer_cb(async_timer *t, void *ud) {
-  (void)t;
-  (void)ud;
-}
-
 static void stop_timer_cb(async_timer *t, void *ud) {
   async_loop_stop(ud);
   async_handle_close(async_timer_handle(t), NULL);
@@ -1312,9 +1278,7 @@ static void test_run_until_out_of_work(void **state) {
   assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
 
   /* A timer that does not complete it: still ESTATE, once it has fired. */
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
-  assert_int_equal(async_timer_start(t, 10, 0, noop_timer_cb), 0);
+  async_timer *t = tu_timer_start(loop, NULL, 10, 0, tu_noop_timer_cb);
   assert_int_equal(async_loop_run_until(loop, f), ASYNC_ESTATE);
   assert_true(tu_elapsed_ms(t0) >= 10.0);
   assert_true(tu_elapsed_ms(t0) < 5000.0);
@@ -1336,11 +1300,8 @@ static void test_run_until_stopped(void **state) {
   reset_globals();
   async_loop *loop = tu_loop_new();
   async_future *f = fut_new(loop);
-  async_timer *keep = NULL, *stopper = NULL;
-  assert_int_equal(async_timer_new(&keep, loop, NULL), 0);
-  assert_int_equal(async_timer_start(keep, 60000, 0, noop_timer_cb), 0);
-  assert_int_equal(async_timer_new(&stopper, loop, loop), 0);
-  assert_int_equal(async_timer_start(stopper, 10, 0, stop_timer_cb), 0);
+  async_timer *keep = tu_timer_start(loop, NULL, 60000, 0, tu_noop_timer_cb);
+  tu_timer_start(loop, loop, 10, 0, stop_timer_cb); /* the stopper */
   uint64_t t0 = tu_now_ns();
   assert_int_equal(async_loop_run_until(loop, f), ASYNC_ESTATE);
   assert_true(tu_elapsed_ms(t0) < 5000.0);
@@ -1517,8 +1478,8 @@ static void test_userdata_exactly_once(void **state) {
 
   async_future *a_in[2] = {fut_new(loop), fut_new(loop)};
   async_future *all = NULL, *any = NULL, *tf = NULL, *tf_inner = fut_new(loop);
-  assert_int_equal(async_future_all(&all, loop, a_in, 2), 0);
-  assert_int_equal(async_future_any(&any, loop, a_in, 2), 0);
+  all = all_of(loop, a_in, 2);
+  any = any_of(loop, a_in, 2);
   assert_int_equal(async_future_timeout(&tf, tf_inner, 5), 0);
   ADD(a_in[0]);
   ADD(a_in[1]);

@@ -40,27 +40,6 @@ static void close_cb(async_handle *h, void *ud) {
   }
 }
 
-static void noop_timer_cb(async_timer *t, void *ud) {
-  (void)t;
-  (void)ud;
-}
-
-static void count_timer_cb(async_timer *t, void *ud) {
-  (void)t;
-  (*(int *)ud)++;
-}
-
-static void noop_hook_cb(async_hook *h, void *ud) {
-  (void)h;
-  (void)ud;
-}
-
-static void noop_watcher_cb(async_watcher *w, uint32_t ev, void *ud) {
-  (void)w;
-  (void)ev;
-  (void)ud;
-}
-
 /* ------------------------------------------------------------------ */
 
 static void test_close_callback_later_once(void **state) {
@@ -70,8 +49,7 @@ static void test_close_callback_later_once(void **state) {
   struct closelog cl;
   memset(&cl, 0, sizeof cl);
   g_cl = &cl;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &ctx), 0);
+  async_timer *t = tu_timer_new(loop, &ctx);
   async_handle *h = async_timer_handle(t);
   assert_non_null(h);
 
@@ -116,8 +94,7 @@ static void test_close_from_callback_runs_later(void **state) {
   struct closelog cl;
   memset(&cl, 0, sizeof cl);
   g_cl = &cl;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  async_timer *t = tu_timer_new(loop, NULL);
   struct selfclose_soon s = {.h = async_timer_handle(t), .rc = 99};
   assert_int_equal(async_loop_call_soon(loop, close_from_soon, &s), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -134,12 +111,10 @@ static void test_close_from_callback_runs_later(void **state) {
 static void test_close_null_callback(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  async_timer *t = NULL;
-  async_hook *h = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
-  assert_int_equal(async_hook_new(&h, loop, ASYNC_HOOK_CHECK, NULL), 0);
-  assert_int_equal(async_timer_start(t, 100000, 0, noop_timer_cb), 0);
-  assert_int_equal(async_hook_start(h, noop_hook_cb), 0);
+  async_timer *t = tu_timer_new(loop, NULL);
+  async_hook *h = tu_hook_new(loop, ASYNC_HOOK_CHECK, NULL);
+  assert_int_equal(async_timer_start(t, 100000, 0, tu_noop_timer_cb), 0);
+  assert_int_equal(async_hook_start(h, tu_noop_hook_cb), 0);
   assert_int_equal(async_handle_close(async_timer_handle(t), NULL), 0);
   assert_int_equal(async_handle_close(async_hook_handle(h), NULL), 0);
   assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
@@ -154,8 +129,7 @@ static void test_double_close(void **state) {
   struct closelog cl;
   memset(&cl, 0, sizeof cl);
   g_cl = &cl;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  async_timer *t = tu_timer_new(loop, NULL);
   async_handle *h = async_timer_handle(t);
   assert_int_equal(async_handle_close(h, close_cb), 0);
   assert_int_equal(async_handle_close(h, close_cb), ASYNC_ECLOSED);
@@ -174,15 +148,12 @@ static void test_closing_handle_calls(void **state) {
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 
-  async_timer *t = NULL;
-  async_hook *k = NULL;
-  async_watcher *w = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
-  assert_int_equal(async_hook_new(&k, loop, ASYNC_HOOK_PREPARE, NULL), 0);
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], NULL), 0);
-  assert_int_equal(async_timer_start(t, 1000, 50, noop_timer_cb), 0);
-  assert_int_equal(async_hook_start(k, noop_hook_cb), 0);
-  assert_int_equal(async_watcher_start(w, ASYNC_WRITABLE, noop_watcher_cb), 0);
+  async_timer *t = tu_timer_new(loop, NULL);
+  async_hook *k = tu_hook_new(loop, ASYNC_HOOK_PREPARE, NULL);
+  async_watcher *w = tu_watcher_new(loop, sv[0], NULL);
+  assert_int_equal(async_timer_start(t, 1000, 50, tu_noop_timer_cb), 0);
+  assert_int_equal(async_hook_start(k, tu_noop_hook_cb), 0);
+  assert_int_equal(async_watcher_start(w, ASYNC_WRITABLE, tu_noop_watcher_cb), 0);
 
   tu_close(async_timer_handle(t));
   tu_close(async_hook_handle(k));
@@ -196,13 +167,13 @@ static void test_closing_handle_calls(void **state) {
     assert_int_equal(async_handle_unref(hs[i]), ASYNC_ECLOSED);
     assert_int_equal(async_handle_close(hs[i], NULL), ASYNC_ECLOSED);
   }
-  assert_int_equal(async_timer_start(t, 1, 0, noop_timer_cb), ASYNC_ECLOSED);
+  assert_int_equal(async_timer_start(t, 1, 0, tu_noop_timer_cb), ASYNC_ECLOSED);
   assert_int_equal(async_timer_stop(t), ASYNC_ECLOSED);
   assert_int_equal(async_timer_again(t), ASYNC_ECLOSED);
   assert_int_equal(async_timer_set_repeat(t, 5), ASYNC_ECLOSED);
-  assert_int_equal(async_hook_start(k, noop_hook_cb), ASYNC_ECLOSED);
+  assert_int_equal(async_hook_start(k, tu_noop_hook_cb), ASYNC_ECLOSED);
   assert_int_equal(async_hook_stop(k), ASYNC_ECLOSED);
-  assert_int_equal(async_watcher_start(w, ASYNC_READABLE, noop_watcher_cb), ASYNC_ECLOSED);
+  assert_int_equal(async_watcher_start(w, ASYNC_READABLE, tu_noop_watcher_cb), ASYNC_ECLOSED);
   assert_int_equal(async_watcher_set_events(w, ASYNC_READABLE), ASYNC_ECLOSED);
   assert_int_equal(async_watcher_stop(w), ASYNC_ECLOSED);
   /* The closing handles are inactive: nothing was re-armed. */
@@ -211,8 +182,7 @@ static void test_closing_handle_calls(void **state) {
   }
 
   tu_finish(loop);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* ------------------------------------------------------------------ */
@@ -259,14 +229,12 @@ static void test_close_in_own_callback(void **state) {
    * each close themselves in their first callback: exactly one call each. */
   struct selfclose st = {.rc = 99}, sp = {.rc = 99}, sk = {.rc = 99}, si = {.rc = 99},
                    sw = {.rc = 99};
-  async_timer *t = NULL;
   async_hook *p = NULL, *c = NULL, *i = NULL;
-  async_watcher *w = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &st), 0);
-  assert_int_equal(async_hook_new(&p, loop, ASYNC_HOOK_PREPARE, &sp), 0);
-  assert_int_equal(async_hook_new(&c, loop, ASYNC_HOOK_CHECK, &sk), 0);
-  assert_int_equal(async_hook_new(&i, loop, ASYNC_HOOK_IDLE, &si), 0);
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], &sw), 0);
+  async_timer *t = tu_timer_new(loop, &st);
+  p = tu_hook_new(loop, ASYNC_HOOK_PREPARE, &sp);
+  c = tu_hook_new(loop, ASYNC_HOOK_CHECK, &sk);
+  i = tu_hook_new(loop, ASYNC_HOOK_IDLE, &si);
+  async_watcher *w = tu_watcher_new(loop, sv[0], &sw);
   assert_int_equal(async_timer_start(t, 1, 1, sc_timer_cb), 0);
   assert_int_equal(async_hook_start(p, sc_hook_cb), 0);
   assert_int_equal(async_hook_start(c, sc_hook_cb), 0);
@@ -283,8 +251,7 @@ static void test_close_in_own_callback(void **state) {
     assert_int_equal(all[k]->closes, 1);
   }
   assert_int_equal(async_loop_free(loop), 0);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* ------------------------------------------------------------------ */
@@ -294,14 +261,13 @@ static void test_active_closing_ref_flags(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   int fired = 0;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
+  async_timer *t = tu_timer_new(loop, &fired);
   async_handle *h = async_timer_handle(t);
   assert_int_equal(async_handle_is_active(h), 0);
   assert_int_equal(async_handle_is_closing(h), 0);
   assert_int_equal(async_handle_has_ref(h), 1);
 
-  assert_int_equal(async_timer_start(t, 1, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 1, 0, tu_count_timer_cb), 0);
   assert_int_equal(async_handle_is_active(h), 1);
   assert_int_equal(async_handle_is_closing(h), 0);
   assert_int_equal(async_timer_stop(t), 0);
@@ -309,13 +275,13 @@ static void test_active_closing_ref_flags(void **state) {
   assert_int_equal(async_timer_stop(t), 0); /* no-op */
   assert_int_equal(async_handle_is_active(h), 0);
 
-  assert_int_equal(async_timer_start(t, 1, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 1, 0, tu_count_timer_cb), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(fired, 1);
   /* A one-shot timer that fired is inactive. */
   assert_int_equal(async_handle_is_active(h), 0);
 
-  assert_int_equal(async_timer_start(t, 1000, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 1000, 0, tu_count_timer_cb), 0);
   assert_int_equal(async_handle_is_active(h), 1);
   tu_close(h);
   assert_int_equal(async_handle_is_active(h), 0);
@@ -333,10 +299,9 @@ static void test_active_closing_ref_flags(void **state) {
 static void test_ref_unref_idempotent(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  async_timer *t = tu_timer_new(loop, NULL);
   async_handle *h = async_timer_handle(t);
-  assert_int_equal(async_timer_start(t, 100000, 0, noop_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 100000, 0, tu_noop_timer_cb), 0);
   assert_int_equal(async_loop_alive(loop), 1);
 
   assert_int_equal(async_handle_unref(h), 0);
@@ -360,7 +325,7 @@ static void test_ref_unref_idempotent(void **state) {
 
   /* The ref state survives stop/start. */
   assert_int_equal(async_timer_stop(t), 0);
-  assert_int_equal(async_timer_start(t, 100000, 0, noop_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 100000, 0, tu_noop_timer_cb), 0);
   assert_int_equal(async_handle_has_ref(h), 0);
   assert_int_equal(async_loop_alive(loop), 0);
   /* Ref on an inactive handle: referenced, but not alive until started. */
@@ -368,7 +333,7 @@ static void test_ref_unref_idempotent(void **state) {
   assert_int_equal(async_handle_ref(h), 0);
   assert_int_equal(async_handle_has_ref(h), 1);
   assert_int_equal(async_loop_alive(loop), 0);
-  assert_int_equal(async_timer_start(t, 100000, 0, noop_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 100000, 0, tu_noop_timer_cb), 0);
   assert_int_equal(async_loop_alive(loop), 1);
 
   tu_close(h);
@@ -400,8 +365,7 @@ static void test_userdata_and_loop(void **state) {
   async_loop *loop = tu_loop_new();
   int a = 1, b = 2;
   memset(&g_ud, 0, sizeof g_ud);
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &a), 0);
+  async_timer *t = tu_timer_new(loop, &a);
   async_handle *h = async_timer_handle(t);
   assert_ptr_equal(async_handle_userdata(h), &a);
   assert_ptr_equal(async_handle_loop(h), loop);
@@ -423,8 +387,7 @@ static void test_userdata_and_loop(void **state) {
 
   /* Handles of two loops report their own loop. */
   async_loop *loop2 = tu_loop_new();
-  async_hook *k = NULL;
-  assert_int_equal(async_hook_new(&k, loop2, ASYNC_HOOK_IDLE, &b), 0);
+  async_hook *k = tu_hook_new(loop2, ASYNC_HOOK_IDLE, &b);
   assert_ptr_equal(async_handle_loop(async_hook_handle(k)), loop2);
   assert_ptr_equal(async_handle_userdata(async_hook_handle(k)), &b);
   tu_close(async_hook_handle(k));
@@ -438,13 +401,10 @@ static void test_handle_casts(void **state) {
   async_loop *loop = tu_loop_new();
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  async_timer *t = NULL;
-  async_hook *k = NULL;
-  async_watcher *w = NULL;
   int ud = 7;
-  assert_int_equal(async_timer_new(&t, loop, &ud), 0);
-  assert_int_equal(async_hook_new(&k, loop, ASYNC_HOOK_IDLE, &ud), 0);
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], &ud), 0);
+  async_timer *t = tu_timer_new(loop, &ud);
+  async_hook *k = tu_hook_new(loop, ASYNC_HOOK_IDLE, &ud);
+  async_watcher *w = tu_watcher_new(loop, sv[0], &ud);
 
   assert_ptr_equal((async_handle *)t, async_timer_handle(t));
   assert_ptr_equal((async_handle *)k, async_hook_handle(k));
@@ -452,7 +412,7 @@ static void test_handle_casts(void **state) {
   /* The cast pointer works with the handle functions. */
   assert_ptr_equal(async_handle_loop((async_handle *)t), loop);
   assert_ptr_equal(async_handle_userdata((async_handle *)t), &ud);
-  assert_int_equal(async_timer_start(t, 100000, 0, noop_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 100000, 0, tu_noop_timer_cb), 0);
   assert_int_equal(async_handle_is_active((async_handle *)t), 1);
   assert_int_equal(async_handle_unref((async_handle *)t), 0);
   assert_int_equal(async_handle_has_ref(async_timer_handle(t)), 0);
@@ -472,8 +432,7 @@ static void test_handle_casts(void **state) {
   assert_int_equal(async_handle_close((async_handle *)k, NULL), 0);
   assert_int_equal(async_handle_close((async_handle *)w, NULL), 0);
   tu_finish(loop);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* ------------------------------------------------------------------ */
@@ -509,9 +468,7 @@ static void test_close_order(void **state) {
   memset(&cl, 0, sizeof cl);
   cl.seq = &g_ord.seq;
   g_cl = &cl;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
-  assert_int_equal(async_timer_start(t, 0, 0, ord_timer_cb), 0);
+  async_timer *t = tu_timer_start(loop, NULL, 0, 0, ord_timer_cb);
   assert_int_equal(async_loop_call_soon(loop, ord_soon, NULL), 0);
   assert_int_equal(async_handle_close(async_timer_handle(t), close_cb), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);

@@ -74,16 +74,6 @@ static void timer_log_cb(async_timer *t, void *ud) {
   log_event(EV_TIMER);
 }
 
-static void count_hook_cb(async_hook *h, void *ud) {
-  (void)h;
-  (*(int *)ud)++;
-}
-
-static void count_timer_cb(async_timer *t, void *ud) {
-  (void)t;
-  (*(int *)ud)++;
-}
-
 /* ------------------------------------------------------------------ */
 
 /* PREPARE runs before the poll, CHECK after it, once per iteration each. */
@@ -93,10 +83,9 @@ static void test_prepare_check_around_poll(void **state) {
   memset(&g_log, 0, sizeof g_log);
   g_log.loop = loop;
   async_hook *p = NULL, *c = NULL;
-  async_timer *t = NULL;
-  assert_int_equal(async_hook_new(&p, loop, ASYNC_HOOK_PREPARE, NULL), 0);
-  assert_int_equal(async_hook_new(&c, loop, ASYNC_HOOK_CHECK, NULL), 0);
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  p = tu_hook_new(loop, ASYNC_HOOK_PREPARE, NULL);
+  c = tu_hook_new(loop, ASYNC_HOOK_CHECK, NULL);
+  async_timer *t = tu_timer_new(loop, NULL);
   assert_int_equal(async_hook_start(p, prepare_log_cb), 0);
   assert_int_equal(async_hook_start(c, check_log_cb), 0);
   assert_int_equal(async_handle_is_active(async_hook_handle(p)), 1);
@@ -155,13 +144,11 @@ static void test_idle_keeps_poll_nonblocking(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   int idles = 0, fired = 0;
-  async_hook *i = NULL;
-  async_timer *t = NULL;
-  assert_int_equal(async_hook_new(&i, loop, ASYNC_HOOK_IDLE, &idles), 0);
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
+  async_hook *i = tu_hook_new(loop, ASYNC_HOOK_IDLE, &idles);
+  async_timer *t = tu_timer_new(loop, &fired);
   uint64_t t0 = tu_now_ns();
-  assert_int_equal(async_timer_start(t, 500, 0, count_timer_cb), 0);
-  assert_int_equal(async_hook_start(i, count_hook_cb), 0);
+  assert_int_equal(async_timer_start(t, 500, 0, tu_count_timer_cb), 0);
+  assert_int_equal(async_hook_start(i, tu_count_hook_cb), 0);
 
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_ONCE), 1);
   assert_true(tu_elapsed_ms(t0) < 250.0);
@@ -217,10 +204,9 @@ static void test_idle_check_no_timer_starvation(void **state) {
   async_loop *loop = tu_loop_new();
   struct starve s;
   memset(&s, 0, sizeof s);
-  async_timer *t = NULL;
-  assert_int_equal(async_hook_new(&s.idle, loop, ASYNC_HOOK_IDLE, &s), 0);
-  assert_int_equal(async_hook_new(&s.check, loop, ASYNC_HOOK_CHECK, &s), 0);
-  assert_int_equal(async_timer_new(&t, loop, &s), 0);
+  s.idle = tu_hook_new(loop, ASYNC_HOOK_IDLE, &s);
+  s.check = tu_hook_new(loop, ASYNC_HOOK_CHECK, &s);
+  async_timer *t = tu_timer_new(loop, &s);
   assert_int_equal(async_hook_start(s.idle, starve_idle_cb), 0);
   assert_int_equal(async_hook_start(s.check, starve_check_cb), 0);
   uint64_t t0 = tu_now_ns();
@@ -269,9 +255,9 @@ static void run_started_in_own_phase(int kind) {
   memset(&b, 0, sizeof b);
   memset(&c, 0, sizeof c);
   async_hook *ha = NULL, *hb = NULL, *hc = NULL;
-  assert_int_equal(async_hook_new(&ha, loop, kind, &a), 0);
-  assert_int_equal(async_hook_new(&hb, loop, kind, &b), 0);
-  assert_int_equal(async_hook_new(&hc, loop, kind, &c), 0);
+  ha = tu_hook_new(loop, kind, &a);
+  hb = tu_hook_new(loop, kind, &b);
+  hc = tu_hook_new(loop, kind, &c);
   a.other = hb;
   c.restart_self = 1;
   assert_int_equal(async_hook_start(ha, starter_cb), 0);
@@ -362,7 +348,7 @@ static void run_siblings(int kind, int use_close) {
   for (int i = 0; i < N_SIB; i++) {
     me[i].all = &all;
     me[i].idx = i;
-    assert_int_equal(async_hook_new(&all.h[i], loop, kind, &me[i]), 0);
+    all.h[i] = tu_hook_new(loop, kind, &me[i]);
     assert_int_equal(async_hook_start(all.h[i], sib_cb), 0);
   }
   /* Whichever runs first stops/closes all the others: exactly one runs. */
@@ -437,8 +423,7 @@ static void test_start_replaces_callback(void **state) {
   async_loop *loop = tu_loop_new();
   memset(&g_log, 0, sizeof g_log);
   g_log.loop = loop;
-  async_hook *h = NULL;
-  assert_int_equal(async_hook_new(&h, loop, ASYNC_HOOK_PREPARE, NULL), 0);
+  async_hook *h = tu_hook_new(loop, ASYNC_HOOK_PREPARE, NULL);
   assert_int_equal(async_hook_start(h, check_log_cb), 0);
   /* Starting an active hook returns 0 and replaces the callback. */
   assert_int_equal(async_hook_start(h, prepare_log_cb), 0);
@@ -458,15 +443,14 @@ static void test_null_callback(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   for (int kind = ASYNC_HOOK_PREPARE; kind <= ASYNC_HOOK_IDLE; kind++) {
-    async_hook *h = NULL;
-    assert_int_equal(async_hook_new(&h, loop, kind, NULL), 0);
+    async_hook *h = tu_hook_new(loop, kind, NULL);
     assert_int_equal(async_hook_start(h, (async_hook_fn)NULL), ASYNC_EINVAL);
     assert_int_equal(async_handle_is_active(async_hook_handle(h)), 0);
     assert_int_equal(async_loop_alive(loop), 0);
     tu_close(async_hook_handle(h));
     assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   }
-  assert_int_equal(async_hook_start(NULL, count_hook_cb), ASYNC_EINVAL);
+  assert_int_equal(async_hook_start(NULL, tu_count_hook_cb), ASYNC_EINVAL);
   assert_int_equal(async_hook_stop(NULL), ASYNC_EINVAL);
   tu_finish(loop);
 }
@@ -498,16 +482,15 @@ static void test_kinds(void **state) {
   assert_int_equal(async_hook_kind(NULL), ASYNC_EINVAL);
 
   /* A timer is not a hook. */
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  async_timer *t = tu_timer_new(loop, NULL);
   assert_int_equal(async_hook_kind((async_hook *)t), ASYNC_EINVAL);
-  assert_int_equal(async_hook_start((async_hook *)t, count_hook_cb), ASYNC_EINVAL);
+  assert_int_equal(async_hook_start((async_hook *)t, tu_count_hook_cb), ASYNC_EINVAL);
   assert_int_equal(async_hook_stop((async_hook *)t), ASYNC_EINVAL);
 
   /* Still working after all the bad calls. */
   int n = 0;
   assert_int_equal(async_handle_set_userdata(async_hook_handle(h[2]), &n), 0);
-  assert_int_equal(async_hook_start(h[2], count_hook_cb), 0);
+  assert_int_equal(async_hook_start(h[2], tu_count_hook_cb), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 1);
   assert_int_equal(n, 1);
   for (int i = 0; i < 3; i++) {
@@ -525,8 +508,8 @@ static void test_unref_hooks(void **state) {
   int n[3] = {0, 0, 0};
   async_hook *h[3];
   for (int i = 0; i < 3; i++) {
-    assert_int_equal(async_hook_new(&h[i], loop, i, &n[i]), 0);
-    assert_int_equal(async_hook_start(h[i], count_hook_cb), 0);
+    h[i] = tu_hook_new(loop, i, &n[i]);
+    assert_int_equal(async_hook_start(h[i], tu_count_hook_cb), 0);
     assert_int_equal(async_loop_alive(loop), 1);
     assert_int_equal(async_handle_unref(async_hook_handle(h[i])), 0);
   }

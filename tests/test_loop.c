@@ -13,21 +13,6 @@
 /* ------------------------------------------------------------------ */
 /* Shared small callbacks                                              */
 
-static void count_cb(async_loop *loop, void *ud) {
-  (void)loop;
-  (*(int *)ud)++;
-}
-
-static void count_timer_cb(async_timer *t, void *ud) {
-  (void)t;
-  (*(int *)ud)++;
-}
-
-static void count_idle_cb(async_hook *h, void *ud) {
-  (void)h;
-  (*(int *)ud)++;
-}
-
 static void count_close_cb(async_handle *h, void *ud) {
   (void)h;
   (void)ud;
@@ -79,13 +64,12 @@ static void close_counter(async_handle *h, void *ud) {
 static void test_free_busy_with_handle(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  async_timer *t = tu_timer_new(loop, NULL);
   /* Open (even inactive) handle: busy. */
   assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
   int fired = 0;
   assert_int_equal(async_handle_set_userdata(async_timer_handle(t), &fired), 0);
-  assert_int_equal(async_timer_start(t, 5, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 5, 0, tu_count_timer_cb), 0);
   assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(fired, 1);
@@ -107,7 +91,7 @@ static void test_free_busy_with_queued_callback(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   int n = 0;
-  assert_int_equal(async_loop_call_soon(loop, count_cb, &n), 0);
+  assert_int_equal(async_loop_call_soon(loop, tu_count_soon_cb, &n), 0);
   assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
   assert_int_equal(n, 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -144,10 +128,8 @@ static void test_run_modes_iteration_counts(void **state) {
   uint64_t i0;
 
   /* NOWAIT: exactly one iteration per call while work is pending. */
-  async_timer *t = NULL;
   int fired = 0;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
-  assert_int_equal(async_timer_start(t, 10000, 0, count_timer_cb), 0);
+  async_timer *t = tu_timer_start(loop, &fired, 10000, 0, tu_count_timer_cb);
   i0 = tu_iterations(loop);
   for (int i = 0; i < 5; i++) {
     assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 1);
@@ -156,7 +138,7 @@ static void test_run_modes_iteration_counts(void **state) {
   assert_int_equal(fired, 0);
 
   /* ONCE with a due 0 ms timer: one iteration, the timer fires. */
-  assert_int_equal(async_timer_start(t, 0, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 0, 0, tu_count_timer_cb), 0);
   i0 = tu_iterations(loop);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_ONCE), 0);
   assert_int_equal(tu_iterations(loop) - i0, 1);
@@ -164,7 +146,7 @@ static void test_run_modes_iteration_counts(void **state) {
 
   /* ONCE with a queued callback: one iteration; it returns 0 (nothing left). */
   int n = 0;
-  assert_int_equal(async_loop_call_soon(loop, count_cb, &n), 0);
+  assert_int_equal(async_loop_call_soon(loop, tu_count_soon_cb, &n), 0);
   i0 = tu_iterations(loop);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_ONCE), 0);
   assert_int_equal(tu_iterations(loop) - i0, 1);
@@ -210,8 +192,7 @@ static void test_run_once_idle_64(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   struct idle64 s = {0};
-  async_hook *h = NULL;
-  assert_int_equal(async_hook_new(&h, loop, ASYNC_HOOK_IDLE, &s), 0);
+  async_hook *h = tu_hook_new(loop, ASYNC_HOOK_IDLE, &s);
   assert_int_equal(async_hook_start(h, idle64_cb), 0);
   int runs = 0;
   while (async_loop_run(loop, ASYNC_RUN_ONCE)) {
@@ -232,10 +213,8 @@ static void test_run_once_idle_64(void **state) {
 static void test_run_nowait_timer(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  async_timer *t = NULL;
   int fired = 0;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
-  assert_int_equal(async_timer_start(t, 100, 0, count_timer_cb), 0);
+  async_timer *t = tu_timer_start(loop, &fired, 100, 0, tu_count_timer_cb);
   uint64_t t0 = tu_now_ns();
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 1);
   assert_true(tu_elapsed_ms(t0) < 90.0);
@@ -276,10 +255,8 @@ static void test_stop_in_timer(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   struct stopper s = {0};
-  async_timer *t = NULL;
-  async_hook *p = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &s), 0);
-  assert_int_equal(async_hook_new(&p, loop, ASYNC_HOOK_PREPARE, &s), 0);
+  async_timer *t = tu_timer_new(loop, &s);
+  async_hook *p = tu_hook_new(loop, ASYNC_HOOK_PREPARE, &s);
   /* The prepare hook is unreferenced so that it does not keep run alive. */
   assert_int_equal(async_hook_start(p, stop_prepare_cb), 0);
   assert_int_equal(async_handle_unref(async_hook_handle(p)), 0);
@@ -331,10 +308,9 @@ static void test_stop_before_run(void **state) {
   async_loop *loop = tu_loop_new();
   struct sbr s = {0};
   int fired = 0;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
+  async_timer *t = tu_timer_new(loop, &fired);
   uint64_t t_start = tu_now_ns();
-  assert_int_equal(async_timer_start(t, 50, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 50, 0, tu_count_timer_cb), 0);
   assert_int_equal(async_loop_call_soon(loop, sbr_a, &s), 0);
   assert_int_equal(async_loop_call_soon(loop, sbr_b, &s), 0);
   assert_int_equal(async_loop_stop(loop), 0);
@@ -364,9 +340,7 @@ static void test_stop_before_run_once(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   int fired = 0;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
-  assert_int_equal(async_timer_start(t, 1000, 0, count_timer_cb), 0);
+  async_timer *t = tu_timer_start(loop, &fired, 1000, 0, tu_count_timer_cb);
   assert_int_equal(async_loop_stop(loop), 0);
   uint64_t t0 = tu_now_ns();
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_ONCE), 1);
@@ -412,9 +386,7 @@ static void test_nested_run_rejected(void **state) {
 
   /* Same from a timer callback. */
   struct nested m = {0};
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &m), 0);
-  assert_int_equal(async_timer_start(t, 1, 0, nested_timer_cb), 0);
+  async_timer *t = tu_timer_start(loop, &m, 1, 0, nested_timer_cb);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(m.ran, 1);
   assert_int_equal(m.r_default, ASYNC_EBUSY);
@@ -435,11 +407,10 @@ static void test_alive(void **state) {
   assert_int_equal(async_loop_alive(NULL), ASYNC_EINVAL);
 
   int fired = 0;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
+  async_timer *t = tu_timer_new(loop, &fired);
   /* Open but inactive: not alive. */
   assert_int_equal(async_loop_alive(loop), 0);
-  assert_int_equal(async_timer_start(t, 5, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 5, 0, tu_count_timer_cb), 0);
   assert_int_equal(async_loop_alive(loop), 1);
   assert_int_equal(async_handle_unref(async_timer_handle(t)), 0);
   assert_int_equal(async_loop_alive(loop), 0);
@@ -449,12 +420,12 @@ static void test_alive(void **state) {
   assert_int_equal(fired, 1);
   assert_int_equal(async_loop_alive(loop), 0);
 
-  assert_int_equal(async_timer_start(t, 5, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 5, 0, tu_count_timer_cb), 0);
   assert_int_equal(async_timer_stop(t), 0);
   assert_int_equal(async_loop_alive(loop), 0);
 
   int n = 0;
-  assert_int_equal(async_loop_call_soon(loop, count_cb, &n), 0);
+  assert_int_equal(async_loop_call_soon(loop, tu_count_soon_cb, &n), 0);
   assert_int_equal(async_loop_alive(loop), 1);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 0);
   assert_int_equal(n, 1);
@@ -511,7 +482,7 @@ static void test_call_soon_fifo(void **state) {
   for (int i = 0; i < 150; i++) {
     assert_int_equal(o.seen[i], i);
   }
-  assert_int_equal(async_loop_call_soon(NULL, count_cb, &o), ASYNC_EINVAL);
+  assert_int_equal(async_loop_call_soon(NULL, tu_count_soon_cb, &o), ASYNC_EINVAL);
   assert_int_equal(async_loop_call_soon(loop, NULL, &o), ASYNC_EINVAL);
   assert_int_equal(async_loop_alive(loop), 0);
   assert_int_equal(async_loop_free(loop), 0);
@@ -564,7 +535,7 @@ static void test_call_soon_snapshot(void **state) {
   struct requeue r = {.remaining = 50};
   int other = 0;
   assert_int_equal(async_loop_call_soon(loop, requeue_cb, &r), 0);
-  assert_int_equal(async_loop_call_soon(loop, count_cb, &other), 0);
+  assert_int_equal(async_loop_call_soon(loop, tu_count_soon_cb, &other), 0);
   uint64_t i0 = tu_iterations(loop);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(r.calls, 50);
@@ -576,10 +547,8 @@ static void test_call_soon_snapshot(void **state) {
   }
   /* Queued callbacks make the poll non-blocking: with a 1 s timer pending,
    * a requeue chain of 10 runs in 10 quick iterations. */
-  async_timer *t = NULL;
   int fired = 0;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
-  assert_int_equal(async_timer_start(t, 1000, 0, count_timer_cb), 0);
+  async_timer *t = tu_timer_start(loop, &fired, 1000, 0, tu_count_timer_cb);
   memset(&r, 0, sizeof r);
   r.remaining = 10;
   assert_int_equal(async_loop_call_soon(loop, requeue_cb, &r), 0);
@@ -642,8 +611,8 @@ static void test_hot_fd_no_starvation(void **state) {
   assert_int_equal(write(sv[1], "x", 1), 1); /* sv[0] stays readable */
 
   struct hot h = {0};
-  assert_int_equal(async_watcher_new(&h.w, loop, sv[0], &h), 0);
-  assert_int_equal(async_timer_new(&h.t, loop, &h), 0);
+  h.w = tu_watcher_new(loop, sv[0], &h);
+  h.t = tu_timer_new(loop, &h);
   assert_int_equal(async_watcher_start(h.w, ASYNC_READABLE, hot_watcher_cb), 0);
   h.t0 = tu_now_ns();
   assert_int_equal(async_timer_start(h.t, 20, 0, hot_timer_cb), 0);
@@ -662,8 +631,7 @@ static void test_hot_fd_no_starvation(void **state) {
   tu_close(async_watcher_handle(h.w));
   tu_close(async_timer_handle(h.t));
   tu_finish(loop);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* ------------------------------------------------------------------ */
@@ -717,11 +685,10 @@ static void test_loop_timeout(void **state) {
   assert_int_equal(ms, -1);
 
   int fired = 0;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
+  async_timer *t = tu_timer_new(loop, &fired);
   assert_int_equal(async_loop_timeout(&ms, loop), 0);
   assert_int_equal(ms, -1); /* an inactive timer schedules nothing */
-  assert_int_equal(async_timer_start(t, 1000, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 1000, 0, tu_count_timer_cb), 0);
   assert_int_equal(async_loop_timeout(&ms, loop), 0);
   assert_true(ms >= 950 && ms <= 1000);
   tu_sleep_ms(100);
@@ -730,7 +697,7 @@ static void test_loop_timeout(void **state) {
   assert_true(ms >= 800 && ms <= 900);
 
   int n = 0;
-  assert_int_equal(async_loop_call_soon(loop, count_cb, &n), 0);
+  assert_int_equal(async_loop_call_soon(loop, tu_count_soon_cb, &n), 0);
   assert_int_equal(async_loop_timeout(&ms, loop), 0);
   assert_int_equal(ms, 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 1);
@@ -768,7 +735,7 @@ static void test_metrics(void **state) {
   /* Callbacks: exactly the call_soon callbacks that ran. */
   int n = 0;
   for (int i = 0; i < 7; i++) {
-    assert_int_equal(async_loop_call_soon(loop, count_cb, &n), 0);
+    assert_int_equal(async_loop_call_soon(loop, tu_count_soon_cb, &n), 0);
   }
   assert_int_equal(tu_metric(loop, ASYNC_METRIC_CALLBACKS), cb0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -779,9 +746,7 @@ static void test_metrics(void **state) {
 
   /* Iterations: +1 per NOWAIT with work pending. */
   int fired = 0;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
-  assert_int_equal(async_timer_start(t, 60, 0, count_timer_cb), 0);
+  async_timer *t = tu_timer_start(loop, &fired, 60, 0, tu_count_timer_cb);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 1);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 1);
   assert_int_equal(tu_metric(loop, ASYNC_METRIC_ITERATIONS) - it1, 2);
@@ -861,7 +826,7 @@ static void test_log_hook_slow_callback(void **state) {
   /* Fast callbacks: nothing reported. */
   int n = 0;
   for (int i = 0; i < 5; i++) {
-    assert_int_equal(async_loop_call_soon(loop, count_cb, &n), 0);
+    assert_int_equal(async_loop_call_soon(loop, tu_count_soon_cb, &n), 0);
   }
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(n, 5);
@@ -870,7 +835,7 @@ static void test_log_hook_slow_callback(void **state) {
   /* One slow callback: one warning. */
   int s = 0;
   assert_int_equal(async_loop_call_soon(loop, slow_cb, &s), 0);
-  assert_int_equal(async_loop_call_soon(loop, count_cb, &n), 0);
+  assert_int_equal(async_loop_call_soon(loop, tu_count_soon_cb, &n), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(s, 1);
   assert_int_equal(a.messages, 1);
@@ -879,10 +844,8 @@ static void test_log_hook_slow_callback(void **state) {
   assert_int_equal(a.empty, 0);
 
   /* "Every callback": a slow timer callback is reported too. */
-  async_timer *t = NULL;
   int ts = 0;
-  assert_int_equal(async_timer_new(&t, loop, &ts), 0);
-  assert_int_equal(async_timer_start(t, 1, 0, slow_timer_cb), 0);
+  async_timer *t = tu_timer_start(loop, &ts, 1, 0, slow_timer_cb);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(ts, 1);
   assert_int_equal(a.warnings, 2);
@@ -945,7 +908,7 @@ static void test_log_hook_remove(void **state) {
   struct logctx b = {.loop = loop};
   assert_int_equal(async_loop_set_log(loop, log_fn, log_release, &b), 0);
   int n = 0;
-  assert_int_equal(async_loop_call_soon(loop, count_cb, &n), 0);
+  assert_int_equal(async_loop_call_soon(loop, tu_count_soon_cb, &n), 0);
   assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
   assert_int_equal(b.released, 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -968,14 +931,11 @@ static void test_unref_does_not_keep_alive(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   int fired = 0, idles = 0;
-  async_timer *t = NULL;
-  async_hook *idle = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
-  assert_int_equal(async_timer_start(t, 10000, 0, count_timer_cb), 0);
+  async_timer *t = tu_timer_start(loop, &fired, 10000, 0, tu_count_timer_cb);
   assert_int_equal(async_handle_unref(async_timer_handle(t)), 0);
-  assert_int_equal(async_hook_new(&idle, loop, ASYNC_HOOK_IDLE, &idles), 0);
+  async_hook *idle = tu_hook_new(loop, ASYNC_HOOK_IDLE, &idles);
   assert_int_equal(async_handle_unref(async_hook_handle(idle)), 0);
-  assert_int_equal(async_hook_start(idle, count_idle_cb), 0);
+  assert_int_equal(async_hook_start(idle, tu_count_hook_cb), 0);
 
   uint64_t t0 = tu_now_ns();
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -986,9 +946,7 @@ static void test_unref_does_not_keep_alive(void **state) {
 
   /* libuv unref_in_prepare_cb-style: unref inside the callback lets run end. */
   int n = 0;
-  async_timer *r = NULL;
-  assert_int_equal(async_timer_new(&r, loop, &n), 0);
-  assert_int_equal(async_timer_start(r, 2, 2, unref_self_cb), 0);
+  async_timer *r = tu_timer_start(loop, &n, 2, 2, unref_self_cb);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(n, 3);
   assert_int_equal(async_handle_is_active(async_timer_handle(r)), 1);

@@ -70,8 +70,7 @@ static void test_post_100000_in_order(void **state) {
   g_single = &s;
   s.loop = tu_loop_new();
   s.loop_thread = pthread_self();
-  assert_int_equal(async_timer_new(&s.keepalive, s.loop, &s.expired), 0);
-  assert_int_equal(async_timer_start(s.keepalive, 20000, 0, keepalive_expired), 0);
+  s.keepalive = tu_timer_start(s.loop, &s.expired, 20000, 0, keepalive_expired);
 
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, single_poster, &s), 0);
@@ -147,8 +146,7 @@ static void test_post_many_threads(void **state) {
   atomic_init(&m.post_errors, 0);
   g_multi = &m;
   m.loop = tu_loop_new();
-  assert_int_equal(async_timer_new(&m.keepalive, m.loop, &m.expired), 0);
-  assert_int_equal(async_timer_start(m.keepalive, 20000, 0, keepalive_expired), 0);
+  m.keepalive = tu_timer_start(m.loop, &m.expired, 20000, 0, keepalive_expired);
 
   pthread_t th[N_THREADS];
   struct multi_arg args[N_THREADS];
@@ -205,17 +203,22 @@ static void *wake_thread(void *arg) {
   return NULL;
 }
 
+/* A fresh loop in w (a 60 ms delay, post or wakeup as use_wakeup says)
+ * kept alive by a 5 s timer counting into *expired, which it returns. */
+static async_timer *wake_init(struct wake *w, int use_wakeup, int *expired) {
+  memset(w, 0, sizeof *w);
+  atomic_init(&w->sent_ns, 0);
+  w->loop = tu_loop_new();
+  w->delay_ms = 60;
+  w->use_wakeup = use_wakeup;
+  return tu_timer_start(w->loop, expired, 5000, 0, keepalive_expired);
+}
+
 static void test_post_wakes_blocked_poll(void **state) {
   (void)state;
   struct wake w;
-  memset(&w, 0, sizeof w);
-  atomic_init(&w.sent_ns, 0);
-  w.loop = tu_loop_new();
-  w.delay_ms = 60;
   int expired = 0;
-  async_timer *keep = NULL;
-  assert_int_equal(async_timer_new(&keep, w.loop, &expired), 0);
-  assert_int_equal(async_timer_start(keep, 5000, 0, keepalive_expired), 0);
+  async_timer *keep = wake_init(&w, 0, &expired);
 
   pthread_t th;
   uint64_t t0 = tu_now_ns();
@@ -242,15 +245,8 @@ static void test_post_wakes_blocked_poll(void **state) {
 static void test_wakeup_blocked_run_once(void **state) {
   (void)state;
   struct wake w;
-  memset(&w, 0, sizeof w);
-  atomic_init(&w.sent_ns, 0);
-  w.loop = tu_loop_new();
-  w.delay_ms = 60;
-  w.use_wakeup = 1;
   int expired = 0;
-  async_timer *keep = NULL;
-  assert_int_equal(async_timer_new(&keep, w.loop, &expired), 0);
-  assert_int_equal(async_timer_start(keep, 5000, 0, keepalive_expired), 0);
+  async_timer *keep = wake_init(&w, 1, &expired);
 
   pthread_t th;
   uint64_t t0 = tu_now_ns();

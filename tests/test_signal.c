@@ -33,8 +33,7 @@ static void user_handler(int signum, siginfo_t *info, void *ctx) {
 
 /* Installs user_handler (SA_SIGINFO, SIGTERM in the mask) for signum. */
 static void install_user_handler(int signum) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
+  struct sigaction sa = {0};
   sa.sa_sigaction = user_handler;
   sa.sa_flags = SA_SIGINFO;
   sigemptyset(&sa.sa_mask);
@@ -45,8 +44,7 @@ static void install_user_handler(int signum) {
 
 /* True if signum's current disposition is exactly install_user_handler's. */
 static int has_user_handler(int signum) {
-  struct sigaction cur;
-  memset(&cur, 0, sizeof cur);
+  struct sigaction cur = {0};
   if (sigaction(signum, NULL, &cur) != 0) {
     return 0;
   }
@@ -89,12 +87,6 @@ static void rec_cb(async_signal *s, int signum, void *ud) {
   r->ud = ud;
 }
 
-static void noop_cb(async_signal *s, int signum, void *ud) {
-  (void)s;
-  (void)signum;
-  (void)ud;
-}
-
 /*
  * Runs NOWAIT iterations until *counter reaches target or max_ms pass,
  * then a few more iterations (to catch duplicates). Returns the final
@@ -114,6 +106,26 @@ static int run_until_count(async_loop *loop, const int *counter, int target, int
   return *counter;
 }
 
+/* A new signal watcher with userdata ud; the call must succeed. */
+static async_signal *signal_new(async_loop *loop, void *ud) {
+  async_signal *s = NULL;
+  assert_int_equal(async_signal_new(&s, loop, ud), 0);
+  return s;
+}
+
+/* A new signal watcher started for signum with cb; both must succeed. */
+static async_signal *watch_signal(async_loop *loop, void *ud, int signum, async_signal_fn cb) {
+  async_signal *s = signal_new(loop, ud);
+  assert_int_equal(async_signal_start(s, signum, cb), 0);
+  return s;
+}
+
+/* Closes s, runs the loop to the end and frees it. */
+static void close_and_finish(async_loop *loop, async_signal *s) {
+  tu_close(async_signal_handle(s));
+  tu_finish(loop);
+}
+
 /* ------------------------------------------------------------------ */
 
 /* One raise per iteration: exactly one callback each, with signum, the
@@ -121,10 +133,8 @@ static int run_until_count(async_loop *loop, const int *counter, int target, int
 static void test_one_raise_per_iteration(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  struct srec r;
-  memset(&r, 0, sizeof r);
-  async_signal *s = NULL;
-  assert_int_equal(async_signal_new(&s, loop, &r), 0);
+  struct srec r = {0};
+  async_signal *s = signal_new(loop, &r);
   assert_int_equal(async_signal_signum(s), 0);
   assert_int_equal(async_handle_is_active(async_signal_handle(s)), 0);
   assert_int_equal(async_signal_start(s, SIGUSR1, rec_cb), 0);
@@ -142,8 +152,7 @@ static void test_one_raise_per_iteration(void **state) {
   assert_ptr_equal(r.ud, &r);
   assert_int_equal(g_user_hits[SIGUSR1], 0); /* all taken by the library */
 
-  tu_close(async_signal_handle(s));
-  tu_finish(loop);
+  close_and_finish(loop, s);
   assert_true(has_user_handler(SIGUSR1));
 }
 
@@ -152,11 +161,8 @@ static void test_one_raise_per_iteration(void **state) {
 static void test_raises_coalesce(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  struct srec r;
-  memset(&r, 0, sizeof r);
-  async_signal *s = NULL;
-  assert_int_equal(async_signal_new(&s, loop, &r), 0);
-  assert_int_equal(async_signal_start(s, SIGUSR1, rec_cb), 0);
+  struct srec r = {0};
+  async_signal *s = watch_signal(loop, &r, SIGUSR1, rec_cb);
   for (int i = 0; i < 5; i++) {
     assert_int_equal(raise(SIGUSR1), 0);
   }
@@ -168,8 +174,7 @@ static void test_raises_coalesce(void **state) {
   tu_sleep_ms(5);
   assert_true(async_loop_run(loop, ASYNC_RUN_NOWAIT) >= 0);
   assert_int_equal(r.calls, n);
-  tu_close(async_signal_handle(s));
-  tu_finish(loop);
+  close_and_finish(loop, s);
 }
 
 /* Two watchers of one loop on one signal each get every delivery; after
@@ -177,12 +182,10 @@ static void test_raises_coalesce(void **state) {
 static void test_two_watchers_one_loop(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  struct srec a, b;
-  memset(&a, 0, sizeof a);
-  memset(&b, 0, sizeof b);
+  struct srec a = {0}, b = {0};
   async_signal *sa = NULL, *sb = NULL;
-  assert_int_equal(async_signal_new(&sa, loop, &a), 0);
-  assert_int_equal(async_signal_new(&sb, loop, &b), 0);
+  sa = signal_new(loop, &a);
+  sb = signal_new(loop, &b);
   assert_int_equal(async_signal_start(sa, SIGUSR2, rec_cb), 0);
   assert_int_equal(async_signal_start(sb, SIGUSR2, rec_cb), 0);
   for (int i = 1; i <= 3; i++) {
@@ -215,8 +218,7 @@ static void test_two_watchers_one_loop(void **state) {
   assert_int_equal(b.calls, 4);
 
   tu_close(async_signal_handle(sa));
-  tu_close(async_signal_handle(sb));
-  tu_finish(loop);
+  close_and_finish(loop, sb);
 }
 
 /* One loop per signal: a second loop gets ASYNC_EBUSY (and no abort); it
@@ -226,12 +228,10 @@ static void test_second_loop_ebusy(void **state) {
   (void)state;
   async_loop *l1 = tu_loop_new();
   async_loop *l2 = tu_loop_new();
-  struct srec r1, r2;
-  memset(&r1, 0, sizeof r1);
-  memset(&r2, 0, sizeof r2);
+  struct srec r1 = {0}, r2 = {0};
   async_signal *s1 = NULL, *s2 = NULL;
-  assert_int_equal(async_signal_new(&s1, l1, &r1), 0);
-  assert_int_equal(async_signal_new(&s2, l2, &r2), 0);
+  s1 = signal_new(l1, &r1);
+  s2 = signal_new(l2, &r2);
   assert_int_equal(async_signal_start(s1, SIGUSR1, rec_cb), 0);
   assert_int_equal(async_signal_start(s2, SIGUSR1, rec_cb), ASYNC_EBUSY);
   assert_int_equal(async_handle_is_active(async_signal_handle(s2)), 0);
@@ -272,18 +272,13 @@ static void test_second_loop_ebusy(void **state) {
   tu_finish(l2);
 
   /* Hand-over after the owning loop is gone. */
-  tu_close(async_signal_handle(s1));
-  tu_finish(l1);
+  close_and_finish(l1, s1);
   async_loop *l3 = tu_loop_new();
-  struct srec r3;
-  memset(&r3, 0, sizeof r3);
-  async_signal *s3 = NULL;
-  assert_int_equal(async_signal_new(&s3, l3, &r3), 0);
-  assert_int_equal(async_signal_start(s3, SIGUSR1, rec_cb), 0);
+  struct srec r3 = {0};
+  async_signal *s3 = watch_signal(l3, &r3, SIGUSR1, rec_cb);
   assert_int_equal(raise(SIGUSR1), 0);
   assert_int_equal(run_until_count(l3, &r3.calls, 1, 2000), 1);
-  tu_close(async_signal_handle(s3));
-  tu_finish(l3);
+  close_and_finish(l3, s3);
   assert_true(has_user_handler(SIGUSR1));
   assert_true(has_user_handler(SIGUSR2));
   assert_int_equal(g_user_hits[SIGUSR1], 0);
@@ -294,11 +289,10 @@ static void test_second_loop_ebusy(void **state) {
 static void test_invalid_signums(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  async_signal *s = NULL;
-  assert_int_equal(async_signal_new(&s, loop, NULL), 0);
+  async_signal *s = signal_new(loop, NULL);
   const int bad[] = {0, -1, -SIGUSR1, 65, NSIG, NSIG + 1, 128, 1000, INT_MAX, INT_MIN, SIGKILL, SIGSTOP};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    assert_int_equal(async_signal_start(s, bad[i], noop_cb), ASYNC_EINVAL);
+    assert_int_equal(async_signal_start(s, bad[i], tu_noop_signal_cb), ASYNC_EINVAL);
     assert_int_equal(async_signal_signum(s), 0);
     assert_int_equal(async_handle_is_active(async_signal_handle(s)), 0);
   }
@@ -306,9 +300,9 @@ static void test_invalid_signums(void **state) {
   assert_true(has_user_handler(SIGUSR1));
 
   /* While active: a bad restart keeps the current signal. */
-  assert_int_equal(async_signal_start(s, SIGUSR1, noop_cb), 0);
-  assert_int_equal(async_signal_start(s, SIGKILL, noop_cb), ASYNC_EINVAL);
-  assert_int_equal(async_signal_start(s, 0, noop_cb), ASYNC_EINVAL);
+  assert_int_equal(async_signal_start(s, SIGUSR1, tu_noop_signal_cb), 0);
+  assert_int_equal(async_signal_start(s, SIGKILL, tu_noop_signal_cb), ASYNC_EINVAL);
+  assert_int_equal(async_signal_start(s, 0, tu_noop_signal_cb), ASYNC_EINVAL);
   assert_int_equal(async_signal_start(s, SIGUSR2, NULL), ASYNC_EINVAL);
   assert_int_equal(async_signal_signum(s), SIGUSR1);
   assert_true(has_user_handler(SIGUSR2));
@@ -318,8 +312,7 @@ static void test_invalid_signums(void **state) {
   assert_int_equal(sigaction(SIGKILL, NULL, &cur), 0);
   assert_true(cur.sa_handler == SIG_DFL);
 
-  tu_close(async_signal_handle(s));
-  tu_finish(loop);
+  close_and_finish(loop, s);
   assert_true(has_user_handler(SIGUSR1));
 }
 
@@ -328,11 +321,10 @@ static void test_invalid_signums(void **state) {
 static void test_previous_disposition_restored(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  async_signal *s = NULL;
-  assert_int_equal(async_signal_new(&s, loop, NULL), 0);
+  async_signal *s = signal_new(loop, NULL);
   assert_true(has_user_handler(SIGUSR1));
 
-  assert_int_equal(async_signal_start(s, SIGUSR1, noop_cb), 0);
+  assert_int_equal(async_signal_start(s, SIGUSR1, tu_noop_signal_cb), 0);
   assert_false(has_user_handler(SIGUSR1));
   assert_int_equal(async_signal_stop(s), 0);
   assert_true(has_user_handler(SIGUSR1));
@@ -340,14 +332,14 @@ static void test_previous_disposition_restored(void **state) {
   assert_true(has_user_handler(SIGUSR1));
 
   /* Restart with another signal: the first one is given back at once. */
-  assert_int_equal(async_signal_start(s, SIGUSR1, noop_cb), 0);
-  assert_int_equal(async_signal_start(s, SIGUSR2, noop_cb), 0);
+  assert_int_equal(async_signal_start(s, SIGUSR1, tu_noop_signal_cb), 0);
+  assert_int_equal(async_signal_start(s, SIGUSR2, tu_noop_signal_cb), 0);
   assert_int_equal(async_signal_signum(s), SIGUSR2);
   assert_true(has_user_handler(SIGUSR1));
   assert_false(has_user_handler(SIGUSR2));
 
   /* Restart with the same signal: still watched, nothing restored. */
-  assert_int_equal(async_signal_start(s, SIGUSR2, noop_cb), 0);
+  assert_int_equal(async_signal_start(s, SIGUSR2, tu_noop_signal_cb), 0);
   assert_false(has_user_handler(SIGUSR2));
 
   /* Close restores too (immediately, not only at the close callback). */
@@ -359,37 +351,21 @@ static void test_previous_disposition_restored(void **state) {
   /* A SIG_IGN disposition is restored as SIG_IGN. */
   signal(SIGUSR1, SIG_IGN);
   loop = tu_loop_new();
-  assert_int_equal(async_signal_new(&s, loop, NULL), 0);
-  assert_int_equal(async_signal_start(s, SIGUSR1, noop_cb), 0);
+  s = signal_new(loop, NULL);
+  assert_int_equal(async_signal_start(s, SIGUSR1, tu_noop_signal_cb), 0);
   struct sigaction cur;
   assert_int_equal(sigaction(SIGUSR1, NULL, &cur), 0);
   assert_true(cur.sa_handler != SIG_IGN);
   assert_int_equal(async_signal_stop(s), 0);
   assert_int_equal(sigaction(SIGUSR1, NULL, &cur), 0);
   assert_true(cur.sa_handler == SIG_IGN);
-  tu_close(async_signal_handle(s));
-  tu_finish(loop);
+  close_and_finish(loop, s);
   install_user_handler(SIGUSR1);
 }
 
 /* No handler is installed for signals nobody watched: every disposition
  * is the same after creating loops and using every other feature as
  * before (SIGCHLD stays SIG_DFL: libev's default loop is never made). */
-static void noop_timer_cb(async_timer *t, void *ud) {
-  (void)t;
-  (void)ud;
-}
-
-static void noop_hook_cb(async_hook *h, void *ud) {
-  (void)h;
-  (void)ud;
-}
-
-static void noop_soon_cb(async_loop *l, void *ud) {
-  (void)l;
-  (void)ud;
-}
-
 static void test_no_handler_for_unwatched(void **state) {
   (void)state;
   static struct sigaction before[NSIG];
@@ -403,16 +379,13 @@ static void test_no_handler_for_unwatched(void **state) {
 
   async_loop *l1 = tu_loop_new();
   async_loop *l2 = tu_loop_new();
-  async_timer *t = NULL;
-  async_hook *h = NULL;
   async_signal *s = NULL;
-  assert_int_equal(async_timer_new(&t, l1, NULL), 0);
-  assert_int_equal(async_timer_start(t, 1, 0, noop_timer_cb), 0);
-  assert_int_equal(async_hook_new(&h, l1, ASYNC_HOOK_CHECK, NULL), 0);
-  assert_int_equal(async_hook_start(h, noop_hook_cb), 0);
-  assert_int_equal(async_signal_new(&s, l2, NULL), 0); /* created, never started */
-  assert_int_equal(async_loop_call_soon(l2, noop_soon_cb, NULL), 0);
-  assert_int_equal(async_loop_post(l2, noop_soon_cb, NULL), 0);
+  async_timer *t = tu_timer_start(l1, NULL, 1, 0, tu_noop_timer_cb);
+  async_hook *h = tu_hook_new(l1, ASYNC_HOOK_CHECK, NULL);
+  assert_int_equal(async_hook_start(h, tu_noop_hook_cb), 0);
+  s = signal_new(l2, NULL); /* created, never started */
+  assert_int_equal(async_loop_call_soon(l2, tu_noop_soon_cb, NULL), 0);
+  assert_int_equal(async_loop_post(l2, tu_noop_soon_cb, NULL), 0);
   assert_true(async_loop_run(l1, ASYNC_RUN_ONCE) >= 0);
   assert_true(async_loop_run(l2, ASYNC_RUN_NOWAIT) >= 0);
 
@@ -433,8 +406,7 @@ static void test_no_handler_for_unwatched(void **state) {
 
   tu_close(async_timer_handle(t));
   tu_close(async_hook_handle(h));
-  tu_close(async_signal_handle(s));
-  tu_finish(l1);
+  close_and_finish(l1, s);
   tu_finish(l2);
   assert_int_equal(sigaction(SIGCHLD, NULL, &chld), 0);
   assert_true(chld.sa_handler == SIG_DFL);
@@ -444,11 +416,8 @@ static void test_no_handler_for_unwatched(void **state) {
 static void test_pending_dropped_on_stop(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  struct srec r;
-  memset(&r, 0, sizeof r);
-  async_signal *s = NULL;
-  assert_int_equal(async_signal_new(&s, loop, &r), 0);
-  assert_int_equal(async_signal_start(s, SIGUSR1, rec_cb), 0);
+  struct srec r = {0};
+  async_signal *s = watch_signal(loop, &r, SIGUSR1, rec_cb);
   assert_int_equal(raise(SIGUSR1), 0); /* pending: the loop has not run */
   assert_int_equal(async_signal_stop(s), 0);
   assert_int_equal(run_until_count(loop, &r.calls, 1, 50), 0);
@@ -460,8 +429,7 @@ static void test_pending_dropped_on_stop(void **state) {
   assert_int_equal(run_until_count(loop, &r.calls, 1, 50), 0);
   assert_int_equal(raise(SIGUSR1), 0);
   assert_int_equal(run_until_count(loop, &r.calls, 1, 2000), 1);
-  tu_close(async_signal_handle(s));
-  tu_finish(loop);
+  close_and_finish(loop, s);
   assert_int_equal(r.calls, 1);
 }
 
@@ -478,11 +446,8 @@ static void pend_close_cb(async_handle *h, void *ud) {
 static void test_pending_dropped_on_close(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  struct pend_close pc;
-  memset(&pc, 0, sizeof pc);
-  async_signal *s = NULL;
-  assert_int_equal(async_signal_new(&s, loop, &pc.r), 0);
-  assert_int_equal(async_signal_start(s, SIGUSR2, rec_cb), 0);
+  struct pend_close pc = {0};
+  async_signal *s = watch_signal(loop, &pc.r, SIGUSR2, rec_cb);
   assert_int_equal(async_handle_set_userdata(async_signal_handle(s), &pc), 0);
   assert_int_equal(raise(SIGUSR2), 0);
   assert_int_equal(async_handle_close(async_signal_handle(s), pend_close_cb), 0);
@@ -517,10 +482,9 @@ static void pair_cb(async_signal *s, int signum, void *ud) {
 static void test_pending_dropped_stop_from_callback(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  struct pair p;
-  memset(&p, 0, sizeof p);
-  assert_int_equal(async_signal_new(&p.a, loop, &p), 0);
-  assert_int_equal(async_signal_new(&p.b, loop, &p), 0);
+  struct pair p = {0};
+  p.a = signal_new(loop, &p);
+  p.b = signal_new(loop, &p);
   assert_int_equal(async_signal_start(p.a, SIGUSR1, pair_cb), 0);
   assert_int_equal(async_signal_start(p.b, SIGUSR1, pair_cb), 0);
   assert_int_equal(raise(SIGUSR1), 0);
@@ -568,15 +532,10 @@ static void test_ready_queue_order(void **state) {
   (void)state;
   g_seq = 0;
   async_loop *loop = tu_loop_new();
-  struct srec r;
-  memset(&r, 0, sizeof r);
+  struct srec r = {0};
   r.seq = &g_seq;
-  struct soonrec before, after;
-  memset(&before, 0, sizeof before);
-  memset(&after, 0, sizeof after);
-  async_signal *s = NULL;
-  assert_int_equal(async_signal_new(&s, loop, &r), 0);
-  assert_int_equal(async_signal_start(s, SIGUSR1, rec_cb), 0);
+  struct soonrec before = {0}, after = {0};
+  async_signal *s = watch_signal(loop, &r, SIGUSR1, rec_cb);
   assert_int_equal(async_loop_call_soon(loop, soon_rec_cb, &before), 0);
   assert_int_equal(raise(SIGUSR1), 0);
   assert_int_equal(async_loop_call_soon(loop, soon_rec_cb, &after), 0);
@@ -586,8 +545,7 @@ static void test_ready_queue_order(void **state) {
   assert_int_equal(before.order, 1);
   assert_int_equal(after.order, 2); /* queued before the loop ran */
   assert_int_equal(r.order[0], 3);
-  tu_close(async_signal_handle(s));
-  tu_finish(loop);
+  close_and_finish(loop, s);
 }
 
 /* A callback queued before the raise (so it runs before the delivery)
@@ -622,7 +580,7 @@ static void test_pending_dropped_on_restart(void **state) {
     struct srec r;
     memset(&r, 0, sizeof r);
     struct requeue q = {.mode = mode, .rc = 99};
-    assert_int_equal(async_signal_new(&q.s, loop, &r), 0);
+    q.s = signal_new(loop, &r);
     assert_int_equal(async_signal_start(q.s, SIGUSR1, rec_cb), 0);
     assert_int_equal(async_loop_call_soon(loop, requeue_soon_cb, &q), 0);
     assert_int_equal(raise(SIGUSR1), 0);
@@ -658,18 +616,14 @@ static void test_realtime_signal(void **state) {
   assert_true(sig < NSIG);
   install_user_handler(sig);
   async_loop *loop = tu_loop_new();
-  struct srec r;
-  memset(&r, 0, sizeof r);
-  async_signal *s = NULL;
-  assert_int_equal(async_signal_new(&s, loop, &r), 0);
-  assert_int_equal(async_signal_start(s, sig, rec_cb), 0);
+  struct srec r = {0};
+  async_signal *s = watch_signal(loop, &r, sig, rec_cb);
   assert_int_equal(async_signal_signum(s), sig);
   assert_int_equal(raise(sig), 0);
   assert_int_equal(run_until_count(loop, &r.calls, 1, 2000), 1);
   assert_int_equal(r.last_signum, sig);
   assert_int_equal(g_user_hits[sig], 0);
-  tu_close(async_signal_handle(s));
-  tu_finish(loop);
+  close_and_finish(loop, s);
   assert_true(has_user_handler(sig));
   signal(sig, SIG_DFL);
 }
@@ -692,17 +646,13 @@ static void test_signal_keeps_loop_alive(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   int calls = 0;
-  async_signal *s = NULL;
-  assert_int_equal(async_signal_new(&s, loop, &calls), 0);
-  assert_int_equal(async_signal_start(s, SIGUSR1, close_on_signal_cb), 0);
+  async_signal *s = watch_signal(loop, &calls, SIGUSR1, close_on_signal_cb);
   assert_int_equal(async_handle_unref(async_signal_handle(s)), 0);
   assert_int_equal(async_loop_alive(loop), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(async_handle_ref(async_signal_handle(s)), 0);
   assert_int_equal(async_loop_alive(loop), 1);
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
-  assert_int_equal(async_timer_start(t, 20, 0, raise_timer_cb), 0);
+  tu_timer_start(loop, NULL, 20, 0, raise_timer_cb);
   uint64_t t0 = tu_now_ns();
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_true(tu_elapsed_ms(t0) >= 20.0);

@@ -148,8 +148,7 @@ static void test_post_from_user_thread(void **state) {
   memset(&p, 0, sizeof p);
   g_post = &p;
   p.loop = tu_loop_new();
-  assert_int_equal(async_timer_new(&p.keepalive, p.loop, &p), 0);
-  assert_int_equal(async_timer_start(p.keepalive, 20000, 0, post_keepalive_expired), 0);
+  p.keepalive = tu_timer_start(p.loop, &p, 20000, 0, post_keepalive_expired);
 
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, poster, &p), 0);
@@ -214,15 +213,12 @@ static void test_timers(void **state) {
   async_loop *loop = tu_loop_new();
   s.t0_ns = tu_now_ns();
 
-  assert_int_equal(async_timer_new(&s.oneshot, loop, &s), 0);
-  assert_int_equal(async_timer_start(s.oneshot, 10, 0, oneshot_cb), 0);
+  s.oneshot = tu_timer_start(loop, &s, 10, 0, oneshot_cb);
 
-  assert_int_equal(async_timer_new(&s.repeating, loop, &s), 0);
-  assert_int_equal(async_timer_start(s.repeating, 5, 5, repeating_cb), 0);
+  s.repeating = tu_timer_start(loop, &s, 5, 5, repeating_cb);
 
   /* Started far out, then again(): re-armed with the 20 ms repeat. */
-  assert_int_equal(async_timer_new(&s.again, loop, &s), 0);
-  assert_int_equal(async_timer_start(s.again, 100000, 20, again_cb), 0);
+  s.again = tu_timer_start(loop, &s, 100000, 20, again_cb);
   assert_int_equal(async_timer_again(s.again), 0);
   uint64_t due = 0;
   assert_int_equal(async_timer_due_in(&due, s.again), 0);
@@ -296,10 +292,10 @@ static void test_watcher_on_pipe(void **state) {
   assert_int_equal(pipe2(p.fds, O_NONBLOCK | O_CLOEXEC), 0);
   async_loop *loop = tu_loop_new();
 
-  assert_int_equal(async_watcher_new(&p.reader, loop, p.fds[0], &p), 0);
+  p.reader = tu_watcher_new(loop, p.fds[0], &p);
   assert_int_equal(async_watcher_start(p.reader, ASYNC_READABLE, reader_cb), 0);
   assert_int_equal(async_watcher_fd(p.reader), p.fds[0]);
-  assert_int_equal(async_watcher_new(&p.writer, loop, p.fds[1], &p), 0);
+  p.writer = tu_watcher_new(loop, p.fds[1], &p);
   assert_int_equal(async_watcher_start(p.writer, ASYNC_WRITABLE, writer_cb), 0);
 
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -348,9 +344,9 @@ static void test_hooks(void **state) {
   struct hooks s;
   memset(&s, 0, sizeof s);
   async_loop *loop = tu_loop_new();
-  assert_int_equal(async_hook_new(&s.prepare, loop, ASYNC_HOOK_PREPARE, &s), 0);
-  assert_int_equal(async_hook_new(&s.check, loop, ASYNC_HOOK_CHECK, &s), 0);
-  assert_int_equal(async_hook_new(&s.idle, loop, ASYNC_HOOK_IDLE, &s), 0);
+  s.prepare = tu_hook_new(loop, ASYNC_HOOK_PREPARE, &s);
+  s.check = tu_hook_new(loop, ASYNC_HOOK_CHECK, &s);
+  s.idle = tu_hook_new(loop, ASYNC_HOOK_IDLE, &s);
   assert_int_equal(async_hook_kind(s.check), ASYNC_HOOK_CHECK);
   assert_int_equal(async_hook_start(s.prepare, prepare_cb), 0);
   assert_int_equal(async_hook_start(s.check, check_cb), 0);
@@ -518,10 +514,8 @@ static void test_run_until(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   async_future *fut = NULL;
-  async_timer *timer = NULL;
   assert_int_equal(async_future_new(&fut, loop), 0);
-  assert_int_equal(async_timer_new(&timer, loop, fut), 0);
-  assert_int_equal(async_timer_start(timer, 20, 0, resolve_later), 0);
+  tu_timer_start(loop, fut, 20, 0, resolve_later);
   assert_int_equal(async_loop_run_until(loop, fut), 0);
   void *value = NULL;
   assert_int_equal(async_future_result(&value, fut), 0);

@@ -7,16 +7,6 @@
 
 #include <string.h>
 
-static void noop_timer_cb(async_timer *t, void *ud) {
-  (void)t;
-  (void)ud;
-}
-
-static void count_timer_cb(async_timer *t, void *ud) {
-  (void)t;
-  (*(int *)ud)++;
-}
-
 /* ------------------------------------------------------------------ */
 /* libuv timer: 10 one-shots 0..450 ms + a 100 ms repeater x5           */
 
@@ -68,14 +58,13 @@ static void test_oneshots_and_repeater(void **state) {
     os[i].timeout_ms = (uint64_t)i * 50u;
     os[i].order = order;
     os[i].norder = &norder;
-    assert_int_equal(async_timer_new(&ot[i], loop, &os[i]), 0);
+    ot[i] = tu_timer_new(loop, &os[i]);
     os[i].start_ns = tu_now_ns();
     assert_int_equal(async_timer_start(ot[i], os[i].timeout_ms, 0, oneshot_cb), 0);
   }
   struct repeater r;
   memset(&r, 0, sizeof r);
-  async_timer *rt = NULL;
-  assert_int_equal(async_timer_new(&rt, loop, &r), 0);
+  async_timer *rt = tu_timer_new(loop, &r);
   r.start_ns = tu_now_ns();
   assert_int_equal(async_timer_start(rt, 100, 100, repeater_cb), 0);
 
@@ -130,7 +119,7 @@ static void test_never_early(void **state) {
   memset(e, 0, sizeof e);
   for (int i = 0; i < N_EARLY; i++) {
     e[i].timeout_ms = (uint64_t)(i % 20) + 1u;
-    assert_int_equal(async_timer_new(&t[i], loop, &e[i]), 0);
+    t[i] = tu_timer_new(loop, &e[i]);
   }
   /* Start in several waves from inside and outside the loop so deadlines
    * interleave with the loop's cached time. */
@@ -177,8 +166,7 @@ static void test_repeat_never_early(void **state) {
   async_loop *loop = tu_loop_new();
   struct early_rep r;
   memset(&r, 0, sizeof r);
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &r), 0);
+  async_timer *t = tu_timer_new(loop, &r);
   r.start_ns = tu_now_ns();
   assert_int_equal(async_timer_start(t, 3, 7, early_rep_cb), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -227,7 +215,7 @@ static void test_equal_timeouts_start_order(void **state) {
   async_timer *t[32];
   for (int i = 0; i < 32; i++) {
     items[i].o = &o;
-    assert_int_equal(async_timer_new(&t[i], loop, &items[i]), 0);
+    t[i] = tu_timer_new(loop, &items[i]);
   }
   /* Started in an order unrelated to creation; ids say the start order. */
   for (int k = 0; k < 32; k++) {
@@ -274,8 +262,7 @@ static void test_due_together_fire_by_deadline(void **state) {
   for (int i = 0; i < 20; i++) {
     items[i].o = &o;
     items[i].id = i;
-    assert_int_equal(async_timer_new(&t[i], loop, &items[i]), 0);
-    assert_int_equal(async_timer_start(t[i], (uint64_t)(20 - i), 0, ord_cb), 0);
+    t[i] = tu_timer_start(loop, &items[i], (uint64_t)(20 - i), 0, ord_cb);
   }
   tu_sleep_ms(40); /* all due before the loop runs */
   uint64_t i0 = tu_iterations(loop);
@@ -298,8 +285,7 @@ static void test_due_together_fire_by_deadline(void **state) {
 static void test_again_never_started(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
+  async_timer *t = tu_timer_new(loop, NULL);
   assert_int_equal(async_timer_again(t), ASYNC_ESTATE);
   assert_int_equal(async_handle_is_active(async_timer_handle(t)), 0);
   /* Even with a repeat set, no callback is known yet. */
@@ -315,15 +301,14 @@ static void test_again_semantics(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   int fired = 0;
-  async_timer *t = NULL;
   uint64_t rep = 0, due = 0;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
+  async_timer *t = tu_timer_new(loop, &fired);
   async_handle *h = async_timer_handle(t);
   assert_int_equal(async_timer_get_repeat(&rep, t), 0);
   assert_int_equal(rep, 0);
 
   /* again() restarts with timeout = repeat. */
-  assert_int_equal(async_timer_start(t, 100000, 30, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 100000, 30, tu_count_timer_cb), 0);
   assert_int_equal(async_timer_get_repeat(&rep, t), 0);
   assert_int_equal(rep, 30);
   assert_int_equal(async_timer_due_in(&due, t), 0);
@@ -392,8 +377,7 @@ static void test_set_repeat_in_callback(void **state) {
   memset(&s, 0, sizeof s);
   s.new_repeat = 60;
   s.stop_after = 3;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &s), 0);
+  async_timer *t = tu_timer_new(loop, &s);
   s.start_ns = tu_now_ns();
   assert_int_equal(async_timer_start(t, 10, 10, setrep_cb), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -418,9 +402,8 @@ static void test_set_repeat_while_pending(void **state) {
   struct setrep s;
   memset(&s, 0, sizeof s);
   s.stop_after = 2;
-  async_timer *t = NULL;
   uint64_t due = 0;
-  assert_int_equal(async_timer_new(&t, loop, &s), 0);
+  async_timer *t = tu_timer_new(loop, &s);
   s.start_ns = tu_now_ns();
   assert_int_equal(async_timer_start(t, 30, 0, setrep_cb), 0);
   assert_int_equal(async_timer_set_repeat(t, 50), 0);
@@ -444,9 +427,7 @@ static void test_repeat_zero_in_callback_last(void **state) {
   memset(&s, 0, sizeof s);
   s.zero_at = 3;
   s.stop_after = 10; /* safety */
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &s), 0);
-  assert_int_equal(async_timer_start(t, 2, 2, setrep_cb), 0);
+  async_timer *t = tu_timer_start(loop, &s, 2, 2, setrep_cb);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   int active = async_handle_is_active(async_timer_handle(t));
   uint64_t rep = 99;
@@ -481,9 +462,7 @@ static void test_restart_replaces(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   g_bad_calls = g_good_calls = 0;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, NULL), 0);
-  assert_int_equal(async_timer_start(t, 86400000u, 0, bad_cb), 0);
+  async_timer *t = tu_timer_start(loop, NULL, 86400000u, 0, bad_cb);
   assert_int_equal(async_timer_start(t, 10, 0, good_cb), 0);
   uint64_t t0 = tu_now_ns();
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -547,8 +526,7 @@ static void test_zero_timer_rearm_once_per_iteration(void **state) {
   struct zero z;
   memset(&z, 0, sizeof z);
   z.max = 100;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &z), 0);
+  async_timer *t = tu_timer_new(loop, &z);
   z.in_start = 1;
   assert_int_equal(async_timer_start(t, 0, 0, zero_cb), 0);
   z.in_start = 0;
@@ -579,21 +557,19 @@ static void test_run_once_small_timers(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   int fired = 0;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
-  assert_int_equal(async_timer_start(t, 0, 0, count_timer_cb), 0);
+  async_timer *t = tu_timer_start(loop, &fired, 0, 0, tu_count_timer_cb);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_ONCE), 0);
   assert_int_equal(fired, 1);
 
   for (int k = 0; k < 20; k++) {
     uint64_t t0 = tu_now_ns();
-    assert_int_equal(async_timer_start(t, 1, 0, count_timer_cb), 0);
+    assert_int_equal(async_timer_start(t, 1, 0, tu_count_timer_cb), 0);
     assert_int_equal(async_loop_run(loop, ASYNC_RUN_ONCE), 0);
     assert_int_equal(fired, 2 + k);
     assert_true(tu_now_ns() - t0 >= 1000000u);
   }
   /* A 0 ms timer with NOWAIT fires too. */
-  assert_int_equal(async_timer_start(t, 0, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 0, 0, tu_count_timer_cb), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 0);
   assert_int_equal(fired, 22);
   tu_close(async_timer_handle(t));
@@ -609,20 +585,20 @@ static void test_huge_timeouts(void **state) {
   int huge_fired = 0, rep_fired = 0, small_fired = 0;
   async_timer *a = NULL, *b = NULL, *c = NULL, *d = NULL, *small = NULL;
   uint64_t due = 0, rep = 0;
-  assert_int_equal(async_timer_new(&a, loop, &huge_fired), 0);
-  assert_int_equal(async_timer_new(&b, loop, &huge_fired), 0);
-  assert_int_equal(async_timer_new(&c, loop, &huge_fired), 0);
-  assert_int_equal(async_timer_new(&d, loop, &rep_fired), 0);
-  assert_int_equal(async_timer_new(&small, loop, &small_fired), 0);
+  a = tu_timer_new(loop, &huge_fired);
+  b = tu_timer_new(loop, &huge_fired);
+  c = tu_timer_new(loop, &huge_fired);
+  d = tu_timer_new(loop, &rep_fired);
+  small = tu_timer_new(loop, &small_fired);
 
   /* 35 years is far beyond anything these tests run; both saturate or not,
    * but neither wraps around to a small value. */
   const uint64_t far_ms = (uint64_t)1 << 40;
-  assert_int_equal(async_timer_start(a, UINT64_MAX, 0, count_timer_cb), 0);
-  assert_int_equal(async_timer_start(b, ((uint64_t)1 << 48) - 1, 0, count_timer_cb), 0);
-  assert_int_equal(async_timer_start(c, UINT64_MAX - 1, UINT64_MAX, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(a, UINT64_MAX, 0, tu_count_timer_cb), 0);
+  assert_int_equal(async_timer_start(b, ((uint64_t)1 << 48) - 1, 0, tu_count_timer_cb), 0);
+  assert_int_equal(async_timer_start(c, UINT64_MAX - 1, UINT64_MAX, tu_count_timer_cb), 0);
   /* Fires at once, then repeats "practically never". */
-  assert_int_equal(async_timer_start(d, 0, UINT64_MAX, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(d, 0, UINT64_MAX, tu_count_timer_cb), 0);
   async_timer *huge[4] = {a, b, c, d};
   for (int i = 0; i < 3; i++) {
     assert_int_equal(async_timer_due_in(&due, huge[i]), 0);
@@ -640,7 +616,7 @@ static void test_huge_timeouts(void **state) {
     assert_int_equal(async_handle_unref(async_timer_handle(huge[i])), 0);
   }
   uint64_t t0 = tu_now_ns();
-  assert_int_equal(async_timer_start(small, 5, 5, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(small, 5, 5, tu_count_timer_cb), 0);
   int runs = 0;
   while (small_fired < 3 && runs < 100 && tu_elapsed_ms(t0) < 2000.0) {
     assert_int_equal(async_loop_run(loop, ASYNC_RUN_ONCE), 1);
@@ -706,9 +682,7 @@ static void test_overdue_fires_once_per_run(void **state) {
   async_loop *loop = tu_loop_new();
   struct overdue o;
   memset(&o, 0, sizeof o);
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &o), 0);
-  assert_int_equal(async_timer_start(t, 50, 50, overdue_cb), 0);
+  async_timer *t = tu_timer_start(loop, &o, 50, 50, overdue_cb);
   tu_sleep_ms(160); /* three periods missed */
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_ONCE), 1);
   assert_int_equal(o.calls, 1);
@@ -731,9 +705,7 @@ static void test_overdue_blocking_callback(void **state) {
   struct overdue o;
   memset(&o, 0, sizeof o);
   o.sleep_ms = 35;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &o), 0);
-  assert_int_equal(async_timer_start(t, 10, 10, overdue_cb), 0);
+  async_timer *t = tu_timer_start(loop, &o, 10, 10, overdue_cb);
   for (int k = 1; k <= 4; k++) {
     assert_int_equal(async_loop_run(loop, ASYNC_RUN_ONCE), 1);
     assert_int_equal(o.calls, k);
@@ -744,10 +716,8 @@ static void test_overdue_blocking_callback(void **state) {
   o.sleep_ms = 35;
   assert_int_equal(async_timer_start(t, 10, 10, overdue_cb), 0);
   assert_int_equal(async_handle_unref(async_timer_handle(t)), 0);
-  async_timer *end = NULL;
   int end_fired = 0;
-  assert_int_equal(async_timer_new(&end, loop, &end_fired), 0);
-  assert_int_equal(async_timer_start(end, 200, 0, count_timer_cb), 0);
+  async_timer *end = tu_timer_start(loop, &end_fired, 200, 0, tu_count_timer_cb);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(end_fired, 1);
   /* ~200 ms of 35 ms callbacks: at most 7 even back to back, far below a
@@ -772,9 +742,7 @@ static void test_stopped_unref_never_fires(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   int fired = 0;
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
-  assert_int_equal(async_timer_start(t, 5, 0, count_timer_cb), 0);
+  async_timer *t = tu_timer_start(loop, &fired, 5, 0, tu_count_timer_cb);
   assert_int_equal(async_timer_stop(t), 0);
   assert_int_equal(async_handle_unref(async_timer_handle(t)), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -784,7 +752,7 @@ static void test_stopped_unref_never_fires(void **state) {
   assert_int_equal(fired, 0);
   /* Stopped while due (before the loop saw it): never fires either. */
   assert_int_equal(async_handle_ref(async_timer_handle(t)), 0);
-  assert_int_equal(async_timer_start(t, 1, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 1, 0, tu_count_timer_cb), 0);
   tu_sleep_ms(5);
   assert_int_equal(async_timer_stop(t), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 0);
@@ -798,13 +766,12 @@ static void test_due_in(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   int fired = 0;
-  async_timer *t = NULL;
   uint64_t due = 12345;
-  assert_int_equal(async_timer_new(&t, loop, &fired), 0);
+  async_timer *t = tu_timer_new(loop, &fired);
   assert_int_equal(async_timer_due_in(&due, t), 0);
   assert_int_equal(due, 0); /* not active */
 
-  assert_int_equal(async_timer_start(t, 100, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 100, 0, tu_count_timer_cb), 0);
   assert_int_equal(async_timer_due_in(&due, t), 0);
   assert_true(due >= 90 && due <= 100);
   tu_sleep_ms(30);
@@ -813,13 +780,13 @@ static void test_due_in(void **state) {
   assert_true(due >= 40 && due <= 70);
 
   /* Due but not yet processed: 0. */
-  assert_int_equal(async_timer_start(t, 5, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 5, 0, tu_count_timer_cb), 0);
   tu_sleep_ms(10);
   assert_int_equal(async_timer_due_in(&due, t), 0);
   assert_int_equal(due, 0);
   assert_int_equal(async_handle_is_active(async_timer_handle(t)), 1);
 
-  assert_int_equal(async_timer_start(t, 2000, 0, count_timer_cb), 0);
+  assert_int_equal(async_timer_start(t, 2000, 0, tu_count_timer_cb), 0);
   assert_int_equal(async_timer_due_in(&due, t), 0);
   assert_true(due >= 1950 && due <= 2000);
   assert_int_equal(async_timer_stop(t), 0);
@@ -841,7 +808,7 @@ static void test_timer_new_invalid(void **state) {
   assert_int_equal(async_timer_new(NULL, loop, NULL), ASYNC_EINVAL);
   assert_int_equal(async_timer_new(&t, NULL, NULL), ASYNC_EINVAL);
   assert_int_equal(async_loop_free(loop), 0);
-  (void)noop_timer_cb;
+  (void)tu_noop_timer_cb;
 }
 
 int main(void) {

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -82,6 +83,36 @@ static inline async_loop *tu_loop_new(void) {
   return loop;
 }
 
+/* A new (stopped) timer with userdata ud; fails the test on error. */
+static inline async_timer *tu_timer_new(async_loop *loop, void *ud) {
+  async_timer *t = NULL;
+  assert_int_equal(async_timer_new(&t, loop, ud), 0);
+  return t;
+}
+
+/* A new (stopped) hook of kind with userdata ud; fails the test on error. */
+static inline async_hook *tu_hook_new(async_loop *loop, int kind, void *ud) {
+  async_hook *h = NULL;
+  assert_int_equal(async_hook_new(&h, loop, kind, ud), 0);
+  return h;
+}
+
+/* A new (stopped) watcher of fd with userdata ud; fails the test on error. */
+static inline async_watcher *tu_watcher_new(async_loop *loop, int fd, void *ud) {
+  async_watcher *w = NULL;
+  assert_int_equal(async_watcher_new(&w, loop, fd, ud), 0);
+  return w;
+}
+
+/* A new timer with userdata ud, started with (timeout_ms, repeat_ms, cb);
+ * fails the test if either call fails. */
+static inline async_timer *tu_timer_start(async_loop *loop, void *ud, uint64_t timeout_ms, uint64_t repeat_ms,
+                                          async_timer_fn cb) {
+  async_timer *t = tu_timer_new(loop, ud);
+  assert_int_equal(async_timer_start(t, timeout_ms, repeat_ms, cb), 0);
+  return t;
+}
+
 /* Closes a handle without a close callback; fails the test on error. */
 static inline void tu_close(async_handle *h) {
   assert_int_equal(async_handle_close(h, NULL), 0);
@@ -94,6 +125,30 @@ static inline void tu_close(async_handle *h) {
 static inline void tu_finish(async_loop *loop) {
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(async_loop_free(loop), 0);
+}
+
+/* Callbacks that do nothing, one per callback type. */
+static inline void tu_noop_timer_cb(async_timer *t, void *ud) { (void)t; (void)ud; }
+static inline void tu_noop_watcher_cb(async_watcher *w, uint32_t ev, void *ud) { (void)w; (void)ev; (void)ud; }
+static inline void tu_noop_hook_cb(async_hook *h, void *ud) { (void)h; (void)ud; }
+static inline void tu_noop_signal_cb(async_signal *s, int signum, void *ud) { (void)s; (void)signum; (void)ud; }
+static inline void tu_noop_soon_cb(async_loop *l, void *ud) { (void)l; (void)ud; }
+static inline void tu_noop_future_cb(async_future *f, int status, void *ud) { (void)f; (void)status; (void)ud; }
+static inline void tu_noop_cancel_cb(async_future *f, int cancelled, void *ud) { (void)f; (void)cancelled; (void)ud; }
+static inline void tu_noop_log_cb(async_loop *l, int level, const char *msg, void *ud) {
+  (void)l; (void)level; (void)msg; (void)ud;
+}
+
+/* Callbacks that add one to the int their userdata points to. */
+static inline void tu_count_timer_cb(async_timer *t, void *ud) { (void)t; (*(int *)ud)++; }
+static inline void tu_count_hook_cb(async_hook *h, void *ud) { (void)h; (*(int *)ud)++; }
+static inline void tu_count_soon_cb(async_loop *l, void *ud) { (void)l; (*(int *)ud)++; }
+static inline void tu_count_close_cb(async_handle *h, void *ud) { (void)h; (*(int *)ud)++; }
+
+/* Closes both fds of a pipe or socketpair (errors ignored). */
+static inline void tu_close_pair(int fd[2]) {
+  close(fd[0]);
+  close(fd[1]);
 }
 
 #endif

@@ -55,12 +55,6 @@ static void rec_cb2(async_watcher *w, uint32_t revents, void *ud) {
   r->ud = ud;
 }
 
-static void noop_cb(async_watcher *w, uint32_t revents, void *ud) {
-  (void)w;
-  (void)revents;
-  (void)ud;
-}
-
 /* Runs n NOWAIT iterations; each must return >= 0. */
 static void run_nowait(async_loop *loop, int n) {
   for (int i = 0; i < n; i++) {
@@ -91,6 +85,13 @@ static void set_nonblock(int fd) {
   assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
 }
 
+/* A new watcher of fd, started for events with cb; both must succeed. */
+static async_watcher *watch(async_loop *loop, int fd, void *ud, uint32_t events, async_watcher_fn cb) {
+  async_watcher *w = tu_watcher_new(loop, fd, ud);
+  assert_int_equal(async_watcher_start(w, events, cb), 0);
+  return w;
+}
+
 /* Closes the watcher, runs the loop to the end and frees it. */
 static void close_and_finish(async_loop *loop, async_watcher *w) {
   tu_close(async_watcher_handle(w));
@@ -106,10 +107,8 @@ static void test_readable_socketpair_level(void **state) {
   async_loop *loop = tu_loop_new();
   int sv[2];
   make_socketpair(sv);
-  struct wrec r;
-  memset(&r, 0, sizeof r);
-  async_watcher *w = NULL;
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], &r), 0);
+  struct wrec r = {0};
+  async_watcher *w = tu_watcher_new(loop, sv[0], &r);
   assert_int_equal(async_handle_is_active(async_watcher_handle(w)), 0);
   assert_int_equal(async_watcher_start(w, ASYNC_READABLE, rec_cb), 0);
   assert_int_equal(async_handle_is_active(async_watcher_handle(w)), 1);
@@ -140,8 +139,7 @@ static void test_readable_socketpair_level(void **state) {
   read_byte(sv[0]);
 
   close_and_finish(loop, w);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* Socketpair, WRITABLE: an empty send buffer is writable every iteration;
@@ -152,11 +150,8 @@ static void test_writable_socketpair_level(void **state) {
   int sv[2];
   make_socketpair(sv);
   set_nonblock(sv[1]);
-  struct wrec r;
-  memset(&r, 0, sizeof r);
-  async_watcher *w = NULL;
-  assert_int_equal(async_watcher_new(&w, loop, sv[1], &r), 0);
-  assert_int_equal(async_watcher_start(w, ASYNC_WRITABLE, rec_cb), 0);
+  struct wrec r = {0};
+  async_watcher *w = watch(loop, sv[1], &r, ASYNC_WRITABLE, rec_cb);
   run_nowait(loop, 4);
   assert_int_equal(r.calls, 4);
   assert_int_equal(r.bad_iter, 0);
@@ -194,8 +189,7 @@ static void test_writable_socketpair_level(void **state) {
   assert_int_equal(r.last, ASYNC_WRITABLE);
 
   close_and_finish(loop, w);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* Pipe: read end readable after a write, write end writable; the read end
@@ -205,12 +199,10 @@ static void test_pipe_readable_writable(void **state) {
   async_loop *loop = tu_loop_new();
   int p[2];
   make_pipe(p);
-  struct wrec rr, wr;
-  memset(&rr, 0, sizeof rr);
-  memset(&wr, 0, sizeof wr);
+  struct wrec rr = {0}, wr = {0};
   async_watcher *rw = NULL, *ww = NULL;
-  assert_int_equal(async_watcher_new(&rw, loop, p[0], &rr), 0);
-  assert_int_equal(async_watcher_new(&ww, loop, p[1], &wr), 0);
+  rw = tu_watcher_new(loop, p[0], &rr);
+  ww = tu_watcher_new(loop, p[1], &wr);
   /* Both events on the read end: nothing while the pipe is empty. */
   assert_int_equal(async_watcher_start(rw, ASYNC_READABLE | ASYNC_WRITABLE, rec_cb), 0);
   assert_int_equal(async_watcher_start(ww, ASYNC_WRITABLE, rec_cb), 0);
@@ -231,8 +223,7 @@ static void test_pipe_readable_writable(void **state) {
   tu_close(async_watcher_handle(rw));
   tu_close(async_watcher_handle(ww));
   tu_finish(loop);
-  close(p[0]);
-  close(p[1]);
+  tu_close_pair(p);
 }
 
 /* Hang-up reports both events (to a watcher watching both), only the
@@ -242,11 +233,8 @@ static void test_hangup_reports_both(void **state) {
   async_loop *loop = tu_loop_new();
   int p[2];
   make_pipe(p);
-  struct wrec r;
-  memset(&r, 0, sizeof r);
-  async_watcher *w = NULL;
-  assert_int_equal(async_watcher_new(&w, loop, p[0], &r), 0);
-  assert_int_equal(async_watcher_start(w, ASYNC_READABLE | ASYNC_WRITABLE, rec_cb), 0);
+  struct wrec r = {0};
+  async_watcher *w = watch(loop, p[0], &r, ASYNC_READABLE | ASYNC_WRITABLE, rec_cb);
   run_nowait(loop, 2);
   assert_int_equal(r.calls, 0);
   close(p[1]); /* writer gone: hang-up on the read end */
@@ -267,7 +255,7 @@ static void test_hangup_reports_both(void **state) {
   int sv[2];
   make_socketpair(sv);
   memset(&r, 0, sizeof r);
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], &r), 0);
+  w = tu_watcher_new(loop, sv[0], &r);
   assert_int_equal(async_watcher_start(w, ASYNC_READABLE, rec_cb), 0);
   run_nowait(loop, 1);
   assert_int_equal(r.calls, 0);
@@ -287,10 +275,8 @@ static void test_set_events_sequence(void **state) {
   async_loop *loop = tu_loop_new();
   int sv[2];
   make_socketpair(sv);
-  struct wrec r;
-  memset(&r, 0, sizeof r);
-  async_watcher *w = NULL;
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], &r), 0);
+  struct wrec r = {0};
+  async_watcher *w = tu_watcher_new(loop, sv[0], &r);
   async_handle *h = async_watcher_handle(w);
   assert_int_equal(async_watcher_start(w, ASYNC_READABLE, rec_cb), 0);
   run_nowait(loop, 2);
@@ -348,8 +334,7 @@ static void test_set_events_sequence(void **state) {
 
   read_byte(sv[0]);
   close_and_finish(loop, w);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* set_events on a never-started watcher: no callback known -> ESTATE. */
@@ -358,8 +343,7 @@ static void test_set_events_before_start(void **state) {
   async_loop *loop = tu_loop_new();
   int sv[2];
   make_socketpair(sv);
-  async_watcher *w = NULL;
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], NULL), 0);
+  async_watcher *w = tu_watcher_new(loop, sv[0], NULL);
   assert_int_equal(async_watcher_set_events(w, ASYNC_WRITABLE), ASYNC_ESTATE);
   assert_int_equal(async_watcher_set_events(w, ASYNC_READABLE), ASYNC_ESTATE);
   assert_int_equal(async_watcher_set_events(w, ASYNC_READABLE | ASYNC_WRITABLE), ASYNC_ESTATE);
@@ -367,8 +351,7 @@ static void test_set_events_before_start(void **state) {
   /* Nothing is watched: the loop has no work. */
   assert_int_equal(async_loop_alive(loop), 0);
   close_and_finish(loop, w);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* Starting an active watcher replaces its events and its callback. */
@@ -377,11 +360,8 @@ static void test_start_replaces_callback(void **state) {
   async_loop *loop = tu_loop_new();
   int sv[2];
   make_socketpair(sv);
-  struct wrec r;
-  memset(&r, 0, sizeof r);
-  async_watcher *w = NULL;
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], &r), 0);
-  assert_int_equal(async_watcher_start(w, ASYNC_WRITABLE, rec_cb), 0);
+  struct wrec r = {0};
+  async_watcher *w = watch(loop, sv[0], &r, ASYNC_WRITABLE, rec_cb);
   run_nowait(loop, 1);
   assert_int_equal(r.calls, 1);
 
@@ -419,8 +399,7 @@ static void test_start_replaces_callback(void **state) {
 
   read_byte(sv[0]);
   close_and_finish(loop, w);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* Makes a socketpair whose first fd has number want (which must be free). */
@@ -443,24 +422,21 @@ static void test_fd_reuse_no_stale_registration(void **state) {
   int a[2];
   make_socketpair(a);
   int num = a[0];
-  struct wrec r1, r2;
-  memset(&r1, 0, sizeof r1);
-  memset(&r2, 0, sizeof r2);
+  struct wrec r1 = {0}, r2 = {0};
   async_watcher *w1 = NULL, *w2 = NULL;
-  assert_int_equal(async_watcher_new(&w1, loop, num, &r1), 0);
+  w1 = tu_watcher_new(loop, num, &r1);
   assert_int_equal(async_watcher_start(w1, ASYNC_READABLE, rec_cb), 0);
   write_byte(a[1]);
   run_nowait(loop, 1);
   assert_int_equal(r1.calls, 1);
 
   assert_int_equal(async_watcher_stop(w1), 0);
-  close(a[0]);
-  close(a[1]);
+  tu_close_pair(a);
 
   int b[2];
   socketpair_at(b, num);
   assert_int_equal(b[0], num);
-  assert_int_equal(async_watcher_new(&w2, loop, num, &r2), 0);
+  w2 = tu_watcher_new(loop, num, &r2);
   assert_int_equal(async_watcher_fd(w2), num);
   assert_int_equal(async_watcher_start(w2, ASYNC_READABLE, rec_cb), 0);
   run_nowait(loop, 2);
@@ -472,8 +448,7 @@ static void test_fd_reuse_no_stale_registration(void **state) {
   assert_int_equal(r1.calls, 1); /* stopped: silent */
   read_byte(b[0]);
   assert_int_equal(async_watcher_stop(w2), 0);
-  close(b[0]);
-  close(b[1]);
+  tu_close_pair(b);
 
   /* Old watcher, restarted on the number that now names a third file. */
   int c[2];
@@ -488,8 +463,7 @@ static void test_fd_reuse_no_stale_registration(void **state) {
   read_byte(c[0]);
   /* And via set_events after a stop (the other restart path). */
   assert_int_equal(async_watcher_stop(w1), 0);
-  close(c[0]);
-  close(c[1]);
+  tu_close_pair(c);
   int d[2];
   socketpair_at(d, num);
   assert_int_equal(async_watcher_set_events(w1, ASYNC_READABLE), 0);
@@ -500,8 +474,7 @@ static void test_fd_reuse_no_stale_registration(void **state) {
   tu_close(async_watcher_handle(w1));
   tu_close(async_watcher_handle(w2));
   tu_finish(loop);
-  close(d[0]);
-  close(d[1]);
+  tu_close_pair(d);
 }
 
 /* libuv closed_fd_events: inside a callback, stop + close the fd, open a new
@@ -529,8 +502,7 @@ static void reuse_w1_cb(async_watcher *w, uint32_t revents, void *ud) {
   if (async_watcher_stop(w) != 0) {
     s->errors++;
   }
-  close(s->a[0]);
-  close(s->a[1]);
+  tu_close_pair(s->a);
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->b) != 0) {
     s->errors++;
     return;
@@ -550,12 +522,11 @@ static void reuse_w1_cb(async_watcher *w, uint32_t revents, void *ud) {
 
 static void test_fd_reuse_inside_callback(void **state) {
   (void)state;
-  struct reuse s;
-  memset(&s, 0, sizeof s);
+  struct reuse s = {0};
   s.loop = tu_loop_new();
   make_socketpair(s.a);
   s.num = s.a[0];
-  assert_int_equal(async_watcher_new(&s.w1, s.loop, s.num, &s), 0);
+  s.w1 = tu_watcher_new(s.loop, s.num, &s);
   assert_int_equal(async_watcher_start(s.w1, ASYNC_READABLE, reuse_w1_cb), 0);
   write_byte(s.a[1]);
   run_nowait(s.loop, 1);
@@ -573,8 +544,7 @@ static void test_fd_reuse_inside_callback(void **state) {
   tu_close(async_watcher_handle(s.w1));
   tu_close(async_watcher_handle(s.w2));
   tu_finish(s.loop);
-  close(s.b[0]);
-  close(s.b[1]);
+  tu_close_pair(s.b);
 }
 
 /* Invalid fds: negative -> EINVAL, not open -> EBADF; a closed fd at start
@@ -590,8 +560,7 @@ static void test_invalid_fds(void **state) {
   int p[2];
   make_pipe(p);
   int closed_fd = p[0];
-  close(p[0]);
-  close(p[1]);
+  tu_close_pair(p);
   assert_int_equal(fcntl(closed_fd, F_GETFD), -1);
   assert_int_equal(async_watcher_new(&w, loop, closed_fd, NULL), ASYNC_EBADF);
   assert_int_equal(async_watcher_new(&w, loop, 1 << 20, NULL), ASYNC_EBADF);
@@ -601,37 +570,33 @@ static void test_invalid_fds(void **state) {
 
   /* Closed behind the watcher's back before start. */
   make_pipe(p);
-  assert_int_equal(async_watcher_new(&w, loop, p[0], NULL), 0);
-  close(p[0]);
-  close(p[1]);
-  assert_int_equal(async_watcher_start(w, ASYNC_READABLE, noop_cb), ASYNC_EBADF);
+  w = tu_watcher_new(loop, p[0], NULL);
+  tu_close_pair(p);
+  assert_int_equal(async_watcher_start(w, ASYNC_READABLE, tu_noop_watcher_cb), ASYNC_EBADF);
   assert_int_equal(async_handle_is_active(async_watcher_handle(w)), 0);
   tu_close(async_watcher_handle(w));
 
   /* Started, stopped, fd closed: restart through start or set_events. */
   make_pipe(p);
-  assert_int_equal(async_watcher_new(&w, loop, p[1], NULL), 0);
-  assert_int_equal(async_watcher_start(w, ASYNC_WRITABLE, noop_cb), 0);
+  w = tu_watcher_new(loop, p[1], NULL);
+  assert_int_equal(async_watcher_start(w, ASYNC_WRITABLE, tu_noop_watcher_cb), 0);
   assert_int_equal(async_watcher_stop(w), 0);
-  close(p[0]);
-  close(p[1]);
+  tu_close_pair(p);
   assert_int_equal(async_watcher_set_events(w, ASYNC_WRITABLE), ASYNC_EBADF);
-  assert_int_equal(async_watcher_start(w, ASYNC_WRITABLE, noop_cb), ASYNC_EBADF);
+  assert_int_equal(async_watcher_start(w, ASYNC_WRITABLE, tu_noop_watcher_cb), ASYNC_EBADF);
   assert_int_equal(async_handle_is_active(async_watcher_handle(w)), 0);
   tu_close(async_watcher_handle(w));
 
   /* The loop still works. */
   int sv[2];
   make_socketpair(sv);
-  struct wrec r;
-  memset(&r, 0, sizeof r);
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], &r), 0);
+  struct wrec r = {0};
+  w = tu_watcher_new(loop, sv[0], &r);
   assert_int_equal(async_watcher_start(w, ASYNC_WRITABLE, rec_cb), 0);
   run_nowait(loop, 1);
   assert_int_equal(r.calls, 1);
   close_and_finish(loop, w);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* Closing a watcher inside its own callback: no further calls, the close
@@ -673,11 +638,8 @@ static void test_close_inside_callback(void **state) {
   async_loop *loop = tu_loop_new();
   int sv[2];
   make_socketpair(sv);
-  struct selfclose s;
-  memset(&s, 0, sizeof s);
-  async_watcher *w = NULL;
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], &s), 0);
-  assert_int_equal(async_watcher_start(w, ASYNC_READABLE | ASYNC_WRITABLE, selfclose_cb), 0);
+  struct selfclose s = {0};
+  async_watcher *w = watch(loop, sv[0], &s, ASYNC_READABLE | ASYNC_WRITABLE, selfclose_cb);
   write_byte(sv[1]);
   uint64_t t0 = tu_now_ns();
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
@@ -695,8 +657,7 @@ static void test_close_inside_callback(void **state) {
   /* The fd is the user's: still open, closable now. */
   assert_true(fcntl(sv[0], F_GETFD) >= 0);
   assert_int_equal(async_loop_free(loop), 0);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 /* A regular file (which epoll refuses) is always ready, as poll() says:
@@ -707,11 +668,8 @@ static void test_regular_file_always_ready(void **state) {
   FILE *tmp = tmpfile();
   assert_non_null(tmp);
   int fd = fileno(tmp);
-  struct wrec r;
-  memset(&r, 0, sizeof r);
-  async_watcher *w = NULL;
-  assert_int_equal(async_watcher_new(&w, loop, fd, &r), 0);
-  assert_int_equal(async_watcher_start(w, ASYNC_READABLE | ASYNC_WRITABLE, rec_cb), 0);
+  struct wrec r = {0};
+  async_watcher *w = watch(loop, fd, &r, ASYNC_READABLE | ASYNC_WRITABLE, rec_cb);
   run_nowait(loop, 3);
   assert_int_equal(r.calls, 3);
   assert_int_equal(r.seen, ASYNC_READABLE | ASYNC_WRITABLE);
@@ -764,10 +722,9 @@ static void test_close_sibling_in_callback(void **state) {
   int sv[2], p[2];
   make_socketpair(sv);
   make_pipe(p);
-  struct sib s;
-  memset(&s, 0, sizeof s);
-  assert_int_equal(async_watcher_new(&s.a, loop, sv[0], &s), 0);
-  assert_int_equal(async_watcher_new(&s.b, loop, p[1], &s), 0);
+  struct sib s = {0};
+  s.a = tu_watcher_new(loop, sv[0], &s);
+  s.b = tu_watcher_new(loop, p[1], &s);
   async_watcher *a = s.a, *b = s.b;
   assert_int_equal(async_watcher_start(a, ASYNC_WRITABLE, sib_cb), 0);
   assert_int_equal(async_watcher_start(b, ASYNC_WRITABLE, sib_cb), 0);
@@ -789,10 +746,8 @@ static void test_close_sibling_in_callback(void **state) {
     tu_close(async_watcher_handle(b));
   }
   tu_finish(loop);
-  close(sv[0]);
-  close(sv[1]);
-  close(p[0]);
-  close(p[1]);
+  tu_close_pair(sv);
+  tu_close_pair(p);
 }
 
 /* async_watcher_fd: the fd given at creation, also while stopped; the
@@ -805,11 +760,11 @@ static void test_watcher_fd_and_handle(void **state) {
   make_pipe(p);
   int ud = 7;
   async_watcher *w1 = NULL, *w2 = NULL;
-  assert_int_equal(async_watcher_new(&w1, loop, sv[0], &ud), 0);
-  assert_int_equal(async_watcher_new(&w2, loop, p[1], NULL), 0);
+  w1 = tu_watcher_new(loop, sv[0], &ud);
+  w2 = tu_watcher_new(loop, p[1], NULL);
   assert_int_equal(async_watcher_fd(w1), sv[0]);
   assert_int_equal(async_watcher_fd(w2), p[1]);
-  assert_int_equal(async_watcher_start(w1, ASYNC_WRITABLE, noop_cb), 0);
+  assert_int_equal(async_watcher_start(w1, ASYNC_WRITABLE, tu_noop_watcher_cb), 0);
   assert_int_equal(async_watcher_fd(w1), sv[0]);
   assert_int_equal(async_watcher_stop(w1), 0);
   assert_int_equal(async_watcher_fd(w1), sv[0]);
@@ -825,10 +780,8 @@ static void test_watcher_fd_and_handle(void **state) {
   tu_close(h);
   tu_close(async_watcher_handle(w2));
   tu_finish(loop);
-  close(sv[0]);
-  close(sv[1]);
-  close(p[0]);
-  close(p[1]);
+  tu_close_pair(sv);
+  tu_close_pair(p);
 }
 
 /* An unreferenced active watcher does not keep run(DEFAULT) going, a
@@ -843,9 +796,7 @@ static void test_ref_keeps_loop_alive(void **state) {
   async_loop *loop = tu_loop_new();
   int sv[2];
   make_socketpair(sv);
-  async_watcher *w = NULL;
-  assert_int_equal(async_watcher_new(&w, loop, sv[0], NULL), 0);
-  assert_int_equal(async_watcher_start(w, ASYNC_READABLE, noop_cb), 0);
+  async_watcher *w = watch(loop, sv[0], NULL, ASYNC_READABLE, tu_noop_watcher_cb);
   assert_int_equal(async_loop_alive(loop), 1);
   assert_int_equal(async_handle_unref(async_watcher_handle(w)), 0);
   assert_int_equal(async_loop_alive(loop), 0);
@@ -853,16 +804,13 @@ static void test_ref_keeps_loop_alive(void **state) {
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_true(tu_elapsed_ms(t0) < 1000.0);
   assert_int_equal(async_handle_ref(async_watcher_handle(w)), 0);
-  async_timer *t = NULL;
-  assert_int_equal(async_timer_new(&t, loop, w), 0);
-  assert_int_equal(async_timer_start(t, 30, 0, stop_watcher_timer_cb), 0);
+  tu_timer_start(loop, w, 30, 0, stop_watcher_timer_cb);
   t0 = tu_now_ns();
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_true(tu_elapsed_ms(t0) >= 30.0);
   assert_int_equal(async_handle_is_active(async_watcher_handle(w)), 0);
   close_and_finish(loop, w);
-  close(sv[0]);
-  close(sv[1]);
+  tu_close_pair(sv);
 }
 
 int main(void) {
