@@ -113,7 +113,9 @@ void Loop::before_poll(void *self) noexcept {
 
 void Loop::after_poll(void *self) noexcept {
   auto *loop = static_cast<Loop *>(self);
-  loop->now_update();
+  // The clock was read when the poll returned; I/O callbacks since then
+  // ran within the same iteration, as libuv's cached time.
+  loop->now_ns_ = loop->backend_.poll_ended_ns();
   Hook::run_all(*loop, ASYNC_HOOK_CHECK);
   if (loop->posts_stalled_) loop->drain_posts();
   loop->run_ready();

@@ -89,6 +89,7 @@ struct Backend::Impl {
   ev_async async;
   ev_timer timer;
   std::uint64_t poll_started = 0;
+  std::uint64_t poll_ended = 0;
   std::uint64_t poll_ns = 0;
 };
 
@@ -119,7 +120,8 @@ void before_block(struct ev_loop *loop) noexcept { impl_of(loop)->poll_started =
 
 void after_block(struct ev_loop *loop) noexcept {
   auto *impl = impl_of(loop);
-  impl->poll_ns += util::monotonic_ns() - impl->poll_started;
+  impl->poll_ended = util::monotonic_ns();
+  impl->poll_ns += impl->poll_ended - impl->poll_started;
 }
 
 void on_io(struct ev_loop *, ev_io *w, int revents) noexcept {
@@ -258,6 +260,8 @@ void Backend::disarm_timer() noexcept {
 void Backend::wake() noexcept { ev_async_send(impl_->loop, &impl_->async); }
 std::uint64_t Backend::iterations() const noexcept { return ev_iteration(impl_->loop); }
 std::uint64_t Backend::poll_ns() const noexcept { return impl_->poll_ns; }
+
+std::uint64_t Backend::poll_ended_ns() const noexcept { return impl_->poll_ended; }
 
 void Backend::io_init(IoSlot &slot, int fd, std::uint32_t events, Dispatch fn, void *owner) noexcept {
   ev_io *w = as_io(slot);

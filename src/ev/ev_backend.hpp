@@ -62,6 +62,8 @@ class Backend {
 
   std::uint64_t iterations() const noexcept;
   std::uint64_t poll_ns() const noexcept;
+  // Monotonic time (ns) at which the last poll returned.
+  std::uint64_t poll_ended_ns() const noexcept;
 
   // fd watchers. Slots must be initialised before use and stopped before
   // the slot's memory goes away or its fd is closed.

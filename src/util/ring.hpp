@@ -5,6 +5,7 @@
 #include "util/alloc.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 
@@ -25,7 +26,7 @@ class Ring {
 
   // false when growing the storage failed (the ring is unchanged).
   bool push(const T &item) noexcept {
-    if (size_ == capacity_ && !grow()) return false;
+    if (size_ == capacity_ && !grow_to(size_ + 1)) return false;
     items_[(head_ + size_) & (capacity_ - 1)] = item;
     ++size_;
     return true;
@@ -39,15 +40,17 @@ class Ring {
   }
 
   // Makes room for n more items beyond the current size.
-  bool reserve(std::size_t n) noexcept {
-    while (capacity_ - size_ < n)
-      if (!grow()) return false;
-    return true;
-  }
+  bool reserve(std::size_t n) noexcept { return capacity_ - size_ >= n || grow_to(size_ + n); }
 
  private:
-  bool grow() noexcept {
-    std::size_t capacity = capacity_ ? capacity_ * 2 : 4;
+  // Out of line and cold so push/reserve stay a few instructions on the
+  // hot path (call_soon, the ready queue).
+  [[gnu::noinline, gnu::cold]] bool grow_to(std::size_t needed) noexcept {
+    std::size_t capacity = capacity_ ? capacity_ : 4;
+    while (capacity < needed) {
+      if (capacity > SIZE_MAX / 2 / sizeof(T)) return false;
+      capacity *= 2;
+    }
     T *items = static_cast<T *>(mem_alloc(capacity * sizeof(T)));
     if (!items) return false;
     for (std::size_t i = 0; i < size_; ++i) items[i] = items_[(head_ + i) & (capacity_ - 1)];
