@@ -1,0 +1,87 @@
+/*
+ * Shared helpers for the libasync / libuv / libev benchmarks.
+ *
+ * Every benchmark executable prints exactly one machine-readable line:
+ *   RESULT bench=<workload> lib=<library> key=value ...
+ * which bench/run.sh parses. Errors go to stderr and exit 1.
+ */
+#ifndef BENCH_COMMON_H
+#define BENCH_COMMON_H
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Wall clock, monotonic, in seconds. */
+static inline double bench_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU time (user + system, all threads) of this process so far, in seconds. */
+static inline double bench_cpu(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Peak resident set size of this process, in MiB (ru_maxrss is in KiB on Linux). */
+static inline double bench_maxrss_mib(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_maxrss / 1024.0;
+}
+
+/*
+ * With BENCH_PIN=1 in the environment, pins the calling thread to one CPU
+ * (modulo the CPU count), so the cross-thread ping-pong always crosses
+ * cores: unpinned, the scheduler sometimes puts both threads on one core
+ * and the rate roughly doubles. Not the default: on a machine busy with
+ * other work, a pinned thread waits for its CPU and a run can take 10x
+ * longer. The files using it define _GNU_SOURCE before any include.
+ */
+#ifdef _GNU_SOURCE
+static inline void bench_pin_thread(int cpu) {
+  const char *pin = getenv("BENCH_PIN");
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (!pin || pin[0] != '1' || ncpu < 2) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu % ncpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+#endif
+
+/*
+ * The ping-pong stops early after this many seconds (checked every 1024
+ * round trips) and reports the rate over the round trips it completed, so
+ * a busy machine cannot stretch the run without bound.
+ */
+#define BENCH_PINGPONG_MAX_SECONDS 12.0
+
+/* Exits when expr (a status: negative = error) fails. */
+#define BENCH_CHECK(expr)                                                         \
+  do {                                                                            \
+    long bench_rc_ = (long)(expr);                                                \
+    if (bench_rc_ < 0) {                                                          \
+      fprintf(stderr, "%s:%d: %s failed: %ld\n", __FILE__, __LINE__, #expr,       \
+              bench_rc_);                                                         \
+      exit(1);                                                                    \
+    }                                                                             \
+  } while (0)
+
+#define BENCH_ASSERT(cond)                                                        \
+  do {                                                                            \
+    if (!(cond)) {                                                                \
+      fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond); \
+      exit(1);                                                                    \
+    }                                                                             \
+  } while (0)
+
+#endif
