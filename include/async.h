@@ -18,5 +18,7 @@
 #include "async/hook.h"
 #include "async/signal.h"
 #include "async/future.h"
+#include "async/addr.h"
+#include "async/dns.h"
 
 #endif

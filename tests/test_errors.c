@@ -28,6 +28,11 @@ static const struct code_info k_codes[] = {
     {ASYNC_EIO, "ASYNC_EIO"},
     {ASYNC_ERANGE, "ASYNC_ERANGE"},
     {ASYNC_EINTERNAL, "ASYNC_EINTERNAL"},
+    {ASYNC_ENOTFOUND, "ASYNC_ENOTFOUND"},
+    {ASYNC_ENODATA, "ASYNC_ENODATA"},
+    {ASYNC_EREFUSED, "ASYNC_EREFUSED"},
+    {ASYNC_ESERVFAIL, "ASYNC_ESERVFAIL"},
+    {ASYNC_EBADNAME, "ASYNC_EBADNAME"},
 };
 #define N_CODES (sizeof k_codes / sizeof k_codes[0])
 
@@ -47,6 +52,11 @@ static void test_code_values_fixed(void **state) {
   assert_int_equal(ASYNC_EIO, -10);
   assert_int_equal(ASYNC_ERANGE, -11);
   assert_int_equal(ASYNC_EINTERNAL, -12);
+  assert_int_equal(ASYNC_ENOTFOUND, -13);
+  assert_int_equal(ASYNC_ENODATA, -14);
+  assert_int_equal(ASYNC_EREFUSED, -15);
+  assert_int_equal(ASYNC_ESERVFAIL, -16);
+  assert_int_equal(ASYNC_EBADNAME, -17);
 }
 
 static void test_strerror_distinct_known(void **state) {
@@ -84,7 +94,7 @@ static void test_err_name(void **state) {
 static void test_unknown_codes(void **state) {
   (void)state;
   static const int unknown[] = {
-      -13, -100, -1000, INT_MIN, INT_MIN + 1, 1, 2, 12, 100, INT_MAX, ASYNC_ERROR_FORCE32,
+      -18, -100, -1000, INT_MIN, INT_MIN + 1, 1, 2, 12, 100, INT_MAX, ASYNC_ERROR_FORCE32,
   };
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     const char *s = async_strerror(unknown[i]);

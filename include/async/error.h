@@ -26,6 +26,11 @@ enum async_error {
   ASYNC_EIO = -10,       /* unexpected system call failure */
   ASYNC_ERANGE = -11,    /* value out of range */
   ASYNC_EINTERNAL = -12, /* internal error (a bug in libasync) */
+  ASYNC_ENOTFOUND = -13, /* DNS: the name does not exist (NXDOMAIN) */
+  ASYNC_ENODATA = -14,   /* DNS: the name exists but has no address of that family */
+  ASYNC_EREFUSED = -15,  /* DNS: the server refused the query, or none could be reached */
+  ASYNC_ESERVFAIL = -16, /* DNS: the server failed (SERVFAIL, malformed or unsupported answer) */
+  ASYNC_EBADNAME = -17,  /* DNS: malformed host name (bad label, too long) */
   ASYNC_ERROR_FORCE32 = 0x7FFFFFFF
 };
 

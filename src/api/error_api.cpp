@@ -22,6 +22,11 @@ constexpr ErrorInfo kErrors[] = {
     {ASYNC_EIO, "ASYNC_EIO", "system call failed"},
     {ASYNC_ERANGE, "ASYNC_ERANGE", "value out of range"},
     {ASYNC_EINTERNAL, "ASYNC_EINTERNAL", "internal error"},
+    {ASYNC_ENOTFOUND, "ASYNC_ENOTFOUND", "name not found"},
+    {ASYNC_ENODATA, "ASYNC_ENODATA", "name has no address of the requested family"},
+    {ASYNC_EREFUSED, "ASYNC_EREFUSED", "DNS server refused the query or could not be reached"},
+    {ASYNC_ESERVFAIL, "ASYNC_ESERVFAIL", "DNS server failure"},
+    {ASYNC_EBADNAME, "ASYNC_EBADNAME", "malformed host name"},
 };
 
 const ErrorInfo *find(int code) {

@@ -27,6 +27,13 @@ class Future {
   // 0, the error, ASYNC_ECANCELED, or ASYNC_ESTATE while pending.
   int status() const noexcept;
   void *value() const noexcept { return value_; }
+  // Hands the value (and the duty to release it) to the caller.
+  void *take_value() noexcept {
+    void *value = value_;
+    value_ = nullptr;
+    destroy_ = nullptr;
+    return value;
+  }
   bool owner_released() const noexcept { return owner_released_; }
 
   int add_callback(async_future_fn fn, void *userdata) noexcept;

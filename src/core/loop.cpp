@@ -9,6 +9,7 @@
 #include "core/hook.hpp"
 #include "core/loop_registry.hpp"
 #include "core/timer.hpp"
+#include "dns/resolver.hpp"
 #include "util/alloc.hpp"
 
 namespace async::core {
@@ -29,6 +30,7 @@ int Loop::create(Loop **out) noexcept {
 
 Loop::~Loop() {
   tag_ = 0xdeadbeef;
+  dns::Resolver::destroy(resolver_);
   if (log_release_) log_release_(log_userdata_);
 }
 
@@ -38,6 +40,11 @@ int Loop::destroy() noexcept {
   if (err) return err;
   util::destroy(this);
   return 0;
+}
+
+dns::Resolver *Loop::resolver() noexcept {
+  if (!resolver_) resolver_ = dns::Resolver::create(*this);
+  return resolver_;
 }
 
 // ---- running ----------------------------------------------------------

@@ -14,6 +14,10 @@
 #include "util/list.hpp"
 #include "util/ring.hpp"
 
+namespace async::dns {
+class Resolver;
+}
+
 namespace async::core {
 
 class Future;
@@ -75,6 +79,8 @@ class Loop {
   }
 
   ev::Backend &backend() noexcept { return backend_; }
+  // The loop's DNS resolver, created on first use; nullptr when out of memory.
+  dns::Resolver *resolver() noexcept;
   TimerHeap &timers() noexcept { return timers_; }
   std::uint64_t next_timer_seq() noexcept { return timer_seq_++; }
   util::List &hooks(int kind) noexcept { return hooks_[kind]; }
@@ -128,6 +134,8 @@ class Loop {
   async_log_fn log_ = nullptr;
   async_release_fn log_release_ = nullptr;
   void *log_userdata_ = nullptr;
+
+  dns::Resolver *resolver_ = nullptr;
 
   std::mutex post_mutex_;
   util::Ring<Task> posted_;

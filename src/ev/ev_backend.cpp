@@ -20,6 +20,7 @@ namespace async::ev {
 
 static_assert(sizeof(ev_io) <= sizeof(IoSlot::raw));
 static_assert(sizeof(ev_signal) <= sizeof(SignalSlot::raw));
+static_assert(sizeof(ev_timer) <= sizeof(TimerSlot::raw));
 static_assert(ASYNC_READABLE == EV_READ && ASYNC_WRITABLE == EV_WRITE);
 
 namespace {
@@ -28,6 +29,7 @@ ev_io *as_io(IoSlot &slot) { return reinterpret_cast<ev_io *>(slot.raw); }
 const ev_io *as_io(const IoSlot &slot) { return reinterpret_cast<const ev_io *>(slot.raw); }
 ev_signal *as_signal(SignalSlot &slot) { return reinterpret_cast<ev_signal *>(slot.raw); }
 const ev_signal *as_signal(const SignalSlot &slot) { return reinterpret_cast<const ev_signal *>(slot.raw); }
+ev_timer *as_timer(TimerSlot &slot) { return reinterpret_cast<ev_timer *>(slot.raw); }
 
 // libev aborts when its allocator returns NULL, so its blocks fall back to
 // the C library when the hook fails; a header remembers which allocator
@@ -122,6 +124,10 @@ void after_block(struct ev_loop *loop) noexcept {
   auto *impl = impl_of(loop);
   impl->poll_ended = util::monotonic_ns();
   impl->poll_ns += impl->poll_ended - impl->poll_started;
+}
+
+void on_slot_timer(struct ev_loop *, ev_timer *w, int) noexcept {
+  reinterpret_cast<TimerSlot *>(w)->fn(w->data, 0);
 }
 
 void on_io(struct ev_loop *, ev_io *w, int revents) noexcept {
@@ -326,5 +332,33 @@ void Backend::signal_stop(SignalSlot &slot) noexcept {
 }
 
 bool Backend::signal_active(const SignalSlot &slot) noexcept { return ev_is_active(as_signal(slot)); }
+
+void Backend::timer_init(TimerSlot &slot, Dispatch fn, void *owner) noexcept {
+  ev_timer *w = as_timer(slot);
+  ev_timer_init(w, on_slot_timer, 0., 0.);
+  w->data = owner;
+  slot.fn = fn;
+}
+
+void Backend::timer_start(TimerSlot &slot, std::uint64_t delay_ns) noexcept {
+  timer_stop(slot);
+  ev_timer *w = as_timer(slot);
+  // As arm_timer(): measured from a fresh time, never early, and a huge
+  // repeat so libev never stops it behind our back.
+  ev_now_update(impl_->loop);
+  ev_timer_set(w, static_cast<double>(delay_ns) / 1e9, 1e9);
+  ev_timer_start(impl_->loop, w);
+  ev_unref(impl_->loop);
+}
+
+void Backend::timer_stop(TimerSlot &slot) noexcept {
+  ev_timer *w = as_timer(slot);
+  if (!ev_is_active(w)) {
+    ev_clear_pending(impl_->loop, w);
+    return;
+  }
+  ev_ref(impl_->loop);
+  ev_timer_stop(impl_->loop, w);
+}
 
 }  // namespace async::ev

@@ -20,6 +20,10 @@ struct SignalSlot {
   alignas(8) unsigned char raw[48];
   Dispatch fn;
 };
+struct TimerSlot {
+  alignas(8) unsigned char raw[64];
+  Dispatch fn;
+};
 
 // What the loop hears from libev on every iteration.
 struct LoopEvents {
@@ -78,6 +82,13 @@ class Backend {
   void signal_start(SignalSlot &slot) noexcept;
   void signal_stop(SignalSlot &slot) noexcept;
   static bool signal_active(const SignalSlot &slot) noexcept;
+
+  // Timers for internal use (the DNS channel); never keep the loop alive.
+  // After firing, a slot stays armed (far in the future) until restarted
+  // or stopped; starting an active slot re-arms it.
+  static void timer_init(TimerSlot &slot, Dispatch fn, void *owner) noexcept;
+  void timer_start(TimerSlot &slot, std::uint64_t delay_ns) noexcept;
+  void timer_stop(TimerSlot &slot) noexcept;
 
   struct Impl;
 

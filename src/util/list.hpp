@@ -25,6 +25,8 @@ class List {
 
   bool empty() const noexcept { return !head_.linked(); }
   ListNode *front() noexcept { return head_.next; }
+  // The sentinel: iteration runs from front() until end().
+  ListNode *end() noexcept { return &head_; }
 
   void push_back(ListNode &node) noexcept {
     node.prev = head_.prev;

@@ -1,0 +1,63 @@
+#include "core/addrinfo.hpp"
+
+#include <cstring>
+#include <new>
+
+#include "util/alloc.hpp"
+
+namespace async::core {
+
+// Entries start right after the header.
+static_assert(sizeof(AddrInfo) % alignof(AddrInfo::Entry) == 0);
+
+AddrInfo *AddrInfo::create(std::size_t count, std::size_t canon_len) noexcept {
+  std::size_t bytes = sizeof(AddrInfo) + count * sizeof(Entry) + (canon_len ? canon_len + 1 : 0);
+  void *p = util::mem_alloc(bytes);
+  if (!p) return nullptr;
+  auto *list = new (p) AddrInfo(count, canon_len);
+  std::memset(list->entries(), 0, count * sizeof(Entry));
+  if (canon_len) list->canon()[0] = '\0';
+  return list;
+}
+
+void AddrInfo::destroy(void *list) noexcept {
+  if (!list) return;
+  static_cast<AddrInfo *>(list)->tag_ = 0xdeadbeef;
+  util::mem_free(list);
+}
+
+void AddrInfo::set(std::size_t i, const sockaddr *addr, std::uint16_t port, int socktype) noexcept {
+  Entry &e = entries()[i];
+  if (addr->sa_family == AF_INET6) {
+    std::memcpy(&e.addr.v6, addr, sizeof e.addr.v6);
+    e.addr.v6.sin6_port = htons(port);
+    e.len = sizeof e.addr.v6;
+  } else {
+    std::memcpy(&e.addr.v4, addr, sizeof e.addr.v4);
+    e.addr.v4.sin_port = htons(port);
+    e.len = sizeof e.addr.v4;
+  }
+  e.socktype = socktype;
+  e.protocol = socktype == SOCK_STREAM ? IPPROTO_TCP : socktype == SOCK_DGRAM ? IPPROTO_UDP : 0;
+}
+
+void AddrInfo::set_canonname(const char *name) noexcept {
+  std::size_t n = std::strlen(name);
+  if (n > canon_len_) n = canon_len_;
+  std::memcpy(canon(), name, n);
+  canon()[n] = '\0';
+}
+
+void AddrInfo::ipv6_first() noexcept {
+  // Stable partition by insertion: lists are short (tens of entries).
+  Entry *e = entries();
+  std::size_t placed = 0;
+  for (std::size_t i = 0; i < count_; ++i) {
+    if (e[i].addr.sa.sa_family != AF_INET6) continue;
+    Entry v6 = e[i];
+    std::memmove(&e[placed + 1], &e[placed], (i - placed) * sizeof(Entry));
+    e[placed++] = v6;
+  }
+}
+
+}  // namespace async::core

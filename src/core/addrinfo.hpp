@@ -1,0 +1,56 @@
+// The result list of async_getaddrinfo(): one allocation holding the
+// entries and the canonical name, released with destroy() (the future's
+// value destructor) or async_addrinfo_free().
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace async::core {
+
+class AddrInfo {
+ public:
+  static constexpr std::uint32_t kTag = 0x41444452;  // "ADDR"
+
+  struct Entry {
+    union {
+      sockaddr sa;
+      sockaddr_in v4;
+      sockaddr_in6 v6;
+    } addr;
+    socklen_t len;
+    int socktype;
+    int protocol;
+  };
+
+  // Room for count entries and, if canon_len > 0, a canonical name of
+  // canon_len characters; nullptr when out of memory.
+  static AddrInfo *create(std::size_t count, std::size_t canon_len) noexcept;
+  // Matches async_destroy_fn.
+  static void destroy(void *list) noexcept;
+
+  std::size_t count() const noexcept { return count_; }
+  const Entry &entry(std::size_t i) const noexcept { return entries()[i]; }
+  // Copies addr (AF_INET/AF_INET6) into entry i with port and socktype,
+  // deriving the protocol from the socktype.
+  void set(std::size_t i, const sockaddr *addr, std::uint16_t port, int socktype) noexcept;
+  const char *canonname() const noexcept { return canon_len_ ? canon() : nullptr; }
+  void set_canonname(const char *name) noexcept;
+  // Moves the IPv6 entries in front of the IPv4 ones, keeping each family's order.
+  void ipv6_first() noexcept;
+
+  std::uint32_t tag_ = kTag;
+
+ private:
+  AddrInfo(std::size_t count, std::size_t canon_len) noexcept : count_(count), canon_len_(canon_len) {}
+  Entry *entries() const noexcept { return reinterpret_cast<Entry *>(const_cast<AddrInfo *>(this) + 1); }
+  char *canon() const noexcept { return reinterpret_cast<char *>(entries() + count_); }
+
+  std::size_t count_;
+  std::size_t canon_len_;
+};
+
+}  // namespace async::core

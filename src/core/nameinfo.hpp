@@ -1,0 +1,31 @@
+// The result of async_getnameinfo(): a host and a service string in one
+// allocation, released by destroy() (the future's value destructor).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace async::core {
+
+class NameInfo {
+ public:
+  static constexpr std::uint32_t kTag = 0x4e414d45;  // "NAME"
+
+  // Copies host and service (NULL is taken as ""); nullptr when out of memory.
+  static NameInfo *create(const char *host, const char *service) noexcept;
+  // Matches async_destroy_fn.
+  static void destroy(void *info) noexcept;
+
+  const char *host() const noexcept { return strings(); }
+  const char *service() const noexcept { return strings() + service_offset_; }
+
+  std::uint32_t tag_ = kTag;
+
+ private:
+  explicit NameInfo(std::size_t service_offset) noexcept : service_offset_(service_offset) {}
+  char *strings() const noexcept { return reinterpret_cast<char *>(const_cast<NameInfo *>(this) + 1); }
+
+  std::size_t service_offset_;
+};
+
+}  // namespace async::core

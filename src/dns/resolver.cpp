@@ -1,0 +1,701 @@
+#include "dns/resolver.hpp"
+
+#include <ares.h>
+#include <async/addr.h>
+#include <async/dns.h>
+#include <async/error.h>
+#include <async/loop.h>
+#include <async/watcher.h>
+#include <netdb.h>
+#include <strings.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "core/address.hpp"
+#include "core/addrinfo.hpp"
+#include "core/future.hpp"
+#include "core/loop.hpp"
+#include "core/nameinfo.hpp"
+#include "dns/hosts_file.hpp"
+#include "util/alloc.hpp"
+#include "util/clock.hpp"
+
+namespace async::dns {
+
+using core::AddrInfo;
+using core::Future;
+using core::NameInfo;
+
+struct Resolver::Request {
+  util::ListNode node;  // in live_ until the outcome is decided
+  Resolver *resolver;
+  Future *future = nullptr;  // until the future completes or is cancelled
+  void *result = nullptr;    // AddrInfo or NameInfo, owned until handed over
+  async_destroy_fn destroy_result = nullptr;
+  int status = 0;
+  std::uint64_t deadline_ns = 0;
+  bool decided = false;     // outcome known or abandoned; ready slot used or released
+  bool in_ares = false;     // c-ares still owes its callback
+  bool task_queued = false; // on_complete is in the ready queue
+  // What the answer needs to become a result list.
+  std::uint16_t port = 0;
+  int socktype = 0;
+  bool canon = false;
+  char host[256] = {};
+
+  explicit Request(Resolver *r) noexcept : resolver(r) {}
+};
+
+struct Resolver::Socket {
+  ev::IoSlot io;
+  Socket *next = nullptr;
+  Resolver *owner;
+  int fd;
+
+  Socket(Resolver *r, int f) noexcept : owner(r), fd(f) {}
+};
+
+namespace {
+
+constexpr std::uint32_t kAddrInfoFlags =
+    ASYNC_DNS_NUMERICHOST | ASYNC_DNS_PASSIVE | ASYNC_DNS_CANONNAME | ASYNC_DNS_NUMERICSERV;
+constexpr std::uint32_t kNameInfoFlags = ASYNC_NI_NUMERICHOST | ASYNC_NI_NUMERICSERV | ASYNC_NI_NAMEREQD | ASYNC_NI_DGRAM;
+constexpr std::size_t kMaxHostLen = 253;
+constexpr std::size_t kMaxDomains = 8;
+constexpr std::size_t kMaxDomainsLen = 1024;
+
+// c-ares allocates through the library allocator too; ares_library_init is
+// retried if it once failed for lack of memory.
+int library_init() noexcept {
+  static std::mutex lock;
+  static bool done = false;
+  std::lock_guard<std::mutex> guard(lock);
+  if (!done) done = ares_library_init_mem(ARES_LIB_INIT_ALL, util::mem_alloc, util::mem_free, util::mem_realloc) ==
+                    ARES_SUCCESS;
+  return done ? 0 : ASYNC_ENOMEM;
+}
+
+int map_status(int status) noexcept {
+  switch (status) {
+    case ARES_SUCCESS: return 0;
+    case ARES_ENODATA: return ASYNC_ENODATA;
+    case ARES_ENOTFOUND:
+    case ARES_ENONAME: return ASYNC_ENOTFOUND;
+    case ARES_ETIMEOUT: return ASYNC_ETIMEDOUT;
+    case ARES_EREFUSED:
+    case ARES_ECONNREFUSED: return ASYNC_EREFUSED;
+    case ARES_ESERVFAIL:
+    case ARES_EFORMERR:
+    case ARES_ENOTIMP:
+    case ARES_EBADRESP:
+    case ARES_EOF: return ASYNC_ESERVFAIL;
+    case ARES_EBADNAME:
+    case ARES_EBADQUERY: return ASYNC_EBADNAME;
+    case ARES_ENOMEM: return ASYNC_ENOMEM;
+    case ARES_ECANCELLED:
+    case ARES_EDESTRUCTION: return ASYNC_ECANCELED;
+    case ARES_EBADFAMILY:
+    case ARES_EBADSTR:
+    case ARES_EBADFLAGS:
+    case ARES_EBADHINTS:
+    case ARES_ESERVICE: return ASYNC_EINVAL;
+    default: return ASYNC_EIO;
+  }
+}
+
+// A port number "0".."65535" (digits only), or a service name looked up
+// in /etc/services for the socket type's protocol.
+int parse_service(const char *service, int socktype, std::uint32_t flags, std::uint16_t *port) noexcept {
+  std::size_t len = std::strlen(service);
+  if (len == 0) return ASYNC_EINVAL;
+  if (std::strspn(service, "0123456789") == len) {
+    if (len > 5) return ASYNC_EINVAL;
+    unsigned long value = std::strtoul(service, nullptr, 10);
+    if (value > 65535) return ASYNC_EINVAL;
+    *port = static_cast<std::uint16_t>(value);
+    return 0;
+  }
+  if (flags & ASYNC_DNS_NUMERICSERV) return ASYNC_EINVAL;
+  const char *protos[] = {socktype == SOCK_DGRAM ? "udp" : "tcp", socktype == 0 ? "udp" : nullptr};
+  for (const char *proto : protos) {
+    if (!proto) break;
+    servent entry;
+    servent *found = nullptr;
+    char buf[1024];
+    if (getservbyname_r(service, proto, &entry, buf, sizeof buf, &found) == 0 && found) {
+      *port = ntohs(static_cast<std::uint16_t>(found->s_port));
+      return 0;
+    }
+  }
+  return ASYNC_EINVAL;
+}
+
+bool valid_host(const char *host) noexcept {
+  std::size_t len = std::strlen(host);
+  if (len == 0) return false;
+  if (host[len - 1] == '.') --len;  // a fully qualified name's root dot
+  return len > 0 && len <= kMaxHostLen;
+}
+
+// "localhost" and names under it always mean loopback and never go to DNS
+// (RFC 6761 §6.3).
+bool is_localhost(const char *host) noexcept {
+  std::size_t len = std::strlen(host);
+  if (host[len - 1] == '.') --len;
+  constexpr std::size_t n = sizeof "localhost" - 1;
+  if (len < n || strncasecmp(host + len - n, "localhost", n) != 0) return false;
+  return len == n || host[len - n - 1] == '.';
+}
+
+// A one- or two-entry list for host NULL or localhost: loopback, or the
+// wildcard with ASYNC_DNS_PASSIVE; IPv6 first for AF_UNSPEC.
+AddrInfo *local_list(int family, bool passive, std::uint16_t port, int socktype, const char *canon) noexcept {
+  sockaddr_in6 v6{};
+  v6.sin6_family = AF_INET6;
+  v6.sin6_addr = passive ? in6addr_any : in6addr_loopback;
+  sockaddr_in v4{};
+  v4.sin_family = AF_INET;
+  v4.sin_addr.s_addr = htonl(passive ? INADDR_ANY : INADDR_LOOPBACK);
+  std::size_t count = family == AF_UNSPEC ? 2 : 1;
+  AddrInfo *list = AddrInfo::create(count, canon ? std::strlen(canon) : 0);
+  if (!list) return nullptr;
+  std::size_t i = 0;
+  if (family != AF_INET) list->set(i++, reinterpret_cast<sockaddr *>(&v6), port, socktype);
+  if (family != AF_INET6) list->set(i, reinterpret_cast<sockaddr *>(&v4), port, socktype);
+  if (canon) list->set_canonname(canon);
+  return list;
+}
+
+// The last name of the CNAME chain starting at host.
+const char *follow_cnames(const ares_addrinfo *res, const char *host) noexcept {
+  const char *name = host;
+  for (int hops = 0; hops < 16; ++hops) {
+    const ares_addrinfo_cname *c = res->cnames;
+    while (c && strcasecmp(c->alias, name) != 0) c = c->next;
+    if (!c) break;
+    name = c->name;
+  }
+  return name;
+}
+
+AddrInfo *convert(const ares_addrinfo *res, const Resolver::Request &req) noexcept;
+
+}  // namespace
+
+Resolver::Resolver(core::Loop &loop) noexcept : loop_(loop) { ev::Backend::timer_init(timer_, on_timer, this); }
+
+Resolver *Resolver::create(core::Loop &loop) noexcept { return util::make<Resolver>(loop); }
+
+void Resolver::destroy(Resolver *resolver) noexcept { util::destroy(resolver); }
+
+Resolver::~Resolver() {
+  close_channel();
+  loop_.backend().timer_stop(timer_);
+  util::mem_free(servers_);
+  util::mem_free(hosts_path_);
+  util::mem_free(domains_);
+}
+
+// ---- channel --------------------------------------------------------------
+
+int Resolver::open_channel() noexcept {
+  if (channel_) return 0;
+  int err = library_init();
+  if (err) return err;
+
+  ares_options opts{};
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+  opts.sock_state_cb = on_sock_state;
+  opts.sock_state_cb_data = this;
+  opts.timeout = static_cast<int>(timeout_ms_);
+  opts.tries = static_cast<int>(tries_);
+  mask |= rotate_ ? ARES_OPT_ROTATE : ARES_OPT_NOROTATE;
+  // With our own hosts file (or none) c-ares only asks DNS.
+  char dns_only[] = "b";
+  if (hosts_path_) {
+    mask |= ARES_OPT_LOOKUPS;
+    opts.lookups = dns_only;
+  }
+  char domains_copy[kMaxDomainsLen];
+  char *domains[kMaxDomains];
+  if (domains_) {
+    std::snprintf(domains_copy, sizeof domains_copy, "%s", domains_);
+    int n = 0;
+    char *save = nullptr;
+    for (char *d = strtok_r(domains_copy, ",", &save); d; d = strtok_r(nullptr, ",", &save)) domains[n++] = d;
+    mask |= ARES_OPT_DOMAINS | ARES_OPT_NDOTS;
+    opts.domains = domains;
+    opts.ndomains = n;
+    opts.ndots = static_cast<int>(ndots_);
+  }
+
+  ares_channel channel = nullptr;
+  int status = ares_init_options(&channel, &opts, mask);
+  if (status != ARES_SUCCESS) return status == ARES_ENOMEM ? ASYNC_ENOMEM : ASYNC_EIO;
+  if (servers_) {
+    status = ares_set_servers_ports_csv(channel, servers_);
+    if (status != ARES_SUCCESS) {
+      ares_destroy(channel);
+      return status == ARES_ENOMEM ? ASYNC_ENOMEM : ASYNC_EINVAL;
+    }
+  }
+  channel_ = channel;
+  return 0;
+}
+
+void Resolver::close_channel() noexcept {
+  if (!channel_) return;
+  // Every callback ares_destroy makes is for an abandoned request (no live
+  // future reaches here), and closes its sockets through on_sock_state.
+  destroying_ = true;
+  ares_destroy(channel_);
+  channel_ = nullptr;
+  destroying_ = false;
+  rearm();
+}
+
+int Resolver::reconfigure() noexcept {
+  if (live_count_ > 0) return ASYNC_EBUSY;
+  close_channel();
+  return 0;
+}
+
+void Resolver::on_sock_state(void *self, int fd, int readable, int writable) noexcept {
+  auto *r = static_cast<Resolver *>(self);
+  Socket **link = &r->sockets_;
+  while (*link && (*link)->fd != fd) link = &(*link)->next;
+  Socket *s = *link;
+  std::uint32_t events = (readable ? ASYNC_READABLE : 0u) | (writable ? ASYNC_WRITABLE : 0u);
+  if (!events) {
+    // c-ares closes the fd right after this call: stop watching first.
+    if (!s) return;
+    r->loop_.backend().io_stop(s->io);
+    *link = s->next;
+    util::destroy(s);
+    return;
+  }
+  if (s) {
+    r->loop_.backend().io_set_events(s->io, events);
+    return;
+  }
+  s = util::make<Socket>(r, fd);
+  if (!s) {
+    // The lookup cannot hear its answer; its deadline ends it.
+    r->loop_.log(ASYNC_LOG_ERROR, "out of memory watching a DNS socket");
+    return;
+  }
+  ev::Backend::io_init(s->io, fd, events, on_socket, s);
+  r->loop_.backend().io_start(s->io);
+  s->next = r->sockets_;
+  r->sockets_ = s;
+}
+
+void Resolver::on_socket(void *socket, std::uint32_t revents) noexcept {
+  auto *s = static_cast<Socket *>(socket);
+  Resolver *r = s->owner;  // s may be gone once c-ares has run
+  int fd = s->fd;
+  ares_process_fd(r->channel_, (revents & ASYNC_READABLE) ? fd : ARES_SOCKET_BAD,
+                  (revents & ASYNC_WRITABLE) ? fd : ARES_SOCKET_BAD);
+  r->rearm();
+}
+
+void Resolver::on_timer(void *self, std::uint32_t) noexcept {
+  auto *r = static_cast<Resolver *>(self);
+  if (r->channel_) ares_process_fd(r->channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+  r->expire_deadlines();
+  r->rearm();
+}
+
+void Resolver::rearm() noexcept {
+  if (destroying_) return;
+  std::uint64_t delay = UINT64_MAX;
+  timeval tv;
+  // ares_timeout() rounds down to whole ms: +1 ms so the timer never fires
+  // just before c-ares considers the query expired (which would spin).
+  if (channel_ && ares_timeout(channel_, nullptr, &tv))
+    delay = static_cast<std::uint64_t>(tv.tv_sec) * 1000000000u + static_cast<std::uint64_t>(tv.tv_usec) * 1000u +
+            1000000u;
+  if (!live_.empty()) {
+    std::uint64_t now = util::monotonic_ns();
+    for (util::ListNode *n = live_.front(); n != live_.end(); n = n->next) {
+      std::uint64_t deadline = reinterpret_cast<Request *>(n)->deadline_ns;
+      std::uint64_t left = deadline > now ? deadline - now : 0;
+      if (left < delay) delay = left;
+    }
+  }
+  if (delay == UINT64_MAX)
+    loop_.backend().timer_stop(timer_);
+  else
+    loop_.backend().timer_start(timer_, delay);
+}
+
+void Resolver::expire_deadlines() noexcept {
+  std::uint64_t now = util::monotonic_ns();
+  for (util::ListNode *n = live_.front(); n != live_.end();) {
+    auto *req = reinterpret_cast<Request *>(n);
+    n = n->next;  // finish() unlinks req
+    if (req->deadline_ns <= now) finish(req, ASYNC_ETIMEDOUT);
+  }
+}
+
+void Resolver::set_live(long delta) noexcept {
+  bool was = live_count_ > 0;
+  live_count_ += delta;
+  bool is = live_count_ > 0;
+  // Pending lookups are work: they keep async_loop_run() going.
+  if (is != was) is ? loop_.backend().ref() : loop_.backend().unref();
+}
+
+// ---- requests -------------------------------------------------------------
+
+int Resolver::start(Future **out, Request *req) noexcept {
+  Future *future = Future::create(loop_);
+  if (!future) return ASYNC_ENOMEM;
+  if (!loop_.reserve_task()) {
+    future->release_owner();
+    return ASYNC_ENOMEM;
+  }
+  future->set_cancel(on_cancel, req);
+  req->future = future;
+  req->deadline_ns = util::saturating_add(util::monotonic_ns(), util::ms_to_ns(deadline_ms_));
+  live_.push_back(req->node);
+  set_live(1);
+  *out = future;
+  return 0;
+}
+
+void Resolver::finish(Request *req, int status) noexcept {
+  if (req->decided) return;
+  req->decided = true;
+  req->status = status;
+  req->node.unlink();
+  set_live(-1);
+  req->task_queued = true;
+  loop_.push_reserved(core::Task{on_complete, req});
+}
+
+void Resolver::on_complete(async_loop *, void *request) noexcept {
+  auto *req = static_cast<Request *>(request);
+  req->task_queued = false;
+  if (Future *future = req->future) {
+    // Completing runs on_cancel(cancelled = 0), which forgets the future.
+    if (req->status == 0) {
+      void *result = req->result;
+      req->result = nullptr;
+      future->resolve(result, req->destroy_result);
+    } else {
+      future->reject(req->status);
+    }
+  }
+  req->resolver->maybe_free(req);
+}
+
+void Resolver::on_cancel(async_future *, int cancelled, void *request) noexcept {
+  auto *req = static_cast<Request *>(request);
+  req->future = nullptr;
+  if (!cancelled) return;  // on_complete is handing over the outcome
+  Resolver *r = req->resolver;
+  if (!req->decided) {
+    req->decided = true;
+    req->node.unlink();
+    r->set_live(-1);
+    r->loop_.unreserve_task();
+  }
+  // c-ares, if it still has the query, calls back later; 1.18 can only
+  // cancel every query of a channel at once, so it is left to finish.
+  r->maybe_free(req);
+  r->rearm();
+}
+
+void Resolver::maybe_free(Request *req) noexcept {
+  if (req->in_ares || req->task_queued || req->future) return;
+  if (req->result) req->destroy_result(req->result);
+  util::destroy(req);
+}
+
+// ---- getaddrinfo ----------------------------------------------------------
+
+namespace {
+
+AddrInfo *convert(const ares_addrinfo *res, const Resolver::Request &req) noexcept {
+  std::size_t count = 0;
+  for (const ares_addrinfo_node *n = res->nodes; n; n = n->ai_next)
+    if (n->ai_family == AF_INET || n->ai_family == AF_INET6) ++count;
+  if (count == 0) return nullptr;
+  const char *canon = req.canon ? follow_cnames(res, req.host) : nullptr;
+  AddrInfo *list = AddrInfo::create(count, canon ? std::strlen(canon) : 0);
+  if (!list) return nullptr;
+  std::size_t i = 0;
+  for (const ares_addrinfo_node *n = res->nodes; n; n = n->ai_next)
+    if (n->ai_family == AF_INET || n->ai_family == AF_INET6) list->set(i++, n->ai_addr, req.port, req.socktype);
+  if (canon) list->set_canonname(canon);
+  list->ipv6_first();
+  return list;
+}
+
+AddrInfo *hosts_list(const HostsMatch &match, const Resolver::Request &req) noexcept {
+  AddrInfo *list = AddrInfo::create(match.count, req.canon ? std::strlen(match.canon) : 0);
+  if (!list) return nullptr;
+  for (std::size_t i = 0; i < match.count; ++i)
+    list->set(i, reinterpret_cast<const sockaddr *>(&match.addrs[i]), req.port, req.socktype);
+  if (req.canon) list->set_canonname(match.canon);
+  return list;
+}
+
+}  // namespace
+
+void Resolver::on_addrinfo(void *request, int status, int, ares_addrinfo *res) noexcept {
+  auto *req = static_cast<Request *>(request);
+  req->in_ares = false;
+  Resolver *r = req->resolver;
+  if (req->decided) {
+    // Cancelled or past its deadline: c-ares may even report a partial
+    // success here; the outcome was settled without it.
+    if (res) ares_freeaddrinfo(res);
+    r->maybe_free(req);
+    return;
+  }
+  int err = map_status(status);
+  if (!err) {
+    AddrInfo *list = res ? convert(res, *req) : nullptr;
+    if (list) {
+      req->result = list;
+    } else {
+      bool any = res && res->nodes;
+      err = any ? ASYNC_ENOMEM : ASYNC_ENODATA;
+    }
+  }
+  if (res) ares_freeaddrinfo(res);
+  r->finish(req, err);
+}
+
+int Resolver::getaddrinfo(Future **out, const char *host, const char *service, int family, int socktype,
+                          std::uint32_t flags) noexcept {
+  if ((!host && !service) || (flags & ~kAddrInfoFlags)) return ASYNC_EINVAL;
+  if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6) return ASYNC_EINVAL;
+  if (socktype != 0 && socktype != SOCK_STREAM && socktype != SOCK_DGRAM) return ASYNC_EINVAL;
+  if (host && !valid_host(host)) return ASYNC_EINVAL;
+  std::uint16_t port = 0;
+  if (service) {
+    int err = parse_service(service, socktype, flags, &port);
+    if (err) return err;
+  }
+  sockaddr_storage numeric;
+  socklen_t numeric_len = 0;
+  int kind = host ? core::parse_numeric_host_checked(host, AF_UNSPEC, &numeric, &numeric_len) : 0;
+  if (kind < 0) return kind;
+  if (host && !kind && (flags & ASYNC_DNS_NUMERICHOST)) return ASYNC_EINVAL;
+
+  Request *req = util::make<Request>(this);
+  if (!req) return ASYNC_ENOMEM;
+  req->port = port;
+  req->socktype = socktype;
+  req->canon = flags & ASYNC_DNS_CANONNAME;
+  req->destroy_result = AddrInfo::destroy;
+  if (host) std::memcpy(req->host, host, std::strlen(host) + 1);
+
+  // Answers known without DNS still complete on a later iteration.
+  bool known = true;
+  int status = 0;
+  HostsMatch match;
+  if (!host) {
+    req->result = local_list(family, flags & ASYNC_DNS_PASSIVE, port, socktype, nullptr);
+  } else if (kind) {
+    if (family != AF_UNSPEC && numeric.ss_family != family) {
+      status = ASYNC_ENODATA;
+    } else if (AddrInfo *list = AddrInfo::create(1, req->canon ? std::strlen(host) : 0)) {
+      list->set(0, reinterpret_cast<sockaddr *>(&numeric), port, socktype);
+      if (req->canon) list->set_canonname(host);
+      req->result = list;
+    }
+  } else if (hosts_path_ && *hosts_path_ && HostsFile::lookup(hosts_path_, host, family, match)) {
+    req->result = hosts_list(match, *req);
+  } else if (is_localhost(host)) {
+    req->result = local_list(family, false, port, socktype, req->canon ? host : nullptr);
+  } else {
+    known = false;
+  }
+
+  int err = known && !status && !req->result ? ASYNC_ENOMEM : 0;
+  if (!err && !known) err = open_channel();
+  if (!err) err = start(out, req);
+  if (err) {
+    maybe_free(req);
+    return err;
+  }
+  if (known) {
+    finish(req, status);
+    return 0;
+  }
+  ares_addrinfo_hints hints{};
+  hints.ai_flags = ARES_AI_NOSORT | (req->canon ? ARES_AI_CANONNAME : 0) | (hosts_path_ ? 0 : ARES_AI_ENVHOSTS);
+  hints.ai_family = family;
+  req->in_ares = true;  // the callback may run before ares_getaddrinfo returns
+  ares_getaddrinfo(channel_, host, nullptr, &hints, on_addrinfo, req);
+  rearm();
+  return 0;
+}
+
+// ---- getnameinfo ----------------------------------------------------------
+
+void Resolver::on_nameinfo(void *request, int status, int, char *host, char *service) noexcept {
+  auto *req = static_cast<Request *>(request);
+  req->in_ares = false;
+  Resolver *r = req->resolver;
+  if (req->decided) {
+    r->maybe_free(req);
+    return;
+  }
+  int err = map_status(status);
+  if (!err) {
+    req->result = NameInfo::create(host, service);
+    if (!req->result) err = ASYNC_ENOMEM;
+  }
+  r->finish(req, err);
+}
+
+int Resolver::getnameinfo(Future **out, const sockaddr *addr, std::size_t addrlen, std::uint32_t flags) noexcept {
+  if (flags & ~kNameInfoFlags) return ASYNC_EINVAL;
+  if (core::address_port(addr, addrlen) < 0) return ASYNC_EINVAL;
+  std::uint16_t port = static_cast<std::uint16_t>(core::address_port(addr, addrlen));
+
+  Request *req = util::make<Request>(this);
+  if (!req) return ASYNC_ENOMEM;
+  req->destroy_result = NameInfo::destroy;
+
+  // Numeric answers and hosts-file names need no c-ares.
+  char host[ASYNC_ADDR_STRLEN];
+  char service[32];
+  bool known = false;
+  if ((flags & ASYNC_NI_NUMERICSERV) || port == 0) {
+    std::snprintf(service, sizeof service, "%u", port);
+    if (flags & ASYNC_NI_NUMERICHOST) {
+      known = core::format_address(host, sizeof host, addr, addrlen, ASYNC_ADDR_NOPORT) >= 0;
+    } else if (hosts_path_ && *hosts_path_) {
+      known = HostsFile::reverse(hosts_path_, addr, host, sizeof host);
+    }
+  }
+  if (known) {
+    req->result = NameInfo::create(host, service);
+    if (!req->result) {
+      maybe_free(req);
+      return ASYNC_ENOMEM;
+    }
+  }
+
+  int err = known ? 0 : open_channel();
+  if (!err) err = start(out, req);
+  if (err) {
+    maybe_free(req);
+    return err;
+  }
+  if (known) {
+    finish(req, 0);
+    return 0;
+  }
+  int ares_flags = ARES_NI_LOOKUPHOST | ARES_NI_LOOKUPSERVICE;
+  if (flags & ASYNC_NI_NUMERICHOST) ares_flags |= ARES_NI_NUMERICHOST;
+  if (flags & ASYNC_NI_NUMERICSERV) ares_flags |= ARES_NI_NUMERICSERV;
+  if (flags & ASYNC_NI_NAMEREQD) ares_flags |= ARES_NI_NAMEREQD;
+  ares_flags |= (flags & ASYNC_NI_DGRAM) ? ARES_NI_DGRAM : ARES_NI_TCP;
+  req->in_ares = true;
+  ares_getnameinfo(channel_, addr, static_cast<ares_socklen_t>(addrlen), ares_flags, on_nameinfo, req);
+  rearm();
+  return 0;
+}
+
+// ---- configuration ------------------------------------------------------
+
+namespace {
+
+// Replaces *slot with a copy of value (NULL allowed).
+int store(char **slot, const char *value) noexcept {
+  char *copy = nullptr;
+  if (value) {
+    std::size_t n = std::strlen(value) + 1;
+    copy = static_cast<char *>(util::mem_alloc(n));
+    if (!copy) return ASYNC_ENOMEM;
+    std::memcpy(copy, value, n);
+  }
+  util::mem_free(*slot);
+  *slot = copy;
+  return 0;
+}
+
+// Every comma-separated entry must be a numeric address with optional port.
+bool valid_servers(const char *servers) noexcept {
+  if (!*servers) return false;
+  const char *p = servers;
+  for (;;) {
+    const char *end = std::strchr(p, ',');
+    std::size_t n = end ? static_cast<std::size_t>(end - p) : std::strlen(p);
+    char entry[ASYNC_ADDR_STRLEN];
+    if (n == 0 || n >= sizeof entry) return false;
+    std::memcpy(entry, p, n);
+    entry[n] = '\0';
+    sockaddr_storage addr;
+    if (core::parse_address(reinterpret_cast<sockaddr *>(&addr), sizeof addr, entry, 0) < 0) return false;
+    if (!end) return true;
+    p = end + 1;
+  }
+}
+
+bool valid_domains(const char *domains) noexcept {
+  std::size_t len = std::strlen(domains);
+  if (len >= kMaxDomainsLen) return false;
+  if (len == 0) return true;
+  std::size_t count = 1;
+  for (const char *p = domains; *p; ++p) {
+    if (*p == ',') ++count;
+    if (*p == ' ' || *p == '\t') return false;
+  }
+  return count <= kMaxDomains && domains[0] != ',' && domains[len - 1] != ',' && !std::strstr(domains, ",,");
+}
+
+}  // namespace
+
+int Resolver::set_servers(const char *servers) noexcept {
+  if (servers && !valid_servers(servers)) return ASYNC_EINVAL;
+  int err = reconfigure();
+  return err ? err : store(&servers_, servers);
+}
+
+int Resolver::set_timeout(std::uint32_t timeout_ms, std::uint32_t tries) noexcept {
+  if (timeout_ms == 0 || tries == 0 || timeout_ms > INT32_MAX || tries > 100) return ASYNC_EINVAL;
+  int err = reconfigure();
+  if (err) return err;
+  timeout_ms_ = timeout_ms;
+  tries_ = tries;
+  return 0;
+}
+
+int Resolver::set_deadline(std::uint64_t deadline_ms) noexcept {
+  if (deadline_ms == 0) return ASYNC_EINVAL;
+  deadline_ms_ = deadline_ms;
+  return 0;
+}
+
+int Resolver::set_rotate(bool rotate) noexcept {
+  int err = reconfigure();
+  if (err) return err;
+  rotate_ = rotate;
+  return 0;
+}
+
+int Resolver::set_hosts_file(const char *path) noexcept {
+  int err = reconfigure();
+  return err ? err : store(&hosts_path_, path);
+}
+
+int Resolver::set_search(const char *domains, std::uint32_t ndots) noexcept {
+  if (ndots > 15 || (domains && !valid_domains(domains))) return ASYNC_EINVAL;
+  int err = reconfigure();
+  if (!err) err = store(&domains_, domains);
+  if (!err) ndots_ = ndots;
+  return err;
+}
+
+}  // namespace async::dns

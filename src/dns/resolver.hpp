@@ -1,0 +1,93 @@
+// DNS inside the loop (DESIGN §8): one c-ares channel per loop, created on
+// the first lookup, driven by one io watcher per c-ares socket and one timer
+// re-armed from ares_timeout() after every c-ares call. Lookups complete
+// their futures through the ready queue, never inside a c-ares callback or
+// the call that started them. <ares.h> stays in the .cpp.
+#pragma once
+
+#include <async/common.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ev/ev_backend.hpp"
+#include "util/list.hpp"
+
+struct ares_channeldata;
+struct ares_addrinfo;
+
+namespace async::core {
+class Loop;
+class Future;
+}  // namespace async::core
+
+namespace async::dns {
+
+class Resolver {
+ public:
+  // nullptr when out of memory. The channel itself is created lazily.
+  static Resolver *create(core::Loop &loop) noexcept;
+  // Destroys the channel: lookups still inside c-ares (all abandoned, their
+  // futures are gone) are dropped.
+  static void destroy(Resolver *resolver) noexcept;
+
+  int getaddrinfo(core::Future **out, const char *host, const char *service, int family, int socktype,
+                  std::uint32_t flags) noexcept;
+  int getnameinfo(core::Future **out, const sockaddr *addr, std::size_t addrlen, std::uint32_t flags) noexcept;
+
+  int set_servers(const char *servers) noexcept;
+  int set_timeout(std::uint32_t timeout_ms, std::uint32_t tries) noexcept;
+  int set_deadline(std::uint64_t deadline_ms) noexcept;
+  int set_rotate(bool rotate) noexcept;
+  int set_hosts_file(const char *path) noexcept;
+  int set_search(const char *domains, std::uint32_t ndots) noexcept;
+
+  // Use create() and destroy(); public only for util::make/destroy.
+  explicit Resolver(core::Loop &loop) noexcept;
+  ~Resolver();
+
+  struct Request;
+  struct Socket;
+
+ private:
+  static void on_sock_state(void *self, int fd, int readable, int writable) noexcept;
+  static void on_socket(void *socket, std::uint32_t revents) noexcept;
+  static void on_timer(void *self, std::uint32_t) noexcept;
+  static void on_addrinfo(void *request, int status, int timeouts, struct ares_addrinfo *result) noexcept;
+  static void on_nameinfo(void *request, int status, int timeouts, char *host, char *service) noexcept;
+  static void on_cancel(async_future *future, int cancelled, void *request) noexcept;
+  static void on_complete(async_loop *loop, void *request) noexcept;
+
+  int start(core::Future **out, Request *request) noexcept;
+  int open_channel() noexcept;
+  void close_channel() noexcept;
+  // ASYNC_EBUSY while live lookups exist; otherwise drops the channel so the
+  // next lookup builds one with the new configuration.
+  int reconfigure() noexcept;
+  void finish(Request *request, int status) noexcept;
+  void maybe_free(Request *request) noexcept;
+  void expire_deadlines() noexcept;
+  void rearm() noexcept;
+  void set_live(long delta) noexcept;
+
+  core::Loop &loop_;
+  ares_channeldata *channel_ = nullptr;
+  bool destroying_ = false;
+  ev::TimerSlot timer_;
+  util::List live_;       // requests whose futures wait for an outcome
+  long live_count_ = 0;   // holds one loop reference while > 0
+  Socket *sockets_ = nullptr;
+
+  // Configuration (applied when the channel is created).
+  char *servers_ = nullptr;     // NULL: the system's
+  char *hosts_path_ = nullptr;  // NULL: the system's; "": none
+  char *domains_ = nullptr;     // NULL: the system's
+  std::uint32_t ndots_ = 1;
+  std::uint32_t timeout_ms_ = 2000;
+  std::uint32_t tries_ = 2;
+  std::uint64_t deadline_ms_ = 10000;
+  bool rotate_ = false;
+};
+
+}  // namespace async::dns
