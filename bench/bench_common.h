@@ -38,6 +38,17 @@ static inline double bench_maxrss_mib(void) {
   return (double)ru.ru_maxrss / 1024.0;
 }
 
+/* Threads of this process right now (/proc/self/status), or -1. */
+static inline int bench_threads(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  int threads = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "Threads: %d", &threads) == 1) break;
+  if (f) fclose(f);
+  return threads;
+}
+
 /*
  * With BENCH_PIN=1 in the environment, pins the calling thread to one CPU
  * (modulo the CPU count), so the cross-thread ping-pong always crosses

@@ -65,6 +65,39 @@ for ((round = 0; round < rounds; round++)); do
     done
   done
 done
+
+# DNS: libasync against raw c-ares, both asking a local dnsmasq (started
+# here on a free port, no query log), and libasync's hosts-file path against
+# libuv's thread-pool getaddrinfo on a name from /etc/hosts (neither libc nor
+# libuv can be given another hosts file).
+dns_pid=
+stop_dns() { [[ -n $dns_pid ]] && kill "$dns_pid" 2>/dev/null && wait "$dns_pid" 2>/dev/null; dns_pid=; }
+trap stop_dns EXIT
+dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
+if [[ -x $dnsmasq ]]; then
+  port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$dnsmasq" --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --listen-address=127.0.0.1 \
+    --bind-interfaces --port="$port" --pid-file= --user=root --local=/test/ --cache-size=0 \
+    --host-record=bench.test,192.0.2.50 2>/dev/null &
+  dns_pid=$!
+  sleep 0.5
+fi
+hosts_name=$(awk '!/^[[:space:]]*#/ && NF >= 2 { for (i = 2; i <= NF; i++) if ($i !~ /localhost/) { print $i; exit } }' /etc/hosts)
+for ((round = 0; round < rounds; round++)); do
+  runs=()
+  [[ -n $dns_pid ]] && runs+=("dns_async dns 127.0.0.1:$port bench.test" "dns_cares 127.0.0.1:$port bench.test")
+  [[ -n $hosts_name ]] && runs+=("dns_async hosts /etc/hosts $hosts_name" "dns_uv $hosts_name")
+  for run in "${runs[@]}"; do
+    # shellcheck disable=SC2086  # run is a command line
+    line=$($bin/$run | grep '^RESULT ') || { echo "FAILED: $run" >&2; exit 1; }
+    echo "round=$((round + 1)) $line" >>"$results"
+    printf '.' >&2
+  done
+done
+stop_dns
+[[ -z $dns_pid && ! -x $dnsmasq ]] && echo "dnsmasq not installed: DNS server rows skipped" >&2
+[[ -z $hosts_name ]] && echo "no name other than localhost in /etc/hosts: hosts-file rows skipped" >&2
+
 echo >&2
 echo "load average after the run: $(cut -d' ' -f1 /proc/loadavg)"
 
@@ -104,6 +137,8 @@ table = [
 head = ["workload", "libasync", "libuv", "libev", "libasync/libuv", "target", "met", "spread"]
 out = []
 for label, bench, key, fmt, target, ok in table:
+    if (bench, "libasync") not in rows:
+        continue
     a, u, e = (med(bench, lib, key) for lib in ("libasync", "libuv", "libev"))
     row_spread = max(spread(bench, lib, key) for lib in ("libasync", "libuv", "libev"))
     ratio = a / u if u else float("nan")
@@ -118,6 +153,30 @@ show(head)
 print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 for r in out:
     show(r)
+
+# DNS rows: libasync against one peer each, with the threads each used.
+dns = [
+    ("DNS lookups, 100 in flight, dnsmasq (lookups/s)", "dns_server", "c-ares", ">= 0.9x", lambda r: r >= 0.9),
+    ("hosts-file lookups, 100 in flight (lookups/s)", "dns_hosts", "libuv", "", None),
+]
+dns_rows = []
+for label, bench, peer, target, ok in dns:
+    if (bench, "libasync") not in rows or (bench, peer) not in rows:
+        continue
+    a, p = med(bench, "libasync", "ops_per_sec"), med(bench, peer, "ops_per_sec")
+    ta, tp = med(bench, "libasync", "threads"), med(bench, peer, "threads")
+    ratio = a / p if p else float("nan")
+    dns_rows.append([label, "{:,.0f}".format(a), "{} {:,.0f}".format(peer, p), "{:.2f}x".format(ratio), target,
+                     "" if ok is None else ("yes" if ok(ratio) else "NO"), "{:.0f} / {:.0f}".format(ta, tp)])
+if dns_rows:
+    head = ["workload", "libasync", "peer", "libasync/peer", "target", "met", "threads (libasync / peer)"]
+    widths = [max(len(r[i]) for r in dns_rows + [head]) for i in range(len(head))]
+    print()
+    show(head)
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in dns_rows:
+        show(r)
+
 print()
 print("medians of {} interleaved rounds; spread = largest (max-min)/median of the row's three cells".format(
     max(len(v) for d in rows.values() for v in d.values())))
