@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -678,6 +680,84 @@ static async_loop *sc_many_loops(void) {
   return NULL;
 }
 
+/* DNS without a server: literals, localhost, a hosts file, numeric
+ * getnameinfo, a lookup left to c-ares against a silent server (a UDP
+ * socket nobody reads) that ends at its deadline, and a cancelled one. */
+static int g_dns_statuses[8];
+static int g_dns_done;
+
+static void dns_cb(async_future *f, int status, void *ud) {
+  (void)f;
+  int *slot = ud;
+  *slot = status;
+  g_dns_done++;
+}
+
+/* The silent server's socket, opened once per test (not in the scenario:
+ * its fd must not vary between runs). */
+static int g_hole_fd = -1;
+static char g_hole_addr[64];
+
+static async_loop *sc_dns(void) {
+  static const char *hosts[] = {"192.0.2.1", "::1", "localhost", "fileonly.test", "silent.test", "cancelled.test"};
+  enum { N_LOOKUPS = 6 };
+  async_loop *loop = NULL;
+  if (!ok(async_loop_new(&loop))) {
+    return NULL;
+  }
+  char hosts_path[512];
+  snprintf(hosts_path, sizeof hosts_path, "%s/hosts.txt", DNS_FIXTURE_DIR);
+  /* Each setter either applies or reports ENOMEM; without the whole
+   * configuration only the lookups that need no DNS run (the others would
+   * ask the system's servers). */
+  int configured = ok(async_dns_set_servers(loop, g_hole_addr));
+  configured &= ok(async_dns_set_hosts_file(loop, hosts_path));
+  configured &= ok(async_dns_set_search(loop, "", 1));
+  configured &= ok(async_dns_set_timeout(loop, 1000, 1));
+  configured &= ok(async_dns_set_deadline(loop, 20));
+  int lookups = configured ? N_LOOKUPS : 3;
+  async_future *f[N_LOOKUPS + 1];
+  int n = 0;
+  g_dns_done = 0;
+  for (int i = 0; i < lookups; i++) {
+    g_dns_statuses[n] = 1;
+    if (!ok(async_getaddrinfo(&f[n], loop, hosts[i], "80", AF_UNSPEC, SOCK_STREAM, ASYNC_DNS_CANONNAME))) {
+      continue;
+    }
+    if (!ok(async_future_add_callback(f[n], dns_cb, &g_dns_statuses[n]))) {
+      assert_int_equal(async_future_free(f[n]), 0);
+      continue;
+    }
+    if (strcmp(hosts[i], "cancelled.test") == 0) {
+      assert_int_equal(async_future_cancel(f[n]), 1);
+    }
+    n++;
+  }
+  struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(80), .sin_addr = {htonl(0xC0000201)}};
+  g_dns_statuses[n] = 1;
+  if (ok(async_getnameinfo(&f[n], loop, (struct sockaddr *)&sin, sizeof sin, ASYNC_NI_NUMERICHOST | ASYNC_NI_NUMERICSERV))) {
+    if (ok(async_future_add_callback(f[n], dns_cb, &g_dns_statuses[n]))) {
+      n++;
+    } else {
+      assert_int_equal(async_future_free(f[n]), 0);
+    }
+  }
+  run_to_end(loop);
+  assert_int_equal(g_dns_done, n);
+  for (int i = 0; i < n; i++) {
+    int st = g_dns_statuses[i];
+    if (st != 0 && st != ASYNC_ENOMEM && st != ASYNC_ETIMEDOUT && st != ASYNC_ECANCELED) {
+      fail_msg("lookup %d ended with %s", i, async_err_name(st));
+    }
+    if (st == ASYNC_ENOMEM) {
+      g_enomem++;
+    }
+    assert_int_equal(async_future_free(f[i]), 0);
+  }
+  return loop;
+}
+
+
 /* ------------------------------------------------------------------ */
 /* Tests                                                               */
 
@@ -715,6 +795,19 @@ static void test_inject_signal(void **state) {
 
 INJECT_TEST(futures)
 INJECT_TEST(futures_cancel)
+
+static void test_inject_dns(void **state) {
+  (void)state;
+  g_hole_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  assert_true(g_hole_fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr = {htonl(INADDR_LOOPBACK)}};
+  socklen_t len = sizeof a;
+  assert_int_equal(bind(g_hole_fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(getsockname(g_hole_fd, (struct sockaddr *)&a, &len), 0);
+  snprintf(g_hole_addr, sizeof g_hole_addr, "127.0.0.1:%u", ntohs(a.sin_port));
+  drive_both("dns", sc_dns);
+  close(g_hole_fd);
+}
 
 /* The hook really receives the library's allocations, and they are all
  * given back. */
@@ -825,6 +918,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_inject_signal, teardown_restore),
       cmocka_unit_test_teardown(test_inject_futures, teardown_restore),
       cmocka_unit_test_teardown(test_inject_futures_cancel, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_dns, teardown_restore),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

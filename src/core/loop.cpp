@@ -115,6 +115,7 @@ void Loop::before_poll(void *self) noexcept {
   // callbacks, timer callbacks) wait for the next iteration's timer pass.
   loop->poll_timer_seq_ = loop->timer_seq_;
   loop->arm_timer();
+  if (loop->resolver_) loop->resolver_->before_poll();
   loop->sync_spinning();
 }
 

@@ -254,7 +254,7 @@ void Resolver::close_channel() noexcept {
   ares_destroy(channel_);
   channel_ = nullptr;
   destroying_ = false;
-  rearm();
+  rearm_soon();
 }
 
 int Resolver::reconfigure() noexcept {
@@ -299,7 +299,7 @@ void Resolver::on_socket(void *socket, std::uint32_t revents) noexcept {
   int fd = s->fd;
   ares_process_fd(r->channel_, (revents & ASYNC_READABLE) ? fd : ARES_SOCKET_BAD,
                   (revents & ASYNC_WRITABLE) ? fd : ARES_SOCKET_BAD);
-  r->rearm();
+  r->rearm_soon();
 }
 
 void Resolver::on_timer(void *self, std::uint32_t) noexcept {
@@ -311,6 +311,7 @@ void Resolver::on_timer(void *self, std::uint32_t) noexcept {
 
 void Resolver::rearm() noexcept {
   if (destroying_) return;
+  rearm_pending_ = false;
   std::uint64_t delay = UINT64_MAX;
   timeval tv;
   // ares_timeout() rounds down to whole ms: +1 ms so the timer never fires
@@ -320,11 +321,9 @@ void Resolver::rearm() noexcept {
             1000000u;
   if (!live_.empty()) {
     std::uint64_t now = util::monotonic_ns();
-    for (util::ListNode *n = live_.front(); n != live_.end(); n = n->next) {
-      std::uint64_t deadline = reinterpret_cast<Request *>(n)->deadline_ns;
-      std::uint64_t left = deadline > now ? deadline - now : 0;
-      if (left < delay) delay = left;
-    }
+    std::uint64_t deadline = reinterpret_cast<Request *>(live_.front())->deadline_ns;
+    std::uint64_t left = deadline > now ? deadline - now : 0;
+    if (left < delay) delay = left;
   }
   if (delay == UINT64_MAX)
     loop_.backend().timer_stop(timer_);
@@ -334,11 +333,18 @@ void Resolver::rearm() noexcept {
 
 void Resolver::expire_deadlines() noexcept {
   std::uint64_t now = util::monotonic_ns();
-  for (util::ListNode *n = live_.front(); n != live_.end();) {
-    auto *req = reinterpret_cast<Request *>(n);
-    n = n->next;  // finish() unlinks req
-    if (req->deadline_ns <= now) finish(req, ASYNC_ETIMEDOUT);
+  while (!live_.empty()) {
+    auto *req = reinterpret_cast<Request *>(live_.front());
+    if (req->deadline_ns > now) break;
+    finish(req, ASYNC_ETIMEDOUT);  // unlinks req
   }
+}
+
+void Resolver::insert_live(Request *req) noexcept {
+  util::ListNode *after = live_.end()->prev;
+  while (after != live_.end() && reinterpret_cast<Request *>(after)->deadline_ns > req->deadline_ns)
+    after = after->prev;
+  live_.insert_after(*after, req->node);
 }
 
 void Resolver::set_live(long delta) noexcept {
@@ -361,8 +367,9 @@ int Resolver::start(Future **out, Request *req) noexcept {
   future->set_cancel(on_cancel, req);
   req->future = future;
   req->deadline_ns = util::saturating_add(util::monotonic_ns(), util::ms_to_ns(deadline_ms_));
-  live_.push_back(req->node);
+  insert_live(req);
   set_live(1);
+  rearm_soon();
   *out = future;
   return 0;
 }
@@ -407,7 +414,7 @@ void Resolver::on_cancel(async_future *, int cancelled, void *request) noexcept 
   // c-ares, if it still has the query, calls back later; 1.18 can only
   // cancel every query of a channel at once, so it is left to finish.
   r->maybe_free(req);
-  r->rearm();
+  r->rearm_soon();
 }
 
 void Resolver::maybe_free(Request *req) noexcept {
@@ -535,7 +542,7 @@ int Resolver::getaddrinfo(Future **out, const char *host, const char *service, i
   hints.ai_family = family;
   req->in_ares = true;  // the callback may run before ares_getaddrinfo returns
   ares_getaddrinfo(channel_, host, nullptr, &hints, on_addrinfo, req);
-  rearm();
+  rearm_soon();
   return 0;
 }
 
@@ -603,7 +610,7 @@ int Resolver::getnameinfo(Future **out, const sockaddr *addr, std::size_t addrle
   ares_flags |= (flags & ASYNC_NI_DGRAM) ? ARES_NI_DGRAM : ARES_NI_TCP;
   req->in_ares = true;
   ares_getnameinfo(channel_, addr, static_cast<ares_socklen_t>(addrlen), ares_flags, on_nameinfo, req);
-  rearm();
+  rearm_soon();
   return 0;
 }
 

@@ -43,6 +43,13 @@ class Resolver {
   int set_hosts_file(const char *path) noexcept;
   int set_search(const char *domains, std::uint32_t ndots) noexcept;
 
+  // Called before every poll: re-arms the channel timer if a c-ares call or
+  // a lookup change since the last poll may have moved its deadline (once
+  // per iteration, as ares_timeout() is linear in the queries).
+  void before_poll() noexcept {
+    if (rearm_pending_) rearm();
+  }
+
   // Use create() and destroy(); public only for util::make/destroy.
   explicit Resolver(core::Loop &loop) noexcept;
   ~Resolver();
@@ -69,13 +76,17 @@ class Resolver {
   void maybe_free(Request *request) noexcept;
   void expire_deadlines() noexcept;
   void rearm() noexcept;
+  void rearm_soon() noexcept { rearm_pending_ = true; }
+  // Keeps live_ ordered by deadline (usually an append).
+  void insert_live(Request *request) noexcept;
   void set_live(long delta) noexcept;
 
   core::Loop &loop_;
   ares_channeldata *channel_ = nullptr;
   bool destroying_ = false;
+  bool rearm_pending_ = false;
   ev::TimerSlot timer_;
-  util::List live_;       // requests whose futures wait for an outcome
+  util::List live_;       // requests awaiting an outcome, by deadline
   long live_count_ = 0;   // holds one loop reference while > 0
   Socket *sockets_ = nullptr;
 

@@ -35,6 +35,14 @@ class List {
     head_.prev = &node;
   }
 
+  // Links node right after pos (a node of this list, or end()).
+  void insert_after(ListNode &pos, ListNode &node) noexcept {
+    node.prev = &pos;
+    node.next = pos.next;
+    pos.next->prev = &node;
+    pos.next = &node;
+  }
+
   // Moves every node of other to the end of this list.
   void splice(List &other) noexcept {
     while (!other.empty()) {
