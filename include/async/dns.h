@@ -13,7 +13,11 @@
  * - Every lookup has an overall deadline owned by libasync (see
  *   async_dns_set_deadline()); at expiry it fails with ASYNC_ETIMEDOUT.
  * - Freeing the loop with lookups in flight is refused (ASYNC_EBUSY, their
- *   futures keep it busy); free the futures first, which cancels them.
+ *   futures keep it busy); free the futures first, which cancels them, and
+ *   the loop can be freed at once, without running it again.
+ * - At most 64 lookups are handed to c-ares at once (a larger burst of UDP
+ *   queries overflows socket buffers and waits for retransmissions); the
+ *   others wait in libasync, their deadline already running.
  * - Errors a lookup fails with: ASYNC_ENOTFOUND (no such name),
  *   ASYNC_ENODATA (no address of that family), ASYNC_ETIMEDOUT,
  *   ASYNC_EREFUSED (refused, or no server reachable), ASYNC_ESERVFAIL,

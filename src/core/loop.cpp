@@ -126,6 +126,7 @@ void Loop::after_poll(void *self) noexcept {
   loop->now_ns_ = loop->backend_.poll_ended_ns();
   Hook::run_all(*loop, ASYNC_HOOK_CHECK);
   if (loop->posts_stalled_) loop->drain_posts();
+  if (loop->resolver_) loop->resolver_->flush();
   loop->run_ready();
   loop->run_due_timers();
   loop->sync_spinning();
@@ -175,7 +176,7 @@ void Loop::arm_timer() noexcept {
 // watcher is toggled only for work that must wait for the next iteration.
 void Loop::sync_spinning() noexcept {
   // Queued callbacks are work: they keep run() going and the poll short.
-  bool ready = !ready_.empty();
+  bool ready = !ready_.empty() || (resolver_ && resolver_->has_done());
   if (ready != ready_ref_) {
     ready_ref_ = ready;
     ready ? backend_.ref() : backend_.unref();

@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <strings.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,7 +31,10 @@ using core::Future;
 using core::NameInfo;
 
 struct Resolver::Request {
-  util::ListNode node;  // in live_ until the outcome is decided
+  // In live_ (by deadline) until the outcome is decided, then in done_
+  // until the loop hands it to the future.
+  util::ListNode node;
+  util::ListNode wait_node;  // in waiting_ until handed to c-ares
   Resolver *resolver;
   Future *future = nullptr;  // until the future completes or is cancelled
   void *result = nullptr;    // AddrInfo or NameInfo, owned until handed over
@@ -39,14 +43,24 @@ struct Resolver::Request {
   std::uint64_t deadline_ns = 0;
   bool decided = false;     // outcome known or abandoned; ready slot used or released
   bool in_ares = false;     // c-ares still owes its callback
-  bool task_queued = false; // on_complete is in the ready queue
+  // The query, kept until it is handed to c-ares.
+  bool nameinfo = false;
+  int family = AF_UNSPEC;
+  int ares_flags = 0;
+  sockaddr_in6 addr{};  // getnameinfo: a sockaddr_in or sockaddr_in6
+  std::size_t addrlen = 0;
+  char host[256] = {};
   // What the answer needs to become a result list.
   std::uint16_t port = 0;
   int socktype = 0;
   bool canon = false;
-  char host[256] = {};
 
   explicit Request(Resolver *r) noexcept : resolver(r) {}
+
+  static Request *of(util::ListNode *n) noexcept { return reinterpret_cast<Request *>(n); }
+  static Request *of_wait(util::ListNode *n) noexcept {
+    return reinterpret_cast<Request *>(reinterpret_cast<char *>(n) - offsetof(Request, wait_node));
+  }
 };
 
 struct Resolver::Socket {
@@ -66,6 +80,11 @@ constexpr std::uint32_t kNameInfoFlags = ASYNC_NI_NUMERICHOST | ASYNC_NI_NUMERIC
 constexpr std::size_t kMaxHostLen = 253;
 constexpr std::size_t kMaxDomains = 8;
 constexpr std::size_t kMaxDomainsLen = 1024;
+// Lookups handed to c-ares at once; the rest wait in libasync. 1,000 queries
+// sent in one burst overflow a default UDP receive buffer (212,992 bytes
+// hold ~270 answers) on either side, and the lost ones come back only
+// through retransmission timeouts.
+constexpr std::size_t kMaxInAres = 64;
 
 // c-ares allocates through the library allocator too; ares_library_init is
 // retried if it once failed for lack of memory.
@@ -258,7 +277,7 @@ void Resolver::close_channel() noexcept {
 }
 
 int Resolver::reconfigure() noexcept {
-  if (live_count_ > 0) return ASYNC_EBUSY;
+  if (!live_.empty()) return ASYNC_EBUSY;
   close_channel();
   return 0;
 }
@@ -299,6 +318,7 @@ void Resolver::on_socket(void *socket, std::uint32_t revents) noexcept {
   int fd = s->fd;
   ares_process_fd(r->channel_, (revents & ASYNC_READABLE) ? fd : ARES_SOCKET_BAD,
                   (revents & ASYNC_WRITABLE) ? fd : ARES_SOCKET_BAD);
+  r->submit_waiting();
   r->rearm_soon();
 }
 
@@ -306,6 +326,7 @@ void Resolver::on_timer(void *self, std::uint32_t) noexcept {
   auto *r = static_cast<Resolver *>(self);
   if (r->channel_) ares_process_fd(r->channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
   r->expire_deadlines();
+  r->submit_waiting();
   r->rearm();
 }
 
@@ -321,7 +342,7 @@ void Resolver::rearm() noexcept {
             1000000u;
   if (!live_.empty()) {
     std::uint64_t now = util::monotonic_ns();
-    std::uint64_t deadline = reinterpret_cast<Request *>(live_.front())->deadline_ns;
+    std::uint64_t deadline = Request::of(live_.front())->deadline_ns;
     std::uint64_t left = deadline > now ? deadline - now : 0;
     if (left < delay) delay = left;
   }
@@ -334,7 +355,7 @@ void Resolver::rearm() noexcept {
 void Resolver::expire_deadlines() noexcept {
   std::uint64_t now = util::monotonic_ns();
   while (!live_.empty()) {
-    auto *req = reinterpret_cast<Request *>(live_.front());
+    Request *req = Request::of(live_.front());
     if (req->deadline_ns > now) break;
     finish(req, ASYNC_ETIMEDOUT);  // unlinks req
   }
@@ -342,7 +363,7 @@ void Resolver::expire_deadlines() noexcept {
 
 void Resolver::insert_live(Request *req) noexcept {
   util::ListNode *after = live_.end()->prev;
-  while (after != live_.end() && reinterpret_cast<Request *>(after)->deadline_ns > req->deadline_ns)
+  while (after != live_.end() && Request::of(after)->deadline_ns > req->deadline_ns)
     after = after->prev;
   live_.insert_after(*after, req->node);
 }
@@ -360,10 +381,6 @@ void Resolver::set_live(long delta) noexcept {
 int Resolver::start(Future **out, Request *req) noexcept {
   Future *future = Future::create(loop_);
   if (!future) return ASYNC_ENOMEM;
-  if (!loop_.reserve_task()) {
-    future->release_owner();
-    return ASYNC_ENOMEM;
-  }
   future->set_cancel(on_cancel, req);
   req->future = future;
   req->deadline_ns = util::saturating_add(util::monotonic_ns(), util::ms_to_ns(deadline_ms_));
@@ -374,51 +391,88 @@ int Resolver::start(Future **out, Request *req) noexcept {
   return 0;
 }
 
+void Resolver::submit(Request *req) noexcept {
+  req->in_ares = true;  // the callback may run before the call returns
+  ++in_ares_count_;
+  if (req->nameinfo) {
+    ares_getnameinfo(channel_, reinterpret_cast<const sockaddr *>(&req->addr),
+                     static_cast<ares_socklen_t>(req->addrlen), req->ares_flags, on_nameinfo, req);
+  } else {
+    ares_addrinfo_hints hints{};
+    hints.ai_flags = req->ares_flags;
+    hints.ai_family = req->family;
+    ares_getaddrinfo(channel_, req->host, nullptr, &hints, on_addrinfo, req);
+  }
+  rearm_soon();
+}
+
+void Resolver::submit_or_wait(Request *req) noexcept {
+  if (in_ares_count_ < kMaxInAres && waiting_.empty())
+    submit(req);
+  else
+    waiting_.push_back(req->wait_node);
+}
+
+void Resolver::submit_waiting() noexcept {
+  while (in_ares_count_ < kMaxInAres && !waiting_.empty()) {
+    Request *req = Request::of_wait(waiting_.front());
+    req->wait_node.unlink();
+    submit(req);
+  }
+}
+
+void Resolver::answered(Request *req) noexcept {
+  req->in_ares = false;
+  --in_ares_count_;
+}
+
 void Resolver::finish(Request *req, int status) noexcept {
   if (req->decided) return;
   req->decided = true;
   req->status = status;
+  req->wait_node.unlink();
   req->node.unlink();
-  set_live(-1);
-  req->task_queued = true;
-  loop_.push_reserved(core::Task{on_complete, req});
+  done_.push_back(req->node);
 }
 
-void Resolver::on_complete(async_loop *, void *request) noexcept {
-  auto *req = static_cast<Request *>(request);
-  req->task_queued = false;
-  if (Future *future = req->future) {
-    // Completing runs on_cancel(cancelled = 0), which forgets the future.
-    if (req->status == 0) {
-      void *result = req->result;
-      req->result = nullptr;
-      future->resolve(result, req->destroy_result);
-    } else {
-      future->reject(req->status);
+void Resolver::flush() noexcept {
+  while (!done_.empty()) {
+    Request *req = Request::of(done_.front());
+    req->node.unlink();
+    set_live(-1);
+    if (Future *future = req->future) {
+      // Completing runs on_cancel(cancelled = 0), which forgets the future.
+      if (req->status == 0) {
+        void *result = req->result;
+        req->result = nullptr;
+        future->resolve(result, req->destroy_result);
+      } else {
+        future->reject(req->status);
+      }
     }
+    maybe_free(req);
   }
-  req->resolver->maybe_free(req);
 }
 
 void Resolver::on_cancel(async_future *, int cancelled, void *request) noexcept {
   auto *req = static_cast<Request *>(request);
   req->future = nullptr;
-  if (!cancelled) return;  // on_complete is handing over the outcome
+  if (!cancelled) return;  // flush() is handing over the outcome
   Resolver *r = req->resolver;
-  if (!req->decided) {
-    req->decided = true;
+  req->decided = true;
+  req->wait_node.unlink();
+  if (req->node.linked()) {
     req->node.unlink();
     r->set_live(-1);
-    r->loop_.unreserve_task();
   }
-  // c-ares, if it still has the query, calls back later; 1.18 can only
-  // cancel every query of a channel at once, so it is left to finish.
+  // c-ares, if it has the query, calls back later: 1.18 can only cancel
+  // every query of a channel at once, so it is left to finish.
   r->maybe_free(req);
   r->rearm_soon();
 }
 
 void Resolver::maybe_free(Request *req) noexcept {
-  if (req->in_ares || req->task_queued || req->future) return;
+  if (req->in_ares || req->node.linked() || req->future) return;
   if (req->result) req->destroy_result(req->result);
   util::destroy(req);
 }
@@ -456,8 +510,8 @@ AddrInfo *hosts_list(const HostsMatch &match, const Resolver::Request &req) noex
 
 void Resolver::on_addrinfo(void *request, int status, int, ares_addrinfo *res) noexcept {
   auto *req = static_cast<Request *>(request);
-  req->in_ares = false;
   Resolver *r = req->resolver;
+  r->answered(req);
   if (req->decided) {
     // Cancelled or past its deadline: c-ares may even report a partial
     // success here; the outcome was settled without it.
@@ -537,12 +591,9 @@ int Resolver::getaddrinfo(Future **out, const char *host, const char *service, i
     finish(req, status);
     return 0;
   }
-  ares_addrinfo_hints hints{};
-  hints.ai_flags = ARES_AI_NOSORT | (req->canon ? ARES_AI_CANONNAME : 0) | (hosts_path_ ? 0 : ARES_AI_ENVHOSTS);
-  hints.ai_family = family;
-  req->in_ares = true;  // the callback may run before ares_getaddrinfo returns
-  ares_getaddrinfo(channel_, host, nullptr, &hints, on_addrinfo, req);
-  rearm_soon();
+  req->ares_flags = ARES_AI_NOSORT | (req->canon ? ARES_AI_CANONNAME : 0) | (hosts_path_ ? 0 : ARES_AI_ENVHOSTS);
+  req->family = family;
+  submit_or_wait(req);
   return 0;
 }
 
@@ -550,8 +601,8 @@ int Resolver::getaddrinfo(Future **out, const char *host, const char *service, i
 
 void Resolver::on_nameinfo(void *request, int status, int, char *host, char *service) noexcept {
   auto *req = static_cast<Request *>(request);
-  req->in_ares = false;
   Resolver *r = req->resolver;
+  r->answered(req);
   if (req->decided) {
     r->maybe_free(req);
     return;
@@ -603,14 +654,16 @@ int Resolver::getnameinfo(Future **out, const sockaddr *addr, std::size_t addrle
     finish(req, 0);
     return 0;
   }
-  int ares_flags = ARES_NI_LOOKUPHOST | ARES_NI_LOOKUPSERVICE;
-  if (flags & ASYNC_NI_NUMERICHOST) ares_flags |= ARES_NI_NUMERICHOST;
-  if (flags & ASYNC_NI_NUMERICSERV) ares_flags |= ARES_NI_NUMERICSERV;
-  if (flags & ASYNC_NI_NAMEREQD) ares_flags |= ARES_NI_NAMEREQD;
-  ares_flags |= (flags & ASYNC_NI_DGRAM) ? ARES_NI_DGRAM : ARES_NI_TCP;
-  req->in_ares = true;
-  ares_getnameinfo(channel_, addr, static_cast<ares_socklen_t>(addrlen), ares_flags, on_nameinfo, req);
-  rearm_soon();
+  req->nameinfo = true;
+  req->ares_flags = ARES_NI_LOOKUPHOST | ARES_NI_LOOKUPSERVICE;
+  if (flags & ASYNC_NI_NUMERICHOST) req->ares_flags |= ARES_NI_NUMERICHOST;
+  if (flags & ASYNC_NI_NUMERICSERV) req->ares_flags |= ARES_NI_NUMERICSERV;
+  if (flags & ASYNC_NI_NAMEREQD) req->ares_flags |= ARES_NI_NAMEREQD;
+  req->ares_flags |= (flags & ASYNC_NI_DGRAM) ? ARES_NI_DGRAM : ARES_NI_TCP;
+  std::size_t copy = addrlen < sizeof req->addr ? addrlen : sizeof req->addr;
+  std::memcpy(&req->addr, addr, copy);
+  req->addrlen = copy;
+  submit_or_wait(req);
   return 0;
 }
 

@@ -49,6 +49,11 @@ class Resolver {
   void before_poll() noexcept {
     if (rearm_pending_) rearm();
   }
+  // Called after the poll, before the ready queue runs: completes the
+  // futures of lookups decided since (their callbacks are queued behind).
+  void flush() noexcept;
+  // Decided lookups wait for flush(): the next poll must not block.
+  bool has_done() noexcept { return !done_.empty(); }
 
   // Use create() and destroy(); public only for util::make/destroy.
   explicit Resolver(core::Loop &loop) noexcept;
@@ -64,7 +69,6 @@ class Resolver {
   static void on_addrinfo(void *request, int status, int timeouts, struct ares_addrinfo *result) noexcept;
   static void on_nameinfo(void *request, int status, int timeouts, char *host, char *service) noexcept;
   static void on_cancel(async_future *future, int cancelled, void *request) noexcept;
-  static void on_complete(async_loop *loop, void *request) noexcept;
 
   int start(core::Future **out, Request *request) noexcept;
   int open_channel() noexcept;
@@ -72,6 +76,10 @@ class Resolver {
   // ASYNC_EBUSY while live lookups exist; otherwise drops the channel so the
   // next lookup builds one with the new configuration.
   int reconfigure() noexcept;
+  void submit(Request *request) noexcept;
+  void submit_or_wait(Request *request) noexcept;
+  void submit_waiting() noexcept;
+  void answered(Request *request) noexcept;
   void finish(Request *request, int status) noexcept;
   void maybe_free(Request *request) noexcept;
   void expire_deadlines() noexcept;
@@ -86,8 +94,11 @@ class Resolver {
   bool destroying_ = false;
   bool rearm_pending_ = false;
   ev::TimerSlot timer_;
-  util::List live_;       // requests awaiting an outcome, by deadline
-  long live_count_ = 0;   // holds one loop reference while > 0
+  util::List live_;     // requests awaiting an outcome, by deadline
+  util::List done_;     // decided, waiting for flush()
+  util::List waiting_;  // not yet handed to c-ares (kMaxInAres reached)
+  std::size_t in_ares_count_ = 0;  // requests c-ares owes a callback
+  long live_count_ = 0;  // requests in live_ or done_: one loop reference while > 0
   Socket *sockets_ = nullptr;
 
   // Configuration (applied when the channel is created).
