@@ -78,7 +78,8 @@ typedef struct async_nameinfo async_nameinfo;
  * family/socktype/flags, a non-numeric host with ASYNC_DNS_NUMERICHOST, a
  * malformed or unknown scope), ASYNC_ENOMEM. Lookup failures come through
  * the future (see above); a numeric host of the other family than the one
- * asked fails it with ASYNC_ENODATA.
+ * asked fails it with ASYNC_ENODATA, a name with an empty label or a label
+ * over 63 characters with ASYNC_EBADNAME (no query is sent).
  */
 ASYNC_API int async_getaddrinfo(async_future **out, async_loop *loop, const char *host, const char *service,
                                 int family, int socktype, uint32_t flags);

@@ -193,7 +193,8 @@ const char *follow_cnames(const ares_addrinfo *res, const char *host) noexcept {
   const char *name = host;
   for (int hops = 0; hops < 16; ++hops) {
     const ares_addrinfo_cname *c = res->cnames;
-    while (c && strcasecmp(c->alias, name) != 0) c = c->next;
+    // Hosts-file answers may carry entries without an alias.
+    while (c && (!c->alias || !c->name || strcasecmp(c->alias, name) != 0)) c = c->next;
     if (!c) break;
     name = c->name;
   }
