@@ -17,11 +17,12 @@ tour=(
   "graceful_shutdown|--self-test|SIGINT/SIGTERM as loop callbacks; stop the work, close every handle, exit 0"
   "future_chain||a future resolved by a timer, a second step in its done callback, async_future_timeout()"
   "worker_thread||a thread of your own posts results to the loop with async_loop_post()"
+  "resolve|localhost 127.0.0.1 fe80::1%lo|async_getaddrinfo() for several names at once (these need no DNS server)"
 )
 for entry in "${tour[@]}"; do
   IFS='|' read -r name args what <<<"$entry"
   la_heading "examples/$name.c: $what"
-  # shellcheck disable=SC2086  # args is empty or one word
+  # shellcheck disable=SC2086  # args is a list of words
   "build/examples/$name" $args
 done
 la_heading "done: the sources are in examples/, the API in include/async/*.h"

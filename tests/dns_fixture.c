@@ -600,7 +600,7 @@ static int read_one(int fd, unsigned char *buf, size_t cap, ssize_t *len, struct
  * becomes that type); returns 1 if answered.
  */
 static int answer(int fd, const unsigned char *msg, size_t len, const struct sockaddr_storage *from,
-                  socklen_t fromlen, int *want) {
+                  socklen_t fromlen, int *want, int rcode) {
   if (len < 12 || (msg[2] & 0x80) != 0 || get16(msg + 4) != 1) {
     return 0;
   }
@@ -620,6 +620,14 @@ static int answer(int fd, const unsigned char *msg, size_t len, const struct soc
     return 0;
   }
   memcpy(r, msg, (size_t)qend);
+  if (rcode != 0) {
+    /* QR, RD (copied), RA, the rcode; the question only. */
+    put16(r + 2, (unsigned)(0x8180 | (get16(msg + 2) & 0x0100) | (rcode & 0xF)));
+    put16(r + 6, 0);
+    put16(r + 8, 0);
+    put16(r + 10, 0);
+    return sendto(fd, r, (size_t)qend, 0, (const struct sockaddr *)from, fromlen) == (ssize_t)qend;
+  }
   put16(r + 2, 0x8180 | (get16(msg + 2) & 0x7900)); /* QR, RD (copied), RA, NOERROR */
   put16(r + 6, 1);                                  /* ANCOUNT */
   put16(r + 8, 0);
@@ -661,7 +669,7 @@ static int drain_hole(struct dnsfx_hole *h, int *want) {
     while (read_one(fds[i], buf, sizeof buf, &len, &from, &fromlen)) {
       h->total++;
       if (want != NULL) {
-        answered += answer(fds[i], buf, (size_t)len, &from, fromlen, want);
+        answered += answer(fds[i], buf, (size_t)len, &from, fromlen, want, h->rcode);
       }
     }
   }

@@ -109,6 +109,8 @@ struct dnsfx_hole {
   int total;        /* datagrams received so far (all drained) */
   char servers[32]; /* "127.0.0.1:PORT" */
   char servers6[48];/* "[::1]:PORT" or "" */
+  int rcode;        /* dnsfx_blackhole_reply(): 0 answers with an address,
+                       any other value replies with that rcode and no answer */
 };
 
 /* Opens the blackhole on a free port. Returns 0 or -1. */

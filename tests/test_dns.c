@@ -727,6 +727,28 @@ static void test_cancel_at_once(void **state) {
   finish(loop);
 }
 
+/* A server answering SERVFAIL (the blackhole, answering by hand). */
+static void test_server_failure(void **state) {
+  (void)state;
+  struct dnsfx_hole h;
+  assert_int_equal(dnsfx_blackhole_open(&h), 0);
+  h.rcode = 2; /* SERVFAIL */
+  async_loop *loop = dns_loop(dnsfx_blackhole_servers(&h));
+  assert_code(async_dns_set_deadline(loop, 5000), 0);
+  struct rec r = {0};
+  async_future *f = gai(loop, "dual.test", NULL, AF_INET, 0, 0);
+  add_rec(f, &r);
+  /* The query left inside async_getaddrinfo: answer it, then let the loop read. */
+  assert_int_equal(dnsfx_blackhole_reply(&h, DNSFX_TYPE_A, 1, 2000), 1);
+  assert_code(wait_fut(loop, f, 2000), ASYNC_ESERVFAIL);
+  spin_nowait(loop, 1);
+  assert_int_equal(r.calls, 1);
+  assert_code(r.status, ASYNC_ESERVFAIL);
+  assert_code(async_future_free(f), 0);
+  finish(loop);
+  dnsfx_blackhole_close(&h);
+}
+
 static void test_cancel_after_one_family(void **state) {
   (void)state;
   struct dnsfx_hole h;
@@ -1512,6 +1534,7 @@ int main(void) {
       cmocka_unit_test(test_never_inside_call),
       cmocka_unit_test(test_cares_env_hosts),
       cmocka_unit_test(test_cancel_at_once),
+      cmocka_unit_test(test_server_failure),
       cmocka_unit_test(test_cancel_after_one_family),
       cmocka_unit_test(test_cancel_one_of_two),
       cmocka_unit_test(test_free_pending_future),

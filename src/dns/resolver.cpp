@@ -203,6 +203,15 @@ const char *follow_cnames(const ares_addrinfo *res, const char *host) noexcept {
 
 AddrInfo *convert(const ares_addrinfo *res, const Resolver::Request &req) noexcept;
 
+int server_count(ares_channel channel) noexcept {
+  ares_addr_port_node *servers = nullptr;
+  if (ares_get_servers_ports(channel, &servers) != ARES_SUCCESS) return -1;
+  int count = 0;
+  for (ares_addr_port_node *n = servers; n; n = n->next) ++count;
+  ares_free_data(servers);
+  return count;
+}
+
 }  // namespace
 
 Resolver::Resolver(core::Loop &loop) noexcept : loop_(loop) { ev::Backend::timer_init(timer_, on_timer, this); }
@@ -253,17 +262,31 @@ int Resolver::open_channel() noexcept {
   }
 
   ares_channel channel = nullptr;
-  int status = ares_init_options(&channel, &opts, mask);
-  if (status != ARES_SUCCESS) return status == ARES_ENOMEM ? ASYNC_ENOMEM : ASYNC_EIO;
-  if (servers_) {
-    status = ares_set_servers_ports_csv(channel, servers_);
-    if (status != ARES_SUCCESS) {
-      ares_destroy(channel);
-      return status == ARES_ENOMEM ? ASYNC_ENOMEM : ASYNC_EINVAL;
-    }
+  int status = init_channel(&channel, opts, mask);
+  // c-ares turns SERVFAIL and REFUSED into a try of the next server, and
+  // reports ECONNREFUSED once none is left. With a single server there is
+  // nothing to fail over to: keep its answer code instead.
+  if (status == ARES_SUCCESS && server_count(channel) == 1) {
+    ares_destroy(channel);
+    opts.flags = ARES_FLAG_NOCHECKRESP;
+    status = init_channel(&channel, opts, mask | ARES_OPT_FLAGS);
   }
+  if (status == ARES_ENOMEM) return ASYNC_ENOMEM;
+  if (status != ARES_SUCCESS) return status == ARES_EBADSTR ? ASYNC_EINVAL : ASYNC_EIO;
   channel_ = channel;
   return 0;
+}
+
+int Resolver::init_channel(ares_channeldata **out, ares_options &opts, int mask) noexcept {
+  ares_channel channel = nullptr;
+  int status = ares_init_options(&channel, &opts, mask);
+  if (status == ARES_SUCCESS && servers_) status = ares_set_servers_ports_csv(channel, servers_);
+  if (status != ARES_SUCCESS) {
+    if (channel) ares_destroy(channel);
+    return status;
+  }
+  *out = channel;
+  return ARES_SUCCESS;
 }
 
 void Resolver::close_channel() noexcept {

@@ -16,6 +16,7 @@
 
 struct ares_channeldata;
 struct ares_addrinfo;
+struct ares_options;
 
 namespace async::core {
 class Loop;
@@ -72,6 +73,8 @@ class Resolver {
 
   int start(core::Future **out, Request *request) noexcept;
   int open_channel() noexcept;
+  // ares_init_options + the configured servers; an ARES_* status.
+  int init_channel(ares_channeldata **out, ares_options &opts, int mask) noexcept;
   void close_channel() noexcept;
   // ASYNC_EBUSY while live lookups exist; otherwise drops the channel so the
   // next lookup builds one with the new configuration.
