@@ -727,6 +727,50 @@ static void test_cancel_at_once(void **state) {
   finish(loop);
 }
 
+/* Beyond 64 lookups inside c-ares the rest wait in libasync: cancelling a
+ * waiting lookup means its query is never sent, and a waiting lookup's
+ * deadline runs from its start. */
+static void test_cancel_before_send(void **state) {
+  (void)state;
+  enum { N = 100, CANCELLED = 10, MAX_IN_ARES = 64 };
+  struct dnsfx_hole h;
+  assert_int_equal(dnsfx_blackhole_open(&h), 0);
+  async_loop *loop = dns_loop(dnsfx_blackhole_servers(&h));
+  /* c-ares keeps its queries past every deadline, so no slot frees up. */
+  assert_code(async_dns_set_timeout(loop, 5000, 1), 0);
+  assert_code(async_dns_set_deadline(loop, 300), 0);
+  static async_future *f[N];
+  static struct rec r[N];
+  memset(r, 0, sizeof r);
+  for (int i = 0; i < N; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "n%d.test", i);
+    f[i] = gai(loop, name, NULL, AF_INET, 0, 0);
+    add_rec(f[i], &r[i]);
+  }
+  for (int i = N - CANCELLED; i < N; i++) {
+    assert_int_equal(async_future_cancel(f[i]), 1);
+  }
+  uint64_t t0 = tu_now_ns();
+  for (int i = 0; i < N; i++) {
+    (void)wait_fut(loop, f[i], 3000);
+  }
+  spin_nowait(loop, 2);
+  double elapsed = tu_elapsed_ms(t0);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(r[i].calls, 1);
+    assert_code(r[i].status, i >= N - CANCELLED ? ASYNC_ECANCELED : ASYNC_ETIMEDOUT);
+    assert_code(async_future_free(f[i]), 0);
+  }
+  /* Every deadline ran from the start call, queued or not. */
+  assert_true(elapsed < 1000.0);
+  /* Only the lookups c-ares had were sent, once each (one try). */
+  tu_sleep_ms(50);
+  assert_int_equal(dnsfx_blackhole_count(&h), MAX_IN_ARES);
+  finish(loop);
+  dnsfx_blackhole_close(&h);
+}
+
 /* A server answering SERVFAIL (the blackhole, answering by hand). */
 static void test_server_failure(void **state) {
   (void)state;
@@ -1534,6 +1578,7 @@ int main(void) {
       cmocka_unit_test(test_never_inside_call),
       cmocka_unit_test(test_cares_env_hosts),
       cmocka_unit_test(test_cancel_at_once),
+      cmocka_unit_test(test_cancel_before_send),
       cmocka_unit_test(test_server_failure),
       cmocka_unit_test(test_cancel_after_one_family),
       cmocka_unit_test(test_cancel_one_of_two),

@@ -156,8 +156,8 @@ ASYNC_API const char *async_nameinfo_service(const async_nameinfo *info);
 ASYNC_API int async_dns_set_servers(async_loop *loop, const char *servers);
 
 /*
- * Per-try timeout (ms, > 0; default 2000) and number of tries per server
- * (> 0; default 2). c-ares doubles the per-try timeout on each pass over
+ * Per-try timeout (ms, 1..INT32_MAX; default 2000) and number of tries per
+ * server (1..100; default 2). c-ares doubles the per-try timeout on each pass over
  * the servers. Errors: ASYNC_EINVAL, ASYNC_EBUSY.
  */
 ASYNC_API int async_dns_set_timeout(async_loop *loop, uint32_t timeout_ms, uint32_t tries);
