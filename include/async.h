@@ -20,5 +20,6 @@
 #include "async/future.h"
 #include "async/addr.h"
 #include "async/dns.h"
+#include "async/stream.h"
 
 #endif

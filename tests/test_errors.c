@@ -33,6 +33,14 @@ static const struct code_info k_codes[] = {
     {ASYNC_EREFUSED, "ASYNC_EREFUSED"},
     {ASYNC_ESERVFAIL, "ASYNC_ESERVFAIL"},
     {ASYNC_EBADNAME, "ASYNC_EBADNAME"},
+    {ASYNC_ECONNREFUSED, "ASYNC_ECONNREFUSED"},
+    {ASYNC_ECONNRESET, "ASYNC_ECONNRESET"},
+    {ASYNC_EPIPE, "ASYNC_EPIPE"},
+    {ASYNC_ENOBUFS, "ASYNC_ENOBUFS"},
+    {ASYNC_EHOSTUNREACH, "ASYNC_EHOSTUNREACH"},
+    {ASYNC_ENETUNREACH, "ASYNC_ENETUNREACH"},
+    {ASYNC_EADDRINUSE, "ASYNC_EADDRINUSE"},
+    {ASYNC_EADDRNOTAVAIL, "ASYNC_EADDRNOTAVAIL"},
 };
 #define N_CODES (sizeof k_codes / sizeof k_codes[0])
 
@@ -57,6 +65,14 @@ static void test_code_values_fixed(void **state) {
   assert_int_equal(ASYNC_EREFUSED, -15);
   assert_int_equal(ASYNC_ESERVFAIL, -16);
   assert_int_equal(ASYNC_EBADNAME, -17);
+  assert_int_equal(ASYNC_ECONNREFUSED, -18);
+  assert_int_equal(ASYNC_ECONNRESET, -19);
+  assert_int_equal(ASYNC_EPIPE, -20);
+  assert_int_equal(ASYNC_ENOBUFS, -21);
+  assert_int_equal(ASYNC_EHOSTUNREACH, -22);
+  assert_int_equal(ASYNC_ENETUNREACH, -23);
+  assert_int_equal(ASYNC_EADDRINUSE, -24);
+  assert_int_equal(ASYNC_EADDRNOTAVAIL, -25);
 }
 
 static void test_strerror_distinct_known(void **state) {
@@ -94,7 +110,7 @@ static void test_err_name(void **state) {
 static void test_unknown_codes(void **state) {
   (void)state;
   static const int unknown[] = {
-      -18, -100, -1000, INT_MIN, INT_MIN + 1, 1, 2, 12, 100, INT_MAX, ASYNC_ERROR_FORCE32,
+      -26, -100, -1000, INT_MIN, INT_MIN + 1, 1, 2, 12, 100, INT_MAX, ASYNC_ERROR_FORCE32,
   };
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     const char *s = async_strerror(unknown[i]);

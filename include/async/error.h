@@ -31,6 +31,14 @@ enum async_error {
   ASYNC_EREFUSED = -15,  /* DNS: the server refused the query, or none could be reached */
   ASYNC_ESERVFAIL = -16, /* DNS: the server failed (SERVFAIL, malformed or unsupported answer) */
   ASYNC_EBADNAME = -17,  /* DNS: malformed host name (bad label, too long) */
+  ASYNC_ECONNREFUSED = -18,  /* connection refused by the peer */
+  ASYNC_ECONNRESET = -19,    /* connection reset by the peer */
+  ASYNC_EPIPE = -20,         /* the peer closed its reading end */
+  ASYNC_ENOBUFS = -21,       /* a buffer limit was reached (read limit with nothing consumed) */
+  ASYNC_EHOSTUNREACH = -22,  /* no route to the host */
+  ASYNC_ENETUNREACH = -23,   /* network unreachable */
+  ASYNC_EADDRINUSE = -24,    /* address already in use */
+  ASYNC_EADDRNOTAVAIL = -25, /* address not available on this host */
   ASYNC_ERROR_FORCE32 = 0x7FFFFFFF
 };
 

@@ -27,6 +27,14 @@ constexpr ErrorInfo kErrors[] = {
     {ASYNC_EREFUSED, "ASYNC_EREFUSED", "DNS server refused the query or could not be reached"},
     {ASYNC_ESERVFAIL, "ASYNC_ESERVFAIL", "DNS server failure"},
     {ASYNC_EBADNAME, "ASYNC_EBADNAME", "malformed host name"},
+    {ASYNC_ECONNREFUSED, "ASYNC_ECONNREFUSED", "connection refused"},
+    {ASYNC_ECONNRESET, "ASYNC_ECONNRESET", "connection reset by peer"},
+    {ASYNC_EPIPE, "ASYNC_EPIPE", "broken pipe"},
+    {ASYNC_ENOBUFS, "ASYNC_ENOBUFS", "buffer limit reached"},
+    {ASYNC_EHOSTUNREACH, "ASYNC_EHOSTUNREACH", "no route to host"},
+    {ASYNC_ENETUNREACH, "ASYNC_ENETUNREACH", "network unreachable"},
+    {ASYNC_EADDRINUSE, "ASYNC_EADDRINUSE", "address already in use"},
+    {ASYNC_EADDRNOTAVAIL, "ASYNC_EADDRNOTAVAIL", "address not available"},
 };
 
 const ErrorInfo *find(int code) {

@@ -31,6 +31,7 @@ int Loop::create(Loop **out) noexcept {
 Loop::~Loop() {
   tag_ = 0xdeadbeef;
   dns::Resolver::destroy(resolver_);
+  util::mem_free(read_buffer_);
   if (log_release_) log_release_(log_userdata_);
 }
 
@@ -45,6 +46,11 @@ int Loop::destroy() noexcept {
 dns::Resolver *Loop::resolver() noexcept {
   if (!resolver_) resolver_ = dns::Resolver::create(*this);
   return resolver_;
+}
+
+std::uint8_t *Loop::read_buffer() noexcept {
+  if (!read_buffer_) read_buffer_ = static_cast<std::uint8_t *>(util::mem_alloc(kReadBufferSize));
+  return read_buffer_;
 }
 
 // ---- running ----------------------------------------------------------

@@ -81,6 +81,11 @@ class Loop {
   ev::Backend &backend() noexcept { return backend_; }
   // The loop's DNS resolver, created on first use; nullptr when out of memory.
   dns::Resolver *resolver() noexcept;
+
+  // The read buffer every stream of the loop reads into (streams hold no
+  // buffer while idle); allocated on first use, nullptr when out of memory.
+  static constexpr std::size_t kReadBufferSize = 64 * 1024;
+  std::uint8_t *read_buffer() noexcept;
   TimerHeap &timers() noexcept { return timers_; }
   std::uint64_t next_timer_seq() noexcept { return timer_seq_++; }
   util::List &hooks(int kind) noexcept { return hooks_[kind]; }
@@ -136,6 +141,7 @@ class Loop {
   void *log_userdata_ = nullptr;
 
   dns::Resolver *resolver_ = nullptr;
+  std::uint8_t *read_buffer_ = nullptr;
 
   std::mutex post_mutex_;
   util::Ring<Task> posted_;

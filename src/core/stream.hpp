@@ -1,0 +1,121 @@
+// A stream transport on one fd driven by a protocol (DESIGN §7): consumed-
+// bytes reads through the loop's shared buffer, writes sent at once with
+// only the rest queued, high/low-water flow control, close/abort, and
+// connection_lost exactly once through the ready queue.
+#pragma once
+
+#include <async/stream.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ev/ev_backend.hpp"
+
+namespace async::core {
+
+class Loop;
+
+class Stream {
+ public:
+  static constexpr std::uint32_t kTag = 0x5354524d;  // "STRM"
+  static constexpr std::size_t kDefaultHigh = 64 * 1024;
+  static constexpr std::size_t kDefaultLow = 16 * 1024;
+  static constexpr std::size_t kDefaultReadLimit = 1024 * 1024;
+
+  // 0, or ASYNC_EINVAL/EBADF/ENOMEM with fd and userdata left to the caller.
+  static int adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata) noexcept;
+  // A protocol async_stream_adopt()/set_protocol() accept.
+  static bool valid_protocol(const async_stream_protocol *protocol) noexcept;
+
+  static Stream *from(async_stream *s) noexcept { return reinterpret_cast<Stream *>(s); }
+  async_stream *c_stream() noexcept { return reinterpret_cast<async_stream *>(this); }
+
+  // done != nullptr: zero-copy (iovcnt 1, memory borrowed until done runs).
+  int write(const iovec *iov, int iovcnt, async_release_fn done, void *done_userdata) noexcept;
+  int write_eof() noexcept;
+  void close() noexcept;
+  void abort(int error) noexcept;
+  void pause_reading() noexcept;
+  void resume_reading() noexcept;
+  bool is_reading() const noexcept;
+  int set_write_limits(std::size_t high, std::size_t low) noexcept;
+  std::size_t high() const noexcept { return high_; }
+  std::size_t low() const noexcept { return low_; }
+  std::size_t write_buffer_size() const noexcept { return queued_; }
+  void set_read_limit(std::size_t limit) noexcept { read_limit_ = limit; }
+  int set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept;
+  int set_idle_timeout(std::uint64_t timeout_ms) noexcept;
+  bool lost() const noexcept { return state_ == State::kLost; }
+  int fd() const noexcept { return fd_; }
+  bool is_socket() const noexcept { return is_socket_; }
+  bool is_tcp() const noexcept { return is_tcp_; }
+  Loop &loop() const noexcept { return loop_; }
+
+  // Use adopt(); public only for util::make/destroy.
+  Stream(Loop &loop, int fd) noexcept;
+  ~Stream();
+
+  std::uint32_t tag_ = kTag;
+
+ private:
+  enum class State { kOpen, kClosing, kLost };
+  struct Chunk;
+
+  static void on_io(void *self, std::uint32_t revents) noexcept;
+  static void on_idle(void *self, std::uint32_t) noexcept;
+  static void run_made(async_loop *, void *self) noexcept;
+  static void run_lost(async_loop *, void *self) noexcept;
+
+  void read_some() noexcept;
+  // false when the stream stopped reading (closed, paused, lost) meanwhile.
+  bool deliver(const std::uint8_t *data, std::size_t len) noexcept;
+  void read_eof() noexcept;
+  void write_some() noexcept;
+  // Bytes sent (>= 0) or a negative ASYNC_E* code; 0 when the fd is full.
+  long send(const iovec *iov, int iovcnt) noexcept;
+  bool queue(const iovec *iov, int iovcnt, std::size_t skip, async_release_fn done, void *done_userdata) noexcept;
+  void after_drain() noexcept;
+  // pause_writing once the buffer is strictly above the high-water mark.
+  void maybe_pause() noexcept;
+  void shutdown_write() noexcept;
+  void drop_queue() noexcept;
+  void drop_tail() noexcept;
+  void schedule_lost(int error) noexcept;
+  void update_io() noexcept;
+  void touch() noexcept;
+
+  Loop &loop_;
+  int fd_;
+  bool is_socket_ = false;
+  bool is_tcp_ = false;
+  bool write_only_ = false;  // a pipe's write end: write_eof means close
+  State state_ = State::kOpen;
+  int lost_error_ = 0;
+  async_stream_protocol protocol_{};
+  void *userdata_ = nullptr;
+  ev::IoSlot io_;
+  ev::TimerSlot idle_;
+  std::uint64_t idle_ms_ = 0;
+
+  // Reading.
+  bool made_ = false;       // connection_made has run
+  bool paused_ = false;     // pause_reading()
+  bool eof_ = false;        // the peer's end of file was read
+  std::uint8_t *tail_ = nullptr;  // unconsumed bytes, presented again
+  std::size_t tail_len_ = 0;
+  std::size_t tail_cap_ = 0;
+  std::size_t read_limit_ = kDefaultReadLimit;
+
+  // Writing.
+  Chunk *head_ = nullptr;
+  Chunk *last_ = nullptr;
+  std::size_t queued_ = 0;
+  std::size_t high_ = kDefaultHigh;
+  std::size_t low_ = kDefaultLow;
+  bool writing_paused_ = false;  // pause_writing told, resume_writing not yet
+  bool eof_wanted_ = false;      // write_eof() called
+  bool eof_sent_ = false;
+};
+
+}  // namespace async::core
