@@ -21,5 +21,6 @@
 #include "async/addr.h"
 #include "async/dns.h"
 #include "async/stream.h"
+#include "async/server.h"
 
 #endif

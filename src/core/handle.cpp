@@ -2,6 +2,7 @@
 
 #include "core/hook.hpp"
 #include "core/loop.hpp"
+#include "core/server.hpp"
 #include "core/signal.hpp"
 #include "core/timer.hpp"
 #include "core/watcher.hpp"
@@ -14,7 +15,8 @@ Handle::Handle(std::uint32_t tag, Loop &loop, void *userdata) noexcept
 Handle::~Handle() { tag_ = kDeadTag; }
 
 bool Handle::is_handle_tag(std::uint32_t tag) noexcept {
-  return tag == Timer::kTag || tag == Watcher::kTag || tag == Hook::kTag || tag == Signal::kTag;
+  return tag == Timer::kTag || tag == Watcher::kTag || tag == Hook::kTag || tag == Signal::kTag ||
+         tag == Server::kTag;
 }
 
 void Handle::sync_keepalive() noexcept {
@@ -48,6 +50,7 @@ void Handle::stop_by_kind() noexcept {
     case Watcher::kTag: static_cast<Watcher *>(this)->stop(); break;
     case Hook::kTag: static_cast<Hook *>(this)->stop(); break;
     case Signal::kTag: static_cast<Signal *>(this)->stop(); break;
+    case Server::kTag: static_cast<Server *>(this)->stop(); break;
   }
 }
 
@@ -57,6 +60,7 @@ void Handle::destroy_by_kind() noexcept {
     case Watcher::kTag: util::destroy(static_cast<Watcher *>(this)); break;
     case Hook::kTag: util::destroy(static_cast<Hook *>(this)); break;
     case Signal::kTag: util::destroy(static_cast<Signal *>(this)); break;
+    case Server::kTag: util::destroy(static_cast<Server *>(this)); break;
   }
 }
 

@@ -43,6 +43,10 @@ class Handle {
   void ref() noexcept;
   void unref() noexcept;
   int close(async_close_fn close_cb) noexcept;
+  // Undoes create() for a handle that failed to start and was never given
+  // to the user: no close callback, memory released at once.
+  template <class T>
+  static void discard(T *handle) noexcept;
 
   std::uint32_t tag_;
 
@@ -76,6 +80,15 @@ T *Handle::create(Loop &loop, void *userdata, Args &&...args) noexcept {
   }
   loop.object_added();
   return handle;
+}
+
+template <class T>
+void Handle::discard(T *handle) noexcept {
+  Loop &loop = handle->loop();
+  handle->stop();
+  for (int i = 0; i < T::kReservedTasks; ++i) loop.unreserve_task();
+  util::destroy(handle);
+  loop.object_removed();
 }
 
 }  // namespace async::core

@@ -145,6 +145,7 @@ void Stream::schedule_lost(int error) noexcept {
 void Stream::run_lost(async_loop *, void *self) noexcept {
   auto *s = static_cast<Stream *>(self);
   Loop &loop = s->loop_;
+  s->server_link_.node.unlink();
   loop.invoke([&] { s->protocol_.connection_lost(s->c_stream(), s->lost_error_, s->userdata_); });
   if (s->protocol_.release) s->protocol_.release(s->userdata_);
   ::close(s->fd_);

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "ev/ev_backend.hpp"
+#include "util/list.hpp"
 
 namespace async::core {
 
@@ -51,6 +52,15 @@ class Stream {
   bool is_socket() const noexcept { return is_socket_; }
   bool is_tcp() const noexcept { return is_tcp_; }
   Loop &loop() const noexcept { return loop_; }
+  // Membership in a server's list of connections, left when lost.
+  struct ServerLink {
+    util::ListNode node;  // first: a ListNode * is a ServerLink *
+    Stream *stream;
+  };
+  util::ListNode &server_node() noexcept { return server_link_.node; }
+  static Stream *from_server_node(util::ListNode *node) noexcept {
+    return reinterpret_cast<ServerLink *>(node)->stream;
+  }
 
   // Use adopt(); public only for util::make/destroy.
   Stream(Loop &loop, int fd) noexcept;
@@ -86,6 +96,7 @@ class Stream {
   void touch() noexcept;
 
   Loop &loop_;
+  ServerLink server_link_{{}, this};
   int fd_;
   bool is_socket_ = false;
   bool is_tcp_ = false;

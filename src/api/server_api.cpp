@@ -1,0 +1,173 @@
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstring>
+
+#include "api/api.hpp"
+#include "core/address.hpp"
+#include "core/addrinfo.hpp"
+#include "core/server.hpp"
+
+using async::api::checked;
+using async::api::checked_loop;
+using async::api::guarded;
+using async::core::AddrInfo;
+using async::core::Handle;
+using async::core::Loop;
+using async::core::Server;
+
+namespace {
+
+constexpr std::uint32_t kListenFlags = ASYNC_LISTEN_REUSEPORT | ASYNC_LISTEN_V6ONLY;
+constexpr std::size_t kMaxAddresses = 16;
+
+Server::Address inet_address(int family, const void *ip, std::uint16_t port) {
+  Server::Address a{};
+  if (family == AF_INET6) {
+    auto &v6 = reinterpret_cast<sockaddr_in6 &>(a.addr);
+    v6.sin6_family = AF_INET6;
+    std::memcpy(&v6.sin6_addr, ip, sizeof v6.sin6_addr);
+    v6.sin6_port = htons(port);
+    a.len = sizeof v6;
+  } else {
+    auto &v4 = reinterpret_cast<sockaddr_in &>(a.addr);
+    v4.sin_family = AF_INET;
+    std::memcpy(&v4.sin_addr, ip, sizeof v4.sin_addr);
+    v4.sin_port = htons(port);
+    a.len = sizeof v4;
+  }
+  return a;
+}
+
+// The addresses host names: NULL (wildcards), "localhost" (loopbacks) or a
+// literal. The IPv6 ones are left out on a host without IPv6. Count or error.
+int host_addresses(Server::Address *out, const char *host, std::uint16_t port) {
+  bool any = !host;
+  if (any || std::strcmp(host, "localhost") == 0) {
+    in_addr v4{htonl(any ? INADDR_ANY : INADDR_LOOPBACK)};
+    int n = 0;
+    int probe = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0) {
+      ::close(probe);
+      out[n++] = inet_address(AF_INET6, any ? &in6addr_any : &in6addr_loopback, port);
+    }
+    out[n++] = inet_address(AF_INET, &v4, port);
+    return n;
+  }
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  if (async::core::parse_numeric_host_checked(host, AF_UNSPEC, &addr, &len) != 1) return ASYNC_EINVAL;
+  out[0].addr = addr;
+  out[0].len = len;
+  if (addr.ss_family == AF_INET6)
+    reinterpret_cast<sockaddr_in6 &>(out[0].addr).sin6_port = htons(port);
+  else
+    reinterpret_cast<sockaddr_in &>(out[0].addr).sin_port = htons(port);
+  return 1;
+}
+
+// Creates the server handle and listens; on failure nothing is left.
+int listen_on(async_server **out, Loop &loop, Server::Address *addrs, std::size_t count, int backlog,
+              std::uint32_t flags, async_stream_factory factory, void *userdata) {
+  return guarded([&]() -> int {
+    Server *s = Handle::create<Server>(loop, userdata, factory);
+    if (!s) return ASYNC_ENOMEM;
+    int err = s->listen(addrs, count, backlog > 0 ? backlog : Server::kDefaultBacklog, flags);
+    if (err) {
+      Handle::discard(s);
+      return err;
+    }
+    *out = s->c_server();
+    return 0;
+  });
+}
+
+// Runs op(Server&) on a server that is not closed yet.
+template <class Op>
+int with_server(async_server *server, Op &&op) {
+  return async::api::with_open<Server>(server, op);
+}
+
+}  // namespace
+
+extern "C" {
+
+ASYNC_API int async_tcp_listen(async_server **out, async_loop *loop, const char *host, uint16_t port, int backlog,
+                               uint32_t flags, async_stream_factory factory, void *userdata) {
+  Loop *l = checked_loop(loop);
+  if (!out || !l || !factory || (flags & ~kListenFlags)) return ASYNC_EINVAL;
+  Server::Address addrs[2];
+  int n = host_addresses(addrs, host, port);
+  if (n < 0) return n;
+  return listen_on(out, *l, addrs, static_cast<std::size_t>(n), backlog, flags, factory, userdata);
+}
+
+ASYNC_API int async_tcp_listen_addrinfo(async_server **out, async_loop *loop, const async_addrinfo *addrs,
+                                        int backlog, uint32_t flags, async_stream_factory factory, void *userdata) {
+  Loop *l = checked_loop(loop);
+  const AddrInfo *list = checked<AddrInfo>(addrs);
+  if (!out || !l || !list || !factory || (flags & ~kListenFlags)) return ASYNC_EINVAL;
+  Server::Address picked[kMaxAddresses];
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < list->count() && n < kMaxAddresses; ++i) {
+    const AddrInfo::Entry &e = list->entry(i);
+    picked[n] = Server::Address{};
+    std::memcpy(&picked[n].addr, &e.addr, e.len);
+    picked[n].len = e.len;
+    ++n;
+  }
+  return listen_on(out, *l, picked, n, backlog, flags, factory, userdata);
+}
+
+ASYNC_API int async_unix_listen(async_server **out, async_loop *loop, const char *path, int backlog,
+                                async_stream_factory factory, void *userdata) {
+  Loop *l = checked_loop(loop);
+  if (!out || !l || !path || !factory) return ASYNC_EINVAL;
+  Server::Address a{};
+  auto &un = reinterpret_cast<sockaddr_un &>(a.addr);
+  un.sun_family = AF_UNIX;
+  std::size_t len = std::strlen(path);
+  bool abstract = path[0] == '@';
+  // Abstract names have no terminator; paths need room for theirs.
+  if (len == 0 || len > sizeof un.sun_path - (abstract ? 0 : 1) || (abstract && len == 1)) return ASYNC_EINVAL;
+  std::memcpy(un.sun_path, path, len);
+  if (abstract) un.sun_path[0] = '\0';
+  a.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len + (abstract ? 0 : 1));
+  return listen_on(out, *l, &a, 1, backlog, 0, factory, userdata);
+}
+
+ASYNC_API async_handle *async_server_handle(async_server *server) {
+  Server *s = checked<Server>(server);
+  return s ? s->c_handle() : nullptr;
+}
+
+ASYNC_API int async_server_port(async_server *server) {
+  return with_server(server, [](Server &s) { return s.port(); });
+}
+
+ASYNC_API int async_server_count(async_server *server) {
+  return with_server(server, [](Server &s) { return static_cast<int>(s.count()); });
+}
+
+ASYNC_API int async_server_sockname(struct sockaddr *out, size_t capacity, async_server *server, size_t index) {
+  if (!out) return ASYNC_EINVAL;
+  return with_server(server, [&](Server &s) { return s.sockname(out, capacity, index); });
+}
+
+ASYNC_API int async_server_connection_count(async_server *server) {
+  Server *s = checked<Server>(server);
+  return s ? static_cast<int>(s->connection_count()) : ASYNC_EINVAL;
+}
+
+ASYNC_API int async_server_close_connections(async_server *server, int abort) {
+  Server *s = checked<Server>(server);
+  if (!s) return ASYNC_EINVAL;
+  return guarded([&]() -> int {
+    s->close_connections(abort != 0);
+    return 0;
+  });
+}
+}

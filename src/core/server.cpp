@@ -1,0 +1,194 @@
+#include "core/server.hpp"
+
+#include <async/error.h>
+#include <async/loop.h>
+#include <async/watcher.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/loop.hpp"
+#include "core/stream.hpp"
+#include "util/alloc.hpp"
+#include "util/clock.hpp"
+#include "util/sys_error.hpp"
+
+namespace async::core {
+
+namespace {
+
+// Connections taken per readiness event, so a flood cannot hold the loop.
+constexpr int kAcceptsPerEvent = 64;
+
+std::uint16_t port_of(const sockaddr_storage &addr) noexcept {
+  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in &>(addr).sin_port);
+  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6 &>(addr).sin6_port);
+  return 0;
+}
+
+void set_port(sockaddr_storage &addr, std::uint16_t port) noexcept {
+  if (addr.ss_family == AF_INET) reinterpret_cast<sockaddr_in &>(addr).sin_port = htons(port);
+  if (addr.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6 &>(addr).sin6_port = htons(port);
+}
+
+// A listening socket on addr, or a negative ASYNC_E* code.
+int open_listener(const Server::Address &a, int backlog, std::uint32_t flags, bool v6only) noexcept {
+  int fd = ::socket(a.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return util::from_errno(errno);
+  int on = 1;
+  bool ok = true;
+  if (a.addr.ss_family != AF_UNIX) ok = ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0;
+  if (ok && (flags & ASYNC_LISTEN_REUSEPORT)) ok = ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0;
+  if (ok && a.addr.ss_family == AF_INET6 && v6only)
+    ok = ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) == 0;
+  if (ok) ok = ::bind(fd, reinterpret_cast<const sockaddr *>(&a.addr), a.len) == 0;
+  if (ok) ok = ::listen(fd, backlog) == 0;
+  if (!ok) {
+    int err = util::from_errno(errno);
+    ::close(fd);
+    return err;
+  }
+  return fd;
+}
+
+}  // namespace
+
+Server::Server(Loop &loop, void *userdata, async_stream_factory factory) noexcept
+    : Handle(kTag, loop, userdata), factory_(factory) {
+  ev::Backend::timer_init(retry_, on_retry, this);
+}
+
+Server::~Server() {
+  stop();
+  // Streams still open outlive the server: detach them.
+  while (!connections_.empty()) connections_.front()->unlink();
+  util::mem_free(listeners_);
+}
+
+int Server::listen(Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept {
+  if (count == 0) return ASYNC_EINVAL;
+  listeners_ = static_cast<Listener *>(util::mem_alloc(count * sizeof(Listener)));
+  if (!listeners_) return ASYNC_ENOMEM;
+  bool mixed = false;
+  for (std::size_t i = 1; i < count; ++i) mixed |= addrs[i].addr.ss_family != addrs[0].addr.ss_family;
+  std::uint16_t port = port_of(addrs[0].addr);
+  for (std::size_t i = 0; i < count; ++i) {
+    // Port 0: the first bind picks one, the others take the same.
+    if (port_of(addrs[i].addr) == 0) set_port(addrs[i].addr, port);
+    int fd = open_listener(addrs[i], backlog, flags, mixed || (flags & ASYNC_LISTEN_V6ONLY));
+    if (fd < 0) {
+      stop();
+      return fd;
+    }
+    Listener &l = listeners_[count_++];
+    l.owner = this;
+    l.fd = fd;
+    ev::Backend::io_init(l.io, fd, ASYNC_READABLE, on_accept, &l);
+    if (port == 0) {
+      sockaddr_storage bound{};
+      socklen_t len = sizeof bound;
+      if (::getsockname(fd, reinterpret_cast<sockaddr *>(&bound), &len) == 0) port = port_of(bound);
+    }
+  }
+  set_accepting(true);
+  set_active(true);
+  return 0;
+}
+
+void Server::stop() noexcept {
+  if (!listeners_) return;
+  set_accepting(false);
+  for (std::size_t i = 0; i < count_; ++i) ::close(listeners_[i].fd);
+  count_ = 0;
+  set_active(false);
+}
+
+void Server::set_accepting(bool on) noexcept {
+  ev::Backend &backend = loop().backend();
+  for (std::size_t i = 0; i < count_; ++i) on ? backend.io_start(listeners_[i].io) : backend.io_stop(listeners_[i].io);
+  backend.timer_stop(retry_);
+}
+
+void Server::on_retry(void *self, std::uint32_t) noexcept { static_cast<Server *>(self)->set_accepting(true); }
+
+void Server::on_accept(void *listener, std::uint32_t) noexcept {
+  auto *l = static_cast<Listener *>(listener);
+  Server *s = l->owner;
+  for (int i = 0; i < kAcceptsPerEvent && s->count_ > 0; ++i) {
+    int fd = ::accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      s->take(fd);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+      // The pending connection stays queued; polling for it now would spin.
+      s->set_accepting(false);
+      s->loop().backend().timer_start(s->retry_, util::ms_to_ns(kRetryMs));
+      s->loop().log(ASYNC_LOG_WARNING, "accept: %s; pausing accepts for %llu ms", std::strerror(errno),
+                    static_cast<unsigned long long>(kRetryMs));
+    }
+    return;  // EAGAIN: drained
+  }
+}
+
+void Server::take(int fd) noexcept {
+  const async_stream_protocol *protocol = nullptr;
+  void *protocol_userdata = nullptr;
+  int rc = -1;
+  loop().invoke([&] { rc = factory_(&protocol, &protocol_userdata, c_server(), userdata()); });
+  if (rc < 0) {
+    ::close(fd);
+    return;
+  }
+  if (!Stream::valid_protocol(protocol)) {
+    ::close(fd);
+    loop().log(ASYNC_LOG_ERROR, "stream factory returned an invalid protocol; connection closed");
+    return;
+  }
+  Stream *stream = nullptr;
+  int err = Stream::adopt(&stream, loop(), fd, *protocol, protocol_userdata);
+  if (err) {
+    ::close(fd);
+    if (protocol->release) protocol->release(protocol_userdata);
+    loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", async_strerror(err));
+    return;
+  }
+  connections_.push_back(stream->server_node());
+}
+
+int Server::port() const noexcept {
+  if (count_ == 0) return 0;
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  if (::getsockname(listeners_[0].fd, reinterpret_cast<sockaddr *>(&bound), &len) != 0) return ASYNC_EIO;
+  return port_of(bound);
+}
+
+int Server::sockname(sockaddr *out, std::size_t capacity, std::size_t index) const noexcept {
+  if (index >= count_) return ASYNC_ERANGE;
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  if (::getsockname(listeners_[index].fd, reinterpret_cast<sockaddr *>(&bound), &len) != 0) return ASYNC_EIO;
+  if (len > capacity) return ASYNC_ERANGE;
+  std::memcpy(out, &bound, len);
+  return static_cast<int>(len);
+}
+
+std::size_t Server::connection_count() noexcept {
+  std::size_t n = 0;
+  for (util::ListNode *node = connections_.front(); node != connections_.end(); node = node->next)
+    if (!Stream::from_server_node(node)->lost()) ++n;
+  return n;
+}
+
+void Server::close_connections(bool abort) noexcept {
+  for (util::ListNode *node = connections_.front(); node != connections_.end(); node = node->next) {
+    Stream *s = Stream::from_server_node(node);
+    abort ? s->abort(0) : s->close();
+  }
+}
+
+}  // namespace async::core

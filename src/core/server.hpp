@@ -1,0 +1,66 @@
+// Listening sockets whose accepted connections become streams (DESIGN §7,
+// servers). A handle: closing it stops listening; accepted streams live on.
+#pragma once
+
+#include <async/server.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/handle.hpp"
+#include "ev/ev_backend.hpp"
+#include "util/list.hpp"
+
+namespace async::core {
+
+class Server : public Handle {
+ public:
+  static constexpr std::uint32_t kTag = 0x53525652;  // "SRVR"
+  static constexpr int kDefaultBacklog = 511;
+  // How long accepting pauses when the process is out of fds.
+  static constexpr std::uint64_t kRetryMs = 100;
+
+  struct Address {
+    sockaddr_storage addr;
+    socklen_t len;
+  };
+
+  Server(Loop &loop, void *userdata, async_stream_factory factory) noexcept;
+  ~Server();
+
+  static Server *from(async_server *s) noexcept { return reinterpret_cast<Server *>(s); }
+  async_server *c_server() noexcept { return reinterpret_cast<async_server *>(this); }
+
+  // Binds and listens on every address (port 0: one free port for all);
+  // 0, or an ASYNC_E* code with nothing left listening.
+  int listen(Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept;
+  // Closes the listening sockets (the handle's stop).
+  void stop() noexcept;
+
+  int port() const noexcept;
+  std::size_t count() const noexcept { return count_; }
+  int sockname(sockaddr *out, std::size_t capacity, std::size_t index) const noexcept;
+  std::size_t connection_count() noexcept;
+  void close_connections(bool abort) noexcept;
+
+ private:
+  struct Listener {
+    ev::IoSlot io;
+    Server *owner;
+    int fd;
+  };
+
+  static void on_accept(void *listener, std::uint32_t) noexcept;
+  static void on_retry(void *self, std::uint32_t) noexcept;
+  void take(int fd) noexcept;
+  void set_accepting(bool on) noexcept;
+
+  async_stream_factory factory_;
+  Listener *listeners_ = nullptr;
+  std::size_t count_ = 0;
+  ev::TimerSlot retry_;
+  util::List connections_;
+};
+
+}  // namespace async::core
