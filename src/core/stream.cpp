@@ -236,11 +236,19 @@ void Stream::on_idle(void *self, std::uint32_t) noexcept { static_cast<Stream *>
 void Stream::read_some() noexcept {
   for (int i = 0; i < kReadsPerEvent && is_reading(); ++i) {
     std::uint8_t *buf = loop_.read_buffer();
-    ssize_t n = ::read(fd_, buf, Loop::kReadBufferSize);
+    // Never more than the read limit leaves room for: the kept tail stays
+    // within it.
+    if (tail_len_ >= read_limit_) {  // the limit was lowered below the tail
+      abort(ASYNC_ENOBUFS);
+      return;
+    }
+    std::size_t room = read_limit_ - tail_len_;
+    std::size_t want = room < Loop::kReadBufferSize ? room : Loop::kReadBufferSize;
+    ssize_t n = ::read(fd_, buf, want);
     if (n > 0) {
       touch();
       if (!deliver(buf, static_cast<std::size_t>(n))) return;
-      if (static_cast<std::size_t>(n) < Loop::kReadBufferSize) return;  // drained: skip the EAGAIN read
+      if (static_cast<std::size_t>(n) < want) return;  // drained: skip the EAGAIN read
     } else if (n == 0) {
       read_eof();
       return;
