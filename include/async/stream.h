@@ -5,8 +5,10 @@
  * reads, a write-drained callback and zero-copy writes.
  *
  * Callback order, per stream:
- * - connection_made runs first, on a later iteration than the call that
- *   created the stream; reading starts only after it returned.
+ * - connection_made runs first, through the ready queue: never inside the
+ *   call that created the stream (from a callback, after that callback
+ *   returned; from outside the loop, in the next iteration). Reading
+ *   starts only after it returned.
  * - data_received(data, len) returns how many bytes it consumed (0..len);
  *   the rest is kept and presented again, in front of newer data, at the
  *   next delivery. Reads go through one buffer shared by the loop's streams,
@@ -119,7 +121,8 @@ ASYNC_API int async_stream_close(async_stream *stream);
 
 /*
  * Aborts: the write buffer is dropped (zero-copy done callbacks run), then
- * connection_lost(0) on a later iteration. Idempotent. Errors: ASYNC_EINVAL.
+ * connection_lost(0) through the ready queue, never inside this call.
+ * Idempotent. Errors: ASYNC_EINVAL.
  */
 ASYNC_API int async_stream_abort(async_stream *stream);
 
