@@ -341,7 +341,9 @@ void Stream::drop_tail() noexcept {
 long Stream::send(const iovec *iov, int iovcnt) noexcept {
   for (;;) {
     ssize_t n;
-    if (is_socket_) {
+    if (is_socket_ && iovcnt == 1) {
+      n = ::send(fd_, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);  // cheaper than sendmsg
+    } else if (is_socket_) {
       msghdr msg{};
       msg.msg_iov = const_cast<iovec *>(iov);
       msg.msg_iovlen = static_cast<std::size_t>(iovcnt);
