@@ -749,17 +749,6 @@ static size_t wbuf(async_stream *s) {
 
 static int fd_is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
 
-/* Adopts fd[0] of a fresh socketpair with r and runs until connection_made. */
-static async_stream *pair_made(struct env *e, int sv[2], struct rec *r) {
-  make_socketpair(sv);
-  async_stream *s = adopt_rec(e, sv[0], r);
-  if (!run_until(e, c_made, r, NULL, NULL, 2000)) {
-    rec_dump(r);
-    fail_msg("connection_made never ran");
-  }
-  return s;
-}
-
 /* Closes the stream (if still open) and runs until release. */
 static void close_and_wait(struct env *e, struct rec *r, async_stream *s) {
   if (r->count[EV_LOST] == 0) {
@@ -772,6 +761,181 @@ static void close_and_wait(struct env *e, struct rec *r, async_stream *s) {
   }
 }
 
+/* ------------------------------------------------------------------ */
+/* Fixture: a loop, one connection (the stream's end and the test's     */
+/* end), a recorder for the stream and a reader for the test's end      */
+
+enum fx_kind { FX_PAIR, FX_PAIR_PLAIN, FX_PIPE_READ, FX_PIPE_WRITE, FX_TCP };
+enum act { ACT_NONE, ACT_CLOSE, ACT_ABORT };
+struct fx {
+  struct env e;
+  int fd;         /* the end the stream adopts */
+  int peer;       /* the test's end; -1 once the test closed it */
+  struct rec r;   /* configure before fx_adopt / fx_made */
+  struct peer p;  /* reader on peer, after fx_peer() */
+  async_stream *s;
+  size_t pre;     /* bytes fx_made_full left in the kernel for the peer */
+};
+
+/* A new connection of the kind (socketpair, pipe either way, TCP
+ * loopback) with a fresh recorder: the per-stream part of the fixture. */
+static void fx_open(struct fx *f, int kind) {
+  int v[2];
+  if (kind == FX_TCP) {
+    tcp_pair(&f->fd, &f->peer);
+  } else if (kind == FX_PAIR || kind == FX_PAIR_PLAIN) {
+    if (kind == FX_PAIR) {
+      make_socketpair(v);
+    } else { /* blocking, no CLOEXEC: for checking what adopt sets */
+      assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, v), 0);
+    }
+    f->fd = v[0];
+    f->peer = v[1];
+  } else {
+    make_pipe(v);
+    f->fd = kind == FX_PIPE_READ ? v[0] : v[1];
+    f->peer = kind == FX_PIPE_READ ? v[1] : v[0];
+  }
+  rec_init(&f->r);
+  memset(&f->p, 0, sizeof f->p);
+  f->p.fd = -1;
+  f->s = NULL;
+  f->pre = 0;
+}
+
+/* Setup: the guarded loop plus a connection of the kind. */
+static void fx_init(struct fx *f, int kind) {
+  env_init(&f->e);
+  fx_open(f, kind);
+}
+
+/* Closes the test's end now (the stream sees EOF, a reset, EPIPE...). */
+static void fx_close_peer(struct fx *f) {
+  if (f->peer >= 0) {
+    close(f->peer);
+    f->peer = -1;
+  }
+}
+
+/* Frees the per-stream part (its stream must have ended). */
+static void fx_drop(struct fx *f) {
+  fx_close_peer(f);
+  peer_free(&f->p);
+  rec_free(&f->r);
+}
+
+/* For tests with phases: the next connection, in the same loop. */
+static void fx_renew(struct fx *f, int kind) {
+  fx_drop(f);
+  fx_open(f, kind);
+}
+
+/* Teardown: the per-stream part, then the loop (which must drain). */
+static void fx_finish(struct fx *f) {
+  fx_drop(f);
+  env_finish(&f->e);
+}
+
+/* Adopts the stream's end with the recorder; connection_made still due. */
+static async_stream *fx_adopt(struct fx *f) {
+  f->s = adopt_rec(&f->e, f->fd, &f->r);
+  return f->s;
+}
+
+/* Adopts and runs until connection_made. */
+static async_stream *fx_made(struct fx *f) {
+  fx_adopt(f);
+  if (!run_until(&f->e, c_made, &f->r, NULL, NULL, 2000)) {
+    rec_dump(&f->r);
+    fail_msg("connection_made never ran");
+  }
+  return f->s;
+}
+
+/* Fills the kernel's send buffer first (so later writes stay buffered;
+ * the peer reads those f->pre bytes first), then fx_made. */
+static async_stream *fx_made_full(struct fx *f) {
+  f->pre = fill_kernel(f->fd);
+  return fx_made(f);
+}
+
+/* Runs until cond(&f->r); 1 if it held within max_ms. */
+static int fx_until(struct fx *f, cond_fn cond, uint64_t max_ms) {
+  return run_until(&f->e, cond, &f->r, NULL, NULL, max_ms);
+}
+
+/* Runs until the recorder consumed at least len bytes. */
+static int fx_until_got(struct fx *f, size_t len) {
+  struct want w = {&f->r, len, 0};
+  return run_until(&f->e, c_got, &w, NULL, NULL, 2000);
+}
+
+/* Runs until data_received ran n times. */
+static int fx_until_ndata(struct fx *f, int n) {
+  struct want w = {&f->r, 0, n};
+  return run_until(&f->e, c_ndata, &w, NULL, NULL, 2000);
+}
+
+/* Starts the non-blocking reader on the test's end. */
+static struct peer *fx_peer(struct fx *f) {
+  peer_init(&f->p, f->peer);
+  return &f->p;
+}
+
+/* Runs, reading the test's end, until c_peer (EOF, error or p.want). */
+static int fx_read_peer(struct fx *f, uint64_t max_ms) {
+  return run_until(&f->e, c_peer, &f->p, peer_step, &f->p, max_ms);
+}
+
+/* The test closes (ACT_CLOSE) or aborts (ACT_ABORT) the stream. */
+static int fx_stop(struct fx *f, int act) {
+  rec_mark_closed(&f->r);
+  return act == ACT_ABORT ? LIB(async_stream_abort(f->s)) : LIB(async_stream_close(f->s));
+}
+
+/* Runs until release; then the events (unless seq is NULL) and the ending
+ * lost(err) + release must be as given. */
+static void fx_wait_end(struct fx *f, const int *seq, int err) {
+  if (!fx_until(f, c_released, 2000)) {
+    rec_dump(&f->r);
+    fail_msg("no connection_lost/release within 2 s");
+  }
+  if (seq) {
+    rec_assert_seq(&f->r, seq);
+  }
+  rec_assert_end(&f->r, err);
+}
+
+/* The usual last step: close the stream (if still open), expect the
+ * events seq (unless NULL) ending in lost(0) + release, tear down. */
+static void fx_close_and_end(struct fx *f, const int *seq) {
+  close_and_wait(&f->e, &f->r, f->s);
+  if (seq) {
+    rec_assert_seq(&f->r, seq);
+  }
+  rec_assert_end(&f->r, 0);
+  fx_finish(f);
+}
+
+/* Flow control went through one cycle: pause, then resume at <= low
+ * bytes buffered, then write_drained at 0; each once, in that order. */
+static void rec_assert_flow_cycle(const struct rec *r, size_t low) {
+  rec_check(r);
+  assert_int_equal(r->count[EV_PAUSE], 1);
+  assert_int_equal(r->count[EV_RESUME], 1);
+  assert_int_equal(r->count[EV_DRAINED], 1);
+  int ip = rec_find(r, EV_PAUSE, 0), ir = rec_find(r, EV_RESUME, 0), id = rec_find(r, EV_DRAINED, 0);
+  assert_true(ip < ir && ir < id);
+  assert_true(r->wbuf[ir] <= low);
+  assert_int_equal(r->wbuf[id], 0);
+}
+
+/* Delivery i of data_received presented exactly the string want. */
+static void rec_assert_dlv(const struct rec *r, int i, const char *want) {
+  assert_int_equal(r->dlv_len[i], strlen(want));
+  assert_memory_equal(r->dlv[i], want, strlen(want));
+}
+
 /* ================================================================== */
 /* Order                                                                */
 
@@ -779,29 +943,20 @@ static void close_and_wait(struct env *e, struct rec *r, async_stream *s) {
  * the peer wrote before adopt comes after it. */
 static void test_made_after_adopt_then_early_data(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  send_str(sv[1], "early bytes");
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  assert_int_equal(r.nev, 0); /* nothing inside adopt */
-  assert_int_equal(async_stream_fd(s), sv[0]);
-  assert_ptr_equal(async_stream_loop(s), e.loop);
-  assert_true(run_until(&e, c_data, &r, NULL, NULL, 2000));
-  rec_check(&r);
-  assert_int_equal(r.ev[0], EV_MADE);
-  assert_int_equal(r.ev[1], EV_DATA);
-  assert_int_equal(r.got_len, strlen("early bytes"));
-  assert_memory_equal(r.got, "early bytes", r.got_len);
-  close_and_wait(&e, &r, s);
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_DATA, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  send_str(f.peer, "early bytes");
+  async_stream *s = fx_adopt(&f);
+  assert_int_equal(f.r.nev, 0); /* nothing inside adopt */
+  assert_int_equal(async_stream_fd(s), f.fd);
+  assert_ptr_equal(async_stream_loop(s), f.e.loop);
+  assert_true(fx_until(&f, c_data, 2000));
+  rec_check(&f.r);
+  assert_int_equal(f.r.ev[0], EV_MADE);
+  assert_int_equal(f.r.ev[1], EV_DATA);
+  assert_int_equal(f.r.got_len, strlen("early bytes"));
+  assert_memory_equal(f.r.got, "early bytes", f.r.got_len);
+  fx_close_and_end(&f, SEQ(EV_MADE, EV_DATA, EV_LOST, EV_RELEASE));
 }
 
 struct adopt_ctx {
@@ -827,34 +982,27 @@ static void adopt_soon_cb(async_loop *loop, void *ud) {
  * iteration, not in the current one. */
 static void test_made_on_later_iteration(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  send_str(sv[1], "x");
-  struct rec r;
-  rec_init(&r);
-  struct adopt_ctx c = {.fd = sv[0], .r = &r};
-  assert_int_equal(async_loop_call_soon(e.loop, adopt_soon_cb, &c), 0);
-  for (int i = 0; i < 50 && !c_data(&r); i++) {
-    assert_true(run_once(&e, ASYNC_RUN_NOWAIT) >= 0);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  send_str(f.peer, "x");
+  struct adopt_ctx c = {.fd = f.fd, .r = &f.r};
+  assert_int_equal(async_loop_call_soon(f.e.loop, adopt_soon_cb, &c), 0);
+  for (int i = 0; i < 50 && !c_data(&f.r); i++) {
+    assert_true(run_once(&f.e, ASYNC_RUN_NOWAIT) >= 0);
   }
   assert_int_equal(c.rc, 0);
   assert_int_equal(c.nev_after, 0);
-  assert_true(c_data(&r));
-  rec_check(&r);
-  int im = rec_find(&r, EV_MADE, 0), id = rec_find(&r, EV_DATA, 0);
+  assert_true(c_data(&f.r));
+  rec_check(&f.r);
+  int im = rec_find(&f.r, EV_MADE, 0), id = rec_find(&f.r, EV_DATA, 0);
   assert_int_equal(im, 0);
-  if (r.iter[im] <= c.iter) {
-    fail_msg("connection_made ran in iteration %llu, the adopt's iteration was %llu", (unsigned long long)r.iter[im],
+  if (f.r.iter[im] <= c.iter) {
+    fail_msg("connection_made ran in iteration %llu, the adopt's iteration was %llu", (unsigned long long)f.r.iter[im],
              (unsigned long long)c.iter);
   }
-  assert_true(r.iter[id] >= r.iter[im]);
-  close_and_wait(&e, &r, c.s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  assert_true(f.r.iter[id] >= f.r.iter[im]);
+  f.s = c.s;
+  fx_close_and_end(&f, NULL);
 }
 
 struct io_adopt {
@@ -875,33 +1023,27 @@ static void io_adopt_cb(async_watcher *w, uint32_t revents, void *ud) {
  * connection_made runs after that callback returned, never inside adopt. */
 static void test_made_after_io_callback(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2], trig[2];
-  make_socketpair(sv);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  int trig[2];
   make_socketpair(trig);
   send_str(trig[1], "go");
-  struct rec r;
-  rec_init(&r);
-  struct io_adopt a = {.c = {.fd = sv[0], .r = &r}};
-  async_watcher *w = tu_watcher_new(e.loop, trig[0], &a);
+  struct io_adopt a = {.c = {.fd = f.fd, .r = &f.r}};
+  async_watcher *w = tu_watcher_new(f.e.loop, trig[0], &a);
   assert_int_equal(async_watcher_start(w, ASYNC_READABLE, io_adopt_cb), 0);
-  for (int i = 0; i < 50 && !c_made(&r); i++) {
-    assert_true(run_once(&e, ASYNC_RUN_NOWAIT) >= 0);
+  for (int i = 0; i < 50 && !c_made(&f.r); i++) {
+    assert_true(run_once(&f.e, ASYNC_RUN_NOWAIT) >= 0);
   }
   assert_int_equal(a.calls, 1);
   assert_int_equal(a.c.rc, 0);
   assert_int_equal(a.c.nev_after, 0);
-  assert_true(c_made(&r));
-  int im = rec_find(&r, EV_MADE, 0);
-  uint64_t made_iter = r.iter[im];
+  assert_true(c_made(&f.r));
+  int im = rec_find(&f.r, EV_MADE, 0);
+  uint64_t made_iter = f.r.iter[im];
   tu_close(async_watcher_handle(w));
-  close_and_wait(&e, &r, a.c.s);
-  rec_assert_end(&r, 0);
+  f.s = a.c.s;
+  fx_close_and_end(&f, NULL);
   tu_close_pair(trig);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
   /* Work queued by an I/O callback runs in the same iteration's ready
    * pass (loop.h), after the callback returned: never inside adopt. */
   assert_true(made_iter >= a.c.iter);
@@ -912,103 +1054,65 @@ static void test_made_after_io_callback(void **state) {
  * after. */
 static void test_lifecycle_eof_lost_release(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
-  (void)s;
-  send_str(sv[1], "hello");
-  assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  assert_memory_equal(r.got, "hello", 5);
-  assert_int_equal(r.fd_in_lost, sv[0]);
-  assert_int_equal(r.fd_open_in_lost, 1);
-  assert_false(fd_is_open(sv[0])); /* closed after connection_lost */
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  fx_made(&f);
+  send_str(f.peer, "hello");
+  assert_int_equal(shutdown(f.peer, SHUT_WR), 0);
+  fx_wait_end(&f, SEQ(EV_MADE, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE), 0);
+  assert_memory_equal(f.r.got, "hello", 5);
+  assert_int_equal(f.r.fd_in_lost, f.fd);
+  assert_int_equal(f.r.fd_open_in_lost, 1);
+  assert_false(fd_is_open(f.fd)); /* closed after connection_lost */
   /* the peer sees the close */
-  struct peer p;
-  peer_init(&p, sv[1]);
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 1000));
-  assert_int_equal(p.eof, 1);
-  int n = r.nev;
-  run_nowait(&e, 5);
-  assert_int_equal(r.nev, n);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  struct peer *p = fx_peer(&f);
+  assert_true(fx_read_peer(&f, 1000));
+  assert_int_equal(p->eof, 1);
+  int n = f.r.nev;
+  run_nowait(&f.e, 5);
+  assert_int_equal(f.r.nev, n);
+  fx_finish(&f);
+}
+
+/* Shared by the close/abort twins below: act (ACT_CLOSE or ACT_ABORT)
+ * right after adopt, with data waiting. */
+static void stop_before_made_case(int act) {
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  send_str(f.peer, "pending");
+  fx_adopt(&f);
+  assert_int_equal(fx_stop(&f, act), 0);
+  assert_int_equal(f.r.nev, 0); /* nothing inside close/abort */
+  fx_wait_end(&f, SEQ(EV_MADE, EV_LOST, EV_RELEASE), 0);
+  fx_finish(&f);
 }
 
 /* Abort right after adopt: connection_made still comes first, then
  * connection_lost(0); no data even though some was waiting. */
 static void test_abort_before_made(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  send_str(sv[1], "pending");
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  rec_mark_closed(&r);
-  assert_int_equal(LIB(async_stream_abort(s)), 0);
-  assert_int_equal(r.nev, 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  stop_before_made_case(ACT_ABORT);
 }
 
 /* Close right after adopt: made, then lost(0); no data_received. */
 static void test_close_before_made(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  send_str(sv[1], "pending");
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  rec_mark_closed(&r);
-  assert_int_equal(LIB(async_stream_close(s)), 0);
-  assert_int_equal(r.nev, 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  stop_before_made_case(ACT_CLOSE);
 }
 
 /* A pipe's read end: data, then EOF when the write end closes. */
 static void test_pipe_read_end(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int p[2];
-  make_pipe(p);
-  struct rec r;
-  rec_init(&r);
-  adopt_rec(&e, p[0], &r);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
-  assert_int_equal(write(p[1], "through a pipe", 14), 14);
-  struct want w = {&r, 14, 0};
-  assert_true(run_until(&e, c_got, &w, NULL, NULL, 2000));
-  close(p[1]);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  assert_memory_equal(r.got, "through a pipe", 14);
-  assert_false(fd_is_open(p[0]));
-  rec_free(&r);
-  env_finish(&e);
+  struct fx f;
+  fx_init(&f, FX_PIPE_READ);
+  fx_made(&f);
+  assert_int_equal(write(f.peer, "through a pipe", 14), 14);
+  assert_true(fx_until_got(&f, 14));
+  fx_close_peer(&f);
+  fx_wait_end(&f, SEQ(EV_MADE, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE), 0);
+  assert_memory_equal(f.r.got, "through a pipe", 14);
+  assert_false(fd_is_open(f.fd));
+  fx_finish(&f);
 }
 
 /* ================================================================== */
@@ -1017,80 +1121,58 @@ static void test_pipe_read_end(void **state) {
 /* Consume all: the bytes arrive once each, in order, over many sends. */
 static void test_consume_all(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  fx_made(&f);
   char expect[1000];
   size_t el = 0;
   for (int i = 0; i < 20; i++) {
     char msg[40];
     int n = snprintf(msg, sizeof msg, "message %d;", i);
-    send_str(sv[1], msg);
+    send_str(f.peer, msg);
     memcpy(expect + el, msg, (size_t)n);
     el += (size_t)n;
     if (i % 3 == 0) {
-      run_nowait(&e, 1);
+      run_nowait(&f.e, 1);
     }
   }
-  struct want w = {&r, el, 0};
-  assert_true(run_until(&e, c_got, &w, NULL, NULL, 2000));
-  assert_int_equal(r.got_len, el);
-  assert_int_equal(r.presented, el); /* nothing presented twice */
-  assert_memory_equal(r.got, expect, el);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  assert_true(fx_until_got(&f, el));
+  assert_int_equal(f.r.got_len, el);
+  assert_int_equal(f.r.presented, el); /* nothing presented twice */
+  assert_memory_equal(f.r.got, expect, el);
+  fx_close_and_end(&f, NULL);
 }
 
 /* Consume 0: the bytes come back in front of the next ones, and not
  * before new data arrives (no busy re-delivery). */
 static void test_consume_none_then_more(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  r.consume = C_SCRIPT;
-  r.script[0] = 0;
-  r.script[1] = 0;
-  r.script[2] = SIZE_MAX;
-  r.nscript = 3;
-  async_stream *s = pair_made(&e, sv, &r);
-  send_str(sv[1], "abc");
-  assert_true(run_until(&e, c_data, &r, NULL, NULL, 2000));
-  run_nowait(&e, 5);
-  run_for(&e, 30, NULL, NULL);
-  assert_int_equal(r.count[EV_DATA], 1); /* not re-presented without new data */
-  send_str(sv[1], "def");
-  struct want w = {&r, 0, 2};
-  assert_true(run_until(&e, c_ndata, &w, NULL, NULL, 2000));
-  send_str(sv[1], "gh");
-  w.ndata = 3;
-  assert_true(run_until(&e, c_ndata, &w, NULL, NULL, 2000));
-  rec_check(&r);
-  assert_int_equal(r.dlv_len[0], 3);
-  assert_memory_equal(r.dlv[0], "abc", 3);
-  assert_int_equal(r.dlv_len[1], 6);
-  assert_memory_equal(r.dlv[1], "abcdef", 6);
-  assert_int_equal(r.dlv_len[2], 8);
-  assert_memory_equal(r.dlv[2], "abcdefgh", 8);
-  assert_int_equal(r.got_len, 8);
-  send_str(sv[1], "ij");
-  w.ndata = 4;
-  assert_true(run_until(&e, c_ndata, &w, NULL, NULL, 2000));
-  assert_int_equal(r.dlv_len[3], 2); /* all consumed: only the new bytes */
-  assert_memory_equal(r.dlv[3], "ij", 2);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  f.r.consume = C_SCRIPT;
+  f.r.script[0] = 0;
+  f.r.script[1] = 0;
+  f.r.script[2] = SIZE_MAX;
+  f.r.nscript = 3;
+  fx_made(&f);
+  send_str(f.peer, "abc");
+  assert_true(fx_until(&f, c_data, 2000));
+  run_nowait(&f.e, 5);
+  run_for(&f.e, 30, NULL, NULL);
+  assert_int_equal(f.r.count[EV_DATA], 1); /* not re-presented without new data */
+  send_str(f.peer, "def");
+  assert_true(fx_until_ndata(&f, 2));
+  send_str(f.peer, "gh");
+  assert_true(fx_until_ndata(&f, 3));
+  rec_check(&f.r);
+  rec_assert_dlv(&f.r, 0, "abc");
+  rec_assert_dlv(&f.r, 1, "abcdef");
+  rec_assert_dlv(&f.r, 2, "abcdefgh");
+  assert_int_equal(f.r.got_len, 8);
+  send_str(f.peer, "ij");
+  assert_true(fx_until_ndata(&f, 4));
+  rec_assert_dlv(&f.r, 3, "ij"); /* all consumed: only the new bytes */
+  fx_close_and_end(&f, NULL);
 }
 
 /* Line protocol: consumes up to the last '\n'; the partial line is
@@ -1098,80 +1180,54 @@ static void test_consume_none_then_more(void **state) {
  * eof_received, then lost(0). */
 static void test_consume_lines_tail_at_eof(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  r.consume = C_LINE;
-  pair_made(&e, sv, &r);
-  send_str(sv[1], "line1\nli");
-  assert_true(run_until(&e, c_data, &r, NULL, NULL, 2000));
-  send_str(sv[1], "ne2\nrest");
-  struct want w = {&r, 0, 2};
-  assert_true(run_until(&e, c_ndata, &w, NULL, NULL, 2000));
-  run_for(&e, 20, NULL, NULL);
-  assert_int_equal(r.count[EV_DATA], 2);
-  assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_DATA, EV_DATA, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  assert_int_equal(r.dlv_len[0], 8);
-  assert_memory_equal(r.dlv[0], "line1\nli", 8);
-  assert_int_equal(r.dlv_len[1], 10);
-  assert_memory_equal(r.dlv[1], "line2\nrest", 10);
-  assert_int_equal(r.dlv_len[2], 4);
-  assert_memory_equal(r.dlv[2], "rest", 4);
-  assert_int_equal(r.got_len, 12);
-  assert_memory_equal(r.got, "line1\nline2\n", 12);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  f.r.consume = C_LINE;
+  fx_made(&f);
+  send_str(f.peer, "line1\nli");
+  assert_true(fx_until(&f, c_data, 2000));
+  send_str(f.peer, "ne2\nrest");
+  assert_true(fx_until_ndata(&f, 2));
+  run_for(&f.e, 20, NULL, NULL);
+  assert_int_equal(f.r.count[EV_DATA], 2);
+  assert_int_equal(shutdown(f.peer, SHUT_WR), 0);
+  fx_wait_end(&f, SEQ(EV_MADE, EV_DATA, EV_DATA, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE), 0);
+  rec_assert_dlv(&f.r, 0, "line1\nli");
+  rec_assert_dlv(&f.r, 1, "line2\nrest");
+  rec_assert_dlv(&f.r, 2, "rest");
+  assert_int_equal(f.r.got_len, 12);
+  assert_memory_equal(f.r.got, "line1\nline2\n", 12);
+  fx_finish(&f);
 }
 
 /* EOF arriving with the last data: the tail still comes exactly once more
  * (what it leaves unconsumed is discarded), then eof. */
 static void test_tail_delivered_once_at_eof(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  r.consume = C_N;
-  r.n = 3;
-  pair_made(&e, sv, &r);
-  send_str(sv[1], "0123456789");
-  assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_DATA, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  assert_int_equal(r.dlv_len[0], 10);
-  assert_int_equal(r.dlv_len[1], 7);
-  assert_memory_equal(r.dlv[1], "3456789", 7);
-  assert_int_equal(r.got_len, 6);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  f.r.consume = C_N;
+  f.r.n = 3;
+  fx_made(&f);
+  send_str(f.peer, "0123456789");
+  assert_int_equal(shutdown(f.peer, SHUT_WR), 0);
+  fx_wait_end(&f, SEQ(EV_MADE, EV_DATA, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE), 0);
+  assert_int_equal(f.r.dlv_len[0], 10);
+  rec_assert_dlv(&f.r, 1, "3456789");
+  assert_int_equal(f.r.got_len, 6);
+  fx_finish(&f);
 }
 
 /* EOF with nothing retained: no extra delivery. */
 static void test_no_tail_no_extra_delivery(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  pair_made(&e, sv, &r);
-  send_str(sv[1], "whole");
-  assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  fx_made(&f);
+  send_str(f.peer, "whole");
+  assert_int_equal(shutdown(f.peer, SHUT_WR), 0);
+  fx_wait_end(&f, SEQ(EV_MADE, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE), 0);
+  fx_finish(&f);
 }
 
 /* 1 MiB in 10,000-byte sends, each delivery keeping its last 7 bytes:
@@ -1179,39 +1235,34 @@ static void test_no_tail_no_extra_delivery(void **state) {
  * 7-byte tail comes once and is discarded. */
 static void test_keep_tail_large(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  r.consume = C_KEEP;
-  r.n = 7;
-  r.verify = 1;
-  r.store = 0;
-  pair_made(&e, sv, &r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  f.r.consume = C_KEEP;
+  f.r.n = 7;
+  f.r.verify = 1;
+  f.r.store = 0;
+  fx_made(&f);
   const size_t total = MIB;
   size_t sent = 0;
-  set_nonblock(sv[1]);
+  set_nonblock(f.peer);
   uint64_t end = tu_now_ms() + 10000;
   while (sent < total && tu_now_ms() < end) {
     size_t n = total - sent < 10000 ? total - sent : 10000;
-    ssize_t k = send(sv[1], pat_at(sent), n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t k = send(f.peer, pat_at(sent), n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (k > 0) {
       sent += (size_t)k;
     }
-    assert_true(run_once(&e, ASYNC_RUN_NOWAIT) >= 0);
+    assert_true(run_once(&f.e, ASYNC_RUN_NOWAIT) >= 0);
   }
   assert_int_equal(sent, total);
-  assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 5000));
-  rec_assert_end(&r, 0);
-  assert_int_equal(r.count[EV_EOF], 1);
-  assert_int_equal(r.got_len, total - 7);
-  assert_int_equal(r.last_len, 7);
-  assert_memory_equal(r.last, pat_at(total - 7), 7);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  assert_int_equal(shutdown(f.peer, SHUT_WR), 0);
+  assert_true(fx_until(&f, c_released, 5000));
+  rec_assert_end(&f.r, 0);
+  assert_int_equal(f.r.count[EV_EOF], 1);
+  assert_int_equal(f.r.got_len, total - 7);
+  assert_int_equal(f.r.last_len, 7);
+  assert_memory_equal(f.r.last, pat_at(total - 7), 7);
+  fx_finish(&f);
 }
 
 /* Two streams in one loop, both keeping tails: tails are per stream even
@@ -1261,51 +1312,38 @@ static void test_tails_are_per_stream(void **state) {
  * connection_lost(ASYNC_ENOBUFS), no eof_received. */
 static void test_read_limit_enobufs(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  struct rec r;
-  rec_init(&r);
-  r.consume = C_NONE;
-  async_stream *s = adopt_rec(&e, sv[0], &r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  f.r.consume = C_NONE;
+  async_stream *s = fx_adopt(&f);
   assert_int_equal(LIB(async_stream_set_read_limit(s, 16)), 0);
   uint8_t data[100];
   memset(data, 'L', sizeof data);
-  send_all(sv[1], data, sizeof data);
-  assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_end(&r, ASYNC_ENOBUFS);
-  assert_int_equal(r.count[EV_EOF], 0);
-  assert_true(r.count[EV_DATA] >= 1);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  send_all(f.peer, data, sizeof data);
+  assert_int_equal(shutdown(f.peer, SHUT_WR), 0);
+  fx_wait_end(&f, NULL, ASYNC_ENOBUFS);
+  assert_int_equal(f.r.count[EV_EOF], 0);
+  assert_true(f.r.count[EV_DATA] >= 1);
+  fx_finish(&f);
 }
 
 /* Read limit 16: 15 unconsumed bytes are fine; the 16th reaches the
  * limit with nothing consumed: ASYNC_ENOBUFS. */
 static void test_read_limit_exact(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  r.consume = C_NONE;
-  async_stream *s = pair_made(&e, sv, &r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  f.r.consume = C_NONE;
+  async_stream *s = fx_made(&f);
   assert_int_equal(LIB(async_stream_set_read_limit(s, 16)), 0);
-  send_str(sv[1], "123456789012345");
-  assert_true(run_until(&e, c_data, &r, NULL, NULL, 2000));
-  run_for(&e, 30, NULL, NULL);
-  assert_int_equal(r.count[EV_LOST], 0);
-  send_str(sv[1], "6");
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_end(&r, ASYNC_ENOBUFS);
-  assert_int_equal(r.count[EV_EOF], 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  send_str(f.peer, "123456789012345");
+  assert_true(fx_until(&f, c_data, 2000));
+  run_for(&f.e, 30, NULL, NULL);
+  assert_int_equal(f.r.count[EV_LOST], 0);
+  send_str(f.peer, "6");
+  fx_wait_end(&f, NULL, ASYNC_ENOBUFS);
+  assert_int_equal(f.r.count[EV_EOF], 0);
+  fx_finish(&f);
 }
 
 /* Read limit 16, one byte consumed per delivery: the retained tail never
@@ -1314,29 +1352,23 @@ static void test_read_limit_exact(void **state) {
  * the stream's prefix; at EOF: tail once more, eof, lost(0). */
 static void test_read_limit_bounds_deliveries(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  struct rec r;
-  rec_init(&r);
-  r.consume = C_N;
-  r.n = 1;
-  async_stream *s = adopt_rec(&e, sv[0], &r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  f.r.consume = C_N;
+  f.r.n = 1;
+  async_stream *s = fx_adopt(&f);
   assert_int_equal(LIB(async_stream_set_read_limit(s, 16)), 0);
-  send_all(sv[1], pat_at(0), 100);
-  assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 3000));
-  rec_assert_end(&r, 0);
-  assert_int_equal(r.count[EV_EOF], 1);
-  if (r.max_dlv > 16) {
-    fail_msg("a delivery of %zu bytes with read limit 16", r.max_dlv);
+  send_all(f.peer, pat_at(0), 100);
+  assert_int_equal(shutdown(f.peer, SHUT_WR), 0);
+  assert_true(fx_until(&f, c_released, 3000));
+  rec_assert_end(&f.r, 0);
+  assert_int_equal(f.r.count[EV_EOF], 1);
+  if (f.r.max_dlv > 16) {
+    fail_msg("a delivery of %zu bytes with read limit 16", f.r.max_dlv);
   }
-  assert_true(r.got_len >= 1 && r.got_len <= 100);
-  assert_memory_equal(r.got, pat_at(0), r.got_len);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  assert_true(f.r.got_len >= 1 && f.r.got_len <= 100);
+  assert_memory_equal(f.r.got, pat_at(0), f.r.got_len);
+  fx_finish(&f);
 }
 
 /* ================================================================== */
@@ -1346,74 +1378,55 @@ static void test_read_limit_bounds_deliveries(void **state) {
  * same. */
 static void test_eof_return_zero_closes(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  r.eof_ret = 0;
-  pair_made(&e, sv, &r);
-  close(sv[1]);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_EOF, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  rec_free(&r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  f.r.eof_ret = 0;
+  fx_made(&f);
+  fx_close_peer(&f);
+  fx_wait_end(&f, SEQ(EV_MADE, EV_EOF, EV_LOST, EV_RELEASE), 0);
 
   /* eof_received NULL */
-  rec_init(&r);
-  make_socketpair(sv);
+  fx_renew(&f, FX_PAIR);
   async_stream_protocol p = rec_proto();
   p.eof_received = NULL;
-  async_stream *s = NULL;
-  r.loop = e.loop;
-  assert_int_equal(LIB(async_stream_adopt(&s, e.loop, sv[0], &p, &r)), 0);
-  r.stream = s;
-  send_str(sv[1], "z");
-  close(sv[1]);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_DATA, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  rec_free(&r);
-  env_finish(&e);
+  f.r.loop = f.e.loop;
+  assert_int_equal(LIB(async_stream_adopt(&f.s, f.e.loop, f.fd, &p, &f.r)), 0);
+  f.r.stream = f.s;
+  send_str(f.peer, "z");
+  fx_close_peer(&f);
+  fx_wait_end(&f, SEQ(EV_MADE, EV_DATA, EV_LOST, EV_RELEASE), 0);
+  fx_finish(&f);
 }
 
 /* Half-close over TCP: eof_received returns 1; the stream still writes (the
  * peer reads the reply), nothing more is received; close -> lost(0). */
 static void test_eof_keep_open_half_close_tcp(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int c, sfd;
-  tcp_pair(&c, &sfd);
-  struct rec r;
-  rec_init(&r);
-  r.eof_ret = 1;
-  async_stream *s = adopt_rec(&e, c, &r);
-  send_str(sfd, "request");
-  assert_int_equal(shutdown(sfd, SHUT_WR), 0);
-  assert_true(run_until(&e, c_eof, &r, NULL, NULL, 2000));
-  run_for(&e, 30, NULL, NULL);
-  assert_int_equal(r.count[EV_LOST], 0);
-  assert_memory_equal(r.got, "request", 7);
+  struct fx f;
+  fx_init(&f, FX_TCP);
+  f.r.eof_ret = 1;
+  async_stream *s = fx_adopt(&f);
+  send_str(f.peer, "request");
+  assert_int_equal(shutdown(f.peer, SHUT_WR), 0);
+  assert_true(fx_until(&f, c_eof, 2000));
+  run_for(&f.e, 30, NULL, NULL);
+  assert_int_equal(f.r.count[EV_LOST], 0);
+  assert_memory_equal(f.r.got, "request", 7);
   assert_int_equal(LIB(async_stream_write(s, "reply", 5)), 0);
-  struct peer p;
-  peer_init(&p, sfd);
-  p.want = 5;
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 2000));
-  assert_int_equal(p.len, 5);
-  assert_memory_equal(p.buf, "reply", 5);
-  assert_int_equal(p.eof, 0);
-  close_and_wait(&e, &r, s);
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  p.want = 0;
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 2000));
-  assert_int_equal(p.eof, 1);
-  assert_int_equal(p.len, 5);
-  close(sfd);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  struct peer *p = fx_peer(&f);
+  p->want = 5;
+  assert_true(fx_read_peer(&f, 2000));
+  assert_int_equal(p->len, 5);
+  assert_memory_equal(p->buf, "reply", 5);
+  assert_int_equal(p->eof, 0);
+  close_and_wait(&f.e, &f.r, s);
+  rec_assert_seq(&f.r, SEQ(EV_MADE, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE));
+  rec_assert_end(&f.r, 0);
+  p->want = 0;
+  assert_true(fx_read_peer(&f, 2000));
+  assert_int_equal(p->eof, 1);
+  assert_int_equal(p->len, 5);
+  fx_finish(&f);
 }
 
 /* ================================================================== */
@@ -1423,31 +1436,21 @@ static void test_eof_keep_open_half_close_tcp(void **state) {
  * loop runs again. Also right after adopt, before connection_made. */
 static void test_small_write_immediate(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  struct peer p;
-  peer_init(&p, sv[1]);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_adopt(&f);
+  struct peer *p = fx_peer(&f);
   assert_int_equal(LIB(async_stream_write(s, "early", 5)), 0);
-  assert_int_equal(peer_read(&p), 5);
-  assert_memory_equal(p.buf, "early", 5);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
+  assert_int_equal(peer_read(p), 5);
+  assert_memory_equal(p->buf, "early", 5);
+  assert_true(fx_until(&f, c_made, 2000));
   assert_int_equal(LIB(async_stream_write(s, "ping", 4)), 0);
   assert_int_equal(wbuf(s), 0);
-  assert_int_equal(peer_read(&p), 4);
-  assert_memory_equal(p.buf + 5, "ping", 4);
-  assert_int_equal(r.count[EV_PAUSE], 0);
-  assert_int_equal(r.count[EV_DRAINED], 0); /* never non-empty */
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  assert_int_equal(peer_read(p), 4);
+  assert_memory_equal(p->buf + 5, "ping", 4);
+  assert_int_equal(f.r.count[EV_PAUSE], 0);
+  assert_int_equal(f.r.count[EV_DRAINED], 0); /* never non-empty */
+  fx_close_and_end(&f, NULL);
 }
 
 /* 8 MiB to a socketpair: what the kernel took is readable at once, the rest
@@ -1456,12 +1459,9 @@ static void test_small_write_immediate(void **state) {
  * resume_writing (at <= 16 KiB) and write_drained (at 0). */
 static void test_large_write_buffered(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made(&f);
   const size_t total = 8 * MIB;
   uint8_t *big = malloc(total);
   assert_non_null(big);
@@ -1470,35 +1470,22 @@ static void test_large_write_buffered(void **state) {
   memset(big, 0, total); /* the stream copied what it kept */
   size_t b = wbuf(s);
   assert_true(b > 0 && b < total);
-  assert_int_equal(r.count[EV_PAUSE], 1);
-  assert_true(r.depth[rec_find(&r, EV_PAUSE, 0)] > 0);
-  struct peer p;
-  peer_init(&p, sv[1]);
-  size_t k = peer_read(&p);
+  assert_int_equal(f.r.count[EV_PAUSE], 1);
+  assert_true(f.r.depth[rec_find(&f.r, EV_PAUSE, 0)] > 0);
+  struct peer *p = fx_peer(&f);
+  size_t k = peer_read(p);
   assert_int_equal(b + k, total); /* exactly: kernel + buffer */
   assert_int_equal(wbuf(s), b);
-  p.chunk = 64 * KIB;
-  p.want = total;
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 20000));
-  assert_int_equal(p.len, total);
-  assert_true(pat_ok(0, p.buf, total));
-  assert_true(run_until(&e, c_drained, &r, NULL, NULL, 2000));
+  p->chunk = 64 * KIB;
+  p->want = total;
+  assert_true(fx_read_peer(&f, 20000));
+  assert_int_equal(p->len, total);
+  assert_true(pat_ok(0, p->buf, total));
+  assert_true(fx_until(&f, c_drained, 2000));
   assert_int_equal(wbuf(s), 0);
-  rec_check(&r);
-  assert_int_equal(r.count[EV_PAUSE], 1);
-  assert_int_equal(r.count[EV_RESUME], 1);
-  assert_int_equal(r.count[EV_DRAINED], 1);
-  int ip = rec_find(&r, EV_PAUSE, 0), ir = rec_find(&r, EV_RESUME, 0), id = rec_find(&r, EV_DRAINED, 0);
-  assert_true(ip < ir && ir < id);
-  assert_true(r.wbuf[ir] <= 16 * KIB);
-  assert_int_equal(r.wbuf[id], 0);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
+  rec_assert_flow_cycle(&f.r, 16 * KIB);
   free(big);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  fx_close_and_end(&f, NULL);
 }
 
 /* writev: pieces in order; queued behind buffered data, still in order;
@@ -1506,18 +1493,14 @@ static void test_large_write_buffered(void **state) {
  * iov or a NULL base with a length are EINVAL. */
 static void test_writev_order(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
-  struct peer p;
-  peer_init(&p, sv[1]);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made(&f);
+  struct peer *p = fx_peer(&f);
   struct iovec iov[3] = {{"one ", 4}, {"", 0}, {"two three", 9}};
   assert_int_equal(LIB(async_stream_writev(s, iov, 3)), 0);
-  assert_int_equal(peer_read(&p), 13);
-  assert_memory_equal(p.buf, "one two three", 13);
+  assert_int_equal(peer_read(p), 13);
+  assert_memory_equal(p->buf, "one two three", 13);
   assert_int_equal(LIB(async_stream_writev(s, iov, 0)), 0);
   assert_int_equal(LIB(async_stream_writev(s, NULL, 0)), 0);
   assert_int_equal(LIB(async_stream_writev(s, NULL, 1)), ASYNC_EINVAL);
@@ -1532,34 +1515,28 @@ static void test_writev_order(void **state) {
     many[i].iov_len = 1;
   }
   assert_int_equal(LIB(async_stream_writev(s, many, 1025)), ASYNC_EINVAL);
-  assert_int_equal(peer_read(&p), 0); /* nothing of the failed calls */
+  assert_int_equal(peer_read(p), 0); /* nothing of the failed calls */
   assert_int_equal(LIB(async_stream_writev(s, many, 1024)), 0);
-  p.want = 13 + 1024;
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 2000));
-  assert_memory_equal(p.buf + 13, bytes, 1024);
+  p->want = 13 + 1024;
+  assert_true(fx_read_peer(&f, 2000));
+  assert_memory_equal(p->buf + 13, bytes, 1024);
 
   /* behind a buffered 4 MiB write */
-  size_t base = p.len;
+  size_t base = p->len;
   const size_t big = 4 * MIB;
-  assert_int_equal(LIB(async_stream_write(s, pat_at(0), big / 4)), 0);
-  assert_int_equal(LIB(async_stream_write(s, pat_at(big / 4), big / 4)), 0);
-  assert_int_equal(LIB(async_stream_write(s, pat_at(big / 2), big / 4)), 0);
-  assert_int_equal(LIB(async_stream_write(s, pat_at(3 * big / 4), big / 4)), 0);
+  for (size_t q = 0; q < 4; q++) {
+    assert_int_equal(LIB(async_stream_write(s, pat_at(q * big / 4), big / 4)), 0);
+  }
   assert_true(wbuf(s) > 0);
   struct iovec tail[2] = {{"<v1>", 4}, {"<v2>", 4}};
   assert_int_equal(LIB(async_stream_writev(s, tail, 2)), 0);
   assert_int_equal(LIB(async_stream_write(s, "<w>", 3)), 0);
-  p.want = base + big + 11;
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 10000));
-  assert_int_equal(p.len, base + big + 11);
-  assert_true(pat_ok(0, p.buf + base, big));
-  assert_memory_equal(p.buf + base + big, "<v1><v2><w>", 11);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  p->want = base + big + 11;
+  assert_true(fx_read_peer(&f, 10000));
+  assert_int_equal(p->len, base + big + 11);
+  assert_true(pat_ok(0, p->buf + base, big));
+  assert_memory_equal(p->buf + base + big, "<v1><v2><w>", 11);
+  fx_close_and_end(&f, NULL);
 }
 
 struct zc {
@@ -1579,35 +1556,28 @@ static int c_zc(void *a) { return ((struct zc *)a)->calls > 0; }
  * caller's buffer may change after done without affecting what was sent. */
 static void test_write_zc_immediate(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
-  struct peer p;
-  peer_init(&p, sv[1]);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made(&f);
+  struct peer *p = fx_peer(&f);
   static char msg[] = "zero-copy";
   struct zc z = {0};
   assert_int_equal(LIB(async_stream_write_zc(s, msg, 9, zc_done, &z)), 0);
-  assert_int_equal(peer_read(&p), 9);
-  assert_true(run_until(&e, c_zc, &z, NULL, NULL, 2000));
+  assert_int_equal(peer_read(p), 9);
+  assert_true(run_until(&f.e, c_zc, &z, NULL, NULL, 2000));
   memset(msg, '#', 9);
-  run_nowait(&e, 3);
+  run_nowait(&f.e, 3);
   assert_int_equal(z.calls, 1);
-  assert_memory_equal(p.buf, "zero-copy", 9);
+  assert_memory_equal(p->buf, "zero-copy", 9);
   /* done NULL: EINVAL, nothing sent */
   assert_int_equal(LIB(async_stream_write_zc(s, msg, 9, NULL, NULL)), ASYNC_EINVAL);
   assert_int_equal(LIB(async_stream_write_zc(s, NULL, 9, zc_done, &z)), ASYNC_EINVAL);
-  assert_int_equal(peer_read(&p), 0);
+  assert_int_equal(peer_read(p), 0);
   assert_int_equal(z.calls, 1);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
+  close_and_wait(&f.e, &f.r, s);
+  rec_assert_end(&f.r, 0);
   assert_int_equal(z.calls, 1);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  fx_finish(&f);
 }
 
 /* write_zc queued (kernel full): not done until sent; then done exactly
@@ -1615,15 +1585,9 @@ static void test_write_zc_immediate(void **state) {
  * count in write_buffer_size. */
 static void test_write_zc_queued(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  size_t pre = fill_kernel(sv[0]);
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made_full(&f);
   static uint8_t zbuf[5000];
   memset(zbuf, 'Z', sizeof zbuf);
   struct zc z = {0};
@@ -1632,32 +1596,28 @@ static void test_write_zc_queued(void **state) {
   assert_int_equal(LIB(async_stream_write(s, "CCCC", 4)), 0);
   assert_int_equal(z.calls, 0);
   assert_int_equal(wbuf(s), 4 + sizeof zbuf + 4);
-  run_nowait(&e, 3);
+  run_nowait(&f.e, 3);
   assert_int_equal(z.calls, 0); /* the peer reads nothing: nothing sent */
-  struct peer p;
-  peer_init(&p, sv[1]);
-  p.want = pre + 4 + sizeof zbuf + 4;
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 5000));
-  assert_true(run_until(&e, c_zc, &z, NULL, NULL, 2000));
-  assert_int_equal(p.len, pre + 4 + sizeof zbuf + 4);
-  for (size_t i = 0; i < pre; i++) {
-    if (p.buf[i] != 'F') {
+  struct peer *p = fx_peer(&f);
+  p->want = f.pre + 4 + sizeof zbuf + 4;
+  assert_true(fx_read_peer(&f, 5000));
+  assert_true(run_until(&f.e, c_zc, &z, NULL, NULL, 2000));
+  assert_int_equal(p->len, f.pre + 4 + sizeof zbuf + 4);
+  for (size_t i = 0; i < f.pre; i++) {
+    if (p->buf[i] != 'F') {
       fail_msg("prefill byte %zu", i);
     }
   }
-  assert_memory_equal(p.buf + pre, "AAAA", 4);
-  assert_memory_equal(p.buf + pre + 4, zbuf, sizeof zbuf);
-  assert_memory_equal(p.buf + pre + 4 + sizeof zbuf, "CCCC", 4);
-  run_nowait(&e, 3);
+  assert_memory_equal(p->buf + f.pre, "AAAA", 4);
+  assert_memory_equal(p->buf + f.pre + 4, zbuf, sizeof zbuf);
+  assert_memory_equal(p->buf + f.pre + 4 + sizeof zbuf, "CCCC", 4);
+  run_nowait(&f.e, 3);
   assert_int_equal(z.calls, 1);
   assert_int_equal(z.depth, 0); /* sent from the loop, not inside a call */
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
+  close_and_wait(&f.e, &f.r, s);
+  rec_assert_end(&f.r, 0);
   assert_int_equal(z.calls, 1);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  fx_finish(&f);
 }
 
 /* Write after close: ECLOSED, nothing sent; write_zc after close: ECLOSED,
@@ -1665,14 +1625,10 @@ static void test_write_zc_queued(void **state) {
  * write_eof idempotent. */
 static void test_write_state_errors(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
-  struct peer p;
-  peer_init(&p, sv[1]);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made(&f);
+  struct peer *p = fx_peer(&f);
   struct zc z = {0};
   assert_int_equal(LIB(async_stream_write_eof(s)), 0);
   assert_int_equal(LIB(async_stream_write_eof(s)), 0);
@@ -1680,129 +1636,92 @@ static void test_write_state_errors(void **state) {
   struct iovec iov = {"x", 1};
   assert_int_equal(LIB(async_stream_writev(s, &iov, 1)), ASYNC_ESTATE);
   assert_int_equal(LIB(async_stream_write_zc(s, "x", 1, zc_done, &z)), ASYNC_ESTATE);
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 2000));
-  assert_int_equal(p.eof, 1);
-  assert_int_equal(p.len, 0);
-  rec_mark_closed(&r);
-  assert_int_equal(LIB(async_stream_close(s)), 0);
+  assert_true(fx_read_peer(&f, 2000));
+  assert_int_equal(p->eof, 1);
+  assert_int_equal(p->len, 0);
+  assert_int_equal(fx_stop(&f, ACT_CLOSE), 0);
   assert_int_equal(LIB(async_stream_write(s, "x", 1)), ASYNC_ECLOSED);
   assert_int_equal(LIB(async_stream_writev(s, &iov, 1)), ASYNC_ECLOSED);
   assert_int_equal(LIB(async_stream_write_zc(s, "x", 1, zc_done, &z)), ASYNC_ECLOSED);
   assert_int_equal(LIB(async_stream_write_eof(s)), ASYNC_ECLOSED);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_end(&r, 0);
+  fx_wait_end(&f, NULL, 0);
   assert_int_equal(z.calls, 0);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
 
   /* after abort */
-  rec_init(&r);
-  s = pair_made(&e, sv, &r);
-  rec_mark_closed(&r);
-  assert_int_equal(LIB(async_stream_abort(s)), 0);
+  fx_renew(&f, FX_PAIR);
+  s = fx_made(&f);
+  assert_int_equal(fx_stop(&f, ACT_ABORT), 0);
   assert_int_equal(LIB(async_stream_write(s, "x", 1)), ASYNC_ECLOSED);
   assert_int_equal(LIB(async_stream_write_zc(s, "x", 1, zc_done, &z)), ASYNC_ECLOSED);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_end(&r, 0);
+  fx_wait_end(&f, NULL, 0);
   assert_int_equal(z.calls, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  fx_finish(&f);
 }
 
 /* write_eof with data buffered: the peer reads every byte, then EOF; the
  * stream keeps reading (the peer's reply arrives); the peer's EOF ends it. */
 static void test_write_eof_after_buffered_data(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made(&f);
   const size_t total = 2 * MIB;
   assert_int_equal(LIB(async_stream_write(s, pat_at(0), total / 2)), 0);
   assert_int_equal(LIB(async_stream_write(s, pat_at(total / 2), total / 2)), 0);
   assert_true(wbuf(s) > 0);
   assert_int_equal(LIB(async_stream_write_eof(s)), 0);
   assert_int_equal(async_stream_is_reading(s), 1);
-  struct peer p;
-  peer_init(&p, sv[1]);
-  p.chunk = 128 * KIB;
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 10000));
-  assert_int_equal(p.eof, 1);
-  assert_int_equal(p.len, total);
-  assert_true(pat_ok(0, p.buf, total));
-  send_str(sv[1], "after");
-  struct want w = {&r, 5, 0};
-  assert_true(run_until(&e, c_got, &w, NULL, NULL, 2000));
-  assert_memory_equal(r.got, "after", 5);
-  close(sv[1]);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_end(&r, 0);
-  assert_int_equal(r.count[EV_EOF], 1);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  struct peer *p = fx_peer(&f);
+  p->chunk = 128 * KIB;
+  assert_true(fx_read_peer(&f, 10000));
+  assert_int_equal(p->eof, 1);
+  assert_int_equal(p->len, total);
+  assert_true(pat_ok(0, p->buf, total));
+  send_str(f.peer, "after");
+  assert_true(fx_until_got(&f, 5));
+  assert_memory_equal(f.r.got, "after", 5);
+  fx_close_peer(&f);
+  fx_wait_end(&f, NULL, 0);
+  assert_int_equal(f.r.count[EV_EOF], 1);
+  fx_finish(&f);
 }
 
 /* write_eof on a pipe's write end closes it: the reader sees the data,
  * then EOF. */
 static void test_write_eof_pipe(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int pp[2];
-  make_pipe(pp);
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, pp[1], &r);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
+  struct fx f;
+  fx_init(&f, FX_PIPE_WRITE);
+  async_stream *s = fx_made(&f);
   assert_int_equal(LIB(async_stream_write(s, "piped", 5)), 0);
   assert_int_equal(LIB(async_stream_write_eof(s)), 0);
-  struct peer p;
-  peer_init(&p, pp[0]);
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 2000));
-  assert_int_equal(p.eof, 1);
-  assert_int_equal(p.len, 5);
-  assert_memory_equal(p.buf, "piped", 5);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(pp[0]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  struct peer *p = fx_peer(&f);
+  assert_true(fx_read_peer(&f, 2000));
+  assert_int_equal(p->eof, 1);
+  assert_int_equal(p->len, 5);
+  assert_memory_equal(p->buf, "piped", 5);
+  fx_close_and_end(&f, NULL);
 }
 
 /* NULL data with len > 0: EINVAL; len 0: 0 and nothing happens (NULL or
  * not). */
 static void test_write_null_and_empty(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
-  struct peer p;
-  peer_init(&p, sv[1]);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made(&f);
+  struct peer *p = fx_peer(&f);
   assert_int_equal(LIB(async_stream_write(s, NULL, 1)), ASYNC_EINVAL);
   assert_int_equal(LIB(async_stream_write(s, "abc", 0)), 0);
   assert_int_equal(LIB(async_stream_write(s, NULL, 0)), 0);
   struct zc z = {0};
   assert_int_equal(LIB(async_stream_write_zc(s, NULL, 5, zc_done, &z)), ASYNC_EINVAL);
   assert_int_equal(wbuf(s), 0);
-  run_nowait(&e, 3);
-  assert_int_equal(peer_read(&p), 0);
-  assert_int_equal(r.count[EV_PAUSE] + r.count[EV_DRAINED], 0);
+  run_nowait(&f.e, 3);
+  assert_int_equal(peer_read(p), 0);
+  assert_int_equal(f.r.count[EV_PAUSE] + f.r.count[EV_DRAINED], 0);
   assert_int_equal(z.calls, 0);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  fx_close_and_end(&f, NULL);
 }
 
 /* ================================================================== */
@@ -1810,12 +1729,9 @@ static void test_write_null_and_empty(void **state) {
 
 static void test_write_limits_defaults_and_einval(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made(&f);
   size_t hi = 0, lo = 0;
   assert_int_equal(async_stream_get_write_limits(&hi, &lo, s), 0);
   assert_int_equal(hi, 64 * KIB);
@@ -1835,12 +1751,8 @@ static void test_write_limits_defaults_and_einval(void **state) {
   assert_int_equal(lo, 0);
   assert_int_equal(async_stream_get_write_limits(NULL, &lo, s), ASYNC_EINVAL);
   assert_int_equal(async_stream_get_write_limits(&hi, NULL, s), ASYNC_EINVAL);
-  assert_int_equal(r.count[EV_PAUSE], 0); /* nothing buffered */
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  assert_int_equal(f.r.count[EV_PAUSE], 0); /* nothing buffered */
+  fx_close_and_end(&f, NULL);
 }
 
 /* High 1000 / low 100 with the kernel full: 1000 buffered does not pause;
@@ -1848,15 +1760,9 @@ static void test_write_limits_defaults_and_einval(void **state) {
  * once at <= 100, then write_drained at 0. */
 static void test_pause_strictly_above_high(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  size_t pre = fill_kernel(sv[0]);
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made_full(&f);
   assert_int_equal(LIB(async_stream_set_write_limits(s, 1000, 100)), 0);
   uint8_t data[1002];
   pat_fill(data, 0, sizeof data);
@@ -1864,106 +1770,67 @@ static void test_pause_strictly_above_high(void **state) {
   assert_int_equal(wbuf(s), 600);
   assert_int_equal(LIB(async_stream_write(s, data + 600, 400)), 0);
   assert_int_equal(wbuf(s), 1000);
-  assert_int_equal(r.count[EV_PAUSE], 0); /* exactly at high: no pause */
+  assert_int_equal(f.r.count[EV_PAUSE], 0); /* exactly at high: no pause */
   assert_int_equal(LIB(async_stream_write(s, data + 1000, 1)), 0);
-  assert_int_equal(r.count[EV_PAUSE], 1); /* inside the write */
-  int ip = rec_find(&r, EV_PAUSE, 0);
-  assert_true(r.depth[ip] > 0);
-  assert_int_equal(r.wbuf[ip], 1001);
+  assert_int_equal(f.r.count[EV_PAUSE], 1); /* inside the write */
+  int ip = rec_find(&f.r, EV_PAUSE, 0);
+  assert_true(f.r.depth[ip] > 0);
+  assert_int_equal(f.r.wbuf[ip], 1001);
   assert_int_equal(LIB(async_stream_write(s, data + 1001, 1)), 0);
-  assert_int_equal(r.count[EV_PAUSE], 1); /* already paused */
-  run_nowait(&e, 3);
-  assert_int_equal(r.count[EV_RESUME], 0);
-  struct peer p;
-  peer_init(&p, sv[1]);
-  p.chunk = 1024;
-  p.want = pre + 1002;
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 5000));
-  assert_true(run_until(&e, c_drained, &r, NULL, NULL, 2000));
-  assert_int_equal(p.len, pre + 1002);
-  assert_memory_equal(p.buf + pre, data, 1002);
-  rec_check(&r);
-  assert_int_equal(r.count[EV_PAUSE], 1);
-  assert_int_equal(r.count[EV_RESUME], 1);
-  assert_int_equal(r.count[EV_DRAINED], 1);
-  int ir = rec_find(&r, EV_RESUME, 0), id = rec_find(&r, EV_DRAINED, 0);
-  assert_true(ip < ir && ir < id);
-  assert_true(r.wbuf[ir] <= 100);
-  assert_int_equal(r.wbuf[id], 0);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  assert_int_equal(f.r.count[EV_PAUSE], 1); /* already paused */
+  run_nowait(&f.e, 3);
+  assert_int_equal(f.r.count[EV_RESUME], 0);
+  struct peer *p = fx_peer(&f);
+  p->chunk = 1024;
+  p->want = f.pre + 1002;
+  assert_true(fx_read_peer(&f, 5000));
+  assert_true(fx_until(&f, c_drained, 2000));
+  assert_int_equal(p->len, f.pre + 1002);
+  assert_memory_equal(p->buf + f.pre, data, 1002);
+  rec_assert_flow_cycle(&f.r, 100);
+  fx_close_and_end(&f, NULL);
 }
 
 /* Limits (0, 0): pause as soon as anything is buffered, resume only when
  * empty. */
 static void test_limits_zero(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  size_t pre = fill_kernel(sv[0]);
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made_full(&f);
   assert_int_equal(LIB(async_stream_set_write_limits(s, 0, 0)), 0);
-  assert_int_equal(r.count[EV_PAUSE], 0);
+  assert_int_equal(f.r.count[EV_PAUSE], 0);
   assert_int_equal(LIB(async_stream_write(s, "1", 1)), 0);
-  assert_int_equal(r.count[EV_PAUSE], 1);
-  struct peer p;
-  peer_init(&p, sv[1]);
-  p.want = pre + 1;
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 5000));
-  assert_true(run_until(&e, c_drained, &r, NULL, NULL, 2000));
-  int ir = rec_find(&r, EV_RESUME, 0);
+  assert_int_equal(f.r.count[EV_PAUSE], 1);
+  fx_peer(&f)->want = f.pre + 1;
+  assert_true(fx_read_peer(&f, 5000));
+  assert_true(fx_until(&f, c_drained, 2000));
+  int ir = rec_find(&f.r, EV_RESUME, 0);
   assert_true(ir >= 0);
-  assert_int_equal(r.wbuf[ir], 0);
-  assert_int_equal(r.count[EV_RESUME], 1);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  assert_int_equal(f.r.wbuf[ir], 0);
+  assert_int_equal(f.r.count[EV_RESUME], 1);
+  fx_close_and_end(&f, NULL);
 }
 
 /* Lowering the high mark below what is buffered pauses inside
  * set_write_limits. */
 static void test_set_limits_pauses_at_once(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  size_t pre = fill_kernel(sv[0]);
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made_full(&f);
   uint8_t data[2000];
   memset(data, 'd', sizeof data);
   assert_int_equal(LIB(async_stream_write(s, data, sizeof data)), 0);
-  assert_int_equal(r.count[EV_PAUSE], 0); /* 2000 < 64 KiB */
+  assert_int_equal(f.r.count[EV_PAUSE], 0); /* 2000 < 64 KiB */
   assert_int_equal(LIB(async_stream_set_write_limits(s, 1000, 100)), 0);
-  assert_int_equal(r.count[EV_PAUSE], 1);
-  assert_true(r.depth[rec_find(&r, EV_PAUSE, 0)] > 0);
-  struct peer p;
-  peer_init(&p, sv[1]);
-  p.want = pre + sizeof data;
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 5000));
-  assert_true(run_until(&e, c_drained, &r, NULL, NULL, 2000));
-  assert_int_equal(r.count[EV_RESUME], 1);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  assert_int_equal(f.r.count[EV_PAUSE], 1);
+  assert_true(f.r.depth[rec_find(&f.r, EV_PAUSE, 0)] > 0);
+  fx_peer(&f)->want = f.pre + sizeof data;
+  assert_true(fx_read_peer(&f, 5000));
+  assert_true(fx_until(&f, c_drained, 2000));
+  assert_int_equal(f.r.count[EV_RESUME], 1);
+  fx_close_and_end(&f, NULL);
 }
 
 /* Writes from inside pause_writing, resume_writing and write_drained are
@@ -1980,46 +1847,34 @@ static void reentrant_hook(struct rec *r, async_stream *s, int ev) {
 
 static void test_writes_inside_flow_callbacks(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  size_t pre = fill_kernel(sv[0]);
-  struct rec r;
-  rec_init(&r);
-  r.hook = reentrant_hook;
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  f.r.hook = reentrant_hook;
+  async_stream *s = fx_made_full(&f);
   assert_int_equal(LIB(async_stream_set_write_limits(s, 1000, 100)), 0);
   uint8_t data[1001];
   pat_fill(data, 0, sizeof data);
   assert_int_equal(LIB(async_stream_write(s, data, sizeof data)), 0);
-  assert_int_equal(r.count[EV_PAUSE], 1);
-  assert_int_equal(r.nhook_rc, 1);
+  assert_int_equal(f.r.count[EV_PAUSE], 1);
+  assert_int_equal(f.r.nhook_rc, 1);
   assert_int_equal(wbuf(s), 1004);
-  struct peer p;
-  peer_init(&p, sv[1]);
-  p.want = pre + 1001 + 9;
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 5000));
-  run_for(&e, 20, peer_step, &p);
-  assert_int_equal(p.len, pre + 1001 + 9);
-  assert_memory_equal(p.buf + pre, data, 1001);
-  assert_memory_equal(p.buf + pre + 1001, "<P><R><D>", 9);
-  assert_int_equal(r.nhook_rc, 3);
-  for (int i = 0; i < r.nhook_rc; i++) {
-    assert_int_equal(r.hook_rc[i], 0);
+  struct peer *p = fx_peer(&f);
+  p->want = f.pre + 1001 + 9;
+  assert_true(fx_read_peer(&f, 5000));
+  run_for(&f.e, 20, peer_step, p);
+  assert_int_equal(p->len, f.pre + 1001 + 9);
+  assert_memory_equal(p->buf + f.pre, data, 1001);
+  assert_memory_equal(p->buf + f.pre + 1001, "<P><R><D>", 9);
+  assert_int_equal(f.r.nhook_rc, 3);
+  for (int i = 0; i < f.r.nhook_rc; i++) {
+    assert_int_equal(f.r.hook_rc[i], 0);
   }
-  rec_check(&r);
-  assert_int_equal(r.count[EV_PAUSE], 1);
-  assert_int_equal(r.count[EV_RESUME], 1);
-  assert_true(r.count[EV_DRAINED] >= 1);
-  assert_true(rec_find(&r, EV_RESUME, 0) < rec_find(&r, EV_DRAINED, 0));
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  rec_check(&f.r);
+  assert_int_equal(f.r.count[EV_PAUSE], 1);
+  assert_int_equal(f.r.count[EV_RESUME], 1);
+  assert_true(f.r.count[EV_DRAINED] >= 1);
+  assert_true(rec_find(&f.r, EV_RESUME, 0) < rec_find(&f.r, EV_DRAINED, 0));
+  fx_close_and_end(&f, NULL);
 }
 
 /* ---- large transfers: a pumping writer and a verifying reader ---- */
@@ -2266,95 +2121,67 @@ static void test_large_tcp_echo(void **state) {
  * flush; reading stops at once (the peer's later data is not delivered). */
 static void test_close_flushes(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  size_t pre = fill_kernel(sv[0]);
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made_full(&f);
   const size_t n = MIB;
   assert_int_equal(LIB(async_stream_write(s, pat_at(0), n)), 0);
   assert_int_equal(wbuf(s), n);
-  rec_mark_closed(&r);
-  assert_int_equal(LIB(async_stream_close(s)), 0);
+  assert_int_equal(fx_stop(&f, ACT_CLOSE), 0);
   assert_int_equal(async_stream_is_reading(s), 0);
-  send_str(sv[1], "ignored");
-  run_nowait(&e, 5);
-  assert_int_equal(r.count[EV_LOST], 0); /* still flushing */
-  assert_int_equal(r.count[EV_DATA], 0);
-  struct peer p;
-  peer_init(&p, sv[1]);
-  p.chunk = 64 * KIB;
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 10000));
+  send_str(f.peer, "ignored");
+  run_nowait(&f.e, 5);
+  assert_int_equal(f.r.count[EV_LOST], 0); /* still flushing */
+  assert_int_equal(f.r.count[EV_DATA], 0);
+  struct peer *p = fx_peer(&f);
+  p->chunk = 64 * KIB;
+  assert_true(fx_read_peer(&f, 10000));
   /* "ignored" stays unread in the stream's socket, so closing it makes
    * Linux report ECONNRESET to this AF_UNIX peer after the data */
-  if (!(p.eof || p.err == ECONNRESET)) {
-    fail_msg("peer: eof %d, error %s", p.eof, strerror(p.err));
+  if (!(p->eof || p->err == ECONNRESET)) {
+    fail_msg("peer: eof %d, error %s", p->eof, strerror(p->err));
   }
-  assert_int_equal(p.len, pre + n);
-  assert_true(pat_ok(0, p.buf + pre, n));
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_end(&r, 0);
-  assert_int_equal(r.count[EV_DATA], 0);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  assert_int_equal(p->len, f.pre + n);
+  assert_true(pat_ok(0, p->buf + f.pre, n));
+  fx_wait_end(&f, NULL, 0);
+  assert_int_equal(f.r.count[EV_DATA], 0);
+  fx_finish(&f);
 }
 
 /* abort drops: lost(0) not inside abort but on a later iteration; the
  * peer gets less than everything; a queued zero-copy write is done once. */
 static void test_abort_drops(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  size_t pre = fill_kernel(sv[0]);
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made_full(&f);
   const size_t n = MIB;
   assert_int_equal(LIB(async_stream_write(s, pat_at(0), n)), 0);
   static uint8_t zbuf[4096];
   struct zc z = {0};
   assert_int_equal(LIB(async_stream_write_zc(s, zbuf, sizeof zbuf, zc_done, &z)), 0);
   assert_int_equal(z.calls, 0);
-  int nev = r.nev;
-  rec_mark_closed(&r);
-  assert_int_equal(LIB(async_stream_abort(s)), 0);
-  assert_int_equal(r.nev, nev); /* nothing inside abort */
+  int nev = f.r.nev;
+  assert_int_equal(fx_stop(&f, ACT_ABORT), 0);
+  assert_int_equal(f.r.nev, nev); /* nothing inside abort */
   assert_int_equal(LIB(async_stream_abort(s)), 0);
   assert_int_equal(LIB(async_stream_close(s)), 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_end(&r, 0);
+  fx_wait_end(&f, NULL, 0);
   assert_int_equal(z.calls, 1);
-  struct peer p;
-  peer_init(&p, sv[1]);
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 2000));
-  assert_true(p.eof || p.err);
-  assert_true(p.len < pre + n + sizeof zbuf);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  struct peer *p = fx_peer(&f);
+  assert_true(fx_read_peer(&f, 2000));
+  assert_true(p->eof || p->err);
+  assert_true(p->len < f.pre + n + sizeof zbuf);
+  fx_finish(&f);
 }
 
 /* close and abort are idempotent, in any mix: one lost(0). */
 static void test_close_abort_idempotent(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
-  rec_mark_closed(&r);
-  assert_int_equal(LIB(async_stream_close(s)), 0);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made(&f);
+  assert_int_equal(fx_stop(&f, ACT_CLOSE), 0);
   assert_int_equal(LIB(async_stream_close(s)), 0);
   assert_int_equal(LIB(async_stream_abort(s)), 0);
   assert_int_equal(LIB(async_stream_abort(s)), 0);
@@ -2362,16 +2189,12 @@ static void test_close_abort_idempotent(void **state) {
   assert_int_equal(LIB(async_stream_pause_reading(s)), 0);
   assert_int_equal(LIB(async_stream_resume_reading(s)), 0);
   assert_int_equal(async_stream_is_reading(s), 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  run_nowait(&e, 3);
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  assert_true(fx_until(&f, c_released, 2000));
+  run_nowait(&f.e, 3);
+  rec_assert_seq(&f.r, SEQ(EV_MADE, EV_LOST, EV_RELEASE));
+  rec_assert_end(&f.r, 0);
+  fx_finish(&f);
 }
-
-enum act { ACT_NONE, ACT_CLOSE, ACT_ABORT };
 
 struct act_cfg {
   int ev;
@@ -2398,24 +2221,16 @@ static void act_hook(struct rec *r, async_stream *s, int ev) {
  * waiting; lost(0). */
 static void test_close_inside_made(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  send_str(sv[1], "never delivered");
-  struct rec r;
-  rec_init(&r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  send_str(f.peer, "never delivered");
   struct act_cfg a = {EV_MADE, ACT_CLOSE};
-  r.hook = act_hook;
-  r.arg = &a;
-  adopt_rec(&e, sv[0], &r);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  assert_int_equal(r.hook_rc[0], 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  f.r.hook = act_hook;
+  f.r.arg = &a;
+  fx_adopt(&f);
+  fx_wait_end(&f, SEQ(EV_MADE, EV_LOST, EV_RELEASE), 0);
+  assert_int_equal(f.r.hook_rc[0], 0);
+  fx_finish(&f);
 }
 
 /* close / abort inside data_received: no more data_received (even for
@@ -2423,31 +2238,23 @@ static void test_close_inside_made(void **state) {
  * on a later iteration (stream.h: "then connection_lost(0) on a later
  * iteration"; close only promises "never inside a call"). */
 static void close_in_data_case(int act) {
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  struct rec r;
-  rec_init(&r);
-  r.consume = C_N;
-  r.n = 1; /* leaves a tail: must not be re-delivered */
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  f.r.consume = C_N;
+  f.r.n = 1; /* leaves a tail: must not be re-delivered */
   struct act_cfg a = {EV_DATA, act};
-  r.hook = act_hook;
-  r.arg = &a;
-  async_stream *s = adopt_rec(&e, sv[0], &r);
+  f.r.hook = act_hook;
+  f.r.arg = &a;
+  async_stream *s = fx_adopt(&f);
   assert_int_equal(LIB(async_stream_set_read_limit(s, 4)), 0); /* more waits in the kernel */
-  send_str(sv[1], "first second third");
-  assert_true(run_until(&e, c_data, &r, NULL, NULL, 2000));
-  (void)!send(sv[1], "more", 4, MSG_NOSIGNAL); /* may fail: the fd may be gone already */
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_DATA, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  assert_int_equal(r.hook_rc[0], 0);
-  int id = rec_find(&r, EV_DATA, 0), il = rec_find(&r, EV_LOST, 0);
-  uint64_t data_iter = r.iter[id], lost_iter = r.iter[il];
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  send_str(f.peer, "first second third");
+  assert_true(fx_until(&f, c_data, 2000));
+  (void)!send(f.peer, "more", 4, MSG_NOSIGNAL); /* may fail: the fd may be gone already */
+  fx_wait_end(&f, SEQ(EV_MADE, EV_DATA, EV_LOST, EV_RELEASE), 0);
+  assert_int_equal(f.r.hook_rc[0], 0);
+  int id = rec_find(&f.r, EV_DATA, 0), il = rec_find(&f.r, EV_LOST, 0);
+  uint64_t data_iter = f.r.iter[id], lost_iter = f.r.iter[il];
+  fx_finish(&f);
   /* After data_received returned (the recorder fails any callback made
    * inside a library call), in this iteration's ready pass or later. */
   if (lost_iter < data_iter) {
@@ -2469,61 +2276,43 @@ static void test_abort_inside_data(void **state) {
 /* close inside eof_received (which returns 1): one lost(0). */
 static void test_close_inside_eof(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  r.eof_ret = 1;
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  f.r.eof_ret = 1;
   struct act_cfg a = {EV_EOF, ACT_CLOSE};
-  r.hook = act_hook;
-  r.arg = &a;
-  pair_made(&e, sv, &r);
-  assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_EOF, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  f.r.hook = act_hook;
+  f.r.arg = &a;
+  fx_made(&f);
+  assert_int_equal(shutdown(f.peer, SHUT_WR), 0);
+  fx_wait_end(&f, SEQ(EV_MADE, EV_EOF, EV_LOST, EV_RELEASE), 0);
+  fx_finish(&f);
 }
 
 /* close inside pause_writing (inside the write): the write still counts,
  * the buffer is flushed, the peer gets everything, then lost(0). */
 static void test_close_inside_pause_writing(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  size_t pre = fill_kernel(sv[0]);
-  struct rec r;
-  rec_init(&r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
   struct act_cfg a = {EV_PAUSE, ACT_CLOSE};
-  r.hook = act_hook;
-  r.arg = &a;
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
+  f.r.hook = act_hook;
+  f.r.arg = &a;
+  async_stream *s = fx_made_full(&f);
   assert_int_equal(LIB(async_stream_set_write_limits(s, 1000, 100)), 0);
   uint8_t data[2000];
   pat_fill(data, 0, sizeof data);
   assert_int_equal(LIB(async_stream_write(s, data, sizeof data)), 0);
-  assert_int_equal(r.count[EV_PAUSE], 1);
-  assert_int_equal(r.hook_rc[0], 0);
+  assert_int_equal(f.r.count[EV_PAUSE], 1);
+  assert_int_equal(f.r.hook_rc[0], 0);
   assert_int_equal(LIB(async_stream_write(s, "x", 1)), ASYNC_ECLOSED);
-  struct peer p;
-  peer_init(&p, sv[1]);
-  p.chunk = 4096;
-  assert_true(run_until(&e, c_peer, &p, peer_step, &p, 5000));
-  assert_int_equal(p.eof, 1);
-  assert_int_equal(p.len, pre + sizeof data);
-  assert_memory_equal(p.buf + pre, data, sizeof data);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  struct peer *p = fx_peer(&f);
+  p->chunk = 4096;
+  assert_true(fx_read_peer(&f, 5000));
+  assert_int_equal(p->eof, 1);
+  assert_int_equal(p->len, f.pre + sizeof data);
+  assert_memory_equal(p->buf + f.pre, data, sizeof data);
+  fx_wait_end(&f, NULL, 0);
+  fx_finish(&f);
 }
 
 /* ================================================================== */
@@ -2532,29 +2321,30 @@ static void test_close_inside_pause_writing(void **state) {
 /* TCP reset by the peer (SO_LINGER {1, 0}): lost(ECONNRESET), no eof. */
 static void test_peer_reset_tcp(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int c, sfd;
-  tcp_pair(&c, &sfd);
-  struct rec r;
-  rec_init(&r);
-  adopt_rec(&e, c, &r);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
-  send_str(sfd, "before reset");
-  struct want w = {&r, 12, 0};
-  assert_true(run_until(&e, c_got, &w, NULL, NULL, 2000));
+  struct fx f;
+  fx_init(&f, FX_TCP);
+  fx_made(&f);
+  send_str(f.peer, "before reset");
+  assert_true(fx_until_got(&f, 12));
   struct linger lg = {1, 0};
-  assert_int_equal(setsockopt(sfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-  close(sfd);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_DATA, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, ASYNC_ECONNRESET);
-  assert_int_equal(r.count[EV_EOF], 0);
-  rec_free(&r);
-  env_finish(&e);
+  assert_int_equal(setsockopt(f.peer, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+  fx_close_peer(&f);
+  fx_wait_end(&f, SEQ(EV_MADE, EV_DATA, EV_LOST, EV_RELEASE), ASYNC_ECONNRESET);
+  assert_int_equal(f.r.count[EV_EOF], 0);
+  fx_finish(&f);
 }
 
 static char g_self[4096]; /* this executable, for the EPIPE children */
+
+/* SIGPIPE at SIG_DFL, blocked or not: the disposition every EPIPE check
+ * (and the suite itself) runs with. */
+static void sigpipe_default(int block) {
+  signal(SIGPIPE, SIG_DFL);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
 
 /* Runs the EPIPE scenario mode in a fresh process (fork + exec of this
  * binary with --epipe-child, so it inherits no heap or cmocka state) with
@@ -2566,11 +2356,7 @@ static void run_child(int mode, int block_sigpipe, const char *what) {
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
-    signal(SIGPIPE, SIG_DFL);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    sigprocmask(block_sigpipe ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+    sigpipe_default(block_sigpipe);
     char arg[16];
     snprintf(arg, sizeof arg, "%d", mode);
     execl(g_self, g_self, "--epipe-child", arg, (char *)NULL);
@@ -2607,11 +2393,7 @@ static void test_sigpipe_default_kills_sanity(void **state) {
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
-    signal(SIGPIPE, SIG_DFL);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    sigpipe_default(0);
     _exit(child_sigpipe_sanity());
   }
   int st = 0;
@@ -2735,62 +2517,45 @@ static void test_epipe_pipe_sigpipe_blocked_not_left_pending(void **state) {
 
 static void test_pause_resume_reading(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made(&f);
   assert_int_equal(async_stream_is_reading(s), 1);
   assert_int_equal(LIB(async_stream_pause_reading(s)), 0);
   assert_int_equal(LIB(async_stream_pause_reading(s)), 0);
   assert_int_equal(async_stream_is_reading(s), 0);
-  send_str(sv[1], "held");
-  run_nowait(&e, 5);
-  run_for(&e, 30, NULL, NULL);
-  assert_int_equal(r.count[EV_DATA], 0);
+  send_str(f.peer, "held");
+  run_nowait(&f.e, 5);
+  run_for(&f.e, 30, NULL, NULL);
+  assert_int_equal(f.r.count[EV_DATA], 0);
   int avail = -1;
-  assert_int_equal(ioctl(sv[0], FIONREAD, &avail), 0);
+  assert_int_equal(ioctl(f.fd, FIONREAD, &avail), 0);
   assert_int_equal(avail, 4); /* kept in the kernel */
   assert_int_equal(LIB(async_stream_resume_reading(s)), 0);
   assert_int_equal(LIB(async_stream_resume_reading(s)), 0);
   assert_int_equal(async_stream_is_reading(s), 1);
-  struct want w = {&r, 4, 0};
-  assert_true(run_until(&e, c_got, &w, NULL, NULL, 2000));
-  assert_int_equal(r.count[EV_DATA], 1);
-  assert_memory_equal(r.got, "held", 4);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  assert_true(fx_until_got(&f, 4));
+  assert_int_equal(f.r.count[EV_DATA], 1);
+  assert_memory_equal(f.r.got, "held", 4);
+  fx_close_and_end(&f, NULL);
 }
 
 /* Paused before connection_made: made runs, no data until resume. */
 static void test_pause_reading_before_made(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  send_str(sv[1], "early");
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  send_str(f.peer, "early");
+  async_stream *s = fx_adopt(&f);
   assert_int_equal(LIB(async_stream_pause_reading(s)), 0);
   assert_int_equal(async_stream_is_reading(s), 0);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
-  run_for(&e, 30, NULL, NULL);
-  assert_int_equal(r.count[EV_DATA], 0);
+  assert_true(fx_until(&f, c_made, 2000));
+  run_for(&f.e, 30, NULL, NULL);
+  assert_int_equal(f.r.count[EV_DATA], 0);
   assert_int_equal(LIB(async_stream_resume_reading(s)), 0);
-  struct want w = {&r, 5, 0};
-  assert_true(run_until(&e, c_got, &w, NULL, NULL, 2000));
-  assert_memory_equal(r.got, "early", 5);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  assert_true(fx_until_got(&f, 5));
+  assert_memory_equal(f.r.got, "early", 5);
+  fx_close_and_end(&f, NULL);
 }
 
 /* pause_reading inside data_received: no further delivery until resume;
@@ -2803,30 +2568,24 @@ static void pause_in_data_hook(struct rec *r, async_stream *s, int ev) {
 
 static void test_pause_reading_inside_data(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  r.hook = pause_in_data_hook;
-  async_stream *s = pair_made(&e, sv, &r);
-  send_str(sv[1], "one");
-  assert_true(run_until(&e, c_data, &r, NULL, NULL, 2000));
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  f.r.hook = pause_in_data_hook;
+  async_stream *s = fx_made(&f);
+  send_str(f.peer, "one");
+  assert_true(fx_until(&f, c_data, 2000));
   assert_int_equal(async_stream_is_reading(s), 0);
-  send_str(sv[1], "two");
-  assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
-  run_for(&e, 40, NULL, NULL);
-  assert_int_equal(r.count[EV_DATA], 1);
-  assert_int_equal(r.count[EV_EOF], 0);
+  send_str(f.peer, "two");
+  assert_int_equal(shutdown(f.peer, SHUT_WR), 0);
+  run_for(&f.e, 40, NULL, NULL);
+  assert_int_equal(f.r.count[EV_DATA], 1);
+  assert_int_equal(f.r.count[EV_EOF], 0);
   assert_int_equal(LIB(async_stream_resume_reading(s)), 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_end(&r, 0);
-  assert_int_equal(r.got_len, 6);
-  assert_memory_equal(r.got, "onetwo", 6);
-  assert_int_equal(r.count[EV_EOF], 1);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  fx_wait_end(&f, NULL, 0);
+  assert_int_equal(f.r.got_len, 6);
+  assert_memory_equal(f.r.got, "onetwo", 6);
+  assert_int_equal(f.r.count[EV_EOF], 1);
+  fx_finish(&f);
 }
 
 /* ================================================================== */
@@ -2856,38 +2615,34 @@ static void swap_hook(struct rec *r, async_stream *s, int ev) {
  * protocol, and so do eof and connection_lost; no second connection_made. */
 static void test_set_protocol_inside_data(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec a, b;
-  rec_init(&a);
+  struct fx f; /* f.r: the first protocol's recorder, b: the second's */
+  fx_init(&f, FX_PAIR);
+  struct rec b;
   rec_init(&b);
   b.no_made = 1;
   struct swap w = {.b = &b, .pb = rec_proto()};
-  a.consume = C_N;
-  a.n = 2;
-  a.hook = swap_hook;
-  a.arg = &w;
-  pair_made(&e, sv, &a);
-  send_str(sv[1], "abcd");
-  assert_true(run_until(&e, c_data, &a, NULL, NULL, 2000));
+  f.r.consume = C_N;
+  f.r.n = 2;
+  f.r.hook = swap_hook;
+  f.r.arg = &w;
+  fx_made(&f);
+  send_str(f.peer, "abcd");
+  assert_true(fx_until(&f, c_data, 2000));
   assert_int_equal(w.rc, 0);
   assert_int_equal(w.a_released_at_once, 1);
-  send_str(sv[1], "ef");
-  assert_true(run_until(&e, c_data, &b, NULL, NULL, 2000));
-  assert_int_equal(b.dlv_len[0], 4);
-  assert_memory_equal(b.dlv[0], "cdef", 4);
-  close(sv[1]);
-  assert_true(run_until(&e, c_released, &b, NULL, NULL, 2000));
-  rec_assert_seq(&a, SEQ(EV_MADE, EV_DATA, EV_RELEASE));
-  rec_check(&a);
+  send_str(f.peer, "ef");
+  assert_true(run_until(&f.e, c_data, &b, NULL, NULL, 2000));
+  rec_assert_dlv(&b, 0, "cdef");
+  fx_close_peer(&f);
+  assert_true(run_until(&f.e, c_released, &b, NULL, NULL, 2000));
+  rec_assert_seq(&f.r, SEQ(EV_MADE, EV_DATA, EV_RELEASE));
+  rec_check(&f.r);
   rec_assert_seq(&b, SEQ(EV_DATA, EV_EOF, EV_LOST, EV_RELEASE));
   rec_assert_end(&b, 0);
-  run_nowait(&e, 3);
-  assert_int_equal(a.count[EV_RELEASE], 1);
-  rec_free(&a);
+  run_nowait(&f.e, 3);
+  assert_int_equal(f.r.count[EV_RELEASE], 1);
   rec_free(&b);
-  env_finish(&e);
+  fx_finish(&f);
 }
 
 static int release_count;
@@ -2901,13 +2656,11 @@ static void count_release(void *ud) {
  * released (it stays the caller's). */
 static void test_set_protocol_errors(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec a, b;
-  rec_init(&a);
+  struct fx f; /* f.r: the current protocol's recorder, b: the new one's */
+  fx_init(&f, FX_PAIR);
+  struct rec b;
   rec_init(&b);
-  async_stream *s = pair_made(&e, sv, &a);
+  async_stream *s = fx_made(&f);
   async_stream_protocol bad = rec_proto();
   assert_int_equal(LIB(async_stream_set_protocol(s, NULL, &b)), ASYNC_EINVAL);
   bad.size = 0;
@@ -2918,20 +2671,19 @@ static void test_set_protocol_errors(void **state) {
   bad = rec_proto();
   bad.connection_lost = NULL;
   assert_int_equal(LIB(async_stream_set_protocol(s, &bad, &b)), ASYNC_EINVAL);
-  assert_int_equal(a.count[EV_RELEASE], 0);
+  assert_int_equal(f.r.count[EV_RELEASE], 0);
   assert_int_equal(b.nev, 0);
-  send_str(sv[1], "still a");
-  struct want w = {&a, 7, 0};
-  assert_true(run_until(&e, c_got, &w, NULL, NULL, 2000));
+  send_str(f.peer, "still a");
+  assert_true(fx_until_got(&f, 7));
 
   /* a good switch outside callbacks: release of a at once */
-  a.swapped = 1;
+  f.r.swapped = 1;
   b.no_made = 1;
-  b.loop = e.loop;
+  b.loop = f.e.loop;
   b.stream = s;
   async_stream_protocol pb = rec_proto();
   assert_int_equal(LIB(async_stream_set_protocol(s, &pb, &b)), 0);
-  assert_int_equal(a.count[EV_RELEASE], 1);
+  assert_int_equal(f.r.count[EV_RELEASE], 1);
   rec_mark_closed(&b);
   assert_int_equal(LIB(async_stream_abort(s)), 0);
   async_stream_protocol pc = ASYNC_STREAM_PROTOCOL_INIT;
@@ -2943,14 +2695,12 @@ static void test_set_protocol_errors(void **state) {
   assert_int_equal(LIB(async_stream_set_protocol(s, &pc, &dummy)), ASYNC_ECLOSED);
   assert_int_equal(release_count, 0);
   assert_int_equal(b.count[EV_RELEASE], 0);
-  assert_true(run_until(&e, c_released, &b, NULL, NULL, 2000));
+  assert_true(run_until(&f.e, c_released, &b, NULL, NULL, 2000));
   rec_assert_seq(&b, SEQ(EV_LOST, EV_RELEASE));
   rec_assert_end(&b, 0);
   assert_int_equal(release_count, 0);
-  close(sv[1]);
-  rec_free(&a);
   rec_free(&b);
-  env_finish(&e);
+  fx_finish(&f);
 }
 
 /* ================================================================== */
@@ -2959,40 +2709,28 @@ static void test_set_protocol_errors(void **state) {
 /* fd and loop; the fd was made non-blocking and close-on-exec. */
 static void test_fd_loop_flags(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0); /* blocking, no CLOEXEC */
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  assert_int_equal(async_stream_fd(s), sv[0]);
-  assert_ptr_equal(async_stream_loop(s), e.loop);
-  assert_true(fcntl(sv[0], F_GETFL) & O_NONBLOCK);
-  assert_true(fcntl(sv[0], F_GETFD) & FD_CLOEXEC);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  struct fx f;
+  fx_init(&f, FX_PAIR_PLAIN); /* blocking, no CLOEXEC */
+  async_stream *s = fx_adopt(&f);
+  assert_int_equal(async_stream_fd(s), f.fd);
+  assert_ptr_equal(async_stream_loop(s), f.e.loop);
+  assert_true(fcntl(f.fd, F_GETFL) & O_NONBLOCK);
+  assert_true(fcntl(f.fd, F_GETFD) & FD_CLOEXEC);
+  fx_close_and_end(&f, NULL);
 }
 
 static void test_sockname_peername_tcp(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int c, sfd;
-  tcp_pair(&c, &sfd);
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, c, &r);
+  struct fx f;
+  fx_init(&f, FX_TCP);
+  async_stream *s = fx_adopt(&f);
   struct sockaddr_storage ss, ref;
   socklen_t rl = sizeof ref;
   memset(&ss, 0, sizeof ss);
   memset(&ref, 0, sizeof ref);
   int n = async_stream_sockname((struct sockaddr *)&ss, sizeof ss, s);
   assert_int_equal(n, (int)sizeof(struct sockaddr_in));
-  assert_int_equal(getsockname(c, (struct sockaddr *)&ref, &rl), 0);
+  assert_int_equal(getsockname(f.fd, (struct sockaddr *)&ref, &rl), 0);
   assert_int_equal(rl, (socklen_t)n);
   assert_memory_equal(&ss, &ref, (size_t)n);
   memset(&ss, 0, sizeof ss);
@@ -3000,7 +2738,7 @@ static void test_sockname_peername_tcp(void **state) {
   rl = sizeof ref;
   n = async_stream_peername((struct sockaddr *)&ss, sizeof ss, s);
   assert_int_equal(n, (int)sizeof(struct sockaddr_in));
-  assert_int_equal(getsockname(sfd, (struct sockaddr *)&ref, &rl), 0);
+  assert_int_equal(getsockname(f.peer, (struct sockaddr *)&ref, &rl), 0);
   assert_memory_equal(&ss, &ref, (size_t)n);
   assert_int_equal(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
   /* capacity too small */
@@ -3008,23 +2746,16 @@ static void test_sockname_peername_tcp(void **state) {
   assert_int_equal(async_stream_peername((struct sockaddr *)&ss, sizeof(struct sockaddr_in) - 1, s), ASYNC_ERANGE);
   assert_int_equal(async_stream_sockname(NULL, sizeof ss, s), ASYNC_EINVAL);
   assert_int_equal(async_stream_peername(NULL, sizeof ss, s), ASYNC_EINVAL);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sfd);
-  rec_free(&r);
-  env_finish(&e);
+  fx_close_and_end(&f, NULL);
 }
 
 /* AF_UNIX socketpair: unnamed, but a socket: a positive length
  * (AF_UNIX family). A pipe is not a socket: EINVAL. */
 static void test_sockname_unix_and_pipe(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made(&f);
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof ss);
   int n = async_stream_sockname((struct sockaddr *)&ss, sizeof ss, s);
@@ -3033,24 +2764,16 @@ static void test_sockname_unix_and_pipe(void **state) {
   n = async_stream_peername((struct sockaddr *)&ss, sizeof ss, s);
   assert_true(n > 0);
   assert_int_equal(ss.ss_family, AF_UNIX);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
+  close_and_wait(&f.e, &f.r, s);
+  rec_assert_end(&f.r, 0);
 
-  int p[2];
-  make_pipe(p);
-  rec_init(&r);
-  s = adopt_rec(&e, p[0], &r);
+  fx_renew(&f, FX_PIPE_READ);
+  s = fx_adopt(&f);
   assert_int_equal(async_stream_sockname((struct sockaddr *)&ss, sizeof ss, s), ASYNC_EINVAL);
   assert_int_equal(async_stream_peername((struct sockaddr *)&ss, sizeof ss, s), ASYNC_EINVAL);
   assert_int_equal(async_stream_set_nodelay(s, 1), ASYNC_EINVAL);
   assert_int_equal(async_stream_set_keepalive(s, 1, 10), ASYNC_EINVAL);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(p[1]);
-  rec_free(&r);
-  env_finish(&e);
+  fx_close_and_end(&f, NULL);
 }
 
 static int getopt_int(int fd, int level, int name) {
@@ -3063,45 +2786,31 @@ static int getopt_int(int fd, int level, int name) {
 /* TCP_NODELAY on after adopt; set_nodelay toggles it; not TCP: EINVAL. */
 static void test_nodelay(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int c, sfd;
-  tcp_pair(&c, &sfd);
-  assert_int_equal(getopt_int(c, IPPROTO_TCP, TCP_NODELAY), 0);
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, c, &r);
-  assert_int_equal(getopt_int(c, IPPROTO_TCP, TCP_NODELAY) != 0, 1);
+  struct fx f;
+  fx_init(&f, FX_TCP);
+  assert_int_equal(getopt_int(f.fd, IPPROTO_TCP, TCP_NODELAY), 0);
+  async_stream *s = fx_adopt(&f);
+  assert_int_equal(getopt_int(f.fd, IPPROTO_TCP, TCP_NODELAY) != 0, 1);
   assert_int_equal(async_stream_set_nodelay(s, 0), 0);
-  assert_int_equal(getopt_int(c, IPPROTO_TCP, TCP_NODELAY), 0);
+  assert_int_equal(getopt_int(f.fd, IPPROTO_TCP, TCP_NODELAY), 0);
   assert_int_equal(async_stream_set_nodelay(s, 1), 0);
-  assert_int_equal(getopt_int(c, IPPROTO_TCP, TCP_NODELAY) != 0, 1);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sfd);
-  rec_free(&r);
+  assert_int_equal(getopt_int(f.fd, IPPROTO_TCP, TCP_NODELAY) != 0, 1);
+  close_and_wait(&f.e, &f.r, s);
+  rec_assert_end(&f.r, 0);
 
-  int sv[2];
-  rec_init(&r);
-  s = pair_made(&e, sv, &r);
+  fx_renew(&f, FX_PAIR);
+  s = fx_made(&f);
   assert_int_equal(async_stream_set_nodelay(s, 1), ASYNC_EINVAL);
   assert_int_equal(async_stream_set_keepalive(s, 1, 0), ASYNC_EINVAL);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  fx_close_and_end(&f, NULL);
 }
 
 static void test_keepalive(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int c, sfd;
-  tcp_pair(&c, &sfd);
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, c, &r);
+  struct fx f;
+  fx_init(&f, FX_TCP);
+  async_stream *s = fx_adopt(&f);
+  int c = f.fd;
   int def_idle = getopt_int(c, IPPROTO_TCP, TCP_KEEPIDLE);
   assert_int_equal(async_stream_set_keepalive(s, 1, 37), 0);
   assert_int_equal(getopt_int(c, SOL_SOCKET, SO_KEEPALIVE) != 0, 1);
@@ -3112,35 +2821,24 @@ static void test_keepalive(void **state) {
   assert_int_equal(getopt_int(c, SOL_SOCKET, SO_KEEPALIVE) != 0, 1);
   assert_int_equal(getopt_int(c, IPPROTO_TCP, TCP_KEEPIDLE), 37);
   (void)def_idle;
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sfd);
-  rec_free(&r);
-  env_finish(&e);
+  fx_close_and_end(&f, NULL);
 }
 
 /* Idle timeout 100 ms, no traffic: lost(ETIMEDOUT) no earlier than 100 ms
  * after it was set, no eof. */
 static void test_idle_timeout_fires(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made(&f);
   uint64_t t0 = tu_now_ns();
   assert_int_equal(LIB(async_stream_set_idle_timeout(s, 100)), 0);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_seq(&r, SEQ(EV_MADE, EV_LOST, EV_RELEASE));
-  rec_assert_end(&r, ASYNC_ETIMEDOUT);
-  double ms = (double)(r.t_ns[rec_find(&r, EV_LOST, 0)] - t0) / 1e6;
+  fx_wait_end(&f, SEQ(EV_MADE, EV_LOST, EV_RELEASE), ASYNC_ETIMEDOUT);
+  double ms = (double)(f.r.t_ns[rec_find(&f.r, EV_LOST, 0)] - t0) / 1e6;
   if (ms < 100.0 || ms > 1000.0) {
     fail_msg("idle timeout after %.1f ms, want 100 ms (+ slack)", ms);
   }
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  fx_finish(&f);
 }
 
 struct ticker {
@@ -3173,35 +2871,27 @@ static void ticker_step(void *a) {
  * once it stops, lost(ETIMEDOUT) >= 150 ms after the last byte. Outgoing
  * writes keep it alive as well. */
 static void idle_traffic_case(int outgoing) {
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
-  struct peer p;
-  peer_init(&p, sv[1]);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made(&f);
+  struct peer *p = fx_peer(&f);
   assert_int_equal(LIB(async_stream_set_idle_timeout(s, 150)), 0);
-  struct ticker t = {.fd = outgoing ? -1 : sv[1], .s = outgoing ? s : NULL, .p = outgoing ? &p : NULL,
+  struct ticker t = {.fd = outgoing ? -1 : f.peer, .s = outgoing ? s : NULL, .p = outgoing ? p : NULL,
                      .period_ms = 30};
   t.until_ns = tu_now_ns() + 450 * 1000000u;
   t.next_ns = 0;
-  run_for(&e, 450, ticker_step, &t);
-  if (r.count[EV_LOST] != 0) {
-    rec_dump(&r);
+  run_for(&f.e, 450, ticker_step, &t);
+  if (f.r.count[EV_LOST] != 0) {
+    rec_dump(&f.r);
     fail_msg("idle timeout fired despite %s traffic every 30 ms", outgoing ? "outgoing" : "incoming");
   }
   assert_true(t.sent >= 5);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_end(&r, ASYNC_ETIMEDOUT);
-  double ms = (double)(r.t_ns[rec_find(&r, EV_LOST, 0)] - t.last_ns) / 1e6;
+  fx_wait_end(&f, NULL, ASYNC_ETIMEDOUT);
+  double ms = (double)(f.r.t_ns[rec_find(&f.r, EV_LOST, 0)] - t.last_ns) / 1e6;
   if (ms < 150.0 || ms > 1000.0) {
     fail_msg("idle timeout %.1f ms after the last traffic, want 150 ms (+ slack)", ms);
   }
-  close(sv[1]);
-  peer_free(&p);
-  rec_free(&r);
-  env_finish(&e);
+  fx_finish(&f);
 }
 
 static void test_idle_timeout_reset_by_reads(void **state) {
@@ -3217,24 +2907,17 @@ static void test_idle_timeout_reset_by_writes(void **state) {
 /* 0 turns it off; after close: ECLOSED. */
 static void test_idle_timeout_off_and_closed(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  async_stream *s = fx_made(&f);
   assert_int_equal(LIB(async_stream_set_idle_timeout(s, 50)), 0);
   assert_int_equal(LIB(async_stream_set_idle_timeout(s, 0)), 0);
-  run_for(&e, 200, NULL, NULL);
-  assert_int_equal(r.count[EV_LOST], 0);
-  rec_mark_closed(&r);
-  assert_int_equal(LIB(async_stream_close(s)), 0);
+  run_for(&f.e, 200, NULL, NULL);
+  assert_int_equal(f.r.count[EV_LOST], 0);
+  assert_int_equal(fx_stop(&f, ACT_CLOSE), 0);
   assert_int_equal(LIB(async_stream_set_idle_timeout(s, 50)), ASYNC_ECLOSED);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  fx_wait_end(&f, NULL, 0);
+  fx_finish(&f);
 }
 
 /* ================================================================== */
@@ -3284,52 +2967,50 @@ static void adopt_fails(async_loop *loop, int fd, const async_stream_protocol *p
 
 static void test_adopt_bad_input(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
+  struct fx f; /* f.fd is what every bad adopt is tried on */
+  fx_init(&f, FX_PAIR);
+  async_loop *loop = f.e.loop;
   async_stream_protocol p = bad_proto();
   async_stream *s = NULL;
-  assert_int_equal(async_stream_adopt(NULL, e.loop, sv[0], &p, NULL), ASYNC_EINVAL);
-  adopt_fails(NULL, sv[0], &p, ASYNC_EINVAL, "NULL loop");
-  adopt_fails((async_loop *)e.guard, sv[0], &p, ASYNC_EINVAL, "a timer as loop");
-  adopt_fails(e.loop, sv[0], NULL, ASYNC_EINVAL, "NULL protocol");
+  assert_int_equal(async_stream_adopt(NULL, loop, f.fd, &p, NULL), ASYNC_EINVAL);
+  adopt_fails(NULL, f.fd, &p, ASYNC_EINVAL, "NULL loop");
+  adopt_fails((async_loop *)f.e.guard, f.fd, &p, ASYNC_EINVAL, "a timer as loop");
+  adopt_fails(loop, f.fd, NULL, ASYNC_EINVAL, "NULL protocol");
   async_stream_protocol q = p;
   q.size = 0;
-  adopt_fails(e.loop, sv[0], &q, ASYNC_EINVAL, "protocol size 0");
+  adopt_fails(loop, f.fd, &q, ASYNC_EINVAL, "protocol size 0");
   q.size = (uint32_t)sizeof(uint32_t);
-  adopt_fails(e.loop, sv[0], &q, ASYNC_EINVAL, "protocol size 4");
+  adopt_fails(loop, f.fd, &q, ASYNC_EINVAL, "protocol size 4");
   q = p;
   q.data_received = NULL;
-  adopt_fails(e.loop, sv[0], &q, ASYNC_EINVAL, "data_received NULL");
+  adopt_fails(loop, f.fd, &q, ASYNC_EINVAL, "data_received NULL");
   q = p;
   q.connection_lost = NULL;
-  adopt_fails(e.loop, sv[0], &q, ASYNC_EINVAL, "connection_lost NULL");
-  adopt_fails(e.loop, -1, &p, ASYNC_EBADF, "fd -1");
-  int closed = dup(sv[1]);
+  adopt_fails(loop, f.fd, &q, ASYNC_EINVAL, "connection_lost NULL");
+  adopt_fails(loop, -1, &p, ASYNC_EBADF, "fd -1");
+  int closed = dup(f.peer);
   assert_true(closed >= 0);
   close(closed);
-  adopt_fails(e.loop, closed, &p, ASYNC_EBADF, "a closed fd");
+  adopt_fails(loop, closed, &p, ASYNC_EBADF, "a closed fd");
   struct sockaddr_in sin;
   int l = tcp_listener(&sin);
-  adopt_fails(e.loop, l, &p, ASYNC_EINVAL, "a listening socket");
+  adopt_fails(loop, l, &p, ASYNC_EINVAL, "a listening socket");
   close(l);
   int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   assert_true(u >= 0);
-  adopt_fails(e.loop, u, &p, ASYNC_EINVAL, "a UDP socket");
+  adopt_fails(loop, u, &p, ASYNC_EINVAL, "a UDP socket");
   close(u);
   int ud[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, ud), 0);
-  adopt_fails(e.loop, ud[0], &p, ASYNC_EINVAL, "an AF_UNIX datagram socket");
+  adopt_fails(loop, ud[0], &p, ASYNC_EINVAL, "an AF_UNIX datagram socket");
   tu_close_pair(ud);
   /* none of it left a stream behind: the fd is still adoptable */
-  assert_int_equal(async_stream_adopt(&s, e.loop, sv[0], &p, NULL), 0);
+  assert_int_equal(async_stream_adopt(&s, loop, f.fd, &p, NULL), 0);
   assert_int_equal(async_stream_close(s), 0);
   for (int i = 0; i < 50; i++) {
-    run_once(&e, ASYNC_RUN_NOWAIT);
+    run_once(&f.e, ASYNC_RUN_NOWAIT);
   }
-  close(sv[1]);
-  env_finish(&e);
+  fx_finish(&f);
 }
 
 /* Every function rejects NULL and wrong-kind pointers. */
@@ -3373,27 +3054,20 @@ static void check_stream_funcs(async_stream *s, const char *what) {
 
 static void test_null_and_wrong_kind(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
   g_release_calls = 0;
   check_stream_funcs(NULL, "NULL stream");
-  check_stream_funcs((async_stream *)e.loop, "a loop as stream");
-  check_stream_funcs((async_stream *)e.guard, "a timer as stream");
+  check_stream_funcs((async_stream *)f.e.loop, "a loop as stream");
+  check_stream_funcs((async_stream *)f.e.guard, "a timer as stream");
   /* output pointers and values on a real stream */
-  int sv[2];
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = pair_made(&e, sv, &r);
+  async_stream *s = fx_made(&f);
   assert_int_equal(async_stream_write_buffer_size(NULL, s), ASYNC_EINVAL);
   assert_int_equal(async_stream_set_read_limit(s, 0), ASYNC_EINVAL);
   assert_int_equal(async_stream_writev(s, NULL, 2), ASYNC_EINVAL);
   /* the loop is unharmed */
-  assert_int_equal(async_loop_alive(e.loop), 1);
-  close_and_wait(&e, &r, s);
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e);
+  assert_int_equal(async_loop_alive(f.e.loop), 1);
+  fx_close_and_end(&f, NULL);
 }
 
 /* ================================================================== */
@@ -3403,54 +3077,40 @@ static void test_null_and_wrong_kind(void **state) {
  * after connection_lost and release it succeeds. */
 static void test_loop_free_busy_while_stream_alive(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  int sv[2];
-  make_socketpair(sv);
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  assert_int_equal(async_loop_free(e.loop), ASYNC_EBUSY);
-  assert_true(run_until(&e, c_made, &r, NULL, NULL, 2000));
-  assert_int_equal(async_loop_free(e.loop), ASYNC_EBUSY);
-  rec_mark_closed(&r);
-  assert_int_equal(LIB(async_stream_close(s)), 0);
-  assert_int_equal(async_loop_free(e.loop), ASYNC_EBUSY);
-  assert_true(run_until(&e, c_released, &r, NULL, NULL, 2000));
-  rec_assert_end(&r, 0);
-  close(sv[1]);
-  rec_free(&r);
-  env_finish(&e); /* frees with 0 */
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  fx_adopt(&f);
+  assert_int_equal(async_loop_free(f.e.loop), ASYNC_EBUSY);
+  assert_true(fx_until(&f, c_made, 2000));
+  assert_int_equal(async_loop_free(f.e.loop), ASYNC_EBUSY);
+  assert_int_equal(fx_stop(&f, ACT_CLOSE), 0);
+  assert_int_equal(async_loop_free(f.e.loop), ASYNC_EBUSY);
+  fx_wait_end(&f, NULL, 0);
+  fx_finish(&f); /* frees with 0 */
 }
 
 /* The loop keeps running (RUN_DEFAULT does not return) while a stream is
  * alive and idle: checked with one ONCE iteration returning 1. */
 static void test_stream_keeps_loop_alive(void **state) {
   (void)state;
-  struct env e;
-  env_init(&e);
-  tu_close(async_timer_handle(e.guard));
-  assert_int_equal(async_loop_run(e.loop, ASYNC_RUN_DEFAULT), 0);
-  int sv[2];
-  make_socketpair(sv);
-  struct rec r;
-  rec_init(&r);
-  async_stream *s = adopt_rec(&e, sv[0], &r);
-  assert_int_equal(async_loop_alive(e.loop), 1);
-  run_nowait(&e, 3);
-  assert_int_equal(run_once(&e, ASYNC_RUN_NOWAIT), 1);
-  rec_mark_closed(&r);
-  assert_int_equal(LIB(async_stream_close(s)), 0);
-  for (int i = 0; i < 100 && !c_released(&r); i++) {
-    run_once(&e, ASYNC_RUN_NOWAIT);
+  struct fx f;
+  fx_init(&f, FX_PAIR);
+  tu_close(async_timer_handle(f.e.guard));
+  assert_int_equal(async_loop_run(f.e.loop, ASYNC_RUN_DEFAULT), 0);
+  fx_adopt(&f);
+  assert_int_equal(async_loop_alive(f.e.loop), 1);
+  run_nowait(&f.e, 3);
+  assert_int_equal(run_once(&f.e, ASYNC_RUN_NOWAIT), 1);
+  assert_int_equal(fx_stop(&f, ACT_CLOSE), 0);
+  for (int i = 0; i < 100 && !c_released(&f.r); i++) {
+    run_once(&f.e, ASYNC_RUN_NOWAIT);
   }
-  rec_assert_end(&r, 0);
+  rec_assert_end(&f.r, 0);
   g_in_run++;
-  assert_int_equal(async_loop_run(e.loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(async_loop_run(f.e.loop, ASYNC_RUN_DEFAULT), 0);
   g_in_run--;
-  assert_int_equal(async_loop_free(e.loop), 0);
-  close(sv[1]);
-  rec_free(&r);
+  assert_int_equal(async_loop_free(f.e.loop), 0);
+  fx_drop(&f); /* the loop is already freed: no env_finish */
 }
 
 static int count_fds(void) {
@@ -3540,11 +3200,7 @@ int main(int argc, char **argv) {
   } else {
     snprintf(g_self, sizeof g_self, "%s", argv[0]);
   }
-  signal(SIGPIPE, SIG_DFL);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGPIPE);
-  sigprocmask(SIG_UNBLOCK, &set, NULL);
+  sigpipe_default(0);
   pat_init();
   const struct CMUnitTest tests[] = {
       /* order */
