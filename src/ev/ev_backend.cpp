@@ -130,10 +130,18 @@ void on_slot_timer(struct ev_loop *, ev_timer *w, int) noexcept {
   reinterpret_cast<TimerSlot *>(w)->fn(w->data, 0);
 }
 
-void on_io(struct ev_loop *, ev_io *w, int revents) noexcept {
+// EV_ERROR means libev gave up on the fd (epoll refused it, e.g. a regular
+// file) and stopped the watcher itself, without the ev_ref our own stops
+// pair with the ev_unref after start: restore the balance here.
+void rebalance_killed(struct ev_loop *loop, int revents) noexcept {
+  if (revents & EV_ERROR) ev_ref(loop);
+}
+
+void on_io(struct ev_loop *loop, ev_io *w, int revents) noexcept {
   auto *slot = reinterpret_cast<IoSlot *>(w);
   std::uint32_t ready = static_cast<std::uint32_t>(revents) & (EV_READ | EV_WRITE);
   if (revents & EV_ERROR) ready = static_cast<std::uint32_t>(w->events) & (EV_READ | EV_WRITE);
+  rebalance_killed(loop, revents);
   slot->fn(w->data, ready);
 }
 
@@ -286,7 +294,8 @@ void Backend::io_start(IoSlot &slot) noexcept {
 void Backend::io_stop(IoSlot &slot) noexcept {
   ev_io *w = as_io(slot);
   if (!ev_is_active(w)) {
-    ev_clear_pending(impl_->loop, w);
+    // A kill notice dropped here would never reach on_io.
+    rebalance_killed(impl_->loop, ev_clear_pending(impl_->loop, w));
     return;
   }
   ev_ref(impl_->loop);
