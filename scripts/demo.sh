@@ -18,6 +18,9 @@ tour=(
   "future_chain||a future resolved by a timer, a second step in its done callback, async_future_timeout()"
   "worker_thread||a thread of your own posts results to the loop with async_loop_post()"
   "resolve|localhost 127.0.0.1 fe80::1%lo|async_getaddrinfo() for several names at once (these need no DNS server)"
+  "echo_server|--self-test|a TCP server whose connections echo; a client on the same loop checks it"
+  "chat_server|--self-test|a line-based chat: one client speaks, the other hears"
+  "http_hello|--self-test|HTTP/1.1 keep-alive: two pipelined requests answered"
 )
 for entry in "${tour[@]}"; do
   IFS='|' read -r name args what <<<"$entry"
