@@ -22,5 +22,6 @@
 #include "async/dns.h"
 #include "async/stream.h"
 #include "async/server.h"
+#include "async/connect.h"
 
 #endif

@@ -1,0 +1,29 @@
+#include "api/api.hpp"
+#include "core/connector.hpp"
+#include "core/future.hpp"
+#include "core/stream.hpp"
+
+using async::api::checked_loop;
+using async::api::guarded;
+using async::core::Connector;
+using async::core::Future;
+using async::core::Loop;
+using async::core::Stream;
+
+extern "C" {
+
+ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char *host, uint16_t port,
+                                const async_connect_options *options, const async_stream_protocol *protocol,
+                                void *userdata) {
+  Loop *l = checked_loop(loop);
+  if (!out || !l || !host || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
+  async_connect_options defaults = ASYNC_CONNECT_OPTIONS_INIT;
+  if (options && options->size < sizeof(async_connect_options)) return ASYNC_EINVAL;
+  return guarded([&]() -> int {
+    Future *f = nullptr;
+    int err = Connector::start(&f, *l, host, port, options ? *options : defaults, *protocol, userdata);
+    if (!err) *out = f->c_future();
+    return err;
+  });
+}
+}

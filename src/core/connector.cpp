@@ -1,0 +1,382 @@
+#include "core/connector.hpp"
+
+#include <async/error.h>
+#include <async/watcher.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/address.hpp"
+#include "core/addrinfo.hpp"
+#include "core/future.hpp"
+#include "core/loop.hpp"
+#include "core/stream.hpp"
+#include "dns/resolver.hpp"
+#include "util/alloc.hpp"
+#include "util/clock.hpp"
+#include "util/sys_error.hpp"
+
+namespace async::core {
+
+namespace {
+
+void set_port(sockaddr_storage &addr, std::uint16_t port) noexcept {
+  if (addr.ss_family == AF_INET6)
+    reinterpret_cast<sockaddr_in6 &>(addr).sin6_port = htons(port);
+  else
+    reinterpret_cast<sockaddr_in &>(addr).sin_port = htons(port);
+}
+
+}  // namespace
+
+Connector::Connector(Loop &loop) noexcept : loop_(loop) {
+  ev::Backend::timer_init(timer_, on_timer, this);
+  ev::Backend::timer_init(total_, on_total, this);
+}
+
+Connector::~Connector() { stop_work(); }
+
+int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t port,
+                     const async_connect_options &options, const async_stream_protocol &protocol,
+                     void *userdata) noexcept {
+  std::size_t host_len = std::strlen(host);
+  if (host_len == 0 || host_len >= sizeof Connector::host_) return ASYNC_EINVAL;
+  int family = options.family;
+  if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6) return ASYNC_EINVAL;
+  Address local{};
+  if (options.local_address) {
+    int len = parse_address(reinterpret_cast<sockaddr *>(&local.addr), sizeof local.addr, options.local_address, 0);
+    if (len < 0) return ASYNC_EINVAL;
+    local.len = static_cast<socklen_t>(len);
+  }
+  if (!loop.resolver()) return ASYNC_ENOMEM;
+
+  Connector *c = util::make<Connector>(loop);
+  if (!c) return ASYNC_ENOMEM;
+  Future *future = Future::create(loop);
+  // One ready-queue slot for resolving the future after connection_made.
+  bool reserved = future && loop.reserve_task();
+  // The first step runs from the loop, never inside this call.
+  int err = reserved ? loop.call_soon(kickoff, c) : ASYNC_ENOMEM;
+  if (err) {
+    if (reserved) loop.unreserve_task();
+    if (future) future->release_owner();
+    util::destroy(c);
+    return err;
+  }
+  ++c->refs_;  // the kickoff task's
+  std::memcpy(c->host_, host, host_len + 1);
+  std::snprintf(c->port_, sizeof c->port_, "%u", port);
+  c->family_ = family;
+  c->happy_eyeballs_ = options.happy_eyeballs != 0;
+  c->resolution_delay_ns_ = util::ms_to_ns(options.resolution_delay_ms);
+  c->attempt_delay_ns_ = util::ms_to_ns(options.attempt_delay_ms);
+  c->attempt_timeout_ns_ = util::ms_to_ns(options.attempt_timeout_ms);
+  c->has_local_ = options.local_address != nullptr;
+  c->local_ = local;
+  c->attempt_failed_ = options.attempt_failed;
+  c->attempt_failed_userdata_ = options.attempt_failed_userdata;
+  c->protocol_ = protocol;
+  c->protocol_.size = sizeof c->protocol_;
+  c->userdata_ = userdata;
+  future->set_cancel(on_cancel, c);
+  c->future_ = future;
+  c->working_ = true;
+  loop.backend().ref();  // a connect in progress keeps the loop running
+  if (options.total_timeout_ms) loop.backend().timer_start(c->total_, util::ms_to_ns(options.total_timeout_ms));
+  *out = future;
+  return 0;
+}
+
+void Connector::release() noexcept {
+  if (--refs_ == 0) util::destroy(this);
+}
+
+// ---- resolution -------------------------------------------------------------
+
+void Connector::kickoff(async_loop *, void *self) noexcept {
+  auto *c = static_cast<Connector *>(self);
+  if (!c->finished_) {
+    sockaddr_storage numeric{};
+    socklen_t len = 0;
+    int kind = parse_numeric_host_checked(c->host_, AF_UNSPEC, &numeric, &len);
+    int err = kind < 0 ? kind : 0;
+    if (kind == 1) {
+      if (c->family_ != AF_UNSPEC && numeric.ss_family != c->family_) {
+        err = ASYNC_ENODATA;
+      } else {
+        set_port(numeric, static_cast<std::uint16_t>(std::atoi(c->port_)));
+        Address &a = numeric.ss_family == AF_INET6 ? c->v6_[c->n6_++] : c->v4_[c->n4_++];
+        a.addr = numeric;
+        a.len = len;
+      }
+    } else if (kind == 0) {
+      // Happy Eyeballs asks AAAA and A separately, so a slow family cannot
+      // hold the other back (c-ares 1.18 waits for both on AF_UNSPEC).
+      bool split = c->happy_eyeballs_ && c->family_ == AF_UNSPEC;
+      err = c->lookup(split ? AF_INET6 : c->family_);
+      if (!err && split) err = c->lookup(AF_INET);
+    }
+    if (err)
+      c->fail(err);
+    else
+      c->try_next();
+  }
+  c->release();
+}
+
+int Connector::lookup(int family) noexcept {
+  Future *f = nullptr;
+  int err = loop_.resolver()->getaddrinfo(&f, host_, port_, family, SOCK_STREAM, 0);
+  if (err) return err;
+  err = f->add_callback(on_lookup, this);
+  if (err) {
+    f->release_owner();
+    return err;
+  }
+  lookups_[family == AF_INET ? 1 : 0] = f;
+  ++refs_;  // the callback's
+  return 0;
+}
+
+void Connector::on_lookup(async_future *future, int status, void *self) noexcept {
+  auto *c = static_cast<Connector *>(self);
+  Future *f = Future::from(future);
+  int slot = f == c->lookups_[0] ? 0 : f == c->lookups_[1] ? 1 : -1;
+  if (slot >= 0) {
+    // Still ours (not cancelled by stop_work): read it, then free it.
+    c->lookups_[slot] = nullptr;
+    if (status == 0)
+      c->add_addresses(f->value());
+    else if (!c->first_error_)
+      c->first_error_ = status;
+    f->release_owner();
+    if (slot == 1 && c->lookups_[0] && c->n4_ > 0) c->v4_ready_ns_ = util::monotonic_ns();  // RFC 8305 §3
+    if (slot == 0) c->v4_ready_ns_ = 0;
+    c->try_next();
+  }
+  c->release();
+}
+
+void Connector::add_addresses(const void *value) noexcept {
+  const auto *list = static_cast<const AddrInfo *>(value);
+  for (std::size_t i = 0; i < list->count(); ++i) {
+    const AddrInfo::Entry &e = list->entry(i);
+    bool v6 = e.addr.sa.sa_family == AF_INET6;
+    std::size_t &n = v6 ? n6_ : n4_;
+    if (n == kMaxAddresses) continue;
+    Address &a = (v6 ? v6_ : v4_)[n++];
+    std::memcpy(&a.addr, &e.addr, e.len);
+    a.len = e.len;
+  }
+}
+
+// ---- attempts -------------------------------------------------------------
+
+bool Connector::may_start(std::uint64_t now) const noexcept {
+  if (!addresses_left() || active_ == kMaxAttempts) return false;
+  if (active_ > 0 && (!happy_eyeballs_ || now < last_start_ns_ + attempt_delay_ns_)) return false;
+  // Only A answers while AAAA is pending: give AAAA the resolution delay.
+  bool only_v4 = used6_ == n6_;
+  if (lookups_[0] && only_v4 && (!v4_ready_ns_ || now < v4_ready_ns_ + resolution_delay_ns_)) return false;
+  return true;
+}
+
+const Connector::Address &Connector::next_address() noexcept {
+  // Families alternate, IPv6 first (RFC 8305 §4).
+  bool take_v6 = used6_ < n6_ && (!last_was_v6_ || used4_ == n4_);
+  last_was_v6_ = take_v6;
+  return take_v6 ? v6_[used6_++] : v4_[used4_++];
+}
+
+void Connector::try_next() noexcept {
+  while (!finished_ && may_start(util::monotonic_ns())) start_attempt(next_address());
+  if (finished_) return;
+  if (active_ == 0 && !addresses_left() && !lookups_pending()) {
+    fail(first_error_ ? first_error_ : ASYNC_ENOTFOUND);
+    return;
+  }
+  rearm();
+}
+
+void Connector::start_attempt(const Address &address) noexcept {
+  if (has_local_ && local_.addr.ss_family != address.addr.ss_family) {
+    report(address, ASYNC_EADDRNOTAVAIL);  // the local address cannot reach this family
+    return;
+  }
+  int fd = ::socket(address.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    report(address, util::from_errno(errno));
+    return;
+  }
+  if ((has_local_ && ::bind(fd, reinterpret_cast<const sockaddr *>(&local_.addr), local_.len) != 0) ||
+      (::connect(fd, reinterpret_cast<const sockaddr *>(&address.addr), address.len) != 0 && errno != EINPROGRESS)) {
+    int err = util::from_errno(errno);
+    ::close(fd);
+    report(address, err);
+    return;
+  }
+  Attempt *a = attempts_;
+  while (a->fd >= 0) ++a;  // may_start() checked there is a free one
+  a->owner = this;
+  a->fd = fd;
+  a->address = address;
+  std::uint64_t now = util::monotonic_ns();
+  a->deadline_ns = attempt_timeout_ns_ ? now + attempt_timeout_ns_ : UINT64_MAX;
+  ev::Backend::io_init(a->io, fd, ASYNC_WRITABLE, on_attempt, a);
+  loop_.backend().io_start(a->io);
+  ++active_;
+  last_start_ns_ = now;
+}
+
+void Connector::on_attempt(void *attempt, std::uint32_t) noexcept {
+  auto *a = static_cast<Attempt *>(attempt);
+  Connector *c = a->owner;
+  ++c->refs_;  // attempt_failed (user code) may cancel the future
+  c->on_connected_or_failed(*a);
+  c->release();
+}
+
+void Connector::on_connected_or_failed(Attempt &attempt) noexcept {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(attempt.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err == 0) {
+    win(attempt);
+    return;
+  }
+  attempt_failed(attempt, util::from_errno(err));
+  try_next();  // RFC 8305 §5: the next attempt starts at once
+}
+
+void Connector::attempt_failed(Attempt &attempt, int error) noexcept {
+  Address address = attempt.address;
+  close_attempt(attempt);
+  report(address, error);
+}
+
+void Connector::report(const Address &address, int error) noexcept {
+  if (!first_error_) first_error_ = error;
+  if (attempt_failed_)
+    loop_.invoke([&] {
+      attempt_failed_(reinterpret_cast<const sockaddr *>(&address.addr), address.len, error, attempt_failed_userdata_);
+    });
+}
+
+void Connector::close_attempt(Attempt &attempt) noexcept {
+  if (attempt.fd < 0) return;
+  loop_.backend().io_stop(attempt.io);
+  ::close(attempt.fd);
+  attempt.fd = -1;
+  --active_;
+}
+
+void Connector::on_timer(void *self, std::uint32_t) noexcept {
+  auto *c = static_cast<Connector *>(self);
+  ++c->refs_;  // attempt_failed (user code) may cancel the future
+  std::uint64_t now = util::monotonic_ns();
+  for (Attempt &a : c->attempts_)
+    if (a.fd >= 0 && a.deadline_ns <= now) c->attempt_failed(a, ASYNC_ETIMEDOUT);
+  c->try_next();
+  c->release();
+}
+
+void Connector::on_total(void *self, std::uint32_t) noexcept { static_cast<Connector *>(self)->fail(ASYNC_ETIMEDOUT); }
+
+void Connector::rearm() noexcept {
+  std::uint64_t next = UINT64_MAX;
+  for (const Attempt &a : attempts_)
+    if (a.fd >= 0 && a.deadline_ns < next) next = a.deadline_ns;
+  if (happy_eyeballs_ && active_ > 0 && addresses_left() && last_start_ns_ + attempt_delay_ns_ < next)
+    next = last_start_ns_ + attempt_delay_ns_;
+  if (lookups_[0] && v4_ready_ns_ && v4_ready_ns_ + resolution_delay_ns_ < next)
+    next = v4_ready_ns_ + resolution_delay_ns_;
+  if (next == UINT64_MAX) {
+    loop_.backend().timer_stop(timer_);
+    return;
+  }
+  std::uint64_t now = util::monotonic_ns();
+  loop_.backend().timer_start(timer_, next > now ? next - now : 0);
+}
+
+// ---- outcome ----------------------------------------------------------------
+
+void Connector::stop_work() noexcept {
+  for (Attempt &a : attempts_) close_attempt(a);
+  for (Future *&f : lookups_) {
+    if (!f) continue;
+    Future *lookup = f;
+    f = nullptr;
+    lookup->release_owner();  // cancels it; on_lookup still runs (it holds a ref)
+  }
+  loop_.backend().timer_stop(timer_);
+  loop_.backend().timer_stop(total_);
+  if (working_) {
+    working_ = false;
+    loop_.backend().unref();
+  }
+}
+
+void Connector::win(Attempt &attempt) noexcept {
+  int fd = attempt.fd;
+  loop_.backend().io_stop(attempt.io);
+  attempt.fd = -1;
+  --active_;
+  finished_ = true;
+  stop_work();  // the losing attempts and lookups
+  Stream *stream = nullptr;
+  int err = Stream::adopt(&stream, loop_, fd, protocol_, userdata_);
+  if (err) {
+    ::close(fd);
+    fail(err);
+    return;
+  }
+  stream_ = stream;
+  // Queued behind the stream's connection_made; keeps the outcome's ref.
+  loop_.push_reserved(Task{resolve_after_made, this});
+}
+
+void Connector::resolve_after_made(async_loop *, void *self) noexcept {
+  auto *c = static_cast<Connector *>(self);
+  Stream *stream = c->stream_;
+  c->stream_ = nullptr;
+  if (Future *future = c->future_) {
+    if (stream->lost())
+      future->reject(ASYNC_ECLOSED);  // connection_made closed it already
+    else
+      future->resolve(stream->c_stream(), nullptr);
+  }
+  c->release();
+}
+
+void Connector::fail(int error) noexcept {
+  if (!finished_) {
+    finished_ = true;
+    stop_work();
+  }
+  loop_.unreserve_task();
+  if (future_) future_->reject(error);  // forgets future_ through on_cancel(0)
+  if (protocol_.release) protocol_.release(userdata_);
+  release();
+}
+
+void Connector::on_cancel(async_future *, int cancelled, void *self) noexcept {
+  auto *c = static_cast<Connector *>(self);
+  c->future_ = nullptr;
+  if (!cancelled) return;  // fail() or resolve_after_made() is completing it
+  if (c->stream_) {
+    c->stream_->abort(ASYNC_ECANCELED);  // connected already: it ends through connection_lost
+    return;
+  }
+  c->finished_ = true;
+  c->stop_work();
+  c->loop_.unreserve_task();
+  if (c->protocol_.release) c->protocol_.release(c->userdata_);
+  c->release();
+}
+
+}  // namespace async::core
