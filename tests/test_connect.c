@@ -388,6 +388,64 @@ static void test_happy_eyeballs_stagger(void **state) {
   unlink(path);
 }
 
+/* Unix stream sockets: a path, an abstract name, a missing path. */
+static void test_unix_connect(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  char path[108];
+  snprintf(path, sizeof path, "/tmp/libasync-connect-%d.sock", (int)getpid());
+  unlink(path);
+  char name[64];
+  snprintf(name, sizeof name, "@libasync-connect-%d", (int)getpid());
+  const char *where[] = {path, name};
+  for (int i = 0; i < 2; i++) {
+    async_server *server = NULL;
+    assert_int_equal(async_unix_listen(&server, loop, where[i], 0, echo_factory, NULL), 0);
+    struct conn c = {0};
+    async_future *f = NULL;
+    assert_int_equal(async_unix_connect(&f, loop, where[i], &k_proto, &c), 0);
+    assert_int_equal(async_future_add_callback(f, future_cb, &c), 0);
+    run_until(loop, &c.future_calls, 1, 3000);
+    assert_int_equal(c.future_status, 0);
+    assert_true(c.made_before_future);
+    assert_int_equal(async_stream_write(c.stream, "unix\n", 5), 0);
+    uint64_t t0 = tu_now_ns();
+    while (c.len < 5) {
+      async_loop_run(loop, ASYNC_RUN_NOWAIT);
+      assert_true(tu_elapsed_ms(t0) < 3000.0);
+    }
+    assert_memory_equal(c.got, "unix\n", 5);
+    assert_int_equal(async_stream_close(c.stream), 0);
+    run_until(loop, &c.released, 1, 3000);
+    assert_int_equal(async_future_free(f), 0);
+    int closed = 0;
+    assert_int_equal(async_handle_set_userdata(async_server_handle(server), &closed), 0);
+    assert_int_equal(async_handle_close(async_server_handle(server), tu_count_close_cb), 0);
+    run_until(loop, &closed, 1, 3000);
+  }
+  unlink(path);
+  /* Nothing there. */
+  struct conn c = {0};
+  async_future *f = NULL;
+  assert_int_equal(async_unix_connect(&f, loop, path, &k_proto, &c), 0);
+  assert_int_equal(async_future_add_callback(f, future_cb, &c), 0);
+  run_until(loop, &c.future_calls, 1, 3000);
+  assert_int_equal(c.future_status, ASYNC_ECONNREFUSED);
+  assert_int_equal(c.released, 1);
+  assert_int_equal(async_future_free(f), 0);
+  /* Bad input. */
+  char longpath[300];
+  memset(longpath, 'a', sizeof longpath - 1);
+  longpath[sizeof longpath - 1] = '\0';
+  assert_int_equal(async_unix_connect(&f, loop, longpath, &k_proto, &c), ASYNC_EINVAL);
+  assert_int_equal(async_unix_connect(&f, loop, "", &k_proto, &c), ASYNC_EINVAL);
+  assert_int_equal(async_unix_connect(&f, loop, "@", &k_proto, &c), ASYNC_EINVAL);
+  assert_int_equal(async_unix_connect(&f, loop, NULL, &k_proto, &c), ASYNC_EINVAL);
+  assert_int_equal(async_unix_connect(NULL, loop, path, &k_proto, &c), ASYNC_EINVAL);
+  assert_int_equal(async_unix_connect(&f, loop, path, NULL, &c), ASYNC_EINVAL);
+  finish(loop, NULL);
+}
+
 static void test_bad_input(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
@@ -432,6 +490,7 @@ int main(void) {
       cmocka_unit_test(test_local_address),
       cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_happy_eyeballs_stagger),
+      cmocka_unit_test(test_unix_connect),
       cmocka_unit_test(test_bad_input),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -66,6 +66,16 @@ ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char
                                 const async_connect_options *options, const async_stream_protocol *protocol,
                                 void *userdata);
 
+/*
+ * Connects to a Unix stream socket: a filesystem path or an "@abstract"
+ * name. The future behaves as for async_tcp_connect() (one attempt; a
+ * missing socket fails it with ASYNC_ECONNREFUSED, as the kernel says).
+ * Errors (returned): ASYNC_EINVAL (NULL, empty or too long a path, invalid
+ * protocol), ASYNC_ENOMEM.
+ */
+ASYNC_API int async_unix_connect(async_future **out, async_loop *loop, const char *path,
+                                 const async_stream_protocol *protocol, void *userdata);
+
 #ifdef __cplusplus
 }
 #endif

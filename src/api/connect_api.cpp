@@ -1,4 +1,5 @@
 #include "api/api.hpp"
+#include "core/address.hpp"
 #include "core/connector.hpp"
 #include "core/future.hpp"
 #include "core/stream.hpp"
@@ -22,6 +23,21 @@ ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char
   return guarded([&]() -> int {
     Future *f = nullptr;
     int err = Connector::start(&f, *l, host, port, options ? *options : defaults, *protocol, userdata);
+    if (!err) *out = f->c_future();
+    return err;
+  });
+}
+
+ASYNC_API int async_unix_connect(async_future **out, async_loop *loop, const char *path,
+                                 const async_stream_protocol *protocol, void *userdata) {
+  Loop *l = checked_loop(loop);
+  if (!out || !l || !path || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
+  sockaddr_storage addr{};
+  int len = async::core::unix_address(&addr, path);
+  if (len < 0) return len;
+  return guarded([&]() -> int {
+    Future *f = nullptr;
+    int err = Connector::start_unix(&f, *l, addr, static_cast<socklen_t>(len), *protocol, userdata);
     if (!err) *out = f->c_future();
     return err;
   });

@@ -127,15 +127,9 @@ ASYNC_API int async_unix_listen(async_server **out, async_loop *loop, const char
   Loop *l = checked_loop(loop);
   if (!out || !l || !path || !factory) return ASYNC_EINVAL;
   Server::Address a{};
-  auto &un = reinterpret_cast<sockaddr_un &>(a.addr);
-  un.sun_family = AF_UNIX;
-  std::size_t len = std::strlen(path);
-  bool abstract = path[0] == '@';
-  // Abstract names have no terminator; paths need room for theirs.
-  if (len == 0 || len > sizeof un.sun_path - (abstract ? 0 : 1) || (abstract && len == 1)) return ASYNC_EINVAL;
-  std::memcpy(un.sun_path, path, len);
-  if (abstract) un.sun_path[0] = '\0';
-  a.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len + (abstract ? 0 : 1));
+  int len = async::core::unix_address(&a.addr, path);
+  if (len < 0) return len;
+  a.len = static_cast<socklen_t>(len);
   return listen_on(out, *l, &a, 1, backlog, 0, factory, userdata);
 }
 

@@ -1,9 +1,9 @@
 #include "core/address.hpp"
 
 #include <arpa/inet.h>
-#include <net/if.h>
-
 #include <async.h>
+#include <net/if.h>
+#include <sys/un.h>
 
 #include <cstddef>
 #include <cstring>
@@ -251,6 +251,19 @@ int address_port(const sockaddr *addr, std::size_t addrlen) noexcept {
   if (family < 0) return family;
   if (family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in *>(&ss)->sin_port);
   return ntohs(reinterpret_cast<const sockaddr_in6 *>(&ss)->sin6_port);
+}
+
+int unix_address(sockaddr_storage *out, const char *path) noexcept {
+  auto *un = reinterpret_cast<sockaddr_un *>(out);
+  std::memset(out, 0, sizeof *out);
+  un->sun_family = AF_UNIX;
+  std::size_t len = std::strlen(path);
+  bool abstract = path[0] == '@';
+  // Abstract names have no terminator; paths need room for theirs.
+  if (len == 0 || len > sizeof un->sun_path - (abstract ? 0 : 1) || (abstract && len == 1)) return ASYNC_EINVAL;
+  std::memcpy(un->sun_path, path, len);
+  if (abstract) un->sun_path[0] = '\0';
+  return static_cast<int>(offsetof(sockaddr_un, sun_path) + len + (abstract ? 0 : 1));
 }
 
 }  // namespace async::core

@@ -55,4 +55,9 @@ int format_address(char *out, std::size_t capacity, const sockaddr *addr, std::s
 // other family, addrlen too short).
 int address_port(const sockaddr *addr, std::size_t addrlen) noexcept;
 
+// A Unix socket address for path: a filesystem path, or an abstract name
+// written "@name". Returns its length, or ASYNC_EINVAL (empty, "@" alone,
+// too long).
+int unix_address(sockaddr_storage *out, const char *path) noexcept;
+
 }  // namespace async::core

@@ -40,6 +40,32 @@ Connector::Connector(Loop &loop) noexcept : loop_(loop) {
 
 Connector::~Connector() { stop_work(); }
 
+int Connector::create(Connector **out, Loop &loop, const async_stream_protocol &protocol, void *userdata) noexcept {
+  Connector *c = util::make<Connector>(loop);
+  if (!c) return ASYNC_ENOMEM;
+  Future *future = Future::create(loop);
+  // One ready-queue slot for resolving the future after connection_made.
+  bool reserved = future && loop.reserve_task();
+  // The first step runs from the loop, never inside the user's call.
+  int err = reserved ? loop.call_soon(kickoff, c) : ASYNC_ENOMEM;
+  if (err) {
+    if (reserved) loop.unreserve_task();
+    if (future) future->release_owner();
+    util::destroy(c);
+    return err;
+  }
+  ++c->refs_;  // the kickoff task's
+  c->protocol_ = protocol;
+  c->protocol_.size = sizeof c->protocol_;
+  c->userdata_ = userdata;
+  future->set_cancel(on_cancel, c);
+  c->future_ = future;
+  c->working_ = true;
+  loop.backend().ref();  // a connect in progress keeps the loop running
+  *out = c;
+  return 0;
+}
+
 int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t port,
                      const async_connect_options &options, const async_stream_protocol &protocol,
                      void *userdata) noexcept {
@@ -54,21 +80,9 @@ int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t p
     local.len = static_cast<socklen_t>(len);
   }
   if (!loop.resolver()) return ASYNC_ENOMEM;
-
-  Connector *c = util::make<Connector>(loop);
-  if (!c) return ASYNC_ENOMEM;
-  Future *future = Future::create(loop);
-  // One ready-queue slot for resolving the future after connection_made.
-  bool reserved = future && loop.reserve_task();
-  // The first step runs from the loop, never inside this call.
-  int err = reserved ? loop.call_soon(kickoff, c) : ASYNC_ENOMEM;
-  if (err) {
-    if (reserved) loop.unreserve_task();
-    if (future) future->release_owner();
-    util::destroy(c);
-    return err;
-  }
-  ++c->refs_;  // the kickoff task's
+  Connector *c = nullptr;
+  int err = create(&c, loop, protocol, userdata);
+  if (err) return err;
   std::memcpy(c->host_, host, host_len + 1);
   std::snprintf(c->port_, sizeof c->port_, "%u", port);
   c->family_ = family;
@@ -80,15 +94,20 @@ int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t p
   c->local_ = local;
   c->attempt_failed_ = options.attempt_failed;
   c->attempt_failed_userdata_ = options.attempt_failed_userdata;
-  c->protocol_ = protocol;
-  c->protocol_.size = sizeof c->protocol_;
-  c->userdata_ = userdata;
-  future->set_cancel(on_cancel, c);
-  c->future_ = future;
-  c->working_ = true;
-  loop.backend().ref();  // a connect in progress keeps the loop running
   if (options.total_timeout_ms) loop.backend().timer_start(c->total_, util::ms_to_ns(options.total_timeout_ms));
-  *out = future;
+  *out = c->future_;
+  return 0;
+}
+
+int Connector::start_unix(Future **out, Loop &loop, const sockaddr_storage &addr, socklen_t len,
+                          const async_stream_protocol &protocol, void *userdata) noexcept {
+  Connector *c = nullptr;
+  int err = create(&c, loop, protocol, userdata);
+  if (err) return err;
+  // The one address, known already: kickoff goes straight to the attempt.
+  c->v4_[0] = Address{addr, len};
+  c->n4_ = 1;
+  *out = c->future_;
   return 0;
 }
 
@@ -100,7 +119,9 @@ void Connector::release() noexcept {
 
 void Connector::kickoff(async_loop *, void *self) noexcept {
   auto *c = static_cast<Connector *>(self);
-  if (!c->finished_) {
+  if (!c->finished_ && c->n4_ > 0) {
+    c->try_next();  // a Unix path: nothing to resolve
+  } else if (!c->finished_) {
     sockaddr_storage numeric{};
     socklen_t len = 0;
     int kind = parse_numeric_host_checked(c->host_, AF_UNSPEC, &numeric, &len);
@@ -215,7 +236,8 @@ void Connector::start_attempt(const Address &address) noexcept {
   }
   if ((has_local_ && ::bind(fd, reinterpret_cast<const sockaddr *>(&local_.addr), local_.len) != 0) ||
       (::connect(fd, reinterpret_cast<const sockaddr *>(&address.addr), address.len) != 0 && errno != EINPROGRESS)) {
-    int err = util::from_errno(errno);
+    // No socket file at a Unix path: nothing listens there.
+    int err = errno == ENOENT ? ASYNC_ECONNREFUSED : util::from_errno(errno);
     ::close(fd);
     report(address, err);
     return;

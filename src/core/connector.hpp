@@ -24,6 +24,9 @@ class Connector {
   // started and userdata still the caller's.
   static int start(Future **out, Loop &loop, const char *host, std::uint16_t port, const async_connect_options &options,
                    const async_stream_protocol &protocol, void *userdata) noexcept;
+  // The same for a Unix stream socket address (one attempt).
+  static int start_unix(Future **out, Loop &loop, const sockaddr_storage &addr, socklen_t len,
+                        const async_stream_protocol &protocol, void *userdata) noexcept;
 
   // Use start(); public only for util::make/destroy.
   explicit Connector(Loop &loop) noexcept;
@@ -45,6 +48,8 @@ class Connector {
     Address address;
   };
 
+  // The connector with its user future and first step queued.
+  static int create(Connector **out, Loop &loop, const async_stream_protocol &protocol, void *userdata) noexcept;
   static void kickoff(async_loop *, void *self) noexcept;
   static void on_lookup(async_future *future, int status, void *self) noexcept;
   static void on_attempt(void *attempt, std::uint32_t) noexcept;
