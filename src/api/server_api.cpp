@@ -70,7 +70,7 @@ int host_addresses(Server::Address *out, const char *host, std::uint16_t port) {
 }
 
 // Creates the server handle and listens; on failure nothing is left.
-int listen_on(async_server **out, Loop &loop, Server::Address *addrs, std::size_t count, int backlog,
+int listen_on(async_server **out, Loop &loop, const Server::Address *addrs, std::size_t count, int backlog,
               std::uint32_t flags, async_stream_factory factory, void *userdata) {
   return guarded([&]() -> int {
     Server *s = Handle::create<Server>(loop, userdata, factory);

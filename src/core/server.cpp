@@ -67,17 +67,32 @@ Server::~Server() {
   util::mem_free(listeners_);
 }
 
-int Server::listen(Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept {
+int Server::listen(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept {
   if (count == 0) return ASYNC_EINVAL;
   listeners_ = static_cast<Listener *>(util::mem_alloc(count * sizeof(Listener)));
   if (!listeners_) return ASYNC_ENOMEM;
+  bool pick = false;
+  for (std::size_t i = 0; i < count; ++i) pick |= port_of(addrs[i].addr) == 0;
+  // A port picked on the first address may be taken on another one by an
+  // unrelated socket: pick again.
+  int err = bind_all(addrs, count, backlog, flags);
+  for (int tries = 1; err == ASYNC_EADDRINUSE && pick && count > 1 && tries < kPickTries; ++tries)
+    err = bind_all(addrs, count, backlog, flags);
+  if (err) return err;
+  set_accepting(true);
+  set_active(true);
+  return 0;
+}
+
+int Server::bind_all(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept {
   bool mixed = false;
   for (std::size_t i = 1; i < count; ++i) mixed |= addrs[i].addr.ss_family != addrs[0].addr.ss_family;
-  std::uint16_t port = port_of(addrs[0].addr);
+  std::uint16_t picked = 0;
   for (std::size_t i = 0; i < count; ++i) {
     // Port 0: the first bind picks one, the others take the same.
-    if (port_of(addrs[i].addr) == 0) set_port(addrs[i].addr, port);
-    int fd = open_listener(addrs[i], backlog, flags, mixed || (flags & ASYNC_LISTEN_V6ONLY));
+    Address a = addrs[i];
+    if (port_of(a.addr) == 0) set_port(a.addr, picked);
+    int fd = open_listener(a, backlog, flags, mixed || (flags & ASYNC_LISTEN_V6ONLY));
     if (fd < 0) {
       stop();
       return fd;
@@ -86,14 +101,12 @@ int Server::listen(Address *addrs, std::size_t count, int backlog, std::uint32_t
     l.owner = this;
     l.fd = fd;
     ev::Backend::io_init(l.io, fd, ASYNC_READABLE, on_accept, &l);
-    if (port == 0) {
+    if (picked == 0 && port_of(a.addr) == 0) {
       sockaddr_storage bound{};
       socklen_t len = sizeof bound;
-      if (::getsockname(fd, reinterpret_cast<sockaddr *>(&bound), &len) == 0) port = port_of(bound);
+      if (::getsockname(fd, reinterpret_cast<sockaddr *>(&bound), &len) == 0) picked = port_of(bound);
     }
   }
-  set_accepting(true);
-  set_active(true);
   return 0;
 }
 

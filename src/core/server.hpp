@@ -20,6 +20,8 @@ class Server : public Handle {
   static constexpr int kDefaultBacklog = 511;
   // How long accepting pauses when the process is out of fds.
   static constexpr std::uint64_t kRetryMs = 100;
+  // Port 0 on several addresses: how many ports to try.
+  static constexpr int kPickTries = 8;
 
   struct Address {
     sockaddr_storage addr;
@@ -34,7 +36,7 @@ class Server : public Handle {
 
   // Binds and listens on every address (port 0: one free port for all);
   // 0, or an ASYNC_E* code with nothing left listening.
-  int listen(Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept;
+  int listen(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept;
   // Closes the listening sockets (the handle's stop).
   void stop() noexcept;
 
@@ -53,6 +55,8 @@ class Server : public Handle {
 
   static void on_accept(void *listener, std::uint32_t) noexcept;
   static void on_retry(void *self, std::uint32_t) noexcept;
+  // One listening socket per address, or an error with none left open.
+  int bind_all(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept;
   void take(int fd) noexcept;
   void set_accepting(bool on) noexcept;
 
