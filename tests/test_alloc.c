@@ -796,6 +796,113 @@ static void test_inject_signal(void **state) {
 INJECT_TEST(futures)
 INJECT_TEST(futures_cancel)
 
+/* Streams, a server and a connect: listen, connect, send 100 KiB (more
+ * than the socket takes at once, so some is queued), read the echo, close.
+ * Every protocol userdata gets exactly one release, whatever failed. */
+struct net_side {
+  size_t got;
+  int released;
+  int lost;
+};
+
+static size_t net_echo(async_stream *s, const uint8_t *d, size_t n, void *ud) {
+  (void)ud;
+  async_stream_write(s, d, n); /* ENOMEM aborts the stream: its lost follows */
+  return n;
+}
+
+static size_t net_count(async_stream *s, const uint8_t *d, size_t n, void *ud) {
+  (void)d;
+  struct net_side *x = ud;
+  x->got += n;
+  if (x->got >= 100 * 1024) async_stream_close(s);
+  return n;
+}
+
+static void net_lost(async_stream *s, int err, void *ud) {
+  (void)s;
+  (void)err;
+  ((struct net_side *)ud)->lost++;
+}
+
+static void net_release(void *ud) { ((struct net_side *)ud)->released++; }
+
+static const async_stream_protocol k_net_echo = {
+    sizeof(async_stream_protocol), NULL, net_echo, NULL, net_lost, NULL, NULL, NULL, net_release,
+};
+
+static int net_factory(const async_stream_protocol **p, void **ud, async_server *server, void *userdata) {
+  (void)server;
+  *p = &k_net_echo;
+  *ud = userdata;
+  return 0;
+}
+
+/* Runs until nothing but the server is left, closes it, runs to the end. */
+static void run_to_end_with(async_loop *loop, async_server *server) {
+  uint64_t t0 = tu_now_ns();
+  while (async_server_connection_count(server) > 0 || async_loop_run(loop, ASYNC_RUN_NOWAIT) > 0) {
+    if (async_server_connection_count(server) == 0) break;
+    async_loop_run(loop, ASYNC_RUN_ONCE);
+    assert_true(tu_elapsed_ms(t0) < 10000.0);
+  }
+  assert_int_equal(async_handle_close(async_server_handle(server), NULL), 0);
+  run_to_end(loop);
+}
+
+static async_loop *sc_net(void) {
+  async_loop *loop = NULL;
+  if (!ok(async_loop_new(&loop))) {
+    return NULL;
+  }
+  static struct net_side server_side, client;
+  memset(&server_side, 0, sizeof server_side);
+  memset(&client, 0, sizeof client);
+  async_server *server = NULL;
+  if (!ok(async_tcp_listen(&server, loop, "127.0.0.1", 0, 0, 0, net_factory, &server_side))) {
+    return loop;
+  }
+  async_stream_protocol proto = ASYNC_STREAM_PROTOCOL_INIT;
+  proto.data_received = net_count;
+  proto.connection_lost = net_lost;
+  proto.release = net_release;
+  async_future *f = NULL;
+  int connecting = ok(async_tcp_connect(&f, loop, "127.0.0.1", (uint16_t)async_server_port(server), NULL, &proto,
+                                        &client));
+  if (connecting) {
+    int st = async_loop_run_until(loop, f);
+    if (st != 0 && st != ASYNC_ENOMEM && st != ASYNC_ECONNRESET) {
+      fail_msg("connect ended with %s", async_err_name(st));
+    }
+    if (st == ASYNC_ENOMEM) {
+      g_enomem++;
+    }
+    void *stream = NULL;
+    if (st == 0 && async_future_result(&stream, f) == 0) {
+      static uint8_t data[100 * 1024];
+      /* ENOMEM aborts the stream; ECLOSED: it was lost already (the
+       * server side failed first). Its lost and release follow either way. */
+      int rc = async_stream_write(stream, data, sizeof data);
+      if (rc != ASYNC_ECLOSED) {
+        ok(rc);
+      }
+    }
+    assert_int_equal(async_future_free(f), 0);
+  } else {
+    assert_int_equal(client.released, 0); /* a failed call notifies nothing */
+    client.released = 1;
+  }
+  run_to_end_with(loop, server);
+  assert_int_equal(client.released, 1);
+  /* The accepted side: one release per connection (after its lost, or
+   * alone when its stream could not be created). */
+  assert_true(server_side.released <= 1 && server_side.lost <= server_side.released);
+  return loop;
+}
+
+INJECT_TEST(net)
+
+
 static void test_inject_dns(void **state) {
   (void)state;
   g_hole_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -919,6 +1026,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_inject_futures, teardown_restore),
       cmocka_unit_test_teardown(test_inject_futures_cancel, teardown_restore),
       cmocka_unit_test_teardown(test_inject_dns, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_net, teardown_restore),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

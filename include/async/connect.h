@@ -12,7 +12,8 @@
  *
  * The future completes on a later iteration than this call:
  * - DONE once the stream's connection_made has run; its value is the
- *   async_stream * (borrowed: the stream lives until its connection_lost).
+ *   async_stream *, usable as long as the future is not freed (once the
+ *   stream's connection_lost has run, calls on it return ASYNC_ECLOSED).
  *   If connection_made closed the stream at once, the future fails with
  *   ASYNC_ECLOSED instead (the stream's own callbacks still run).
  * - FAILED with the first error met (a DNS error, or the first attempt's

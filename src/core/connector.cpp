@@ -367,10 +367,13 @@ void Connector::resolve_after_made(async_loop *, void *self) noexcept {
   Stream *stream = c->stream_;
   c->stream_ = nullptr;
   if (Future *future = c->future_) {
-    if (stream->lost())
+    if (stream->lost()) {
       future->reject(ASYNC_ECLOSED);  // connection_made closed it already
-    else
-      future->resolve(stream->c_stream(), nullptr);
+    } else {
+      // The value stays valid as long as the future, even once lost.
+      stream->retain();
+      future->resolve(stream->c_stream(), Stream::release);
+    }
   }
   c->release();
 }

@@ -151,7 +151,12 @@ void Stream::run_lost(async_loop *, void *self) noexcept {
   ::close(s->fd_);
   loop.object_removed();
   loop.backend().unref();
-  util::destroy(s);
+  release(s);
+}
+
+void Stream::release(void *stream) noexcept {
+  auto *s = static_cast<Stream *>(stream);
+  if (--s->refs_ == 0) util::destroy(s);
 }
 
 void Stream::close() noexcept {

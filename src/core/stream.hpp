@@ -52,6 +52,11 @@ class Stream {
   bool is_socket() const noexcept { return is_socket_; }
   bool is_tcp() const noexcept { return is_tcp_; }
   Loop &loop() const noexcept { return loop_; }
+  // Extra references keep the memory (not the connection) past
+  // connection_lost: calls on a lost stream return ASYNC_ECLOSED.
+  void retain() noexcept { ++refs_; }
+  // Matches async_destroy_fn (a connect future's value destructor).
+  static void release(void *stream) noexcept;
   // Membership in a server's list of connections, left when lost.
   struct ServerLink {
     util::ListNode node;  // first: a ListNode * is a ServerLink *
@@ -102,6 +107,7 @@ class Stream {
   bool is_tcp_ = false;
   bool write_only_ = false;  // a pipe's write end: write_eof means close
   State state_ = State::kOpen;
+  int refs_ = 1;  // the connection's, dropped after connection_lost
   int lost_error_ = 0;
   async_stream_protocol protocol_{};
   void *userdata_ = nullptr;
