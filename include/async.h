@@ -23,5 +23,6 @@
 #include "async/stream.h"
 #include "async/server.h"
 #include "async/connect.h"
+#include "async/reader.h"
 
 #endif

@@ -41,6 +41,7 @@ static const struct code_info k_codes[] = {
     {ASYNC_ENETUNREACH, "ASYNC_ENETUNREACH"},
     {ASYNC_EADDRINUSE, "ASYNC_EADDRINUSE"},
     {ASYNC_EADDRNOTAVAIL, "ASYNC_EADDRNOTAVAIL"},
+    {ASYNC_EEOF, "ASYNC_EEOF"},
 };
 #define N_CODES (sizeof k_codes / sizeof k_codes[0])
 
@@ -73,6 +74,7 @@ static void test_code_values_fixed(void **state) {
   assert_int_equal(ASYNC_ENETUNREACH, -23);
   assert_int_equal(ASYNC_EADDRINUSE, -24);
   assert_int_equal(ASYNC_EADDRNOTAVAIL, -25);
+  assert_int_equal(ASYNC_EEOF, -26);
 }
 
 static void test_strerror_distinct_known(void **state) {
@@ -110,7 +112,7 @@ static void test_err_name(void **state) {
 static void test_unknown_codes(void **state) {
   (void)state;
   static const int unknown[] = {
-      -26, -100, -1000, INT_MIN, INT_MIN + 1, 1, 2, 12, 100, INT_MAX, ASYNC_ERROR_FORCE32,
+      -27, -100, -1000, INT_MIN, INT_MIN + 1, 1, 2, 12, 100, INT_MAX, ASYNC_ERROR_FORCE32,
   };
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     const char *s = async_strerror(unknown[i]);

@@ -39,6 +39,7 @@ enum async_error {
   ASYNC_ENETUNREACH = -23,   /* network unreachable */
   ASYNC_EADDRINUSE = -24,    /* address already in use */
   ASYNC_EADDRNOTAVAIL = -25, /* address not available on this host */
+  ASYNC_EEOF = -26,          /* the stream ended before the data asked for */
   ASYNC_ERROR_FORCE32 = 0x7FFFFFFF
 };
 

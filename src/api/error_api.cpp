@@ -35,6 +35,7 @@ constexpr ErrorInfo kErrors[] = {
     {ASYNC_ENETUNREACH, "ASYNC_ENETUNREACH", "network unreachable"},
     {ASYNC_EADDRINUSE, "ASYNC_EADDRINUSE", "address already in use"},
     {ASYNC_EADDRNOTAVAIL, "ASYNC_EADDRNOTAVAIL", "address not available"},
+    {ASYNC_EEOF, "ASYNC_EEOF", "end of stream before the data asked for"},
 };
 
 const ErrorInfo *find(int code) {

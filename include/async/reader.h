@@ -1,0 +1,77 @@
+/*
+ * async_reader: the read_exactly / read_until / read_line / read_some
+ * facade over a stream (the helpers proposed in the PEP 3156 discussion),
+ * built on consumed-bytes reads.
+ *
+ * A reader is a stream protocol: create the stream (async_stream_adopt,
+ * async_tcp_connect, or a server's factory) with async_reader_protocol()
+ * and the reader as userdata. Incoming bytes are buffered in the reader
+ * (reading pauses once more than its limit is buffered); each read returns a future
+ * whose value, on success, is an async_bytes * owned by the future.
+ * One read at a time: a read while another is pending is ASYNC_ESTATE.
+ * A read that the buffered bytes already satisfy completes before it
+ * returns (its callbacks still run later, as always).
+ *
+ * At the peer's end of file the stream stays open for writing (close it
+ * with async_stream_close when done); reads then fail with ASYNC_EEOF when
+ * the buffered bytes cannot satisfy them, except read_some, which
+ * completes with 0 bytes. If the connection is lost with an error, pending
+ * and later reads fail with it.
+ * All functions: loop thread only.
+ */
+#ifndef ASYNC_READER_H
+#define ASYNC_READER_H
+
+#include "common.h"
+#include "stream.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct async_reader async_reader;
+typedef struct async_bytes async_bytes;
+
+/*
+ * Creates a reader buffering at most limit bytes (0: 64 KiB) before it
+ * pauses reading. Free it with async_reader_free(); the memory goes once
+ * its stream, if any, has released it too. Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
+ */
+ASYNC_API int async_reader_new(async_reader **out, async_loop *loop, size_t limit);
+
+/* The protocol to create the reader's stream with (static; never NULL). */
+ASYNC_API const async_stream_protocol *async_reader_protocol(void);
+
+/*
+ * Releases the caller's reader: a pending read is cancelled; bytes still
+ * arriving are dropped. Errors: ASYNC_EINVAL (not a reader, freed already).
+ */
+ASYNC_API int async_reader_free(async_reader *reader);
+
+/* Exactly n (> 0) bytes. Errors: ASYNC_EINVAL, ASYNC_ESTATE, ASYNC_ENOMEM. */
+ASYNC_API int async_reader_read_exactly(async_future **out, async_reader *reader, size_t n);
+
+/*
+ * Everything up to and including delim (1..16 bytes). Fails with
+ * ASYNC_ENOBUFS when limit bytes (0: the reader's limit; at most it)
+ * arrived without the delimiter (the bytes stay buffered).
+ * Errors: ASYNC_EINVAL, ASYNC_ESTATE, ASYNC_ENOMEM.
+ */
+ASYNC_API int async_reader_read_until(async_future **out, async_reader *reader, const void *delim, size_t delim_len,
+                                      size_t limit);
+
+/* read_until "\n". */
+ASYNC_API int async_reader_read_line(async_future **out, async_reader *reader, size_t limit);
+
+/* Whatever is buffered (at least 1 byte, at most max > 0), or 0 bytes at EOF. */
+ASYNC_API int async_reader_read_some(async_future **out, async_reader *reader, size_t max);
+
+/* The bytes of a read's value; NULL / 0 if bytes is not one. */
+ASYNC_API const uint8_t *async_bytes_data(const async_bytes *bytes);
+ASYNC_API size_t async_bytes_size(const async_bytes *bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

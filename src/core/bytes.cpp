@@ -1,0 +1,24 @@
+#include "core/bytes.hpp"
+
+#include <cstring>
+#include <new>
+
+#include "util/alloc.hpp"
+
+namespace async::core {
+
+Bytes *Bytes::create(const std::uint8_t *data, std::size_t len) noexcept {
+  void *p = util::mem_alloc(sizeof(Bytes) + len);
+  if (!p) return nullptr;
+  auto *b = new (p) Bytes(len);
+  if (len) std::memcpy(b + 1, data, len);
+  return b;
+}
+
+void Bytes::destroy(void *bytes) noexcept {
+  if (!bytes) return;
+  static_cast<Bytes *>(bytes)->tag_ = 0xdeadbeef;
+  util::mem_free(bytes);
+}
+
+}  // namespace async::core
