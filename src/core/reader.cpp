@@ -8,6 +8,7 @@
 #include "core/future.hpp"
 #include "core/loop.hpp"
 #include "util/alloc.hpp"
+#include "util/grow.hpp"
 
 namespace async::core {
 
@@ -51,17 +52,10 @@ std::size_t Reader::on_data(async_stream *stream, const std::uint8_t *data, std:
   // Takes everything (a refused tail would only come back with new data)
   // and pauses the stream once over the limit: at most limit plus one
   // read's worth is buffered.
-  if (r->len_ + len > r->cap_) {
-    std::size_t cap = r->cap_ ? r->cap_ : 256;
-    while (cap < r->len_ + len) cap *= 2;
-    auto *grown = static_cast<std::uint8_t *>(util::mem_realloc(r->buf_, cap));
-    if (!grown) {
-      async_stream_abort(stream);
-      r->fail(ASYNC_ENOMEM);
-      return len;
-    }
-    r->buf_ = grown;
-    r->cap_ = cap;
+  if (!util::grow_bytes(&r->buf_, &r->cap_, r->len_ + len)) {
+    async_stream_abort(stream);
+    r->fail(ASYNC_ENOMEM);
+    return len;
   }
   std::memcpy(r->buf_ + r->len_, data, len);
   r->len_ += len;

@@ -17,6 +17,7 @@
 #include "core/loop.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
+#include "util/grow.hpp"
 #include "util/sys_error.hpp"
 
 namespace async::core {
@@ -264,28 +265,12 @@ void Stream::read_some() noexcept {
   }
 }
 
-namespace {
-
-// Grows *buf (capacity *cap) to hold needed bytes; false when out of memory.
-bool reserve_bytes(std::uint8_t **buf, std::size_t *cap, std::size_t needed) noexcept {
-  if (needed <= *cap) return true;
-  std::size_t cap2 = *cap ? *cap : 256;
-  while (cap2 < needed) cap2 *= 2;
-  auto *grown = static_cast<std::uint8_t *>(util::mem_realloc(*buf, cap2));
-  if (!grown) return false;
-  *buf = grown;
-  *cap = cap2;
-  return true;
-}
-
-}  // namespace
-
 bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
   // With a tail, the new bytes go behind it and the whole is presented.
   const std::uint8_t *view = data;
   std::size_t view_len = len;
   if (tail_len_) {
-    if (!reserve_bytes(&tail_, &tail_cap_, tail_len_ + len)) {
+    if (!util::grow_bytes(&tail_, &tail_cap_, tail_len_ + len)) {
       abort(ASYNC_ENOMEM);
       return false;
     }
@@ -304,7 +289,7 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
     tail_len_ = rest;
     if (!rest) drop_tail();
   } else if (rest) {
-    if (!reserve_bytes(&tail_, &tail_cap_, rest)) {
+    if (!util::grow_bytes(&tail_, &tail_cap_, rest)) {
       abort(ASYNC_ENOMEM);
       return false;
     }
