@@ -26,19 +26,15 @@ constexpr std::size_t kMaxAddresses = 16;
 
 Server::Address inet_address(int family, const void *ip, std::uint16_t port) {
   Server::Address a{};
+  a.addr.ss_family = static_cast<sa_family_t>(family);
   if (family == AF_INET6) {
-    auto &v6 = reinterpret_cast<sockaddr_in6 &>(a.addr);
-    v6.sin6_family = AF_INET6;
-    std::memcpy(&v6.sin6_addr, ip, sizeof v6.sin6_addr);
-    v6.sin6_port = htons(port);
-    a.len = sizeof v6;
+    std::memcpy(&reinterpret_cast<sockaddr_in6 &>(a.addr).sin6_addr, ip, sizeof(in6_addr));
+    a.len = sizeof(sockaddr_in6);
   } else {
-    auto &v4 = reinterpret_cast<sockaddr_in &>(a.addr);
-    v4.sin_family = AF_INET;
-    std::memcpy(&v4.sin_addr, ip, sizeof v4.sin_addr);
-    v4.sin_port = htons(port);
-    a.len = sizeof v4;
+    std::memcpy(&reinterpret_cast<sockaddr_in &>(a.addr).sin_addr, ip, sizeof(in_addr));
+    a.len = sizeof(sockaddr_in);
   }
+  async::core::set_address_port(a.addr, port);
   return a;
 }
 
@@ -60,12 +56,9 @@ int host_addresses(Server::Address *out, const char *host, std::uint16_t port) {
   sockaddr_storage addr{};
   socklen_t len = 0;
   if (async::core::parse_numeric_host_checked(host, AF_UNSPEC, &addr, &len) != 1) return ASYNC_EINVAL;
+  async::core::set_address_port(addr, port);
   out[0].addr = addr;
   out[0].len = len;
-  if (addr.ss_family == AF_INET6)
-    reinterpret_cast<sockaddr_in6 &>(out[0].addr).sin6_port = htons(port);
-  else
-    reinterpret_cast<sockaddr_in &>(out[0].addr).sin_port = htons(port);
   return 1;
 }
 

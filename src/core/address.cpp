@@ -185,11 +185,7 @@ int parse_address(sockaddr *out, std::size_t capacity, const char *text, std::ui
   socklen_t len = 0;
   if (parse_host(host, family, &ss, &len) != 1) return ASYNC_EINVAL;
   if (capacity < len) return ASYNC_ERANGE;
-  if (ss.ss_family == AF_INET) {
-    reinterpret_cast<sockaddr_in *>(&ss)->sin_port = htons(port);
-  } else {
-    reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port = htons(port);
-  }
+  set_address_port(ss, port);
   std::memcpy(out, &ss, len);
   return static_cast<int>(len);
 }
@@ -264,6 +260,11 @@ int unix_address(sockaddr_storage *out, const char *path) noexcept {
   std::memcpy(un->sun_path, path, len);
   if (abstract) un->sun_path[0] = '\0';
   return static_cast<int>(offsetof(sockaddr_un, sun_path) + len + (abstract ? 0 : 1));
+}
+
+void set_address_port(sockaddr_storage &addr, std::uint16_t port) noexcept {
+  if (addr.ss_family == AF_INET) reinterpret_cast<sockaddr_in &>(addr).sin_port = htons(port);
+  if (addr.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6 &>(addr).sin6_port = htons(port);
 }
 
 }  // namespace async::core

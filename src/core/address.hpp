@@ -60,4 +60,8 @@ int address_port(const sockaddr *addr, std::size_t addrlen) noexcept;
 // too long).
 int unix_address(sockaddr_storage *out, const char *path) noexcept;
 
+// Sets the port of an AF_INET/AF_INET6 address (host order); other
+// families are left alone.
+void set_address_port(sockaddr_storage &addr, std::uint16_t port) noexcept;
+
 }  // namespace async::core

@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 
 #include "core/address.hpp"
@@ -21,17 +20,6 @@
 #include "util/sys_error.hpp"
 
 namespace async::core {
-
-namespace {
-
-void set_port(sockaddr_storage &addr, std::uint16_t port) noexcept {
-  if (addr.ss_family == AF_INET6)
-    reinterpret_cast<sockaddr_in6 &>(addr).sin6_port = htons(port);
-  else
-    reinterpret_cast<sockaddr_in &>(addr).sin_port = htons(port);
-}
-
-}  // namespace
 
 Connector::Connector(Loop &loop) noexcept : loop_(loop) {
   ev::Backend::timer_init(timer_, on_timer, this);
@@ -84,7 +72,7 @@ int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t p
   int err = create(&c, loop, protocol, userdata);
   if (err) return err;
   std::memcpy(c->host_, host, host_len + 1);
-  std::snprintf(c->port_, sizeof c->port_, "%u", port);
+  c->port_ = port;
   c->family_ = family;
   c->happy_eyeballs_ = options.happy_eyeballs != 0;
   c->resolution_delay_ns_ = util::ms_to_ns(options.resolution_delay_ms);
@@ -130,7 +118,7 @@ void Connector::kickoff(async_loop *, void *self) noexcept {
       if (c->family_ != AF_UNSPEC && numeric.ss_family != c->family_) {
         err = ASYNC_ENODATA;
       } else {
-        set_port(numeric, static_cast<std::uint16_t>(std::atoi(c->port_)));
+        set_address_port(numeric, c->port_);
         Address &a = numeric.ss_family == AF_INET6 ? c->v6_[c->n6_++] : c->v4_[c->n4_++];
         a.addr = numeric;
         a.len = len;
@@ -151,8 +139,10 @@ void Connector::kickoff(async_loop *, void *self) noexcept {
 }
 
 int Connector::lookup(int family) noexcept {
+  char service[8];
+  std::snprintf(service, sizeof service, "%u", port_);
   Future *f = nullptr;
-  int err = loop_.resolver()->getaddrinfo(&f, host_, port_, family, SOCK_STREAM, 0);
+  int err = loop_.resolver()->getaddrinfo(&f, host_, service, family, SOCK_STREAM, 0);
   if (err) return err;
   err = f->add_callback(on_lookup, this);
   if (err) {

@@ -92,7 +92,7 @@ class Connector {
   async_attempt_failed_fn attempt_failed_ = nullptr;
   void *attempt_failed_userdata_ = nullptr;
   char host_[256] = {};
-  char port_[8] = {};
+  std::uint16_t port_ = 0;
 
   Future *lookups_[2] = {nullptr, nullptr};  // [0] AAAA (or the only one), [1] A
   Address v6_[kMaxAddresses];

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/address.hpp"
 #include "core/loop.hpp"
 #include "core/stream.hpp"
 #include "util/alloc.hpp"
@@ -22,15 +23,10 @@ namespace {
 // Connections taken per readiness event, so a flood cannot hold the loop.
 constexpr int kAcceptsPerEvent = 64;
 
+// The port of addr; 0 for a Unix address.
 std::uint16_t port_of(const sockaddr_storage &addr) noexcept {
-  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in &>(addr).sin_port);
-  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6 &>(addr).sin6_port);
-  return 0;
-}
-
-void set_port(sockaddr_storage &addr, std::uint16_t port) noexcept {
-  if (addr.ss_family == AF_INET) reinterpret_cast<sockaddr_in &>(addr).sin_port = htons(port);
-  if (addr.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6 &>(addr).sin6_port = htons(port);
+  int port = address_port(reinterpret_cast<const sockaddr *>(&addr), sizeof addr);
+  return port > 0 ? static_cast<std::uint16_t>(port) : 0;
 }
 
 // A listening socket on addr, or a negative ASYNC_E* code.
@@ -91,7 +87,7 @@ int Server::bind_all(const Address *addrs, std::size_t count, int backlog, std::
   for (std::size_t i = 0; i < count; ++i) {
     // Port 0: the first bind picks one, the others take the same.
     Address a = addrs[i];
-    if (port_of(a.addr) == 0) set_port(a.addr, picked);
+    if (port_of(a.addr) == 0) set_address_port(a.addr, picked);
     int fd = open_listener(a, backlog, flags, mixed || (flags & ASYNC_LISTEN_V6ONLY));
     if (fd < 0) {
       stop();
