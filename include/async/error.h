@@ -40,6 +40,8 @@ enum async_error {
   ASYNC_EADDRINUSE = -24,    /* address already in use */
   ASYNC_EADDRNOTAVAIL = -25, /* address not available on this host */
   ASYNC_EEOF = -26,          /* the stream ended before the data asked for */
+  ASYNC_EMSGSIZE = -27,      /* a datagram too large to send, or larger than the receive buffer */
+  ASYNC_EACCES = -28,        /* permission denied (broadcast without the option, a firewall rule) */
   ASYNC_ERROR_FORCE32 = 0x7FFFFFFF
 };
 

@@ -36,6 +36,8 @@ constexpr ErrorInfo kErrors[] = {
     {ASYNC_EADDRINUSE, "ASYNC_EADDRINUSE", "address already in use"},
     {ASYNC_EADDRNOTAVAIL, "ASYNC_EADDRNOTAVAIL", "address not available"},
     {ASYNC_EEOF, "ASYNC_EEOF", "end of stream before the data asked for"},
+    {ASYNC_EMSGSIZE, "ASYNC_EMSGSIZE", "message too long"},
+    {ASYNC_EACCES, "ASYNC_EACCES", "permission denied"},
 };
 
 const ErrorInfo *find(int code) {

@@ -28,6 +28,9 @@ int from_errno(int err) noexcept {
     case EADDRNOTAVAIL: return ASYNC_EADDRNOTAVAIL;
     case EINVAL: return ASYNC_EINVAL;
     case ECANCELED: return ASYNC_ECANCELED;
+    case EMSGSIZE: return ASYNC_EMSGSIZE;
+    case EACCES:
+    case EPERM: return ASYNC_EACCES;
     default: return ASYNC_EIO;
   }
 }
