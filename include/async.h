@@ -23,6 +23,7 @@
 #include "async/stream.h"
 #include "async/server.h"
 #include "async/connect.h"
+#include "async/datagram.h"
 #include "async/reader.h"
 
 #endif

@@ -19,6 +19,7 @@
  * a stray SIGPIPE is reported as such instead of killing the suite.
  */
 #include "test_util.h"
+#include "loop_env.h"
 
 #include <async/stream.h>
 
@@ -39,16 +40,6 @@
 
 #define KIB ((size_t)1024)
 #define MIB ((size_t)1024 * 1024)
-
-/* ------------------------------------------------------------------ */
-/* Call context: inside a library call / inside async_loop_run          */
-
-static int g_depth;  /* > 0 while the test is inside a (non-run) library call */
-static int g_in_run; /* > 0 while inside async_loop_run */
-static int g_rc;
-/* Wraps a library call that must not run protocol callbacks (but
- * pause_writing) synchronously. Nestable (callbacks use it too). */
-#define LIB(call) (g_depth++, g_rc = (call), g_depth--, g_rc)
 
 /* ------------------------------------------------------------------ */
 /* Byte pattern for large transfers: byte at offset o is g_pat[o % P]   */
@@ -88,80 +79,6 @@ static int pat_ok(uint64_t off, const uint8_t *d, size_t len) {
     len -= n;
   }
   return 1;
-}
-
-/* ------------------------------------------------------------------ */
-/* Environment: a loop plus a 5 ms guard timer bounding ASYNC_RUN_ONCE  */
-
-struct env {
-  async_loop *loop;
-  async_timer *guard;
-};
-
-static void env_init(struct env *e) {
-  e->loop = tu_loop_new();
-  e->guard = tu_timer_start(e->loop, NULL, 5, 5, tu_noop_timer_cb);
-}
-
-static int run_once(struct env *e, int mode) {
-  g_in_run++;
-  int rc = async_loop_run(e->loop, mode);
-  g_in_run--;
-  return rc;
-}
-
-/* Closes the guard, runs (bounded) until nothing is left, frees the loop. */
-static void env_finish(struct env *e) {
-  tu_close(async_timer_handle(e->guard));
-  int rc = 1;
-  uint64_t end = tu_now_ms() + 2000;
-  while (rc != 0 && tu_now_ms() < end) {
-    rc = run_once(e, ASYNC_RUN_NOWAIT);
-    if (rc != 0) {
-      tu_sleep_ms(1);
-    }
-  }
-  if (rc != 0) {
-    fail_msg("loop still has work 2 s after the test ended (a stream never finished?)");
-  }
-  assert_int_equal(async_loop_free(e->loop), 0);
-}
-
-typedef int (*cond_fn)(void *arg);
-typedef void (*step_fn)(void *arg);
-
-/* Runs ONCE iterations (each <= ~5 ms) until cond(arg) holds, calling
- * step(sarg) before each; 1 if cond held, 0 after max_ms. */
-static int run_until(struct env *e, cond_fn cond, void *arg, step_fn step, void *sarg, uint64_t max_ms) {
-  uint64_t end = tu_now_ms() + max_ms;
-  for (;;) {
-    if (cond && cond(arg)) {
-      return 1;
-    }
-    if (tu_now_ms() >= end) {
-      return 0;
-    }
-    if (step) {
-      step(sarg);
-      if (cond && cond(arg)) {
-        return 1;
-      }
-    }
-    if (run_once(e, ASYNC_RUN_ONCE) < 0) {
-      return 0;
-    }
-  }
-}
-
-/* Runs for ms milliseconds (nothing expected to end it). */
-static void run_for(struct env *e, uint64_t ms, step_fn step, void *sarg) {
-  (void)run_until(e, NULL, NULL, step, sarg, ms);
-}
-
-static void run_nowait(struct env *e, int n) {
-  for (int i = 0; i < n; i++) {
-    assert_true(run_once(e, ASYNC_RUN_NOWAIT) >= 0);
-  }
 }
 
 /* ------------------------------------------------------------------ */

@@ -3,9 +3,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include <cstring>
-
 #include "api/api.hpp"
+#include "core/socket.hpp"
 #include "core/stream.hpp"
 
 using async::api::checked;
@@ -13,6 +12,7 @@ using async::api::checked_loop;
 using async::api::guarded;
 using async::api::kInvalid;
 using async::core::Loop;
+using async::core::set_int_option;
 using async::core::Stream;
 
 namespace {
@@ -25,23 +25,11 @@ int with_stream(async_stream *stream, Op &&op) {
   return guarded([&]() -> int { return op(*s); });
 }
 
-using NameFn = int (*)(int, sockaddr *, socklen_t *);
-
-int socket_name(sockaddr *out, size_t capacity, async_stream *stream, NameFn name) {
+int socket_name(sockaddr *out, size_t capacity, async_stream *stream, bool peer) {
   if (!out) return ASYNC_EINVAL;
   return with_stream(stream, [&](Stream &s) -> int {
-    if (!s.is_socket()) return ASYNC_EINVAL;
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    if (name(s.fd(), reinterpret_cast<sockaddr *>(&addr), &len) != 0) return ASYNC_EINVAL;
-    if (len > capacity) return ASYNC_ERANGE;
-    std::memcpy(out, &addr, len);
-    return static_cast<int>(len);
+    return s.is_socket() ? async::core::socket_name(s.fd(), peer, out, capacity) : kInvalid;
   });
-}
-
-int set_int_option(int fd, int level, int name, int value) {
-  return ::setsockopt(fd, level, name, &value, sizeof value) == 0 ? 0 : ASYNC_EINVAL;
 }
 
 }  // namespace
@@ -161,11 +149,11 @@ ASYNC_API async_loop *async_stream_loop(async_stream *stream) {
 }
 
 ASYNC_API int async_stream_sockname(struct sockaddr *out, size_t capacity, async_stream *stream) {
-  return socket_name(out, capacity, stream, ::getsockname);
+  return socket_name(out, capacity, stream, false);
 }
 
 ASYNC_API int async_stream_peername(struct sockaddr *out, size_t capacity, async_stream *stream) {
-  return socket_name(out, capacity, stream, ::getpeername);
+  return socket_name(out, capacity, stream, true);
 }
 
 ASYNC_API int async_stream_set_nodelay(async_stream *stream, int on) {

@@ -262,6 +262,11 @@ int unix_address(sockaddr_storage *out, const char *path) noexcept {
   return static_cast<int>(offsetof(sockaddr_un, sun_path) + len + (abstract ? 0 : 1));
 }
 
+std::uint32_t interface_index(const char *name) noexcept {
+  if (!name) return 0;
+  return parse_scope(std::string_view(name, strnlen(name, kMaxScopeText + 1)));
+}
+
 void set_address_port(sockaddr_storage &addr, std::uint16_t port) noexcept {
   if (addr.ss_family == AF_INET) reinterpret_cast<sockaddr_in &>(addr).sin_port = htons(port);
   if (addr.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6 &>(addr).sin6_port = htons(port);

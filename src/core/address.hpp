@@ -60,6 +60,10 @@ int address_port(const sockaddr *addr, std::size_t addrlen) noexcept;
 // too long).
 int unix_address(sockaddr_storage *out, const char *path) noexcept;
 
+// The index of an interface named by name ("eth0") or number ("2"); 0 for
+// an unknown name, a malformed one, index 0 or NULL.
+std::uint32_t interface_index(const char *name) noexcept;
+
 // Sets the port of an AF_INET/AF_INET6 address (host order); other
 // families are left alone.
 void set_address_port(sockaddr_storage &addr, std::uint16_t port) noexcept;

@@ -13,6 +13,7 @@
 #include "core/addrinfo.hpp"
 #include "core/future.hpp"
 #include "core/loop.hpp"
+#include "core/socket.hpp"
 #include "core/stream.hpp"
 #include "dns/resolver.hpp"
 #include "util/alloc.hpp"
@@ -226,8 +227,7 @@ void Connector::start_attempt(const Address &address) noexcept {
   }
   if ((has_local_ && ::bind(fd, reinterpret_cast<const sockaddr *>(&local_.addr), local_.len) != 0) ||
       (::connect(fd, reinterpret_cast<const sockaddr *>(&address.addr), address.len) != 0 && errno != EINPROGRESS)) {
-    // No socket file at a Unix path: nothing listens there.
-    int err = errno == ENOENT ? ASYNC_ECONNREFUSED : util::from_errno(errno);
+    int err = peer_error(errno);  // no socket file at a Unix path: nothing listens there
     ::close(fd);
     report(address, err);
     return;

@@ -32,6 +32,7 @@ Loop::~Loop() {
   tag_ = 0xdeadbeef;
   dns::Resolver::destroy(resolver_);
   util::mem_free(read_buffer_);
+  util::mem_free(datagram_buffer_);
   if (log_release_) log_release_(log_userdata_);
 }
 
@@ -48,9 +49,20 @@ dns::Resolver *Loop::resolver() noexcept {
   return resolver_;
 }
 
-std::uint8_t *Loop::read_buffer() noexcept {
-  if (!read_buffer_) read_buffer_ = static_cast<std::uint8_t *>(util::mem_alloc(kReadBufferSize));
-  return read_buffer_;
+namespace {
+
+// *buffer, allocated with size bytes on first use; nullptr when out of memory.
+std::uint8_t *lazy_buffer(std::uint8_t **buffer, std::size_t size) noexcept {
+  if (!*buffer) *buffer = static_cast<std::uint8_t *>(util::mem_alloc(size));
+  return *buffer;
+}
+
+}  // namespace
+
+std::uint8_t *Loop::read_buffer() noexcept { return lazy_buffer(&read_buffer_, kReadBufferSize); }
+
+std::uint8_t *Loop::datagram_buffer() noexcept {
+  return lazy_buffer(&datagram_buffer_, kDatagramSlots * kDatagramSlotSize);
 }
 
 // ---- running ----------------------------------------------------------
@@ -201,9 +213,9 @@ void Loop::idle_hooks_changed(int delta) noexcept {
 
 // ---- queues -------------------------------------------------------------
 
-bool Loop::reserve_task() noexcept {
-  if (!ready_.reserve(reserved_ + 1)) return false;
-  ++reserved_;
+bool Loop::reserve_tasks(std::size_t n) noexcept {
+  if (!ready_.reserve(reserved_ + n)) return false;
+  reserved_ += n;
   return true;
 }
 

@@ -57,8 +57,10 @@ class Loop {
   // Objects that must be able to queue a task without failing reserve a
   // slot in the ready queue up front (at creation, where ENOMEM can still
   // be reported) and later push into it.
-  bool reserve_task() noexcept;
-  void unreserve_task() noexcept { --reserved_; }
+  bool reserve_task() noexcept { return reserve_tasks(1); }
+  void unreserve_task(std::size_t n = 1) noexcept { reserved_ -= n; }
+  // n slots at once, or none (false when out of memory).
+  bool reserve_tasks(std::size_t n) noexcept;
   void push_reserved(Task task) noexcept;
 
   void set_log(async_log_fn log, async_release_fn release, void *userdata) noexcept;
@@ -86,6 +88,12 @@ class Loop {
   // buffer while idle); allocated on first use, nullptr when out of memory.
   static constexpr std::size_t kReadBufferSize = 64 * 1024;
   std::uint8_t *read_buffer() noexcept;
+  // The block every datagram transport of the loop receives into, one
+  // datagram per slot (recvmmsg); allocated on first use, nullptr when out
+  // of memory. A slot holds any UDP datagram (at most 65,527 bytes).
+  static constexpr std::size_t kDatagramSlots = 16;
+  static constexpr std::size_t kDatagramSlotSize = 64 * 1024;
+  std::uint8_t *datagram_buffer() noexcept;
   TimerHeap &timers() noexcept { return timers_; }
   std::uint64_t next_timer_seq() noexcept { return timer_seq_++; }
   util::List &hooks(int kind) noexcept { return hooks_[kind]; }
@@ -142,6 +150,7 @@ class Loop {
 
   dns::Resolver *resolver_ = nullptr;
   std::uint8_t *read_buffer_ = nullptr;
+  std::uint8_t *datagram_buffer_ = nullptr;
 
   std::mutex post_mutex_;
   util::Ring<Task> posted_;

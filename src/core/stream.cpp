@@ -64,10 +64,9 @@ bool Stream::valid_protocol(const async_stream_protocol *p) noexcept {
   return p && p->size >= sizeof(async_stream_protocol) && p->data_received && p->connection_lost;
 }
 
-Stream::Stream(Loop &loop, int fd) noexcept : loop_(loop), fd_(fd) {}
+Stream::Stream(Loop &loop, int fd) noexcept : Transport(kTag, loop, fd) {}
 
 Stream::~Stream() {
-  tag_ = 0xdeadbeef;
   drop_queue();
   drop_tail();
 }
@@ -93,19 +92,12 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
 
   // Everything that can fail comes before the fd is touched: the connection
   // callbacks' ready-queue slots, the loop's read buffer, the object.
-  if (!loop.read_buffer() || !loop.reserve_task()) return ASYNC_ENOMEM;
-  if (!loop.reserve_task()) {
-    loop.unreserve_task();
-    return ASYNC_ENOMEM;
-  }
+  if (!loop.read_buffer() || !loop.reserve_tasks(2)) return ASYNC_ENOMEM;
   Stream *s = util::make<Stream>(loop, fd);
   if (!s) {
-    loop.unreserve_task();
-    loop.unreserve_task();
+    loop.unreserve_task(2);
     return ASYNC_ENOMEM;
   }
-  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   if (is_tcp) {
     int on = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
@@ -113,46 +105,17 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   s->is_socket_ = is_socket;
   s->is_tcp_ = is_tcp;
   s->write_only_ = !is_socket && (flags & O_ACCMODE) == O_WRONLY;
-  s->protocol_ = protocol;
-  s->protocol_.size = sizeof s->protocol_;
-  s->userdata_ = userdata;
-  ev::Backend::io_init(s->io_, fd, 0, on_io, s);
   ev::Backend::timer_init(s->idle_, on_idle, s);
-  loop.object_added();
-  loop.backend().ref();  // an open stream keeps the loop running
-  loop.push_reserved(Task{run_made, s});
+  s->attach(flags, protocol, userdata, on_io);
   *out = s;
   return 0;
 }
 
 // ---- connection callbacks -----------------------------------------------
 
-void Stream::run_made(async_loop *, void *self) noexcept {
-  auto *s = static_cast<Stream *>(self);
-  s->made_ = true;
-  if (s->protocol_.connection_made)
-    s->loop_.invoke([&] { s->protocol_.connection_made(s->c_stream(), s->userdata_); });
-  s->update_io();  // reading starts only now
-}
-
 void Stream::schedule_lost(int error) noexcept {
-  state_ = State::kLost;
-  lost_error_ = error;
-  loop_.backend().io_stop(io_);
   loop_.backend().timer_stop(idle_);
-  loop_.push_reserved(Task{run_lost, this});
-}
-
-void Stream::run_lost(async_loop *, void *self) noexcept {
-  auto *s = static_cast<Stream *>(self);
-  Loop &loop = s->loop_;
-  s->server_link_.node.unlink();
-  loop.invoke([&] { s->protocol_.connection_lost(s->c_stream(), s->lost_error_, s->userdata_); });
-  if (s->protocol_.release) s->protocol_.release(s->userdata_);
-  ::close(s->fd_);
-  loop.object_removed();
-  loop.backend().unref();
-  release(s);
+  Transport::schedule_lost(error);
 }
 
 void Stream::release(void *stream) noexcept {
@@ -193,16 +156,7 @@ bool Stream::is_reading() const noexcept { return made_ && !paused_ && !eof_ && 
 
 void Stream::update_io() noexcept {
   if (state_ == State::kLost) return;
-  std::uint32_t events = (is_reading() ? ASYNC_READABLE : 0u) | (head_ ? ASYNC_WRITABLE : 0u);
-  ev::Backend &backend = loop_.backend();
-  if (!events) {
-    backend.io_stop(io_);
-  } else if (!ev::Backend::io_active(io_)) {
-    backend.io_set_events(io_, events);
-    backend.io_start(io_);
-  } else if (ev::Backend::io_events(io_) != events) {
-    backend.io_set_events(io_, events);
-  }
+  loop_.backend().io_watch(io_, (is_reading() ? ASYNC_READABLE : 0u) | (head_ ? ASYNC_WRITABLE : 0u));
 }
 
 void Stream::on_io(void *self, std::uint32_t revents) noexcept {
@@ -380,12 +334,6 @@ int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *don
   return 0;
 }
 
-void Stream::maybe_pause() noexcept {
-  if (state_ != State::kOpen || writing_paused_ || queued_ <= high_) return;
-  writing_paused_ = true;
-  if (protocol_.pause_writing) loop_.invoke([&] { protocol_.pause_writing(c_stream(), userdata_); });
-}
-
 bool Stream::queue(const iovec *iov, int iovcnt, std::size_t skip, async_release_fn done,
                    void *done_userdata) noexcept {
   std::size_t total = 0;
@@ -454,11 +402,7 @@ void Stream::write_some() noexcept {
 }
 
 void Stream::after_drain() noexcept {
-  if (writing_paused_ && queued_ <= low_) {
-    writing_paused_ = false;
-    if (protocol_.resume_writing) loop_.invoke([&] { protocol_.resume_writing(c_stream(), userdata_); });
-    if (state_ == State::kLost) return;
-  }
+  if (!maybe_resume()) return;
   if (!head_ && protocol_.write_drained) {
     loop_.invoke([&] { protocol_.write_drained(c_stream(), userdata_); });
     if (state_ == State::kLost) return;
@@ -497,14 +441,6 @@ void Stream::drop_queue() noexcept {
   }
   last_ = nullptr;
   queued_ = 0;
-}
-
-int Stream::set_write_limits(std::size_t high, std::size_t low) noexcept {
-  if (low > high) return ASYNC_EINVAL;
-  high_ = high;
-  low_ = low;
-  maybe_pause();
-  return 0;
 }
 
 }  // namespace async::core

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/transport.hpp"
 #include "ev/ev_backend.hpp"
 #include "util/list.hpp"
 
@@ -17,11 +18,9 @@ namespace async::core {
 
 class Loop;
 
-class Stream {
+class Stream : public Transport<Stream, async_stream_protocol, async_stream> {
  public:
   static constexpr std::uint32_t kTag = 0x5354524d;  // "STRM"
-  static constexpr std::size_t kDefaultHigh = 64 * 1024;
-  static constexpr std::size_t kDefaultLow = 16 * 1024;
   static constexpr std::size_t kDefaultReadLimit = 1024 * 1024;
 
   // 0, or ASYNC_EINVAL/EBADF/ENOMEM with fd and userdata left to the caller.
@@ -30,7 +29,7 @@ class Stream {
   static bool valid_protocol(const async_stream_protocol *protocol) noexcept;
 
   static Stream *from(async_stream *s) noexcept { return reinterpret_cast<Stream *>(s); }
-  async_stream *c_stream() noexcept { return reinterpret_cast<async_stream *>(this); }
+  async_stream *c_stream() noexcept { return c_handle(); }
 
   // done != nullptr: zero-copy (iovcnt 1, memory borrowed until done runs).
   int write(const iovec *iov, int iovcnt, async_release_fn done, void *done_userdata) noexcept;
@@ -40,18 +39,12 @@ class Stream {
   void pause_reading() noexcept;
   void resume_reading() noexcept;
   bool is_reading() const noexcept;
-  int set_write_limits(std::size_t high, std::size_t low) noexcept;
-  std::size_t high() const noexcept { return high_; }
-  std::size_t low() const noexcept { return low_; }
-  std::size_t write_buffer_size() const noexcept { return queued_; }
   void set_read_limit(std::size_t limit) noexcept { read_limit_ = limit; }
   int set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept;
   int set_idle_timeout(std::uint64_t timeout_ms) noexcept;
   bool lost() const noexcept { return state_ == State::kLost; }
-  int fd() const noexcept { return fd_; }
   bool is_socket() const noexcept { return is_socket_; }
   bool is_tcp() const noexcept { return is_tcp_; }
-  Loop &loop() const noexcept { return loop_; }
   // Extra references keep the memory (not the connection) past
   // connection_lost: calls on a lost stream return ASYNC_ECLOSED.
   void retain() noexcept { ++refs_; }
@@ -71,16 +64,16 @@ class Stream {
   Stream(Loop &loop, int fd) noexcept;
   ~Stream();
 
-  std::uint32_t tag_ = kTag;
-
  private:
-  enum class State { kOpen, kClosing, kLost };
+  friend class Transport<Stream, async_stream_protocol, async_stream>;
   struct Chunk;
 
   static void on_io(void *self, std::uint32_t revents) noexcept;
   static void on_idle(void *self, std::uint32_t) noexcept;
-  static void run_made(async_loop *, void *self) noexcept;
-  static void run_lost(async_loop *, void *self) noexcept;
+  // Transport hooks.
+  void made() noexcept { update_io(); }  // reading starts only now
+  void before_lost() noexcept { server_link_.node.unlink(); }
+  void dispose() noexcept { release(this); }
 
   void read_some() noexcept;
   // false when the stream stopped reading (closed, paused, lost) meanwhile.
@@ -91,8 +84,6 @@ class Stream {
   long send(const iovec *iov, int iovcnt) noexcept;
   bool queue(const iovec *iov, int iovcnt, std::size_t skip, async_release_fn done, void *done_userdata) noexcept;
   void after_drain() noexcept;
-  // pause_writing once the buffer is strictly above the high-water mark.
-  void maybe_pause() noexcept;
   void shutdown_write() noexcept;
   void drop_queue() noexcept;
   void drop_tail() noexcept;
@@ -100,23 +91,15 @@ class Stream {
   void update_io() noexcept;
   void touch() noexcept;
 
-  Loop &loop_;
   ServerLink server_link_{{}, this};
-  int fd_;
   bool is_socket_ = false;
   bool is_tcp_ = false;
   bool write_only_ = false;  // a pipe's write end: write_eof means close
-  State state_ = State::kOpen;
   int refs_ = 1;  // the connection's, dropped after connection_lost
-  int lost_error_ = 0;
-  async_stream_protocol protocol_{};
-  void *userdata_ = nullptr;
-  ev::IoSlot io_;
   ev::TimerSlot idle_;
   std::uint64_t idle_ms_ = 0;
 
   // Reading.
-  bool made_ = false;       // connection_made has run
   bool paused_ = false;     // pause_reading()
   bool eof_ = false;        // the peer's end of file was read
   std::uint8_t *tail_ = nullptr;  // unconsumed bytes, presented again
@@ -127,10 +110,6 @@ class Stream {
   // Writing.
   Chunk *head_ = nullptr;
   Chunk *last_ = nullptr;
-  std::size_t queued_ = 0;
-  std::size_t high_ = kDefaultHigh;
-  std::size_t low_ = kDefaultLow;
-  bool writing_paused_ = false;  // pause_writing told, resume_writing not yet
   bool eof_wanted_ = false;      // write_eof() called
   bool eof_sent_ = false;
 };

@@ -312,6 +312,17 @@ void Backend::io_set_events(IoSlot &slot, std::uint32_t events) noexcept {
 
 bool Backend::io_active(const IoSlot &slot) noexcept { return ev_is_active(as_io(slot)); }
 
+void Backend::io_watch(IoSlot &slot, std::uint32_t events) noexcept {
+  if (!events) {
+    io_stop(slot);
+  } else if (!io_active(slot)) {
+    ev_io_modify(as_io(slot), static_cast<int>(events));
+    io_start(slot);
+  } else if (io_events(slot) != events) {
+    io_set_events(slot, events);
+  }
+}
+
 std::uint32_t Backend::io_events(const IoSlot &slot) noexcept {
   return static_cast<std::uint32_t>(as_io(slot)->events) & (EV_READ | EV_WRITE);
 }

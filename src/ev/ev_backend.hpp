@@ -77,6 +77,9 @@ class Backend {
   void io_set_events(IoSlot &slot, std::uint32_t events) noexcept;
   static bool io_active(const IoSlot &slot) noexcept;
   static std::uint32_t io_events(const IoSlot &slot) noexcept;
+  // Watches exactly events (ASYNC_READABLE/ASYNC_WRITABLE bits): stops the
+  // slot for 0, starts or changes it otherwise; nothing when unchanged.
+  void io_watch(IoSlot &slot, std::uint32_t events) noexcept;
 
   static void signal_init(SignalSlot &slot, int signum, Dispatch fn, void *owner) noexcept;
   void signal_start(SignalSlot &slot) noexcept;

@@ -1,0 +1,108 @@
+// A datagram transport on one socket driven by a protocol (DESIGN §7):
+// batched receives (recvmmsg) into the loop's datagram block, sends at once
+// with only what the socket refuses queued (flushed with sendmmsg),
+// high/low-water flow control in payload bytes, error_received for
+// failures that leave it open, connection_made/lost through the ready
+// queue.
+#pragma once
+
+#include <async/datagram.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/socket.hpp"
+#include "core/transport.hpp"
+#include "ev/ev_backend.hpp"
+
+namespace async::core {
+
+class Loop;
+
+class Datagram : public Transport<Datagram, async_datagram_protocol, async_datagram> {
+ public:
+  static constexpr std::uint32_t kTag = 0x44475241;  // "DGRA"
+
+  // 0, or ASYNC_EINVAL/EBADF/ENOMEM with fd and userdata left to the caller.
+  static int adopt(Datagram **out, Loop &loop, int fd, const async_datagram_protocol &protocol,
+                   void *userdata) noexcept;
+  // A protocol async_datagram_adopt() and the open calls accept.
+  static bool valid_protocol(const async_datagram_protocol *protocol) noexcept;
+
+  static Datagram *from(async_datagram *d) noexcept { return reinterpret_cast<Datagram *>(d); }
+  async_datagram *c_datagram() noexcept { return c_handle(); }
+
+  int send(const void *data, std::size_t len, const sockaddr *addr, std::size_t addrlen) noexcept;
+  void close() noexcept;
+  void abort(int error) noexcept;
+  void pause_reading() noexcept;
+  void resume_reading() noexcept;
+  bool is_reading() const noexcept;
+  bool is_open() const noexcept { return state_ == State::kOpen; }
+  int family() const noexcept { return family_; }
+  bool is_inet() const noexcept { return family_ == AF_INET || family_ == AF_INET6; }
+
+  // Use adopt(); public only for util::make/destroy.
+  Datagram(Loop &loop, int fd) noexcept;
+  ~Datagram();
+
+ private:
+  friend class Transport<Datagram, async_datagram_protocol, async_datagram>;
+  struct Entry;
+  // A FIFO of entries: queued sends, errors to report, held receptions.
+  struct Queue {
+    Entry *head = nullptr;
+    Entry *tail = nullptr;
+    bool empty() const noexcept { return !head; }
+    void push(Entry *e) noexcept;
+    Entry *pop() noexcept;
+    void clear() noexcept;
+  };
+
+  static void on_io(void *self, std::uint32_t revents) noexcept;
+  static void on_kick(void *self, std::uint32_t) noexcept;
+  // Transport hooks.
+  void made() noexcept;
+  void before_lost() noexcept { flush_errors(); }  // what close() left to report
+  void dispose() noexcept;
+
+  // 0 when addr (possibly NULL) is a valid destination, else ASYNC_EINVAL.
+  int check_destination(const sockaddr *addr, std::size_t addrlen) const noexcept;
+  bool is_peer(const sockaddr *addr, std::size_t addrlen) const noexcept;
+  // 1 sent, 0 the socket is full, or a negative ASYNC_E* code.
+  int send_now(const void *data, std::size_t len, const sockaddr *addr, socklen_t addrlen) noexcept;
+  // The ASYNC_E* code for a failed socket call; fatal ones abort.
+  int socket_error(int err) noexcept;
+  // An error met inside a user call: reported on a later iteration.
+  int defer_error(int error) noexcept;
+  // An error met in a loop callback: reported now, after the deferred ones.
+  void report(int error) noexcept;
+  void flush_errors() noexcept;
+  void receive() noexcept;
+  void deliver(const Entry &held) noexcept;
+  void deliver(const std::uint8_t *data, std::size_t len, const sockaddr_storage &addr, socklen_t addrlen,
+               bool truncated) noexcept;
+  void hold(const struct mmsghdr *msgs, int count) noexcept;
+  void deliver_held() noexcept;
+  void send_queued() noexcept;
+  void after_drain() noexcept;
+  void schedule_lost(int error) noexcept;
+  void update_io() noexcept;
+  void kick() noexcept;
+
+  int family_ = AF_UNSPEC;
+  bool connected_ = false;
+  SocketAddress peer_;  // when connected_
+  ev::TimerSlot kick_;  // delivers deferred errors and held datagrams
+
+  // Receiving.
+  bool paused_ = false;  // pause_reading()
+  Queue held_;           // received in a batch, waiting for resume_reading()
+
+  // Sending.
+  Queue out_;
+  Queue errors_;
+};
+
+}  // namespace async::core
