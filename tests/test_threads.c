@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Dispositions of every signal before the first test (group setup). */
@@ -530,6 +531,48 @@ static void test_run_until(void **state) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Datagrams                                                            */
+
+static void dgram_got(async_datagram *d, const uint8_t *data, size_t len, const struct sockaddr *addr,
+                      size_t addrlen, void *ud) {
+  (void)data;
+  (void)len;
+  (void)addr;
+  (void)addrlen;
+  (*(int *)ud)++;
+  async_datagram_close(d);
+}
+
+static void dgram_lost(async_datagram *d, int err, void *ud) {
+  (void)d;
+  (void)err;
+  (void)ud;
+}
+
+/* A UDP datagram on loopback, open to close: no thread either. */
+static void test_datagram(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  async_datagram_protocol p = ASYNC_DATAGRAM_PROTOCOL_INIT;
+  p.datagram_received = dgram_got;
+  p.connection_lost = dgram_lost;
+  int got = 0;
+  async_udp_options o = ASYNC_UDP_OPTIONS_INIT;
+  o.local_address = "127.0.0.1:0";
+  async_datagram *rx = NULL, *tx = NULL;
+  assert_int_equal(async_udp_open(&rx, loop, &o, &p, &got), 0);
+  assert_int_equal(async_udp_open(&tx, loop, &o, &p, &got), 0);
+  char to[ASYNC_ADDR_STRLEN];
+  struct sockaddr_storage ss;
+  int len = async_datagram_sockname((struct sockaddr *)&ss, sizeof ss, rx);
+  assert_true(async_addr_format(to, sizeof to, (struct sockaddr *)&ss, (size_t)len, 0) > 0);
+  assert_int_equal(async_datagram_sendto(tx, "x", 1, to), 0);
+  assert_int_equal(async_datagram_close(tx), 0);
+  tu_finish(loop);
+  assert_int_equal(got, 1);
+}
+
+/* ------------------------------------------------------------------ */
 /* After all of it: one thread, dispositions unchanged                  */
 
 /* The "Threads:" line of /proc/self/status, e.g. "Threads:\t1". */
@@ -584,6 +627,7 @@ int main(void) {
       cmocka_unit_test(test_signals_raised_to_self),
       cmocka_unit_test(test_futures_and_combinators),
       cmocka_unit_test(test_run_until),
+      cmocka_unit_test(test_datagram),
       /* Must stay last. */
       cmocka_unit_test(test_one_thread_and_signals_untouched),
   };
