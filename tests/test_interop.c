@@ -80,29 +80,6 @@ static const async_stream_protocol k_sink = {
     sizeof(async_stream_protocol), sink_made, sink_data, NULL, sink_lost, NULL, NULL, NULL, NULL,
 };
 
-static size_t echo_data(async_stream *s, const uint8_t *d, size_t n, void *ud) {
-  (void)ud;
-  async_stream_write(s, d, n);
-  return n;
-}
-
-static void echo_lost(async_stream *s, int err, void *ud) {
-  (void)s;
-  int *lost = ud;
-  if (lost) (*lost)++;
-  (void)err;
-}
-
-static const async_stream_protocol k_echo = {
-    sizeof(async_stream_protocol), NULL, echo_data, NULL, echo_lost, NULL, NULL, NULL, NULL,
-};
-
-static int echo_factory(const async_stream_protocol **p, void **ud, async_server *s, void *userdata) {
-  (void)s;
-  *p = &k_echo;
-  *ud = userdata;
-  return 0;
-}
 
 static pid_t spawn(char *const argv[], int stdin_fd, int stdout_fd) {
   pid_t pid = fork();
@@ -171,7 +148,7 @@ static void test_socat_client(void **state) {
   async_loop *loop = tu_loop_new();
   int lost = 0;
   async_server *server = NULL;
-  assert_int_equal(async_tcp_listen(&server, loop, "127.0.0.1", 0, 0, 0, echo_factory, &lost), 0);
+  assert_int_equal(async_tcp_listen(&server, loop, "127.0.0.1", 0, 0, 0, tu_echo_factory, &lost), 0);
   char connect_arg[96];
   snprintf(connect_arg, sizeof connect_arg, "TCP:127.0.0.1:%d", async_server_port(server));
   int in[2], out[2];
@@ -237,7 +214,7 @@ static void test_ten_thousand_connections(void **state) {
   async_loop *loop = tu_loop_new();
   int server_lost = 0;
   async_server *server = NULL;
-  assert_int_equal(async_tcp_listen(&server, loop, "127.0.0.1", 0, 4096, 0, echo_factory, &server_lost), 0);
+  assert_int_equal(async_tcp_listen(&server, loop, "127.0.0.1", 0, 4096, 0, tu_echo_factory, &server_lost), 0);
   uint16_t port = (uint16_t)async_server_port(server);
   memset(g_clients, 0, sizeof g_clients);
   static async_future *futures[N_CONN];
