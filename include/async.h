@@ -24,5 +24,6 @@
 #include "async/server.h"
 #include "async/connect.h"
 #include "async/reader.h"
+#include "async/reconnect.h"
 
 #endif
