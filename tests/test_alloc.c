@@ -798,15 +798,31 @@ INJECT_TEST(futures_cancel)
 
 /* Streams, a server and a connect: listen, connect, send 100 KiB (more
  * than the socket takes at once, so some is queued), read the echo, close.
+ * The accepted side turns on an idle timeout and swaps its protocol for
+ * one with other callbacks (both allocate: the timer on first use, a copy
+ * of the callbacks its server's streams no longer share); either may fail
+ * and the stream goes on with what it had.
  * Every protocol userdata gets exactly one release, whatever failed. */
 struct net_side {
   size_t got;
   int released;
   int lost;
+  int swapped;
 };
 
+static void net_lost(async_stream *s, int err, void *ud);
+
 static size_t net_echo(async_stream *s, const uint8_t *d, size_t n, void *ud) {
-  (void)ud;
+  struct net_side *x = ud;
+  if (!x->swapped) {
+    x->swapped = 1;
+    ok(async_stream_set_idle_timeout(s, 60000));
+    /* No release: the old protocol's release is the userdata's last. */
+    static const async_stream_protocol k_no_release = {
+        sizeof(async_stream_protocol), NULL, net_echo, NULL, net_lost, NULL, NULL, NULL, NULL,
+    };
+    ok(async_stream_set_protocol(s, &k_no_release, ud));
+  }
   async_stream_write(s, d, n); /* ENOMEM aborts the stream: its lost follows */
   return n;
 }
