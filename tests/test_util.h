@@ -118,6 +118,31 @@ static inline void tu_close(async_handle *h) {
   assert_int_equal(async_handle_close(h, NULL), 0);
 }
 
+/* A timer callback stopping its loop. */
+static inline void tu_stop_loop_cb(async_timer *t, void *ud) {
+  (void)ud;
+  async_loop_stop(async_handle_loop(async_timer_handle(t)));
+}
+
+/* An unreferenced timer stopping the loop after ms (it does not keep the
+ * loop alive): a bound on a blocking run. Close it with tu_close(). */
+static inline async_timer *tu_guard(async_loop *loop, uint64_t ms) {
+  async_timer *t = tu_timer_start(loop, NULL, ms, 0, tu_stop_loop_cb);
+  assert_int_equal(async_handle_unref(async_timer_handle(t)), 0);
+  return t;
+}
+
+/*
+ * async_loop_run_until() bounded by a guard of ms: returns the future's
+ * status, or ASYNC_ESTATE if the guard stopped the loop first.
+ */
+static inline int tu_wait_future(async_loop *loop, async_future *f, uint64_t ms) {
+  async_timer *t = tu_guard(loop, ms);
+  int rc = async_loop_run_until(loop, f);
+  tu_close(async_timer_handle(t));
+  return rc;
+}
+
 /*
  * Runs the loop until nothing is left (run(DEFAULT) must return 0), then
  * frees it (must return 0). The caller has closed or stopped everything.

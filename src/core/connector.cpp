@@ -205,13 +205,17 @@ const Connector::Address &Connector::next_address() noexcept {
 }
 
 void Connector::try_next() noexcept {
-  while (!finished_ && may_start(util::monotonic_ns())) start_attempt(next_address());
+  std::uint64_t now = util::monotonic_ns();
+  while (!finished_ && may_start(now)) {
+    start_attempt(next_address());
+    now = util::monotonic_ns();
+  }
   if (finished_) return;
   if (active_ == 0 && !addresses_left() && !lookups_pending()) {
     fail(first_error_ ? first_error_ : ASYNC_ENOTFOUND);
     return;
   }
-  rearm();
+  rearm(now);
 }
 
 void Connector::start_attempt(const Address &address) noexcept {
@@ -299,19 +303,23 @@ void Connector::on_timer(void *self, std::uint32_t) noexcept {
 
 void Connector::on_total(void *self, std::uint32_t) noexcept { static_cast<Connector *>(self)->fail(ASYNC_ETIMEDOUT); }
 
-void Connector::rearm() noexcept {
+void Connector::rearm(std::uint64_t now) noexcept {
   std::uint64_t next = UINT64_MAX;
   for (const Attempt &a : attempts_)
-    if (a.fd >= 0 && a.deadline_ns < next) next = a.deadline_ns;
-  if (happy_eyeballs_ && active_ > 0 && addresses_left() && last_start_ns_ + attempt_delay_ns_ < next)
-    next = last_start_ns_ + attempt_delay_ns_;
-  if (lookups_[0] && v4_ready_ns_ && v4_ready_ns_ + resolution_delay_ns_ < next)
-    next = v4_ready_ns_ + resolution_delay_ns_;
+    if (a.fd >= 0 && a.deadline_ns < next) next = a.deadline_ns;  // a past one: on_timer ends it
+  // The delays wake us only while they are ahead of now (when may_start()
+  // said no): once over, what still waits waits for something else (an
+  // answer, a free attempt slot), and a wake-up in the past would spin the
+  // loop until then.
+  std::uint64_t stagger_end = last_start_ns_ + attempt_delay_ns_;
+  if (happy_eyeballs_ && active_ > 0 && addresses_left() && now < stagger_end && stagger_end < next)
+    next = stagger_end;
+  std::uint64_t resolution_end = v4_ready_ns_ + resolution_delay_ns_;
+  if (lookups_[0] && v4_ready_ns_ && now < resolution_end && resolution_end < next) next = resolution_end;
   if (next == UINT64_MAX) {
     loop_.backend().timer_stop(timer_);
     return;
   }
-  std::uint64_t now = util::monotonic_ns();
   loop_.backend().timer_start(timer_, next > now ? next - now : 0);
 }
 

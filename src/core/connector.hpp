@@ -73,7 +73,7 @@ class Connector {
   void win(Attempt &attempt) noexcept;
   void fail(int error) noexcept;
   void stop_work() noexcept;
-  void rearm() noexcept;
+  void rearm(std::uint64_t now) noexcept;  // now: when may_start() last said no
   void release() noexcept;
 
   Loop &loop_;
