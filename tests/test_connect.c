@@ -509,6 +509,37 @@ static void test_cancel_during_dns(void **state) {
  * any port); an attempt whose family the local address cannot reach is
  * reported and skipped. (Not 127.0.0.2: the client closes first, and its
  * TIME_WAIT would hold that port there against listen_pair() for a minute.) */
+/* dns_timeout_ms gives up lookups that never answer: with no address the
+ * connect fails with ASYNC_ETIMEDOUT; with the A answer only, its refused
+ * attempt's error is the outcome, at the DNS timeout rather than at the
+ * loop's 10 s lookup deadline. */
+static void dns_timeout_case(const char *a, int a_delay_ms, int want_error) {
+  struct dnsfx_responder r;
+  async_loop *loop = responder_loop(&r, a, a_delay_ms, "::1", -1);
+  uint16_t port = unused_port();
+  async_connect_options o = ASYNC_CONNECT_OPTIONS_INIT;
+  o.dns_timeout_ms = 150;
+  struct conn c = {0};
+  uint64_t t0 = tu_now_ns();
+  async_future *f = connect_to(loop, "slow.test", port, &o, &c);
+  tu_run_until(loop, &c.future_calls, 1, 3000);
+  double ms = tu_elapsed_ms(t0);
+  assert_true(ms >= 149.0);
+  assert_true(ms < 2000.0);
+  assert_int_equal(c.future_status, want_error);
+  assert_int_equal(c.released, 1);
+  assert_int_equal(c.made, 0);
+  assert_int_equal(async_future_free(f), 0);
+  finish(loop, NULL);
+  dnsfx_responder_stop(&r);
+}
+
+static void test_dns_timeout(void **state) {
+  (void)state;
+  dns_timeout_case("127.0.0.1", -1, ASYNC_ETIMEDOUT);
+  dns_timeout_case("127.0.0.1", 0, ASYNC_ECONNREFUSED);
+}
+
 static void test_local_address(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
@@ -953,6 +984,7 @@ int main(void) {
       cmocka_unit_test(test_refused_reports_every_attempt),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_cancel_during_dns),
+      cmocka_unit_test(test_dns_timeout),
       cmocka_unit_test(test_local_address),
       cmocka_unit_test_setup_teardown(test_link_local_scope, link_local_setup, link_local_teardown),
       cmocka_unit_test(test_timeouts),

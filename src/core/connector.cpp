@@ -78,6 +78,7 @@ int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t p
   c->resolution_delay_ns_ = util::ms_to_ns(options.resolution_delay_ms);
   c->attempt_delay_ns_ = util::ms_to_ns(options.attempt_delay_ms);
   c->attempt_timeout_ns_ = util::ms_to_ns(options.attempt_timeout_ms);
+  c->dns_timeout_ns_ = util::ms_to_ns(options.dns_timeout_ms);
   c->has_local_ = options.local_address != nullptr;
   c->local_ = local;
   c->attempt_failed_ = options.attempt_failed;
@@ -129,6 +130,7 @@ void Connector::kickoff(async_loop *, void *self) noexcept {
       bool split = c->happy_eyeballs_ && c->family_ == AF_UNSPEC;
       err = c->lookup(split ? AF_INET6 : c->family_);
       if (!err && split) err = c->lookup(AF_INET);
+      if (c->dns_timeout_ns_) c->dns_deadline_ns_ = util::monotonic_ns() + c->dns_timeout_ns_;
     }
     if (err)
       c->fail(err);
@@ -297,6 +299,10 @@ void Connector::on_timer(void *self, std::uint32_t) noexcept {
   std::uint64_t now = util::monotonic_ns();
   for (Attempt &a : c->attempts_)
     if (a.fd >= 0 && a.deadline_ns <= now) c->attempt_failed(a, ASYNC_ETIMEDOUT);
+  if (c->lookups_pending() && c->dns_deadline_ns_ && c->dns_deadline_ns_ <= now) {
+    c->cancel_lookups();  // what answered so far is all there is
+    if (!c->first_error_) c->first_error_ = ASYNC_ETIMEDOUT;
+  }
   c->try_next();
   c->release();
 }
@@ -316,6 +322,7 @@ void Connector::rearm(std::uint64_t now) noexcept {
     next = stagger_end;
   std::uint64_t resolution_end = v4_ready_ns_ + resolution_delay_ns_;
   if (lookups_[0] && v4_ready_ns_ && now < resolution_end && resolution_end < next) next = resolution_end;
+  if (lookups_pending() && dns_deadline_ns_ && dns_deadline_ns_ < next) next = dns_deadline_ns_;
   if (next == UINT64_MAX) {
     loop_.backend().timer_stop(timer_);
     return;
@@ -325,14 +332,18 @@ void Connector::rearm(std::uint64_t now) noexcept {
 
 // ---- outcome ----------------------------------------------------------------
 
-void Connector::stop_work() noexcept {
-  for (Attempt &a : attempts_) close_attempt(a);
+void Connector::cancel_lookups() noexcept {
   for (Future *&f : lookups_) {
     if (!f) continue;
     Future *lookup = f;
     f = nullptr;
     lookup->release_owner();  // cancels it; on_lookup still runs (it holds a ref)
   }
+}
+
+void Connector::stop_work() noexcept {
+  for (Attempt &a : attempts_) close_attempt(a);
+  cancel_lookups();
   loop_.backend().timer_stop(timer_);
   loop_.backend().timer_stop(total_);
   if (working_) {
