@@ -1,27 +1,19 @@
 /*
- * Echo server on raw epoll (level-triggered, one 64 KiB read buffer,
- * writes sent at once, the unsent rest buffered per connection): the
- * floor of event-loop overhead. Runs until SIGTERM/SIGINT, then prints its
- * CPU time.
+ * Echo server on raw epoll (level-triggered), the floor of event-loop
+ * overhead: the connection logic of echo_conn.h, epoll_ctl(MOD) only when
+ * the interest changes. Policy and output: echo_policy.h.
  *
  * usage: echo_epoll PORT
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
-#include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 
-#include "bench_common.h"
+#include "echo_conn.h"
 
 struct conn {
-  int fd;
-  char *pending; /* bytes the socket did not take */
-  size_t len;
+  struct echo_conn io;
+  uint32_t events; /* what epoll watches now */
 };
 
 static volatile sig_atomic_t stop;
@@ -30,89 +22,63 @@ static void on_signal(int sig) {
   stop = 1;
 }
 
-static void drop(int ep, struct conn *c) {
-  epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-  close(c->fd);
-  free(c->pending);
+static void drop(struct conn *c) {
+  echo_conn_close(&c->io); /* closing the fd removes it from the epoll set */
   free(c);
 }
 
-/* Sends buf (after anything pending); keeps the rest; 0 or -1 on error. */
-static int send_or_keep(int ep, struct conn *c, const char *buf, size_t n) {
-  size_t off = 0;
-  if (c->len == 0) {
-    ssize_t w = send(c->fd, buf, n, MSG_NOSIGNAL);
-    if (w < 0 && errno != EAGAIN) return -1;
-    off = w > 0 ? (size_t)w : 0;
+static void sync_interest(int ep, struct conn *c) {
+  uint32_t want = (uint32_t)echo_conn_interest(&c->io, EPOLLIN, EPOLLOUT);
+  if (want == c->events) return;
+  c->events = want;
+  struct epoll_event ev = {.events = want, .data.ptr = c};
+  epoll_ctl(ep, EPOLL_CTL_MOD, c->io.fd, &ev);
+}
+
+static void accept_all(int ep, int lfd) {
+  int fd;
+  while ((fd = echo_accept(lfd)) >= 0) {
+    struct conn *c = malloc(sizeof *c);
+    BENCH_ASSERT(c);
+    echo_conn_init(&c->io, fd);
+    c->events = EPOLLIN;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   }
-  if (off < n) {
-    c->pending = realloc(c->pending, c->len + n - off);
-    BENCH_ASSERT(c->pending);
-    memcpy(c->pending + c->len, buf + off, n - off);
-    c->len += n - off;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
-    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
-  }
-  return 0;
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: echo_epoll PORT\n");
-    return 2;
-  }
+  int lfd = echo_listen(echo_port(argc, argv));
+  /* SIGTERM and SIGINT are blocked except inside epoll_pwait, so one cannot slip in between the check of stop and the wait */
+  sigset_t stop_signals, wait_mask;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigprocmask(SIG_BLOCK, &stop_signals, &wait_mask);
   signal(SIGTERM, on_signal);
   signal(SIGINT, on_signal);
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int on = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1]))};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  BENCH_ASSERT(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(lfd, 1024) == 0);
   int ep = epoll_create1(EPOLL_CLOEXEC);
   struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
   epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
-  static char buf[65536];
-  printf("READY\n");
-  fflush(stdout);
+  echo_ready();
   while (!stop) {
     struct epoll_event evs[256];
-    int n = epoll_wait(ep, evs, 256, -1);
+    int n = epoll_pwait(ep, evs, 256, -1, &wait_mask);
     for (int i = 0; i < n; i++) {
       struct conn *c = evs[i].data.ptr;
+      uint32_t e = evs[i].events;
       if (!c) {
-        int fd;
-        while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-          setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-          struct conn *nc = calloc(1, sizeof *nc);
-          BENCH_ASSERT(nc);
-          nc->fd = fd;
-          struct epoll_event ev = {.events = EPOLLIN, .data.ptr = nc};
-          epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-        }
+        accept_all(ep, lfd);
         continue;
       }
-      if (evs[i].events & EPOLLOUT) {
-        ssize_t w = send(c->fd, c->pending, c->len, MSG_NOSIGNAL);
-        if (w < 0 && errno != EAGAIN) {
-          drop(ep, c);
-          continue;
-        }
-        if (w > 0) {
-          memmove(c->pending, c->pending + w, c->len - (size_t)w);
-          c->len -= (size_t)w;
-        }
-        if (c->len == 0) {
-          struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-          epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
-        }
-      }
-      if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-        ssize_t r = read(c->fd, buf, sizeof buf);
-        if (r == 0 || (r < 0 && errno != EAGAIN) || (r > 0 && send_or_keep(ep, c, buf, (size_t)r) < 0)) drop(ep, c);
-      }
+      /* errors and hang-ups come without being asked for: they go to the send if bytes are unsent, else to the read */
+      if (((e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->io.len > 0 && echo_conn_writable(&c->io) < 0) ||
+          ((e & (EPOLLIN | EPOLLERR | EPOLLHUP)) && c->io.reading && echo_conn_readable(&c->io) < 0))
+        drop(c);
+      else
+        sync_interest(ep, c);
     }
   }
-  printf("CPU %.6f\n", bench_cpu());
+  echo_report();
   return 0;
 }

@@ -1,16 +1,33 @@
 /*
- * Load generator on raw epoll (no event library), so the servers are
- * measured against the same client.
+ * Load generator on raw epoll (no event library), so every echo server is
+ * measured against the same client. One mode per run, for D seconds, over
+ * C connections to 127.0.0.1:PORT:
  *
- * ping-pong: C connections each send an S-byte message and wait for the
- * whole echo before sending the next, for D seconds. Prints round trips/s
- * and the p50/p99 round-trip latency.
+ * pingpong  each connection sends an S-byte message and waits for the whole
+ *           echo before sending the next. An operation is a round trip;
+ *           p50/p99 are round-trip latencies.
+ * pump      each connection streams S-byte writes (partial writes resumed)
+ *           while reading the echo back, as fast as the sockets take them.
+ *           An operation is an echoed byte; rate also in MB/s (10^6 B). The
+ *           bytes form a repeating pattern that is checked on receipt, so a
+ *           server that loses, repeats or reorders bytes fails the run.
+ * churn     C workers, each in a loop: connect, send one S-byte message,
+ *           read the whole echo, close. An operation is a connection;
+ *           p50/p99 are connect-to-echo latencies. The client closes with
+ *           SO_LINGER 0 (an RST) once it has the echo, so neither side keeps
+ *           a TIME_WAIT entry and loopback's ephemeral ports cannot run out;
+ *           each server sees ECONNRESET on its next read and closes.
  *
- * usage: loadgen PORT C S D
+ * Output, one line: RESULT mode=M ops=N secs=T ops_per_sec=R [mb_per_sec=]
+ * [p50_us= p99_us=]. Errors (a refused connection, a short or corrupt
+ * echo, a server that closes) go to stderr and exit 1.
+ *
+ * usage: loadgen pingpong|pump|churn PORT C S D
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -19,84 +36,265 @@
 
 #include "bench_common.h"
 
-#define HIST_US 100000 /* latency histogram: 1 us buckets up to 100 ms */
+#define HIST_US 100000   /* latency histogram: 1 us buckets up to 100 ms */
+#define READ_SIZE 65536
+#define PATTERN_PERIOD 251 /* prime, so the pattern does not line up with power-of-two writes */
 
 struct conn {
   int fd;
-  size_t got;    /* echo bytes received for the current message */
-  double sent_at;
+  uint64_t sent, got; /* bytes of the current message (pingpong, churn) or of the stream (pump) */
+  double started;     /* when the current message or connection started */
 };
 
-static uint32_t hist[HIST_US + 1];
+struct run {
+  int ep, nconn;
+  size_t size;
+  struct sockaddr_in addr;
+  struct conn *conns;
+  char *msg;       /* pattern[i] = i % PATTERN_PERIOD, size + READ_SIZE + PATTERN_PERIOD bytes */
+  char buf[READ_SIZE];
+  uint64_t ops, latencies;
+  uint32_t hist[HIST_US + 1];
+};
 
-static void send_message(struct conn *c, const char *msg, size_t size) {
-  c->got = 0;
-  c->sent_at = bench_now();
-  size_t off = 0;
-  while (off < size) { /* small messages: the socket takes them at once */
-    ssize_t w = send(c->fd, msg + off, size - off, MSG_NOSIGNAL);
-    if (w < 0 && errno == EAGAIN) continue;
-    BENCH_ASSERT(w > 0);
-    off += (size_t)w;
-  }
-}
-
-static double percentile(uint64_t total, double p) {
-  uint64_t want = (uint64_t)((double)total * p), seen = 0;
+static double percentile(const struct run *r, double p) {
+  uint64_t want = (uint64_t)((double)r->latencies * p), seen = 0;
   for (int i = 0; i <= HIST_US; i++) {
-    seen += hist[i];
+    seen += r->hist[i];
     if (seen > want) return i;
   }
   return HIST_US;
 }
 
-int main(int argc, char **argv) {
-  if (argc < 5) {
-    fprintf(stderr, "usage: loadgen PORT CONNECTIONS SIZE SECONDS\n");
-    return 2;
+static void record_latency(struct run *r, double seconds) {
+  double us = seconds * 1e6;
+  r->hist[us < HIST_US ? (int)us : HIST_US]++;
+  r->latencies++;
+}
+
+static void watch(struct run *r, struct conn *c, int op, uint32_t events) {
+  struct epoll_event ev = {.events = events, .data.ptr = c};
+  BENCH_ASSERT(epoll_ctl(r->ep, op, c->fd, &ev) == 0);
+}
+
+/* A TCP socket (TCP_NODELAY; with linger_zero, close sends an RST). */
+static int new_socket(int type_flags, int linger_zero) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0);
+  BENCH_ASSERT(fd >= 0);
+  int on = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  if (linger_zero) {
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   }
-  int port = atoi(argv[1]), nconn = atoi(argv[2]);
-  size_t size = (size_t)atol(argv[3]);
-  double seconds = atof(argv[4]);
-  char *msg = malloc(size), *buf = malloc(65536);
-  struct conn *conns = calloc((size_t)nconn, sizeof *conns);
-  BENCH_ASSERT(msg && buf && conns && nconn > 0 && size > 0);
-  memset(msg, 'x', size);
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  for (int i = 0; i < nconn; i++) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    BENCH_ASSERT(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    int on = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    conns[i].fd = fd;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &conns[i]};
-    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  return fd;
+}
+
+static void fail_connect(int err) {
+  fprintf(stderr, "loadgen: connect: %s\n", strerror(err));
+  exit(1);
+}
+
+/* Connects every connection (blocking), then makes it non-blocking and watches it for events. */
+static void connect_all(struct run *r, uint32_t events) {
+  for (int i = 0; i < r->nconn; i++) {
+    struct conn *c = &r->conns[i];
+    c->fd = new_socket(0, 0);
+    if (connect(c->fd, (struct sockaddr *)&r->addr, sizeof r->addr) != 0) fail_connect(errno);
+    BENCH_ASSERT(fcntl(c->fd, F_SETFL, O_NONBLOCK) == 0);
+    watch(r, c, EPOLL_CTL_ADD, events);
   }
+}
+
+/* epoll_wait that fails the run when no event came for 5 s (a server that stopped answering). */
+static int wait_events(struct run *r, struct epoll_event *evs, int max) {
+  int n = epoll_wait(r->ep, evs, max, 5000);
+  if (n == 0) {
+    fprintf(stderr, "loadgen: no event for 5 s: the server stopped answering\n");
+    exit(1);
+  }
+  BENCH_ASSERT(n > 0 || errno == EINTR);
+  return n > 0 ? n : 0;
+}
+
+/* Sends the (small) message from the start; the socket takes it at once. */
+static void send_message(struct run *r, struct conn *c) {
+  c->got = 0;
+  c->sent = 0;
+  while (c->sent < r->size) {
+    ssize_t w = send(c->fd, r->msg + c->sent, r->size - c->sent, MSG_NOSIGNAL);
+    if (w < 0 && errno == EAGAIN) continue;
+    if (w <= 0) {
+      perror("loadgen: send");
+      exit(1);
+    }
+    c->sent += (uint64_t)w;
+  }
+}
+
+/* Reads what is there and checks it is the pattern from offset c->got on; the bytes read. */
+static size_t receive(struct run *r, struct conn *c) {
+  ssize_t n = read(c->fd, r->buf, sizeof r->buf);
+  if (n < 0 && errno == EAGAIN) return 0;
+  if (n <= 0) {
+    fprintf(stderr, "loadgen: the server closed or failed a connection (%s)\n", n < 0 ? strerror(errno) : "EOF");
+    exit(1);
+  }
+  if (memcmp(r->buf, r->msg + c->got % PATTERN_PERIOD, (size_t)n) != 0) {
+    fprintf(stderr, "loadgen: corrupt echo at byte %llu\n", (unsigned long long)c->got);
+    exit(1);
+  }
+  c->got += (uint64_t)n;
+  return (size_t)n;
+}
+
+/* Reads the echo of the current message; 1 (counted, latency recorded) once all of it is back. */
+static int message_echoed(struct run *r, struct conn *c, double now) {
+  receive(r, c);
+  if (c->got < r->size) return 0;
+  BENCH_ASSERT(c->got == r->size);
+  r->ops++;
+  record_latency(r, now - c->started);
+  return 1;
+}
+
+/*
+ * Each mode runs for `seconds` after its connections are up and returns the
+ * seconds it measured over.
+ */
+
+/* One message in flight per connection; ends when the last echo of a message sent before the end came back. */
+static double run_pingpong(struct run *r, double seconds) {
+  connect_all(r, EPOLLIN);
   double t0 = bench_now(), end = t0 + seconds;
-  uint64_t trips = 0;
-  for (int i = 0; i < nconn; i++) send_message(&conns[i], msg, size);
-  for (;;) {
+  for (int i = 0; i < r->nconn; i++) {
+    r->conns[i].started = bench_now();
+    send_message(r, &r->conns[i]);
+  }
+  int active = r->nconn;
+  while (active > 0) {
     struct epoll_event evs[256];
-    int n = epoll_wait(ep, evs, 256, 1000);
+    int n = wait_events(r, evs, 256);
     double now = bench_now();
     for (int i = 0; i < n; i++) {
       struct conn *c = evs[i].data.ptr;
-      ssize_t r = read(c->fd, buf, 65536);
-      BENCH_ASSERT(r > 0);
-      c->got += (size_t)r;
-      if (c->got < size) continue;
-      BENCH_ASSERT(c->got == size);
-      trips++;
-      double us = (now - c->sent_at) * 1e6;
-      hist[us < HIST_US ? (int)us : HIST_US]++;
-      if (now < end) send_message(c, msg, size);
+      if (!message_echoed(r, c, now)) continue;
+      if (now < end) {
+        c->started = now;
+        send_message(r, c);
+      } else {
+        active--;
+      }
     }
-    if (now >= end) break;
   }
-  double secs = bench_now() - t0;
-  printf("RESULT trips=%llu secs=%.3f ops_per_sec=%.0f p50_us=%.0f p99_us=%.0f\n", (unsigned long long)trips, secs,
-         (double)trips / secs, percentile(trips, 0.50), percentile(trips, 0.99));
+  return bench_now() - t0;
+}
+
+/* Every connection writes while writable and reads while readable, until end. */
+static double run_pump(struct run *r, double seconds) {
+  connect_all(r, EPOLLIN | EPOLLOUT);
+  double t0 = bench_now(), end = t0 + seconds;
+  while (bench_now() < end) {
+    struct epoll_event evs[256];
+    int n = wait_events(r, evs, 256);
+    for (int i = 0; i < n; i++) {
+      struct conn *c = evs[i].data.ptr;
+      if (evs[i].events & EPOLLOUT) {
+        size_t in_chunk = (size_t)(c->sent % r->size);
+        ssize_t w = send(c->fd, r->msg + c->sent % PATTERN_PERIOD, r->size - in_chunk, MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN) {
+          perror("loadgen: send");
+          exit(1);
+        }
+        if (w > 0) c->sent += (uint64_t)w;
+      }
+      if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) r->ops += receive(r, c);
+    }
+  }
+  return bench_now() - t0;
+}
+
+/* A worker's next connection: a non-blocking connect, the message once connected. */
+static void churn_start(struct run *r, struct conn *c) {
+  c->started = bench_now();
+  c->fd = new_socket(SOCK_NONBLOCK, 1);
+  if (connect(c->fd, (struct sockaddr *)&r->addr, sizeof r->addr) == 0) {
+    send_message(r, c);
+    watch(r, c, EPOLL_CTL_ADD, EPOLLIN);
+    return;
+  }
+  if (errno != EINPROGRESS) fail_connect(errno);
+  c->sent = 0;
+  c->got = 0;
+  watch(r, c, EPOLL_CTL_ADD, EPOLLOUT);
+}
+
+static double run_churn(struct run *r, double seconds) {
+  double t0 = bench_now(), end = t0 + seconds;
+  for (int i = 0; i < r->nconn; i++) churn_start(r, &r->conns[i]);
+  int active = r->nconn;
+  while (active > 0) {
+    struct epoll_event evs[256];
+    int n = wait_events(r, evs, 256);
+    for (int i = 0; i < n; i++) {
+      struct conn *c = evs[i].data.ptr;
+      if (c->sent == 0) { /* connected (or refused) */
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err) fail_connect(err);
+        send_message(r, c);
+        watch(r, c, EPOLL_CTL_MOD, EPOLLIN);
+        continue;
+      }
+      double now = bench_now();
+      if (!message_echoed(r, c, now)) continue;
+      close(c->fd); /* SO_LINGER 0: an RST, no TIME_WAIT */
+      if (now < end)
+        churn_start(r, c);
+      else
+        active--;
+    }
+  }
+  return bench_now() - t0;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 6) {
+    fprintf(stderr, "usage: loadgen pingpong|pump|churn PORT CONNECTIONS SIZE SECONDS\n");
+    return 2;
+  }
+  const char *mode = argv[1];
+  double (*run_mode)(struct run *, double) = strcmp(mode, "pingpong") == 0 ? run_pingpong
+                                           : strcmp(mode, "pump") == 0   ? run_pump
+                                           : strcmp(mode, "churn") == 0  ? run_churn
+                                                                         : NULL;
+  int port = atoi(argv[2]), nconn = atoi(argv[3]);
+  long size = atol(argv[4]);
+  double seconds = atof(argv[5]);
+  if (!run_mode || port <= 0 || port > 65535 || nconn <= 0 || size <= 0 || size > (1L << 30) || !(seconds > 0)) {
+    fprintf(stderr, "loadgen: bad arguments (usage: loadgen pingpong|pump|churn PORT CONNECTIONS SIZE SECONDS)\n");
+    return 2;
+  }
+  struct run *r = calloc(1, sizeof *r);
+  BENCH_ASSERT(r);
+  r->nconn = nconn;
+  r->size = (size_t)size;
+  r->conns = calloc((size_t)nconn, sizeof *r->conns);
+  size_t pattern = r->size + READ_SIZE + PATTERN_PERIOD;
+  r->msg = malloc(pattern);
+  BENCH_ASSERT(r->conns && r->msg);
+  for (size_t i = 0; i < pattern; i++) r->msg[i] = (char)(i % PATTERN_PERIOD);
+  r->ep = epoll_create1(EPOLL_CLOEXEC);
+  r->addr.sin_family = AF_INET;
+  r->addr.sin_port = htons((uint16_t)port);
+  r->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+
+  double secs = run_mode(r, seconds);
+  printf("RESULT mode=%s ops=%llu secs=%.3f ops_per_sec=%.0f", mode, (unsigned long long)r->ops, secs,
+         (double)r->ops / secs);
+  if (run_mode == run_pump) printf(" mb_per_sec=%.1f", (double)r->ops / secs / 1e6);
+  if (r->latencies) printf(" p50_us=%.0f p99_us=%.0f", percentile(r, 0.50), percentile(r, 0.99));
+  printf("\n");
   return 0;
 }

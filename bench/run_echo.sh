@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# TCP echo benchmark: the same echo server on libasync, libuv and raw epoll,
-# driven by bench/loadgen.c (raw epoll) in ping-pong mode with 64-byte
-# messages over 1 and 100 connections. Short rounds, interleaved across the
-# servers in a rotated order (host load drifts), one fresh server process
-# per measurement so its CPU time (getrusage at exit) is per workload.
-# Prints medians, the ratios to libuv and raw epoll, and server CPU per
-# round trip.
+# TCP echo benchmark matrix: the same echo server (bench/echo_policy.h) on
+# libasync, libuv, raw libev, libevent and raw epoll, driven by the raw-epoll
+# load generator bench/loadgen.c:
+#   ping-pong, 1 connection, 64 B     round trips/s, p50/p99 latency
+#   ping-pong, 100 connections, 64 B  round trips/s, p50/p99 latency
+#   pump, 10 connections, 16 KiB      MB/s echoed
+#   churn, 10 workers, 64 B           connections/s, p50/p99 connect-to-echo
+# Short rounds interleaved across the servers in an order rotated from round
+# to round (host load drifts), one fresh server process per measurement so
+# its CPU time and peak RSS (printed at exit) belong to that workload.
+# Prints medians over the rounds, the ratios to libuv and raw epoll, the
+# spread of the rate, and the server's CPU per operation.
 #
-# usage: bench/run_echo.sh     env: ROUNDS=5 SECONDS_PER_RUN=2 SKIP_BUILD=1
+# usage: bench/run_echo.sh   env: ROUNDS=5 SECONDS_PER_RUN=2 SKIP_BUILD=1 BUILD_DIR=build-bench
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -25,47 +30,88 @@ results=$build/echo-results.txt
 : >"$results"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-servers=(async uv epoll)
-workloads=("1 64" "100 64")
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg); $rounds rounds of ${secs}s"
+servers=(async uv ev event epoll)
+# name mode connections size
+workloads=("pingpong-1 pingpong 1 64" "pingpong-100 pingpong 100 64" "pump-10 pump 10 16384" "churn-10 churn 10 64")
+
+# True while process $1 runs (it is a child: once it exits, it is a zombie until waited for).
+running() { [[ -r /proc/$1/stat && $(cut -d' ' -f3 "/proc/$1/stat") != Z ]]; }
+
+# Runs one workload against a fresh server; appends its line to $results.
+measure() {
+  local srv=$1 name=$2 mode=$3 conns=$4 size=$5 port out pid line
+  port=$(free_port)
+  out=$(mktemp)
+  "$bin/echo_$srv" "$port" >"$out" &
+  pid=$!
+  for _ in $(seq 100); do grep -q READY "$out" && break; sleep 0.05; done
+  if ! line=$("$bin/loadgen" "$mode" "$port" "$conns" "$size" "$secs" | grep '^RESULT '); then
+    echo "FAILED: $name against echo_$srv" >&2
+    kill -TERM "$pid" 2>/dev/null || true
+    exit 1
+  fi
+  kill -TERM "$pid"
+  for _ in $(seq 100); do running "$pid" || break; sleep 0.05; done
+  if running "$pid"; then
+    kill -KILL "$pid"
+    echo "FAILED: echo_$srv did not stop within 5 s of SIGTERM after $name" >&2
+    exit 1
+  fi
+  if ! wait "$pid"; then
+    echo "FAILED: echo_$srv exited with an error after $name" >&2
+    exit 1
+  fi
+  echo "server=$srv workload=$name $line $(awk '/^CPU/ {print "cpu=" $2, "maxrss_mib=" $4}' "$out")" >>"$results"
+  rm -f "$out"
+}
+
+ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r)"
+echo "libasync $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), libuv $(ver libuv1), libev $(ver libev4), libevent $(ver libevent-core-2.1-7)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $rounds rounds of ${secs}s per cell"
 for ((round = 0; round < rounds; round++)); do
   for w in "${workloads[@]}"; do
     for ((i = 0; i < ${#servers[@]}; i++)); do
-      srv=${servers[(i + round) % ${#servers[@]}]}
-      port=$(free_port)
-      out=$(mktemp)
-      "$bin/echo_$srv" "$port" >"$out" &
-      pid=$!
-      for _ in $(seq 50); do grep -q READY "$out" && break; sleep 0.05; done
-      # shellcheck disable=SC2086  # w is "connections size"
-      line=$("$bin/loadgen" "$port" $w "$secs" | grep '^RESULT ')
-      kill -TERM "$pid"
-      wait "$pid"
-      cpu=$(awk '/^CPU/ {print $2}' "$out")
-      rm -f "$out"
-      echo "server=$srv conns=${w% *} $line cpu=$cpu" >>"$results"
+      # shellcheck disable=SC2086  # w is "name mode connections size"
+      measure "${servers[(i + round) % ${#servers[@]}]}" $w
       printf '.' >&2
     done
   done
 done
 echo >&2
-python3 - "$results" <<'PY'
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$results" "${servers[@]}" <<'PY'
 import statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
+path, servers = sys.argv[1], sys.argv[2:]
+names = {"async": "libasync", "uv": "libuv", "ev": "libev", "event": "libevent", "epoll": "raw epoll"}
+# workload -> (label, rate unit, rate scale, CPU-per-op unit, CPU-per-op scale: seconds/op -> unit)
+shapes = {
+    "pingpong-1": ("ping-pong C=1, 64 B", "trips/s", 1, "us/trip", 1e6),
+    "pingpong-100": ("ping-pong C=100, 64 B", "trips/s", 1, "us/trip", 1e6),
+    "pump-10": ("pump C=10, 16 KiB", "MB/s", 1e-6, "CPU s/GB", 1e9),
+    "churn-10": ("churn C=10, 64 B", "conn/s", 1, "us/conn", 1e6),
+}
+runs = {}
+for line in open(path):
     f = dict(x.split("=", 1) for x in line.split() if "=" in x)
-    key = (f["server"], f["conns"])
-    rows.setdefault(key, []).append((float(f["ops_per_sec"]), float(f["p50_us"]), float(f["p99_us"]),
-                                     float(f["cpu"]) / max(float(f["trips"]), 1) * 1e6))
-def med(key, i):
-    return statistics.median(r[i] for r in rows[key])
-print("| ping-pong, 64 B | server | round trips/s | vs libuv | vs epoll | p50 us | p99 us | server CPU us/trip |")
-print("|---|---|---|---|---|---|---|---|")
-for conns in ("1", "100"):
-    for srv, name in (("async", "libasync"), ("uv", "libuv"), ("epoll", "raw epoll")):
-        k = (srv, conns)
-        print("| C={} | {} | {:,.0f} | {:.2f}x | {:.2f}x | {:.0f} | {:.0f} | {:.2f} |".format(
-            conns, name, med(k, 0), med(k, 0) / med(("uv", conns), 0), med(k, 0) / med(("epoll", conns), 0),
-            med(k, 1), med(k, 2), med(k, 3)))
-print("medians of {} rounds; raw results: {}".format(len(rows[("async", "1")]), sys.argv[1]))
+    runs.setdefault((f["workload"], f["server"]), []).append(f)
+def med(w, s, key, per_op=False):
+    vals = [float(f[key]) / max(float(f["ops"]), 1) if per_op else float(f[key]) for f in runs[(w, s)] if key in f]
+    return statistics.median(vals) if vals else None
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+print("| workload | server | rate | vs libuv | vs epoll | spread | p50 us | p99 us | server CPU/op | server peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for w, (label, unit, scale, cpu_unit, cpu_scale) in shapes.items():
+    uv, epoll = med(w, "uv", "ops_per_sec"), med(w, "epoll", "ops_per_sec")
+    for s in servers:
+        rates = [float(f["ops_per_sec"]) for f in runs[(w, s)]]
+        rate = statistics.median(rates)
+        spread = (max(rates) - min(rates)) / rate if rate else 0
+        print("| {} | {} | {} {} | {:.2f}x | {:.2f}x | {:.0%} | {} | {} | {} {} | {} |".format(
+            label, names[s], fmt(rate * scale, ",.1f" if scale != 1 else ",.0f"), unit, rate / uv, rate / epoll,
+            spread, fmt(med(w, s, "p50_us"), ".0f"), fmt(med(w, s, "p99_us"), ".0f"),
+            fmt(med(w, s, "cpu", per_op=True) * cpu_scale, ".2f"), cpu_unit, fmt(med(w, s, "maxrss_mib"), ".1f")))
+print("medians of {} rounds; spread = (max - min) / median of the rate; raw results: {}".format(
+    len(runs[("pingpong-1", servers[0])]), path))
 PY

@@ -25,5 +25,6 @@
 #include "async/connect.h"
 #include "async/datagram.h"
 #include "async/reader.h"
+#include "async/reconnect.h"
 
 #endif

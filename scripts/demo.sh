@@ -21,6 +21,7 @@ tour=(
   "echo_server|--self-test|a TCP server whose connections echo; a client on the same loop checks it"
   "chat_server|--self-test|a line-based chat: one client speaks, the other hears"
   "http_hello|--self-test|HTTP/1.1 keep-alive: two pipelined requests answered"
+  "reconnect_client|--self-test|a client that stays connected: the server drops it, goes away, comes back"
 )
 for entry in "${tour[@]}"; do
   IFS='|' read -r name args what <<<"$entry"

@@ -1,7 +1,7 @@
 /*
- * DNS test fixtures: a real dnsmasq child process and a UDP blackhole
- * (see dns_fixture.h). Test code: plain C, POSIX + Linux (prctl), no
- * libasync.
+ * DNS test fixtures: a real dnsmasq child process, a UDP blackhole and a
+ * delayed responder thread (see dns_fixture.h). Test code: plain C, POSIX +
+ * Linux (prctl), no libasync.
  */
 #include "dns_fixture.h"
 
@@ -10,7 +10,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -595,62 +597,99 @@ static int read_one(int fd, unsigned char *buf, size_t cap, ssize_t *len, struct
 }
 
 
-/*
- * Answers query msg (len bytes) if its type is *want (0: A or AAAA, and *want
- * becomes that type); returns 1 if answered.
- */
-static int answer(int fd, const unsigned char *msg, size_t len, const struct sockaddr_storage *from,
-                  socklen_t fromlen, int *want, int rcode) {
+/* Up to 8 addresses of one family, as record data (4 or 16 bytes each). */
+struct records {
+  int count;
+  int len;
+  unsigned char data[8][16];
+};
+
+/* Fills recs with the comma-separated addresses of list for qtype (A or
+ * AAAA); NULL or "": none. Returns 0, or -1 for a malformed list. */
+static int parse_records(struct records *recs, int qtype, const char *list) {
+  int family = qtype == DNSFX_TYPE_A ? AF_INET : AF_INET6;
+  recs->count = 0;
+  recs->len = family == AF_INET ? 4 : 16;
+  while (list != NULL && *list != '\0') {
+    const char *comma = strchr(list, ',');
+    size_t n = comma != NULL ? (size_t)(comma - list) : strlen(list);
+    char one[INET6_ADDRSTRLEN];
+    if (n == 0 || n >= sizeof one || recs->count == 8) {
+      return -1;
+    }
+    memcpy(one, list, n);
+    one[n] = '\0';
+    if (inet_pton(family, one, recs->data[recs->count++]) != 1) {
+      return -1;
+    }
+    list = comma != NULL ? comma + 1 : NULL;
+  }
+  return 0;
+}
+
+/* The type of the one question of query msg (len bytes), and where the
+ * question ends in *qend; -1 for anything but a query with one question. */
+static int query_type(const unsigned char *msg, size_t len, int *qend) {
   if (len < 12 || (msg[2] & 0x80) != 0 || get16(msg + 4) != 1) {
-    return 0;
+    return -1;
   }
-  int qend = question_end(msg, len);
-  if (qend < 0) {
-    return 0;
-  }
-  int qtype = (int)get16(msg + qend - 4);
-  if (*want == 0 && (qtype == DNSFX_TYPE_A || qtype == DNSFX_TYPE_AAAA)) {
-    *want = qtype;
-  }
-  if (qtype != *want) {
-    return 0;
-  }
-  unsigned char r[1024];
-  if ((size_t)qend + 16 + 16 > sizeof r) {
+  *qend = question_end(msg, len);
+  return *qend < 0 ? -1 : (int)get16(msg + *qend - 4);
+}
+
+/*
+ * Builds into r (cap bytes) the reply to query msg whose question ends at
+ * qend: with rcode != 0 that rcode and no answer, else NOERROR with recs
+ * (none: NODATA), TTL 60. Returns the reply's length, or 0 if it does not fit.
+ */
+static size_t build_reply(unsigned char *r, size_t cap, const unsigned char *msg, int qend, int rcode,
+                          const struct records *recs) {
+  size_t need = (size_t)qend + (rcode != 0 ? 0 : (size_t)recs->count * (12 + (size_t)recs->len));
+  if (need > cap) {
     return 0;
   }
   memcpy(r, msg, (size_t)qend);
-  if (rcode != 0) {
-    /* QR, RD (copied), RA, the rcode; the question only. */
-    put16(r + 2, (unsigned)(0x8180 | (get16(msg + 2) & 0x0100) | (rcode & 0xF)));
-    put16(r + 6, 0);
-    put16(r + 8, 0);
-    put16(r + 10, 0);
-    return sendto(fd, r, (size_t)qend, 0, (const struct sockaddr *)from, fromlen) == (ssize_t)qend;
-  }
-  put16(r + 2, 0x8180 | (get16(msg + 2) & 0x7900)); /* QR, RD (copied), RA, NOERROR */
-  put16(r + 6, 1);                                  /* ANCOUNT */
+  /* QR, RD (copied), RA, the rcode; no authority, no EDNS OPT record. */
+  put16(r + 2, (unsigned)(0x8180 | (get16(msg + 2) & 0x0100) | (rcode & 0xF)));
+  put16(r + 6, rcode != 0 ? 0 : (unsigned)recs->count);
   put16(r + 8, 0);
-  put16(r + 10, 0); /* drop any EDNS OPT record */
+  put16(r + 10, 0);
   size_t n = (size_t)qend;
-  put16(r + n, 0xC00C); /* the question's name */
-  put16(r + n + 2, (unsigned)qtype);
-  put16(r + n + 4, 1);
-  put16(r + n + 6, 0);
-  put16(r + n + 8, 60); /* TTL */
-  n += 10;
-  if (qtype == DNSFX_TYPE_A) {
-    put16(r + n, 4);
-    inet_pton(AF_INET, "192.0.2.20", r + n + 2);
-    n += 6;
-  } else if (qtype == DNSFX_TYPE_AAAA) {
-    put16(r + n, 16);
-    inet_pton(AF_INET6, "2001:db8::20", r + n + 2);
-    n += 18;
-  } else {
+  for (int i = 0; rcode == 0 && i < recs->count; i++) {
+    put16(r + n, 0xC00C); /* the question's name */
+    put16(r + n + 2, get16(msg + qend - 4));
+    put16(r + n + 4, 1);
+    put16(r + n + 6, 0);
+    put16(r + n + 8, 60); /* TTL */
+    put16(r + n + 10, (unsigned)recs->len);
+    memcpy(r + n + 12, recs->data[i], (size_t)recs->len);
+    n += 12 + (size_t)recs->len;
+  }
+  return n;
+}
+
+/*
+ * Answers query msg (len bytes) if its type is *want (0: A or AAAA, and *want
+ * becomes that type): 192.0.2.20 or 2001:db8::20, or rcode; returns 1 if answered.
+ */
+static int answer(int fd, const unsigned char *msg, size_t len, const struct sockaddr_storage *from,
+                  socklen_t fromlen, int *want, int rcode) {
+  int qend = 0;
+  int qtype = query_type(msg, len, &qend);
+  if (*want == 0 && (qtype == DNSFX_TYPE_A || qtype == DNSFX_TYPE_AAAA)) {
+    *want = qtype;
+  }
+  int address = qtype == DNSFX_TYPE_A || qtype == DNSFX_TYPE_AAAA;
+  if (qtype < 0 || qtype != *want || (rcode == 0 && !address)) {
     return 0;
   }
-  return sendto(fd, r, n, 0, (const struct sockaddr *)from, fromlen) == (ssize_t)n;
+  struct records recs = {0};
+  if (address) {
+    parse_records(&recs, qtype, qtype == DNSFX_TYPE_A ? "192.0.2.20" : "2001:db8::20");
+  }
+  unsigned char r[1024];
+  size_t n = build_reply(r, sizeof r, msg, qend, rcode, &recs);
+  return n > 0 && sendto(fd, r, n, 0, (const struct sockaddr *)from, fromlen) == (ssize_t)n;
 }
 
 /*
@@ -710,4 +749,161 @@ void dnsfx_blackhole_close(struct dnsfx_hole *h) {
     close(h->fd6);
     h->fd6 = -1;
   }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Delayed responder                                                        */
+/* ------------------------------------------------------------------------ */
+
+enum { RESPONDER_QUEUE = 16 };
+
+struct pending_reply {
+  long long due_ms;
+  int fd;
+  struct sockaddr_storage to;
+  socklen_t tolen;
+  size_t len;
+  unsigned char msg[512];
+};
+
+struct dnsfx_responder_state {
+  struct dnsfx_hole hole;
+  struct records recs[2]; /* [0] A, [1] AAAA */
+  int delay_ms[2];
+  atomic_int queries[2];
+  int wake[2]; /* a pipe: writing to it stops the thread */
+  pthread_t thread;
+  int npending; /* replies waiting for their time, in arrival order */
+  struct pending_reply pending[RESPONDER_QUEUE];
+};
+
+/* Reads every waiting query, counts it, queues its reply (dropped when the
+ * queue is full or the type is never answered). */
+static void responder_read(struct dnsfx_responder_state *st) {
+  unsigned char buf[4096];
+  struct sockaddr_storage from;
+  socklen_t fromlen;
+  ssize_t len;
+  int fds[2] = {st->hole.fd4, st->hole.fd6};
+  for (int i = 0; i < 2; i++) {
+    while (read_one(fds[i], buf, sizeof buf, &len, &from, &fromlen)) {
+      int qend = 0;
+      int qtype = query_type(buf, (size_t)len, &qend);
+      int t = qtype == DNSFX_TYPE_A ? 0 : qtype == DNSFX_TYPE_AAAA ? 1 : -1;
+      if (t < 0) {
+        continue;
+      }
+      atomic_fetch_add(&st->queries[t], 1);
+      if (st->delay_ms[t] < 0 || st->npending == RESPONDER_QUEUE) {
+        continue;
+      }
+      struct pending_reply *p = &st->pending[st->npending];
+      p->len = build_reply(p->msg, sizeof p->msg, buf, qend, 0, &st->recs[t]);
+      if (p->len == 0) {
+        continue;
+      }
+      p->due_ms = now_ms() + st->delay_ms[t];
+      p->fd = fds[i];
+      p->to = from;
+      p->tolen = fromlen;
+      st->npending++;
+    }
+  }
+}
+
+/* Sends the replies whose time has come; returns the poll() timeout until
+ * the next one (-1: none waiting). */
+static int responder_send_due(struct dnsfx_responder_state *st) {
+  int timeout = -1;
+  int kept = 0;
+  for (int i = 0; i < st->npending; i++) {
+    struct pending_reply *p = &st->pending[i];
+    long long left = p->due_ms - now_ms();
+    if (left <= 0) {
+      sendto(p->fd, p->msg, p->len, 0, (const struct sockaddr *)&p->to, p->tolen);
+      continue;
+    }
+    if (timeout < 0 || left < timeout) {
+      timeout = (int)left;
+    }
+    if (kept != i) {
+      st->pending[kept] = *p;
+    }
+    kept++;
+  }
+  st->npending = kept;
+  return timeout;
+}
+
+static void *responder_run(void *arg) {
+  struct dnsfx_responder_state *st = arg;
+  int timeout = -1;
+  for (;;) {
+    struct pollfd pfd[3] = {{.fd = st->hole.fd4, .events = POLLIN, .revents = 0},
+                            {.fd = st->hole.fd6, .events = POLLIN, .revents = 0},
+                            {.fd = st->wake[0], .events = POLLIN, .revents = 0}};
+    if (poll(pfd, 3, timeout) < 0 && errno != EINTR) {
+      return NULL;
+    }
+    if (pfd[2].revents != 0) {
+      return NULL;
+    }
+    responder_read(st);
+    timeout = responder_send_due(st);
+  }
+}
+
+int dnsfx_responder_start(struct dnsfx_responder *r, const struct dnsfx_family *a, const struct dnsfx_family *aaaa) {
+  memset(r, 0, sizeof *r);
+  struct dnsfx_responder_state *st = calloc(1, sizeof *st);
+  if (st == NULL) {
+    return -1;
+  }
+  const struct dnsfx_family *fam[2] = {a, aaaa};
+  int ok = 1;
+  for (int t = 0; t < 2; t++) {
+    ok = ok && parse_records(&st->recs[t], t == 0 ? DNSFX_TYPE_A : DNSFX_TYPE_AAAA, fam[t]->addrs) == 0;
+    st->delay_ms[t] = fam[t]->delay_ms;
+    atomic_init(&st->queries[t], 0);
+  }
+  st->wake[0] = st->wake[1] = -1;
+  if (!ok || dnsfx_blackhole_open(&st->hole) != 0) {
+    free(st);
+    return -1;
+  }
+  if (pipe2(st->wake, O_CLOEXEC) != 0 || pthread_create(&st->thread, NULL, responder_run, st) != 0) {
+    if (st->wake[0] >= 0) {
+      close(st->wake[0]);
+      close(st->wake[1]);
+    }
+    dnsfx_blackhole_close(&st->hole);
+    free(st);
+    return -1;
+  }
+  snprintf(r->servers, sizeof r->servers, "%s", st->hole.servers);
+  snprintf(r->servers6, sizeof r->servers6, "%s", st->hole.servers6);
+  r->state = st;
+  return 0;
+}
+
+int dnsfx_responder_queries(const struct dnsfx_responder *r, int qtype) {
+  if (r->state == NULL || (qtype != DNSFX_TYPE_A && qtype != DNSFX_TYPE_AAAA)) {
+    return 0;
+  }
+  return atomic_load(&r->state->queries[qtype == DNSFX_TYPE_A ? 0 : 1]);
+}
+
+void dnsfx_responder_stop(struct dnsfx_responder *r) {
+  struct dnsfx_responder_state *st = r->state;
+  if (st == NULL) {
+    return;
+  }
+  while (write(st->wake[1], "x", 1) < 0 && errno == EINTR) {
+  }
+  pthread_join(st->thread, NULL);
+  close(st->wake[0]);
+  close(st->wake[1]);
+  dnsfx_blackhole_close(&st->hole);
+  free(st);
+  r->state = NULL;
 }

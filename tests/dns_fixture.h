@@ -10,6 +10,8 @@
  *   count the datagrams that arrived, and may answer chosen query types by
  *   hand (dnsfx_blackhole_reply) to get "one family answered, the other
  *   never" deterministically.
+ * - dnsfx_responder: answers A and AAAA queries with chosen addresses after
+ *   a chosen delay per type, from a thread of the test.
  *
  * Zone (tests/fixtures/dns.hosts plus dnsmasq flags; cares.md §7):
  *   v4only.test   192.0.2.10             (AAAA: NODATA)
@@ -138,6 +140,36 @@ const char *dnsfx_blackhole_servers(const struct dnsfx_hole *h);
 
 /* Closes the sockets. Idempotent. */
 void dnsfx_blackhole_close(struct dnsfx_hole *h);
+
+/*
+ * dnsfx_responder: a DNS server run in a thread of the test, on UDP sockets
+ * on 127.0.0.1 (and ::1 when available) like the blackhole's, answering
+ * every A and AAAA query, whatever the name, with chosen addresses after a
+ * chosen delay per type, counted from the query's arrival (for Happy
+ * Eyeballs: "AAAA 25 ms after A"). Other queries are dropped.
+ */
+struct dnsfx_family {
+  const char *addrs; /* up to 8 comma-separated addresses of the type; NULL or "": NODATA */
+  int delay_ms;      /* answer this long after the query arrived; < 0: never answer */
+};
+
+struct dnsfx_responder {
+  char servers[32];  /* "127.0.0.1:PORT" */
+  char servers6[48]; /* "[::1]:PORT" or "" */
+  struct dnsfx_responder_state *state; /* private */
+};
+
+/* Opens the sockets and starts the thread, answering A queries as a says
+ * and AAAA ones as aaaa says. Returns 0, or -1 (malformed addresses, no
+ * socket, no thread). */
+int dnsfx_responder_start(struct dnsfx_responder *r, const struct dnsfx_family *a, const struct dnsfx_family *aaaa);
+
+/* How many queries of qtype (DNSFX_TYPE_A or DNSFX_TYPE_AAAA) have arrived so far. */
+int dnsfx_responder_queries(const struct dnsfx_responder *r, int qtype);
+
+/* Stops and joins the thread (replies still waiting are dropped), closes
+ * the sockets. Idempotent. */
+void dnsfx_responder_stop(struct dnsfx_responder *r);
 
 #ifdef __cplusplus
 }

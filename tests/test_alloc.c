@@ -798,15 +798,31 @@ INJECT_TEST(futures_cancel)
 
 /* Streams, a server and a connect: listen, connect, send 100 KiB (more
  * than the socket takes at once, so some is queued), read the echo, close.
+ * The accepted side turns on an idle timeout and swaps its protocol for
+ * one with other callbacks (both allocate: the timer on first use, a copy
+ * of the callbacks its server's streams no longer share); either may fail
+ * and the stream goes on with what it had.
  * Every protocol userdata gets exactly one release, whatever failed. */
 struct net_side {
   size_t got;
   int released;
   int lost;
+  int swapped;
 };
 
+static void net_lost(async_stream *s, int err, void *ud);
+
 static size_t net_echo(async_stream *s, const uint8_t *d, size_t n, void *ud) {
-  (void)ud;
+  struct net_side *x = ud;
+  if (!x->swapped) {
+    x->swapped = 1;
+    ok(async_stream_set_idle_timeout(s, 60000));
+    /* No release: the old protocol's release is the userdata's last. */
+    static const async_stream_protocol k_no_release = {
+        sizeof(async_stream_protocol), NULL, net_echo, NULL, net_lost, NULL, NULL, NULL, NULL,
+    };
+    ok(async_stream_set_protocol(s, &k_no_release, ud));
+  }
   async_stream_write(s, d, n); /* ENOMEM aborts the stream: its lost follows */
   return n;
 }
@@ -901,6 +917,72 @@ static async_loop *sc_net(void) {
 }
 
 INJECT_TEST(net)
+
+/* A reconnector against the echo server: it connects (or fails to, and
+ * gives up after 3 failed connects), sends, and stops at the echo or at a
+ * loss. Its userdata gets exactly one release, whatever failed. */
+struct rc_side {
+  async_reconnector *rc;
+  int released;
+};
+
+static void rc_made(async_stream *s, void *ud) {
+  (void)ud;
+  int rc = async_stream_write(s, "ping", 4);
+  if (rc != ASYNC_ECLOSED) ok(rc);
+}
+
+static size_t rc_data(async_stream *s, const uint8_t *d, size_t n, void *ud) {
+  (void)s;
+  (void)d;
+  async_reconnector_stop(((struct rc_side *)ud)->rc);
+  return n;
+}
+
+static void rc_lost(async_stream *s, int err, void *ud) {
+  (void)s;
+  (void)err;
+  async_reconnector_stop(((struct rc_side *)ud)->rc);
+}
+
+static void rc_release(void *ud) { ((struct rc_side *)ud)->released++; }
+
+static async_loop *sc_reconnect(void) {
+  async_loop *loop = NULL;
+  if (!ok(async_loop_new(&loop))) {
+    return NULL;
+  }
+  static struct net_side server_side;
+  static struct rc_side client;
+  memset(&server_side, 0, sizeof server_side);
+  memset(&client, 0, sizeof client);
+  async_server *server = NULL;
+  if (!ok(async_tcp_listen(&server, loop, "127.0.0.1", 0, 0, 0, net_factory, &server_side))) {
+    return loop;
+  }
+  const async_stream_protocol proto = {
+      sizeof(async_stream_protocol), rc_made, rc_data, NULL, rc_lost, NULL, NULL, NULL, rc_release,
+  };
+  async_reconnect_options o = ASYNC_RECONNECT_OPTIONS_INIT;
+  o.initial_delay_ms = 1;
+  o.max_attempts = 3;
+  if (ok(async_reconnector_start(&client.rc, loop, "127.0.0.1", (uint16_t)async_server_port(server), &o, &proto,
+                                 &client))) {
+    uint64_t t0 = tu_now_ns();
+    while (!client.released) {
+      async_loop_run(loop, ASYNC_RUN_ONCE);
+      assert_true(tu_elapsed_ms(t0) < 10000.0);
+    }
+  } else {
+    assert_int_equal(client.released, 0); /* a failed call notifies nothing */
+    client.released = 1;
+  }
+  run_to_end_with(loop, server);
+  assert_int_equal(client.released, 1);
+  return loop;
+}
+
+INJECT_TEST(reconnect)
 
 
 /* Datagrams: two UDP transports (the receiver pauses inside its first
@@ -1163,6 +1245,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_inject_futures_cancel, teardown_restore),
       cmocka_unit_test_teardown(test_inject_dns, teardown_restore),
       cmocka_unit_test_teardown(test_inject_net, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_reconnect, teardown_restore),
       cmocka_unit_test_teardown(test_inject_datagram, teardown_restore),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

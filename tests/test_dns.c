@@ -89,30 +89,12 @@ static async_loop *fx_loop(void) {
   return dns_loop(dnsfx_servers(&g_fx));
 }
 
-static void guard_cb(async_timer *t, void *ud) {
-  (void)ud;
-  async_loop_stop(async_handle_loop(async_timer_handle(t)));
-}
-
-/*
- * async_loop_run_until() bounded by an unreferenced guard timer of ms: returns
- * the future's status, or ASYNC_ESTATE if the guard stopped the loop first.
- */
-static int wait_fut(async_loop *loop, async_future *f, uint64_t ms) {
-  async_timer *t = tu_timer_start(loop, NULL, ms, 0, guard_cb);
-  assert_code(async_handle_unref(async_timer_handle(t)), 0);
-  int rc = async_loop_run_until(loop, f);
-  tu_close(async_timer_handle(t));
-  return rc;
-}
-
 /*
  * Runs the loop until no work is left (bounded: fails if work remains after
  * ms), then frees it. The caller has freed every future.
  */
 static void finish_ms(async_loop *loop, uint64_t ms) {
-  async_timer *t = tu_timer_start(loop, NULL, ms, 0, guard_cb);
-  assert_code(async_handle_unref(async_timer_handle(t)), 0);
+  async_timer *t = tu_guard(loop, ms);
   int rc = async_loop_run(loop, ASYNC_RUN_DEFAULT);
   if (rc != 0) {
     print_error("the loop still has work %llu ms after the last lookup\n", (unsigned long long)ms);
@@ -151,7 +133,7 @@ static const async_addrinfo *gai_list(async_future *f) {
 static async_future *resolve_ok(async_loop *loop, const char *host, const char *service, int family, int socktype,
                                 uint32_t flags) {
   async_future *f = gai(loop, host, service, family, socktype, flags);
-  int rc = wait_fut(loop, f, 5000);
+  int rc = tu_wait_future(loop, f, 5000);
   if (rc != 0) {
     print_error("lookup of %s failed: %s\n", host ? host : "NULL", async_err_name(rc));
   }
@@ -165,7 +147,7 @@ static async_future *resolve_ok(async_loop *loop, const char *host, const char *
 static int resolve_status(async_loop *loop, const char *host, const char *service, int family, int socktype,
                           uint32_t flags) {
   async_future *f = gai(loop, host, service, family, socktype, flags);
-  int rc = wait_fut(loop, f, 5000);
+  int rc = tu_wait_future(loop, f, 5000);
   int st = async_future_state(f);
   if (rc == 0) {
     assert_int_equal(st, ASYNC_FUTURE_DONE);
@@ -362,7 +344,7 @@ static void test_unspec_both_families(void **state) {
   /* A service name from /etc/services applies too (skipped if absent). */
   f = NULL;
   if (async_getaddrinfo(&f, loop, "dual.test", "http", AF_UNSPEC, SOCK_STREAM, 0) == 0) {
-    int rc = wait_fut(loop, f, 5000);
+    int rc = tu_wait_future(loop, f, 5000);
     if (rc == 0) {
       check_entries(gai_list(f), SOCK_STREAM, IPPROTO_TCP, 80);
     } else {
@@ -438,7 +420,7 @@ static void test_lookup_errors(void **state) {
   /* The failed future's value: async_future_result gives the error, the
    * accessors reject a NULL list. */
   async_future *f = gai(loop, "unknown.test", NULL, AF_INET, 0, 0);
-  assert_code(wait_fut(loop, f, 5000), ASYNC_ENOTFOUND);
+  assert_code(tu_wait_future(loop, f, 5000), ASYNC_ENOTFOUND);
   void *v = (void *)0x1;
   assert_code(async_future_result(&v, f), ASYNC_ENOTFOUND);
   async_addrinfo *taken = (async_addrinfo *)0x1;
@@ -464,7 +446,7 @@ static void test_take_and_free(void **state) {
   async_addrinfo *list = NULL;
   assert_code(async_addrinfo_take(&list, f), ASYNC_ESTATE); /* pending */
   assert_null(list);
-  assert_code(wait_fut(loop, f, 5000), 0);
+  assert_code(tu_wait_future(loop, f, 5000), 0);
   assert_code(async_addrinfo_take(&list, f), 0);
   assert_non_null(list);
   void *v = (void *)0x1;
@@ -565,7 +547,7 @@ static void test_thousand_in_flight(void **state) {
   uint64_t t0 = tu_now_ns();
   for (int i = 0; i < N_MANY; i++) {
     if (async_future_state(futs[i]) == ASYNC_FUTURE_PENDING) {
-      (void)wait_fut(loop, futs[i], 30000);
+      (void)tu_wait_future(loop, futs[i], 30000);
     }
   }
   /* Let every scheduled callback run. */
@@ -617,7 +599,7 @@ static void check_later(async_loop *loop, const char *host, const char *service,
   struct rec r = {0};
   add_rec(f, &r);
   assert_int_equal(r.calls, 0);
-  assert_code(wait_fut(loop, f, 5000), want_status);
+  assert_code(tu_wait_future(loop, f, 5000), want_status);
   spin_nowait(loop, 1);
   assert_int_equal(r.calls, 1);
   assert_code(r.status, want_status);
@@ -753,7 +735,7 @@ static void test_cancel_before_send(void **state) {
   }
   uint64_t t0 = tu_now_ns();
   for (int i = 0; i < N; i++) {
-    (void)wait_fut(loop, f[i], 3000);
+    (void)tu_wait_future(loop, f[i], 3000);
   }
   spin_nowait(loop, 2);
   double elapsed = tu_elapsed_ms(t0);
@@ -784,7 +766,7 @@ static void test_server_failure(void **state) {
   add_rec(f, &r);
   /* The query left inside async_getaddrinfo: answer it, then let the loop read. */
   assert_int_equal(dnsfx_blackhole_reply(&h, DNSFX_TYPE_A, 1, 2000), 1);
-  assert_code(wait_fut(loop, f, 2000), ASYNC_ESERVFAIL);
+  assert_code(tu_wait_future(loop, f, 2000), ASYNC_ESERVFAIL);
   spin_nowait(loop, 1);
   assert_int_equal(r.calls, 1);
   assert_code(r.status, ASYNC_ESERVFAIL);
@@ -846,7 +828,7 @@ static void test_cancel_one_of_two(void **state) {
   add_rec(f1, &r1);
   add_rec(f2, &r2);
   assert_int_equal(async_future_cancel(f1), 1);
-  assert_code(wait_fut(loop, f2, 5000), 0);
+  assert_code(tu_wait_future(loop, f2, 5000), 0);
   spin_nowait(loop, 2);
   assert_int_equal(r1.calls, 1);
   assert_code(r1.status, ASYNC_ECANCELED);
@@ -865,7 +847,7 @@ static void test_cancel_one_of_two(void **state) {
   add_rec(f3, &r3);
   add_rec(f4, &r4);
   assert_int_equal(async_future_cancel(f4), 1);
-  assert_code(wait_fut(loop, f3, 5000), 0);
+  assert_code(tu_wait_future(loop, f3, 5000), 0);
   spin_nowait(loop, 2);
   assert_int_equal(r3.calls, 1);
   assert_int_equal(r3.count, 6);
@@ -1003,7 +985,7 @@ static async_future *gni(async_loop *loop, const struct sockaddr *sa, size_t len
 static int nameinfo(async_loop *loop, const struct sockaddr *sa, size_t len, uint32_t flags, char *host,
                     char *serv) {
   async_future *f = gni(loop, sa, len, flags);
-  int rc = wait_fut(loop, f, 5000);
+  int rc = tu_wait_future(loop, f, 5000);
   host[0] = serv[0] = '\0';
   if (rc == 0) {
     void *v = NULL;
@@ -1257,7 +1239,7 @@ static void test_config_busy(void **state) {
   assert_code(async_dns_set_rotate(loop, 1), ASYNC_EBUSY);
   assert_code(async_dns_set_deadline(loop, 10000), 0); /* allowed */
   /* Nothing was lost or changed: the lookup completes against dnsmasq. */
-  assert_code(wait_fut(loop, f, 5000), 0);
+  assert_code(tu_wait_future(loop, f, 5000), 0);
   assert_int_equal(async_addrinfo_count(gai_list(f)), 2);
   spin_nowait(loop, 1);
   assert_int_equal(r.calls, 1);
@@ -1385,7 +1367,7 @@ static void reject_either(async_loop *loop, const char *host, const char *servic
   int rc = async_getaddrinfo(&f, loop, host, service, family, socktype, flags);
   if (rc == 0) {
     assert_non_null(f);
-    rc = wait_fut(loop, f, 5000);
+    rc = tu_wait_future(loop, f, 5000);
     assert_code(async_future_free(f), 0);
   } else {
     assert_null(f);

@@ -229,35 +229,10 @@ static void test_flow_control(void **state) {
 }
 
 /* The reader as the protocol of a connect, against an echo server. */
-static size_t echo_data(async_stream *s, const uint8_t *d, size_t n, void *ud) {
-  (void)ud;
-  async_stream_write(s, d, n);
-  return n;
-}
-
-static void echo_lost(async_stream *s, int err, void *ud) {
-  (void)s;
-  (void)err;
-  (void)ud;
-}
-
-static const async_stream_protocol k_echo = {
-    sizeof(async_stream_protocol), NULL, echo_data, NULL, echo_lost, NULL, NULL, NULL, NULL,
-};
-
-static int echo_factory(const async_stream_protocol **p, void **ud, async_server *s, void *userdata) {
-  (void)s;
-  (void)userdata;
-  *p = &k_echo;
-  *ud = NULL;
-  return 0;
-}
-
 static void test_with_connect(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
-  async_server *server = NULL;
-  assert_int_equal(async_tcp_listen(&server, loop, "127.0.0.1", 0, 0, 0, echo_factory, NULL), 0);
+  async_server *server = tu_echo_server(loop, "127.0.0.1", 0);
   async_reader *reader = NULL;
   assert_int_equal(async_reader_new(&reader, loop, 0), 0);
   async_future *c = NULL;

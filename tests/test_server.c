@@ -312,6 +312,82 @@ static void test_abort_connections(void **state) {
   tu_finish(loop);
 }
 
+/* Streams whose factory returned the same callbacks (from different
+ * structs) share one copy of them inside the library: replacing one
+ * stream's protocol must leave the others' as they were. */
+struct sharing {
+  struct counts c;
+  async_stream *streams[3];
+  int b_bytes;
+  int b_lost;
+  int b_released;
+};
+
+static void sh_made(async_stream *s, void *ud) {
+  struct sharing *x = ud;
+  x->streams[x->c.made++] = s;
+}
+
+static size_t sh_b_data(async_stream *s, const uint8_t *d, size_t n, void *ud) {
+  ((struct sharing *)ud)->b_bytes += (int)n;
+  assert_int_equal(async_stream_write(s, d, n), 0);
+  return n;
+}
+
+static void sh_b_lost(async_stream *s, int err, void *ud) {
+  (void)s;
+  (void)err;
+  ((struct sharing *)ud)->b_lost++;
+}
+
+static void sh_b_release(void *ud) { ((struct sharing *)ud)->b_released++; }
+
+static int sharing_factory(const async_stream_protocol **p, void **ud, async_server *server, void *userdata) {
+  (void)server;
+  struct sharing *x = userdata;
+  /* A struct of its own per connection, with the same callbacks. */
+  static async_stream_protocol copies[3];
+  async_stream_protocol *a = &copies[x->c.made];
+  *a = (async_stream_protocol)ASYNC_STREAM_PROTOCOL_INIT;
+  a->connection_made = sh_made;
+  a->data_received = c_data;
+  a->connection_lost = c_lost;
+  a->release = c_release;
+  *p = a;
+  *ud = x; /* struct counts comes first: c_* callbacks see x->c */
+  return 0;
+}
+
+static void test_set_protocol_on_one_of_shared(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  struct sharing x = {{0}, {NULL}, 0, 0, 0};
+  async_server *server = NULL;
+  assert_int_equal(async_tcp_listen(&server, loop, "127.0.0.1", 0, 0, 0, sharing_factory, &x), 0);
+  int fds[3];
+  for (int i = 0; i < 3; i++) {
+    fds[i] = tcp_client(AF_INET, async_server_port(server));
+    run_until_count(loop, &x.c.made, i + 1); /* one at a time: made order is fd order */
+  }
+  async_stream_protocol b = ASYNC_STREAM_PROTOCOL_INIT;
+  b.data_received = sh_b_data;
+  b.connection_lost = sh_b_lost;
+  b.release = sh_b_release;
+  assert_int_equal(async_stream_set_protocol(x.streams[1], &b, &x), 0);
+  assert_int_equal(x.c.released, 1); /* the old userdata's release, at once */
+  echo_round_trip(loop, fds[0], "first\n");
+  echo_round_trip(loop, fds[1], "second\n");
+  echo_round_trip(loop, fds[2], "third\n");
+  assert_int_equal(x.b_bytes, 7); /* only the second stream uses b */
+  for (int i = 0; i < 3; i++) close(fds[i]);
+  run_until_count(loop, &x.c.lost, 2);
+  run_until_count(loop, &x.b_lost, 1);
+  assert_int_equal(x.c.released, 3);
+  assert_int_equal(x.b_released, 1);
+  close_server(loop, server);
+  tu_finish(loop);
+}
+
 /* Out of fds while accepting: accepting pauses (the loop sleeps instead of
  * spinning on the pending connection), then resumes once fds are back. */
 static void test_emfile_does_not_spin(void **state) {
@@ -475,6 +551,7 @@ int main(void) {
       cmocka_unit_test(test_many_connections_and_close_connections),
       cmocka_unit_test(test_server_closed_before_connections),
       cmocka_unit_test(test_abort_connections),
+      cmocka_unit_test(test_set_protocol_on_one_of_shared),
       cmocka_unit_test(test_emfile_does_not_spin),
       cmocka_unit_test(test_unix_listen),
       cmocka_unit_test(test_listen_addrinfo),

@@ -118,6 +118,31 @@ static inline void tu_close(async_handle *h) {
   assert_int_equal(async_handle_close(h, NULL), 0);
 }
 
+/* A timer callback stopping its loop. */
+static inline void tu_stop_loop_cb(async_timer *t, void *ud) {
+  (void)ud;
+  async_loop_stop(async_handle_loop(async_timer_handle(t)));
+}
+
+/* An unreferenced timer stopping the loop after ms (it does not keep the
+ * loop alive): a bound on a blocking run. Close it with tu_close(). */
+static inline async_timer *tu_guard(async_loop *loop, uint64_t ms) {
+  async_timer *t = tu_timer_start(loop, NULL, ms, 0, tu_stop_loop_cb);
+  assert_int_equal(async_handle_unref(async_timer_handle(t)), 0);
+  return t;
+}
+
+/*
+ * async_loop_run_until() bounded by a guard of ms: returns the future's
+ * status, or ASYNC_ESTATE if the guard stopped the loop first.
+ */
+static inline int tu_wait_future(async_loop *loop, async_future *f, uint64_t ms) {
+  async_timer *t = tu_guard(loop, ms);
+  int rc = async_loop_run_until(loop, f);
+  tu_close(async_timer_handle(t));
+  return rc;
+}
+
 /*
  * Runs the loop until nothing is left (run(DEFAULT) must return 0), then
  * frees it (must return 0). The caller has closed or stopped everything.
@@ -149,6 +174,57 @@ static inline void tu_count_close_cb(async_handle *h, void *ud) { (void)h; (*(in
 static inline void tu_close_pair(int fd[2]) {
   close(fd[0]);
   close(fd[1]);
+}
+
+/* ---- stream tests: an echo server on the library itself ----------------- */
+
+static inline size_t tu_echo_data(async_stream *s, const uint8_t *d, size_t n, void *ud) {
+  (void)ud;
+  async_stream_write(s, d, n);
+  return n;
+}
+
+/* Counts losses into the int the userdata points to (if any). */
+static inline void tu_echo_lost(async_stream *s, int err, void *ud) {
+  (void)s;
+  (void)err;
+  if (ud) (*(int *)ud)++;
+}
+
+static const async_stream_protocol tu_echo_protocol = {
+    sizeof(async_stream_protocol), NULL, tu_echo_data, NULL, tu_echo_lost, NULL, NULL, NULL, NULL,
+};
+
+/* Every connection echoes; userdata (an int *, or NULL) counts losses. */
+static inline int tu_echo_factory(const async_stream_protocol **p, void **ud, async_server *s, void *userdata) {
+  (void)s;
+  *p = &tu_echo_protocol;
+  *ud = userdata;
+  return 0;
+}
+
+static inline async_server *tu_echo_server(async_loop *loop, const char *host, uint16_t port) {
+  async_server *s = NULL;
+  assert_int_equal(async_tcp_listen(&s, loop, host, port, 0, 0, tu_echo_factory, NULL), 0);
+  return s;
+}
+
+/* Runs NOWAIT iterations until *flag >= want, failing after ms. */
+static inline void tu_run_until(async_loop *loop, const int *flag, int want, double ms) {
+  uint64_t t0 = tu_now_ns();
+  while (*flag < want) {
+    async_loop_run(loop, ASYNC_RUN_NOWAIT);
+    assert_true(tu_elapsed_ms(t0) < ms);
+    if (*flag < want) tu_sleep_ms(1);
+  }
+}
+
+/* Closes a server's listening handle and runs until it is closed. */
+static inline void tu_server_close(async_loop *loop, async_server *server) {
+  int closed = 0;
+  assert_int_equal(async_handle_set_userdata(async_server_handle(server), &closed), 0);
+  assert_int_equal(async_handle_close(async_server_handle(server), tu_count_close_cb), 0);
+  tu_run_until(loop, &closed, 1, 3000);
 }
 
 #endif

@@ -52,9 +52,16 @@ typedef struct async_connect_options {
   uint64_t total_timeout_ms;    /* lookups and attempts together; 0 (default): none */
   async_attempt_failed_fn attempt_failed; /* NULL: not told */
   void *attempt_failed_userdata;
+  /*
+   * Lookups still unanswered this long after they started are given up:
+   * attempts go on with the addresses of the family that answered; with
+   * none, the connect fails (ASYNC_ETIMEDOUT unless a lookup failed first).
+   * 0 (default): the loop's lookup deadline (async_dns_set_deadline()).
+   */
+  uint64_t dns_timeout_ms;
 } async_connect_options;
 
-#define ASYNC_CONNECT_OPTIONS_INIT {sizeof(async_connect_options), 0, 0, 1, 50, 250, 0, 0, 0, 0}
+#define ASYNC_CONNECT_OPTIONS_INIT {sizeof(async_connect_options), 0, 0, 1, 50, 250, 0, 0, 0, 0, 0}
 
 /*
  * Connects to host:port with options (NULL: the defaults) and makes the

@@ -153,7 +153,9 @@ ASYNC_API int async_stream_set_read_limit(async_stream *stream, size_t limit);
  * Replaces the protocol (and its userdata) from now on; the old userdata
  * gets its release call at once. connection_made is not called again.
  * Errors: ASYNC_EINVAL (as for adopt), ASYNC_ECLOSED (connection_lost
- * already scheduled).
+ * already scheduled), ASYNC_ENOMEM (a stream sharing its callbacks with
+ * others, e.g. a server's, needs a copy of the new ones). On an error the
+ * old protocol and userdata stay and nothing is called.
  */
 ASYNC_API int async_stream_set_protocol(async_stream *stream, const async_stream_protocol *protocol,
                                         void *userdata);

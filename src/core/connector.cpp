@@ -79,6 +79,7 @@ int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t p
   c->resolution_delay_ns_ = util::ms_to_ns(options.resolution_delay_ms);
   c->attempt_delay_ns_ = util::ms_to_ns(options.attempt_delay_ms);
   c->attempt_timeout_ns_ = util::ms_to_ns(options.attempt_timeout_ms);
+  c->dns_timeout_ns_ = util::ms_to_ns(options.dns_timeout_ms);
   c->has_local_ = options.local_address != nullptr;
   c->local_ = local;
   c->attempt_failed_ = options.attempt_failed;
@@ -130,6 +131,7 @@ void Connector::kickoff(async_loop *, void *self) noexcept {
       bool split = c->happy_eyeballs_ && c->family_ == AF_UNSPEC;
       err = c->lookup(split ? AF_INET6 : c->family_);
       if (!err && split) err = c->lookup(AF_INET);
+      if (c->dns_timeout_ns_) c->dns_deadline_ns_ = util::monotonic_ns() + c->dns_timeout_ns_;
     }
     if (err)
       c->fail(err);
@@ -206,13 +208,17 @@ const Connector::Address &Connector::next_address() noexcept {
 }
 
 void Connector::try_next() noexcept {
-  while (!finished_ && may_start(util::monotonic_ns())) start_attempt(next_address());
+  std::uint64_t now = util::monotonic_ns();
+  while (!finished_ && may_start(now)) {
+    start_attempt(next_address());
+    now = util::monotonic_ns();
+  }
   if (finished_) return;
   if (active_ == 0 && !addresses_left() && !lookups_pending()) {
     fail(first_error_ ? first_error_ : ASYNC_ENOTFOUND);
     return;
   }
-  rearm();
+  rearm(now);
 }
 
 void Connector::start_attempt(const Address &address) noexcept {
@@ -293,38 +299,51 @@ void Connector::on_timer(void *self, std::uint32_t) noexcept {
   std::uint64_t now = util::monotonic_ns();
   for (Attempt &a : c->attempts_)
     if (a.fd >= 0 && a.deadline_ns <= now) c->attempt_failed(a, ASYNC_ETIMEDOUT);
+  if (c->lookups_pending() && c->dns_deadline_ns_ && c->dns_deadline_ns_ <= now) {
+    c->cancel_lookups();  // what answered so far is all there is
+    if (!c->first_error_) c->first_error_ = ASYNC_ETIMEDOUT;
+  }
   c->try_next();
   c->release();
 }
 
 void Connector::on_total(void *self, std::uint32_t) noexcept { static_cast<Connector *>(self)->fail(ASYNC_ETIMEDOUT); }
 
-void Connector::rearm() noexcept {
+void Connector::rearm(std::uint64_t now) noexcept {
   std::uint64_t next = UINT64_MAX;
   for (const Attempt &a : attempts_)
-    if (a.fd >= 0 && a.deadline_ns < next) next = a.deadline_ns;
-  if (happy_eyeballs_ && active_ > 0 && addresses_left() && last_start_ns_ + attempt_delay_ns_ < next)
-    next = last_start_ns_ + attempt_delay_ns_;
-  if (lookups_[0] && v4_ready_ns_ && v4_ready_ns_ + resolution_delay_ns_ < next)
-    next = v4_ready_ns_ + resolution_delay_ns_;
+    if (a.fd >= 0 && a.deadline_ns < next) next = a.deadline_ns;  // a past one: on_timer ends it
+  // The delays wake us only while they are ahead of now (when may_start()
+  // said no): once over, what still waits waits for something else (an
+  // answer, a free attempt slot), and a wake-up in the past would spin the
+  // loop until then.
+  std::uint64_t stagger_end = last_start_ns_ + attempt_delay_ns_;
+  if (happy_eyeballs_ && active_ > 0 && addresses_left() && now < stagger_end && stagger_end < next)
+    next = stagger_end;
+  std::uint64_t resolution_end = v4_ready_ns_ + resolution_delay_ns_;
+  if (lookups_[0] && v4_ready_ns_ && now < resolution_end && resolution_end < next) next = resolution_end;
+  if (lookups_pending() && dns_deadline_ns_ && dns_deadline_ns_ < next) next = dns_deadline_ns_;
   if (next == UINT64_MAX) {
     loop_.backend().timer_stop(timer_);
     return;
   }
-  std::uint64_t now = util::monotonic_ns();
   loop_.backend().timer_start(timer_, next > now ? next - now : 0);
 }
 
 // ---- outcome ----------------------------------------------------------------
 
-void Connector::stop_work() noexcept {
-  for (Attempt &a : attempts_) close_attempt(a);
+void Connector::cancel_lookups() noexcept {
   for (Future *&f : lookups_) {
     if (!f) continue;
     Future *lookup = f;
     f = nullptr;
     lookup->release_owner();  // cancels it; on_lookup still runs (it holds a ref)
   }
+}
+
+void Connector::stop_work() noexcept {
+  for (Attempt &a : attempts_) close_attempt(a);
+  cancel_lookups();
   loop_.backend().timer_stop(timer_);
   loop_.backend().timer_stop(total_);
   if (working_) {

@@ -73,7 +73,8 @@ class Connector {
   void win(Attempt &attempt) noexcept;
   void fail(int error) noexcept;
   void stop_work() noexcept;
-  void rearm() noexcept;
+  void cancel_lookups() noexcept;
+  void rearm(std::uint64_t now) noexcept;  // now: when may_start() last said no
   void release() noexcept;
 
   Loop &loop_;
@@ -87,6 +88,8 @@ class Connector {
   std::uint64_t resolution_delay_ns_ = 0;
   std::uint64_t attempt_delay_ns_ = 0;
   std::uint64_t attempt_timeout_ns_ = 0;
+  std::uint64_t dns_timeout_ns_ = 0;
+  std::uint64_t dns_deadline_ns_ = 0;  // when pending lookups are given up (0: never)
   bool has_local_ = false;
   Address local_{};
   async_attempt_failed_fn attempt_failed_ = nullptr;

@@ -92,9 +92,10 @@ bool Datagram::valid_protocol(const async_datagram_protocol *p) noexcept {
   return p && p->size >= sizeof(async_datagram_protocol) && p->datagram_received && p->connection_lost;
 }
 
-Datagram::Datagram(Loop &loop, int fd) noexcept : Transport(kTag, loop, fd) {}
+Datagram::Datagram(Loop &loop, int fd) noexcept : loop_(loop), fd_(fd) {}
 
 Datagram::~Datagram() {
+  tag_ = 0xdeadbeef;
   out_.clear();
   errors_.clear();
   held_.clear();
@@ -126,30 +127,51 @@ int Datagram::adopt(Datagram **out, Loop &loop, int fd, const async_datagram_pro
     loop.unreserve_task(2);
     return ASYNC_ENOMEM;
   }
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   d->family_ = family;
   d->connected_ = connected;
   if (connected) d->peer_ = peer;
+  d->protocol_ = protocol;
+  d->protocol_.size = sizeof d->protocol_;
+  d->userdata_ = userdata;
+  ev::Backend::io_init(d->io_, fd, 0, on_io, d);
   ev::Backend::timer_init(d->kick_, on_kick, d);
-  d->attach(flags, protocol, userdata, on_io);
+  loop.transport_opened(run_made, d);
   *out = d;
   return 0;
 }
 
 // ---- connection callbacks -----------------------------------------------
 
-void Datagram::made() noexcept {
-  if (state_ == State::kLost) return;
-  if (!errors_.empty()) kick();  // send errors from before connection_made
-  update_io();                   // receiving and queued sends start only now
+void Datagram::run_made(async_loop *, void *self) noexcept {
+  auto *d = static_cast<Datagram *>(self);
+  d->made_ = true;
+  if (d->protocol_.connection_made)
+    d->loop_.invoke([&] { d->protocol_.connection_made(d->c_datagram(), d->userdata_); });
+  if (d->state_ == State::kLost) return;
+  if (!d->errors_.empty()) d->kick();  // send errors from before connection_made
+  d->update_io();                      // receiving and queued sends start only now
 }
 
 void Datagram::schedule_lost(int error) noexcept {
+  state_ = State::kLost;
+  lost_error_ = error;
   held_.clear();
+  loop_.backend().io_stop(io_);
   loop_.backend().timer_stop(kick_);
-  Transport::schedule_lost(error);
+  loop_.push_reserved(Task{run_lost, this});
 }
 
-void Datagram::dispose() noexcept { util::destroy(this); }
+void Datagram::run_lost(async_loop *, void *self) noexcept {
+  auto *d = static_cast<Datagram *>(self);
+  Loop &loop = d->loop_;
+  d->flush_errors();  // what close() left to report comes before the end
+  loop.invoke([&] { d->protocol_.connection_lost(d->c_datagram(), d->lost_error_, d->userdata_); });
+  if (d->protocol_.release) d->protocol_.release(d->userdata_);
+  loop.transport_closed(d->fd_);
+  util::destroy(d);
+}
 
 void Datagram::close() noexcept {
   if (state_ != State::kOpen) return;
@@ -409,12 +431,28 @@ void Datagram::send_queued() noexcept {
 }
 
 void Datagram::after_drain() noexcept {
-  if (!maybe_resume()) return;
+  if (writing_paused_ && queued_ <= marks_.low) {
+    writing_paused_ = false;
+    if (protocol_.resume_writing) loop_.invoke([&] { protocol_.resume_writing(c_datagram(), userdata_); });
+    if (state_ == State::kLost) return;
+  }
   if (out_.empty() && state_ == State::kClosing) {
     schedule_lost(0);
     return;
   }
   update_io();
+}
+
+void Datagram::maybe_pause() noexcept {
+  if (state_ != State::kOpen || writing_paused_ || queued_ <= marks_.high) return;
+  writing_paused_ = true;
+  if (protocol_.pause_writing) loop_.invoke([&] { protocol_.pause_writing(c_datagram(), userdata_); });
+}
+
+int Datagram::set_write_limits(std::size_t high, std::size_t low) noexcept {
+  if (!marks_.set(high, low)) return ASYNC_EINVAL;
+  maybe_pause();
+  return 0;
 }
 
 }  // namespace async::core

@@ -13,14 +13,14 @@
 #include <cstdint>
 
 #include "core/socket.hpp"
-#include "core/transport.hpp"
 #include "ev/ev_backend.hpp"
+#include "util/water_marks.hpp"
 
 namespace async::core {
 
 class Loop;
 
-class Datagram : public Transport<Datagram, async_datagram_protocol, async_datagram> {
+class Datagram {
  public:
   static constexpr std::uint32_t kTag = 0x44475241;  // "DGRA"
 
@@ -31,7 +31,7 @@ class Datagram : public Transport<Datagram, async_datagram_protocol, async_datag
   static bool valid_protocol(const async_datagram_protocol *protocol) noexcept;
 
   static Datagram *from(async_datagram *d) noexcept { return reinterpret_cast<Datagram *>(d); }
-  async_datagram *c_datagram() noexcept { return c_handle(); }
+  async_datagram *c_datagram() noexcept { return reinterpret_cast<async_datagram *>(this); }
 
   int send(const void *data, std::size_t len, const sockaddr *addr, std::size_t addrlen) noexcept;
   void close() noexcept;
@@ -39,6 +39,13 @@ class Datagram : public Transport<Datagram, async_datagram_protocol, async_datag
   void pause_reading() noexcept;
   void resume_reading() noexcept;
   bool is_reading() const noexcept;
+  // low <= high; may call pause_writing at once.
+  int set_write_limits(std::size_t high, std::size_t low) noexcept;
+  std::size_t high() const noexcept { return marks_.high; }
+  std::size_t low() const noexcept { return marks_.low; }
+  std::size_t write_buffer_size() const noexcept { return queued_; }
+  int fd() const noexcept { return fd_; }
+  Loop &loop() const noexcept { return loop_; }
   bool is_open() const noexcept { return state_ == State::kOpen; }
   int family() const noexcept { return family_; }
   bool is_inet() const noexcept { return family_ == AF_INET || family_ == AF_INET6; }
@@ -47,8 +54,10 @@ class Datagram : public Transport<Datagram, async_datagram_protocol, async_datag
   Datagram(Loop &loop, int fd) noexcept;
   ~Datagram();
 
+  std::uint32_t tag_ = kTag;  // first: the API layer reads it through the C pointer
+
  private:
-  friend class Transport<Datagram, async_datagram_protocol, async_datagram>;
+  enum class State { kOpen, kClosing, kLost };
   struct Entry;
   // A FIFO of entries: queued sends, errors to report, held receptions.
   struct Queue {
@@ -62,10 +71,8 @@ class Datagram : public Transport<Datagram, async_datagram_protocol, async_datag
 
   static void on_io(void *self, std::uint32_t revents) noexcept;
   static void on_kick(void *self, std::uint32_t) noexcept;
-  // Transport hooks.
-  void made() noexcept;
-  void before_lost() noexcept { flush_errors(); }  // what close() left to report
-  void dispose() noexcept;
+  static void run_made(async_loop *, void *self) noexcept;
+  static void run_lost(async_loop *, void *self) noexcept;
 
   // 0 when addr (possibly NULL) is a valid destination, else ASYNC_EINVAL.
   int check_destination(const sockaddr *addr, std::size_t addrlen) const noexcept;
@@ -87,22 +94,35 @@ class Datagram : public Transport<Datagram, async_datagram_protocol, async_datag
   void deliver_held() noexcept;
   void send_queued() noexcept;
   void after_drain() noexcept;
+  // pause_writing once the queue is strictly above the high-water mark.
+  void maybe_pause() noexcept;
   void schedule_lost(int error) noexcept;
   void update_io() noexcept;
   void kick() noexcept;
 
+  Loop &loop_;
+  int fd_;
   int family_ = AF_UNSPEC;
   bool connected_ = false;
   SocketAddress peer_;  // when connected_
+  State state_ = State::kOpen;
+  int lost_error_ = 0;
+  async_datagram_protocol protocol_{};
+  void *userdata_ = nullptr;
+  ev::IoSlot io_;
   ev::TimerSlot kick_;  // delivers deferred errors and held datagrams
 
   // Receiving.
+  bool made_ = false;    // connection_made has run
   bool paused_ = false;  // pause_reading()
   Queue held_;           // received in a batch, waiting for resume_reading()
 
   // Sending.
   Queue out_;
   Queue errors_;
+  std::size_t queued_ = 0;  // payload bytes in out_
+  util::WaterMarks marks_;
+  bool writing_paused_ = false;  // pause_writing told, resume_writing not yet
 };
 
 }  // namespace async::core

@@ -2,6 +2,8 @@
 
 #include <async/error.h>
 
+#include <unistd.h>
+
 #include <cstdarg>
 #include <cstdio>
 
@@ -222,6 +224,18 @@ bool Loop::reserve_tasks(std::size_t n) noexcept {
 void Loop::push_reserved(Task task) noexcept {
   --reserved_;
   ready_.push(task);  // cannot fail: capacity was reserved
+}
+
+void Loop::transport_opened(async_callback made, void *transport) noexcept {
+  object_added();
+  backend_.ref();
+  push_reserved(Task{made, transport});
+}
+
+void Loop::transport_closed(int fd) noexcept {
+  ::close(fd);
+  object_removed();
+  backend_.unref();
 }
 
 int Loop::call_soon(async_callback cb, void *userdata) noexcept {

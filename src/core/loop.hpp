@@ -63,6 +63,13 @@ class Loop {
   bool reserve_tasks(std::size_t n) noexcept;
   void push_reserved(Task task) noexcept;
 
+  // A transport (stream, datagram) begins: it counts as a loop object,
+  // keeps the loop running, and made (its connection_made task) takes one
+  // of the two slots it reserved.
+  void transport_opened(async_callback made, void *transport) noexcept;
+  // ... and ends, after its connection_lost and release: its fd is closed.
+  void transport_closed(int fd) noexcept;
+
   void set_log(async_log_fn log, async_release_fn release, void *userdata) noexcept;
   void set_slow_callback(std::uint64_t threshold_ms) noexcept { slow_ns_ = util::ms_to_ns(threshold_ms); }
   void log(int level, const char *fmt, ...) noexcept __attribute__((format(printf, 3, 4)));

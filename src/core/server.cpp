@@ -158,7 +158,7 @@ void Server::take(int fd) noexcept {
     return;
   }
   Stream *stream = nullptr;
-  int err = Stream::adopt(&stream, loop(), fd, *protocol, protocol_userdata);
+  int err = Stream::adopt(&stream, loop(), fd, *protocol, protocol_userdata, &protocols_);
   if (err) {
     ::close(fd);
     if (protocol->release) protocol->release(protocol_userdata);

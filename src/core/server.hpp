@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/handle.hpp"
+#include "core/stream.hpp"
 #include "ev/ev_backend.hpp"
 #include "util/list.hpp"
 
@@ -65,6 +66,9 @@ class Server : public Handle {
   std::size_t count_ = 0;
   ev::TimerSlot retry_;
   util::List connections_;
+  // Accepted streams whose factory returned the same callbacks share one
+  // copy of them.
+  Stream::ProtocolCache protocols_;
 };
 
 }  // namespace async::core

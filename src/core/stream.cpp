@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <new>
+#include <type_traits>
 
 #include "core/loop.hpp"
 #include "util/alloc.hpp"
@@ -29,6 +31,27 @@ struct Stream::Chunk {
   async_release_fn done;  // zero-copy: the caller's memory, returned here
   void *done_userdata;
   // Copied bytes follow the header when done is null.
+};
+
+struct Stream::Protocol {
+  async_stream_protocol callbacks{};
+  std::size_t refs = 1;
+};
+
+struct Stream::Buffers {
+  // Unconsumed bytes, presented again.
+  std::uint8_t *tail = nullptr;
+  std::size_t tail_len = 0;
+  std::size_t tail_cap = 0;
+  // The write queue.
+  Chunk *head = nullptr;
+  Chunk *last = nullptr;
+  std::size_t queued = 0;
+};
+
+struct Stream::Idle {
+  ev::TimerSlot timer;
+  std::uint64_t ms = 0;
 };
 
 namespace {
@@ -58,20 +81,71 @@ ssize_t writev_no_sigpipe(int fd, const iovec *iov, int iovcnt) noexcept {
   return n;
 }
 
+bool same_callbacks(const async_stream_protocol &a, const async_stream_protocol &b) noexcept {
+  return a.connection_made == b.connection_made && a.data_received == b.data_received &&
+         a.eof_received == b.eof_received && a.connection_lost == b.connection_lost &&
+         a.pause_writing == b.pause_writing && a.resume_writing == b.resume_writing &&
+         a.write_drained == b.write_drained && a.release == b.release;
+}
+
+// The library reads the struct as this version knows it.
+void set_callbacks(async_stream_protocol &to, const async_stream_protocol &from) noexcept {
+  to = from;
+  to.size = sizeof to;
+}
+
 }  // namespace
 
 bool Stream::valid_protocol(const async_stream_protocol *p) noexcept {
   return p && p->size >= sizeof(async_stream_protocol) && p->data_received && p->connection_lost;
 }
 
-Stream::Stream(Loop &loop, int fd) noexcept : Transport(kTag, loop, fd) {}
-
-Stream::~Stream() {
-  drop_queue();
-  drop_tail();
+Stream::Stream(Loop &loop, Protocol *protocol) noexcept : loop_(&loop), protocol_(protocol) {
+  // The layout stream.hpp describes; the C boundary reads the tag at offset
+  // 0 and from_server_node() needs offsetof.
+  static_assert(std::is_standard_layout_v<Stream> && offsetof(Stream, tag_) == 0);
+  static_assert(sizeof(Stream) == 144);
 }
 
-int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata) noexcept {
+Stream::~Stream() {
+  tag_ = 0xdeadbeef;
+  drop_queue();
+  drop_tail();
+  util::destroy(buffers_);
+  util::destroy(idle_);  // stopped by schedule_lost()
+  drop_protocol(protocol_);
+}
+
+Stream *Stream::from_server_node(util::ListNode *node) noexcept {
+  return reinterpret_cast<Stream *>(reinterpret_cast<char *>(node) - offsetof(Stream, server_node_));
+}
+
+// ---- shared protocols ---------------------------------------------------
+
+Stream::Protocol *Stream::share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept {
+  if (cache && cache->last_ && same_callbacks(cache->last_->callbacks, protocol)) {
+    ++cache->last_->refs;
+    return cache->last_;
+  }
+  auto *record = util::make<Protocol>();
+  if (!record) return nullptr;
+  set_callbacks(record->callbacks, protocol);
+  if (cache) {
+    drop_protocol(cache->last_);
+    cache->last_ = record;
+    ++record->refs;
+  }
+  return record;
+}
+
+void Stream::drop_protocol(Protocol *protocol) noexcept {
+  if (protocol && --protocol->refs == 0) util::destroy(protocol);
+}
+
+Stream::ProtocolCache::~ProtocolCache() { drop_protocol(last_); }
+
+int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata,
+                  ProtocolCache *cache) noexcept {
   if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) return ASYNC_EBADF;
   int type = 0;
   socklen_t len = sizeof type;
@@ -93,11 +167,15 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   // Everything that can fail comes before the fd is touched: the connection
   // callbacks' ready-queue slots, the loop's read buffer, the object.
   if (!loop.read_buffer() || !loop.reserve_tasks(2)) return ASYNC_ENOMEM;
-  Stream *s = util::make<Stream>(loop, fd);
+  Protocol *shared = share_protocol(protocol, cache);
+  Stream *s = shared ? util::make<Stream>(loop, shared) : nullptr;
   if (!s) {
+    drop_protocol(shared);
     loop.unreserve_task(2);
     return ASYNC_ENOMEM;
   }
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   if (is_tcp) {
     int on = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
@@ -105,17 +183,40 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   s->is_socket_ = is_socket;
   s->is_tcp_ = is_tcp;
   s->write_only_ = !is_socket && (flags & O_ACCMODE) == O_WRONLY;
-  ev::Backend::timer_init(s->idle_, on_idle, s);
-  s->attach(flags, protocol, userdata, on_io);
+  s->userdata_ = userdata;
+  ev::Backend::io_init(s->io_, fd, 0, on_io, s);
+  loop.transport_opened(run_made, s);
   *out = s;
   return 0;
 }
 
 // ---- connection callbacks -----------------------------------------------
 
+void Stream::run_made(async_loop *, void *self) noexcept {
+  auto *s = static_cast<Stream *>(self);
+  s->made_ = true;
+  if (s->protocol_->callbacks.connection_made)
+    s->loop_->invoke([&] { s->protocol_->callbacks.connection_made(s->c_stream(), s->userdata_); });
+  s->update_io();  // reading starts only now
+}
+
 void Stream::schedule_lost(int error) noexcept {
-  loop_.backend().timer_stop(idle_);
-  Transport::schedule_lost(error);
+  state_ = kLost;
+  lost_error_ = static_cast<std::int16_t>(error);
+  loop_->backend().io_stop(io_);
+  if (idle_) loop_->backend().timer_stop(idle_->timer);
+  loop_->push_reserved(Task{run_lost, this});
+}
+
+void Stream::run_lost(async_loop *, void *self) noexcept {
+  auto *s = static_cast<Stream *>(self);
+  Loop &loop = *s->loop_;
+  s->server_node_.unlink();
+  const async_stream_protocol &p = s->protocol_->callbacks;  // set_protocol() refuses from now on
+  loop.invoke([&] { p.connection_lost(s->c_stream(), s->lost_error_, s->userdata_); });
+  if (p.release) p.release(s->userdata_);
+  loop.transport_closed(s->fd());
+  release(s);
 }
 
 void Stream::release(void *stream) noexcept {
@@ -124,27 +225,35 @@ void Stream::release(void *stream) noexcept {
 }
 
 void Stream::close() noexcept {
-  if (state_ != State::kOpen) return;
-  state_ = State::kClosing;
-  if (!head_)
+  if (state_ != kOpen) return;
+  state_ = kClosing;
+  if (!writing())
     schedule_lost(0);
   else
     update_io();  // no more reading; the buffer still drains
 }
 
 void Stream::abort(int error) noexcept {
-  if (state_ == State::kLost) return;
+  if (state_ == kLost) return;
   drop_queue();
   drop_tail();
   schedule_lost(error);
 }
 
 int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept {
-  if (state_ == State::kLost) return ASYNC_ECLOSED;
-  async_release_fn old_release = protocol_.release;
+  if (state_ == kLost) return ASYNC_ECLOSED;
+  async_release_fn old_release = protocol_->callbacks.release;
   void *old_userdata = userdata_;
-  protocol_ = protocol;
-  protocol_.size = sizeof protocol_;
+  if (!same_callbacks(protocol_->callbacks, protocol)) {
+    if (protocol_->refs == 1) {
+      set_callbacks(protocol_->callbacks, protocol);  // this stream's alone: rewritten
+    } else {
+      Protocol *own = share_protocol(protocol, nullptr);
+      if (!own) return ASYNC_ENOMEM;  // nothing changed
+      drop_protocol(protocol_);
+      protocol_ = own;
+    }
+  }
   userdata_ = userdata;
   if (old_release) old_release(old_userdata);
   return 0;
@@ -152,17 +261,17 @@ int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) 
 
 // ---- readiness ------------------------------------------------------------
 
-bool Stream::is_reading() const noexcept { return made_ && !paused_ && !eof_ && state_ == State::kOpen; }
+bool Stream::is_reading() const noexcept { return made_ && !paused_ && !eof_ && state_ == kOpen; }
 
 void Stream::update_io() noexcept {
-  if (state_ == State::kLost) return;
-  loop_.backend().io_watch(io_, (is_reading() ? ASYNC_READABLE : 0u) | (head_ ? ASYNC_WRITABLE : 0u));
+  if (state_ == kLost) return;
+  loop_->backend().io_watch(io_, (is_reading() ? ASYNC_READABLE : 0u) | (writing() ? ASYNC_WRITABLE : 0u));
 }
 
 void Stream::on_io(void *self, std::uint32_t revents) noexcept {
   auto *s = static_cast<Stream *>(self);
   if (revents & ASYNC_READABLE) s->read_some();
-  if ((revents & ASYNC_WRITABLE) && s->state_ != State::kLost && s->head_) s->write_some();
+  if ((revents & ASYNC_WRITABLE) && s->state_ != kLost && s->writing()) s->write_some();
 }
 
 void Stream::pause_reading() noexcept {
@@ -176,17 +285,23 @@ void Stream::resume_reading() noexcept {
 }
 
 int Stream::set_idle_timeout(std::uint64_t timeout_ms) noexcept {
-  if (state_ == State::kLost) return ASYNC_ECLOSED;
-  idle_ms_ = timeout_ms;
+  if (state_ == kLost) return ASYNC_ECLOSED;
+  if (!idle_) {
+    if (timeout_ms == 0) return 0;
+    idle_ = util::make<Idle>();
+    if (!idle_) return ASYNC_ENOMEM;
+    ev::Backend::timer_init(idle_->timer, on_idle, this);
+  }
+  idle_->ms = timeout_ms;
   if (timeout_ms == 0)
-    loop_.backend().timer_stop(idle_);
+    loop_->backend().timer_stop(idle_->timer);
   else
     touch();
   return 0;
 }
 
 void Stream::touch() noexcept {
-  if (idle_ms_) loop_.backend().timer_start(idle_, util::ms_to_ns(idle_ms_));
+  if (idle_ && idle_->ms) loop_->backend().timer_start(idle_->timer, util::ms_to_ns(idle_->ms));
 }
 
 void Stream::on_idle(void *self, std::uint32_t) noexcept { static_cast<Stream *>(self)->abort(ASYNC_ETIMEDOUT); }
@@ -195,16 +310,17 @@ void Stream::on_idle(void *self, std::uint32_t) noexcept { static_cast<Stream *>
 
 void Stream::read_some() noexcept {
   for (int i = 0; i < kReadsPerEvent && is_reading(); ++i) {
-    std::uint8_t *buf = loop_.read_buffer();
+    std::uint8_t *buf = loop_->read_buffer();
     // Never more than the read limit leaves room for: the kept tail stays
     // within it.
-    if (tail_len_ >= read_limit_) {  // the limit was lowered below the tail
+    std::size_t kept = tail_len();
+    if (kept >= read_limit_) {  // the limit was lowered below the tail
       abort(ASYNC_ENOBUFS);
       return;
     }
-    std::size_t room = read_limit_ - tail_len_;
+    std::size_t room = read_limit_ - kept;
     std::size_t want = room < Loop::kReadBufferSize ? room : Loop::kReadBufferSize;
-    ssize_t n = ::read(fd_, buf, want);
+    ssize_t n = ::read(fd(), buf, want);
     if (n > 0) {
       touch();
       if (!deliver(buf, static_cast<std::size_t>(n))) return;
@@ -223,34 +339,36 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
   // With a tail, the new bytes go behind it and the whole is presented.
   const std::uint8_t *view = data;
   std::size_t view_len = len;
-  if (tail_len_) {
-    if (!util::grow_bytes(&tail_, &tail_cap_, tail_len_ + len)) {
+  if (std::size_t kept = tail_len()) {
+    Buffers &b = *buffers_;
+    if (!util::grow_bytes(&b.tail, &b.tail_cap, kept + len)) {
       abort(ASYNC_ENOMEM);
       return false;
     }
-    std::memcpy(tail_ + tail_len_, data, len);
-    tail_len_ += len;
-    view = tail_;
-    view_len = tail_len_;
+    std::memcpy(b.tail + kept, data, len);
+    b.tail_len += len;
+    view = b.tail;
+    view_len = b.tail_len;
   }
   std::size_t consumed = 0;
-  loop_.invoke([&] { consumed = protocol_.data_received(c_stream(), view, view_len, userdata_); });
-  if (state_ == State::kLost) return false;  // aborted inside: the tail is gone
+  loop_->invoke([&] { consumed = protocol_->callbacks.data_received(c_stream(), view, view_len, userdata_); });
+  if (state_ == kLost) return false;  // aborted inside: the tail is gone
   if (consumed > view_len) consumed = view_len;
   std::size_t rest = view_len - consumed;
-  if (view == tail_) {
-    std::memmove(tail_, tail_ + consumed, rest);
-    tail_len_ = rest;
+  if (view != data) {  // the tail was presented
+    Buffers &b = *buffers_;
+    std::memmove(b.tail, b.tail + consumed, rest);
+    b.tail_len = rest;
     if (!rest) drop_tail();
   } else if (rest) {
-    if (!util::grow_bytes(&tail_, &tail_cap_, rest)) {
+    if (!ensure_buffers() || !util::grow_bytes(&buffers_->tail, &buffers_->tail_cap, rest)) {
       abort(ASYNC_ENOMEM);
       return false;
     }
-    std::memcpy(tail_, data + consumed, rest);
-    tail_len_ = rest;
+    std::memcpy(buffers_->tail, data + consumed, rest);
+    buffers_->tail_len = rest;
   }
-  if (consumed == 0 && tail_len_ >= read_limit_) {
+  if (consumed == 0 && tail_len() >= read_limit_) {
     abort(ASYNC_ENOBUFS);
     return false;
   }
@@ -259,15 +377,16 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
 
 void Stream::read_eof() noexcept {
   eof_ = true;
-  if (tail_len_) {
+  if (std::size_t kept = tail_len()) {
     // The unconsumed tail, once more; what is left of it then is dropped.
-    loop_.invoke([&] { protocol_.data_received(c_stream(), tail_, tail_len_, userdata_); });
+    loop_->invoke([&] { protocol_->callbacks.data_received(c_stream(), buffers_->tail, kept, userdata_); });
     drop_tail();
-    if (state_ != State::kOpen) return;
+    if (state_ != kOpen) return;
   }
   int keep_open = 0;
-  if (protocol_.eof_received) loop_.invoke([&] { keep_open = protocol_.eof_received(c_stream(), userdata_); });
-  if (state_ != State::kOpen) return;
+  if (protocol_->callbacks.eof_received)
+    loop_->invoke([&] { keep_open = protocol_->callbacks.eof_received(c_stream(), userdata_); });
+  if (state_ != kOpen) return;
   if (keep_open)
     update_io();  // half-closed: writing goes on
   else
@@ -275,9 +394,17 @@ void Stream::read_eof() noexcept {
 }
 
 void Stream::drop_tail() noexcept {
-  util::mem_free(tail_);
-  tail_ = nullptr;
-  tail_len_ = tail_cap_ = 0;
+  if (!buffers_) return;
+  util::mem_free(buffers_->tail);
+  buffers_->tail = nullptr;
+  buffers_->tail_len = buffers_->tail_cap = 0;
+}
+
+std::size_t Stream::tail_len() const noexcept { return buffers_ ? buffers_->tail_len : 0; }
+
+bool Stream::ensure_buffers() noexcept {
+  if (!buffers_) buffers_ = util::make<Buffers>();
+  return buffers_ != nullptr;
 }
 
 // ---- writing ----------------------------------------------------------------
@@ -286,14 +413,14 @@ long Stream::send(const iovec *iov, int iovcnt) noexcept {
   for (;;) {
     ssize_t n;
     if (is_socket_ && iovcnt == 1) {
-      n = ::send(fd_, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);  // cheaper than sendmsg
+      n = ::send(fd(), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);  // cheaper than sendmsg
     } else if (is_socket_) {
       msghdr msg{};
       msg.msg_iov = const_cast<iovec *>(iov);
       msg.msg_iovlen = static_cast<std::size_t>(iovcnt);
-      n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      n = ::sendmsg(fd(), &msg, MSG_NOSIGNAL);
     } else {
-      n = writev_no_sigpipe(fd_, iov, iovcnt);
+      n = writev_no_sigpipe(fd(), iov, iovcnt);
     }
     if (n >= 0) return n;
     if (errno == EINTR) continue;
@@ -303,7 +430,7 @@ long Stream::send(const iovec *iov, int iovcnt) noexcept {
 }
 
 int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *done_userdata) noexcept {
-  if (state_ != State::kOpen) return ASYNC_ECLOSED;
+  if (state_ != kOpen) return ASYNC_ECLOSED;
   if (eof_wanted_) return ASYNC_ESTATE;
   std::size_t total = 0;
   for (int i = 0; i < iovcnt; ++i) {
@@ -311,7 +438,7 @@ int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *don
     total += iov[i].iov_len;
   }
   std::size_t sent = 0;
-  if (total > 0 && !head_) {
+  if (total > 0 && !writing()) {
     long n = send(iov, iovcnt);
     if (n < 0) {
       abort(static_cast<int>(n));  // reported through connection_lost
@@ -334,8 +461,16 @@ int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *don
   return 0;
 }
 
+void Stream::maybe_pause() noexcept {
+  if (state_ != kOpen || writing_paused_ || write_buffer_size() <= marks_.high) return;
+  writing_paused_ = true;
+  if (protocol_->callbacks.pause_writing)
+    loop_->invoke([&] { protocol_->callbacks.pause_writing(c_stream(), userdata_); });
+}
+
 bool Stream::queue(const iovec *iov, int iovcnt, std::size_t skip, async_release_fn done,
                    void *done_userdata) noexcept {
+  if (!ensure_buffers()) return false;
   std::size_t total = 0;
   for (int i = 0; i < iovcnt; ++i) total += iov[i].iov_len;
   std::size_t len = total - skip;
@@ -363,19 +498,21 @@ bool Stream::queue(const iovec *iov, int iovcnt, std::size_t skip, async_release
   c->len = len;
   c->done = done;
   c->done_userdata = done_userdata;
-  if (last_)
-    last_->next = c;
+  Buffers &b = *buffers_;
+  if (b.last)
+    b.last->next = c;
   else
-    head_ = c;
-  last_ = c;
-  queued_ += len;
+    b.head = c;
+  b.last = c;
+  b.queued += len;
   return true;
 }
 
 void Stream::write_some() noexcept {
+  Buffers &b = *buffers_;
   iovec iov[kWriteBatch];
   int n = 0;
-  for (Chunk *c = head_; c && n < kWriteBatch; c = c->next) iov[n++] = {const_cast<std::uint8_t *>(c->data), c->len};
+  for (Chunk *c = b.head; c && n < kWriteBatch; c = c->next) iov[n++] = {const_cast<std::uint8_t *>(c->data), c->len};
   long sent = send(iov, n);
   if (sent < 0) {
     abort(static_cast<int>(sent));
@@ -384,17 +521,17 @@ void Stream::write_some() noexcept {
   if (sent == 0) return;
   touch();
   auto left = static_cast<std::size_t>(sent);
-  queued_ -= left;
+  b.queued -= left;
   while (left > 0) {
-    Chunk *c = head_;
+    Chunk *c = b.head;
     if (left < c->len) {
       c->data += left;
       c->len -= left;
       break;
     }
     left -= c->len;
-    head_ = c->next;
-    if (!head_) last_ = nullptr;
+    b.head = c->next;
+    if (!b.head) b.last = nullptr;
     if (c->done) c->done(c->done_userdata);
     util::mem_free(c);
   }
@@ -402,14 +539,19 @@ void Stream::write_some() noexcept {
 }
 
 void Stream::after_drain() noexcept {
-  if (!maybe_resume()) return;
-  if (!head_ && protocol_.write_drained) {
-    loop_.invoke([&] { protocol_.write_drained(c_stream(), userdata_); });
-    if (state_ == State::kLost) return;
+  if (writing_paused_ && write_buffer_size() <= marks_.low) {
+    writing_paused_ = false;
+    if (protocol_->callbacks.resume_writing)
+      loop_->invoke([&] { protocol_->callbacks.resume_writing(c_stream(), userdata_); });
+    if (state_ == kLost) return;
   }
-  if (!head_) {
+  if (!writing() && protocol_->callbacks.write_drained) {
+    loop_->invoke([&] { protocol_->callbacks.write_drained(c_stream(), userdata_); });
+    if (state_ == kLost) return;
+  }
+  if (!writing()) {
     if (eof_wanted_ && !eof_sent_) shutdown_write();
-    if (state_ == State::kClosing) {
+    if (state_ == kClosing) {
       schedule_lost(0);
       return;
     }
@@ -418,29 +560,41 @@ void Stream::after_drain() noexcept {
 }
 
 int Stream::write_eof() noexcept {
-  if (state_ != State::kOpen) return ASYNC_ECLOSED;
+  if (state_ != kOpen) return ASYNC_ECLOSED;
   if (eof_wanted_) return 0;
   eof_wanted_ = true;
-  if (!head_) shutdown_write();
+  if (!writing()) shutdown_write();
   return 0;
 }
 
 void Stream::shutdown_write() noexcept {
   eof_sent_ = true;
   if (is_socket_)
-    ::shutdown(fd_, SHUT_WR);
+    ::shutdown(fd(), SHUT_WR);
   else if (write_only_)
     close();  // a pipe's write end has nothing left to do
 }
 
 void Stream::drop_queue() noexcept {
-  while (Chunk *c = head_) {
-    head_ = c->next;
+  if (!buffers_) return;
+  Buffers &b = *buffers_;
+  while (Chunk *c = b.head) {
+    b.head = c->next;
     if (c->done) c->done(c->done_userdata);
     util::mem_free(c);
   }
-  last_ = nullptr;
-  queued_ = 0;
+  b.last = nullptr;
+  b.queued = 0;
+}
+
+bool Stream::writing() const noexcept { return buffers_ && buffers_->head; }
+
+std::size_t Stream::write_buffer_size() const noexcept { return buffers_ ? buffers_->queued : 0; }
+
+int Stream::set_write_limits(std::size_t high, std::size_t low) noexcept {
+  if (!marks_.set(high, low)) return ASYNC_EINVAL;
+  maybe_pause();
+  return 0;
 }
 
 }  // namespace async::core

@@ -10,26 +10,45 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/transport.hpp"
 #include "ev/ev_backend.hpp"
 #include "util/list.hpp"
+#include "util/water_marks.hpp"
 
 namespace async::core {
 
 class Loop;
 
-class Stream : public Transport<Stream, async_stream_protocol, async_stream> {
+class Stream {
  public:
   static constexpr std::uint32_t kTag = 0x5354524d;  // "STRM"
   static constexpr std::size_t kDefaultReadLimit = 1024 * 1024;
 
+  // A protocol's callbacks, shared by the streams made with the same ones
+  // (reference-counted).
+  struct Protocol;
+  // The last protocol record a maker of many streams (a server) used,
+  // offered to its next stream: a factory that returns the same callbacks
+  // every time gets one record for all its streams.
+  class ProtocolCache {
+   public:
+    ProtocolCache() = default;
+    ProtocolCache(const ProtocolCache &) = delete;
+    ProtocolCache &operator=(const ProtocolCache &) = delete;
+    ~ProtocolCache();
+
+   private:
+    friend class Stream;
+    Protocol *last_ = nullptr;
+  };
+
   // 0, or ASYNC_EINVAL/EBADF/ENOMEM with fd and userdata left to the caller.
-  static int adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata) noexcept;
+  static int adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata,
+                   ProtocolCache *cache = nullptr) noexcept;
   // A protocol async_stream_adopt()/set_protocol() accept.
   static bool valid_protocol(const async_stream_protocol *protocol) noexcept;
 
   static Stream *from(async_stream *s) noexcept { return reinterpret_cast<Stream *>(s); }
-  async_stream *c_stream() noexcept { return c_handle(); }
+  async_stream *c_stream() noexcept { return reinterpret_cast<async_stream *>(this); }
 
   // done != nullptr: zero-copy (iovcnt 1, memory borrowed until done runs).
   int write(const iovec *iov, int iovcnt, async_release_fn done, void *done_userdata) noexcept;
@@ -39,41 +58,47 @@ class Stream : public Transport<Stream, async_stream_protocol, async_stream> {
   void pause_reading() noexcept;
   void resume_reading() noexcept;
   bool is_reading() const noexcept;
+  int set_write_limits(std::size_t high, std::size_t low) noexcept;
+  std::size_t high() const noexcept { return marks_.high; }
+  std::size_t low() const noexcept { return marks_.low; }
+  std::size_t write_buffer_size() const noexcept;
   void set_read_limit(std::size_t limit) noexcept { read_limit_ = limit; }
   int set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept;
   int set_idle_timeout(std::uint64_t timeout_ms) noexcept;
-  bool lost() const noexcept { return state_ == State::kLost; }
+  bool lost() const noexcept { return state_ == kLost; }
+  int fd() const noexcept { return ev::Backend::io_fd(io_); }
   bool is_socket() const noexcept { return is_socket_; }
   bool is_tcp() const noexcept { return is_tcp_; }
+  Loop &loop() const noexcept { return *loop_; }
   // Extra references keep the memory (not the connection) past
   // connection_lost: calls on a lost stream return ASYNC_ECLOSED.
   void retain() noexcept { ++refs_; }
   // Matches async_destroy_fn (a connect future's value destructor).
   static void release(void *stream) noexcept;
   // Membership in a server's list of connections, left when lost.
-  struct ServerLink {
-    util::ListNode node;  // first: a ListNode * is a ServerLink *
-    Stream *stream;
-  };
-  util::ListNode &server_node() noexcept { return server_link_.node; }
-  static Stream *from_server_node(util::ListNode *node) noexcept {
-    return reinterpret_cast<ServerLink *>(node)->stream;
-  }
+  util::ListNode &server_node() noexcept { return server_node_; }
+  static Stream *from_server_node(util::ListNode *node) noexcept;
 
   // Use adopt(); public only for util::make/destroy.
-  Stream(Loop &loop, int fd) noexcept;
+  Stream(Loop &loop, Protocol *protocol) noexcept;
   ~Stream();
 
  private:
-  friend class Transport<Stream, async_stream_protocol, async_stream>;
+  // Not a scoped enum: a 2-bit field holds all its values without a warning.
+  enum State { kOpen, kClosing, kLost };
   struct Chunk;
+  struct Buffers;
+  struct Idle;
 
+  // A reference to a record of protocol's callbacks: the cache's when it
+  // has the same ones, else a new one (which the cache keeps from then on);
+  // nullptr when out of memory.
+  static Protocol *share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept;
+  static void drop_protocol(Protocol *protocol) noexcept;
   static void on_io(void *self, std::uint32_t revents) noexcept;
   static void on_idle(void *self, std::uint32_t) noexcept;
-  // Transport hooks.
-  void made() noexcept { update_io(); }  // reading starts only now
-  void before_lost() noexcept { server_link_.node.unlink(); }
-  void dispose() noexcept { release(this); }
+  static void run_made(async_loop *, void *self) noexcept;
+  static void run_lost(async_loop *, void *self) noexcept;
 
   void read_some() noexcept;
   // false when the stream stopped reading (closed, paused, lost) meanwhile.
@@ -83,7 +108,14 @@ class Stream : public Transport<Stream, async_stream_protocol, async_stream> {
   // Bytes sent (>= 0) or a negative ASYNC_E* code; 0 when the fd is full.
   long send(const iovec *iov, int iovcnt) noexcept;
   bool queue(const iovec *iov, int iovcnt, std::size_t skip, async_release_fn done, void *done_userdata) noexcept;
+  // Something waits in the write queue.
+  bool writing() const noexcept;
+  std::size_t tail_len() const noexcept;
+  // The buffers block, allocated on first use; false when out of memory.
+  bool ensure_buffers() noexcept;
   void after_drain() noexcept;
+  // pause_writing once the buffer is strictly above the high-water mark.
+  void maybe_pause() noexcept;
   void shutdown_write() noexcept;
   void drop_queue() noexcept;
   void drop_tail() noexcept;
@@ -91,27 +123,47 @@ class Stream : public Transport<Stream, async_stream_protocol, async_stream> {
   void update_io() noexcept;
   void touch() noexcept;
 
-  ServerLink server_link_{{}, this};
-  bool is_socket_ = false;
-  bool is_tcp_ = false;
-  bool write_only_ = false;  // a pipe's write end: write_eof means close
-  int refs_ = 1;  // the connection's, dropped after connection_lost
-  ev::TimerSlot idle_;
-  std::uint64_t idle_ms_ = 0;
+  // Layout: 144 bytes (368 before), checked in stream.cpp. What every
+  // stream needs is inline and packed; what only some streams need (kept
+  // bytes, a write queue, an idle timer) hangs off pointers allocated on
+  // first use, so an idle stream pays 16 bytes for it instead of 120.
 
-  // Reading.
-  bool paused_ = false;     // pause_reading()
-  bool eof_ = false;        // the peer's end of file was read
-  std::uint8_t *tail_ = nullptr;  // unconsumed bytes, presented again
-  std::size_t tail_len_ = 0;
-  std::size_t tail_cap_ = 0;
+  // The first 4 bytes: the C boundary checks the tag there.
+  std::uint32_t tag_ = kTag;
+  // An ASYNC_E* code (they all fit 16 bits), kept from schedule_lost() to
+  // run_lost().
+  std::int16_t lost_error_ = 0;
+  // State and flags in two bytes.
+  State state_ : 2 = kOpen;
+  // The connection's reference plus a connect future's: never above 2.
+  unsigned refs_ : 2 = 1;
+  bool is_socket_ : 1 = false;
+  bool is_tcp_ : 1 = false;
+  bool write_only_ : 1 = false;  // a pipe's write end: write_eof means close
+  bool made_ : 1 = false;        // connection_made has run
+  bool paused_ : 1 = false;      // pause_reading()
+  bool eof_ : 1 = false;         // the peer's end of file was read
+  bool writing_paused_ : 1 = false;  // pause_writing told, resume_writing not yet
+  bool eof_wanted_ : 1 = false;      // write_eof() called
+  bool eof_sent_ : 1 = false;
+  util::ListNode server_node_;
+  Loop *loop_;  // a pointer, not a reference: Stream stays standard-layout
+  ev::IoSlot io_;  // also holds the fd
+  // Shared with the other streams made with the same callbacks: a server's
+  // streams usually all get one protocol, and a copy each was 72 bytes.
+  Protocol *protocol_;
+  void *userdata_ = nullptr;
+  // Kept bytes and the write queue: allocated when first needed and kept
+  // (a stream that needed them once likely will again, and reuse keeps
+  // allocation off the hot path).
+  Buffers *buffers_ = nullptr;
+  // The idle timeout's timer (80 bytes): allocated by the first
+  // set_idle_timeout() that turns it on.
+  Idle *idle_ = nullptr;
+  // Kept as size_t: the API takes any size_t and get_write_limits()
+  // returns it exactly.
   std::size_t read_limit_ = kDefaultReadLimit;
-
-  // Writing.
-  Chunk *head_ = nullptr;
-  Chunk *last_ = nullptr;
-  bool eof_wanted_ = false;      // write_eof() called
-  bool eof_sent_ = false;
+  util::WaterMarks marks_;
 };
 
 }  // namespace async::core

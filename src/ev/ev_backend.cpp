@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +20,7 @@
 namespace async::ev {
 
 static_assert(sizeof(ev_io) <= sizeof(IoSlot::raw));
+static_assert(offsetof(ev_io, fd) == IoSlot::kFdOffset);
 static_assert(sizeof(ev_signal) <= sizeof(SignalSlot::raw));
 static_assert(sizeof(ev_timer) <= sizeof(TimerSlot::raw));
 static_assert(ASYNC_READABLE == EV_READ && ASYNC_WRITABLE == EV_WRITE);

@@ -3,7 +3,9 @@
 // function pointers, so data flows one way: libev -> core -> user.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace async::ev {
 
@@ -13,6 +15,9 @@ using Dispatch = void (*)(void *owner, std::uint32_t revents);
 
 // Opaque storage for one libev watcher (sizes checked in ev_backend.cpp).
 struct IoSlot {
+  // Where ev_io keeps its fd (checked in ev_backend.cpp), so io_fd() is a
+  // load the compiler can inline: owners need not store the fd twice.
+  static constexpr std::size_t kFdOffset = 40;
   alignas(8) unsigned char raw[48];
   Dispatch fn;
 };
@@ -80,6 +85,11 @@ class Backend {
   // Watches exactly events (ASYNC_READABLE/ASYNC_WRITABLE bits): stops the
   // slot for 0, starts or changes it otherwise; nothing when unchanged.
   void io_watch(IoSlot &slot, std::uint32_t events) noexcept;
+  static int io_fd(const IoSlot &slot) noexcept {
+    int fd;
+    std::memcpy(&fd, slot.raw + IoSlot::kFdOffset, sizeof fd);
+    return fd;
+  }
 
   static void signal_init(SignalSlot &slot, int signum, Dispatch fn, void *owner) noexcept;
   void signal_start(SignalSlot &slot) noexcept;

@@ -1,0 +1,51 @@
+#include "api/api.hpp"
+#include "core/reconnector.hpp"
+#include "core/stream.hpp"
+
+using async::api::checked;
+using async::api::checked_loop;
+using async::api::guarded;
+using async::api::kInvalid;
+using async::core::Loop;
+using async::core::Reconnector;
+using async::core::Stream;
+
+extern "C" {
+
+ASYNC_API int async_reconnector_start(async_reconnector **out, async_loop *loop, const char *host, uint16_t port,
+                                      const async_reconnect_options *options, const async_stream_protocol *protocol,
+                                      void *userdata) {
+  Loop *l = checked_loop(loop);
+  if (!out || !l || !host || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
+  async_reconnect_options defaults = ASYNC_RECONNECT_OPTIONS_INIT;
+  if (options && options->size < sizeof(async_reconnect_options)) return ASYNC_EINVAL;
+  return guarded([&]() -> int {
+    Reconnector *r = nullptr;
+    int err = Reconnector::start(&r, *l, host, port, options ? *options : defaults, *protocol, userdata);
+    if (!err) *out = r->c_reconnector();
+    return err;
+  });
+}
+
+ASYNC_API int async_reconnector_reconnect(async_reconnector *rc) {
+  Reconnector *r = checked<Reconnector>(rc);
+  return r ? guarded([&] { return r->reconnect(); }) : kInvalid;
+}
+
+ASYNC_API int async_reconnector_stop(async_reconnector *rc) {
+  Reconnector *r = checked<Reconnector>(rc);
+  if (!r) return ASYNC_EINVAL;
+  r->stop();
+  return 0;
+}
+
+ASYNC_API int async_reconnector_state(async_reconnector *rc) {
+  Reconnector *r = checked<Reconnector>(rc);
+  return r ? r->state() : kInvalid;
+}
+
+ASYNC_API async_stream *async_reconnector_stream(async_reconnector *rc) {
+  Reconnector *r = checked<Reconnector>(rc);
+  return r ? r->stream() : nullptr;
+}
+}

@@ -1,0 +1,103 @@
+// async_reconnector (DESIGN §7, reconnecting client): keeps one connection
+// up through Connector, with a backoff policy between connects. Each
+// connection's stream runs a forwarding protocol whose userdata is the
+// reconnector, so it sees every connection_made/lost while the user's
+// protocol sees its callbacks as for any stream, and the user's release
+// runs once, at the end.
+#pragma once
+
+#include <async/reconnect.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ev/ev_backend.hpp"
+
+namespace async::core {
+
+class Loop;
+class Future;
+class Stream;
+
+class Reconnector {
+ public:
+  static constexpr std::uint32_t kTag = 0x52434f4e;  // "RCON"
+
+  // 0, or ASYNC_EINVAL/ENOMEM with nothing started and userdata the caller's.
+  static int start(Reconnector **out, Loop &loop, const char *host, std::uint16_t port,
+                   const async_reconnect_options &options, const async_stream_protocol &protocol,
+                   void *userdata) noexcept;
+  static Reconnector *from(async_reconnector *rc) noexcept { return reinterpret_cast<Reconnector *>(rc); }
+  async_reconnector *c_reconnector() noexcept { return reinterpret_cast<async_reconnector *>(this); }
+
+  int reconnect() noexcept;
+  void stop() noexcept;
+  int state() const noexcept;
+  async_stream *stream() const noexcept;
+
+  // Use start(); public only for util::make/destroy.
+  Reconnector(Loop &loop, const async_stream_protocol &protocol, void *userdata) noexcept;
+  ~Reconnector();
+
+  std::uint32_t tag_ = kTag;
+
+ private:
+  // The forwarding protocol's callbacks (userdata: the reconnector).
+  static void fwd_made(async_stream *s, void *self) noexcept;
+  static std::size_t fwd_data(async_stream *s, const std::uint8_t *data, std::size_t len, void *self) noexcept;
+  static int fwd_eof(async_stream *s, void *self) noexcept;
+  static void fwd_lost(async_stream *s, int error, void *self) noexcept;
+  static void fwd_pause(async_stream *s, void *self) noexcept;
+  static void fwd_resume(async_stream *s, void *self) noexcept;
+  static void fwd_drained(async_stream *s, void *self) noexcept;
+  static void fwd_release(void *self) noexcept;
+
+  static void on_connected(async_future *future, int status, void *self) noexcept;
+  static void on_timer(void *self, std::uint32_t) noexcept;
+  static void run_stopped(async_loop *, void *self) noexcept;
+
+  int copy_config(const char *host, std::uint16_t port, const async_reconnect_options &options) noexcept;
+  // Starts a connect: 0, or the error async_tcp_connect() would return.
+  int start_connect() noexcept;
+  void connect_failed(int error) noexcept;
+  void wait(std::uint64_t delay_ms) noexcept;
+  // The next backoff delay after failures_ consecutive failures (1: initial).
+  std::uint64_t backoff_ms() noexcept;
+  // After a connect ended or a stream was lost: wait, connect or finish.
+  void next_step() noexcept;
+  void begin_stop(int error) noexcept;
+  void maybe_finish() noexcept;
+  void release() noexcept;
+
+  Loop &loop_;
+  async_stream_protocol user_{};  // the user's, with its userdata
+  void *userdata_;
+  async_stream_protocol forward_{};
+
+  char host_[256] = {};
+  std::uint16_t port_ = 0;
+  async_connect_options connect_{};
+  char local_address_[128] = {};
+  std::uint64_t initial_ms_ = 0;
+  std::uint64_t max_ms_ = 0;
+  double multiplier_ = 1.0;
+  double jitter_ = 0.0;
+  std::uint32_t max_attempts_ = 0;
+  void (*on_connect_failed_)(async_reconnector *, int, std::uint32_t, std::uint64_t, void *) = nullptr;
+  void (*on_stopped_)(async_reconnector *, int, void *) = nullptr;
+
+  Future *future_ = nullptr;  // the connect in flight, until on_connected
+  Stream *stream_ = nullptr;  // between connection_made and connection_lost
+  ev::TimerSlot timer_;
+  bool waiting_ = false;
+  bool made_ = false;  // the connect in flight made its stream
+  bool reconnect_now_ = false;  // skip the delay after the current stream's loss
+  bool stopping_ = false;
+  bool finish_queued_ = false;
+  int stop_error_ = 0;
+  std::uint32_t failures_ = 0;
+  std::uint64_t random_;  // xorshift64 state for the jitter
+  int refs_ = 1;          // until stopped, plus one per forwarding protocol and pending connect callback
+};
+
+}  // namespace async::core
