@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <net/if.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -1588,6 +1589,57 @@ static void test_ipv6_only_and_buffers(void **state) {
   end_all(&e, (struct rec *[]){&r6, &r4, &ro, NULL});
 }
 
+/* A link-local IPv6 address with its scope ("[fe80::1%eth0]:0"): bound
+ * with the scope, reported back with it, and reachable through it. Skips
+ * on a host with no usable link-local address. */
+static void test_ipv6_scope_id(void **state) {
+  (void)state;
+  struct ifaddrs *all = NULL, *ifa;
+  char local[ASYNC_ADDR_STRLEN] = "";
+  unsigned index = 0;
+  assert_int_equal(getifaddrs(&all), 0);
+  for (ifa = all; ifa && !local[0]; ifa = ifa->ifa_next) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ifa->ifa_addr;
+    if (a && a->sin6_family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&a->sin6_addr)) {
+      char host[INET6_ADDRSTRLEN];
+      inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+      snprintf(local, sizeof local, "[%s%%%s]:0", host, ifa->ifa_name);
+      index = if_nametoindex(ifa->ifa_name);
+    }
+  }
+  freeifaddrs(all);
+  if (!local[0]) {
+    print_message("skipped: no link-local IPv6 address on this host\n");
+    skip();
+  }
+  struct env e;
+  env_init(&e);
+  struct rec ra, rb;
+  rec_init(&ra);
+  rec_init(&rb);
+  async_udp_options o = ASYNC_UDP_OPTIONS_INIT;
+  o.local_address = local;
+  int rc = udp_open_rc(&e, &rb, &o);
+  if (rc == ASYNC_EADDRNOTAVAIL) { /* still tentative (duplicate address detection) */
+    env_finish(&e);
+    print_message("skipped: %s not usable yet\n", local);
+    skip();
+  }
+  assert_int_equal(rc, 0);
+  struct sockaddr_in6 bound;
+  assert_int_equal(async_datagram_sockname((struct sockaddr *)&bound, sizeof bound, rb.d), (int)sizeof bound);
+  assert_int_equal(bound.sin6_scope_id, index);
+  char to[ASYNC_ADDR_STRLEN];
+  local_text(rb.d, to, sizeof to); /* "[fe80::...%ifname]:port" */
+  assert_non_null(strchr(to, '%'));
+  assert_int_equal(udp_open_rc(&e, &ra, &o), 0);
+  assert_int_equal(LIB(async_datagram_sendto(ra.d, "scoped", 6, to)), 0);
+  wait_count(&e, &rb, EV_DGRAM, 1);
+  assert_memory_equal(rb.data[0], "scoped", 6);
+  assert_int_equal(((struct sockaddr_in6 *)&rb.from[0])->sin6_scope_id, index);
+  end_all(&e, (struct rec *[]){&ra, &rb, NULL});
+}
+
 /* ------------------------------------------------------------------ */
 /* Bad input                                                           */
 
@@ -1883,6 +1935,7 @@ int main(void) {
       cmocka_unit_test(test_adopt_netlink),
       cmocka_unit_test(test_reuse_port),
       cmocka_unit_test(test_ipv6_only_and_buffers),
+      cmocka_unit_test(test_ipv6_scope_id),
       cmocka_unit_test(test_open_bad_input),
       cmocka_unit_test(test_adopt_bad_input),
       cmocka_unit_test(test_send_bad_input),
