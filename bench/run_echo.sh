@@ -98,20 +98,26 @@ for line in open(path):
 def med(w, s, key, per_op=False):
     vals = [float(f[key]) / max(float(f["ops"]), 1) if per_op else float(f[key]) for f in runs[(w, s)] if key in f]
     return statistics.median(vals) if vals else None
+def ratio(w, s, peer):
+    # Host speed drifts between rounds far more than servers differ within
+    # one, so ratios are taken round by round (the i-th run of each server
+    # is in the same round) and their median reported.
+    pairs = zip(runs[(w, s)], runs[(w, peer)])
+    return statistics.median(float(a["ops_per_sec"]) / float(b["ops_per_sec"]) for a, b in pairs)
 def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 print("| workload | server | rate | vs libuv | vs epoll | spread | p50 us | p99 us | server CPU/op | server peak RSS MiB |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for w, (label, unit, scale, cpu_unit, cpu_scale) in shapes.items():
-    uv, epoll = med(w, "uv", "ops_per_sec"), med(w, "epoll", "ops_per_sec")
     for s in servers:
         rates = [float(f["ops_per_sec"]) for f in runs[(w, s)]]
         rate = statistics.median(rates)
         spread = (max(rates) - min(rates)) / rate if rate else 0
         print("| {} | {} | {} {} | {:.2f}x | {:.2f}x | {:.0%} | {} | {} | {} {} | {} |".format(
-            label, names[s], fmt(rate * scale, ",.1f" if scale != 1 else ",.0f"), unit, rate / uv, rate / epoll,
+            label, names[s], fmt(rate * scale, ",.1f" if scale != 1 else ",.0f"), unit, ratio(w, s, "uv"), ratio(w, s, "epoll"),
             spread, fmt(med(w, s, "p50_us"), ".0f"), fmt(med(w, s, "p99_us"), ".0f"),
             fmt(med(w, s, "cpu", per_op=True) * cpu_scale, ".2f"), cpu_unit, fmt(med(w, s, "maxrss_mib"), ".1f")))
-print("medians of {} rounds; spread = (max - min) / median of the rate; raw results: {}".format(
+print("medians of {} rounds (ratios: median of the per-round ratios); spread = (max - min) / median of the rate; "
+      "raw results: {}".format(
     len(runs[("pingpong-1", servers[0])]), path))
 PY
