@@ -15,22 +15,9 @@
 set -euo pipefail
 export BENCH_PIN=${BENCH_PIN:-1}
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
-build=${BUILD_DIR:-build-bench}
+# shellcheck source=bench/build.sh
+. "$(dirname "${BASH_SOURCE[0]}")/build.sh"
 rounds=${ROUNDS:-3}
-
-if [[ -z ${SKIP_BUILD:-} ]]; then
-  opts=(-Dbench=true -Dtests=false --buildtype=release)
-  if [[ -f $build/build.ninja ]]; then
-    meson setup --reconfigure "$build" "${opts[@]}" >/dev/null
-  else
-    meson setup "$build" "${opts[@]}" >/dev/null
-  fi
-  ninja -C "$build" >/dev/null
-fi
-
-bin=$build/bench
 results=$build/bench-results.txt
 : >"$results"
 

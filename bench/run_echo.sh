@@ -14,18 +14,10 @@
 #
 # usage: bench/run_echo.sh   env: ROUNDS=5 SECONDS_PER_RUN=2 SKIP_BUILD=1 BUILD_DIR=build-bench
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
-build=${BUILD_DIR:-build-bench}
+# shellcheck source=bench/build.sh
+. "$(dirname "${BASH_SOURCE[0]}")/build.sh"
 rounds=${ROUNDS:-5}
 secs=${SECONDS_PER_RUN:-2}
-if [[ -z ${SKIP_BUILD:-} ]]; then
-  opts=(-Dbench=true -Dtests=false --buildtype=release)
-  if [[ -f $build/build.ninja ]]; then meson setup --reconfigure "$build" "${opts[@]}" >/dev/null
-  else meson setup "$build" "${opts[@]}" >/dev/null; fi
-  ninja -C "$build" >/dev/null
-fi
-bin=$build/bench
 results=$build/echo-results.txt
 : >"$results"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
