@@ -43,14 +43,19 @@ inline core::Handle *checked_handle(const void *p) noexcept {
   return static_cast<core::Handle *>(const_cast<void *>(p));
 }
 
-// Runs op(T&) on a live object of type T: ASYNC_EINVAL for a NULL or
-// wrong-kind pointer, ASYNC_ECLOSED once it is closing.
+// Runs op(T&) on an object of type T: ASYNC_EINVAL for a NULL or
+// wrong-kind pointer.
 template <class T, class Op>
-int with_open(const void *p, Op &&op) noexcept {
+int with_object(const void *p, Op &&op) noexcept {
   T *obj = checked<T>(p);
   if (!obj) return ASYNC_EINVAL;
-  if (obj->closing()) return ASYNC_ECLOSED;
   return guarded([&] { return op(*obj); });
+}
+
+// As with_object(), and ASYNC_ECLOSED once the object is closing.
+template <class T, class Op>
+int with_open(const void *p, Op &&op) noexcept {
+  return with_object<T>(p, [&](T &obj) -> int { return obj.closing() ? ASYNC_ECLOSED : op(obj); });
 }
 
 }  // namespace async::api
