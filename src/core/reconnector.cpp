@@ -24,9 +24,9 @@ Reconnector::Reconnector(Loop &loop, const async_stream_protocol &protocol, void
   forward_.data_received = fwd_data;
   forward_.eof_received = user_.eof_received ? fwd_eof : nullptr;
   forward_.connection_lost = fwd_lost;
-  forward_.pause_writing = user_.pause_writing ? fwd_pause : nullptr;
-  forward_.resume_writing = user_.resume_writing ? fwd_resume : nullptr;
-  forward_.write_drained = user_.write_drained ? fwd_drained : nullptr;
+  forward_.pause_writing = user_.pause_writing ? fwd_event<&async_stream_protocol::pause_writing> : nullptr;
+  forward_.resume_writing = user_.resume_writing ? fwd_event<&async_stream_protocol::resume_writing> : nullptr;
+  forward_.write_drained = user_.write_drained ? fwd_event<&async_stream_protocol::write_drained> : nullptr;
   forward_.release = fwd_release;
   random_ = util::monotonic_ns() ^ reinterpret_cast<std::uintptr_t>(this) ^ 0x9e3779b97f4a7c15u;
   ev::Backend::timer_init(timer_, on_timer, this);
@@ -199,19 +199,10 @@ void Reconnector::fwd_lost(async_stream *s, int error, void *self) noexcept {
   if (!r->future_) r->next_step();  // else on_connected does, once it ran
 }
 
-void Reconnector::fwd_pause(async_stream *s, void *self) noexcept {
+template <Reconnector::StreamEvent Event>
+void Reconnector::fwd_event(async_stream *s, void *self) noexcept {
   auto *r = static_cast<Reconnector *>(self);
-  r->user_.pause_writing(s, r->userdata_);
-}
-
-void Reconnector::fwd_resume(async_stream *s, void *self) noexcept {
-  auto *r = static_cast<Reconnector *>(self);
-  r->user_.resume_writing(s, r->userdata_);
-}
-
-void Reconnector::fwd_drained(async_stream *s, void *self) noexcept {
-  auto *r = static_cast<Reconnector *>(self);
-  r->user_.write_drained(s, r->userdata_);
+  (r->user_.*Event)(s, r->userdata_);
 }
 
 void Reconnector::fwd_release(void *self) noexcept {

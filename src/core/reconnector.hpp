@@ -47,9 +47,10 @@ class Reconnector {
   static std::size_t fwd_data(async_stream *s, const std::uint8_t *data, std::size_t len, void *self) noexcept;
   static int fwd_eof(async_stream *s, void *self) noexcept;
   static void fwd_lost(async_stream *s, int error, void *self) noexcept;
-  static void fwd_pause(async_stream *s, void *self) noexcept;
-  static void fwd_resume(async_stream *s, void *self) noexcept;
-  static void fwd_drained(async_stream *s, void *self) noexcept;
+  // pause_writing, resume_writing, write_drained: passed on as they are.
+  using StreamEvent = void (*async_stream_protocol::*)(async_stream *, void *);
+  template <StreamEvent Event>
+  static void fwd_event(async_stream *s, void *self) noexcept;
   static void fwd_release(void *self) noexcept;
 
   static void on_connected(async_future *future, int status, void *self) noexcept;
