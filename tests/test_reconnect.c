@@ -24,6 +24,7 @@ struct client {
   size_t n;
   int made, lost, failed, stopped, released;
   int handed_over; /* streams taken over with async_stream_set_protocol() */
+  int paused, resumed, drained; /* flow control, passed through (not logged) */
   int lost_error, stop_error, fail_error;
   uint32_t failures[16];
   uint64_t retry_ms[16];
@@ -100,8 +101,23 @@ static void cl_stopped(async_reconnector *rc, int err, void *ud) {
   c->stop_error = err;
 }
 
+static void cl_pause(async_stream *s, void *ud) {
+  (void)s;
+  ((struct client *)ud)->paused++;
+}
+
+static void cl_resume(async_stream *s, void *ud) {
+  (void)s;
+  ((struct client *)ud)->resumed++;
+}
+
+static void cl_drained(async_stream *s, void *ud) {
+  (void)s;
+  ((struct client *)ud)->drained++;
+}
+
 static const async_stream_protocol k_client = {
-    sizeof(async_stream_protocol), cl_made, cl_data, NULL, cl_lost, NULL, NULL, NULL, cl_release,
+    sizeof(async_stream_protocol), cl_made, cl_data, NULL, cl_lost, cl_pause, cl_resume, cl_drained, cl_release,
 };
 
 /* A loopback port nothing listens on (bound, then closed). */
@@ -289,10 +305,14 @@ static void test_stop_connected_flushes(void **state) {
   tu_run_until(loop, &c.made, 1, 3000);
   int peer = accept(lfd, NULL, NULL);
   assert_true(peer >= 0);
-  static uint8_t big[1 << 20];
+  static uint8_t big[16 << 20]; /* more than loopback's socket buffers take */
   memset(big, 'x', sizeof big);
   async_stream *s = async_reconnector_stream(c.rc);
   assert_int_equal(async_stream_write(s, big, sizeof big), 0);
+  size_t queued = 0;
+  assert_int_equal(async_stream_write_buffer_size(&queued, s), 0);
+  assert_true(queued > 64 * 1024);
+  assert_int_equal(c.paused, 1); /* inside the write, through the reconnector */
   assert_int_equal(async_reconnector_stop(c.rc), 0);
   size_t total = 0;
   uint8_t buf[65536];
@@ -307,6 +327,8 @@ static void test_stop_connected_flushes(void **state) {
   assert_int_equal(total, sizeof big);
   assert_string_equal(c.log, "MLSR");
   assert_int_equal(c.lost_error, 0);
+  assert_int_equal(c.resumed, 1); /* the flush drained the buffer */
+  assert_int_equal(c.drained, 1);
   close(peer);
   close(lfd);
   tu_finish(loop);
