@@ -1222,6 +1222,66 @@ static void test_numeric_no_packet(void **state) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Local names never reach DNS                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Local names (RFC 6761 §6.3): "localhost" in any case, with or without the
+ * root dot, and every name under it are loopback and never asked of DNS,
+ * also when the loop's hosts file lists them with another address. Names
+ * that only look alike are names: DNS answers them. */
+static void test_local_names_no_packet(void **state) {
+  (void)state;
+  struct dnsfx_hole h;
+  assert_int_equal(dnsfx_blackhole_open(&h), 0);
+  async_loop *loop = dns_loop(dnsfx_blackhole_servers(&h));
+  char text[INET6_ADDRSTRLEN];
+  int port = 0;
+  static const char *const local[] = {"localhost", "LOCALHOST", "localhost.", "Foo.LocalHost", "a.b.localhost."};
+  for (int with_file = 0; with_file < 2; with_file++) {
+    assert_code(async_dns_set_hosts_file(loop, with_file ? dnsfx_fixture_path("hosts.txt") : ""), 0);
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+      async_future *f = resolve_ok(loop, local[i], "80", AF_UNSPEC, SOCK_STREAM, ASYNC_DNS_CANONNAME);
+      const async_addrinfo *list = gai_list(f);
+      assert_int_equal(async_addrinfo_count(list), 2);
+      assert_int_equal(entry(list, 0, text, sizeof text, &port), AF_INET6);
+      assert_string_equal(text, "::1");
+      assert_int_equal(entry(list, 1, text, sizeof text, &port), AF_INET);
+      assert_string_equal(text, "127.0.0.1");
+      check_entries(list, SOCK_STREAM, IPPROTO_TCP, 80);
+      assert_string_equal(async_addrinfo_canonname(list), local[i]);
+      assert_code(async_future_free(f), 0);
+      f = resolve_ok(loop, local[i], NULL, AF_INET, 0, 0);
+      assert_int_equal(async_addrinfo_count(gai_list(f)), 1);
+      assert_true(has_addr(gai_list(f), "127.0.0.1"));
+      assert_code(async_future_free(f), 0);
+      f = resolve_ok(loop, local[i], NULL, AF_INET6, 0, 0);
+      assert_int_equal(async_addrinfo_count(gai_list(f)), 1);
+      assert_true(has_addr(gai_list(f), "::1"));
+      assert_code(async_future_free(f), 0);
+    }
+  }
+  assert_int_equal(dnsfx_blackhole_count(&h), 0);
+
+  assert_code(async_dns_set_hosts_file(loop, ""), 0);
+  static const char *const names[] = {"localhostx", "localhost.example", "xlocalhost"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    async_future *f = gai(loop, names[i], NULL, AF_INET, 0, 0);
+    int answered = 0;
+    for (int tries = 0; tries < 100 && answered == 0; tries++) {
+      spin_nowait(loop, 1);
+      answered = dnsfx_blackhole_reply(&h, DNSFX_TYPE_A, 1, 10);
+      assert_true(answered >= 0);
+    }
+    assert_int_equal(answered, 1);
+    assert_code(tu_wait_future(loop, f, 5000), 0);
+    assert_true(has_addr(gai_list(f), "192.0.2.20"));
+    assert_code(async_future_free(f), 0);
+  }
+  finish(loop);
+  dnsfx_blackhole_close(&h);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Configuration                                                            */
 /* ------------------------------------------------------------------------ */
 
@@ -1571,6 +1631,7 @@ int main(void) {
       cmocka_unit_test(test_getnameinfo),
       cmocka_unit_test(test_silent_server_deadline),
       cmocka_unit_test(test_numeric_no_packet),
+      cmocka_unit_test(test_local_names_no_packet),
       cmocka_unit_test(test_config_busy),
       cmocka_unit_test(test_sequential_lookups),
       cmocka_unit_test(test_bad_input),

@@ -1,10 +1,12 @@
 /*
  * async_tcp_connect: a TCP connection to host:port as a future of a stream.
  *
- * The host is resolved inside the loop (async/dns.h; literals and
- * "localhost" without DNS). With Happy Eyeballs (RFC 8305, the default)
- * and AF_UNSPEC, AAAA and A are looked up separately; A answers wait up to
- * the resolution delay (50 ms) for the AAAA answer; attempts alternate
+ * The host is resolved inside the loop (async/dns.h). Literals and local
+ * names ("localhost", "LOCALHOST.", "foo.localhost": the loopback addresses
+ * "::1" and "127.0.0.1", as async/dns.h and async_tcp_listen() take them)
+ * need no lookup. With Happy Eyeballs (RFC 8305, the default) and
+ * AF_UNSPEC, AAAA and A are looked up separately; A answers wait up to the
+ * resolution delay (50 ms) for the AAAA answer; attempts alternate
  * families, IPv6 first, and a new attempt starts every attempt delay
  * (250 ms) while earlier ones are still connecting, or at once when one
  * fails. The first attempt to connect wins; the others are closed.

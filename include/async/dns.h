@@ -2,8 +2,12 @@
  * DNS inside the loop (c-ares), returning futures. No thread is created.
  *
  * - Numeric hosts ("192.0.2.1", "::1", "fe80::1%eth0", "fe80::1%2"),
- *   numeric ports and "localhost" (and names under it: loopback, RFC 6761)
- *   never reach DNS: no packet is sent for them.
+ *   numeric ports and local names never reach DNS: no packet is sent for
+ *   them. A local name (RFC 6761 §6.3) is "localhost" in any case, with or
+ *   without the final dot, or any name under it ("foo.localhost"); it means
+ *   "::1" and "127.0.0.1", whatever a hosts file says, the same names
+ *   async_tcp_listen() and async_tcp_connect() take for loopback
+ *   ("localhostx" and "localhost.example" are ordinary names).
  * - Every lookup completes its future on a later loop iteration, never
  *   inside the call that started it (also when the answer is known at once:
  *   literals, hosts-file hits, immediate errors).
