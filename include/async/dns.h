@@ -179,7 +179,9 @@ ASYNC_API int async_dns_set_rotate(async_loop *loop, int rotate);
 
 /*
  * Hosts file consulted before DNS: a path (read on each lookup that reaches
- * name resolution, hosts format), "" for none (DNS only), NULL for the
+ * name resolution, hosts format: lines of any length, any number of names;
+ * an IPv6 address may carry a scope, "fe80::1%eth0" or "fe80::1%2", kept in
+ * the result's sin6_scope_id), "" for none (DNS only), NULL for the
  * system's (/etc/hosts, or $CARES_HOSTS). Errors: ASYNC_EINVAL, ASYNC_EBUSY,
  * ASYNC_ENOMEM.
  */
