@@ -397,7 +397,7 @@ static void test_connect_name(void **state) {
   uint16_t port = (uint16_t)async_server_port(server);
   assert_int_equal(connect_and_echo(loop, "both.test", port, NULL), ipv6_loopback() ? AF_INET6 : AF_INET);
   assert_int_equal(connect_and_echo(loop, "v4.test", port, NULL), AF_INET);
-  /* Sequential (no Happy Eyeballs): one lookup, addresses in order. */
+  /* Sequential (no Happy Eyeballs): the same two lookups, IPv6 first. */
   async_connect_options o = ASYNC_CONNECT_OPTIONS_INIT;
   o.happy_eyeballs = 0;
   assert_int_equal(connect_and_echo(loop, "both.test", port, &o), ipv6_loopback() ? AF_INET6 : AF_INET);
@@ -580,6 +580,42 @@ static void test_connect_local_names(void **state) {
   assert_int_equal(dnsfx_responder_queries(&r, DNSFX_TYPE_A), 2);
   finish(loop, server);
   dnsfx_responder_stop(&r);
+}
+
+/* Without Happy Eyeballs AAAA and A are looked up separately too: when AAAA
+ * never answers, attempts start with the A answer once the resolution delay
+ * (50 ms) is over, long before c-ares gives up on AAAA (2 s, then 4 s), and
+ * before a longer DNS timeout ends the AAAA lookup. */
+static void sequential_silent_aaaa_case(uint64_t dns_timeout_ms) {
+  struct dnsfx_responder r;
+  async_loop *loop = responder_loop(&r, "127.0.0.1", 0, "::1", -1);
+  async_server *server = tu_echo_server(loop, "127.0.0.1", 0);
+  uint16_t port = (uint16_t)async_server_port(server);
+  struct attempts a = {0};
+  async_connect_options o = reporting(&a);
+  o.happy_eyeballs = 0;
+  o.dns_timeout_ms = dns_timeout_ms;
+  struct conn c = {0};
+  uint64_t t0 = tu_now_ns();
+  async_future *f = connect_to(loop, "slow.test", port, &o, &c);
+  tu_run_until(loop, &c.future_calls, 1, 3000);
+  double ms = tu_elapsed_ms(t0);
+  assert_int_equal(c.future_status, 0);
+  assert_true(ms >= 49.0);
+  if (!under_valgrind()) assert_true(ms < 900.0);
+  assert_int_equal(a.count, 0);
+  assert_int_equal(dnsfx_responder_queries(&r, DNSFX_TYPE_A), 1);
+  assert_int_equal(dnsfx_responder_queries(&r, DNSFX_TYPE_AAAA), 1);
+  echo_then_close(loop, &c, "ping\n");
+  assert_int_equal(async_future_free(f), 0);
+  finish(loop, server);
+  dnsfx_responder_stop(&r);
+}
+
+static void test_sequential_silent_aaaa(void **state) {
+  (void)state;
+  sequential_silent_aaaa_case(0);
+  sequential_silent_aaaa_case(1000);
 }
 
 static void test_local_address(void **state) {
@@ -1028,6 +1064,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_during_dns),
       cmocka_unit_test(test_dns_timeout),
       cmocka_unit_test(test_connect_local_names),
+      cmocka_unit_test(test_sequential_silent_aaaa),
       cmocka_unit_test(test_local_address),
       cmocka_unit_test_setup_teardown(test_link_local_scope, link_local_setup, link_local_teardown),
       cmocka_unit_test(test_timeouts),

@@ -131,9 +131,10 @@ void Connector::kickoff(async_loop *, void *self) noexcept {
       for (std::size_t i = 0; i < n; ++i)
         c->add_address(reinterpret_cast<const sockaddr *>(&local[i].addr), local[i].len);
     } else if (kind == 0) {
-      // Happy Eyeballs asks AAAA and A separately, so a slow family cannot
-      // hold the other back (c-ares 1.18 waits for both on AF_UNSPEC).
-      bool split = c->happy_eyeballs_ && c->family_ == AF_UNSPEC;
+      // AAAA and A are asked separately, with or without Happy Eyeballs, so
+      // a slow family cannot hold the other back (c-ares 1.18 waits for
+      // both on AF_UNSPEC, up to its whole timeout).
+      bool split = c->family_ == AF_UNSPEC;
       err = c->lookup(split ? AF_INET6 : c->family_);
       if (!err && split) err = c->lookup(AF_INET);
       if (c->dns_timeout_ns_) c->dns_deadline_ns_ = util::monotonic_ns() + c->dns_timeout_ns_;
@@ -210,8 +211,9 @@ bool Connector::may_start(std::uint64_t now) const noexcept {
 }
 
 const Connector::Address &Connector::next_address() noexcept {
-  // Families alternate, IPv6 first (RFC 8305 §4).
-  bool take_v6 = used6_ < n6_ && (!last_was_v6_ || used4_ == n4_);
+  // Happy Eyeballs alternates families, IPv6 first (RFC 8305 §4); one
+  // attempt at a time takes the resolver's order, every IPv6 address first.
+  bool take_v6 = used6_ < n6_ && (!happy_eyeballs_ || !last_was_v6_ || used4_ == n4_);
   last_was_v6_ = take_v6;
   return take_v6 ? v6_[used6_++] : v4_[used4_++];
 }
