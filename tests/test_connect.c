@@ -257,6 +257,16 @@ static async_loop *responder_loop(struct dnsfx_responder *r, const char *a, int 
   return loop;
 }
 
+/* Writes a hosts file (names for 127.0.0.1 and ::1) at a fresh path made
+ * from the mkstemp() template path; the caller unlinks it. */
+static void write_hosts(char *path) {
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  const char *hosts = "127.0.0.1 both.test v4.test\n::1 both.test\n";
+  assert_int_equal(write(fd, hosts, strlen(hosts)), (ssize_t)strlen(hosts));
+  close(fd);
+}
+
 /* A port nothing listens on (a moment ago), on both loopback addresses. */
 static uint16_t unused_port(void) {
   async_loop *loop = tu_loop_new();
@@ -380,18 +390,14 @@ static void test_connect_localhost_prefers_ipv6(void **state) {
 static void test_connect_name(void **state) {
   (void)state;
   char path[] = "/tmp/libasync-connect-hosts-XXXXXX";
-  int fd = mkstemp(path);
-  assert_true(fd >= 0);
-  const char *hosts = "127.0.0.1 both.test v4.test\n::1 both.test\n";
-  assert_int_equal(write(fd, hosts, strlen(hosts)), (ssize_t)strlen(hosts));
-  close(fd);
+  write_hosts(path);
   async_loop *loop = tu_loop_new();
   assert_int_equal(async_dns_set_hosts_file(loop, path), 0);
   async_server *server = tu_echo_server(loop, "localhost", 0);
   uint16_t port = (uint16_t)async_server_port(server);
   assert_int_equal(connect_and_echo(loop, "both.test", port, NULL), ipv6_loopback() ? AF_INET6 : AF_INET);
   assert_int_equal(connect_and_echo(loop, "v4.test", port, NULL), AF_INET);
-  /* Sequential (no Happy Eyeballs): one lookup, addresses in order. */
+  /* Sequential (no Happy Eyeballs): the same two lookups, IPv6 first. */
   async_connect_options o = ASYNC_CONNECT_OPTIONS_INIT;
   o.happy_eyeballs = 0;
   assert_int_equal(connect_and_echo(loop, "both.test", port, &o), ipv6_loopback() ? AF_INET6 : AF_INET);
@@ -443,11 +449,15 @@ static void test_cancel(void **state) {
   assert_int_equal(async_tcp_connect(&g, loop, "localhost", port, NULL, &k_proto, &d), 0);
   assert_int_equal(async_future_free(g), 0);
   assert_int_equal(d.released, 1);
-  /* Cancelled during the lookups / attempts, a few iterations in. */
+  /* Cancelled during the lookups / attempts, a few iterations in (a
+   * hosts-file name: its lookups complete on a later iteration). */
+  char path[] = "/tmp/libasync-connect-hosts-XXXXXX";
+  write_hosts(path);
+  assert_int_equal(async_dns_set_hosts_file(loop, path), 0);
   struct conn e[3] = {{0}}; /* outlives the loop below: callbacks come later */
   for (int spins = 1; spins <= 3; spins++) {
     struct conn *x = &e[spins - 1];
-    async_future *h = connect_to(loop, "localhost", port, NULL, x);
+    async_future *h = connect_to(loop, "both.test", port, NULL, x);
     for (int i = 0; i < spins; i++) async_loop_run(loop, ASYNC_RUN_NOWAIT);
     assert_int_equal(async_future_free(h), 0);
     tu_run_until(loop, &x->released, 1, 3000);
@@ -458,6 +468,7 @@ static void test_cancel(void **state) {
     assert_int_equal(x->released, 1);
   }
   finish(loop, server);
+  unlink(path);
 }
 
 /* Cancelled while both lookups wait at a slow DNS server: ECANCELED
@@ -538,6 +549,73 @@ static void test_dns_timeout(void **state) {
   (void)state;
   dns_timeout_case("127.0.0.1", -1, ASYNC_ETIMEDOUT);
   dns_timeout_case("127.0.0.1", 0, ASYNC_ECONNREFUSED);
+}
+
+/* Local names (RFC 6761 §6.3) mean loopback for connect as for listen:
+ * any case, the root dot, names under "localhost", with and without Happy
+ * Eyeballs, and no DNS query. Names that only look alike are asked of DNS
+ * (whose A answer here is 127.0.0.1). */
+static void test_connect_local_names(void **state) {
+  (void)state;
+  struct dnsfx_responder r;
+  async_loop *loop = responder_loop(&r, "127.0.0.1", 0, NULL, 0);
+  static const char *const local[] = {"LOCALHOST", "localhost.", "Foo.LocalHost"};
+  for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+    async_server *server = tu_echo_server(loop, local[i], 0);
+    uint16_t port = (uint16_t)async_server_port(server);
+    assert_int_equal(connect_and_echo(loop, local[i], port, NULL), ipv6_loopback() ? AF_INET6 : AF_INET);
+    async_connect_options o = ASYNC_CONNECT_OPTIONS_INIT;
+    o.happy_eyeballs = 0;
+    assert_int_equal(connect_and_echo(loop, local[i], port, &o), ipv6_loopback() ? AF_INET6 : AF_INET);
+    o.family = AF_INET;
+    assert_int_equal(connect_and_echo(loop, local[i], port, &o), AF_INET);
+    tu_server_close(loop, server);
+  }
+  assert_int_equal(dnsfx_responder_queries(&r, DNSFX_TYPE_A), 0);
+  assert_int_equal(dnsfx_responder_queries(&r, DNSFX_TYPE_AAAA), 0);
+  async_server *server = tu_echo_server(loop, "127.0.0.1", 0);
+  uint16_t port = (uint16_t)async_server_port(server);
+  assert_int_equal(connect_and_echo(loop, "localhostx", port, NULL), AF_INET);
+  assert_int_equal(connect_and_echo(loop, "localhost.example", port, NULL), AF_INET);
+  assert_int_equal(dnsfx_responder_queries(&r, DNSFX_TYPE_A), 2);
+  finish(loop, server);
+  dnsfx_responder_stop(&r);
+}
+
+/* Without Happy Eyeballs AAAA and A are looked up separately too: when AAAA
+ * never answers, attempts start with the A answer once the resolution delay
+ * (50 ms) is over, long before c-ares gives up on AAAA (2 s, then 4 s), and
+ * before a longer DNS timeout ends the AAAA lookup. */
+static void sequential_silent_aaaa_case(uint64_t dns_timeout_ms) {
+  struct dnsfx_responder r;
+  async_loop *loop = responder_loop(&r, "127.0.0.1", 0, "::1", -1);
+  async_server *server = tu_echo_server(loop, "127.0.0.1", 0);
+  uint16_t port = (uint16_t)async_server_port(server);
+  struct attempts a = {0};
+  async_connect_options o = reporting(&a);
+  o.happy_eyeballs = 0;
+  o.dns_timeout_ms = dns_timeout_ms;
+  struct conn c = {0};
+  uint64_t t0 = tu_now_ns();
+  async_future *f = connect_to(loop, "slow.test", port, &o, &c);
+  tu_run_until(loop, &c.future_calls, 1, 3000);
+  double ms = tu_elapsed_ms(t0);
+  assert_int_equal(c.future_status, 0);
+  assert_true(ms >= 49.0);
+  if (!under_valgrind()) assert_true(ms < 900.0);
+  assert_int_equal(a.count, 0);
+  assert_int_equal(dnsfx_responder_queries(&r, DNSFX_TYPE_A), 1);
+  assert_int_equal(dnsfx_responder_queries(&r, DNSFX_TYPE_AAAA), 1);
+  echo_then_close(loop, &c, "ping\n");
+  assert_int_equal(async_future_free(f), 0);
+  finish(loop, server);
+  dnsfx_responder_stop(&r);
+}
+
+static void test_sequential_silent_aaaa(void **state) {
+  (void)state;
+  sequential_silent_aaaa_case(0);
+  sequential_silent_aaaa_case(1000);
 }
 
 static void test_local_address(void **state) {
@@ -985,6 +1063,8 @@ int main(void) {
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_cancel_during_dns),
       cmocka_unit_test(test_dns_timeout),
+      cmocka_unit_test(test_connect_local_names),
+      cmocka_unit_test(test_sequential_silent_aaaa),
       cmocka_unit_test(test_local_address),
       cmocka_unit_test_setup_teardown(test_link_local_scope, link_local_setup, link_local_teardown),
       cmocka_unit_test(test_timeouts),

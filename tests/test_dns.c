@@ -1222,6 +1222,150 @@ static void test_numeric_no_packet(void **state) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Local names never reach DNS                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Local names (RFC 6761 §6.3): "localhost" in any case, with or without the
+ * root dot, and every name under it are loopback and never asked of DNS,
+ * also when the loop's hosts file lists them with another address. Names
+ * that only look alike are names: DNS answers them. */
+static void test_local_names_no_packet(void **state) {
+  (void)state;
+  struct dnsfx_hole h;
+  assert_int_equal(dnsfx_blackhole_open(&h), 0);
+  async_loop *loop = dns_loop(dnsfx_blackhole_servers(&h));
+  char text[INET6_ADDRSTRLEN];
+  int port = 0;
+  static const char *const local[] = {"localhost", "LOCALHOST", "localhost.", "Foo.LocalHost", "a.b.localhost."};
+  for (int with_file = 0; with_file < 2; with_file++) {
+    assert_code(async_dns_set_hosts_file(loop, with_file ? dnsfx_fixture_path("hosts.txt") : ""), 0);
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+      async_future *f = resolve_ok(loop, local[i], "80", AF_UNSPEC, SOCK_STREAM, ASYNC_DNS_CANONNAME);
+      const async_addrinfo *list = gai_list(f);
+      assert_int_equal(async_addrinfo_count(list), 2);
+      assert_int_equal(entry(list, 0, text, sizeof text, &port), AF_INET6);
+      assert_string_equal(text, "::1");
+      assert_int_equal(entry(list, 1, text, sizeof text, &port), AF_INET);
+      assert_string_equal(text, "127.0.0.1");
+      check_entries(list, SOCK_STREAM, IPPROTO_TCP, 80);
+      assert_string_equal(async_addrinfo_canonname(list), local[i]);
+      assert_code(async_future_free(f), 0);
+      f = resolve_ok(loop, local[i], NULL, AF_INET, 0, 0);
+      assert_int_equal(async_addrinfo_count(gai_list(f)), 1);
+      assert_true(has_addr(gai_list(f), "127.0.0.1"));
+      assert_code(async_future_free(f), 0);
+      f = resolve_ok(loop, local[i], NULL, AF_INET6, 0, 0);
+      assert_int_equal(async_addrinfo_count(gai_list(f)), 1);
+      assert_true(has_addr(gai_list(f), "::1"));
+      assert_code(async_future_free(f), 0);
+    }
+  }
+  assert_int_equal(dnsfx_blackhole_count(&h), 0);
+
+  assert_code(async_dns_set_hosts_file(loop, ""), 0);
+  static const char *const names[] = {"localhostx", "localhost.example", "xlocalhost"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    async_future *f = gai(loop, names[i], NULL, AF_INET, 0, 0);
+    int answered = 0;
+    for (int tries = 0; tries < 100 && answered == 0; tries++) {
+      spin_nowait(loop, 1);
+      answered = dnsfx_blackhole_reply(&h, DNSFX_TYPE_A, 1, 10);
+      assert_true(answered >= 0);
+    }
+    assert_int_equal(answered, 1);
+    assert_code(tu_wait_future(loop, f, 5000), 0);
+    assert_true(has_addr(gai_list(f), "192.0.2.20"));
+    assert_code(async_future_free(f), 0);
+  }
+  finish(loop);
+  dnsfx_blackhole_close(&h);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The loop's hosts file                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* tests/fixtures/hosts-edge.txt: lines of any length (over 5000 bytes with
+ * 401 names, 60 names on a short one), tabs, CRLF, comments, blank lines, a
+ * 305-byte field (no name), no final newline; link-local addresses keep
+ * their scope id. Names the file does not give go to DNS (dnsmasq answers
+ * NXDOMAIN), the others never do. */
+static void test_hosts_file_edges(void **state) {
+  (void)state;
+  async_loop *loop = fx_loop();
+  assert_code(async_dns_set_hosts_file(loop, dnsfx_fixture_path("hosts-edge.txt")), 0);
+  static const struct {
+    const char *name, *addr, *canon;
+  } found[] = {
+      {"crlf.test", "192.0.2.101", "crlf.test"},
+      {"alias-crlf.test", "192.0.2.101", "crlf.test"},
+      {"TABS.test", "192.0.2.102", "tabs.test"},
+      {"glued.test", "192.0.2.104", "glued.test"},
+      {"long-first.test", "192.0.2.105", "long-first.test"},
+      {"alias200.test", "192.0.2.105", "long-first.test"},
+      {"long-last.test", "192.0.2.105", "long-first.test"},
+      {"after-long.test", "192.0.2.106", "after-long.test"},
+      {"m01.test", "192.0.2.107", "m01.test"},
+      {"m60.test", "192.0.2.107", "m01.test"},
+      {"overlong-neighbour.test", "192.0.2.108", "overlong-neighbour.test"},
+      {"lastline.test", "192.0.2.109", "lastline.test"},
+  };
+  for (size_t i = 0; i < sizeof found / sizeof found[0]; i++) {
+    async_future *f = resolve_ok(loop, found[i].name, "80", AF_UNSPEC, SOCK_STREAM, ASYNC_DNS_CANONNAME);
+    const async_addrinfo *list = gai_list(f);
+    assert_int_equal(async_addrinfo_count(list), 1);
+    assert_true(has_addr(list, found[i].addr));
+    check_entries(list, SOCK_STREAM, IPPROTO_TCP, 80);
+    assert_string_equal(async_addrinfo_canonname(list), found[i].canon);
+    assert_code(async_future_free(f), 0);
+    assert_int_equal(dnsfx_count_queries(&g_fx, found[i].name), 0);
+  }
+
+  /* Scope ids: an interface name, an index. */
+  static const struct {
+    const char *name, *text;
+  } scoped[] = {{"scoped.test", "fe80::1%lo"}, {"scoped-index.test", "fe80::2"}};
+  const unsigned scopes[] = {if_nametoindex("lo"), 1};
+  assert_true(scopes[0] > 0);
+  for (size_t i = 0; i < 2; i++) {
+    async_future *f = resolve_ok(loop, scoped[i].name, "80", AF_INET6, 0, 0);
+    const struct sockaddr *sa = NULL;
+    int len = async_addrinfo_addr(&sa, gai_list(f), 0);
+    assert_int_equal(len, (int)sizeof(struct sockaddr_in6));
+    assert_int_equal(((const struct sockaddr_in6 *)sa)->sin6_scope_id, scopes[i]);
+    char buf[ASYNC_ADDR_STRLEN];
+    assert_true(async_addr_format(buf, sizeof buf, sa, (size_t)len, ASYNC_ADDR_NOPORT) > 0);
+    assert_true(strncmp(buf, scoped[i].text, strlen(scoped[i].text)) == 0);
+    assert_code(async_future_free(f), 0);
+  }
+
+  /* Not in the file: commented out, an unknown interface. */
+  static const char *const absent[] = {"commented.test", "comment-only.test", "glued-comment.test", "badscope.test"};
+  for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++) {
+    assert_code(resolve_status(loop, absent[i], NULL, AF_UNSPEC, 0, 0), ASYNC_ENOTFOUND);
+    assert_true(dnsfx_count_queries(&g_fx, absent[i]) >= 1);
+  }
+
+  /* Reverse: the first name of the first line with the address. */
+  static const struct {
+    const char *addr, *name;
+  } reverse[] = {{"192.0.2.105", "long-first.test"},
+                 {"192.0.2.107", "m01.test"},
+                 {"192.0.2.108", "overlong-neighbour.test"},
+                 {"192.0.2.109", "lastline.test"}};
+  for (size_t i = 0; i < sizeof reverse / sizeof reverse[0]; i++) {
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    inet_pton(AF_INET, reverse[i].addr, &sin.sin_addr);
+    char host[256], serv[64];
+    assert_code(nameinfo(loop, (struct sockaddr *)&sin, sizeof sin, ASYNC_NI_NUMERICSERV, host, serv), 0);
+    assert_string_equal(host, reverse[i].name);
+  }
+  finish(loop);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Configuration                                                            */
 /* ------------------------------------------------------------------------ */
 
@@ -1571,6 +1715,8 @@ int main(void) {
       cmocka_unit_test(test_getnameinfo),
       cmocka_unit_test(test_silent_server_deadline),
       cmocka_unit_test(test_numeric_no_packet),
+      cmocka_unit_test(test_local_names_no_packet),
+      cmocka_unit_test(test_hosts_file_edges),
       cmocka_unit_test(test_config_busy),
       cmocka_unit_test(test_sequential_lookups),
       cmocka_unit_test(test_bad_input),

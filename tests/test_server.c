@@ -144,22 +144,26 @@ static void close_server(async_loop *loop, async_server *server) {
 
 /* ---- tests -------------------------------------------------------------- */
 
-static void test_listen_localhost_both_families(void **state) {
-  (void)state;
-  async_loop *loop = tu_loop_new();
+/* Listens on a local name: "::1" (when the host has IPv6) and "127.0.0.1",
+ * one port, each echoing. */
+static void listen_local(async_loop *loop, const char *host) {
   struct counts c = {0};
   async_server *server = NULL;
-  assert_int_equal(async_tcp_listen(&server, loop, "localhost", 0, 0, 0, factory, &c), 0);
+  assert_int_equal(async_tcp_listen(&server, loop, host, 0, 0, 0, factory, &c), 0);
   int port = async_server_port(server);
   assert_true(port > 0);
   int n = async_server_count(server);
   assert_int_equal(n, ipv6_available() ? 2 : 1);
-  /* Every listener has the same port. */
+  /* Every listener is on a loopback address, IPv6 first, with the same port. */
+  static const char *const loopbacks[2][2] = {{"127.0.0.1"}, {"::1", "127.0.0.1"}};
   for (int i = 0; i < n; i++) {
     struct sockaddr_storage ss;
     int len = async_server_sockname((struct sockaddr *)&ss, sizeof ss, server, (size_t)i);
     assert_true(len > 0);
     assert_int_equal(async_addr_port((struct sockaddr *)&ss, (size_t)len), port);
+    char text[ASYNC_ADDR_STRLEN];
+    assert_true(async_addr_format(text, sizeof text, (struct sockaddr *)&ss, (size_t)len, ASYNC_ADDR_NOPORT) > 0);
+    assert_string_equal(text, loopbacks[n - 1][i]);
   }
   struct sockaddr_storage ss;
   assert_int_equal(async_server_sockname((struct sockaddr *)&ss, sizeof ss, server, (size_t)n), ASYNC_ERANGE);
@@ -179,6 +183,30 @@ static void test_listen_localhost_both_families(void **state) {
   assert_int_equal(c.last_error, 0);
   assert_int_equal(async_server_connection_count(server), 0);
   close_server(loop, server);
+}
+
+static void test_listen_localhost_both_families(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  listen_local(loop, "localhost");
+  tu_finish(loop);
+}
+
+/* Local names are those of RFC 6761 §6.3, as for connect and DNS: any
+ * case, the root dot, names under "localhost". Names that only look alike
+ * are names (resolve them first). */
+static void test_listen_local_names(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  static const char *const local[] = {"LOCALHOST", "localhost.", "Foo.LocalHost", "a.b.localhost."};
+  for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) listen_local(loop, local[i]);
+  static const char *const names[] = {"localhostx", "localhost.example", "xlocalhost", ".localhost", "localhost.."};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    async_server *server = (async_server *)0x1;
+    struct counts c = {0};
+    assert_int_equal(async_tcp_listen(&server, loop, names[i], 0, 0, 0, factory, &c), ASYNC_EINVAL);
+    assert_ptr_equal(server, (async_server *)0x1);
+  }
   tu_finish(loop);
 }
 
@@ -545,6 +573,7 @@ static void test_unref(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_listen_localhost_both_families),
+      cmocka_unit_test(test_listen_local_names),
       cmocka_unit_test(test_listen_literal_and_wildcard),
       cmocka_unit_test(test_port_in_use),
       cmocka_unit_test(test_factory_refuses),

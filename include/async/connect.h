@@ -1,14 +1,22 @@
 /*
  * async_tcp_connect: a TCP connection to host:port as a future of a stream.
  *
- * The host is resolved inside the loop (async/dns.h; literals and
- * "localhost" without DNS). With Happy Eyeballs (RFC 8305, the default)
- * and AF_UNSPEC, AAAA and A are looked up separately; A answers wait up to
- * the resolution delay (50 ms) for the AAAA answer; attempts alternate
- * families, IPv6 first, and a new attempt starts every attempt delay
- * (250 ms) while earlier ones are still connecting, or at once when one
- * fails. The first attempt to connect wins; the others are closed.
- * Without Happy Eyeballs the addresses are tried one at a time, in order.
+ * The host is resolved inside the loop (async/dns.h). Literals and local
+ * names ("localhost", "LOCALHOST.", "foo.localhost": the loopback addresses
+ * "::1" and "127.0.0.1", as async/dns.h and async_tcp_listen() take them)
+ * need no lookup. With AF_UNSPEC, AAAA and A are looked up separately, so
+ * a family that answers late or never holds the other back only for the
+ * resolution delay: attempts start once AAAA has answered (or failed), or
+ * once A has answered and the resolution delay (50 ms) has passed without
+ * AAAA, or once dns_timeout_ms gives AAAA up, whichever comes first; later
+ * answers add their addresses to those still to try.
+ * With Happy Eyeballs (RFC 8305, the default) attempts alternate families,
+ * IPv6 first, and a new attempt starts every attempt delay (250 ms) while
+ * earlier ones are still connecting, or at once when one fails. The first
+ * attempt to connect wins; the others are closed.
+ * Without Happy Eyeballs (happy_eyeballs = 0) the addresses are tried one
+ * at a time, each once the previous one failed: every IPv6 address first,
+ * then IPv4 (async_getaddrinfo()'s order).
  *
  * The future completes on a later iteration than this call:
  * - DONE once the stream's connection_made has run; its value is the
@@ -45,7 +53,7 @@ typedef struct async_connect_options {
   uint32_t size;                /* sizeof(async_connect_options) */
   int family;                   /* AF_UNSPEC (default), AF_INET or AF_INET6 */
   const char *local_address;    /* bind here first: "192.0.2.7", "[2001:db8::7]:4000"; NULL: any */
-  int happy_eyeballs;           /* non-zero (default): RFC 8305; 0: one attempt at a time */
+  int happy_eyeballs;           /* non-zero (default): RFC 8305; 0: one attempt at a time (same lookups) */
   uint32_t resolution_delay_ms; /* default 50 */
   uint32_t attempt_delay_ms;    /* default 250 */
   uint64_t attempt_timeout_ms;  /* per attempt; 0 (default): the kernel's */

@@ -2,8 +2,12 @@
  * DNS inside the loop (c-ares), returning futures. No thread is created.
  *
  * - Numeric hosts ("192.0.2.1", "::1", "fe80::1%eth0", "fe80::1%2"),
- *   numeric ports and "localhost" (and names under it: loopback, RFC 6761)
- *   never reach DNS: no packet is sent for them.
+ *   numeric ports and local names never reach DNS: no packet is sent for
+ *   them. A local name (RFC 6761 §6.3) is "localhost" in any case, with or
+ *   without the final dot, or any name under it ("foo.localhost"); it means
+ *   "::1" and "127.0.0.1", whatever a hosts file says, the same names
+ *   async_tcp_listen() and async_tcp_connect() take for loopback
+ *   ("localhostx" and "localhost.example" are ordinary names).
  * - Every lookup completes its future on a later loop iteration, never
  *   inside the call that started it (also when the answer is known at once:
  *   literals, hosts-file hits, immediate errors).
@@ -175,7 +179,9 @@ ASYNC_API int async_dns_set_rotate(async_loop *loop, int rotate);
 
 /*
  * Hosts file consulted before DNS: a path (read on each lookup that reaches
- * name resolution, hosts format), "" for none (DNS only), NULL for the
+ * name resolution, hosts format: lines of any length, any number of names;
+ * an IPv6 address may carry a scope, "fe80::1%eth0" or "fe80::1%2", kept in
+ * the result's sin6_scope_id), "" for none (DNS only), NULL for the
  * system's (/etc/hosts, or $CARES_HOSTS). Errors: ASYNC_EINVAL, ASYNC_EBUSY,
  * ASYNC_ENOMEM.
  */

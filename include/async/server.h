@@ -45,10 +45,13 @@ typedef int (*async_stream_factory)(const async_stream_protocol **out_protocol, 
 
 /*
  * Listens on host:port. host NULL: every interface, "::" and "0.0.0.0";
- * "localhost": "::1" and "127.0.0.1"; or a numeric address (scope ids
- * allowed). For other names resolve them first (async_getaddrinfo with
- * ASYNC_DNS_PASSIVE) and use async_tcp_listen_addrinfo(). Port 0 picks a
- * free port, the same one for every address (async_server_port()).
+ * a local name ("localhost" in any case, with or without the final dot, or
+ * a name under it such as "foo.localhost"; RFC 6761 §6.3, as in async/dns.h):
+ * "::1" and "127.0.0.1"; or a numeric address (scope ids allowed). On a
+ * host without IPv6 the IPv6 address is left out. For other names resolve
+ * them first (async_getaddrinfo with ASYNC_DNS_PASSIVE) and use
+ * async_tcp_listen_addrinfo(). Port 0 picks a free port, the same one for
+ * every address (async_server_port()).
  * backlog <= 0 means the default (511). SO_REUSEADDR is always set.
  * Errors: ASYNC_EINVAL (NULL, a host name, bad flags or factory NULL),
  * ASYNC_EADDRINUSE, ASYNC_EADDRNOTAVAIL, ASYNC_EMFILE, ASYNC_ENOMEM,

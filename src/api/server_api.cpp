@@ -1,7 +1,4 @@
-#include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <cstddef>
 #include <cstring>
@@ -23,44 +20,6 @@ namespace {
 
 constexpr std::uint32_t kListenFlags = ASYNC_LISTEN_REUSEPORT | ASYNC_LISTEN_V6ONLY;
 constexpr std::size_t kMaxAddresses = 16;
-
-Server::Address inet_address(int family, const void *ip, std::uint16_t port) {
-  Server::Address a{};
-  a.addr.ss_family = static_cast<sa_family_t>(family);
-  if (family == AF_INET6) {
-    std::memcpy(&reinterpret_cast<sockaddr_in6 &>(a.addr).sin6_addr, ip, sizeof(in6_addr));
-    a.len = sizeof(sockaddr_in6);
-  } else {
-    std::memcpy(&reinterpret_cast<sockaddr_in &>(a.addr).sin_addr, ip, sizeof(in_addr));
-    a.len = sizeof(sockaddr_in);
-  }
-  async::core::set_address_port(a.addr, port);
-  return a;
-}
-
-// The addresses host names: NULL (wildcards), "localhost" (loopbacks) or a
-// literal. The IPv6 ones are left out on a host without IPv6. Count or error.
-int host_addresses(Server::Address *out, const char *host, std::uint16_t port) {
-  bool any = !host;
-  if (any || std::strcmp(host, "localhost") == 0) {
-    in_addr v4{htonl(any ? INADDR_ANY : INADDR_LOOPBACK)};
-    int n = 0;
-    int probe = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe >= 0) {
-      ::close(probe);
-      out[n++] = inet_address(AF_INET6, any ? &in6addr_any : &in6addr_loopback, port);
-    }
-    out[n++] = inet_address(AF_INET, &v4, port);
-    return n;
-  }
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-  if (async::core::parse_numeric_host_checked(host, AF_UNSPEC, &addr, &len) != 1) return ASYNC_EINVAL;
-  async::core::set_address_port(addr, port);
-  out[0].addr = addr;
-  out[0].len = len;
-  return 1;
-}
 
 // Creates the server handle and listens; on failure nothing is left.
 int listen_on(async_server **out, Loop &loop, const Server::Address *addrs, std::size_t count, int backlog,
@@ -93,7 +52,7 @@ ASYNC_API int async_tcp_listen(async_server **out, async_loop *loop, const char 
   Loop *l = checked_loop(loop);
   if (!out || !l || !factory || (flags & ~kListenFlags)) return ASYNC_EINVAL;
   Server::Address addrs[2];
-  int n = host_addresses(addrs, host, port);
+  int n = Server::host_addresses(addrs, host, port);
   if (n < 0) return n;
   return listen_on(out, *l, addrs, static_cast<std::size_t>(n), backlog, flags, factory, userdata);
 }

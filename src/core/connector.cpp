@@ -18,6 +18,7 @@
 #include "dns/resolver.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
+#include "util/local_name.hpp"
 #include "util/sys_error.hpp"
 
 namespace async::core {
@@ -121,14 +122,19 @@ void Connector::kickoff(async_loop *, void *self) noexcept {
         err = ASYNC_ENODATA;
       } else {
         set_address_port(numeric, c->port_);
-        Address &a = numeric.ss_family == AF_INET6 ? c->v6_[c->n6_++] : c->v4_[c->n4_++];
-        a.addr = numeric;
-        a.len = len;
+        c->add_address(reinterpret_cast<const sockaddr *>(&numeric), len);
       }
+    } else if (util::is_local_name(c->host_)) {
+      // Loopback, known without a lookup, as the listener and the resolver see it.
+      SocketAddress local[2];
+      std::size_t n = local_addresses(local, c->family_, false, c->port_);
+      for (std::size_t i = 0; i < n; ++i)
+        c->add_address(reinterpret_cast<const sockaddr *>(&local[i].addr), local[i].len);
     } else if (kind == 0) {
-      // Happy Eyeballs asks AAAA and A separately, so a slow family cannot
-      // hold the other back (c-ares 1.18 waits for both on AF_UNSPEC).
-      bool split = c->happy_eyeballs_ && c->family_ == AF_UNSPEC;
+      // AAAA and A are asked separately, with or without Happy Eyeballs, so
+      // a slow family cannot hold the other back (c-ares 1.18 waits for
+      // both on AF_UNSPEC, up to its whole timeout).
+      bool split = c->family_ == AF_UNSPEC;
       err = c->lookup(split ? AF_INET6 : c->family_);
       if (!err && split) err = c->lookup(AF_INET);
       if (c->dns_timeout_ns_) c->dns_deadline_ns_ = util::monotonic_ns() + c->dns_timeout_ns_;
@@ -180,13 +186,17 @@ void Connector::add_addresses(const void *value) noexcept {
   const auto *list = static_cast<const AddrInfo *>(value);
   for (std::size_t i = 0; i < list->count(); ++i) {
     const AddrInfo::Entry &e = list->entry(i);
-    bool v6 = e.addr.sa.sa_family == AF_INET6;
-    std::size_t &n = v6 ? n6_ : n4_;
-    if (n == kMaxAddresses) continue;
-    Address &a = (v6 ? v6_ : v4_)[n++];
-    std::memcpy(&a.addr, &e.addr, e.len);
-    a.len = e.len;
+    add_address(&e.addr.sa, e.len);
   }
+}
+
+void Connector::add_address(const sockaddr *addr, socklen_t len) noexcept {
+  bool v6 = addr->sa_family == AF_INET6;
+  std::size_t &n = v6 ? n6_ : n4_;
+  if (n == kMaxAddresses) return;
+  Address &a = (v6 ? v6_ : v4_)[n++];
+  std::memcpy(&a.addr, addr, len);
+  a.len = len;
 }
 
 // ---- attempts -------------------------------------------------------------
@@ -201,8 +211,9 @@ bool Connector::may_start(std::uint64_t now) const noexcept {
 }
 
 const Connector::Address &Connector::next_address() noexcept {
-  // Families alternate, IPv6 first (RFC 8305 §4).
-  bool take_v6 = used6_ < n6_ && (!last_was_v6_ || used4_ == n4_);
+  // Happy Eyeballs alternates families, IPv6 first (RFC 8305 §4); one
+  // attempt at a time takes the resolver's order, every IPv6 address first.
+  bool take_v6 = used6_ < n6_ && (!happy_eyeballs_ || !last_was_v6_ || used4_ == n4_);
   last_was_v6_ = take_v6;
   return take_v6 ? v6_[used6_++] : v4_[used4_++];
 }

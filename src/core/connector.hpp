@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/socket.hpp"
 #include "ev/ev_backend.hpp"
 
 namespace async::core {
@@ -36,10 +37,7 @@ class Connector {
   static constexpr std::size_t kMaxAddresses = 16;  // per family
   static constexpr std::size_t kMaxAttempts = 8;    // connecting at once
 
-  struct Address {
-    sockaddr_storage addr;
-    socklen_t len;
-  };
+  using Address = SocketAddress;
   struct Attempt {
     ev::IoSlot io;
     Connector *owner;
@@ -61,6 +59,7 @@ class Connector {
   void on_connected_or_failed(Attempt &attempt) noexcept;
   int lookup(int family) noexcept;
   void add_addresses(const void *list) noexcept;
+  void add_address(const sockaddr *addr, socklen_t len) noexcept;
   bool lookups_pending() const noexcept { return lookups_[0] || lookups_[1]; }
   bool addresses_left() const noexcept { return used6_ < n6_ || used4_ < n4_; }
   bool may_start(std::uint64_t now) const noexcept;

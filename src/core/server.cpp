@@ -14,6 +14,7 @@
 #include "core/stream.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
+#include "util/local_name.hpp"
 #include "util/sys_error.hpp"
 
 namespace async::core {
@@ -61,6 +62,17 @@ Server::~Server() {
   // Streams still open outlive the server: detach them.
   while (!connections_.empty()) connections_.front()->unlink();
   util::mem_free(listeners_);
+}
+
+int Server::host_addresses(Address out[2], const char *host, std::uint16_t port) noexcept {
+  if (!host || util::is_local_name(host)) {
+    int probe = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0) ::close(probe);
+    return static_cast<int>(local_addresses(out, probe >= 0 ? AF_UNSPEC : AF_INET, !host, port));
+  }
+  if (parse_numeric_host_checked(host, AF_UNSPEC, &out[0].addr, &out[0].len) != 1) return ASYNC_EINVAL;
+  set_address_port(out[0].addr, port);
+  return 1;
 }
 
 int Server::listen(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept {

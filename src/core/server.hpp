@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/handle.hpp"
+#include "core/socket.hpp"
 #include "core/stream.hpp"
 #include "ev/ev_backend.hpp"
 #include "util/list.hpp"
@@ -24,16 +25,18 @@ class Server : public Handle {
   // Port 0 on several addresses: how many ports to try.
   static constexpr int kPickTries = 8;
 
-  struct Address {
-    sockaddr_storage addr;
-    socklen_t len;
-  };
+  using Address = SocketAddress;
 
   Server(Loop &loop, void *userdata, async_stream_factory factory) noexcept;
   ~Server();
 
   static Server *from(async_server *s) noexcept { return reinterpret_cast<Server *>(s); }
   async_server *c_server() noexcept { return reinterpret_cast<async_server *>(this); }
+
+  // The addresses async_tcp_listen() listens on for host: NULL, the
+  // wildcards; a local name, loopback; or a numeric address. IPv6 ones are
+  // left out on a host without IPv6. Their count, or ASYNC_EINVAL.
+  static int host_addresses(Address out[2], const char *host, std::uint16_t port) noexcept;
 
   // Binds and listens on every address (port 0: one free port for all);
   // 0, or an ASYNC_E* code with nothing left listening.

@@ -50,6 +50,29 @@ int set_multicast(int fd, int level, int name, const void *value, socklen_t len)
 
 }  // namespace
 
+std::size_t local_addresses(SocketAddress out[2], int family, bool wildcard, std::uint16_t port) noexcept {
+  std::size_t n = 0;
+  if (family == AF_UNSPEC || family == AF_INET6) {
+    SocketAddress &a = out[n++];
+    a = SocketAddress{};
+    auto &v6 = reinterpret_cast<sockaddr_in6 &>(a.addr);
+    v6.sin6_family = AF_INET6;
+    v6.sin6_addr = wildcard ? in6addr_any : in6addr_loopback;
+    v6.sin6_port = htons(port);
+    a.len = sizeof v6;
+  }
+  if (family == AF_UNSPEC || family == AF_INET) {
+    SocketAddress &a = out[n++];
+    a = SocketAddress{};
+    auto &v4 = reinterpret_cast<sockaddr_in &>(a.addr);
+    v4.sin_family = AF_INET;
+    v4.sin_addr.s_addr = htonl(wildcard ? INADDR_ANY : INADDR_LOOPBACK);
+    v4.sin_port = htons(port);
+    a.len = sizeof v4;
+  }
+  return n;
+}
+
 int peer_error(int err) noexcept { return err == ENOENT ? ASYNC_ECONNREFUSED : util::from_errno(err); }
 
 int socket_name(int fd, bool peer, sockaddr *out, std::size_t capacity) noexcept {

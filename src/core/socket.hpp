@@ -16,6 +16,12 @@ struct SocketAddress {
   socklen_t len = 0;
 };
 
+// The addresses a local name (util::is_local_name) stands for, "::1" then
+// "127.0.0.1", or with wildcard those of no host at all, "::" then
+// "0.0.0.0": the ones of family (AF_UNSPEC: both), with port. Returns how
+// many were written (1 or 2; 0 for another family).
+std::size_t local_addresses(SocketAddress out[2], int family, bool wildcard, std::uint16_t port) noexcept;
+
 // What async_udp_open() sets before binding.
 struct DatagramSocketOptions {
   bool reuse_port = false;

@@ -1,73 +1,83 @@
 #include "dns/hosts_file.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <strings.h>
 #include <unistd.h>
 
 #include <cstring>
 
+#include "core/address.hpp"
+
 namespace async::dns {
 namespace {
 
-constexpr std::size_t kLineMax = 1024;
+// Fields up to this long are kept; a longer one is no address and no name
+// (names are at most 253 characters): it is left out, and a line that
+// starts with one is skipped.
+constexpr std::size_t kFieldMax = 256;
 
-// Calls on_line(fields, count) for every line with an address and at least
-// one name; stops early when it returns true. Fixed buffers, no allocation.
+enum class Next { kField, kSkipLine, kStop };
+
+// Calls on_field(text, index) for every field of every line, in order
+// (index 0: the address, then the names), with comments ('#' to the end of
+// the line) left out. on_field says whether to go on with the line, skip to
+// the next one or stop (then true is returned). Lines of any length and any
+// number of fields, read through fixed buffers, no allocation.
 template <class F>
-bool for_each_line(const char *path, F &&on_line) noexcept {
+bool for_each_field(const char *path, F &&on_field) noexcept {
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   char buf[4096];
-  char line[kLineMax];
-  std::size_t len = 0;
-  bool overlong = false, found = false;
-  auto finish_line = [&]() {
-    if (!overlong) {
-      line[len] = '\0';
-      if (char *hash = std::strchr(line, '#')) *hash = '\0';
-      char *fields[34];
-      int count = 0;
-      char *save = nullptr;
-      for (char *tok = strtok_r(line, " \t\r", &save); tok && count < 34; tok = strtok_r(nullptr, " \t\r", &save))
-        fields[count++] = tok;
-      if (count >= 2 && on_line(fields, count)) found = true;
+  char field[kFieldMax];
+  std::size_t len = 0, index = 0;
+  bool overlong = false, skip = false, stop = false;
+  auto end_field = [&] {
+    if (overlong) {
+      skip = index == 0;  // no address: the line is no entry
+    } else if (len > 0) {
+      field[len] = '\0';
+      Next next = on_field(static_cast<const char *>(field), index++);
+      skip = next == Next::kSkipLine;
+      stop = next == Next::kStop;
     }
     len = 0;
     overlong = false;
   };
   ssize_t n;
-  while (!found && (n = ::read(fd, buf, sizeof buf)) > 0) {
-    for (ssize_t i = 0; i < n && !found; ++i) {
-      if (buf[i] == '\n') {
-        finish_line();
-      } else if (len + 1 < kLineMax) {
-        line[len++] = buf[i];
+  while (!stop && (n = ::read(fd, buf, sizeof buf)) > 0) {
+    for (ssize_t i = 0; i < n && !stop; ++i) {
+      char c = buf[i];
+      if (c == '\n') {
+        end_field();
+        index = 0;
+        skip = false;
+      } else if (skip) {
+        continue;
+      } else if (c == '#') {
+        end_field();
+        skip = true;
+      } else if (c == ' ' || c == '\t' || c == '\r') {
+        end_field();
+      } else if (len + 1 < kFieldMax) {
+        field[len++] = c;
       } else {
         overlong = true;
       }
     }
   }
-  if (!found && len > 0) finish_line();
+  if (!stop) end_field();  // a last line without a newline
   ::close(fd);
-  return found;
+  return stop;
 }
 
-// Parses a hosts-file address into out; false if it is not one.
+// Parses a hosts-file address into out (a sockaddr_in, or a sockaddr_in6
+// with the scope id of "fe80::1%eth0" or "fe80::1%2"); false if it is not one.
 bool parse(const char *text, sockaddr_in6 &out) noexcept {
+  sockaddr_storage addr;
+  socklen_t len = 0;
+  if (core::parse_numeric_host_checked(text, AF_UNSPEC, &addr, &len) != 1) return false;
   std::memset(&out, 0, sizeof out);
-  auto *v4 = reinterpret_cast<sockaddr_in *>(&out);
-  if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    return true;
-  }
-  char copy[INET6_ADDRSTRLEN + 1];
-  std::size_t n = std::strcspn(text, "%");  // a scope is ignored, as c-ares does
-  if (n >= sizeof copy) return false;
-  std::memcpy(copy, text, n);
-  copy[n] = '\0';
-  if (inet_pton(AF_INET6, copy, &out.sin6_addr) != 1) return false;
-  out.sin6_family = AF_INET6;
+  std::memcpy(&out, &addr, len);
   return true;
 }
 
@@ -91,27 +101,30 @@ void copy_name(char *dst, std::size_t size, const char *src) noexcept {
 
 bool HostsFile::lookup(const char *path, const char *name, int family, HostsMatch &out) noexcept {
   out.count = 0;
-  for_each_line(path, [&](char **fields, int count) {
-    sockaddr_in6 addr;
-    if (!parse(fields[0], addr)) return false;
-    if (family != AF_UNSPEC && addr.sin6_family != family) return false;
-    for (int i = 1; i < count; ++i) {
-      if (strcasecmp(fields[i], name) != 0) continue;
-      if (out.count == 0) copy_name(out.canon, sizeof out.canon, fields[1]);
-      out.addrs[out.count++] = addr;
-      break;
+  sockaddr_in6 addr;
+  char first[kFieldMax];  // the line's first name: the canonical one if it matches
+  for_each_field(path, [&](const char *field, std::size_t index) {
+    if (index == 0) {
+      bool usable = parse(field, addr) && (family == AF_UNSPEC || addr.sin6_family == family);
+      return usable ? Next::kField : Next::kSkipLine;
     }
-    return out.count == HostsMatch::kMaxAddrs;
+    if (index == 1) copy_name(first, sizeof first, field);
+    if (strcasecmp(field, name) != 0) return Next::kField;
+    if (out.count == 0) copy_name(out.canon, sizeof out.canon, first);
+    out.addrs[out.count++] = addr;
+    return out.count == HostsMatch::kMaxAddrs ? Next::kStop : Next::kSkipLine;
   });
   return out.count > 0;
 }
 
 bool HostsFile::reverse(const char *path, const sockaddr *addr, char *name, std::size_t size) noexcept {
-  return for_each_line(path, [&](char **fields, int) {
-    sockaddr_in6 entry;
-    if (!parse(fields[0], entry) || !same_address(entry, addr)) return false;
-    copy_name(name, size, fields[1]);
-    return true;
+  return for_each_field(path, [&](const char *field, std::size_t index) {
+    if (index == 0) {
+      sockaddr_in6 entry;
+      return parse(field, entry) && same_address(entry, addr) ? Next::kField : Next::kSkipLine;
+    }
+    copy_name(name, size, field);
+    return Next::kStop;
   });
 }
 

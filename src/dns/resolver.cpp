@@ -20,9 +20,11 @@
 #include "core/future.hpp"
 #include "core/loop.hpp"
 #include "core/nameinfo.hpp"
+#include "core/socket.hpp"
 #include "dns/hosts_file.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
+#include "util/local_name.hpp"
 
 namespace async::dns {
 
@@ -159,31 +161,14 @@ bool valid_host(const char *host) noexcept {
   return len > 0 && len <= kMaxHostLen;
 }
 
-// "localhost" and names under it always mean loopback and never go to DNS
-// (RFC 6761 §6.3).
-bool is_localhost(const char *host) noexcept {
-  std::size_t len = std::strlen(host);
-  if (host[len - 1] == '.') --len;
-  constexpr std::size_t n = sizeof "localhost" - 1;
-  if (len < n || strncasecmp(host + len - n, "localhost", n) != 0) return false;
-  return len == n || host[len - n - 1] == '.';
-}
-
-// A one- or two-entry list for host NULL or localhost: loopback, or the
+// A one- or two-entry list for host NULL or a local name: loopback, or the
 // wildcard with ASYNC_DNS_PASSIVE; IPv6 first for AF_UNSPEC.
 AddrInfo *local_list(int family, bool passive, std::uint16_t port, int socktype, const char *canon) noexcept {
-  sockaddr_in6 v6{};
-  v6.sin6_family = AF_INET6;
-  v6.sin6_addr = passive ? in6addr_any : in6addr_loopback;
-  sockaddr_in v4{};
-  v4.sin_family = AF_INET;
-  v4.sin_addr.s_addr = htonl(passive ? INADDR_ANY : INADDR_LOOPBACK);
-  std::size_t count = family == AF_UNSPEC ? 2 : 1;
+  core::SocketAddress addrs[2];
+  std::size_t count = core::local_addresses(addrs, family, passive, port);
   AddrInfo *list = AddrInfo::create(count, canon ? std::strlen(canon) : 0);
   if (!list) return nullptr;
-  std::size_t i = 0;
-  if (family != AF_INET) list->set(i++, reinterpret_cast<sockaddr *>(&v6), port, socktype);
-  if (family != AF_INET6) list->set(i, reinterpret_cast<sockaddr *>(&v4), port, socktype);
+  for (std::size_t i = 0; i < count; ++i) list->set(i, reinterpret_cast<sockaddr *>(&addrs[i].addr), port, socktype);
   if (canon) list->set_canonname(canon);
   return list;
 }
@@ -596,10 +581,11 @@ int Resolver::getaddrinfo(Future **out, const char *host, const char *service, i
       if (req->canon) list->set_canonname(host);
       req->result = list;
     }
+  } else if (util::is_local_name(host)) {
+    // Loopback, whatever a hosts file says (RFC 6761 §6.3): as for connect and listen.
+    req->result = local_list(family, false, port, socktype, req->canon ? host : nullptr);
   } else if (hosts_path_ && *hosts_path_ && HostsFile::lookup(hosts_path_, host, family, match)) {
     req->result = hosts_list(match, *req);
-  } else if (is_localhost(host)) {
-    req->result = local_list(family, false, port, socktype, req->canon ? host : nullptr);
   } else {
     known = false;
   }
