@@ -596,6 +596,99 @@ static void test_with_reconnector(void **state) {
   tu_finish(loop);
 }
 
+/* ---- limits ---------------------------------------------------------------- */
+
+/* read_until's outcome for one input, however it is cut into reads. */
+struct until_case {
+  const char *input;
+  const char *delim;
+  size_t reader_limit;
+  size_t limit;
+  int status;       /* 0, ASYNC_ENOBUFS or ASYNC_EEOF (input then EOF) */
+  const char *line; /* on success */
+};
+
+static const struct until_case k_until_cases[] = {
+    {"abcdefgh\n", "\n", 0, 4, ASYNC_ENOBUFS, NULL},
+    {"abc\n", "\n", 0, 4, 0, "abc\n"}, /* the limit counts the delimiter */
+    {"abcd\n", "\n", 0, 4, ASYNC_ENOBUFS, NULL},
+    {"\n", "\n", 0, 1, 0, "\n"},
+    {"x\n", "\n", 0, 1, ASYNC_ENOBUFS, NULL},
+    {"ab\r\ncd", "\r\n", 0, 4, 0, "ab\r\n"},
+    {"abc\r\n", "\r\n", 0, 4, ASYNC_ENOBUFS, NULL}, /* straddles the limit */
+    {"abc\r\n", "\r\n", 0, 5, 0, "abc\r\n"},
+    {"a\r\r\nb", "\r\n", 0, 4, 0, "a\r\r\n"},
+    {"aaab", "aab", 0, 4, 0, "aaab"}, /* a false start overlapping the match */
+    {"GET / HTTP/1.1\r\n\r\nbody", "\r\n\r\n", 0, 18, 0, "GET / HTTP/1.1\r\n\r\n"},
+    {"GET / HTTP/1.1\r\n\r\nbody", "\r\n\r\n", 0, 17, ASYNC_ENOBUFS, NULL},
+    {"one\ntwo\n", "\n", 0, 0, 0, "one\n"},
+    {"no delimiter", "\n", 0, 64, ASYNC_EEOF, NULL},
+    {"abcdefgh\n", "\n", 4, 0, ASYNC_ENOBUFS, NULL}, /* limit 0: the reader's */
+    {"abc\nefgh", "\n", 4, 0, 0, "abc\n"},
+    {"abcdefgh\n", "\n", 4, 100, ASYNC_ENOBUFS, NULL}, /* at most the reader's */
+};
+
+/* Feeds c->input in pieces cut at the given offsets (the read pending
+ * from the start, or issued once everything is buffered), then EOF;
+ * checks the outcome and that the rest stays buffered, in order. */
+static void run_until_case(const struct until_case *c, const size_t *cuts, size_t ncuts, int read_first) {
+  struct fx fx;
+  fx_init(&fx, c->reader_limit);
+  size_t len = strlen(c->input);
+  async_future *f = NULL;
+  if (read_first) assert_int_equal(async_reader_read_until(&f, fx.reader, c->delim, strlen(c->delim), c->limit), 0);
+  size_t at = 0;
+  for (size_t i = 0; i <= ncuts; i++) {
+    size_t end = i < ncuts ? cuts[i] : len;
+    assert_int_equal(write(fx.peer, c->input + at, end - at), (ssize_t)(end - at));
+    at = end;
+    async_loop_run(fx.loop, ASYNC_RUN_NOWAIT); /* one delivery */
+  }
+  assert_int_equal(shutdown(fx.peer, SHUT_WR), 0);
+  for (int i = 0; i < 3; i++) async_loop_run(fx.loop, ASYNC_RUN_NOWAIT);
+  if (!read_first) assert_int_equal(async_reader_read_until(&f, fx.reader, c->delim, strlen(c->delim), c->limit), 0);
+  size_t taken = 0;
+  if (c->status == 0) {
+    expect_bytes(&fx, f, c->line);
+    taken = strlen(c->line);
+  } else {
+    expect_error(&fx, f, c->status);
+  }
+  /* The rest, untouched. */
+  size_t got = 0;
+  for (;;) {
+    assert_int_equal(async_reader_read_some(&f, fx.reader, 1000), 0);
+    assert_int_equal(wait_for(&fx, f), 0);
+    void *v = NULL;
+    assert_int_equal(async_future_result(&v, f), 0);
+    size_t n = async_bytes_size(v);
+    assert_true(taken + got + n <= len);
+    assert_memory_equal(async_bytes_data(v), c->input + taken + got, n);
+    got += n;
+    assert_int_equal(async_future_free(f), 0);
+    if (n == 0) break;
+  }
+  assert_int_equal(taken + got, len);
+  fx_finish(&fx);
+}
+
+/* The same outcome in one read, byte by byte, and cut at every point. */
+static void test_read_until_any_segmentation(void **state) {
+  (void)state;
+  for (size_t k = 0; k < sizeof k_until_cases / sizeof k_until_cases[0]; k++) {
+    const struct until_case *c = &k_until_cases[k];
+    size_t len = strlen(c->input);
+    size_t bytewise[64];
+    assert_true(len <= 64);
+    for (size_t i = 1; i < len; i++) bytewise[i - 1] = i;
+    for (int read_first = 0; read_first <= 1; read_first++) {
+      run_until_case(c, NULL, 0, read_first);
+      run_until_case(c, bytewise, len - 1, read_first);
+      for (size_t cut = 1; cut < len; cut++) run_until_case(c, &cut, 1, read_first);
+    }
+  }
+}
+
 static void test_bad_input(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
@@ -641,6 +734,7 @@ int main(void) {
       cmocka_unit_test(test_set_protocol_away),
       cmocka_unit_test(test_connect_fails),
       cmocka_unit_test(test_with_reconnector),
+      cmocka_unit_test(test_read_until_any_segmentation),
       cmocka_unit_test(test_bad_input),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,7 +12,8 @@
  * owned by the future.
  * One read at a time: a read while another is pending is ASYNC_ESTATE.
  * A read that the buffered bytes already satisfy completes before it
- * returns (its callbacks still run later, as always).
+ * returns (its callbacks still run later, as always). Outcomes never
+ * depend on how the peer's bytes were split into reads.
  *
  * One stream per reader: a reader is bound from the call that hands it
  * over (with any protocol whose release is the reader's) until that
@@ -70,9 +71,11 @@ ASYNC_API int async_reader_free(async_reader *reader);
 ASYNC_API int async_reader_read_exactly(async_future **out, async_reader *reader, size_t n);
 
 /*
- * Everything up to and including delim (1..16 bytes). Fails with
- * ASYNC_ENOBUFS when limit bytes (0: the reader's limit; at most it)
- * arrived without the delimiter (the bytes stay buffered).
+ * Everything up to and including the first delim (1..16 bytes), at most
+ * limit bytes with the delimiter counted (0: the reader's limit; at most
+ * it): with limit 4, "abc\n" succeeds. Fails with ASYNC_ENOBUFS once limit
+ * bytes arrived and no delimiter ends within them (a delimiter straddling
+ * the limit does not count; the bytes stay buffered).
  * Errors: ASYNC_EINVAL, ASYNC_ESTATE, ASYNC_ENOMEM.
  */
 ASYNC_API int async_reader_read_until(async_future **out, async_reader *reader, const void *delim, size_t delim_len,

@@ -2,6 +2,7 @@
 
 #include <async/error.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/bytes.hpp"
@@ -66,7 +67,7 @@ void Reader::unbind(const async_stream_protocol &protocol, void *userdata) noexc
 
 void Reader::begin_connection(async_stream *stream) noexcept {
   stream_ = stream;
-  len_ = 0;
+  len_ = searched_ = 0;
   eof_ = lost_ = paused_ = false;
   error_ = 0;
 }
@@ -145,6 +146,7 @@ int Reader::read(Future **out, Mode mode, std::size_t n, const void *delim, std:
   n_ = n;
   if (delim_len) std::memcpy(delim_, delim, delim_len);
   delim_len_ = delim_len;
+  searched_ = 0;
   *out = f;
   serve();
   sync_reading();
@@ -163,18 +165,28 @@ void Reader::serve() noexcept {
     case Mode::kExactly:
       if (len_ >= n_) return complete(n_);
       break;
-    case Mode::kUntil: {
-      for (std::size_t i = 0; i + delim_len_ <= len_; ++i)
-        if (std::memcmp(buf_ + i, delim_, delim_len_) == 0) return complete(i + delim_len_);
+    case Mode::kUntil:
+      // Only a delimiter ending within the limit counts, so the outcome
+      // is the same however the bytes were split into reads.
+      if (std::size_t line = find_delimiter(std::min(len_, n_))) return complete(line);
       if (len_ >= n_) return fail(ASYNC_ENOBUFS);
       break;
-    }
     case Mode::kSome:
-      if (len_ > 0) return complete(len_ < n_ ? len_ : n_);
+      if (len_ > 0) return complete(std::min(len_, n_));
       if (ended && !(lost_ && error_)) return complete(0);
       break;
   }
   if (ended) fail(end_error);
+}
+
+std::size_t Reader::find_delimiter(std::size_t window) noexcept {
+  if (window < delim_len_) return 0;
+  const std::uint8_t *end = buf_ + window;
+  const std::uint8_t *at = std::search<const std::uint8_t *>(buf_ + searched_, end, delim_, delim_ + delim_len_);
+  if (at != end) return static_cast<std::size_t>(at - buf_) + delim_len_;
+  // Each delivery searches only where a delimiter could newly end.
+  searched_ = window - delim_len_ + 1;
+  return 0;
 }
 
 void Reader::complete(std::size_t take) noexcept {

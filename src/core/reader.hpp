@@ -58,6 +58,9 @@ class Reader {
   void begin_connection(async_stream *stream) noexcept;
   // Completes the pending read if the buffer (or the end) decides it.
   void serve() noexcept;
+  // The length up to the end of the first delimiter within the first
+  // window bytes, or 0.
+  std::size_t find_delimiter(std::size_t window) noexcept;
   void complete(std::size_t take) noexcept;
   void fail(int error) noexcept;
   void sync_reading() noexcept;
@@ -82,6 +85,7 @@ class Reader {
   std::size_t n_ = 0;  // exactly: n; until: limit; some: max
   std::uint8_t delim_[kMaxDelimiter] = {};
   std::size_t delim_len_ = 0;
+  std::size_t searched_ = 0;  // until: starts of a delimiter ruled out
 };
 
 }  // namespace async::core
