@@ -598,6 +598,23 @@ static void test_with_reconnector(void **state) {
 
 /* ---- limits ---------------------------------------------------------------- */
 
+/* read_exactly of more than the reader's limit keeps reading until done. */
+static void test_read_exactly_over_limit(void **state) {
+  (void)state;
+  struct fx fx;
+  fx_init(&fx, 16);
+  char want[65];
+  memset(want, 'q', 64);
+  want[64] = '\0';
+  async_future *f = NULL;
+  assert_int_equal(async_reader_read_exactly(&f, fx.reader, 64), 0);
+  assert_int_equal(write(fx.peer, want, 16), 16); /* the limit's worth: reading pauses */
+  async_loop_run(fx.loop, ASYNC_RUN_NOWAIT);
+  send_str(fx.peer, want + 16);
+  expect_bytes(&fx, f, want);
+  fx_finish(&fx);
+}
+
 /* read_until's outcome for one input, however it is cut into reads. */
 struct until_case {
   const char *input;
@@ -734,6 +751,7 @@ int main(void) {
       cmocka_unit_test(test_set_protocol_away),
       cmocka_unit_test(test_connect_fails),
       cmocka_unit_test(test_with_reconnector),
+      cmocka_unit_test(test_read_exactly_over_limit),
       cmocka_unit_test(test_read_until_any_segmentation),
       cmocka_unit_test(test_bad_input),
   };

@@ -7,9 +7,9 @@
  * async_tcp_connect, async_unix_connect, async_reconnector_start, a
  * server's factory, or async_stream_set_protocol) with
  * async_reader_protocol() and the reader as userdata. Incoming bytes are
- * buffered in the reader (reading pauses once its limit is buffered);
- * each read returns a future whose value, on success, is an async_bytes *
- * owned by the future.
+ * buffered in the reader (reading pauses once its limit is buffered and no
+ * read waits for more); each read returns a future whose value, on
+ * success, is an async_bytes * owned by the future.
  * One read at a time: a read while another is pending is ASYNC_ESTATE.
  * A read that the buffered bytes already satisfy completes before it
  * returns (its callbacks still run later, as always). Outcomes never
@@ -49,7 +49,8 @@ typedef struct async_bytes async_bytes;
 
 /*
  * Creates a reader buffering at most limit bytes (0: 64 KiB) before it
- * pauses reading. Free it with async_reader_free(), at any time; the memory goes once its stream,
+ * pauses reading (a read_exactly of more waits for all its bytes). Free it
+ * with async_reader_free(), at any time; the memory goes once its stream,
  * if any, has released it too. The loop cannot be freed (ASYNC_EBUSY)
  * until then. Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
  */

@@ -126,7 +126,8 @@ void Reader::on_release(void *self) noexcept {
 
 void Reader::sync_reading() noexcept {
   if (!stream_ || lost_) return;
-  bool full = len_ >= limit_;
+  // A pending read still wants bytes: read_exactly may need more than the limit.
+  bool full = len_ >= limit_ && !pending_;
   if (full != paused_) {
     paused_ = full;
     Stream *s = Stream::from(stream_);
