@@ -12,8 +12,9 @@
  * success, is an async_bytes * owned by the future.
  * One read at a time: a read while another is pending is ASYNC_ESTATE.
  * A read that the buffered bytes already satisfy completes before it
- * returns (its callbacks still run later, as always). Outcomes never
- * depend on how the peer's bytes were split into reads.
+ * returns (its callbacks still run later, as always). What read_exactly
+ * and read_until give never depends on how the peer's bytes were split
+ * into reads (read_some gives what has arrived).
  *
  * One stream per reader: a reader is bound from the call that hands it
  * over (with any protocol whose release is the reader's) until that
@@ -23,7 +24,7 @@
  * and the reader is not released); the reader's protocol with a userdata
  * that is not a live reader fails with ASYNC_EINVAL. Once released, a
  * reader may be bound again: the new stream starts afresh, bytes left
- * from the old one are dropped (so does each new connection of a
+ * from the old one are dropped (as at each new connection of a
  * reconnector). A release without connection_lost (a connect that failed,
  * a stream given another protocol) ends reads as an end of file does.
  *
