@@ -528,6 +528,28 @@ static void test_connect_fails(void **state) {
   tu_finish(loop);
 }
 
+/* A hand-over that fails leaves the reader unbound (nothing will release it). */
+static void test_failed_hand_over(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  async_reader *reader = NULL;
+  assert_int_equal(async_reader_new(&reader, loop, 0), 0);
+  async_stream *s = NULL;
+  assert_int_equal(async_stream_adopt(&s, loop, -1, async_reader_protocol(), reader), ASYNC_EBADF);
+  async_reconnect_options o = ASYNC_RECONNECT_OPTIONS_INIT;
+  o.initial_delay_ms = 0; /* out of range */
+  async_reconnector *rc = NULL;
+  assert_int_equal(async_reconnector_start(&rc, loop, "127.0.0.1", 1, &o, async_reader_protocol(), reader),
+                   ASYNC_EINVAL);
+  int sp[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  assert_int_equal(async_stream_adopt(&s, loop, sp[0], async_reader_protocol(), reader), 0);
+  assert_int_equal(async_reader_free(reader), 0);
+  assert_int_equal(async_stream_close(s), 0);
+  close(sp[1]);
+  tu_finish(loop);
+}
+
 static int g_stopped;
 
 static void count_stopped(async_reconnector *rc, int error, void *reader) {
@@ -750,6 +772,7 @@ int main(void) {
       cmocka_unit_test(test_rebind_after_release),
       cmocka_unit_test(test_set_protocol_away),
       cmocka_unit_test(test_connect_fails),
+      cmocka_unit_test(test_failed_hand_over),
       cmocka_unit_test(test_with_reconnector),
       cmocka_unit_test(test_read_exactly_over_limit),
       cmocka_unit_test(test_read_until_any_segmentation),
