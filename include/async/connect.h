@@ -76,7 +76,8 @@ typedef struct async_connect_options {
  * connection a stream driven by protocol (copied) and userdata.
  * Errors (returned; nothing called, userdata stays the caller's):
  * ASYNC_EINVAL (NULL, empty host, invalid protocol or options, a malformed
- * local address), ASYNC_ENOMEM.
+ * local address), ASYNC_EBUSY (a reader bound already, async/reader.h),
+ * ASYNC_ENOMEM.
  */
 ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char *host, uint16_t port,
                                 const async_connect_options *options, const async_stream_protocol *protocol,
@@ -87,7 +88,7 @@ ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char
  * name. The future behaves as for async_tcp_connect() (one attempt; a
  * missing socket fails it with ASYNC_ECONNREFUSED, as the kernel says).
  * Errors (returned): ASYNC_EINVAL (NULL, empty or too long a path, invalid
- * protocol), ASYNC_ENOMEM.
+ * protocol), ASYNC_EBUSY (as for async_tcp_connect()), ASYNC_ENOMEM.
  */
 ASYNC_API int async_unix_connect(async_future **out, async_loop *loop, const char *path,
                                  const async_stream_protocol *protocol, void *userdata);

@@ -83,7 +83,8 @@ typedef struct async_reconnect_options {
  * Errors (returned; nothing started, nothing called, userdata stays the
  * caller's): ASYNC_EINVAL (NULL, empty or over-long host, invalid protocol,
  * options size too small, a delay, multiplier or jitter out of range, or
- * what async_tcp_connect() rejects), ASYNC_ENOMEM.
+ * what async_tcp_connect() rejects), ASYNC_EBUSY (a reader bound already,
+ * async/reader.h), ASYNC_ENOMEM.
  */
 ASYNC_API int async_reconnector_start(async_reconnector **out, async_loop *loop, const char *host, uint16_t port,
                                       const async_reconnect_options *options, const async_stream_protocol *protocol,

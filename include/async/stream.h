@@ -77,7 +77,7 @@ typedef struct async_stream_protocol {
  * Errors (fd and userdata stay the caller's, nothing is called):
  * ASYNC_EINVAL (NULL, protocol size too small, data_received or
  * connection_lost NULL, a listening or datagram socket), ASYNC_EBADF (fd not
- * open), ASYNC_ENOMEM.
+ * open), ASYNC_EBUSY (a reader bound already, async/reader.h), ASYNC_ENOMEM.
  */
 ASYNC_API int async_stream_adopt(async_stream **out, async_loop *loop, int fd, const async_stream_protocol *protocol,
                                  void *userdata);
@@ -153,7 +153,7 @@ ASYNC_API int async_stream_set_read_limit(async_stream *stream, size_t limit);
  * Replaces the protocol (and its userdata) from now on; the old userdata
  * gets its release call at once. connection_made is not called again.
  * Errors: ASYNC_EINVAL (as for adopt), ASYNC_ECLOSED (connection_lost
- * already scheduled), ASYNC_ENOMEM (a stream sharing its callbacks with
+ * already scheduled), ASYNC_EBUSY (as for adopt), ASYNC_ENOMEM (a stream sharing its callbacks with
  * others, e.g. a server's, needs a copy of the new ones). On an error the
  * old protocol and userdata stay and nothing is called.
  */

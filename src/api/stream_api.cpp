@@ -4,6 +4,7 @@
 #include <sys/uio.h>
 
 #include "api/api.hpp"
+#include "core/reader.hpp"
 #include "core/socket.hpp"
 #include "core/stream.hpp"
 
@@ -13,6 +14,7 @@ using async::api::guarded;
 using async::api::with_object;
 using async::api::kInvalid;
 using async::core::Loop;
+using async::core::Reader;
 using async::core::set_int_option;
 using async::core::Stream;
 
@@ -34,10 +36,15 @@ ASYNC_API int async_stream_adopt(async_stream **out, async_loop *loop, int fd, c
   Loop *l = checked_loop(loop);
   if (!out || !l || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
   return guarded([&]() -> int {
+    if (int err = Reader::bind(*protocol, userdata)) return err;
     Stream *s = nullptr;
     int err = Stream::adopt(&s, *l, fd, *protocol, userdata);
-    if (!err) *out = s->c_stream();
-    return err;
+    if (err) {
+      Reader::unbind(*protocol, userdata);
+      return err;
+    }
+    *out = s->c_stream();
+    return 0;
   });
 }
 

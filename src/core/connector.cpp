@@ -13,6 +13,7 @@
 #include "core/addrinfo.hpp"
 #include "core/future.hpp"
 #include "core/loop.hpp"
+#include "core/reader.hpp"
 #include "core/socket.hpp"
 #include "core/stream.hpp"
 #include "dns/resolver.hpp"
@@ -31,9 +32,10 @@ Connector::Connector(Loop &loop) noexcept : loop_(loop) {
 Connector::~Connector() { stop_work(); }
 
 int Connector::create(Connector **out, Loop &loop, const async_stream_protocol &protocol, void *userdata) noexcept {
+  // Bound until the release, by the stream made or by fail()/on_cancel().
+  if (int err = Reader::bind(protocol, userdata)) return err;
   Connector *c = util::make<Connector>(loop);
-  if (!c) return ASYNC_ENOMEM;
-  Future *future = Future::create(loop);
+  Future *future = c ? Future::create(loop) : nullptr;
   // One ready-queue slot for resolving the future after connection_made.
   bool reserved = future && loop.reserve_task();
   // The first step runs from the loop, never inside the user's call.
@@ -42,6 +44,7 @@ int Connector::create(Connector **out, Loop &loop, const async_stream_protocol &
     if (reserved) loop.unreserve_task();
     if (future) future->release_owner();
     util::destroy(c);
+    Reader::unbind(protocol, userdata);
     return err;
   }
   ++c->refs_;  // the kickoff task's

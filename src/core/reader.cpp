@@ -2,11 +2,13 @@
 
 #include <async/error.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/bytes.hpp"
 #include "core/future.hpp"
 #include "core/loop.hpp"
+#include "core/stream.hpp"
 #include "util/alloc.hpp"
 #include "util/grow.hpp"
 
@@ -17,43 +19,75 @@ const async_stream_protocol Reader::kProtocol = {
 };
 
 Reader *Reader::create(Loop &loop, std::size_t limit) noexcept {
-  return util::make<Reader>(loop, limit ? limit : kDefaultLimit);
+  Reader *r = util::make<Reader>(loop, limit ? limit : kDefaultLimit);
+  if (r) loop.object_added();  // the loop outlives it: reads make futures on it
+  return r;
 }
 
 Reader::~Reader() {
   tag_ = 0xdeadbeef;
   util::mem_free(buf_);
+  loop_.object_removed();
 }
 
-void Reader::unref() noexcept {
-  if (--refs_ == 0) util::destroy(this);
+void Reader::maybe_destroy() noexcept {
+  if (!owned_ && !bound_) util::destroy(this);
 }
 
 void Reader::release_owner() noexcept {
-  owner_released_ = true;
+  owned_ = false;
   if (pending_) pending_->cancel();  // on_cancel forgets it
-  unref();
+  // Nobody reads what is buffered or comes later: drop it, and let a
+  // paused stream read (and drop) again so its peer is not held up.
+  util::mem_free(buf_);
+  buf_ = nullptr;
+  len_ = cap_ = 0;
+  sync_reading();
+  maybe_destroy();
+}
+
+// ---- binding --------------------------------------------------------------------
+
+int Reader::bind(const async_stream_protocol &protocol, void *userdata) noexcept {
+  if (protocol.release != on_release) return 0;
+  auto *r = static_cast<Reader *>(userdata);
+  if (!r || r->tag_ != kTag) return ASYNC_EINVAL;
+  if (r->bound_) return ASYNC_EBUSY;
+  if (!r->owned_) return ASYNC_EINVAL;
+  r->bound_ = true;
+  r->begin_connection(nullptr);
+  return 0;
+}
+
+void Reader::unbind(const async_stream_protocol &protocol, void *userdata) noexcept {
+  if (protocol.release == on_release) static_cast<Reader *>(userdata)->bound_ = false;
 }
 
 // ---- the stream's side --------------------------------------------------------
 
+void Reader::begin_connection(async_stream *stream) noexcept {
+  stream_ = stream;
+  len_ = searched_ = 0;
+  eof_ = lost_ = paused_ = false;
+  error_ = 0;
+}
+
 void Reader::on_made(async_stream *stream, void *self) noexcept {
+  // Under a reconnector, one binding sees a connection after another.
   auto *r = static_cast<Reader *>(self);
-  r->stream_ = stream;
-  r->attached_ = true;
-  ++r->refs_;  // the stream's, until release
+  r->begin_connection(stream);
   r->sync_reading();
 }
 
 std::size_t Reader::on_data(async_stream *stream, const std::uint8_t *data, std::size_t len, void *self) noexcept {
   auto *r = static_cast<Reader *>(self);
-  r->stream_ = stream;
-  if (r->owner_released_) return len;  // nobody will read it
+  r->stream_ = stream;  // set by async_stream_set_protocol(): no connection_made
+  if (!r->owned_) return len;  // nobody will read it
   // Takes everything (a refused tail would only come back with new data)
   // and pauses the stream once over the limit: at most limit plus one
   // read's worth is buffered.
   if (!util::grow_bytes(&r->buf_, &r->cap_, r->len_ + len)) {
-    async_stream_abort(stream);
+    Stream::from(stream)->abort(ASYNC_ENOMEM);
     r->fail(ASYNC_ENOMEM);
     return len;
   }
@@ -80,19 +114,24 @@ void Reader::on_lost(async_stream *, int error, void *self) noexcept {
 }
 
 void Reader::on_release(void *self) noexcept {
-  // A stream that could not be created releases without connection_made.
+  // After connection_lost, or without it: a connect that failed, a stream
+  // given another protocol. Either way no more bytes come.
   auto *r = static_cast<Reader *>(self);
-  if (!r->attached_) return;
-  r->attached_ = false;
-  r->unref();
+  r->bound_ = false;
+  r->stream_ = nullptr;
+  r->lost_ = true;
+  r->serve();
+  r->maybe_destroy();
 }
 
 void Reader::sync_reading() noexcept {
   if (!stream_ || lost_) return;
-  bool full = len_ >= limit_;
+  // A pending read still wants bytes: read_exactly may need more than the limit.
+  bool full = len_ >= limit_ && !pending_;
   if (full != paused_) {
     paused_ = full;
-    full ? async_stream_pause_reading(stream_) : async_stream_resume_reading(stream_);
+    Stream *s = Stream::from(stream_);
+    full ? s->pause_reading() : s->resume_reading();
   }
 }
 
@@ -108,6 +147,7 @@ int Reader::read(Future **out, Mode mode, std::size_t n, const void *delim, std:
   n_ = n;
   if (delim_len) std::memcpy(delim_, delim, delim_len);
   delim_len_ = delim_len;
+  searched_ = 0;
   *out = f;
   serve();
   sync_reading();
@@ -126,18 +166,28 @@ void Reader::serve() noexcept {
     case Mode::kExactly:
       if (len_ >= n_) return complete(n_);
       break;
-    case Mode::kUntil: {
-      for (std::size_t i = 0; i + delim_len_ <= len_; ++i)
-        if (std::memcmp(buf_ + i, delim_, delim_len_) == 0) return complete(i + delim_len_);
+    case Mode::kUntil:
+      // Only a delimiter ending within the limit counts, so the outcome
+      // is the same however the bytes were split into reads.
+      if (std::size_t line = find_delimiter(std::min(len_, n_))) return complete(line);
       if (len_ >= n_) return fail(ASYNC_ENOBUFS);
       break;
-    }
     case Mode::kSome:
-      if (len_ > 0) return complete(len_ < n_ ? len_ : n_);
+      if (len_ > 0) return complete(std::min(len_, n_));
       if (ended && !(lost_ && error_)) return complete(0);
       break;
   }
   if (ended) fail(end_error);
+}
+
+std::size_t Reader::find_delimiter(std::size_t window) noexcept {
+  if (window < delim_len_) return 0;
+  const std::uint8_t *end = buf_ + window;
+  const std::uint8_t *at = std::search<const std::uint8_t *>(buf_ + searched_, end, delim_, delim_ + delim_len_);
+  if (at != end) return static_cast<std::size_t>(at - buf_) + delim_len_;
+  // Each delivery searches only where a delimiter could newly end.
+  searched_ = window - delim_len_ + 1;
+  return 0;
 }
 
 void Reader::complete(std::size_t take) noexcept {

@@ -23,10 +23,20 @@ class Reader {
   static Reader *create(Loop &loop, std::size_t limit) noexcept;
   static const async_stream_protocol kProtocol;
 
+  // Every path that hands a stream protocol's userdata to the library (a
+  // stream, a connect, a reconnector) binds it first; the protocol's
+  // release unbinds it. A reader (a protocol with the reader's release)
+  // serves one of them at a time, and its memory lives until that one's
+  // release even once its owner freed it. Other userdata pass untouched.
+  // 0, ASYNC_EBUSY (bound already) or ASYNC_EINVAL (not a live reader).
+  static int bind(const async_stream_protocol &protocol, void *userdata) noexcept;
+  // Undoes bind() when the hand-over failed and no release will come.
+  static void unbind(const async_stream_protocol &protocol, void *userdata) noexcept;
+
   // A read future, maybe DONE already; ASYNC_ESTATE while one is pending.
   int read(Future **out, Mode mode, std::size_t n, const void *delim, std::size_t delim_len) noexcept;
   void release_owner() noexcept;
-  bool owner_released() const noexcept { return owner_released_; }
+  bool owner_released() const noexcept { return !owned_; }
   std::size_t limit() const noexcept { return limit_; }
 
   // Use create(); public only for util::make/destroy.
@@ -43,16 +53,23 @@ class Reader {
   static void on_release(void *self) noexcept;
   static void on_cancel(async_future *future, int cancelled, void *self) noexcept;
 
+  // A new connection (stream, or none yet): the last one's end and bytes
+  // are forgotten.
+  void begin_connection(async_stream *stream) noexcept;
   // Completes the pending read if the buffer (or the end) decides it.
   void serve() noexcept;
+  // The length up to the end of the first delimiter within the first
+  // window bytes, or 0.
+  std::size_t find_delimiter(std::size_t window) noexcept;
   void complete(std::size_t take) noexcept;
   void fail(int error) noexcept;
   void sync_reading() noexcept;
-  void unref() noexcept;
+  // Frees the memory once neither the owner nor a stream holds it.
+  void maybe_destroy() noexcept;
 
   Loop &loop_;
   std::size_t limit_;
-  async_stream *stream_ = nullptr;  // while attached and not lost
+  async_stream *stream_ = nullptr;  // while the connection is live
   std::uint8_t *buf_ = nullptr;  // up to limit_ plus one read's worth
   std::size_t len_ = 0;
   std::size_t cap_ = 0;
@@ -60,15 +77,15 @@ class Reader {
   bool lost_ = false;
   int error_ = 0;        // the connection's, once lost
   bool paused_ = false;  // we paused the stream's reading
-  bool owner_released_ = false;
-  bool attached_ = false;  // a stream's connection_made ran, its release not yet
-  int refs_ = 1;  // the owner's, plus the stream's while attached
+  bool owned_ = true;    // until async_reader_free()
+  bool bound_ = false;   // from bind() to the protocol's release
 
   Future *pending_ = nullptr;
   Mode mode_ = Mode::kSome;
   std::size_t n_ = 0;  // exactly: n; until: limit; some: max
   std::uint8_t delim_[kMaxDelimiter] = {};
   std::size_t delim_len_ = 0;
+  std::size_t searched_ = 0;  // until: starts of a delimiter ruled out
 };
 
 }  // namespace async::core

@@ -8,6 +8,7 @@
 #include "core/connector.hpp"
 #include "core/future.hpp"
 #include "core/loop.hpp"
+#include "core/reader.hpp"
 #include "core/stream.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
@@ -69,15 +70,17 @@ int Reconnector::copy_config(const char *host, std::uint16_t port, const async_r
 int Reconnector::start(Reconnector **out, Loop &loop, const char *host, std::uint16_t port,
                        const async_reconnect_options &options, const async_stream_protocol &protocol,
                        void *userdata) noexcept {
+  // Bound until run_stopped()'s release, across all the connections.
+  if (int err = Reader::bind(protocol, userdata)) return err;
   Reconnector *r = util::make<Reconnector>(loop, protocol, userdata);
-  if (!r) return ASYNC_ENOMEM;
-  int err = r->copy_config(host, port, options);
+  int err = r ? r->copy_config(host, port, options) : ASYNC_ENOMEM;
   // The stopped task's slot, so finishing can never fail.
   bool reserved = !err && loop.reserve_task();
   if (!err) err = reserved ? r->start_connect() : ASYNC_ENOMEM;
   if (err) {
     if (reserved) loop.unreserve_task();
     util::destroy(r);
+    Reader::unbind(protocol, userdata);
     return err;
   }
   loop.object_added();

@@ -11,6 +11,7 @@
 
 #include "core/address.hpp"
 #include "core/loop.hpp"
+#include "core/reader.hpp"
 #include "core/stream.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
@@ -167,6 +168,13 @@ void Server::take(int fd) noexcept {
   if (!Stream::valid_protocol(protocol)) {
     ::close(fd);
     loop().log(ASYNC_LOG_ERROR, "stream factory returned an invalid protocol; connection closed");
+    return;
+  }
+  if (int err = Reader::bind(*protocol, protocol_userdata)) {
+    // Not ours to release: a reader serving another stream, or no reader.
+    ::close(fd);
+    loop().log(ASYNC_LOG_ERROR, "stream factory returned a reader it cannot bind (%s); connection closed",
+               async_strerror(err));
     return;
   }
   Stream *stream = nullptr;

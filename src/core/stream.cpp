@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "core/loop.hpp"
+#include "core/reader.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
 #include "util/grow.hpp"
@@ -242,6 +243,7 @@ void Stream::abort(int error) noexcept {
 
 int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept {
   if (state_ == kLost) return ASYNC_ECLOSED;
+  if (int err = Reader::bind(protocol, userdata)) return err;
   async_release_fn old_release = protocol_->callbacks.release;
   void *old_userdata = userdata_;
   if (!same_callbacks(protocol_->callbacks, protocol)) {
@@ -249,7 +251,10 @@ int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) 
       set_callbacks(protocol_->callbacks, protocol);  // this stream's alone: rewritten
     } else {
       Protocol *own = share_protocol(protocol, nullptr);
-      if (!own) return ASYNC_ENOMEM;  // nothing changed
+      if (!own) {
+        Reader::unbind(protocol, userdata);
+        return ASYNC_ENOMEM;  // nothing changed
+      }
       drop_protocol(protocol_);
       protocol_ = own;
     }
