@@ -14,7 +14,9 @@
  */
 #include "test_util.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -242,12 +244,40 @@ static void test_post_wakeup_no_fd_free(void **state) {
   run_child(child_post, LOOP_FDS, "async_loop_post/wakeup from a thread");
 }
 
+/* ---- DNS: the channel is made by the first lookup ------------------------ */
+
+/* With no fd to read resolv.conf with, the first lookup fails with
+ * ASYNC_EMFILE (c-ares would build its channel from defaults instead);
+ * reverse lookups too. */
+static int child_dns(struct fill *f) {
+  (void)f;
+  async_loop *loop = NULL;
+  CHECK(async_loop_new(&loop) == 0);
+  CHECK(none_free());
+  async_future *future = NULL;
+  CHECK(async_getaddrinfo(&future, loop, "fdlimit.example", NULL, AF_UNSPEC, 0, 0) == ASYNC_EMFILE);
+  CHECK(future == NULL);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(80)};
+  CHECK(inet_pton(AF_INET, "192.0.2.1", &addr.sin_addr) == 1);
+  CHECK(async_getnameinfo(&future, loop, (const struct sockaddr *)&addr, sizeof addr, 0) == ASYNC_EMFILE);
+  CHECK(future == NULL);
+  CHECK(none_free());
+  CHECK(async_loop_free(loop) == 0);
+  return 0;
+}
+
+static void test_dns_channel_no_fd_free(void **state) {
+  (void)state;
+  run_child(child_dns, LOOP_FDS, "async_getaddrinfo");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_loop_new_every_free_count),
       cmocka_unit_test(test_loop_new_fails_repeatedly),
       cmocka_unit_test(test_signal_start_no_fd_free),
       cmocka_unit_test(test_post_wakeup_no_fd_free),
+      cmocka_unit_test(test_dns_channel_no_fd_free),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,7 @@
 #include "dns/hosts_file.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
+#include "util/sys_error.hpp"
 
 namespace async::dns {
 
@@ -232,7 +233,10 @@ Resolver::~Resolver() {
 
 int Resolver::open_channel() noexcept {
   if (channel_) return 0;
-  int err = library_init();
+  // Without an fd c-ares cannot read resolv.conf and silently builds the
+  // channel from its defaults (127.0.0.1, no search list) for good.
+  int err = util::fd_available();
+  if (!err) err = library_init();
   if (err) return err;
 
   ares_options opts{};
