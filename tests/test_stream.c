@@ -2339,10 +2339,10 @@ enum epipe_mode {
 
 /* Child-side: a loop with a guard timer and a recorder, no cmocka
  * assertions. Returns 0 when connection_lost came after made with the code
- * the mode expects (0 when nothing was pending, as asyncio; ASYNC_EPIPE
- * when a write failed or was pending on a pipe) and eof_received only where the
- * stream read an end of file (a socket), a small number naming the failed
- * check otherwise. */
+ * the mode expects (0 with nothing pending, as asyncio; ASYNC_EPIPE when a
+ * write failed or waited; ASYNC_ECONNRESET from a socket peer that closed
+ * with our bytes unread) and eof_received only where the stream read an
+ * end of file, a small number naming the failed check otherwise. */
 
 static int child_epipe(int mode) {
   struct env e;
