@@ -2319,10 +2319,30 @@ static void test_sigpipe_default_kills_sanity(void **state) {
   assert_int_equal(WTERMSIG(st), SIGPIPE);
 }
 
+/* The peer's end goes away (closed) with the stream in some state:
+ * - EP_SOCKETPAIR, EP_PIPE: then a write ("x"), which fails;
+ * - EP_PIPE_CLOSED_BEFORE: before adopt; a write before connection_made;
+ * - EP_*_IDLE: nothing written, nothing pending;
+ * - EP_*_PENDING: while a write waits in the buffer. */
+enum epipe_mode {
+  EP_SOCKETPAIR,
+  EP_PIPE,
+  EP_PIPE_CLOSED_BEFORE,
+  EP_PIPE_IDLE,
+  EP_PIPE_PENDING,
+  EP_SOCKETPAIR_IDLE,
+  EP_SOCKETPAIR_PENDING
+};
+
+/* More than a socketpair or a pipe takes: the rest stays queued. */
+#define EP_PENDING_LEN (4 * MIB)
+
 /* Child-side: a loop with a guard timer and a recorder, no cmocka
- * assertions. Returns 0 when lost(ASYNC_EPIPE) came after made with no
- * eof, a small number naming the failed check otherwise. */
-enum epipe_mode { EP_SOCKETPAIR, EP_PIPE, EP_PIPE_CLOSED_BEFORE };
+ * assertions. Returns 0 when connection_lost came after made with the code
+ * the mode expects (0 with nothing pending, as asyncio; ASYNC_EPIPE when a
+ * write failed or waited; ASYNC_ECONNRESET from a socket peer that closed
+ * with our bytes unread) and eof_received only where the stream read an
+ * end of file, a small number naming the failed check otherwise. */
 
 static int child_epipe(int mode) {
   struct env e;
@@ -2334,7 +2354,10 @@ static int child_epipe(int mode) {
   }
   int fds[2];
   int mine, other;
-  if (mode == EP_SOCKETPAIR) {
+  int is_pair = mode == EP_SOCKETPAIR || mode == EP_SOCKETPAIR_IDLE || mode == EP_SOCKETPAIR_PENDING;
+  int idle = mode == EP_PIPE_IDLE || mode == EP_SOCKETPAIR_IDLE;
+  int pending = mode == EP_PIPE_PENDING || mode == EP_SOCKETPAIR_PENDING;
+  if (is_pair) {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
       return 12;
     }
@@ -2359,15 +2382,23 @@ static int child_epipe(int mode) {
     return 13;
   }
   r.stream = s;
-  int wrc;
+  int wrc = 0;
+  static uint8_t big[EP_PENDING_LEN];
   if (mode == EP_PIPE_CLOSED_BEFORE) {
     wrc = LIB(async_stream_write(s, "x", 1)); /* before connection_made */
   } else {
     if (!run_until(&e, c_made, &r, NULL, NULL, 2000)) {
       return 14;
     }
+    size_t queued = 0;
+    if (pending && (LIB(async_stream_write(s, big, sizeof big)) != 0 ||
+                    async_stream_write_buffer_size(&queued, s) != 0 || queued == 0)) {
+      return 23;
+    }
     close(other);
-    wrc = LIB(async_stream_write(s, "x", 1));
+    if (!idle && !pending) {
+      wrc = LIB(async_stream_write(s, "x", 1));
+    }
   }
   if (wrc != 0) {
     return 15; /* "a send error is not returned" */
@@ -2383,11 +2414,13 @@ static int child_epipe(int mode) {
   if (r.ev[0] != EV_MADE) {
     return 18;
   }
-  if (r.count[EV_EOF] != 0) {
+  if (r.count[EV_EOF] != (mode == EP_SOCKETPAIR_IDLE)) {
     return 19;
   }
-  if (r.lost_err != ASYNC_EPIPE) {
-    fprintf(stderr, "child: connection_lost(%s), want ASYNC_EPIPE\n", async_err_name(r.lost_err));
+  /* A socket peer that closes with our bytes unread resets the connection. */
+  int want = idle ? 0 : mode == EP_SOCKETPAIR_PENDING ? ASYNC_ECONNRESET : ASYNC_EPIPE;
+  if (r.lost_err != want) {
+    fprintf(stderr, "child: connection_lost(%s), want %s\n", async_err_name(r.lost_err), async_err_name(want));
     return 20;
   }
   sigset_t pend;
@@ -2420,6 +2453,32 @@ static void test_epipe_pipe_no_sigpipe(void **state) {
 static void test_epipe_pipe_read_end_closed_before_adopt(void **state) {
   (void)state;
   run_child(EP_PIPE_CLOSED_BEFORE, 0, "pipe adopted with its read end closed");
+}
+
+/* The reader goes away from an idle pipe: a clean end (connection_lost(0),
+ * as asyncio's write pipe transport), not a read error on the write end. */
+static void test_pipe_reader_gone_idle(void **state) {
+  (void)state;
+  run_child(EP_PIPE_IDLE, 0, "pipe's read end closed, nothing pending");
+}
+
+/* The reader goes away while a write waits: ASYNC_EPIPE, no SIGPIPE. */
+static void test_pipe_reader_gone_pending(void **state) {
+  (void)state;
+  run_child(EP_PIPE_PENDING, 0, "pipe's read end closed with a write pending");
+}
+
+/* The same on a socketpair: the stream reads the end of file (eof_received,
+ * then a clean end); a peer that closes with our bytes unread resets the
+ * connection (ASYNC_ECONNRESET, as TCP). */
+static void test_socketpair_peer_gone_idle(void **state) {
+  (void)state;
+  run_child(EP_SOCKETPAIR_IDLE, 0, "socketpair peer closed, nothing pending");
+}
+
+static void test_socketpair_peer_gone_pending(void **state) {
+  (void)state;
+  run_child(EP_SOCKETPAIR_PENDING, 0, "socketpair peer closed with a write pending");
 }
 
 /* With SIGPIPE blocked by the application, the library discards the one
@@ -3176,6 +3235,10 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_epipe_pipe_no_sigpipe),
       cmocka_unit_test(test_epipe_pipe_read_end_closed_before_adopt),
       cmocka_unit_test(test_epipe_pipe_sigpipe_blocked_not_left_pending),
+      cmocka_unit_test(test_pipe_reader_gone_idle),
+      cmocka_unit_test(test_pipe_reader_gone_pending),
+      cmocka_unit_test(test_socketpair_peer_gone_idle),
+      cmocka_unit_test(test_socketpair_peer_gone_pending),
       /* reading */
       cmocka_unit_test(test_pause_resume_reading),
       cmocka_unit_test(test_pause_reading_before_made),

@@ -83,7 +83,9 @@ typedef struct async_nameinfo async_nameinfo;
  * host and service NULL, empty or over-long host (> 253 characters) or
  * service, a port above 65535, an unknown service name, bad
  * family/socktype/flags, a non-numeric host with ASYNC_DNS_NUMERICHOST, a
- * malformed or unknown scope), ASYNC_ENOMEM. Lookup failures come through
+ * malformed or unknown scope), ASYNC_ENOMEM, ASYNC_EMFILE (no fd free to
+ * read /etc/resolv.conf with when the loop's first lookup, or the first
+ * after a configuration change, sets up DNS). Lookup failures come through
  * the future (see above); a numeric host of the other family than the one
  * asked fails it with ASYNC_ENODATA, a name with an empty label or a label
  * over 63 characters with ASYNC_EBADNAME (no query is sent).
@@ -133,7 +135,7 @@ ASYNC_API const char *async_addrinfo_canonname(const async_addrinfo *list);
  * async_nameinfo * owned by the future. Without ASYNC_NI_NAMEREQD an
  * address with no name gives its numeric form.
  * Errors (returned): ASYNC_EINVAL (NULL, bad family or length, unknown
- * flags), ASYNC_ENOMEM. A name not found with ASYNC_NI_NAMEREQD fails the
+ * flags), ASYNC_ENOMEM, ASYNC_EMFILE (as async_getaddrinfo()). A name not found with ASYNC_NI_NAMEREQD fails the
  * future with ASYNC_ENOTFOUND.
  */
 ASYNC_API int async_getnameinfo(async_future **out, async_loop *loop, const struct sockaddr *addr, size_t addrlen,

@@ -46,8 +46,11 @@ typedef void (*async_log_fn)(async_loop *loop, int level, const char *message,
 
 /*
  * Creates a loop. *out receives it; free it with async_loop_free().
- * The loop uses 2 file descriptors (epoll and an eventfd for posts).
- * Errors: ASYNC_EINVAL (out NULL), ASYNC_ENOMEM, ASYNC_EMFILE.
+ * The loop uses 2 file descriptors (epoll, and an eventfd for posts,
+ * wakeups and signals), all opened here: once it exists, posting, waking
+ * it and watching signals need no further fd.
+ * Errors: ASYNC_EINVAL (out NULL), ASYNC_ENOMEM, ASYNC_EMFILE (fewer than 2
+ * fds could be opened; nothing is left open, never an abort).
  */
 ASYNC_API int async_loop_new(async_loop **out);
 

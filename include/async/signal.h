@@ -32,6 +32,8 @@ ASYNC_API async_handle *async_signal_handle(async_signal *signal);
 
 /*
  * Starts watching signum (restarting with another signum is allowed).
+ * Needs no file descriptor (signals reach the loop through its eventfd),
+ * so it works with none free.
  * Errors: ASYNC_EINVAL (cb NULL; signum out of range, SIGKILL or SIGSTOP),
  * ASYNC_EBUSY (another loop watches signum), ASYNC_ECLOSED, ASYNC_ENOMEM.
  */

@@ -26,6 +26,11 @@
  *   library: error 0 after a clean end (EOF, close, abort), an ASYNC_E*
  *   code otherwise (and then no eof_received). No data_received comes after
  *   eof_received, close or abort.
+ * - A pipe's write end is never read; when its reader closes, the stream
+ *   ends (as asyncio's write pipe transport) with connection_lost(0) if
+ *   nothing was waiting to be written, ASYNC_EPIPE if a write was pending
+ *   or failed. A socket whose peer closed with bytes of ours unread reports
+ *   ASYNC_ECONNRESET.
  * - release(userdata) follows connection_lost: the final notification for
  *   the protocol's userdata. The stream's memory is released right after;
  *   the pointer must not be used once connection_lost has returned.
@@ -130,7 +135,10 @@ ASYNC_API int async_stream_abort(async_stream *stream);
 ASYNC_API int async_stream_pause_reading(async_stream *stream);
 ASYNC_API int async_stream_resume_reading(async_stream *stream);
 
-/* 1 if data_received can be called (not paused, not closing), else 0. Errors: ASYNC_EINVAL. */
+/*
+ * 1 if data_received can be called (not paused, not closing, not a
+ * write-only fd such as a pipe's write end), else 0. Errors: ASYNC_EINVAL.
+ */
 ASYNC_API int async_stream_is_reading(async_stream *stream);
 
 /*

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -164,6 +165,8 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   }
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0) return ASYNC_EBADF;
+  struct stat st{};
+  bool is_fifo = ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
 
   // Everything that can fail comes before the fd is touched: the connection
   // callbacks' ready-queue slots, the loop's read buffer, the object.
@@ -184,6 +187,7 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   s->is_socket_ = is_socket;
   s->is_tcp_ = is_tcp;
   s->write_only_ = !is_socket && (flags & O_ACCMODE) == O_WRONLY;
+  s->pipe_writer_ = s->write_only_ && is_fifo;
   s->userdata_ = userdata;
   ev::Backend::io_init(s->io_, fd, 0, on_io, s);
   loop.transport_opened(run_made, s);
@@ -266,18 +270,25 @@ int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) 
 
 // ---- readiness ------------------------------------------------------------
 
-bool Stream::is_reading() const noexcept { return made_ && !paused_ && !eof_ && state_ == kOpen; }
+bool Stream::is_reading() const noexcept { return made_ && !paused_ && !eof_ && state_ == kOpen && !write_only_; }
 
 void Stream::update_io() noexcept {
   if (state_ == kLost) return;
-  loop_->backend().io_watch(io_, (is_reading() ? ASYNC_READABLE : 0u) | (writing() ? ASYNC_WRITABLE : 0u));
+  // A pipe's write end is never read: it turns readable (an error) only
+  // once the reader has gone, which is how asyncio notices that too.
+  bool readable = is_reading() || (pipe_writer_ && made_);
+  loop_->backend().io_watch(io_, (readable ? ASYNC_READABLE : 0u) | (writing() ? ASYNC_WRITABLE : 0u));
 }
 
 void Stream::on_io(void *self, std::uint32_t revents) noexcept {
   auto *s = static_cast<Stream *>(self);
-  if (revents & ASYNC_READABLE) s->read_some();
+  if (revents & ASYNC_READABLE) s->pipe_writer_ ? s->reader_gone() : s->read_some();
   if ((revents & ASYNC_WRITABLE) && s->state_ != kLost && s->writing()) s->write_some();
 }
+
+// What is still queued can never be written; with nothing queued nothing
+// was lost (asyncio: BrokenPipeError, or a clean close).
+void Stream::reader_gone() noexcept { abort(writing() ? ASYNC_EPIPE : 0); }
 
 void Stream::pause_reading() noexcept {
   paused_ = true;

@@ -101,6 +101,8 @@ class Stream {
   static void run_lost(async_loop *, void *self) noexcept;
 
   void read_some() noexcept;
+  // A pipe's write end saw its reader close.
+  void reader_gone() noexcept;
   // false when the stream stopped reading (closed, paused, lost) meanwhile.
   bool deliver(const std::uint8_t *data, std::size_t len) noexcept;
   void read_eof() noexcept;
@@ -139,7 +141,8 @@ class Stream {
   unsigned refs_ : 2 = 1;
   bool is_socket_ : 1 = false;
   bool is_tcp_ : 1 = false;
-  bool write_only_ : 1 = false;  // a pipe's write end: write_eof means close
+  bool write_only_ : 1 = false;  // e.g. a pipe's write end: never read, write_eof means close
+  bool pipe_writer_ : 1 = false;  // a pipe's or FIFO's write end: readable once its reader is gone
   bool made_ : 1 = false;        // connection_made has run
   bool paused_ : 1 = false;      // pause_reading()
   bool eof_ : 1 = false;         // the peer's end of file was read

@@ -25,6 +25,7 @@
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
 #include "util/local_name.hpp"
+#include "util/sys_error.hpp"
 
 namespace async::dns {
 
@@ -217,7 +218,10 @@ Resolver::~Resolver() {
 
 int Resolver::open_channel() noexcept {
   if (channel_) return 0;
-  int err = library_init();
+  // Without an fd c-ares cannot read resolv.conf and silently builds the
+  // channel from its defaults (127.0.0.1, no search list) for good.
+  int err = util::fd_available();
+  if (!err) err = library_init();
   if (err) return err;
 
   ares_options opts{};

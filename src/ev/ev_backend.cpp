@@ -4,10 +4,9 @@
 #include <async/loop.h>
 #include <async/watcher.h>
 #include <ev.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <cerrno>
+#include <csetjmp>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -75,12 +74,48 @@ void *ev_allocator(void *ptr, long size) noexcept {
   return block + 1;
 }
 
-// libev reports internal syscall failures here and expects no return; keep
-// the default (print and abort) but make the message say who we are.
+// Where ev_syserr goes instead of aborting while this thread is inside
+// start_wakeup(), with the failing call's errno.
+struct Recovery {
+  std::jmp_buf env;
+  volatile int err;  // set between setjmp and longjmp
+};
+thread_local Recovery *t_recovery = nullptr;
+
+// libev reports internal syscall failures here and expects no return. The
+// one a library call can meet (no fd for the wakeup eventfd) is recovered
+// from; the others cannot happen unless libev's own fds were closed behind
+// its back (docs/design.md): print and abort, saying who we are.
 void ev_syserr(const char *msg) noexcept {
-  std::fprintf(stderr, "libasync: fatal libev error: %s: %s\n", msg, std::strerror(errno));
+  int err = errno;
+  if (Recovery *r = t_recovery) {
+    r->err = err;
+    // Only libev frames (C) and this function are skipped: nothing to unwind.
+    std::longjmp(r->env, 1);
+  }
+  std::fprintf(stderr, "libasync: fatal libev error: %s: %s\n", msg, std::strerror(err));
   std::abort();
 }
+
+// Starts w, which makes libev create its wakeup eventfd (or pipe) now: that
+// fd also carries signals, so nothing later needs a new one. libev has no
+// error return here and loops calling ev_syserr, which jumps back; libev
+// has changed nothing by then (the failed call opened no fd, w is not
+// started). 0 or an errno value.
+int start_wakeup(struct ev_loop *loop, ev_async *w) noexcept {
+  Recovery recovery{};
+  t_recovery = &recovery;
+  if (setjmp(recovery.env) != 0) {
+    t_recovery = nullptr;
+    return recovery.err ? recovery.err : EIO;
+  }
+  ev_async_start(loop, w);
+  t_recovery = nullptr;
+  return 0;
+}
+
+// The code for errno err from a call creating an fd.
+int fd_error(int err) noexcept { return err == ENOMEM ? ASYNC_ENOMEM : ASYNC_EMFILE; }
 
 }  // namespace
 
@@ -183,18 +218,20 @@ Backend::~Backend() {
 
 int Backend::open(const LoopEvents &events) noexcept {
   install_allocator();
-  // libev creates its eventfd lazily and aborts if that fails: probe first.
-  int probe = eventfd(0, EFD_CLOEXEC);
-  if (probe < 0) return errno == ENOMEM ? ASYNC_ENOMEM : ASYNC_EMFILE;
-  close(probe);
-
   Impl *impl = util::make<Impl>();
   if (!impl) return ASYNC_ENOMEM;
+  // Epoll only: libev would fall back to poll when epoll_create fails.
   struct ev_loop *loop = ev_loop_new(static_cast<unsigned>(EVBACKEND_EPOLL) | EVFLAG_NOENV | EVFLAG_NOTIMERFD);
   if (!loop) {
     int err = errno;
     util::destroy(impl);
-    return err == ENOMEM ? ASYNC_ENOMEM : ASYNC_EMFILE;
+    return fd_error(err);
+  }
+  ev_async_init(&impl->async, on_async);
+  if (int err = start_wakeup(loop, &impl->async)) {
+    ev_loop_destroy(loop);
+    util::destroy(impl);
+    return fd_error(err);
   }
   impl->loop = loop;
   impl->events = events;
@@ -208,15 +245,13 @@ int Backend::open(const LoopEvents &events) noexcept {
   // cannot starve the ready queue.
   ev_set_priority(&impl->check, EV_MINPRI);
   ev_idle_init(&impl->idle, on_idle);
-  ev_async_init(&impl->async, on_async);
   ev_timer_init(&impl->timer, on_timer, 0., 0.);
 
   // None of the internal watchers keeps the loop alive by itself.
+  ev_unref(loop);  // the wakeup watcher, started above
   ev_prepare_start(loop, &impl->prepare);
   ev_unref(loop);
   ev_check_start(loop, &impl->check);
-  ev_unref(loop);
-  ev_async_start(loop, &impl->async);
   ev_unref(loop);
   impl_ = impl;
   return 0;

@@ -1,6 +1,8 @@
 #include "util/sys_error.hpp"
 
 #include <async/error.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -33,6 +35,13 @@ int from_errno(int err) noexcept {
     case EPERM: return ASYNC_EACCES;
     default: return ASYNC_EIO;
   }
+}
+
+int fd_available() noexcept {
+  int fd = ::eventfd(0, EFD_CLOEXEC);
+  if (fd < 0) return from_errno(errno);
+  ::close(fd);
+  return 0;
 }
 
 }  // namespace async::util
