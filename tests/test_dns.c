@@ -709,12 +709,12 @@ static void test_cancel_at_once(void **state) {
   finish(loop);
 }
 
-/* Beyond 64 lookups inside c-ares the rest wait in libasync: cancelling a
- * waiting lookup means its query is never sent, and a waiting lookup's
- * deadline runs from its start. */
+/* Beyond 64 live lookups inside c-ares the rest wait in libasync:
+ * cancelling a waiting lookup means its query is never sent, and a waiting
+ * lookup's deadline runs from its start. */
 static void test_cancel_before_send(void **state) {
   (void)state;
-  enum { N = 100, CANCELLED = 10, MAX_IN_ARES = 64 };
+  enum { N = 100, CANCELLED = 10, MAX_LIVE_IN_ARES = 64 };
   struct dnsfx_hole h;
   assert_int_equal(dnsfx_blackhole_open(&h), 0);
   async_loop *loop = dns_loop(dnsfx_blackhole_servers(&h));
@@ -746,11 +746,107 @@ static void test_cancel_before_send(void **state) {
   }
   /* Every deadline ran from the start call, queued or not. */
   assert_true(elapsed < 1000.0);
-  /* Only the lookups c-ares had were sent, once each (one try). */
+  /* The lookups c-ares had were sent, once each (one try); a waiting one
+   * only if a slot freed up (a lookup past its deadline) while it was
+   * still live; the cancelled ones never. */
   tu_sleep_ms(50);
-  assert_int_equal(dnsfx_blackhole_count(&h), MAX_IN_ARES);
+  int sent = dnsfx_blackhole_count(&h);
+  assert_true(sent >= MAX_LIVE_IN_ARES && sent <= N - CANCELLED);
   finish(loop);
   dnsfx_blackhole_close(&h);
+}
+
+/* A responder answering A queries at once with 192.0.2.1, except names
+ * starting with "drop", which it never answers. */
+static void start_dropping_responder(struct dnsfx_responder *resp) {
+  struct dnsfx_family a = {"192.0.2.1", 0};
+  struct dnsfx_family aaaa = {NULL, -1};
+  assert_int_equal(dnsfx_responder_start_dropping(resp, &a, &aaaa, "drop"), 0);
+}
+
+/* Starts n lookups of unanswered names (drop<first>.test ...), each with
+ * a rec, and runs one non-blocking iteration. */
+static void start_dropped(async_loop *loop, async_future **f, struct rec *r, int first, int n) {
+  for (int i = 0; i < n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "drop%d.test", first + i);
+    f[i] = gai(loop, name, NULL, AF_INET, 0, 0);
+    add_rec(f[i], &r[i]);
+  }
+  spin_nowait(loop, 1);
+}
+
+/* Frees n pending futures; their callbacks report ASYNC_ECANCELED. */
+static void free_cancelled(async_loop *loop, async_future **f, struct rec *r, int n) {
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(async_future_state(f[i]), ASYNC_FUTURE_PENDING);
+    assert_code(async_future_free(f[i]), 0);
+  }
+  spin_nowait(loop, 1);
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(r[i].calls, 1);
+    assert_code(r[i].status, ASYNC_ECANCELED);
+  }
+}
+
+/* Cancelled lookups leave their query to c-ares, but no longer count
+ * against the 64 live lookups c-ares may have: a new lookup goes out at
+ * once instead of waiting for c-ares to give the cancelled queries up. */
+static void test_cancel_frees_capacity(void **state) {
+  (void)state;
+  enum { MAX_LIVE = 64 };
+  struct dnsfx_responder resp;
+  start_dropping_responder(&resp);
+  async_loop *loop = dns_loop(resp.servers);
+  assert_code(async_dns_set_timeout(loop, 3000, 1), 0);
+  static async_future *f[MAX_LIVE];
+  static struct rec r[MAX_LIVE];
+  memset(r, 0, sizeof r);
+  start_dropped(loop, f, r, 0, MAX_LIVE);
+  free_cancelled(loop, f, r, MAX_LIVE);
+  uint64_t t0 = tu_now_ns();
+  async_future *answered = gai(loop, "answered.test", NULL, AF_INET, 0, 0);
+  assert_code(tu_wait_future(loop, answered, 5000), 0);
+  double elapsed = tu_elapsed_ms(t0);
+  print_message("a lookup after %d cancelled ones took %.1f ms\n", MAX_LIVE, elapsed);
+  assert_true(has_addr(gai_list(answered), "192.0.2.1"));
+  assert_code(async_future_free(answered), 0);
+  assert_true(elapsed < 1000.0); /* not c-ares' 3 s timeout */
+  assert_int_equal(dnsfx_responder_queries(&resp, DNSFX_TYPE_A), MAX_LIVE + 1);
+  finish(loop);
+  dnsfx_responder_stop(&resp);
+}
+
+/* Abandoned queries do not pile up: at most 128 lookups (live or
+ * abandoned) are inside c-ares; past that, new lookups wait in libasync
+ * (cancelled there, they are never sent) until c-ares gives abandoned
+ * queries up at its own timeout. */
+static void test_abandoned_queries_bounded(void **state) {
+  (void)state;
+  enum { ROUND = 64, ROUNDS = 4, MAX_IN_ARES = 128 };
+  struct dnsfx_responder resp;
+  start_dropping_responder(&resp);
+  async_loop *loop = dns_loop(resp.servers);
+  assert_code(async_dns_set_timeout(loop, 300, 1), 0);
+  static async_future *f[ROUND];
+  static struct rec r[ROUND];
+  for (int round = 0; round < ROUNDS; round++) {
+    memset(r, 0, sizeof r);
+    start_dropped(loop, f, r, round * ROUND, ROUND);
+    free_cancelled(loop, f, r, ROUND);
+  }
+  tu_sleep_ms(50);
+  assert_int_equal(dnsfx_responder_queries(&resp, DNSFX_TYPE_A), MAX_IN_ARES);
+  /* A new lookup goes out once c-ares has given the abandoned ones up. */
+  uint64_t t0 = tu_now_ns();
+  async_future *answered = gai(loop, "answered.test", NULL, AF_INET, 0, 0);
+  assert_code(tu_wait_future(loop, answered, 5000), 0);
+  double elapsed = tu_elapsed_ms(t0);
+  assert_code(async_future_free(answered), 0);
+  assert_true(elapsed > 100.0 && elapsed < 2000.0);
+  assert_int_equal(dnsfx_responder_queries(&resp, DNSFX_TYPE_A), MAX_IN_ARES + 1);
+  finish(loop);
+  dnsfx_responder_stop(&resp);
 }
 
 /* A server answering SERVFAIL (the blackhole, answering by hand). */
@@ -1561,6 +1657,8 @@ int main(void) {
       cmocka_unit_test(test_cares_env_hosts),
       cmocka_unit_test(test_cancel_at_once),
       cmocka_unit_test(test_cancel_before_send),
+      cmocka_unit_test(test_cancel_frees_capacity),
+      cmocka_unit_test(test_abandoned_queries_bounded),
       cmocka_unit_test(test_server_failure),
       cmocka_unit_test(test_cancel_after_one_family),
       cmocka_unit_test(test_cancel_one_of_two),

@@ -15,9 +15,15 @@
  * - Freeing the loop with lookups in flight is refused (ASYNC_EBUSY, their
  *   futures keep it busy); free the futures first, which cancels them, and
  *   the loop can be freed at once, without running it again.
- * - At most 64 lookups are handed to c-ares at once (a larger burst of UDP
- *   queries overflows socket buffers and waits for retransmissions); the
- *   others wait in libasync, their deadline already running.
+ * - At most 64 live lookups are handed to c-ares at once (a larger burst of
+ *   UDP queries overflows socket buffers and waits for retransmissions);
+ *   the others wait in libasync, their deadline already running. A lookup
+ *   cancelled or past its deadline frees its place at once, but c-ares
+ *   cannot drop a single query: it stays inside c-ares, unanswered or
+ *   ignored, until c-ares' own timeout (async_dns_set_timeout()) at the
+ *   latest. So that such queries cannot pile up, at most 128 lookups, live
+ *   or abandoned, are inside c-ares; past that, new lookups wait in
+ *   libasync until c-ares gives abandoned ones up.
  * - Errors a lookup fails with: ASYNC_ENOTFOUND (no such name),
  *   ASYNC_ENODATA (no address of that family), ASYNC_ETIMEDOUT,
  *   ASYNC_EREFUSED (refused, or no server reachable), ASYNC_ESERVFAIL,

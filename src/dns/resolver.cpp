@@ -80,11 +80,17 @@ constexpr std::uint32_t kNameInfoFlags = ASYNC_NI_NUMERICHOST | ASYNC_NI_NUMERIC
 constexpr std::size_t kMaxHostLen = 253;
 constexpr std::size_t kMaxDomains = 8;
 constexpr std::size_t kMaxDomainsLen = 1024;
-// Lookups handed to c-ares at once; the rest wait in libasync. 1,000 queries
-// sent in one burst overflow a default UDP receive buffer (212,992 bytes
-// hold ~270 answers) on either side, and the lost ones come back only
+// Live lookups handed to c-ares at once; the rest wait in libasync. 1,000
+// queries sent in one burst overflow a default UDP receive buffer (212,992
+// bytes hold ~270 answers) on either side, and the lost ones come back only
 // through retransmission timeouts.
-constexpr std::size_t kMaxInAres = 64;
+constexpr std::size_t kMaxLiveInAres = 64;
+// c-ares 1.18 cannot cancel one query: a lookup cancelled or past its
+// deadline leaves its query to finish in the background and stops counting
+// against kMaxLiveInAres. This caps the lookups inside c-ares, abandoned
+// ones included, so they cannot pile up: at most 256 queries (two per
+// AF_UNSPEC lookup) are ever outstanding, within one receive buffer.
+constexpr std::size_t kMaxInAres = 2 * kMaxLiveInAres;
 
 // c-ares allocates through the library allocator too; ares_library_init is
 // retried if it once failed for lack of memory.
@@ -342,7 +348,6 @@ void Resolver::on_socket(void *socket, std::uint32_t revents) noexcept {
   int fd = s->fd;
   ares_process_fd(r->channel_, (revents & ASYNC_READABLE) ? fd : ARES_SOCKET_BAD,
                   (revents & ASYNC_WRITABLE) ? fd : ARES_SOCKET_BAD);
-  r->submit_waiting();
   r->rearm_soon();
 }
 
@@ -350,7 +355,6 @@ void Resolver::on_timer(void *self, std::uint32_t) noexcept {
   auto *r = static_cast<Resolver *>(self);
   if (r->channel_) ares_process_fd(r->channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
   r->expire_deadlines();
-  r->submit_waiting();
   r->rearm();
 }
 
@@ -415,9 +419,12 @@ int Resolver::start(Future **out, Request *req) noexcept {
   return 0;
 }
 
+bool Resolver::has_room() const noexcept { return live_in_ares_ < kMaxLiveInAres && in_ares_count_ < kMaxInAres; }
+
 void Resolver::submit(Request *req) noexcept {
   req->in_ares = true;  // the callback may run before the call returns
   ++in_ares_count_;
+  ++live_in_ares_;
   if (req->nameinfo) {
     ares_getnameinfo(channel_, reinterpret_cast<const sockaddr *>(&req->addr),
                      static_cast<ares_socklen_t>(req->addrlen), req->ares_flags, on_nameinfo, req);
@@ -431,14 +438,14 @@ void Resolver::submit(Request *req) noexcept {
 }
 
 void Resolver::submit_or_wait(Request *req) noexcept {
-  if (in_ares_count_ < kMaxInAres && waiting_.empty())
+  if (has_room() && waiting_.empty())
     submit(req);
   else
     waiting_.push_back(req->wait_node);
 }
 
 void Resolver::submit_waiting() noexcept {
-  while (in_ares_count_ < kMaxInAres && !waiting_.empty()) {
+  while (has_room() && !waiting_.empty()) {
     Request *req = Request::of_wait(waiting_.front());
     req->wait_node.unlink();
     submit(req);
@@ -448,11 +455,20 @@ void Resolver::submit_waiting() noexcept {
 void Resolver::answered(Request *req) noexcept {
   req->in_ares = false;
   --in_ares_count_;
+  if (!req->decided) --live_in_ares_;
+}
+
+// A request decided while c-ares has its query leaves room for another at
+// once (before_poll() hands it over); the query finishes in the background.
+bool Resolver::decide(Request *req) noexcept {
+  if (req->decided) return false;
+  req->decided = true;
+  if (req->in_ares) --live_in_ares_;
+  return true;
 }
 
 void Resolver::finish(Request *req, int status) noexcept {
-  if (req->decided) return;
-  req->decided = true;
+  if (!decide(req)) return;
   req->status = status;
   req->wait_node.unlink();
   req->node.unlink();
@@ -483,7 +499,7 @@ void Resolver::on_cancel(async_future *, int cancelled, void *request) noexcept 
   req->future = nullptr;
   if (!cancelled) return;  // flush() is handing over the outcome
   Resolver *r = req->resolver;
-  req->decided = true;
+  r->decide(req);
   req->wait_node.unlink();
   if (req->node.linked()) {
     req->node.unlink();

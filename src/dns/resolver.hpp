@@ -44,10 +44,12 @@ class Resolver {
   int set_hosts_file(const char *path) noexcept;
   int set_search(const char *domains, std::uint32_t ndots) noexcept;
 
-  // Called before every poll: re-arms the channel timer if a c-ares call or
-  // a lookup change since the last poll may have moved its deadline (once
-  // per iteration, as ares_timeout() is linear in the queries).
+  // Called before every poll: hands waiting lookups to c-ares if there is
+  // room again, and re-arms the channel timer if a c-ares call or a lookup
+  // change since the last poll may have moved its deadline (once per
+  // iteration, as ares_timeout() is linear in the queries).
   void before_poll() noexcept {
+    if (!waiting_.empty()) submit_waiting();
     if (rearm_pending_) rearm();
   }
   // Called after the poll, before the ready queue runs: completes the
@@ -79,10 +81,13 @@ class Resolver {
   // ASYNC_EBUSY while live lookups exist; otherwise drops the channel so the
   // next lookup builds one with the new configuration.
   int reconfigure() noexcept;
+  bool has_room() const noexcept;
   void submit(Request *request) noexcept;
   void submit_or_wait(Request *request) noexcept;
   void submit_waiting() noexcept;
   void answered(Request *request) noexcept;
+  // Marks the request decided; false if it already was.
+  bool decide(Request *request) noexcept;
   void finish(Request *request, int status) noexcept;
   void maybe_free(Request *request) noexcept;
   void expire_deadlines() noexcept;
@@ -99,8 +104,9 @@ class Resolver {
   ev::TimerSlot timer_;
   util::List live_;     // requests awaiting an outcome, by deadline
   util::List done_;     // decided, waiting for flush()
-  util::List waiting_;  // not yet handed to c-ares (kMaxInAres reached)
-  std::size_t in_ares_count_ = 0;  // requests c-ares owes a callback
+  util::List waiting_;  // not yet handed to c-ares (no room, see has_room())
+  std::size_t in_ares_count_ = 0;  // requests c-ares owes a callback, abandoned ones included
+  std::size_t live_in_ares_ = 0;   // those not decided yet
   long live_count_ = 0;  // requests in live_ or done_: one loop reference while > 0
   Socket *sockets_ = nullptr;
 
