@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -849,6 +851,70 @@ static void test_abandoned_queries_bounded(void **state) {
   dnsfx_responder_stop(&resp);
 }
 
+/* The fd table of the process, filled up to a lowered soft limit. */
+struct fd_fill {
+  struct rlimit saved;
+  int n;
+  int fds[256];
+};
+
+/* Lowers the soft RLIMIT_NOFILE to 256 and opens /dev/null until EMFILE. */
+static void fill_fds(struct fd_fill *ff) {
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &ff->saved), 0);
+  struct rlimit low = ff->saved;
+  if (low.rlim_cur > 256) {
+    low.rlim_cur = 256;
+  }
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  for (ff->n = 0; ff->n < 256; ff->n++) {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      assert_int_equal(errno, EMFILE);
+      return;
+    }
+    ff->fds[ff->n] = fd;
+  }
+  fail_msg("no EMFILE after 256 descriptors");
+}
+
+/* Closes what fill_fds() opened and restores the limit. */
+static void release_fds(struct fd_fill *ff) {
+  for (int i = 0; i < ff->n; i++) {
+    close(ff->fds[i]);
+  }
+  ff->n = 0;
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &ff->saved), 0);
+}
+
+/* c-ares cannot open its socket because the process is out of fds: the
+ * lookup fails at once with ASYNC_EMFILE, not as a refusal by the server;
+ * once fds are back, lookups work again. */
+static void test_out_of_fds(void **state) {
+  (void)state;
+  struct dnsfx_responder resp;
+  start_dropping_responder(&resp);
+  async_loop *loop = dns_loop(resp.servers);
+  assert_code(async_dns_set_timeout(loop, 300, 2), 0);
+  /* The channel exists (resolv.conf read); its socket closed again. */
+  async_future *f = resolve_ok(loop, "warm.test", NULL, AF_INET, 0, 0);
+  assert_code(async_future_free(f), 0);
+  static struct fd_fill ff;
+  fill_fds(&ff);
+  uint64_t t0 = tu_now_ns();
+  int rc = async_getaddrinfo(&f, loop, "nofds.test", NULL, AF_INET, 0, 0);
+  int status = rc == 0 ? tu_wait_future(loop, f, 3000) : rc;
+  double elapsed = tu_elapsed_ms(t0);
+  release_fds(&ff);
+  assert_code(rc, 0);
+  assert_code(status, ASYNC_EMFILE);
+  assert_true(elapsed < 250.0);
+  assert_code(async_future_free(f), 0);
+  f = resolve_ok(loop, "again.test", NULL, AF_INET, 0, 0);
+  assert_code(async_future_free(f), 0);
+  finish(loop);
+  dnsfx_responder_stop(&resp);
+}
+
 /* A server answering SERVFAIL (the blackhole, answering by hand). */
 static void test_server_failure(void **state) {
   (void)state;
@@ -1659,6 +1725,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_before_send),
       cmocka_unit_test(test_cancel_frees_capacity),
       cmocka_unit_test(test_abandoned_queries_bounded),
+      cmocka_unit_test(test_out_of_fds),
       cmocka_unit_test(test_server_failure),
       cmocka_unit_test(test_cancel_after_one_family),
       cmocka_unit_test(test_cancel_one_of_two),

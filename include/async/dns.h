@@ -27,10 +27,14 @@
  * - Errors a lookup fails with: ASYNC_ENOTFOUND (no such name),
  *   ASYNC_ENODATA (no address of that family), ASYNC_ETIMEDOUT,
  *   ASYNC_EREFUSED (refused, or no server reachable), ASYNC_ESERVFAIL,
- *   ASYNC_EBADNAME, ASYNC_ECANCELED, ASYNC_ENOMEM. With one server, its
- *   SERVFAIL/REFUSED answer is reported as ASYNC_ESERVFAIL/ASYNC_EREFUSED;
- *   with several, such an answer makes c-ares try the next server, and a
- *   lookup every server failed reports ASYNC_EREFUSED.
+ *   ASYNC_EBADNAME, ASYNC_ECANCELED, ASYNC_ENOMEM (also when no memory was
+ *   left to watch the socket the query needs), ASYNC_EMFILE (no socket for
+ *   the query: the process or the system is out of file descriptors). With
+ *   one server, its SERVFAIL/REFUSED answer is reported as
+ *   ASYNC_ESERVFAIL/ASYNC_EREFUSED; with several, such an answer makes
+ *   c-ares try the next server, and a lookup every server failed reports
+ *   ASYNC_EREFUSED (ASYNC_EMFILE or ASYNC_ENOMEM if the last server could
+ *   not be tried for lack of a socket).
  *
  * c-ares reads /etc/resolv.conf when a loop's channel is created (the first
  * lookup after creation or after a configuration change) and, when the

@@ -66,6 +66,11 @@ class Resolver {
   struct Socket;
 
  private:
+  // c-ares' socket functions (ares_set_socket_functions): the watcher
+  // record is made with the socket, and why a socket could not be opened is
+  // known.
+  static int open_socket(int family, int type, int protocol, void *self) noexcept;
+  static int close_socket(int fd, void *self) noexcept;
   static void on_sock_state(void *self, int fd, int readable, int writable) noexcept;
   static void on_socket(void *socket, std::uint32_t revents) noexcept;
   static void on_timer(void *self, std::uint32_t) noexcept;
@@ -81,6 +86,11 @@ class Resolver {
   // ASYNC_EBUSY while live lookups exist; otherwise drops the channel so the
   // next lookup builds one with the new configuration.
   int reconfigure() noexcept;
+  // The link to fd's record in sockets_ (*link is nullptr if none).
+  Socket **find_socket(int fd) noexcept;
+  // The ASYNC_* code of a finished c-ares lookup.
+  int lookup_error(int ares_status) const noexcept;
+  void process(int read_fd, int write_fd) noexcept;
   bool has_room() const noexcept;
   void submit(Request *request) noexcept;
   void submit_or_wait(Request *request) noexcept;
@@ -107,6 +117,9 @@ class Resolver {
   util::List waiting_;  // not yet handed to c-ares (no room, see has_room())
   std::size_t in_ares_count_ = 0;  // requests c-ares owes a callback, abandoned ones included
   std::size_t live_in_ares_ = 0;   // those not decided yet
+  // ASYNC_EMFILE or ASYNC_ENOMEM when c-ares could not open a socket during
+  // the current c-ares call; 0 otherwise.
+  int socket_failure_ = 0;
   long live_count_ = 0;  // requests in live_ or done_: one loop reference while > 0
   Socket *sockets_ = nullptr;
 
