@@ -1104,6 +1104,51 @@ static void test_loop_free_with_lookups(void **state) {
   dnsfx_blackhole_close(&h);
 }
 
+/* dns.h's sequence with done callbacks: freeing the futures cancels the
+ * lookups and queues their callbacks, which keep the loop busy; one
+ * non-blocking run delivers them (ASYNC_ECANCELED), then the loop frees.
+ * Lookups of every state: sent, waiting beyond the 64 in c-ares, known at
+ * once (numeric), reverse. */
+static void test_loop_free_with_callbacks(void **state) {
+  (void)state;
+  enum { N = 80 };
+  struct dnsfx_hole h;
+  assert_int_equal(dnsfx_blackhole_open(&h), 0);
+  async_loop *loop = dns_loop(dnsfx_blackhole_servers(&h));
+  static async_future *f[N + 2];
+  static struct rec r[N + 2];
+  memset(r, 0, sizeof r);
+  for (int i = 0; i < N; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "n%d.test", i);
+    f[i] = gai(loop, name, NULL, AF_UNSPEC, 0, 0);
+  }
+  f[N] = gai(loop, "192.0.2.1", "80", AF_INET, 0, 0);
+  struct sockaddr_in sin;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  inet_pton(AF_INET, "192.0.2.20", &sin.sin_addr);
+  assert_code(async_getnameinfo(&f[N + 1], loop, (struct sockaddr *)&sin, sizeof sin, 0), 0);
+  for (int i = 0; i < N + 2; i++) {
+    add_rec(f[i], &r[i]);
+  }
+  spin_nowait(loop, 1);
+  for (int i = 0; i < N + 2; i++) {
+    assert_int_equal(async_future_state(f[i]), i == N ? ASYNC_FUTURE_DONE : ASYNC_FUTURE_PENDING);
+    assert_code(async_future_free(f[i]), 0);
+  }
+  /* The callbacks are queued, not run: the loop is busy. */
+  assert_code(async_loop_free(loop), ASYNC_EBUSY);
+  assert_int_equal(r[0].calls, 0);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 0);
+  for (int i = 0; i < N + 2; i++) {
+    assert_int_equal(r[i].calls, 1);
+    assert_code(r[i].status, i == N ? 0 : ASYNC_ECANCELED);
+  }
+  assert_code(async_loop_free(loop), 0);
+  dnsfx_blackhole_close(&h);
+}
+
 static void test_loop_free_never_run(void **state) {
   (void)state;
   /* Lookups of every kind, the loop never run: numeric, hosts file, DNS. */
@@ -1732,6 +1777,7 @@ int main(void) {
       cmocka_unit_test(test_free_pending_future),
       cmocka_unit_test(test_free_from_callback),
       cmocka_unit_test(test_loop_free_with_lookups),
+      cmocka_unit_test(test_loop_free_with_callbacks),
       cmocka_unit_test(test_loop_free_never_run),
       cmocka_unit_test(test_getnameinfo),
       cmocka_unit_test(test_silent_server_deadline),

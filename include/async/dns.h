@@ -13,8 +13,13 @@
  * - Every lookup has an overall deadline owned by libasync (see
  *   async_dns_set_deadline()); at expiry it fails with ASYNC_ETIMEDOUT.
  * - Freeing the loop with lookups in flight is refused (ASYNC_EBUSY, their
- *   futures keep it busy); free the futures first, which cancels them, and
- *   the loop can be freed at once, without running it again.
+ *   futures keep it busy); free the futures first, which cancels them.
+ *   Without done callbacks the loop can then be freed at once. Done
+ *   callbacks are queued by the cancellation (status ASYNC_ECANCELED) and
+ *   keep the loop busy (ASYNC_EBUSY) until they have run: one
+ *   async_loop_run(loop, ASYNC_RUN_NOWAIT) runs them all, then the loop can
+ *   be freed (unless those callbacks started new work). Queries still
+ *   inside c-ares are dropped with the loop.
  * - At most 64 live lookups are handed to c-ares at once (a larger burst of
  *   UDP queries overflows socket buffers and waits for retransmissions);
  *   the others wait in libasync, their deadline already running. A lookup
