@@ -8,7 +8,10 @@
  * 1,000 lookups in flight; completion never inside the starting call
  * (numeric hosts, hosts-file hits, immediate errors); cancellation (at once,
  * after one family answered, one of two, by freeing the future, from inside
- * a callback); freeing the loop with lookups in flight; getnameinfo; the
+ * a callback); capacity (cancelled lookups free their place among the 64
+ * at once, abandoned queries bounded at 128); out of file descriptors
+ * (ASYNC_EMFILE); freeing the loop with lookups in flight, with and
+ * without done callbacks; getnameinfo; the
  * overall deadline against a silent server without a busy loop; numeric
  * hosts never reaching DNS; per-loop configuration (busy while lookups are
  * in flight, malformed input); argument validation; no thread created;
@@ -1111,15 +1114,15 @@ static void test_loop_free_with_lookups(void **state) {
  * lookups and queues their callbacks, which keep the loop busy; one
  * non-blocking run delivers them (ASYNC_ECANCELED), then the loop frees.
  * Lookups of every state: sent, waiting beyond the 64 in c-ares, known at
- * once (numeric), reverse. */
+ * once (numeric: one delivered, one not yet), reverse. */
 static void test_loop_free_with_callbacks(void **state) {
   (void)state;
-  enum { N = 80 };
+  enum { N = 80, ALL = N + 3 };
   struct dnsfx_hole h;
   assert_int_equal(dnsfx_blackhole_open(&h), 0);
   async_loop *loop = dns_loop(dnsfx_blackhole_servers(&h));
-  static async_future *f[N + 2];
-  static struct rec r[N + 2];
+  static async_future *f[ALL];
+  static struct rec r[ALL];
   memset(r, 0, sizeof r);
   for (int i = 0; i < N; i++) {
     char name[32];
@@ -1136,7 +1139,9 @@ static void test_loop_free_with_callbacks(void **state) {
     add_rec(f[i], &r[i]);
   }
   spin_nowait(loop, 1);
-  for (int i = 0; i < N + 2; i++) {
+  f[N + 2] = gai(loop, "192.0.2.2", "80", AF_INET, 0, 0);
+  add_rec(f[N + 2], &r[N + 2]);
+  for (int i = 0; i < ALL; i++) {
     assert_int_equal(async_future_state(f[i]), i == N ? ASYNC_FUTURE_DONE : ASYNC_FUTURE_PENDING);
     assert_code(async_future_free(f[i]), 0);
   }
@@ -1144,7 +1149,7 @@ static void test_loop_free_with_callbacks(void **state) {
   assert_code(async_loop_free(loop), ASYNC_EBUSY);
   assert_int_equal(r[0].calls, 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 0);
-  for (int i = 0; i < N + 2; i++) {
+  for (int i = 0; i < ALL; i++) {
     assert_int_equal(r[i].calls, 1);
     assert_code(r[i].status, i == N ? 0 : ASYNC_ECANCELED);
   }
