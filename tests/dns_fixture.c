@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -770,12 +771,20 @@ struct dnsfx_responder_state {
   struct dnsfx_hole hole;
   struct records recs[2]; /* [0] A, [1] AAAA */
   int delay_ms[2];
+  char drop[64]; /* names starting with this are never answered; "": none */
   atomic_int queries[2];
   int wake[2]; /* a pipe: writing to it stops the thread */
   pthread_t thread;
   int npending; /* replies waiting for their time, in arrival order */
   struct pending_reply pending[RESPONDER_QUEUE];
 };
+
+/* 1 if the first label of query msg's name starts with prefix (any case;
+ * "" never matches). The name starts right after the 12-byte header. */
+static int name_has_prefix(const unsigned char *msg, const char *prefix) {
+  size_t n = strlen(prefix);
+  return n > 0 && msg[12] >= n && strncasecmp((const char *)msg + 13, prefix, n) == 0;
+}
 
 /* Reads every waiting query, counts it, queues its reply (dropped when the
  * queue is full or the type is never answered). */
@@ -794,7 +803,7 @@ static void responder_read(struct dnsfx_responder_state *st) {
         continue;
       }
       atomic_fetch_add(&st->queries[t], 1);
-      if (st->delay_ms[t] < 0 || st->npending == RESPONDER_QUEUE) {
+      if (st->delay_ms[t] < 0 || st->npending == RESPONDER_QUEUE || name_has_prefix(buf, st->drop)) {
         continue;
       }
       struct pending_reply *p = &st->pending[st->npending];
@@ -854,13 +863,22 @@ static void *responder_run(void *arg) {
 }
 
 int dnsfx_responder_start(struct dnsfx_responder *r, const struct dnsfx_family *a, const struct dnsfx_family *aaaa) {
+  return dnsfx_responder_start_dropping(r, a, aaaa, NULL);
+}
+
+int dnsfx_responder_start_dropping(struct dnsfx_responder *r, const struct dnsfx_family *a,
+                                   const struct dnsfx_family *aaaa, const char *drop) {
   memset(r, 0, sizeof *r);
   struct dnsfx_responder_state *st = calloc(1, sizeof *st);
   if (st == NULL) {
     return -1;
   }
   const struct dnsfx_family *fam[2] = {a, aaaa};
-  int ok = 1;
+  size_t drop_len = drop != NULL ? strlen(drop) : 0;
+  int ok = drop_len < sizeof st->drop;
+  if (ok && drop_len > 0) {
+    memcpy(st->drop, drop, drop_len); /* st is zeroed: terminated */
+  }
   for (int t = 0; t < 2; t++) {
     ok = ok && parse_records(&st->recs[t], t == 0 ? DNSFX_TYPE_A : DNSFX_TYPE_AAAA, fam[t]->addrs) == 0;
     st->delay_ms[t] = fam[t]->delay_ms;

@@ -11,7 +11,8 @@
  *   hand (dnsfx_blackhole_reply) to get "one family answered, the other
  *   never" deterministically.
  * - dnsfx_responder: answers A and AAAA queries with chosen addresses after
- *   a chosen delay per type, from a thread of the test.
+ *   a chosen delay per type, from a thread of the test; names with a chosen
+ *   prefix may be left unanswered.
  *
  * Zone (tests/fixtures/dns.hosts plus dnsmasq flags; cares.md §7):
  *   v4only.test   192.0.2.10             (AAAA: NODATA)
@@ -163,6 +164,12 @@ struct dnsfx_responder {
  * and AAAA ones as aaaa says. Returns 0, or -1 (malformed addresses, no
  * socket, no thread). */
 int dnsfx_responder_start(struct dnsfx_responder *r, const struct dnsfx_family *a, const struct dnsfx_family *aaaa);
+
+/* dnsfx_responder_start(), but queries for names whose first label starts
+ * with drop (any case) are never answered: a server silent for those only
+ * (they still count in dnsfx_responder_queries()). */
+int dnsfx_responder_start_dropping(struct dnsfx_responder *r, const struct dnsfx_family *a,
+                                   const struct dnsfx_family *aaaa, const char *drop);
 
 /* How many queries of qtype (DNSFX_TYPE_A or DNSFX_TYPE_AAAA) have arrived so far. */
 int dnsfx_responder_queries(const struct dnsfx_responder *r, int qtype);

@@ -19,6 +19,8 @@
  */
 #include "test_util.h"
 
+#include "dns_fixture.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -757,6 +759,63 @@ static async_loop *sc_dns(void) {
   return loop;
 }
 
+/* A lookup the server answers at once, with allocations failing from
+ * inside async_getaddrinfo() on (the record of the socket c-ares opens to
+ * send the query included): it ends at once, with its answer or
+ * ASYNC_ENOMEM, never at c-ares' timeout. (A failure while c-ares reads
+ * the answer is c-ares' own: 1.18 then drops the answer, and the lookup
+ * ends at its timeout.) The responder is started once per test (its fds
+ * must not vary between runs). */
+static struct dnsfx_responder g_resp;
+static int g_answered_status;
+
+static async_loop *sc_dns_answered(void) {
+  enum { TIMEOUT_MS = 1000 };
+  async_loop *loop = NULL;
+  if (!ok(async_loop_new(&loop))) {
+    return NULL;
+  }
+  /* Without the whole configuration the lookup would ask the system's servers. */
+  int configured = ok(async_dns_set_servers(loop, g_resp.servers));
+  configured &= ok(async_dns_set_hosts_file(loop, ""));
+  configured &= ok(async_dns_set_search(loop, "", 1));
+  configured &= ok(async_dns_set_timeout(loop, TIMEOUT_MS, 1));
+  if (!configured) {
+    return loop;
+  }
+  async_future *f = NULL;
+  long before = counter_get(&g_c.attempts);
+  int started = ok(async_getaddrinfo(&f, loop, "answered.test", NULL, AF_INET, 0, 0));
+  long after = counter_get(&g_c.attempts);
+  if (!started) {
+    return loop;
+  }
+  long fail_at = counter_get(&g_c.fail_at);
+  int failed_in_call = fail_at > before && fail_at <= after;
+  g_dns_done = 0;
+  g_answered_status = 1;
+  if (!ok(async_future_add_callback(f, dns_cb, &g_answered_status))) {
+    assert_int_equal(async_future_free(f), 0);
+    return loop;
+  }
+  uint64_t t0 = tu_now_ns();
+  run_to_end(loop);
+  double elapsed = tu_elapsed_ms(t0);
+  assert_int_equal(g_dns_done, 1);
+  int st = g_answered_status;
+  if (st != 0 && st != ASYNC_ENOMEM && (failed_in_call || st != ASYNC_ETIMEDOUT)) {
+    fail_msg("the lookup ended with %s after %.0f ms (allocation %ld failed; the call made %ld to %ld)",
+             async_err_name(st), elapsed, fail_at, before + 1, after);
+  }
+  if (failed_in_call) {
+    assert_true(elapsed < TIMEOUT_MS / 2);
+  }
+  if (st == ASYNC_ENOMEM) {
+    g_enomem++;
+  }
+  assert_int_equal(async_future_free(f), 0);
+  return loop;
+}
 
 /* ------------------------------------------------------------------ */
 /* Tests                                                               */
@@ -1134,6 +1193,15 @@ static void test_inject_dns(void **state) {
   close(g_hole_fd);
 }
 
+static void test_inject_dns_answered(void **state) {
+  (void)state;
+  struct dnsfx_family a = {"192.0.2.1", 0};
+  struct dnsfx_family aaaa = {NULL, -1};
+  assert_int_equal(dnsfx_responder_start(&g_resp, &a, &aaaa), 0);
+  drive_both("dns_answered", sc_dns_answered);
+  dnsfx_responder_stop(&g_resp);
+}
+
 /* The hook really receives the library's allocations, and they are all
  * given back. */
 static void test_allocator_is_used(void **state) {
@@ -1244,6 +1312,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_inject_futures, teardown_restore),
       cmocka_unit_test_teardown(test_inject_futures_cancel, teardown_restore),
       cmocka_unit_test_teardown(test_inject_dns, teardown_restore),
+      cmocka_unit_test_teardown(test_inject_dns_answered, teardown_restore),
       cmocka_unit_test_teardown(test_inject_net, teardown_restore),
       cmocka_unit_test_teardown(test_inject_reconnect, teardown_restore),
       cmocka_unit_test_teardown(test_inject_datagram, teardown_restore),

@@ -8,7 +8,10 @@
  * 1,000 lookups in flight; completion never inside the starting call
  * (numeric hosts, hosts-file hits, immediate errors); cancellation (at once,
  * after one family answered, one of two, by freeing the future, from inside
- * a callback); freeing the loop with lookups in flight; getnameinfo; the
+ * a callback); capacity (cancelled lookups free their place among the 64
+ * at once, abandoned queries bounded at 128); out of file descriptors
+ * (ASYNC_EMFILE); freeing the loop with lookups in flight, with and
+ * without done callbacks; getnameinfo; the
  * overall deadline against a silent server without a busy loop; numeric
  * hosts never reaching DNS; per-loop configuration (busy while lookups are
  * in flight, malformed input); argument validation; no thread created;
@@ -28,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -709,12 +714,12 @@ static void test_cancel_at_once(void **state) {
   finish(loop);
 }
 
-/* Beyond 64 lookups inside c-ares the rest wait in libasync: cancelling a
- * waiting lookup means its query is never sent, and a waiting lookup's
- * deadline runs from its start. */
+/* Beyond 64 live lookups inside c-ares the rest wait in libasync:
+ * cancelling a waiting lookup means its query is never sent, and a waiting
+ * lookup's deadline runs from its start. */
 static void test_cancel_before_send(void **state) {
   (void)state;
-  enum { N = 100, CANCELLED = 10, MAX_IN_ARES = 64 };
+  enum { N = 100, CANCELLED = 10, MAX_LIVE_IN_ARES = 64 };
   struct dnsfx_hole h;
   assert_int_equal(dnsfx_blackhole_open(&h), 0);
   async_loop *loop = dns_loop(dnsfx_blackhole_servers(&h));
@@ -746,11 +751,174 @@ static void test_cancel_before_send(void **state) {
   }
   /* Every deadline ran from the start call, queued or not. */
   assert_true(elapsed < 1000.0);
-  /* Only the lookups c-ares had were sent, once each (one try). */
+  /* The lookups c-ares had were sent, once each (one try); a waiting one
+   * only if a slot freed up (a lookup past its deadline) while it was
+   * still live; the cancelled ones never. */
   tu_sleep_ms(50);
-  assert_int_equal(dnsfx_blackhole_count(&h), MAX_IN_ARES);
+  int sent = dnsfx_blackhole_count(&h);
+  assert_true(sent >= MAX_LIVE_IN_ARES && sent <= N - CANCELLED);
   finish(loop);
   dnsfx_blackhole_close(&h);
+}
+
+/* A responder answering A queries at once with 192.0.2.1, except names
+ * starting with "drop", which it never answers. */
+static void start_dropping_responder(struct dnsfx_responder *resp) {
+  struct dnsfx_family a = {"192.0.2.1", 0};
+  struct dnsfx_family aaaa = {NULL, -1};
+  assert_int_equal(dnsfx_responder_start_dropping(resp, &a, &aaaa, "drop"), 0);
+}
+
+/* Starts n lookups of unanswered names (drop<first>.test ...), each with
+ * a rec, and runs one non-blocking iteration. */
+static void start_dropped(async_loop *loop, async_future **f, struct rec *r, int first, int n) {
+  for (int i = 0; i < n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "drop%d.test", first + i);
+    f[i] = gai(loop, name, NULL, AF_INET, 0, 0);
+    add_rec(f[i], &r[i]);
+  }
+  spin_nowait(loop, 1);
+}
+
+/* Frees n pending futures; their callbacks report ASYNC_ECANCELED. */
+static void free_cancelled(async_loop *loop, async_future **f, struct rec *r, int n) {
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(async_future_state(f[i]), ASYNC_FUTURE_PENDING);
+    assert_code(async_future_free(f[i]), 0);
+  }
+  spin_nowait(loop, 1);
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(r[i].calls, 1);
+    assert_code(r[i].status, ASYNC_ECANCELED);
+  }
+}
+
+/* Cancelled lookups leave their query to c-ares, but no longer count
+ * against the 64 live lookups c-ares may have: a new lookup goes out at
+ * once instead of waiting for c-ares to give the cancelled queries up. */
+static void test_cancel_frees_capacity(void **state) {
+  (void)state;
+  enum { MAX_LIVE = 64 };
+  struct dnsfx_responder resp;
+  start_dropping_responder(&resp);
+  async_loop *loop = dns_loop(resp.servers);
+  assert_code(async_dns_set_timeout(loop, 3000, 1), 0);
+  static async_future *f[MAX_LIVE];
+  static struct rec r[MAX_LIVE];
+  memset(r, 0, sizeof r);
+  start_dropped(loop, f, r, 0, MAX_LIVE);
+  free_cancelled(loop, f, r, MAX_LIVE);
+  uint64_t t0 = tu_now_ns();
+  async_future *answered = gai(loop, "answered.test", NULL, AF_INET, 0, 0);
+  assert_code(tu_wait_future(loop, answered, 5000), 0);
+  double elapsed = tu_elapsed_ms(t0);
+  print_message("a lookup after %d cancelled ones took %.1f ms\n", MAX_LIVE, elapsed);
+  assert_true(has_addr(gai_list(answered), "192.0.2.1"));
+  assert_code(async_future_free(answered), 0);
+  assert_true(elapsed < 1000.0); /* not c-ares' 3 s timeout */
+  assert_int_equal(dnsfx_responder_queries(&resp, DNSFX_TYPE_A), MAX_LIVE + 1);
+  finish(loop);
+  dnsfx_responder_stop(&resp);
+}
+
+/* Abandoned queries do not pile up: at most 128 lookups (live or
+ * abandoned) are inside c-ares; past that, new lookups wait in libasync
+ * (cancelled there, they are never sent) until c-ares gives abandoned
+ * queries up at its own timeout. */
+static void test_abandoned_queries_bounded(void **state) {
+  (void)state;
+  enum { ROUND = 64, ROUNDS = 4, MAX_IN_ARES = 128, TIMEOUT_MS = 1000 };
+  struct dnsfx_responder resp;
+  start_dropping_responder(&resp);
+  async_loop *loop = dns_loop(resp.servers);
+  assert_code(async_dns_set_timeout(loop, TIMEOUT_MS, 1), 0);
+  static async_future *f[ROUND];
+  static struct rec r[ROUND];
+  uint64_t t0 = tu_now_ns();
+  for (int round = 0; round < ROUNDS; round++) {
+    memset(r, 0, sizeof r);
+    start_dropped(loop, f, r, round * ROUND, ROUND);
+    free_cancelled(loop, f, r, ROUND);
+  }
+  /* A new lookup waits for c-ares to give the abandoned ones up. */
+  async_future *answered = gai(loop, "answered.test", NULL, AF_INET, 0, 0);
+  spin_nowait(loop, 1);
+  tu_sleep_ms(50);
+  assert_true(tu_elapsed_ms(t0) < TIMEOUT_MS); /* else c-ares may have retired some */
+  assert_int_equal(dnsfx_responder_queries(&resp, DNSFX_TYPE_A), MAX_IN_ARES);
+  assert_int_equal(async_future_state(answered), ASYNC_FUTURE_PENDING);
+  assert_code(tu_wait_future(loop, answered, 5000), 0);
+  double elapsed = tu_elapsed_ms(t0);
+  assert_code(async_future_free(answered), 0);
+  assert_true(elapsed >= TIMEOUT_MS && elapsed < 3 * TIMEOUT_MS);
+  assert_int_equal(dnsfx_responder_queries(&resp, DNSFX_TYPE_A), MAX_IN_ARES + 1);
+  finish(loop);
+  dnsfx_responder_stop(&resp);
+}
+
+/* The fd table of the process, filled up to a lowered soft limit. */
+struct fd_fill {
+  struct rlimit saved;
+  int n;
+  int fds[256];
+};
+
+/* Lowers the soft RLIMIT_NOFILE to 256 and opens /dev/null until EMFILE. */
+static void fill_fds(struct fd_fill *ff) {
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &ff->saved), 0);
+  struct rlimit low = ff->saved;
+  if (low.rlim_cur > 256) {
+    low.rlim_cur = 256;
+  }
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  for (ff->n = 0; ff->n < 256; ff->n++) {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      assert_int_equal(errno, EMFILE);
+      return;
+    }
+    ff->fds[ff->n] = fd;
+  }
+  fail_msg("no EMFILE after 256 descriptors");
+}
+
+/* Closes what fill_fds() opened and restores the limit. */
+static void release_fds(struct fd_fill *ff) {
+  for (int i = 0; i < ff->n; i++) {
+    close(ff->fds[i]);
+  }
+  ff->n = 0;
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &ff->saved), 0);
+}
+
+/* c-ares cannot open its socket because the process is out of fds: the
+ * lookup fails at once with ASYNC_EMFILE, not as a refusal by the server;
+ * once fds are back, lookups work again. */
+static void test_out_of_fds(void **state) {
+  (void)state;
+  struct dnsfx_responder resp;
+  start_dropping_responder(&resp);
+  async_loop *loop = dns_loop(resp.servers);
+  assert_code(async_dns_set_timeout(loop, 300, 2), 0);
+  /* The channel exists (resolv.conf read); its socket closed again. */
+  async_future *f = resolve_ok(loop, "warm.test", NULL, AF_INET, 0, 0);
+  assert_code(async_future_free(f), 0);
+  static struct fd_fill ff;
+  fill_fds(&ff);
+  uint64_t t0 = tu_now_ns();
+  int rc = async_getaddrinfo(&f, loop, "nofds.test", NULL, AF_INET, 0, 0);
+  int status = rc == 0 ? tu_wait_future(loop, f, 3000) : rc;
+  double elapsed = tu_elapsed_ms(t0);
+  release_fds(&ff);
+  assert_code(rc, 0);
+  assert_code(status, ASYNC_EMFILE);
+  assert_true(elapsed < 250.0);
+  assert_code(async_future_free(f), 0);
+  f = resolve_ok(loop, "again.test", NULL, AF_INET, 0, 0);
+  assert_code(async_future_free(f), 0);
+  finish(loop);
+  dnsfx_responder_stop(&resp);
 }
 
 /* A server answering SERVFAIL (the blackhole, answering by hand). */
@@ -938,6 +1106,53 @@ static void test_loop_free_with_lookups(void **state) {
     assert_code(async_future_free(f[i]), 0);
   }
   /* At once, without running the loop again. */
+  assert_code(async_loop_free(loop), 0);
+  dnsfx_blackhole_close(&h);
+}
+
+/* dns.h's sequence with done callbacks: freeing the futures cancels the
+ * lookups and queues their callbacks, which keep the loop busy; one
+ * non-blocking run delivers them (ASYNC_ECANCELED), then the loop frees.
+ * Lookups of every state: sent, waiting beyond the 64 in c-ares, known at
+ * once (numeric: one delivered, one not yet), reverse. */
+static void test_loop_free_with_callbacks(void **state) {
+  (void)state;
+  enum { N = 80, ALL = N + 3 };
+  struct dnsfx_hole h;
+  assert_int_equal(dnsfx_blackhole_open(&h), 0);
+  async_loop *loop = dns_loop(dnsfx_blackhole_servers(&h));
+  static async_future *f[ALL];
+  static struct rec r[ALL];
+  memset(r, 0, sizeof r);
+  for (int i = 0; i < N; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "n%d.test", i);
+    f[i] = gai(loop, name, NULL, AF_UNSPEC, 0, 0);
+  }
+  f[N] = gai(loop, "192.0.2.1", "80", AF_INET, 0, 0);
+  struct sockaddr_in sin;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  inet_pton(AF_INET, "192.0.2.20", &sin.sin_addr);
+  assert_code(async_getnameinfo(&f[N + 1], loop, (struct sockaddr *)&sin, sizeof sin, 0), 0);
+  for (int i = 0; i < N + 2; i++) {
+    add_rec(f[i], &r[i]);
+  }
+  spin_nowait(loop, 1);
+  f[N + 2] = gai(loop, "192.0.2.2", "80", AF_INET, 0, 0);
+  add_rec(f[N + 2], &r[N + 2]);
+  for (int i = 0; i < ALL; i++) {
+    assert_int_equal(async_future_state(f[i]), i == N ? ASYNC_FUTURE_DONE : ASYNC_FUTURE_PENDING);
+    assert_code(async_future_free(f[i]), 0);
+  }
+  /* The callbacks are queued, not run: the loop is busy. */
+  assert_code(async_loop_free(loop), ASYNC_EBUSY);
+  assert_int_equal(r[0].calls, 0);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 0);
+  for (int i = 0; i < ALL; i++) {
+    assert_int_equal(r[i].calls, 1);
+    assert_code(r[i].status, i == N ? 0 : ASYNC_ECANCELED);
+  }
   assert_code(async_loop_free(loop), 0);
   dnsfx_blackhole_close(&h);
 }
@@ -1705,12 +1920,16 @@ int main(void) {
       cmocka_unit_test(test_cares_env_hosts),
       cmocka_unit_test(test_cancel_at_once),
       cmocka_unit_test(test_cancel_before_send),
+      cmocka_unit_test(test_cancel_frees_capacity),
+      cmocka_unit_test(test_abandoned_queries_bounded),
+      cmocka_unit_test(test_out_of_fds),
       cmocka_unit_test(test_server_failure),
       cmocka_unit_test(test_cancel_after_one_family),
       cmocka_unit_test(test_cancel_one_of_two),
       cmocka_unit_test(test_free_pending_future),
       cmocka_unit_test(test_free_from_callback),
       cmocka_unit_test(test_loop_free_with_lookups),
+      cmocka_unit_test(test_loop_free_with_callbacks),
       cmocka_unit_test(test_loop_free_never_run),
       cmocka_unit_test(test_getnameinfo),
       cmocka_unit_test(test_silent_server_deadline),

@@ -17,18 +17,33 @@
  * - Every lookup has an overall deadline owned by libasync (see
  *   async_dns_set_deadline()); at expiry it fails with ASYNC_ETIMEDOUT.
  * - Freeing the loop with lookups in flight is refused (ASYNC_EBUSY, their
- *   futures keep it busy); free the futures first, which cancels them, and
- *   the loop can be freed at once, without running it again.
- * - At most 64 lookups are handed to c-ares at once (a larger burst of UDP
- *   queries overflows socket buffers and waits for retransmissions); the
- *   others wait in libasync, their deadline already running.
+ *   futures keep it busy); free the futures first, which cancels them.
+ *   Without done callbacks the loop can then be freed at once. Done
+ *   callbacks are queued by the cancellation (status ASYNC_ECANCELED) and
+ *   keep the loop busy (ASYNC_EBUSY) until they have run: one
+ *   async_loop_run(loop, ASYNC_RUN_NOWAIT) runs them all, then the loop can
+ *   be freed (unless those callbacks started new work). Queries still
+ *   inside c-ares are dropped with the loop.
+ * - At most 64 live lookups are handed to c-ares at once (a larger burst of
+ *   UDP queries overflows socket buffers and waits for retransmissions);
+ *   the others wait in libasync, their deadline already running. A lookup
+ *   cancelled or past its deadline frees its place at once, but c-ares
+ *   cannot drop a single query: it stays inside c-ares, unanswered or
+ *   ignored, until c-ares' own timeout (async_dns_set_timeout()) at the
+ *   latest. So that such queries cannot pile up, at most 128 lookups, live
+ *   or abandoned, are inside c-ares; past that, new lookups wait in
+ *   libasync until c-ares gives abandoned ones up.
  * - Errors a lookup fails with: ASYNC_ENOTFOUND (no such name),
  *   ASYNC_ENODATA (no address of that family), ASYNC_ETIMEDOUT,
  *   ASYNC_EREFUSED (refused, or no server reachable), ASYNC_ESERVFAIL,
- *   ASYNC_EBADNAME, ASYNC_ECANCELED, ASYNC_ENOMEM. With one server, its
- *   SERVFAIL/REFUSED answer is reported as ASYNC_ESERVFAIL/ASYNC_EREFUSED;
- *   with several, such an answer makes c-ares try the next server, and a
- *   lookup every server failed reports ASYNC_EREFUSED.
+ *   ASYNC_EBADNAME, ASYNC_ECANCELED, ASYNC_ENOMEM (also when no memory was
+ *   left to watch the socket the query needs), ASYNC_EMFILE (no socket for
+ *   the query: the process or the system is out of file descriptors). With
+ *   one server, its SERVFAIL/REFUSED answer is reported as
+ *   ASYNC_ESERVFAIL/ASYNC_EREFUSED; with several, such an answer makes
+ *   c-ares try the next server, and a lookup every server failed reports
+ *   ASYNC_EREFUSED (ASYNC_EMFILE or ASYNC_ENOMEM if the last server could
+ *   not be tried for lack of a socket).
  *
  * c-ares reads /etc/resolv.conf when a loop's channel is created (the first
  * lookup after creation or after a configuration change) and, when the

@@ -4,11 +4,15 @@
 #include <async/addr.h>
 #include <async/dns.h>
 #include <async/error.h>
-#include <async/loop.h>
 #include <async/watcher.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <strings.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -66,13 +70,14 @@ struct Resolver::Request {
   }
 };
 
+// One per c-ares socket, from open_socket() to close_socket().
 struct Resolver::Socket {
   ev::IoSlot io;
   Socket *next = nullptr;
   Resolver *owner;
-  int fd;
+  int fd = -1;
 
-  Socket(Resolver *r, int f) noexcept : owner(r), fd(f) {}
+  explicit Socket(Resolver *r) noexcept : owner(r) {}
 };
 
 namespace {
@@ -83,11 +88,17 @@ constexpr std::uint32_t kNameInfoFlags = ASYNC_NI_NUMERICHOST | ASYNC_NI_NUMERIC
 constexpr std::size_t kMaxHostLen = 253;
 constexpr std::size_t kMaxDomains = 8;
 constexpr std::size_t kMaxDomainsLen = 1024;
-// Lookups handed to c-ares at once; the rest wait in libasync. 1,000 queries
-// sent in one burst overflow a default UDP receive buffer (212,992 bytes
-// hold ~270 answers) on either side, and the lost ones come back only
+// Live lookups handed to c-ares at once; the rest wait in libasync. 1,000
+// queries sent in one burst overflow a default UDP receive buffer (212,992
+// bytes hold ~270 answers) on either side, and the lost ones come back only
 // through retransmission timeouts.
-constexpr std::size_t kMaxInAres = 64;
+constexpr std::size_t kMaxLiveInAres = 64;
+// c-ares 1.18 cannot cancel one query: a lookup cancelled or past its
+// deadline leaves its query to finish in the background and stops counting
+// against kMaxLiveInAres. This caps the lookups inside c-ares, abandoned
+// ones included, so they cannot pile up: at most 256 queries (two per
+// AF_UNSPEC lookup) are ever outstanding, within one receive buffer.
+constexpr std::size_t kMaxInAres = 2 * kMaxLiveInAres;
 
 // c-ares allocates through the library allocator too; ares_library_init is
 // retried if it once failed for lack of memory.
@@ -189,6 +200,23 @@ const char *follow_cnames(const ares_addrinfo *res, const char *host) noexcept {
 
 AddrInfo *convert(const ares_addrinfo *res, const Resolver::Request &req) noexcept;
 
+int connect_socket(ares_socket_t fd, const sockaddr *addr, ares_socklen_t len, void *) noexcept {
+  return ::connect(fd, addr, len);
+}
+
+ares_ssize_t receive_from(ares_socket_t fd, void *buf, std::size_t len, int flags, sockaddr *from,
+                          ares_socklen_t *fromlen, void *) noexcept {
+  return ::recvfrom(fd, buf, len, flags, from, fromlen);
+}
+
+// MSG_NOSIGNAL: a TCP server that went away must not raise SIGPIPE.
+ares_ssize_t send_vector(ares_socket_t fd, const iovec *vec, int count, void *) noexcept {
+  msghdr msg{};
+  msg.msg_iov = const_cast<iovec *>(vec);
+  msg.msg_iovlen = static_cast<std::size_t>(count);
+  return ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
+
 int server_count(ares_channel channel) noexcept {
   ares_addr_port_node *servers = nullptr;
   if (ares_get_servers_ports(channel, &servers) != ARES_SUCCESS) return -1;
@@ -267,8 +295,11 @@ int Resolver::open_channel() noexcept {
 }
 
 int Resolver::init_channel(ares_channeldata **out, ares_options &opts, int mask) noexcept {
+  static const ares_socket_functions functions = {open_socket, close_socket, connect_socket, receive_from,
+                                                   send_vector};
   ares_channel channel = nullptr;
   int status = ares_init_options(&channel, &opts, mask);
+  if (status == ARES_SUCCESS) ares_set_socket_functions(channel, &functions, this);
   if (status == ARES_SUCCESS && servers_) status = ares_set_servers_ports_csv(channel, servers_);
   if (status != ARES_SUCCESS) {
     if (channel) ares_destroy(channel);
@@ -295,51 +326,74 @@ int Resolver::reconfigure() noexcept {
   return 0;
 }
 
-void Resolver::on_sock_state(void *self, int fd, int readable, int writable) noexcept {
+// The record comes first: without memory the socket is not opened, which
+// c-ares reports on the query being sent (its server unusable) instead of a
+// socket nobody watches.
+int Resolver::open_socket(int family, int type, int protocol, void *self) noexcept {
   auto *r = static_cast<Resolver *>(self);
-  Socket **link = &r->sockets_;
-  while (*link && (*link)->fd != fd) link = &(*link)->next;
-  Socket *s = *link;
-  std::uint32_t events = (readable ? ASYNC_READABLE : 0u) | (writable ? ASYNC_WRITABLE : 0u);
-  if (!events) {
-    // c-ares closes the fd right after this call: stop watching first.
-    if (!s) return;
+  Socket *s = util::make<Socket>(r);
+  int fd = s ? ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol) : -1;
+  if (fd < 0) {
+    int err = s ? errno : ENOMEM;
+    util::destroy(s);
+    if (err == EMFILE || err == ENFILE) r->socket_failure_ = ASYNC_EMFILE;
+    if (err == ENOMEM || err == ENOBUFS) r->socket_failure_ = ASYNC_ENOMEM;
+    errno = err;
+    return ARES_SOCKET_BAD;
+  }
+  // What c-ares does for the sockets it configures itself.
+  if ((type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_STREAM) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  s->fd = fd;
+  ev::Backend::io_init(s->io, fd, 0, on_socket, s);
+  s->next = r->sockets_;
+  r->sockets_ = s;
+  return fd;
+}
+
+int Resolver::close_socket(int fd, void *self) noexcept {
+  auto *r = static_cast<Resolver *>(self);
+  Socket **link = r->find_socket(fd);
+  if (Socket *s = *link) {
     r->loop_.backend().io_stop(s->io);
     *link = s->next;
     util::destroy(s);
-    return;
   }
-  if (s) {
-    r->loop_.backend().io_set_events(s->io, events);
-    return;
-  }
-  s = util::make<Socket>(r, fd);
-  if (!s) {
-    // The lookup cannot hear its answer; its deadline ends it.
-    r->loop_.log(ASYNC_LOG_ERROR, "out of memory watching a DNS socket");
-    return;
-  }
-  ev::Backend::io_init(s->io, fd, events, on_socket, s);
-  r->loop_.backend().io_start(s->io);
-  s->next = r->sockets_;
-  r->sockets_ = s;
+  return ::close(fd);
+}
+
+Resolver::Socket **Resolver::find_socket(int fd) noexcept {
+  Socket **link = &sockets_;
+  while (*link && (*link)->fd != fd) link = &(*link)->next;
+  return link;
+}
+
+// (fd, 0, 0) comes right before c-ares closes the fd: stop watching first.
+void Resolver::on_sock_state(void *self, int fd, int readable, int writable) noexcept {
+  auto *r = static_cast<Resolver *>(self);
+  if (Socket *s = *r->find_socket(fd))
+    r->loop_.backend().io_watch(s->io, (readable ? ASYNC_READABLE : 0u) | (writable ? ASYNC_WRITABLE : 0u));
+}
+
+void Resolver::process(int read_fd, int write_fd) noexcept {
+  socket_failure_ = 0;
+  ares_process_fd(channel_, read_fd, write_fd);
 }
 
 void Resolver::on_socket(void *socket, std::uint32_t revents) noexcept {
   auto *s = static_cast<Socket *>(socket);
   Resolver *r = s->owner;  // s may be gone once c-ares has run
   int fd = s->fd;
-  ares_process_fd(r->channel_, (revents & ASYNC_READABLE) ? fd : ARES_SOCKET_BAD,
-                  (revents & ASYNC_WRITABLE) ? fd : ARES_SOCKET_BAD);
-  r->submit_waiting();
+  r->process((revents & ASYNC_READABLE) ? fd : ARES_SOCKET_BAD, (revents & ASYNC_WRITABLE) ? fd : ARES_SOCKET_BAD);
   r->rearm_soon();
 }
 
 void Resolver::on_timer(void *self, std::uint32_t) noexcept {
   auto *r = static_cast<Resolver *>(self);
-  if (r->channel_) ares_process_fd(r->channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+  if (r->channel_) r->process(ARES_SOCKET_BAD, ARES_SOCKET_BAD);
   r->expire_deadlines();
-  r->submit_waiting();
   r->rearm();
 }
 
@@ -404,9 +458,13 @@ int Resolver::start(Future **out, Request *req) noexcept {
   return 0;
 }
 
+bool Resolver::has_room() const noexcept { return live_in_ares_ < kMaxLiveInAres && in_ares_count_ < kMaxInAres; }
+
 void Resolver::submit(Request *req) noexcept {
   req->in_ares = true;  // the callback may run before the call returns
   ++in_ares_count_;
+  ++live_in_ares_;
+  socket_failure_ = 0;
   if (req->nameinfo) {
     ares_getnameinfo(channel_, reinterpret_cast<const sockaddr *>(&req->addr),
                      static_cast<ares_socklen_t>(req->addrlen), req->ares_flags, on_nameinfo, req);
@@ -420,14 +478,14 @@ void Resolver::submit(Request *req) noexcept {
 }
 
 void Resolver::submit_or_wait(Request *req) noexcept {
-  if (in_ares_count_ < kMaxInAres && waiting_.empty())
+  if (has_room() && waiting_.empty())
     submit(req);
   else
     waiting_.push_back(req->wait_node);
 }
 
 void Resolver::submit_waiting() noexcept {
-  while (in_ares_count_ < kMaxInAres && !waiting_.empty()) {
+  while (has_room() && !waiting_.empty()) {
     Request *req = Request::of_wait(waiting_.front());
     req->wait_node.unlink();
     submit(req);
@@ -437,11 +495,20 @@ void Resolver::submit_waiting() noexcept {
 void Resolver::answered(Request *req) noexcept {
   req->in_ares = false;
   --in_ares_count_;
+  if (!req->decided) --live_in_ares_;
+}
+
+// A request decided while c-ares has its query leaves room for another at
+// once (before_poll() hands it over); the query finishes in the background.
+bool Resolver::decide(Request *req) noexcept {
+  if (req->decided) return false;
+  req->decided = true;
+  if (req->in_ares) --live_in_ares_;
+  return true;
 }
 
 void Resolver::finish(Request *req, int status) noexcept {
-  if (req->decided) return;
-  req->decided = true;
+  if (!decide(req)) return;
   req->status = status;
   req->wait_node.unlink();
   req->node.unlink();
@@ -472,7 +539,7 @@ void Resolver::on_cancel(async_future *, int cancelled, void *request) noexcept 
   req->future = nullptr;
   if (!cancelled) return;  // flush() is handing over the outcome
   Resolver *r = req->resolver;
-  req->decided = true;
+  r->decide(req);
   req->wait_node.unlink();
   if (req->node.linked()) {
     req->node.unlink();
@@ -488,6 +555,13 @@ void Resolver::maybe_free(Request *req) noexcept {
   if (req->in_ares || req->node.linked() || req->future) return;
   if (req->result) req->destroy_result(req->result);
   util::destroy(req);
+}
+
+// c-ares reports a query for which it could open no socket as ECONNREFUSED
+// (no usable server), synchronously, within the c-ares call that tried.
+int Resolver::lookup_error(int status) const noexcept {
+  if (status == ARES_ECONNREFUSED && socket_failure_) return socket_failure_;
+  return map_status(status);
 }
 
 // ---- getaddrinfo ----------------------------------------------------------
@@ -532,7 +606,7 @@ void Resolver::on_addrinfo(void *request, int status, int, ares_addrinfo *res) n
     r->maybe_free(req);
     return;
   }
-  int err = map_status(status);
+  int err = r->lookup_error(status);
   if (!err) {
     AddrInfo *list = res ? convert(res, *req) : nullptr;
     if (list) {
@@ -621,7 +695,7 @@ void Resolver::on_nameinfo(void *request, int status, int, char *host, char *ser
     r->maybe_free(req);
     return;
   }
-  int err = map_status(status);
+  int err = r->lookup_error(status);
   if (!err) {
     req->result = NameInfo::create(host, service);
     if (!req->result) err = ASYNC_ENOMEM;

@@ -44,10 +44,12 @@ class Resolver {
   int set_hosts_file(const char *path) noexcept;
   int set_search(const char *domains, std::uint32_t ndots) noexcept;
 
-  // Called before every poll: re-arms the channel timer if a c-ares call or
-  // a lookup change since the last poll may have moved its deadline (once
-  // per iteration, as ares_timeout() is linear in the queries).
+  // Called before every poll: hands waiting lookups to c-ares if there is
+  // room again, and re-arms the channel timer if a c-ares call or a lookup
+  // change since the last poll may have moved its deadline (once per
+  // iteration, as ares_timeout() is linear in the queries).
   void before_poll() noexcept {
+    if (!waiting_.empty()) submit_waiting();
     if (rearm_pending_) rearm();
   }
   // Called after the poll, before the ready queue runs: completes the
@@ -64,6 +66,11 @@ class Resolver {
   struct Socket;
 
  private:
+  // c-ares' socket functions (ares_set_socket_functions): the watcher
+  // record is made with the socket, and why a socket could not be opened is
+  // known.
+  static int open_socket(int family, int type, int protocol, void *self) noexcept;
+  static int close_socket(int fd, void *self) noexcept;
   static void on_sock_state(void *self, int fd, int readable, int writable) noexcept;
   static void on_socket(void *socket, std::uint32_t revents) noexcept;
   static void on_timer(void *self, std::uint32_t) noexcept;
@@ -79,10 +86,18 @@ class Resolver {
   // ASYNC_EBUSY while live lookups exist; otherwise drops the channel so the
   // next lookup builds one with the new configuration.
   int reconfigure() noexcept;
+  // The link to fd's record in sockets_ (*link is nullptr if none).
+  Socket **find_socket(int fd) noexcept;
+  // The ASYNC_* code of a finished c-ares lookup.
+  int lookup_error(int ares_status) const noexcept;
+  void process(int read_fd, int write_fd) noexcept;
+  bool has_room() const noexcept;
   void submit(Request *request) noexcept;
   void submit_or_wait(Request *request) noexcept;
   void submit_waiting() noexcept;
   void answered(Request *request) noexcept;
+  // Marks the request decided; false if it already was.
+  bool decide(Request *request) noexcept;
   void finish(Request *request, int status) noexcept;
   void maybe_free(Request *request) noexcept;
   void expire_deadlines() noexcept;
@@ -99,8 +114,12 @@ class Resolver {
   ev::TimerSlot timer_;
   util::List live_;     // requests awaiting an outcome, by deadline
   util::List done_;     // decided, waiting for flush()
-  util::List waiting_;  // not yet handed to c-ares (kMaxInAres reached)
-  std::size_t in_ares_count_ = 0;  // requests c-ares owes a callback
+  util::List waiting_;  // not yet handed to c-ares (no room, see has_room())
+  std::size_t in_ares_count_ = 0;  // requests c-ares owes a callback, abandoned ones included
+  std::size_t live_in_ares_ = 0;   // those not decided yet
+  // ASYNC_EMFILE or ASYNC_ENOMEM when c-ares could not open a socket during
+  // the current c-ares call; 0 otherwise.
+  int socket_failure_ = 0;
   long live_count_ = 0;  // requests in live_ or done_: one loop reference while > 0
   Socket *sockets_ = nullptr;
 
