@@ -4,6 +4,10 @@
 #                   consumer, examples)
 #   2. build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, every suite
 #   3. valgrind     over the unit suite of build/
+#   4. build-tsan/  ThreadSanitizer over the 'threads' suite (tests and the
+#                   example that post to a loop from threads of their own)
+#   5. backends     the unit suite of build/ under libev's select, poll and
+#                   epoll backends (LIBEV_FLAGS=1, 2, 4)
 # Installs the Debian packages first when some are missing (or, as root
 # under CI, always). Ends with one line "tests: N passed, N failed".
 set -euo pipefail
@@ -76,20 +80,33 @@ build_or_fail() {
   return 1
 }
 
-la_heading "1/3 build/: build and test"
+la_heading "1/5 build/: build and test"
 if build_or_fail main la_build_main; then
   run_tests main build
 fi
 
-la_heading "2/3 build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer"
+la_heading "2/5 build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer"
 if build_or_fail asan la_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false; then
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_tests asan build-asan
 fi
 
-la_heading "3/3 valgrind over the unit suite of build/"
+la_heading "3/5 valgrind over the unit suite of build/"
 if [ -f build/build.ninja ]; then
   run_tests valgrind build --suite unit --timeout-multiplier 4 \
     --wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q'
+fi
+
+la_heading "4/5 build-tsan/: ThreadSanitizer over the threads suite"
+# halt_on_error: the first race fails the test with its report.
+if build_or_fail tsan la_build build-tsan -Db_sanitize=thread -Db_lundef=false -Dbench=false; then
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_tests tsan build-tsan --suite threads
+fi
+
+la_heading "5/5 backends: the unit suite of build/ under select, poll and epoll"
+if [ -f build/build.ninja ]; then
+  for backend in select=1 poll=2 epoll=4; do
+    LIBEV_FLAGS=${backend#*=} run_tests "backend-${backend%=*}" build --suite unit
+  done
 fi
 
 la_heading "summary"

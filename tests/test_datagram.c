@@ -540,16 +540,15 @@ static void test_empty_datagram(void **state) {
 /* A connected endpoint sends to its peer only: another address is
  * ASYNC_EINVAL, the peer's own address is accepted; an unconnected one
  * needs an address. */
-static void test_connected_rejects_other_address(void **state) {
-  (void)state;
+static void connected_rejects_other_address(int family) {
   struct env e;
   env_init(&e);
   struct rec rs, rc, ro;
   rec_init(&rs);
   rec_init(&rc);
   rec_init(&ro);
-  async_datagram *server = udp_open(&e, &rs, "127.0.0.1:0", NULL);
-  async_datagram *other = udp_open(&e, &ro, "127.0.0.1:0", NULL);
+  async_datagram *server = udp_open(&e, &rs, loopback(family), NULL);
+  async_datagram *other = udp_open(&e, &ro, loopback(family), NULL);
   char server_addr[ASYNC_ADDR_STRLEN], other_addr[ASYNC_ADDR_STRLEN];
   local_text(server, server_addr, sizeof server_addr);
   local_text(other, other_addr, sizeof other_addr);
@@ -567,6 +566,57 @@ static void test_connected_rejects_other_address(void **state) {
   assert_int_equal(ro.count[EV_DGRAM], 0);
   assert_int_equal(rs.count[EV_DGRAM], 2);
   end_all(&e, (struct rec *[]){&rc, &rs, &ro, NULL});
+}
+
+static void test_connected_rejects_other_address(void **state) {
+  (void)state;
+  connected_rejects_other_address(AF_INET);
+}
+
+static void test_connected6_rejects_other_address(void **state) {
+  (void)state;
+  if (!has_ipv6()) {
+    skip();
+  }
+  connected_rejects_other_address(AF_INET6);
+}
+
+/* Neither a local nor a remote address: bound to the family's wildcard on
+ * a port of the system's choice, and reachable there. */
+static void wildcard_when_no_address(int family) {
+  struct env e;
+  env_init(&e);
+  struct rec rw, rs;
+  rec_init(&rw);
+  rec_init(&rs);
+  async_udp_options o = ASYNC_UDP_OPTIONS_INIT;
+  o.family = family;
+  assert_int_equal(udp_open_rc(&e, &rw, &o), 0);
+  struct sockaddr_storage ss;
+  int len = async_datagram_sockname((struct sockaddr *)&ss, sizeof ss, rw.d);
+  char text[ASYNC_ADDR_STRLEN];
+  assert_true(async_addr_format(text, sizeof text, (struct sockaddr *)&ss, (size_t)len, ASYNC_ADDR_NOPORT) > 0);
+  assert_string_equal(text, family == AF_INET6 ? "::" : "0.0.0.0");
+  int port = local_port(rw.d);
+  assert_true(port > 0);
+  async_datagram *sender = udp_open(&e, &rs, loopback(family), NULL);
+  snprintf(text, sizeof text, family == AF_INET6 ? "[::1]:%d" : "127.0.0.1:%d", port);
+  assert_int_equal(LIB(async_datagram_sendto(sender, "hi", 2, text)), 0);
+  wait_count(&e, &rw, EV_DGRAM, 1);
+  end_all(&e, (struct rec *[]){&rw, &rs, NULL});
+}
+
+static void test_wildcard_when_no_address(void **state) {
+  (void)state;
+  wildcard_when_no_address(AF_INET);
+}
+
+static void test_wildcard6_when_no_address(void **state) {
+  (void)state;
+  if (!has_ipv6()) {
+    skip();
+  }
+  wildcard_when_no_address(AF_INET6);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1910,6 +1960,9 @@ int main(void) {
       cmocka_unit_test(test_made_first_and_order),
       cmocka_unit_test(test_empty_datagram),
       cmocka_unit_test(test_connected_rejects_other_address),
+      cmocka_unit_test(test_connected6_rejects_other_address),
+      cmocka_unit_test(test_wildcard_when_no_address),
+      cmocka_unit_test(test_wildcard6_when_no_address),
       cmocka_unit_test(test_icmp_refused_then_usable),
       cmocka_unit_test(test_oversize_send_reported),
       cmocka_unit_test(test_truncation_reported),

@@ -2,7 +2,8 @@
  * async_reconnector (async/reconnect.h): reconnecting after losses and
  * failures with the backoff policy, giving up after max_attempts,
  * reconnect-now and stop from every state and from inside callbacks, the
- * order of callbacks (one release at the end), and bad input.
+ * order of callbacks (one release at the end), eof_received reaching the
+ * user, and bad input.
  */
 #include "test_util.h"
 
@@ -192,6 +193,35 @@ static void test_reconnects_after_loss(void **state) {
   assert_int_equal(c.released, 0);
   stop_and_check(&c, loop);
   assert_string_equal(c.log, "MDLMLMLSR");
+  tu_server_close(loop, server);
+  tu_finish(loop);
+}
+
+static int cl_eof(async_stream *s, void *ud) {
+  (void)s;
+  note(ud, 'E');
+  return 0; /* close: lost, then a new connection */
+}
+
+/* The user's eof_received is reached through the reconnector: the client
+ * ends its side, the echo server closes at that EOF, the client hears EOF,
+ * closes, and is connected again. */
+static void test_eof_reaches_user(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  async_server *server = tu_echo_server(loop, "127.0.0.1", 0);
+  async_stream_protocol p = k_client;
+  p.eof_received = cl_eof;
+  struct client c = {0};
+  async_reconnect_options o = options(10, 10, 1.0, 0.0, 0);
+  assert_int_equal(async_reconnector_start(&c.rc, loop, "127.0.0.1", (uint16_t)async_server_port(server), &o, &p, &c),
+                   0);
+  tu_run_until(loop, &c.made, 1, 3000);
+  assert_int_equal(async_stream_write_eof(async_reconnector_stream(c.rc)), 0);
+  tu_run_until(loop, &c.made, 2, 3000);
+  assert_int_equal(c.lost_error, 0);
+  stop_and_check(&c, loop);
+  assert_string_equal(c.log, "MELMLSR");
   tu_server_close(loop, server);
   tu_finish(loop);
 }
@@ -577,6 +607,7 @@ int main(void) {
       cmocka_unit_test(test_protocol_takeover),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_eof_reaches_user),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

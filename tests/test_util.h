@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,6 +82,22 @@ static inline async_loop *tu_loop_new(void) {
   assert_int_equal(async_loop_new(&loop), 0);
   assert_non_null(loop);
   return loop;
+}
+
+/* The readiness backend of new loops, as async_loop_new() documents it:
+ * LIBEV_FLAGS 1 select, 2 poll, 4 epoll (a sum: the first of epoll, poll,
+ * select), anything else epoll. For the few expectations that differ per
+ * backend; test_backend checks that loops really use this one. */
+enum tu_backend { TU_SELECT = 1, TU_POLL = 2, TU_EPOLL = 4 };
+
+static inline enum tu_backend tu_backend(void) {
+  const char *text = getenv("LIBEV_FLAGS");
+  char *end = NULL;
+  unsigned long flags = text ? strtoul(text, &end, 10) : 0;
+  if (end == text || *end != '\0') {
+    return TU_EPOLL;
+  }
+  return (flags & TU_EPOLL) ? TU_EPOLL : (flags & TU_POLL) ? TU_POLL : (flags & TU_SELECT) ? TU_SELECT : TU_EPOLL;
 }
 
 /* A new (stopped) timer with userdata ud; fails the test on error. */

@@ -227,7 +227,9 @@ static void test_pipe_readable_writable(void **state) {
 }
 
 /* Hang-up reports both events (to a watcher watching both), only the
- * watched one to a watcher watching one. */
+ * watched one to a watcher watching one. Under the select backend a pipe's
+ * hang-up is READABLE alone: select(2) has no hang-up of its own and
+ * never counts a pipe's read end as writable (async/watcher.h). */
 static void test_hangup_reports_both(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
@@ -240,7 +242,7 @@ static void test_hangup_reports_both(void **state) {
   close(p[1]); /* writer gone: hang-up on the read end */
   run_nowait(loop, 1);
   assert_int_equal(r.calls, 1);
-  assert_int_equal(r.last, ASYNC_READABLE | ASYNC_WRITABLE);
+  assert_int_equal(r.last, tu_backend() == TU_SELECT ? ASYNC_READABLE : ASYNC_READABLE | ASYNC_WRITABLE);
 
   /* Only READABLE watched: the hang-up reports READABLE only. */
   assert_int_equal(async_watcher_set_events(w, ASYNC_READABLE), 0);

@@ -49,8 +49,14 @@ typedef void (*async_log_fn)(async_loop *loop, int level, const char *message,
  * The loop uses 2 file descriptors (epoll, and an eventfd for posts,
  * wakeups and signals), all opened here: once it exists, posting, waking
  * it and watching signals need no further fd.
- * Errors: ASYNC_EINVAL (out NULL), ASYNC_ENOMEM, ASYNC_EMFILE (fewer than 2
- * fds could be opened; nothing is left open, never an abort).
+ * LIBEV_FLAGS in the environment, read here, picks another readiness
+ * backend for testing: 1 select, 2 poll, 4 epoll (a sum: the first of
+ * epoll, poll, select that works; other bits are ignored). Unset, or
+ * naming none of these, it is epoll; setuid and setgid programs ignore it.
+ * Under select and poll the loop uses 1 file descriptor, and each poll
+ * takes time in proportion to the descriptors watched.
+ * Errors: ASYNC_EINVAL (out NULL), ASYNC_ENOMEM, ASYNC_EMFILE (fewer fds
+ * free than the loop needs; nothing is left open, never an abort).
  */
 ASYNC_API int async_loop_new(async_loop **out);
 

@@ -19,7 +19,11 @@ extern "C" {
 #define ASYNC_READABLE 1u
 #define ASYNC_WRITABLE 2u
 
-/* revents: the ready subset of the watched events (an error or hang-up reports both). */
+/*
+ * revents: the ready subset of the watched events (an error or hang-up
+ * reports both; under the select backend, what select(2) reports: a pipe's
+ * hang-up is READABLE alone, see async_loop_new()).
+ */
 typedef void (*async_watcher_fn)(async_watcher *watcher, uint32_t revents, void *userdata);
 
 /*

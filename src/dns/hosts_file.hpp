@@ -11,11 +11,15 @@
 
 namespace async::dns {
 
+// Room for the longest DNS name (253 characters) and its NUL: a name the
+// file gives back (canonical name, reverse lookup) is never cut shorter.
+constexpr std::size_t kHostNameSize = 254;
+
 struct HostsMatch {
   static constexpr std::size_t kMaxAddrs = 32;
   sockaddr_in6 addrs[kMaxAddrs];  // each holds a sockaddr_in or a sockaddr_in6 (scope id kept)
   std::size_t count = 0;
-  char canon[256] = {};  // the first name of the first matching line
+  char canon[kHostNameSize] = {};  // the first name of the first matching line
 };
 
 class HostsFile {

@@ -713,7 +713,8 @@ int Resolver::getnameinfo(Future **out, const sockaddr *addr, std::size_t addrle
   req->destroy_result = NameInfo::destroy;
 
   // Numeric answers and hosts-file names need no c-ares.
-  char host[ASYNC_ADDR_STRLEN];
+  static_assert(kHostNameSize >= ASYNC_ADDR_STRLEN);
+  char host[kHostNameSize];
   char service[32];
   bool known = false;
   if ((flags & ASYNC_NI_NUMERICSERV) || port == 0) {

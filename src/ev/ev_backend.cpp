@@ -32,6 +32,20 @@ ev_signal *as_signal(SignalSlot &slot) { return reinterpret_cast<ev_signal *>(sl
 const ev_signal *as_signal(const SignalSlot &slot) { return reinterpret_cast<const ev_signal *>(slot.raw); }
 ev_timer *as_timer(TimerSlot &slot) { return reinterpret_cast<ev_timer *>(slot.raw); }
 
+// The backend: epoll, unless LIBEV_FLAGS names select (1) or poll (2) so the
+// test suite can run under each (async/loop.h). libev's own reading of it
+// stays off (EVFLAG_NOENV): it would take the whole value as the flags,
+// dropping EVFLAG_NOTIMERFD, and accept backends we never test. Read with
+// secure_getenv, so a setuid or setgid program ignores it.
+unsigned backend_from_env() noexcept {
+  constexpr unsigned kTested = EVBACKEND_SELECT | EVBACKEND_POLL | EVBACKEND_EPOLL;
+  const char *text = secure_getenv("LIBEV_FLAGS");
+  char *end = nullptr;
+  unsigned long value = text ? std::strtoul(text, &end, 10) : 0;
+  unsigned backends = end && end != text && *end == '\0' ? static_cast<unsigned>(value) & kTested : 0;
+  return backends ? backends : static_cast<unsigned>(EVBACKEND_EPOLL);
+}
+
 // libev aborts when its allocator returns NULL, so its blocks fall back to
 // the C library when the hook fails; a header remembers which allocator
 // owns each block.
@@ -220,8 +234,9 @@ int Backend::open(const LoopEvents &events) noexcept {
   install_allocator();
   Impl *impl = util::make<Impl>();
   if (!impl) return ASYNC_ENOMEM;
-  // Epoll only: libev would fall back to poll when epoll_create fails.
-  struct ev_loop *loop = ev_loop_new(static_cast<unsigned>(EVBACKEND_EPOLL) | EVFLAG_NOENV | EVFLAG_NOTIMERFD);
+  // The backend named by LIBEV_FLAGS, else epoll only (libev would fall back
+  // to poll when epoll_create fails).
+  struct ev_loop *loop = ev_loop_new(backend_from_env() | EVFLAG_NOENV | EVFLAG_NOTIMERFD);
   if (!loop) {
     int err = errno;
     util::destroy(impl);

@@ -45,7 +45,8 @@ class Backend {
   Backend &operator=(const Backend &) = delete;
   ~Backend();
 
-  // Creates the libev loop (epoll) and its internal watchers.
+  // Creates the libev loop (epoll; select or poll when LIBEV_FLAGS says so)
+  // and its internal watchers.
   // 0, ASYNC_ENOMEM or ASYNC_EMFILE.
   int open(const LoopEvents &events) noexcept;
 
