@@ -112,3 +112,54 @@ READER = {
 }
 for name, data in READER.items():
     write("fuzz_reader", name, data)
+
+
+# ---- fuzz_dns: control byte, then a DNS answer (header, then records; the
+# fuzzer inserts the query's question after the header in modes 0-1).
+def rr(rtype, rdata, name=b"\xc0\x0c", ttl=60):
+    return name + struct.pack("!HHIH", rtype, 1, ttl, len(rdata)) + rdata
+
+
+def header(rcode=0, an=0, ns=0, ar=0, tc=False):
+    flags = 0x8180 | rcode | (0x0200 if tc else 0)
+    return struct.pack("!HHHHHH", 0, flags, 1, an, ns, ar)
+
+
+def dns_name(text):
+    return b"".join(bytes([len(p)]) + p for p in text.encode().split(b".")) + b"\x00"
+
+
+A, CNAME, PTR, AAAA, SOA = 1, 5, 12, 28, 6
+UNSPEC, INET, INET6, NAMEINFO = range(4)
+CANON, ALT, CANCEL, TAKE = 4, 8, 0x40, 0x80
+ID_ONLY, RAW = 0x30, 0xB0
+V4 = bytes([192, 0, 2, 7])
+V6 = bytes.fromhex("20010db8000000000000000000000007")
+SOA_RDATA = dns_name("ns.example") + dns_name("host.example") + struct.pack("!IIIII", 1, 2, 3, 4, 60)
+DNS = {
+    "a": (INET, header(an=1) + rr(A, V4)),
+    "aaaa": (INET6, header(an=1) + rr(AAAA, V6)),
+    "both-unspec": (UNSPEC, header(an=2) + rr(A, V4) + rr(AAAA, V6)),
+    "canon-cname": (INET | CANON, header(an=2) + rr(CNAME, dns_name("real.example"))
+                    + rr(A, V4, name=dns_name("real.example"))),
+    "cname-loop": (UNSPEC | CANON, header(an=2) + rr(CNAME, dns_name("b.example"))
+                   + rr(CNAME, b"\xc0\x0c", name=dns_name("b.example"))),
+    "service": (INET | ALT, header(an=1) + rr(A, V4)),
+    "take": (UNSPEC | TAKE, header(an=3) + rr(A, V4) + rr(A, bytes([192, 0, 2, 8])) + rr(AAAA, V6)),
+    "nxdomain": (UNSPEC, header(rcode=3, ns=1) + rr(SOA, SOA_RDATA)),
+    "nodata": (INET, header(ns=1) + rr(SOA, SOA_RDATA)),
+    "servfail": (INET, header(rcode=2)),
+    "refused": (INET6, header(rcode=5)),
+    "wrong-type": (INET, header(an=1) + rr(AAAA, V6)),
+    "bad-rdlength": (INET, header(an=1) + rr(A, V4)[:-2]),
+    "truncated-tcp": (INET, header(an=1, tc=True) + rr(A, V4)),
+    "ptr": (NAMEINFO, header(an=1) + rr(PTR, dns_name("host.example"))),
+    "ptr-v6-namereqd": (NAMEINFO | ALT | CANON, header(an=1) + rr(PTR, dns_name("host6.example"))),
+    "ptr-nxdomain-namereqd": (NAMEINFO | CANON, header(rcode=3)),
+    "cancel": (UNSPEC | CANCEL, header(an=1) + rr(A, V4)),
+    "id-only": (INET | ID_ONLY, header(an=1) + dns_name("fuzz.example") + struct.pack("!HH", 1, 1) + rr(A, V4)),
+    "raw": (INET | RAW, header(an=1) + dns_name("fuzz.example") + struct.pack("!HH", 1, 1) + rr(A, V4)),
+    "compression-loop": (INET, header(an=1) + rr(A, V4, name=b"\xc0\x18")),
+}
+for name, (control, msg) in DNS.items():
+    write("fuzz_dns", name, bytes([control]) + msg)
