@@ -156,7 +156,7 @@ void on_conn(async_watcher *w, uint32_t, void *ud) {
   std::size_t len = build_answer(l, query + 2, static_cast<std::size_t>(n) - 2, reply + 2);
   reply[0] = static_cast<uint8_t>(len >> 8);
   reply[1] = static_cast<uint8_t>(len);
-  (void)!write(fd, reply, len + 2);
+  (void)!send(fd, reply, len + 2, MSG_NOSIGNAL);
   answered(l);
 }
 
