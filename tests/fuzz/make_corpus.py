@@ -163,3 +163,54 @@ DNS = {
 }
 for name, (control, msg) in DNS.items():
     write("fuzz_dns", name, bytes([control]) + msg)
+
+
+# ---- fuzz_api: (opcode, argument) byte pairs; opcodes as in fuzz_api.cpp
+# (the opcode is taken modulo 18). A stream/reader/datagram change also
+# reads the next pair's opcode byte as its size.
+(TIMER, TIMER_CHANGE, SOON, POST, FUTURE, FUTURE_CHANGE, STREAM_PAIR, STREAM_CHANGE, READER, READER_CHANGE,
+ DGRAM, DGRAM_CHANGE, SERVER, SERVER_CHANGE, LOOKUP, NOWAIT, NOWAIT2, ONCE) = range(18)
+
+
+def program(*pairs):
+    return b"".join(bytes([op, arg]) for op, arg in pairs)
+
+
+API = {
+    "timers": program((TIMER, 0x10), (TIMER, 0x01), (TIMER, 0x04), (ONCE, 0), (ONCE, 0), (TIMER_CHANGE, 1),
+                      (TIMER_CHANGE, 2), (ONCE, 0), (TIMER_CHANGE, 0), (NOWAIT, 0)),
+    "callbacks": program((SOON, 0), (POST, 0), (NOWAIT, 0), (SOON, 0), (POST, 0)),
+    "futures": program((FUTURE, 2), (FUTURE, 1), (FUTURE, 0), (FUTURE_CHANGE, 0), (FUTURE_CHANGE, 6),
+                       (FUTURE_CHANGE, 7), (FUTURE_CHANGE, 5 | 8), (NOWAIT, 0), (FUTURE_CHANGE, 1),
+                       (FUTURE_CHANGE, 2), (FUTURE_CHANGE, 4), (ONCE, 0), (FUTURE_CHANGE, 3)),
+    "streams": program((STREAM_PAIR, 0x34), (NOWAIT, 0), (STREAM_CHANGE, 0), (STREAM_CHANGE, 2), (NOWAIT, 0),
+                       (STREAM_CHANGE, 1), (200, 0), (ONCE, 0), (STREAM_CHANGE, 3), (NOWAIT, 0), (STREAM_CHANGE, 4),
+                       (NOWAIT, 0)),
+    "stream-flow": program((STREAM_PAIR, 0x03), (STREAM_CHANGE, 7), (64, 0), (STREAM_CHANGE, 1), (255, 0),
+                           (STREAM_CHANGE, 6), (1, 0), (ONCE, 0), (STREAM_CHANGE, 6), (2, 0), (ONCE, 0), (ONCE, 0),
+                           (STREAM_CHANGE, 5)),
+    "stream-self-close": program((STREAM_PAIR, 0x12), (NOWAIT, 0), (STREAM_CHANGE, 0), (10, 0), (ONCE, 0),
+                                 (STREAM_CHANGE, 9), (10, 0), (ONCE, 0)),
+    "reader": program((READER, 8), (NOWAIT, 0), (READER_CHANGE, 0), (5, 0), (READER_CHANGE, 3), (0, 0),
+                      (ONCE, 0), (READER_CHANGE, 4), (0, 0), (READER_CHANGE, 0), (20, 0), (ONCE, 0),
+                      (READER_CHANGE, 2), (ONCE, 0), (READER_CHANGE, 6), (0, 0), (READER_CHANGE, 7), (ONCE, 0)),
+    "reader-exactly": program((READER, 0), (NOWAIT, 0), (READER_CHANGE, 5), (3, 0), (READER_CHANGE, 1), (7, 0),
+                              (ONCE, 0), (ONCE, 0), (READER_CHANGE, 15), (NOWAIT, 0)),
+    # Known defect: a reader freed before its stream's connection_made.
+    "reader-free-before-made": program((READER, 0), (READER_CHANGE, 7)),
+    "datagrams": program((DGRAM, 0), (DGRAM, 1), (NOWAIT, 0), (DGRAM_CHANGE, 0), (4, 0), (DGRAM_CHANGE, 1),
+                         (100, 0), (ONCE, 0), (ONCE, 0), (DGRAM_CHANGE, 2), (DGRAM_CHANGE, 3), (NOWAIT, 0)),
+    "server": program((SERVER, 0x08), (SERVER_CHANGE, 0), (SERVER_CHANGE, 1), (ONCE, 0), (ONCE, 0), (ONCE, 0),
+                      (STREAM_CHANGE, 0), (30, 0), (ONCE, 0), (SERVER_CHANGE, 2), (ONCE, 0), (SERVER_CHANGE, 3),
+                      (NOWAIT, 0)),
+    "server-refuse": program((SERVER, 0x01), (SERVER_CHANGE, 0), (SERVER_CHANGE, 1), (ONCE, 0), (ONCE, 0),
+                             (ONCE, 0)),
+    "lookups": program((LOOKUP, 0), (LOOKUP, 1), (LOOKUP, 2), (LOOKUP, 3), (LOOKUP, 4), (ONCE, 0),
+                       (FUTURE_CHANGE, 3), (LOOKUP, 8), (FUTURE_CHANGE, 2), (NOWAIT, 0)),
+    "mix": program((TIMER, 0x11), (STREAM_PAIR, 0x40), (FUTURE, 3), (READER, 4), (DGRAM, 2), (SERVER, 0x10),
+                   (LOOKUP, 1), (SOON, 0), (ONCE, 0), (SERVER_CHANGE, 1), (STREAM_CHANGE, 0), (40, 0),
+                   (READER_CHANGE, 1), (9, 0), (READER_CHANGE, 3), (0, 0), (FUTURE_CHANGE, 6), (ONCE, 0),
+                   (ONCE, 0), (TIMER_CHANGE, 0), (DGRAM_CHANGE, 0), (8, 0), (ONCE, 0)),
+}
+for name, data in API.items():
+    write("fuzz_api", name, data)
