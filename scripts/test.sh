@@ -92,6 +92,13 @@ if [ -f build/build.ninja ]; then
     --wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q'
 fi
 
+la_heading "build-fuzz/: libFuzzer targets (clang, ASan + UBSan), a fixed budget of about 60 s"
+# docs/testing.md: targets, corpora, longer runs, reproducing a crash.
+if CC=clang CXX=clang++ build_or_fail fuzz la_build build-fuzz -Dfuzz=true -Dtests=false -Dexamples=false \
+  -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false; then
+  run_tests fuzz build-fuzz --suite fuzz
+fi
+
 la_heading "summary"
 if [ "${#failed_steps[@]}" -ne 0 ]; then
   echo "failed: ${failed_steps[*]}"
