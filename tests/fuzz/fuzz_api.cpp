@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <async.h>
@@ -54,6 +55,7 @@ struct Ud {
   uint8_t behaviour = 0;     // what the object's callbacks do (from the input)
   Ud *holder = nullptr;      // a future callback's future
   bool closing = false;
+  bool replaced = false;  // a stream's protocol was replaced: released without connection_lost
 };
 
 struct State {
@@ -175,7 +177,9 @@ void stream_resume(async_stream *, void *ud) {
 
 void stream_release(void *ud) {
   Ud &u = *static_cast<Ud *>(ud);
-  FUZZ_CHECK(u.lost == u.made);  // a connect that never made its stream releases alone
+  // A connect that never made its stream releases alone; so does a
+  // protocol replaced by async_stream_set_protocol().
+  FUZZ_CHECK(u.lost == u.made || u.replaced);
   final_notification(u);
 }
 
@@ -312,11 +316,21 @@ void op_timer_change(State &st, uint8_t arg) {
   }
 }
 
+// The producer's cancel hook: called exactly once (cancelled or completed).
+void on_cancel_hook(async_future *, int cancelled, void *ud) {
+  FUZZ_CHECK(cancelled == 0 || cancelled == 1);
+  final_notification(*static_cast<Ud *>(ud));
+}
+
 void op_future(State &st, uint8_t arg) {
   async_future *f = nullptr;
   FUZZ_CHECK(async_future_new(&f, st.loop) == 0);
   Ud &holder = hold_future(st, f, arg);
   if (arg & 2) add_future_callback(st, holder, static_cast<uint8_t>(arg >> 2));
+  if (arg & 0x40) {
+    Ud &hook = st.add(Type::kCallback);
+    FUZZ_CHECK(async_future_set_cancel(f, on_cancel_hook, &hook) == 0);
+  }
 }
 
 void op_future_change(State &st, uint8_t arg) {
@@ -380,7 +394,7 @@ void op_stream_change(State &st, uint8_t arg, uint8_t size) {
   if (!u) return;
   auto *s = static_cast<async_stream *>(u->obj);
   static uint8_t payload[255 * 300];
-  switch (arg & 7) {
+  switch (arg & 15) {
     case 0:
     case 1:
       // Up to 64 KiB and more, past the default high-water mark.
@@ -407,6 +421,38 @@ void op_stream_change(State &st, uint8_t arg, uint8_t size) {
       async_stream_set_write_limits(s, size, size / 2);
       async_stream_set_read_limit(s, 1 + size);
       break;
+    case 8:
+      async_stream_set_idle_timeout(s, size % 3);
+      break;
+    case 9: {  // another protocol and userdata from now on
+      Ud &next = st.add(Type::kStream);
+      next.behaviour = size;
+      next.made = u->made;
+      next.paused = u->paused;
+      next.obj = s;
+      u->replaced = true;  // its release comes inside the call
+      if (async_stream_set_protocol(s, &kStreamProtocol, &next) == 0) {
+        u->obj = nullptr;
+      } else {
+        u->replaced = false;
+        next.expects_final = false;
+        next.obj = nullptr;
+      }
+      break;
+    }
+    case 10: {
+      iovec iov[3] = {{payload, size}, {payload, 0}, {payload, static_cast<std::size_t>(size) * 2}};
+      async_stream_writev(s, iov, 3);
+      break;
+    }
+    default: {  // queries only
+      std::size_t buffered = 0, high = 0, low = 0;
+      FUZZ_CHECK(async_stream_write_buffer_size(&buffered, s) == 0);
+      FUZZ_CHECK(async_stream_get_write_limits(&high, &low, s) == 0 && low <= high);
+      FUZZ_CHECK(async_stream_is_reading(s) >= 0);
+      FUZZ_CHECK(async_stream_loop(s) == st.loop);
+      break;
+    }
   }
 }
 
