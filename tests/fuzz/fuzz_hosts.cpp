@@ -24,8 +24,8 @@ using async::dns::HostsMatch;
 
 namespace {
 
-constexpr int kMaxNames = 6;
-constexpr std::size_t kMaxReverse = 4;  // addresses checked in reverse per name: keeps the exec rate up
+constexpr int kMaxNames = 4;
+constexpr std::size_t kMaxReverse = 2;  // addresses checked in reverse per name: keeps the exec rate up
 
 struct File {
   int fd = memfd_create("hosts", 0);
@@ -134,9 +134,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, std::size_t size) {
   FUZZ_CHECK(ftruncate(file.fd, 0) == 0);
   FUZZ_CHECK(pwrite(file.fd, data, size, 0) == static_cast<ssize_t>(size));
 
-  char names[kMaxNames + 3][256];
+  char names[kMaxNames + 2][256];
   int count = pick_names(data, size, names);
-  for (const char *fixed : {"localhost", "a", "A.example"}) std::strcpy(names[count++], fixed);
+  for (const char *fixed : {"localhost", "a"}) std::strcpy(names[count++], fixed);
   for (int i = 0; i < count; ++i) check_name(file.path, names[i]);
   return 0;
 }
