@@ -1502,7 +1502,8 @@ static void test_local_names_no_packet(void **state) {
 
 /* tests/fixtures/hosts-edge.txt: lines of any length (over 5000 bytes with
  * 401 names, 60 names on a short one), tabs, CRLF, comments, blank lines, a
- * 305-byte field (no name), no final newline; link-local addresses keep
+ * 305-byte field (no name), fields with a NUL byte (no name), no final
+ * newline; link-local addresses keep
  * their scope id. Names the file does not give go to DNS (dnsmasq answers
  * NXDOMAIN), the others never do. */
 static void test_hosts_file_edges(void **state) {
@@ -1523,6 +1524,7 @@ static void test_hosts_file_edges(void **state) {
       {"m01.test", "192.0.2.107", "m01.test"},
       {"m60.test", "192.0.2.107", "m01.test"},
       {"overlong-neighbour.test", "192.0.2.108", "overlong-neighbour.test"},
+      {"nul-neighbour.test", "192.0.2.110", "nul-neighbour.test"},
       {"lastline.test", "192.0.2.109", "lastline.test"},
   };
   for (size_t i = 0; i < sizeof found / sizeof found[0]; i++) {
@@ -1554,8 +1556,8 @@ static void test_hosts_file_edges(void **state) {
     assert_code(async_future_free(f), 0);
   }
 
-  /* Not in the file: commented out, an unknown interface. */
-  static const char *const absent[] = {"commented.test", "comment-only.test", "glued-comment.test", "badscope.test"};
+  /* Not in the file: commented out, an unknown interface, a NUL byte. */
+  static const char *const absent[] = {"commented.test", "comment-only.test", "glued-comment.test", "badscope.test", "nul-first.test", "nul-inside.test"};
   for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++) {
     assert_code(resolve_status(loop, absent[i], NULL, AF_UNSPEC, 0, 0), ASYNC_ENOTFOUND);
     assert_true(dnsfx_count_queries(&g_fx, absent[i]) >= 1);
@@ -1567,6 +1569,7 @@ static void test_hosts_file_edges(void **state) {
   } reverse[] = {{"192.0.2.105", "long-first.test"},
                  {"192.0.2.107", "m01.test"},
                  {"192.0.2.108", "overlong-neighbour.test"},
+                 {"192.0.2.110", "nul-neighbour.test"},
                  {"192.0.2.109", "lastline.test"}};
   for (size_t i = 0; i < sizeof reverse / sizeof reverse[0]; i++) {
     struct sockaddr_in sin;

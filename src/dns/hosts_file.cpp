@@ -12,8 +12,9 @@ namespace async::dns {
 namespace {
 
 // Fields up to this long are kept; a longer one is no address and no name
-// (names are at most 253 characters): it is left out, and a line that
-// starts with one is skipped.
+// (names are at most 253 characters), nor is one with a NUL byte (it would
+// compare as the text before it): it is left out, and a line that starts
+// with one is skipped.
 constexpr std::size_t kFieldMax = 256;
 
 enum class Next { kField, kSkipLine, kStop };
@@ -30,9 +31,9 @@ bool for_each_field(const char *path, F &&on_field) noexcept {
   char buf[4096];
   char field[kFieldMax];
   std::size_t len = 0, index = 0;
-  bool overlong = false, skip = false, stop = false;
+  bool unusable = false, skip = false, stop = false;
   auto end_field = [&] {
-    if (overlong) {
+    if (unusable) {
       skip = index == 0;  // no address: the line is no entry
     } else if (len > 0) {
       field[len] = '\0';
@@ -41,7 +42,7 @@ bool for_each_field(const char *path, F &&on_field) noexcept {
       stop = next == Next::kStop;
     }
     len = 0;
-    overlong = false;
+    unusable = false;
   };
   ssize_t n;
   while (!stop && (n = ::read(fd, buf, sizeof buf)) > 0) {
@@ -58,10 +59,10 @@ bool for_each_field(const char *path, F &&on_field) noexcept {
         skip = true;
       } else if (c == ' ' || c == '\t' || c == '\r') {
         end_field();
-      } else if (len + 1 < kFieldMax) {
+      } else if (c != '\0' && len + 1 < kFieldMax) {
         field[len++] = c;
       } else {
-        overlong = true;
+        unusable = true;
       }
     }
   }
