@@ -429,7 +429,7 @@ int main(int argc, char **argv) {
   soak.slots = calloc((size_t)soak.n, sizeof *soak.slots);
   soak.free_slots = calloc((size_t)soak.n, sizeof *soak.free_slots);
   soak.open_ring = calloc((size_t)soak.n, sizeof *soak.open_ring);
-  soak.max_samples = (int)(soak.duration * 1000 / SAMPLE_MS) + 2;
+  soak.max_samples = (int)(soak.duration * 1000 / SAMPLE_MS) + 8; /* room for late timers */
   soak.samples = calloc((size_t)soak.max_samples, sizeof *soak.samples);
   BENCH_ASSERT(soak.slots && soak.free_slots && soak.open_ring && soak.samples);
   for (long i = 0; i < soak.n; i++) {
