@@ -108,18 +108,26 @@ static struct {
 static void on_connected(async_future *f, int status, void *userdata);
 static void on_line(async_future *f, int status, void *userdata);
 
-/* Frees what the slot holds, closing its stream. */
+/*
+ * Frees what the slot holds, closing its stream. A connect still pending
+ * (only at the end of the run) is cancelled and keeps the reader until
+ * on_connected: a reader freed before its stream's connection_made ran is
+ * used after free by the connect's release or by connection_made.
+ */
 static void release_slot(struct slot *s) {
   if (s->read) BENCH_CHECK(async_future_free(s->read));
-  if (s->reader) BENCH_CHECK(async_reader_free(s->reader));
   void *connected = NULL;
   /* Freeing a connect future that is DONE leaves its stream open: at the end
    * of the run, on_connected may still be queued for a connection made. */
   if (!s->stream && s->connect && async_future_result(&connected, s->connect) == 0) s->stream = connected;
   if (s->stream) BENCH_CHECK(async_stream_close(s->stream));
+  int connecting = s->connect && async_future_state(s->connect) == ASYNC_FUTURE_PENDING;
   if (s->connect) BENCH_CHECK(async_future_free(s->connect));
+  if (s->reader && !connecting) {
+    BENCH_CHECK(async_reader_free(s->reader));
+    s->reader = NULL;
+  }
   s->read = NULL;
-  s->reader = NULL;
   s->stream = NULL;
   s->connect = NULL;
   s->phase = SLOT_FREE;
@@ -174,7 +182,11 @@ static void exchange(struct slot *s, const char *text) {
 
 static void on_connected(async_future *f, int status, void *userdata) {
   struct slot *s = userdata;
-  if (soak.stopping) return; /* cancelled by the end of the run */
+  if (soak.stopping) { /* cancelled by the end of the run */
+    if (s->reader) BENCH_CHECK(async_reader_free(s->reader));
+    s->reader = NULL;
+    return;
+  }
   if (status != 0) {
     slot_failed(s, "connect", status);
     return;
