@@ -49,6 +49,25 @@ static inline int bench_threads(void) {
   return threads;
 }
 
+/* Raises the soft RLIMIT_NOFILE to at least want fds; exits when the hard limit is lower. */
+static inline void bench_raise_nofile(long want) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    perror("getrlimit");
+    exit(1);
+  }
+  if (rl.rlim_cur >= (rlim_t)want) return;
+  if (rl.rlim_max < (rlim_t)want) {
+    fprintf(stderr, "RLIMIT_NOFILE hard limit %lu is below %ld\n", (unsigned long)rl.rlim_max, want);
+    exit(1);
+  }
+  rl.rlim_cur = (rlim_t)want;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    perror("setrlimit");
+    exit(1);
+  }
+}
+
 /*
  * With BENCH_PIN=1 in the environment, pins the calling thread to one CPU
  * (modulo the CPU count), so the cross-thread ping-pong always crosses

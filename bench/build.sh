@@ -1,6 +1,7 @@
-# Sourced by the bench/run*.sh scripts: goes to the repository root and
+# Sourced by the bench/*.sh scripts: goes to the repository root and
 # builds the benchmarks as a release build in $build (BUILD_DIR, default
-# build-bench), unless SKIP_BUILD is set; $bin is where they are.
+# build-bench), unless SKIP_BUILD is set; $bin is where they are. Also
+# defines running PID (true while that child process runs).
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 build=${BUILD_DIR:-build-bench}
@@ -14,3 +15,6 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
   ninja -C "$build" >/dev/null
 fi
 bin=$build/bench
+
+# True while process $1 runs (it is a child: once it exits, it is a zombie until waited for).
+running() { [[ -r /proc/$1/stat && $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }

@@ -18,7 +18,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -99,20 +98,6 @@ static inline long idle_rss(void) {
   if (f && fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
   if (f) fclose(f);
   return resident * sysconf(_SC_PAGESIZE);
-}
-
-/* Room for n connections plus the loop's own fds. */
-static inline void idle_raise_nofile(long n) {
-  struct rlimit rl;
-  BENCH_ASSERT(getrlimit(RLIMIT_NOFILE, &rl) == 0);
-  rlim_t want = (rlim_t)n + 64;
-  if (rl.rlim_cur >= want) return;
-  if (rl.rlim_max < want) {
-    fprintf(stderr, "RLIMIT_NOFILE hard limit %lu is below %lu\n", (unsigned long)rl.rlim_max, (unsigned long)want);
-    exit(1);
-  }
-  rl.rlim_cur = want;
-  BENCH_ASSERT(setrlimit(RLIMIT_NOFILE, &rl) == 0);
 }
 
 /* A blocking TCP connection to 127.0.0.1:port, or -1. */
@@ -252,7 +237,7 @@ static inline void idle_measure(struct idle_lib *lib, uint16_t port, long n) {
 static inline long idle_conns(int argc, char **argv) {
   long n = argc > 1 ? atol(argv[1]) : IDLE_DEFAULT_CONNS;
   BENCH_ASSERT(n > 0);
-  idle_raise_nofile(n);
+  bench_raise_nofile(n + 64); /* the connections plus the loop's own fds */
   return n;
 }
 

@@ -26,9 +26,6 @@ servers=(async uv ev event epoll)
 # name mode connections size
 workloads=("pingpong-1 pingpong 1 64" "pingpong-100 pingpong 100 64" "pump-10 pump 10 16384" "churn-10 churn 10 64")
 
-# True while process $1 runs (it is a child: once it exits, it is a zombie until waited for).
-running() { [[ -r /proc/$1/stat && $(cut -d' ' -f3 "/proc/$1/stat") != Z ]]; }
-
 # Runs one workload against a fresh server; appends its line to $results.
 measure() {
   local srv=$1 name=$2 mode=$3 conns=$4 size=$5 port out pid line
