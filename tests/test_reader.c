@@ -528,6 +528,39 @@ static void test_connect_fails(void **state) {
   tu_finish(loop);
 }
 
+/* The reader freed while its connect is pending: the connect's release
+ * (after a cancel or a failure) or its connection_made comes later and
+ * must find the reader still there. */
+static void test_free_during_connect(void **state) {
+  (void)state;
+  for (int mode = 0; mode < 3; mode++) { /* 0: cancelled, 1: refused, 2: connected */
+    async_loop *loop = tu_loop_new();
+    async_server *server = mode == 2 ? tu_echo_server(loop, "127.0.0.1", 0) : NULL;
+    async_reader *reader = NULL;
+    assert_int_equal(async_reader_new(&reader, loop, 0), 0);
+    async_future *c = NULL;
+    assert_int_equal(async_tcp_connect(&c, loop, "127.0.0.1", server ? (uint16_t)async_server_port(server) : 1,
+                                       NULL, async_reader_protocol(), reader),
+                     0);
+    assert_int_equal(async_reader_free(reader), 0);
+    if (mode == 0) {
+      assert_int_equal(async_future_free(c), 0);
+      c = NULL;
+    } else {
+      assert_int_equal(tu_wait_future(loop, c, 3000), mode == 1 ? ASYNC_ECONNREFUSED : 0);
+    }
+    if (mode == 2) {
+      void *stream = NULL;
+      assert_int_equal(async_future_result(&stream, c), 0);
+      assert_int_equal(async_stream_close(stream), 0);
+      assert_int_equal(async_server_close_connections(server, 0), 0);
+    }
+    if (c) assert_int_equal(async_future_free(c), 0);
+    if (server) tu_server_close(loop, server);
+    tu_finish(loop);
+  }
+}
+
 /* A hand-over that fails leaves the reader unbound (nothing will release it). */
 static void test_failed_hand_over(void **state) {
   (void)state;
@@ -772,6 +805,7 @@ int main(void) {
       cmocka_unit_test(test_rebind_after_release),
       cmocka_unit_test(test_set_protocol_away),
       cmocka_unit_test(test_connect_fails),
+      cmocka_unit_test(test_free_during_connect),
       cmocka_unit_test(test_failed_hand_over),
       cmocka_unit_test(test_with_reconnector),
       cmocka_unit_test(test_read_exactly_over_limit),
