@@ -943,6 +943,53 @@ static void test_server_failure(void **state) {
   dnsfx_blackhole_close(&h);
 }
 
+/*
+ * One lookup of family (AF_INET: an A query, AF_INET6: an AAAA query)
+ * answered by the blackhole with the records `answers` says (dns_fixture.h);
+ * returns the status and, on success, the list's only entry as text.
+ */
+static int lookup_answered_with(int family, int answers, char *text, size_t cap) {
+  struct dnsfx_hole h;
+  assert_int_equal(dnsfx_blackhole_open(&h), 0);
+  h.answers = answers;
+  async_loop *loop = dns_loop(dnsfx_blackhole_servers(&h));
+  assert_code(async_dns_set_deadline(loop, 5000), 0);
+  async_future *f = gai(loop, "answers.test", NULL, family, 0, 0);
+  /* The query left inside async_getaddrinfo: answer it, then let the loop read. */
+  assert_int_equal(dnsfx_blackhole_reply(&h, family == AF_INET ? DNSFX_TYPE_A : DNSFX_TYPE_AAAA, 1, 2000), 1);
+  int rc = tu_wait_future(loop, f, 2000);
+  text[0] = '\0';
+  if (rc == 0) {
+    const async_addrinfo *list = gai_list(f);
+    assert_int_equal(async_addrinfo_count(list), 1);
+    int port = -1;
+    assert_int_equal(entry(list, 0, text, cap, &port), family);
+  }
+  assert_code(async_future_free(f), 0);
+  finish(loop);
+  dnsfx_blackhole_close(&h);
+  return rc;
+}
+
+/* An answer may carry records of the other address type (c-ares passes an
+ * AAAA record answering an A query on): a lookup keeps the entries of the
+ * family asked only, and with none of them fails with ASYNC_ENODATA, as
+ * for a name without an address of that family. Both directions. */
+static void test_answer_of_other_family(void **state) {
+  (void)state;
+  char text[INET6_ADDRSTRLEN];
+  assert_code(lookup_answered_with(AF_INET, DNSFX_ANSWER_ASKED, text, sizeof text), 0);
+  assert_string_equal(text, "192.0.2.20");
+  assert_code(lookup_answered_with(AF_INET, DNSFX_ANSWER_OTHER, text, sizeof text), ASYNC_ENODATA);
+  assert_code(lookup_answered_with(AF_INET, DNSFX_ANSWER_BOTH, text, sizeof text), 0);
+  assert_string_equal(text, "192.0.2.20");
+  assert_code(lookup_answered_with(AF_INET6, DNSFX_ANSWER_ASKED, text, sizeof text), 0);
+  assert_string_equal(text, "2001:db8::20");
+  assert_code(lookup_answered_with(AF_INET6, DNSFX_ANSWER_OTHER, text, sizeof text), ASYNC_ENODATA);
+  assert_code(lookup_answered_with(AF_INET6, DNSFX_ANSWER_BOTH, text, sizeof text), 0);
+  assert_string_equal(text, "2001:db8::20");
+}
+
 static void test_cancel_after_one_family(void **state) {
   (void)state;
   struct dnsfx_hole h;
@@ -1924,6 +1971,7 @@ int main(void) {
       cmocka_unit_test(test_abandoned_queries_bounded),
       cmocka_unit_test(test_out_of_fds),
       cmocka_unit_test(test_server_failure),
+      cmocka_unit_test(test_answer_of_other_family),
       cmocka_unit_test(test_cancel_after_one_family),
       cmocka_unit_test(test_cancel_one_of_two),
       cmocka_unit_test(test_free_pending_future),

@@ -91,7 +91,9 @@ typedef struct async_nameinfo async_nameinfo;
  * it with async_addrinfo_take()). The list is never empty.
  *
  * family: AF_UNSPEC (both, IPv6 first when DNS answers both), AF_INET or
- * AF_INET6. socktype: 0 (entries carry 0), SOCK_STREAM (protocol TCP) or
+ * AF_INET6: the list holds entries of that family only, whatever address
+ * records an answer carries (an answer with none of that family fails with
+ * ASYNC_ENODATA). socktype: 0 (entries carry 0), SOCK_STREAM (protocol TCP) or
  * SOCK_DGRAM (protocol UDP). flags: ASYNC_DNS_* above.
  *
  * Errors (returned, no future created): ASYNC_EINVAL (out/loop NULL, both
