@@ -150,7 +150,8 @@ ASYNC_API const char *async_addrinfo_canonname(const async_addrinfo *list);
  * Reverse lookup: addr (AF_INET/AF_INET6, addrlen bytes, copied) to a host
  * name and a service name. The future's value, on success, is an
  * async_nameinfo * owned by the future. Without ASYNC_NI_NAMEREQD an
- * address with no name gives its numeric form.
+ * address with no name gives its numeric form; a PTR record naming the
+ * root (the empty name) counts as no name: the host is never empty.
  * Errors (returned): ASYNC_EINVAL (NULL, bad family or length, unknown
  * flags), ASYNC_ENOMEM, ASYNC_EMFILE (as async_getaddrinfo()). A name not found with ASYNC_NI_NAMEREQD fails the
  * future with ASYNC_ENOTFOUND.

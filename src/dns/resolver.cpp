@@ -701,6 +701,19 @@ void Resolver::on_nameinfo(void *request, int status, int, char *host, char *ser
     return;
   }
   int err = r->lookup_error(status);
+  // A PTR record naming the root reaches here as an empty host (c-ares
+  // passes it on): that is no name, as when there is no PTR record.
+  char numeric[ASYNC_ADDR_STRLEN];
+  if (!err && (!host || !*host)) {
+    bool fallback = !(req->ares_flags & ARES_NI_NAMEREQD) &&
+                    core::format_address(numeric, sizeof numeric, reinterpret_cast<const sockaddr *>(&req->addr),
+                                         req->addrlen, ASYNC_ADDR_NOPORT) >= 0;
+    if (fallback) {
+      host = numeric;
+    } else {
+      err = ASYNC_ENOTFOUND;
+    }
+  }
   if (!err) {
     req->result = NameInfo::create(host, service);
     if (!req->result) err = ASYNC_ENOMEM;
