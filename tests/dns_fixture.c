@@ -598,8 +598,9 @@ static int read_one(int fd, unsigned char *buf, size_t cap, ssize_t *len, struct
 }
 
 
-/* Up to 8 addresses of one family, as record data (4 or 16 bytes each). */
+/* Up to 8 records of one type and length (addresses: 4 or 16 bytes each). */
 struct records {
+  int type;
   int count;
   int len;
   unsigned char data[8][16];
@@ -609,6 +610,7 @@ struct records {
  * AAAA); NULL or "": none. Returns 0, or -1 for a malformed list. */
 static int parse_records(struct records *recs, int qtype, const char *list) {
   int family = qtype == DNSFX_TYPE_A ? AF_INET : AF_INET6;
+  recs->type = qtype;
   recs->count = 0;
   recs->len = family == AF_INET ? 4 : 16;
   while (list != NULL && *list != '\0') {
@@ -640,56 +642,79 @@ static int query_type(const unsigned char *msg, size_t len, int *qend) {
 
 /*
  * Builds into r (cap bytes) the reply to query msg whose question ends at
- * qend: with rcode != 0 that rcode and no answer, else NOERROR with recs
- * (none: NODATA), TTL 60. Returns the reply's length, or 0 if it does not fit.
+ * qend: with rcode != 0 that rcode and no answer, else NOERROR with the
+ * records of the nsets sets, in order, each named as the question (none:
+ * NODATA), TTL 60. Returns the reply's length, or 0 if it does not fit.
  */
 static size_t build_reply(unsigned char *r, size_t cap, const unsigned char *msg, int qend, int rcode,
-                          const struct records *recs) {
-  size_t need = (size_t)qend + (rcode != 0 ? 0 : (size_t)recs->count * (12 + (size_t)recs->len));
+                          const struct records *sets, int nsets) {
+  size_t need = (size_t)qend;
+  unsigned ancount = 0;
+  for (int s = 0; rcode == 0 && s < nsets; s++) {
+    need += (size_t)sets[s].count * (12 + (size_t)sets[s].len);
+    ancount += (unsigned)sets[s].count;
+  }
   if (need > cap) {
     return 0;
   }
   memcpy(r, msg, (size_t)qend);
   /* QR, RD (copied), RA, the rcode; no authority, no EDNS OPT record. */
   put16(r + 2, (unsigned)(0x8180 | (get16(msg + 2) & 0x0100) | (rcode & 0xF)));
-  put16(r + 6, rcode != 0 ? 0 : (unsigned)recs->count);
+  put16(r + 6, ancount);
   put16(r + 8, 0);
   put16(r + 10, 0);
   size_t n = (size_t)qend;
-  for (int i = 0; rcode == 0 && i < recs->count; i++) {
-    put16(r + n, 0xC00C); /* the question's name */
-    put16(r + n + 2, get16(msg + qend - 4));
-    put16(r + n + 4, 1);
-    put16(r + n + 6, 0);
-    put16(r + n + 8, 60); /* TTL */
-    put16(r + n + 10, (unsigned)recs->len);
-    memcpy(r + n + 12, recs->data[i], (size_t)recs->len);
-    n += 12 + (size_t)recs->len;
+  for (int s = 0; rcode == 0 && s < nsets; s++) {
+    const struct records *recs = &sets[s];
+    for (int i = 0; i < recs->count; i++) {
+      put16(r + n, 0xC00C); /* the question's name */
+      put16(r + n + 2, (unsigned)recs->type);
+      put16(r + n + 4, 1);
+      put16(r + n + 6, 0);
+      put16(r + n + 8, 60); /* TTL */
+      put16(r + n + 10, (unsigned)recs->len);
+      memcpy(r + n + 12, recs->data[i], (size_t)recs->len);
+      n += 12 + (size_t)recs->len;
+    }
   }
   return n;
 }
 
+/* The blackhole's address for an A or AAAA record. */
+static const char *hole_address(int qtype) { return qtype == DNSFX_TYPE_A ? "192.0.2.20" : "2001:db8::20"; }
+
 /*
  * Answers query msg (len bytes) if its type is *want (0: A or AAAA, and *want
- * becomes that type): 192.0.2.20 or 2001:db8::20, or rcode; returns 1 if answered.
+ * becomes that type) as h says (dnsfx_blackhole_reply()); returns 1 if
+ * answered.
  */
-static int answer(int fd, const unsigned char *msg, size_t len, const struct sockaddr_storage *from,
-                  socklen_t fromlen, int *want, int rcode) {
+static int answer(const struct dnsfx_hole *h, int fd, const unsigned char *msg, size_t len,
+                  const struct sockaddr_storage *from, socklen_t fromlen, int *want) {
   int qend = 0;
   int qtype = query_type(msg, len, &qend);
   if (*want == 0 && (qtype == DNSFX_TYPE_A || qtype == DNSFX_TYPE_AAAA)) {
     *want = qtype;
   }
   int address = qtype == DNSFX_TYPE_A || qtype == DNSFX_TYPE_AAAA;
-  if (qtype < 0 || qtype != *want || (rcode == 0 && !address)) {
+  if (qtype < 0 || qtype != *want || (h->rcode == 0 && !address && qtype != DNSFX_TYPE_PTR)) {
     return 0;
   }
-  struct records recs = {0};
+  struct records sets[2] = {{0}, {0}};
+  int nsets = 0;
   if (address) {
-    parse_records(&recs, qtype, qtype == DNSFX_TYPE_A ? "192.0.2.20" : "2001:db8::20");
+    int other = qtype == DNSFX_TYPE_A ? DNSFX_TYPE_AAAA : DNSFX_TYPE_A;
+    if (h->answers != DNSFX_ANSWER_OTHER) {
+      parse_records(&sets[nsets++], qtype, hole_address(qtype));
+    }
+    if (h->answers != DNSFX_ANSWER_ASKED) {
+      parse_records(&sets[nsets++], other, hole_address(other));
+    }
+  } else if (qtype == DNSFX_TYPE_PTR) {
+    /* The root: a name of one empty label. */
+    sets[nsets++] = (struct records){.type = DNSFX_TYPE_PTR, .count = 1, .len = 1};
   }
   unsigned char r[1024];
-  size_t n = build_reply(r, sizeof r, msg, qend, rcode, &recs);
+  size_t n = build_reply(r, sizeof r, msg, qend, h->rcode, sets, nsets);
   return n > 0 && sendto(fd, r, n, 0, (const struct sockaddr *)from, fromlen) == (ssize_t)n;
 }
 
@@ -709,7 +734,7 @@ static int drain_hole(struct dnsfx_hole *h, int *want) {
     while (read_one(fds[i], buf, sizeof buf, &len, &from, &fromlen)) {
       h->total++;
       if (want != NULL) {
-        answered += answer(fds[i], buf, (size_t)len, &from, fromlen, want, h->rcode);
+        answered += answer(h, fds[i], buf, (size_t)len, &from, fromlen, want);
       }
     }
   }
@@ -807,7 +832,7 @@ static void responder_read(struct dnsfx_responder_state *st) {
         continue;
       }
       struct pending_reply *p = &st->pending[st->npending];
-      p->len = build_reply(p->msg, sizeof p->msg, buf, qend, 0, &st->recs[t]);
+      p->len = build_reply(p->msg, sizeof p->msg, buf, qend, 0, &st->recs[t], 1);
       if (p->len == 0) {
         continue;
       }

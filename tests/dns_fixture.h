@@ -112,9 +112,17 @@ struct dnsfx_hole {
   int total;        /* datagrams received so far (all drained) */
   char servers[32]; /* "127.0.0.1:PORT" */
   char servers6[48];/* "[::1]:PORT" or "" */
-  int rcode;        /* dnsfx_blackhole_reply(): 0 answers with an address,
+  int rcode;        /* dnsfx_blackhole_reply(): 0 answers with records,
                        any other value replies with that rcode and no answer */
+  int answers;      /* dnsfx_blackhole_reply() with rcode 0, the records
+                       answering an A or AAAA query: DNSFX_ANSWER_* */
 };
+
+/* dnsfx_hole.answers: which address records answer an A or AAAA query. */
+#define DNSFX_ANSWER_ASKED 0 /* one of the type asked (the default) */
+#define DNSFX_ANSWER_OTHER 1 /* one of the other type only: an A query gets
+                                the AAAA record, an AAAA query the A record */
+#define DNSFX_ANSWER_BOTH 2  /* both, the type asked first */
 
 /* Opens the blackhole on a free port. Returns 0 or -1. */
 int dnsfx_blackhole_open(struct dnsfx_hole *h);
@@ -127,9 +135,10 @@ int dnsfx_blackhole_count(struct dnsfx_hole *h);
 
 /*
  * Waits up to timeout_ms for datagrams, drains them, and answers every
- * query whose type is qtype (DNSFX_TYPE_A: 192.0.2.20, DNSFX_TYPE_AAAA:
- * 2001:db8::20, for whatever name was asked, TTL 60); other queries are
- * dropped. qtype 0: the type (A or AAAA) of the first such query read in
+ * query whose type is qtype, for whatever name was asked, TTL 60, with
+ * the records h->answers says (an A record is 192.0.2.20, an AAAA record
+ * 2001:db8::20; DNSFX_TYPE_PTR: a PTR record naming the root, the empty
+ * name), or h->rcode; other queries are dropped. qtype 0: the type (A or AAAA) of the first such query read in
  * this call. Returns after at least min_answers answers were sent (or the
  * timeout): the number of answers sent, or -1 on error. Datagrams read here
  * count in total as well.

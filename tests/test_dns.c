@@ -943,6 +943,53 @@ static void test_server_failure(void **state) {
   dnsfx_blackhole_close(&h);
 }
 
+/*
+ * One lookup of family (AF_INET: an A query, AF_INET6: an AAAA query)
+ * answered by the blackhole with the records `answers` says (dns_fixture.h);
+ * returns the status and, on success, the list's only entry as text.
+ */
+static int lookup_answered_with(int family, int answers, char *text, size_t cap) {
+  struct dnsfx_hole h;
+  assert_int_equal(dnsfx_blackhole_open(&h), 0);
+  h.answers = answers;
+  async_loop *loop = dns_loop(dnsfx_blackhole_servers(&h));
+  assert_code(async_dns_set_deadline(loop, 5000), 0);
+  async_future *f = gai(loop, "answers.test", NULL, family, 0, 0);
+  /* The query left inside async_getaddrinfo: answer it, then let the loop read. */
+  assert_int_equal(dnsfx_blackhole_reply(&h, family == AF_INET ? DNSFX_TYPE_A : DNSFX_TYPE_AAAA, 1, 2000), 1);
+  int rc = tu_wait_future(loop, f, 2000);
+  text[0] = '\0';
+  if (rc == 0) {
+    const async_addrinfo *list = gai_list(f);
+    assert_int_equal(async_addrinfo_count(list), 1);
+    int port = -1;
+    assert_int_equal(entry(list, 0, text, cap, &port), family);
+  }
+  assert_code(async_future_free(f), 0);
+  finish(loop);
+  dnsfx_blackhole_close(&h);
+  return rc;
+}
+
+/* An answer may carry records of the other address type (c-ares passes an
+ * AAAA record answering an A query on): a lookup keeps the entries of the
+ * family asked only, and with none of them fails with ASYNC_ENODATA, as
+ * for a name without an address of that family. Both directions. */
+static void test_answer_of_other_family(void **state) {
+  (void)state;
+  char text[INET6_ADDRSTRLEN];
+  assert_code(lookup_answered_with(AF_INET, DNSFX_ANSWER_ASKED, text, sizeof text), 0);
+  assert_string_equal(text, "192.0.2.20");
+  assert_code(lookup_answered_with(AF_INET, DNSFX_ANSWER_OTHER, text, sizeof text), ASYNC_ENODATA);
+  assert_code(lookup_answered_with(AF_INET, DNSFX_ANSWER_BOTH, text, sizeof text), 0);
+  assert_string_equal(text, "192.0.2.20");
+  assert_code(lookup_answered_with(AF_INET6, DNSFX_ANSWER_ASKED, text, sizeof text), 0);
+  assert_string_equal(text, "2001:db8::20");
+  assert_code(lookup_answered_with(AF_INET6, DNSFX_ANSWER_OTHER, text, sizeof text), ASYNC_ENODATA);
+  assert_code(lookup_answered_with(AF_INET6, DNSFX_ANSWER_BOTH, text, sizeof text), 0);
+  assert_string_equal(text, "2001:db8::20");
+}
+
 static void test_cancel_after_one_family(void **state) {
   (void)state;
   struct dnsfx_hole h;
@@ -1196,10 +1243,9 @@ static async_future *gni(async_loop *loop, const struct sockaddr *sa, size_t len
   return f;
 }
 
-/* Runs a getnameinfo; on success copies host and service; returns the status. */
-static int nameinfo(async_loop *loop, const struct sockaddr *sa, size_t len, uint32_t flags, char *host,
-                    char *serv) {
-  async_future *f = gni(loop, sa, len, flags);
+/* Waits for getnameinfo future f; on success copies host and service;
+ * frees f; returns the status. */
+static int nameinfo_wait(async_loop *loop, async_future *f, char *host, char *serv) {
   int rc = tu_wait_future(loop, f, 5000);
   host[0] = serv[0] = '\0';
   if (rc == 0) {
@@ -1215,6 +1261,12 @@ static int nameinfo(async_loop *loop, const struct sockaddr *sa, size_t len, uin
   }
   assert_code(async_future_free(f), 0);
   return rc;
+}
+
+/* Runs a getnameinfo; on success copies host and service; returns the status. */
+static int nameinfo(async_loop *loop, const struct sockaddr *sa, size_t len, uint32_t flags, char *host,
+                    char *serv) {
+  return nameinfo_wait(loop, gni(loop, sa, len, flags), host, serv);
 }
 
 static void test_getnameinfo(void **state) {
@@ -1283,6 +1335,47 @@ static void test_getnameinfo(void **state) {
   assert_code(r.status, ASYNC_ECANCELED);
   assert_code(async_future_free(f), 0);
   finish(loop);
+}
+
+/* A getnameinfo whose PTR query the blackhole answers with a PTR record
+ * naming the root; returns the status, host and service as nameinfo(). */
+static int nameinfo_of_root_ptr(const struct sockaddr *sa, size_t len, uint32_t flags, char *host, char *serv) {
+  struct dnsfx_hole h;
+  assert_int_equal(dnsfx_blackhole_open(&h), 0);
+  async_loop *loop = dns_loop(dnsfx_blackhole_servers(&h));
+  assert_code(async_dns_set_deadline(loop, 5000), 0);
+  async_future *f = gni(loop, sa, len, flags);
+  /* The query left inside async_getnameinfo: answer it, then let the loop read. */
+  assert_int_equal(dnsfx_blackhole_reply(&h, DNSFX_TYPE_PTR, 1, 2000), 1);
+  int rc = nameinfo_wait(loop, f, host, serv);
+  finish(loop);
+  dnsfx_blackhole_close(&h);
+  return rc;
+}
+
+/* A PTR record naming the root (the empty name) names nothing: the
+ * address's numeric form, or ASYNC_ENOTFOUND with ASYNC_NI_NAMEREQD, as
+ * for an address without a PTR record; never an empty host. */
+static void test_getnameinfo_root_name(void **state) {
+  (void)state;
+  char host[256], serv[64];
+  struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(80)};
+  inet_pton(AF_INET, "192.0.2.20", &sin.sin_addr);
+  const struct sockaddr *sa = (const struct sockaddr *)&sin;
+  assert_code(nameinfo_of_root_ptr(sa, sizeof sin, ASYNC_NI_NUMERICSERV, host, serv), 0);
+  assert_string_equal(host, "192.0.2.20");
+  assert_string_equal(serv, "80");
+  assert_code(nameinfo_of_root_ptr(sa, sizeof sin, ASYNC_NI_NAMEREQD | ASYNC_NI_NUMERICSERV, host, serv),
+              ASYNC_ENOTFOUND);
+
+  struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(443)};
+  inet_pton(AF_INET6, "2001:db8::20", &sin6.sin6_addr);
+  const struct sockaddr *sa6 = (const struct sockaddr *)&sin6;
+  assert_code(nameinfo_of_root_ptr(sa6, sizeof sin6, ASYNC_NI_NUMERICSERV, host, serv), 0);
+  assert_string_equal(host, "2001:db8::20");
+  assert_string_equal(serv, "443");
+  assert_code(nameinfo_of_root_ptr(sa6, sizeof sin6, ASYNC_NI_NAMEREQD | ASYNC_NI_NUMERICSERV, host, serv),
+              ASYNC_ENOTFOUND);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1927,6 +2020,7 @@ int main(void) {
       cmocka_unit_test(test_abandoned_queries_bounded),
       cmocka_unit_test(test_out_of_fds),
       cmocka_unit_test(test_server_failure),
+      cmocka_unit_test(test_answer_of_other_family),
       cmocka_unit_test(test_cancel_after_one_family),
       cmocka_unit_test(test_cancel_one_of_two),
       cmocka_unit_test(test_free_pending_future),
@@ -1935,6 +2029,7 @@ int main(void) {
       cmocka_unit_test(test_loop_free_with_callbacks),
       cmocka_unit_test(test_loop_free_never_run),
       cmocka_unit_test(test_getnameinfo),
+      cmocka_unit_test(test_getnameinfo_root_name),
       cmocka_unit_test(test_silent_server_deadline),
       cmocka_unit_test(test_numeric_no_packet),
       cmocka_unit_test(test_local_names_no_packet),

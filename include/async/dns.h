@@ -91,7 +91,9 @@ typedef struct async_nameinfo async_nameinfo;
  * it with async_addrinfo_take()). The list is never empty.
  *
  * family: AF_UNSPEC (both, IPv6 first when DNS answers both), AF_INET or
- * AF_INET6. socktype: 0 (entries carry 0), SOCK_STREAM (protocol TCP) or
+ * AF_INET6: the list holds entries of that family only, whatever address
+ * records an answer carries (an answer with none of that family fails with
+ * ASYNC_ENODATA). socktype: 0 (entries carry 0), SOCK_STREAM (protocol TCP) or
  * SOCK_DGRAM (protocol UDP). flags: ASYNC_DNS_* above.
  *
  * Errors (returned, no future created): ASYNC_EINVAL (out/loop NULL, both
@@ -148,7 +150,8 @@ ASYNC_API const char *async_addrinfo_canonname(const async_addrinfo *list);
  * Reverse lookup: addr (AF_INET/AF_INET6, addrlen bytes, copied) to a host
  * name and a service name. The future's value, on success, is an
  * async_nameinfo * owned by the future. Without ASYNC_NI_NAMEREQD an
- * address with no name gives its numeric form.
+ * address with no name gives its numeric form; a PTR record naming the
+ * root (the empty name) counts as no name: the host is never empty.
  * Errors (returned): ASYNC_EINVAL (NULL, bad family or length, unknown
  * flags), ASYNC_ENOMEM, ASYNC_EMFILE (as async_getaddrinfo()). A name not found with ASYNC_NI_NAMEREQD fails the
  * future with ASYNC_ENOTFOUND.

@@ -198,8 +198,6 @@ const char *follow_cnames(const ares_addrinfo *res, const char *host) noexcept {
   return name;
 }
 
-AddrInfo *convert(const ares_addrinfo *res, const Resolver::Request &req) noexcept;
-
 int connect_socket(ares_socket_t fd, const sockaddr *addr, ares_socklen_t len, void *) noexcept {
   return ::connect(fd, addr, len);
 }
@@ -568,20 +566,31 @@ int Resolver::lookup_error(int status) const noexcept {
 
 namespace {
 
-AddrInfo *convert(const ares_addrinfo *res, const Resolver::Request &req) noexcept {
+// Whether an entry c-ares gives back is of the family asked (AF_UNSPEC:
+// either). c-ares keeps every address record of the answer, and an answer
+// may carry records of the other type (an AAAA record answering an A query).
+bool wanted(const ares_addrinfo_node *n, int family) noexcept {
+  if (family == AF_UNSPEC) return n->ai_family == AF_INET || n->ai_family == AF_INET6;
+  return n->ai_family == family;
+}
+
+// The list of the entries of the family asked into *out: 0, ASYNC_ENODATA
+// (none) or ASYNC_ENOMEM.
+int convert(const ares_addrinfo *res, const Resolver::Request &req, AddrInfo **out) noexcept {
   std::size_t count = 0;
   for (const ares_addrinfo_node *n = res->nodes; n; n = n->ai_next)
-    if (n->ai_family == AF_INET || n->ai_family == AF_INET6) ++count;
-  if (count == 0) return nullptr;
+    if (wanted(n, req.family)) ++count;
+  if (count == 0) return ASYNC_ENODATA;
   const char *canon = req.canon ? follow_cnames(res, req.host) : nullptr;
   AddrInfo *list = AddrInfo::create(count, canon ? std::strlen(canon) : 0);
-  if (!list) return nullptr;
+  if (!list) return ASYNC_ENOMEM;
   std::size_t i = 0;
   for (const ares_addrinfo_node *n = res->nodes; n; n = n->ai_next)
-    if (n->ai_family == AF_INET || n->ai_family == AF_INET6) list->set(i++, n->ai_addr, req.port, req.socktype);
+    if (wanted(n, req.family)) list->set(i++, n->ai_addr, req.port, req.socktype);
   if (canon) list->set_canonname(canon);
   list->ipv6_first();
-  return list;
+  *out = list;
+  return 0;
 }
 
 AddrInfo *hosts_list(const HostsMatch &match, const Resolver::Request &req) noexcept {
@@ -608,13 +617,9 @@ void Resolver::on_addrinfo(void *request, int status, int, ares_addrinfo *res) n
   }
   int err = r->lookup_error(status);
   if (!err) {
-    AddrInfo *list = res ? convert(res, *req) : nullptr;
-    if (list) {
-      req->result = list;
-    } else {
-      bool any = res && res->nodes;
-      err = any ? ASYNC_ENOMEM : ASYNC_ENODATA;
-    }
+    AddrInfo *list = nullptr;
+    err = res ? convert(res, *req, &list) : ASYNC_ENODATA;
+    req->result = list;
   }
   if (res) ares_freeaddrinfo(res);
   r->finish(req, err);
@@ -696,6 +701,19 @@ void Resolver::on_nameinfo(void *request, int status, int, char *host, char *ser
     return;
   }
   int err = r->lookup_error(status);
+  // A PTR record naming the root reaches here as an empty host (c-ares
+  // passes it on): that is no name, as when there is no PTR record.
+  char numeric[ASYNC_ADDR_STRLEN];
+  if (!err && (!host || !*host)) {
+    bool fallback = !(req->ares_flags & ARES_NI_NAMEREQD) &&
+                    core::format_address(numeric, sizeof numeric, reinterpret_cast<const sockaddr *>(&req->addr),
+                                         req->addrlen, ASYNC_ADDR_NOPORT) >= 0;
+    if (fallback) {
+      host = numeric;
+    } else {
+      err = ASYNC_ENOTFOUND;
+    }
+  }
   if (!err) {
     req->result = NameInfo::create(host, service);
     if (!req->result) err = ASYNC_ENOMEM;

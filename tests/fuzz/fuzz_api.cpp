@@ -49,7 +49,7 @@ struct Ud {
   int made = 0, lost = 0;
   bool eof = false, paused = false;
   void *obj = nullptr;  // the live timer/future/stream/datagram/server, NULL once gone
-  async_reader *reader = nullptr;  // kept for the stream's callbacks after the fuzzer freed it
+  async_reader *reader = nullptr;  // a reader and its stream's userdata
   bool reader_owned = false;       // not freed yet
   int fd = -1;               // a socketpair peer or a client socket
   uint8_t behaviour = 0;     // what the object's callbacks do (from the input)
@@ -188,40 +188,55 @@ const async_stream_protocol kStreamProtocol = {
     stream_pause, stream_resume, nullptr, stream_release,
 };
 
-// A reader's stream: the reader's own protocol, with the fuzzer watching
-// the stream's life (the reader is the reader's userdata, the Ud ours).
+// A reader's stream: a protocol whose release is the reader's, with the
+// reader as userdata, so the reader is bound to the stream until that
+// release (async/reader.h); its other callbacks are the fuzzer's, which
+// watch the stream's life and pass each call on to the reader's. The
+// reader's release is its final notification, not the fuzzer's:
+// async_loop_free() returning 0 shows every reader's memory went.
 const async_stream_protocol &reader_protocol() { return *async_reader_protocol(); }
 
-void shim_made(async_stream *s, void *ud) {
-  Ud &u = *static_cast<Ud *>(ud);
-  stream_made(s, ud);
-  if (reader_protocol().connection_made) reader_protocol().connection_made(s, u.reader);
-}
-std::size_t shim_data(async_stream *s, const uint8_t *d, std::size_t len, void *ud) {
-  Ud &u = *static_cast<Ud *>(ud);
-  FUZZ_CHECK(u.made == 1 && u.lost == 0 && !u.eof);
-  return reader_protocol().data_received(s, d, len, u.reader);
-}
-int shim_eof(async_stream *s, void *ud) {
-  Ud &u = *static_cast<Ud *>(ud);
-  FUZZ_CHECK(u.made == 1 && u.lost == 0 && !u.eof);
-  u.eof = true;
-  return reader_protocol().eof_received ? reader_protocol().eof_received(s, u.reader) : 0;
-}
-void shim_lost(async_stream *s, int error, void *ud) {
-  Ud &u = *static_cast<Ud *>(ud);
-  reader_protocol().connection_lost(s, error, u.reader);
-  stream_lost(s, error, ud);
-}
-void shim_release(void *ud) {
-  Ud &u = *static_cast<Ud *>(ud);
-  if (reader_protocol().release) reader_protocol().release(u.reader);
-  stream_release(ud);
+State *g_state = nullptr;  // the run in progress
+
+// The Ud of a reader's live stream (the callbacks get the reader).
+Ud &reader_ud(async_stream *s) {
+  Ud *found = nullptr;
+  for (Ud &u : g_state->uds)
+    if (u.type == Type::kReader && u.obj == s) found = &u;
+  FUZZ_CHECK(found);
+  return *found;
 }
 
-const async_stream_protocol kReaderShim = {
-    sizeof(async_stream_protocol), shim_made, shim_data, shim_eof, shim_lost, nullptr, nullptr, nullptr, shim_release,
-};
+void shim_made(async_stream *s, void *reader) {
+  Ud &u = reader_ud(s);
+  FUZZ_CHECK(u.made == 0 && u.lost == 0);
+  ++u.made;
+  if (reader_protocol().connection_made) reader_protocol().connection_made(s, reader);
+}
+std::size_t shim_data(async_stream *s, const uint8_t *d, std::size_t len, void *reader) {
+  Ud &u = reader_ud(s);
+  FUZZ_CHECK(u.made == 1 && u.lost == 0 && !u.eof);
+  return reader_protocol().data_received(s, d, len, reader);
+}
+int shim_eof(async_stream *s, void *reader) {
+  Ud &u = reader_ud(s);
+  FUZZ_CHECK(u.made == 1 && u.lost == 0 && !u.eof);
+  u.eof = true;
+  return reader_protocol().eof_received ? reader_protocol().eof_received(s, reader) : 0;
+}
+void shim_lost(async_stream *s, int error, void *reader) {
+  Ud &u = reader_ud(s);
+  reader_protocol().connection_lost(s, error, reader);
+  stream_lost(s, error, &u);  // the stream is gone: u.obj is cleared
+}
+
+const async_stream_protocol &reader_shim() {
+  static const async_stream_protocol shim = {
+      sizeof(async_stream_protocol), shim_made, shim_data, shim_eof, shim_lost, nullptr, nullptr, nullptr,
+      reader_protocol().release,
+  };
+  return shim;
+}
 
 void dgram_made(async_datagram *d, void *ud) {
   Ud &u = *static_cast<Ud *>(ud);
@@ -459,11 +474,11 @@ void op_stream_change(State &st, uint8_t arg, uint8_t size) {
 void op_reader(State &st, uint8_t arg) {
   int fds[2];
   if (socket_pair(fds) != 0) return;
-  Ud &u = st.add(Type::kReader);
+  Ud &u = st.add(Type::kReader, false);
   FUZZ_CHECK(async_reader_new(&u.reader, st.loop, arg & 0x3f) == 0);
   u.reader_owned = true;
   async_stream *s = nullptr;
-  FUZZ_CHECK(async_stream_adopt(&s, st.loop, fds[0], &kReaderShim, &u) == 0);
+  FUZZ_CHECK(async_stream_adopt(&s, st.loop, fds[0], &reader_shim(), u.reader) == 0);
   u.obj = s;
   u.fd = fds[1];
 }
@@ -652,6 +667,7 @@ void finish(State &st, async_timer *guard) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, std::size_t size) {
   State st;
+  g_state = &st;
   FUZZ_CHECK(async_loop_new(&st.loop) == 0);
   // ONCE never blocks longer than this unreferenced 1 ms guard.
   async_timer *guard = nullptr;

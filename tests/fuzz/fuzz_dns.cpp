@@ -19,8 +19,8 @@
 // a documented lookup error (ASYNC_ECANCELED when cancelled while
 // pending); a result is well formed (entries of the family and socket
 // type asked, the port asked, address lengths of their family, a canonical
-// name when asked; a host and service for getnameinfo); everything closes
-// and async_loop_free() returns 0.
+// name when asked; a non-empty host and a service for getnameinfo);
+// everything closes and async_loop_free() returns 0.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -277,8 +277,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, std::size_t size) {
       auto *info = static_cast<const async_nameinfo *>(value);
       const char *host = async_nameinfo_host(info);
       const char *service = async_nameinfo_service(info);
-      // A PTR record naming the root gives an empty host: c-ares passes it on.
-      FUZZ_CHECK(host && service && service[0]);
+      // Never an empty host, also for a PTR record naming the root.
+      FUZZ_CHECK(host && host[0] && service && service[0]);
     }
   } else if (rc == ASYNC_ECANCELED) {
     FUZZ_CHECK(l.cancel_after_answer && state == ASYNC_FUTURE_CANCELLED);
