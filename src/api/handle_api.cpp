@@ -1,5 +1,6 @@
 #include "api/api.hpp"
 #include "core/hook.hpp"
+#include "core/server.hpp"
 #include "core/signal.hpp"
 #include "core/timer.hpp"
 #include "core/watcher.hpp"
@@ -35,6 +36,11 @@ async_handle *as_handle(const void *p) {
 }
 
 }  // namespace
+
+bool async::api::is_handle_tag(std::uint32_t tag) noexcept {
+  return tag == Timer::kTag || tag == Watcher::kTag || tag == Hook::kTag || tag == Signal::kTag ||
+         tag == Server::kTag;
+}
 
 extern "C" {
 

@@ -123,7 +123,6 @@ class Loop {
 
   void drain_posts() noexcept;
   void run_ready() noexcept;
-  void run_hooks(int kind) noexcept;
   void run_due_timers() noexcept;
   void arm_timer() noexcept;
   void sync_spinning() noexcept;

@@ -54,7 +54,7 @@ int open_listener(const Server::Address &a, int backlog, std::uint32_t flags, bo
 }  // namespace
 
 Server::Server(Loop &loop, void *userdata, async_stream_factory factory) noexcept
-    : Handle(kTag, loop, userdata), factory_(factory) {
+    : Handle(handle_kind<Server>, loop, userdata), factory_(factory) {
   ev::Backend::timer_init(retry_, on_retry, this);
 }
 

@@ -29,7 +29,6 @@ namespace {
 ev_io *as_io(IoSlot &slot) { return reinterpret_cast<ev_io *>(slot.raw); }
 const ev_io *as_io(const IoSlot &slot) { return reinterpret_cast<const ev_io *>(slot.raw); }
 ev_signal *as_signal(SignalSlot &slot) { return reinterpret_cast<ev_signal *>(slot.raw); }
-const ev_signal *as_signal(const SignalSlot &slot) { return reinterpret_cast<const ev_signal *>(slot.raw); }
 ev_timer *as_timer(TimerSlot &slot) { return reinterpret_cast<ev_timer *>(slot.raw); }
 
 // The backend: epoll, unless LIBEV_FLAGS names select (1) or poll (2) so the
@@ -402,8 +401,6 @@ void Backend::signal_stop(SignalSlot &slot) noexcept {
   ev_ref(impl_->loop);
   ev_signal_stop(impl_->loop, w);
 }
-
-bool Backend::signal_active(const SignalSlot &slot) noexcept { return ev_is_active(as_signal(slot)); }
 
 void Backend::timer_init(TimerSlot &slot, Dispatch fn, void *owner) noexcept {
   ev_timer *w = as_timer(slot);
