@@ -21,7 +21,7 @@ int with_resolver(async_loop *loop, Op &&op) {
   Loop *l = checked_loop(loop);
   if (!l) return ASYNC_EINVAL;
   return guarded([&]() -> int {
-    Resolver *r = l->resolver();
+    Resolver *r = Resolver::of(*l);
     return r ? op(*r) : ASYNC_ENOMEM;
   });
 }

@@ -72,7 +72,7 @@ int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t p
     if (len < 0) return ASYNC_EINVAL;
     local.len = static_cast<socklen_t>(len);
   }
-  if (!loop.resolver()) return ASYNC_ENOMEM;
+  if (!dns::Resolver::of(loop)) return ASYNC_ENOMEM;
   Connector *c = nullptr;
   int err = create(&c, loop, protocol, userdata);
   if (err) return err;
@@ -154,7 +154,7 @@ int Connector::lookup(int family) noexcept {
   char service[8];
   std::snprintf(service, sizeof service, "%u", port_);
   Future *f = nullptr;
-  int err = loop_.resolver()->getaddrinfo(&f, host_, service, family, SOCK_STREAM, 0);
+  int err = dns::Resolver::of(loop_)->getaddrinfo(&f, host_, service, family, SOCK_STREAM, 0);
   if (err) return err;
   err = f->add_callback(on_lookup, this);
   if (err) {

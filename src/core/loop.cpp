@@ -11,7 +11,6 @@
 #include "core/hook.hpp"
 #include "core/loop_registry.hpp"
 #include "core/timer.hpp"
-#include "dns/resolver.hpp"
 #include "util/alloc.hpp"
 
 namespace async::core {
@@ -32,7 +31,7 @@ int Loop::create(Loop **out) noexcept {
 
 Loop::~Loop() {
   tag_ = 0xdeadbeef;
-  dns::Resolver::destroy(resolver_);
+  if (service_) service_->destroy();
   util::mem_free(read_buffer_);
   util::mem_free(datagram_buffer_);
   if (log_release_) log_release_(log_userdata_);
@@ -44,11 +43,6 @@ int Loop::destroy() noexcept {
   if (err) return err;
   util::destroy(this);
   return 0;
-}
-
-dns::Resolver *Loop::resolver() noexcept {
-  if (!resolver_) resolver_ = dns::Resolver::create(*this);
-  return resolver_;
 }
 
 namespace {
@@ -135,7 +129,7 @@ void Loop::before_poll(void *self) noexcept {
   // callbacks, timer callbacks) wait for the next iteration's timer pass.
   loop->poll_timer_seq_ = loop->timer_seq_;
   loop->arm_timer();
-  if (loop->resolver_) loop->resolver_->before_poll();
+  if (loop->service_) loop->service_->before_poll();
   loop->sync_spinning();
 }
 
@@ -146,7 +140,7 @@ void Loop::after_poll(void *self) noexcept {
   loop->now_ns_ = loop->backend_.poll_ended_ns();
   Hook::run_all(*loop, ASYNC_HOOK_CHECK);
   if (loop->posts_stalled_) loop->drain_posts();
-  if (loop->resolver_) loop->resolver_->flush();
+  if (loop->service_) loop->service_->after_poll();
   loop->run_ready();
   loop->run_due_timers();
   loop->sync_spinning();
@@ -196,7 +190,7 @@ void Loop::arm_timer() noexcept {
 // watcher is toggled only for work that must wait for the next iteration.
 void Loop::sync_spinning() noexcept {
   // Queued callbacks are work: they keep run() going and the poll short.
-  bool ready = !ready_.empty() || (resolver_ && resolver_->has_done());
+  bool ready = !ready_.empty() || (service_ && service_->has_work());
   if (ready != ready_ref_) {
     ready_ref_ = ready;
     ready ? backend_.ref() : backend_.unref();

@@ -230,9 +230,12 @@ int server_count(ares_channel channel) noexcept {
 
 Resolver::Resolver(core::Loop &loop) noexcept : loop_(loop) { ev::Backend::timer_init(timer_, on_timer, this); }
 
-Resolver *Resolver::create(core::Loop &loop) noexcept { return util::make<Resolver>(loop); }
+Resolver *Resolver::of(core::Loop &loop) noexcept {
+  if (!loop.service()) loop.set_service(util::make<Resolver>(loop));
+  return static_cast<Resolver *>(loop.service());
+}
 
-void Resolver::destroy(Resolver *resolver) noexcept { util::destroy(resolver); }
+void Resolver::destroy() noexcept { util::destroy(this); }
 
 Resolver::~Resolver() {
   close_channel();
@@ -515,7 +518,7 @@ void Resolver::finish(Request *req, int status) noexcept {
   done_.push_back(req->node);
 }
 
-void Resolver::flush() noexcept {
+void Resolver::after_poll() noexcept {
   while (!done_.empty()) {
     Request *req = Request::of(done_.front());
     req->node.unlink();
@@ -537,7 +540,7 @@ void Resolver::flush() noexcept {
 void Resolver::on_cancel(async_future *, int cancelled, void *request) noexcept {
   auto *req = static_cast<Request *>(request);
   req->future = nullptr;
-  if (!cancelled) return;  // flush() is handing over the outcome
+  if (!cancelled) return;  // after_poll() is handing over the outcome
   Resolver *r = req->resolver;
   r->decide(req);
   req->wait_node.unlink();
