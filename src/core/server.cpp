@@ -173,8 +173,9 @@ void Server::take(int fd) noexcept {
   if (int err = Reader::bind(*protocol, protocol_userdata)) {
     // Not ours to release: a reader serving another stream, or no reader.
     ::close(fd);
-    loop().log(ASYNC_LOG_ERROR, "stream factory returned a reader it cannot bind (%s); connection closed",
-               async_strerror(err));
+    // The code, not its text: the text table belongs to the C API above.
+    loop().log(ASYNC_LOG_ERROR, "stream factory returned a reader it cannot bind (error %d); connection closed",
+               err);
     return;
   }
   Stream *stream = nullptr;
@@ -182,7 +183,7 @@ void Server::take(int fd) noexcept {
   if (err) {
     ::close(fd);
     if (protocol->release) protocol->release(protocol_userdata);
-    loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", async_strerror(err));
+    loop().log(ASYNC_LOG_ERROR, "accepted connection dropped (error %d)", err);
     return;
   }
   connections_.push_back(stream->server_node());
