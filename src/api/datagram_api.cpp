@@ -5,19 +5,19 @@
 #include <cstring>
 
 #include "api/api.hpp"
-#include "core/address.hpp"
-#include "core/datagram.hpp"
-#include "core/socket.hpp"
+#include "net/datagram.hpp"
+#include "net/socket.hpp"
+#include "util/address.hpp"
 
 using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
 using async::api::with_object;
 using async::api::kInvalid;
-using async::core::Datagram;
-using async::core::DatagramSocketOptions;
+using async::net::Datagram;
+using async::net::DatagramSocketOptions;
 using async::core::Loop;
-using async::core::SocketAddress;
+using async::util::SocketAddress;
 
 namespace {
 
@@ -35,7 +35,7 @@ int with_udp(async_datagram *dgram, Op &&op) {
 // *family from it. 0 or ASYNC_EINVAL.
 int parse_endpoint(const char *text, int *family, SocketAddress *out) {
   if (!text) return 0;
-  int len = async::core::parse_address(reinterpret_cast<sockaddr *>(&out->addr), sizeof out->addr, text, 0);
+  int len = async::util::parse_address(reinterpret_cast<sockaddr *>(&out->addr), sizeof out->addr, text, 0);
   if (len < 0) return ASYNC_EINVAL;
   if (*family != AF_UNSPEC && *family != out->addr.ss_family) return ASYNC_EINVAL;
   *family = out->addr.ss_family;
@@ -48,7 +48,7 @@ int open_and_adopt(async_datagram **out, Loop &loop, int family, const SocketAdd
                    const SocketAddress &remote, const DatagramSocketOptions &options,
                    const async_datagram_protocol &protocol, void *userdata) {
   return guarded([&]() -> int {
-    int fd = async::core::open_datagram_socket(family, local, remote, options);
+    int fd = async::net::open_datagram_socket(family, local, remote, options);
     if (fd < 0) return fd;
     Datagram *d = nullptr;
     int err = Datagram::adopt(&d, loop, fd, protocol, userdata);
@@ -79,14 +79,14 @@ void map_to_v6(SocketAddress *a) {
 // The destination text names for a transport of family. 0 or ASYNC_EINVAL.
 int destination(const char *text, int family, SocketAddress *out) {
   if (family == AF_UNIX) {
-    int len = async::core::unix_address(&out->addr, text);
+    int len = async::util::unix_address(&out->addr, text);
     if (len < 0) return len;
     out->len = static_cast<socklen_t>(len);
     return 0;
   }
   int parsed = AF_UNSPEC;
   if ((family != AF_INET && family != AF_INET6) || parse_endpoint(text, &parsed, out) != 0) return ASYNC_EINVAL;
-  if (async::core::address_port(reinterpret_cast<const sockaddr *>(&out->addr), out->len) == 0) return ASYNC_EINVAL;
+  if (async::util::address_port(reinterpret_cast<const sockaddr *>(&out->addr), out->len) == 0) return ASYNC_EINVAL;
   if (parsed == AF_INET && family == AF_INET6) map_to_v6(out);
   return 0;
 }
@@ -106,7 +106,7 @@ ASYNC_API int async_udp_open(async_datagram **out, async_loop *loop, const async
   if (parse_endpoint(options->local_address, &family, &local) != 0 ||
       parse_endpoint(options->remote_address, &family, &remote) != 0 || family == AF_UNSPEC)
     return ASYNC_EINVAL;
-  if (remote.len && async::core::address_port(reinterpret_cast<const sockaddr *>(&remote.addr), remote.len) == 0)
+  if (remote.len && async::util::address_port(reinterpret_cast<const sockaddr *>(&remote.addr), remote.len) == 0)
     return ASYNC_EINVAL;
   if (!local.len && !remote.len) {  // the family's wildcard, any port
     local.addr.ss_family = static_cast<sa_family_t>(family);
@@ -224,48 +224,48 @@ ASYNC_API async_loop *async_datagram_loop(async_datagram *dgram) {
 
 ASYNC_API int async_datagram_sockname(struct sockaddr *out, size_t capacity, async_datagram *dgram) {
   if (!out) return ASYNC_EINVAL;
-  return with_object<Datagram>(dgram, [&](Datagram &d) { return async::core::socket_name(d.fd(), false, out, capacity); });
+  return with_object<Datagram>(dgram, [&](Datagram &d) { return async::net::socket_name(d.fd(), false, out, capacity); });
 }
 
 ASYNC_API int async_datagram_peername(struct sockaddr *out, size_t capacity, async_datagram *dgram) {
   if (!out) return ASYNC_EINVAL;
-  return with_object<Datagram>(dgram, [&](Datagram &d) { return async::core::socket_name(d.fd(), true, out, capacity); });
+  return with_object<Datagram>(dgram, [&](Datagram &d) { return async::net::socket_name(d.fd(), true, out, capacity); });
 }
 
 ASYNC_API int async_datagram_join_multicast(async_datagram *dgram, const char *group, const char *iface) {
   if (!group) return ASYNC_EINVAL;
   return with_udp(dgram, [&](Datagram &d) {
-    return async::core::multicast_membership(d.fd(), d.family(), true, group, iface);
+    return async::net::multicast_membership(d.fd(), d.family(), true, group, iface);
   });
 }
 
 ASYNC_API int async_datagram_leave_multicast(async_datagram *dgram, const char *group, const char *iface) {
   if (!group) return ASYNC_EINVAL;
   return with_udp(dgram, [&](Datagram &d) {
-    return async::core::multicast_membership(d.fd(), d.family(), false, group, iface);
+    return async::net::multicast_membership(d.fd(), d.family(), false, group, iface);
   });
 }
 
 ASYNC_API int async_datagram_set_multicast_interface(async_datagram *dgram, const char *iface) {
-  return with_udp(dgram, [&](Datagram &d) { return async::core::multicast_interface(d.fd(), d.family(), iface); });
+  return with_udp(dgram, [&](Datagram &d) { return async::net::multicast_interface(d.fd(), d.family(), iface); });
 }
 
 ASYNC_API int async_datagram_set_multicast_ttl(async_datagram *dgram, int ttl) {
   if (ttl < 0 || ttl > 255) return ASYNC_EINVAL;
   return with_udp(dgram, [&](Datagram &d) {
-    return d.family() == AF_INET ? async::core::set_int_option(d.fd(), IPPROTO_IP, IP_MULTICAST_TTL, ttl)
-                                 : async::core::set_int_option(d.fd(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS, ttl);
+    return d.family() == AF_INET ? async::net::set_int_option(d.fd(), IPPROTO_IP, IP_MULTICAST_TTL, ttl)
+                                 : async::net::set_int_option(d.fd(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS, ttl);
   });
 }
 
 ASYNC_API int async_datagram_set_multicast_loop(async_datagram *dgram, int on) {
   return with_udp(dgram, [&](Datagram &d) {
-    return d.family() == AF_INET ? async::core::set_int_option(d.fd(), IPPROTO_IP, IP_MULTICAST_LOOP, on != 0)
-                                 : async::core::set_int_option(d.fd(), IPPROTO_IPV6, IPV6_MULTICAST_LOOP, on != 0);
+    return d.family() == AF_INET ? async::net::set_int_option(d.fd(), IPPROTO_IP, IP_MULTICAST_LOOP, on != 0)
+                                 : async::net::set_int_option(d.fd(), IPPROTO_IPV6, IPV6_MULTICAST_LOOP, on != 0);
   });
 }
 
 ASYNC_API int async_datagram_set_broadcast(async_datagram *dgram, int on) {
-  return with_udp(dgram, [&](Datagram &d) { return async::core::set_int_option(d.fd(), SOL_SOCKET, SO_BROADCAST, on != 0); });
+  return with_udp(dgram, [&](Datagram &d) { return async::net::set_int_option(d.fd(), SOL_SOCKET, SO_BROADCAST, on != 0); });
 }
 }

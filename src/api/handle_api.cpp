@@ -1,9 +1,9 @@
 #include "api/api.hpp"
 #include "core/hook.hpp"
-#include "core/server.hpp"
 #include "core/signal.hpp"
 #include "core/timer.hpp"
 #include "core/watcher.hpp"
+#include "net/server.hpp"
 
 using async::api::checked;
 using async::api::checked_handle;
@@ -12,6 +12,7 @@ using async::api::guarded;
 using async::api::kInvalid;
 using async::api::with_open;
 using namespace async::core;
+using async::net::Server;
 
 namespace {
 

@@ -4,17 +4,17 @@
 #include <cstring>
 
 #include "api/api.hpp"
-#include "core/address.hpp"
-#include "core/addrinfo.hpp"
-#include "core/server.hpp"
+#include "net/server.hpp"
+#include "util/address.hpp"
+#include "util/addrinfo.hpp"
 
 using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
-using async::core::AddrInfo;
+using async::util::AddrInfo;
 using async::core::Handle;
 using async::core::Loop;
-using async::core::Server;
+using async::net::Server;
 
 namespace {
 
@@ -79,7 +79,7 @@ ASYNC_API int async_unix_listen(async_server **out, async_loop *loop, const char
   Loop *l = checked_loop(loop);
   if (!out || !l || !path || !factory) return ASYNC_EINVAL;
   Server::Address a{};
-  int len = async::core::unix_address(&a.addr, path);
+  int len = async::util::unix_address(&a.addr, path);
   if (len < 0) return len;
   a.len = static_cast<socklen_t>(len);
   return listen_on(out, *l, &a, 1, backlog, 0, factory, userdata);

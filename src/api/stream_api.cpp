@@ -4,9 +4,9 @@
 #include <sys/uio.h>
 
 #include "api/api.hpp"
-#include "core/reader.hpp"
-#include "core/socket.hpp"
-#include "core/stream.hpp"
+#include "net/reader.hpp"
+#include "net/socket.hpp"
+#include "net/stream.hpp"
 
 using async::api::checked;
 using async::api::checked_loop;
@@ -14,16 +14,16 @@ using async::api::guarded;
 using async::api::with_object;
 using async::api::kInvalid;
 using async::core::Loop;
-using async::core::Reader;
-using async::core::set_int_option;
-using async::core::Stream;
+using async::net::Reader;
+using async::net::set_int_option;
+using async::net::Stream;
 
 namespace {
 
 int socket_name(sockaddr *out, size_t capacity, async_stream *stream, bool peer) {
   if (!out) return ASYNC_EINVAL;
   return with_object<Stream>(stream, [&](Stream &s) -> int {
-    return s.is_socket() ? async::core::socket_name(s.fd(), peer, out, capacity) : kInvalid;
+    return s.is_socket() ? async::net::socket_name(s.fd(), peer, out, capacity) : kInvalid;
   });
 }
 

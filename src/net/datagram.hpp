@@ -12,13 +12,17 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/socket.hpp"
 #include "ev/ev_backend.hpp"
+#include "net/socket.hpp"
 #include "util/water_marks.hpp"
 
 namespace async::core {
-
 class Loop;
+}  // namespace async::core
+
+namespace async::net {
+
+using core::Loop;
 
 class Datagram {
  public:
@@ -125,4 +129,4 @@ class Datagram {
   bool writing_paused_ = false;  // pause_writing told, resume_writing not yet
 };
 
-}  // namespace async::core
+}  // namespace async::net

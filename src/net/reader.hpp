@@ -9,9 +9,14 @@
 #include <cstdint>
 
 namespace async::core {
-
 class Loop;
 class Future;
+}  // namespace async::core
+
+namespace async::net {
+
+using core::Loop;
+using core::Future;
 
 class Reader {
  public:
@@ -88,4 +93,4 @@ class Reader {
   std::size_t searched_ = 0;  // until: starts of a delimiter ruled out
 };
 
-}  // namespace async::core
+}  // namespace async::net

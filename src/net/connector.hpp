@@ -10,13 +10,18 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/socket.hpp"
 #include "ev/ev_backend.hpp"
+#include "net/socket.hpp"
 
 namespace async::core {
-
 class Loop;
 class Future;
+}  // namespace async::core
+
+namespace async::net {
+
+using core::Loop;
+using core::Future;
 class Stream;
 
 class Connector {
@@ -115,4 +120,4 @@ class Connector {
   int refs_ = 1;           // the outcome's, plus one per queued task or lookup callback
 };
 
-}  // namespace async::core
+}  // namespace async::net

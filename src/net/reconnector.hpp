@@ -14,9 +14,14 @@
 #include "ev/ev_backend.hpp"
 
 namespace async::core {
-
 class Loop;
 class Future;
+}  // namespace async::core
+
+namespace async::net {
+
+using core::Loop;
+using core::Future;
 class Stream;
 
 class Reconnector {
@@ -101,4 +106,4 @@ class Reconnector {
   int refs_ = 1;          // until stopped, plus one per forwarding protocol and pending connect callback
 };
 
-}  // namespace async::core
+}  // namespace async::net

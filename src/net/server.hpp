@@ -9,12 +9,18 @@
 #include <cstdint>
 
 #include "core/handle.hpp"
-#include "core/socket.hpp"
-#include "core/stream.hpp"
 #include "ev/ev_backend.hpp"
+#include "net/socket.hpp"
+#include "net/stream.hpp"
 #include "util/list.hpp"
 
-namespace async::core {
+namespace async::net {
+
+using core::Handle;
+using core::handle_kind;
+using core::Loop;
+
+using util::SocketAddress;
 
 class Server : public Handle {
  public:
@@ -74,4 +80,4 @@ class Server : public Handle {
   Stream::ProtocolCache protocols_;
 };
 
-}  // namespace async::core
+}  // namespace async::net

@@ -1,4 +1,4 @@
-#include "core/server.hpp"
+#include "net/server.hpp"
 
 #include <async/error.h>
 #include <async/loop.h>
@@ -9,16 +9,16 @@
 #include <cerrno>
 #include <cstring>
 
-#include "core/address.hpp"
 #include "core/loop.hpp"
-#include "core/reader.hpp"
-#include "core/stream.hpp"
+#include "net/reader.hpp"
+#include "net/stream.hpp"
+#include "util/address.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
 #include "util/local_name.hpp"
 #include "util/sys_error.hpp"
 
-namespace async::core {
+namespace async::net {
 
 namespace {
 
@@ -27,7 +27,7 @@ constexpr int kAcceptsPerEvent = 64;
 
 // The port of addr; 0 for a Unix address.
 std::uint16_t port_of(const sockaddr_storage &addr) noexcept {
-  int port = address_port(reinterpret_cast<const sockaddr *>(&addr), sizeof addr);
+  int port = util::address_port(reinterpret_cast<const sockaddr *>(&addr), sizeof addr);
   return port > 0 ? static_cast<std::uint16_t>(port) : 0;
 }
 
@@ -69,10 +69,10 @@ int Server::host_addresses(Address out[2], const char *host, std::uint16_t port)
   if (!host || util::is_local_name(host)) {
     int probe = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (probe >= 0) ::close(probe);
-    return static_cast<int>(local_addresses(out, probe >= 0 ? AF_UNSPEC : AF_INET, !host, port));
+    return static_cast<int>(util::local_addresses(out, probe >= 0 ? AF_UNSPEC : AF_INET, !host, port));
   }
-  if (parse_numeric_host_checked(host, AF_UNSPEC, &out[0].addr, &out[0].len) != 1) return ASYNC_EINVAL;
-  set_address_port(out[0].addr, port);
+  if (util::parse_numeric_host_checked(host, AF_UNSPEC, &out[0].addr, &out[0].len) != 1) return ASYNC_EINVAL;
+  util::set_address_port(out[0].addr, port);
   return 1;
 }
 
@@ -100,7 +100,7 @@ int Server::bind_all(const Address *addrs, std::size_t count, int backlog, std::
   for (std::size_t i = 0; i < count; ++i) {
     // Port 0: the first bind picks one, the others take the same.
     Address a = addrs[i];
-    if (port_of(a.addr) == 0) set_address_port(a.addr, picked);
+    if (port_of(a.addr) == 0) util::set_address_port(a.addr, picked);
     int fd = open_listener(a, backlog, flags, mixed || (flags & ASYNC_LISTEN_V6ONLY));
     if (fd < 0) {
       stop();
@@ -221,4 +221,4 @@ void Server::close_connections(bool abort) noexcept {
   }
 }
 
-}  // namespace async::core
+}  // namespace async::net

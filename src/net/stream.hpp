@@ -15,8 +15,12 @@
 #include "util/water_marks.hpp"
 
 namespace async::core {
-
 class Loop;
+}  // namespace async::core
+
+namespace async::net {
+
+using core::Loop;
 
 class Stream {
  public:
@@ -169,4 +173,4 @@ class Stream {
   util::WaterMarks marks_;
 };
 
-}  // namespace async::core
+}  // namespace async::net
