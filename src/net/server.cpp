@@ -76,6 +76,50 @@ int Server::host_addresses(Address out[2], const char *host, std::uint16_t port)
   return 1;
 }
 
+int Server::open(Server **out, Loop &loop, const Address *addrs, std::size_t count, int backlog,
+                 std::uint32_t flags, async_stream_factory factory, void *userdata) noexcept {
+  Server *s = Handle::create<Server>(loop, userdata, factory);
+  if (!s) return ASYNC_ENOMEM;
+  int err = s->listen(addrs, count, backlog > 0 ? backlog : kDefaultBacklog, flags);
+  if (err) {
+    Handle::discard(s);
+    return err;
+  }
+  *out = s;
+  return 0;
+}
+
+int Server::listen_tcp(Server **out, Loop &loop, const char *host, std::uint16_t port, int backlog,
+                       std::uint32_t flags, async_stream_factory factory, void *userdata) noexcept {
+  Address addrs[2];
+  int n = host_addresses(addrs, host, port);
+  if (n < 0) return n;
+  return open(out, loop, addrs, static_cast<std::size_t>(n), backlog, flags, factory, userdata);
+}
+
+int Server::listen_addrinfo(Server **out, Loop &loop, const util::AddrInfo &list, int backlog, std::uint32_t flags,
+                            async_stream_factory factory, void *userdata) noexcept {
+  Address picked[kMaxAddresses];
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < list.count() && n < kMaxAddresses; ++i) {
+    const util::AddrInfo::Entry &e = list.entry(i);
+    picked[n] = Address{};
+    std::memcpy(&picked[n].addr, &e.addr, e.len);
+    picked[n].len = e.len;
+    ++n;
+  }
+  return open(out, loop, picked, n, backlog, flags, factory, userdata);
+}
+
+int Server::listen_unix(Server **out, Loop &loop, const char *path, int backlog, async_stream_factory factory,
+                        void *userdata) noexcept {
+  Address a{};
+  int len = util::unix_address(&a.addr, path);
+  if (len < 0) return len;
+  a.len = static_cast<socklen_t>(len);
+  return open(out, loop, &a, 1, backlog, 0, factory, userdata);
+}
+
 int Server::listen(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept {
   if (count == 0) return ASYNC_EINVAL;
   listeners_ = static_cast<Listener *>(util::mem_alloc(count * sizeof(Listener)));
