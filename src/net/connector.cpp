@@ -93,13 +93,16 @@ int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t p
   return 0;
 }
 
-int Connector::start_unix(Future **out, Loop &loop, const sockaddr_storage &addr, socklen_t len,
-                          const async_stream_protocol &protocol, void *userdata) noexcept {
+int Connector::start_unix(Future **out, Loop &loop, const char *path, const async_stream_protocol &protocol,
+                          void *userdata) noexcept {
+  sockaddr_storage addr{};
+  int len = util::unix_address(&addr, path);
+  if (len < 0) return len;
   Connector *c = nullptr;
   int err = create(&c, loop, protocol, userdata);
   if (err) return err;
   // The one address, known already: kickoff goes straight to the attempt.
-  c->v4_[0] = Address{addr, len};
+  c->v4_[0] = Address{addr, static_cast<socklen_t>(len)};
   c->n4_ = 1;
   *out = c->future_;
   return 0;
