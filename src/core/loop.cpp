@@ -1,3 +1,20 @@
+// Design notes (src/core/: the loop, handle kinds, futures, timers).
+//
+// Reserve, then commit. Every task that must run without a way to report
+// failure (a close, a connection_made/lost, a future's completion, a
+// signal delivery) has its ready-queue slot reserved by the object that
+// will queue it, at a moment when ENOMEM can still be returned to the
+// user: reserve_task()/reserve_tasks() at creation (Handle::create,
+// Stream, Datagram, Connector, Reconnector) or when the task becomes
+// possible (a future's done callback when it is added, a signal's next
+// delivery), and push_reserved() later, which cannot fail. reserved_ counts the slots
+// promised and not yet pushed; ready_ always has capacity for
+// ready_.size() + reserved_, so call_soon() and drain_posts() reserve
+// above that count rather than into it. An object that never queues its
+// task gives the slot back with unreserve_task() (Handle::discard, a
+// future freed with callbacks never scheduled, a signal handle closed). Any new object with a task of
+// its own follows the same rule, or a push may find no room.
+
 #include "core/loop.hpp"
 
 #include <async/error.h>

@@ -1,3 +1,19 @@
+// Design notes (src/ev/: libev and nothing else).
+//
+// ref/unref balancing. libev keeps ev_run(DEFAULT) going while its count
+// of active referenced watchers is above zero; the library decides what
+// keeps a loop alive itself (Backend::ref/unref, counted in refs_), so
+// every watcher started here is unref'd right after its start and
+// ref'd again right before its stop: the internal ones (prepare, check,
+// async, idle, the poll timer) in open()/~Backend()/set_spinning()/
+// arm_timer(), and the per-object io, signal and timer slots in their
+// start/stop. The pair must stay exact: a stop without the ref, or a start
+// without the unref, leaks or underflows libev's count (the loop then
+// never ends, or ends with work pending). Two places where libev stops a
+// watcher on its own are handled: EV_ERROR on an io watcher
+// (rebalance_killed), and a timer that expires (the poll timer repeats,
+// so libev never stops it behind our back).
+
 #include "ev/ev_backend.hpp"
 
 #include <async/error.h>
