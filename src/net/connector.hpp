@@ -11,17 +11,11 @@
 #include <cstdint>
 
 #include "ev/ev_backend.hpp"
+#include "net/core_names.hpp"
 #include "net/socket.hpp"
-
-namespace async::core {
-class Loop;
-class Future;
-}  // namespace async::core
 
 namespace async::net {
 
-using core::Loop;
-using core::Future;
 class Stream;
 
 class Connector {

@@ -13,16 +13,11 @@
 #include <cstdint>
 
 #include "ev/ev_backend.hpp"
+#include "net/core_names.hpp"
 #include "net/socket.hpp"
 #include "util/water_marks.hpp"
 
-namespace async::core {
-class Loop;
-}  // namespace async::core
-
 namespace async::net {
-
-using core::Loop;
 
 class Datagram {
  public:

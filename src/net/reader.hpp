@@ -8,15 +8,9 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace async::core {
-class Loop;
-class Future;
-}  // namespace async::core
+#include "net/core_names.hpp"
 
 namespace async::net {
-
-using core::Loop;
-using core::Future;
 
 class Reader {
  public:

@@ -12,16 +12,10 @@
 #include <cstdint>
 
 #include "ev/ev_backend.hpp"
-
-namespace async::core {
-class Loop;
-class Future;
-}  // namespace async::core
+#include "net/core_names.hpp"
 
 namespace async::net {
 
-using core::Loop;
-using core::Future;
 class Stream;
 
 class Reconnector {

@@ -11,16 +11,11 @@
 #include <cstdint>
 
 #include "ev/ev_backend.hpp"
+#include "net/core_names.hpp"
 #include "util/list.hpp"
 #include "util/water_marks.hpp"
 
-namespace async::core {
-class Loop;
-}  // namespace async::core
-
 namespace async::net {
-
-using core::Loop;
 
 class Stream {
  public:
