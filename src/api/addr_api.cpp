@@ -2,23 +2,23 @@
 // guarded() wrapper is needed; only the NULL checks live here.
 #include <async.h>
 
-#include "core/address.hpp"
+#include "util/address.hpp"
 
 extern "C" {
 
 ASYNC_API int async_addr_parse(struct sockaddr *out, size_t capacity, const char *text, uint16_t default_port) {
   if (!out || !text) return ASYNC_EINVAL;
-  return async::core::parse_address(out, capacity, text, default_port);
+  return async::util::parse_address(out, capacity, text, default_port);
 }
 
 ASYNC_API int async_addr_format(char *out, size_t capacity, const struct sockaddr *addr, size_t addrlen,
                                 uint32_t flags) {
   if (!out || !addr) return ASYNC_EINVAL;
-  return async::core::format_address(out, capacity, addr, addrlen, flags);
+  return async::util::format_address(out, capacity, addr, addrlen, flags);
 }
 
 ASYNC_API int async_addr_port(const struct sockaddr *addr, size_t addrlen) {
   if (!addr) return ASYNC_EINVAL;
-  return async::core::address_port(addr, addrlen);
+  return async::util::address_port(addr, addrlen);
 }
 }

@@ -37,9 +37,12 @@ T *checked(const void *p) noexcept {
 
 inline core::Loop *checked_loop(async_loop *loop) noexcept { return checked<core::Loop>(loop); }
 
+// Whether tag is that of a handle kind (handle_api.cpp knows them all).
+bool is_handle_tag(std::uint32_t tag) noexcept;
+
 // Any handle kind; nullptr for anything else.
 inline core::Handle *checked_handle(const void *p) noexcept {
-  if (!p || !core::Handle::is_handle_tag(*static_cast<const std::uint32_t *>(p))) return nullptr;
+  if (!p || !is_handle_tag(*static_cast<const std::uint32_t *>(p))) return nullptr;
   return static_cast<core::Handle *>(const_cast<void *>(p));
 }
 

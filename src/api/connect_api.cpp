@@ -1,15 +1,14 @@
 #include "api/api.hpp"
-#include "core/address.hpp"
-#include "core/connector.hpp"
 #include "core/future.hpp"
-#include "core/stream.hpp"
+#include "net/connector.hpp"
+#include "net/stream.hpp"
 
 using async::api::checked_loop;
 using async::api::guarded;
-using async::core::Connector;
+using async::net::Connector;
 using async::core::Future;
 using async::core::Loop;
-using async::core::Stream;
+using async::net::Stream;
 
 extern "C" {
 
@@ -32,12 +31,9 @@ ASYNC_API int async_unix_connect(async_future **out, async_loop *loop, const cha
                                  const async_stream_protocol *protocol, void *userdata) {
   Loop *l = checked_loop(loop);
   if (!out || !l || !path || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
-  sockaddr_storage addr{};
-  int len = async::core::unix_address(&addr, path);
-  if (len < 0) return len;
   return guarded([&]() -> int {
     Future *f = nullptr;
-    int err = Connector::start_unix(&f, *l, addr, static_cast<socklen_t>(len), *protocol, userdata);
+    int err = Connector::start_unix(&f, *l, path, *protocol, userdata);
     if (!err) *out = f->c_future();
     return err;
   });

@@ -1,23 +1,16 @@
-#include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
-
-#include <cstring>
 
 #include "api/api.hpp"
-#include "core/address.hpp"
-#include "core/datagram.hpp"
-#include "core/socket.hpp"
+#include "net/datagram.hpp"
+#include "net/socket.hpp"
 
 using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
 using async::api::with_object;
 using async::api::kInvalid;
-using async::core::Datagram;
-using async::core::DatagramSocketOptions;
+using async::net::Datagram;
 using async::core::Loop;
-using async::core::SocketAddress;
 
 namespace {
 
@@ -31,66 +24,6 @@ int with_udp(async_datagram *dgram, Op &&op) {
   });
 }
 
-// Parses an optional address (NULL: none, len 0) and checks or sets
-// *family from it. 0 or ASYNC_EINVAL.
-int parse_endpoint(const char *text, int *family, SocketAddress *out) {
-  if (!text) return 0;
-  int len = async::core::parse_address(reinterpret_cast<sockaddr *>(&out->addr), sizeof out->addr, text, 0);
-  if (len < 0) return ASYNC_EINVAL;
-  if (*family != AF_UNSPEC && *family != out->addr.ss_family) return ASYNC_EINVAL;
-  *family = out->addr.ss_family;
-  out->len = static_cast<socklen_t>(len);
-  return 0;
-}
-
-// Opens the socket and adopts it; on failure nothing is left open.
-int open_and_adopt(async_datagram **out, Loop &loop, int family, const SocketAddress &local,
-                   const SocketAddress &remote, const DatagramSocketOptions &options,
-                   const async_datagram_protocol &protocol, void *userdata) {
-  return guarded([&]() -> int {
-    int fd = async::core::open_datagram_socket(family, local, remote, options);
-    if (fd < 0) return fd;
-    Datagram *d = nullptr;
-    int err = Datagram::adopt(&d, loop, fd, protocol, userdata);
-    if (err) {
-      ::close(fd);
-      return err;
-    }
-    *out = d->c_datagram();
-    return 0;
-  });
-}
-
-// An IPv4 address as the IPv4-mapped IPv6 one (::ffff:a.b.c.d), same port.
-void map_to_v6(SocketAddress *a) {
-  sockaddr_in v4;
-  std::memcpy(&v4, &a->addr, sizeof v4);
-  sockaddr_in6 v6{};
-  v6.sin6_family = AF_INET6;
-  v6.sin6_port = v4.sin_port;
-  v6.sin6_addr.s6_addr[10] = 0xff;
-  v6.sin6_addr.s6_addr[11] = 0xff;
-  std::memcpy(&v6.sin6_addr.s6_addr[12], &v4.sin_addr, sizeof v4.sin_addr);
-  std::memset(&a->addr, 0, sizeof a->addr);
-  std::memcpy(&a->addr, &v6, sizeof v6);
-  a->len = sizeof v6;
-}
-
-// The destination text names for a transport of family. 0 or ASYNC_EINVAL.
-int destination(const char *text, int family, SocketAddress *out) {
-  if (family == AF_UNIX) {
-    int len = async::core::unix_address(&out->addr, text);
-    if (len < 0) return len;
-    out->len = static_cast<socklen_t>(len);
-    return 0;
-  }
-  int parsed = AF_UNSPEC;
-  if ((family != AF_INET && family != AF_INET6) || parse_endpoint(text, &parsed, out) != 0) return ASYNC_EINVAL;
-  if (async::core::address_port(reinterpret_cast<const sockaddr *>(&out->addr), out->len) == 0) return ASYNC_EINVAL;
-  if (parsed == AF_INET && family == AF_INET6) map_to_v6(out);
-  return 0;
-}
-
 }  // namespace
 
 extern "C" {
@@ -100,25 +33,12 @@ ASYNC_API int async_udp_open(async_datagram **out, async_loop *loop, const async
   Loop *l = checked_loop(loop);
   if (!out || !l || !options || options->size < sizeof(async_udp_options) || !Datagram::valid_protocol(protocol))
     return ASYNC_EINVAL;
-  int family = options->family;
-  if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6) return ASYNC_EINVAL;
-  SocketAddress local, remote;
-  if (parse_endpoint(options->local_address, &family, &local) != 0 ||
-      parse_endpoint(options->remote_address, &family, &remote) != 0 || family == AF_UNSPEC)
-    return ASYNC_EINVAL;
-  if (remote.len && async::core::address_port(reinterpret_cast<const sockaddr *>(&remote.addr), remote.len) == 0)
-    return ASYNC_EINVAL;
-  if (!local.len && !remote.len) {  // the family's wildcard, any port
-    local.addr.ss_family = static_cast<sa_family_t>(family);
-    local.len = family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-  }
-  DatagramSocketOptions o;
-  o.reuse_port = options->reuse_port != 0;
-  o.broadcast = options->broadcast != 0;
-  o.v6only = options->ipv6_only != 0;
-  o.send_buffer = options->send_buffer_size;
-  o.receive_buffer = options->receive_buffer_size;
-  return open_and_adopt(out, *l, family, local, remote, o, *protocol, userdata);
+  return guarded([&]() -> int {
+    Datagram *d = nullptr;
+    int err = Datagram::open_udp(&d, *l, *options, *protocol, userdata);
+    if (!err) *out = d->c_datagram();
+    return err;
+  });
 }
 
 ASYNC_API int async_unix_datagram_open(async_datagram **out, async_loop *loop, const char *local_path,
@@ -126,10 +46,12 @@ ASYNC_API int async_unix_datagram_open(async_datagram **out, async_loop *loop, c
                                        void *userdata) {
   Loop *l = checked_loop(loop);
   if (!out || !l || !Datagram::valid_protocol(protocol)) return ASYNC_EINVAL;
-  SocketAddress local, remote;
-  if (local_path && destination(local_path, AF_UNIX, &local) != 0) return ASYNC_EINVAL;
-  if (remote_path && destination(remote_path, AF_UNIX, &remote) != 0) return ASYNC_EINVAL;
-  return open_and_adopt(out, *l, AF_UNIX, local, remote, DatagramSocketOptions{}, *protocol, userdata);
+  return guarded([&]() -> int {
+    Datagram *d = nullptr;
+    int err = Datagram::open_unix(&d, *l, local_path, remote_path, *protocol, userdata);
+    if (!err) *out = d->c_datagram();
+    return err;
+  });
 }
 
 ASYNC_API int async_datagram_adopt(async_datagram **out, async_loop *loop, int fd,
@@ -152,12 +74,7 @@ ASYNC_API int async_datagram_send(async_datagram *dgram, const void *data, size_
 
 ASYNC_API int async_datagram_sendto(async_datagram *dgram, const void *data, size_t len, const char *address) {
   if ((!data && len > 0) || !address) return ASYNC_EINVAL;
-  return with_object<Datagram>(dgram, [&](Datagram &d) -> int {
-    if (!d.is_open()) return ASYNC_ECLOSED;
-    SocketAddress to;
-    int err = destination(address, d.family(), &to);
-    return err ? err : d.send(data, len, reinterpret_cast<const sockaddr *>(&to.addr), to.len);
-  });
+  return with_object<Datagram>(dgram, [&](Datagram &d) { return d.sendto(data, len, address); });
 }
 
 ASYNC_API int async_datagram_close(async_datagram *dgram) {
@@ -224,48 +141,38 @@ ASYNC_API async_loop *async_datagram_loop(async_datagram *dgram) {
 
 ASYNC_API int async_datagram_sockname(struct sockaddr *out, size_t capacity, async_datagram *dgram) {
   if (!out) return ASYNC_EINVAL;
-  return with_object<Datagram>(dgram, [&](Datagram &d) { return async::core::socket_name(d.fd(), false, out, capacity); });
+  return with_object<Datagram>(dgram, [&](Datagram &d) { return async::net::socket_name(d.fd(), false, out, capacity); });
 }
 
 ASYNC_API int async_datagram_peername(struct sockaddr *out, size_t capacity, async_datagram *dgram) {
   if (!out) return ASYNC_EINVAL;
-  return with_object<Datagram>(dgram, [&](Datagram &d) { return async::core::socket_name(d.fd(), true, out, capacity); });
+  return with_object<Datagram>(dgram, [&](Datagram &d) { return async::net::socket_name(d.fd(), true, out, capacity); });
 }
 
 ASYNC_API int async_datagram_join_multicast(async_datagram *dgram, const char *group, const char *iface) {
   if (!group) return ASYNC_EINVAL;
-  return with_udp(dgram, [&](Datagram &d) {
-    return async::core::multicast_membership(d.fd(), d.family(), true, group, iface);
-  });
+  return with_udp(dgram, [&](Datagram &d) { return d.set_multicast_membership(true, group, iface); });
 }
 
 ASYNC_API int async_datagram_leave_multicast(async_datagram *dgram, const char *group, const char *iface) {
   if (!group) return ASYNC_EINVAL;
-  return with_udp(dgram, [&](Datagram &d) {
-    return async::core::multicast_membership(d.fd(), d.family(), false, group, iface);
-  });
+  return with_udp(dgram, [&](Datagram &d) { return d.set_multicast_membership(false, group, iface); });
 }
 
 ASYNC_API int async_datagram_set_multicast_interface(async_datagram *dgram, const char *iface) {
-  return with_udp(dgram, [&](Datagram &d) { return async::core::multicast_interface(d.fd(), d.family(), iface); });
+  return with_udp(dgram, [&](Datagram &d) { return d.set_multicast_interface(iface); });
 }
 
 ASYNC_API int async_datagram_set_multicast_ttl(async_datagram *dgram, int ttl) {
   if (ttl < 0 || ttl > 255) return ASYNC_EINVAL;
-  return with_udp(dgram, [&](Datagram &d) {
-    return d.family() == AF_INET ? async::core::set_int_option(d.fd(), IPPROTO_IP, IP_MULTICAST_TTL, ttl)
-                                 : async::core::set_int_option(d.fd(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS, ttl);
-  });
+  return with_udp(dgram, [&](Datagram &d) { return d.set_multicast_ttl(ttl); });
 }
 
 ASYNC_API int async_datagram_set_multicast_loop(async_datagram *dgram, int on) {
-  return with_udp(dgram, [&](Datagram &d) {
-    return d.family() == AF_INET ? async::core::set_int_option(d.fd(), IPPROTO_IP, IP_MULTICAST_LOOP, on != 0)
-                                 : async::core::set_int_option(d.fd(), IPPROTO_IPV6, IPV6_MULTICAST_LOOP, on != 0);
-  });
+  return with_udp(dgram, [&](Datagram &d) { return d.set_multicast_loop(on != 0); });
 }
 
 ASYNC_API int async_datagram_set_broadcast(async_datagram *dgram, int on) {
-  return with_udp(dgram, [&](Datagram &d) { return async::core::set_int_option(d.fd(), SOL_SOCKET, SO_BROADCAST, on != 0); });
+  return with_udp(dgram, [&](Datagram &d) { return d.set_broadcast(on != 0); });
 }
 }

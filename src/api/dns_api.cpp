@@ -1,14 +1,14 @@
 #include "api/api.hpp"
-#include "core/addrinfo.hpp"
 #include "core/future.hpp"
-#include "core/nameinfo.hpp"
 #include "dns/resolver.hpp"
+#include "util/addrinfo.hpp"
+#include "util/nameinfo.hpp"
 
 using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
 using async::api::kInvalid;
-using async::core::AddrInfo;
+using async::util::AddrInfo;
 using async::core::Future;
 using async::core::Loop;
 using async::dns::Resolver;
@@ -21,7 +21,7 @@ int with_resolver(async_loop *loop, Op &&op) {
   Loop *l = checked_loop(loop);
   if (!l) return ASYNC_EINVAL;
   return guarded([&]() -> int {
-    Resolver *r = l->resolver();
+    Resolver *r = Resolver::of(*l);
     return r ? op(*r) : ASYNC_ENOMEM;
   });
 }
@@ -113,12 +113,12 @@ ASYNC_API const char *async_addrinfo_canonname(const async_addrinfo *list) {
 }
 
 ASYNC_API const char *async_nameinfo_host(const async_nameinfo *info) {
-  const auto *i = checked<async::core::NameInfo>(info);
+  const auto *i = checked<async::util::NameInfo>(info);
   return i ? i->host() : nullptr;
 }
 
 ASYNC_API const char *async_nameinfo_service(const async_nameinfo *info) {
-  const auto *i = checked<async::core::NameInfo>(info);
+  const auto *i = checked<async::util::NameInfo>(info);
   return i ? i->service() : nullptr;
 }
 

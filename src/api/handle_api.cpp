@@ -3,6 +3,7 @@
 #include "core/signal.hpp"
 #include "core/timer.hpp"
 #include "core/watcher.hpp"
+#include "net/server.hpp"
 
 using async::api::checked;
 using async::api::checked_handle;
@@ -11,6 +12,7 @@ using async::api::guarded;
 using async::api::kInvalid;
 using async::api::with_open;
 using namespace async::core;
+using async::net::Server;
 
 namespace {
 
@@ -35,6 +37,11 @@ async_handle *as_handle(const void *p) {
 }
 
 }  // namespace
+
+bool async::api::is_handle_tag(std::uint32_t tag) noexcept {
+  return tag == Timer::kTag || tag == Watcher::kTag || tag == Hook::kTag || tag == Signal::kTag ||
+         tag == Server::kTag;
+}
 
 extern "C" {
 

@@ -1,15 +1,15 @@
 #include "api/api.hpp"
-#include "core/bytes.hpp"
 #include "core/future.hpp"
-#include "core/reader.hpp"
+#include "net/bytes.hpp"
+#include "net/reader.hpp"
 
 using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
-using async::core::Bytes;
+using async::net::Bytes;
 using async::core::Future;
 using async::core::Loop;
-using async::core::Reader;
+using async::net::Reader;
 
 namespace {
 

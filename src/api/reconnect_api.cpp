@@ -1,14 +1,14 @@
 #include "api/api.hpp"
-#include "core/reconnector.hpp"
-#include "core/stream.hpp"
+#include "net/reconnector.hpp"
+#include "net/stream.hpp"
 
 using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
 using async::api::kInvalid;
 using async::core::Loop;
-using async::core::Reconnector;
-using async::core::Stream;
+using async::net::Reconnector;
+using async::net::Stream;
 
 extern "C" {
 

@@ -1,41 +1,19 @@
 #include <sys/socket.h>
 
-#include <cstddef>
-#include <cstring>
-
 #include "api/api.hpp"
-#include "core/address.hpp"
-#include "core/addrinfo.hpp"
-#include "core/server.hpp"
+#include "net/server.hpp"
+#include "util/addrinfo.hpp"
 
 using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
-using async::core::AddrInfo;
-using async::core::Handle;
+using async::util::AddrInfo;
 using async::core::Loop;
-using async::core::Server;
+using async::net::Server;
 
 namespace {
 
 constexpr std::uint32_t kListenFlags = ASYNC_LISTEN_REUSEPORT | ASYNC_LISTEN_V6ONLY;
-constexpr std::size_t kMaxAddresses = 16;
-
-// Creates the server handle and listens; on failure nothing is left.
-int listen_on(async_server **out, Loop &loop, const Server::Address *addrs, std::size_t count, int backlog,
-              std::uint32_t flags, async_stream_factory factory, void *userdata) {
-  return guarded([&]() -> int {
-    Server *s = Handle::create<Server>(loop, userdata, factory);
-    if (!s) return ASYNC_ENOMEM;
-    int err = s->listen(addrs, count, backlog > 0 ? backlog : Server::kDefaultBacklog, flags);
-    if (err) {
-      Handle::discard(s);
-      return err;
-    }
-    *out = s->c_server();
-    return 0;
-  });
-}
 
 // Runs op(Server&) on a server that is not closed yet.
 template <class Op>
@@ -51,10 +29,12 @@ ASYNC_API int async_tcp_listen(async_server **out, async_loop *loop, const char 
                                uint32_t flags, async_stream_factory factory, void *userdata) {
   Loop *l = checked_loop(loop);
   if (!out || !l || !factory || (flags & ~kListenFlags)) return ASYNC_EINVAL;
-  Server::Address addrs[2];
-  int n = Server::host_addresses(addrs, host, port);
-  if (n < 0) return n;
-  return listen_on(out, *l, addrs, static_cast<std::size_t>(n), backlog, flags, factory, userdata);
+  return guarded([&]() -> int {
+    Server *s = nullptr;
+    int err = Server::listen_tcp(&s, *l, host, port, backlog, flags, factory, userdata);
+    if (!err) *out = s->c_server();
+    return err;
+  });
 }
 
 ASYNC_API int async_tcp_listen_addrinfo(async_server **out, async_loop *loop, const async_addrinfo *addrs,
@@ -62,27 +42,24 @@ ASYNC_API int async_tcp_listen_addrinfo(async_server **out, async_loop *loop, co
   Loop *l = checked_loop(loop);
   const AddrInfo *list = checked<AddrInfo>(addrs);
   if (!out || !l || !list || !factory || (flags & ~kListenFlags)) return ASYNC_EINVAL;
-  Server::Address picked[kMaxAddresses];
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < list->count() && n < kMaxAddresses; ++i) {
-    const AddrInfo::Entry &e = list->entry(i);
-    picked[n] = Server::Address{};
-    std::memcpy(&picked[n].addr, &e.addr, e.len);
-    picked[n].len = e.len;
-    ++n;
-  }
-  return listen_on(out, *l, picked, n, backlog, flags, factory, userdata);
+  return guarded([&]() -> int {
+    Server *s = nullptr;
+    int err = Server::listen_addrinfo(&s, *l, *list, backlog, flags, factory, userdata);
+    if (!err) *out = s->c_server();
+    return err;
+  });
 }
 
 ASYNC_API int async_unix_listen(async_server **out, async_loop *loop, const char *path, int backlog,
                                 async_stream_factory factory, void *userdata) {
   Loop *l = checked_loop(loop);
   if (!out || !l || !path || !factory) return ASYNC_EINVAL;
-  Server::Address a{};
-  int len = async::core::unix_address(&a.addr, path);
-  if (len < 0) return len;
-  a.len = static_cast<socklen_t>(len);
-  return listen_on(out, *l, &a, 1, backlog, 0, factory, userdata);
+  return guarded([&]() -> int {
+    Server *s = nullptr;
+    int err = Server::listen_unix(&s, *l, path, backlog, factory, userdata);
+    if (!err) *out = s->c_server();
+    return err;
+  });
 }
 
 ASYNC_API async_handle *async_server_handle(async_server *server) {

@@ -1,33 +1,16 @@
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <cstdint>
+
 #include "api/api.hpp"
-#include "core/reader.hpp"
-#include "core/socket.hpp"
-#include "core/stream.hpp"
+#include "net/stream.hpp"
 
 using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
 using async::api::with_object;
-using async::api::kInvalid;
 using async::core::Loop;
-using async::core::Reader;
-using async::core::set_int_option;
-using async::core::Stream;
-
-namespace {
-
-int socket_name(sockaddr *out, size_t capacity, async_stream *stream, bool peer) {
-  if (!out) return ASYNC_EINVAL;
-  return with_object<Stream>(stream, [&](Stream &s) -> int {
-    return s.is_socket() ? async::core::socket_name(s.fd(), peer, out, capacity) : kInvalid;
-  });
-}
-
-}  // namespace
+using async::net::Stream;
 
 extern "C" {
 
@@ -36,15 +19,10 @@ ASYNC_API int async_stream_adopt(async_stream **out, async_loop *loop, int fd, c
   Loop *l = checked_loop(loop);
   if (!out || !l || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
   return guarded([&]() -> int {
-    if (int err = Reader::bind(*protocol, userdata)) return err;
     Stream *s = nullptr;
-    int err = Stream::adopt(&s, *l, fd, *protocol, userdata);
-    if (err) {
-      Reader::unbind(*protocol, userdata);
-      return err;
-    }
-    *out = s->c_stream();
-    return 0;
+    int err = Stream::adopt_bound(&s, *l, fd, *protocol, userdata);
+    if (!err) *out = s->c_stream();
+    return err;
   });
 }
 
@@ -149,27 +127,22 @@ ASYNC_API async_loop *async_stream_loop(async_stream *stream) {
 }
 
 ASYNC_API int async_stream_sockname(struct sockaddr *out, size_t capacity, async_stream *stream) {
-  return socket_name(out, capacity, stream, false);
+  if (!out) return ASYNC_EINVAL;
+  return with_object<Stream>(stream, [&](Stream &s) { return s.socket_name(out, capacity, false); });
 }
 
 ASYNC_API int async_stream_peername(struct sockaddr *out, size_t capacity, async_stream *stream) {
-  return socket_name(out, capacity, stream, true);
+  if (!out) return ASYNC_EINVAL;
+  return with_object<Stream>(stream, [&](Stream &s) { return s.socket_name(out, capacity, true); });
 }
 
 ASYNC_API int async_stream_set_nodelay(async_stream *stream, int on) {
-  return with_object<Stream>(stream, [&](Stream &s) {
-    return s.is_tcp() ? set_int_option(s.fd(), IPPROTO_TCP, TCP_NODELAY, on != 0) : kInvalid;
-  });
+  return with_object<Stream>(stream, [&](Stream &s) { return s.set_nodelay(on != 0); });
 }
 
 ASYNC_API int async_stream_set_keepalive(async_stream *stream, int on, uint32_t idle_s) {
   if (idle_s > INT32_MAX) return ASYNC_EINVAL;
-  return with_object<Stream>(stream, [&](Stream &s) {
-    if (!s.is_tcp()) return kInvalid;
-    int err = set_int_option(s.fd(), SOL_SOCKET, SO_KEEPALIVE, on != 0);
-    if (!err && on && idle_s > 0) err = set_int_option(s.fd(), IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(idle_s));
-    return err;
-  });
+  return with_object<Stream>(stream, [&](Stream &s) { return s.set_keepalive(on != 0, idle_s); });
 }
 
 ASYNC_API int async_stream_set_idle_timeout(async_stream *stream, uint64_t timeout_ms) {

@@ -11,13 +11,32 @@
 
 namespace async::core {
 
+class Handle;
+
+// What differs between handle kinds, one table per kind (handle_kind<T>):
+// the tag the API checks, how the kind stops and how it is freed. Handle
+// dispatches through it, so the base knows no kind, and kinds defined in
+// layers above core (net::Server) are handles like the others.
+struct HandleKind {
+  std::uint32_t tag;
+  void (*stop)(Handle &handle) noexcept;
+  void (*destroy)(Handle &handle) noexcept;
+};
+
+template <class T>
+inline constexpr HandleKind handle_kind{
+    T::kTag,
+    [](Handle &h) noexcept { static_cast<T &>(h).stop(); },
+    [](Handle &h) noexcept { util::destroy(static_cast<T *>(&h)); },
+};
+
 class Handle {
  public:
   static constexpr std::uint32_t kDeadTag = 0xdeadbeef;
   // Ready-queue slots reserved at creation: one for the close.
   static constexpr int kReservedTasks = 1;
 
-  Handle(std::uint32_t tag, Loop &loop, void *userdata) noexcept;
+  Handle(const HandleKind &kind, Loop &loop, void *userdata) noexcept;
   Handle(const Handle &) = delete;
   Handle &operator=(const Handle &) = delete;
   ~Handle();
@@ -26,8 +45,6 @@ class Handle {
   // the ready-queue slot its close will need). nullptr when out of memory.
   template <class T, class... Args>
   static T *create(Loop &loop, void *userdata, Args &&...args) noexcept;
-
-  static bool is_handle_tag(std::uint32_t tag) noexcept;
 
   static Handle *from(async_handle *h) noexcept { return reinterpret_cast<Handle *>(h); }
   async_handle *c_handle() noexcept { return reinterpret_cast<async_handle *>(this); }
@@ -56,10 +73,9 @@ class Handle {
 
  private:
   void sync_keepalive() noexcept;
-  void stop_by_kind() noexcept;
-  void destroy_by_kind() noexcept;
   static void finish_close(async_loop *loop, void *self) noexcept;
 
+  const HandleKind *kind_;
   Loop *loop_;
   void *userdata_;
   async_close_fn close_cb_ = nullptr;

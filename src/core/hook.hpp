@@ -14,7 +14,7 @@ class Hook : public Handle {
  public:
   static constexpr std::uint32_t kTag = 0x484f4f4b;  // "HOOK"
 
-  Hook(Loop &loop, void *userdata, int kind) noexcept : Handle(kTag, loop, userdata), kind_(kind) {
+  Hook(Loop &loop, void *userdata, int kind) noexcept : Handle(handle_kind<Hook>, loop, userdata), kind_(kind) {
     node_.owner = this;
   }
 

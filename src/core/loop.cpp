@@ -1,3 +1,20 @@
+// Design notes (src/core/: the loop, handle kinds, futures, timers).
+//
+// Reserve, then commit. Every task that must run without a way to report
+// failure (a close, a connection_made/lost, a future's completion, a
+// signal delivery) has its ready-queue slot reserved by the object that
+// will queue it, at a moment when ENOMEM can still be returned to the
+// user: reserve_task()/reserve_tasks() at creation (Handle::create,
+// Stream, Datagram, Connector, Reconnector) or when the task becomes
+// possible (a future's done callback when it is added, a signal's next
+// delivery), and push_reserved() later, which cannot fail. reserved_ counts the slots
+// promised and not yet pushed; ready_ always has capacity for
+// ready_.size() + reserved_, so call_soon() and drain_posts() reserve
+// above that count rather than into it. An object that never queues its
+// task gives the slot back with unreserve_task() (Handle::discard, a
+// future freed with callbacks never scheduled, a signal handle closed). Any new object with a task of
+// its own follows the same rule, or a push may find no room.
+
 #include "core/loop.hpp"
 
 #include <async/error.h>
@@ -11,7 +28,6 @@
 #include "core/hook.hpp"
 #include "core/loop_registry.hpp"
 #include "core/timer.hpp"
-#include "dns/resolver.hpp"
 #include "util/alloc.hpp"
 
 namespace async::core {
@@ -32,7 +48,7 @@ int Loop::create(Loop **out) noexcept {
 
 Loop::~Loop() {
   tag_ = 0xdeadbeef;
-  dns::Resolver::destroy(resolver_);
+  if (service_) service_->destroy();
   util::mem_free(read_buffer_);
   util::mem_free(datagram_buffer_);
   if (log_release_) log_release_(log_userdata_);
@@ -44,11 +60,6 @@ int Loop::destroy() noexcept {
   if (err) return err;
   util::destroy(this);
   return 0;
-}
-
-dns::Resolver *Loop::resolver() noexcept {
-  if (!resolver_) resolver_ = dns::Resolver::create(*this);
-  return resolver_;
 }
 
 namespace {
@@ -135,7 +146,7 @@ void Loop::before_poll(void *self) noexcept {
   // callbacks, timer callbacks) wait for the next iteration's timer pass.
   loop->poll_timer_seq_ = loop->timer_seq_;
   loop->arm_timer();
-  if (loop->resolver_) loop->resolver_->before_poll();
+  if (loop->service_) loop->service_->before_poll();
   loop->sync_spinning();
 }
 
@@ -146,7 +157,7 @@ void Loop::after_poll(void *self) noexcept {
   loop->now_ns_ = loop->backend_.poll_ended_ns();
   Hook::run_all(*loop, ASYNC_HOOK_CHECK);
   if (loop->posts_stalled_) loop->drain_posts();
-  if (loop->resolver_) loop->resolver_->flush();
+  if (loop->service_) loop->service_->after_poll();
   loop->run_ready();
   loop->run_due_timers();
   loop->sync_spinning();
@@ -196,7 +207,7 @@ void Loop::arm_timer() noexcept {
 // watcher is toggled only for work that must wait for the next iteration.
 void Loop::sync_spinning() noexcept {
   // Queued callbacks are work: they keep run() going and the poll short.
-  bool ready = !ready_.empty() || (resolver_ && resolver_->has_done());
+  bool ready = !ready_.empty() || (service_ && service_->has_work());
   if (ready != ready_ref_) {
     ready_ref_ = ready;
     ready ? backend_.ref() : backend_.unref();

@@ -14,13 +14,25 @@
 #include "util/list.hpp"
 #include "util/ring.hpp"
 
-namespace async::dns {
-class Resolver;
-}
-
 namespace async::core {
 
 class Future;
+
+// A subsystem of a layer above core (the DNS resolver of dns/) that the
+// loop drives every iteration without knowing it: that layer registers it
+// on first use (set_service) and the loop destroys it with itself.
+class LoopService {
+ public:
+  virtual void before_poll() noexcept = 0;
+  // After the poll, before the ready queue runs.
+  virtual void after_poll() noexcept = 0;
+  // Work that after_poll() will do: the next poll must not block.
+  virtual bool has_work() noexcept = 0;
+  virtual void destroy() noexcept = 0;
+
+ protected:
+  ~LoopService() = default;
+};
 
 struct Task {
   async_callback cb;
@@ -88,8 +100,9 @@ class Loop {
   }
 
   ev::Backend &backend() noexcept { return backend_; }
-  // The loop's DNS resolver, created on first use; nullptr when out of memory.
-  dns::Resolver *resolver() noexcept;
+  // The loop's one service (the resolver), nullptr until registered.
+  LoopService *service() noexcept { return service_; }
+  void set_service(LoopService *service) noexcept { service_ = service; }
 
   // The read buffer every stream of the loop reads into (streams hold no
   // buffer while idle); allocated on first use, nullptr when out of memory.
@@ -123,7 +136,6 @@ class Loop {
 
   void drain_posts() noexcept;
   void run_ready() noexcept;
-  void run_hooks(int kind) noexcept;
   void run_due_timers() noexcept;
   void arm_timer() noexcept;
   void sync_spinning() noexcept;
@@ -155,7 +167,7 @@ class Loop {
   async_release_fn log_release_ = nullptr;
   void *log_userdata_ = nullptr;
 
-  dns::Resolver *resolver_ = nullptr;
+  LoopService *service_ = nullptr;
   std::uint8_t *read_buffer_ = nullptr;
   std::uint8_t *datagram_buffer_ = nullptr;
 

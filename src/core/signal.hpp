@@ -16,7 +16,7 @@ class Signal : public Handle {
   // The close's slot plus one for deliveries.
   static constexpr int kReservedTasks = 2;
 
-  Signal(Loop &loop, void *userdata) noexcept : Handle(kTag, loop, userdata) {}
+  Signal(Loop &loop, void *userdata) noexcept : Handle(handle_kind<Signal>, loop, userdata) {}
   ~Signal();
 
   static Signal *from(async_signal *s) noexcept { return reinterpret_cast<Signal *>(s); }

@@ -15,7 +15,7 @@ class Timer : public Handle {
  public:
   static constexpr std::uint32_t kTag = 0x54494d52;  // "TIMR"
 
-  Timer(Loop &loop, void *userdata) noexcept : Handle(kTag, loop, userdata) {}
+  Timer(Loop &loop, void *userdata) noexcept : Handle(handle_kind<Timer>, loop, userdata) {}
 
   static Timer *from(async_timer *t) noexcept { return reinterpret_cast<Timer *>(t); }
   async_timer *c_timer() noexcept { return reinterpret_cast<async_timer *>(this); }

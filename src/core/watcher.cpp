@@ -13,7 +13,7 @@ int check_fd(int fd) noexcept {
   return fcntl(fd, F_GETFD) < 0 ? ASYNC_EBADF : 0;
 }
 
-Watcher::Watcher(Loop &loop, void *userdata, int fd) noexcept : Handle(kTag, loop, userdata), fd_(fd) {
+Watcher::Watcher(Loop &loop, void *userdata, int fd) noexcept : Handle(handle_kind<Watcher>, loop, userdata), fd_(fd) {
   ev::Backend::io_init(io_, fd, 0, dispatch, this);
 }
 

@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "core/address.hpp"
+#include "util/address.hpp"
 
 namespace async::dns {
 namespace {
@@ -76,7 +76,7 @@ bool for_each_field(const char *path, F &&on_field) noexcept {
 bool parse(const char *text, sockaddr_in6 &out) noexcept {
   sockaddr_storage addr;
   socklen_t len = 0;
-  if (core::parse_numeric_host_checked(text, AF_UNSPEC, &addr, &len) != 1) return false;
+  if (util::parse_numeric_host_checked(text, AF_UNSPEC, &addr, &len) != 1) return false;
   std::memset(&out, 0, sizeof out);
   std::memcpy(&out, &addr, len);
   return true;

@@ -19,23 +19,22 @@
 #include <cstring>
 #include <mutex>
 
-#include "core/address.hpp"
-#include "core/addrinfo.hpp"
 #include "core/future.hpp"
 #include "core/loop.hpp"
-#include "core/nameinfo.hpp"
-#include "core/socket.hpp"
 #include "dns/hosts_file.hpp"
+#include "util/address.hpp"
+#include "util/addrinfo.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
 #include "util/local_name.hpp"
+#include "util/nameinfo.hpp"
 #include "util/sys_error.hpp"
 
 namespace async::dns {
 
-using core::AddrInfo;
+using util::AddrInfo;
 using core::Future;
-using core::NameInfo;
+using util::NameInfo;
 
 struct Resolver::Request {
   // In live_ (by deadline) until the outcome is decided, then in done_
@@ -176,8 +175,8 @@ bool valid_host(const char *host) noexcept {
 // A one- or two-entry list for host NULL or a local name: loopback, or the
 // wildcard with ASYNC_DNS_PASSIVE; IPv6 first for AF_UNSPEC.
 AddrInfo *local_list(int family, bool passive, std::uint16_t port, int socktype, const char *canon) noexcept {
-  core::SocketAddress addrs[2];
-  std::size_t count = core::local_addresses(addrs, family, passive, port);
+  util::SocketAddress addrs[2];
+  std::size_t count = util::local_addresses(addrs, family, passive, port);
   AddrInfo *list = AddrInfo::create(count, canon ? std::strlen(canon) : 0);
   if (!list) return nullptr;
   for (std::size_t i = 0; i < count; ++i) list->set(i, reinterpret_cast<sockaddr *>(&addrs[i].addr), port, socktype);
@@ -228,9 +227,12 @@ int server_count(ares_channel channel) noexcept {
 
 Resolver::Resolver(core::Loop &loop) noexcept : loop_(loop) { ev::Backend::timer_init(timer_, on_timer, this); }
 
-Resolver *Resolver::create(core::Loop &loop) noexcept { return util::make<Resolver>(loop); }
+Resolver *Resolver::of(core::Loop &loop) noexcept {
+  if (!loop.service()) loop.set_service(util::make<Resolver>(loop));
+  return static_cast<Resolver *>(loop.service());
+}
 
-void Resolver::destroy(Resolver *resolver) noexcept { util::destroy(resolver); }
+void Resolver::destroy() noexcept { util::destroy(this); }
 
 Resolver::~Resolver() {
   close_channel();
@@ -513,7 +515,7 @@ void Resolver::finish(Request *req, int status) noexcept {
   done_.push_back(req->node);
 }
 
-void Resolver::flush() noexcept {
+void Resolver::after_poll() noexcept {
   while (!done_.empty()) {
     Request *req = Request::of(done_.front());
     req->node.unlink();
@@ -535,7 +537,7 @@ void Resolver::flush() noexcept {
 void Resolver::on_cancel(async_future *, int cancelled, void *request) noexcept {
   auto *req = static_cast<Request *>(request);
   req->future = nullptr;
-  if (!cancelled) return;  // flush() is handing over the outcome
+  if (!cancelled) return;  // after_poll() is handing over the outcome
   Resolver *r = req->resolver;
   r->decide(req);
   req->wait_node.unlink();
@@ -638,7 +640,7 @@ int Resolver::getaddrinfo(Future **out, const char *host, const char *service, i
   }
   sockaddr_storage numeric;
   socklen_t numeric_len = 0;
-  int kind = host ? core::parse_numeric_host_checked(host, AF_UNSPEC, &numeric, &numeric_len) : 0;
+  int kind = host ? util::parse_numeric_host_checked(host, AF_UNSPEC, &numeric, &numeric_len) : 0;
   if (kind < 0) return kind;
   if (host && !kind && (flags & ASYNC_DNS_NUMERICHOST)) return ASYNC_EINVAL;
 
@@ -706,7 +708,7 @@ void Resolver::on_nameinfo(void *request, int status, int, char *host, char *ser
   char numeric[ASYNC_ADDR_STRLEN];
   if (!err && (!host || !*host)) {
     bool fallback = !(req->ares_flags & ARES_NI_NAMEREQD) &&
-                    core::format_address(numeric, sizeof numeric, reinterpret_cast<const sockaddr *>(&req->addr),
+                    util::format_address(numeric, sizeof numeric, reinterpret_cast<const sockaddr *>(&req->addr),
                                          req->addrlen, ASYNC_ADDR_NOPORT) >= 0;
     if (fallback) {
       host = numeric;
@@ -723,8 +725,8 @@ void Resolver::on_nameinfo(void *request, int status, int, char *host, char *ser
 
 int Resolver::getnameinfo(Future **out, const sockaddr *addr, std::size_t addrlen, std::uint32_t flags) noexcept {
   if (flags & ~kNameInfoFlags) return ASYNC_EINVAL;
-  if (core::address_port(addr, addrlen) < 0) return ASYNC_EINVAL;
-  std::uint16_t port = static_cast<std::uint16_t>(core::address_port(addr, addrlen));
+  if (util::address_port(addr, addrlen) < 0) return ASYNC_EINVAL;
+  std::uint16_t port = static_cast<std::uint16_t>(util::address_port(addr, addrlen));
 
   Request *req = util::make<Request>(this);
   if (!req) return ASYNC_ENOMEM;
@@ -738,7 +740,7 @@ int Resolver::getnameinfo(Future **out, const sockaddr *addr, std::size_t addrle
   if ((flags & ASYNC_NI_NUMERICSERV) || port == 0) {
     std::snprintf(service, sizeof service, "%u", port);
     if (flags & ASYNC_NI_NUMERICHOST) {
-      known = core::format_address(host, sizeof host, addr, addrlen, ASYNC_ADDR_NOPORT) >= 0;
+      known = util::format_address(host, sizeof host, addr, addrlen, ASYNC_ADDR_NOPORT) >= 0;
     } else if (hosts_path_ && *hosts_path_) {
       known = HostsFile::reverse(hosts_path_, addr, host, sizeof host);
     }
@@ -804,7 +806,7 @@ bool valid_servers(const char *servers) noexcept {
     std::memcpy(entry, p, n);
     entry[n] = '\0';
     sockaddr_storage addr;
-    if (core::parse_address(reinterpret_cast<sockaddr *>(&addr), sizeof addr, entry, 0) < 0) return false;
+    if (util::parse_address(reinterpret_cast<sockaddr *>(&addr), sizeof addr, entry, 0) < 0) return false;
     if (!end) return true;
     p = end + 1;
   }

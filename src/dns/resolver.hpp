@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/loop.hpp"
 #include "ev/ev_backend.hpp"
 #include "util/list.hpp"
 
@@ -19,19 +20,21 @@ struct ares_addrinfo;
 struct ares_options;
 
 namespace async::core {
-class Loop;
 class Future;
 }  // namespace async::core
 
 namespace async::dns {
 
-class Resolver {
+// The loop's service (core::LoopService): the loop calls the three hooks
+// below every iteration and destroy() when it is destroyed.
+class Resolver final : public core::LoopService {
  public:
-  // nullptr when out of memory. The channel itself is created lazily.
-  static Resolver *create(core::Loop &loop) noexcept;
+  // The loop's resolver, created and registered with the loop on first
+  // use; nullptr when out of memory. The channel itself is created lazily.
+  static Resolver *of(core::Loop &loop) noexcept;
   // Destroys the channel: lookups still inside c-ares (all abandoned, their
   // futures are gone) are dropped.
-  static void destroy(Resolver *resolver) noexcept;
+  void destroy() noexcept override;
 
   int getaddrinfo(core::Future **out, const char *host, const char *service, int family, int socktype,
                   std::uint32_t flags) noexcept;
@@ -48,17 +51,17 @@ class Resolver {
   // room again, and re-arms the channel timer if a c-ares call or a lookup
   // change since the last poll may have moved its deadline (once per
   // iteration, as ares_timeout() is linear in the queries).
-  void before_poll() noexcept {
+  void before_poll() noexcept override {
     if (!waiting_.empty()) submit_waiting();
     if (rearm_pending_) rearm();
   }
   // Called after the poll, before the ready queue runs: completes the
   // futures of lookups decided since (their callbacks are queued behind).
-  void flush() noexcept;
-  // Decided lookups wait for flush(): the next poll must not block.
-  bool has_done() noexcept { return !done_.empty(); }
+  void after_poll() noexcept override;
+  // Decided lookups wait for after_poll(): the next poll must not block.
+  bool has_work() noexcept override { return !done_.empty(); }
 
-  // Use create() and destroy(); public only for util::make/destroy.
+  // Use of() and destroy(); public only for util::make/destroy.
   explicit Resolver(core::Loop &loop) noexcept;
   ~Resolver();
 
@@ -113,7 +116,7 @@ class Resolver {
   bool rearm_pending_ = false;
   ev::TimerSlot timer_;
   util::List live_;     // requests awaiting an outcome, by deadline
-  util::List done_;     // decided, waiting for flush()
+  util::List done_;     // decided, waiting for after_poll()
   util::List waiting_;  // not yet handed to c-ares (no room, see has_room())
   std::size_t in_ares_count_ = 0;  // requests c-ares owes a callback, abandoned ones included
   std::size_t live_in_ares_ = 0;   // those not decided yet

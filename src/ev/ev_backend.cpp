@@ -1,3 +1,19 @@
+// Design notes (src/ev/: libev and nothing else).
+//
+// ref/unref balancing. libev keeps ev_run(DEFAULT) going while its count
+// of active referenced watchers is above zero; the library decides what
+// keeps a loop alive itself (Backend::ref/unref, counted in refs_), so
+// every watcher started here is unref'd right after its start and
+// ref'd again right before its stop: the internal ones (prepare, check,
+// async, idle, the poll timer) in open()/~Backend()/set_spinning()/
+// arm_timer(), and the per-object io, signal and timer slots in their
+// start/stop. The pair must stay exact: a stop without the ref, or a start
+// without the unref, leaks or underflows libev's count (the loop then
+// never ends, or ends with work pending). Two places where libev stops a
+// watcher on its own are handled: EV_ERROR on an io watcher
+// (rebalance_killed), and a timer that expires (the poll timer repeats,
+// so libev never stops it behind our back).
+
 #include "ev/ev_backend.hpp"
 
 #include <async/error.h>
@@ -29,7 +45,6 @@ namespace {
 ev_io *as_io(IoSlot &slot) { return reinterpret_cast<ev_io *>(slot.raw); }
 const ev_io *as_io(const IoSlot &slot) { return reinterpret_cast<const ev_io *>(slot.raw); }
 ev_signal *as_signal(SignalSlot &slot) { return reinterpret_cast<ev_signal *>(slot.raw); }
-const ev_signal *as_signal(const SignalSlot &slot) { return reinterpret_cast<const ev_signal *>(slot.raw); }
 ev_timer *as_timer(TimerSlot &slot) { return reinterpret_cast<ev_timer *>(slot.raw); }
 
 // The backend: epoll, unless LIBEV_FLAGS names select (1) or poll (2) so the
@@ -402,8 +417,6 @@ void Backend::signal_stop(SignalSlot &slot) noexcept {
   ev_ref(impl_->loop);
   ev_signal_stop(impl_->loop, w);
 }
-
-bool Backend::signal_active(const SignalSlot &slot) noexcept { return ev_is_active(as_signal(slot)); }
 
 void Backend::timer_init(TimerSlot &slot, Dispatch fn, void *owner) noexcept {
   ev_timer *w = as_timer(slot);

@@ -95,7 +95,6 @@ class Backend {
   static void signal_init(SignalSlot &slot, int signum, Dispatch fn, void *owner) noexcept;
   void signal_start(SignalSlot &slot) noexcept;
   void signal_stop(SignalSlot &slot) noexcept;
-  static bool signal_active(const SignalSlot &slot) noexcept;
 
   // Timers for internal use (the DNS channel); never keep the loop alive.
   // After firing, a slot stays armed (far in the future) until restarted

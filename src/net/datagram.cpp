@@ -1,4 +1,4 @@
-#include "core/datagram.hpp"
+#include "net/datagram.hpp"
 
 #include <async/error.h>
 #include <async/watcher.h>
@@ -16,7 +16,7 @@
 #include "util/alloc.hpp"
 #include "util/sys_error.hpp"
 
-namespace async::core {
+namespace async::net {
 
 // A queued datagram (payload copied behind the header), a received one
 // held back, or an error to report (error != 0, no payload).
@@ -160,7 +160,7 @@ void Datagram::schedule_lost(int error) noexcept {
   held_.clear();
   loop_.backend().io_stop(io_);
   loop_.backend().timer_stop(kick_);
-  loop_.push_reserved(Task{run_lost, this});
+  loop_.push_reserved(core::Task{run_lost, this});
 }
 
 void Datagram::run_lost(async_loop *, void *self) noexcept {
@@ -455,4 +455,4 @@ int Datagram::set_write_limits(std::size_t high, std::size_t low) noexcept {
   return 0;
 }
 
-}  // namespace async::core
+}  // namespace async::net

@@ -8,10 +8,9 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace async::core {
+#include "net/core_names.hpp"
 
-class Loop;
-class Future;
+namespace async::net {
 
 class Reader {
  public:
@@ -88,4 +87,4 @@ class Reader {
   std::size_t searched_ = 0;  // until: starts of a delimiter ruled out
 };
 
-}  // namespace async::core
+}  // namespace async::net

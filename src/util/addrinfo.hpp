@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace async::core {
+namespace async::util {
 
 class AddrInfo {
  public:
@@ -53,4 +53,4 @@ class AddrInfo {
   std::size_t canon_len_;
 };
 
-}  // namespace async::core
+}  // namespace async::util

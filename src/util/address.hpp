@@ -16,7 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace async::core {
+namespace async::util {
 
 // Parses a numeric host with no port: "192.0.2.1", "::1", "fe80::1%lo",
 // "fe80::1%2". family (AF_UNSPEC, AF_INET or AF_INET6) restricts which
@@ -68,4 +68,16 @@ std::uint32_t interface_index(const char *name) noexcept;
 // families are left alone.
 void set_address_port(sockaddr_storage &addr, std::uint16_t port) noexcept;
 
-}  // namespace async::core
+// A socket address and its length (len 0: none).
+struct SocketAddress {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+};
+
+// The addresses a local name (util::is_local_name) stands for, "::1" then
+// "127.0.0.1", or with wildcard those of no host at all, "::" then
+// "0.0.0.0": the ones of family (AF_UNSPEC: both), with port. Returns how
+// many were written (1 or 2; 0 for another family).
+std::size_t local_addresses(SocketAddress out[2], int family, bool wildcard, std::uint16_t port) noexcept;
+
+}  // namespace async::util

@@ -1,11 +1,11 @@
-#include "core/bytes.hpp"
+#include "net/bytes.hpp"
 
 #include <cstring>
 #include <new>
 
 #include "util/alloc.hpp"
 
-namespace async::core {
+namespace async::net {
 
 Bytes *Bytes::create(const std::uint8_t *data, std::size_t len) noexcept {
   void *p = util::mem_alloc(sizeof(Bytes) + len);
@@ -21,4 +21,4 @@ void Bytes::destroy(void *bytes) noexcept {
   util::mem_free(bytes);
 }
 
-}  // namespace async::core
+}  // namespace async::net

@@ -1,4 +1,4 @@
-#include "core/server.hpp"
+#include "net/server.hpp"
 
 #include <async/error.h>
 #include <async/loop.h>
@@ -9,16 +9,16 @@
 #include <cerrno>
 #include <cstring>
 
-#include "core/address.hpp"
 #include "core/loop.hpp"
-#include "core/reader.hpp"
-#include "core/stream.hpp"
+#include "net/reader.hpp"
+#include "net/stream.hpp"
+#include "util/address.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
 #include "util/local_name.hpp"
 #include "util/sys_error.hpp"
 
-namespace async::core {
+namespace async::net {
 
 namespace {
 
@@ -27,7 +27,7 @@ constexpr int kAcceptsPerEvent = 64;
 
 // The port of addr; 0 for a Unix address.
 std::uint16_t port_of(const sockaddr_storage &addr) noexcept {
-  int port = address_port(reinterpret_cast<const sockaddr *>(&addr), sizeof addr);
+  int port = util::address_port(reinterpret_cast<const sockaddr *>(&addr), sizeof addr);
   return port > 0 ? static_cast<std::uint16_t>(port) : 0;
 }
 
@@ -54,7 +54,7 @@ int open_listener(const Server::Address &a, int backlog, std::uint32_t flags, bo
 }  // namespace
 
 Server::Server(Loop &loop, void *userdata, async_stream_factory factory) noexcept
-    : Handle(kTag, loop, userdata), factory_(factory) {
+    : Handle(handle_kind<Server>, loop, userdata), factory_(factory) {
   ev::Backend::timer_init(retry_, on_retry, this);
 }
 
@@ -69,11 +69,55 @@ int Server::host_addresses(Address out[2], const char *host, std::uint16_t port)
   if (!host || util::is_local_name(host)) {
     int probe = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (probe >= 0) ::close(probe);
-    return static_cast<int>(local_addresses(out, probe >= 0 ? AF_UNSPEC : AF_INET, !host, port));
+    return static_cast<int>(util::local_addresses(out, probe >= 0 ? AF_UNSPEC : AF_INET, !host, port));
   }
-  if (parse_numeric_host_checked(host, AF_UNSPEC, &out[0].addr, &out[0].len) != 1) return ASYNC_EINVAL;
-  set_address_port(out[0].addr, port);
+  if (util::parse_numeric_host_checked(host, AF_UNSPEC, &out[0].addr, &out[0].len) != 1) return ASYNC_EINVAL;
+  util::set_address_port(out[0].addr, port);
   return 1;
+}
+
+int Server::open(Server **out, Loop &loop, const Address *addrs, std::size_t count, int backlog,
+                 std::uint32_t flags, async_stream_factory factory, void *userdata) noexcept {
+  Server *s = Handle::create<Server>(loop, userdata, factory);
+  if (!s) return ASYNC_ENOMEM;
+  int err = s->listen(addrs, count, backlog > 0 ? backlog : kDefaultBacklog, flags);
+  if (err) {
+    Handle::discard(s);
+    return err;
+  }
+  *out = s;
+  return 0;
+}
+
+int Server::listen_tcp(Server **out, Loop &loop, const char *host, std::uint16_t port, int backlog,
+                       std::uint32_t flags, async_stream_factory factory, void *userdata) noexcept {
+  Address addrs[2];
+  int n = host_addresses(addrs, host, port);
+  if (n < 0) return n;
+  return open(out, loop, addrs, static_cast<std::size_t>(n), backlog, flags, factory, userdata);
+}
+
+int Server::listen_addrinfo(Server **out, Loop &loop, const util::AddrInfo &list, int backlog, std::uint32_t flags,
+                            async_stream_factory factory, void *userdata) noexcept {
+  Address picked[kMaxAddresses];
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < list.count() && n < kMaxAddresses; ++i) {
+    const util::AddrInfo::Entry &e = list.entry(i);
+    picked[n] = Address{};
+    std::memcpy(&picked[n].addr, &e.addr, e.len);
+    picked[n].len = e.len;
+    ++n;
+  }
+  return open(out, loop, picked, n, backlog, flags, factory, userdata);
+}
+
+int Server::listen_unix(Server **out, Loop &loop, const char *path, int backlog, async_stream_factory factory,
+                        void *userdata) noexcept {
+  Address a{};
+  int len = util::unix_address(&a.addr, path);
+  if (len < 0) return len;
+  a.len = static_cast<socklen_t>(len);
+  return open(out, loop, &a, 1, backlog, 0, factory, userdata);
 }
 
 int Server::listen(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept {
@@ -100,7 +144,7 @@ int Server::bind_all(const Address *addrs, std::size_t count, int backlog, std::
   for (std::size_t i = 0; i < count; ++i) {
     // Port 0: the first bind picks one, the others take the same.
     Address a = addrs[i];
-    if (port_of(a.addr) == 0) set_address_port(a.addr, picked);
+    if (port_of(a.addr) == 0) util::set_address_port(a.addr, picked);
     int fd = open_listener(a, backlog, flags, mixed || (flags & ASYNC_LISTEN_V6ONLY));
     if (fd < 0) {
       stop();
@@ -173,8 +217,9 @@ void Server::take(int fd) noexcept {
   if (int err = Reader::bind(*protocol, protocol_userdata)) {
     // Not ours to release: a reader serving another stream, or no reader.
     ::close(fd);
-    loop().log(ASYNC_LOG_ERROR, "stream factory returned a reader it cannot bind (%s); connection closed",
-               async_strerror(err));
+    // The code, not its text: the text table belongs to the C API above.
+    loop().log(ASYNC_LOG_ERROR, "stream factory returned a reader it cannot bind (error %d); connection closed",
+               err);
     return;
   }
   Stream *stream = nullptr;
@@ -182,7 +227,7 @@ void Server::take(int fd) noexcept {
   if (err) {
     ::close(fd);
     if (protocol->release) protocol->release(protocol_userdata);
-    loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", async_strerror(err));
+    loop().log(ASYNC_LOG_ERROR, "accepted connection dropped (error %d)", err);
     return;
   }
   connections_.push_back(stream->server_node());
@@ -220,4 +265,4 @@ void Server::close_connections(bool abort) noexcept {
   }
 }
 
-}  // namespace async::core
+}  // namespace async::net

@@ -1,11 +1,11 @@
-#include "core/addrinfo.hpp"
+#include "util/addrinfo.hpp"
 
 #include <cstring>
 #include <new>
 
 #include "util/alloc.hpp"
 
-namespace async::core {
+namespace async::util {
 
 // Entries start right after the header.
 static_assert(sizeof(AddrInfo) % alignof(AddrInfo::Entry) == 0);
@@ -60,4 +60,4 @@ void AddrInfo::ipv6_first() noexcept {
   }
 }
 
-}  // namespace async::core
+}  // namespace async::util

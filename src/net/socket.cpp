@@ -1,4 +1,4 @@
-#include "core/socket.hpp"
+#include "net/socket.hpp"
 
 #include <arpa/inet.h>
 #include <async/error.h>
@@ -8,10 +8,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "core/address.hpp"
+#include "util/address.hpp"
 #include "util/sys_error.hpp"
 
-namespace async::core {
+namespace async::net {
 
 namespace {
 
@@ -26,18 +26,18 @@ int ipv4_interface(const char *iface, ip_mreqn *mreq) noexcept {
   if (!iface) return 0;
   sockaddr_storage addr;
   socklen_t len;
-  if (parse_numeric_host(iface, AF_INET, &addr, &len)) {
+  if (util::parse_numeric_host(iface, AF_INET, &addr, &len)) {
     mreq->imr_address = reinterpret_cast<const sockaddr_in &>(addr).sin_addr;
     return 0;
   }
-  mreq->imr_ifindex = static_cast<int>(interface_index(iface));
+  mreq->imr_ifindex = static_cast<int>(util::interface_index(iface));
   return mreq->imr_ifindex ? 0 : ASYNC_EINVAL;
 }
 
 // The IPv6 interface index iface names (NULL: fallback; 0 is the kernel's
 // choice); ASYNC_EINVAL for an unknown one.
 int ipv6_interface(const char *iface, std::uint32_t fallback, unsigned *index) noexcept {
-  *index = iface ? interface_index(iface) : fallback;
+  *index = iface ? util::interface_index(iface) : fallback;
   return iface && *index == 0 ? ASYNC_EINVAL : 0;
 }
 
@@ -49,29 +49,6 @@ int set_multicast(int fd, int level, int name, const void *value, socklen_t len)
 }
 
 }  // namespace
-
-std::size_t local_addresses(SocketAddress out[2], int family, bool wildcard, std::uint16_t port) noexcept {
-  std::size_t n = 0;
-  if (family == AF_UNSPEC || family == AF_INET6) {
-    SocketAddress &a = out[n++];
-    a = SocketAddress{};
-    auto &v6 = reinterpret_cast<sockaddr_in6 &>(a.addr);
-    v6.sin6_family = AF_INET6;
-    v6.sin6_addr = wildcard ? in6addr_any : in6addr_loopback;
-    v6.sin6_port = htons(port);
-    a.len = sizeof v6;
-  }
-  if (family == AF_UNSPEC || family == AF_INET) {
-    SocketAddress &a = out[n++];
-    a = SocketAddress{};
-    auto &v4 = reinterpret_cast<sockaddr_in &>(a.addr);
-    v4.sin_family = AF_INET;
-    v4.sin_addr.s_addr = htonl(wildcard ? INADDR_ANY : INADDR_LOOPBACK);
-    v4.sin_port = htons(port);
-    a.len = sizeof v4;
-  }
-  return n;
-}
 
 int peer_error(int err) noexcept { return err == ENOENT ? ASYNC_ECONNREFUSED : util::from_errno(err); }
 
@@ -115,7 +92,7 @@ int open_datagram_socket(int family, const SocketAddress &local, const SocketAdd
 int multicast_membership(int fd, int family, bool join, const char *group, const char *iface) noexcept {
   sockaddr_storage addr;
   socklen_t len;
-  if (!parse_numeric_host(group, family, &addr, &len)) return ASYNC_EINVAL;
+  if (!util::parse_numeric_host(group, family, &addr, &len)) return ASYNC_EINVAL;
   if (family == AF_INET) {
     const auto &sin = reinterpret_cast<const sockaddr_in &>(addr);
     if (!IN_MULTICAST(ntohl(sin.sin_addr.s_addr))) return ASYNC_EINVAL;
@@ -147,4 +124,4 @@ int multicast_interface(int fd, int family, const char *iface) noexcept {
   return err ? err : set_multicast(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &value, sizeof value);
 }
 
-}  // namespace async::core
+}  // namespace async::net

@@ -12,11 +12,10 @@
 #include <cstdint>
 
 #include "ev/ev_backend.hpp"
+#include "net/core_names.hpp"
 
-namespace async::core {
+namespace async::net {
 
-class Loop;
-class Future;
 class Stream;
 
 class Reconnector {
@@ -101,4 +100,4 @@ class Reconnector {
   int refs_ = 1;          // until stopped, plus one per forwarding protocol and pending connect callback
 };
 
-}  // namespace async::core
+}  // namespace async::net

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace async::core {
+namespace async::util {
 
 class NameInfo {
  public:
@@ -28,4 +28,4 @@ class NameInfo {
   std::size_t service_offset_;
 };
 
-}  // namespace async::core
+}  // namespace async::util

@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace async::core {
+namespace async::net {
 
 class Bytes {
  public:
@@ -25,4 +25,4 @@ class Bytes {
   std::size_t size_;
 };
 
-}  // namespace async::core
+}  // namespace async::net

@@ -11,12 +11,11 @@
 #include <cstdint>
 
 #include "ev/ev_backend.hpp"
+#include "net/core_names.hpp"
 #include "util/list.hpp"
 #include "util/water_marks.hpp"
 
-namespace async::core {
-
-class Loop;
+namespace async::net {
 
 class Stream {
  public:
@@ -44,6 +43,10 @@ class Stream {
   // 0, or ASYNC_EINVAL/EBADF/ENOMEM with fd and userdata left to the caller.
   static int adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata,
                    ProtocolCache *cache = nullptr) noexcept;
+  // async_stream_adopt(): adopt() with a reader protocol bound first (and
+  // unbound again on failure). The functions below live in stream_socket.cpp.
+  static int adopt_bound(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol,
+                         void *userdata) noexcept;
   // A protocol async_stream_adopt()/set_protocol() accept.
   static bool valid_protocol(const async_stream_protocol *protocol) noexcept;
 
@@ -65,6 +68,11 @@ class Stream {
   void set_read_limit(std::size_t limit) noexcept { read_limit_ = limit; }
   int set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept;
   int set_idle_timeout(std::uint64_t timeout_ms) noexcept;
+  // The socket's own (peer false) or peer's name; ASYNC_EINVAL for a non-socket.
+  int socket_name(sockaddr *out, std::size_t capacity, bool peer) const noexcept;
+  // TCP options; ASYNC_EINVAL on another kind of stream.
+  int set_nodelay(bool on) noexcept;
+  int set_keepalive(bool on, std::uint32_t idle_s) noexcept;
   bool lost() const noexcept { return state_ == kLost; }
   int fd() const noexcept { return ev::Backend::io_fd(io_); }
   bool is_socket() const noexcept { return is_socket_; }
@@ -169,4 +177,4 @@ class Stream {
   util::WaterMarks marks_;
 };
 
-}  // namespace async::core
+}  // namespace async::net

@@ -1,11 +1,11 @@
-#include "core/nameinfo.hpp"
+#include "util/nameinfo.hpp"
 
 #include <cstring>
 #include <new>
 
 #include "util/alloc.hpp"
 
-namespace async::core {
+namespace async::util {
 
 NameInfo *NameInfo::create(const char *host, const char *service) noexcept {
   if (!host) host = "";
@@ -26,4 +26,4 @@ void NameInfo::destroy(void *info) noexcept {
   util::mem_free(info);
 }
 
-}  // namespace async::core
+}  // namespace async::util

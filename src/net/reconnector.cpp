@@ -1,19 +1,19 @@
-#include "core/reconnector.hpp"
+#include "net/reconnector.hpp"
 
 #include <async/error.h>
 #include <async/future.h>
 
 #include <cstring>
 
-#include "core/connector.hpp"
 #include "core/future.hpp"
 #include "core/loop.hpp"
-#include "core/reader.hpp"
-#include "core/stream.hpp"
+#include "net/connector.hpp"
+#include "net/reader.hpp"
+#include "net/stream.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
 
-namespace async::core {
+namespace async::net {
 
 Reconnector::Reconnector(Loop &loop, const async_stream_protocol &protocol, void *userdata) noexcept
     : loop_(loop), user_(protocol), userdata_(userdata) {
@@ -253,7 +253,7 @@ void Reconnector::begin_stop(int error) noexcept {
 void Reconnector::maybe_finish() noexcept {
   if (!stopping_ || future_ || stream_ || finish_queued_) return;
   finish_queued_ = true;
-  loop_.push_reserved(Task{run_stopped, this});
+  loop_.push_reserved(core::Task{run_stopped, this});
 }
 
 void Reconnector::run_stopped(async_loop *, void *self) noexcept {
@@ -274,4 +274,4 @@ int Reconnector::state() const noexcept {
 
 async_stream *Reconnector::stream() const noexcept { return stream_ ? stream_->c_stream() : nullptr; }
 
-}  // namespace async::core
+}  // namespace async::net

@@ -9,12 +9,19 @@
 #include <cstdint>
 
 #include "core/handle.hpp"
-#include "core/socket.hpp"
-#include "core/stream.hpp"
 #include "ev/ev_backend.hpp"
+#include "net/socket.hpp"
+#include "net/stream.hpp"
+#include "util/addrinfo.hpp"
 #include "util/list.hpp"
 
-namespace async::core {
+namespace async::net {
+
+using core::Handle;
+using core::handle_kind;
+using core::Loop;
+
+using util::SocketAddress;
 
 class Server : public Handle {
  public:
@@ -33,14 +40,16 @@ class Server : public Handle {
   static Server *from(async_server *s) noexcept { return reinterpret_cast<Server *>(s); }
   async_server *c_server() noexcept { return reinterpret_cast<async_server *>(this); }
 
-  // The addresses async_tcp_listen() listens on for host: NULL, the
-  // wildcards; a local name, loopback; or a numeric address. IPv6 ones are
-  // left out on a host without IPv6. Their count, or ASYNC_EINVAL.
-  static int host_addresses(Address out[2], const char *host, std::uint16_t port) noexcept;
-
-  // Binds and listens on every address (port 0: one free port for all);
-  // 0, or an ASYNC_E* code with nothing left listening.
-  int listen(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept;
+  // A server listening on host (host_addresses()), on the first
+  // kMaxAddresses entries of list, or on a Unix path; backlog <= 0 is the
+  // default. 0, or an ASYNC_E* code with nothing left (no handle, no socket).
+  static int listen_tcp(Server **out, Loop &loop, const char *host, std::uint16_t port, int backlog,
+                        std::uint32_t flags, async_stream_factory factory, void *userdata) noexcept;
+  static int listen_addrinfo(Server **out, Loop &loop, const util::AddrInfo &list, int backlog, std::uint32_t flags,
+                             async_stream_factory factory, void *userdata) noexcept;
+  static int listen_unix(Server **out, Loop &loop, const char *path, int backlog, async_stream_factory factory,
+                         void *userdata) noexcept;
+  static constexpr std::size_t kMaxAddresses = 16;
   // Closes the listening sockets (the handle's stop).
   void stop() noexcept;
 
@@ -51,6 +60,17 @@ class Server : public Handle {
   void close_connections(bool abort) noexcept;
 
  private:
+  // The addresses async_tcp_listen() listens on for host: NULL, the
+  // wildcards; a local name, loopback; or a numeric address. IPv6 ones are
+  // left out on a host without IPv6. Their count, or ASYNC_EINVAL.
+  static int host_addresses(Address out[2], const char *host, std::uint16_t port) noexcept;
+  // Creates the server handle and listens; on failure nothing is left.
+  static int open(Server **out, Loop &loop, const Address *addrs, std::size_t count, int backlog,
+                  std::uint32_t flags, async_stream_factory factory, void *userdata) noexcept;
+  // Binds and listens on every address (port 0: one free port for all);
+  // 0, or an ASYNC_E* code with nothing left listening.
+  int listen(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept;
+
   struct Listener {
     ev::IoSlot io;
     Server *owner;
@@ -74,4 +94,4 @@ class Server : public Handle {
   Stream::ProtocolCache protocols_;
 };
 
-}  // namespace async::core
+}  // namespace async::net

@@ -1,4 +1,4 @@
-#include "core/connector.hpp"
+#include "net/connector.hpp"
 
 #include <async/error.h>
 #include <async/watcher.h>
@@ -9,20 +9,20 @@
 #include <cstdio>
 #include <cstring>
 
-#include "core/address.hpp"
-#include "core/addrinfo.hpp"
 #include "core/future.hpp"
 #include "core/loop.hpp"
-#include "core/reader.hpp"
-#include "core/socket.hpp"
-#include "core/stream.hpp"
 #include "dns/resolver.hpp"
+#include "net/reader.hpp"
+#include "net/socket.hpp"
+#include "net/stream.hpp"
+#include "util/address.hpp"
+#include "util/addrinfo.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
 #include "util/local_name.hpp"
 #include "util/sys_error.hpp"
 
-namespace async::core {
+namespace async::net {
 
 Connector::Connector(Loop &loop) noexcept : loop_(loop) {
   ev::Backend::timer_init(timer_, on_timer, this);
@@ -68,11 +68,11 @@ int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t p
   if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6) return ASYNC_EINVAL;
   Address local{};
   if (options.local_address) {
-    int len = parse_address(reinterpret_cast<sockaddr *>(&local.addr), sizeof local.addr, options.local_address, 0);
+    int len = util::parse_address(reinterpret_cast<sockaddr *>(&local.addr), sizeof local.addr, options.local_address, 0);
     if (len < 0) return ASYNC_EINVAL;
     local.len = static_cast<socklen_t>(len);
   }
-  if (!loop.resolver()) return ASYNC_ENOMEM;
+  if (!dns::Resolver::of(loop)) return ASYNC_ENOMEM;
   Connector *c = nullptr;
   int err = create(&c, loop, protocol, userdata);
   if (err) return err;
@@ -93,13 +93,16 @@ int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t p
   return 0;
 }
 
-int Connector::start_unix(Future **out, Loop &loop, const sockaddr_storage &addr, socklen_t len,
-                          const async_stream_protocol &protocol, void *userdata) noexcept {
+int Connector::start_unix(Future **out, Loop &loop, const char *path, const async_stream_protocol &protocol,
+                          void *userdata) noexcept {
+  sockaddr_storage addr{};
+  int len = util::unix_address(&addr, path);
+  if (len < 0) return len;
   Connector *c = nullptr;
   int err = create(&c, loop, protocol, userdata);
   if (err) return err;
   // The one address, known already: kickoff goes straight to the attempt.
-  c->v4_[0] = Address{addr, len};
+  c->v4_[0] = Address{addr, static_cast<socklen_t>(len)};
   c->n4_ = 1;
   *out = c->future_;
   return 0;
@@ -118,19 +121,19 @@ void Connector::kickoff(async_loop *, void *self) noexcept {
   } else if (!c->finished_) {
     sockaddr_storage numeric{};
     socklen_t len = 0;
-    int kind = parse_numeric_host_checked(c->host_, AF_UNSPEC, &numeric, &len);
+    int kind = util::parse_numeric_host_checked(c->host_, AF_UNSPEC, &numeric, &len);
     int err = kind < 0 ? kind : 0;
     if (kind == 1) {
       if (c->family_ != AF_UNSPEC && numeric.ss_family != c->family_) {
         err = ASYNC_ENODATA;
       } else {
-        set_address_port(numeric, c->port_);
+        util::set_address_port(numeric, c->port_);
         c->add_address(reinterpret_cast<const sockaddr *>(&numeric), len);
       }
     } else if (util::is_local_name(c->host_)) {
       // Loopback, known without a lookup, as the listener and the resolver see it.
       SocketAddress local[2];
-      std::size_t n = local_addresses(local, c->family_, false, c->port_);
+      std::size_t n = util::local_addresses(local, c->family_, false, c->port_);
       for (std::size_t i = 0; i < n; ++i)
         c->add_address(reinterpret_cast<const sockaddr *>(&local[i].addr), local[i].len);
     } else if (kind == 0) {
@@ -154,7 +157,7 @@ int Connector::lookup(int family) noexcept {
   char service[8];
   std::snprintf(service, sizeof service, "%u", port_);
   Future *f = nullptr;
-  int err = loop_.resolver()->getaddrinfo(&f, host_, service, family, SOCK_STREAM, 0);
+  int err = dns::Resolver::of(loop_)->getaddrinfo(&f, host_, service, family, SOCK_STREAM, 0);
   if (err) return err;
   err = f->add_callback(on_lookup, this);
   if (err) {
@@ -186,9 +189,9 @@ void Connector::on_lookup(async_future *future, int status, void *self) noexcept
 }
 
 void Connector::add_addresses(const void *value) noexcept {
-  const auto *list = static_cast<const AddrInfo *>(value);
+  const auto *list = static_cast<const util::AddrInfo *>(value);
   for (std::size_t i = 0; i < list->count(); ++i) {
-    const AddrInfo::Entry &e = list->entry(i);
+    const util::AddrInfo::Entry &e = list->entry(i);
     add_address(&e.addr.sa, e.len);
   }
 }
@@ -382,7 +385,7 @@ void Connector::win(Attempt &attempt) noexcept {
   }
   stream_ = stream;
   // Queued behind the stream's connection_made; keeps the outcome's ref.
-  loop_.push_reserved(Task{resolve_after_made, this});
+  loop_.push_reserved(core::Task{resolve_after_made, this});
 }
 
 void Connector::resolve_after_made(async_loop *, void *self) noexcept {
@@ -427,4 +430,4 @@ void Connector::on_cancel(async_future *, int cancelled, void *self) noexcept {
   c->release();
 }
 
-}  // namespace async::core
+}  // namespace async::net

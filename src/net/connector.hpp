@@ -10,13 +10,12 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/socket.hpp"
 #include "ev/ev_backend.hpp"
+#include "net/core_names.hpp"
+#include "net/socket.hpp"
 
-namespace async::core {
+namespace async::net {
 
-class Loop;
-class Future;
 class Stream;
 
 class Connector {
@@ -25,9 +24,10 @@ class Connector {
   // started and userdata still the caller's.
   static int start(Future **out, Loop &loop, const char *host, std::uint16_t port, const async_connect_options &options,
                    const async_stream_protocol &protocol, void *userdata) noexcept;
-  // The same for a Unix stream socket address (one attempt).
-  static int start_unix(Future **out, Loop &loop, const sockaddr_storage &addr, socklen_t len,
-                        const async_stream_protocol &protocol, void *userdata) noexcept;
+  // The same for a Unix stream socket at path (one attempt); ASYNC_EINVAL
+  // for a path util::unix_address() refuses.
+  static int start_unix(Future **out, Loop &loop, const char *path, const async_stream_protocol &protocol,
+                        void *userdata) noexcept;
 
   // Use start(); public only for util::make/destroy.
   explicit Connector(Loop &loop) noexcept;
@@ -115,4 +115,4 @@ class Connector {
   int refs_ = 1;           // the outcome's, plus one per queued task or lookup callback
 };
 
-}  // namespace async::core
+}  // namespace async::net

@@ -8,19 +8,11 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace async::core {
+#include "util/address.hpp"
 
-// A socket address and its length (len 0: none).
-struct SocketAddress {
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-};
+namespace async::net {
 
-// The addresses a local name (util::is_local_name) stands for, "::1" then
-// "127.0.0.1", or with wildcard those of no host at all, "::" then
-// "0.0.0.0": the ones of family (AF_UNSPEC: both), with port. Returns how
-// many were written (1 or 2; 0 for another family).
-std::size_t local_addresses(SocketAddress out[2], int family, bool wildcard, std::uint16_t port) noexcept;
+using util::SocketAddress;
 
 // What async_udp_open() sets before binding.
 struct DatagramSocketOptions {
@@ -60,4 +52,4 @@ int multicast_membership(int fd, int family, bool join, const char *group, const
 // IP_MULTICAST_IF / IPV6_MULTICAST_IF to iface (as above; NULL resets).
 int multicast_interface(int fd, int family, const char *iface) noexcept;
 
-}  // namespace async::core
+}  // namespace async::net

@@ -1,4 +1,4 @@
-#include "core/address.hpp"
+#include "util/address.hpp"
 
 #include <arpa/inet.h>
 #include <async.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <string_view>
 
-namespace async::core {
+namespace async::util {
 namespace {
 
 // Longest IPv6 text inet_pton() accepts ("ffff:...:255.255.255.255").
@@ -272,4 +272,27 @@ void set_address_port(sockaddr_storage &addr, std::uint16_t port) noexcept {
   if (addr.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6 &>(addr).sin6_port = htons(port);
 }
 
-}  // namespace async::core
+std::size_t local_addresses(SocketAddress out[2], int family, bool wildcard, std::uint16_t port) noexcept {
+  std::size_t n = 0;
+  if (family == AF_UNSPEC || family == AF_INET6) {
+    SocketAddress &a = out[n++];
+    a = SocketAddress{};
+    auto &v6 = reinterpret_cast<sockaddr_in6 &>(a.addr);
+    v6.sin6_family = AF_INET6;
+    v6.sin6_addr = wildcard ? in6addr_any : in6addr_loopback;
+    v6.sin6_port = htons(port);
+    a.len = sizeof v6;
+  }
+  if (family == AF_UNSPEC || family == AF_INET) {
+    SocketAddress &a = out[n++];
+    a = SocketAddress{};
+    auto &v4 = reinterpret_cast<sockaddr_in &>(a.addr);
+    v4.sin_family = AF_INET;
+    v4.sin_addr.s_addr = htonl(wildcard ? INADDR_ANY : INADDR_LOOPBACK);
+    v4.sin_port = htons(port);
+    a.len = sizeof v4;
+  }
+  return n;
+}
+
+}  // namespace async::util

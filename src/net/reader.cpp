@@ -1,18 +1,18 @@
-#include "core/reader.hpp"
+#include "net/reader.hpp"
 
 #include <async/error.h>
 
 #include <algorithm>
 #include <cstring>
 
-#include "core/bytes.hpp"
 #include "core/future.hpp"
 #include "core/loop.hpp"
-#include "core/stream.hpp"
+#include "net/bytes.hpp"
+#include "net/stream.hpp"
 #include "util/alloc.hpp"
 #include "util/grow.hpp"
 
-namespace async::core {
+namespace async::net {
 
 const async_stream_protocol Reader::kProtocol = {
     sizeof(async_stream_protocol), on_made, on_data, on_eof, on_lost, nullptr, nullptr, nullptr, on_release,
@@ -203,4 +203,4 @@ void Reader::fail(int error) noexcept {
   if (Future *f = pending_) f->reject(error);
 }
 
-}  // namespace async::core
+}  // namespace async::net

@@ -12,13 +12,12 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/socket.hpp"
 #include "ev/ev_backend.hpp"
+#include "net/core_names.hpp"
+#include "net/socket.hpp"
 #include "util/water_marks.hpp"
 
-namespace async::core {
-
-class Loop;
+namespace async::net {
 
 class Datagram {
  public:
@@ -29,11 +28,26 @@ class Datagram {
                    void *userdata) noexcept;
   // A protocol async_datagram_adopt() and the open calls accept.
   static bool valid_protocol(const async_datagram_protocol *protocol) noexcept;
+  // async_udp_open(): options checked, addresses parsed, the socket opened
+  // and adopted; on failure nothing is left open (datagram_open.cpp).
+  static int open_udp(Datagram **out, Loop &loop, const async_udp_options &options,
+                      const async_datagram_protocol &protocol, void *userdata) noexcept;
+  // async_unix_datagram_open(): either path may be NULL.
+  static int open_unix(Datagram **out, Loop &loop, const char *local_path, const char *remote_path,
+                       const async_datagram_protocol &protocol, void *userdata) noexcept;
 
   static Datagram *from(async_datagram *d) noexcept { return reinterpret_cast<Datagram *>(d); }
   async_datagram *c_datagram() noexcept { return reinterpret_cast<async_datagram *>(this); }
 
   int send(const void *data, std::size_t len, const sockaddr *addr, std::size_t addrlen) noexcept;
+  // send() to an address given as text (async_datagram_sendto()).
+  int sendto(const void *data, std::size_t len, const char *address) noexcept;
+  // Options of a UDP transport (the caller checked is_open() and is_inet()).
+  int set_multicast_membership(bool join, const char *group, const char *iface) noexcept;
+  int set_multicast_interface(const char *iface) noexcept;
+  int set_multicast_ttl(int ttl) noexcept;
+  int set_multicast_loop(bool on) noexcept;
+  int set_broadcast(bool on) noexcept;
   void close() noexcept;
   void abort(int error) noexcept;
   void pause_reading() noexcept;
@@ -125,4 +139,4 @@ class Datagram {
   bool writing_paused_ = false;  // pause_writing told, resume_writing not yet
 };
 
-}  // namespace async::core
+}  // namespace async::net

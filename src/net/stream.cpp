@@ -1,4 +1,4 @@
-#include "core/stream.hpp"
+#include "net/stream.hpp"
 
 #include <async/error.h>
 #include <async/watcher.h>
@@ -18,13 +18,13 @@
 #include <type_traits>
 
 #include "core/loop.hpp"
-#include "core/reader.hpp"
+#include "net/reader.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
 #include "util/grow.hpp"
 #include "util/sys_error.hpp"
 
-namespace async::core {
+namespace async::net {
 
 struct Stream::Chunk {
   Chunk *next = nullptr;
@@ -210,7 +210,7 @@ void Stream::schedule_lost(int error) noexcept {
   lost_error_ = static_cast<std::int16_t>(error);
   loop_->backend().io_stop(io_);
   if (idle_) loop_->backend().timer_stop(idle_->timer);
-  loop_->push_reserved(Task{run_lost, this});
+  loop_->push_reserved(core::Task{run_lost, this});
 }
 
 void Stream::run_lost(async_loop *, void *self) noexcept {
@@ -613,4 +613,4 @@ int Stream::set_write_limits(std::size_t high, std::size_t low) noexcept {
   return 0;
 }
 
-}  // namespace async::core
+}  // namespace async::net
