@@ -95,7 +95,7 @@ bool Datagram::valid_protocol(const async_datagram_protocol *p) noexcept {
 Datagram::Datagram(Loop &loop, int fd) noexcept : loop_(loop), fd_(fd) {}
 
 Datagram::~Datagram() {
-  tag_ = 0xdeadbeef;
+  mark_dead();
   out_.clear();
   errors_.clear();
   held_.clear();

@@ -14,16 +14,15 @@
 
 #include "core/socket.hpp"
 #include "ev/ev_backend.hpp"
+#include "util/tagged.hpp"
 #include "util/water_marks.hpp"
 
 namespace async::core {
 
 class Loop;
 
-class Datagram {
+class Datagram : public util::Tagged<0x44475241> {  // "DGRA"
  public:
-  static constexpr std::uint32_t kTag = 0x44475241;  // "DGRA"
-
   // 0, or ASYNC_EINVAL/EBADF/ENOMEM with fd and userdata left to the caller.
   static int adopt(Datagram **out, Loop &loop, int fd, const async_datagram_protocol &protocol,
                    void *userdata) noexcept;
@@ -53,8 +52,6 @@ class Datagram {
   // Use adopt(); public only for util::make/destroy.
   Datagram(Loop &loop, int fd) noexcept;
   ~Datagram();
-
-  std::uint32_t tag_ = kTag;  // first: the API layer reads it through the C pointer
 
  private:
   enum class State { kOpen, kClosing, kLost };

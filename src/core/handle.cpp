@@ -10,9 +10,9 @@
 namespace async::core {
 
 Handle::Handle(std::uint32_t tag, Loop &loop, void *userdata) noexcept
-    : tag_(tag), loop_(&loop), userdata_(userdata) {}
+    : TagWord(tag), loop_(&loop), userdata_(userdata) {}
 
-Handle::~Handle() { tag_ = kDeadTag; }
+Handle::~Handle() { mark_dead(); }
 
 bool Handle::is_handle_tag(std::uint32_t tag) noexcept {
   return tag == Timer::kTag || tag == Watcher::kTag || tag == Hook::kTag || tag == Signal::kTag ||

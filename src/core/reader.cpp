@@ -25,7 +25,7 @@ Reader *Reader::create(Loop &loop, std::size_t limit) noexcept {
 }
 
 Reader::~Reader() {
-  tag_ = 0xdeadbeef;
+  mark_dead();
   util::mem_free(buf_);
   loop_.object_removed();
 }

@@ -8,14 +8,15 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "util/tagged.hpp"
+
 namespace async::core {
 
 class Loop;
 class Future;
 
-class Reader {
+class Reader : public util::Tagged<0x52444552> {  // "RDER"
  public:
-  static constexpr std::uint32_t kTag = 0x52444552;  // "RDER"
   static constexpr std::size_t kDefaultLimit = 64 * 1024;
   static constexpr std::size_t kMaxDelimiter = 16;
   enum class Mode { kExactly, kUntil, kSome };
@@ -42,8 +43,6 @@ class Reader {
   // Use create(); public only for util::make/destroy.
   Reader(Loop &loop, std::size_t limit) noexcept : loop_(loop), limit_(limit) {}
   ~Reader();
-
-  std::uint32_t tag_ = kTag;
 
  private:
   static void on_made(async_stream *stream, void *self) noexcept;

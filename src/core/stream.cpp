@@ -21,6 +21,7 @@
 #include "core/reader.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
+#include "util/container_of.hpp"
 #include "util/grow.hpp"
 #include "util/sys_error.hpp"
 
@@ -103,14 +104,12 @@ bool Stream::valid_protocol(const async_stream_protocol *p) noexcept {
 }
 
 Stream::Stream(Loop &loop, Protocol *protocol) noexcept : loop_(&loop), protocol_(protocol) {
-  // The layout stream.hpp describes; the C boundary reads the tag at offset
-  // 0 and from_server_node() needs offsetof.
-  static_assert(std::is_standard_layout_v<Stream> && offsetof(Stream, tag_) == 0);
+  // The layout stream.hpp describes.
   static_assert(sizeof(Stream) == 144);
 }
 
 Stream::~Stream() {
-  tag_ = 0xdeadbeef;
+  mark_dead();
   drop_queue();
   drop_tail();
   util::destroy(buffers_);
@@ -119,7 +118,7 @@ Stream::~Stream() {
 }
 
 Stream *Stream::from_server_node(util::ListNode *node) noexcept {
-  return reinterpret_cast<Stream *>(reinterpret_cast<char *>(node) - offsetof(Stream, server_node_));
+  return util::container_of(node, &Stream::server_node_);
 }
 
 // ---- shared protocols ---------------------------------------------------
