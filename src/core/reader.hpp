@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "util/byte_queue.hpp"
 #include "util/tagged.hpp"
 
 namespace async::core {
@@ -69,9 +70,7 @@ class Reader : public util::Tagged<0x52444552> {  // "RDER"
   Loop &loop_;
   std::size_t limit_;
   async_stream *stream_ = nullptr;  // while the connection is live
-  std::uint8_t *buf_ = nullptr;  // up to limit_ plus one read's worth
-  std::size_t len_ = 0;
-  std::size_t cap_ = 0;
+  util::ByteQueue buf_;  // up to limit_ plus one read's worth
   bool eof_ = false;
   bool lost_ = false;
   int error_ = 0;        // the connection's, once lost

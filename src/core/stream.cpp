@@ -20,9 +20,9 @@
 #include "core/loop.hpp"
 #include "core/reader.hpp"
 #include "util/alloc.hpp"
+#include "util/byte_queue.hpp"
 #include "util/clock.hpp"
 #include "util/container_of.hpp"
-#include "util/grow.hpp"
 #include "util/sys_error.hpp"
 
 namespace async::core {
@@ -42,10 +42,7 @@ struct Stream::Protocol {
 };
 
 struct Stream::Buffers {
-  // Unconsumed bytes, presented again.
-  std::uint8_t *tail = nullptr;
-  std::size_t tail_len = 0;
-  std::size_t tail_cap = 0;
+  util::ByteQueue tail;  // unconsumed bytes, presented again
   // The write queue.
   Chunk *head = nullptr;
   Chunk *last = nullptr;
@@ -354,16 +351,14 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
   // With a tail, the new bytes go behind it and the whole is presented.
   const std::uint8_t *view = data;
   std::size_t view_len = len;
-  if (std::size_t kept = tail_len()) {
-    Buffers &b = *buffers_;
-    if (!util::grow_bytes(&b.tail, &b.tail_cap, kept + len)) {
+  if (tail_len()) {
+    util::ByteQueue &tail = buffers_->tail;
+    if (!tail.append(data, len)) {
       abort(ASYNC_ENOMEM);
       return false;
     }
-    std::memcpy(b.tail + kept, data, len);
-    b.tail_len += len;
-    view = b.tail;
-    view_len = b.tail_len;
+    view = tail.data();
+    view_len = tail.size();
   }
   std::size_t consumed = 0;
   loop_->invoke([&] { consumed = protocol_->callbacks.data_received(c_stream(), view, view_len, userdata_); });
@@ -371,17 +366,13 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
   if (consumed > view_len) consumed = view_len;
   std::size_t rest = view_len - consumed;
   if (view != data) {  // the tail was presented
-    Buffers &b = *buffers_;
-    std::memmove(b.tail, b.tail + consumed, rest);
-    b.tail_len = rest;
+    buffers_->tail.consume(consumed);
     if (!rest) drop_tail();
   } else if (rest) {
-    if (!ensure_buffers() || !util::grow_bytes(&buffers_->tail, &buffers_->tail_cap, rest)) {
+    if (!ensure_buffers() || !buffers_->tail.append(data + consumed, rest)) {
       abort(ASYNC_ENOMEM);
       return false;
     }
-    std::memcpy(buffers_->tail, data + consumed, rest);
-    buffers_->tail_len = rest;
   }
   if (consumed == 0 && tail_len() >= read_limit_) {
     abort(ASYNC_ENOBUFS);
@@ -394,7 +385,7 @@ void Stream::read_eof() noexcept {
   eof_ = true;
   if (std::size_t kept = tail_len()) {
     // The unconsumed tail, once more; what is left of it then is dropped.
-    loop_->invoke([&] { protocol_->callbacks.data_received(c_stream(), buffers_->tail, kept, userdata_); });
+    loop_->invoke([&] { protocol_->callbacks.data_received(c_stream(), buffers_->tail.data(), kept, userdata_); });
     drop_tail();
     if (state_ != kOpen) return;
   }
@@ -409,13 +400,10 @@ void Stream::read_eof() noexcept {
 }
 
 void Stream::drop_tail() noexcept {
-  if (!buffers_) return;
-  util::mem_free(buffers_->tail);
-  buffers_->tail = nullptr;
-  buffers_->tail_len = buffers_->tail_cap = 0;
+  if (buffers_) buffers_->tail.release();
 }
 
-std::size_t Stream::tail_len() const noexcept { return buffers_ ? buffers_->tail_len : 0; }
+std::size_t Stream::tail_len() const noexcept { return buffers_ ? buffers_->tail.size() : 0; }
 
 bool Stream::ensure_buffers() noexcept {
   if (!buffers_) buffers_ = util::make<Buffers>();
