@@ -14,6 +14,7 @@
 
 #include "core/socket.hpp"
 #include "ev/ev_backend.hpp"
+#include "util/fifo.hpp"
 #include "util/tagged.hpp"
 #include "util/water_marks.hpp"
 
@@ -57,12 +58,7 @@ class Datagram : public util::Tagged<0x44475241> {  // "DGRA"
   enum class State { kOpen, kClosing, kLost };
   struct Entry;
   // A FIFO of entries: queued sends, errors to report, held receptions.
-  struct Queue {
-    Entry *head = nullptr;
-    Entry *tail = nullptr;
-    bool empty() const noexcept { return !head; }
-    void push(Entry *e) noexcept;
-    Entry *pop() noexcept;
+  struct Queue : util::Fifo<Entry> {
     void clear() noexcept;
   };
 

@@ -23,6 +23,7 @@
 #include "util/byte_queue.hpp"
 #include "util/clock.hpp"
 #include "util/container_of.hpp"
+#include "util/fifo.hpp"
 #include "util/sys_error.hpp"
 
 namespace async::core {
@@ -43,9 +44,7 @@ struct Stream::Protocol {
 
 struct Stream::Buffers {
   util::ByteQueue tail;  // unconsumed bytes, presented again
-  // The write queue.
-  Chunk *head = nullptr;
-  Chunk *last = nullptr;
+  util::Fifo<Chunk> chunks;  // the write queue
   std::size_t queued = 0;
 };
 
@@ -502,11 +501,7 @@ bool Stream::queue(const iovec *iov, int iovcnt, std::size_t skip, async_release
   c->done = done;
   c->done_userdata = done_userdata;
   Buffers &b = *buffers_;
-  if (b.last)
-    b.last->next = c;
-  else
-    b.head = c;
-  b.last = c;
+  b.chunks.push(c);
   b.queued += len;
   return true;
 }
@@ -515,7 +510,7 @@ void Stream::write_some() noexcept {
   Buffers &b = *buffers_;
   iovec iov[kWriteBatch];
   int n = 0;
-  for (Chunk *c = b.head; c && n < kWriteBatch; c = c->next) iov[n++] = {const_cast<std::uint8_t *>(c->data), c->len};
+  for (Chunk *c = b.chunks.front(); c && n < kWriteBatch; c = c->next) iov[n++] = {const_cast<std::uint8_t *>(c->data), c->len};
   long sent = send(iov, n);
   if (sent < 0) {
     abort(static_cast<int>(sent));
@@ -526,15 +521,14 @@ void Stream::write_some() noexcept {
   auto left = static_cast<std::size_t>(sent);
   b.queued -= left;
   while (left > 0) {
-    Chunk *c = b.head;
+    Chunk *c = b.chunks.front();
     if (left < c->len) {
       c->data += left;
       c->len -= left;
       break;
     }
     left -= c->len;
-    b.head = c->next;
-    if (!b.head) b.last = nullptr;
+    b.chunks.pop();
     if (c->done) c->done(c->done_userdata);
     util::mem_free(c);
   }
@@ -581,16 +575,14 @@ void Stream::shutdown_write() noexcept {
 void Stream::drop_queue() noexcept {
   if (!buffers_) return;
   Buffers &b = *buffers_;
-  while (Chunk *c = b.head) {
-    b.head = c->next;
+  while (Chunk *c = b.chunks.pop()) {
     if (c->done) c->done(c->done_userdata);
     util::mem_free(c);
   }
-  b.last = nullptr;
   b.queued = 0;
 }
 
-bool Stream::writing() const noexcept { return buffers_ && buffers_->head; }
+bool Stream::writing() const noexcept { return buffers_ && !buffers_->chunks.empty(); }
 
 std::size_t Stream::write_buffer_size() const noexcept { return buffers_ ? buffers_->queued : 0; }
 
