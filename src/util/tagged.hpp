@@ -18,11 +18,11 @@ class TagWord {
   // The tag of the object at p, read where the C boundary reads it.
   static std::uint32_t tag_at(const void *p) noexcept { return *static_cast<const std::uint32_t *>(p); }
 
-  // First in a destructor, before anything that may call back into the
-  // API, and before freeing an object that has none (a result whose
-  // memory ends with its variable-size part). Not a destructor of this
-  // class: the store would come after the owner's, and such a class would
-  // no longer be trivially copyable like those results.
+  // In the owner's destructor, before anything there may call back into
+  // the API, and before freeing an object that has none (a result whose
+  // memory ends with its variable-size part). Not this class's destructor:
+  // that would run after the owner's body, and would make those results
+  // no longer trivially copyable.
   void mark_dead() noexcept { tag_ = kDeadTag; }
 
   // T's tag word sits at offset 0, where tag_at() reads it. T is not
