@@ -5,9 +5,8 @@
 
 namespace async::util {
 
-void invariant_broken(const std::source_location &where) noexcept {
-  std::fprintf(stderr, "libasync: internal invariant broken at %s:%u (%s)\n", where.file_name(),
-               static_cast<unsigned>(where.line()), where.function_name());
+void invariant_broken(const char *file, int line) noexcept {
+  std::fprintf(stderr, "libasync: internal invariant broken at %s:%d\n", file, line);
   std::abort();
 }
 
