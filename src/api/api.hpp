@@ -5,11 +5,11 @@
 
 #include <async.h>
 
-#include <cstdint>
 #include <new>
 
 #include "core/handle.hpp"
 #include "core/loop.hpp"
+#include "util/tagged.hpp"
 
 namespace async::api {
 
@@ -31,7 +31,8 @@ int guarded(F &&body) noexcept {
 // The object behind p if its tag is Tag, else nullptr.
 template <class T>
 T *checked(const void *p) noexcept {
-  if (!p || *static_cast<const std::uint32_t *>(p) != T::kTag) return nullptr;
+  static_assert(util::TagWord::first_in<T>());
+  if (!p || util::TagWord::tag_at(p) != T::kTag) return nullptr;
   return static_cast<T *>(const_cast<void *>(p));
 }
 
@@ -42,7 +43,8 @@ bool is_handle_tag(std::uint32_t tag) noexcept;
 
 // Any handle kind; nullptr for anything else.
 inline core::Handle *checked_handle(const void *p) noexcept {
-  if (!p || !is_handle_tag(*static_cast<const std::uint32_t *>(p))) return nullptr;
+  static_assert(util::TagWord::first_in<core::Handle>());
+  if (!p || !is_handle_tag(util::TagWord::tag_at(p))) return nullptr;
   return static_cast<core::Handle *>(const_cast<void *>(p));
 }
 

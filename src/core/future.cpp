@@ -14,7 +14,7 @@ Future *Future::create(Loop &loop) noexcept {
 }
 
 Future::~Future() {
-  tag_ = 0xdeadbeef;
+  mark_dead();
   if (destroy_) destroy_(value_);
   // Callbacks never scheduled (only if the future never completed).
   for (std::size_t n = callbacks_.size() - scheduled_; n > 0; --n) loop_->unreserve_task();

@@ -6,15 +6,14 @@
 #include <cstdint>
 
 #include "util/ring.hpp"
+#include "util/tagged.hpp"
 
 namespace async::core {
 
 class Loop;
 
-class Future {
+class Future : public util::Tagged<0x46555452> {  // "FUTR"
  public:
-  static constexpr std::uint32_t kTag = 0x46555452;  // "FUTR"
-
   // A pending future owned by the caller; nullptr when out of memory.
   static Future *create(Loop &loop) noexcept;
 
@@ -52,8 +51,6 @@ class Future {
   // Use create() and release_owner(); public only for util::make/destroy.
   explicit Future(Loop &loop) noexcept : loop_(&loop) {}
   ~Future();
-
-  std::uint32_t tag_ = kTag;
 
  private:
   void complete(int state, int error) noexcept;

@@ -5,9 +5,9 @@
 namespace async::core {
 
 Handle::Handle(const HandleKind &kind, Loop &loop, void *userdata) noexcept
-    : tag_(kind.tag), kind_(&kind), loop_(&loop), userdata_(userdata) {}
+    : TagWord(kind.tag), kind_(&kind), loop_(&loop), userdata_(userdata) {}
 
-Handle::~Handle() { tag_ = kDeadTag; }
+Handle::~Handle() { mark_dead(); }
 
 void Handle::sync_keepalive() noexcept {
   bool keep = active_ && referenced_;

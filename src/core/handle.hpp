@@ -8,6 +8,7 @@
 
 #include "core/loop.hpp"
 #include "util/alloc.hpp"
+#include "util/tagged.hpp"
 
 namespace async::core {
 
@@ -30,9 +31,8 @@ inline constexpr HandleKind handle_kind{
     [](Handle &h) noexcept { util::destroy(static_cast<T *>(&h)); },
 };
 
-class Handle {
+class Handle : public util::TagWord {
  public:
-  static constexpr std::uint32_t kDeadTag = 0xdeadbeef;
   // Ready-queue slots reserved at creation: one for the close.
   static constexpr int kReservedTasks = 1;
 
@@ -64,8 +64,6 @@ class Handle {
   // to the user: no close callback, memory released at once.
   template <class T>
   static void discard(T *handle) noexcept;
-
-  std::uint32_t tag_;
 
  protected:
   // Subclasses report start/stop; active referenced handles keep run alive.

@@ -47,7 +47,7 @@ int Loop::create(Loop **out) noexcept {
 }
 
 Loop::~Loop() {
-  tag_ = 0xdeadbeef;
+  mark_dead();
   if (service_) service_->destroy();
   util::mem_free(read_buffer_);
   util::mem_free(datagram_buffer_);
@@ -233,6 +233,7 @@ bool Loop::reserve_tasks(std::size_t n) noexcept {
 }
 
 void Loop::push_reserved(Task task) noexcept {
+  util::check(reserved_ > 0);  // else the push below could need to grow, and fail
   --reserved_;
   ready_.push(task);  // cannot fail: capacity was reserved
 }

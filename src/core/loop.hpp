@@ -13,6 +13,7 @@
 #include "util/clock.hpp"
 #include "util/list.hpp"
 #include "util/ring.hpp"
+#include "util/tagged.hpp"
 
 namespace async::core {
 
@@ -39,10 +40,8 @@ struct Task {
   void *userdata;
 };
 
-class Loop {
+class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
  public:
-  static constexpr std::uint32_t kTag = 0x4c4f4f50;  // "LOOP"
-
   static int create(Loop **out) noexcept;
   // ASYNC_EBUSY while anything is attached; frees the loop on success.
   int destroy() noexcept;
@@ -125,8 +124,6 @@ class Loop {
   // Use create() and destroy(); public only for util::make/destroy.
   Loop() = default;
   ~Loop();
-
-  std::uint32_t tag_ = kTag;
 
  private:
   static void before_poll(void *self) noexcept;

@@ -26,6 +26,7 @@
 #include "util/addrinfo.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
+#include "util/container_of.hpp"
 #include "util/local_name.hpp"
 #include "util/nameinfo.hpp"
 #include "util/sys_error.hpp"
@@ -63,10 +64,8 @@ struct Resolver::Request {
 
   explicit Request(Resolver *r) noexcept : resolver(r) {}
 
-  static Request *of(util::ListNode *n) noexcept { return reinterpret_cast<Request *>(n); }
-  static Request *of_wait(util::ListNode *n) noexcept {
-    return reinterpret_cast<Request *>(reinterpret_cast<char *>(n) - offsetof(Request, wait_node));
-  }
+  static Request *of(util::ListNode *n) noexcept { return util::container_of(n, &Request::node); }
+  static Request *of_wait(util::ListNode *n) noexcept { return util::container_of(n, &Request::wait_node); }
 };
 
 // One per c-ares socket, from open_socket() to close_socket().

@@ -17,7 +17,7 @@ Bytes *Bytes::create(const std::uint8_t *data, std::size_t len) noexcept {
 
 void Bytes::destroy(void *bytes) noexcept {
   if (!bytes) return;
-  static_cast<Bytes *>(bytes)->tag_ = 0xdeadbeef;
+  static_cast<Bytes *>(bytes)->mark_dead();
   util::mem_free(bytes);
 }
 

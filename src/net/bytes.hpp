@@ -4,12 +4,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "util/tagged.hpp"
+
 namespace async::net {
 
-class Bytes {
+class Bytes : public util::Tagged<0x42595445> {  // "BYTE"
  public:
-  static constexpr std::uint32_t kTag = 0x42595445;  // "BYTE"
-
   // A copy of data (len may be 0); nullptr when out of memory.
   static Bytes *create(const std::uint8_t *data, std::size_t len) noexcept;
   // Matches async_destroy_fn.
@@ -17,8 +17,6 @@ class Bytes {
 
   const std::uint8_t *data() const noexcept { return reinterpret_cast<const std::uint8_t *>(this + 1); }
   std::size_t size() const noexcept { return size_; }
-
-  std::uint32_t tag_ = kTag;
 
  private:
   explicit Bytes(std::size_t size) noexcept : size_(size) {}

@@ -18,6 +18,7 @@
 #include "util/address.hpp"
 #include "util/addrinfo.hpp"
 #include "util/alloc.hpp"
+#include "util/check.hpp"
 #include "util/clock.hpp"
 #include "util/local_name.hpp"
 #include "util/sys_error.hpp"
@@ -256,7 +257,7 @@ void Connector::start_attempt(const Address &address) noexcept {
     return;
   }
   Attempt *a = attempts_;
-  while (a->fd >= 0) ++a;  // may_start() checked there is a free one
+  while (a->fd >= 0) util::check(++a != attempts_ + kMaxAttempts);  // may_start() checked there is a free one
   a->owner = this;
   a->fd = fd;
   a->address = address;

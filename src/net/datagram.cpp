@@ -67,23 +67,6 @@ std::string_view unix_name(const sockaddr *addr, std::size_t addrlen) noexcept {
 
 }  // namespace
 
-void Datagram::Queue::push(Entry *e) noexcept {
-  if (tail)
-    tail->next = e;
-  else
-    head = e;
-  tail = e;
-}
-
-Datagram::Entry *Datagram::Queue::pop() noexcept {
-  Entry *e = head;
-  if (e) {
-    head = e->next;
-    if (!head) tail = nullptr;
-  }
-  return e;
-}
-
 void Datagram::Queue::clear() noexcept {
   while (Entry *e = pop()) util::mem_free(e);
 }
@@ -95,7 +78,7 @@ bool Datagram::valid_protocol(const async_datagram_protocol *p) noexcept {
 Datagram::Datagram(Loop &loop, int fd) noexcept : loop_(loop), fd_(fd) {}
 
 Datagram::~Datagram() {
-  tag_ = 0xdeadbeef;
+  mark_dead();
   out_.clear();
   errors_.clear();
   held_.clear();
@@ -403,7 +386,7 @@ void Datagram::send_queued() noexcept {
   iovec iov[kSendBatch];
   for (int call = 0; call < kSendCallsPerEvent && !out_.empty(); ++call) {
     unsigned n = 0;
-    for (Entry *e = out_.head; e && n < kSendBatch; e = e->next, ++n) {
+    for (Entry *e = out_.front(); e && n < kSendBatch; e = e->next, ++n) {
       iov[n] = {const_cast<std::uint8_t *>(e->data()), e->len};
       msgs[n].msg_hdr = msghdr{};
       msgs[n].msg_hdr.msg_name = const_cast<sockaddr *>(e->name());

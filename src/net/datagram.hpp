@@ -15,14 +15,14 @@
 #include "ev/ev_backend.hpp"
 #include "net/core_names.hpp"
 #include "net/socket.hpp"
+#include "util/fifo.hpp"
+#include "util/tagged.hpp"
 #include "util/water_marks.hpp"
 
 namespace async::net {
 
-class Datagram {
+class Datagram : public util::Tagged<0x44475241> {  // "DGRA"
  public:
-  static constexpr std::uint32_t kTag = 0x44475241;  // "DGRA"
-
   // 0, or ASYNC_EINVAL/EBADF/ENOMEM with fd and userdata left to the caller.
   static int adopt(Datagram **out, Loop &loop, int fd, const async_datagram_protocol &protocol,
                    void *userdata) noexcept;
@@ -68,18 +68,11 @@ class Datagram {
   Datagram(Loop &loop, int fd) noexcept;
   ~Datagram();
 
-  std::uint32_t tag_ = kTag;  // first: the API layer reads it through the C pointer
-
  private:
   enum class State { kOpen, kClosing, kLost };
   struct Entry;
   // A FIFO of entries: queued sends, errors to report, held receptions.
-  struct Queue {
-    Entry *head = nullptr;
-    Entry *tail = nullptr;
-    bool empty() const noexcept { return !head; }
-    void push(Entry *e) noexcept;
-    Entry *pop() noexcept;
+  struct Queue : util::Fifo<Entry> {
     void clear() noexcept;
   };
 

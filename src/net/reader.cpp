@@ -10,7 +10,6 @@
 #include "net/bytes.hpp"
 #include "net/stream.hpp"
 #include "util/alloc.hpp"
-#include "util/grow.hpp"
 
 namespace async::net {
 
@@ -25,8 +24,8 @@ Reader *Reader::create(Loop &loop, std::size_t limit) noexcept {
 }
 
 Reader::~Reader() {
-  tag_ = 0xdeadbeef;
-  util::mem_free(buf_);
+  mark_dead();
+  buf_.release();
   loop_.object_removed();
 }
 
@@ -39,9 +38,7 @@ void Reader::release_owner() noexcept {
   if (pending_) pending_->cancel();  // on_cancel forgets it
   // Nobody reads what is buffered or comes later: drop it, and let a
   // paused stream read (and drop) again so its peer is not held up.
-  util::mem_free(buf_);
-  buf_ = nullptr;
-  len_ = cap_ = 0;
+  buf_.release();
   sync_reading();
   maybe_destroy();
 }
@@ -67,7 +64,8 @@ void Reader::unbind(const async_stream_protocol &protocol, void *userdata) noexc
 
 void Reader::begin_connection(async_stream *stream) noexcept {
   stream_ = stream;
-  len_ = searched_ = 0;
+  buf_.clear();
+  searched_ = 0;
   eof_ = lost_ = paused_ = false;
   error_ = 0;
 }
@@ -86,13 +84,11 @@ std::size_t Reader::on_data(async_stream *stream, const std::uint8_t *data, std:
   // Takes everything (a refused tail would only come back with new data)
   // and pauses the stream once over the limit: at most limit plus one
   // read's worth is buffered.
-  if (!util::grow_bytes(&r->buf_, &r->cap_, r->len_ + len)) {
+  if (!r->buf_.append(data, len)) {
     Stream::from(stream)->abort(ASYNC_ENOMEM);
     r->fail(ASYNC_ENOMEM);
     return len;
   }
-  std::memcpy(r->buf_ + r->len_, data, len);
-  r->len_ += len;
   r->serve();
   r->sync_reading();
   return len;
@@ -127,7 +123,7 @@ void Reader::on_release(void *self) noexcept {
 void Reader::sync_reading() noexcept {
   if (!stream_ || lost_) return;
   // A pending read still wants bytes: read_exactly may need more than the limit.
-  bool full = len_ >= limit_ && !pending_;
+  bool full = buf_.size() >= limit_ && !pending_;
   if (full != paused_) {
     paused_ = full;
     Stream *s = Stream::from(stream_);
@@ -164,16 +160,16 @@ void Reader::serve() noexcept {
   int end_error = lost_ && error_ ? error_ : ASYNC_EEOF;
   switch (mode_) {
     case Mode::kExactly:
-      if (len_ >= n_) return complete(n_);
+      if (buf_.size() >= n_) return complete(n_);
       break;
     case Mode::kUntil:
       // Only a delimiter ending within the limit counts, so the outcome
       // is the same however the bytes were split into reads.
-      if (std::size_t line = find_delimiter(std::min(len_, n_))) return complete(line);
-      if (len_ >= n_) return fail(ASYNC_ENOBUFS);
+      if (std::size_t line = find_delimiter(std::min(buf_.size(), n_))) return complete(line);
+      if (buf_.size() >= n_) return fail(ASYNC_ENOBUFS);
       break;
     case Mode::kSome:
-      if (len_ > 0) return complete(std::min(len_, n_));
+      if (!buf_.empty()) return complete(std::min(buf_.size(), n_));
       if (ended && !(lost_ && error_)) return complete(0);
       break;
   }
@@ -182,19 +178,18 @@ void Reader::serve() noexcept {
 
 std::size_t Reader::find_delimiter(std::size_t window) noexcept {
   if (window < delim_len_) return 0;
-  const std::uint8_t *end = buf_ + window;
-  const std::uint8_t *at = std::search<const std::uint8_t *>(buf_ + searched_, end, delim_, delim_ + delim_len_);
-  if (at != end) return static_cast<std::size_t>(at - buf_) + delim_len_;
+  const std::uint8_t *end = buf_.data() + window;
+  const std::uint8_t *at = std::search<const std::uint8_t *>(buf_.data() + searched_, end, delim_, delim_ + delim_len_);
+  if (at != end) return static_cast<std::size_t>(at - buf_.data()) + delim_len_;
   // Each delivery searches only where a delimiter could newly end.
   searched_ = window - delim_len_ + 1;
   return 0;
 }
 
 void Reader::complete(std::size_t take) noexcept {
-  Bytes *bytes = Bytes::create(buf_, take);
+  Bytes *bytes = Bytes::create(buf_.data(), take);
   if (!bytes) return fail(ASYNC_ENOMEM);
-  if (take) std::memmove(buf_, buf_ + take, len_ - take);
-  len_ -= take;
+  buf_.consume(take);
   Future *f = pending_;
   f->resolve(bytes, Bytes::destroy);  // on_cancel(0) forgets it
 }

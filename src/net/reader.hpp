@@ -9,12 +9,13 @@
 #include <cstdint>
 
 #include "net/core_names.hpp"
+#include "util/byte_queue.hpp"
+#include "util/tagged.hpp"
 
 namespace async::net {
 
-class Reader {
+class Reader : public util::Tagged<0x52444552> {  // "RDER"
  public:
-  static constexpr std::uint32_t kTag = 0x52444552;  // "RDER"
   static constexpr std::size_t kDefaultLimit = 64 * 1024;
   static constexpr std::size_t kMaxDelimiter = 16;
   enum class Mode { kExactly, kUntil, kSome };
@@ -42,8 +43,6 @@ class Reader {
   Reader(Loop &loop, std::size_t limit) noexcept : loop_(loop), limit_(limit) {}
   ~Reader();
 
-  std::uint32_t tag_ = kTag;
-
  private:
   static void on_made(async_stream *stream, void *self) noexcept;
   static std::size_t on_data(async_stream *stream, const std::uint8_t *data, std::size_t len, void *self) noexcept;
@@ -69,9 +68,7 @@ class Reader {
   Loop &loop_;
   std::size_t limit_;
   async_stream *stream_ = nullptr;  // while the connection is live
-  std::uint8_t *buf_ = nullptr;  // up to limit_ plus one read's worth
-  std::size_t len_ = 0;
-  std::size_t cap_ = 0;
+  util::ByteQueue buf_;  // up to limit_ plus one read's worth
   bool eof_ = false;
   bool lost_ = false;
   int error_ = 0;        // the connection's, once lost

@@ -35,7 +35,7 @@ Reconnector::Reconnector(Loop &loop, const async_stream_protocol &protocol, void
 
 Reconnector::~Reconnector() {
   loop_.backend().timer_stop(timer_);
-  tag_ = 0;
+  mark_dead();
 }
 
 int Reconnector::copy_config(const char *host, std::uint16_t port, const async_reconnect_options &options) noexcept {

@@ -13,15 +13,14 @@
 
 #include "ev/ev_backend.hpp"
 #include "net/core_names.hpp"
+#include "util/tagged.hpp"
 
 namespace async::net {
 
 class Stream;
 
-class Reconnector {
+class Reconnector : public util::Tagged<0x52434f4e> {  // "RCON"
  public:
-  static constexpr std::uint32_t kTag = 0x52434f4e;  // "RCON"
-
   // 0, or ASYNC_EINVAL/ENOMEM with nothing started and userdata the caller's.
   static int start(Reconnector **out, Loop &loop, const char *host, std::uint16_t port,
                    const async_reconnect_options &options, const async_stream_protocol &protocol,
@@ -37,8 +36,6 @@ class Reconnector {
   // Use start(); public only for util::make/destroy.
   Reconnector(Loop &loop, const async_stream_protocol &protocol, void *userdata) noexcept;
   ~Reconnector();
-
-  std::uint32_t tag_ = kTag;
 
  private:
   // The forwarding protocol's callbacks (userdata: the reconnector).

@@ -20,8 +20,10 @@
 #include "core/loop.hpp"
 #include "net/reader.hpp"
 #include "util/alloc.hpp"
+#include "util/byte_queue.hpp"
 #include "util/clock.hpp"
-#include "util/grow.hpp"
+#include "util/container_of.hpp"
+#include "util/fifo.hpp"
 #include "util/sys_error.hpp"
 
 namespace async::net {
@@ -41,13 +43,8 @@ struct Stream::Protocol {
 };
 
 struct Stream::Buffers {
-  // Unconsumed bytes, presented again.
-  std::uint8_t *tail = nullptr;
-  std::size_t tail_len = 0;
-  std::size_t tail_cap = 0;
-  // The write queue.
-  Chunk *head = nullptr;
-  Chunk *last = nullptr;
+  util::ByteQueue tail;  // unconsumed bytes, presented again
+  util::Fifo<Chunk> chunks;  // the write queue
   std::size_t queued = 0;
 };
 
@@ -103,14 +100,12 @@ bool Stream::valid_protocol(const async_stream_protocol *p) noexcept {
 }
 
 Stream::Stream(Loop &loop, Protocol *protocol) noexcept : loop_(&loop), protocol_(protocol) {
-  // The layout stream.hpp describes; the C boundary reads the tag at offset
-  // 0 and from_server_node() needs offsetof.
-  static_assert(std::is_standard_layout_v<Stream> && offsetof(Stream, tag_) == 0);
+  // The layout stream.hpp describes.
   static_assert(sizeof(Stream) == 144);
 }
 
 Stream::~Stream() {
-  tag_ = 0xdeadbeef;
+  mark_dead();
   drop_queue();
   drop_tail();
   util::destroy(buffers_);
@@ -119,7 +114,7 @@ Stream::~Stream() {
 }
 
 Stream *Stream::from_server_node(util::ListNode *node) noexcept {
-  return reinterpret_cast<Stream *>(reinterpret_cast<char *>(node) - offsetof(Stream, server_node_));
+  return util::container_of(node, &Stream::server_node_);
 }
 
 // ---- shared protocols ---------------------------------------------------
@@ -355,16 +350,14 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
   // With a tail, the new bytes go behind it and the whole is presented.
   const std::uint8_t *view = data;
   std::size_t view_len = len;
-  if (std::size_t kept = tail_len()) {
-    Buffers &b = *buffers_;
-    if (!util::grow_bytes(&b.tail, &b.tail_cap, kept + len)) {
+  if (tail_len()) {
+    util::ByteQueue &tail = buffers_->tail;
+    if (!tail.append(data, len)) {
       abort(ASYNC_ENOMEM);
       return false;
     }
-    std::memcpy(b.tail + kept, data, len);
-    b.tail_len += len;
-    view = b.tail;
-    view_len = b.tail_len;
+    view = tail.data();
+    view_len = tail.size();
   }
   std::size_t consumed = 0;
   loop_->invoke([&] { consumed = protocol_->callbacks.data_received(c_stream(), view, view_len, userdata_); });
@@ -372,17 +365,13 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
   if (consumed > view_len) consumed = view_len;
   std::size_t rest = view_len - consumed;
   if (view != data) {  // the tail was presented
-    Buffers &b = *buffers_;
-    std::memmove(b.tail, b.tail + consumed, rest);
-    b.tail_len = rest;
+    buffers_->tail.consume(consumed);
     if (!rest) drop_tail();
   } else if (rest) {
-    if (!ensure_buffers() || !util::grow_bytes(&buffers_->tail, &buffers_->tail_cap, rest)) {
+    if (!ensure_buffers() || !buffers_->tail.append(data + consumed, rest)) {
       abort(ASYNC_ENOMEM);
       return false;
     }
-    std::memcpy(buffers_->tail, data + consumed, rest);
-    buffers_->tail_len = rest;
   }
   if (consumed == 0 && tail_len() >= read_limit_) {
     abort(ASYNC_ENOBUFS);
@@ -395,7 +384,7 @@ void Stream::read_eof() noexcept {
   eof_ = true;
   if (std::size_t kept = tail_len()) {
     // The unconsumed tail, once more; what is left of it then is dropped.
-    loop_->invoke([&] { protocol_->callbacks.data_received(c_stream(), buffers_->tail, kept, userdata_); });
+    loop_->invoke([&] { protocol_->callbacks.data_received(c_stream(), buffers_->tail.data(), kept, userdata_); });
     drop_tail();
     if (state_ != kOpen) return;
   }
@@ -410,13 +399,10 @@ void Stream::read_eof() noexcept {
 }
 
 void Stream::drop_tail() noexcept {
-  if (!buffers_) return;
-  util::mem_free(buffers_->tail);
-  buffers_->tail = nullptr;
-  buffers_->tail_len = buffers_->tail_cap = 0;
+  if (buffers_) buffers_->tail.release();
 }
 
-std::size_t Stream::tail_len() const noexcept { return buffers_ ? buffers_->tail_len : 0; }
+std::size_t Stream::tail_len() const noexcept { return buffers_ ? buffers_->tail.size() : 0; }
 
 bool Stream::ensure_buffers() noexcept {
   if (!buffers_) buffers_ = util::make<Buffers>();
@@ -515,11 +501,7 @@ bool Stream::queue(const iovec *iov, int iovcnt, std::size_t skip, async_release
   c->done = done;
   c->done_userdata = done_userdata;
   Buffers &b = *buffers_;
-  if (b.last)
-    b.last->next = c;
-  else
-    b.head = c;
-  b.last = c;
+  b.chunks.push(c);
   b.queued += len;
   return true;
 }
@@ -528,7 +510,7 @@ void Stream::write_some() noexcept {
   Buffers &b = *buffers_;
   iovec iov[kWriteBatch];
   int n = 0;
-  for (Chunk *c = b.head; c && n < kWriteBatch; c = c->next) iov[n++] = {const_cast<std::uint8_t *>(c->data), c->len};
+  for (Chunk *c = b.chunks.front(); c && n < kWriteBatch; c = c->next) iov[n++] = {const_cast<std::uint8_t *>(c->data), c->len};
   long sent = send(iov, n);
   if (sent < 0) {
     abort(static_cast<int>(sent));
@@ -539,15 +521,14 @@ void Stream::write_some() noexcept {
   auto left = static_cast<std::size_t>(sent);
   b.queued -= left;
   while (left > 0) {
-    Chunk *c = b.head;
+    Chunk *c = b.chunks.front();
     if (left < c->len) {
       c->data += left;
       c->len -= left;
       break;
     }
     left -= c->len;
-    b.head = c->next;
-    if (!b.head) b.last = nullptr;
+    b.chunks.pop();
     if (c->done) c->done(c->done_userdata);
     util::mem_free(c);
   }
@@ -594,16 +575,14 @@ void Stream::shutdown_write() noexcept {
 void Stream::drop_queue() noexcept {
   if (!buffers_) return;
   Buffers &b = *buffers_;
-  while (Chunk *c = b.head) {
-    b.head = c->next;
+  while (Chunk *c = b.chunks.pop()) {
     if (c->done) c->done(c->done_userdata);
     util::mem_free(c);
   }
-  b.last = nullptr;
   b.queued = 0;
 }
 
-bool Stream::writing() const noexcept { return buffers_ && buffers_->head; }
+bool Stream::writing() const noexcept { return buffers_ && !buffers_->chunks.empty(); }
 
 std::size_t Stream::write_buffer_size() const noexcept { return buffers_ ? buffers_->queued : 0; }
 

@@ -13,13 +13,13 @@
 #include "ev/ev_backend.hpp"
 #include "net/core_names.hpp"
 #include "util/list.hpp"
+#include "util/tagged.hpp"
 #include "util/water_marks.hpp"
 
 namespace async::net {
 
-class Stream {
+class Stream : public util::Tagged<0x5354524d> {  // "STRM"
  public:
-  static constexpr std::uint32_t kTag = 0x5354524d;  // "STRM"
   static constexpr std::size_t kDefaultReadLimit = 1024 * 1024;
 
   // A protocol's callbacks, shared by the streams made with the same ones
@@ -138,8 +138,6 @@ class Stream {
   // bytes, a write queue, an idle timer) hangs off pointers allocated on
   // first use, so an idle stream pays 16 bytes for it instead of 120.
 
-  // The first 4 bytes: the C boundary checks the tag there.
-  std::uint32_t tag_ = kTag;
   // An ASYNC_E* code (they all fit 16 bits), kept from schedule_lost() to
   // run_lost().
   std::int16_t lost_error_ = 0;
@@ -158,7 +156,7 @@ class Stream {
   bool eof_wanted_ : 1 = false;      // write_eof() called
   bool eof_sent_ : 1 = false;
   util::ListNode server_node_;
-  Loop *loop_;  // a pointer, not a reference: Stream stays standard-layout
+  Loop *loop_;
   ev::IoSlot io_;  // also holds the fd
   // Shared with the other streams made with the same callbacks: a server's
   // streams usually all get one protocol, and a copy each was 72 bytes.

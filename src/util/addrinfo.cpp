@@ -22,7 +22,7 @@ AddrInfo *AddrInfo::create(std::size_t count, std::size_t canon_len) noexcept {
 
 void AddrInfo::destroy(void *list) noexcept {
   if (!list) return;
-  static_cast<AddrInfo *>(list)->tag_ = 0xdeadbeef;
+  static_cast<AddrInfo *>(list)->mark_dead();
   util::mem_free(list);
 }
 

@@ -9,12 +9,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "util/tagged.hpp"
+
 namespace async::util {
 
-class AddrInfo {
+class AddrInfo : public util::Tagged<0x41444452> {  // "ADDR"
  public:
-  static constexpr std::uint32_t kTag = 0x41444452;  // "ADDR"
-
   struct Entry {
     union {
       sockaddr sa;
@@ -41,8 +41,6 @@ class AddrInfo {
   void set_canonname(const char *name) noexcept;
   // Moves the IPv6 entries in front of the IPv4 ones, keeping each family's order.
   void ipv6_first() noexcept;
-
-  std::uint32_t tag_ = kTag;
 
  private:
   AddrInfo(std::size_t count, std::size_t canon_len) noexcept : count_(count), canon_len_(canon_len) {}

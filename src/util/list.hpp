@@ -2,6 +2,8 @@
 // never allocates and unlinking is O(1) from anywhere.
 #pragma once
 
+#include "util/check.hpp"
+
 namespace async::util {
 
 struct ListNode {
@@ -28,7 +30,10 @@ class List {
   // The sentinel: iteration runs from front() until end().
   ListNode *end() noexcept { return &head_; }
 
+  // A node links into one list at a time: linking a linked one would cut
+  // its old neighbours off.
   void push_back(ListNode &node) noexcept {
+    check(!node.linked());
     node.prev = head_.prev;
     node.next = &head_;
     head_.prev->next = &node;
@@ -37,6 +42,7 @@ class List {
 
   // Links node right after pos (a node of this list, or end()).
   void insert_after(ListNode &pos, ListNode &node) noexcept {
+    check(!node.linked());
     node.prev = &pos;
     node.next = pos.next;
     pos.next->prev = &node;

@@ -22,7 +22,7 @@ NameInfo *NameInfo::create(const char *host, const char *service) noexcept {
 
 void NameInfo::destroy(void *info) noexcept {
   if (!info) return;
-  static_cast<NameInfo *>(info)->tag_ = 0xdeadbeef;
+  static_cast<NameInfo *>(info)->mark_dead();
   util::mem_free(info);
 }
 

@@ -5,12 +5,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "util/tagged.hpp"
+
 namespace async::util {
 
-class NameInfo {
+class NameInfo : public util::Tagged<0x4e414d45> {  // "NAME"
  public:
-  static constexpr std::uint32_t kTag = 0x4e414d45;  // "NAME"
-
   // Copies host and service (NULL is taken as ""); nullptr when out of memory.
   static NameInfo *create(const char *host, const char *service) noexcept;
   // Matches async_destroy_fn.
@@ -18,8 +18,6 @@ class NameInfo {
 
   const char *host() const noexcept { return strings(); }
   const char *service() const noexcept { return strings() + service_offset_; }
-
-  std::uint32_t tag_ = kTag;
 
  private:
   explicit NameInfo(std::size_t service_offset) noexcept : service_offset_(service_offset) {}

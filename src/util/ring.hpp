@@ -3,6 +3,7 @@
 #pragma once
 
 #include "util/alloc.hpp"
+#include "util/check.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +34,7 @@ class Ring {
   }
 
   T pop() noexcept {
+    check(size_ > 0);  // else it would hand out a stale item and wrap size_
     T item = items_[head_];
     head_ = (head_ + 1) & (capacity_ - 1);
     --size_;
