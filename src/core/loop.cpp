@@ -35,7 +35,7 @@ namespace async::core {
 int Loop::create(Loop **out) noexcept {
   Loop *loop = util::make<Loop>();
   if (!loop) return ASYNC_ENOMEM;
-  int err = loop->backend_.open({loop, before_poll, after_poll, woken});
+  int err = loop->backend_.open({loop, woken});
   if (!err) err = loop_registry::add(loop);
   if (err) {
     util::destroy(loop);
@@ -55,7 +55,7 @@ Loop::~Loop() {
 }
 
 int Loop::destroy() noexcept {
-  if (backend_.running() || objects_ > 0 || !ready_.empty()) return ASYNC_EBUSY;
+  if (running_ || objects_ > 0 || !ready_.empty()) return ASYNC_EBUSY;
   int err = loop_registry::remove(this);
   if (err) return err;
   util::destroy(this);
@@ -81,20 +81,22 @@ std::uint8_t *Loop::datagram_buffer() noexcept {
 // ---- running ----------------------------------------------------------
 
 int Loop::run(int mode) noexcept {
-  if (backend_.running()) return ASYNC_EBUSY;
+  if (running_) return ASYNC_EBUSY;
   now_update();
   // asyncio: stop() before run() means one non-blocking iteration.
   if (stop_requested_) mode = ASYNC_RUN_NOWAIT;
-  backend_.run(mode);
+  running_ = true;
+  // As ev_run(0) did: at least one iteration, more while referenced work
+  // remains (queued callbacks hold a reference, sync_spinning).
+  while (iterate(mode != ASYNC_RUN_NOWAIT) && mode == ASYNC_RUN_DEFAULT && backend_.alive() && !stop_requested_) {
+  }
+  running_ = false;
   stopped_ = stop_requested_;
   stop_requested_ = false;
   return alive() ? 1 : 0;
 }
 
-void Loop::stop() noexcept {
-  stop_requested_ = true;
-  if (backend_.running()) backend_.break_run();
-}
+void Loop::stop() noexcept { stop_requested_ = true; }
 
 void Loop::run_until_done(async_future *future, int, void *token) noexcept {
   Loop &loop = Future::from(future)->loop();
@@ -102,7 +104,7 @@ void Loop::run_until_done(async_future *future, int, void *token) noexcept {
 }
 
 int Loop::run_until(Future &future) noexcept {
-  if (backend_.running()) return ASYNC_EBUSY;
+  if (running_) return ASYNC_EBUSY;
   // Returns once our callback, registered last, has run: the callbacks
   // registered before it have run by then. The token keeps a callback left
   // over from an earlier, abandoned run_until from ending this one.
@@ -138,29 +140,41 @@ std::int64_t Loop::timeout_ms() const noexcept {
 // ---- one iteration: idle + prepare hooks, poll, I/O, check hooks, ready
 // queue snapshot, due timers --------------------------------------------
 
-void Loop::before_poll(void *self) noexcept {
-  auto *loop = static_cast<Loop *>(self);
-  Hook::run_all(*loop, ASYNC_HOOK_IDLE);
-  Hook::run_all(*loop, ASYNC_HOOK_PREPARE);
-  // Timers started from here on (I/O callbacks, check hooks, ready
-  // callbacks, timer callbacks) wait for the next iteration's timer pass.
-  loop->poll_timer_seq_ = loop->timer_seq_;
-  loop->arm_timer();
-  if (loop->service_) loop->service_->before_poll();
-  loop->sync_spinning();
+bool Loop::iterate(bool may_block) noexcept {
+  bool stop_before = stop_requested_;
+  before_poll();
+  // A stop from an idle or prepare hook skips the poll and what follows,
+  // as libev's ev_break from a prepare watcher did.
+  if (stop_requested_ && !stop_before) return false;
+  // Every fd callback runs inside poll(), so after_poll() follows all of
+  // them: a hot fd cannot starve the ready queue or the timers.
+  backend_.poll(may_block && !spinning_);
+  after_poll();
+  return true;
 }
 
-void Loop::after_poll(void *self) noexcept {
-  auto *loop = static_cast<Loop *>(self);
+void Loop::before_poll() noexcept {
+  // Empty hook lists (the common case) cost a load, not a call.
+  if (!hooks_[ASYNC_HOOK_IDLE].empty()) Hook::run_all(*this, ASYNC_HOOK_IDLE);
+  if (!hooks_[ASYNC_HOOK_PREPARE].empty()) Hook::run_all(*this, ASYNC_HOOK_PREPARE);
+  // Timers started from here on (I/O callbacks, check hooks, ready
+  // callbacks, timer callbacks) wait for the next iteration's timer pass.
+  poll_timer_seq_ = timer_seq_;
+  arm_timer();
+  if (service_) service_->before_poll();
+  sync_spinning();
+}
+
+void Loop::after_poll() noexcept {
   // The clock was read when the poll returned; I/O callbacks since then
   // ran within the same iteration, as libuv's cached time.
-  loop->now_ns_ = loop->backend_.poll_ended_ns();
-  Hook::run_all(*loop, ASYNC_HOOK_CHECK);
-  if (loop->posts_stalled_) loop->drain_posts();
-  if (loop->service_) loop->service_->after_poll();
-  loop->run_ready();
-  loop->run_due_timers();
-  loop->sync_spinning();
+  now_ns_ = backend_.poll_ended_ns();
+  if (!hooks_[ASYNC_HOOK_CHECK].empty()) Hook::run_all(*this, ASYNC_HOOK_CHECK);
+  if (posts_stalled_) drain_posts();
+  if (service_) service_->after_poll();
+  run_ready();
+  run_due_timers();
+  sync_spinning();
 }
 
 void Loop::woken(void *self) noexcept { static_cast<Loop *>(self)->drain_posts(); }
@@ -202,9 +216,9 @@ void Loop::arm_timer() noexcept {
   timer_armed_ = true;
 }
 
-// Runs at the end of prepare and of check only: work queued in between
-// (I/O callbacks, posts) runs in this iteration's check anyway, so the idle
-// watcher is toggled only for work that must wait for the next iteration.
+// Runs at the end of before_poll and after_poll only: work queued in
+// between (I/O callbacks, posts) runs in this iteration's after_poll anyway,
+// so only work that must wait for the next iteration keeps the poll short.
 void Loop::sync_spinning() noexcept {
   // Queued callbacks are work: they keep run() going and the poll short.
   bool ready = !ready_.empty() || (service_ && service_->has_work());
@@ -212,11 +226,7 @@ void Loop::sync_spinning() noexcept {
     ready_ref_ = ready;
     ready ? backend_.ref() : backend_.unref();
   }
-  bool spin = ready || idle_hooks_ > 0;
-  if (spin != spinning_) {
-    spinning_ = spin;
-    backend_.set_spinning(spin);
-  }
+  spinning_ = ready || idle_hooks_ > 0;
 }
 
 void Loop::idle_hooks_changed(int delta) noexcept {

@@ -126,8 +126,11 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   ~Loop();
 
  private:
-  static void before_poll(void *self) noexcept;
-  static void after_poll(void *self) noexcept;
+  // One iteration; false when a prepare or idle hook stopped the loop
+  // (the poll and what follows it are skipped).
+  bool iterate(bool may_block) noexcept;
+  void before_poll() noexcept;
+  void after_poll() noexcept;
   static void woken(void *self) noexcept;
   static void run_until_done(async_future *future, int status, void *token) noexcept;
 
@@ -148,7 +151,8 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   std::uint64_t poll_timer_seq_ = 0;  // timer_seq_ when this iteration polled
   std::uint64_t armed_deadline_ = 0;
   bool timer_armed_ = false;
-  bool spinning_ = false;
+  bool spinning_ = false;  // the next poll must not block
+  bool running_ = false;
   bool ready_ref_ = false;
   bool stop_requested_ = false;
   bool stopped_ = false;  // the last run ended through stop()

@@ -4,10 +4,11 @@
 // of active referenced watchers is above zero; the library decides what
 // keeps a loop alive itself (Backend::ref/unref, counted in refs_), so
 // every watcher started here is unref'd right after its start and
-// ref'd again right before its stop: the internal ones (prepare, check,
-// async, idle, the poll timer) in open()/~Backend()/set_spinning()/
-// arm_timer(), and the per-object io, signal and timer slots in their
-// start/stop. The pair must stay exact: a stop without the ref, or a start
+// ref'd again right before its stop: the internal ones (the wakeup async
+// watcher and the poll timer) in open()/~Backend()/arm_timer(), and the
+// per-object io, signal and timer slots in their start/stop. The library's
+// own count reaches libev through ref()/unref(), so ev_run(EVRUN_ONCE)
+// blocks only while something referenced is alive. The pair must stay exact: a stop without the ref, or a start
 // without the unref, leaks or underflows libev's count (the loop then
 // never ends, or ends with work pending). Two places where libev stops a
 // watcher on its own are handled: EV_ERROR on an io watcher
@@ -17,7 +18,6 @@
 #include "ev/ev_backend.hpp"
 
 #include <async/error.h>
-#include <async/loop.h>
 #include <async/watcher.h>
 #include <ev.h>
 
@@ -151,11 +151,10 @@ int fd_error(int err) noexcept { return err == ENOMEM ? ASYNC_ENOMEM : ASYNC_EMF
 struct Backend::Impl {
   struct ev_loop *loop = nullptr;
   LoopEvents events{};
-  ev_prepare prepare;
-  ev_check check;
-  ev_idle idle;
   ev_async async;
   ev_timer timer;
+  bool may_block = false;  // the current poll is timed for poll_ns
+  bool polled = false;     // the current ev_run has polled
   std::uint64_t poll_started = 0;
   std::uint64_t poll_ended = 0;
   std::uint64_t poll_ns = 0;
@@ -165,31 +164,34 @@ namespace {
 
 Backend::Impl *impl_of(struct ev_loop *loop) { return static_cast<Backend::Impl *>(ev_userdata(loop)); }
 
-void on_prepare(struct ev_loop *loop, ev_prepare *, int) noexcept {
-  auto *impl = impl_of(loop);
-  impl->events.before_poll(impl->events.owner);
-}
-
-void on_check(struct ev_loop *loop, ev_check *, int) noexcept {
-  auto *impl = impl_of(loop);
-  impl->events.after_poll(impl->events.owner);
-}
-
 void on_async(struct ev_loop *loop, ev_async *, int) noexcept {
   auto *impl = impl_of(loop);
   impl->events.woken(impl->events.owner);
 }
 
-// The timer only ends the poll; expired library timers run from on_check.
+// The timer only ends the poll; expired library timers run after it.
 void on_timer(struct ev_loop *, ev_timer *, int) noexcept {}
-void on_idle(struct ev_loop *, ev_idle *, int) noexcept {}
 
-void before_block(struct ev_loop *loop) noexcept { impl_of(loop)->poll_started = util::monotonic_ns(); }
+// The clock is read once per iteration, when the poll returns (the loop's
+// time for the iteration), and once more before a poll that may block, so
+// poll_ns counts the time spent blocked and a spinning loop pays one read.
+void before_block(struct ev_loop *loop) noexcept {
+  auto *impl = impl_of(loop);
+  if (impl->may_block) impl->poll_started = util::monotonic_ns();
+}
 
 void after_block(struct ev_loop *loop) noexcept {
   auto *impl = impl_of(loop);
+  impl->polled = true;
   impl->poll_ended = util::monotonic_ns();
-  impl->poll_ns += impl->poll_ended - impl->poll_started;
+  if (impl->may_block) impl->poll_ns += impl->poll_ended - impl->poll_started;
+}
+
+// ev_run dispatches on entry and after its poll. Nothing is pending on
+// entry (each ev_run dispatches everything it queued before returning), so
+// only the dispatch after the poll walks libev's priority lists.
+void invoke_after_poll(struct ev_loop *loop) noexcept {
+  if (impl_of(loop)->polled) ev_invoke_pending(loop);
 }
 
 void on_slot_timer(struct ev_loop *, ev_timer *w, int) noexcept {
@@ -231,16 +233,11 @@ Backend::~Backend() {
   struct ev_loop *loop = impl_->loop;
   // Internal watchers were unref'd after start: re-ref before stopping.
   ev_ref(loop);
-  ev_prepare_stop(loop, &impl_->prepare);
-  ev_ref(loop);
-  ev_check_stop(loop, &impl_->check);
-  ev_ref(loop);
   ev_async_stop(loop, &impl_->async);
   if (ev_is_active(&impl_->timer)) {
     ev_ref(loop);
     ev_timer_stop(loop, &impl_->timer);
   }
-  set_spinning(false);
   ev_loop_destroy(loop);
   util::destroy(impl_);
 }
@@ -267,33 +264,21 @@ int Backend::open(const LoopEvents &events) noexcept {
   impl->events = events;
   ev_set_userdata(loop, impl);
   ev_set_loop_release_cb(loop, before_block, after_block);
-
-  ev_prepare_init(&impl->prepare, on_prepare);
-  ev_check_init(&impl->check, on_check);
-  // After every I/O callback of the iteration, as asyncio runs I/O before
-  // the ready queue; check watchers run every iteration, so a hot fd
-  // cannot starve the ready queue.
-  ev_set_priority(&impl->check, EV_MINPRI);
-  ev_idle_init(&impl->idle, on_idle);
+  ev_set_invoke_pending_cb(loop, invoke_after_poll);
   ev_timer_init(&impl->timer, on_timer, 0., 0.);
 
   // None of the internal watchers keeps the loop alive by itself.
   ev_unref(loop);  // the wakeup watcher, started above
-  ev_prepare_start(loop, &impl->prepare);
-  ev_unref(loop);
-  ev_check_start(loop, &impl->check);
-  ev_unref(loop);
   impl_ = impl;
   return 0;
 }
 
-bool Backend::run(int mode) noexcept {
-  int flags = mode == ASYNC_RUN_ONCE ? EVRUN_ONCE : mode == ASYNC_RUN_NOWAIT ? EVRUN_NOWAIT : 0;
-  return ev_run(impl_->loop, flags);
+void Backend::poll(bool may_block) noexcept {
+  impl_->may_block = may_block;
+  impl_->polled = false;
+  ev_run(impl_->loop, may_block ? EVRUN_ONCE : EVRUN_NOWAIT);
 }
 
-void Backend::break_run() noexcept { ev_break(impl_->loop, EVBREAK_ALL); }
-bool Backend::running() const noexcept { return ev_depth(impl_->loop) > 0; }
 void Backend::ref() noexcept {
   ++refs_;
   ev_ref(impl_->loop);
@@ -305,16 +290,6 @@ void Backend::unref() noexcept {
 }
 
 bool Backend::alive() const noexcept { return refs_ > 0; }
-
-void Backend::set_spinning(bool on) noexcept {
-  if (on) {
-    ev_idle_start(impl_->loop, &impl_->idle);
-    ev_unref(impl_->loop);
-  } else if (ev_is_active(&impl_->idle)) {
-    ev_ref(impl_->loop);
-    ev_idle_stop(impl_->loop, &impl_->idle);
-  }
-}
 
 void Backend::arm_timer(std::uint64_t delay_ns) noexcept {
   struct ev_loop *loop = impl_->loop;

@@ -30,12 +30,10 @@ struct TimerSlot {
   Dispatch fn;
 };
 
-// What the loop hears from libev on every iteration.
+// What the loop hears from libev besides fd events.
 struct LoopEvents {
   void *owner;
-  void (*before_poll)(void *owner);  // ev_prepare
-  void (*after_poll)(void *owner);   // ev_check, after every I/O callback
-  void (*woken)(void *owner);        // ev_async: a post or wakeup arrived
+  void (*woken)(void *owner);  // ev_async: a post or wakeup arrived
 };
 
 class Backend {
@@ -50,18 +48,15 @@ class Backend {
   // 0, ASYNC_ENOMEM or ASYNC_EMFILE.
   int open(const LoopEvents &events) noexcept;
 
-  // ev_run with ASYNC_RUN_* mode; true if libev still has active watchers.
-  bool run(int mode) noexcept;
-  void break_run() noexcept;
-  bool running() const noexcept;
+  // One libev iteration (the loop drives its own): poll, blocking only when
+  // may_block and a referenced watcher is active, then run the fd, timer
+  // and wakeup callbacks it found.
+  void poll(bool may_block) noexcept;
 
   // Loop references: ev_run(DEFAULT) keeps going while the count is > 0.
   void ref() noexcept;
   void unref() noexcept;
   bool alive() const noexcept;
-
-  // Keeps the next poll from blocking (active while callbacks are queued).
-  void set_spinning(bool on) noexcept;
 
   // Wakes the poll at the latest after delay_ns; disarm() cancels.
   void arm_timer(std::uint64_t delay_ns) noexcept;
@@ -71,6 +66,7 @@ class Backend {
   void wake() noexcept;
 
   std::uint64_t iterations() const noexcept;
+  // Time spent in polls that could block.
   std::uint64_t poll_ns() const noexcept;
   // Monotonic time (ns) at which the last poll returned.
   std::uint64_t poll_ended_ns() const noexcept;

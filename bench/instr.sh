@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# User-space instructions per operation, counted with callgrind, for
+# libasync, libuv and raw libev (raw c-ares for DNS). Each workload runs at
+# two lengths and the row is (Ir(long) - Ir(short)) / (ops(long) -
+# ops(short)), so start-up and teardown drop out. Deterministic to within a
+# few instructions, unlike wall-clock rates on a shared machine.
+#
+# Echo rows: the server runs under callgrind, the raw-epoll load generator
+# outside it, for SHORT and LONG seconds; ops are the round trips (or
+# connections) the load generator counted.
+#
+# usage: bench/instr.sh [row...]   rows: chain fanout timers echo1 echo100
+#                                        churn post dns (default: all)
+# env:   BUILD_DIR=build-bench SKIP_BUILD=1 (as bench/run.sh)
+set -euo pipefail
+# shellcheck source=bench/build.sh
+. "$(dirname "${BASH_SOURCE[0]}")/build.sh"
+rows=("$@")
+[[ ${#rows[@]} -eq 0 ]] && rows=(chain fanout timers echo1 echo100 churn post dns)
+work=$(mktemp -d)
+dns_pid=
+cleanup() {
+  [[ -n $dns_pid ]] && kill "$dns_pid" 2>/dev/null && wait "$dns_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+results=$build/instr-results.txt
+: >"$results"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+grind() { valgrind --tool=callgrind --callgrind-out-file="$1" -q "${@:2}"; }
+# Total instructions of a callgrind output file.
+total_ir() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
+
+# Ir of one run of a self-contained benchmark: count_cmd FILE CMD...
+count_cmd() {
+  grind "$1" "${@:2}" >/dev/null
+  total_ir "$1"
+}
+
+# Ir and ops of an echo server under callgrind for one load-generator run,
+# in $echo_ir and $echo_ops.
+count_echo() {
+  local srv=$1 mode=$2 conns=$3 secs=$4 port out pid line
+  port=$(free_port)
+  out=$work/echo.out
+  # valgrind itself, not a function's subshell, so that SIGTERM reaches it
+  valgrind --tool=callgrind --callgrind-out-file="$work/echo.cg" -q "$bin/echo_$srv" "$port" >"$out" &
+  pid=$!
+  for _ in $(seq 400); do grep -q READY "$out" && break; sleep 0.05; done
+  line=$("$bin/loadgen" "$mode" "$port" "$conns" 64 "$secs" | grep '^RESULT ') || {
+    echo "FAILED: loadgen $mode against echo_$srv" >&2
+    kill -KILL "$pid"
+    exit 1
+  }
+  kill -TERM "$pid"
+  wait "$pid"
+  echo_ops=$(sed -n 's/.* ops=\([0-9]*\).*/\1/p' <<<"$line")
+  echo_ir=$(total_ir "$work/echo.cg")
+}
+
+# row label lib: prints one result line per library.
+record() { echo "$1 $2 $3" >>"$results"; printf '.' >&2; }
+
+# Runs CMD with short and long lengths: simple ROW LIB N1 N2 CMD... (the
+# length is substituted for the word LEN in CMD).
+simple() {
+  local row=$1 lib=$2 n1=$3 n2=$4 a b
+  shift 4
+  a=$(count_cmd "$work/a.cg" "${@/#LEN/$n1}")
+  b=$(count_cmd "$work/b.cg" "${@/#LEN/$n2}")
+  record "$row" "$lib" "$(((b - a) / (n2 - n1)))"
+}
+
+echo_row() {
+  local row=$1 mode=$2 conns=$3 srv ia oa
+  for srv in async uv ev; do
+    count_echo "$srv" "$mode" "$conns" 1
+    ia=$echo_ir oa=$echo_ops
+    count_echo "$srv" "$mode" "$conns" 3
+    record "$row" "$srv" "$(((echo_ir - ia) / (echo_ops - oa)))"
+  done
+}
+
+for row in "${rows[@]}"; do
+  case $row in
+    chain | fanout)
+      n1=20000 n2=120000
+      [[ $row == fanout ]] && n1=200000 n2=1200000
+      for lib in async uv ev; do simple "$row" "$lib" $n1 $n2 "$bin/callsoon_$lib" "$row" LEN; done ;;
+    timers) for lib in async uv ev; do simple timers "$lib" 20000 120000 "$bin/timers_$lib" LEN; done ;;
+    post) for lib in async uv ev; do simple post "$lib" 2000 12000 "$bin/pingpong_$lib" LEN; done ;;
+    echo1) echo_row echo1 pingpong 1 ;;
+    echo100) echo_row echo100 pingpong 100 ;;
+    churn) echo_row churn churn 10 ;;
+    dns)
+      port=$(free_port)
+      dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
+      "$dnsmasq" --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --listen-address=127.0.0.1 \
+        --bind-interfaces --port="$port" --pid-file= --user=root --local=/test/ --cache-size=0 \
+        --host-record=bench.test,192.0.2.50 2>/dev/null &
+      dns_pid=$!
+      sleep 0.5
+      simple dns async 1000 6000 "$bin/dns_async" dns "127.0.0.1:$port" bench.test LEN
+      simple dns ev 1000 6000 "$bin/dns_cares" "127.0.0.1:$port" bench.test LEN
+      kill "$dns_pid" && wait "$dns_pid" 2>/dev/null || true
+      dns_pid= ;;
+    *) echo "unknown row: $row" >&2; exit 2 ;;
+  esac
+done
+echo >&2
+
+echo "libasync $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), libuv $(pkg-config --modversion libuv), libev $(dpkg-query -W -f='${Version}' libev4), valgrind $(valgrind --version)"
+python3 - "$results" <<'PY'
+import sys
+labels = {
+    "chain": ("call_soon chain (one loop iteration per callback)", 420),
+    "fanout": ("call_soon fan-out (1000 in flight)", 64),
+    "timers": ("timer start + fire (20k vs 120k timers)", 600),
+    "echo1": ("echo ping-pong, 1 connection, 64 B, per round trip", 600),
+    "echo100": ("echo ping-pong, 100 connections, per round trip", 220),
+    "churn": ("connect churn, 10 at a time, per connection", 1400),
+    "post": ("post ping-pong (cross-thread), per round trip", None),
+    "dns": ("DNS lookup, 100 in flight, dnsmasq (libev column: raw c-ares)", None),
+}
+cells = {}
+for line in open(sys.argv[1]):
+    row, lib, ir = line.split()
+    cells[(row, lib)] = int(ir)
+print("| per operation (instructions) | libasync | libuv | raw libev | target | met |")
+print("|---|---:|---:|---:|---:|---|")
+for row, (label, target) in labels.items():
+    if (row, "async") not in cells:
+        continue
+    a = cells[(row, "async")]
+    fmt = lambda lib: "{:,}".format(cells[(row, lib)]) if (row, lib) in cells else "-"
+    met = "" if target is None else ("yes" if a <= target else "NO")
+    print("| {} | {} | {} | {} | {} | {} |".format(label, fmt("async"), fmt("uv"), fmt("ev"),
+                                                   "" if target is None else "≤ {:,}".format(target), met))
+PY
