@@ -19,6 +19,7 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
 # One log per source file, so the two jobs' output does not interleave.
+# shellcheck disable=SC2016 # expanded by the inner sh, not here
 find src -name '*.cpp' -print0 | sort -z |
   xargs -0 -n 1 -P 2 sh -c \
     'clang-tidy -p "$1" --quiet "$3" >"$2/$(printf %s "$3" | tr / _).log" 2>&1 || printf "%s\n" "$3" >>"$2/failed"' \
