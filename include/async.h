@@ -7,6 +7,8 @@
 #ifndef ASYNC_H
 #define ASYNC_H
 
+/* In reading order (conventions, loop, handles, futures, network), not sorted. */
+/* clang-format off */
 #include "async/common.h"
 #include "async/version.h"
 #include "async/error.h"
@@ -26,5 +28,6 @@
 #include "async/datagram.h"
 #include "async/reader.h"
 #include "async/reconnect.h"
+/* clang-format on */
 
 #endif

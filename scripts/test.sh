@@ -10,6 +10,9 @@
 #                   epoll backends (LIBEV_FLAGS=1, 2, 4)
 #   6. build-fuzz/  the libFuzzer targets of tests/fuzz (clang, ASan+UBSan),
 #                   each from its seed corpus for a fixed time (~60 s in all)
+#   7. lint         clang-format (scripts/format.sh --check) and clang-tidy
+#                   (scripts/tidy.sh, with build/'s compile database) over
+#                   src/; last, so a style finding never hides a test result
 # Installs the Debian packages first when some are missing (or, as root
 # under CI, always). Ends with one line "tests: N passed, N failed".
 set -euo pipefail
@@ -82,41 +85,57 @@ build_or_fail() {
   return 1
 }
 
-la_heading "1/6 build/: build and test"
+la_heading "1/7 build/: build and test"
 if build_or_fail main la_build_main; then
   run_tests main build
 fi
 
-la_heading "2/6 build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer"
+la_heading "2/7 build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer"
 if build_or_fail asan la_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false; then
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_tests asan build-asan
 fi
 
-la_heading "3/6 valgrind over the unit suite of build/"
+la_heading "3/7 valgrind over the unit suite of build/"
 if [ -f build/build.ninja ]; then
   run_tests valgrind build --suite unit --timeout-multiplier 4 \
     --wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q'
 fi
 
-la_heading "4/6 build-tsan/: ThreadSanitizer over the threads suite"
+la_heading "4/7 build-tsan/: ThreadSanitizer over the threads suite"
 # halt_on_error: the first race fails the test with its report.
 if build_or_fail tsan la_build build-tsan -Db_sanitize=thread -Db_lundef=false -Dbench=false; then
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_tests tsan build-tsan --suite threads
 fi
 
-la_heading "5/6 backends: the unit suite of build/ under select, poll and epoll"
+la_heading "5/7 backends: the unit suite of build/ under select, poll and epoll"
 if [ -f build/build.ninja ]; then
   for backend in select=1 poll=2 epoll=4; do
     LIBEV_FLAGS=${backend#*=} run_tests "backend-${backend%=*}" build --suite unit
   done
 fi
 
-la_heading "6/6 build-fuzz/: libFuzzer targets (clang, ASan + UBSan), a fixed budget of about 60 s"
+la_heading "6/7 build-fuzz/: libFuzzer targets (clang, ASan + UBSan), a fixed budget of about 60 s"
 # docs/testing.md: targets, corpora, longer runs, reproducing a crash.
 if CC=clang CXX=clang++ build_or_fail fuzz la_build build-fuzz -Dfuzz=true -Dtests=false -Dexamples=false \
   -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false; then
   run_tests fuzz build-fuzz --suite fuzz
 fi
+
+la_heading "7/7 lint: clang-format and clang-tidy over src/"
+# docs/testing.md "Formatting and linting". Each check is one result;
+# clang-format also covers include/ and examples/.
+lint() {
+  local name=$1
+  shift
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failed_steps+=("$name")
+  fi
+}
+lint clang-format scripts/format.sh --check
+lint clang-tidy scripts/tidy.sh build
 
 la_heading "summary"
 if [ "${#failed_steps[@]}" -ne 0 ]; then

@@ -32,6 +32,8 @@ int Gather::create(Future **out, Loop &loop, async_future *const *inputs, std::s
     return 0;
   }
   Gather *g = util::make<Gather>(*result, mode, count);
+  // An array of pointers: sizeof(T *) is meant.
+  // NOLINTNEXTLINE(bugprone-sizeof-expression)
   auto **held = static_cast<Future **>(util::mem_alloc(count * sizeof(Future *)));
   // One reserved callback per input, so registering cannot fail half-way.
   bool ok = g && held;

@@ -105,13 +105,13 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
 
   // The read buffer every stream of the loop reads into (streams hold no
   // buffer while idle); allocated on first use, nullptr when out of memory.
-  static constexpr std::size_t kReadBufferSize = 64 * 1024;
+  static constexpr std::size_t kReadBufferSize = std::size_t{64} * 1024;
   std::uint8_t *read_buffer() noexcept;
   // The block every datagram transport of the loop receives into, one
   // datagram per slot (recvmmsg); allocated on first use, nullptr when out
   // of memory. A slot holds any UDP datagram (at most 65,527 bytes).
   static constexpr std::size_t kDatagramSlots = 16;
-  static constexpr std::size_t kDatagramSlotSize = 64 * 1024;
+  static constexpr std::size_t kDatagramSlotSize = std::size_t{64} * 1024;
   std::uint8_t *datagram_buffer() noexcept;
   TimerHeap &timers() noexcept { return timers_; }
   std::uint64_t next_timer_seq() noexcept { return timer_seq_++; }

@@ -30,6 +30,8 @@ int add(Loop *loop) noexcept {
   std::unique_lock lock(g_lock);
   if (g_count == g_capacity) {
     std::size_t capacity = g_capacity ? g_capacity * 2 : 8;
+    // An array of pointers: sizeof(T *) is meant.
+    // NOLINTNEXTLINE(bugprone-sizeof-expression)
     auto *loops = static_cast<Loop **>(util::mem_realloc(g_loops, capacity * sizeof(Loop *)));
     if (!loops) return ASYNC_ENOMEM;
     g_loops = loops;

@@ -30,8 +30,11 @@ bool for_each_field(const char *path, F &&on_field) noexcept {
   if (fd < 0) return false;
   char buf[4096];
   char field[kFieldMax];
-  std::size_t len = 0, index = 0;
-  bool unusable = false, skip = false, stop = false;
+  std::size_t len = 0;
+  std::size_t index = 0;
+  bool unusable = false;
+  bool skip = false;
+  bool stop = false;
   auto end_field = [&] {
     if (unusable) {
       skip = index == 0;  // no address: the line is no entry

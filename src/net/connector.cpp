@@ -213,8 +213,7 @@ bool Connector::may_start(std::uint64_t now) const noexcept {
   if (active_ > 0 && (!happy_eyeballs_ || now < last_start_ns_ + attempt_delay_ns_)) return false;
   // Only A answers while AAAA is pending: give AAAA the resolution delay.
   bool only_v4 = used6_ == n6_;
-  if (lookups_[0] && only_v4 && (!v4_ready_ns_ || now < v4_ready_ns_ + resolution_delay_ns_)) return false;
-  return true;
+  return !(lookups_[0] && only_v4 && (!v4_ready_ns_ || now < v4_ready_ns_ + resolution_delay_ns_));
 }
 
 const Connector::Address &Connector::next_address() noexcept {

@@ -58,7 +58,7 @@ class Connector {
 
   void on_connected_or_failed(Attempt &attempt) noexcept;
   int lookup(int family) noexcept;
-  void add_addresses(const void *list) noexcept;
+  void add_addresses(const void *value) noexcept;
   void add_address(const sockaddr *addr, socklen_t len) noexcept;
   bool lookups_pending() const noexcept { return lookups_[0] || lookups_[1]; }
   bool addresses_left() const noexcept { return used6_ < n6_ || used4_ < n4_; }

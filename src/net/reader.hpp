@@ -16,7 +16,7 @@ namespace async::net {
 
 class Reader : public util::Tagged<0x52444552> {  // "RDER"
  public:
-  static constexpr std::size_t kDefaultLimit = 64 * 1024;
+  static constexpr std::size_t kDefaultLimit = std::size_t{64} * 1024;
   static constexpr std::size_t kMaxDelimiter = 16;
   enum class Mode { kExactly, kUntil, kSome };
 

@@ -5,6 +5,7 @@
 #include <net/if.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <string_view>
@@ -22,11 +23,7 @@ constexpr std::size_t kMaxText = 1 + kMaxAddrText + 1 + kMaxScopeText + 2 + 5;
 static_assert(kMaxText < ASYNC_ADDR_STRLEN, "ASYNC_ADDR_STRLEN must fit every formatted address");
 
 bool is_digits(std::string_view s) noexcept {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-  }
-  return true;
+  return !s.empty() && std::ranges::all_of(s, [](char c) { return c >= '0' && c <= '9'; });
 }
 
 // 1 to 5 digits, 0..65535.

@@ -7,8 +7,8 @@
 namespace async::util {
 
 struct WaterMarks {
-  std::size_t high = 64 * 1024;
-  std::size_t low = 16 * 1024;
+  std::size_t high = std::size_t{64} * 1024;
+  std::size_t low = std::size_t{16} * 1024;
 
   // Sets both; false (nothing changed) unless low <= high.
   bool set(std::size_t new_high, std::size_t new_low) noexcept {
