@@ -109,6 +109,8 @@ int Loop::run_until(Future &future) noexcept {
   // registered before it have run by then. The token keeps a callback left
   // over from an earlier, abandoned run_until from ending this one.
   std::uint64_t token = ++run_until_token_;
+  // The token travels as the callback's userdata; it is never dereferenced.
+  // NOLINTNEXTLINE(performance-no-int-to-ptr)
   int err = future.add_callback(run_until_done, reinterpret_cast<void *>(static_cast<std::uintptr_t>(token)));
   if (err) return err;
   future.retain();  // a callback may free it meanwhile
