@@ -48,6 +48,8 @@ class Datagram : public util::Tagged<0x44475241> {  // "DGRA"
   int set_multicast_ttl(int ttl) noexcept;
   int set_multicast_loop(bool on) noexcept;
   int set_broadcast(bool on) noexcept;
+  // The socket's own (peer false) or peer's name (socket_name()).
+  int socket_name(sockaddr *out, std::size_t capacity, bool peer) const noexcept;
   void close() noexcept;
   void abort(int error) noexcept;
   void pause_reading() noexcept;
