@@ -39,7 +39,7 @@ struct Request {
   // The query, kept until it is handed to c-ares.
   bool nameinfo = false;
   int family = AF_UNSPEC;
-  std::uint32_t flags = 0;  // ASYNC_DNS_* or ASYNC_NI_*
+  std::uint32_t flags = 0;  // getnameinfo: its ASYNC_NI_* flags
   sockaddr_in6 addr{};      // getnameinfo: a sockaddr_in or sockaddr_in6
   std::size_t addrlen = 0;
   char host[256] = {};
