@@ -5,6 +5,7 @@
  */
 #include "test_util.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -391,6 +392,13 @@ static void test_free_while_paused(void **state) {
 /* ---- one stream per reader ------------------------------------------------ */
 
 static int g_factory_calls;
+static char g_error_log[256];
+
+static void keep_error_log(async_loop *loop, int level, const char *message, void *ud) {
+  (void)loop;
+  (void)ud;
+  if (level == ASYNC_LOG_ERROR) snprintf(g_error_log, sizeof g_error_log, "%s", message);
+}
 
 static int bound_reader_factory(const async_stream_protocol **p, void **ud, async_server *s, void *reader) {
   (void)s;
@@ -430,12 +438,16 @@ static void test_one_stream_per_reader(void **state) {
   async_server *server = NULL;
   assert_int_equal(async_tcp_listen(&server, fx.loop, "127.0.0.1", 0, 0, 0, bound_reader_factory, fx.reader), 0);
   g_factory_calls = 0;
+  g_error_log[0] = '\0';
+  assert_int_equal(async_loop_set_log(fx.loop, keep_error_log, NULL, NULL), 0);
   async_future *client = NULL;
   assert_int_equal(async_tcp_connect(&client, fx.loop, "127.0.0.1", (uint16_t)async_server_port(server), NULL,
                                      &tu_echo_protocol, NULL),
                    0);
   assert_int_equal(async_loop_run_until(fx.loop, client), 0);
   tu_run_until(fx.loop, &g_factory_calls, 1, 3000);
+  /* The log says why, in the error's words. */
+  assert_non_null(strstr(g_error_log, async_strerror(ASYNC_EBUSY)));
   /* The first stream still reads. */
   async_future *f = NULL;
   assert_int_equal(async_reader_read_line(&f, fx.reader, 0), 0);

@@ -2,7 +2,6 @@
 
 #include "api/api.hpp"
 #include "net/datagram.hpp"
-#include "net/socket.hpp"
 
 using async::api::checked;
 using async::api::checked_loop;
@@ -141,12 +140,12 @@ ASYNC_API async_loop *async_datagram_loop(async_datagram *dgram) {
 
 ASYNC_API int async_datagram_sockname(struct sockaddr *out, size_t capacity, async_datagram *dgram) {
   if (!out) return ASYNC_EINVAL;
-  return with_object<Datagram>(dgram, [&](Datagram &d) { return async::net::socket_name(d.fd(), false, out, capacity); });
+  return with_object<Datagram>(dgram, [&](Datagram &d) { return d.socket_name(out, capacity, false); });
 }
 
 ASYNC_API int async_datagram_peername(struct sockaddr *out, size_t capacity, async_datagram *dgram) {
   if (!out) return ASYNC_EINVAL;
-  return with_object<Datagram>(dgram, [&](Datagram &d) { return async::net::socket_name(d.fd(), true, out, capacity); });
+  return with_object<Datagram>(dgram, [&](Datagram &d) { return d.socket_name(out, capacity, true); });
 }
 
 ASYNC_API int async_datagram_join_multicast(async_datagram *dgram, const char *group, const char *iface) {

@@ -5,12 +5,10 @@
 extern "C" {
 
 ASYNC_API const char *async_strerror(int code) {
-  const async::util::ErrorInfo *e = async::util::find_error(code);
-  return e ? e->message : "unknown error";
+  return async::util::error_message(code);
 }
 
 ASYNC_API const char *async_err_name(int code) {
-  const async::util::ErrorInfo *e = async::util::find_error(code);
-  return e ? e->name : "ASYNC_UNKNOWN";
+  return async::util::error_name(code);
 }
 }

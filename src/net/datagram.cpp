@@ -127,14 +127,10 @@ int Datagram::adopt(Datagram **out, Loop &loop, int fd, const async_datagram_pro
 
 // ---- connection callbacks -----------------------------------------------
 
-void Datagram::run_made(async_loop *, void *self) noexcept {
-  auto *d = static_cast<Datagram *>(self);
-  d->made_ = true;
-  if (d->protocol_.connection_made)
-    d->loop_.invoke([&] { d->protocol_.connection_made(d->c_datagram(), d->userdata_); });
-  if (d->state_ == State::kLost) return;
-  if (!d->errors_.empty()) d->kick();  // send errors from before connection_made
-  d->update_io();                      // receiving and queued sends start only now
+void Datagram::after_made() noexcept {
+  if (state_ == State::kLost) return;
+  if (!errors_.empty()) kick();  // send errors from before connection_made
+  update_io();                   // receiving and queued sends start only now
 }
 
 void Datagram::schedule_lost(int error) noexcept {
@@ -148,30 +144,15 @@ void Datagram::schedule_lost(int error) noexcept {
 
 void Datagram::run_lost(async_loop *, void *self) noexcept {
   auto *d = static_cast<Datagram *>(self);
-  Loop &loop = d->loop_;
   d->flush_errors();  // what close() left to report comes before the end
-  loop.invoke([&] { d->protocol_.connection_lost(d->c_datagram(), d->lost_error_, d->userdata_); });
-  if (d->protocol_.release) d->protocol_.release(d->userdata_);
-  loop.transport_closed(d->fd_);
+  d->tell_lost();
   util::destroy(d);
 }
 
-void Datagram::close() noexcept {
-  if (state_ != State::kOpen) return;
-  state_ = State::kClosing;
-  held_.clear();
-  if (out_.empty())
-    schedule_lost(0);
-  else
-    update_io();  // no more receiving; the queue still drains
-}
-
-void Datagram::abort(int error) noexcept {
-  if (state_ == State::kLost) return;
+void Datagram::drop_queued() noexcept {
   out_.clear();
   errors_.clear();
   queued_ = 0;
-  schedule_lost(error);
 }
 
 // ---- readiness ------------------------------------------------------------
@@ -414,28 +395,12 @@ void Datagram::send_queued() noexcept {
 }
 
 void Datagram::after_drain() noexcept {
-  if (writing_paused_ && queued_ <= marks_.low) {
-    writing_paused_ = false;
-    if (protocol_.resume_writing) loop_.invoke([&] { protocol_.resume_writing(c_datagram(), userdata_); });
-    if (state_ == State::kLost) return;
-  }
+  if (!maybe_resume()) return;
   if (out_.empty() && state_ == State::kClosing) {
     schedule_lost(0);
     return;
   }
   update_io();
-}
-
-void Datagram::maybe_pause() noexcept {
-  if (state_ != State::kOpen || writing_paused_ || queued_ <= marks_.high) return;
-  writing_paused_ = true;
-  if (protocol_.pause_writing) loop_.invoke([&] { protocol_.pause_writing(c_datagram(), userdata_); });
-}
-
-int Datagram::set_write_limits(std::size_t high, std::size_t low) noexcept {
-  if (!marks_.set(high, low)) return ASYNC_EINVAL;
-  maybe_pause();
-  return 0;
 }
 
 }  // namespace async::net

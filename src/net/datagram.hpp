@@ -15,13 +15,14 @@
 #include "ev/ev_backend.hpp"
 #include "net/core_names.hpp"
 #include "net/socket.hpp"
+#include "net/transport.hpp"
 #include "util/fifo.hpp"
 #include "util/tagged.hpp"
 #include "util/water_marks.hpp"
 
 namespace async::net {
 
-class Datagram : public util::Tagged<0x44475241> {  // "DGRA"
+class Datagram : public util::Tagged<0x44475241>, public Transport<Datagram> {  // "DGRA"
  public:
   // 0, or ASYNC_EINVAL/EBADF/ENOMEM with fd and userdata left to the caller.
   static int adopt(Datagram **out, Loop &loop, int fd, const async_datagram_protocol &protocol,
@@ -48,13 +49,11 @@ class Datagram : public util::Tagged<0x44475241> {  // "DGRA"
   int set_multicast_ttl(int ttl) noexcept;
   int set_multicast_loop(bool on) noexcept;
   int set_broadcast(bool on) noexcept;
-  void close() noexcept;
-  void abort(int error) noexcept;
+  // The socket's own (peer false) or peer's name (socket_name()).
+  int socket_name(sockaddr *out, std::size_t capacity, bool peer) const noexcept;
   void pause_reading() noexcept;
   void resume_reading() noexcept;
   bool is_reading() const noexcept;
-  // low <= high; may call pause_writing at once.
-  int set_write_limits(std::size_t high, std::size_t low) noexcept;
   std::size_t high() const noexcept { return marks_.high; }
   std::size_t low() const noexcept { return marks_.low; }
   std::size_t write_buffer_size() const noexcept { return queued_; }
@@ -69,6 +68,7 @@ class Datagram : public util::Tagged<0x44475241> {  // "DGRA"
   ~Datagram();
 
  private:
+  friend class Transport<Datagram>;
   enum class State { kOpen, kClosing, kLost };
   struct Entry;
   // A FIFO of entries: queued sends, errors to report, held receptions.
@@ -78,7 +78,6 @@ class Datagram : public util::Tagged<0x44475241> {  // "DGRA"
 
   static void on_io(void *self, std::uint32_t revents) noexcept;
   static void on_kick(void *self, std::uint32_t) noexcept;
-  static void run_made(async_loop *, void *self) noexcept;
   static void run_lost(async_loop *, void *self) noexcept;
 
   // 0 when addr (possibly NULL) is a valid destination, else ASYNC_EINVAL.
@@ -101,8 +100,13 @@ class Datagram : public util::Tagged<0x44475241> {  // "DGRA"
   void deliver_held() noexcept;
   void send_queued() noexcept;
   void after_drain() noexcept;
-  // pause_writing once the queue is strictly above the high-water mark.
-  void maybe_pause() noexcept;
+  // Transport's hooks.
+  const async_datagram_protocol &callbacks() const noexcept { return protocol_; }
+  async_datagram *c_handle() noexcept { return c_datagram(); }
+  bool has_queued() const noexcept { return !out_.empty(); }
+  void stop_receiving() noexcept { held_.clear(); }
+  void drop_queued() noexcept;
+  void after_made() noexcept;
   void schedule_lost(int error) noexcept;
   void update_io() noexcept;
   void kick() noexcept;

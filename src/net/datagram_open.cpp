@@ -126,4 +126,8 @@ int Datagram::set_multicast_loop(bool on) noexcept {
 
 int Datagram::set_broadcast(bool on) noexcept { return set_int_option(fd(), SOL_SOCKET, SO_BROADCAST, on); }
 
+int Datagram::socket_name(sockaddr *out, std::size_t capacity, bool peer) const noexcept {
+  return net::socket_name(fd(), peer, out, capacity);
+}
+
 }  // namespace async::net

@@ -15,6 +15,7 @@
 #include "util/address.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
+#include "util/error_table.hpp"
 #include "util/local_name.hpp"
 #include "util/sys_error.hpp"
 
@@ -217,9 +218,8 @@ void Server::take(int fd) noexcept {
   if (int err = Reader::bind(*protocol, protocol_userdata)) {
     // Not ours to release: a reader serving another stream, or no reader.
     ::close(fd);
-    // The code, not its text: the text table belongs to the C API above.
-    loop().log(ASYNC_LOG_ERROR, "stream factory returned a reader it cannot bind (error %d); connection closed",
-               err);
+    loop().log(ASYNC_LOG_ERROR, "stream factory returned a reader it cannot bind (%s); connection closed",
+               util::error_message(err));
     return;
   }
   Stream *stream = nullptr;
@@ -227,7 +227,7 @@ void Server::take(int fd) noexcept {
   if (err) {
     ::close(fd);
     if (protocol->release) protocol->release(protocol_userdata);
-    loop().log(ASYNC_LOG_ERROR, "accepted connection dropped (error %d)", err);
+    loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", util::error_message(err));
     return;
   }
   connections_.push_back(stream->server_node());

@@ -192,13 +192,7 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
 
 // ---- connection callbacks -----------------------------------------------
 
-void Stream::run_made(async_loop *, void *self) noexcept {
-  auto *s = static_cast<Stream *>(self);
-  s->made_ = true;
-  if (s->protocol_->callbacks.connection_made)
-    s->loop_->invoke([&] { s->protocol_->callbacks.connection_made(s->c_stream(), s->userdata_); });
-  s->update_io();  // reading starts only now
-}
+const async_stream_protocol &Stream::callbacks() const noexcept { return protocol_->callbacks; }
 
 void Stream::schedule_lost(int error) noexcept {
   state_ = kLost;
@@ -210,12 +204,8 @@ void Stream::schedule_lost(int error) noexcept {
 
 void Stream::run_lost(async_loop *, void *self) noexcept {
   auto *s = static_cast<Stream *>(self);
-  Loop &loop = *s->loop_;
   s->server_node_.unlink();
-  const async_stream_protocol &p = s->protocol_->callbacks;  // set_protocol() refuses from now on
-  loop.invoke([&] { p.connection_lost(s->c_stream(), s->lost_error_, s->userdata_); });
-  if (p.release) p.release(s->userdata_);
-  loop.transport_closed(s->fd());
+  s->tell_lost();  // set_protocol() refuses from now on: the callbacks stay
   release(s);
 }
 
@@ -224,21 +214,6 @@ void Stream::release(void *stream) noexcept {
   if (--s->refs_ == 0) util::destroy(s);
 }
 
-void Stream::close() noexcept {
-  if (state_ != kOpen) return;
-  state_ = kClosing;
-  if (!writing())
-    schedule_lost(0);
-  else
-    update_io();  // no more reading; the buffer still drains
-}
-
-void Stream::abort(int error) noexcept {
-  if (state_ == kLost) return;
-  drop_queue();
-  drop_tail();
-  schedule_lost(error);
-}
 
 int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept {
   if (state_ == kLost) return ASYNC_ECLOSED;
@@ -463,12 +438,6 @@ int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *don
   return 0;
 }
 
-void Stream::maybe_pause() noexcept {
-  if (state_ != kOpen || writing_paused_ || write_buffer_size() <= marks_.high) return;
-  writing_paused_ = true;
-  if (protocol_->callbacks.pause_writing)
-    loop_->invoke([&] { protocol_->callbacks.pause_writing(c_stream(), userdata_); });
-}
 
 bool Stream::queue(const iovec *iov, int iovcnt, std::size_t skip, async_release_fn done,
                    void *done_userdata) noexcept {
@@ -536,12 +505,7 @@ void Stream::write_some() noexcept {
 }
 
 void Stream::after_drain() noexcept {
-  if (writing_paused_ && write_buffer_size() <= marks_.low) {
-    writing_paused_ = false;
-    if (protocol_->callbacks.resume_writing)
-      loop_->invoke([&] { protocol_->callbacks.resume_writing(c_stream(), userdata_); });
-    if (state_ == kLost) return;
-  }
+  if (!maybe_resume()) return;
   if (!writing() && protocol_->callbacks.write_drained) {
     loop_->invoke([&] { protocol_->callbacks.write_drained(c_stream(), userdata_); });
     if (state_ == kLost) return;
@@ -585,11 +549,5 @@ void Stream::drop_queue() noexcept {
 bool Stream::writing() const noexcept { return buffers_ && !buffers_->chunks.empty(); }
 
 std::size_t Stream::write_buffer_size() const noexcept { return buffers_ ? buffers_->queued : 0; }
-
-int Stream::set_write_limits(std::size_t high, std::size_t low) noexcept {
-  if (!marks_.set(high, low)) return ASYNC_EINVAL;
-  maybe_pause();
-  return 0;
-}
 
 }  // namespace async::net

@@ -12,13 +12,14 @@
 
 #include "ev/ev_backend.hpp"
 #include "net/core_names.hpp"
+#include "net/transport.hpp"
 #include "util/list.hpp"
 #include "util/tagged.hpp"
 #include "util/water_marks.hpp"
 
 namespace async::net {
 
-class Stream : public util::Tagged<0x5354524d> {  // "STRM"
+class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "STRM"
  public:
   static constexpr std::size_t kDefaultReadLimit = 1024 * 1024;
 
@@ -56,12 +57,9 @@ class Stream : public util::Tagged<0x5354524d> {  // "STRM"
   // done != nullptr: zero-copy (iovcnt 1, memory borrowed until done runs).
   int write(const iovec *iov, int iovcnt, async_release_fn done, void *done_userdata) noexcept;
   int write_eof() noexcept;
-  void close() noexcept;
-  void abort(int error) noexcept;
   void pause_reading() noexcept;
   void resume_reading() noexcept;
   bool is_reading() const noexcept;
-  int set_write_limits(std::size_t high, std::size_t low) noexcept;
   std::size_t high() const noexcept { return marks_.high; }
   std::size_t low() const noexcept { return marks_.low; }
   std::size_t write_buffer_size() const noexcept;
@@ -92,6 +90,7 @@ class Stream : public util::Tagged<0x5354524d> {  // "STRM"
   ~Stream();
 
  private:
+  friend class Transport<Stream>;
   // Not a scoped enum: a 2-bit field holds all its values without a warning.
   enum State { kOpen, kClosing, kLost };
   struct Chunk;
@@ -105,7 +104,6 @@ class Stream : public util::Tagged<0x5354524d> {  // "STRM"
   static void drop_protocol(Protocol *protocol) noexcept;
   static void on_io(void *self, std::uint32_t revents) noexcept;
   static void on_idle(void *self, std::uint32_t) noexcept;
-  static void run_made(async_loop *, void *self) noexcept;
   static void run_lost(async_loop *, void *self) noexcept;
 
   void read_some() noexcept;
@@ -124,11 +122,19 @@ class Stream : public util::Tagged<0x5354524d> {  // "STRM"
   // The buffers block, allocated on first use; false when out of memory.
   bool ensure_buffers() noexcept;
   void after_drain() noexcept;
-  // pause_writing once the buffer is strictly above the high-water mark.
-  void maybe_pause() noexcept;
   void shutdown_write() noexcept;
   void drop_queue() noexcept;
   void drop_tail() noexcept;
+  // Transport's hooks.
+  const async_stream_protocol &callbacks() const noexcept;
+  async_stream *c_handle() noexcept { return c_stream(); }
+  bool has_queued() const noexcept { return writing(); }
+  void stop_receiving() noexcept {}
+  void drop_queued() noexcept {
+    drop_queue();
+    drop_tail();
+  }
+  void after_made() noexcept { update_io(); }  // reading starts only now
   void schedule_lost(int error) noexcept;
   void update_io() noexcept;
   void touch() noexcept;

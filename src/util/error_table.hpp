@@ -70,4 +70,17 @@ constexpr const ErrorInfo *find_error(int code) noexcept {
   return &kErrors[-code];
 }
 
+// The text of code, for async_strerror() and for core's log lines; one
+// lookup so both say the same.
+constexpr const char *error_message(int code) noexcept {
+  const ErrorInfo *e = find_error(code);
+  return e ? e->message : "unknown error";
+}
+
+// The enumerator's name of code, for async_err_name().
+constexpr const char *error_name(int code) noexcept {
+  const ErrorInfo *e = find_error(code);
+  return e ? e->name : "ASYNC_UNKNOWN";
+}
+
 }  // namespace async::util

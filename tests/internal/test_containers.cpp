@@ -238,6 +238,9 @@ void error_table_finds_every_code_and_nothing_else(void **) {
   assert_string_equal(find_error(ASYNC_EACCES)->name, "ASYNC_EACCES");
   for (int code : {1, -static_cast<int>(std::size(kErrors)), INT_MIN, INT_MAX, int{ASYNC_ERROR_FORCE32}})
     assert_null(find_error(code));
+  assert_string_equal(error_message(ASYNC_EPIPE), "broken pipe");
+  assert_string_equal(error_message(1), "unknown error");
+  assert_string_equal(error_name(1), "ASYNC_UNKNOWN");
 }
 
 }  // namespace
