@@ -74,7 +74,8 @@ int Datagram::open_udp(Datagram **out, Loop &loop, const async_udp_options &opti
                        const async_datagram_protocol &protocol, void *userdata) noexcept {
   int family = options.family;
   if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6) return ASYNC_EINVAL;
-  SocketAddress local, remote;
+  SocketAddress local;
+  SocketAddress remote;
   if (parse_endpoint(options.local_address, &family, &local) != 0 ||
       parse_endpoint(options.remote_address, &family, &remote) != 0 || family == AF_UNSPEC)
     return ASYNC_EINVAL;
@@ -95,7 +96,8 @@ int Datagram::open_udp(Datagram **out, Loop &loop, const async_udp_options &opti
 
 int Datagram::open_unix(Datagram **out, Loop &loop, const char *local_path, const char *remote_path,
                         const async_datagram_protocol &protocol, void *userdata) noexcept {
-  SocketAddress local, remote;
+  SocketAddress local;
+  SocketAddress remote;
   if (local_path && destination(local_path, AF_UNIX, &local) != 0) return ASYNC_EINVAL;
   if (remote_path && destination(remote_path, AF_UNIX, &remote) != 0) return ASYNC_EINVAL;
   return open_and_adopt(out, loop, AF_UNIX, local, remote, DatagramSocketOptions{}, protocol, userdata);

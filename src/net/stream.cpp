@@ -63,7 +63,9 @@ constexpr int kWriteBatch = 64;
 // writev() on a pipe or tty without SIGPIPE: the signal is held back while
 // writing, and one this write raised is taken off the pending set.
 ssize_t writev_no_sigpipe(int fd, const iovec *iov, int iovcnt) noexcept {
-  sigset_t pipe_set, old, pending;
+  sigset_t pipe_set;
+  sigset_t old;
+  sigset_t pending;
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
   sigpending(&pending);
@@ -211,7 +213,7 @@ void Stream::run_lost(async_loop *, void *self) noexcept {
 
 void Stream::release(void *stream) noexcept {
   auto *s = static_cast<Stream *>(stream);
-  if (--s->refs_ == 0) util::destroy(s);
+  if (--s->refs_ == 0U) util::destroy(s);
 }
 
 

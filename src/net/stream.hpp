@@ -21,7 +21,7 @@ namespace async::net {
 
 class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "STRM"
  public:
-  static constexpr std::size_t kDefaultReadLimit = 1024 * 1024;
+  static constexpr std::size_t kDefaultReadLimit = std::size_t{1024} * 1024;
 
   // A protocol's callbacks, shared by the streams made with the same ones
   // (reference-counted).
