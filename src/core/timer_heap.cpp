@@ -26,10 +26,18 @@ void TimerHeap::sift_down(std::size_t index, Entry entry) noexcept {
   for (;;) {
     std::size_t first = kArity * index + 1;
     if (first >= size_) break;
-    std::size_t last = first + kArity < size_ ? first + kArity : size_;
     std::size_t child = first;
-    for (std::size_t c = first + 1; c < last; ++c)
-      if (less(entries_[c], entries_[child])) child = c;
+    if (first + kArity <= size_) {
+      // All four children: a two-round tournament, the first round's
+      // comparisons independent of each other.
+      const Entry *c = entries_ + first;
+      std::size_t low = less(c[1], c[0]) ? 1 : 0;
+      std::size_t high = less(c[3], c[2]) ? 3 : 2;
+      child += less(c[high], c[low]) ? high : low;
+    } else {
+      for (std::size_t c = first + 1; c < size_; ++c)
+        if (less(entries_[c], entries_[child])) child = c;
+    }
     if (!less(entries_[child], entry)) break;
     place(index, entries_[child]);
     index = child;
