@@ -46,7 +46,9 @@ class TimerHeap {
   }
   void place(std::size_t index, const Entry &entry) noexcept;
   void sift_up(std::size_t index, Entry entry) noexcept;
-  void sift_down(std::size_t index, Entry entry) noexcept;
+  // Moves the hole at index down to a leaf along the smaller children;
+  // returns the leaf's index.
+  std::size_t hole_to_leaf(std::size_t index) noexcept;
 
   Entry *entries_ = nullptr;
   std::size_t size_ = 0;
