@@ -33,7 +33,7 @@ void Timer::stop() noexcept {
     firing_ = false;  // out of the heap while its callback runs
     loop().timers().unhold();
   } else {
-    loop().timers().remove(heap_index_);
+    loop().timers().remove(*this);
   }
   set_active(false);
 }
@@ -53,7 +53,7 @@ std::uint64_t Timer::due_in_ms() const noexcept {
 
 void Timer::expire() noexcept {
   Loop &l = loop();
-  l.timers().remove(heap_index_);
+  l.timers().remove(*this);
   if (repeat_ms_ == 0) {
     set_active(false);
     l.invoke([&] { cb_(c_timer(), userdata()); });

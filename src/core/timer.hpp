@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "core/handle.hpp"
+#include "core/timer_heap.hpp"
 
 namespace async::core {
 
@@ -30,7 +31,13 @@ class Timer : public Handle {
   // Called by the loop when the deadline has passed.
   void expire() noexcept;
 
+  // TimerHeap's bookkeeping: the index in its heap, or the entry and
+  // links in its sorted run.
   std::size_t heap_index_ = 0;
+  bool in_run_ = false;
+  TimerHeap::Entry run_entry_{};
+  Timer *run_prev_ = nullptr;
+  Timer *run_next_ = nullptr;
 
  private:
   int arm(std::uint64_t deadline_ns) noexcept;

@@ -43,21 +43,48 @@ std::size_t TimerHeap::hole_to_leaf(std::size_t index) noexcept {
   }
 }
 
+const TimerHeap::Entry &TimerHeap::top() const noexcept {
+  if (!run_head_) return entries_[0];
+  const Entry &run = run_head_->run_entry_;
+  return size_ == 0 || less(run, entries_[0]) ? run : entries_[0];
+}
+
 bool TimerHeap::push(const Entry &entry) noexcept {
   // Held slots are not free: grow before taking one. A holder unholds
   // before re-pushing, so its own push always finds room.
-  if (size_ + held_ == capacity_) {
+  if (size_ + run_size_ + held_ == capacity_) {
     std::size_t capacity = capacity_ ? capacity_ * 2 : 16;
     auto *entries = static_cast<Entry *>(util::mem_realloc(entries_, capacity * sizeof(Entry)));
     if (!entries) return false;
     entries_ = entries;
     capacity_ = capacity;
   }
-  sift_up(size_++, entry);
+  Timer &timer = *entry.timer;
+  timer.in_run_ = !run_tail_ || !less(entry, run_tail_->run_entry_);
+  if (!timer.in_run_) {
+    sift_up(size_++, entry);
+    return true;
+  }
+  timer.run_entry_ = entry;
+  timer.run_prev_ = run_tail_;
+  timer.run_next_ = nullptr;
+  (run_tail_ ? run_tail_->run_next_ : run_head_) = &timer;
+  run_tail_ = &timer;
+  ++run_size_;
   return true;
 }
 
-void TimerHeap::remove(std::size_t index) noexcept {
+void TimerHeap::remove(Timer &timer) noexcept {
+  if (!timer.in_run_) {
+    remove_at(timer.heap_index_);
+    return;
+  }
+  (timer.run_prev_ ? timer.run_prev_->run_next_ : run_head_) = timer.run_next_;
+  (timer.run_next_ ? timer.run_next_->run_prev_ : run_tail_) = timer.run_prev_;
+  --run_size_;
+}
+
+void TimerHeap::remove_at(std::size_t index) noexcept {
   Entry last = entries_[--size_];
   if (index == size_) return;
   // Bottom-up: the last entry is usually among the latest deadlines, so
