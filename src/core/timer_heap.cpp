@@ -45,7 +45,7 @@ std::size_t TimerHeap::hole_to_leaf(std::size_t index) noexcept {
 
 const TimerHeap::Entry &TimerHeap::top() const noexcept {
   if (!run_head_) return entries_[0];
-  const Entry &run = run_head_->run_entry_;
+  const Entry &run = run_head_->entry_;
   return size_ == 0 || less(run, entries_[0]) ? run : entries_[0];
 }
 
@@ -60,12 +60,11 @@ bool TimerHeap::push(const Entry &entry) noexcept {
     capacity_ = capacity;
   }
   Timer &timer = *entry.timer;
-  timer.in_run_ = !run_tail_ || !less(entry, run_tail_->run_entry_);
+  timer.in_run_ = !run_tail_ || !less(entry, run_tail_->entry_);
   if (!timer.in_run_) {
     sift_up(size_++, entry);
     return true;
   }
-  timer.run_entry_ = entry;
   timer.run_prev_ = run_tail_;
   timer.run_next_ = nullptr;
   (run_tail_ ? run_tail_->run_next_ : run_head_) = &timer;
