@@ -1,7 +1,9 @@
-// 4-ary min-heap of timers keyed by (deadline, start sequence), so equal
-// deadlines fire in start order. Keys live in the array for cache-friendly
-// comparisons (siblings share cache lines, and the shallower tree touches
-// fewer timers); each timer knows its index for O(log n) removal.
+// Timers keyed by (deadline, start sequence), so equal deadlines fire in
+// start order: a sorted run for those started in deadline order (see
+// run_head_) and a 4-ary min-heap for the rest. Heap keys live in the array
+// for cache-friendly comparisons (siblings share cache lines, and the
+// shallower tree touches fewer timers); each timer knows its index for
+// O(log n) removal.
 #pragma once
 
 #include <cstddef>
