@@ -9,8 +9,8 @@ namespace async::core {
 
 int Timer::arm(std::uint64_t deadline_ns) noexcept {
   Loop &l = loop();
-  if (!l.timers().push({deadline_ns, l.next_timer_seq(), this})) return ASYNC_ENOMEM;
-  deadline_ns_ = deadline_ns;
+  entry_ = {deadline_ns, l.next_timer_seq(), this};
+  if (!l.timers().push(entry_)) return ASYNC_ENOMEM;
   set_active(true);
   return 0;
 }
@@ -33,7 +33,7 @@ void Timer::stop() noexcept {
     firing_ = false;  // out of the heap while its callback runs
     loop().timers().unhold();
   } else {
-    loop().timers().remove(heap_index_);
+    loop().timers().remove(*this);
   }
   set_active(false);
 }
@@ -48,12 +48,12 @@ int Timer::again() noexcept {
 std::uint64_t Timer::due_in_ms() const noexcept {
   if (!active()) return 0;
   std::uint64_t now = util::monotonic_ns();
-  return deadline_ns_ > now ? util::ns_to_ms_ceil(deadline_ns_ - now) : 0;
+  return entry_.deadline > now ? util::ns_to_ms_ceil(entry_.deadline - now) : 0;
 }
 
 void Timer::expire() noexcept {
   Loop &l = loop();
-  l.timers().remove(heap_index_);
+  l.timers().remove(*this);
   if (repeat_ms_ == 0) {
     set_active(false);
     l.invoke([&] { cb_(c_timer(), userdata()); });
@@ -73,7 +73,7 @@ void Timer::expire() noexcept {
     return;
   }
   std::uint64_t repeat_ns = util::ms_to_ns(repeat_ms_);
-  std::uint64_t next = util::saturating_add(deadline_ns_, repeat_ns);
+  std::uint64_t next = util::saturating_add(entry_.deadline, repeat_ns);
   // Overdue: re-arm from now, never a catch-up burst.
   std::uint64_t now = util::monotonic_ns();
   if (next <= now) next = util::saturating_add(now, repeat_ns);

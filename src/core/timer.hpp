@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "core/handle.hpp"
+#include "core/timer_heap.hpp"
 
 namespace async::core {
 
@@ -30,13 +31,18 @@ class Timer : public Handle {
   // Called by the loop when the deadline has passed.
   void expire() noexcept;
 
+  // The key while active, and TimerHeap's bookkeeping: the index in its
+  // heap, or the links in its sorted run.
+  TimerHeap::Entry entry_{};
   std::size_t heap_index_ = 0;
+  Timer *run_prev_ = nullptr;
+  Timer *run_next_ = nullptr;
+  bool in_run_ = false;
 
  private:
   int arm(std::uint64_t deadline_ns) noexcept;
 
   async_timer_fn cb_ = nullptr;
-  std::uint64_t deadline_ns_ = 0;
   std::uint64_t repeat_ms_ = 0;
   bool firing_ = false;  // a repeating timer's callback is running
 };
