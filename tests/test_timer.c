@@ -250,6 +250,48 @@ static void test_equal_timeouts_start_order(void **state) {
   tu_finish(loop);
 }
 
+/* Timers started in deadline order and timers started out of it are kept
+ * apart inside the library (a sorted list and a heap); equal deadlines
+ * still fire in start order across both, and stops from either side hold.
+ * Timeouts 20, 10, 20, 10, ...: every 10 ms timer is earlier than the 20 ms
+ * one before it. */
+static void test_equal_timeouts_interleaved(void **state) {
+  (void)state;
+  enum { N = 24 };
+  async_loop *loop = tu_loop_new();
+  struct ord o;
+  memset(&o, 0, sizeof o);
+  struct ord_item items[N];
+  async_timer *t[N];
+  for (int i = 0; i < N; i++) {
+    items[i].o = &o;
+    items[i].id = i;
+    t[i] = tu_timer_start(loop, &items[i], i % 2 ? 10 : 20, 0, ord_cb);
+  }
+  /* One stopped from each group, and one restarted to the back of its own. */
+  assert_int_equal(async_timer_stop(t[4]), 0);
+  assert_int_equal(async_timer_stop(t[7]), 0);
+  assert_int_equal(async_timer_start(t[1], 10, 0, ord_cb), 0);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  int want[N];
+  int n = 0;
+  for (int i = 3; i < N; i += 2) {
+    if (i != 7) want[n++] = i;
+  }
+  want[n++] = 1;
+  for (int i = 0; i < N; i += 2) {
+    if (i != 4) want[n++] = i;
+  }
+  assert_int_equal(o.n, n);
+  for (int k = 0; k < n; k++) {
+    assert_int_equal(o.seq[k], want[k]);
+  }
+  for (int i = 0; i < N; i++) {
+    tu_close(async_timer_handle(t[i]));
+  }
+  tu_finish(loop);
+}
+
 /* Timers due in one iteration fire by deadline, not by start order. */
 static void test_due_together_fire_by_deadline(void **state) {
   (void)state;
@@ -281,8 +323,10 @@ static void test_due_together_fire_by_deadline(void **state) {
 
 /* Stopping a timer deep in the heap moves the heap's last timer into its
  * place, and that one may be due earlier than the new parent: it must move
- * up. The heap has 4 children per node, filled in start order: 1 ms at the
- * root; 90, 10, 100, 100 below it; 95, 96, 97, 98 below the 90; the last,
+ * up. A 1 s timer started first (then stopped) keeps the others out of the
+ * list of timers started in deadline order, so all of them go to the heap.
+ * The heap has 4 children per node, filled in start order: 1 ms at the
+ * root; 90, 10, 100, 101 below it; 95, 96, 97, 98 below the 90; the last,
  * 15, below the 10. Stopping the 95 puts the 15 below the 90. */
 static void test_stop_moves_last_timer_up(void **state) {
   (void)state;
@@ -293,11 +337,15 @@ static void test_stop_moves_last_timer_up(void **state) {
   memset(&o, 0, sizeof o);
   struct ord_item items[N];
   async_timer *t[N];
+  struct ord_item late = {&o, 1000};
+  async_timer *first = tu_timer_start(loop, &late, 1000, 0, ord_cb);
   for (int i = 0; i < N; i++) {
     items[i].o = &o;
     items[i].id = (int)timeouts[i];
     t[i] = tu_timer_start(loop, &items[i], timeouts[i], 0, ord_cb);
   }
+  assert_int_equal(async_timer_stop(first), 0);
+  tu_close(async_timer_handle(first));
   assert_int_equal(async_timer_stop(t[STOPPED]), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   static const int fired[] = {1, 10, 15, 90, 96, 97, 98, 100, 101};
@@ -856,6 +904,7 @@ int main(void) {
       cmocka_unit_test(test_never_early),
       cmocka_unit_test(test_repeat_never_early),
       cmocka_unit_test(test_equal_timeouts_start_order),
+      cmocka_unit_test(test_equal_timeouts_interleaved),
       cmocka_unit_test(test_due_together_fire_by_deadline),
       cmocka_unit_test(test_again_never_started),
       cmocka_unit_test(test_again_semantics),
