@@ -46,9 +46,7 @@ static void on_closed(async_handle *h, void *userdata) {
 }
 
 /* The close callback gets the handle's userdata (s); it counts down. */
-static void close_handle(async_handle *h) {
-  check(async_handle_close(h, on_closed), "async_handle_close");
-}
+static void close_handle(async_handle *h) { check(async_handle_close(h, on_closed), "async_handle_close"); }
 
 static void on_work(async_timer *t, void *userdata) {
   (void)t;
@@ -65,8 +63,7 @@ static void on_signal(async_signal *sig, int signum, void *userdata) {
     return; /* a second signal while shutting down: nothing more to do */
   }
   s->stopping = 1;
-  printf("got %s, shutting down after %d ticks\n", signum == SIGINT ? "SIGINT" : "SIGTERM",
-         s->ticks);
+  printf("got %s, shutting down after %d ticks\n", signum == SIGINT ? "SIGINT" : "SIGTERM", s->ticks);
 
   /* Stop the work first (no more ticks), then close everything. Closing
    * the signal watchers restores the default dispositions. */

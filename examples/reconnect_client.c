@@ -63,8 +63,7 @@ static void on_lost(async_stream *stream, int error, void *userdata) {
   printf("connection lost: %s\n", error ? async_strerror(error) : "closed");
 }
 
-static void on_connect_failed(async_reconnector *rc, int error, uint32_t failures, uint64_t retry_ms,
-                              void *userdata) {
+static void on_connect_failed(async_reconnector *rc, int error, uint32_t failures, uint64_t retry_ms, void *userdata) {
   (void)rc;
   struct client *c = userdata;
   c->failures++;

@@ -18,9 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define IDLE_MS 150     /* idle timeout */
-#define ACTIVITY_MS 50  /* the peer sends something this often... */
-#define BURSTS 5        /* ...this many times, then goes quiet */
+#define IDLE_MS 150    /* idle timeout */
+#define ACTIVITY_MS 50 /* the peer sends something this often... */
+#define BURSTS 5       /* ...this many times, then goes quiet */
 
 /* Prints what failed and exits: examples keep error handling short. */
 static void check(int rc, const char *what) {
@@ -59,8 +59,8 @@ static void on_activity(async_timer *t, void *userdata) {
   c->bursts++;
   uint64_t due = 0;
   check(async_timer_due_in(&due, c->idle), "async_timer_due_in");
-  printf("%4" PRIu64 " ms  activity %d (idle timer was due in %" PRIu64 " ms), re-arming\n",
-         elapsed(c), c->bursts, due);
+  printf("%4" PRIu64 " ms  activity %d (idle timer was due in %" PRIu64 " ms), re-arming\n", elapsed(c), c->bursts,
+         due);
   /* Restart the idle timer with its repeat value: due in IDLE_MS again. */
   check(async_timer_again(c->idle), "async_timer_again");
   if (c->bursts == BURSTS) {

@@ -50,14 +50,14 @@ struct sockaddr;
 typedef void (*async_attempt_failed_fn)(const struct sockaddr *addr, size_t addrlen, int error, void *userdata);
 
 typedef struct async_connect_options {
-  uint32_t size;                /* sizeof(async_connect_options) */
-  int family;                   /* AF_UNSPEC (default), AF_INET or AF_INET6 */
-  const char *local_address;    /* bind here first: "192.0.2.7", "[2001:db8::7]:4000"; NULL: any */
-  int happy_eyeballs;           /* non-zero (default): RFC 8305; 0: one attempt at a time (same lookups) */
-  uint32_t resolution_delay_ms; /* default 50 */
-  uint32_t attempt_delay_ms;    /* default 250 */
-  uint64_t attempt_timeout_ms;  /* per attempt; 0 (default): the kernel's */
-  uint64_t total_timeout_ms;    /* lookups and attempts together; 0 (default): none */
+  uint32_t size;                          /* sizeof(async_connect_options) */
+  int family;                             /* AF_UNSPEC (default), AF_INET or AF_INET6 */
+  const char *local_address;              /* bind here first: "192.0.2.7", "[2001:db8::7]:4000"; NULL: any */
+  int happy_eyeballs;                     /* non-zero (default): RFC 8305; 0: one attempt at a time (same lookups) */
+  uint32_t resolution_delay_ms;           /* default 50 */
+  uint32_t attempt_delay_ms;              /* default 250 */
+  uint64_t attempt_timeout_ms;            /* per attempt; 0 (default): the kernel's */
+  uint64_t total_timeout_ms;              /* lookups and attempts together; 0 (default): none */
   async_attempt_failed_fn attempt_failed; /* NULL: not told */
   void *attempt_failed_userdata;
   /*
@@ -69,7 +69,8 @@ typedef struct async_connect_options {
   uint64_t dns_timeout_ms;
 } async_connect_options;
 
-#define ASYNC_CONNECT_OPTIONS_INIT {sizeof(async_connect_options), 0, 0, 1, 50, 250, 0, 0, 0, 0, 0}
+#define ASYNC_CONNECT_OPTIONS_INIT \
+  { sizeof(async_connect_options), 0, 0, 1, 50, 250, 0, 0, 0, 0, 0 }
 
 /*
  * Connects to host:port with options (NULL: the defaults) and makes the

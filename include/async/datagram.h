@@ -72,7 +72,8 @@ typedef struct async_datagram_protocol {
   void (*release)(void *userdata);
 } async_datagram_protocol;
 
-#define ASYNC_DATAGRAM_PROTOCOL_INIT {sizeof(async_datagram_protocol), 0, 0, 0, 0, 0, 0, 0}
+#define ASYNC_DATAGRAM_PROTOCOL_INIT \
+  { sizeof(async_datagram_protocol), 0, 0, 0, 0, 0, 0, 0 }
 
 /*
  * async_udp_open() options. Addresses are numeric (async/addr.h forms:
@@ -80,20 +81,21 @@ typedef struct async_datagram_protocol {
  * resolve names first with async_getaddrinfo().
  */
 typedef struct async_udp_options {
-  uint32_t size;               /* sizeof(async_udp_options) */
-  int family;                  /* AF_UNSPEC (default: from the addresses), AF_INET or AF_INET6 */
-  const char *local_address;   /* bind here ("0.0.0.0:5353", "[::]:0"); NULL: the family's wildcard,
-                                  port 0 (or, with a remote address, whatever connect picks) */
-  const char *remote_address;  /* connect here (port required): sends need no address, and only
-                                  this peer's datagrams arrive; NULL: unconnected */
-  int reuse_port;              /* non-zero: SO_REUSEPORT (several sockets share the port) */
-  int broadcast;               /* non-zero: SO_BROADCAST (sends to broadcast addresses allowed) */
-  int ipv6_only;               /* IPv6 sockets: non-zero IPV6_V6ONLY; 0 dual stack (IPv4-mapped) */
-  uint32_t send_buffer_size;   /* SO_SNDBUF in bytes; 0: the system's default */
+  uint32_t size;                /* sizeof(async_udp_options) */
+  int family;                   /* AF_UNSPEC (default: from the addresses), AF_INET or AF_INET6 */
+  const char *local_address;    /* bind here ("0.0.0.0:5353", "[::]:0"); NULL: the family's wildcard,
+                                   port 0 (or, with a remote address, whatever connect picks) */
+  const char *remote_address;   /* connect here (port required): sends need no address, and only
+                                   this peer's datagrams arrive; NULL: unconnected */
+  int reuse_port;               /* non-zero: SO_REUSEPORT (several sockets share the port) */
+  int broadcast;                /* non-zero: SO_BROADCAST (sends to broadcast addresses allowed) */
+  int ipv6_only;                /* IPv6 sockets: non-zero IPV6_V6ONLY; 0 dual stack (IPv4-mapped) */
+  uint32_t send_buffer_size;    /* SO_SNDBUF in bytes; 0: the system's default */
   uint32_t receive_buffer_size; /* SO_RCVBUF in bytes; 0: the system's default */
 } async_udp_options;
 
-#define ASYNC_UDP_OPTIONS_INIT {sizeof(async_udp_options), 0, 0, 0, 0, 0, 0, 0, 0}
+#define ASYNC_UDP_OPTIONS_INIT \
+  { sizeof(async_udp_options), 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /*
  * Opens a UDP endpoint as options say (required: at least a family or an
@@ -159,8 +161,8 @@ ASYNC_API int async_datagram_adopt(async_datagram **out, async_loop *loop, int f
  * datagram could not be queued, or its error not recorded; the transport
  * stays open).
  */
-ASYNC_API int async_datagram_send(async_datagram *dgram, const void *data, size_t len,
-                                  const struct sockaddr *addr, size_t addrlen);
+ASYNC_API int async_datagram_send(async_datagram *dgram, const void *data, size_t len, const struct sockaddr *addr,
+                                  size_t addrlen);
 
 /*
  * As async_datagram_send() to an address given as text: "host:port" forms

@@ -107,8 +107,8 @@ typedef struct async_nameinfo async_nameinfo;
  * asked fails it with ASYNC_ENODATA, a name with an empty label or a label
  * over 63 characters with ASYNC_EBADNAME (no query is sent).
  */
-ASYNC_API int async_getaddrinfo(async_future **out, async_loop *loop, const char *host, const char *service,
-                                int family, int socktype, uint32_t flags);
+ASYNC_API int async_getaddrinfo(async_future **out, async_loop *loop, const char *host, const char *service, int family,
+                                int socktype, uint32_t flags);
 
 /*
  * Moves the result list out of a DONE future returned by

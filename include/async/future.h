@@ -123,8 +123,7 @@ ASYNC_API int async_future_reject(async_future *future, int error);
  * pending input cancels it). All futures must belong to loop.
  * Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
  */
-ASYNC_API int async_future_all(async_future **out, async_loop *loop,
-                               async_future *const *futures, size_t count);
+ASYNC_API int async_future_all(async_future **out, async_loop *loop, async_future *const *futures, size_t count);
 
 /*
  * A future that is DONE as soon as one of futures completes (whatever its
@@ -133,8 +132,7 @@ ASYNC_API int async_future_all(async_future **out, async_loop *loop,
  * cancels every pending input. count must be > 0.
  * Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
  */
-ASYNC_API int async_future_any(async_future **out, async_loop *loop,
-                               async_future *const *futures, size_t count);
+ASYNC_API int async_future_any(async_future **out, async_loop *loop, async_future *const *futures, size_t count);
 
 /*
  * A future that completes like future (DONE with its value, borrowed, or

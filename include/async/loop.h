@@ -41,8 +41,7 @@ enum async_metric {
  * Receives the loop's diagnostics (slow callbacks, internal warnings).
  * message is valid for the duration of the call only.
  */
-typedef void (*async_log_fn)(async_loop *loop, int level, const char *message,
-                             void *userdata);
+typedef void (*async_log_fn)(async_loop *loop, int level, const char *message, void *userdata);
 
 /*
  * Creates a loop. *out receives it; free it with async_loop_free().
@@ -143,8 +142,7 @@ ASYNC_API int async_loop_wakeup(async_loop *loop);
  * called when this hook is replaced or the loop is freed.
  * Loop thread only. Errors: ASYNC_EINVAL.
  */
-ASYNC_API int async_loop_set_log(async_loop *loop, async_log_fn log,
-                                 async_release_fn release, void *userdata);
+ASYNC_API int async_loop_set_log(async_loop *loop, async_log_fn log, async_release_fn release, void *userdata);
 
 /*
  * Reports every callback that runs longer than threshold_ms through the log

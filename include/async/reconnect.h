@@ -74,7 +74,8 @@ typedef struct async_reconnect_options {
   void (*stopped)(async_reconnector *rc, int error, void *userdata);
 } async_reconnect_options;
 
-#define ASYNC_RECONNECT_OPTIONS_INIT {sizeof(async_reconnect_options), 0, 100, 30000, 2.0, 0.1, 0, 0, 0}
+#define ASYNC_RECONNECT_OPTIONS_INIT \
+  { sizeof(async_reconnect_options), 0, 100, 30000, 2.0, 0.1, 0, 0, 0 }
 
 /*
  * Starts keeping a connection to host:port. The first connect starts at

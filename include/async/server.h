@@ -61,8 +61,8 @@ ASYNC_API int async_tcp_listen(async_server **out, async_loop *loop, const char 
                                uint32_t flags, async_stream_factory factory, void *userdata);
 
 /* As async_tcp_listen() on every address of a getaddrinfo result (its ports included). */
-ASYNC_API int async_tcp_listen_addrinfo(async_server **out, async_loop *loop, const async_addrinfo *addrs,
-                                        int backlog, uint32_t flags, async_stream_factory factory, void *userdata);
+ASYNC_API int async_tcp_listen_addrinfo(async_server **out, async_loop *loop, const async_addrinfo *addrs, int backlog,
+                                        uint32_t flags, async_stream_factory factory, void *userdata);
 
 /*
  * Listens on a Unix stream socket: a filesystem path (an existing socket

@@ -71,7 +71,8 @@ typedef struct async_stream_protocol {
   void (*release)(void *userdata);
 } async_stream_protocol;
 
-#define ASYNC_STREAM_PROTOCOL_INIT {sizeof(async_stream_protocol), 0, 0, 0, 0, 0, 0, 0, 0}
+#define ASYNC_STREAM_PROTOCOL_INIT \
+  { sizeof(async_stream_protocol), 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /*
  * Makes a stream of fd, a connected stream socket, pipe, tty or any fd
@@ -165,8 +166,7 @@ ASYNC_API int async_stream_set_read_limit(async_stream *stream, size_t limit);
  * others, e.g. a server's, needs a copy of the new ones). On an error the
  * old protocol and userdata stay and nothing is called.
  */
-ASYNC_API int async_stream_set_protocol(async_stream *stream, const async_stream_protocol *protocol,
-                                        void *userdata);
+ASYNC_API int async_stream_set_protocol(async_stream *stream, const async_stream_protocol *protocol, void *userdata);
 
 /* The stream's fd (owned by the stream). Errors: ASYNC_EINVAL. */
 ASYNC_API int async_stream_fd(async_stream *stream);

@@ -40,8 +40,7 @@ ASYNC_API async_handle *async_timer_handle(async_timer *timer);
  * timer fires on the next iteration, never inside this call.
  * Errors: ASYNC_EINVAL (cb NULL), ASYNC_ECLOSED, ASYNC_ENOMEM.
  */
-ASYNC_API int async_timer_start(async_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms,
-                                async_timer_fn cb);
+ASYNC_API int async_timer_start(async_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms, async_timer_fn cb);
 
 /* Stops the timer; a no-op if it is not active. Errors: ASYNC_EINVAL, ASYNC_ECLOSED. */
 ASYNC_API int async_timer_stop(async_timer *timer);

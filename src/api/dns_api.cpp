@@ -37,8 +37,8 @@ const AddrInfo::Entry *entry_of(const async_addrinfo *list, size_t index, int *e
 
 extern "C" {
 
-ASYNC_API int async_getaddrinfo(async_future **out, async_loop *loop, const char *host, const char *service,
-                                int family, int socktype, uint32_t flags) {
+ASYNC_API int async_getaddrinfo(async_future **out, async_loop *loop, const char *host, const char *service, int family,
+                                int socktype, uint32_t flags) {
   if (!out) return ASYNC_EINVAL;
   *out = nullptr;
   return with_resolver(loop, [&](Resolver &r) {

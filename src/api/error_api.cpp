@@ -4,11 +4,7 @@
 
 extern "C" {
 
-ASYNC_API const char *async_strerror(int code) {
-  return async::util::error_message(code);
-}
+ASYNC_API const char *async_strerror(int code) { return async::util::error_message(code); }
 
-ASYNC_API const char *async_err_name(int code) {
-  return async::util::error_name(code);
-}
+ASYNC_API const char *async_err_name(int code) { return async::util::error_name(code); }
 }

@@ -19,8 +19,7 @@ Future *owned(async_future *future) {
   return f && !f->owner_released() ? f : nullptr;
 }
 
-int gather(async_future **out, async_loop *loop, async_future *const *futures, size_t count,
-           Gather::Mode mode) {
+int gather(async_future **out, async_loop *loop, async_future *const *futures, size_t count, Gather::Mode mode) {
   Loop *l = checked_loop(loop);
   if (!out || !l || (count > 0 && !futures)) return ASYNC_EINVAL;
   for (size_t i = 0; i < count; ++i) {
@@ -105,13 +104,11 @@ ASYNC_API int async_future_reject(async_future *future, int error) {
   return guarded([&]() -> int { return f->reject(error); });
 }
 
-ASYNC_API int async_future_all(async_future **out, async_loop *loop, async_future *const *futures,
-                               size_t count) {
+ASYNC_API int async_future_all(async_future **out, async_loop *loop, async_future *const *futures, size_t count) {
   return gather(out, loop, futures, count, Gather::Mode::kAll);
 }
 
-ASYNC_API int async_future_any(async_future **out, async_loop *loop, async_future *const *futures,
-                               size_t count) {
+ASYNC_API int async_future_any(async_future **out, async_loop *loop, async_future *const *futures, size_t count) {
   if (count == 0) return ASYNC_EINVAL;
   return gather(out, loop, futures, count, Gather::Mode::kAny);
 }

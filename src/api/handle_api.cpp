@@ -39,8 +39,7 @@ async_handle *as_handle(const void *p) {
 }  // namespace
 
 bool async::api::is_handle_tag(std::uint32_t tag) noexcept {
-  return tag == Timer::kTag || tag == Watcher::kTag || tag == Hook::kTag || tag == Signal::kTag ||
-         tag == Server::kTag;
+  return tag == Timer::kTag || tag == Watcher::kTag || tag == Hook::kTag || tag == Signal::kTag || tag == Server::kTag;
 }
 
 extern "C" {
@@ -110,8 +109,7 @@ ASYNC_API int async_timer_new(async_timer **out, async_loop *loop, void *userdat
 
 ASYNC_API async_handle *async_timer_handle(async_timer *timer) { return as_handle<Timer>(timer); }
 
-ASYNC_API int async_timer_start(async_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms,
-                                async_timer_fn cb) {
+ASYNC_API int async_timer_start(async_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms, async_timer_fn cb) {
   if (!cb) return ASYNC_EINVAL;
   return with_open<Timer>(timer, [&](Timer &t) -> int { return t.start(timeout_ms, repeat_ms, cb); });
 }

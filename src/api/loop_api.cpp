@@ -80,8 +80,7 @@ ASYNC_API int async_loop_wakeup(async_loop *loop) {
   return guarded([&]() -> int { return async::core::loop_registry::wakeup(loop); });
 }
 
-ASYNC_API int async_loop_set_log(async_loop *loop, async_log_fn log, async_release_fn release,
-                                 void *userdata) {
+ASYNC_API int async_loop_set_log(async_loop *loop, async_log_fn log, async_release_fn release, void *userdata) {
   Loop *l = checked_loop(loop);
   if (!l) return ASYNC_EINVAL;
   l->set_log(log, release, userdata);

@@ -37,8 +37,8 @@ ASYNC_API int async_tcp_listen(async_server **out, async_loop *loop, const char 
   });
 }
 
-ASYNC_API int async_tcp_listen_addrinfo(async_server **out, async_loop *loop, const async_addrinfo *addrs,
-                                        int backlog, uint32_t flags, async_stream_factory factory, void *userdata) {
+ASYNC_API int async_tcp_listen_addrinfo(async_server **out, async_loop *loop, const async_addrinfo *addrs, int backlog,
+                                        uint32_t flags, async_stream_factory factory, void *userdata) {
   Loop *l = checked_loop(loop);
   const AddrInfo *list = checked<AddrInfo>(addrs);
   if (!out || !l || !list || !factory || (flags & ~kListenFlags)) return ASYNC_EINVAL;

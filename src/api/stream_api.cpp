@@ -111,8 +111,7 @@ ASYNC_API int async_stream_set_read_limit(async_stream *stream, size_t limit) {
   });
 }
 
-ASYNC_API int async_stream_set_protocol(async_stream *stream, const async_stream_protocol *protocol,
-                                        void *userdata) {
+ASYNC_API int async_stream_set_protocol(async_stream *stream, const async_stream_protocol *protocol, void *userdata) {
   if (!Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
   return with_object<Stream>(stream, [&](Stream &s) { return s.set_protocol(*protocol, userdata); });
 }

@@ -12,8 +12,7 @@ namespace async::core {
 
 // ---- all / any -------------------------------------------------------------
 
-Gather::Gather(Future &result, Mode mode, std::size_t count) noexcept
-    : result_(result), mode_(mode), count_(count) {
+Gather::Gather(Future &result, Mode mode, std::size_t count) noexcept : result_(result), mode_(mode), count_(count) {
   result_.retain();
 }
 

@@ -70,7 +70,7 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   void *cancel_userdata_ = nullptr;
   int state_ = ASYNC_FUTURE_PENDING;
   int error_ = 0;
-  int refs_ = 1;  // the owner's
+  int refs_ = 1;               // the owner's
   std::size_t scheduled_ = 0;  // callbacks whose task is in the ready queue
   bool owner_released_ = false;
 };

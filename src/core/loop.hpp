@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <mutex>
 
-#include "core/timer_heap.hpp"
 #include "core/loop_registry.hpp"
+#include "core/timer_heap.hpp"
 #include "ev/ev_backend.hpp"
 #include "util/clock.hpp"
 #include "util/list.hpp"

@@ -40,15 +40,14 @@ struct Channel::Socket {
 
 namespace {
 
-
 // c-ares allocates through the library allocator too; ares_library_init is
 // retried if it once failed for lack of memory.
 int library_init() noexcept {
   static std::mutex lock;
   static bool done = false;
   std::lock_guard<std::mutex> guard(lock);
-  if (!done) done = ares_library_init_mem(ARES_LIB_INIT_ALL, util::mem_alloc, util::mem_free, util::mem_realloc) ==
-                    ARES_SUCCESS;
+  if (!done)
+    done = ares_library_init_mem(ARES_LIB_INIT_ALL, util::mem_alloc, util::mem_free, util::mem_realloc) == ARES_SUCCESS;
   return done ? 0 : ASYNC_ENOMEM;
 }
 
@@ -218,8 +217,7 @@ int Channel::open(const Config &config) noexcept {
 }
 
 int Channel::init(ares_channeldata **out, ares_options &opts, int mask, const char *servers) noexcept {
-  static const ares_socket_functions functions = {open_socket, close_socket, connect_socket, receive_from,
-                                                   send_vector};
+  static const ares_socket_functions functions = {open_socket, close_socket, connect_socket, receive_from, send_vector};
   ares_channel channel = nullptr;
   int status = ares_init_options(&channel, &opts, mask);
   if (status == ARES_SUCCESS) ares_set_socket_functions(channel, &functions, this);
@@ -322,8 +320,8 @@ void Channel::rearm() noexcept {
   // ares_timeout() rounds down to whole ms: +1 ms so the timer never fires
   // just before c-ares considers the query expired (which would spin).
   if (channel_ && ares_timeout(channel_, nullptr, &tv))
-    delay = static_cast<std::uint64_t>(tv.tv_sec) * 1000000000u + static_cast<std::uint64_t>(tv.tv_usec) * 1000u +
-            1000000u;
+    delay =
+        static_cast<std::uint64_t>(tv.tv_sec) * 1000000000u + static_cast<std::uint64_t>(tv.tv_usec) * 1000u + 1000000u;
   std::uint64_t deadline = requests_.next_deadline_in();
   if (deadline < delay) delay = deadline;
   if (delay == UINT64_MAX)

@@ -103,12 +103,13 @@ bool answer_addrinfo(Request &req, const char *host, int numeric_kind, const soc
   return true;
 }
 
-bool answer_nameinfo(char *host, char *service, std::size_t service_size, const sockaddr *addr,
-                     std::size_t addrlen, std::uint16_t port, std::uint32_t flags, const char *hosts_path) noexcept {
+bool answer_nameinfo(char *host, char *service, std::size_t service_size, const sockaddr *addr, std::size_t addrlen,
+                     std::uint16_t port, std::uint32_t flags, const char *hosts_path) noexcept {
   static_assert(kHostNameSize >= ASYNC_ADDR_STRLEN);
   if (!(flags & ASYNC_NI_NUMERICSERV) && port != 0) return false;
   std::snprintf(service, service_size, "%u", port);
-  if (flags & ASYNC_NI_NUMERICHOST) return util::format_address(host, kHostNameSize, addr, addrlen, ASYNC_ADDR_NOPORT) >= 0;
+  if (flags & ASYNC_NI_NUMERICHOST)
+    return util::format_address(host, kHostNameSize, addr, addrlen, ASYNC_ADDR_NOPORT) >= 0;
   return hosts_path && *hosts_path && HostsFile::reverse(hosts_path, addr, host, kHostNameSize);
 }
 

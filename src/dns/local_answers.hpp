@@ -28,7 +28,7 @@ bool answer_addrinfo(Request &req, const char *host, int numeric_kind, const soc
 
 // getnameinfo's host and service when they need no DNS (numeric, or in the
 // hosts file); false otherwise. host has room for kHostNameSize bytes.
-bool answer_nameinfo(char *host, char *service, std::size_t service_size, const sockaddr *addr,
-                     std::size_t addrlen, std::uint16_t port, std::uint32_t flags, const char *hosts_path) noexcept;
+bool answer_nameinfo(char *host, char *service, std::size_t service_size, const sockaddr *addr, std::size_t addrlen,
+                     std::uint16_t port, std::uint32_t flags, const char *hosts_path) noexcept;
 
 }  // namespace async::dns

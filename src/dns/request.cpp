@@ -54,9 +54,7 @@ void RequestTable::set_live(long delta) noexcept {
   if (is != was) is ? loop_.backend().ref() : loop_.backend().unref();
 }
 
-bool RequestTable::has_room() const noexcept {
-  return live_in_ares_ < kMaxLiveInAres && in_ares_count_ < kMaxInAres;
-}
+bool RequestTable::has_room() const noexcept { return live_in_ares_ < kMaxLiveInAres && in_ares_count_ < kMaxInAres; }
 
 bool RequestTable::wait_unless_room(Request *req) noexcept {
   if (has_room() && waiting_.empty()) return true;

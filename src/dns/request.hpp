@@ -28,7 +28,7 @@ struct Request {
   util::ListNode node;
   util::ListNode wait_node;  // in the waiting list until handed to c-ares
   RequestTable *table;
-  Channel *channel = nullptr;  // once handed to c-ares
+  Channel *channel = nullptr;      // once handed to c-ares
   core::Future *future = nullptr;  // until the future completes or is cancelled
   void *result = nullptr;          // AddrInfo or NameInfo, owned until handed over
   async_destroy_fn destroy_result = nullptr;
@@ -104,9 +104,9 @@ class RequestTable {
 
   core::Loop &loop_;
   bool changed_ = false;
-  util::List live_;     // requests awaiting an outcome, by deadline
-  util::List done_;     // decided, waiting for complete_done()
-  util::List waiting_;  // not yet handed to c-ares (no room, see has_room())
+  util::List live_;                // requests awaiting an outcome, by deadline
+  util::List done_;                // decided, waiting for complete_done()
+  util::List waiting_;             // not yet handed to c-ares (no room, see has_room())
   std::size_t in_ares_count_ = 0;  // requests c-ares owes a callback, abandoned ones included
   std::size_t live_in_ares_ = 0;   // those not decided yet
   long live_count_ = 0;            // requests in live_ or done_: one loop reference while > 0

@@ -23,7 +23,8 @@ namespace {
 
 constexpr std::uint32_t kAddrInfoFlags =
     ASYNC_DNS_NUMERICHOST | ASYNC_DNS_PASSIVE | ASYNC_DNS_CANONNAME | ASYNC_DNS_NUMERICSERV;
-constexpr std::uint32_t kNameInfoFlags = ASYNC_NI_NUMERICHOST | ASYNC_NI_NUMERICSERV | ASYNC_NI_NAMEREQD | ASYNC_NI_DGRAM;
+constexpr std::uint32_t kNameInfoFlags =
+    ASYNC_NI_NUMERICHOST | ASYNC_NI_NUMERICSERV | ASYNC_NI_NAMEREQD | ASYNC_NI_DGRAM;
 
 }  // namespace
 
@@ -176,7 +177,8 @@ bool valid_domains(const char *domains) noexcept {
     if (*p == ',') ++count;
     if (*p == ' ' || *p == '\t') return false;
   }
-  return count <= Channel::Config::kMaxDomains && domains[0] != ',' && domains[len - 1] != ',' && !std::strstr(domains, ",,");
+  return count <= Channel::Config::kMaxDomains && domains[0] != ',' && domains[len - 1] != ',' &&
+         !std::strstr(domains, ",,");
 }
 
 }  // namespace

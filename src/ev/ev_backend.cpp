@@ -194,9 +194,7 @@ void invoke_after_poll(struct ev_loop *loop) noexcept {
   if (impl_of(loop)->polled) ev_invoke_pending(loop);
 }
 
-void on_slot_timer(struct ev_loop *, ev_timer *w, int) noexcept {
-  reinterpret_cast<TimerSlot *>(w)->fn(w->data, 0);
-}
+void on_slot_timer(struct ev_loop *, ev_timer *w, int) noexcept { reinterpret_cast<TimerSlot *>(w)->fn(w->data, 0); }
 
 // EV_ERROR means libev gave up on the fd (epoll refused it, e.g. a regular
 // file) and stopped the watcher itself, without the ev_ref our own stops

@@ -69,7 +69,8 @@ int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t p
   if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6) return ASYNC_EINVAL;
   Address local{};
   if (options.local_address) {
-    int len = util::parse_address(reinterpret_cast<sockaddr *>(&local.addr), sizeof local.addr, options.local_address, 0);
+    int len =
+        util::parse_address(reinterpret_cast<sockaddr *>(&local.addr), sizeof local.addr, options.local_address, 0);
     if (len < 0) return ASYNC_EINVAL;
     local.len = static_cast<socklen_t>(len);
   }
@@ -335,8 +336,7 @@ void Connector::rearm(std::uint64_t now) noexcept {
   // answer, a free attempt slot), and a wake-up in the past would spin the
   // loop until then.
   std::uint64_t stagger_end = last_start_ns_ + attempt_delay_ns_;
-  if (happy_eyeballs_ && active_ > 0 && addresses_left() && now < stagger_end && stagger_end < next)
-    next = stagger_end;
+  if (happy_eyeballs_ && active_ > 0 && addresses_left() && now < stagger_end && stagger_end < next) next = stagger_end;
   std::uint64_t resolution_end = v4_ready_ns_ + resolution_delay_ns_;
   if (lookups_[0] && v4_ready_ns_ && now < resolution_end && resolution_end < next) next = resolution_end;
   if (lookups_pending() && dns_deadline_ns_ && dns_deadline_ns_ < next) next = dns_deadline_ns_;

@@ -249,7 +249,7 @@ void Datagram::receive() noexcept {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       int error = socket_error(errno);
       if (state_ == State::kOpen) report(error);  // an ICMP error, a netlink overrun, ...
-      return;  // one per event: a lasting error cannot hold the loop
+      return;                                     // one per event: a lasting error cannot hold the loop
     }
     budget -= got;
     for (int i = 0; i < got; ++i) {

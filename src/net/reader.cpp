@@ -79,7 +79,7 @@ void Reader::on_made(async_stream *stream, void *self) noexcept {
 
 std::size_t Reader::on_data(async_stream *stream, const std::uint8_t *data, std::size_t len, void *self) noexcept {
   auto *r = static_cast<Reader *>(self);
-  r->stream_ = stream;  // set by async_stream_set_protocol(): no connection_made
+  r->stream_ = stream;         // set by async_stream_set_protocol(): no connection_made
   if (!r->owned_) return len;  // nobody will read it
   // Takes everything (a refused tail would only come back with new data)
   // and pauses the stream once over the limit: at most limit plus one

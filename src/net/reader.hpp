@@ -68,7 +68,7 @@ class Reader : public util::Tagged<0x52444552> {  // "RDER"
   Loop &loop_;
   std::size_t limit_;
   async_stream *stream_ = nullptr;  // while the connection is live
-  util::ByteQueue buf_;  // up to limit_ plus one read's worth
+  util::ByteQueue buf_;             // up to limit_ plus one read's worth
   bool eof_ = false;
   bool lost_ = false;
   int error_ = 0;        // the connection's, once lost

@@ -54,8 +54,8 @@ int Reconnector::copy_config(const char *host, std::uint16_t port, const async_r
     connect_.local_address = local_address_;
   }
   // NaN fails every comparison, so it is rejected too.
-  if (options.initial_delay_ms < 1 || options.max_delay_ms < options.initial_delay_ms ||
-      !(options.multiplier >= 1.0) || !(options.jitter >= 0.0 && options.jitter <= 1.0))
+  if (options.initial_delay_ms < 1 || options.max_delay_ms < options.initial_delay_ms || !(options.multiplier >= 1.0) ||
+      !(options.jitter >= 0.0 && options.jitter <= 1.0))
     return ASYNC_EINVAL;
   initial_ms_ = options.initial_delay_ms;
   max_ms_ = options.max_delay_ms;

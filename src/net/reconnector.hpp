@@ -87,7 +87,7 @@ class Reconnector : public util::Tagged<0x52434f4e> {  // "RCON"
   Stream *stream_ = nullptr;  // between connection_made and connection_lost
   ev::TimerSlot timer_;
   bool waiting_ = false;
-  bool made_ = false;  // the connect in flight made its stream
+  bool made_ = false;           // the connect in flight made its stream
   bool reconnect_now_ = false;  // skip the delay after the current stream's loss
   bool stopping_ = false;
   bool finish_queued_ = false;

@@ -77,8 +77,8 @@ int Server::host_addresses(Address out[2], const char *host, std::uint16_t port)
   return 1;
 }
 
-int Server::open(Server **out, Loop &loop, const Address *addrs, std::size_t count, int backlog,
-                 std::uint32_t flags, async_stream_factory factory, void *userdata) noexcept {
+int Server::open(Server **out, Loop &loop, const Address *addrs, std::size_t count, int backlog, std::uint32_t flags,
+                 async_stream_factory factory, void *userdata) noexcept {
   Server *s = Handle::create<Server>(loop, userdata, factory);
   if (!s) return ASYNC_ENOMEM;
   int err = s->listen(addrs, count, backlog > 0 ? backlog : kDefaultBacklog, flags);
@@ -90,8 +90,8 @@ int Server::open(Server **out, Loop &loop, const Address *addrs, std::size_t cou
   return 0;
 }
 
-int Server::listen_tcp(Server **out, Loop &loop, const char *host, std::uint16_t port, int backlog,
-                       std::uint32_t flags, async_stream_factory factory, void *userdata) noexcept {
+int Server::listen_tcp(Server **out, Loop &loop, const char *host, std::uint16_t port, int backlog, std::uint32_t flags,
+                       async_stream_factory factory, void *userdata) noexcept {
   Address addrs[2];
   int n = host_addresses(addrs, host, port);
   if (n < 0) return n;

@@ -65,8 +65,8 @@ class Server : public Handle {
   // left out on a host without IPv6. Their count, or ASYNC_EINVAL.
   static int host_addresses(Address out[2], const char *host, std::uint16_t port) noexcept;
   // Creates the server handle and listens; on failure nothing is left.
-  static int open(Server **out, Loop &loop, const Address *addrs, std::size_t count, int backlog,
-                  std::uint32_t flags, async_stream_factory factory, void *userdata) noexcept;
+  static int open(Server **out, Loop &loop, const Address *addrs, std::size_t count, int backlog, std::uint32_t flags,
+                  async_stream_factory factory, void *userdata) noexcept;
   // Binds and listens on every address (port 0: one free port for all);
   // 0, or an ASYNC_E* code with nothing left listening.
   int listen(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept;

@@ -75,8 +75,7 @@ int open_datagram_socket(int family, const SocketAddress &local, const SocketAdd
   if (ok && options.broadcast) ok = set_on(fd, SOL_SOCKET, SO_BROADCAST, 1);
   if (ok && family == AF_INET6) ok = set_on(fd, IPPROTO_IPV6, IPV6_V6ONLY, options.v6only ? 1 : 0);
   if (ok && options.send_buffer) ok = set_on(fd, SOL_SOCKET, SO_SNDBUF, static_cast<int>(options.send_buffer));
-  if (ok && options.receive_buffer)
-    ok = set_on(fd, SOL_SOCKET, SO_RCVBUF, static_cast<int>(options.receive_buffer));
+  if (ok && options.receive_buffer) ok = set_on(fd, SOL_SOCKET, SO_RCVBUF, static_cast<int>(options.receive_buffer));
   int err = ok ? 0 : util::from_errno(errno);
   if (!err && local.len && ::bind(fd, reinterpret_cast<const sockaddr *>(&local.addr), local.len) != 0)
     err = util::from_errno(errno);

@@ -43,7 +43,7 @@ struct Stream::Protocol {
 };
 
 struct Stream::Buffers {
-  util::ByteQueue tail;  // unconsumed bytes, presented again
+  util::ByteQueue tail;      // unconsumed bytes, presented again
   util::Fifo<Chunk> chunks;  // the write queue
   std::size_t queued = 0;
 };
@@ -162,7 +162,7 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   }
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0) return ASYNC_EBADF;
-  struct stat st{};
+  struct stat st {};
   bool is_fifo = ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
 
   // Everything that can fail comes before the fd is touched: the connection
@@ -215,7 +215,6 @@ void Stream::release(void *stream) noexcept {
   auto *s = static_cast<Stream *>(stream);
   if (--s->refs_ == 0U) util::destroy(s);
 }
-
 
 int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept {
   if (state_ == kLost) return ASYNC_ECLOSED;
@@ -440,7 +439,6 @@ int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *don
   return 0;
 }
 
-
 bool Stream::queue(const iovec *iov, int iovcnt, std::size_t skip, async_release_fn done,
                    void *done_userdata) noexcept {
   if (!ensure_buffers()) return false;
@@ -481,7 +479,8 @@ void Stream::write_some() noexcept {
   Buffers &b = *buffers_;
   iovec iov[kWriteBatch];
   int n = 0;
-  for (Chunk *c = b.chunks.front(); c && n < kWriteBatch; c = c->next) iov[n++] = {const_cast<std::uint8_t *>(c->data), c->len};
+  for (Chunk *c = b.chunks.front(); c && n < kWriteBatch; c = c->next)
+    iov[n++] = {const_cast<std::uint8_t *>(c->data), c->len};
   long sent = send(iov, n);
   if (sent < 0) {
     abort(static_cast<int>(sent));

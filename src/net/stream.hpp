@@ -153,11 +153,11 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   unsigned refs_ : 2 = 1;
   bool is_socket_ : 1 = false;
   bool is_tcp_ : 1 = false;
-  bool write_only_ : 1 = false;  // e.g. a pipe's write end: never read, write_eof means close
-  bool pipe_writer_ : 1 = false;  // a pipe's or FIFO's write end: readable once its reader is gone
-  bool made_ : 1 = false;        // connection_made has run
-  bool paused_ : 1 = false;      // pause_reading()
-  bool eof_ : 1 = false;         // the peer's end of file was read
+  bool write_only_ : 1 = false;      // e.g. a pipe's write end: never read, write_eof means close
+  bool pipe_writer_ : 1 = false;     // a pipe's or FIFO's write end: readable once its reader is gone
+  bool made_ : 1 = false;            // connection_made has run
+  bool paused_ : 1 = false;          // pause_reading()
+  bool eof_ : 1 = false;             // the peer's end of file was read
   bool writing_paused_ : 1 = false;  // pause_writing told, resume_writing not yet
   bool eof_wanted_ : 1 = false;      // write_eof() called
   bool eof_sent_ : 1 = false;

@@ -18,8 +18,6 @@ constexpr std::uint64_t ms_to_ns(std::uint64_t ms) noexcept {
 }
 
 // ns -> ms, rounded up (so a reported timeout never undershoots).
-constexpr std::uint64_t ns_to_ms_ceil(std::uint64_t ns) noexcept {
-  return ns / 1000000u + (ns % 1000000u != 0);
-}
+constexpr std::uint64_t ns_to_ms_ceil(std::uint64_t ns) noexcept { return ns / 1000000u + (ns % 1000000u != 0); }
 
 }  // namespace async::util

@@ -11,35 +11,35 @@
 #include <iterator>
 
 // X(code, message): code is the header's enumerator.
-#define ASYNC_ERROR_TABLE(X)                                                      \
-  X(ASYNC_OK, "success")                                                          \
-  X(ASYNC_EINVAL, "invalid argument")                                             \
-  X(ASYNC_ENOMEM, "out of memory")                                                \
-  X(ASYNC_EBUSY, "resource busy")                                                 \
-  X(ASYNC_ECLOSED, "object is closed")                                            \
-  X(ASYNC_ECANCELED, "operation cancelled")                                       \
-  X(ASYNC_ETIMEDOUT, "operation timed out")                                       \
-  X(ASYNC_ESTATE, "invalid state for this call")                                  \
-  X(ASYNC_EBADF, "bad file descriptor")                                           \
-  X(ASYNC_EMFILE, "too many open files")                                          \
-  X(ASYNC_EIO, "system call failed")                                              \
-  X(ASYNC_ERANGE, "value out of range")                                           \
-  X(ASYNC_EINTERNAL, "internal error")                                            \
-  X(ASYNC_ENOTFOUND, "name not found")                                            \
-  X(ASYNC_ENODATA, "name has no address of the requested family")                 \
-  X(ASYNC_EREFUSED, "DNS server refused the query or could not be reached")       \
-  X(ASYNC_ESERVFAIL, "DNS server failure")                                        \
-  X(ASYNC_EBADNAME, "malformed host name")                                        \
-  X(ASYNC_ECONNREFUSED, "connection refused")                                     \
-  X(ASYNC_ECONNRESET, "connection reset by peer")                                 \
-  X(ASYNC_EPIPE, "broken pipe")                                                   \
-  X(ASYNC_ENOBUFS, "buffer limit reached")                                        \
-  X(ASYNC_EHOSTUNREACH, "no route to host")                                       \
-  X(ASYNC_ENETUNREACH, "network unreachable")                                     \
-  X(ASYNC_EADDRINUSE, "address already in use")                                   \
-  X(ASYNC_EADDRNOTAVAIL, "address not available")                                 \
-  X(ASYNC_EEOF, "end of stream before the data asked for")                        \
-  X(ASYNC_EMSGSIZE, "message too long")                                           \
+#define ASYNC_ERROR_TABLE(X)                                                \
+  X(ASYNC_OK, "success")                                                    \
+  X(ASYNC_EINVAL, "invalid argument")                                       \
+  X(ASYNC_ENOMEM, "out of memory")                                          \
+  X(ASYNC_EBUSY, "resource busy")                                           \
+  X(ASYNC_ECLOSED, "object is closed")                                      \
+  X(ASYNC_ECANCELED, "operation cancelled")                                 \
+  X(ASYNC_ETIMEDOUT, "operation timed out")                                 \
+  X(ASYNC_ESTATE, "invalid state for this call")                            \
+  X(ASYNC_EBADF, "bad file descriptor")                                     \
+  X(ASYNC_EMFILE, "too many open files")                                    \
+  X(ASYNC_EIO, "system call failed")                                        \
+  X(ASYNC_ERANGE, "value out of range")                                     \
+  X(ASYNC_EINTERNAL, "internal error")                                      \
+  X(ASYNC_ENOTFOUND, "name not found")                                      \
+  X(ASYNC_ENODATA, "name has no address of the requested family")           \
+  X(ASYNC_EREFUSED, "DNS server refused the query or could not be reached") \
+  X(ASYNC_ESERVFAIL, "DNS server failure")                                  \
+  X(ASYNC_EBADNAME, "malformed host name")                                  \
+  X(ASYNC_ECONNREFUSED, "connection refused")                               \
+  X(ASYNC_ECONNRESET, "connection reset by peer")                           \
+  X(ASYNC_EPIPE, "broken pipe")                                             \
+  X(ASYNC_ENOBUFS, "buffer limit reached")                                  \
+  X(ASYNC_EHOSTUNREACH, "no route to host")                                 \
+  X(ASYNC_ENETUNREACH, "network unreachable")                               \
+  X(ASYNC_EADDRINUSE, "address already in use")                             \
+  X(ASYNC_EADDRNOTAVAIL, "address not available")                           \
+  X(ASYNC_EEOF, "end of stream before the data asked for")                  \
+  X(ASYNC_EMSGSIZE, "message too long")                                     \
   X(ASYNC_EACCES, "permission denied")
 
 namespace async::util {
