@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 #   1. build/       debugoptimized build, every suite (unit, header, abi,
-#                   consumer, examples)
+#                   consumer, examples, docs)
 #   2. build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, every suite
 #   3. valgrind     over the unit suite of build/
 #   4. build-tsan/  ThreadSanitizer over the 'threads' suite (tests and the

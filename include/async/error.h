@@ -1,7 +1,10 @@
-/*
- * Error codes. Values are fixed forever: never renumbered, never reused.
- * Every function returns 0 (or a non-negative value) on success and one of
- * these negative codes on failure.
+/**
+ * @file
+ * @brief Error codes and their descriptions.
+ *
+ * Values are fixed forever: never renumbered, never reused. Every function
+ * returns 0 (or a non-negative value) on success and one of these negative
+ * codes on failure.
  */
 #ifndef ASYNC_ERROR_H
 #define ASYNC_ERROR_H
@@ -45,15 +48,33 @@ enum async_error {
   ASYNC_ERROR_FORCE32 = 0x7FFFFFFF
 };
 
-/*
- * Human-readable description of an error code. Static storage, never NULL;
- * unknown codes give "unknown error". Thread-safe.
+/**
+ * @enum async_error
+ * @brief The error codes: ASYNC_OK (0) and the negative ASYNC_E* values,
+ * each described by async_strerror() and named by async_err_name().
+ */
+
+/**
+ * @brief A human-readable description of an error code.
+ *
+ * @param code an error code (any int).
+ * @return the description, never NULL; "unknown error" for a code that is
+ *         not in enum async_error.
+ * @ownership Static storage: never free it.
+ * @thread Any thread.
+ * @callbacks None run inside this call.
  */
 ASYNC_API const char *async_strerror(int code);
 
-/*
- * Symbolic name of an error code ("ASYNC_EINVAL"). Static storage, never
- * NULL; unknown codes give "ASYNC_UNKNOWN". Thread-safe.
+/**
+ * @brief The symbolic name of an error code ("ASYNC_EINVAL").
+ *
+ * @param code an error code (any int).
+ * @return the name, never NULL; "ASYNC_UNKNOWN" for a code that is not in
+ *         enum async_error.
+ * @ownership Static storage: never free it.
+ * @thread Any thread.
+ * @callbacks None run inside this call.
  */
 ASYNC_API const char *async_err_name(int code);
 

@@ -1,0 +1,205 @@
+/*
+ * async_stream: a stream transport (a connected socket, a pipe, a tty)
+ * driven by a protocol, as asyncio's transports and protocols (PEP 3156),
+ * with the extensions asked for in its design discussion: consumed-bytes
+ * reads, a write-drained callback and zero-copy writes.
+ *
+ * Callback order, per stream:
+ * - connection_made runs first, through the ready queue: never inside the
+ *   call that created the stream (from a callback, after that callback
+ *   returned; from outside the loop, in the next iteration). Reading
+ *   starts only after it returned.
+ * - data_received(data, len) returns how many bytes it consumed (0..len);
+ *   the rest is kept and presented again, in front of newer data, at the
+ *   next delivery. Reads go through one buffer shared by the loop's streams,
+ *   so an idle stream holds no read buffer; only an unconsumed tail is kept
+ *   per stream, bounded by the read limit (default 1 MiB): a tail that
+ *   reaches it with nothing consumed ends the stream with ASYNC_ENOBUFS.
+ * - At end of file, an unconsumed tail is delivered once more, then
+ *   eof_received runs: a non-zero return keeps the stream open for writing
+ *   (half-close; call async_stream_close() later), zero closes it.
+ * - pause_writing runs inside async_stream_write*() when the write buffer
+ *   goes strictly above the high-water mark (default 64 KiB);
+ *   resume_writing when it drains to the low-water mark or below (default
+ *   16 KiB); write_drained when it is empty again (after resume_writing).
+ * - connection_lost runs exactly once, last, never inside a call into the
+ *   library: error 0 after a clean end (EOF, close, abort), an ASYNC_E*
+ *   code otherwise (and then no eof_received). No data_received comes after
+ *   eof_received, close or abort.
+ * - A pipe's write end is never read; when its reader closes, the stream
+ *   ends (as asyncio's write pipe transport) with connection_lost(0) if
+ *   nothing was waiting to be written, ASYNC_EPIPE if a write was pending
+ *   or failed. A socket whose peer closed with bytes of ours unread reports
+ *   ASYNC_ECONNRESET.
+ * - release(userdata) follows connection_lost: the final notification for
+ *   the protocol's userdata. The stream's memory is released right after;
+ *   the pointer must not be used once connection_lost has returned.
+ *
+ * Any callback but data_received and connection_lost may be NULL.
+ * Writes never raise SIGPIPE (sockets use MSG_NOSIGNAL; pipe writes hold
+ * SIGPIPE back and discard one they caused). All functions: loop thread only.
+ */
+#ifndef ASYNC_STREAM_H
+#define ASYNC_STREAM_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct iovec;
+struct sockaddr;
+
+typedef struct async_stream async_stream;
+
+/*
+ * A stream protocol: callbacks plus the userdata given with it. size must
+ * be sizeof(async_stream_protocol) (ASYNC_STREAM_PROTOCOL_INIT sets it);
+ * fields added in later versions are read only when size covers them. The
+ * library copies the struct.
+ */
+typedef struct async_stream_protocol {
+  uint32_t size;
+  void (*connection_made)(async_stream *stream, void *userdata);
+  size_t (*data_received)(async_stream *stream, const uint8_t *data, size_t len, void *userdata);
+  int (*eof_received)(async_stream *stream, void *userdata);
+  void (*connection_lost)(async_stream *stream, int error, void *userdata);
+  void (*pause_writing)(async_stream *stream, void *userdata);
+  void (*resume_writing)(async_stream *stream, void *userdata);
+  void (*write_drained)(async_stream *stream, void *userdata);
+  void (*release)(void *userdata);
+} async_stream_protocol;
+
+#define ASYNC_STREAM_PROTOCOL_INIT \
+  { sizeof(async_stream_protocol), 0, 0, 0, 0, 0, 0, 0, 0 }
+
+/*
+ * Makes a stream of fd, a connected stream socket, pipe, tty or any fd
+ * readable and/or writable as a byte stream. The stream owns fd from then
+ * on (made non-blocking and close-on-exec; closed after connection_lost).
+ * TCP sockets get TCP_NODELAY. protocol is copied; userdata goes to every
+ * callback and to release.
+ * Errors (fd and userdata stay the caller's, nothing is called):
+ * ASYNC_EINVAL (NULL, protocol size too small, data_received or
+ * connection_lost NULL, a listening or datagram socket), ASYNC_EBADF (fd not
+ * open), ASYNC_EBUSY (a reader bound already, async/reader.h), ASYNC_ENOMEM.
+ */
+ASYNC_API int async_stream_adopt(async_stream **out, async_loop *loop, int fd, const async_stream_protocol *protocol,
+                                 void *userdata);
+
+/*
+ * Sends data now as far as the fd takes it and copies the rest into the
+ * write buffer. len 0 does nothing. Errors: ASYNC_EINVAL (NULL stream, NULL
+ * data with len > 0), ASYNC_ECLOSED (closing, aborted or lost: nothing is
+ * sent), ASYNC_ESTATE (after async_stream_write_eof()), ASYNC_ENOMEM (nothing
+ * of data is kept; what was sent stays sent, the stream is aborted with
+ * ASYNC_ENOMEM). A send error is not returned: it ends the stream through
+ * connection_lost.
+ */
+ASYNC_API int async_stream_write(async_stream *stream, const void *data, size_t len);
+
+/* As async_stream_write() for iovcnt buffers (0..1024), in order. */
+ASYNC_API int async_stream_writev(async_stream *stream, const struct iovec *iov, int iovcnt);
+
+/*
+ * Zero-copy write: the stream keeps a pointer to data until it is sent or
+ * dropped, then calls done(done_userdata) exactly once (possibly inside
+ * this call, when all of it went out at once, or at abort/loss). On an
+ * error return done is not called and data stays the caller's.
+ * Errors: as async_stream_write() (done NULL: ASYNC_EINVAL).
+ */
+ASYNC_API int async_stream_write_zc(async_stream *stream, const void *data, size_t len, async_release_fn done,
+                                    void *done_userdata);
+
+/*
+ * Shuts the write side once the buffer is flushed (shutdown(SHUT_WR) for
+ * sockets, close for a pipe's write end). Idempotent. Reading goes on.
+ * Errors: ASYNC_EINVAL, ASYNC_ECLOSED.
+ */
+ASYNC_API int async_stream_write_eof(async_stream *stream);
+
+/*
+ * Closes: reading stops now, the write buffer is flushed, then
+ * connection_lost(0). Idempotent (also after abort). Errors: ASYNC_EINVAL.
+ */
+ASYNC_API int async_stream_close(async_stream *stream);
+
+/*
+ * Aborts: the write buffer is dropped (zero-copy done callbacks run), then
+ * connection_lost(0) through the ready queue, never inside this call.
+ * Idempotent. Errors: ASYNC_EINVAL.
+ */
+ASYNC_API int async_stream_abort(async_stream *stream);
+
+/* Stops / restarts data_received. Idempotent; no effect once closing. Errors: ASYNC_EINVAL. */
+ASYNC_API int async_stream_pause_reading(async_stream *stream);
+ASYNC_API int async_stream_resume_reading(async_stream *stream);
+
+/*
+ * 1 if data_received can be called (not paused, not closing, not a
+ * write-only fd such as a pipe's write end), else 0. Errors: ASYNC_EINVAL.
+ */
+ASYNC_API int async_stream_is_reading(async_stream *stream);
+
+/*
+ * Sets the write buffer's high- and low-water marks in bytes (low <= high;
+ * high 0 pauses whenever anything is buffered, low 0 resumes only when
+ * empty). May call pause_writing at once. Errors: ASYNC_EINVAL (low > high).
+ */
+ASYNC_API int async_stream_set_write_limits(async_stream *stream, size_t high, size_t low);
+
+/* The current marks. Errors: ASYNC_EINVAL. */
+ASYNC_API int async_stream_get_write_limits(size_t *out_high, size_t *out_low, async_stream *stream);
+
+/* Bytes in the write buffer. Errors: ASYNC_EINVAL. */
+ASYNC_API int async_stream_write_buffer_size(size_t *out, async_stream *stream);
+
+/* The most unconsumed bytes kept (> 0; default 1 MiB). Errors: ASYNC_EINVAL. */
+ASYNC_API int async_stream_set_read_limit(async_stream *stream, size_t limit);
+
+/*
+ * Replaces the protocol (and its userdata) from now on; the old userdata
+ * gets its release call at once. connection_made is not called again.
+ * Errors: ASYNC_EINVAL (as for adopt), ASYNC_ECLOSED (connection_lost
+ * already scheduled), ASYNC_EBUSY (as for adopt), ASYNC_ENOMEM (a stream sharing its callbacks with
+ * others, e.g. a server's, needs a copy of the new ones). On an error the
+ * old protocol and userdata stay and nothing is called.
+ */
+ASYNC_API int async_stream_set_protocol(async_stream *stream, const async_stream_protocol *protocol, void *userdata);
+
+/* The stream's fd (owned by the stream). Errors: ASYNC_EINVAL. */
+ASYNC_API int async_stream_fd(async_stream *stream);
+
+/* The loop of the stream, or NULL if stream is not one. */
+ASYNC_API async_loop *async_stream_loop(async_stream *stream);
+
+/*
+ * Local / peer address of a socket stream into out (capacity bytes);
+ * returns its length. Errors: ASYNC_EINVAL (not a socket, NULL),
+ * ASYNC_ERANGE (capacity too small).
+ */
+ASYNC_API int async_stream_sockname(struct sockaddr *out, size_t capacity, async_stream *stream);
+ASYNC_API int async_stream_peername(struct sockaddr *out, size_t capacity, async_stream *stream);
+
+/* TCP_NODELAY on (1) or off (0). Errors: ASYNC_EINVAL (not TCP). */
+ASYNC_API int async_stream_set_nodelay(async_stream *stream, int on);
+
+/*
+ * TCP keepalive: on, and the idle time before probes (seconds, > 0; 0
+ * keeps the system default). Errors: ASYNC_EINVAL (not TCP).
+ */
+ASYNC_API int async_stream_set_keepalive(async_stream *stream, int on, uint32_t idle_s);
+
+/*
+ * Ends the stream with ASYNC_ETIMEDOUT when nothing was read or written for
+ * timeout_ms (0 turns it off; the default). Errors: ASYNC_EINVAL,
+ * ASYNC_ECLOSED, ASYNC_ENOMEM.
+ */
+ASYNC_API int async_stream_set_idle_timeout(async_stream *stream, uint64_t timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
