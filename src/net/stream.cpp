@@ -207,14 +207,10 @@ void Stream::schedule_lost(int error) noexcept {
 void Stream::run_lost(async_loop *, void *self) noexcept {
   auto *s = static_cast<Stream *>(self);
   s->server_node_.unlink();
-  s->tell_lost();  // set_protocol() refuses from now on: the callbacks stay
-  release(s);
+  s->end();  // set_protocol() refuses from now on: the callbacks stay
 }
 
-void Stream::release(void *stream) noexcept {
-  auto *s = static_cast<Stream *>(stream);
-  if (--s->refs_ == 0U) util::destroy(s);
-}
+void Stream::release_value(void *stream) noexcept { static_cast<Stream *>(stream)->release(); }
 
 int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept {
   if (state_ == kLost) return ASYNC_ECLOSED;
