@@ -6,6 +6,7 @@
  * and dropped inside every callback, releases after the loop is gone, one
  * release too many. ASan and valgrind see any use of freed memory.
  */
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -288,6 +289,97 @@ static void test_userdata_follows_set_protocol(void **state) {
   assert_int_equal(async_stream_abort(s), 0);
   tu_run_until(loop, &r2.released, 1, 3000);
   assert_ptr_equal(r2.userdata_in_lost, &r2);
+  close(sp[1]);
+  tu_finish(loop);
+}
+
+/* Every callback takes a reference; the test drops them all at the end. */
+struct hoard {
+  async_stream *stream;
+  int taken;
+  int failed;
+  int eof;
+  int drained;
+  int released;
+  int seen[8];
+};
+
+static void hoard_take(struct hoard *h, async_stream *s, int which) {
+  if (async_stream_retain(s) == 0) {
+    h->taken++;
+  } else {
+    h->failed++;
+  }
+  h->seen[which]++;
+}
+
+static void hoard_made(async_stream *s, void *ud) { hoard_take(ud, s, 0); }
+static size_t hoard_data(async_stream *s, const uint8_t *d, size_t n, void *ud) {
+  (void)d;
+  hoard_take(ud, s, 1);
+  return n;
+}
+static int hoard_eof(async_stream *s, void *ud) {
+  hoard_take(ud, s, 2);
+  ((struct hoard *)ud)->eof = 1;
+  return 1; /* half-open: writing goes on */
+}
+static void hoard_lost(async_stream *s, int err, void *ud) {
+  (void)err;
+  hoard_take(ud, s, 3);
+}
+static void hoard_pause(async_stream *s, void *ud) { hoard_take(ud, s, 4); }
+static void hoard_resume(async_stream *s, void *ud) { hoard_take(ud, s, 5); }
+static void hoard_drained(async_stream *s, void *ud) {
+  hoard_take(ud, s, 6);
+  ((struct hoard *)ud)->drained = 1;
+}
+static void hoard_release(void *ud) {
+  struct hoard *h = ud;
+  hoard_take(h, h->stream, 7);
+  h->released = 1;
+}
+
+static const async_stream_protocol hoard_protocol = {
+    sizeof(async_stream_protocol), hoard_made,   hoard_data,    hoard_eof,     hoard_lost,
+    hoard_pause,                   hoard_resume, hoard_drained, hoard_release,
+};
+
+static void test_retain_inside_every_callback(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  int sp[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  struct hoard h = {0};
+  assert_int_equal(async_stream_adopt(&h.stream, loop, sp[0], &hoard_protocol, &h), 0);
+  tu_run_until(loop, &h.seen[0], 1, 3000);
+  assert_int_equal(write(sp[1], "hi", 2), 2);
+  tu_run_until(loop, &h.seen[1], 1, 3000);
+  assert_int_equal(shutdown(sp[1], SHUT_WR), 0);
+  tu_run_until(loop, &h.eof, 1, 3000);
+  /* More than the socket takes, with marks that pause at once. */
+  static uint8_t big[1 << 20];
+  assert_int_equal(async_stream_set_write_limits(h.stream, 1, 0), 0);
+  assert_int_equal(async_stream_write(h.stream, big, sizeof big), 0);
+  assert_int_equal(h.seen[4], 1);
+  assert_int_equal(fcntl(sp[1], F_SETFL, O_NONBLOCK), 0); /* the drain below never blocks */
+  uint64_t t0 = tu_now_ns();
+  while (!h.drained) {
+    static uint8_t sink[65536];
+    (void)read(sp[1], sink, sizeof sink);
+    async_loop_run(loop, ASYNC_RUN_NOWAIT);
+    assert_true(tu_elapsed_ms(t0) < 5000);
+  }
+  assert_int_equal(h.seen[5], 1);
+  assert_int_equal(async_stream_close(h.stream), 0);
+  tu_run_until(loop, &h.released, 1, 3000);
+  assert_int_equal(h.failed, 0);
+  for (int i = 0; i < 8; i++) assert_true(h.seen[i] >= 1);
+  /* Every reference still holds the ended stream; the last one frees it. */
+  for (int i = 0; i < h.taken; i++) {
+    assert_int_equal(async_stream_write(h.stream, "x", 1), ASYNC_ECLOSED);
+    assert_int_equal(async_stream_release(h.stream), 0);
+  }
   close(sp[1]);
   tu_finish(loop);
 }
@@ -684,6 +776,7 @@ int main(void) {
       cmocka_unit_test(test_bad_objects),
       cmocka_unit_test(test_release_after_loop_free),
       cmocka_unit_test(test_userdata_follows_set_protocol),
+      cmocka_unit_test(test_retain_inside_every_callback),
       cmocka_unit_test(test_accepted_and_connected_same_rule),
       cmocka_unit_test(test_connect_future_freed_inside_lost),
       cmocka_unit_test(test_datagram_retained_across_lost),
