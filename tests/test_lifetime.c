@@ -423,6 +423,8 @@ static void test_accepted_and_connected_same_rule(void **state) {
   assert_ptr_equal(async_stream_userdata(accepted), &g_accepted);
   assert_ptr_equal(async_stream_userdata(connected), &client);
 
+  /* The future's reference is not ours to drop. */
+  assert_int_equal(async_stream_release(connected), ASYNC_EINVAL);
   /* Both retained, both ended: both stay, answering ECLOSED. */
   assert_int_equal(async_stream_retain(accepted), 0);
   assert_int_equal(async_stream_retain(connected), 0);
@@ -431,10 +433,11 @@ static void test_accepted_and_connected_same_rule(void **state) {
   tu_run_until(loop, &g_accepted.released, 1, 3000);
   assert_stream_ended(accepted);
   assert_stream_ended(connected);
-  /* The future's reference goes with it; ours keeps the memory. */
-  assert_int_equal(async_future_free(f), 0);
-  assert_stream_ended(connected);
+  /* Ours dropped, the future's keeps the memory; one more is refused. */
   assert_int_equal(async_stream_release(connected), 0);
+  assert_int_equal(async_stream_release(connected), ASYNC_EINVAL);
+  assert_stream_ended(connected);
+  assert_int_equal(async_future_free(f), 0); /* the memory goes here */
   assert_int_equal(async_stream_release(accepted), 0);
   assert_int_equal(async_server_connection_count(server), 0);
   tu_server_close(loop, server);
@@ -457,6 +460,20 @@ static void test_connect_future_freed_inside_lost(void **state) {
   tu_run_until(loop, &client.released, 1, 3000);
   assert_null(client.free_in_lost);
   assert_int_equal(client.rc_in_lost, 0);
+
+  /* Retained as well: the future goes inside connection_lost, ours keeps
+   * the ended stream. */
+  struct rec again = {0};
+  assert_int_equal(
+      async_tcp_connect(&f, loop, "127.0.0.1", (uint16_t)async_server_port(server), NULL, &rec_protocol, &again), 0);
+  assert_int_equal(tu_wait_future(loop, f, 3000), 0);
+  assert_int_equal(async_stream_retain(again.stream), 0);
+  again.free_in_lost = f;
+  assert_int_equal(async_stream_close(again.stream), 0);
+  tu_run_until(loop, &again.released, 1, 3000);
+  assert_int_equal(again.rc_in_lost, 0);
+  assert_stream_ended(again.stream);
+  assert_int_equal(async_stream_release(again.stream), 0);
   tu_server_close(loop, server);
   tu_finish(loop);
 }

@@ -397,9 +397,8 @@ void Connector::resolve_after_made(async_loop *, void *self) noexcept {
       future->reject(ASYNC_ECLOSED);  // connection_made closed it already
     } else {
       // The value is a reference (stream.h's lifetime rule): the stream's
-      // memory stays as long as the future's. A new stream's first
-      // reference cannot fail.
-      stream->retain();
+      // memory stays as long as the future's.
+      stream->retain_as_value();
       future->resolve(stream->c_stream(), Stream::release_value);
     }
   }

@@ -102,6 +102,7 @@ class Datagram : public util::Tagged<0x44475241>, public Transport<Datagram> {  
   void send_queued() noexcept;
   void after_drain() noexcept;
   // Transport's hooks.
+  static std::uint32_t library_refs() noexcept { return 0; }  // no future holds one
   const async_datagram_protocol &callbacks() const noexcept { return protocol_; }
   async_datagram *c_handle() noexcept { return c_datagram(); }
   bool has_queued() const noexcept { return !out_.empty(); }

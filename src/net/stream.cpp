@@ -210,7 +210,11 @@ void Stream::run_lost(async_loop *, void *self) noexcept {
   s->end();  // set_protocol() refuses from now on: the callbacks stay
 }
 
-void Stream::release_value(void *stream) noexcept { static_cast<Stream *>(stream)->release(); }
+void Stream::release_value(void *stream) noexcept {
+  auto *s = static_cast<Stream *>(stream);
+  s->value_ref_ = false;
+  s->drop_reference();
+}
 
 int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept {
   if (state_ == kLost) return ASYNC_ECLOSED;

@@ -79,8 +79,14 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   bool is_tcp() const noexcept { return is_tcp_; }
   Loop &loop() const noexcept { return *loop_; }
   void *userdata() const noexcept { return userdata_; }
-  // Transport::release() as an async_destroy_fn: a connect future's value
-  // holds a reference (Transport::retain()) until the future goes.
+  // A connect future's value holds a reference until the future goes:
+  // taken here (once, on a new stream), dropped by release_value() (an
+  // async_destroy_fn). Kept apart from the callers' so that their one
+  // release too many is refused rather than taking the future's.
+  void retain_as_value() noexcept {
+    value_ref_ = true;
+    ++refs_;
+  }
   static void release_value(void *stream) noexcept;
   // Membership in a server's list of connections, left when lost.
   util::ListNode &server_node() noexcept { return server_node_; }
@@ -127,6 +133,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   void drop_queue() noexcept;
   void drop_tail() noexcept;
   // Transport's hooks.
+  std::uint32_t library_refs() const noexcept { return value_ref_ ? 1U : 0U; }
   const async_stream_protocol &callbacks() const noexcept;
   async_stream *c_handle() noexcept { return c_stream(); }
   bool has_queued() const noexcept { return writing(); }
@@ -181,6 +188,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   bool writing_paused_ : 1 = false;  // pause_writing told, resume_writing not yet
   bool eof_wanted_ : 1 = false;      // write_eof() called
   bool eof_sent_ : 1 = false;
+  bool value_ref_ : 1 = false;  // a connect future's value holds a reference
   util::WaterMarks marks_;
 };
 

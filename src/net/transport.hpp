@@ -9,7 +9,8 @@
 //
 // Derived provides: callbacks() (its async_*_protocol), c_handle(),
 // loop(), fd(), loop_ (a pointer), userdata_, refs_ (std::uint32_t, 1 at
-// creation: the connection's), lost_error_, made_, writing_paused_, marks_,
+// creation: the connection's), library_refs() (those of refs_ the library
+// holds besides the connection's), lost_error_, made_, writing_paused_, marks_,
 // state_ (State::kOpen/kClosing/kLost), write_buffer_size(), has_queued()
 // (sends wait), stop_receiving() (on close), drop_queued() (on abort),
 // after_made(), update_io() and schedule_lost(error).
@@ -71,10 +72,11 @@ class Transport {
 
   // Drops a caller's reference (async_*_release), freeing the memory when
   // it was the last one and the transport has ended. ASYNC_EINVAL when
-  // none is held: while not ended, the one left is the connection's.
+  // none is held: the connection's (until ended) and the library's own
+  // (library_refs(): a connect future's value) are not the caller's.
   int release() noexcept {
     Derived &d = self();
-    if (d.refs_ <= (ended() ? 0U : 1U)) return ASYNC_EINVAL;
+    if (d.refs_ <= (ended() ? 0U : 1U) + d.library_refs()) return ASYNC_EINVAL;
     drop_reference();
     return 0;
   }
