@@ -60,10 +60,10 @@ typedef void (*async_future_fn)(async_future *future, int status, void *userdata
 
 /*
  * Producer hook, called exactly once: with cancelled = 1 inside
- * async_future_cancel()/async_future_free() of a pending future (stop the
- * operation now; the future is already CANCELLED, do not complete it), or
- * with cancelled = 0 inside async_future_resolve()/reject() (release only).
- * Also called with cancelled = 1 if the future is freed while pending.
+ * async_future_cancel()/async_future_free() of a pending future, or the
+ * async_future_release() of its last reference (stop the operation now;
+ * the future is already CANCELLED, do not complete it), or with
+ * cancelled = 0 inside async_future_resolve()/reject() (release only).
  */
 typedef void (*async_cancel_fn)(async_future *future, int cancelled, void *userdata);
 
