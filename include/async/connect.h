@@ -20,8 +20,10 @@
  *
  * The future completes on a later iteration than this call:
  * - DONE once the stream's connection_made has run; its value is the
- *   async_stream *, usable as long as the future is not freed (once the
- *   stream's connection_lost has run, calls on it return ASYNC_ECLOSED).
+ *   async_stream *, and a reference to it (async/stream.h, Lifetime): the
+ *   pointer stays valid as long as the future's memory, even after the
+ *   stream ended (calls on it then return ASYNC_ECLOSED). To keep the
+ *   stream longer, async_stream_retain() it.
  *   If connection_made closed the stream at once, the future fails with
  *   ASYNC_ECLOSED instead (the stream's own callbacks still run).
  * - FAILED with the first error met (a DNS error, or the first attempt's

@@ -34,8 +34,20 @@
  *   library's back). No datagram_received comes after close or abort, no
  *   error_received after abort.
  * - release(userdata) follows connection_lost: the final notification for
- *   the protocol's userdata. The transport's memory is released right
- *   after; the pointer must not be used once connection_lost has returned.
+ *   the protocol's userdata. The transport has then ended.
+ *
+ * Lifetime, the rule of async_stream (async/stream.h): a datagram
+ * transport's memory stays valid until its connection_lost and release
+ * have returned AND every async_datagram_retain() has been matched by an
+ * async_datagram_release(). With no reference held, the memory goes right
+ * after release returns: the pointer must not be used after
+ * connection_lost. Once the transport has ended, every call on it returns
+ * ASYNC_ECLOSED, except async_datagram_retain() and
+ * async_datagram_release(), and async_datagram_loop() and
+ * async_datagram_userdata(), which return NULL. An ended transport is
+ * detached from its loop: it does not hold async_loop_free() back, and
+ * async_datagram_release() never touches the loop (a binding's finalizer
+ * may release it after the loop is freed).
  *
  * connection_made, error_received, pause_writing, resume_writing and
  * release may be NULL. Sends never raise SIGPIPE. All functions: loop
@@ -217,7 +229,7 @@ ASYNC_API int async_datagram_write_buffer_size(size_t *out, async_datagram *dgra
 /* The transport's socket (owned by the transport). Errors: ASYNC_EINVAL. */
 ASYNC_API int async_datagram_fd(async_datagram *dgram);
 
-/* The loop of the transport, or NULL if dgram is not one. */
+/* The loop of the transport, or NULL if dgram is not one or has ended. */
 ASYNC_API async_loop *async_datagram_loop(async_datagram *dgram);
 
 /*
@@ -260,6 +272,40 @@ ASYNC_API int async_datagram_set_multicast_loop(async_datagram *dgram, int on);
 
 /* SO_BROADCAST on (1) or off (0) on a UDP transport. Errors: ASYNC_EINVAL, ASYNC_ECLOSED. */
 ASYNC_API int async_datagram_set_broadcast(async_datagram *dgram, int on);
+
+/*
+ * Takes a reference to dgram: its memory stays valid (see Lifetime above)
+ * until the matching async_datagram_release(), even after it has ended.
+ * Allowed anywhere on the loop thread, including inside any of its
+ * callbacks (connection_lost and release too) and after it ended.
+ * Errors: ASYNC_EINVAL (NULL, not a datagram transport), ASYNC_ERANGE
+ * (2^32 - 1 references held already: none taken). Thread: as
+ * async_datagram_release(). Callbacks: none run inside this call.
+ */
+ASYNC_API int async_datagram_retain(async_datagram *dgram);
+
+/*
+ * Drops a reference taken with async_datagram_retain(). It never closes the
+ * transport. When it was the last one and the transport has ended, the
+ * memory is freed inside this call; otherwise it goes when the transport
+ * ends. Allowed inside the transport's callbacks (the memory is never
+ * freed while a library call on it is still running). It never touches the
+ * loop, so it may come after async_loop_free().
+ * Errors: ASYNC_EINVAL (NULL, not a datagram transport, or no reference of
+ * the caller left: refused while the memory is there; a release after the
+ * last reference is a use after free, undefined as in any C library).
+ * Thread: the loop thread while the loop exists; after async_loop_free()
+ * any thread, one call on a transport at a time.
+ * Callbacks: none run inside this call.
+ */
+ASYNC_API int async_datagram_release(async_datagram *dgram);
+
+/*
+ * The userdata the transport's callbacks get (borrowed). NULL for NULL, not
+ * a datagram transport, or an ended one (its userdata was released).
+ * Callbacks: none run inside this call.
+ */
+ASYNC_API void *async_datagram_userdata(async_datagram *dgram);
 
 #ifdef __cplusplus
 }

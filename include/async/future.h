@@ -5,11 +5,27 @@
  * States: PENDING -> DONE (a value) | FAILED (an error code) | CANCELLED.
  * A future completes exactly once.
  *
- * Ownership: whoever creates a future (or receives one from an API call)
- * owns it and releases it once with async_future_free(), which may be
- * called anywhere, including inside the future's own done callback. Freeing
- * a pending future cancels it first. Memory is released once the owner has
- * freed it and every scheduled callback has run.
+ * References: whoever creates a future (or receives one from an API call)
+ * holds one reference to it; async_future_retain() takes another (a
+ * binding's clone, a second consumer). Each is dropped once, with either:
+ * - async_future_release(): drops the reference. It never cancels while
+ *   another reference remains; dropping the last reference of a pending
+ *   future cancels it (nothing could complete it or read its outcome).
+ * - async_future_free(): async_future_cancel(), then
+ *   async_future_release(): a pending future is cancelled even when other
+ *   references remain.
+ * The memory is released once no reference remains and every scheduled
+ * done callback has run. Until then the future counts as a live object of
+ * its loop: async_loop_free() returns ASYNC_EBUSY while a reference to any
+ * future, completed or not, is held. Any of these calls may come anywhere
+ * on the loop thread, including inside the future's own done callback.
+ * Calls that need a reference (retain, release, free, add_callback, the
+ * combinators, async_loop_run_until) return ASYNC_EINVAL once none is
+ * left; the others answer while the memory is there (e.g. inside a done
+ * callback scheduled before the last release). One more release than
+ * retains is refused (ASYNC_EINVAL) while the memory is there; after that
+ * the memory is gone and any call is a use after free, undefined as in any
+ * C library.
  *
  * Done callbacks always run through call_soon, in registration order, also
  * when added to a future that is already done; each runs exactly once (with
@@ -44,10 +60,10 @@ typedef void (*async_future_fn)(async_future *future, int status, void *userdata
 
 /*
  * Producer hook, called exactly once: with cancelled = 1 inside
- * async_future_cancel()/async_future_free() of a pending future (stop the
- * operation now; the future is already CANCELLED, do not complete it), or
- * with cancelled = 0 inside async_future_resolve()/reject() (release only).
- * Also called with cancelled = 1 if the future is freed while pending.
+ * async_future_cancel()/async_future_free() of a pending future, or the
+ * async_future_release() of its last reference (stop the operation now;
+ * the future is already CANCELLED, do not complete it), or with
+ * cancelled = 0 inside async_future_resolve()/reject() (release only).
  */
 typedef void (*async_cancel_fn)(async_future *future, int cancelled, void *userdata);
 
@@ -61,8 +77,11 @@ typedef void (*async_destroy_fn)(void *value);
 ASYNC_API int async_future_new(async_future **out, async_loop *loop);
 
 /*
- * Releases the caller's ownership (see above). A pending future is cancelled
- * first. Errors: ASYNC_EINVAL (not a future or already freed).
+ * Cancels the future if pending, then drops the caller's reference (see
+ * References above): async_future_cancel() + async_future_release().
+ * Errors: ASYNC_EINVAL (not a future, or no reference left).
+ * Callbacks: the producer's cancel hook when pending (done callbacks run on
+ * a later iteration).
  */
 ASYNC_API int async_future_free(async_future *future);
 
@@ -151,6 +170,27 @@ ASYNC_API int async_future_timeout(async_future **out, async_future *future, uin
  * out of work or was stopped before the future completed).
  */
 ASYNC_API int async_loop_run_until(async_loop *loop, async_future *future);
+
+/*
+ * Takes another reference to future (see References above).
+ * Errors: ASYNC_EINVAL (not a future, or no reference left: a future whose
+ * last reference was dropped cannot be taken back), ASYNC_ERANGE
+ * (2^32 - 1 references held already: none taken). Loop thread only.
+ * Callbacks: none run inside this call.
+ */
+ASYNC_API int async_future_retain(async_future *future);
+
+/*
+ * Drops one reference (see References above). Never cancels while another
+ * reference remains; the last reference of a pending future cancels it.
+ * When no reference and no scheduled callback remains, the memory (and
+ * the value, through its destructor) is released inside this call.
+ * Errors: ASYNC_EINVAL (not a future, or no reference left).
+ * Loop thread only. Callbacks: the value's destructor when the memory
+ * goes; the producer's cancel hook when the last reference of a pending
+ * future goes (done callbacks run on a later iteration).
+ */
+ASYNC_API int async_future_release(async_future *future);
 
 #ifdef __cplusplus
 }

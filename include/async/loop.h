@@ -61,8 +61,10 @@ ASYNC_API int async_loop_new(async_loop **out);
 
 /*
  * Frees the loop. Fails with ASYNC_EBUSY while handles are open (closing
- * ones included), futures of the loop are not released (async_future_free
- * and their callbacks run), callbacks are queued or posts are pending:
+ * ones included), transports have not ended (a retained one that has ended
+ * does not count: async/stream.h, Lifetime), futures of the loop keep a
+ * reference (async_future_free/_release) or a callback still to run,
+ * callbacks are queued or posts are pending:
  * close and free them and run the loop until their callbacks have run,
  * then free. After success,
  * async_loop_post() on this pointer returns ASYNC_ECLOSED (as long as no new

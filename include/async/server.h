@@ -100,6 +100,15 @@ ASYNC_API int async_server_connection_count(async_server *server);
  */
 ASYNC_API int async_server_close_connections(async_server *server, int abort);
 
+/*
+ * The userdata the factory gets now (the listen call's, or the latest
+ * async_handle_set_userdata()'s), borrowed; the same as
+ * async_handle_userdata(async_server_handle(server)). NULL for NULL or not
+ * a server. Works while the server is closing, until its close callback
+ * ran. Callbacks: none run inside this call.
+ */
+ASYNC_API void *async_server_userdata(async_server *server);
+
 #ifdef __cplusplus
 }
 #endif

@@ -32,8 +32,24 @@
  *   or failed. A socket whose peer closed with bytes of ours unread reports
  *   ASYNC_ECONNRESET.
  * - release(userdata) follows connection_lost: the final notification for
- *   the protocol's userdata. The stream's memory is released right after;
- *   the pointer must not be used once connection_lost has returned.
+ *   the protocol's userdata. The stream has then ended.
+ *
+ * Lifetime, one rule for every stream (accepted, connected or adopted) and
+ * for datagram transports (async/datagram.h): a stream's memory stays valid
+ * until its connection_lost and release have returned AND every
+ * async_stream_retain() has been matched by an async_stream_release(). A
+ * connect future's value (async/connect.h) is one such reference, released
+ * when the future's memory goes. With no reference held, the memory goes
+ * right after release returns: the pointer must not be used after
+ * connection_lost. Once the stream has ended, every call on it returns
+ * ASYNC_ECLOSED, except async_stream_retain() and async_stream_release(),
+ * and async_stream_loop() and async_stream_userdata(), which return NULL.
+ * (Before that, inside connection_lost and release, calls answer as for a
+ * lost stream: writes return ASYNC_ECLOSED, close and abort do nothing,
+ * queries answer.) An ended stream is detached from its loop: it does not
+ * hold async_loop_free() back (a stream counts as a live object of its loop,
+ * ASYNC_EBUSY, only until it ends), and async_stream_release() never touches
+ * the loop, so a binding's finalizer may release it after the loop is freed.
  *
  * Any callback but data_received and connection_lost may be NULL.
  * Writes never raise SIGPIPE (sockets use MSG_NOSIGNAL; pipe writes hold
@@ -155,7 +171,10 @@ ASYNC_API int async_stream_get_write_limits(size_t *out_high, size_t *out_low, a
 /* Bytes in the write buffer. Errors: ASYNC_EINVAL. */
 ASYNC_API int async_stream_write_buffer_size(size_t *out, async_stream *stream);
 
-/* The most unconsumed bytes kept (> 0; default 1 MiB). Errors: ASYNC_EINVAL. */
+/*
+ * The most unconsumed bytes kept (> 0; default 1 MiB; a limit above
+ * 4 GiB - 1 is taken as 4 GiB - 1). Errors: ASYNC_EINVAL.
+ */
 ASYNC_API int async_stream_set_read_limit(async_stream *stream, size_t limit);
 
 /*
@@ -171,7 +190,7 @@ ASYNC_API int async_stream_set_protocol(async_stream *stream, const async_stream
 /* The stream's fd (owned by the stream). Errors: ASYNC_EINVAL. */
 ASYNC_API int async_stream_fd(async_stream *stream);
 
-/* The loop of the stream, or NULL if stream is not one. */
+/* The loop of the stream, or NULL if stream is not one or has ended. */
 ASYNC_API async_loop *async_stream_loop(async_stream *stream);
 
 /*
@@ -197,6 +216,42 @@ ASYNC_API int async_stream_set_keepalive(async_stream *stream, int on, uint32_t 
  * ASYNC_ECLOSED, ASYNC_ENOMEM.
  */
 ASYNC_API int async_stream_set_idle_timeout(async_stream *stream, uint64_t timeout_ms);
+
+/*
+ * Takes a reference to stream: its memory stays valid (see Lifetime above)
+ * until the matching async_stream_release(), even after it has ended.
+ * Allowed anywhere on the loop thread, including inside any of the
+ * stream's callbacks (connection_lost and release too) and after it ended.
+ * Errors: ASYNC_EINVAL (NULL, not a stream), ASYNC_ERANGE (2^32 - 1
+ * references held already: none taken). Thread: as async_stream_release().
+ * Callbacks: none run inside this call.
+ */
+ASYNC_API int async_stream_retain(async_stream *stream);
+
+/*
+ * Drops a reference taken with async_stream_retain(). It never closes the
+ * stream. When it was the last one and the stream has ended, the memory is
+ * freed inside this call; otherwise it goes when the stream ends. Allowed
+ * inside the stream's callbacks: the memory is never freed while a library
+ * call on the stream is still running. It never touches the loop, so it
+ * may come after async_loop_free().
+ * Errors: ASYNC_EINVAL (NULL, not a stream, or no reference of the caller
+ * left: one more release than retains is refused while the memory is
+ * there; after the last reference the memory is gone and a further
+ * release is a use after free, undefined as in any C library).
+ * Thread: the loop thread while the loop exists; after async_loop_free()
+ * any thread, one call on a stream at a time.
+ * Callbacks: none run inside this call (release(userdata) ran at the end).
+ */
+ASYNC_API int async_stream_release(async_stream *stream);
+
+/*
+ * The userdata the stream's callbacks get now (the latest
+ * async_stream_set_protocol()'s, else adopt's or the factory's or
+ * connect's), borrowed. NULL for NULL, not a stream, or an ended stream
+ * (its userdata was released). Callbacks: none run inside this call.
+ */
+ASYNC_API void *async_stream_userdata(async_stream *stream);
 
 #ifdef __cplusplus
 }

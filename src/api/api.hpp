@@ -63,4 +63,38 @@ int with_open(const void *p, Op &&op) noexcept {
   return with_object<T>(p, [&](T &obj) -> int { return obj.closing() ? ASYNC_ECLOSED : op(obj); });
 }
 
+// As with_object() for a transport (net::Transport<T>): ASYNC_ECLOSED once
+// it has ended, when its memory is held by references only.
+template <class T, class Op>
+int with_transport(const void *p, Op &&op) noexcept {
+  return with_object<T>(p, [&](T &obj) -> int { return obj.ended() ? ASYNC_ECLOSED : op(obj); });
+}
+
+// A transport's loop, or nullptr for an invalid or ended one.
+template <class T>
+async_loop *transport_loop(const void *p) noexcept {
+  T *obj = checked<T>(p);
+  return obj && !obj->ended() ? obj->loop().c_loop() : nullptr;
+}
+
+// A transport's userdata (nullptr once ended: released by then).
+template <class T>
+void *transport_userdata(const void *p) noexcept {
+  T *obj = checked<T>(p);
+  return obj ? obj->userdata() : nullptr;
+}
+
+// async_*_retain() and async_*_release() of a transport.
+template <class T>
+int retain_transport(const void *p) noexcept {
+  T *obj = checked<T>(p);
+  return obj ? obj->retain() : ASYNC_EINVAL;
+}
+
+template <class T>
+int release_transport(const void *p) noexcept {
+  T *obj = checked<T>(p);
+  return obj ? obj->release() : ASYNC_EINVAL;
+}
+
 }  // namespace async::api

@@ -3,21 +3,20 @@
 #include "api/api.hpp"
 #include "net/datagram.hpp"
 
-using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
-using async::api::with_object;
+using async::api::with_transport;
 using async::api::kInvalid;
 using async::net::Datagram;
 using async::core::Loop;
 
 namespace {
 
-// As with_object<Datagram>() for socket options of an open UDP (AF_INET/AF_INET6)
+// As with_transport<Datagram>() for socket options of an open UDP (AF_INET/AF_INET6)
 // transport: ASYNC_ECLOSED once closing, ASYNC_EINVAL for other families.
 template <class Op>
 int with_udp(async_datagram *dgram, Op &&op) {
-  return with_object<Datagram>(dgram, [&](Datagram &d) -> int {
+  return with_transport<Datagram>(dgram, [&](Datagram &d) -> int {
     if (!d.is_open()) return ASYNC_ECLOSED;
     return d.is_inet() ? op(d) : kInvalid;
   });
@@ -68,53 +67,53 @@ ASYNC_API int async_datagram_adopt(async_datagram **out, async_loop *loop, int f
 ASYNC_API int async_datagram_send(async_datagram *dgram, const void *data, size_t len, const struct sockaddr *addr,
                                   size_t addrlen) {
   if (!data && len > 0) return ASYNC_EINVAL;
-  return with_object<Datagram>(dgram, [&](Datagram &d) { return d.send(data, len, addr, addrlen); });
+  return with_transport<Datagram>(dgram, [&](Datagram &d) { return d.send(data, len, addr, addrlen); });
 }
 
 ASYNC_API int async_datagram_sendto(async_datagram *dgram, const void *data, size_t len, const char *address) {
   if ((!data && len > 0) || !address) return ASYNC_EINVAL;
-  return with_object<Datagram>(dgram, [&](Datagram &d) { return d.sendto(data, len, address); });
+  return with_transport<Datagram>(dgram, [&](Datagram &d) { return d.sendto(data, len, address); });
 }
 
 ASYNC_API int async_datagram_close(async_datagram *dgram) {
-  return with_object<Datagram>(dgram, [](Datagram &d) {
+  return with_transport<Datagram>(dgram, [](Datagram &d) {
     d.close();
     return 0;
   });
 }
 
 ASYNC_API int async_datagram_abort(async_datagram *dgram) {
-  return with_object<Datagram>(dgram, [](Datagram &d) {
+  return with_transport<Datagram>(dgram, [](Datagram &d) {
     d.abort(0);
     return 0;
   });
 }
 
 ASYNC_API int async_datagram_pause_reading(async_datagram *dgram) {
-  return with_object<Datagram>(dgram, [](Datagram &d) {
+  return with_transport<Datagram>(dgram, [](Datagram &d) {
     d.pause_reading();
     return 0;
   });
 }
 
 ASYNC_API int async_datagram_resume_reading(async_datagram *dgram) {
-  return with_object<Datagram>(dgram, [](Datagram &d) {
+  return with_transport<Datagram>(dgram, [](Datagram &d) {
     d.resume_reading();
     return 0;
   });
 }
 
 ASYNC_API int async_datagram_is_reading(async_datagram *dgram) {
-  return with_object<Datagram>(dgram, [](Datagram &d) { return d.is_reading() ? 1 : 0; });
+  return with_transport<Datagram>(dgram, [](Datagram &d) { return d.is_reading() ? 1 : 0; });
 }
 
 ASYNC_API int async_datagram_set_write_limits(async_datagram *dgram, size_t high, size_t low) {
-  return with_object<Datagram>(dgram, [&](Datagram &d) { return d.set_write_limits(high, low); });
+  return with_transport<Datagram>(dgram, [&](Datagram &d) { return d.set_write_limits(high, low); });
 }
 
 ASYNC_API int async_datagram_get_write_limits(size_t *out_high, size_t *out_low, async_datagram *dgram) {
   if (!out_high || !out_low) return ASYNC_EINVAL;
-  return with_object<Datagram>(dgram, [&](Datagram &d) {
+  return with_transport<Datagram>(dgram, [&](Datagram &d) {
     *out_high = d.high();
     *out_low = d.low();
     return 0;
@@ -123,29 +122,26 @@ ASYNC_API int async_datagram_get_write_limits(size_t *out_high, size_t *out_low,
 
 ASYNC_API int async_datagram_write_buffer_size(size_t *out, async_datagram *dgram) {
   if (!out) return ASYNC_EINVAL;
-  return with_object<Datagram>(dgram, [&](Datagram &d) {
+  return with_transport<Datagram>(dgram, [&](Datagram &d) {
     *out = d.write_buffer_size();
     return 0;
   });
 }
 
 ASYNC_API int async_datagram_fd(async_datagram *dgram) {
-  return with_object<Datagram>(dgram, [](Datagram &d) { return d.fd(); });
+  return with_transport<Datagram>(dgram, [](Datagram &d) { return d.fd(); });
 }
 
-ASYNC_API async_loop *async_datagram_loop(async_datagram *dgram) {
-  Datagram *d = checked<Datagram>(dgram);
-  return d ? d->loop().c_loop() : nullptr;
-}
+ASYNC_API async_loop *async_datagram_loop(async_datagram *dgram) { return async::api::transport_loop<Datagram>(dgram); }
 
 ASYNC_API int async_datagram_sockname(struct sockaddr *out, size_t capacity, async_datagram *dgram) {
   if (!out) return ASYNC_EINVAL;
-  return with_object<Datagram>(dgram, [&](Datagram &d) { return d.socket_name(out, capacity, false); });
+  return with_transport<Datagram>(dgram, [&](Datagram &d) { return d.socket_name(out, capacity, false); });
 }
 
 ASYNC_API int async_datagram_peername(struct sockaddr *out, size_t capacity, async_datagram *dgram) {
   if (!out) return ASYNC_EINVAL;
-  return with_object<Datagram>(dgram, [&](Datagram &d) { return d.socket_name(out, capacity, true); });
+  return with_transport<Datagram>(dgram, [&](Datagram &d) { return d.socket_name(out, capacity, true); });
 }
 
 ASYNC_API int async_datagram_join_multicast(async_datagram *dgram, const char *group, const char *iface) {
@@ -173,5 +169,13 @@ ASYNC_API int async_datagram_set_multicast_loop(async_datagram *dgram, int on) {
 
 ASYNC_API int async_datagram_set_broadcast(async_datagram *dgram, int on) {
   return with_udp(dgram, [&](Datagram &d) { return d.set_broadcast(on != 0); });
+}
+
+ASYNC_API int async_datagram_retain(async_datagram *dgram) { return async::api::retain_transport<Datagram>(dgram); }
+
+ASYNC_API int async_datagram_release(async_datagram *dgram) { return async::api::release_transport<Datagram>(dgram); }
+
+ASYNC_API void *async_datagram_userdata(async_datagram *dgram) {
+  return async::api::transport_userdata<Datagram>(dgram);
 }
 }

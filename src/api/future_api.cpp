@@ -13,10 +13,10 @@ using async::core::TimeoutWait;
 
 namespace {
 
-// A future the owner has not released yet.
+// A future a caller holds a reference to.
 Future *owned(async_future *future) {
   Future *f = checked<Future>(future);
-  return f && !f->owner_released() ? f : nullptr;
+  return f && f->referenced() ? f : nullptr;
 }
 
 int gather(async_future **out, async_loop *loop, async_future *const *futures, size_t count, Gather::Mode mode) {
@@ -129,5 +129,17 @@ ASYNC_API int async_loop_run_until(async_loop *loop, async_future *future) {
   Future *f = owned(future);
   if (!l || !f || &f->loop() != l) return ASYNC_EINVAL;
   return guarded([&]() -> int { return l->run_until(*f); });
+}
+
+ASYNC_API int async_future_retain(async_future *future) {
+  Future *f = owned(future);
+  return f ? f->retain_reference() : kInvalid;
+}
+
+ASYNC_API int async_future_release(async_future *future) {
+  Future *f = owned(future);
+  if (!f) return ASYNC_EINVAL;
+  f->release_reference();
+  return 0;
 }
 }

@@ -93,4 +93,9 @@ ASYNC_API int async_server_close_connections(async_server *server, int abort) {
     return 0;
   });
 }
+
+ASYNC_API void *async_server_userdata(async_server *server) {
+  Server *s = checked<Server>(server);
+  return s ? s->userdata() : nullptr;
+}
 }

@@ -5,10 +5,9 @@
 #include "api/api.hpp"
 #include "net/stream.hpp"
 
-using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
-using async::api::with_object;
+using async::api::with_transport;
 using async::core::Loop;
 using async::net::Stream;
 
@@ -29,66 +28,66 @@ ASYNC_API int async_stream_adopt(async_stream **out, async_loop *loop, int fd, c
 ASYNC_API int async_stream_write(async_stream *stream, const void *data, size_t len) {
   if (!data && len > 0) return ASYNC_EINVAL;
   iovec iov{const_cast<void *>(data), len};
-  return with_object<Stream>(stream, [&](Stream &s) { return s.write(&iov, 1, nullptr, nullptr); });
+  return with_transport<Stream>(stream, [&](Stream &s) { return s.write(&iov, 1, nullptr, nullptr); });
 }
 
 ASYNC_API int async_stream_writev(async_stream *stream, const struct iovec *iov, int iovcnt) {
   if (iovcnt < 0 || iovcnt > 1024 || (!iov && iovcnt > 0)) return ASYNC_EINVAL;
   for (int i = 0; i < iovcnt; ++i)
     if (!iov[i].iov_base && iov[i].iov_len > 0) return ASYNC_EINVAL;
-  return with_object<Stream>(stream, [&](Stream &s) { return s.write(iov, iovcnt, nullptr, nullptr); });
+  return with_transport<Stream>(stream, [&](Stream &s) { return s.write(iov, iovcnt, nullptr, nullptr); });
 }
 
 ASYNC_API int async_stream_write_zc(async_stream *stream, const void *data, size_t len, async_release_fn done,
                                     void *done_userdata) {
   if ((!data && len > 0) || !done) return ASYNC_EINVAL;
   iovec iov{const_cast<void *>(data), len};
-  return with_object<Stream>(stream, [&](Stream &s) { return s.write(&iov, 1, done, done_userdata); });
+  return with_transport<Stream>(stream, [&](Stream &s) { return s.write(&iov, 1, done, done_userdata); });
 }
 
 ASYNC_API int async_stream_write_eof(async_stream *stream) {
-  return with_object<Stream>(stream, [](Stream &s) { return s.write_eof(); });
+  return with_transport<Stream>(stream, [](Stream &s) { return s.write_eof(); });
 }
 
 ASYNC_API int async_stream_close(async_stream *stream) {
-  return with_object<Stream>(stream, [](Stream &s) {
+  return with_transport<Stream>(stream, [](Stream &s) {
     s.close();
     return 0;
   });
 }
 
 ASYNC_API int async_stream_abort(async_stream *stream) {
-  return with_object<Stream>(stream, [](Stream &s) {
+  return with_transport<Stream>(stream, [](Stream &s) {
     s.abort(0);
     return 0;
   });
 }
 
 ASYNC_API int async_stream_pause_reading(async_stream *stream) {
-  return with_object<Stream>(stream, [](Stream &s) {
+  return with_transport<Stream>(stream, [](Stream &s) {
     s.pause_reading();
     return 0;
   });
 }
 
 ASYNC_API int async_stream_resume_reading(async_stream *stream) {
-  return with_object<Stream>(stream, [](Stream &s) {
+  return with_transport<Stream>(stream, [](Stream &s) {
     s.resume_reading();
     return 0;
   });
 }
 
 ASYNC_API int async_stream_is_reading(async_stream *stream) {
-  return with_object<Stream>(stream, [](Stream &s) { return s.is_reading() ? 1 : 0; });
+  return with_transport<Stream>(stream, [](Stream &s) { return s.is_reading() ? 1 : 0; });
 }
 
 ASYNC_API int async_stream_set_write_limits(async_stream *stream, size_t high, size_t low) {
-  return with_object<Stream>(stream, [&](Stream &s) { return s.set_write_limits(high, low); });
+  return with_transport<Stream>(stream, [&](Stream &s) { return s.set_write_limits(high, low); });
 }
 
 ASYNC_API int async_stream_get_write_limits(size_t *out_high, size_t *out_low, async_stream *stream) {
   if (!out_high || !out_low) return ASYNC_EINVAL;
-  return with_object<Stream>(stream, [&](Stream &s) {
+  return with_transport<Stream>(stream, [&](Stream &s) {
     *out_high = s.high();
     *out_low = s.low();
     return 0;
@@ -97,7 +96,7 @@ ASYNC_API int async_stream_get_write_limits(size_t *out_high, size_t *out_low, a
 
 ASYNC_API int async_stream_write_buffer_size(size_t *out, async_stream *stream) {
   if (!out) return ASYNC_EINVAL;
-  return with_object<Stream>(stream, [&](Stream &s) {
+  return with_transport<Stream>(stream, [&](Stream &s) {
     *out = s.write_buffer_size();
     return 0;
   });
@@ -105,7 +104,7 @@ ASYNC_API int async_stream_write_buffer_size(size_t *out, async_stream *stream) 
 
 ASYNC_API int async_stream_set_read_limit(async_stream *stream, size_t limit) {
   if (limit == 0) return ASYNC_EINVAL;
-  return with_object<Stream>(stream, [&](Stream &s) {
+  return with_transport<Stream>(stream, [&](Stream &s) {
     s.set_read_limit(limit);
     return 0;
   });
@@ -113,38 +112,41 @@ ASYNC_API int async_stream_set_read_limit(async_stream *stream, size_t limit) {
 
 ASYNC_API int async_stream_set_protocol(async_stream *stream, const async_stream_protocol *protocol, void *userdata) {
   if (!Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
-  return with_object<Stream>(stream, [&](Stream &s) { return s.set_protocol(*protocol, userdata); });
+  return with_transport<Stream>(stream, [&](Stream &s) { return s.set_protocol(*protocol, userdata); });
 }
 
 ASYNC_API int async_stream_fd(async_stream *stream) {
-  return with_object<Stream>(stream, [](Stream &s) { return s.fd(); });
+  return with_transport<Stream>(stream, [](Stream &s) { return s.fd(); });
 }
 
-ASYNC_API async_loop *async_stream_loop(async_stream *stream) {
-  Stream *s = checked<Stream>(stream);
-  return s ? s->loop().c_loop() : nullptr;
-}
+ASYNC_API async_loop *async_stream_loop(async_stream *stream) { return async::api::transport_loop<Stream>(stream); }
 
 ASYNC_API int async_stream_sockname(struct sockaddr *out, size_t capacity, async_stream *stream) {
   if (!out) return ASYNC_EINVAL;
-  return with_object<Stream>(stream, [&](Stream &s) { return s.socket_name(out, capacity, false); });
+  return with_transport<Stream>(stream, [&](Stream &s) { return s.socket_name(out, capacity, false); });
 }
 
 ASYNC_API int async_stream_peername(struct sockaddr *out, size_t capacity, async_stream *stream) {
   if (!out) return ASYNC_EINVAL;
-  return with_object<Stream>(stream, [&](Stream &s) { return s.socket_name(out, capacity, true); });
+  return with_transport<Stream>(stream, [&](Stream &s) { return s.socket_name(out, capacity, true); });
 }
 
 ASYNC_API int async_stream_set_nodelay(async_stream *stream, int on) {
-  return with_object<Stream>(stream, [&](Stream &s) { return s.set_nodelay(on != 0); });
+  return with_transport<Stream>(stream, [&](Stream &s) { return s.set_nodelay(on != 0); });
 }
 
 ASYNC_API int async_stream_set_keepalive(async_stream *stream, int on, uint32_t idle_s) {
   if (idle_s > INT32_MAX) return ASYNC_EINVAL;
-  return with_object<Stream>(stream, [&](Stream &s) { return s.set_keepalive(on != 0, idle_s); });
+  return with_transport<Stream>(stream, [&](Stream &s) { return s.set_keepalive(on != 0, idle_s); });
 }
 
 ASYNC_API int async_stream_set_idle_timeout(async_stream *stream, uint64_t timeout_ms) {
-  return with_object<Stream>(stream, [&](Stream &s) { return s.set_idle_timeout(timeout_ms); });
+  return with_transport<Stream>(stream, [&](Stream &s) { return s.set_idle_timeout(timeout_ms); });
 }
+
+ASYNC_API int async_stream_retain(async_stream *stream) { return async::api::retain_transport<Stream>(stream); }
+
+ASYNC_API int async_stream_release(async_stream *stream) { return async::api::release_transport<Stream>(stream); }
+
+ASYNC_API void *async_stream_userdata(async_stream *stream) { return async::api::transport_userdata<Stream>(stream); }
 }

@@ -99,11 +99,18 @@ void Future::run_callback(async_loop *, void *self) noexcept {
   f->release();
 }
 
-void Future::release_owner() noexcept {
-  owner_released_ = true;
+int Future::retain_reference() noexcept {
+  if (user_refs_ == UINT32_MAX) return ASYNC_ERANGE;
+  ++user_refs_;
   retain();
-  cancel();
-  --refs_;  // the owner's reference
+  return 0;
+}
+
+void Future::drop_reference(bool cancel_pending) noexcept {
+  // The reference stays in refs_ until the end: the cancel hook and
+  // whatever it calls cannot free the future under us.
+  --user_refs_;
+  if (cancel_pending || user_refs_ == 0) cancel();
   release();
 }
 

@@ -3,6 +3,7 @@
 
 #include <async/future.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "util/ring.hpp"
@@ -33,7 +34,8 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
     destroy_ = nullptr;
     return value;
   }
-  bool owner_released() const noexcept { return owner_released_; }
+  // A caller still holds a reference (the creator's or a retained one).
+  bool referenced() const noexcept { return user_refs_ > 0; }
 
   int add_callback(async_future_fn fn, void *userdata) noexcept;
   int set_cancel(async_cancel_fn fn, void *userdata) noexcept;
@@ -42,9 +44,18 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   // 1 if cancelled now, 0 if already complete.
   int cancel() noexcept;
 
-  // The owner's async_future_free.
-  void release_owner() noexcept;
-  // Internal references keep the memory alive (combinators).
+  // Callers' references (future.h): the creator's, then
+  // async_future_retain()'s. The callers check referenced() first.
+  // async_future_free(): cancels a pending future, then drops a reference.
+  void release_owner() noexcept { drop_reference(true); }
+  // async_future_release(): drops a reference; cancels only a pending
+  // future losing its last one (nothing could complete or read it then).
+  void release_reference() noexcept { drop_reference(false); }
+  // async_future_retain(); ASYNC_ERANGE at 2^32 - 1 references.
+  int retain_reference() noexcept;
+
+  // The library's own references keep the memory alive (combinators,
+  // scheduled callbacks, run_until); callers never see them.
   void retain() noexcept { ++refs_; }
   void release() noexcept;
 
@@ -53,6 +64,7 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   ~Future();
 
  private:
+  void drop_reference(bool cancel_pending) noexcept;
   void complete(int state, int error) noexcept;
   void schedule_callbacks() noexcept;
   static void run_callback(async_loop *loop, void *self) noexcept;
@@ -70,9 +82,9 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   void *cancel_userdata_ = nullptr;
   int state_ = ASYNC_FUTURE_PENDING;
   int error_ = 0;
-  int refs_ = 1;               // the owner's
-  std::size_t scheduled_ = 0;  // callbacks whose task is in the ready queue
-  bool owner_released_ = false;
+  std::size_t refs_ = 1;         // the callers' and the library's
+  std::uint32_t user_refs_ = 1;  // the callers' (part of refs_)
+  std::size_t scheduled_ = 0;    // callbacks whose task is in the ready queue
 };
 
 }  // namespace async::core

@@ -396,9 +396,10 @@ void Connector::resolve_after_made(async_loop *, void *self) noexcept {
     if (stream->lost()) {
       future->reject(ASYNC_ECLOSED);  // connection_made closed it already
     } else {
-      // The value stays valid as long as the future, even once lost.
-      stream->retain();
-      future->resolve(stream->c_stream(), Stream::release);
+      // The value is a reference (stream.h's lifetime rule): the stream's
+      // memory stays as long as the future's.
+      stream->retain_as_value();
+      future->resolve(stream->c_stream(), Stream::release_value);
     }
   }
   c->release();

@@ -75,7 +75,7 @@ bool Datagram::valid_protocol(const async_datagram_protocol *p) noexcept {
   return p && p->size >= sizeof(async_datagram_protocol) && p->datagram_received && p->connection_lost;
 }
 
-Datagram::Datagram(Loop &loop, int fd) noexcept : loop_(loop), fd_(fd) {}
+Datagram::Datagram(Loop &loop, int fd) noexcept : loop_(&loop), fd_(fd) {}
 
 Datagram::~Datagram() {
   mark_dead();
@@ -137,16 +137,15 @@ void Datagram::schedule_lost(int error) noexcept {
   state_ = State::kLost;
   lost_error_ = error;
   held_.clear();
-  loop_.backend().io_stop(io_);
-  loop_.backend().timer_stop(kick_);
-  loop_.push_reserved(core::Task{run_lost, this});
+  loop_->backend().io_stop(io_);
+  loop_->backend().timer_stop(kick_);
+  loop_->push_reserved(core::Task{run_lost, this});
 }
 
 void Datagram::run_lost(async_loop *, void *self) noexcept {
   auto *d = static_cast<Datagram *>(self);
   d->flush_errors();  // what close() left to report comes before the end
-  d->tell_lost();
-  util::destroy(d);
+  d->end();
 }
 
 void Datagram::drop_queued() noexcept {
@@ -163,7 +162,7 @@ void Datagram::update_io() noexcept {
   if (!made_ || state_ == State::kLost) return;
   // Held datagrams go first: the socket waits until they are delivered.
   std::uint32_t events = (is_reading() && held_.empty() ? ASYNC_READABLE : 0u) | (out_.empty() ? 0u : ASYNC_WRITABLE);
-  loop_.backend().io_watch(io_, events);
+  loop_->backend().io_watch(io_, events);
 }
 
 void Datagram::on_io(void *self, std::uint32_t revents) noexcept {
@@ -172,11 +171,11 @@ void Datagram::on_io(void *self, std::uint32_t revents) noexcept {
   if ((revents & ASYNC_WRITABLE) && d->state_ != State::kLost && !d->out_.empty()) d->send_queued();
 }
 
-void Datagram::kick() noexcept { loop_.backend().timer_start(kick_, 0); }
+void Datagram::kick() noexcept { loop_->backend().timer_start(kick_, 0); }
 
 void Datagram::on_kick(void *self, std::uint32_t) noexcept {
   auto *d = static_cast<Datagram *>(self);
-  d->loop_.backend().timer_stop(d->kick_);
+  d->loop_->backend().timer_stop(d->kick_);
   d->flush_errors();
   d->deliver_held();
 }
@@ -214,7 +213,7 @@ int Datagram::defer_error(int error) noexcept {
 void Datagram::report(int error) noexcept {
   flush_errors();
   if (protocol_.error_received && state_ != State::kLost)
-    loop_.invoke([&] { protocol_.error_received(c_datagram(), error, userdata_); });
+    loop_->invoke([&] { protocol_.error_received(c_datagram(), error, userdata_); });
 }
 
 void Datagram::flush_errors() noexcept {
@@ -222,14 +221,14 @@ void Datagram::flush_errors() noexcept {
   while (Entry *e = errors_.pop()) {
     int error = e->error;
     util::mem_free(e);
-    loop_.invoke([&] { protocol_.error_received(c_datagram(), error, userdata_); });
+    loop_->invoke([&] { protocol_.error_received(c_datagram(), error, userdata_); });
   }
 }
 
 // ---- receiving ----------------------------------------------------------------
 
 void Datagram::receive() noexcept {
-  std::uint8_t *block = loop_.datagram_buffer();  // allocated by adopt()
+  std::uint8_t *block = loop_->datagram_buffer();  // allocated by adopt()
   mmsghdr msgs[kSlots];
   iovec iov[kSlots];
   sockaddr_storage names[kSlots];
@@ -273,7 +272,7 @@ void Datagram::deliver(const std::uint8_t *data, std::size_t len, const sockaddr
     return;
   }
   const sockaddr *name = addrlen ? reinterpret_cast<const sockaddr *>(&addr) : nullptr;
-  loop_.invoke([&] { protocol_.datagram_received(c_datagram(), data, len, name, addrlen, userdata_); });
+  loop_->invoke([&] { protocol_.datagram_received(c_datagram(), data, len, name, addrlen, userdata_); });
 }
 
 void Datagram::deliver(const Entry &held) noexcept {

@@ -58,7 +58,8 @@ class Datagram : public util::Tagged<0x44475241>, public Transport<Datagram> {  
   std::size_t low() const noexcept { return marks_.low; }
   std::size_t write_buffer_size() const noexcept { return queued_; }
   int fd() const noexcept { return fd_; }
-  Loop &loop() const noexcept { return loop_; }
+  Loop &loop() const noexcept { return *loop_; }
+  void *userdata() const noexcept { return userdata_; }
   bool is_open() const noexcept { return state_ == State::kOpen; }
   int family() const noexcept { return family_; }
   bool is_inet() const noexcept { return family_ == AF_INET || family_ == AF_INET6; }
@@ -101,6 +102,7 @@ class Datagram : public util::Tagged<0x44475241>, public Transport<Datagram> {  
   void send_queued() noexcept;
   void after_drain() noexcept;
   // Transport's hooks.
+  static std::uint32_t library_refs() noexcept { return 0; }  // no future holds one
   const async_datagram_protocol &callbacks() const noexcept { return protocol_; }
   async_datagram *c_handle() noexcept { return c_datagram(); }
   bool has_queued() const noexcept { return !out_.empty(); }
@@ -111,7 +113,9 @@ class Datagram : public util::Tagged<0x44475241>, public Transport<Datagram> {  
   void update_io() noexcept;
   void kick() noexcept;
 
-  Loop &loop_;
+  Loop *loop_;  // nullptr once ended (Transport::end())
+  // The connection's reference (until it ended) and the callers'.
+  std::uint32_t refs_ = 1;
   int fd_;
   int family_ = AF_UNSPEC;
   bool connected_ = false;

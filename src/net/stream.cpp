@@ -207,13 +207,13 @@ void Stream::schedule_lost(int error) noexcept {
 void Stream::run_lost(async_loop *, void *self) noexcept {
   auto *s = static_cast<Stream *>(self);
   s->server_node_.unlink();
-  s->tell_lost();  // set_protocol() refuses from now on: the callbacks stay
-  release(s);
+  s->end();  // set_protocol() refuses from now on: the callbacks stay
 }
 
-void Stream::release(void *stream) noexcept {
+void Stream::release_value(void *stream) noexcept {
   auto *s = static_cast<Stream *>(stream);
-  if (--s->refs_ == 0U) util::destroy(s);
+  s->value_ref_ = false;
+  s->drop_reference();
 }
 
 int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept {

@@ -63,7 +63,9 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   std::size_t high() const noexcept { return marks_.high; }
   std::size_t low() const noexcept { return marks_.low; }
   std::size_t write_buffer_size() const noexcept;
-  void set_read_limit(std::size_t limit) noexcept { read_limit_ = limit; }
+  void set_read_limit(std::size_t limit) noexcept {
+    read_limit_ = limit < UINT32_MAX ? static_cast<std::uint32_t>(limit) : UINT32_MAX;
+  }
   int set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept;
   int set_idle_timeout(std::uint64_t timeout_ms) noexcept;
   // The socket's own (peer false) or peer's name; ASYNC_EINVAL for a non-socket.
@@ -76,11 +78,16 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   bool is_socket() const noexcept { return is_socket_; }
   bool is_tcp() const noexcept { return is_tcp_; }
   Loop &loop() const noexcept { return *loop_; }
-  // Extra references keep the memory (not the connection) past
-  // connection_lost: calls on a lost stream return ASYNC_ECLOSED.
-  void retain() noexcept { ++refs_; }
-  // Matches async_destroy_fn (a connect future's value destructor).
-  static void release(void *stream) noexcept;
+  void *userdata() const noexcept { return userdata_; }
+  // A connect future's value holds a reference until the future goes:
+  // taken here (once, on a new stream), dropped by release_value() (an
+  // async_destroy_fn). Kept apart from the callers' so that their one
+  // release too many is refused rather than taking the future's.
+  void retain_as_value() noexcept {
+    value_ref_ = true;
+    ++refs_;
+  }
+  static void release_value(void *stream) noexcept;
   // Membership in a server's list of connections, left when lost.
   util::ListNode &server_node() noexcept { return server_node_; }
   static Stream *from_server_node(util::ListNode *node) noexcept;
@@ -126,6 +133,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   void drop_queue() noexcept;
   void drop_tail() noexcept;
   // Transport's hooks.
+  std::uint32_t library_refs() const noexcept { return value_ref_ ? 1U : 0U; }
   const async_stream_protocol &callbacks() const noexcept;
   async_stream *c_handle() noexcept { return c_stream(); }
   bool has_queued() const noexcept { return writing(); }
@@ -144,24 +152,11 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // bytes, a write queue, an idle timer) hangs off pointers allocated on
   // first use, so an idle stream pays 16 bytes for it instead of 120.
 
-  // An ASYNC_E* code (they all fit 16 bits), kept from schedule_lost() to
-  // run_lost().
-  std::int16_t lost_error_ = 0;
-  // State and flags in two bytes.
-  State state_ : 2 = kOpen;
-  // The connection's reference plus a connect future's: never above 2.
-  unsigned refs_ : 2 = 1;
-  bool is_socket_ : 1 = false;
-  bool is_tcp_ : 1 = false;
-  bool write_only_ : 1 = false;      // e.g. a pipe's write end: never read, write_eof means close
-  bool pipe_writer_ : 1 = false;     // a pipe's or FIFO's write end: readable once its reader is gone
-  bool made_ : 1 = false;            // connection_made has run
-  bool paused_ : 1 = false;          // pause_reading()
-  bool eof_ : 1 = false;             // the peer's end of file was read
-  bool writing_paused_ : 1 = false;  // pause_writing told, resume_writing not yet
-  bool eof_wanted_ : 1 = false;      // write_eof() called
-  bool eof_sent_ : 1 = false;
+  // The connection's reference (until it ended), a connect future's and
+  // the callers' (Transport::retain()).
+  std::uint32_t refs_ = 1;
   util::ListNode server_node_;
+  // nullptr once ended (Transport::end()).
   Loop *loop_;
   ev::IoSlot io_;  // also holds the fd
   // Shared with the other streams made with the same callbacks: a server's
@@ -175,9 +170,25 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // The idle timeout's timer (80 bytes): allocated by the first
   // set_idle_timeout() that turns it on.
   Idle *idle_ = nullptr;
-  // Kept as size_t: the API takes any size_t and get_write_limits()
-  // returns it exactly.
-  std::size_t read_limit_ = kDefaultReadLimit;
+  // 32 bits (set_read_limit() caps larger limits) leave room for the
+  // 32-bit reference count in the same 144 bytes.
+  std::uint32_t read_limit_ = kDefaultReadLimit;
+  // An ASYNC_E* code (they all fit 16 bits), kept from schedule_lost() to
+  // run_lost().
+  std::int16_t lost_error_ = 0;
+  // State and flags in two bytes.
+  State state_ : 2 = kOpen;
+  bool is_socket_ : 1 = false;
+  bool is_tcp_ : 1 = false;
+  bool write_only_ : 1 = false;      // e.g. a pipe's write end: never read, write_eof means close
+  bool pipe_writer_ : 1 = false;     // a pipe's or FIFO's write end: readable once its reader is gone
+  bool made_ : 1 = false;            // connection_made has run
+  bool paused_ : 1 = false;          // pause_reading()
+  bool eof_ : 1 = false;             // the peer's end of file was read
+  bool writing_paused_ : 1 = false;  // pause_writing told, resume_writing not yet
+  bool eof_wanted_ : 1 = false;      // write_eof() called
+  bool eof_sent_ : 1 = false;
+  bool value_ref_ : 1 = false;  // a connect future's value holds a reference
   util::WaterMarks marks_;
 };
 

@@ -2,10 +2,15 @@
 // without data (it adds no byte to either): connection_made through the
 // ready queue, close() that lets queued sends drain and abort() that drops
 // them, connection_lost exactly once and last, and pause_writing /
-// resume_writing around the write limits (util::WaterMarks).
+// resume_writing around the write limits (util::WaterMarks), and the
+// lifetime rule of stream.h and datagram.h: the memory stays until the
+// transport has ended (connection_lost and release returned) and every
+// reference is released.
 //
 // Derived provides: callbacks() (its async_*_protocol), c_handle(),
-// loop(), fd(), userdata_, lost_error_, made_, writing_paused_, marks_,
+// loop(), fd(), loop_ (a pointer), userdata_, refs_ (std::uint32_t, 1 at
+// creation: the connection's), library_refs() (those of refs_ the library
+// holds besides the connection's), lost_error_, made_, writing_paused_, marks_,
 // state_ (State::kOpen/kClosing/kLost), write_buffer_size(), has_queued()
 // (sends wait), stop_receiving() (on close), drop_queued() (on abort),
 // after_made(), update_io() and schedule_lost(error).
@@ -14,8 +19,10 @@
 #include <async/error.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "core/loop.hpp"
+#include "util/alloc.hpp"
 
 namespace async::net {
 
@@ -49,6 +56,31 @@ class Transport {
     d.schedule_lost(error);
   }
 
+  // connection_lost and release have returned: the transport is detached
+  // from its loop (which may be freed before it) and only references keep
+  // its memory; every call but the loop and userdata queries (NULL now)
+  // returns ASYNC_ECLOSED.
+  bool ended() const noexcept { return self().loop_ == nullptr; }
+
+  // A caller's reference (async_*_retain); ASYNC_ERANGE at 2^32 - 1 of them.
+  int retain() noexcept {
+    Derived &d = self();
+    if (d.refs_ == UINT32_MAX) return ASYNC_ERANGE;
+    ++d.refs_;
+    return 0;
+  }
+
+  // Drops a caller's reference (async_*_release), freeing the memory when
+  // it was the last one and the transport has ended. ASYNC_EINVAL when
+  // none is held: the connection's (until ended) and the library's own
+  // (library_refs(): a connect future's value) are not the caller's.
+  int release() noexcept {
+    Derived &d = self();
+    if (d.refs_ <= (ended() ? 0U : 1U) + d.library_refs()) return ASYNC_EINVAL;
+    drop_reference();
+    return 0;
+  }
+
  protected:
   // The ready-queue task of loop.transport_opened(): connection_made, then
   // the transport starts (after_made()).
@@ -61,13 +93,24 @@ class Transport {
   }
 
   // connection_lost, the protocol's release, and the fd's slot back to the
-  // loop: what ends every transport, after which it may be freed.
-  void tell_lost() noexcept {
+  // loop: what ends every transport. Then the connection's reference goes:
+  // the memory with it, unless a caller holds one (retained meanwhile,
+  // even inside these callbacks).
+  void end() noexcept {
     Derived &d = self();
     const auto &p = d.callbacks();
     d.loop().invoke([&] { p.connection_lost(d.c_handle(), d.lost_error_, d.userdata_); });
     if (p.release) p.release(d.userdata_);
     d.loop().transport_closed(d.fd());
+    d.loop_ = nullptr;
+    d.userdata_ = nullptr;
+    drop_reference();
+  }
+
+  // Touches nothing but the object: the loop may be gone.
+  void drop_reference() noexcept {
+    Derived &d = self();
+    if (--d.refs_ == 0) util::destroy(&d);
   }
 
   // pause_writing once the queue is strictly above the high-water mark.
@@ -92,6 +135,7 @@ class Transport {
 
  private:
   Derived &self() noexcept { return static_cast<Derived &>(*this); }
+  const Derived &self() const noexcept { return static_cast<const Derived &>(*this); }
 };
 
 }  // namespace async::net
