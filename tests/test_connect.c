@@ -159,7 +159,7 @@ static async_future *connect_to(async_loop *loop, const char *host, uint16_t por
   assert_int_equal(async_tcp_connect(&f, loop, host, port, o, &k_proto, c), 0);
   assert_non_null(f);
   /* Never inside the call. */
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_add_callback(f, future_cb, c), 0);
   return f;
 }
