@@ -144,7 +144,7 @@ static void slot_failed(struct slot *s, const char *what, int status) {
 
 static void connect_slot(struct slot *s) {
   static const async_connect_options options = {
-      sizeof(async_connect_options), 0, NULL, 1, 50, 250, 0, CONNECT_TIMEOUT_MS, NULL, NULL, 0,
+      sizeof(async_connect_options), 0, NULL, 0, 0, 0, 0, CONNECT_TIMEOUT_MS, NULL, NULL, 0,
   };
   s->serial = soak.started++;
   s->ending = (enum ending)(s->serial % END_KINDS);

@@ -134,9 +134,13 @@ static void attempt_cb(const struct sockaddr *addr, size_t len, int error, void 
   a->count++;
 }
 
-/* Options reporting every failed attempt to a. */
+/* Options reporting every failed attempt to a, all zero else: every
+ * default (Happy Eyeballs, 50 ms resolution delay, 250 ms attempt delay),
+ * which the Happy Eyeballs tests below measure. */
 static async_connect_options reporting(struct attempts *a) {
-  async_connect_options o = ASYNC_CONNECT_OPTIONS_INIT;
+  async_connect_options o;
+  memset(&o, 0, sizeof o);
+  o.size = sizeof o;
   o.attempt_failed = attempt_cb;
   o.attempt_failed_userdata = a;
   return o;
@@ -399,7 +403,7 @@ static void test_connect_name(void **state) {
   assert_int_equal(connect_and_echo(loop, "v4.test", port, NULL), AF_INET);
   /* Sequential (no Happy Eyeballs): the same two lookups, IPv6 first. */
   async_connect_options o = ASYNC_CONNECT_OPTIONS_INIT;
-  o.happy_eyeballs = 0;
+  o.sequential = 1;
   assert_int_equal(connect_and_echo(loop, "both.test", port, &o), ipv6_loopback() ? AF_INET6 : AF_INET);
   finish(loop, server);
   unlink(path);
@@ -414,7 +418,7 @@ static void test_refused_reports_every_attempt(void **state) {
   for (int he = 1; he >= 0; he--) {
     struct attempts a = {0};
     async_connect_options o = reporting(&a);
-    o.happy_eyeballs = he;
+    o.sequential = !he;
     struct conn c = {0};
     async_future *f = connect_to(loop, "localhost", port, &o, &c);
     tu_run_until(loop, &c.future_calls, 1, 3000);
@@ -565,7 +569,7 @@ static void test_connect_local_names(void **state) {
     uint16_t port = (uint16_t)async_server_port(server);
     assert_int_equal(connect_and_echo(loop, local[i], port, NULL), ipv6_loopback() ? AF_INET6 : AF_INET);
     async_connect_options o = ASYNC_CONNECT_OPTIONS_INIT;
-    o.happy_eyeballs = 0;
+    o.sequential = 1;
     assert_int_equal(connect_and_echo(loop, local[i], port, &o), ipv6_loopback() ? AF_INET6 : AF_INET);
     o.family = AF_INET;
     assert_int_equal(connect_and_echo(loop, local[i], port, &o), AF_INET);
@@ -593,7 +597,7 @@ static void sequential_silent_aaaa_case(uint64_t dns_timeout_ms) {
   uint16_t port = (uint16_t)async_server_port(server);
   struct attempts a = {0};
   async_connect_options o = reporting(&a);
-  o.happy_eyeballs = 0;
+  o.sequential = 1;
   o.dns_timeout_ms = dns_timeout_ms;
   struct conn c = {0};
   uint64_t t0 = tu_now_ns();
@@ -875,7 +879,7 @@ static void test_he_first_address_blackholed(void **state) {
   assert_int_equal(sv.made, 1);
   /* One at a time, 100 ms each. */
   a.t0 = tu_now_ns();
-  o.happy_eyeballs = 0;
+  o.sequential = 1;
   o.attempt_timeout_ms = 100;
   assert_int_equal(connect_and_echo_ends(loop, "he.test", port, &o, ends), AF_INET);
   assert_string_equal(ends[1].s, winner);
@@ -888,7 +892,7 @@ static void test_he_first_address_blackholed(void **state) {
   dnsfx_responder_stop(&r);
 }
 
-/* Two attempts connecting in the same iteration (attempt delay 0, both
+/* Two attempts connecting in the same iteration (no attempt delay, both
  * addresses listening): one stream, the other connection closed at once
  * (the server sees it arrive and end), no attempt reported, one
  * connection_lost, no fd left behind. */
@@ -903,7 +907,7 @@ static void test_he_two_winners(void **state) {
   struct attempts a = {0};
   async_connect_options o = reporting(&a);
   o.family = AF_INET; /* one lookup: both addresses at once */
-  o.attempt_delay_ms = 0;
+  o.attempt_delay_ms = -1; /* none */
   struct conn c = {0};
   async_future *f = connect_to(loop, "he.test", port, &o, &c);
   assert_int_equal(tu_wait_future(loop, f, 3000), 0);

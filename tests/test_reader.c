@@ -582,7 +582,7 @@ static void test_failed_hand_over(void **state) {
   async_stream *s = NULL;
   assert_int_equal(async_stream_adopt(&s, loop, -1, async_reader_protocol(), reader), ASYNC_EBADF);
   async_reconnect_options o = ASYNC_RECONNECT_OPTIONS_INIT;
-  o.initial_delay_ms = 0; /* out of range */
+  o.multiplier = 0.5; /* out of range */
   async_reconnector *rc = NULL;
   assert_int_equal(async_reconnector_start(&rc, loop, "127.0.0.1", 1, &o, async_reader_protocol(), reader),
                    ASYNC_EINVAL);
@@ -636,7 +636,7 @@ static void test_with_reconnector(void **state) {
   assert_int_equal(async_reader_new(&reader, loop, 0), 0);
   async_reconnect_options o = ASYNC_RECONNECT_OPTIONS_INIT;
   o.initial_delay_ms = 1;
-  o.jitter = 0;
+  o.jitter = -1.0; /* none */
   o.stopped = count_stopped;
   g_stopped = 0;
   async_reconnector *rc = NULL;

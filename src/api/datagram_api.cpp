@@ -2,6 +2,7 @@
 
 #include "api/api.hpp"
 #include "net/datagram.hpp"
+#include "util/sized_struct.hpp"
 
 using async::api::checked;
 using async::api::checked_loop;
@@ -10,6 +11,7 @@ using async::api::with_object;
 using async::api::kInvalid;
 using async::net::Datagram;
 using async::core::Loop;
+using async::util::copy_sized;
 
 namespace {
 
@@ -30,11 +32,13 @@ extern "C" {
 ASYNC_API int async_udp_open(async_datagram **out, async_loop *loop, const async_udp_options *options,
                              const async_datagram_protocol *protocol, void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !options || options->size < sizeof(async_udp_options) || !Datagram::valid_protocol(protocol))
+  async_udp_options copied;
+  async_datagram_protocol callbacks;
+  if (!out || !l || !options || copy_sized(copied, options) != 0 || !Datagram::copy_protocol(callbacks, protocol))
     return ASYNC_EINVAL;
   return guarded([&]() -> int {
     Datagram *d = nullptr;
-    int err = Datagram::open_udp(&d, *l, *options, *protocol, userdata);
+    int err = Datagram::open_udp(&d, *l, copied, callbacks, userdata);
     if (!err) *out = d->c_datagram();
     return err;
   });
@@ -44,10 +48,11 @@ ASYNC_API int async_unix_datagram_open(async_datagram **out, async_loop *loop, c
                                        const char *remote_path, const async_datagram_protocol *protocol,
                                        void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !Datagram::valid_protocol(protocol)) return ASYNC_EINVAL;
+  async_datagram_protocol callbacks;
+  if (!out || !l || !Datagram::copy_protocol(callbacks, protocol)) return ASYNC_EINVAL;
   return guarded([&]() -> int {
     Datagram *d = nullptr;
-    int err = Datagram::open_unix(&d, *l, local_path, remote_path, *protocol, userdata);
+    int err = Datagram::open_unix(&d, *l, local_path, remote_path, callbacks, userdata);
     if (!err) *out = d->c_datagram();
     return err;
   });
@@ -56,10 +61,11 @@ ASYNC_API int async_unix_datagram_open(async_datagram **out, async_loop *loop, c
 ASYNC_API int async_datagram_adopt(async_datagram **out, async_loop *loop, int fd,
                                    const async_datagram_protocol *protocol, void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !Datagram::valid_protocol(protocol)) return ASYNC_EINVAL;
+  async_datagram_protocol callbacks;
+  if (!out || !l || !Datagram::copy_protocol(callbacks, protocol)) return ASYNC_EINVAL;
   return guarded([&]() -> int {
     Datagram *d = nullptr;
-    int err = Datagram::adopt(&d, *l, fd, *protocol, userdata);
+    int err = Datagram::adopt(&d, *l, fd, callbacks, userdata);
     if (!err) *out = d->c_datagram();
     return err;
   });
