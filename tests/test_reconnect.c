@@ -618,6 +618,18 @@ static void test_zeroed_options_are_defaults(void **state) {
   tu_finish(loop);
 }
 
+/* An initial delay above the default cap: the cap defaults to it. */
+static void test_max_delay_defaults_to_initial(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  struct client c = {0};
+  start(&c, loop, refused_port(), options(60000, 0, 0.0, NO_JITTER, 0));
+  tu_run_until(loop, &c.failed, 1, 3000);
+  assert_int_equal(c.retry_ms[0], 60000);
+  stop_and_check(&c, loop);
+  tu_finish(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reconnects_after_loss),
@@ -636,6 +648,7 @@ int main(void) {
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_zeroed_options_are_defaults),
+      cmocka_unit_test(test_max_delay_defaults_to_initial),
       cmocka_unit_test(test_eof_reaches_user),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

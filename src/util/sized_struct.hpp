@@ -36,16 +36,26 @@ inline constexpr std::uint32_t kV0Size<async_stream_protocol> = 72;
 // - no padding follows its last field, so appending a field always grows
 //   sizeof, which is how the library tells a newer caller from an older
 //   one (update the field named when appending).
-static_assert(kV0Size<async_connect_options> == offsetof(async_connect_options, dns_timeout_ms) + 8);
-static_assert(sizeof(async_connect_options) == offsetof(async_connect_options, dns_timeout_ms) + 8);
-static_assert(kV0Size<async_reconnect_options> == offsetof(async_reconnect_options, stopped) + sizeof(void *));
-static_assert(sizeof(async_reconnect_options) == offsetof(async_reconnect_options, stopped) + sizeof(void *));
-static_assert(kV0Size<async_udp_options> == offsetof(async_udp_options, remote_address) + sizeof(void *));
-static_assert(sizeof(async_udp_options) == offsetof(async_udp_options, remote_address) + sizeof(void *));
-static_assert(kV0Size<async_datagram_protocol> == offsetof(async_datagram_protocol, release) + sizeof(void *));
-static_assert(sizeof(async_datagram_protocol) == offsetof(async_datagram_protocol, release) + sizeof(void *));
-static_assert(kV0Size<async_stream_protocol> == offsetof(async_stream_protocol, release) + sizeof(void *));
-static_assert(sizeof(async_stream_protocol) == offsetof(async_stream_protocol, release) + sizeof(void *));
+static_assert(kV0Size<async_connect_options> ==
+              offsetof(async_connect_options, dns_timeout_ms) + sizeof(async_connect_options::dns_timeout_ms));
+static_assert(sizeof(async_connect_options) ==
+              offsetof(async_connect_options, dns_timeout_ms) + sizeof(async_connect_options::dns_timeout_ms));
+static_assert(kV0Size<async_reconnect_options> ==
+              offsetof(async_reconnect_options, stopped) + sizeof(async_reconnect_options::stopped));
+static_assert(sizeof(async_reconnect_options) ==
+              offsetof(async_reconnect_options, stopped) + sizeof(async_reconnect_options::stopped));
+static_assert(kV0Size<async_udp_options> ==
+              offsetof(async_udp_options, remote_address) + sizeof(async_udp_options::remote_address));
+static_assert(sizeof(async_udp_options) ==
+              offsetof(async_udp_options, remote_address) + sizeof(async_udp_options::remote_address));
+static_assert(kV0Size<async_datagram_protocol> ==
+              offsetof(async_datagram_protocol, release) + sizeof(async_datagram_protocol::release));
+static_assert(sizeof(async_datagram_protocol) ==
+              offsetof(async_datagram_protocol, release) + sizeof(async_datagram_protocol::release));
+static_assert(kV0Size<async_stream_protocol> ==
+              offsetof(async_stream_protocol, release) + sizeof(async_stream_protocol::release));
+static_assert(sizeof(async_stream_protocol) ==
+              offsetof(async_stream_protocol, release) + sizeof(async_stream_protocol::release));
 
 // The largest size accepted: anything above is garbage, not a newer header
 // (the check of the unknown tail would read that far).
