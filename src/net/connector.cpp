@@ -64,7 +64,6 @@ int Connector::create(Connector **out, Loop &loop, const async_stream_protocol &
   }
   ++c->refs_;  // the kickoff task's
   c->protocol_ = protocol;
-  c->protocol_.size = sizeof c->protocol_;
   c->userdata_ = userdata;
   future->set_cancel(on_cancel, c);
   c->future_ = future;

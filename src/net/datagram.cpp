@@ -117,7 +117,6 @@ int Datagram::adopt(Datagram **out, Loop &loop, int fd, const async_datagram_pro
   d->connected_ = connected;
   if (connected) d->peer_ = peer;
   d->protocol_ = protocol;
-  d->protocol_.size = sizeof d->protocol_;
   d->userdata_ = userdata;
   ev::Backend::io_init(d->io_, fd, 0, on_io, d);
   ev::Backend::timer_init(d->kick_, on_kick, d);

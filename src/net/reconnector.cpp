@@ -29,7 +29,6 @@ constexpr double kJitter = 0.1;
 
 Reconnector::Reconnector(Loop &loop, const async_stream_protocol &protocol, void *userdata) noexcept
     : loop_(loop), user_(protocol), userdata_(userdata) {
-  user_.size = sizeof user_;
   // Only the callbacks the user gave are forwarded, so NULL keeps its
   // meaning (e.g. no eof_received: close at EOF).
   forward_.size = sizeof forward_;
