@@ -787,15 +787,17 @@ static void test_timeouts(void **state) {
 
 /*
  * One Happy Eyeballs race to a port nothing listens on: A answers at once
- * with 127.0.0.1, AAAA aaaa_delay_ms later with ::1; both attempts are
+ * with 127.0.0.1, AAAA aaaa_delay_ms later with ::1 (resolution delay as
+ * given: 0 the default, negative none); both attempts are
  * refused and reported, with their times, in *a. Returns the loop
  * iterations the race took.
  */
-static uint64_t he_refused_race(int aaaa_delay_ms, struct attempts *a) {
+static uint64_t he_refused_race(int aaaa_delay_ms, int32_t resolution_delay_ms, struct attempts *a) {
   struct dnsfx_responder r;
   async_loop *loop = responder_loop(&r, "127.0.0.1", 0, "::1", aaaa_delay_ms);
   uint16_t port = unused_port();
   async_connect_options o = reporting(a);
+  o.resolution_delay_ms = resolution_delay_ms;
   struct conn c = {0};
   uint64_t it0 = tu_iterations(loop);
   a->t0 = tu_now_ns();
@@ -827,7 +829,7 @@ static void test_he_aaaa_within_resolution_delay(void **state) {
   int v6_first = 0;
   for (int race = 0; race < 3 && !v6_first; race++) {
     struct attempts a = {0};
-    he_refused_race(20, &a);
+    he_refused_race(20, 0, &a);
     v6_first = a.families[0] == AF_INET6;
     assert_int_equal(a.families[1], v6_first ? AF_INET : AF_INET6);
     /* IPv6 once its answer came, IPv4 not before the delay is over. */
@@ -844,13 +846,25 @@ static void test_he_aaaa_after_resolution_delay(void **state) {
   (void)state;
   if (!ipv6_loopback()) skip();
   struct attempts a = {0};
-  uint64_t iterations = he_refused_race(200, &a);
+  uint64_t iterations = he_refused_race(200, 0, &a);
   assert_int_equal(a.families[0], AF_INET);
   assert_int_equal(a.families[1], AF_INET6);
   assert_true(a.ms[0] >= 49.0);
   assert_true(a.ms[1] >= 199.0);
   if (!under_valgrind()) assert_true(a.ms[0] < 190.0);
   assert_true(iterations < 50);
+}
+
+/* No resolution delay (negative): IPv4 is tried as soon as A answers. */
+static void test_he_no_resolution_delay(void **state) {
+  (void)state;
+  if (!ipv6_loopback()) skip();
+  struct attempts a = {0};
+  he_refused_race(200, -1, &a);
+  assert_int_equal(a.families[0], AF_INET);
+  assert_int_equal(a.families[1], AF_INET6);
+  assert_true(a.ms[1] >= 199.0);
+  if (!under_valgrind()) assert_true(a.ms[0] < 45.0);
 }
 
 /* First address blackholed (a hung listener on 127.0.0.2): with Happy
@@ -1074,6 +1088,7 @@ int main(void) {
       cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_he_aaaa_within_resolution_delay),
       cmocka_unit_test(test_he_aaaa_after_resolution_delay),
+      cmocka_unit_test(test_he_no_resolution_delay),
       cmocka_unit_test(test_he_first_address_blackholed),
       cmocka_unit_test(test_he_two_winners),
       cmocka_unit_test(test_he_cancel_mid_race),
