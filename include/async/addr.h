@@ -54,7 +54,7 @@ enum async_addr_family {
   ASYNC_AF_UNIX = 1,
   ASYNC_AF_INET = 2,
   ASYNC_AF_INET6 = 10,
-  ASYNC_AF_FORCE32 = 0x7FFFFFFF
+  ASYNC_ADDR_FAMILY_FORCE32 = 0x7FFFFFFF
 };
 
 /*
