@@ -115,7 +115,13 @@ static void check_sizes(apply_fn apply, const void *base, size_t current, uint32
 /* ---- callbacks ------------------------------------------------------------ */
 
 static int g_released;
+static int g_made;
 
+static void s_made(async_stream *s, void *ud) {
+  (void)s;
+  (void)ud;
+  g_made++;
+}
 static size_t s_data(async_stream *s, const uint8_t *d, size_t n, void *ud) {
   (void)s;
   (void)d;
@@ -132,7 +138,7 @@ static void count_release(void *ud) {
   g_released++;
 }
 static const async_stream_protocol k_stream = {
-    sizeof(async_stream_protocol), NULL, s_data, NULL, s_lost, NULL, NULL, NULL, count_release,
+    sizeof(async_stream_protocol), s_made, s_data, NULL, s_lost, NULL, NULL, NULL, count_release,
 };
 
 static void d_received(async_datagram *d, const uint8_t *data, size_t len, const struct sockaddr *a, size_t alen,
@@ -214,6 +220,45 @@ static int apply_set_protocol(async_loop *loop, const void *protocol) {
   wait_release(loop, before + (rc == 0));
   close(sv[1]);
   return rc;
+}
+
+/* The protocol a server's factory returns. */
+static const void *g_factory_protocol;
+
+static int pointing_factory(const async_stream_protocol **p, void **ud, async_server *s, void *userdata) {
+  (void)s;
+  (void)userdata;
+  *p = g_factory_protocol;
+  *ud = NULL;
+  return 0;
+}
+
+/* Accepted, the connection becomes a stream (made, released at its end);
+ * refused, it is closed at once (the client reads EOF), nothing called. */
+static int apply_factory_protocol(async_loop *loop, const void *protocol) {
+  g_factory_protocol = protocol;
+  async_server *server = NULL;
+  assert_int_equal(async_tcp_listen(&server, loop, "127.0.0.1", 0, 0, 0, pointing_factory, NULL), 0);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)async_server_port(server)),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  int made = g_made;
+  int released = g_released;
+  int eof = 0;
+  uint64_t t0 = tu_now_ns();
+  while (g_made == made && !eof) {
+    assert_true(tu_elapsed_ms(t0) < 3000.0);
+    async_loop_run(loop, ASYNC_RUN_NOWAIT);
+    char byte;
+    eof = recv(fd, &byte, 1, MSG_DONTWAIT) == 0;
+  }
+  close(fd);
+  if (!eof) wait_release(loop, released);
+  assert_int_equal(g_released, released + !eof);
+  tu_server_close(loop, server);
+  return eof ? ASYNC_EINVAL : 0;
 }
 
 static int apply_reconnect(async_loop *loop, const void *opts) {
@@ -304,6 +349,7 @@ static void test_stream_protocol(void **state) {
   (void)state;
   check_sizes(apply_stream_protocol, &k_stream, sizeof k_stream, V0_STREAM_PROTOCOL);
   check_sizes(apply_set_protocol, &k_stream, sizeof k_stream, V0_STREAM_PROTOCOL);
+  check_sizes(apply_factory_protocol, &k_stream, sizeof k_stream, V0_STREAM_PROTOCOL);
   g_refused_port = unused_port();
   check_sizes(apply_connect_protocol, &k_stream, sizeof k_stream, V0_STREAM_PROTOCOL);
 }
