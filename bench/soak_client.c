@@ -121,7 +121,7 @@ static void release_slot(struct slot *s) {
    * of the run, on_connected may still be queued for a connection made. */
   if (!s->stream && s->connect && async_future_result(&connected, s->connect) == 0) s->stream = connected;
   if (s->stream) BENCH_CHECK(async_stream_close(s->stream));
-  int connecting = s->connect && async_future_state(s->connect) == ASYNC_FUTURE_PENDING;
+  int connecting = s->connect && async_future_get_state(s->connect) == ASYNC_FUTURE_PENDING;
   if (s->connect) BENCH_CHECK(async_future_free(s->connect));
   if (s->reader && !connecting) {
     BENCH_CHECK(async_reader_free(s->reader));
@@ -144,7 +144,7 @@ static void slot_failed(struct slot *s, const char *what, int status) {
 
 static void connect_slot(struct slot *s) {
   static const async_connect_options options = {
-      sizeof(async_connect_options), 0, NULL, 1, 50, 250, 0, CONNECT_TIMEOUT_MS, NULL, NULL, 0,
+      sizeof(async_connect_options), 0, NULL, 0, 0, 0, 0, CONNECT_TIMEOUT_MS, NULL, NULL, 0,
   };
   s->serial = soak.started++;
   s->ending = (enum ending)(s->serial % END_KINDS);

@@ -107,7 +107,7 @@ int main(void) {
   check(async_future_timeout(&deadline, slow.future, 100), "async_future_timeout");
   int rc = async_loop_run_until(loop, deadline);
   printf("slow operation: %s; its future is %s\n", async_err_name(rc),
-         async_future_state(slow.future) == ASYNC_FUTURE_CANCELLED ? "cancelled" : "not cancelled");
+         async_future_get_state(slow.future) == ASYNC_FUTURE_CANCELLED ? "cancelled" : "not cancelled");
   if (rc != ASYNC_ETIMEDOUT || !slow.cancelled) {
     fprintf(stderr, "expected a timeout and a cancelled producer\n");
     return 1;

@@ -2,7 +2,10 @@
  * async_addr_parse / async_addr_format / async_addr_port (async/addr.h):
  * every accepted text form, default ports, port bounds, scope ids (by
  * name, by number, unnamed indexes), strict rejection of malformed text,
- * capacity errors, format round trips and argument checks.
+ * capacity errors, format round trips and argument checks; the accessors
+ * for bindings without struct sockaddr (async_addr_get_family, get_ip,
+ * get_scope_id, make, set_port): round trips with parse and format, any
+ * alignment, no read past addrlen, no write past capacity.
  */
 #include "test_util.h"
 
@@ -554,6 +557,165 @@ static void test_port_invalid(void **state) {
   assert_int_equal(async_addr_port((struct sockaddr *)&sin, 0), ASYNC_EINVAL);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Accessors for bindings without struct sockaddr                      */
+
+/* Bytes of any alignment, with guard bytes around what a call may touch. */
+struct guarded_buf {
+  unsigned char before[8];
+  unsigned char bytes[ASYNC_ADDR_MAXLEN + 1];
+  unsigned char after[8];
+};
+
+static void test_family_values(void **state) {
+  (void)state;
+  /* The ABI's numbers are the kernel's (async/addr.h). */
+  assert_int_equal(ASYNC_AF_UNSPEC, AF_UNSPEC);
+  assert_int_equal(ASYNC_AF_UNIX, AF_UNIX);
+  assert_int_equal(ASYNC_AF_INET, AF_INET);
+  assert_int_equal(ASYNC_AF_INET6, AF_INET6);
+  assert_int_equal(ASYNC_ADDR_MAXLEN, sizeof(struct sockaddr_storage));
+  struct sockaddr_storage ss;
+  assert_int_equal(parse(&ss, "192.0.2.1:80", 0), (int)sizeof(struct sockaddr_in));
+  assert_int_equal(async_addr_get_family((struct sockaddr *)&ss, sizeof(struct sockaddr_in)), ASYNC_AF_INET);
+  assert_int_equal(parse(&ss, "[2001:db8::1]:80", 0), (int)sizeof(struct sockaddr_in6));
+  assert_int_equal(async_addr_get_family((struct sockaddr *)&ss, sizeof(struct sockaddr_in6)), ASYNC_AF_INET6);
+  /* Any family: only its field is read, addrlen need cover no more. */
+  struct sockaddr_un un = {.sun_family = AF_UNIX};
+  assert_int_equal(async_addr_get_family((struct sockaddr *)&un, sizeof(sa_family_t)), ASYNC_AF_UNIX);
+  struct sockaddr_storage other = {.ss_family = AF_NETLINK};
+  assert_int_equal(async_addr_get_family((struct sockaddr *)&other, sizeof other), AF_NETLINK);
+  assert_int_equal(async_addr_get_family((struct sockaddr *)&other, sizeof(sa_family_t) - 1), ASYNC_EINVAL);
+  assert_int_equal(async_addr_get_family(NULL, sizeof other), ASYNC_EINVAL);
+}
+
+static void test_get_ip_and_scope(void **state) {
+  (void)state;
+  struct sockaddr_storage ss;
+  uint8_t ip[16];
+  uint32_t scope = 99;
+  assert_int_equal(parse(&ss, "192.0.2.1:80", 0), (int)sizeof(struct sockaddr_in));
+  memset(ip, FILL, sizeof ip);
+  assert_int_equal(async_addr_get_ip(ip, 4, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 4);
+  const uint8_t v4[4] = {192, 0, 2, 1};
+  assert_memory_equal(ip, v4, 4);
+  assert_int_equal(ip[4], FILL);
+  assert_int_equal(async_addr_get_scope_id(&scope, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+  assert_int_equal(scope, 0);
+
+  assert_int_equal(parse(&ss, "[2001:db8::1%7]:80", 0), (int)sizeof(struct sockaddr_in6));
+  memset(ip, FILL, sizeof ip);
+  assert_int_equal(async_addr_get_ip(ip, sizeof ip, (struct sockaddr *)&ss, sizeof(struct sockaddr_in6)), 16);
+  const uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  assert_memory_equal(ip, v6, 16);
+  assert_int_equal(async_addr_get_scope_id(&scope, (struct sockaddr *)&ss, sizeof(struct sockaddr_in6)), 0);
+  assert_int_equal(scope, 7);
+
+  /* Too small an output: ASYNC_ERANGE, nothing written. */
+  memset(ip, FILL, sizeof ip);
+  assert_int_equal(async_addr_get_ip(ip, 15, (struct sockaddr *)&ss, sizeof(struct sockaddr_in6)), ASYNC_ERANGE);
+  for (size_t i = 0; i < sizeof ip; i++) assert_int_equal(ip[i], FILL);
+  /* addrlen short of the family's length, other families, NULL. */
+  assert_int_equal(async_addr_get_ip(ip, sizeof ip, (struct sockaddr *)&ss, sizeof(struct sockaddr_in6) - 1),
+                   ASYNC_EINVAL);
+  assert_int_equal(async_addr_get_scope_id(&scope, (struct sockaddr *)&ss, sizeof(struct sockaddr_in6) - 1),
+                   ASYNC_EINVAL);
+  struct sockaddr_un un = {.sun_family = AF_UNIX, .sun_path = "/x"};
+  assert_int_equal(async_addr_get_ip(ip, sizeof ip, (struct sockaddr *)&un, sizeof un), ASYNC_EINVAL);
+  assert_int_equal(async_addr_get_scope_id(&scope, (struct sockaddr *)&un, sizeof un), ASYNC_EINVAL);
+  assert_int_equal(async_addr_get_ip(NULL, sizeof ip, (struct sockaddr *)&ss, sizeof ss), ASYNC_EINVAL);
+  assert_int_equal(async_addr_get_ip(ip, sizeof ip, NULL, sizeof ss), ASYNC_EINVAL);
+  assert_int_equal(async_addr_get_scope_id(NULL, (struct sockaddr *)&ss, sizeof ss), ASYNC_EINVAL);
+  assert_int_equal(async_addr_get_scope_id(&scope, NULL, sizeof ss), ASYNC_EINVAL);
+}
+
+/* make -> format -> parse -> get_* gives back what was made, at every
+ * alignment of the output, writing nothing past the address. */
+static void make_round_trip(int family, const uint8_t *ip, size_t ip_len, uint16_t port, uint32_t scope,
+                            const char *text) {
+  for (size_t shift = 0; shift < 8; shift++) {
+    struct guarded_buf g;
+    memset(&g, FILL, sizeof g);
+    struct sockaddr *out = (struct sockaddr *)(g.bytes + shift);
+    int len = async_addr_make(out, sizeof g.bytes - shift, family, ip, ip_len, port, scope);
+    int want = family == ASYNC_AF_INET ? (int)sizeof(struct sockaddr_in) : (int)sizeof(struct sockaddr_in6);
+    assert_int_equal(len, want);
+    for (size_t i = shift + (size_t)len; i < sizeof g.bytes; i++) assert_int_equal(g.bytes[i], FILL);
+    for (size_t i = 0; i < shift; i++) assert_int_equal(g.bytes[i], FILL);
+    assert_int_equal(async_addr_get_family(out, (size_t)len), family);
+    assert_int_equal(async_addr_port(out, (size_t)len), port);
+    uint8_t back[16];
+    assert_int_equal(async_addr_get_ip(back, sizeof back, out, (size_t)len), (int)ip_len);
+    assert_memory_equal(back, ip, ip_len);
+    uint32_t back_scope = 1234;
+    assert_int_equal(async_addr_get_scope_id(&back_scope, out, (size_t)len), 0);
+    assert_int_equal(back_scope, scope);
+    char formatted[ASYNC_ADDR_STRLEN];
+    assert_true(async_addr_format(formatted, sizeof formatted, out, (size_t)len, 0) > 0);
+    assert_string_equal(formatted, text);
+    /* And text -> parse gives the same bytes as make. */
+    struct sockaddr_storage parsed;
+    assert_int_equal(parse(&parsed, text, 0), len);
+    assert_memory_equal(&parsed, out, (size_t)len);
+    /* set_port in place, at that alignment. */
+    assert_int_equal(async_addr_set_port(out, (size_t)len, 65535), 0);
+    assert_int_equal(async_addr_port(out, (size_t)len), 65535);
+    assert_int_equal(async_addr_set_port(out, (size_t)len, port), 0);
+    assert_memory_equal(&parsed, out, (size_t)len);
+  }
+}
+
+static void test_make_round_trips(void **state) {
+  (void)state;
+  const uint8_t v4[4] = {192, 0, 2, 1};
+  make_round_trip(ASYNC_AF_INET, v4, 4, 8080, 0, "192.0.2.1:8080");
+  const uint8_t any4[4] = {0, 0, 0, 0};
+  make_round_trip(ASYNC_AF_INET, any4, 4, 0, 0, "0.0.0.0:0");
+  const uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  make_round_trip(ASYNC_AF_INET6, v6, 16, 443, 0, "[2001:db8::1]:443");
+  /* A scope id no interface has formats as its number. */
+  const uint8_t ll[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  make_round_trip(ASYNC_AF_INET6, ll, 16, 53, 4000000000u, "[fe80::1%4000000000]:53");
+  unsigned lo = if_nametoindex("lo");
+  assert_true(lo > 0);
+  make_round_trip(ASYNC_AF_INET6, ll, 16, 53, lo, "[fe80::1%lo]:53");
+}
+
+static void test_make_bad_input(void **state) {
+  (void)state;
+  struct guarded_buf g;
+  memset(&g, FILL, sizeof g);
+  struct sockaddr *out = (struct sockaddr *)g.bytes;
+  const uint8_t ip[16] = {1, 2, 3, 4};
+  assert_int_equal(async_addr_make(out, sizeof g.bytes, ASYNC_AF_INET, ip, 16, 1, 0), ASYNC_EINVAL);
+  assert_int_equal(async_addr_make(out, sizeof g.bytes, ASYNC_AF_INET6, ip, 4, 1, 0), ASYNC_EINVAL);
+  assert_int_equal(async_addr_make(out, sizeof g.bytes, ASYNC_AF_INET, ip, 4, 1, 2), ASYNC_EINVAL);
+  assert_int_equal(async_addr_make(out, sizeof g.bytes, ASYNC_AF_UNIX, ip, 4, 1, 0), ASYNC_EINVAL);
+  assert_int_equal(async_addr_make(out, sizeof g.bytes, ASYNC_AF_UNSPEC, ip, 16, 1, 0), ASYNC_EINVAL);
+  assert_int_equal(async_addr_make(out, sizeof g.bytes, -1, ip, 4, 1, 0), ASYNC_EINVAL);
+  assert_int_equal(async_addr_make(NULL, sizeof g.bytes, ASYNC_AF_INET, ip, 4, 1, 0), ASYNC_EINVAL);
+  assert_int_equal(async_addr_make(out, sizeof g.bytes, ASYNC_AF_INET, NULL, 4, 1, 0), ASYNC_EINVAL);
+  /* One byte short: ASYNC_ERANGE. */
+  assert_int_equal(async_addr_make(out, sizeof(struct sockaddr_in) - 1, ASYNC_AF_INET, ip, 4, 1, 0), ASYNC_ERANGE);
+  assert_int_equal(async_addr_make(out, sizeof(struct sockaddr_in6) - 1, ASYNC_AF_INET6, ip, 16, 1, 0),
+                   ASYNC_ERANGE);
+  /* Nothing written by any of them. */
+  for (size_t i = 0; i < sizeof g.bytes; i++) assert_int_equal(g.bytes[i], FILL);
+
+  /* set_port: other families, short addrlen, NULL; nothing written. */
+  struct sockaddr_un un = {.sun_family = AF_UNIX, .sun_path = "/x"};
+  struct sockaddr_un un_copy = un;
+  assert_int_equal(async_addr_set_port((struct sockaddr *)&un, sizeof un, 1), ASYNC_EINVAL);
+  assert_memory_equal(&un, &un_copy, sizeof un);
+  struct sockaddr_storage ss;
+  assert_int_equal(parse(&ss, "[::1]:1", 0), (int)sizeof(struct sockaddr_in6));
+  struct sockaddr_storage copy = ss;
+  assert_int_equal(async_addr_set_port((struct sockaddr *)&ss, sizeof(struct sockaddr_in6) - 1, 2), ASYNC_EINVAL);
+  assert_memory_equal(&ss, &copy, sizeof ss);
+  assert_int_equal(async_addr_set_port(NULL, sizeof ss, 2), ASYNC_EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_ipv4),
@@ -599,6 +761,10 @@ int main(void) {
       cmocka_unit_test(test_port),
       cmocka_unit_test(test_port_of_parsed),
       cmocka_unit_test(test_port_invalid),
+      cmocka_unit_test(test_family_values),
+      cmocka_unit_test(test_get_ip_and_scope),
+      cmocka_unit_test(test_make_round_trips),
+      cmocka_unit_test(test_make_bad_input),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

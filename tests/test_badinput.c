@@ -145,7 +145,7 @@ static void test_null_handle_functions(void **state) {
   assert_null(async_hook_handle(NULL));
   assert_int_equal(async_hook_start(NULL, tu_noop_hook_cb), ASYNC_EINVAL);
   assert_int_equal(async_hook_stop(NULL), ASYNC_EINVAL);
-  assert_int_equal(async_hook_kind(NULL), ASYNC_EINVAL);
+  assert_int_equal(async_hook_get_kind(NULL), ASYNC_EINVAL);
 
   assert_null(async_signal_handle(NULL));
   assert_int_equal(async_signal_start(NULL, SIGUSR1, tu_noop_signal_cb), ASYNC_EINVAL);
@@ -189,7 +189,7 @@ static void test_null_future_functions(void **state) {
   void *v = NULL;
   assert_int_equal(async_future_free(NULL), ASYNC_EINVAL);
   assert_null(async_future_loop(NULL));
-  assert_int_equal(async_future_state(NULL), ASYNC_EINVAL);
+  assert_int_equal(async_future_get_state(NULL), ASYNC_EINVAL);
   assert_int_equal(async_future_result(&v, NULL), ASYNC_EINVAL);
   assert_int_equal(async_future_add_callback(NULL, tu_noop_future_cb, NULL), ASYNC_EINVAL);
   assert_int_equal(async_future_cancel(NULL), ASYNC_EINVAL);
@@ -214,7 +214,7 @@ static void test_null_future_functions(void **state) {
   assert_int_equal(async_future_any(&out, loop, with_null, 2), ASYNC_EINVAL);
   assert_null(out);
   /* The failed calls left f alone: pending, no callback attached. */
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_resolve(f, NULL, NULL), 0);
   assert_int_equal(async_loop_alive(loop), 0);
   assert_int_equal(async_future_free(f), 0);
@@ -287,9 +287,9 @@ static void objs_check_and_free(struct objs *o) {
   assert_int_equal(async_handle_has_ref(async_timer_handle(o->t)), 1);
   assert_ptr_equal(async_handle_userdata(async_timer_handle(o->t)), o);
   assert_ptr_equal(async_handle_userdata(async_watcher_handle(o->w)), o);
-  assert_int_equal(async_future_state(o->f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(o->f), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_watcher_fd(o->w), o->sv[0]);
-  assert_int_equal(async_hook_kind(o->h), ASYNC_HOOK_CHECK);
+  assert_int_equal(async_hook_get_kind(o->h), ASYNC_HOOK_CHECK);
   assert_int_equal(async_signal_signum(o->s), 0);
   assert_int_equal(async_loop_run(o->loop, ASYNC_RUN_NOWAIT), 1);
   assert_int_equal(o->wfired, 1);
@@ -372,7 +372,7 @@ static void wrong_hook(struct objs *o, void *p) {
   assert_null(async_hook_handle(h));
   assert_int_equal(async_hook_start(h, tu_noop_hook_cb), ASYNC_EINVAL);
   assert_int_equal(async_hook_stop(h), ASYNC_EINVAL);
-  assert_int_equal(async_hook_kind(h), ASYNC_EINVAL);
+  assert_int_equal(async_hook_get_kind(h), ASYNC_EINVAL);
 }
 
 static void test_wrong_kind_hook(void **state) {
@@ -407,7 +407,7 @@ static void wrong_future(struct objs *o, void *p) {
   async_future *out = NULL;
   assert_int_equal(async_future_free(f), ASYNC_EINVAL);
   assert_null(async_future_loop(f));
-  assert_int_equal(async_future_state(f), ASYNC_EINVAL);
+  assert_int_equal(async_future_get_state(f), ASYNC_EINVAL);
   assert_int_equal(async_future_result(&v, f), ASYNC_EINVAL);
   assert_int_equal(async_future_add_callback(f, tu_noop_future_cb, NULL), ASYNC_EINVAL);
   assert_int_equal(async_future_cancel(f), ASYNC_EINVAL);

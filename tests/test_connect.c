@@ -134,9 +134,13 @@ static void attempt_cb(const struct sockaddr *addr, size_t len, int error, void 
   a->count++;
 }
 
-/* Options reporting every failed attempt to a. */
+/* Options reporting every failed attempt to a, all zero else: every
+ * default (Happy Eyeballs, 50 ms resolution delay, 250 ms attempt delay),
+ * which the Happy Eyeballs tests below measure. */
 static async_connect_options reporting(struct attempts *a) {
-  async_connect_options o = ASYNC_CONNECT_OPTIONS_INIT;
+  async_connect_options o;
+  memset(&o, 0, sizeof o);
+  o.size = sizeof o;
   o.attempt_failed = attempt_cb;
   o.attempt_failed_userdata = a;
   return o;
@@ -159,7 +163,7 @@ static async_future *connect_to(async_loop *loop, const char *host, uint16_t por
   assert_int_equal(async_tcp_connect(&f, loop, host, port, o, &k_proto, c), 0);
   assert_non_null(f);
   /* Never inside the call. */
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_add_callback(f, future_cb, c), 0);
   return f;
 }
@@ -399,7 +403,7 @@ static void test_connect_name(void **state) {
   assert_int_equal(connect_and_echo(loop, "v4.test", port, NULL), AF_INET);
   /* Sequential (no Happy Eyeballs): the same two lookups, IPv6 first. */
   async_connect_options o = ASYNC_CONNECT_OPTIONS_INIT;
-  o.happy_eyeballs = 0;
+  o.sequential = 1;
   assert_int_equal(connect_and_echo(loop, "both.test", port, &o), ipv6_loopback() ? AF_INET6 : AF_INET);
   finish(loop, server);
   unlink(path);
@@ -414,7 +418,7 @@ static void test_refused_reports_every_attempt(void **state) {
   for (int he = 1; he >= 0; he--) {
     struct attempts a = {0};
     async_connect_options o = reporting(&a);
-    o.happy_eyeballs = he;
+    o.sequential = !he;
     struct conn c = {0};
     async_future *f = connect_to(loop, "localhost", port, &o, &c);
     tu_run_until(loop, &c.future_calls, 1, 3000);
@@ -565,7 +569,7 @@ static void test_connect_local_names(void **state) {
     uint16_t port = (uint16_t)async_server_port(server);
     assert_int_equal(connect_and_echo(loop, local[i], port, NULL), ipv6_loopback() ? AF_INET6 : AF_INET);
     async_connect_options o = ASYNC_CONNECT_OPTIONS_INIT;
-    o.happy_eyeballs = 0;
+    o.sequential = 1;
     assert_int_equal(connect_and_echo(loop, local[i], port, &o), ipv6_loopback() ? AF_INET6 : AF_INET);
     o.family = AF_INET;
     assert_int_equal(connect_and_echo(loop, local[i], port, &o), AF_INET);
@@ -593,7 +597,7 @@ static void sequential_silent_aaaa_case(uint64_t dns_timeout_ms) {
   uint16_t port = (uint16_t)async_server_port(server);
   struct attempts a = {0};
   async_connect_options o = reporting(&a);
-  o.happy_eyeballs = 0;
+  o.sequential = 1;
   o.dns_timeout_ms = dns_timeout_ms;
   struct conn c = {0};
   uint64_t t0 = tu_now_ns();
@@ -783,15 +787,17 @@ static void test_timeouts(void **state) {
 
 /*
  * One Happy Eyeballs race to a port nothing listens on: A answers at once
- * with 127.0.0.1, AAAA aaaa_delay_ms later with ::1; both attempts are
+ * with 127.0.0.1, AAAA aaaa_delay_ms later with ::1 (resolution delay as
+ * given: 0 the default, negative none); both attempts are
  * refused and reported, with their times, in *a. Returns the loop
  * iterations the race took.
  */
-static uint64_t he_refused_race(int aaaa_delay_ms, struct attempts *a) {
+static uint64_t he_refused_race(int aaaa_delay_ms, int32_t resolution_delay_ms, struct attempts *a) {
   struct dnsfx_responder r;
   async_loop *loop = responder_loop(&r, "127.0.0.1", 0, "::1", aaaa_delay_ms);
   uint16_t port = unused_port();
   async_connect_options o = reporting(a);
+  o.resolution_delay_ms = resolution_delay_ms;
   struct conn c = {0};
   uint64_t it0 = tu_iterations(loop);
   a->t0 = tu_now_ns();
@@ -823,7 +829,7 @@ static void test_he_aaaa_within_resolution_delay(void **state) {
   int v6_first = 0;
   for (int race = 0; race < 3 && !v6_first; race++) {
     struct attempts a = {0};
-    he_refused_race(20, &a);
+    he_refused_race(20, 0, &a);
     v6_first = a.families[0] == AF_INET6;
     assert_int_equal(a.families[1], v6_first ? AF_INET : AF_INET6);
     /* IPv6 once its answer came, IPv4 not before the delay is over. */
@@ -840,13 +846,25 @@ static void test_he_aaaa_after_resolution_delay(void **state) {
   (void)state;
   if (!ipv6_loopback()) skip();
   struct attempts a = {0};
-  uint64_t iterations = he_refused_race(200, &a);
+  uint64_t iterations = he_refused_race(200, 0, &a);
   assert_int_equal(a.families[0], AF_INET);
   assert_int_equal(a.families[1], AF_INET6);
   assert_true(a.ms[0] >= 49.0);
   assert_true(a.ms[1] >= 199.0);
   if (!under_valgrind()) assert_true(a.ms[0] < 190.0);
   assert_true(iterations < 50);
+}
+
+/* No resolution delay (negative): IPv4 is tried as soon as A answers. */
+static void test_he_no_resolution_delay(void **state) {
+  (void)state;
+  if (!ipv6_loopback()) skip();
+  struct attempts a = {0};
+  he_refused_race(200, -1, &a);
+  assert_int_equal(a.families[0], AF_INET);
+  assert_int_equal(a.families[1], AF_INET6);
+  assert_true(a.ms[1] >= 199.0);
+  if (!under_valgrind()) assert_true(a.ms[0] < 45.0);
 }
 
 /* First address blackholed (a hung listener on 127.0.0.2): with Happy
@@ -875,7 +893,7 @@ static void test_he_first_address_blackholed(void **state) {
   assert_int_equal(sv.made, 1);
   /* One at a time, 100 ms each. */
   a.t0 = tu_now_ns();
-  o.happy_eyeballs = 0;
+  o.sequential = 1;
   o.attempt_timeout_ms = 100;
   assert_int_equal(connect_and_echo_ends(loop, "he.test", port, &o, ends), AF_INET);
   assert_string_equal(ends[1].s, winner);
@@ -888,7 +906,7 @@ static void test_he_first_address_blackholed(void **state) {
   dnsfx_responder_stop(&r);
 }
 
-/* Two attempts connecting in the same iteration (attempt delay 0, both
+/* Two attempts connecting in the same iteration (no attempt delay, both
  * addresses listening): one stream, the other connection closed at once
  * (the server sees it arrive and end), no attempt reported, one
  * connection_lost, no fd left behind. */
@@ -903,7 +921,7 @@ static void test_he_two_winners(void **state) {
   struct attempts a = {0};
   async_connect_options o = reporting(&a);
   o.family = AF_INET; /* one lookup: both addresses at once */
-  o.attempt_delay_ms = 0;
+  o.attempt_delay_ms = -1; /* none */
   struct conn c = {0};
   async_future *f = connect_to(loop, "he.test", port, &o, &c);
   assert_int_equal(tu_wait_future(loop, f, 3000), 0);
@@ -1070,6 +1088,7 @@ int main(void) {
       cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_he_aaaa_within_resolution_delay),
       cmocka_unit_test(test_he_aaaa_after_resolution_delay),
+      cmocka_unit_test(test_he_no_resolution_delay),
       cmocka_unit_test(test_he_first_address_blackholed),
       cmocka_unit_test(test_he_two_winners),
       cmocka_unit_test(test_he_cancel_mid_race),

@@ -1748,8 +1748,8 @@ static void test_open_bad_input(void **state) {
       fail_msg("case %zu: want ASYNC_EINVAL, got %s", i, async_err_name(rc));
     }
   }
-  assert_int_equal(async_udp_open(&d, e.loop, &(async_udp_options){sizeof(async_udp_options), AF_INET, "192.0.2.200:0",
-                                                                   NULL, 0, 0, 0, 0, 0},
+  assert_int_equal(async_udp_open(&d, e.loop, &(async_udp_options){sizeof(async_udp_options), AF_INET, 0, 0, 0, 0, 0,
+                                                                   "192.0.2.200:0", NULL},
                                   &p, &r),
                    ASYNC_EADDRNOTAVAIL);
   /* Unix. */

@@ -143,7 +143,7 @@ static async_future *resolve_ok(async_loop *loop, const char *host, const char *
     print_error("lookup of %s failed: %s\n", host ? host : "NULL", async_err_name(rc));
   }
   assert_code(rc, 0);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_DONE);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_DONE);
   assert_true(async_addrinfo_count(gai_list(f)) > 0);
   return f;
 }
@@ -153,7 +153,7 @@ static int resolve_status(async_loop *loop, const char *host, const char *servic
                           uint32_t flags) {
   async_future *f = gai(loop, host, service, family, socktype, flags);
   int rc = tu_wait_future(loop, f, 5000);
-  int st = async_future_state(f);
+  int st = async_future_get_state(f);
   if (rc == 0) {
     assert_int_equal(st, ASYNC_FUTURE_DONE);
   } else if (rc != ASYNC_ESTATE) {
@@ -229,7 +229,7 @@ static void rec_cb(async_future *f, int status, void *ud) {
   struct rec *r = ud;
   r->calls++;
   r->status = status;
-  r->state = async_future_state(f);
+  r->state = async_future_get_state(f);
   r->iter = tu_iter_cb(async_future_loop(f));
   r->count = -1;
   void *v = NULL;
@@ -544,14 +544,14 @@ static void test_thousand_in_flight(void **state) {
     case 5: futs[i] = gai(loop, "many.test", NULL, AF_INET6, 0, 0); break;
     default: futs[i] = gai(loop, "other.example", NULL, AF_INET, 0, 0); break;
     }
-    assert_int_equal(async_future_state(futs[i]), ASYNC_FUTURE_PENDING);
+    assert_int_equal(async_future_get_state(futs[i]), ASYNC_FUTURE_PENDING);
     assert_code(async_future_add_callback(futs[i], many_cb, &recs[i]), 0);
   }
   /* Wait for all of them (async_future_all would stop at the first
    * failure, so wait on each in turn). */
   uint64_t t0 = tu_now_ns();
   for (int i = 0; i < N_MANY; i++) {
-    if (async_future_state(futs[i]) == ASYNC_FUTURE_PENDING) {
+    if (async_future_get_state(futs[i]) == ASYNC_FUTURE_PENDING) {
       (void)tu_wait_future(loop, futs[i], 30000);
     }
   }
@@ -598,7 +598,7 @@ static void check_later(async_loop *loop, const char *host, const char *service,
                         int want_status) {
   uint64_t it0 = tu_iterations(loop);
   async_future *f = gai(loop, host, service, family, 0, flags);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
   void *v = NULL;
   assert_code(async_future_result(&v, f), ASYNC_ESTATE);
   struct rec r = {0};
@@ -688,7 +688,7 @@ static void test_cancel_at_once(void **state) {
   async_future *f = gai(loop, "dual.test", NULL, AF_UNSPEC, 0, 0);
   add_rec(f, &r);
   assert_int_equal(async_future_cancel(f), 1);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
   assert_code(async_future_result(NULL, f), ASYNC_ECANCELED);
   assert_int_equal(async_future_cancel(f), 0); /* already complete */
   assert_int_equal(r.calls, 0);                /* callbacks run later */
@@ -699,7 +699,7 @@ static void test_cancel_at_once(void **state) {
   }
   assert_int_equal(r.calls, 1);
   assert_code(r.status, ASYNC_ECANCELED);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
   assert_code(async_future_free(f), 0);
 
   /* Numeric hosts can be cancelled too, before their completion runs. */
@@ -784,7 +784,7 @@ static void start_dropped(async_loop *loop, async_future **f, struct rec *r, int
 /* Frees n pending futures; their callbacks report ASYNC_ECANCELED. */
 static void free_cancelled(async_loop *loop, async_future **f, struct rec *r, int n) {
   for (int i = 0; i < n; i++) {
-    assert_int_equal(async_future_state(f[i]), ASYNC_FUTURE_PENDING);
+    assert_int_equal(async_future_get_state(f[i]), ASYNC_FUTURE_PENDING);
     assert_code(async_future_free(f[i]), 0);
   }
   spin_nowait(loop, 1);
@@ -847,7 +847,7 @@ static void test_abandoned_queries_bounded(void **state) {
   tu_sleep_ms(50);
   assert_true(tu_elapsed_ms(t0) < TIMEOUT_MS); /* else c-ares may have retired some */
   assert_int_equal(dnsfx_responder_queries(&resp, DNSFX_TYPE_A), MAX_IN_ARES);
-  assert_int_equal(async_future_state(answered), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(answered), ASYNC_FUTURE_PENDING);
   assert_code(tu_wait_future(loop, answered, 5000), 0);
   double elapsed = tu_elapsed_ms(t0);
   assert_code(async_future_free(answered), 0);
@@ -1011,7 +1011,7 @@ static void test_cancel_after_one_family(void **state) {
   /* Process the answer: the lookup waits for the other family. */
   tu_sleep_ms(20);
   spin_nowait(loop, 3);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
   assert_int_equal(r.calls, 0);
   /* The other family's query was sent (and dropped by the blackhole). */
   assert_true(dnsfx_blackhole_count(&h) >= 2);
@@ -1026,7 +1026,7 @@ static void test_cancel_after_one_family(void **state) {
   assert_int_equal(r.calls, 1);
   assert_code(r.status, ASYNC_ECANCELED);
   assert_int_equal(r.state, ASYNC_FUTURE_CANCELLED);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
   void *v = (void *)0x1;
   assert_code(async_future_result(&v, f), ASYNC_ECANCELED);
   assert_code(async_future_free(f), 0);
@@ -1146,7 +1146,7 @@ static void test_loop_free_with_lookups(void **state) {
   spin_nowait(loop, 2); /* the queries go out */
   assert_true(dnsfx_blackhole_count(&h) >= 3);
   for (int i = 0; i < 4; i++) {
-    assert_int_equal(async_future_state(f[i]), ASYNC_FUTURE_PENDING);
+    assert_int_equal(async_future_get_state(f[i]), ASYNC_FUTURE_PENDING);
   }
   assert_code(async_loop_free(loop), ASYNC_EBUSY);
   for (int i = 0; i < 4; i++) {
@@ -1189,7 +1189,7 @@ static void test_loop_free_with_callbacks(void **state) {
   f[N + 2] = gai(loop, "192.0.2.2", "80", AF_INET, 0, 0);
   add_rec(f[N + 2], &r[N + 2]);
   for (int i = 0; i < ALL; i++) {
-    assert_int_equal(async_future_state(f[i]), i == N ? ASYNC_FUTURE_DONE : ASYNC_FUTURE_PENDING);
+    assert_int_equal(async_future_get_state(f[i]), i == N ? ASYNC_FUTURE_DONE : ASYNC_FUTURE_PENDING);
     assert_code(async_future_free(f[i]), 0);
   }
   /* The callbacks are queued, not run: the loop is busy. */
@@ -1239,7 +1239,7 @@ static async_future *gni(async_loop *loop, const struct sockaddr *sa, size_t len
   async_future *f = NULL;
   assert_code(async_getnameinfo(&f, loop, sa, len, flags), 0);
   assert_non_null(f);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
   return f;
 }
 
@@ -1401,7 +1401,7 @@ static void test_silent_server_deadline(void **state) {
   print_message("silent server: %s after %.1f ms, %llu iterations\n", async_err_name(rc), ms,
                 (unsigned long long)iters);
   assert_code(rc, ASYNC_ETIMEDOUT);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_FAILED);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_FAILED);
   assert_true(ms >= 299.0);
   assert_true(ms < 2000.0);
   assert_true(iters < 50);

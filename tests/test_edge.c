@@ -164,7 +164,7 @@ static void test_timeout_input_done_first_in_same_pass(void **state) {
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(c.rc, 0);
   assert_int_equal(n.calls, 1);
-  assert_int_equal(async_future_state(c.input), ASYNC_FUTURE_DONE);
+  assert_int_equal(async_future_get_state(c.input), ASYNC_FUTURE_DONE);
   assert_int_equal(n.status, 0); /* not ASYNC_ETIMEDOUT */
   void *v = NULL;
   assert_int_equal(async_future_result(&v, to), 0);
@@ -574,7 +574,7 @@ static void test_same_future_twice(void **state) {
   assert_int_equal(async_future_cancel(all), 1);
   assert_int_equal(cr.calls, 1);
   assert_int_equal(cr.cancelled, 1);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(rn[0].calls, 1);
   assert_int_equal(rn[0].status, ASYNC_ECANCELED);
@@ -649,7 +649,7 @@ static void test_timeout_cancel_both_ways(void **state) {
     assert_int_equal(rn.calls, 1);
     assert_int_equal(rn.status, ASYNC_ECANCELED);
     if (to) {
-      assert_int_equal(async_future_state(to), ASYNC_FUTURE_CANCELLED);
+      assert_int_equal(async_future_get_state(to), ASYNC_FUTURE_CANCELLED);
       assert_int_equal(async_future_free(to), 0);
     }
     assert_int_equal(async_future_free(in), 0);
@@ -711,7 +711,7 @@ static void test_run_until_corners(void **state) {
   assert_int_equal(async_loop_call_soon(loop, ru_nested, &r), 0);
   assert_int_equal(async_loop_run_until(loop, r.f), ASYNC_ESTATE); /* stopped */
   assert_int_equal(r.nested_rc, ASYNC_EBUSY);
-  assert_int_equal(async_future_state(r.f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(r.f), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_loop_run_until(loop, r.f), 0); /* the timer resolves it */
   assert_int_equal(async_loop_run_until(loop, r.f), 0); /* already done */
   assert_int_equal(async_future_free(r.f), 0);

@@ -23,7 +23,7 @@ struct cbrec {
   int status;
   int order;              /* g_seq at the (last) call */
   async_future *future;   /* future passed to the call */
-  int state_in_cb;        /* async_future_state() during the call */
+  int state_in_cb;        /* async_future_get_state() during the call */
   int result_in_cb;       /* async_future_result() during the call */
   void *value_in_cb;      /* value read during the call */
   uint64_t iter;          /* loop iteration of the call */
@@ -47,7 +47,7 @@ static void rec_cb(async_future *f, int status, void *ud) {
   r->status = status;
   r->order = ++g_seq;
   r->future = f;
-  r->state_in_cb = async_future_state(f);
+  r->state_in_cb = async_future_get_state(f);
   r->value_in_cb = (void *)0x1;
   r->result_in_cb = async_future_result(&r->value_in_cb, f);
   r->iter = tu_iter_cb(async_future_loop(f));
@@ -72,7 +72,7 @@ static void hook_cb(async_future *f, int cancelled, void *ud) {
   struct hookrec *h = ud;
   h->calls++;
   h->cancelled = cancelled;
-  h->state_in_hook = async_future_state(f);
+  h->state_in_hook = async_future_get_state(f);
   h->future = f;
   h->ud = ud;
   h->order = ++g_seq;
@@ -168,19 +168,19 @@ static void test_pending_to_done(void **state) {
   async_future *f = fut_new(loop);
   int x = 5;
   void *v = &v;
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
   assert_ptr_equal(async_future_loop(f), loop);
   assert_int_equal(async_future_result(&v, f), ASYNC_ESTATE);
   assert_int_equal(async_future_result(NULL, f), ASYNC_ESTATE);
   assert_int_equal(async_loop_alive(loop), 0); /* a bare future is no work */
 
   assert_int_equal(async_future_resolve(f, &x, NULL), 0);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_DONE);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_DONE);
   assert_int_equal(async_future_result(&v, f), 0);
   assert_ptr_equal(v, &x);
   assert_int_equal(async_future_result(NULL, f), 0);
   assert_int_equal(async_future_cancel(f), 0); /* already complete */
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_DONE);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_DONE);
   v = NULL;
   assert_int_equal(async_future_result(&v, f), 0);
   assert_ptr_equal(v, &x);
@@ -194,12 +194,12 @@ static void test_pending_to_failed(void **state) {
   async_loop *loop = tu_loop_new();
   async_future *f = fut_new(loop);
   assert_int_equal(async_future_reject(f, ASYNC_ETIMEDOUT), 0);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_FAILED);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_FAILED);
   assert_int_equal(async_future_result(NULL, f), ASYNC_ETIMEDOUT);
   void *v = NULL;
   assert_int_equal(async_future_result(&v, f), ASYNC_ETIMEDOUT);
   assert_int_equal(async_future_cancel(f), 0);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_FAILED);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_FAILED);
   assert_int_equal(async_future_free(f), 0);
 
   /* Any negative code, including ones libasync does not define. */
@@ -220,10 +220,10 @@ static void test_pending_to_cancelled(void **state) {
   async_loop *loop = tu_loop_new();
   async_future *f = fut_new(loop);
   assert_int_equal(async_future_cancel(f), 1);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
   assert_int_equal(async_future_result(NULL, f), ASYNC_ECANCELED);
   assert_int_equal(async_future_cancel(f), 0);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
   assert_int_equal(async_future_free(f), 0);
   tu_finish(loop);
 }
@@ -241,7 +241,7 @@ static void test_complete_twice(void **state) {
   assert_int_equal(async_future_resolve(f, &a, destroy_value), 0);
   assert_int_equal(async_future_resolve(f, &b, destroy_value), ASYNC_ESTATE);
   assert_int_equal(async_future_reject(f, ASYNC_EIO), ASYNC_ESTATE);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_DONE);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_DONE);
   assert_int_equal(async_future_result(&v, f), 0);
   assert_ptr_equal(v, &a);
   assert_int_equal(g_destroys, 0);
@@ -262,7 +262,7 @@ static void test_complete_twice(void **state) {
   assert_int_equal(async_future_cancel(f), 1);
   assert_int_equal(async_future_resolve(f, &b, destroy_value), ASYNC_ESTATE);
   assert_int_equal(async_future_reject(f, ASYNC_EIO), ASYNC_ESTATE);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
   assert_int_equal(async_future_free(f), 0);
   tu_finish(loop);
   assert_int_equal(g_destroys, 1); /* &b was never owned by a future */
@@ -277,7 +277,7 @@ static void test_reject_nonnegative(void **state) {
   assert_int_equal(async_future_reject(f, 0), ASYNC_EINVAL);
   assert_int_equal(async_future_reject(f, 1), ASYNC_EINVAL);
   assert_int_equal(async_future_reject(f, INT_MAX), ASYNC_EINVAL);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_reject(f, ASYNC_EINVAL), 0); /* a valid negative code */
   assert_int_equal(async_future_result(NULL, f), ASYNC_EINVAL);
   assert_int_equal(async_future_free(f), 0);
@@ -722,14 +722,14 @@ static void test_all_success(void **state) {
 
   assert_int_equal(async_future_resolve(in[2], &vals[2], NULL), 0);
   run_default(loop);
-  assert_int_equal(async_future_state(all), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_resolve(in[0], &vals[0], NULL), 0);
   run_default(loop);
-  assert_int_equal(async_future_state(all), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_PENDING);
   assert_int_equal(r.calls, 0);
   assert_int_equal(async_future_resolve(in[1], &vals[1], NULL), 0);
   run_default(loop);
-  assert_int_equal(async_future_state(all), ASYNC_FUTURE_DONE);
+  assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_DONE);
   void *v = &v;
   assert_int_equal(async_future_result(&v, all), 0);
   assert_null(v);
@@ -756,7 +756,7 @@ static void test_all_inputs_already_done(void **state) {
   run_default(loop);
   async_future *all = all_of(loop, in, 2);
   assert_int_equal(async_loop_run_until(loop, all), 0);
-  assert_int_equal(async_future_state(all), ASYNC_FUTURE_DONE);
+  assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_DONE);
   assert_int_equal(async_future_free(all), 0);
   assert_int_equal(async_future_free(in[0]), 0);
   assert_int_equal(async_future_free(in[1]), 0);
@@ -777,13 +777,13 @@ static void test_all_first_failure_wins(void **state) {
   add_rec(all, &r);
   assert_int_equal(async_future_reject(in[1], -100), 0);
   run_default(loop);
-  assert_int_equal(async_future_state(all), ASYNC_FUTURE_FAILED);
+  assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_FAILED);
   assert_int_equal(async_future_result(NULL, all), -100);
   assert_int_equal(r.calls, 1);
   assert_int_equal(r.status, -100);
   /* Not cancelled. */
-  assert_int_equal(async_future_state(in[0]), ASYNC_FUTURE_PENDING);
-  assert_int_equal(async_future_state(in[2]), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(in[0]), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(in[2]), ASYNC_FUTURE_PENDING);
   assert_int_equal(h[0].calls, 0);
   assert_int_equal(h[2].calls, 0);
   assert_int_equal(async_future_reject(in[2], -200), 0);
@@ -803,8 +803,8 @@ static void test_all_first_failure_wins(void **state) {
   all = all_of(loop, in2, 2);
   assert_int_equal(async_future_cancel(in2[1]), 1);
   assert_int_equal(async_loop_run_until(loop, all), ASYNC_ECANCELED);
-  assert_int_equal(async_future_state(all), ASYNC_FUTURE_FAILED);
-  assert_int_equal(async_future_state(in2[0]), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_FAILED);
+  assert_int_equal(async_future_get_state(in2[0]), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_free(all), 0);
   assert_int_equal(async_future_free(in2[0]), 0); /* pending: cancelled */
   assert_int_equal(async_future_free(in2[1]), 0);
@@ -826,10 +826,10 @@ static void test_all_cancel_cancels_inputs(void **state) {
   struct cbrec r = {0};
   add_rec(all, &r);
   assert_int_equal(async_future_cancel(all), 1);
-  assert_int_equal(async_future_state(all), ASYNC_FUTURE_CANCELLED);
-  assert_int_equal(async_future_state(in[0]), ASYNC_FUTURE_CANCELLED);
-  assert_int_equal(async_future_state(in[1]), ASYNC_FUTURE_DONE);
-  assert_int_equal(async_future_state(in[2]), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(in[0]), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(in[1]), ASYNC_FUTURE_DONE);
+  assert_int_equal(async_future_get_state(in[2]), ASYNC_FUTURE_CANCELLED);
   assert_int_equal(h[0].calls, 1);
   assert_int_equal(h[0].cancelled, 1);
   assert_int_equal(h[2].calls, 1);
@@ -855,8 +855,8 @@ static void test_all_free_pending(void **state) {
   async_future *in[2] = {fut_new(loop), fut_new(loop)};
   async_future *all = all_of(loop, in, 2);
   assert_int_equal(async_future_free(all), 0);
-  assert_int_equal(async_future_state(in[0]), ASYNC_FUTURE_CANCELLED);
-  assert_int_equal(async_future_state(in[1]), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(in[0]), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(in[1]), ASYNC_FUTURE_CANCELLED);
   run_default(loop);
   assert_int_equal(async_future_free(in[0]), 0);
   assert_int_equal(async_future_free(in[1]), 0);
@@ -874,7 +874,7 @@ static void test_all_free_pending(void **state) {
   run_default(loop);
   assert_int_equal(r.calls, 1);
   assert_int_equal(r.status, ASYNC_ECANCELED);
-  assert_int_equal(async_future_state(all), ASYNC_FUTURE_FAILED);
+  assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_FAILED);
   assert_int_equal(async_future_free(all), 0);
   tu_finish(loop);
 }
@@ -887,7 +887,7 @@ static void test_all_count_zero(void **state) {
   async_future *dummy[1] = {NULL};
   async_future *all = all_of(loop, dummy, 0);
   assert_non_null(all);
-  assert_int_equal(async_future_state(all), ASYNC_FUTURE_DONE);
+  assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_DONE);
   void *v = &v;
   assert_int_equal(async_future_result(&v, all), 0);
   assert_null(v);
@@ -914,18 +914,18 @@ static void test_any_first_completed(void **state) {
   struct cbrec r = {0};
   add_rec(any, &r);
   run_default(loop);
-  assert_int_equal(async_future_state(any), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(any), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_reject(in[1], -42), 0); /* a failure counts */
   run_default(loop);
-  assert_int_equal(async_future_state(any), ASYNC_FUTURE_DONE);
+  assert_int_equal(async_future_get_state(any), ASYNC_FUTURE_DONE);
   void *v = NULL;
   assert_int_equal(async_future_result(&v, any), 0);
   assert_ptr_equal(v, in[1]);
   assert_int_equal(r.calls, 1);
   assert_int_equal(r.status, 0);
   assert_ptr_equal(r.value_in_cb, in[1]);
-  assert_int_equal(async_future_state(in[0]), ASYNC_FUTURE_PENDING);
-  assert_int_equal(async_future_state(in[2]), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(in[0]), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(in[2]), ASYNC_FUTURE_PENDING);
   assert_int_equal(h[0].calls, 0);
   assert_int_equal(h[2].calls, 0);
   assert_int_equal(async_future_resolve(in[0], NULL, NULL), 0);
@@ -951,9 +951,9 @@ static void test_any_count_zero_and_cancel(void **state) {
   assert_null(any);
   any = any_of(loop, in, 2);
   assert_int_equal(async_future_cancel(any), 1);
-  assert_int_equal(async_future_state(any), ASYNC_FUTURE_CANCELLED);
-  assert_int_equal(async_future_state(in[0]), ASYNC_FUTURE_CANCELLED);
-  assert_int_equal(async_future_state(in[1]), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(any), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(in[0]), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(in[1]), ASYNC_FUTURE_CANCELLED);
   run_default(loop);
   assert_int_equal(async_future_result(NULL, any), ASYNC_ECANCELED);
   assert_int_equal(async_future_free(any), 0);
@@ -1010,7 +1010,7 @@ static void test_timeout_inner_in_time(void **state) {
   void *v = NULL;
   assert_int_equal(async_future_result(&v, tf), 0);
   assert_ptr_equal(v, &x);
-  assert_int_equal(async_future_state(inner), ASYNC_FUTURE_DONE);
+  assert_int_equal(async_future_get_state(inner), ASYNC_FUTURE_DONE);
   assert_int_equal(h.calls, 1);
   assert_int_equal(h.cancelled, 0);
   /* The 10 s timer is gone: run(DEFAULT) returns at once. */
@@ -1027,7 +1027,7 @@ static void test_timeout_inner_in_time(void **state) {
   struct resolver rf = {.f = inner, .error = -555};
   start_resolver(loop, &rf, 5);
   assert_int_equal(async_loop_run_until(loop, tf), -555);
-  assert_int_equal(async_future_state(tf), ASYNC_FUTURE_FAILED);
+  assert_int_equal(async_future_get_state(tf), ASYNC_FUTURE_FAILED);
   assert_int_equal(async_future_result(NULL, tf), -555);
   assert_int_equal(async_future_free(inner), 0);
   assert_int_equal(async_future_free(tf), 0);
@@ -1040,7 +1040,7 @@ static void test_timeout_inner_in_time(void **state) {
   struct resolver rc = {.f = inner, .cancel = 1};
   start_resolver(loop, &rc, 5);
   assert_int_equal(async_loop_run_until(loop, tf), ASYNC_ECANCELED);
-  assert_int_equal(async_future_state(tf), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(tf), ASYNC_FUTURE_CANCELLED);
   assert_int_equal(async_future_free(tf), 0);
   assert_int_equal(async_future_free(inner), 0);
   t0 = tu_now_ns();
@@ -1066,9 +1066,9 @@ static void test_timeout_timer_wins(void **state) {
   assert_int_equal(async_loop_run_until(loop, tf), ASYNC_ETIMEDOUT);
   assert_true(tu_elapsed_ms(t0) >= 30.0);
   assert_true(tu_elapsed_ms(t0) < 5000.0);
-  assert_int_equal(async_future_state(tf), ASYNC_FUTURE_FAILED);
+  assert_int_equal(async_future_get_state(tf), ASYNC_FUTURE_FAILED);
   assert_int_equal(async_future_result(NULL, tf), ASYNC_ETIMEDOUT);
-  assert_int_equal(async_future_state(inner), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(inner), ASYNC_FUTURE_CANCELLED);
   assert_int_equal(h.calls, 1);
   assert_int_equal(h.cancelled, 1);
   run_default(loop);
@@ -1094,8 +1094,8 @@ static void test_timeout_cancel_cancels_inner(void **state) {
   async_future *tf = NULL;
   assert_int_equal(async_future_timeout(&tf, inner, 60000), 0);
   assert_int_equal(async_future_cancel(tf), 1);
-  assert_int_equal(async_future_state(tf), ASYNC_FUTURE_CANCELLED);
-  assert_int_equal(async_future_state(inner), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(tf), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(inner), ASYNC_FUTURE_CANCELLED);
   assert_int_equal(h.calls, 1);
   assert_int_equal(h.cancelled, 1);
   uint64_t t0 = tu_now_ns();
@@ -1109,7 +1109,7 @@ static void test_timeout_cancel_cancels_inner(void **state) {
   inner = fut_new(loop);
   assert_int_equal(async_future_timeout(&tf, inner, 60000), 0);
   assert_int_equal(async_future_free(tf), 0);
-  assert_int_equal(async_future_state(inner), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(inner), ASYNC_FUTURE_CANCELLED);
   t0 = tu_now_ns();
   run_default(loop);
   assert_true(tu_elapsed_ms(t0) < 5000.0);
@@ -1135,7 +1135,7 @@ static void test_combinators_completion_order(void **state) {
   assert_int_equal(async_future_result(&v, any), 0);
   assert_ptr_equal(v, in[2]);
   assert_int_equal(async_future_result(NULL, all), -2);
-  assert_int_equal(async_future_state(in[1]), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(in[1]), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_free(any), 0);
   assert_int_equal(async_future_free(all), 0);
   free_futures(in, 3);
@@ -1151,7 +1151,7 @@ static void test_all_same_future_twice(void **state) {
   async_future *in[2] = {f, f};
   async_future *all = all_of(loop, in, 2);
   run_default(loop);
-  assert_int_equal(async_future_state(all), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_resolve(f, NULL, NULL), 0);
   assert_int_equal(async_loop_run_until(loop, all), 0);
   assert_int_equal(async_future_free(all), 0);
@@ -1175,7 +1175,7 @@ static void test_all_freed_in_callback_inputs_pending(void **state) {
   assert_int_equal(r.calls, 1);
   assert_int_equal(r.status, -9);
   assert_int_equal(r.free_rc, 0);
-  assert_int_equal(async_future_state(in[1]), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(in[1]), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_resolve(in[1], NULL, NULL), 0);
   run_default(loop);
   for (int i = 0; i < 3; i++) {
@@ -1205,7 +1205,7 @@ static void test_timeout_of_complete_future(void **state) {
   assert_int_equal(async_future_reject(failed, -31), 0);
   assert_int_equal(async_future_timeout(&tf, failed, 0), 0);
   assert_int_equal(async_loop_run_until(loop, tf), -31);
-  assert_int_equal(async_future_state(tf), ASYNC_FUTURE_FAILED);
+  assert_int_equal(async_future_get_state(tf), ASYNC_FUTURE_FAILED);
   assert_int_equal(async_future_free(tf), 0);
   assert_int_equal(async_future_free(failed), 0);
   assert_int_equal(async_future_free(inner), 0);
@@ -1224,7 +1224,7 @@ static void test_any_input_already_done(void **state) {
   void *v = NULL;
   assert_int_equal(async_future_result(&v, any), 0);
   assert_ptr_equal(v, in[1]);
-  assert_int_equal(async_future_state(in[0]), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(in[0]), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_free(any), 0);
   assert_int_equal(async_future_free(in[0]), 0);
   assert_int_equal(async_future_free(in[1]), 0);
@@ -1275,14 +1275,14 @@ static void test_run_until_out_of_work(void **state) {
   uint64_t t0 = tu_now_ns();
   assert_int_equal(async_loop_run_until(loop, f), ASYNC_ESTATE);
   assert_true(tu_elapsed_ms(t0) < 5000.0);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
 
   /* A timer that does not complete it: still ESTATE, once it has fired. */
   async_timer *t = tu_timer_start(loop, NULL, 10, 0, tu_noop_timer_cb);
   assert_int_equal(async_loop_run_until(loop, f), ASYNC_ESTATE);
   assert_true(tu_elapsed_ms(t0) >= 10.0);
   assert_true(tu_elapsed_ms(t0) < 5000.0);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
   tu_close(async_timer_handle(t));
 
   /* Later it completes and run_until works again. */
@@ -1305,7 +1305,7 @@ static void test_run_until_stopped(void **state) {
   uint64_t t0 = tu_now_ns();
   assert_int_equal(async_loop_run_until(loop, f), ASYNC_ESTATE);
   assert_true(tu_elapsed_ms(t0) < 5000.0);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
   tu_close(async_timer_handle(keep));
   assert_int_equal(async_future_free(f), 0);
   tu_finish(loop);

@@ -465,7 +465,7 @@ static void test_kinds(void **state) {
     assert_non_null(h[i]);
   }
   for (int i = 0; i < 3; i++) {
-    assert_int_equal(async_hook_kind(h[i]), kinds[i]);
+    assert_int_equal(async_hook_get_kind(h[i]), kinds[i]);
   }
   assert_int_equal(ASYNC_HOOK_PREPARE, 0);
   assert_int_equal(ASYNC_HOOK_CHECK, 1);
@@ -479,11 +479,11 @@ static void test_kinds(void **state) {
   async_hook *x = NULL;
   assert_int_equal(async_hook_new(NULL, loop, ASYNC_HOOK_IDLE, NULL), ASYNC_EINVAL);
   assert_int_equal(async_hook_new(&x, NULL, ASYNC_HOOK_IDLE, NULL), ASYNC_EINVAL);
-  assert_int_equal(async_hook_kind(NULL), ASYNC_EINVAL);
+  assert_int_equal(async_hook_get_kind(NULL), ASYNC_EINVAL);
 
   /* A timer is not a hook. */
   async_timer *t = tu_timer_new(loop, NULL);
-  assert_int_equal(async_hook_kind((async_hook *)t), ASYNC_EINVAL);
+  assert_int_equal(async_hook_get_kind((async_hook *)t), ASYNC_EINVAL);
   assert_int_equal(async_hook_start((async_hook *)t, tu_count_hook_cb), ASYNC_EINVAL);
   assert_int_equal(async_hook_stop((async_hook *)t), ASYNC_EINVAL);
 

@@ -226,7 +226,7 @@ static int run_clients(uint16_t port) {
       started++;
     }
     async_loop_run(loop, ASYNC_RUN_ONCE);
-    while (connected < started && async_future_state(futures[connected]) != ASYNC_FUTURE_PENDING) {
+    while (connected < started && async_future_get_state(futures[connected]) != ASYNC_FUTURE_PENDING) {
       void *stream = NULL;
       CHILD_CHECK(async_future_result(&stream, futures[connected]) == 0);
       streams[connected] = stream;

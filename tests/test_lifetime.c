@@ -664,7 +664,7 @@ static void test_future_release_never_cancels_shared(void **state) {
   assert_int_equal(async_future_set_cancel(f, count_cancel, NULL), 0);
   assert_int_equal(async_future_retain(f), 0);
   assert_int_equal(async_future_release(f), 0); /* another remains */
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
   assert_int_equal(g_cancel_hook, 0);
   struct fcall c = {0};
   assert_int_equal(async_future_add_callback(f, record_cb, &c), 0);
@@ -694,7 +694,7 @@ static void test_future_last_release_cancels_pending(void **state) {
   assert_int_equal(g_cancel_hook, 1);
   /* The scheduled callback keeps the memory: the future answers, but no
    * reference of ours is left. */
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
   assert_int_equal(async_future_release(f), ASYNC_EINVAL);
   assert_int_equal(async_future_free(f), ASYNC_EINVAL);
   assert_int_equal(async_future_retain(f), ASYNC_EINVAL);
@@ -715,7 +715,7 @@ static void test_future_free_of_retained_cancels(void **state) {
   assert_int_equal(async_future_retain(f), 0);
   assert_int_equal(async_future_free(f), 0);
   assert_int_equal(g_cancel_hook, 1);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
   /* The retained reference still allows everything a reference allows. */
   struct fcall c = {0};
   assert_int_equal(async_future_add_callback(f, record_cb, &c), 0);
@@ -776,7 +776,7 @@ static void test_future_combinator_input_released(void **state) {
   assert_int_equal(async_future_all(&all, loop, &in, 1), 0);
   /* Dropping one of two references: the input stays pending. */
   assert_int_equal(async_future_release(in), 0);
-  assert_int_equal(async_future_state(in), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(in), ASYNC_FUTURE_PENDING);
   assert_int_equal(async_future_resolve(in, NULL, NULL), 0);
   assert_int_equal(tu_wait_future(loop, all, 3000), 0);
   assert_int_equal(async_future_release(in), 0);

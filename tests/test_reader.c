@@ -47,7 +47,7 @@ static void send_str(int fd, const char *s) { assert_int_equal(write(fd, s, strl
 /* Runs the loop until f completes; returns its status. */
 static int wait_for(struct fx *fx, async_future *f) {
   uint64_t t0 = tu_now_ns();
-  while (async_future_state(f) == ASYNC_FUTURE_PENDING) {
+  while (async_future_get_state(f) == ASYNC_FUTURE_PENDING) {
     async_loop_run(fx->loop, ASYNC_RUN_NOWAIT);
     assert_true(tu_elapsed_ms(t0) < 3000.0);
   }
@@ -75,15 +75,15 @@ static void test_read_exactly(void **state) {
   fx_init(&fx, 0);
   async_future *f = NULL;
   assert_int_equal(async_reader_read_exactly(&f, fx.reader, 5), 0);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
   send_str(fx.peer, "hel");
   async_loop_run(fx.loop, ASYNC_RUN_NOWAIT);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING); /* 3 of 5 */
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING); /* 3 of 5 */
   send_str(fx.peer, "lo world");
   expect_bytes(&fx, f, "hello");
   /* Already buffered: done before the call returns. */
   assert_int_equal(async_reader_read_exactly(&f, fx.reader, 6), 0);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_DONE);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_DONE);
   expect_bytes(&fx, f, " world");
   fx_finish(&fx);
 }
@@ -96,7 +96,7 @@ static void test_read_line_across_chunks(void **state) {
   assert_int_equal(async_reader_read_line(&f, fx.reader, 0), 0);
   send_str(fx.peer, "ab");
   async_loop_run(fx.loop, ASYNC_RUN_NOWAIT);
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
   send_str(fx.peer, "c\nd");
   expect_bytes(&fx, f, "abc\n");
   assert_int_equal(async_reader_read_some(&f, fx.reader, 100), 0);
@@ -201,7 +201,7 @@ static void test_free_with_pending_read(void **state) {
   assert_int_equal(async_reader_read_line(&f, fx.reader, 0), 0);
   assert_int_equal(async_reader_free(fx.reader), 0);
   fx.reader = NULL;
-  assert_int_equal(async_future_state(f), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
   send_str(fx.peer, "dropped\n");
   async_loop_run(fx.loop, ASYNC_RUN_NOWAIT);
   assert_int_equal(async_future_free(f), 0);
@@ -584,7 +584,7 @@ static void test_failed_hand_over(void **state) {
   async_stream *s = NULL;
   assert_int_equal(async_stream_adopt(&s, loop, -1, async_reader_protocol(), reader), ASYNC_EBADF);
   async_reconnect_options o = ASYNC_RECONNECT_OPTIONS_INIT;
-  o.initial_delay_ms = 0; /* out of range */
+  o.multiplier = 0.5; /* out of range */
   async_reconnector *rc = NULL;
   assert_int_equal(async_reconnector_start(&rc, loop, "127.0.0.1", 1, &o, async_reader_protocol(), reader),
                    ASYNC_EINVAL);
@@ -638,7 +638,7 @@ static void test_with_reconnector(void **state) {
   assert_int_equal(async_reader_new(&reader, loop, 0), 0);
   async_reconnect_options o = ASYNC_RECONNECT_OPTIONS_INIT;
   o.initial_delay_ms = 1;
-  o.jitter = 0;
+  o.jitter = -1.0; /* none */
   o.stopped = count_stopped;
   g_stopped = 0;
   async_reconnector *rc = NULL;

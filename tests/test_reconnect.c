@@ -132,6 +132,9 @@ static uint16_t refused_port(void) {
   return ntohs(a.sin_port);
 }
 
+/* async_reconnect_options' jitter: negative is none (0.0 the default, 10 %). */
+#define NO_JITTER (-1.0)
+
 static async_reconnect_options options(uint64_t initial_ms, uint64_t max_ms, double multiplier, double jitter,
                                        uint32_t max_attempts) {
   async_reconnect_options o = ASYNC_RECONNECT_OPTIONS_INIT;
@@ -175,7 +178,7 @@ static void test_reconnects_after_loss(void **state) {
   async_loop *loop = tu_loop_new();
   async_server *server = tu_echo_server(loop, "127.0.0.1", 0);
   struct client c = {0};
-  start(&c, loop, (uint16_t)async_server_port(server), options(30, 1000, 2.0, 0.0, 0));
+  start(&c, loop, (uint16_t)async_server_port(server), options(30, 1000, 2.0, NO_JITTER, 0));
   tu_run_until(loop, &c.made, 1, 3000);
   assert_int_equal(async_stream_write(async_reconnector_stream(c.rc), "hi", 2), 0);
   while (c.len < 2) async_loop_run(loop, ASYNC_RUN_ONCE);
@@ -213,7 +216,7 @@ static void test_eof_reaches_user(void **state) {
   async_stream_protocol p = k_client;
   p.eof_received = cl_eof;
   struct client c = {0};
-  async_reconnect_options o = options(10, 10, 1.0, 0.0, 0);
+  async_reconnect_options o = options(10, 10, 1.0, NO_JITTER, 0);
   assert_int_equal(async_reconnector_start(&c.rc, loop, "127.0.0.1", (uint16_t)async_server_port(server), &o, &p, &c),
                    0);
   tu_run_until(loop, &c.made, 1, 3000);
@@ -231,7 +234,7 @@ static void test_backoff_and_give_up(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   struct client c = {0};
-  start(&c, loop, refused_port(), options(5, 25, 3.0, 0.0, 4));
+  start(&c, loop, refused_port(), options(5, 25, 3.0, NO_JITTER, 4));
   tu_run_until(loop, &c.released, 1, 3000);
   assert_int_equal(c.failed, 4);
   for (uint32_t i = 0; i < 4; i++) assert_int_equal(c.failures[i], i + 1);
@@ -271,7 +274,7 @@ static void test_server_appears(void **state) {
   async_loop *loop = tu_loop_new();
   uint16_t port = refused_port();
   struct client c = {0};
-  start(&c, loop, port, options(20, 20, 1.0, 0.0, 0));
+  start(&c, loop, port, options(20, 20, 1.0, NO_JITTER, 0));
   tu_run_until(loop, &c.failed, 2, 3000);
   async_server *server = tu_echo_server(loop, "127.0.0.1", port);
   tu_run_until(loop, &c.made, 1, 3000);
@@ -292,7 +295,7 @@ static void test_reconnect_now(void **state) {
   async_loop *loop = tu_loop_new();
   uint16_t port = refused_port();
   struct client c = {0};
-  start(&c, loop, port, options(60000, 60000, 1.0, 0.0, 0));
+  start(&c, loop, port, options(60000, 60000, 1.0, NO_JITTER, 0));
   tu_run_until(loop, &c.failed, 1, 3000);
   assert_int_equal(c.retry_ms[0], 60000);
   assert_int_equal(async_reconnector_state(c.rc), ASYNC_RECONNECT_WAITING);
@@ -331,7 +334,7 @@ static void test_stop_connected_flushes(void **state) {
   assert_int_equal(listen(lfd, 4), 0);
   assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
   struct client c = {0};
-  start(&c, loop, ntohs(a.sin_port), options(10, 10, 1.0, 0.0, 0));
+  start(&c, loop, ntohs(a.sin_port), options(10, 10, 1.0, NO_JITTER, 0));
   tu_run_until(loop, &c.made, 1, 3000);
   int peer = accept(lfd, NULL, NULL);
   assert_true(peer >= 0);
@@ -369,7 +372,7 @@ static void test_stop_connecting(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   struct client c = {0};
-  start(&c, loop, refused_port(), options(10, 10, 1.0, 0.0, 0));
+  start(&c, loop, refused_port(), options(10, 10, 1.0, NO_JITTER, 0));
   stop_and_check(&c, loop);
   assert_string_equal(c.log, "SR");
   tu_finish(loop);
@@ -380,7 +383,7 @@ static void test_stop_waiting(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   struct client c = {0};
-  start(&c, loop, refused_port(), options(60000, 60000, 1.0, 0.0, 0));
+  start(&c, loop, refused_port(), options(60000, 60000, 1.0, NO_JITTER, 0));
   tu_run_until(loop, &c.failed, 1, 3000);
   assert_int_equal(async_reconnector_state(c.rc), ASYNC_RECONNECT_WAITING);
   uint64_t t0 = tu_now_ns();
@@ -402,7 +405,7 @@ static void stop_inside(enum where where, const char *want) {
   c.on_data = where == IN_DATA ? STOP : NONE;
   c.on_lost = where == IN_LOST ? STOP : NONE;
   c.on_failed = where == IN_FAILED ? STOP : NONE;
-  start(&c, loop, server ? (uint16_t)async_server_port(server) : refused_port(), options(10, 10, 1.0, 0.0, 0));
+  start(&c, loop, server ? (uint16_t)async_server_port(server) : refused_port(), options(10, 10, 1.0, NO_JITTER, 0));
   if (where == IN_DATA || where == IN_LOST) {
     tu_run_until(loop, &c.made, 1, 3000);
     if (where == IN_DATA) assert_int_equal(async_stream_write(async_reconnector_stream(c.rc), "x", 1), 0);
@@ -430,7 +433,7 @@ static void test_reconnect_inside_callbacks(void **state) {
   async_server *server = tu_echo_server(loop, "127.0.0.1", 0);
   struct client c = {0};
   c.on_lost = RECONNECT;
-  start(&c, loop, (uint16_t)async_server_port(server), options(60000, 60000, 1.0, 0.0, 0));
+  start(&c, loop, (uint16_t)async_server_port(server), options(60000, 60000, 1.0, NO_JITTER, 0));
   tu_run_until(loop, &c.made, 1, 3000);
   assert_int_equal(async_server_close_connections(server, 0), 0);
   tu_run_until(loop, &c.made, 2, 3000);
@@ -440,7 +443,7 @@ static void test_reconnect_inside_callbacks(void **state) {
 
   struct client d = {0};
   d.on_failed = RECONNECT;
-  start(&d, loop, refused_port(), options(60000, 60000, 1.0, 0.0, 0));
+  start(&d, loop, refused_port(), options(60000, 60000, 1.0, NO_JITTER, 0));
   tu_run_until(loop, &d.failed, 3, 3000);
   assert_int_equal(d.retry_ms[0], 60000); /* reported, then skipped */
   d.on_failed = NONE;
@@ -455,7 +458,7 @@ static void test_lookup_failure(void **state) {
   struct client c = {0};
   async_connect_options co = ASYNC_CONNECT_OPTIONS_INIT;
   co.family = AF_INET6;
-  async_reconnect_options o = options(5, 5, 1.0, 0.0, 2);
+  async_reconnect_options o = options(5, 5, 1.0, NO_JITTER, 2);
   o.connect = &co;
   start(&c, loop, 1, o);
   tu_run_until(loop, &c.released, 1, 3000);
@@ -469,7 +472,7 @@ static void test_loop_busy(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
   struct client c = {0};
-  start(&c, loop, refused_port(), options(60000, 60000, 1.0, 0.0, 0));
+  start(&c, loop, refused_port(), options(60000, 60000, 1.0, NO_JITTER, 0));
   tu_run_until(loop, &c.failed, 1, 3000);
   assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
   stop_and_check(&c, loop);
@@ -492,7 +495,7 @@ static void test_protocol_takeover(void **state) {
   async_loop *loop = tu_loop_new();
   async_server *server = tu_echo_server(loop, "127.0.0.1", 0);
   struct client c = {0};
-  start(&c, loop, (uint16_t)async_server_port(server), options(10, 10, 1.0, 0.0, 0));
+  start(&c, loop, (uint16_t)async_server_port(server), options(10, 10, 1.0, NO_JITTER, 0));
   tu_run_until(loop, &c.made, 1, 3000);
   async_stream *s = async_reconnector_stream(c.rc);
   async_stream_protocol p = ASYNC_STREAM_PROTOCOL_INIT;
@@ -538,12 +541,13 @@ static void test_bad_input(void **state) {
   async_reconnect_options wrong[7];
   for (int i = 0; i < 7; i++) wrong[i] = o;
   wrong[0].size = 8;
-  wrong[1].initial_delay_ms = 0;
-  wrong[2].max_delay_ms = wrong[2].initial_delay_ms - 1;
+  wrong[1].max_delay_ms = 99; /* below the default initial delay, 100 */
+  wrong[2].initial_delay_ms = 50;
+  wrong[2].max_delay_ms = 49;
   wrong[3].multiplier = 0.5;
   wrong[4].multiplier = NAN;
   wrong[5].jitter = 1.5;
-  wrong[6].jitter = -0.1;
+  wrong[6].jitter = NAN;
   for (int i = 0; i < 7; i++)
     assert_int_equal(async_reconnector_start(&rc, loop, "127.0.0.1", 1, &wrong[i], &k_client, &c), ASYNC_EINVAL);
   async_connect_options co = ASYNC_CONNECT_OPTIONS_INIT;
@@ -590,6 +594,42 @@ static void test_defaults(void **state) {
   tu_finish(loop);
 }
 
+/* A struct all zero but size and the callbacks: every default, a backoff of
+ * 100 ms doubling with +/- 10 % jitter, no limit on attempts. */
+static void test_zeroed_options_are_defaults(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  async_reconnect_options o;
+  memset(&o, 0, sizeof o);
+  o.size = sizeof o;
+  o.connect_failed = cl_failed;
+  o.stopped = cl_stopped;
+  struct client c = {0};
+  start(&c, loop, refused_port(), o);
+  tu_run_until(loop, &c.failed, 4, 5000);
+  const double steps[] = {100, 200, 400};
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(c.failures[i], i + 1);
+    assert_true((double)c.retry_ms[i] >= steps[i] * 0.9 - 1.0);
+    assert_true((double)c.retry_ms[i] <= steps[i] * 1.1 + 1.0);
+  }
+  assert_int_equal(c.stopped, 0);
+  stop_and_check(&c, loop);
+  tu_finish(loop);
+}
+
+/* An initial delay above the default cap: the cap defaults to it. */
+static void test_max_delay_defaults_to_initial(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  struct client c = {0};
+  start(&c, loop, refused_port(), options(60000, 0, 0.0, NO_JITTER, 0));
+  tu_run_until(loop, &c.failed, 1, 3000);
+  assert_int_equal(c.retry_ms[0], 60000);
+  stop_and_check(&c, loop);
+  tu_finish(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reconnects_after_loss),
@@ -607,6 +647,8 @@ int main(void) {
       cmocka_unit_test(test_protocol_takeover),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_zeroed_options_are_defaults),
+      cmocka_unit_test(test_max_delay_defaults_to_initial),
       cmocka_unit_test(test_eof_reaches_user),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

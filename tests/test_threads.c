@@ -408,7 +408,7 @@ static void test_hooks(void **state) {
   s.prepare = tu_hook_new(loop, ASYNC_HOOK_PREPARE, &s);
   s.check = tu_hook_new(loop, ASYNC_HOOK_CHECK, &s);
   s.idle = tu_hook_new(loop, ASYNC_HOOK_IDLE, &s);
-  assert_int_equal(async_hook_kind(s.check), ASYNC_HOOK_CHECK);
+  assert_int_equal(async_hook_get_kind(s.check), ASYNC_HOOK_CHECK);
   assert_int_equal(async_hook_start(s.prepare, prepare_cb), 0);
   assert_int_equal(async_hook_start(s.check, check_cb), 0);
   assert_int_equal(async_hook_start(s.idle, idle_cb), 0);
@@ -539,7 +539,7 @@ static void test_futures_and_combinators(void **state) {
   assert_int_equal(async_future_result(&value, in_time), 0);
   assert_ptr_equal(value, &g_value);
   assert_int_equal(async_loop_run_until(loop, late), ASYNC_ETIMEDOUT);
-  assert_int_equal(async_future_state(f.slow), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(f.slow), ASYNC_FUTURE_CANCELLED);
 
   /* Cancel: the producer hook runs now, done callbacks get ECANCELED. */
   assert_int_equal(async_future_set_cancel(f.cancellable, cancel_hook, &f), 0);

@@ -14,7 +14,7 @@
  * IPv6 first, and a new attempt starts every attempt delay (250 ms) while
  * earlier ones are still connecting, or at once when one fails. The first
  * attempt to connect wins; the others are closed.
- * Without Happy Eyeballs (happy_eyeballs = 0) the addresses are tried one
+ * Without Happy Eyeballs (sequential non-zero) the addresses are tried one
  * at a time, each once the previous one failed: every IPv6 address first,
  * then IPv4 (async_getaddrinfo()'s order).
  *
@@ -51,16 +51,27 @@ struct sockaddr;
 
 typedef void (*async_attempt_failed_fn)(const struct sockaddr *addr, size_t addrlen, int error, void *userdata);
 
+/*
+ * async_tcp_connect() options. Every field's default is 0 (NULL, 0.0): a
+ * struct all zero but size means every default, as NULL options do.
+ * size: sizeof(async_connect_options) as the caller's header has it, so
+ * programs built against another version keep working (docs/design.md,
+ * "Option structs"): the library reads only the fields size covers (the
+ * others take their default) and refuses (ASYNC_EINVAL) a size below the
+ * first version's or, from a newer header, non-zero fields it does not
+ * know. A negative delay means none (0 being the default).
+ */
 typedef struct async_connect_options {
   uint32_t size;                          /* sizeof(async_connect_options) */
-  int family;                             /* AF_UNSPEC (default), AF_INET or AF_INET6 */
+  int family;                             /* 0 (ASYNC_AF_UNSPEC, default): both; ASYNC_AF_INET or ASYNC_AF_INET6 */
   const char *local_address;              /* bind here first: "192.0.2.7", "[2001:db8::7]:4000"; NULL: any */
-  int happy_eyeballs;                     /* non-zero (default): RFC 8305; 0: one attempt at a time (same lookups) */
-  uint32_t resolution_delay_ms;           /* default 50 */
-  uint32_t attempt_delay_ms;              /* default 250 */
+  int sequential;                         /* 0 (default): Happy Eyeballs (RFC 8305); non-zero: one attempt at a
+                                             time (same lookups) */
+  int32_t resolution_delay_ms;            /* 0 (default): 50; negative: none */
+  int32_t attempt_delay_ms;               /* 0 (default): 250; negative: none (an attempt per address at once) */
   uint64_t attempt_timeout_ms;            /* per attempt; 0 (default): the kernel's */
   uint64_t total_timeout_ms;              /* lookups and attempts together; 0 (default): none */
-  async_attempt_failed_fn attempt_failed; /* NULL: not told */
+  async_attempt_failed_fn attempt_failed; /* NULL (default): not told */
   void *attempt_failed_userdata;
   /*
    * Lookups still unanswered this long after they started are given up:
@@ -71,15 +82,17 @@ typedef struct async_connect_options {
   uint64_t dns_timeout_ms;
 } async_connect_options;
 
+/* C convenience, the same as { sizeof(async_connect_options) }: every default. */
 #define ASYNC_CONNECT_OPTIONS_INIT \
-  { sizeof(async_connect_options), 0, 0, 1, 50, 250, 0, 0, 0, 0, 0 }
+  { sizeof(async_connect_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /*
- * Connects to host:port with options (NULL: the defaults) and makes the
- * connection a stream driven by protocol (copied) and userdata.
+ * Connects to host:port with options (NULL: the defaults; copied) and
+ * makes the connection a stream driven by protocol (copied) and userdata.
  * Errors (returned; nothing called, userdata stays the caller's):
- * ASYNC_EINVAL (NULL, empty host, invalid protocol or options, a malformed
- * local address), ASYNC_EBUSY (a reader bound already, async/reader.h),
+ * ASYNC_EINVAL (NULL, empty host, invalid protocol or options: a size the
+ * library refuses, a family other than the three; a malformed local
+ * address), ASYNC_EBUSY (a reader bound already, async/reader.h),
  * ASYNC_ENOMEM.
  */
 ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char *host, uint16_t port,

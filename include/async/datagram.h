@@ -67,10 +67,13 @@ struct sockaddr;
 typedef struct async_datagram async_datagram;
 
 /*
- * A datagram protocol: callbacks plus the userdata given with it. size
- * must be sizeof(async_datagram_protocol) (ASYNC_DATAGRAM_PROTOCOL_INIT
- * sets it); fields added in later versions are read only when size covers
- * them. The library copies the struct.
+ * A datagram protocol: callbacks plus the userdata given with it. size:
+ * sizeof(async_datagram_protocol), read as for async_connect_options
+ * (async/connect.h): fields size does not cover are NULL, a size below the
+ * first version's or non-zero fields the library does not know are
+ * ASYNC_EINVAL. Every callback's default is NULL (not called), but
+ * datagram_received and connection_lost are required. The library copies
+ * the struct.
  */
 typedef struct async_datagram_protocol {
   uint32_t size;
@@ -84,28 +87,33 @@ typedef struct async_datagram_protocol {
   void (*release)(void *userdata);
 } async_datagram_protocol;
 
+/* C convenience, the same as { sizeof(async_datagram_protocol) }. */
 #define ASYNC_DATAGRAM_PROTOCOL_INIT \
   { sizeof(async_datagram_protocol), 0, 0, 0, 0, 0, 0, 0 }
 
 /*
  * async_udp_open() options. Addresses are numeric (async/addr.h forms:
  * "192.0.2.1:53", "[::1]:53", "[fe80::1%eth0]:53"; a missing port is 0);
- * resolve names first with async_getaddrinfo().
+ * resolve names first with async_getaddrinfo(). Every field's default is 0
+ * (NULL); size is read as for async_connect_options (async/connect.h).
+ * A family or an address is required.
  */
 typedef struct async_udp_options {
   uint32_t size;                /* sizeof(async_udp_options) */
-  int family;                   /* AF_UNSPEC (default: from the addresses), AF_INET or AF_INET6 */
-  const char *local_address;    /* bind here ("0.0.0.0:5353", "[::]:0"); NULL: the family's wildcard,
-                                   port 0 (or, with a remote address, whatever connect picks) */
+  int family;                   /* 0 (ASYNC_AF_UNSPEC, default): from the addresses; ASYNC_AF_INET or
+                                   ASYNC_AF_INET6 */
+  int reuse_port;               /* non-zero: SO_REUSEPORT (several sockets share the port); 0 (default): off */
+  int broadcast;                /* non-zero: SO_BROADCAST (sends to broadcast addresses allowed); 0 (default): off */
+  int ipv6_only;                /* IPv6 sockets: non-zero IPV6_V6ONLY; 0 (default): dual stack (IPv4-mapped) */
+  uint32_t send_buffer_size;    /* SO_SNDBUF in bytes; 0 (default): the system's */
+  uint32_t receive_buffer_size; /* SO_RCVBUF in bytes; 0 (default): the system's */
+  const char *local_address;    /* bind here ("0.0.0.0:5353", "[::]:0"); NULL (default): the family's
+                                   wildcard, port 0 (or, with a remote address, whatever connect picks) */
   const char *remote_address;   /* connect here (port required): sends need no address, and only
-                                   this peer's datagrams arrive; NULL: unconnected */
-  int reuse_port;               /* non-zero: SO_REUSEPORT (several sockets share the port) */
-  int broadcast;                /* non-zero: SO_BROADCAST (sends to broadcast addresses allowed) */
-  int ipv6_only;                /* IPv6 sockets: non-zero IPV6_V6ONLY; 0 dual stack (IPv4-mapped) */
-  uint32_t send_buffer_size;    /* SO_SNDBUF in bytes; 0: the system's default */
-  uint32_t receive_buffer_size; /* SO_RCVBUF in bytes; 0: the system's default */
+                                   this peer's datagrams arrive; NULL (default): unconnected */
 } async_udp_options;
 
+/* C convenience, the same as { sizeof(async_udp_options) }: every default. */
 #define ASYNC_UDP_OPTIONS_INIT \
   { sizeof(async_udp_options), 0, 0, 0, 0, 0, 0, 0, 0 }
 
@@ -116,7 +124,7 @@ typedef struct async_udp_options {
  * async_datagram_sockname(). The socket is non-blocking and close-on-exec,
  * owned by the transport.
  * Errors (nothing is called, userdata stays the caller's): ASYNC_EINVAL
- * (NULL, options size too small, invalid protocol, a malformed address,
+ * (NULL, an options size the library refuses, invalid protocol, a malformed address,
  * addresses of different families or not of options->family, no family at
  * all, a remote port 0), ASYNC_EADDRINUSE, ASYNC_EADDRNOTAVAIL (no such
  * local address), ASYNC_EACCES (a privileged port), ASYNC_ENETUNREACH,

@@ -88,8 +88,11 @@ ASYNC_API int async_future_free(async_future *future);
 /* The future's loop (borrowed), or NULL for an invalid future. */
 ASYNC_API async_loop *async_future_loop(async_future *future);
 
-/* The state (enum async_future_state), or ASYNC_EINVAL. */
-ASYNC_API int async_future_state(async_future *future);
+/*
+ * The state (enum async_future_state), or ASYNC_EINVAL. Loop thread only.
+ * Callbacks: none run inside this call.
+ */
+ASYNC_API int async_future_get_state(async_future *future);
 
 /*
  * Reads the outcome. DONE: *out_value = the value (borrowed, owned by the

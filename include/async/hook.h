@@ -44,8 +44,11 @@ ASYNC_API int async_hook_start(async_hook *hook, async_hook_fn cb);
 /* Stops the hook; a no-op if stopped. Errors: ASYNC_EINVAL, ASYNC_ECLOSED. */
 ASYNC_API int async_hook_stop(async_hook *hook);
 
-/* The hook's kind, or ASYNC_EINVAL. */
-ASYNC_API int async_hook_kind(async_hook *hook);
+/*
+ * The hook's kind (enum async_hook_kind), or ASYNC_EINVAL. Loop thread
+ * only. Callbacks: none run inside this call.
+ */
+ASYNC_API int async_hook_get_kind(async_hook *hook);
 
 #ifdef __cplusplus
 }

@@ -70,10 +70,13 @@ struct sockaddr;
 typedef struct async_stream async_stream;
 
 /*
- * A stream protocol: callbacks plus the userdata given with it. size must
- * be sizeof(async_stream_protocol) (ASYNC_STREAM_PROTOCOL_INIT sets it);
- * fields added in later versions are read only when size covers them. The
- * library copies the struct.
+ * A stream protocol: callbacks plus the userdata given with it. size:
+ * sizeof(async_stream_protocol), read as for async_connect_options
+ * (async/connect.h): fields size does not cover are NULL, a size below the
+ * first version's or non-zero fields the library does not know are
+ * ASYNC_EINVAL. Every callback's default is NULL (not called), but
+ * data_received and connection_lost are required. The library copies the
+ * struct.
  */
 typedef struct async_stream_protocol {
   uint32_t size;
@@ -87,6 +90,7 @@ typedef struct async_stream_protocol {
   void (*release)(void *userdata);
 } async_stream_protocol;
 
+/* C convenience, the same as { sizeof(async_stream_protocol) }. */
 #define ASYNC_STREAM_PROTOCOL_INIT \
   { sizeof(async_stream_protocol), 0, 0, 0, 0, 0, 0, 0, 0 }
 
@@ -97,7 +101,7 @@ typedef struct async_stream_protocol {
  * TCP sockets get TCP_NODELAY. protocol is copied; userdata goes to every
  * callback and to release.
  * Errors (fd and userdata stay the caller's, nothing is called):
- * ASYNC_EINVAL (NULL, protocol size too small, data_received or
+ * ASYNC_EINVAL (NULL, a protocol size the library refuses, data_received or
  * connection_lost NULL, a listening or datagram socket), ASYNC_EBADF (fd not
  * open), ASYNC_EBUSY (a reader bound already, async/reader.h), ASYNC_ENOMEM.
  */

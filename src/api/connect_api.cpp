@@ -2,6 +2,7 @@
 #include "core/future.hpp"
 #include "net/connector.hpp"
 #include "net/stream.hpp"
+#include "util/sized_struct.hpp"
 
 using async::api::checked_loop;
 using async::api::guarded;
@@ -9,6 +10,7 @@ using async::net::Connector;
 using async::core::Future;
 using async::core::Loop;
 using async::net::Stream;
+using async::util::copy_sized;
 
 extern "C" {
 
@@ -16,12 +18,13 @@ ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char
                                 const async_connect_options *options, const async_stream_protocol *protocol,
                                 void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !host || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
-  async_connect_options defaults = ASYNC_CONNECT_OPTIONS_INIT;
-  if (options && options->size < sizeof(async_connect_options)) return ASYNC_EINVAL;
+  async_stream_protocol callbacks;
+  async_connect_options copied;
+  if (!out || !l || !host || !Stream::copy_protocol(callbacks, protocol) || copy_sized(copied, options) != 0)
+    return ASYNC_EINVAL;
   return guarded([&]() -> int {
     Future *f = nullptr;
-    int err = Connector::start(&f, *l, host, port, options ? *options : defaults, *protocol, userdata);
+    int err = Connector::start(&f, *l, host, port, copied, callbacks, userdata);
     if (!err) *out = f->c_future();
     return err;
   });
@@ -30,10 +33,11 @@ ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char
 ASYNC_API int async_unix_connect(async_future **out, async_loop *loop, const char *path,
                                  const async_stream_protocol *protocol, void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !path || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
+  async_stream_protocol callbacks;
+  if (!out || !l || !path || !Stream::copy_protocol(callbacks, protocol)) return ASYNC_EINVAL;
   return guarded([&]() -> int {
     Future *f = nullptr;
-    int err = Connector::start_unix(&f, *l, path, *protocol, userdata);
+    int err = Connector::start_unix(&f, *l, path, callbacks, userdata);
     if (!err) *out = f->c_future();
     return err;
   });

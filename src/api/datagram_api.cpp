@@ -2,6 +2,7 @@
 
 #include "api/api.hpp"
 #include "net/datagram.hpp"
+#include "util/sized_struct.hpp"
 
 using async::api::checked_loop;
 using async::api::guarded;
@@ -9,6 +10,7 @@ using async::api::with_transport;
 using async::api::kInvalid;
 using async::net::Datagram;
 using async::core::Loop;
+using async::util::copy_sized;
 
 namespace {
 
@@ -29,11 +31,13 @@ extern "C" {
 ASYNC_API int async_udp_open(async_datagram **out, async_loop *loop, const async_udp_options *options,
                              const async_datagram_protocol *protocol, void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !options || options->size < sizeof(async_udp_options) || !Datagram::valid_protocol(protocol))
+  async_udp_options copied;
+  async_datagram_protocol callbacks;
+  if (!out || !l || !options || copy_sized(copied, options) != 0 || !Datagram::copy_protocol(callbacks, protocol))
     return ASYNC_EINVAL;
   return guarded([&]() -> int {
     Datagram *d = nullptr;
-    int err = Datagram::open_udp(&d, *l, *options, *protocol, userdata);
+    int err = Datagram::open_udp(&d, *l, copied, callbacks, userdata);
     if (!err) *out = d->c_datagram();
     return err;
   });
@@ -43,10 +47,11 @@ ASYNC_API int async_unix_datagram_open(async_datagram **out, async_loop *loop, c
                                        const char *remote_path, const async_datagram_protocol *protocol,
                                        void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !Datagram::valid_protocol(protocol)) return ASYNC_EINVAL;
+  async_datagram_protocol callbacks;
+  if (!out || !l || !Datagram::copy_protocol(callbacks, protocol)) return ASYNC_EINVAL;
   return guarded([&]() -> int {
     Datagram *d = nullptr;
-    int err = Datagram::open_unix(&d, *l, local_path, remote_path, *protocol, userdata);
+    int err = Datagram::open_unix(&d, *l, local_path, remote_path, callbacks, userdata);
     if (!err) *out = d->c_datagram();
     return err;
   });
@@ -55,10 +60,11 @@ ASYNC_API int async_unix_datagram_open(async_datagram **out, async_loop *loop, c
 ASYNC_API int async_datagram_adopt(async_datagram **out, async_loop *loop, int fd,
                                    const async_datagram_protocol *protocol, void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !Datagram::valid_protocol(protocol)) return ASYNC_EINVAL;
+  async_datagram_protocol callbacks;
+  if (!out || !l || !Datagram::copy_protocol(callbacks, protocol)) return ASYNC_EINVAL;
   return guarded([&]() -> int {
     Datagram *d = nullptr;
-    int err = Datagram::adopt(&d, *l, fd, *protocol, userdata);
+    int err = Datagram::adopt(&d, *l, fd, callbacks, userdata);
     if (!err) *out = d->c_datagram();
     return err;
   });

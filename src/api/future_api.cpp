@@ -61,7 +61,7 @@ ASYNC_API async_loop *async_future_loop(async_future *future) {
   return f ? f->loop().c_loop() : nullptr;
 }
 
-ASYNC_API int async_future_state(async_future *future) {
+ASYNC_API int async_future_get_state(async_future *future) {
   Future *f = checked<Future>(future);
   return f ? f->state() : kInvalid;
 }

@@ -204,7 +204,7 @@ ASYNC_API int async_hook_stop(async_hook *hook) {
   });
 }
 
-ASYNC_API int async_hook_kind(async_hook *hook) {
+ASYNC_API int async_hook_get_kind(async_hook *hook) {
   Hook *h = checked<Hook>(hook);
   return h ? h->kind() : kInvalid;
 }

@@ -1,6 +1,7 @@
 #include "api/api.hpp"
 #include "net/reconnector.hpp"
 #include "net/stream.hpp"
+#include "util/sized_struct.hpp"
 
 using async::api::checked;
 using async::api::checked_loop;
@@ -9,6 +10,7 @@ using async::api::kInvalid;
 using async::core::Loop;
 using async::net::Reconnector;
 using async::net::Stream;
+using async::util::copy_sized;
 
 extern "C" {
 
@@ -16,12 +18,13 @@ ASYNC_API int async_reconnector_start(async_reconnector **out, async_loop *loop,
                                       const async_reconnect_options *options, const async_stream_protocol *protocol,
                                       void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !host || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
-  async_reconnect_options defaults = ASYNC_RECONNECT_OPTIONS_INIT;
-  if (options && options->size < sizeof(async_reconnect_options)) return ASYNC_EINVAL;
+  async_stream_protocol callbacks;
+  async_reconnect_options copied;
+  if (!out || !l || !host || !Stream::copy_protocol(callbacks, protocol) || copy_sized(copied, options) != 0)
+    return ASYNC_EINVAL;
   return guarded([&]() -> int {
     Reconnector *r = nullptr;
-    int err = Reconnector::start(&r, *l, host, port, options ? *options : defaults, *protocol, userdata);
+    int err = Reconnector::start(&r, *l, host, port, copied, callbacks, userdata);
     if (!err) *out = r->c_reconnector();
     return err;
   });

@@ -16,10 +16,11 @@ extern "C" {
 ASYNC_API int async_stream_adopt(async_stream **out, async_loop *loop, int fd, const async_stream_protocol *protocol,
                                  void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
+  async_stream_protocol callbacks;
+  if (!out || !l || !Stream::copy_protocol(callbacks, protocol)) return ASYNC_EINVAL;
   return guarded([&]() -> int {
     Stream *s = nullptr;
-    int err = Stream::adopt_bound(&s, *l, fd, *protocol, userdata);
+    int err = Stream::adopt_bound(&s, *l, fd, callbacks, userdata);
     if (!err) *out = s->c_stream();
     return err;
   });
@@ -111,8 +112,9 @@ ASYNC_API int async_stream_set_read_limit(async_stream *stream, size_t limit) {
 }
 
 ASYNC_API int async_stream_set_protocol(async_stream *stream, const async_stream_protocol *protocol, void *userdata) {
-  if (!Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
-  return with_transport<Stream>(stream, [&](Stream &s) { return s.set_protocol(*protocol, userdata); });
+  async_stream_protocol callbacks;
+  if (!Stream::copy_protocol(callbacks, protocol)) return ASYNC_EINVAL;
+  return with_transport<Stream>(stream, [&](Stream &s) { return s.set_protocol(callbacks, userdata); });
 }
 
 ASYNC_API int async_stream_fd(async_stream *stream) {

@@ -25,6 +25,20 @@
 
 namespace async::net {
 
+namespace {
+
+// RFC 8305's recommended delays, the defaults of async_connect_options.
+constexpr std::uint32_t kResolutionDelayMs = 50;
+constexpr std::uint32_t kAttemptDelayMs = 250;
+
+// An option delay: 0 is the default, a negative value none.
+std::uint64_t delay_ns(std::int32_t ms, std::uint32_t default_ms) noexcept {
+  if (ms < 0) return 0;
+  return util::ms_to_ns(ms == 0 ? default_ms : static_cast<std::uint32_t>(ms));
+}
+
+}  // namespace
+
 Connector::Connector(Loop &loop) noexcept : loop_(loop) {
   ev::Backend::timer_init(timer_, on_timer, this);
   ev::Backend::timer_init(total_, on_total, this);
@@ -50,7 +64,6 @@ int Connector::create(Connector **out, Loop &loop, const async_stream_protocol &
   }
   ++c->refs_;  // the kickoff task's
   c->protocol_ = protocol;
-  c->protocol_.size = sizeof c->protocol_;
   c->userdata_ = userdata;
   future->set_cancel(on_cancel, c);
   c->future_ = future;
@@ -81,9 +94,9 @@ int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t p
   std::memcpy(c->host_, host, host_len + 1);
   c->port_ = port;
   c->family_ = family;
-  c->happy_eyeballs_ = options.happy_eyeballs != 0;
-  c->resolution_delay_ns_ = util::ms_to_ns(options.resolution_delay_ms);
-  c->attempt_delay_ns_ = util::ms_to_ns(options.attempt_delay_ms);
+  c->happy_eyeballs_ = options.sequential == 0;
+  c->resolution_delay_ns_ = delay_ns(options.resolution_delay_ms, kResolutionDelayMs);
+  c->attempt_delay_ns_ = delay_ns(options.attempt_delay_ms, kAttemptDelayMs);
   c->attempt_timeout_ns_ = util::ms_to_ns(options.attempt_timeout_ms);
   c->dns_timeout_ns_ = util::ms_to_ns(options.dns_timeout_ms);
   c->has_local_ = options.local_address != nullptr;

@@ -14,6 +14,7 @@
 
 #include "core/loop.hpp"
 #include "util/alloc.hpp"
+#include "util/sized_struct.hpp"
 #include "util/sys_error.hpp"
 
 namespace async::net {
@@ -71,8 +72,8 @@ void Datagram::Queue::clear() noexcept {
   while (Entry *e = pop()) util::mem_free(e);
 }
 
-bool Datagram::valid_protocol(const async_datagram_protocol *p) noexcept {
-  return p && p->size >= sizeof(async_datagram_protocol) && p->datagram_received && p->connection_lost;
+bool Datagram::copy_protocol(async_datagram_protocol &out, const async_datagram_protocol *p) noexcept {
+  return p && util::copy_sized(out, p) == 0 && out.datagram_received && out.connection_lost;
 }
 
 Datagram::Datagram(Loop &loop, int fd) noexcept : loop_(&loop), fd_(fd) {}
@@ -116,7 +117,6 @@ int Datagram::adopt(Datagram **out, Loop &loop, int fd, const async_datagram_pro
   d->connected_ = connected;
   if (connected) d->peer_ = peer;
   d->protocol_ = protocol;
-  d->protocol_.size = sizeof d->protocol_;
   d->userdata_ = userdata;
   ev::Backend::io_init(d->io_, fd, 0, on_io, d);
   ev::Backend::timer_init(d->kick_, on_kick, d);

@@ -27,8 +27,9 @@ class Datagram : public util::Tagged<0x44475241>, public Transport<Datagram> {  
   // 0, or ASYNC_EINVAL/EBADF/ENOMEM with fd and userdata left to the caller.
   static int adopt(Datagram **out, Loop &loop, int fd, const async_datagram_protocol &protocol,
                    void *userdata) noexcept;
-  // A protocol async_datagram_adopt() and the open calls accept.
-  static bool valid_protocol(const async_datagram_protocol *protocol) noexcept;
+  // Copies the caller's protocol into out (util::copy_sized()): true for a
+  // protocol async_datagram_adopt() and the open calls accept.
+  static bool copy_protocol(async_datagram_protocol &out, const async_datagram_protocol *protocol) noexcept;
   // async_udp_open(): options checked, addresses parsed, the socket opened
   // and adopted; on failure nothing is left open (datagram_open.cpp).
   static int open_udp(Datagram **out, Loop &loop, const async_udp_options &options,

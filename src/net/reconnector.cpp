@@ -3,6 +3,7 @@
 #include <async/error.h>
 #include <async/future.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/future.hpp"
@@ -12,12 +13,22 @@
 #include "net/stream.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
+#include "util/sized_struct.hpp"
 
 namespace async::net {
 
+namespace {
+
+// The defaults of async_reconnect_options' backoff fields.
+constexpr std::uint64_t kInitialDelayMs = 100;
+constexpr std::uint64_t kMaxDelayMs = 30000;
+constexpr double kMultiplier = 2.0;
+constexpr double kJitter = 0.1;
+
+}  // namespace
+
 Reconnector::Reconnector(Loop &loop, const async_stream_protocol &protocol, void *userdata) noexcept
     : loop_(loop), user_(protocol), userdata_(userdata) {
-  user_.size = sizeof user_;
   // Only the callbacks the user gave are forwarded, so NULL keeps its
   // meaning (e.g. no eof_received: close at EOF).
   forward_.size = sizeof forward_;
@@ -43,24 +54,20 @@ int Reconnector::copy_config(const char *host, std::uint16_t port, const async_r
   if (host_len == 0 || host_len >= sizeof host_) return ASYNC_EINVAL;
   std::memcpy(host_, host, host_len + 1);
   port_ = port;
-  async_connect_options defaults = ASYNC_CONNECT_OPTIONS_INIT;
-  if (options.connect && options.connect->size < sizeof(async_connect_options)) return ASYNC_EINVAL;
-  connect_ = options.connect ? *options.connect : defaults;
-  connect_.size = sizeof connect_;
+  if (util::copy_sized(connect_, options.connect) != 0) return ASYNC_EINVAL;
   if (connect_.local_address) {
     std::size_t len = std::strlen(connect_.local_address);
     if (len >= sizeof local_address_) return ASYNC_EINVAL;
     std::memcpy(local_address_, connect_.local_address, len + 1);
     connect_.local_address = local_address_;
   }
-  // NaN fails every comparison, so it is rejected too.
-  if (options.initial_delay_ms < 1 || options.max_delay_ms < options.initial_delay_ms || !(options.multiplier >= 1.0) ||
-      !(options.jitter >= 0.0 && options.jitter <= 1.0))
-    return ASYNC_EINVAL;
-  initial_ms_ = options.initial_delay_ms;
-  max_ms_ = options.max_delay_ms;
-  multiplier_ = options.multiplier;
-  jitter_ = options.jitter;
+  // 0 is each field's default; NaN fails every comparison, so it is
+  // rejected too.
+  initial_ms_ = options.initial_delay_ms ? options.initial_delay_ms : kInitialDelayMs;
+  max_ms_ = options.max_delay_ms ? options.max_delay_ms : std::max(kMaxDelayMs, initial_ms_);
+  multiplier_ = options.multiplier == 0.0 ? kMultiplier : options.multiplier;
+  jitter_ = options.jitter == 0.0 ? kJitter : std::max(options.jitter, 0.0);
+  if (max_ms_ < initial_ms_ || !(multiplier_ >= 1.0) || !(jitter_ <= 1.0)) return ASYNC_EINVAL;
   max_attempts_ = options.max_attempts;
   on_connect_failed_ = options.connect_failed;
   on_stopped_ = options.stopped;

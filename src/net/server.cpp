@@ -210,12 +210,13 @@ void Server::take(int fd) noexcept {
     ::close(fd);
     return;
   }
-  if (!Stream::valid_protocol(protocol)) {
+  async_stream_protocol callbacks;
+  if (!Stream::copy_protocol(callbacks, protocol)) {
     ::close(fd);
     loop().log(ASYNC_LOG_ERROR, "stream factory returned an invalid protocol; connection closed");
     return;
   }
-  if (int err = Reader::bind(*protocol, protocol_userdata)) {
+  if (int err = Reader::bind(callbacks, protocol_userdata)) {
     // Not ours to release: a reader serving another stream, or no reader.
     ::close(fd);
     loop().log(ASYNC_LOG_ERROR, "stream factory returned a reader it cannot bind (%s); connection closed",
@@ -223,10 +224,10 @@ void Server::take(int fd) noexcept {
     return;
   }
   Stream *stream = nullptr;
-  int err = Stream::adopt(&stream, loop(), fd, *protocol, protocol_userdata, &protocols_);
+  int err = Stream::adopt(&stream, loop(), fd, callbacks, protocol_userdata, &protocols_);
   if (err) {
     ::close(fd);
-    if (protocol->release) protocol->release(protocol_userdata);
+    if (callbacks.release) callbacks.release(protocol_userdata);
     loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", util::error_message(err));
     return;
   }

@@ -24,6 +24,7 @@
 #include "util/clock.hpp"
 #include "util/container_of.hpp"
 #include "util/fifo.hpp"
+#include "util/sized_struct.hpp"
 #include "util/sys_error.hpp"
 
 namespace async::net {
@@ -97,8 +98,8 @@ void set_callbacks(async_stream_protocol &to, const async_stream_protocol &from)
 
 }  // namespace
 
-bool Stream::valid_protocol(const async_stream_protocol *p) noexcept {
-  return p && p->size >= sizeof(async_stream_protocol) && p->data_received && p->connection_lost;
+bool Stream::copy_protocol(async_stream_protocol &out, const async_stream_protocol *p) noexcept {
+  return p && util::copy_sized(out, p) == 0 && out.data_received && out.connection_lost;
 }
 
 Stream::Stream(Loop &loop, Protocol *protocol) noexcept : loop_(&loop), protocol_(protocol) {

@@ -48,8 +48,9 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // unbound again on failure). The functions below live in stream_socket.cpp.
   static int adopt_bound(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol,
                          void *userdata) noexcept;
-  // A protocol async_stream_adopt()/set_protocol() accept.
-  static bool valid_protocol(const async_stream_protocol *protocol) noexcept;
+  // Copies the caller's protocol into out (util::copy_sized()): true for a
+  // protocol async_stream_adopt()/set_protocol() accept.
+  static bool copy_protocol(async_stream_protocol &out, const async_stream_protocol *protocol) noexcept;
 
   static Stream *from(async_stream *s) noexcept { return reinterpret_cast<Stream *>(s); }
   async_stream *c_stream() noexcept { return reinterpret_cast<async_stream *>(this); }

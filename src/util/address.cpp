@@ -11,6 +11,11 @@
 #include <string_view>
 
 namespace async::util {
+
+// The ABI's numbers are the kernel's: family values pass through unchanged.
+static_assert(ASYNC_AF_UNSPEC == AF_UNSPEC && ASYNC_AF_UNIX == AF_UNIX && ASYNC_AF_INET == AF_INET &&
+              ASYNC_AF_INET6 == AF_INET6);
+static_assert(ASYNC_ADDR_MAXLEN == sizeof(sockaddr_storage));
 namespace {
 
 // Longest IPv6 text inet_pton() accepts ("ffff:...:255.255.255.255").
@@ -244,6 +249,70 @@ int address_port(const sockaddr *addr, std::size_t addrlen) noexcept {
   if (family < 0) return family;
   if (family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in *>(&ss)->sin_port);
   return ntohs(reinterpret_cast<const sockaddr_in6 *>(&ss)->sin6_port);
+}
+
+int address_family(const sockaddr *addr, std::size_t addrlen) noexcept {
+  if (!addr || addrlen < offsetof(sockaddr, sa_family) + sizeof(sa_family_t)) return ASYNC_EINVAL;
+  sa_family_t family;
+  std::memcpy(&family, reinterpret_cast<const char *>(addr) + offsetof(sockaddr, sa_family), sizeof family);
+  return family;
+}
+
+int address_ip(std::uint8_t *out, std::size_t capacity, const sockaddr *addr, std::size_t addrlen) noexcept {
+  if (!out || !addr) return ASYNC_EINVAL;
+  sockaddr_storage ss;
+  int family = load_inet(addr, addrlen, &ss);
+  if (family < 0) return family;
+  const void *ip = family == AF_INET ? static_cast<const void *>(&reinterpret_cast<const sockaddr_in &>(ss).sin_addr)
+                                     : &reinterpret_cast<const sockaddr_in6 &>(ss).sin6_addr;
+  std::size_t len = family == AF_INET ? sizeof(in_addr) : sizeof(in6_addr);
+  if (capacity < len) return ASYNC_ERANGE;
+  std::memcpy(out, ip, len);
+  return static_cast<int>(len);
+}
+
+int address_scope_id(std::uint32_t *out, const sockaddr *addr, std::size_t addrlen) noexcept {
+  if (!out || !addr) return ASYNC_EINVAL;
+  sockaddr_storage ss;
+  int family = load_inet(addr, addrlen, &ss);
+  if (family < 0) return family;
+  *out = family == AF_INET6 ? reinterpret_cast<const sockaddr_in6 &>(ss).sin6_scope_id : 0;
+  return 0;
+}
+
+int make_address(sockaddr *out, std::size_t capacity, int family, const std::uint8_t *ip, std::size_t ip_len,
+                 std::uint16_t port, std::uint32_t scope_id) noexcept {
+  if (!out || !ip) return ASYNC_EINVAL;
+  sockaddr_storage ss{};
+  std::size_t len = 0;
+  if (family == AF_INET && ip_len == sizeof(in_addr) && scope_id == 0) {
+    auto &sin = reinterpret_cast<sockaddr_in &>(ss);
+    sin.sin_family = AF_INET;
+    std::memcpy(&sin.sin_addr, ip, ip_len);
+    len = sizeof sin;
+  } else if (family == AF_INET6 && ip_len == sizeof(in6_addr)) {
+    auto &sin6 = reinterpret_cast<sockaddr_in6 &>(ss);
+    sin6.sin6_family = AF_INET6;
+    std::memcpy(&sin6.sin6_addr, ip, ip_len);
+    sin6.sin6_scope_id = scope_id;
+    len = sizeof sin6;
+  } else {
+    return ASYNC_EINVAL;
+  }
+  if (capacity < len) return ASYNC_ERANGE;
+  set_address_port(ss, port);
+  std::memcpy(out, &ss, len);
+  return static_cast<int>(len);
+}
+
+int set_port(sockaddr *addr, std::size_t addrlen, std::uint16_t port) noexcept {
+  if (!addr) return ASYNC_EINVAL;
+  sockaddr_storage ss;
+  int family = load_inet(addr, addrlen, &ss);
+  if (family < 0) return family;
+  set_address_port(ss, port);
+  std::memcpy(addr, &ss, family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
+  return 0;
 }
 
 int unix_address(sockaddr_storage *out, const char *path) noexcept {

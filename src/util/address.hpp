@@ -55,6 +55,28 @@ int format_address(char *out, std::size_t capacity, const sockaddr *addr, std::s
 // other family, addrlen too short).
 int address_port(const sockaddr *addr, std::size_t addrlen) noexcept;
 
+// async_addr_get_family(): the family field (any family), or ASYNC_EINVAL
+// (NULL, addrlen short of the field).
+int address_family(const sockaddr *addr, std::size_t addrlen) noexcept;
+
+// async_addr_get_ip(): the IPv4/IPv6 address bytes (network order) into
+// out; returns 4 or 16. ASYNC_EINVAL (NULL, other family, addrlen too
+// short), ASYNC_ERANGE (capacity too small; nothing written).
+int address_ip(std::uint8_t *out, std::size_t capacity, const sockaddr *addr, std::size_t addrlen) noexcept;
+
+// async_addr_get_scope_id(): sin6_scope_id, 0 for AF_INET; errors as address_ip().
+int address_scope_id(std::uint32_t *out, const sockaddr *addr, std::size_t addrlen) noexcept;
+
+// async_addr_make(): an AF_INET (ip_len 4, scope_id 0) or AF_INET6 (ip_len
+// 16) address into out (any alignment); returns its length. ASYNC_EINVAL
+// (NULL, another combination), ASYNC_ERANGE (capacity too small).
+int make_address(sockaddr *out, std::size_t capacity, int family, const std::uint8_t *ip, std::size_t ip_len,
+                 std::uint16_t port, std::uint32_t scope_id) noexcept;
+
+// async_addr_set_port(): the port of an AF_INET/AF_INET6 address (any
+// alignment); errors as address_port().
+int set_port(sockaddr *addr, std::size_t addrlen, std::uint16_t port) noexcept;
+
 // A Unix socket address for path: a filesystem path, or an abstract name
 // written "@name". Returns its length, or ASYNC_EINVAL (empty, "@" alone,
 // too long).

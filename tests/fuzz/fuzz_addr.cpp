@@ -6,7 +6,8 @@
 // a parsed address formats to text that parses back to the same address
 // (family, address, port, scope id), with and without the port; format's
 // length and ASYNC_ERANGE behaviour match its contract; async_addr_port
-// agrees with the address.
+// agrees with the address; the accessors (get_family, get_ip,
+// get_scope_id) read it apart and async_addr_make builds it back.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -38,11 +39,30 @@ std::size_t family_length(int family) {
   return family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
 }
 
+// addr (len bytes, a valid AF_INET/AF_INET6 address) read apart by the
+// accessors and made again from the parts: the same address.
+void check_accessors(const sockaddr_storage &addr, std::size_t len, int port) {
+  auto *sa = reinterpret_cast<const sockaddr *>(&addr);
+  FUZZ_CHECK(async_addr_get_family(sa, len) == addr.ss_family);
+  std::uint8_t ip[16];
+  int ip_len = async_addr_get_ip(ip, sizeof ip, sa, len);
+  FUZZ_CHECK(ip_len == (addr.ss_family == AF_INET ? 4 : 16));
+  std::uint32_t scope = 0;
+  FUZZ_CHECK(async_addr_get_scope_id(&scope, sa, len) == 0);
+  sockaddr_storage made;
+  std::memset(&made, 0xa5, sizeof made);
+  int made_len = async_addr_make(reinterpret_cast<sockaddr *>(&made), sizeof made, addr.ss_family, ip,
+                                 static_cast<std::size_t>(ip_len), static_cast<uint16_t>(port), scope);
+  FUZZ_CHECK(made_len == static_cast<int>(len));
+  FUZZ_CHECK(same_address(addr, made));
+}
+
 // addr (len bytes, a valid AF_INET/AF_INET6 address) formats and parses back.
 void check_round_trip(const sockaddr_storage &addr, std::size_t len) {
   auto *sa = reinterpret_cast<const sockaddr *>(&addr);
   int port = async_addr_port(sa, len);
   FUZZ_CHECK(port >= 0 && port <= 65535);
+  check_accessors(addr, len, port);
   for (uint32_t flags : {0u, unsigned{ASYNC_ADDR_NOPORT}}) {
     char text[ASYNC_ADDR_STRLEN];
     int n = async_addr_format(text, sizeof text, sa, len, flags);
@@ -100,6 +120,8 @@ void fuzz_format(const uint8_t *data, std::size_t size, uint32_t flags) {
   if (!valid || flags > ASYNC_ADDR_NOPORT) {
     FUZZ_CHECK(n == ASYNC_EINVAL);
     FUZZ_CHECK(valid || port == ASYNC_EINVAL);
+    std::uint8_t ip[16];
+    FUZZ_CHECK(valid || async_addr_get_ip(ip, sizeof ip, sa, len) == ASYNC_EINVAL);
     return;
   }
   FUZZ_CHECK(n > 0);

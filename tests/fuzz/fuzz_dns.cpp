@@ -257,7 +257,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, std::size_t size) {
   int rc = async_loop_run_until(loop, l.future);
   FUZZ_CHECK(rc != ASYNC_ESTATE && rc != ASYNC_EBUSY && rc != ASYNC_EINVAL);
 
-  int state = async_future_state(l.future);
+  int state = async_future_get_state(l.future);
   if (rc == 0) {
     FUZZ_CHECK(state == ASYNC_FUTURE_DONE);
     void *value = nullptr;

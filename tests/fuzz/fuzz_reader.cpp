@@ -79,7 +79,7 @@ std::vector<Result> run(const Script &script, const std::vector<uint8_t> &data, 
   auto pump = [&] {
     for (;;) {
       if (pending) {
-        if (async_future_state(pending) == ASYNC_FUTURE_PENDING) return;
+        if (async_future_get_state(pending) == ASYNC_FUTURE_PENDING) return;
         void *value = nullptr;
         Result res{async_future_result(&value, pending), {}};
         if (res.status == 0) {
