@@ -337,23 +337,33 @@ static void test_stop_moves_last_timer_up(void **state) {
   memset(&o, 0, sizeof o);
   struct ord_item items[N];
   async_timer *t[N];
+  /* Each start reads a fresh clock: a timer's deadline lies between the
+   * clock read before its start and the one after, plus its timeout. On a
+   * loaded machine the starts may be milliseconds apart, so the firing
+   * order is checked against those bounds, not against the timeouts alone. */
+  uint64_t earliest[N], latest[N];
   struct ord_item late = {&o, 1000};
   async_timer *first = tu_timer_start(loop, &late, 1000, 0, ord_cb);
   for (int i = 0; i < N; i++) {
     items[i].o = &o;
-    items[i].id = (int)timeouts[i];
+    items[i].id = i;
+    earliest[i] = tu_now_ns() + timeouts[i] * 1000000u;
     t[i] = tu_timer_start(loop, &items[i], timeouts[i], 0, ord_cb);
+    latest[i] = tu_now_ns() + timeouts[i] * 1000000u;
   }
   assert_int_equal(async_timer_stop(first), 0);
   tu_close(async_timer_handle(first));
   assert_int_equal(async_timer_stop(t[STOPPED]), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
-  static const int fired[] = {1, 10, 15, 90, 96, 97, 98, 100, 101};
   assert_int_equal(o.n, N - 1);
+  int seen[N] = {0};
   for (int k = 0; k < N - 1; k++) {
-    assert_int_equal(o.seq[k], fired[k]);
+    assert_int_not_equal(o.seq[k], STOPPED);
+    seen[o.seq[k]]++;
+    if (k > 0) assert_true(earliest[o.seq[k - 1]] <= latest[o.seq[k]]);
   }
   for (int i = 0; i < N; i++) {
+    assert_int_equal(seen[i], i == STOPPED ? 0 : 1);
     tu_close(async_timer_handle(t[i]));
   }
   tu_finish(loop);
