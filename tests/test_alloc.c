@@ -559,7 +559,7 @@ static async_loop *sc_futures(void) {
   /* Complete the inputs: resolve, reject, cancel. */
   static int value = 5;
   if (nf > 0) {
-    assert_int_equal(async_future_resolve(f[0], &value, NULL), 0);
+    assert_int_equal(async_future_resolve(f[0], &value, NULL, NULL), 0);
   }
   if (nf > 1) {
     assert_int_equal(async_future_reject(f[1], ASYNC_EIO), 0);

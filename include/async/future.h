@@ -51,8 +51,13 @@ typedef void (*async_future_fn)(async_future *future, int status, void *userdata
  */
 typedef void (*async_cancel_fn)(async_future *future, int cancelled, void *userdata);
 
-/* Destroys a resolved value when its future is released. */
-typedef void (*async_destroy_fn)(void *value);
+/*
+ * Destroys a resolved value once its future is released: value and the
+ * context given to async_future_resolve() with it (so a binding needs no
+ * global state to find its runtime). Runs from the loop, on an iteration
+ * after the release, never inside a call into the library.
+ */
+typedef void (*async_destroy_fn)(void *value, void *context);
 
 /*
  * Creates a pending future bound to loop (its callbacks run there).
@@ -102,10 +107,18 @@ ASYNC_API int async_future_set_cancel(async_future *future, async_cancel_fn canc
 
 /*
  * Producer: completes the future with value. destroy (may be NULL) is called
- * with value when the future is released. On failure, value stays the
- * caller's. Errors: ASYNC_EINVAL, ASYNC_ESTATE (already complete).
+ * as destroy(value, context) once the future is released (freed by its
+ * owner and its callbacks run): from the ready queue, on a later iteration,
+ * never inside async_future_free() or any other call; async_loop_free()
+ * returns ASYNC_EBUSY until it has run. It is the final notification for
+ * value and context. On failure, value and context stay the caller's and
+ * destroy is never called.
+ * Errors: ASYNC_EINVAL, ASYNC_ESTATE (already complete, cancelled included),
+ * ASYNC_ENOMEM (no room to queue destroy later).
+ * Callbacks: may run the future's cancel hook (cancelled = 0) inside this
+ * call; done callbacks are queued.
  */
-ASYNC_API int async_future_resolve(async_future *future, void *value, async_destroy_fn destroy);
+ASYNC_API int async_future_resolve(async_future *future, void *value, async_destroy_fn destroy, void *context);
 
 /*
  * Producer: fails the future with error (a negative code).

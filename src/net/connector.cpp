@@ -398,7 +398,7 @@ void Connector::resolve_after_made(async_loop *, void *self) noexcept {
     } else {
       // The value stays valid as long as the future, even once lost.
       stream->retain();
-      future->resolve(stream->c_stream(), Stream::release);
+      future->resolve(stream->c_stream(), Stream::release, nullptr);
     }
   }
   c->release();

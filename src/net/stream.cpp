@@ -211,7 +211,7 @@ void Stream::run_lost(async_loop *, void *self) noexcept {
   release(s);
 }
 
-void Stream::release(void *stream) noexcept {
+void Stream::release(void *stream, void *) noexcept {
   auto *s = static_cast<Stream *>(stream);
   if (--s->refs_ == 0U) util::destroy(s);
 }

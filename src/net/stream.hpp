@@ -79,8 +79,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // Extra references keep the memory (not the connection) past
   // connection_lost: calls on a lost stream return ASYNC_ECLOSED.
   void retain() noexcept { ++refs_; }
-  // Matches async_destroy_fn (a connect future's value destructor).
-  static void release(void *stream) noexcept;
+  // Matches async_destroy_fn, context unused (a connect future's value destructor).
+  static void release(void *stream, void *context = nullptr) noexcept;
   // Membership in a server's list of connections, left when lost.
   util::ListNode &server_node() noexcept { return server_node_; }
   static Stream *from_server_node(util::ListNode *node) noexcept;
