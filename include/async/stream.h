@@ -104,10 +104,15 @@ ASYNC_API int async_stream_writev(async_stream *stream, const struct iovec *iov,
 
 /*
  * Zero-copy write: the stream keeps a pointer to data until it is sent or
- * dropped, then calls done(done_userdata) exactly once (possibly inside
- * this call, when all of it went out at once, or at abort/loss). On an
+ * dropped, then calls done(done_userdata) exactly once: always from the
+ * loop, through the ready queue, never inside this call (also when all of
+ * data went out at once) or any other call (abort, close); done callbacks
+ * run in the order of their writes, and before connection_lost when the
+ * write was dropped (abort, loss). data must stay valid until done. On an
  * error return done is not called and data stays the caller's.
- * Errors: as async_stream_write() (done NULL: ASYNC_EINVAL).
+ * Errors: as async_stream_write() (done NULL: ASYNC_EINVAL; ASYNC_ENOMEM
+ * before anything was sent leaves the stream open).
+ * Callbacks: may run pause_writing inside this call (as write).
  */
 ASYNC_API int async_stream_write_zc(async_stream *stream, const void *data, size_t len, async_release_fn done,
                                     void *done_userdata);
@@ -126,9 +131,10 @@ ASYNC_API int async_stream_write_eof(async_stream *stream);
 ASYNC_API int async_stream_close(async_stream *stream);
 
 /*
- * Aborts: the write buffer is dropped (zero-copy done callbacks run), then
- * connection_lost(0) through the ready queue, never inside this call.
- * Idempotent. Errors: ASYNC_EINVAL.
+ * Aborts: the write buffer is dropped, then connection_lost(0) through the
+ * ready queue, never inside this call (the dropped zero-copy writes' done
+ * callbacks are queued before it). Idempotent. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_stream_abort(async_stream *stream);
 

@@ -124,6 +124,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   void after_drain() noexcept;
   void shutdown_write() noexcept;
   void drop_queue() noexcept;
+  // Queues a zero-copy write's done in the deferred call reserved by write().
+  void finish_zero_copy(async_release_fn done, void *done_userdata) noexcept;
   void drop_tail() noexcept;
   // Transport's hooks.
   const async_stream_protocol &callbacks() const noexcept;
