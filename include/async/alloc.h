@@ -28,10 +28,15 @@ typedef void *(*async_realloc_fn)(void *ptr, size_t size, void *userdata);
  * Errors: ASYNC_EBUSY while any loop exists or any memory allocated by
  * libasync is still live (set it before the first loop). Not thread-safe:
  * call it before any other thread uses libasync.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_set_allocator(async_realloc_fn realloc_fn, void *userdata);
 
-/* Frees memory that libasync allocated and handed to the caller. NULL is a no-op. */
+/*
+ * Frees memory that libasync allocated and handed to the caller. NULL is a
+ * no-op.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API void async_free(void *ptr);
 
 #ifdef __cplusplus

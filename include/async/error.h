@@ -48,12 +48,14 @@ enum async_error {
 /*
  * Human-readable description of an error code. Static storage, never NULL;
  * unknown codes give "unknown error". Thread-safe.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API const char *async_strerror(int code);
 
 /*
  * Symbolic name of an error code ("ASYNC_EINVAL"). Static storage, never
  * NULL; unknown codes give "ASYNC_UNKNOWN". Thread-safe.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API const char *async_err_name(int code);
 

@@ -62,19 +62,30 @@ typedef void (*async_destroy_fn)(void *value, void *context);
 /*
  * Creates a pending future bound to loop (its callbacks run there).
  * Loop thread only. Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_new(async_future **out, async_loop *loop);
 
 /*
  * Releases the caller's ownership (see above). A pending future is cancelled
  * first. Errors: ASYNC_EINVAL (not a future or already freed).
+ * Callbacks: May run, when the future is pending, its cancel hook (cancelled =
+ * 1) inside this call, and for an all/any/timeout future the cancel hooks of
+ * its pending inputs; done callbacks are queued and a value's destroy function
+ * is deferred (a cancelled connect's release too).
  */
 ASYNC_API int async_future_free(async_future *future);
 
-/* The future's loop (borrowed), or NULL for an invalid future. */
+/*
+ * The future's loop (borrowed), or NULL for an invalid future.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API async_loop *async_future_loop(async_future *future);
 
-/* The state (enum async_future_state), or ASYNC_EINVAL. */
+/*
+ * The state (enum async_future_state), or ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_future_state(async_future *future);
 
 /*
@@ -82,6 +93,7 @@ ASYNC_API int async_future_state(async_future *future);
  * future), returns 0. FAILED: returns the error. CANCELLED: returns
  * ASYNC_ECANCELED. PENDING: returns ASYNC_ESTATE. out_value may be NULL.
  * Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_result(void **out_value, async_future *future);
 
@@ -89,6 +101,7 @@ ASYNC_API int async_future_result(void **out_value, async_future *future);
  * Schedules cb(future, status, userdata) to run once the future is
  * complete (on a later iteration if it already is).
  * Errors: ASYNC_EINVAL (cb NULL), ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_add_callback(async_future *future, async_future_fn cb, void *userdata);
 
@@ -96,12 +109,16 @@ ASYNC_API int async_future_add_callback(async_future *future, async_future_fn cb
  * Cancels a pending future: state CANCELLED, the producer's cancel hook runs
  * now, done callbacks are scheduled with ASYNC_ECANCELED. Returns 1 if
  * cancelled, 0 if it was already complete. Errors: ASYNC_EINVAL.
+ * Callbacks: May run the future's cancel hook (cancelled = 1) inside this call,
+ * and for an all/any/timeout future the cancel hooks of its pending inputs;
+ * done callbacks are queued (a cancelled connect's release too).
  */
 ASYNC_API int async_future_cancel(async_future *future);
 
 /*
  * Producer: installs the cancel hook (replacing none: once only).
  * Errors: ASYNC_EINVAL (cancel NULL), ASYNC_ESTATE (already set or not pending).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_set_cancel(async_future *future, async_cancel_fn cancel, void *userdata);
 
@@ -115,7 +132,7 @@ ASYNC_API int async_future_set_cancel(async_future *future, async_cancel_fn canc
  * destroy is never called.
  * Errors: ASYNC_EINVAL, ASYNC_ESTATE (already complete, cancelled included),
  * ASYNC_ENOMEM (no room to queue destroy later).
- * Callbacks: may run the future's cancel hook (cancelled = 0) inside this
+ * Callbacks: May run the future's cancel hook (cancelled = 0) inside this
  * call; done callbacks are queued.
  */
 ASYNC_API int async_future_resolve(async_future *future, void *value, async_destroy_fn destroy, void *context);
@@ -123,6 +140,8 @@ ASYNC_API int async_future_resolve(async_future *future, void *value, async_dest
 /*
  * Producer: fails the future with error (a negative code).
  * Errors: ASYNC_EINVAL (error >= 0), ASYNC_ESTATE (already complete).
+ * Callbacks: May run the future's cancel hook (cancelled = 0) inside this call;
+ * done callbacks are queued.
  */
 ASYNC_API int async_future_reject(async_future *future, int error);
 
@@ -135,6 +154,7 @@ ASYNC_API int async_future_reject(async_future *future, int error);
  * inputs stay owned by the caller (free them when convenient; freeing a
  * pending input cancels it). All futures must belong to loop.
  * Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_all(async_future **out, async_loop *loop, async_future *const *futures, size_t count);
 
@@ -144,6 +164,7 @@ ASYNC_API int async_future_all(async_future **out, async_loop *loop, async_futur
  * others are not cancelled (asyncio.wait FIRST_COMPLETED). Cancelling it
  * cancels every pending input. count must be > 0.
  * Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_any(async_future **out, async_loop *loop, async_future *const *futures, size_t count);
 
@@ -153,6 +174,7 @@ ASYNC_API int async_future_any(async_future **out, async_loop *loop, async_futur
  * future is cancelled and the result FAILS with ASYNC_ETIMEDOUT
  * (asyncio.wait_for). Cancelling the result cancels future.
  * Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_timeout(async_future **out, async_future *future, uint64_t timeout_ms);
 
@@ -162,6 +184,7 @@ ASYNC_API int async_future_timeout(async_future **out, async_future *future, uin
  * Errors: ASYNC_EINVAL, ASYNC_EBUSY (loop already running), ASYNC_ENOMEM
  * (registering its completion callback failed), ASYNC_ESTATE (the loop ran
  * out of work or was stopped before the future completed).
+ * Callbacks: Any callback of the loop runs inside this call (it runs the loop).
  */
 ASYNC_API int async_loop_run_until(async_loop *loop, async_future *future);
 

@@ -30,6 +30,7 @@ typedef void (*async_close_fn)(async_handle *handle, void *userdata);
  * until the close callback has returned.
  * Loop thread only. Errors: ASYNC_EINVAL (not a handle), ASYNC_ECLOSED
  * (already closing).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_handle_close(async_handle *handle, async_close_fn close_cb);
 
@@ -37,26 +38,41 @@ ASYNC_API int async_handle_close(async_handle *handle, async_close_fn close_cb);
  * Referenced handles (the default) keep async_loop_run(DEFAULT) running while
  * active; unreferenced ones do not. Idempotent.
  * Errors: ASYNC_EINVAL, ASYNC_ECLOSED.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_handle_ref(async_handle *handle);
 ASYNC_API int async_handle_unref(async_handle *handle);
 
-/* 1 if referenced, 0 if not, or ASYNC_EINVAL. */
+/*
+ * 1 if referenced, 0 if not, or ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_handle_has_ref(async_handle *handle);
 
-/* 1 if started (a timer pending, a watcher watching, ...), 0 if not, or ASYNC_EINVAL. */
+/*
+ * 1 if started (a timer pending, a watcher watching, ...), 0 if not, or
+ * ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_handle_is_active(async_handle *handle);
 
-/* 1 if async_handle_close() was called, 0 if not, or ASYNC_EINVAL. */
+/*
+ * 1 if async_handle_close() was called, 0 if not, or ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_handle_is_closing(async_handle *handle);
 
-/* The handle's loop (borrowed), or NULL if handle is not a handle. */
+/*
+ * The handle's loop (borrowed), or NULL if handle is not a handle.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API async_loop *async_handle_loop(async_handle *handle);
 
 /*
  * The userdata given at creation or by set_userdata; passed to every
  * callback of the handle and to its close callback. Not owned by the library.
  * get returns NULL for an invalid handle.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API void *async_handle_userdata(async_handle *handle);
 ASYNC_API int async_handle_set_userdata(async_handle *handle, void *userdata);

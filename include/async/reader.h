@@ -54,10 +54,14 @@ typedef struct async_bytes async_bytes;
  * with async_reader_free(), at any time; the memory goes once its stream,
  * if any, has released it too. The loop cannot be freed (ASYNC_EBUSY)
  * until then. Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_reader_new(async_reader **out, async_loop *loop, size_t limit);
 
-/* The protocol to create the reader's stream with (static; never NULL). */
+/*
+ * The protocol to create the reader's stream with (static; never NULL).
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API const async_stream_protocol *async_reader_protocol(void);
 
 /*
@@ -66,10 +70,14 @@ ASYNC_API const async_stream_protocol *async_reader_protocol(void);
  * buffered bytes and bytes still arriving are dropped (a stream paused by
  * the reader reads again). The stream stays open and the caller's to
  * close. Errors: ASYNC_EINVAL (not a reader, freed already).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_reader_free(async_reader *reader);
 
-/* Exactly n (> 0) bytes. Errors: ASYNC_EINVAL, ASYNC_ESTATE, ASYNC_ENOMEM. */
+/*
+ * Exactly n (> 0) bytes. Errors: ASYNC_EINVAL, ASYNC_ESTATE, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_reader_read_exactly(async_future **out, async_reader *reader, size_t n);
 
 /*
@@ -79,17 +87,27 @@ ASYNC_API int async_reader_read_exactly(async_future **out, async_reader *reader
  * bytes arrived and no delimiter ends within them (a delimiter straddling
  * the limit does not count; the bytes stay buffered).
  * Errors: ASYNC_EINVAL, ASYNC_ESTATE, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_reader_read_until(async_future **out, async_reader *reader, const void *delim, size_t delim_len,
                                       size_t limit);
 
-/* read_until "\n". */
+/*
+ * read_until "\n".
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_reader_read_line(async_future **out, async_reader *reader, size_t limit);
 
-/* Whatever is buffered (at least 1 byte, at most max > 0), or 0 bytes at EOF. */
+/*
+ * Whatever is buffered (at least 1 byte, at most max > 0), or 0 bytes at EOF.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_reader_read_some(async_future **out, async_reader *reader, size_t max);
 
-/* The bytes of a read's value; NULL / 0 if bytes is not one. */
+/*
+ * The bytes of a read's value; NULL / 0 if bytes is not one.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API const uint8_t *async_bytes_data(const async_bytes *bytes);
 ASYNC_API size_t async_bytes_size(const async_bytes *bytes);
 

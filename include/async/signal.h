@@ -24,10 +24,15 @@ typedef void (*async_signal_fn)(async_signal *signal, int signum, void *userdata
 /*
  * Creates a stopped signal watcher. Loop thread only.
  * Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_signal_new(async_signal **out, async_loop *loop, void *userdata);
 
-/* The signal watcher as a handle (same object), or NULL if not a signal watcher. */
+/*
+ * The signal watcher as a handle (same object), or NULL if not a signal
+ * watcher.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API async_handle *async_signal_handle(async_signal *signal);
 
 /*
@@ -36,13 +41,20 @@ ASYNC_API async_handle *async_signal_handle(async_signal *signal);
  * so it works with none free.
  * Errors: ASYNC_EINVAL (cb NULL; signum out of range, SIGKILL or SIGSTOP),
  * ASYNC_EBUSY (another loop watches signum), ASYNC_ECLOSED, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_signal_start(async_signal *signal, int signum, async_signal_fn cb);
 
-/* Stops watching; a no-op if stopped. Errors: ASYNC_EINVAL, ASYNC_ECLOSED. */
+/*
+ * Stops watching; a no-op if stopped. Errors: ASYNC_EINVAL, ASYNC_ECLOSED.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_signal_stop(async_signal *signal);
 
-/* The watched signal number (0 if stopped), or ASYNC_EINVAL. */
+/*
+ * The watched signal number (0 if stopped), or ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_signal_signum(async_signal *signal);
 
 #ifdef __cplusplus

@@ -30,10 +30,14 @@ typedef void (*async_watcher_fn)(async_watcher *watcher, uint32_t revents, void 
  * Creates a stopped watcher for fd. Close with async_handle_close().
  * Loop thread only. Errors: ASYNC_EINVAL (NULL, fd < 0), ASYNC_EBADF (fd
  * not open), ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_watcher_new(async_watcher **out, async_loop *loop, int fd, void *userdata);
 
-/* The watcher as a handle (same object), or NULL if not a watcher. */
+/*
+ * The watcher as a handle (same object), or NULL if not a watcher.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API async_handle *async_watcher_handle(async_watcher *watcher);
 
 /*
@@ -41,6 +45,7 @@ ASYNC_API async_handle *async_watcher_handle(async_watcher *watcher);
  * Starting an active watcher replaces its events and callback.
  * Errors: ASYNC_EINVAL (cb NULL, events 0 or unknown bits), ASYNC_ECLOSED,
  * ASYNC_EBADF (fd closed behind the watcher's back).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_watcher_start(async_watcher *watcher, uint32_t events, async_watcher_fn cb);
 
@@ -48,13 +53,20 @@ ASYNC_API int async_watcher_start(async_watcher *watcher, uint32_t events, async
  * Changes the watched events of a started or stopped watcher; 0 stops it.
  * Errors: ASYNC_EINVAL, ASYNC_ECLOSED, ASYNC_ESTATE (never started: no
  * callback), ASYNC_EBADF.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_watcher_set_events(async_watcher *watcher, uint32_t events);
 
-/* Stops watching; a no-op if stopped. Errors: ASYNC_EINVAL, ASYNC_ECLOSED. */
+/*
+ * Stops watching; a no-op if stopped. Errors: ASYNC_EINVAL, ASYNC_ECLOSED.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_watcher_stop(async_watcher *watcher);
 
-/* The watched fd. Returns the fd (>= 0) or ASYNC_EINVAL. */
+/*
+ * The watched fd. Returns the fd (>= 0) or ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_watcher_fd(async_watcher *watcher);
 
 #ifdef __cplusplus
