@@ -115,8 +115,7 @@ ASYNC_API int async_stream_writev(async_stream *stream, const struct iovec *iov,
  * run in the order of their writes, and before connection_lost when the
  * write was dropped (abort, loss). data must stay valid until done. On an
  * error return done is not called and data stays the caller's.
- * Errors: as async_stream_write() (done NULL: ASYNC_EINVAL; ASYNC_ENOMEM
- * before anything was sent leaves the stream open).
+ * Errors: as async_stream_write() (done NULL: ASYNC_EINVAL).
  * Callbacks: May run pause_writing inside this call (as write).
  */
 ASYNC_API int async_stream_write_zc(async_stream *stream, const void *data, size_t len, async_release_fn done,

@@ -417,7 +417,10 @@ int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *don
   }
   // A zero-copy write's done never runs inside this call (as libuv's write
   // callback): it is queued, so its slot is reserved before anything is sent.
-  if (done && !loop_->reserve_call()) return ASYNC_ENOMEM;
+  if (done && !loop_->reserve_call()) {
+    abort(ASYNC_ENOMEM);  // as any write that runs out of memory
+    return ASYNC_ENOMEM;
+  }
   std::size_t sent = 0;
   if (total > 0 && !writing()) {
     long n = send(iov, iovcnt);
