@@ -24,6 +24,15 @@ static void check(int rc, const char *what) {
   }
 }
 
+/* The destroy function of the values below: runs from the loop once their
+ * future is released; context counts the values freed. */
+static void free_value(void *value, void *context) {
+  free(value);
+  ++*(int *)context;
+}
+
+static int values_freed;
+
 /* ---- a producer: resolves its future with *value after delay_ms --------- */
 
 struct producer {
@@ -40,8 +49,8 @@ static void on_producer_timer(async_timer *t, void *userdata) {
     check(ASYNC_ENOMEM, "malloc");
   }
   *value = p->value;
-  /* The future owns value from now on and frees it with free(). */
-  check(async_future_resolve(p->future, value, free), "async_future_resolve");
+  /* The future owns value from now on and frees it with free_value(). */
+  check(async_future_resolve(p->future, value, free_value, &values_freed), "async_future_resolve");
   check(async_handle_close(async_timer_handle(t), NULL), "async_handle_close");
 }
 
@@ -81,7 +90,7 @@ static void on_first_done(async_future *first, int status, void *userdata) {
   }
   *doubled = *(int *)value * 2;
   printf("step 1 gave %d, step 2 doubles it\n", *(int *)value);
-  check(async_future_resolve(second, doubled, free), "async_future_resolve");
+  check(async_future_resolve(second, doubled, free_value, &values_freed), "async_future_resolve");
 }
 
 int main(void) {
@@ -113,13 +122,17 @@ int main(void) {
     return 1;
   }
 
-  /* Release every future, let the loop run the pending close callbacks,
-   * then free it. */
+  /* Release every future, let the loop run the pending close callbacks and
+   * destroy functions, then free it. */
   check(async_future_free(fast.future), "async_future_free");
   check(async_future_free(second), "async_future_free");
   check(async_future_free(slow.future), "async_future_free");
   check(async_future_free(deadline), "async_future_free");
   check(async_loop_run(loop, ASYNC_RUN_DEFAULT), "async_loop_run");
+  if (values_freed != 2) {
+    fprintf(stderr, "expected both values freed, got %d\n", values_freed);
+    return 1;
+  }
   check(async_loop_free(loop), "async_loop_free");
   return 0;
 }

@@ -513,6 +513,11 @@ static void add_cb(async_future *f) {
   g_fregistered[i] = ok(async_future_add_callback(f, f_cb, &g_fnotified[i]));
 }
 
+static void count_destroy(void *value, void *context) {
+  (void)value;
+  ++*(int *)context;
+}
+
 static async_loop *sc_futures(void) {
   async_loop *loop = NULL;
   memset(g_fnotified, 0, sizeof g_fnotified);
@@ -559,13 +564,26 @@ static async_loop *sc_futures(void) {
   /* Complete the inputs: resolve, reject, cancel. */
   static int value = 5;
   if (nf > 0) {
-    assert_int_equal(async_future_resolve(f[0], &value, NULL), 0);
+    assert_int_equal(async_future_resolve(f[0], &value, NULL, NULL), 0);
   }
   if (nf > 1) {
     assert_int_equal(async_future_reject(f[1], ASYNC_EIO), 0);
   }
   if (nf > 2) {
     assert_int_equal(async_future_cancel(f[2]), 1);
+  }
+  /* A value with a destroy function: ENOMEM (no room to queue it later)
+   * leaves the value the caller's and the future pending; else destroy
+   * runs once, after the free, from the loop. */
+  static int destroyed;
+  destroyed = 0;
+  async_future *d = NULL;
+  int resolved = 0;
+  if (ok(async_future_new(&d, loop))) {
+    resolved = ok(async_future_resolve(d, &value, count_destroy, &destroyed));
+    assert_int_equal(async_future_get_state(d), resolved ? ASYNC_FUTURE_DONE : ASYNC_FUTURE_PENDING);
+    assert_int_equal(async_future_free(d), 0);
+    assert_int_equal(destroyed, 0);
   }
   if (any != NULL) {
     int rc = async_loop_run_until(loop, any);
@@ -593,6 +611,7 @@ static async_loop *sc_futures(void) {
     }
   }
   run_to_end(loop);
+  assert_int_equal(destroyed, resolved);
   for (int i = 0; i < g_fnext; i++) {
     if (g_fnotified[i] != g_fregistered[i]) {
       fail_msg("future callback %d: registered %d, notified %d", i, g_fregistered[i], g_fnotified[i]);
@@ -925,7 +944,11 @@ static void run_to_end_with(async_loop *loop, async_server *server) {
   run_to_end(loop);
 }
 
+static void zc_count(void *ud) { ++*(int *)ud; }
+
 static async_loop *sc_net(void) {
+  static int zc_done, zc_expected;
+  zc_done = zc_expected = 0;
   async_loop *loop = NULL;
   if (!ok(async_loop_new(&loop))) {
     return NULL;
@@ -956,11 +979,19 @@ static async_loop *sc_net(void) {
     if (st == 0 && async_future_result(&stream, f) == 0) {
       static uint8_t data[100 * 1024];
       /* ENOMEM aborts the stream; ECLOSED: it was lost already (the
-       * server side failed first). Its lost and release follow either way. */
-      int rc = async_stream_write(stream, data, sizeof data);
+       * server side failed first). Its lost and release follow either way.
+       * The second half goes zero-copy: its done runs exactly once if the
+       * write succeeded (never inside the call), never if it failed. */
+      int rc = async_stream_write(stream, data, sizeof data / 2);
       if (rc != ASYNC_ECLOSED) {
         ok(rc);
       }
+      rc = async_stream_write_zc(stream, data + sizeof data / 2, sizeof data / 2, zc_count, &zc_done);
+      assert_int_equal(zc_done, 0);
+      if (rc != ASYNC_ECLOSED) {
+        ok(rc);
+      }
+      zc_expected = rc == 0;
     }
     assert_int_equal(async_future_free(f), 0);
   } else {
@@ -969,6 +1000,7 @@ static async_loop *sc_net(void) {
   }
   run_to_end_with(loop, server);
   assert_int_equal(client.released, 1);
+  assert_int_equal(zc_done, zc_expected);
   /* The accepted side: one release per connection (after its lost, or
    * alone when its stream could not be created). */
   assert_true(server_side.released <= 1 && server_side.lost <= server_side.released);

@@ -194,7 +194,7 @@ static void test_null_future_functions(void **state) {
   assert_int_equal(async_future_add_callback(NULL, tu_noop_future_cb, NULL), ASYNC_EINVAL);
   assert_int_equal(async_future_cancel(NULL), ASYNC_EINVAL);
   assert_int_equal(async_future_set_cancel(NULL, tu_noop_cancel_cb, NULL), ASYNC_EINVAL);
-  assert_int_equal(async_future_resolve(NULL, NULL, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_future_resolve(NULL, NULL, NULL, NULL), ASYNC_EINVAL);
   assert_int_equal(async_future_reject(NULL, ASYNC_EIO), ASYNC_EINVAL);
   async_future *out = NULL;
   assert_int_equal(async_future_timeout(&out, NULL, 1), ASYNC_EINVAL);
@@ -215,7 +215,7 @@ static void test_null_future_functions(void **state) {
   assert_null(out);
   /* The failed calls left f alone: pending, no callback attached. */
   assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
-  assert_int_equal(async_future_resolve(f, NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(f, NULL, NULL, NULL), 0);
   assert_int_equal(async_loop_alive(loop), 0);
   assert_int_equal(async_future_free(f), 0);
   assert_loop_works(loop);
@@ -412,7 +412,7 @@ static void wrong_future(struct objs *o, void *p) {
   assert_int_equal(async_future_add_callback(f, tu_noop_future_cb, NULL), ASYNC_EINVAL);
   assert_int_equal(async_future_cancel(f), ASYNC_EINVAL);
   assert_int_equal(async_future_set_cancel(f, tu_noop_cancel_cb, NULL), ASYNC_EINVAL);
-  assert_int_equal(async_future_resolve(f, NULL, NULL), ASYNC_EINVAL);
+  assert_int_equal(async_future_resolve(f, NULL, NULL, NULL), ASYNC_EINVAL);
   assert_int_equal(async_future_reject(f, ASYNC_EIO), ASYNC_EINVAL);
   assert_int_equal(async_future_timeout(&out, f, 1), ASYNC_EINVAL);
   assert_int_equal(async_loop_run_until(o->loop, f), ASYNC_EINVAL);
@@ -655,7 +655,7 @@ static void test_future_double_free_in_callback(void **state) {
   struct dfree d;
   memset(&d, 0, sizeof d);
   assert_int_equal(async_future_add_callback(f, dfree_cb, &d), 0);
-  assert_int_equal(async_future_resolve(f, NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(f, NULL, NULL, NULL), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(d.calls, 1);
   assert_int_equal(d.rc1, 0);

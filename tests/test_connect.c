@@ -36,6 +36,7 @@ struct conn {
   int made_before_future; /* connection_made ran before the future's callback */
   int future_calls;
   int future_status;
+  int future_calls_at_release; /* future_calls when release ran */
   async_stream *stream; /* the future's value */
   char got[64];
   size_t len;
@@ -64,7 +65,11 @@ static void c_lost(async_stream *s, int err, void *ud) {
   c->lost_error = err;
 }
 
-static void c_release(void *ud) { ((struct conn *)ud)->released++; }
+static void c_release(void *ud) {
+  struct conn *c = ud;
+  c->released++;
+  c->future_calls_at_release = c->future_calls;
+}
 
 static const async_stream_protocol k_proto = {
     sizeof(async_stream_protocol), c_made, c_data, NULL, c_lost, NULL, NULL, NULL, c_release,
@@ -121,11 +126,21 @@ struct attempts {
   int families[8];
   int errors[8];
   double ms[8]; /* when each was reported, since t0 */
+  async_future *future;  /* set: reports must find it pending */
+  int cancel_inside;     /* cancel future from inside the first report */
+  int completed;         /* set by the test once future completed */
+  int after_completion;  /* reports made after that */
 };
 
 static void attempt_cb(const struct sockaddr *addr, size_t len, int error, void *ud) {
   struct attempts *a = ud;
   assert_true(len >= sizeof(struct sockaddr_in));
+  if (a->completed) a->after_completion++;
+  if (a->future && !a->completed) assert_int_equal(async_future_get_state(a->future), ASYNC_FUTURE_PENDING);
+  if (a->cancel_inside && !a->completed) {
+    assert_int_equal(async_future_cancel(a->future), 1);
+    a->completed = 1;
+  }
   if (a->count < 8) {
     a->families[a->count] = addr->sa_family;
     a->errors[a->count] = error;
@@ -444,14 +459,21 @@ static void test_cancel(void **state) {
   struct conn c = {0};
   async_future *f = connect_to(loop, "127.0.0.1", port, NULL, &c);
   assert_int_equal(async_future_cancel(f), 1);
-  assert_int_equal(c.released, 1);
+  /* Not inside the call: release comes from the loop, before the
+   * future's callbacks. */
+  assert_int_equal(c.released, 0);
   tu_run_until(loop, &c.future_calls, 1, 3000);
+  assert_int_equal(c.released, 1);
+  assert_int_equal(c.future_calls_at_release, 0);
   assert_int_equal(c.future_status, ASYNC_ECANCELED);
   assert_int_equal(async_future_free(f), 0);
   struct conn d = {0};
   async_future *g = NULL;
   assert_int_equal(async_tcp_connect(&g, loop, "localhost", port, NULL, &k_proto, &d), 0);
   assert_int_equal(async_future_free(g), 0);
+  assert_int_equal(d.released, 0); /* nor inside the free */
+  assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
+  async_loop_run(loop, ASYNC_RUN_NOWAIT);
   assert_int_equal(d.released, 1);
   /* Cancelled during the lookups / attempts, a few iterations in (a
    * hosts-file name: its lookups complete on a later iteration). */
@@ -497,7 +519,7 @@ static void test_cancel_during_dns(void **state) {
   }
   assert_int_equal(c.future_calls, 0);
   assert_int_equal(async_future_cancel(f), 1);
-  assert_int_equal(c.released, 1);
+  assert_int_equal(c.released, 0); /* on a later iteration */
   /* Past the answers' time. */
   t0 = tu_now_ns();
   while (tu_elapsed_ms(t0) < 400.0) {
@@ -967,8 +989,9 @@ static void test_he_cancel_mid_race(void **state) {
   } while (poll(&p, 1, 5) == 0);
   assert_int_equal(c.future_calls, 0);
   assert_int_equal(async_future_cancel(f), 1);
-  assert_int_equal(c.released, 1);
+  assert_int_equal(c.released, 0); /* on a later iteration */
   tu_run_until(loop, &c.future_calls, 1, 3000);
+  assert_int_equal(c.released, 1);
   assert_int_equal(c.future_status, ASYNC_ECANCELED);
   int accepted = accept(quiet.fds[0], NULL, NULL);
   assert_true(accepted >= 0);
@@ -987,6 +1010,110 @@ static void test_he_cancel_mid_race(void **state) {
   listener_close(&quiet, loop);
   listener_close(&hung, loop);
   finish(loop, NULL);
+  dnsfx_responder_stop(&r);
+  assert_int_equal(count_fds(), fds0);
+}
+
+/* Runs loop for ms milliseconds, one non-blocking iteration at a time. */
+static void spin_loop(async_loop *loop, double ms) {
+  uint64_t t0 = tu_now_ns();
+  while (tu_elapsed_ms(t0) < ms) {
+    async_loop_run(loop, ASYNC_RUN_NOWAIT);
+    tu_sleep_ms(1);
+  }
+}
+
+/* attempt_failed runs only while the connect future is pending, never once
+ * it completed, so its userdata may be freed from then on (right after the
+ * cancelling call, or in a done callback). Attempts still in flight are
+ * closed without a report: at a cancel, also one made inside attempt_failed
+ * itself, at the total timeout, and when another attempt won. The hung
+ * attempts would time out (attempt_timeout_ms) well within the wait. */
+static void test_attempt_failed_ends_with_future(void **state) {
+  (void)state;
+  int fds0 = count_fds();
+  struct dnsfx_responder r;
+  async_loop *loop = responder_loop(&r, "127.0.0.2,127.0.0.1", 0, NULL, 0);
+  struct served sv = {0};
+  struct listener hung1 = {.kind = LISTEN_HUNG}, hung2 = {.kind = LISTEN_HUNG};
+  uint16_t port = listen_pair(&hung1, &hung2, loop, NULL);
+
+  /* Cancelled with both attempts in flight. */
+  struct attempts a = {0};
+  async_connect_options o = reporting(&a);
+  o.family = AF_INET;
+  o.attempt_delay_ms = 10;
+  o.attempt_timeout_ms = 100;
+  struct conn c = {0};
+  async_future *f = connect_to(loop, "he.test", port, &o, &c);
+  a.future = f;
+  spin_loop(loop, 40.0);
+  assert_int_equal(async_future_cancel(f), 1);
+  a.completed = 1;
+  spin_loop(loop, 250.0);
+  assert_int_equal(a.count, 0);
+  assert_int_equal(c.future_status, ASYNC_ECANCELED);
+  assert_int_equal(c.released, 1);
+  assert_int_equal(async_future_free(f), 0);
+
+  /* Cancelled from inside the first report (the first attempt timing out):
+   * the second attempt, still in flight, is never reported. */
+  struct attempts b = {.cancel_inside = 1};
+  o = reporting(&b);
+  o.family = AF_INET;
+  o.attempt_delay_ms = 30;
+  o.attempt_timeout_ms = 60;
+  struct conn d = {0};
+  f = connect_to(loop, "he.test", port, &o, &d);
+  b.future = f;
+  tu_run_until(loop, &d.future_calls, 1, 3000);
+  spin_loop(loop, 200.0);
+  assert_int_equal(b.count, 1);
+  assert_int_equal(b.errors[0], ASYNC_ETIMEDOUT);
+  assert_int_equal(b.after_completion, 0);
+  assert_int_equal(d.future_status, ASYNC_ECANCELED);
+  assert_int_equal(d.released, 1);
+  assert_int_equal(async_future_free(f), 0);
+
+  /* The total timeout with both attempts in flight. */
+  struct attempts t = {0};
+  o = reporting(&t);
+  o.family = AF_INET;
+  o.attempt_delay_ms = 10;
+  o.total_timeout_ms = 60;
+  o.attempt_timeout_ms = 100;
+  struct conn e = {0};
+  f = connect_to(loop, "he.test", port, &o, &e);
+  t.future = f;
+  tu_run_until(loop, &e.future_calls, 1, 3000);
+  t.completed = 1;
+  spin_loop(loop, 200.0);
+  assert_int_equal(e.future_status, ASYNC_ETIMEDOUT);
+  assert_int_equal(t.count, 0);
+  assert_int_equal(async_future_free(f), 0);
+  listener_close(&hung1, loop);
+
+  /* Won by the second attempt while the first still hangs. */
+  struct listener echo = {.kind = LISTEN_ECHO};
+  assert_int_equal(listener_open(&echo, loop, &sv, "127.0.0.1", port), port);
+  struct attempts w = {0};
+  o = reporting(&w);
+  o.family = AF_INET;
+  o.attempt_delay_ms = 20;
+  o.attempt_timeout_ms = 100;
+  struct conn g = {0};
+  f = connect_to(loop, "he.test", port, &o, &g);
+  w.future = f;
+  assert_int_equal(tu_wait_future(loop, f, 3000), 0);
+  w.completed = 1;
+  spin_loop(loop, 200.0);
+  assert_int_equal(w.count, 0);
+  assert_int_equal(async_stream_abort(g.stream), 0);
+  tu_run_until(loop, &g.released, 1, 3000);
+  assert_int_equal(async_future_free(f), 0);
+
+  listener_close(&hung2, loop);
+  finish(loop, echo.server);
   dnsfx_responder_stop(&r);
   assert_int_equal(count_fds(), fds0);
 }
@@ -1092,6 +1219,7 @@ int main(void) {
       cmocka_unit_test(test_he_first_address_blackholed),
       cmocka_unit_test(test_he_two_winners),
       cmocka_unit_test(test_he_cancel_mid_race),
+      cmocka_unit_test(test_attempt_failed_ends_with_future),
       cmocka_unit_test(test_unix_connect),
       cmocka_unit_test(test_bad_input),
   };

@@ -442,7 +442,10 @@ static void test_lookup_errors(void **state) {
 /* async_addrinfo_take / async_addrinfo_free                                */
 /* ------------------------------------------------------------------------ */
 
-static void destroy_nothing(void *v) { (void)v; }
+static void destroy_nothing(void *v, void *context) {
+  (void)v;
+  (void)context;
+}
 
 static void test_take_and_free(void **state) {
   (void)state;
@@ -472,7 +475,7 @@ static void test_take_and_free(void **state) {
   async_future *user = NULL;
   static int dummy;
   assert_code(async_future_new(&user, loop), 0);
-  assert_code(async_future_resolve(user, &dummy, destroy_nothing), 0);
+  assert_code(async_future_resolve(user, &dummy, destroy_nothing, NULL), 0);
   list = NULL;
   assert_code(async_addrinfo_take(&list, user), ASYNC_EINVAL);
   assert_null(list);

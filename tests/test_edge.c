@@ -147,7 +147,7 @@ struct resolve_ctx {
 static void resolve_on_timer(async_timer *t, void *ud) {
   (void)t;
   struct resolve_ctx *c = ud;
-  c->rc = async_future_resolve(c->input, &c->value, NULL);
+  c->rc = async_future_resolve(c->input, &c->value, NULL, NULL);
 }
 
 static void test_timeout_input_done_first_in_same_pass(void **state) {
@@ -411,7 +411,7 @@ static void test_reserved_work_runs_without_memory(void **state) {
   atomic_store(&g_fail_after, 0);
   for (int i = 0; i < NF; ++i) {
     if (i % 2) {
-      assert_int_equal(async_future_resolve(f[i], NULL, NULL), 0);
+      assert_int_equal(async_future_resolve(f[i], NULL, NULL, NULL), 0);
     } else {
       assert_int_equal(async_future_cancel(f[i]), 1);
     }
@@ -476,7 +476,7 @@ static void test_combinator_create_enomem_everywhere(void **state) {
       to_ok = 1;
       assert_int_equal(async_future_add_callback(to, note_future_and_free, &rn[2]), 0);
     }
-    assert_int_equal(async_future_resolve(in[1], NULL, NULL), 0);
+    assert_int_equal(async_future_resolve(in[1], NULL, NULL, NULL), 0);
     assert_int_equal(async_future_reject(in[2], ASYNC_EIO), 0);
     for (int i = 0; i < 3; ++i) {
       assert_int_equal(async_future_free(in[i]), 0); /* in[0] pending: cancelled */
@@ -523,11 +523,11 @@ static void test_input_freed_in_own_callback_held_by_combinators(void **state) {
   assert_int_equal(async_future_add_callback(any, note_future_and_free, &rn[1]), 0);
   assert_int_equal(async_future_add_callback(to, note_future_and_free, &rn[2]), 0);
   static int value = 7;
-  assert_int_equal(async_future_resolve(a, &value, NULL), 0);
+  assert_int_equal(async_future_resolve(a, &value, NULL, NULL), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_ONCE), 1); /* a's callbacks; a freed */
   assert_int_equal(an.calls, 1);
   assert_int_equal(an.extra, 0);
-  assert_int_equal(async_future_resolve(b, NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(b, NULL, NULL, NULL), 0);
   assert_int_equal(async_future_free(b), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   for (int i = 0; i < 3; ++i) {
@@ -551,7 +551,7 @@ static void test_same_future_twice(void **state) {
   assert_int_equal(async_future_any(&any, loop, ins, 2), 0);
   assert_int_equal(async_future_add_callback(all, note_future, &rn[0]), 0);
   assert_int_equal(async_future_add_callback(any, note_future, &rn[1]), 0);
-  assert_int_equal(async_future_resolve(f, NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(f, NULL, NULL, NULL), 0);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_int_equal(rn[0].calls, 1);
   assert_int_equal(rn[0].status, 0);
@@ -590,7 +590,7 @@ static void test_timeout_zero(void **state) {
   async_loop *loop = tu_loop_new();
   static int value = 3;
   async_future *done = new_future(loop), *pending = new_future(loop);
-  assert_int_equal(async_future_resolve(done, &value, NULL), 0);
+  assert_int_equal(async_future_resolve(done, &value, NULL, NULL), 0);
   struct cancel_rec cr = {0, 0};
   assert_int_equal(async_future_set_cancel(pending, note_cancel, &cr), 0);
   async_future *t1 = NULL, *t2 = NULL;
@@ -696,7 +696,7 @@ static void ru_nested(async_loop *loop, void *ud) {
 
 static void ru_resolve(async_timer *t, void *ud) {
   (void)t;
-  async_future_resolve(ud, NULL, NULL);
+  async_future_resolve(ud, NULL, NULL, NULL);
 }
 
 static void test_run_until_corners(void **state) {

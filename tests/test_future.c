@@ -36,9 +36,12 @@ struct cbrec {
 static int g_destroys;
 static void *g_destroyed_value;
 
-static void destroy_value(void *value) {
+static void *g_destroyed_context;
+
+static void destroy_value(void *value, void *context) {
   g_destroys++;
   g_destroyed_value = value;
+  g_destroyed_context = context;
 }
 
 static void rec_cb(async_future *f, int status, void *ud) {
@@ -150,6 +153,7 @@ static void reset_globals(void) {
   g_seq = 0;
   g_destroys = 0;
   g_destroyed_value = NULL;
+  g_destroyed_context = NULL;
 }
 
 static void run_default(async_loop *loop) {
@@ -174,7 +178,7 @@ static void test_pending_to_done(void **state) {
   assert_int_equal(async_future_result(NULL, f), ASYNC_ESTATE);
   assert_int_equal(async_loop_alive(loop), 0); /* a bare future is no work */
 
-  assert_int_equal(async_future_resolve(f, &x, NULL), 0);
+  assert_int_equal(async_future_resolve(f, &x, NULL, NULL), 0);
   assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_DONE);
   assert_int_equal(async_future_result(&v, f), 0);
   assert_ptr_equal(v, &x);
@@ -238,8 +242,8 @@ static void test_complete_twice(void **state) {
   void *v = NULL;
 
   async_future *f = fut_new(loop);
-  assert_int_equal(async_future_resolve(f, &a, destroy_value), 0);
-  assert_int_equal(async_future_resolve(f, &b, destroy_value), ASYNC_ESTATE);
+  assert_int_equal(async_future_resolve(f, &a, destroy_value, NULL), 0);
+  assert_int_equal(async_future_resolve(f, &b, destroy_value, NULL), ASYNC_ESTATE);
   assert_int_equal(async_future_reject(f, ASYNC_EIO), ASYNC_ESTATE);
   assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_DONE);
   assert_int_equal(async_future_result(&v, f), 0);
@@ -254,13 +258,13 @@ static void test_complete_twice(void **state) {
   f = fut_new(loop);
   assert_int_equal(async_future_reject(f, ASYNC_EIO), 0);
   assert_int_equal(async_future_reject(f, ASYNC_EIO), ASYNC_ESTATE);
-  assert_int_equal(async_future_resolve(f, &b, destroy_value), ASYNC_ESTATE);
+  assert_int_equal(async_future_resolve(f, &b, destroy_value, NULL), ASYNC_ESTATE);
   assert_int_equal(async_future_result(NULL, f), ASYNC_EIO);
   assert_int_equal(async_future_free(f), 0);
 
   f = fut_new(loop);
   assert_int_equal(async_future_cancel(f), 1);
-  assert_int_equal(async_future_resolve(f, &b, destroy_value), ASYNC_ESTATE);
+  assert_int_equal(async_future_resolve(f, &b, destroy_value, NULL), ASYNC_ESTATE);
   assert_int_equal(async_future_reject(f, ASYNC_EIO), ASYNC_ESTATE);
   assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
   assert_int_equal(async_future_free(f), 0);
@@ -304,7 +308,7 @@ static void test_callbacks_order_and_call_soon(void **state) {
   }
   assert_int_equal(async_loop_call_soon(loop, soon_cb, &before), 0);
   uint64_t it0 = tu_iterations(loop);
-  assert_int_equal(async_future_resolve(f, &x, NULL), 0);
+  assert_int_equal(async_future_resolve(f, &x, NULL, NULL), 0);
   for (int i = 0; i < 3; i++) {
     assert_int_equal(r[i].calls, 0); /* never inside resolve */
   }
@@ -369,7 +373,7 @@ static void test_callback_on_done_future(void **state) {
   async_loop *loop = tu_loop_new();
   async_future *f = fut_new(loop);
   int x = 3;
-  assert_int_equal(async_future_resolve(f, &x, NULL), 0);
+  assert_int_equal(async_future_resolve(f, &x, NULL, NULL), 0);
   run_default(loop);
   struct cbrec r1 = {0}, r2 = {0};
   struct soonrec a = {0}, b = {0};
@@ -405,7 +409,7 @@ static void test_late_callback_queues_behind_call_soon(void **state) {
   struct cbrec r1 = {0}, r2 = {0};
   struct soonrec s = {0};
   add_rec(f, &r1);
-  assert_int_equal(async_future_resolve(f, NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(f, NULL, NULL, NULL), 0);
   assert_int_equal(async_loop_call_soon(loop, soon_cb, &s), 0);
   add_rec(f, &r2);
   run_default(loop);
@@ -443,7 +447,7 @@ static void test_add_callback_inside_callback(void **state) {
   struct adder a;
   memset(&a, 0, sizeof a);
   assert_int_equal(async_future_add_callback(f, adder_cb, &a), 0);
-  assert_int_equal(async_future_resolve(f, NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(f, NULL, NULL, NULL), 0);
   run_default(loop);
   assert_int_equal(a.add_rc, 0);
   assert_int_equal(a.inner.calls, 1);
@@ -459,7 +463,7 @@ static void test_add_callback_null(void **state) {
   async_loop *loop = tu_loop_new();
   async_future *f = fut_new(loop);
   assert_int_equal(async_future_add_callback(f, NULL, NULL), ASYNC_EINVAL);
-  assert_int_equal(async_future_resolve(f, NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(f, NULL, NULL, NULL), 0);
   assert_int_equal(async_future_add_callback(f, NULL, NULL), ASYNC_EINVAL);
   assert_int_equal(async_loop_alive(loop), 0);
   assert_int_equal(async_future_free(f), 0);
@@ -504,7 +508,7 @@ static void test_resolve_reject_run_hook_uncancelled(void **state) {
   struct hookrec h = {0};
   int x = 1;
   set_hook(f, &h);
-  assert_int_equal(async_future_resolve(f, &x, NULL), 0);
+  assert_int_equal(async_future_resolve(f, &x, NULL, NULL), 0);
   assert_int_equal(h.calls, 1);
   assert_int_equal(h.cancelled, 0);
   assert_int_equal(async_future_cancel(f), 0);
@@ -539,7 +543,7 @@ static void test_set_cancel_rules(void **state) {
   assert_int_equal(async_future_free(f), 0);
 
   f = fut_new(loop);
-  assert_int_equal(async_future_resolve(f, NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(f, NULL, NULL, NULL), 0);
   assert_int_equal(async_future_set_cancel(f, hook_cb, &h2), ASYNC_ESTATE);
   assert_int_equal(async_future_free(f), 0);
   tu_finish(loop);
@@ -557,7 +561,7 @@ static void test_cancel_done_future(void **state) {
   struct cbrec r = {0};
   int x = 1;
   add_rec(f, &r);
-  assert_int_equal(async_future_resolve(f, &x, NULL), 0);
+  assert_int_equal(async_future_resolve(f, &x, NULL, NULL), 0);
   assert_int_equal(async_future_cancel(f), 0);
   run_default(loop);
   assert_int_equal(r.calls, 1);
@@ -583,7 +587,7 @@ static void test_free_inside_callback(void **state) {
   int x = 11;
   add_rec(f, &r1);
   add_rec(f, &r2);
-  assert_int_equal(async_future_resolve(f, &x, destroy_value), 0);
+  assert_int_equal(async_future_resolve(f, &x, destroy_value, NULL), 0);
   run_default(loop);
   assert_int_equal(r1.calls, 1);
   assert_int_equal(r1.free_rc, 0);
@@ -666,7 +670,7 @@ static void test_value_destructor_once(void **state) {
   struct cbrec r = {0};
   int x = 1;
   add_rec(f, &r);
-  assert_int_equal(async_future_resolve(f, &x, destroy_value), 0);
+  assert_int_equal(async_future_resolve(f, &x, destroy_value, NULL), 0);
   run_default(loop);
   assert_int_equal(r.calls, 1);
   assert_int_equal(g_destroys, 0); /* still owned */
@@ -683,7 +687,7 @@ static void test_value_destructor_once(void **state) {
   int y = 2;
   f = fut_new(loop);
   add_rec(f, &r2);
-  assert_int_equal(async_future_resolve(f, &y, destroy_value), 0);
+  assert_int_equal(async_future_resolve(f, &y, destroy_value, NULL), 0);
   assert_int_equal(async_future_free(f), 0);
   assert_int_equal(g_destroys, 1);
   run_default(loop);
@@ -695,7 +699,7 @@ static void test_value_destructor_once(void **state) {
 
   /* A NULL value with a destructor is still "a value": called once. */
   f = fut_new(loop);
-  assert_int_equal(async_future_resolve(f, NULL, destroy_value), 0);
+  assert_int_equal(async_future_resolve(f, NULL, destroy_value, NULL), 0);
   assert_int_equal(async_future_free(f), 0);
   tu_finish(loop);
   assert_int_equal(g_destroys, 3);
@@ -720,14 +724,14 @@ static void test_all_success(void **state) {
   struct cbrec r = {0};
   add_rec(all, &r);
 
-  assert_int_equal(async_future_resolve(in[2], &vals[2], NULL), 0);
+  assert_int_equal(async_future_resolve(in[2], &vals[2], NULL, NULL), 0);
   run_default(loop);
   assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_PENDING);
-  assert_int_equal(async_future_resolve(in[0], &vals[0], NULL), 0);
+  assert_int_equal(async_future_resolve(in[0], &vals[0], NULL, NULL), 0);
   run_default(loop);
   assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_PENDING);
   assert_int_equal(r.calls, 0);
-  assert_int_equal(async_future_resolve(in[1], &vals[1], NULL), 0);
+  assert_int_equal(async_future_resolve(in[1], &vals[1], NULL, NULL), 0);
   run_default(loop);
   assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_DONE);
   void *v = &v;
@@ -751,8 +755,8 @@ static void test_all_inputs_already_done(void **state) {
   reset_globals();
   async_loop *loop = tu_loop_new();
   async_future *in[2] = {fut_new(loop), fut_new(loop)};
-  assert_int_equal(async_future_resolve(in[0], NULL, NULL), 0);
-  assert_int_equal(async_future_resolve(in[1], NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(in[0], NULL, NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(in[1], NULL, NULL, NULL), 0);
   run_default(loop);
   async_future *all = all_of(loop, in, 2);
   assert_int_equal(async_loop_run_until(loop, all), 0);
@@ -787,7 +791,7 @@ static void test_all_first_failure_wins(void **state) {
   assert_int_equal(h[0].calls, 0);
   assert_int_equal(h[2].calls, 0);
   assert_int_equal(async_future_reject(in[2], -200), 0);
-  assert_int_equal(async_future_resolve(in[0], NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(in[0], NULL, NULL, NULL), 0);
   run_default(loop);
   assert_int_equal(async_future_result(NULL, all), -100);
   assert_int_equal(r.calls, 1);
@@ -821,7 +825,7 @@ static void test_all_cancel_cancels_inputs(void **state) {
   struct hookrec h[3];
   new_hooked(loop, in, h, 3);
   int x = 1;
-  assert_int_equal(async_future_resolve(in[1], &x, NULL), 0);
+  assert_int_equal(async_future_resolve(in[1], &x, NULL, NULL), 0);
   async_future *all = all_of(loop, in, 3);
   struct cbrec r = {0};
   add_rec(all, &r);
@@ -928,7 +932,7 @@ static void test_any_first_completed(void **state) {
   assert_int_equal(async_future_get_state(in[2]), ASYNC_FUTURE_PENDING);
   assert_int_equal(h[0].calls, 0);
   assert_int_equal(h[2].calls, 0);
-  assert_int_equal(async_future_resolve(in[0], NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(in[0], NULL, NULL, NULL), 0);
   run_default(loop);
   assert_int_equal(async_future_result(&v, any), 0);
   assert_ptr_equal(v, in[1]);
@@ -981,7 +985,7 @@ static void resolver_timer_cb(async_timer *t, void *ud) {
   } else if (r->error < 0) {
     r->rc = async_future_reject(r->f, r->error);
   } else {
-    r->rc = async_future_resolve(r->f, r->value, NULL);
+    r->rc = async_future_resolve(r->f, r->value, NULL, NULL);
   }
   async_handle_close(async_timer_handle(t), NULL);
 }
@@ -1077,7 +1081,7 @@ static void test_timeout_timer_wins(void **state) {
   assert_int_equal(rt.calls, 1);
   assert_int_equal(rt.status, ASYNC_ETIMEDOUT);
   /* Completing the inner future now is refused (it is cancelled). */
-  assert_int_equal(async_future_resolve(inner, NULL, NULL), ASYNC_ESTATE);
+  assert_int_equal(async_future_resolve(inner, NULL, NULL, NULL), ASYNC_ESTATE);
   assert_int_equal(async_future_free(inner), 0);
   assert_int_equal(async_future_free(tf), 0);
   tu_finish(loop);
@@ -1152,7 +1156,7 @@ static void test_all_same_future_twice(void **state) {
   async_future *all = all_of(loop, in, 2);
   run_default(loop);
   assert_int_equal(async_future_get_state(all), ASYNC_FUTURE_PENDING);
-  assert_int_equal(async_future_resolve(f, NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(f, NULL, NULL, NULL), 0);
   assert_int_equal(async_loop_run_until(loop, all), 0);
   assert_int_equal(async_future_free(all), 0);
   assert_int_equal(async_future_free(f), 0);
@@ -1176,7 +1180,7 @@ static void test_all_freed_in_callback_inputs_pending(void **state) {
   assert_int_equal(r.status, -9);
   assert_int_equal(r.free_rc, 0);
   assert_int_equal(async_future_get_state(in[1]), ASYNC_FUTURE_PENDING);
-  assert_int_equal(async_future_resolve(in[1], NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(in[1], NULL, NULL, NULL), 0);
   run_default(loop);
   for (int i = 0; i < 3; i++) {
     assert_int_equal(async_future_free(in[i]), 0); /* in[2]: cancelled */
@@ -1192,7 +1196,7 @@ static void test_timeout_of_complete_future(void **state) {
   async_loop *loop = tu_loop_new();
   int x = 4;
   async_future *inner = fut_new(loop);
-  assert_int_equal(async_future_resolve(inner, &x, NULL), 0);
+  assert_int_equal(async_future_resolve(inner, &x, NULL, NULL), 0);
   async_future *tf = NULL;
   assert_int_equal(async_future_timeout(&tf, inner, 0), 0);
   assert_int_equal(async_loop_run_until(loop, tf), 0);
@@ -1321,7 +1325,7 @@ struct nested {
 static void nested_cb(async_loop *l, void *ud) {
   struct nested *n = ud;
   n->rc = async_loop_run_until(l, n->f);
-  async_future_resolve(n->f, NULL, NULL);
+  async_future_resolve(n->f, NULL, NULL, NULL);
 }
 
 static void test_run_until_nested_and_foreign(void **state) {
@@ -1488,12 +1492,12 @@ static void test_userdata_exactly_once(void **state) {
   ADD(tf);
   ADD(tf_inner);
 
-  assert_int_equal(async_future_resolve(resolved, NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(resolved, NULL, NULL, NULL), 0);
   assert_int_equal(async_future_reject(rejected, ASYNC_EIO), 0);
   assert_int_equal(async_future_cancel(cancelled), 1);
   assert_int_equal(async_future_free(freed_pending), 0);
-  assert_int_equal(async_future_resolve(self_freed, NULL, NULL), 0);
-  assert_int_equal(async_future_resolve(a_in[0], NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(self_freed, NULL, NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(a_in[0], NULL, NULL, NULL), 0);
   run_default(loop); /* the timeout fires too */
   ADD(resolved); /* late, on a done future */
   assert_int_equal(async_future_cancel(all), 1); /* cancels a_in[1] */
@@ -1518,6 +1522,48 @@ static void test_userdata_exactly_once(void **state) {
   }
 }
 
+/* Frees its future inside its done callback and records whether the
+ * value's destroy function ran inside that free. */
+static void free_and_count_cb(async_future *f, int status, void *ud) {
+  (void)status;
+  assert_int_equal(async_future_free(f), 0);
+  *(int *)ud = g_destroys;
+}
+
+/* A value's destroy function never runs inside async_future_free(), also
+ * when the free releases the future at once (no callback pending) or is
+ * made inside the future's own callback: it runs from the loop on a later
+ * iteration with the context given to async_future_resolve(), and the loop
+ * cannot be freed (ASYNC_EBUSY) until it ran. */
+static void test_destroy_deferred_with_context(void **state) {
+  (void)state;
+  reset_globals();
+  async_loop *loop = tu_loop_new();
+  int x = 5, context = 0;
+  async_future *f = fut_new(loop);
+  assert_int_equal(async_future_resolve(f, &x, destroy_value, &context), 0);
+  assert_int_equal(async_future_free(f), 0);
+  assert_int_equal(g_destroys, 0); /* not inside the free */
+  assert_int_equal(async_loop_alive(loop), 1);
+  assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 0);
+  assert_int_equal(g_destroys, 1);
+  assert_ptr_equal(g_destroyed_value, &x);
+  assert_ptr_equal(g_destroyed_context, &context);
+
+  /* Freed inside its own done callback. */
+  int y = 6, destroys_after_free = -1;
+  f = fut_new(loop);
+  assert_int_equal(async_future_add_callback(f, free_and_count_cb, &destroys_after_free), 0);
+  assert_int_equal(async_future_resolve(f, &y, destroy_value, NULL), 0);
+  run_default(loop);
+  assert_int_equal(destroys_after_free, 1); /* not inside that free */
+  assert_int_equal(g_destroys, 2);
+  assert_ptr_equal(g_destroyed_value, &y);
+  assert_null(g_destroyed_context);
+  assert_int_equal(async_loop_free(loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pending_to_done),
@@ -1540,6 +1586,7 @@ int main(void) {
       cmocka_unit_test(test_free_pending_cancels),
       cmocka_unit_test(test_free_pending_plain),
       cmocka_unit_test(test_value_destructor_once),
+      cmocka_unit_test(test_destroy_deferred_with_context),
       cmocka_unit_test(test_all_success),
       cmocka_unit_test(test_all_inputs_already_done),
       cmocka_unit_test(test_all_first_failure_wins),

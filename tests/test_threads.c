@@ -488,7 +488,7 @@ struct futs {
 static void complete_cb(async_loop *loop, void *ud) {
   (void)loop;
   struct futs *f = ud;
-  if (async_future_resolve(f->a, &g_value, NULL) != 0 ||
+  if (async_future_resolve(f->a, &g_value, NULL, NULL) != 0 ||
       async_future_reject(f->b, ASYNC_EIO) != 0) {
     f->errors++;
   }
@@ -565,7 +565,7 @@ static void test_futures_and_combinators(void **state) {
 /* run_until                                                            */
 
 static void resolve_later(async_timer *t, void *ud) {
-  if (async_future_resolve(ud, &g_value, NULL) != 0) {
+  if (async_future_resolve(ud, &g_value, NULL, NULL) != 0) {
     return; /* run_until would then report ASYNC_ESTATE */
   }
   async_handle_close(async_timer_handle(t), NULL);

@@ -65,6 +65,7 @@ enum async_addr_family {
  * sizeof(struct sockaddr_in6)).
  * Errors: ASYNC_EINVAL (NULL argument, malformed text, unknown interface),
  * ASYNC_ERANGE (capacity too small for the parsed family).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_addr_parse(struct sockaddr *out, size_t capacity, const char *text, uint16_t default_port);
 
@@ -76,6 +77,7 @@ ASYNC_API int async_addr_parse(struct sockaddr *out, size_t capacity, const char
  * Errors: ASYNC_EINVAL (NULL argument, unknown flags, family other than
  * AF_INET/AF_INET6, addrlen too short for the family), ASYNC_ERANGE (out
  * too small: nothing useful written, out[0] = '\0' when capacity > 0).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_addr_format(char *out, size_t capacity, const struct sockaddr *addr, size_t addrlen,
                                 uint32_t flags);
@@ -83,6 +85,7 @@ ASYNC_API int async_addr_format(char *out, size_t capacity, const struct sockadd
 /*
  * The port of an AF_INET/AF_INET6 address (host byte order, 0..65535).
  * Errors: ASYNC_EINVAL (NULL, other family, addrlen too short).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_addr_port(const struct sockaddr *addr, size_t addrlen);
 

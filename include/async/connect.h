@@ -31,10 +31,19 @@
  *   timeout; protocol->release(userdata) has been called then (the
  *   protocol saw nothing else).
  * - CANCELLED (async_future_cancel or free): lookups and attempts stop;
- *   release(userdata) is called, or, if the connection was already made,
- *   the stream is aborted and ends through its connection_lost.
+ *   release(userdata) follows from the loop (a later iteration, before the
+ *   future's done callbacks; never inside the cancelling call), or, if the
+ *   connection was already made, the stream is aborted and ends through its
+ *   connection_lost (and release).
  * Every failed attempt is also reported to options->attempt_failed, if set,
- * with its address and error (do not cancel the future from inside it).
+ * with its address and error, from the loop (never inside a call into the
+ * library), and only while the future is pending: once it has completed
+ * (DONE, FAILED or CANCELLED, also by a cancel or free made inside
+ * attempt_failed itself, which is allowed), attempts still in flight are
+ * closed without a report. So attempt_failed_userdata, which gets no
+ * release of its own, may be freed as soon as the future has completed:
+ * right after the async_future_cancel()/free() that cancelled it, or in
+ * one of its done callbacks.
  * All functions: loop thread only.
  */
 #ifndef ASYNC_CONNECT_H
@@ -94,6 +103,7 @@ typedef struct async_connect_options {
  * library refuses, a family other than the three; a malformed local
  * address), ASYNC_EBUSY (a reader bound already, async/reader.h),
  * ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char *host, uint16_t port,
                                 const async_connect_options *options, const async_stream_protocol *protocol,
@@ -105,6 +115,7 @@ ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char
  * missing socket fails it with ASYNC_ECONNREFUSED, as the kernel says).
  * Errors (returned): ASYNC_EINVAL (NULL, empty or too long a path, invalid
  * protocol), ASYNC_EBUSY (as for async_tcp_connect()), ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_unix_connect(async_future **out, async_loop *loop, const char *path,
                                  const async_stream_protocol *protocol, void *userdata);

@@ -129,6 +129,7 @@ typedef struct async_udp_options {
  * all, a remote port 0), ASYNC_EADDRINUSE, ASYNC_EADDRNOTAVAIL (no such
  * local address), ASYNC_EACCES (a privileged port), ASYNC_ENETUNREACH,
  * ASYNC_EMFILE, ASYNC_ENOMEM, ASYNC_EIO.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_udp_open(async_datagram **out, async_loop *loop, const async_udp_options *options,
                              const async_datagram_protocol *protocol, void *userdata);
@@ -144,6 +145,7 @@ ASYNC_API int async_udp_open(async_datagram **out, async_loop *loop, const async
  * Errors: ASYNC_EINVAL (NULL, empty or too long a path, invalid protocol),
  * ASYNC_EADDRINUSE, ASYNC_ECONNREFUSED (no socket at remote_path),
  * ASYNC_EACCES, ASYNC_EMFILE, ASYNC_ENOMEM, ASYNC_EIO.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_unix_datagram_open(async_datagram **out, async_loop *loop, const char *local_path,
                                        const char *remote_path, const async_datagram_protocol *protocol,
@@ -159,6 +161,7 @@ ASYNC_API int async_unix_datagram_open(async_datagram **out, async_loop *loop, c
  * Errors (fd and userdata stay the caller's, nothing is called):
  * ASYNC_EINVAL (NULL, invalid protocol, fd not a socket, a stream or
  * seqpacket socket), ASYNC_EBADF (fd not open), ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_datagram_adopt(async_datagram **out, async_loop *loop, int fd,
                                    const async_datagram_protocol *protocol, void *userdata);
@@ -180,6 +183,7 @@ ASYNC_API int async_datagram_adopt(async_datagram **out, async_loop *loop, int f
  * transport), ASYNC_ECLOSED (closing or aborted), ASYNC_ENOMEM (the
  * datagram could not be queued, or its error not recorded; the transport
  * stays open).
+ * Callbacks: May run pause_writing inside this call.
  */
 ASYNC_API int async_datagram_send(async_datagram *dgram, const void *data, size_t len, const struct sockaddr *addr,
                                   size_t addrlen);
@@ -191,6 +195,7 @@ ASYNC_API int async_datagram_send(async_datagram *dgram, const void *data, size_
  * or "@abstract" name on AF_UNIX transports. Errors: as
  * async_datagram_send(); ASYNC_EINVAL also for a malformed address, a port
  * 0, or a transport of another family.
+ * Callbacks: May run pause_writing inside this call.
  */
 ASYNC_API int async_datagram_sendto(async_datagram *dgram, const void *data, size_t len, const char *address);
 
@@ -198,6 +203,7 @@ ASYNC_API int async_datagram_sendto(async_datagram *dgram, const void *data, siz
  * Closes: receiving stops now, the send queue is flushed (errors of queued
  * datagrams still come through error_received), then connection_lost(0).
  * Idempotent (also after abort). Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_datagram_close(async_datagram *dgram);
 
@@ -205,6 +211,7 @@ ASYNC_API int async_datagram_close(async_datagram *dgram);
  * Aborts: the send queue and any error not yet reported are dropped, then
  * connection_lost(0) through the ready queue, never inside this call.
  * Idempotent. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_datagram_abort(async_datagram *dgram);
 
@@ -213,11 +220,16 @@ ASYNC_API int async_datagram_abort(async_datagram *dgram);
  * Datagrams the kernel already handed over in the same batch as the one
  * being delivered when reading was paused are kept and delivered, first,
  * after resume (never dropped). Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_datagram_pause_reading(async_datagram *dgram);
 ASYNC_API int async_datagram_resume_reading(async_datagram *dgram);
 
-/* 1 if datagram_received can be called (made, not paused, not closing), else 0. Errors: ASYNC_EINVAL. */
+/*
+ * 1 if datagram_received can be called (made, not paused, not closing), else 0.
+ * Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_datagram_is_reading(async_datagram *dgram);
 
 /*
@@ -225,25 +237,39 @@ ASYNC_API int async_datagram_is_reading(async_datagram *dgram);
  * high 0 pauses whenever anything is queued, low 0 resumes only when
  * empty). May call pause_writing at once. Errors: ASYNC_EINVAL (low >
  * high).
+ * Callbacks: May run pause_writing inside this call.
  */
 ASYNC_API int async_datagram_set_write_limits(async_datagram *dgram, size_t high, size_t low);
 
-/* The current marks. Errors: ASYNC_EINVAL. */
+/*
+ * The current marks. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_datagram_get_write_limits(size_t *out_high, size_t *out_low, async_datagram *dgram);
 
-/* Payload bytes in the send queue. Errors: ASYNC_EINVAL. */
+/*
+ * Payload bytes in the send queue. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_datagram_write_buffer_size(size_t *out, async_datagram *dgram);
 
-/* The transport's socket (owned by the transport). Errors: ASYNC_EINVAL. */
+/*
+ * The transport's socket (owned by the transport). Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_datagram_fd(async_datagram *dgram);
 
-/* The loop of the transport, or NULL if dgram is not one or has ended. */
+/*
+ * The loop of the transport, or NULL if dgram is not one or has ended.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API async_loop *async_datagram_loop(async_datagram *dgram);
 
 /*
  * Local / peer address into out (capacity bytes); returns its length.
  * Errors: ASYNC_EINVAL (NULL; peername of an unconnected transport),
  * ASYNC_ERANGE (capacity too small).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_datagram_sockname(struct sockaddr *out, size_t capacity, async_datagram *dgram);
 ASYNC_API int async_datagram_peername(struct sockaddr *out, size_t capacity, async_datagram *dgram);
@@ -258,6 +284,7 @@ ASYNC_API int async_datagram_peername(struct sockaddr *out, size_t capacity, asy
  * ASYNC_EADDRINUSE (joined already), ASYNC_EADDRNOTAVAIL (leaving a group
  * not joined; no interface with that address), ASYNC_ECLOSED (closing),
  * ASYNC_EIO (another refusal by the kernel).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_datagram_join_multicast(async_datagram *dgram, const char *group, const char *iface);
 ASYNC_API int async_datagram_leave_multicast(async_datagram *dgram, const char *group, const char *iface);
@@ -266,19 +293,29 @@ ASYNC_API int async_datagram_leave_multicast(async_datagram *dgram, const char *
  * The interface multicast datagrams are sent from (IP_MULTICAST_IF /
  * IPV6_MULTICAST_IF): as iface above; NULL restores the kernel's choice.
  * Errors: as async_datagram_join_multicast().
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_datagram_set_multicast_interface(async_datagram *dgram, const char *iface);
 
-/* Multicast TTL / hop limit of sent datagrams, 0..255 (default 1). Errors: ASYNC_EINVAL, ASYNC_ECLOSED. */
+/*
+ * Multicast TTL / hop limit of sent datagrams, 0..255 (default 1). Errors:
+ * ASYNC_EINVAL, ASYNC_ECLOSED.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_datagram_set_multicast_ttl(async_datagram *dgram, int ttl);
 
 /*
  * Whether multicast datagrams this host sends are looped back to its own
  * members (1, the default) or not (0). Errors: ASYNC_EINVAL, ASYNC_ECLOSED.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_datagram_set_multicast_loop(async_datagram *dgram, int on);
 
-/* SO_BROADCAST on (1) or off (0) on a UDP transport. Errors: ASYNC_EINVAL, ASYNC_ECLOSED. */
+/*
+ * SO_BROADCAST on (1) or off (0) on a UDP transport. Errors: ASYNC_EINVAL,
+ * ASYNC_ECLOSED.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_datagram_set_broadcast(async_datagram *dgram, int on);
 
 /*

@@ -67,12 +67,18 @@ typedef void (*async_future_fn)(async_future *future, int status, void *userdata
  */
 typedef void (*async_cancel_fn)(async_future *future, int cancelled, void *userdata);
 
-/* Destroys a resolved value when its future is released. */
-typedef void (*async_destroy_fn)(void *value);
+/*
+ * Destroys a resolved value once its future is released: value and the
+ * context given to async_future_resolve() with it (so a binding needs no
+ * global state to find its runtime). Runs from the loop, on an iteration
+ * after the release, never inside a call into the library.
+ */
+typedef void (*async_destroy_fn)(void *value, void *context);
 
 /*
  * Creates a pending future bound to loop (its callbacks run there).
  * Loop thread only. Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_new(async_future **out, async_loop *loop);
 
@@ -80,12 +86,17 @@ ASYNC_API int async_future_new(async_future **out, async_loop *loop);
  * Cancels the future if pending, then drops the caller's reference (see
  * References above): async_future_cancel() + async_future_release().
  * Errors: ASYNC_EINVAL (not a future, or no reference left).
- * Callbacks: the producer's cancel hook when pending (done callbacks run on
- * a later iteration).
+ * Callbacks: May run, when the future is pending, its cancel hook (cancelled =
+ * 1) inside this call, and for an all/any/timeout future the cancel hooks of
+ * its pending inputs; done callbacks are queued and a value's destroy function
+ * is deferred (a cancelled connect's release too).
  */
 ASYNC_API int async_future_free(async_future *future);
 
-/* The future's loop (borrowed), or NULL for an invalid future. */
+/*
+ * The future's loop (borrowed), or NULL for an invalid future.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API async_loop *async_future_loop(async_future *future);
 
 /*
@@ -99,6 +110,7 @@ ASYNC_API int async_future_get_state(async_future *future);
  * future), returns 0. FAILED: returns the error. CANCELLED: returns
  * ASYNC_ECANCELED. PENDING: returns ASYNC_ESTATE. out_value may be NULL.
  * Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_result(void **out_value, async_future *future);
 
@@ -106,6 +118,7 @@ ASYNC_API int async_future_result(void **out_value, async_future *future);
  * Schedules cb(future, status, userdata) to run once the future is
  * complete (on a later iteration if it already is).
  * Errors: ASYNC_EINVAL (cb NULL), ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_add_callback(async_future *future, async_future_fn cb, void *userdata);
 
@@ -113,25 +126,39 @@ ASYNC_API int async_future_add_callback(async_future *future, async_future_fn cb
  * Cancels a pending future: state CANCELLED, the producer's cancel hook runs
  * now, done callbacks are scheduled with ASYNC_ECANCELED. Returns 1 if
  * cancelled, 0 if it was already complete. Errors: ASYNC_EINVAL.
+ * Callbacks: May run the future's cancel hook (cancelled = 1) inside this call,
+ * and for an all/any/timeout future the cancel hooks of its pending inputs;
+ * done callbacks are queued (a cancelled connect's release too).
  */
 ASYNC_API int async_future_cancel(async_future *future);
 
 /*
  * Producer: installs the cancel hook (replacing none: once only).
  * Errors: ASYNC_EINVAL (cancel NULL), ASYNC_ESTATE (already set or not pending).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_set_cancel(async_future *future, async_cancel_fn cancel, void *userdata);
 
 /*
  * Producer: completes the future with value. destroy (may be NULL) is called
- * with value when the future is released. On failure, value stays the
- * caller's. Errors: ASYNC_EINVAL, ASYNC_ESTATE (already complete).
+ * as destroy(value, context) once the future is released (freed by its
+ * owner and its callbacks run): from the ready queue, on a later iteration,
+ * never inside async_future_free() or any other call; async_loop_free()
+ * returns ASYNC_EBUSY until it has run. It is the final notification for
+ * value and context. On failure, value and context stay the caller's and
+ * destroy is never called.
+ * Errors: ASYNC_EINVAL, ASYNC_ESTATE (already complete, cancelled included),
+ * ASYNC_ENOMEM (no room to queue destroy later).
+ * Callbacks: May run the future's cancel hook (cancelled = 0) inside this
+ * call; done callbacks are queued.
  */
-ASYNC_API int async_future_resolve(async_future *future, void *value, async_destroy_fn destroy);
+ASYNC_API int async_future_resolve(async_future *future, void *value, async_destroy_fn destroy, void *context);
 
 /*
  * Producer: fails the future with error (a negative code).
  * Errors: ASYNC_EINVAL (error >= 0), ASYNC_ESTATE (already complete).
+ * Callbacks: May run the future's cancel hook (cancelled = 0) inside this call;
+ * done callbacks are queued.
  */
 ASYNC_API int async_future_reject(async_future *future, int error);
 
@@ -144,6 +171,7 @@ ASYNC_API int async_future_reject(async_future *future, int error);
  * inputs stay owned by the caller (free them when convenient; freeing a
  * pending input cancels it). All futures must belong to loop.
  * Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_all(async_future **out, async_loop *loop, async_future *const *futures, size_t count);
 
@@ -153,6 +181,7 @@ ASYNC_API int async_future_all(async_future **out, async_loop *loop, async_futur
  * others are not cancelled (asyncio.wait FIRST_COMPLETED). Cancelling it
  * cancels every pending input. count must be > 0.
  * Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_any(async_future **out, async_loop *loop, async_future *const *futures, size_t count);
 
@@ -162,6 +191,7 @@ ASYNC_API int async_future_any(async_future **out, async_loop *loop, async_futur
  * future is cancelled and the result FAILS with ASYNC_ETIMEDOUT
  * (asyncio.wait_for). Cancelling the result cancels future.
  * Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_future_timeout(async_future **out, async_future *future, uint64_t timeout_ms);
 
@@ -171,6 +201,7 @@ ASYNC_API int async_future_timeout(async_future **out, async_future *future, uin
  * Errors: ASYNC_EINVAL, ASYNC_EBUSY (loop already running), ASYNC_ENOMEM
  * (registering its completion callback failed), ASYNC_ESTATE (the loop ran
  * out of work or was stopped before the future completed).
+ * Callbacks: Any callback of the loop runs inside this call (it runs the loop).
  */
 ASYNC_API int async_loop_run_until(async_loop *loop, async_future *future);
 
@@ -189,9 +220,9 @@ ASYNC_API int async_future_retain(async_future *future);
  * When no reference and no scheduled callback remains, the memory (and
  * the value, through its destructor) is released inside this call.
  * Errors: ASYNC_EINVAL (not a future, or no reference left).
- * Loop thread only. Callbacks: the value's destructor when the memory
- * goes; the producer's cancel hook when the last reference of a pending
- * future goes (done callbacks run on a later iteration).
+ * Loop thread only. Callbacks: the producer's cancel hook when the last
+ * reference of a pending future goes; done callbacks run on a later
+ * iteration, and so does the value's destroy function when the memory goes.
  */
 ASYNC_API int async_future_release(async_future *future);
 

@@ -56,6 +56,7 @@ typedef void (*async_log_fn)(async_loop *loop, int level, const char *message, v
  * takes time in proportion to the descriptors watched.
  * Errors: ASYNC_EINVAL (out NULL), ASYNC_ENOMEM, ASYNC_EMFILE (fewer fds
  * free than the loop needs; nothing is left open, never an abort).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_loop_new(async_loop **out);
 
@@ -70,6 +71,8 @@ ASYNC_API int async_loop_new(async_loop **out);
  * async_loop_post() on this pointer returns ASYNC_ECLOSED (as long as no new
  * loop reuses the address). Releases the log hook's userdata.
  * Errors: ASYNC_EINVAL, ASYNC_EBUSY (also when called from inside run).
+ * Callbacks: May run the log hook's release(userdata) inside this call (when it
+ * succeeds).
  */
 ASYNC_API int async_loop_free(async_loop *loop);
 
@@ -81,6 +84,7 @@ ASYNC_API int async_loop_free(async_loop *loop);
  * nested runs are rejected).
  * If async_loop_stop() was called before run, run performs one non-blocking
  * iteration (ready callbacks run) and returns (asyncio semantics).
+ * Callbacks: Any callback of the loop runs inside this call (it runs the loop).
  */
 ASYNC_API int async_loop_run(async_loop *loop, int mode);
 
@@ -88,22 +92,28 @@ ASYNC_API int async_loop_run(async_loop *loop, int mode);
  * Asks the loop to return from async_loop_run() after the current iteration.
  * Outside run, the next run does one non-blocking iteration and returns.
  * Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_loop_stop(async_loop *loop);
 
 /*
  * Returns 1 if the loop has referenced active handles, closing handles or
  * queued callbacks, 0 if not, or ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_loop_alive(async_loop *loop);
 
 /*
  * Loop time in milliseconds on the monotonic clock, cached at the start of
  * each iteration. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_loop_now(uint64_t *out_ms, async_loop *loop);
 
-/* Refreshes the cached loop time from the clock. Errors: ASYNC_EINVAL. */
+/*
+ * Refreshes the cached loop time from the clock. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_loop_now_update(async_loop *loop);
 
 /*
@@ -112,6 +122,7 @@ ASYNC_API int async_loop_now_update(async_loop *loop);
  * next timer (rounded up, computed from a fresh clock), or -1 when nothing
  * is scheduled. For hosts that drive the loop with ASYNC_RUN_NOWAIT.
  * Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_loop_timeout(int64_t *out_ms, async_loop *loop);
 
@@ -120,6 +131,7 @@ ASYNC_API int async_loop_timeout(int64_t *out_ms, async_loop *loop);
  * callback queued before it (FIFO). The callback is userdata's final
  * notification; it always runs unless the call fails.
  * Loop thread only. Errors: ASYNC_EINVAL (NULL loop/cb), ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_loop_call_soon(async_loop *loop, async_callback cb, void *userdata);
 
@@ -129,12 +141,14 @@ ASYNC_API int async_loop_call_soon(async_loop *loop, async_callback cb, void *us
  * The callback is userdata's final notification. Safe to race with
  * async_loop_free(): a post to a freed loop returns ASYNC_ECLOSED.
  * Any thread. Errors: ASYNC_EINVAL, ASYNC_ECLOSED, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_loop_post(async_loop *loop, async_callback cb, void *userdata);
 
 /*
  * Wakes the loop if it is blocked in poll, without queueing anything.
  * Any thread. Errors: ASYNC_EINVAL, ASYNC_ECLOSED.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_loop_wakeup(async_loop *loop);
 
@@ -143,6 +157,7 @@ ASYNC_API int async_loop_wakeup(async_loop *loop);
  * callback, if any, is called with its userdata. release(userdata) is
  * called when this hook is replaced or the loop is freed.
  * Loop thread only. Errors: ASYNC_EINVAL.
+ * Callbacks: May run the previous hook's release(userdata) inside this call.
  */
 ASYNC_API int async_loop_set_log(async_loop *loop, async_log_fn log, async_release_fn release, void *userdata);
 
@@ -150,12 +165,14 @@ ASYNC_API int async_loop_set_log(async_loop *loop, async_log_fn log, async_relea
  * Reports every callback that runs longer than threshold_ms through the log
  * hook at ASYNC_LOG_WARNING (asyncio's slow_callback_duration). 0 disables
  * (the default). Loop thread only. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_loop_set_slow_callback(async_loop *loop, uint64_t threshold_ms);
 
 /*
  * Reads one metric (enum async_metric) into *out.
  * Errors: ASYNC_EINVAL (NULL pointer or unknown metric).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_loop_metric(uint64_t *out, async_loop *loop, int metric);
 

@@ -91,6 +91,7 @@ typedef struct async_reconnect_options {
  * a size of options or options->connect the library refuses, a delay,
  * multiplier or jitter out of range, or what async_tcp_connect() rejects),
  * ASYNC_EBUSY (a reader bound already, async/reader.h), ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_reconnector_start(async_reconnector **out, async_loop *loop, const char *host, uint16_t port,
                                       const async_reconnect_options *options, const async_stream_protocol *protocol,
@@ -102,6 +103,7 @@ ASYNC_API int async_reconnector_start(async_reconnector **out, async_loop *loop,
  * next connect starts right after, without delay; while connecting,
  * nothing changes. The failure count is kept.
  * Errors: ASYNC_EINVAL, ASYNC_ECLOSED (stopping).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_reconnector_reconnect(async_reconnector *rc);
 
@@ -109,13 +111,21 @@ ASYNC_API int async_reconnector_reconnect(async_reconnector *rc);
  * Stops for good: the connect in flight is cancelled, or the stream closed
  * (written data is flushed first); then stopped(0) and release(userdata)
  * run. Idempotent. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_reconnector_stop(async_reconnector *rc);
 
-/* The current state (enum async_reconnect_state), or ASYNC_EINVAL. */
+/*
+ * The current state (enum async_reconnect_state), or ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_reconnector_state(async_reconnector *rc);
 
-/* The connected stream (between its connection_made and connection_lost), else NULL. */
+/*
+ * The connected stream (between its connection_made and connection_lost), else
+ * NULL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API async_stream *async_reconnector_stream(async_reconnector *rc);
 
 #ifdef __cplusplus

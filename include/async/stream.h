@@ -104,6 +104,7 @@ typedef struct async_stream_protocol {
  * ASYNC_EINVAL (NULL, a protocol size the library refuses, data_received or
  * connection_lost NULL, a listening or datagram socket), ASYNC_EBADF (fd not
  * open), ASYNC_EBUSY (a reader bound already, async/reader.h), ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_stream_adopt(async_stream **out, async_loop *loop, int fd, const async_stream_protocol *protocol,
                                  void *userdata);
@@ -116,18 +117,26 @@ ASYNC_API int async_stream_adopt(async_stream **out, async_loop *loop, int fd, c
  * of data is kept; what was sent stays sent, the stream is aborted with
  * ASYNC_ENOMEM). A send error is not returned: it ends the stream through
  * connection_lost.
+ * Callbacks: May run pause_writing inside this call.
  */
 ASYNC_API int async_stream_write(async_stream *stream, const void *data, size_t len);
 
-/* As async_stream_write() for iovcnt buffers (0..1024), in order. */
+/*
+ * As async_stream_write() for iovcnt buffers (0..1024), in order.
+ * Callbacks: May run pause_writing inside this call.
+ */
 ASYNC_API int async_stream_writev(async_stream *stream, const struct iovec *iov, int iovcnt);
 
 /*
  * Zero-copy write: the stream keeps a pointer to data until it is sent or
- * dropped, then calls done(done_userdata) exactly once (possibly inside
- * this call, when all of it went out at once, or at abort/loss). On an
+ * dropped, then calls done(done_userdata) exactly once: always from the
+ * loop, through the ready queue, never inside this call (also when all of
+ * data went out at once) or any other call (abort, close); done callbacks
+ * run in the order of their writes, and before connection_lost when the
+ * write was dropped (abort, loss). data must stay valid until done. On an
  * error return done is not called and data stays the caller's.
  * Errors: as async_stream_write() (done NULL: ASYNC_EINVAL).
+ * Callbacks: May run pause_writing inside this call (as write).
  */
 ASYNC_API int async_stream_write_zc(async_stream *stream, const void *data, size_t len, async_release_fn done,
                                     void *done_userdata);
@@ -136,29 +145,37 @@ ASYNC_API int async_stream_write_zc(async_stream *stream, const void *data, size
  * Shuts the write side once the buffer is flushed (shutdown(SHUT_WR) for
  * sockets, close for a pipe's write end). Idempotent. Reading goes on.
  * Errors: ASYNC_EINVAL, ASYNC_ECLOSED.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_stream_write_eof(async_stream *stream);
 
 /*
  * Closes: reading stops now, the write buffer is flushed, then
  * connection_lost(0). Idempotent (also after abort). Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_stream_close(async_stream *stream);
 
 /*
- * Aborts: the write buffer is dropped (zero-copy done callbacks run), then
- * connection_lost(0) through the ready queue, never inside this call.
- * Idempotent. Errors: ASYNC_EINVAL.
+ * Aborts: the write buffer is dropped, then connection_lost(0) through the
+ * ready queue, never inside this call (the dropped zero-copy writes' done
+ * callbacks are queued before it). Idempotent. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_stream_abort(async_stream *stream);
 
-/* Stops / restarts data_received. Idempotent; no effect once closing. Errors: ASYNC_EINVAL. */
+/*
+ * Stops / restarts data_received. Idempotent; no effect once closing. Errors:
+ * ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_stream_pause_reading(async_stream *stream);
 ASYNC_API int async_stream_resume_reading(async_stream *stream);
 
 /*
  * 1 if data_received can be called (not paused, not closing, not a
  * write-only fd such as a pipe's write end), else 0. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_stream_is_reading(async_stream *stream);
 
@@ -166,18 +183,26 @@ ASYNC_API int async_stream_is_reading(async_stream *stream);
  * Sets the write buffer's high- and low-water marks in bytes (low <= high;
  * high 0 pauses whenever anything is buffered, low 0 resumes only when
  * empty). May call pause_writing at once. Errors: ASYNC_EINVAL (low > high).
+ * Callbacks: May run pause_writing inside this call.
  */
 ASYNC_API int async_stream_set_write_limits(async_stream *stream, size_t high, size_t low);
 
-/* The current marks. Errors: ASYNC_EINVAL. */
+/*
+ * The current marks. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_stream_get_write_limits(size_t *out_high, size_t *out_low, async_stream *stream);
 
-/* Bytes in the write buffer. Errors: ASYNC_EINVAL. */
+/*
+ * Bytes in the write buffer. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_stream_write_buffer_size(size_t *out, async_stream *stream);
 
 /*
  * The most unconsumed bytes kept (> 0; default 1 MiB; a limit above
  * 4 GiB - 1 is taken as 4 GiB - 1). Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_stream_set_read_limit(async_stream *stream, size_t limit);
 
@@ -188,29 +213,42 @@ ASYNC_API int async_stream_set_read_limit(async_stream *stream, size_t limit);
  * already scheduled), ASYNC_EBUSY (as for adopt), ASYNC_ENOMEM (a stream sharing its callbacks with
  * others, e.g. a server's, needs a copy of the new ones). On an error the
  * old protocol and userdata stay and nothing is called.
+ * Callbacks: Runs the old protocol's release(old userdata) inside this call
+ * (when it succeeds).
  */
 ASYNC_API int async_stream_set_protocol(async_stream *stream, const async_stream_protocol *protocol, void *userdata);
 
-/* The stream's fd (owned by the stream). Errors: ASYNC_EINVAL. */
+/*
+ * The stream's fd (owned by the stream). Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_stream_fd(async_stream *stream);
 
-/* The loop of the stream, or NULL if stream is not one or has ended. */
+/*
+ * The loop of the stream, or NULL if stream is not one or has ended.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API async_loop *async_stream_loop(async_stream *stream);
 
 /*
  * Local / peer address of a socket stream into out (capacity bytes);
  * returns its length. Errors: ASYNC_EINVAL (not a socket, NULL),
  * ASYNC_ERANGE (capacity too small).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_stream_sockname(struct sockaddr *out, size_t capacity, async_stream *stream);
 ASYNC_API int async_stream_peername(struct sockaddr *out, size_t capacity, async_stream *stream);
 
-/* TCP_NODELAY on (1) or off (0). Errors: ASYNC_EINVAL (not TCP). */
+/*
+ * TCP_NODELAY on (1) or off (0). Errors: ASYNC_EINVAL (not TCP).
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_stream_set_nodelay(async_stream *stream, int on);
 
 /*
  * TCP keepalive: on, and the idle time before probes (seconds, > 0; 0
  * keeps the system default). Errors: ASYNC_EINVAL (not TCP).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_stream_set_keepalive(async_stream *stream, int on, uint32_t idle_s);
 
@@ -218,6 +256,7 @@ ASYNC_API int async_stream_set_keepalive(async_stream *stream, int on, uint32_t 
  * Ends the stream with ASYNC_ETIMEDOUT when nothing was read or written for
  * timeout_ms (0 turns it off; the default). Errors: ASYNC_EINVAL,
  * ASYNC_ECLOSED, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_stream_set_idle_timeout(async_stream *stream, uint64_t timeout_ms);
 

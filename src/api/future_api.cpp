@@ -92,10 +92,10 @@ ASYNC_API int async_future_set_cancel(async_future *future, async_cancel_fn canc
   return f->set_cancel(cancel, userdata);
 }
 
-ASYNC_API int async_future_resolve(async_future *future, void *value, async_destroy_fn destroy) {
+ASYNC_API int async_future_resolve(async_future *future, void *value, async_destroy_fn destroy, void *context) {
   Future *f = checked<Future>(future);
   if (!f) return ASYNC_EINVAL;
-  return guarded([&]() -> int { return f->resolve(value, destroy); });
+  return guarded([&]() -> int { return f->resolve_user(value, destroy, context); });
 }
 
 ASYNC_API int async_future_reject(async_future *future, int error) {

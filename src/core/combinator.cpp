@@ -26,7 +26,7 @@ int Gather::create(Future **out, Loop &loop, async_future *const *inputs, std::s
   Future *result = Future::create(loop);
   if (!result) return ASYNC_ENOMEM;
   if (count == 0) {
-    result->resolve(nullptr, nullptr);
+    result->resolve(nullptr, nullptr, nullptr);
     *out = result;
     return 0;
   }
@@ -68,11 +68,11 @@ void Gather::on_input(async_future *input, int status, void *self) noexcept {
   Future &result = g->result_;
   if (result.pending()) {
     if (g->mode_ == Mode::kAny)
-      result.resolve(input, nullptr);
+      result.resolve(input, nullptr, nullptr);
     else if (status != 0)
       result.reject(status);
     else if (g->finished_ + 1 == g->count_)
-      result.resolve(nullptr, nullptr);
+      result.resolve(nullptr, nullptr, nullptr);
   }
   if (++g->finished_ == g->count_) util::destroy(g);
 }
@@ -131,7 +131,7 @@ void TimeoutWait::on_input(async_future *, int status, void *self) noexcept {
   Future &result = w->result_;
   if (result.pending()) {
     if (status == 0)
-      result.resolve(w->input_.value(), nullptr);
+      result.resolve(w->input_.value(), nullptr, nullptr);
     else if (status == ASYNC_ECANCELED && w->input_.state() == ASYNC_FUTURE_CANCELLED)
       result.cancel();
     else

@@ -15,7 +15,14 @@ Future *Future::create(Loop &loop) noexcept {
 
 Future::~Future() {
   mark_dead();
-  if (destroy_) destroy_(value_);
+  if (destroy_deferred_) {
+    if (destroy_)
+      loop_->push_call(core::DeferredCall{nullptr, destroy_, value_, destroy_context_});
+    else
+      loop_->unreserve_call();
+  } else if (destroy_) {
+    destroy_(value_, destroy_context_);
+  }
   // Callbacks never scheduled (only if the future never completed).
   for (std::size_t n = callbacks_.size() - scheduled_; n > 0; --n) loop_->unreserve_task();
   loop_->object_removed();
@@ -49,12 +56,22 @@ int Future::set_cancel(async_cancel_fn fn, void *userdata) noexcept {
   return 0;
 }
 
-int Future::resolve(void *value, async_destroy_fn destroy) noexcept {
+int Future::resolve(void *value, async_destroy_fn destroy, void *context) noexcept {
   if (!pending()) return ASYNC_ESTATE;
   value_ = value;
   destroy_ = destroy;
+  destroy_context_ = context;
   complete(ASYNC_FUTURE_DONE, 0);
   return 0;
+}
+
+int Future::resolve_user(void *value, async_destroy_fn destroy, void *context) noexcept {
+  if (!pending()) return ASYNC_ESTATE;
+  if (destroy) {
+    if (!loop_->reserve_call()) return ASYNC_ENOMEM;
+    destroy_deferred_ = true;
+  }
+  return resolve(value, destroy, context);
 }
 
 int Future::reject(int error) noexcept {

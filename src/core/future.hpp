@@ -39,7 +39,13 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
 
   int add_callback(async_future_fn fn, void *userdata) noexcept;
   int set_cancel(async_cancel_fn fn, void *userdata) noexcept;
-  int resolve(void *value, async_destroy_fn destroy) noexcept;
+  // A value the library allocated: destroy(value, context) frees memory
+  // only and runs in place when the future is released.
+  int resolve(void *value, async_destroy_fn destroy, void *context) noexcept;
+  // The user's value (async_future_resolve): destroy is user code, so it
+  // runs from the ready queue, never inside the call that releases the
+  // future; its slot is reserved here (ASYNC_ENOMEM, nothing changed).
+  int resolve_user(void *value, async_destroy_fn destroy, void *context) noexcept;
   int reject(int error) noexcept;
   // 1 if cancelled now, 0 if already complete.
   int cancel() noexcept;
@@ -78,6 +84,7 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   util::Ring<Callback> callbacks_;
   void *value_ = nullptr;
   async_destroy_fn destroy_ = nullptr;
+  void *destroy_context_ = nullptr;
   async_cancel_fn cancel_fn_ = nullptr;
   void *cancel_userdata_ = nullptr;
   int state_ = ASYNC_FUTURE_PENDING;
@@ -85,6 +92,7 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   std::size_t refs_ = 1;         // the callers' and the library's
   std::uint32_t user_refs_ = 1;  // the callers' (part of refs_)
   std::size_t scheduled_ = 0;    // callbacks whose task is in the ready queue
+  bool destroy_deferred_ = false;  // destroy_ is the user's: a deferred call is reserved
 };
 
 }  // namespace async::core

@@ -14,6 +14,14 @@
 // task gives the slot back with unreserve_task() (Handle::discard, a
 // future freed with callbacks never scheduled, a signal handle closed). Any new object with a task of
 // its own follows the same rule, or a push may find no room.
+//
+// Deferred calls. A user callback that is due inside a call into the
+// library but not needed there (a zero-copy write's done, a value's destroy
+// function) is queued instead, so that call runs no user code the caller
+// did not ask for (docs/callbacks.md). Its two slots (ready task and call
+// record) are reserved where ENOMEM can still be returned: reserve_call()
+// in async_stream_write_zc() and async_future_resolve(). A queued call keeps
+// ready_ non-empty, so async_loop_free() waits for it.
 
 #include "core/loop.hpp"
 
@@ -248,6 +256,33 @@ void Loop::push_reserved(Task task) noexcept {
   util::check(reserved_ > 0);  // else the push below could need to grow, and fail
   --reserved_;
   ready_.push(task);  // cannot fail: capacity was reserved
+}
+
+bool Loop::reserve_call() noexcept {
+  if (!calls_.reserve(calls_reserved_ + 1) || !reserve_task()) return false;
+  ++calls_reserved_;
+  return true;
+}
+
+void Loop::unreserve_call() noexcept {
+  --calls_reserved_;
+  unreserve_task();
+}
+
+void Loop::push_call(const DeferredCall &call) noexcept {
+  util::check(calls_reserved_ > 0);
+  --calls_reserved_;
+  calls_.push(call);  // cannot fail: capacity was reserved
+  push_reserved(Task{run_call, this});
+}
+
+void Loop::run_call(async_loop *, void *self) noexcept {
+  // Tasks run in queue order, so this task's call is the oldest one.
+  DeferredCall call = static_cast<Loop *>(self)->calls_.pop();
+  if (call.release)
+    call.release(call.arg);
+  else
+    call.destroy(call.arg, call.context);
 }
 
 void Loop::transport_opened(async_callback made, void *transport) noexcept {

@@ -40,6 +40,17 @@ struct Task {
   void *userdata;
 };
 
+// A user callback the library owes but must not run inside the call that
+// made it due: a zero-copy write's done (release(arg)) or a resolved
+// value's destroy function (destroy(arg, context)). It runs from the ready
+// queue in its own task.
+struct DeferredCall {
+  async_release_fn release;
+  async_destroy_fn destroy;
+  void *arg;
+  void *context;
+};
+
 class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
  public:
   static int create(Loop **out) noexcept;
@@ -73,6 +84,11 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // n slots at once, or none (false when out of memory).
   bool reserve_tasks(std::size_t n) noexcept;
   void push_reserved(Task task) noexcept;
+  // The same for a deferred call: a ready-queue slot and a record slot
+  // reserved together (false when out of memory), then pushed or given back.
+  bool reserve_call() noexcept;
+  void unreserve_call() noexcept;
+  void push_call(const DeferredCall &call) noexcept;
 
   // A transport (stream, datagram) begins: it counts as a loop object,
   // keeps the loop running, and made (its connection_made task) takes one
@@ -133,6 +149,7 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   void after_poll() noexcept;
   static void woken(void *self) noexcept;
   static void run_until_done(async_future *future, int status, void *token) noexcept;
+  static void run_call(async_loop *loop, void *self) noexcept;
 
   void drain_posts() noexcept;
   void run_ready() noexcept;
@@ -144,6 +161,10 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   ev::Backend backend_;
   util::Ring<Task> ready_;
   std::size_t reserved_ = 0;
+  // Deferred calls, one ready task each (run_call pops the oldest); room
+  // for calls_.size() + calls_reserved_.
+  util::Ring<DeferredCall> calls_;
+  std::size_t calls_reserved_ = 0;
   TimerHeap timers_;
   util::List hooks_[3];
   std::uint64_t now_ns_ = 0;

@@ -126,7 +126,7 @@ void RequestTable::complete_done() noexcept {
       if (req->status == 0) {
         void *result = req->result;
         req->result = nullptr;
-        future->resolve(result, req->destroy_result);
+        future->resolve(result, req->destroy_result, nullptr);
       } else {
         future->reject(req->status);
       }
@@ -154,7 +154,7 @@ void RequestTable::on_cancel(async_future *, int cancelled, void *request) noexc
 
 void RequestTable::maybe_free(Request *req) noexcept {
   if (req->in_ares || req->node.linked() || req->future) return;
-  if (req->result) req->destroy_result(req->result);
+  if (req->result) req->destroy_result(req->result, nullptr);
   util::destroy(req);
 }
 

@@ -15,7 +15,7 @@ Bytes *Bytes::create(const std::uint8_t *data, std::size_t len) noexcept {
   return b;
 }
 
-void Bytes::destroy(void *bytes) noexcept {
+void Bytes::destroy(void *bytes, void *) noexcept {
   if (!bytes) return;
   static_cast<Bytes *>(bytes)->mark_dead();
   util::mem_free(bytes);

@@ -412,7 +412,7 @@ void Connector::resolve_after_made(async_loop *, void *self) noexcept {
       // The value is a reference (stream.h's lifetime rule): the stream's
       // memory stays as long as the future's.
       stream->retain_as_value();
-      future->resolve(stream->c_stream(), Stream::release_value);
+      future->resolve(stream->c_stream(), Stream::release_value, nullptr);
     }
   }
   c->release();
@@ -439,7 +439,14 @@ void Connector::on_cancel(async_future *, int cancelled, void *self) noexcept {
   }
   c->finished_ = true;
   c->stop_work();
-  c->loop_.unreserve_task();
+  // The release is not needed inside async_future_cancel()/free(): it runs
+  // from the ready queue (before the future's done callbacks), in the slot
+  // reserved for resolving the future.
+  c->loop_.push_reserved(core::Task{release_cancelled, c});
+}
+
+void Connector::release_cancelled(async_loop *, void *self) noexcept {
+  auto *c = static_cast<Connector *>(self);
   if (c->protocol_.release) c->protocol_.release(c->userdata_);
   c->release();
 }

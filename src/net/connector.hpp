@@ -54,6 +54,7 @@ class Connector {
   static void on_timer(void *self, std::uint32_t) noexcept;
   static void on_total(void *self, std::uint32_t) noexcept;
   static void on_cancel(async_future *, int cancelled, void *self) noexcept;
+  static void release_cancelled(async_loop *, void *self) noexcept;
   static void resolve_after_made(async_loop *, void *self) noexcept;
 
   void on_connected_or_failed(Attempt &attempt) noexcept;

@@ -191,7 +191,7 @@ void Reader::complete(std::size_t take) noexcept {
   if (!bytes) return fail(ASYNC_ENOMEM);
   buf_.consume(take);
   Future *f = pending_;
-  f->resolve(bytes, Bytes::destroy);  // on_cancel(0) forgets it
+  f->resolve(bytes, Bytes::destroy, nullptr);  // on_cancel(0) forgets it
 }
 
 void Reader::fail(int error) noexcept {

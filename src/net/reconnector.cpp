@@ -86,7 +86,9 @@ int Reconnector::start(Reconnector **out, Loop &loop, const char *host, std::uin
   if (!err) err = reserved ? r->start_connect() : ASYNC_ENOMEM;
   if (err) {
     if (reserved) loop.unreserve_task();
-    util::destroy(r);
+    // A connect start_connect() made and cancelled releases its forwarding
+    // protocol, and with it a reference, on a later iteration.
+    if (r) r->release();
     Reader::unbind(protocol, userdata);
     return err;
   }

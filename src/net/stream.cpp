@@ -211,7 +211,7 @@ void Stream::run_lost(async_loop *, void *self) noexcept {
   s->end();  // set_protocol() refuses from now on: the callbacks stay
 }
 
-void Stream::release_value(void *stream) noexcept {
+void Stream::release_value(void *stream, void *) noexcept {
   auto *s = static_cast<Stream *>(stream);
   s->value_ref_ = false;
   s->drop_reference();
@@ -416,22 +416,29 @@ int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *don
     if (iov[i].iov_len > SIZE_MAX - total) return ASYNC_EINVAL;
     total += iov[i].iov_len;
   }
+  // A zero-copy write's done never runs inside this call (as libuv's write
+  // callback): it is queued, so its slot is reserved before anything is sent.
+  if (done && !loop_->reserve_call()) {
+    abort(ASYNC_ENOMEM);  // as any write that runs out of memory
+    return ASYNC_ENOMEM;
+  }
   std::size_t sent = 0;
   if (total > 0 && !writing()) {
     long n = send(iov, iovcnt);
     if (n < 0) {
+      if (done) finish_zero_copy(done, done_userdata);
       abort(static_cast<int>(n));  // reported through connection_lost
-      if (done) done(done_userdata);
       return 0;
     }
     sent = static_cast<std::size_t>(n);
     if (sent) touch();
   }
   if (sent == total) {
-    if (done) done(done_userdata);
+    if (done) finish_zero_copy(done, done_userdata);
     return 0;
   }
   if (!queue(iov, iovcnt, sent, done, done_userdata)) {
+    if (done) loop_->unreserve_call();
     abort(ASYNC_ENOMEM);
     return ASYNC_ENOMEM;
   }
@@ -500,7 +507,7 @@ void Stream::write_some() noexcept {
     }
     left -= c->len;
     b.chunks.pop();
-    if (c->done) c->done(c->done_userdata);
+    if (c->done) finish_zero_copy(c->done, c->done_userdata);
     util::mem_free(c);
   }
   after_drain();
@@ -542,10 +549,16 @@ void Stream::drop_queue() noexcept {
   if (!buffers_) return;
   Buffers &b = *buffers_;
   while (Chunk *c = b.chunks.pop()) {
-    if (c->done) c->done(c->done_userdata);
+    if (c->done) finish_zero_copy(c->done, c->done_userdata);
     util::mem_free(c);
   }
   b.queued = 0;
+}
+
+void Stream::finish_zero_copy(async_release_fn done, void *done_userdata) noexcept {
+  // Always through the ready queue, also from an I/O callback: the done
+  // callbacks then run in write order, before a connection_lost queued after.
+  loop_->push_call(core::DeferredCall{done, nullptr, done_userdata, nullptr});
 }
 
 bool Stream::writing() const noexcept { return buffers_ && !buffers_->chunks.empty(); }

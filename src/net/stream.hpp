@@ -88,7 +88,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
     value_ref_ = true;
     ++refs_;
   }
-  static void release_value(void *stream) noexcept;
+  static void release_value(void *stream, void *context) noexcept;
   // Membership in a server's list of connections, left when lost.
   util::ListNode &server_node() noexcept { return server_node_; }
   static Stream *from_server_node(util::ListNode *node) noexcept;
@@ -132,6 +132,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   void after_drain() noexcept;
   void shutdown_write() noexcept;
   void drop_queue() noexcept;
+  // Queues a zero-copy write's done in the deferred call reserved by write().
+  void finish_zero_copy(async_release_fn done, void *done_userdata) noexcept;
   void drop_tail() noexcept;
   // Transport's hooks.
   std::uint32_t library_refs() const noexcept { return value_ref_ ? 1U : 0U; }

@@ -20,7 +20,7 @@ AddrInfo *AddrInfo::create(std::size_t count, std::size_t canon_len) noexcept {
   return list;
 }
 
-void AddrInfo::destroy(void *list) noexcept {
+void AddrInfo::destroy(void *list, void *) noexcept {
   if (!list) return;
   static_cast<AddrInfo *>(list)->mark_dead();
   util::mem_free(list);

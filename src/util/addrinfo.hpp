@@ -29,8 +29,8 @@ class AddrInfo : public util::Tagged<0x41444452> {  // "ADDR"
   // Room for count entries and, if canon_len > 0, a canonical name of
   // canon_len characters; nullptr when out of memory.
   static AddrInfo *create(std::size_t count, std::size_t canon_len) noexcept;
-  // Matches async_destroy_fn.
-  static void destroy(void *list) noexcept;
+  // Matches async_destroy_fn (context unused).
+  static void destroy(void *list, void *context = nullptr) noexcept;
 
   std::size_t count() const noexcept { return count_; }
   const Entry &entry(std::size_t i) const noexcept { return entries()[i]; }

@@ -20,7 +20,7 @@ NameInfo *NameInfo::create(const char *host, const char *service) noexcept {
   return info;
 }
 
-void NameInfo::destroy(void *info) noexcept {
+void NameInfo::destroy(void *info, void *) noexcept {
   if (!info) return;
   static_cast<NameInfo *>(info)->mark_dead();
   util::mem_free(info);

@@ -13,8 +13,8 @@ class NameInfo : public util::Tagged<0x4e414d45> {  // "NAME"
  public:
   // Copies host and service (NULL is taken as ""); nullptr when out of memory.
   static NameInfo *create(const char *host, const char *service) noexcept;
-  // Matches async_destroy_fn.
-  static void destroy(void *info) noexcept;
+  // Matches async_destroy_fn (context unused).
+  static void destroy(void *info, void *context = nullptr) noexcept;
 
   const char *host() const noexcept { return strings(); }
   const char *service() const noexcept { return strings() + service_offset_; }

@@ -118,7 +118,7 @@ void on_future(async_future *f, int status, void *ud) {
   final_notification(u);
 }
 
-void on_destroy_value(void *value) { final_notification(*static_cast<Ud *>(value)); }
+void on_destroy_value(void *value, void *) { final_notification(*static_cast<Ud *>(value)); }
 
 void stream_made(async_stream *s, void *ud) {
   Ud &u = *static_cast<Ud *>(ud);
@@ -355,7 +355,7 @@ void op_future_change(State &st, uint8_t arg) {
   switch (arg & 7) {
     case 0: {
       Ud &value = st.add(Type::kCallback);
-      if (async_future_resolve(f, &value, on_destroy_value) != 0) value.expects_final = false;
+      if (async_future_resolve(f, &value, on_destroy_value, NULL) != 0) value.expects_final = false;
       break;
     }
     case 1:
