@@ -49,8 +49,7 @@ int Connector::create(Connector **out, Loop &loop, const async_stream_protocol &
     return err;
   }
   ++c->refs_;  // the kickoff task's
-  c->protocol_ = protocol;
-  c->protocol_.size = sizeof c->protocol_;
+  c->protocol_ = Stream::known_protocol(protocol);
   c->userdata_ = userdata;
   future->set_cancel(on_cancel, c);
   c->future_ = future;

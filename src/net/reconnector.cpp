@@ -16,8 +16,7 @@
 namespace async::net {
 
 Reconnector::Reconnector(Loop &loop, const async_stream_protocol &protocol, void *userdata) noexcept
-    : loop_(loop), user_(protocol), userdata_(userdata) {
-  user_.size = sizeof user_;
+    : loop_(loop), user_(Stream::known_protocol(protocol)), userdata_(userdata) {
   // Only the callbacks the user gave are forwarded, so NULL keeps its
   // meaning (e.g. no eof_received: close at EOF).
   forward_.size = sizeof forward_;
@@ -29,6 +28,8 @@ Reconnector::Reconnector(Loop &loop, const async_stream_protocol &protocol, void
   forward_.resume_writing = user_.resume_writing ? fwd_event<&async_stream_protocol::resume_writing> : nullptr;
   forward_.write_drained = user_.write_drained ? fwd_event<&async_stream_protocol::write_drained> : nullptr;
   forward_.release = fwd_release;
+  forward_.flags = user_.flags;
+  forward_.idle_timeout = user_.idle_timeout ? fwd_event<&async_stream_protocol::idle_timeout> : nullptr;
   random_ = util::monotonic_ns() ^ reinterpret_cast<std::uintptr_t>(this) ^ 0x9e3779b97f4a7c15u;
   ev::Backend::timer_init(timer_, on_timer, this);
 }
