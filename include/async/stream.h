@@ -72,11 +72,11 @@ enum async_stream_flags {
    * or set_protocol to a protocol without the flag (the rest is kept for
    * that protocol's next delivery; a protocol with the flag goes on at
    * once). At end of file the final delivery of the kept tail repeats the
-   * same way; eof_received follows when it stops, or, after a pause with
-   * bytes left, once resume_reading has presented them. There is no
-   * fairness bound inside a delivery: a protocol consuming 1 byte per call
-   * of a 64 KiB read is called 65,536 times before the loop goes on, which
-   * is what it asked for.
+   * same way; eof_received follows when it stops (what is left is
+   * dropped), or, after a pause with bytes left, once resume_reading has
+   * presented them. There is no fairness bound inside a delivery: a
+   * protocol consuming 1 byte per call of a 64 KiB read is called 65,536
+   * times before the loop goes on, which is what it asked for.
    */
   ASYNC_STREAM_DELIVER_EACH = 1
 };
@@ -127,7 +127,7 @@ typedef struct async_stream_protocol {
  * callback and to release.
  * Errors (fd and userdata stay the caller's, nothing is called):
  * ASYNC_EINVAL (NULL, protocol size too small, data_received or
- * connection_lost NULL, a listening or datagram socket), ASYNC_EBADF (fd not
+ * connection_lost NULL, unknown flag bits, a listening or datagram socket), ASYNC_EBADF (fd not
  * open), ASYNC_EBUSY (a reader bound already, async/reader.h), ASYNC_ENOMEM.
  */
 ASYNC_API int async_stream_adopt(async_stream **out, async_loop *loop, int fd, const async_stream_protocol *protocol,
@@ -184,8 +184,9 @@ ASYNC_API int async_stream_abort(async_stream *stream);
  * through the loop, before any newer bytes, without waiting for more
  * data (without the flag, they come in front of the next read). Errors:
  * ASYNC_EINVAL, ASYNC_ENOMEM (resume_reading could not queue that
- * delivery: the stream is aborted with ASYNC_ENOMEM). Callbacks: none run
- * inside these calls.
+ * delivery: the stream is aborted with ASYNC_ENOMEM, as by
+ * async_stream_abort()). Callbacks: none run inside these calls, but for
+ * zero-copy done callbacks of that abort.
  */
 ASYNC_API int async_stream_pause_reading(async_stream *stream);
 ASYNC_API int async_stream_resume_reading(async_stream *stream);
