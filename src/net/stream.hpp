@@ -42,7 +42,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   };
 
   // 0, or ASYNC_EINVAL/EBADF/ENOMEM with fd and userdata left to the caller.
-  static int adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata,
+  static int adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &given, void *userdata,
                    ProtocolCache *cache = nullptr) noexcept;
   // async_stream_adopt(): adopt() with a reader protocol bound first (and
   // unbound again on failure). The functions below live in stream_socket.cpp.
@@ -70,7 +70,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   std::size_t low() const noexcept { return marks_.low; }
   std::size_t write_buffer_size() const noexcept;
   void set_read_limit(std::size_t limit) noexcept { read_limit_ = limit; }
-  int set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept;
+  int set_protocol(const async_stream_protocol &given, void *userdata) noexcept;
   int set_idle_timeout(std::uint64_t timeout_ms) noexcept;
   // The socket's own (peer false) or peer's name; ASYNC_EINVAL for a non-socket.
   int socket_name(sockaddr *out, std::size_t capacity, bool peer) const noexcept;
