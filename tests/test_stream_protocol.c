@@ -27,7 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-enum action { ACT_NONE, ACT_PAUSE, ACT_CLOSE, ACT_ABORT, ACT_SWAP };
+enum action { ACT_NONE, ACT_PAUSE, ACT_PAUSE_RESUME, ACT_CLOSE, ACT_ABORT, ACT_SWAP };
 
 #define MAXFRAMES 64
 
@@ -71,6 +71,10 @@ static void act(struct framed *f, async_stream *s) {
   switch (f->act) {
     case ACT_PAUSE:
       (void)LIB(async_stream_pause_reading(s));
+      break;
+    case ACT_PAUSE_RESUME:
+      (void)LIB(async_stream_pause_reading(s));
+      (void)LIB(async_stream_resume_reading(s));
       break;
     case ACT_CLOSE:
       f->ended = 1;
@@ -358,6 +362,34 @@ static void test_each_resume_then_pause_again(void **state) {
   assert_int_equal(LIB(async_stream_resume_reading(x.s)), 0);
   fx_settle(&x);
   assert_int_equal(x.f.frames, 3);
+  fx_finish(&x);
+}
+
+/* Paused and resumed inside the same call, while a kept tail is being
+ * presented: the delivery goes on at once, and nothing presents the partial
+ * frame it ends with again before new bytes come. */
+static void test_each_pause_resume_inside(void **state) {
+  (void)state;
+  async_stream_protocol p = framed_protocol(ASYNC_STREAM_DELIVER_EACH);
+  struct fx x;
+  fx_init(&x, &p);
+  x.f.act = ACT_PAUSE_RESUME;
+  x.f.act_at = 1;
+  uint8_t buf[256];
+  size_t n = frames_put(buf, 2);
+  size_t m = frame_put(buf + n, 2, 30);
+  fx_send(&x, buf, 1); /* kept: the next bytes are presented behind it */
+  fx_settle(&x);
+  fx_send(&x, buf + 1, n - 1 + 5);
+  fx_settle(&x);
+  assert_int_equal(x.f.frames, 2);
+  assert_int_equal(x.f.partials, 2);
+  assert_int_equal(x.f.calls, 4);
+  assert_int_equal(x.f.stale, 0);
+  fx_send(&x, buf + n + 5, m - 5);
+  fx_settle(&x);
+  assert_int_equal(x.f.frames, 3);
+  assert_int_equal(x.f.stale, 0);
   fx_finish(&x);
 }
 
@@ -944,6 +976,7 @@ int main(void) {
       cmocka_unit_test(test_each_one_byte_per_call),
       cmocka_unit_test(test_each_pause_inside_then_resume),
       cmocka_unit_test(test_each_resume_then_pause_again),
+      cmocka_unit_test(test_each_pause_resume_inside),
       cmocka_unit_test(test_each_close_inside_stops),
       cmocka_unit_test(test_each_abort_inside_stops),
       cmocka_unit_test(test_each_swap_to_each_goes_on),

@@ -281,21 +281,24 @@ int Stream::resume_reading() noexcept {
   update_io();
   // A pause may have stopped a delivery of whole messages: they must not
   // wait for bytes the peer may never send.
-  if (state_ == kOpen && tail_len() && deliver_each() && !replay_queued_) {
+  if (state_ == kOpen && tail_len() && deliver_each() && !replay_wanted_) {
     if (int err = loop_->call_soon(run_replay, this)) {
       abort(err);
       return err;
     }
-    replay_queued_ = true;
+    replay_wanted_ = true;
   }
   return 0;
 }
 
 // Queued before any run_lost(), so it runs while the stream's memory lives.
+// A presentation since (a read, or a pause and resume inside data_received)
+// took the want back: a partial message is not presented again unchanged.
 void Stream::run_replay(async_loop *, void *self) noexcept {
   auto *s = static_cast<Stream *>(self);
-  s->replay_queued_ = false;
-  if (!s->presenting() || !s->tail_len()) return;  // paused again, closed, or a read presented it
+  bool wanted = s->replay_wanted_;
+  s->replay_wanted_ = false;
+  if (!wanted || !s->presenting() || !s->tail_len()) return;  // paused again: the next resume queues anew
   if (s->eof_)
     s->end_input();  // the final delivery waited for this resume
   else
@@ -394,6 +397,7 @@ std::size_t Stream::present_tail() noexcept {
   util::ByteQueue &tail = buffers_->tail;
   std::size_t consumed = present(tail.data(), tail.size());
   if (state_ == kLost) return consumed;  // aborted inside: the tail is gone
+  replay_wanted_ = false;                // presented: a queued run_replay() has nothing to do
   tail.consume(consumed);
   if (tail.empty()) drop_tail();
   return consumed;

@@ -111,7 +111,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   static void on_io(void *self, std::uint32_t revents) noexcept;
   static void on_idle(void *self, std::uint32_t) noexcept;
   static void run_lost(async_loop *, void *self) noexcept;
-  // resume_reading()'s delivery of the kept bytes (ASYNC_STREAM_DELIVER_EACH).
+  // resume_reading()'s delivery of the kept bytes (ASYNC_STREAM_DELIVER_EACH),
+  // unless another delivery presented them first.
   static void run_replay(async_loop *, void *self) noexcept;
 
   void read_some() noexcept;
@@ -176,7 +177,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   bool writing_paused_ : 1 = false;  // pause_writing told, resume_writing not yet
   bool eof_wanted_ : 1 = false;      // write_eof() called
   bool eof_sent_ : 1 = false;
-  bool replay_queued_ : 1 = false;  // run_replay() is in the ready queue
+  bool replay_wanted_ : 1 = false;  // resume_reading() queued run_replay(), no delivery since
   util::ListNode server_node_;
   Loop *loop_;
   ev::IoSlot io_;  // also holds the fd
