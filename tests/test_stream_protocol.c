@@ -657,6 +657,41 @@ static void idle_fx(struct fx *x, enum idle_do what) {
   assert_int_equal(LIB(async_stream_set_idle_timeout(x->s, 30)), 0);
 }
 
+static void order_made(async_stream *s, void *ud) {
+  (void)s;
+  struct framed *f = ud;
+  check_context(f);
+  if (f->idle_calls) f->bad_order++; /* idle_timeout came first */
+  f->frames = -1;                    /* made */
+}
+
+/* The idle timer is set right after adopt and has expired before the loop
+ * first runs: connection_made still comes first. */
+static void test_idle_never_before_made(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  int sv[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  async_stream_protocol p = framed_protocol(0);
+  p.connection_made = order_made;
+  p.idle_timeout = on_idle;
+  g_idle_do = IDLE_CLOSE;
+  struct framed f;
+  memset(&f, 0, sizeof f);
+  async_stream *s = NULL;
+  assert_int_equal(LIB(async_stream_adopt(&s, e.loop, sv[0], &p, &f)), 0);
+  assert_int_equal(LIB(async_stream_set_idle_timeout(s, 1)), 0);
+  tu_sleep_ms(20);
+  if (!run_until(&e, lost_cond, &f, NULL, NULL, 2000)) fail_msg("connection_lost did not come");
+  assert_int_equal(f.frames, -1);
+  assert_int_equal(f.bad_order, 0);
+  assert_int_equal(f.idle_calls, 1);
+  close(sv[1]);
+  env_finish(&e);
+  assert_int_equal(f.bad_context, 0);
+}
+
 /* A keepalive written from the callback every period of an otherwise idle
  * connection; the stream stays open, the peer gets every byte. */
 static void test_idle_keepalive_every_period(void **state) {
@@ -986,6 +1021,7 @@ int main(void) {
       cmocka_unit_test(test_each_pause_inside_eof_delivery),
       cmocka_unit_test(test_each_close_inside_eof_delivery),
       cmocka_unit_test(test_protocol_sizes_and_flags),
+      cmocka_unit_test(test_idle_never_before_made),
       cmocka_unit_test(test_idle_keepalive_every_period),
       cmocka_unit_test(test_idle_nothing_rearms),
       cmocka_unit_test(test_idle_close_inside),

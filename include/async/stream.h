@@ -110,8 +110,9 @@ typedef struct async_stream_protocol {
    * writes go on resetting it. So a protocol that writes a keepalive, or
    * does nothing, is called again after each idle period. A closed stream
    * still flushing its writes is not the protocol's to keep: its idle
-   * timeout aborts it with ASYNC_ETIMEDOUT, callback or not. NULL: the
-   * ASYNC_ETIMEDOUT abort.
+   * timeout aborts it with ASYNC_ETIMEDOUT, callback or not. A period
+   * ending before connection_made ran starts again instead (never a call
+   * before it). NULL: the ASYNC_ETIMEDOUT abort.
    */
   void (*idle_timeout)(async_stream *stream, void *userdata);
 } async_stream_protocol;

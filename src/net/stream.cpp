@@ -335,6 +335,11 @@ void Stream::on_idle(void *self, std::uint32_t) noexcept {
     s->abort(ASYNC_ETIMEDOUT);
     return;
   }
+  // No protocol callback before connection_made: the period starts again.
+  if (!s->made_) {
+    s->touch();
+    return;
+  }
   s->loop_->invoke([&] { idle_timeout(s->c_stream(), s->userdata_); });
   if (s->state_ != kLost) s->touch();  // the next period, in the length now set (0: none)
 }
