@@ -550,6 +550,43 @@ static void test_each_pause_inside_eof_delivery(void **state) {
   fx_finish(&x);
 }
 
+/* The same pause, then set_protocol to a protocol without the flag before
+ * resuming: the new protocol gets the kept bytes once (as any protocol's
+ * final delivery), then eof_received; the end is not lost. */
+static void test_each_paused_eof_then_swap_to_plain(void **state) {
+  (void)state;
+  async_stream_protocol p = framed_protocol(ASYNC_STREAM_DELIVER_EACH);
+  async_stream_protocol q = framed_protocol(0);
+  struct framed g;
+  memset(&g, 0, sizeof g);
+  g.first_seq = 1;
+  struct fx x;
+  fx_init(&x, &p);
+  x.f.hold = 1;
+  uint8_t buf[256];
+  size_t n = frames_put(buf, 4);
+  fx_send(&x, buf, n);
+  fx_settle(&x);
+  x.f.hold = 0;
+  x.f.zero_len = 0;
+  x.f.act = ACT_PAUSE;
+  x.f.act_at = 1;
+  assert_int_equal(shutdown(x.peer, SHUT_WR), 0);
+  fx_settle(&x);
+  assert_int_equal(x.f.frames, 1);
+  assert_int_equal(LIB(async_stream_set_protocol(x.s, &q, &g)), 0);
+  assert_int_equal(LIB(async_stream_resume_reading(x.s)), 0);
+  fx_wait_lost(&x, &g);
+  assert_int_equal(g.calls, 1);
+  assert_int_equal(g.frames, 1);
+  assert_int_equal(g.eofs, 1);
+  assert_int_equal(g.lost_err, 0);
+  x.f.lost = 1;
+  fx_finish(&x);
+  assert_int_equal(g.bad_order + g.bad_context + g.after_end, 0);
+  assert_int_equal(g.released, 1);
+}
+
 /* Close inside the end of file's final delivery: nothing more, no
  * eof_received. */
 static void test_each_close_inside_eof_delivery(void **state) {
@@ -1019,6 +1056,7 @@ int main(void) {
       cmocka_unit_test(test_each_eof_tail_frames),
       cmocka_unit_test(test_plain_eof_tail_once),
       cmocka_unit_test(test_each_pause_inside_eof_delivery),
+      cmocka_unit_test(test_each_paused_eof_then_swap_to_plain),
       cmocka_unit_test(test_each_close_inside_eof_delivery),
       cmocka_unit_test(test_protocol_sizes_and_flags),
       cmocka_unit_test(test_idle_never_before_made),

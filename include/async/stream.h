@@ -183,7 +183,9 @@ ASYNC_API int async_stream_abort(async_stream *stream);
  * Paused inside data_received, the stream keeps the bytes not consumed.
  * With ASYNC_STREAM_DELIVER_EACH, resume_reading then presents them again
  * through the loop, before any newer bytes, without waiting for more
- * data (without the flag, they come in front of the next read). Errors:
+ * data (without the flag, they come in front of the next read). Bytes
+ * kept that way past the end of file are presented at resume whatever the
+ * protocol is by then (once, without the flag), then eof_received. Errors:
  * ASYNC_EINVAL, ASYNC_ENOMEM (resume_reading could not queue that
  * delivery: the stream is aborted with ASYNC_ENOMEM, as by
  * async_stream_abort()). Callbacks: none run inside these calls, but for

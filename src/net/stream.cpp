@@ -280,8 +280,9 @@ int Stream::resume_reading() noexcept {
   paused_ = false;
   update_io();
   // A pause may have stopped a delivery of whole messages: they must not
-  // wait for bytes the peer may never send.
-  if (state_ == kOpen && tail_len() && deliver_each() && !replay_wanted_) {
+  // wait for bytes the peer may never send. A tail kept past the end of
+  // file waits for this resume whatever the protocol is now (end_input()).
+  if (state_ == kOpen && tail_len() && (deliver_each() || eof_) && !replay_wanted_) {
     if (int err = loop_->call_soon(run_replay, this)) {
       abort(err);
       return err;
