@@ -85,7 +85,8 @@ enum async_stream_flags {
  * A stream protocol: callbacks plus the userdata given with it. size must
  * be sizeof(async_stream_protocol) (ASYNC_STREAM_PROTOCOL_INIT sets it);
  * fields added in later versions (flags, idle_timeout) are read only when
- * size covers them, and are 0 / NULL otherwise. The library copies the
+ * size covers them, and are 0 / NULL otherwise (a size that ends at
+ * release, from an older header, is accepted). The library copies the
  * struct.
  */
 typedef struct async_stream_protocol {
