@@ -385,7 +385,7 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
     consumed = present_tail();
   } else {
     consumed = present(data, len);
-    if (state_ != kLost && consumed < len &&
+    if (consumed < len && state_ != kLost &&
         (!ensure_buffers() || !buffers_->tail.append(data + consumed, len - consumed))) {
       abort(ASYNC_ENOMEM);
       return false;
