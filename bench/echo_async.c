@@ -41,7 +41,7 @@ static void echo_resume(async_stream *stream, void *userdata) {
 }
 
 static const async_stream_protocol echo = {
-    sizeof(async_stream_protocol), echo_made, echo_data, NULL, echo_lost, echo_pause, echo_resume, NULL, NULL,
+    sizeof(async_stream_protocol), echo_made, echo_data, NULL, echo_lost, echo_pause, echo_resume, NULL, NULL, 0, NULL,
 };
 
 static int factory(const async_stream_protocol **p, void **ud, async_server *server, void *userdata) {

@@ -40,7 +40,7 @@ static void lost(async_stream *stream, int error, void *userdata) {
 }
 
 static const async_stream_protocol idle_protocol = {
-    sizeof(async_stream_protocol), made, ignore_data, NULL, lost, NULL, NULL, NULL, NULL,
+    sizeof(async_stream_protocol), made, ignore_data, NULL, lost, NULL, NULL, NULL, NULL, 0, NULL,
 };
 
 static int factory(const async_stream_protocol **p, void **ud, async_server *server, void *userdata) {

@@ -92,7 +92,7 @@ static void conn_release(void *userdata) {
 }
 
 static const async_stream_protocol soak_protocol = {
-    sizeof(async_stream_protocol), conn_made, conn_data, NULL, conn_lost, NULL, NULL, NULL, conn_release,
+    sizeof(async_stream_protocol), conn_made, conn_data, NULL, conn_lost, NULL, NULL, NULL, conn_release, 0, NULL,
 };
 
 static int factory(const async_stream_protocol **p, void **ud, async_server *server, void *userdata) {

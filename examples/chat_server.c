@@ -96,7 +96,7 @@ static void chat_release(void *userdata) {
 }
 
 static const async_stream_protocol chat_protocol = {
-    sizeof(async_stream_protocol), chat_made, chat_data, NULL, chat_lost, chat_slow, NULL, NULL, chat_release,
+    sizeof(async_stream_protocol), chat_made, chat_data, NULL, chat_lost, chat_slow, NULL, NULL, chat_release, 0, NULL,
 };
 
 static int chat_factory(const async_stream_protocol **protocol, void **userdata, async_server *server,

@@ -75,7 +75,7 @@ static void echo_lost(async_stream *stream, int error, void *userdata) {
 }
 
 static const async_stream_protocol echo_protocol = {
-    sizeof(async_stream_protocol), NULL, echo, NULL, echo_lost, NULL, NULL, NULL, NULL,
+    sizeof(async_stream_protocol), NULL, echo, NULL, echo_lost, NULL, NULL, NULL, NULL, 0, NULL,
 };
 
 static int echo_factory(const async_stream_protocol **p, void **ud, async_server *server, void *userdata) {

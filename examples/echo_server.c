@@ -56,7 +56,7 @@ static void echo_lost(async_stream *stream, int error, void *userdata) {
 }
 
 static const async_stream_protocol echo_protocol = {
-    sizeof(async_stream_protocol), NULL, echo_data, NULL, echo_lost, echo_pause, echo_resume, NULL, NULL,
+    sizeof(async_stream_protocol), NULL, echo_data, NULL, echo_lost, echo_pause, echo_resume, NULL, NULL, 0, NULL,
 };
 
 static int echo_factory(const async_stream_protocol **out_protocol, void **out_userdata, async_server *server,

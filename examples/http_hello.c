@@ -77,7 +77,7 @@ static void http_lost(async_stream *stream, int error, void *userdata) {
 }
 
 static const async_stream_protocol http_protocol = {
-    sizeof(async_stream_protocol), NULL, http_data, NULL, http_lost, NULL, NULL, NULL, NULL,
+    sizeof(async_stream_protocol), NULL, http_data, NULL, http_lost, NULL, NULL, NULL, NULL, 0, NULL,
 };
 
 static int http_factory(const async_stream_protocol **protocol, void **userdata, async_server *server,

@@ -80,7 +80,7 @@ static void on_stopped(async_reconnector *rc, int error, void *userdata) {
 static void on_release(void *userdata) { ((struct client *)userdata)->done = 1; }
 
 static const async_stream_protocol k_client = {
-    sizeof(async_stream_protocol), on_made, on_data, NULL, on_lost, NULL, NULL, NULL, on_release,
+    sizeof(async_stream_protocol), on_made, on_data, NULL, on_lost, NULL, NULL, NULL, on_release, 0, NULL,
 };
 
 static void start_client(struct client *c, async_loop *loop, const char *host, uint16_t port) {
@@ -116,7 +116,7 @@ static void echo_lost(async_stream *stream, int error, void *userdata) {
 
 static int echo_factory(const async_stream_protocol **protocol, void **userdata, async_server *server, void *arg) {
   static const async_stream_protocol echo = {
-      sizeof(async_stream_protocol), NULL, echo_data, NULL, echo_lost, NULL, NULL, NULL, NULL,
+      sizeof(async_stream_protocol), NULL, echo_data, NULL, echo_lost, NULL, NULL, NULL, NULL, 0, NULL,
   };
   (void)server;
   (void)arg;

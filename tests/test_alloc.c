@@ -897,7 +897,7 @@ static size_t net_echo(async_stream *s, const uint8_t *d, size_t n, void *ud) {
     ok(async_stream_set_idle_timeout(s, 60000));
     /* No release: the old protocol's release is the userdata's last. */
     static const async_stream_protocol k_no_release = {
-        sizeof(async_stream_protocol), NULL, net_echo, NULL, net_lost, NULL, NULL, NULL, NULL,
+        sizeof(async_stream_protocol), NULL, net_echo, NULL, net_lost, NULL, NULL, NULL, NULL, 0, NULL,
     };
     ok(async_stream_set_protocol(s, &k_no_release, ud));
   }
@@ -922,7 +922,7 @@ static void net_lost(async_stream *s, int err, void *ud) {
 static void net_release(void *ud) { ((struct net_side *)ud)->released++; }
 
 static const async_stream_protocol k_net_echo = {
-    sizeof(async_stream_protocol), NULL, net_echo, NULL, net_lost, NULL, NULL, NULL, net_release,
+    sizeof(async_stream_protocol), NULL, net_echo, NULL, net_lost, NULL, NULL, NULL, net_release, 0, NULL,
 };
 
 static int net_factory(const async_stream_protocol **p, void **ud, async_server *server, void *userdata) {
@@ -1052,7 +1052,7 @@ static async_loop *sc_reconnect(void) {
     return loop;
   }
   const async_stream_protocol proto = {
-      sizeof(async_stream_protocol), rc_made, rc_data, NULL, rc_lost, NULL, NULL, NULL, rc_release,
+      sizeof(async_stream_protocol), rc_made, rc_data, NULL, rc_lost, NULL, NULL, NULL, rc_release, 0, NULL,
   };
   async_reconnect_options o = ASYNC_RECONNECT_OPTIONS_INIT;
   o.initial_delay_ms = 1;

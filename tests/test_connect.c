@@ -72,7 +72,7 @@ static void c_release(void *ud) {
 }
 
 static const async_stream_protocol k_proto = {
-    sizeof(async_stream_protocol), c_made, c_data, NULL, c_lost, NULL, NULL, NULL, c_release,
+    sizeof(async_stream_protocol), c_made, c_data, NULL, c_lost, NULL, NULL, NULL, c_release, 0, NULL,
 };
 
 static void future_cb(async_future *f, int status, void *ud) {
@@ -101,7 +101,7 @@ static void served_made(async_stream *s, void *ud) {
 }
 
 static const async_stream_protocol k_served = {
-    sizeof(async_stream_protocol), served_made, tu_echo_data, NULL, tu_echo_lost, NULL, NULL, NULL, NULL,
+    sizeof(async_stream_protocol), served_made, tu_echo_data, NULL, tu_echo_lost, NULL, NULL, NULL, NULL, 0, NULL,
 };
 
 static int served_factory(const async_stream_protocol **p, void **ud, async_server *s, void *userdata) {

@@ -78,7 +78,7 @@ static void sink_lost(async_stream *s, int err, void *ud) {
 }
 
 static const async_stream_protocol k_sink = {
-    sizeof(async_stream_protocol), sink_made, sink_data, NULL, sink_lost, NULL, NULL, NULL, NULL,
+    sizeof(async_stream_protocol), sink_made, sink_data, NULL, sink_lost, NULL, NULL, NULL, NULL, 0, NULL,
 };
 
 

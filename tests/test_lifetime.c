@@ -76,7 +76,7 @@ static void rec_release(void *ud) {
 }
 
 static const async_stream_protocol rec_protocol = {
-    sizeof(async_stream_protocol), rec_made, rec_data, NULL, rec_lost, NULL, NULL, NULL, rec_release,
+    sizeof(async_stream_protocol), rec_made, rec_data, NULL, rec_lost, NULL, NULL, NULL, rec_release, 0, NULL,
 };
 
 static async_stream *adopt_pair(async_loop *loop, int sp[2], struct rec *r) {
@@ -342,7 +342,7 @@ static void hoard_release(void *ud) {
 
 static const async_stream_protocol hoard_protocol = {
     sizeof(async_stream_protocol), hoard_made,   hoard_data,    hoard_eof,     hoard_lost,
-    hoard_pause,                   hoard_resume, hoard_drained, hoard_release,
+    hoard_pause,                   hoard_resume, hoard_drained, hoard_release, 0, NULL,
 };
 
 static void test_retain_inside_every_callback(void **state) {

@@ -21,7 +21,7 @@
 #define V0_RECONNECT_OPTIONS 72
 #define V0_UDP_OPTIONS 48
 #define V0_DATAGRAM_PROTOCOL 64
-#define V0_STREAM_PROTOCOL 72
+#define V0_STREAM_PROTOCOL 88
 
 /* Room for a struct of any size below, and a tail a newer header adds. */
 #define TAIL 24
@@ -138,7 +138,7 @@ static void count_release(void *ud) {
   g_released++;
 }
 static const async_stream_protocol k_stream = {
-    sizeof(async_stream_protocol), s_made, s_data, NULL, s_lost, NULL, NULL, NULL, count_release,
+    sizeof(async_stream_protocol), s_made, s_data, NULL, s_lost, NULL, NULL, NULL, count_release, 0, NULL,
 };
 
 static void d_received(async_datagram *d, const uint8_t *data, size_t len, const struct sockaddr *a, size_t alen,

@@ -118,7 +118,7 @@ static void cl_drained(async_stream *s, void *ud) {
 }
 
 static const async_stream_protocol k_client = {
-    sizeof(async_stream_protocol), cl_made, cl_data, NULL, cl_lost, cl_pause, cl_resume, cl_drained, cl_release,
+    sizeof(async_stream_protocol), cl_made, cl_data, NULL, cl_lost, cl_pause, cl_resume, cl_drained, cl_release, 0, NULL,
 };
 
 /* A loopback port nothing listens on (bound, then closed). */

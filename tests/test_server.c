@@ -51,7 +51,7 @@ static void c_lost(async_stream *s, int err, void *ud) {
 static void c_release(void *ud) { ((struct counts *)ud)->released++; }
 
 static const async_stream_protocol k_echo = {
-    sizeof(async_stream_protocol), c_made, c_data, NULL, c_lost, NULL, NULL, NULL, c_release,
+    sizeof(async_stream_protocol), c_made, c_data, NULL, c_lost, NULL, NULL, NULL, c_release, 0, NULL,
 };
 
 static int factory(const async_stream_protocol **p, void **ud, async_server *server, void *userdata) {

@@ -209,7 +209,7 @@ static inline void tu_echo_lost(async_stream *s, int err, void *ud) {
 }
 
 static const async_stream_protocol tu_echo_protocol = {
-    sizeof(async_stream_protocol), NULL, tu_echo_data, NULL, tu_echo_lost, NULL, NULL, NULL, NULL,
+    sizeof(async_stream_protocol), NULL, tu_echo_data, NULL, tu_echo_lost, NULL, NULL, NULL, NULL, 0, NULL,
 };
 
 /* Every connection echoes; userdata (an int *, or NULL) counts losses. */

@@ -15,9 +15,15 @@
  *   so an idle stream holds no read buffer; only an unconsumed tail is kept
  *   per stream, bounded by the read limit (default 1 MiB): a tail that
  *   reaches it with nothing consumed ends the stream with ASYNC_ENOBUFS.
+ * - With ASYNC_STREAM_DELIVER_EACH in the protocol's flags, data_received
+ *   is called again at once with the rest of the same bytes while it
+ *   consumes more than 0 bytes and bytes remain, so it may handle one
+ *   message per call (see the flag below).
  * - At end of file, an unconsumed tail is delivered once more, then
  *   eof_received runs: a non-zero return keeps the stream open for writing
  *   (half-close; call async_stream_close() later), zero closes it.
+ * - idle_timeout runs when nothing was read or written for the period of
+ *   async_stream_set_idle_timeout(), in place of the ASYNC_ETIMEDOUT abort.
  * - pause_writing runs inside async_stream_write*() when the write buffer
  *   goes strictly above the high-water mark (default 64 KiB);
  *   resume_writing when it drains to the low-water mark or below (default
@@ -69,6 +75,29 @@ struct sockaddr;
 
 typedef struct async_stream async_stream;
 
+/* async_stream_protocol flags (a bit set; 0 is the default behaviour). */
+enum async_stream_flags {
+  /*
+   * One message per call: after data_received consumed n bytes with
+   * 0 < n < len, it is called again at once, in the same delivery, with the
+   * len - n bytes that follow (the same memory, no copy). This repeats
+   * until it returns 0 (the rest is kept, as without the flag), consumes
+   * everything, or the stream stops reading inside it: pause_reading (the
+   * rest is kept and presented again, through the loop, after
+   * async_stream_resume_reading()), close or abort (the rest is dropped),
+   * or set_protocol to a protocol without the flag (the rest is kept for
+   * that protocol's next delivery; a protocol with the flag goes on at
+   * once). At end of file the final delivery of the kept tail repeats the
+   * same way; eof_received follows when it stops (what is left is
+   * dropped), or, after a pause with bytes left, once resume_reading has
+   * presented them. There is no fairness bound inside a delivery: a
+   * protocol consuming 1 byte per call of a 64 KiB read is called 65,536
+   * times before the loop goes on, which is what it asked for.
+   */
+  ASYNC_STREAM_DELIVER_EACH = 1,
+  ASYNC_STREAM_FLAGS_FORCE32 = 0x7FFFFFFF
+};
+
 /*
  * A stream protocol: callbacks plus the userdata given with it. size:
  * sizeof(async_stream_protocol), read as for async_connect_options
@@ -88,11 +117,28 @@ typedef struct async_stream_protocol {
   void (*resume_writing)(async_stream *stream, void *userdata);
   void (*write_drained)(async_stream *stream, void *userdata);
   void (*release)(void *userdata);
+  /* enum async_stream_flags bits; unknown bits: ASYNC_EINVAL. */
+  uint32_t flags;
+  /*
+   * Nothing was read or written for the idle period: the protocol decides
+   * (write a keepalive, close, abort, change the period) instead of the
+   * stream aborting with ASYNC_ETIMEDOUT. Runs from the loop. When it
+   * returns and the stream is not lost, the idle timer is armed again for
+   * the period then in force (as async_stream_set_idle_timeout() set it,
+   * also inside the callback; 0 turns it off), counted from now; reads and
+   * writes go on resetting it. So a protocol that writes a keepalive, or
+   * does nothing, is called again after each idle period. A closed stream
+   * still flushing its writes is not the protocol's to keep: its idle
+   * timeout aborts it with ASYNC_ETIMEDOUT, callback or not. A period
+   * ending before connection_made ran starts again instead (never a call
+   * before it). NULL: the ASYNC_ETIMEDOUT abort.
+   */
+  void (*idle_timeout)(async_stream *stream, void *userdata);
 } async_stream_protocol;
 
 /* C convenience, the same as { sizeof(async_stream_protocol) }. */
 #define ASYNC_STREAM_PROTOCOL_INIT \
-  { sizeof(async_stream_protocol), 0, 0, 0, 0, 0, 0, 0, 0 }
+  { sizeof(async_stream_protocol), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /*
  * Makes a stream of fd, a connected stream socket, pipe, tty or any fd
@@ -102,7 +148,7 @@ typedef struct async_stream_protocol {
  * callback and to release.
  * Errors (fd and userdata stay the caller's, nothing is called):
  * ASYNC_EINVAL (NULL, a protocol size the library refuses, data_received or
- * connection_lost NULL, a listening or datagram socket), ASYNC_EBADF (fd not
+ * connection_lost NULL, unknown flag bits, a listening or datagram socket), ASYNC_EBADF (fd not
  * open), ASYNC_EBUSY (a reader bound already, async/reader.h), ASYNC_ENOMEM.
  * Callbacks: none run inside this call.
  */
@@ -165,9 +211,16 @@ ASYNC_API int async_stream_close(async_stream *stream);
 ASYNC_API int async_stream_abort(async_stream *stream);
 
 /*
- * Stops / restarts data_received. Idempotent; no effect once closing. Errors:
- * ASYNC_EINVAL.
- * Callbacks: none run inside this call.
+ * Stops / restarts data_received. Idempotent; no effect once closing.
+ * Paused inside data_received, the stream keeps the bytes not consumed.
+ * With ASYNC_STREAM_DELIVER_EACH, resume_reading then presents them again
+ * through the loop, before any newer bytes, without waiting for more
+ * data (without the flag, they come in front of the next read). Bytes
+ * kept that way past the end of file are presented at resume whatever the
+ * protocol is by then (once, without the flag), then eof_received. Errors:
+ * ASYNC_EINVAL, ASYNC_ENOMEM (resume_reading could not queue that
+ * delivery: the stream is aborted with ASYNC_ENOMEM, as by
+ * async_stream_abort()). Callbacks: none run inside these calls.
  */
 ASYNC_API int async_stream_pause_reading(async_stream *stream);
 ASYNC_API int async_stream_resume_reading(async_stream *stream);
@@ -209,6 +262,11 @@ ASYNC_API int async_stream_set_read_limit(async_stream *stream, size_t limit);
 /*
  * Replaces the protocol (and its userdata) from now on; the old userdata
  * gets its release call at once. connection_made is not called again.
+ * Called inside data_received, the rest of that delivery goes to the new
+ * protocol at once if it has ASYNC_STREAM_DELIVER_EACH, else with the
+ * next delivery. The idle timer keeps running; the new protocol's
+ * idle_timeout (or the abort) applies when it fires. Callbacks: the old
+ * protocol's release runs inside this call.
  * Errors: ASYNC_EINVAL (as for adopt), ASYNC_ECLOSED (connection_lost
  * already scheduled), ASYNC_EBUSY (as for adopt), ASYNC_ENOMEM (a stream sharing its callbacks with
  * others, e.g. a server's, needs a copy of the new ones). On an error the
@@ -254,9 +312,12 @@ ASYNC_API int async_stream_set_keepalive(async_stream *stream, int on, uint32_t 
 
 /*
  * Ends the stream with ASYNC_ETIMEDOUT when nothing was read or written for
- * timeout_ms (0 turns it off; the default). Errors: ASYNC_EINVAL,
- * ASYNC_ECLOSED, ASYNC_ENOMEM.
- * Callbacks: none run inside this call.
+ * timeout_ms (0 turns it off; the default), or, when the protocol has an
+ * idle_timeout callback, calls it instead (see async_stream_protocol).
+ * Each call restarts the period from now; inside idle_timeout it sets the
+ * period the timer is armed with next (0: no further calls). Errors:
+ * ASYNC_EINVAL, ASYNC_ECLOSED, ASYNC_ENOMEM. Callbacks: none run inside
+ * this call.
  */
 ASYNC_API int async_stream_set_idle_timeout(async_stream *stream, uint64_t timeout_ms);
 

@@ -72,10 +72,7 @@ ASYNC_API int async_stream_pause_reading(async_stream *stream) {
 }
 
 ASYNC_API int async_stream_resume_reading(async_stream *stream) {
-  return with_transport<Stream>(stream, [](Stream &s) {
-    s.resume_reading();
-    return 0;
-  });
+  return with_transport<Stream>(stream, [](Stream &s) { return s.resume_reading(); });
 }
 
 ASYNC_API int async_stream_is_reading(async_stream *stream) {

@@ -14,7 +14,7 @@
 namespace async::net {
 
 const async_stream_protocol Reader::kProtocol = {
-    sizeof(async_stream_protocol), on_made, on_data, on_eof, on_lost, nullptr, nullptr, nullptr, on_release,
+    sizeof(async_stream_protocol), on_made, on_data, on_eof, on_lost, nullptr, nullptr, nullptr, on_release, 0, nullptr,
 };
 
 Reader *Reader::create(Loop &loop, std::size_t limit) noexcept {
@@ -127,7 +127,10 @@ void Reader::sync_reading() noexcept {
   if (full != paused_) {
     paused_ = full;
     Stream *s = Stream::from(stream_);
-    full ? s->pause_reading() : s->resume_reading();
+    if (full)
+      s->pause_reading();
+    else
+      s->resume_reading();  // cannot fail: kProtocol has no ASYNC_STREAM_DELIVER_EACH
   }
 }
 

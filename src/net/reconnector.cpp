@@ -40,6 +40,8 @@ Reconnector::Reconnector(Loop &loop, const async_stream_protocol &protocol, void
   forward_.resume_writing = user_.resume_writing ? fwd_event<&async_stream_protocol::resume_writing> : nullptr;
   forward_.write_drained = user_.write_drained ? fwd_event<&async_stream_protocol::write_drained> : nullptr;
   forward_.release = fwd_release;
+  forward_.flags = user_.flags;
+  forward_.idle_timeout = user_.idle_timeout ? fwd_event<&async_stream_protocol::idle_timeout> : nullptr;
   random_ = util::monotonic_ns() ^ reinterpret_cast<std::uintptr_t>(this) ^ 0x9e3779b97f4a7c15u;
   ev::Backend::timer_init(timer_, on_timer, this);
 }

@@ -43,7 +43,7 @@ class Reconnector : public util::Tagged<0x52434f4e> {  // "RCON"
   static std::size_t fwd_data(async_stream *s, const std::uint8_t *data, std::size_t len, void *self) noexcept;
   static int fwd_eof(async_stream *s, void *self) noexcept;
   static void fwd_lost(async_stream *s, int error, void *self) noexcept;
-  // pause_writing, resume_writing, write_drained: passed on as they are.
+  // pause_writing, resume_writing, write_drained, idle_timeout: passed on as they are.
   using StreamEvent = void (*async_stream_protocol::*)(async_stream *, void *);
   template <StreamEvent Event>
   static void fwd_event(async_stream *s, void *self) noexcept;

@@ -83,23 +83,20 @@ ssize_t writev_no_sigpipe(int fd, const iovec *iov, int iovcnt) noexcept {
   return n;
 }
 
+// Both sides as copy_protocol() made them (every field present).
 bool same_callbacks(const async_stream_protocol &a, const async_stream_protocol &b) noexcept {
   return a.connection_made == b.connection_made && a.data_received == b.data_received &&
          a.eof_received == b.eof_received && a.connection_lost == b.connection_lost &&
          a.pause_writing == b.pause_writing && a.resume_writing == b.resume_writing &&
-         a.write_drained == b.write_drained && a.release == b.release;
-}
-
-// The library reads the struct as this version knows it.
-void set_callbacks(async_stream_protocol &to, const async_stream_protocol &from) noexcept {
-  to = from;
-  to.size = sizeof to;
+         a.write_drained == b.write_drained && a.release == b.release && a.flags == b.flags &&
+         a.idle_timeout == b.idle_timeout;
 }
 
 }  // namespace
 
 bool Stream::copy_protocol(async_stream_protocol &out, const async_stream_protocol *p) noexcept {
-  return p && util::copy_sized(out, p) == 0 && out.data_received && out.connection_lost;
+  return p && util::copy_sized(out, p) == 0 && out.data_received && out.connection_lost &&
+         (out.flags & ~std::uint32_t{ASYNC_STREAM_DELIVER_EACH}) == 0;
 }
 
 Stream::Stream(Loop &loop, Protocol *protocol) noexcept : loop_(&loop), protocol_(protocol) {
@@ -129,7 +126,7 @@ Stream::Protocol *Stream::share_protocol(const async_stream_protocol &protocol, 
   }
   auto *record = util::make<Protocol>();
   if (!record) return nullptr;
-  set_callbacks(record->callbacks, protocol);
+  record->callbacks = protocol;
   if (cache) {
     drop_protocol(cache->last_);
     cache->last_ = record;
@@ -224,7 +221,7 @@ int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) 
   void *old_userdata = userdata_;
   if (!same_callbacks(protocol_->callbacks, protocol)) {
     if (protocol_->refs == 1) {
-      set_callbacks(protocol_->callbacks, protocol);  // this stream's alone: rewritten
+      protocol_->callbacks = protocol;  // this stream's alone: rewritten
     } else {
       Protocol *own = share_protocol(protocol, nullptr);
       if (!own) {
@@ -267,10 +264,37 @@ void Stream::pause_reading() noexcept {
   update_io();
 }
 
-void Stream::resume_reading() noexcept {
+int Stream::resume_reading() noexcept {
   paused_ = false;
   update_io();
+  // A pause may have stopped a delivery of whole messages: they must not
+  // wait for bytes the peer may never send. A tail kept past the end of
+  // file waits for this resume whatever the protocol is now (end_input()).
+  if (state_ == kOpen && tail_len() && (deliver_each() || eof_) && !replay_wanted_) {
+    if (int err = loop_->call_soon(run_replay, this)) {
+      abort(err);
+      return err;
+    }
+    replay_wanted_ = true;
+  }
+  return 0;
 }
+
+// Queued before any run_lost(), so it runs while the stream's memory lives.
+// A presentation since (a read, or a pause and resume inside data_received)
+// took the want back: a partial message is not presented again unchanged.
+void Stream::run_replay(async_loop *, void *self) noexcept {
+  auto *s = static_cast<Stream *>(self);
+  bool wanted = s->replay_wanted_;
+  s->replay_wanted_ = false;
+  if (!wanted || !s->presenting() || !s->tail_len()) return;  // paused again: the next resume queues anew
+  if (s->eof_)
+    s->end_input();  // the final delivery waited for this resume
+  else
+    s->present_tail();
+}
+
+bool Stream::deliver_each() const noexcept { return (protocol_->callbacks.flags & ASYNC_STREAM_DELIVER_EACH) != 0; }
 
 int Stream::set_idle_timeout(std::uint64_t timeout_ms) noexcept {
   if (state_ == kLost) return ASYNC_ECLOSED;
@@ -292,7 +316,22 @@ void Stream::touch() noexcept {
   if (idle_ && idle_->ms) loop_->backend().timer_start(idle_->timer, util::ms_to_ns(idle_->ms));
 }
 
-void Stream::on_idle(void *self, std::uint32_t) noexcept { static_cast<Stream *>(self)->abort(ASYNC_ETIMEDOUT); }
+void Stream::on_idle(void *self, std::uint32_t) noexcept {
+  auto *s = static_cast<Stream *>(self);
+  auto *idle_timeout = s->protocol_->callbacks.idle_timeout;
+  // A closing stream stalled in its flush is past the protocol's say.
+  if (!idle_timeout || s->state_ != kOpen) {
+    s->abort(ASYNC_ETIMEDOUT);
+    return;
+  }
+  // No protocol callback before connection_made: the period starts again.
+  if (!s->made_) {
+    s->touch();
+    return;
+  }
+  s->loop_->invoke([&] { idle_timeout(s->c_stream(), s->userdata_); });
+  if (s->state_ != kLost) s->touch();  // the next period, in the length now set (0: none)
+}
 
 // ---- reading ----------------------------------------------------------------
 
@@ -324,32 +363,23 @@ void Stream::read_some() noexcept {
 }
 
 bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
-  // With a tail, the new bytes go behind it and the whole is presented.
-  const std::uint8_t *view = data;
-  std::size_t view_len = len;
-  if (tail_len()) {
-    util::ByteQueue &tail = buffers_->tail;
-    if (!tail.append(data, len)) {
-      abort(ASYNC_ENOMEM);
-      return false;
-    }
-    view = tail.data();
-    view_len = tail.size();
-  }
   std::size_t consumed = 0;
-  loop_->invoke([&] { consumed = protocol_->callbacks.data_received(c_stream(), view, view_len, userdata_); });
-  if (state_ == kLost) return false;  // aborted inside: the tail is gone
-  if (consumed > view_len) consumed = view_len;
-  std::size_t rest = view_len - consumed;
-  if (view != data) {  // the tail was presented
-    buffers_->tail.consume(consumed);
-    if (!rest) drop_tail();
-  } else if (rest) {
-    if (!ensure_buffers() || !buffers_->tail.append(data + consumed, rest)) {
+  if (tail_len()) {
+    // The new bytes go behind the tail and the whole is presented.
+    if (!buffers_->tail.append(data, len)) {
+      abort(ASYNC_ENOMEM);
+      return false;
+    }
+    consumed = present_tail();
+  } else {
+    consumed = present(data, len);
+    if (consumed < len && state_ != kLost &&
+        (!ensure_buffers() || !buffers_->tail.append(data + consumed, len - consumed))) {
       abort(ASYNC_ENOMEM);
       return false;
     }
   }
+  if (state_ == kLost) return false;  // aborted inside: the tail is gone
   if (consumed == 0 && tail_len() >= read_limit_) {
     abort(ASYNC_ENOBUFS);
     return false;
@@ -357,13 +387,29 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
   return is_reading();
 }
 
+std::size_t Stream::present_tail() noexcept {
+  util::ByteQueue &tail = buffers_->tail;
+  std::size_t consumed = present(tail.data(), tail.size());
+  if (state_ == kLost) return consumed;  // aborted inside: the tail is gone
+  replay_wanted_ = false;                // presented: a queued run_replay() has nothing to do
+  tail.consume(consumed);
+  if (tail.empty()) drop_tail();
+  return consumed;
+}
+
 void Stream::read_eof() noexcept {
   eof_ = true;
-  if (std::size_t kept = tail_len()) {
-    // The unconsumed tail, once more; what is left of it then is dropped.
-    loop_->invoke([&] { protocol_->callbacks.data_received(c_stream(), buffers_->tail.data(), kept, userdata_); });
-    drop_tail();
+  end_input();
+}
+
+void Stream::end_input() noexcept {
+  if (tail_len()) {
+    // The unconsumed tail, once more; what is left of it then is dropped,
+    // unless a pause stopped a one-message-per-call protocol: resume goes on.
+    present_tail();
     if (state_ != kOpen) return;
+    if (paused_ && tail_len() && deliver_each()) return;
+    drop_tail();
   }
   int keep_open = 0;
   if (protocol_->callbacks.eof_received)

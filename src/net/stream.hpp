@@ -59,7 +59,9 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   int write(const iovec *iov, int iovcnt, async_release_fn done, void *done_userdata) noexcept;
   int write_eof() noexcept;
   void pause_reading() noexcept;
-  void resume_reading() noexcept;
+  // 0, or ASYNC_ENOMEM when the kept bytes' delivery could not be queued
+  // (the stream is then aborted).
+  int resume_reading() noexcept;
   bool is_reading() const noexcept;
   std::size_t high() const noexcept { return marks_.high; }
   std::size_t low() const noexcept { return marks_.low; }
@@ -113,13 +115,22 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   static void on_io(void *self, std::uint32_t revents) noexcept;
   static void on_idle(void *self, std::uint32_t) noexcept;
   static void run_lost(async_loop *, void *self) noexcept;
+  // resume_reading()'s delivery of the kept bytes (ASYNC_STREAM_DELIVER_EACH),
+  // unless another delivery presented them first.
+  static void run_replay(async_loop *, void *self) noexcept;
 
   void read_some() noexcept;
   // A pipe's write end saw its reader close.
   void reader_gone() noexcept;
   // false when the stream stopped reading (closed, paused, lost) meanwhile.
   bool deliver(const std::uint8_t *data, std::size_t len) noexcept;
+  // The kept tail presented again, and what was consumed of it dropped;
+  // returns that count.
+  std::size_t present_tail() noexcept;
   void read_eof() noexcept;
+  // The end of file's final delivery of the tail, then eof_received.
+  void end_input() noexcept;
+  bool deliver_each() const noexcept;
   void write_some() noexcept;
   // Bytes sent (>= 0) or a negative ASYNC_E* code; 0 when the fd is full.
   long send(const iovec *iov, int iovcnt) noexcept;
@@ -146,6 +157,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
     drop_tail();
   }
   void after_made() noexcept { update_io(); }  // reading starts only now
+  bool presenting() const noexcept { return state_ == kOpen && !paused_; }
   void schedule_lost(int error) noexcept;
   void update_io() noexcept;
   void touch() noexcept;
@@ -192,6 +204,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   bool eof_wanted_ : 1 = false;      // write_eof() called
   bool eof_sent_ : 1 = false;
   bool value_ref_ : 1 = false;  // a connect future's value holds a reference
+  bool replay_wanted_ : 1 = false;  // resume_reading() queued run_replay(), no delivery since
   util::WaterMarks marks_;
 };
 

@@ -13,10 +13,13 @@
 // holds besides the connection's), lost_error_, made_, writing_paused_, marks_,
 // state_ (State::kOpen/kClosing/kLost), write_buffer_size(), has_queued()
 // (sends wait), stop_receiving() (on close), drop_queued() (on abort),
-// after_made(), update_io() and schedule_lost(error).
+// after_made(), update_io() and schedule_lost(error); a byte-stream
+// transport using present() also presenting() (data_received may be called
+// again now).
 #pragma once
 
 #include <async/error.h>
+#include <async/stream.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -111,6 +114,24 @@ class Transport {
   void drop_reference() noexcept {
     Derived &d = self();
     if (--d.refs_ == 0) util::destroy(&d);
+  }
+
+  // data_received(data, len) from the loop. With ASYNC_STREAM_DELIVER_EACH
+  // it is called again at once with the rest while it consumes something,
+  // bytes remain and the transport is still presenting(); the protocol is
+  // read afresh each round, so set_protocol() inside takes effect at once.
+  // The one place that repeats, for streams and the layers over them (TLS
+  // presenting plaintext). Returns the bytes consumed (<= len).
+  std::size_t present(const std::uint8_t *data, std::size_t len) noexcept {
+    Derived &d = self();
+    std::size_t done = 0;
+    for (;;) {
+      std::size_t n = 0;
+      d.loop().invoke([&] { n = d.callbacks().data_received(d.c_handle(), data + done, len - done, d.userdata_); });
+      if (n > len - done) n = len - done;  // more than it was given: all of it
+      done += n;
+      if (n == 0 || done == len || !(d.callbacks().flags & ASYNC_STREAM_DELIVER_EACH) || !d.presenting()) return done;
+    }
   }
 
   // pause_writing once the queue is strictly above the high-water mark.

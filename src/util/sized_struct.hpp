@@ -29,7 +29,7 @@ inline constexpr std::uint32_t kV0Size<async_udp_options> = 48;
 template <>
 inline constexpr std::uint32_t kV0Size<async_datagram_protocol> = 64;
 template <>
-inline constexpr std::uint32_t kV0Size<async_stream_protocol> = 72;
+inline constexpr std::uint32_t kV0Size<async_stream_protocol> = 88;
 
 // Two facts per struct, one per line below:
 // - its v0 size ends where its last v0 field ends (true for good);
@@ -53,9 +53,9 @@ static_assert(kV0Size<async_datagram_protocol> ==
 static_assert(sizeof(async_datagram_protocol) ==
               offsetof(async_datagram_protocol, release) + sizeof(async_datagram_protocol::release));
 static_assert(kV0Size<async_stream_protocol> ==
-              offsetof(async_stream_protocol, release) + sizeof(async_stream_protocol::release));
+              offsetof(async_stream_protocol, idle_timeout) + sizeof(async_stream_protocol::idle_timeout));
 static_assert(sizeof(async_stream_protocol) ==
-              offsetof(async_stream_protocol, release) + sizeof(async_stream_protocol::release));
+              offsetof(async_stream_protocol, idle_timeout) + sizeof(async_stream_protocol::idle_timeout));
 
 // The largest size accepted: anything above is garbage, not a newer header
 // (the check of the unknown tail would read that far).

@@ -185,7 +185,7 @@ void stream_release(void *ud) {
 
 const async_stream_protocol kStreamProtocol = {
     sizeof(async_stream_protocol), stream_made, stream_data, stream_eof, stream_lost,
-    stream_pause, stream_resume, nullptr, stream_release,
+    stream_pause, stream_resume, nullptr, stream_release, 0, nullptr,
 };
 
 // A reader's stream: a protocol whose release is the reader's, with the
@@ -233,7 +233,7 @@ void shim_lost(async_stream *s, int error, void *reader) {
 const async_stream_protocol &reader_shim() {
   static const async_stream_protocol shim = {
       sizeof(async_stream_protocol), shim_made, shim_data, shim_eof, shim_lost, nullptr, nullptr, nullptr,
-      reader_protocol().release,
+      reader_protocol().release, 0, nullptr,
   };
   return shim;
 }
