@@ -5,6 +5,7 @@
 
 using async::api::checked_loop;
 using async::api::guarded;
+using async::api::refused_loop;
 using async::net::Connector;
 using async::core::Future;
 using async::core::Loop;
@@ -16,7 +17,7 @@ ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char
                                 const async_connect_options *options, const async_stream_protocol *protocol,
                                 void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !host || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
+  if (!out || !l || !host || !Stream::valid_protocol(protocol)) return refused_loop(loop);
   async_connect_options defaults = ASYNC_CONNECT_OPTIONS_INIT;
   if (options && options->size < sizeof(async_connect_options)) return ASYNC_EINVAL;
   return guarded([&]() -> int {
@@ -30,7 +31,7 @@ ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char
 ASYNC_API int async_unix_connect(async_future **out, async_loop *loop, const char *path,
                                  const async_stream_protocol *protocol, void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !path || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
+  if (!out || !l || !path || !Stream::valid_protocol(protocol)) return refused_loop(loop);
   return guarded([&]() -> int {
     Future *f = nullptr;
     int err = Connector::start_unix(&f, *l, path, *protocol, userdata);

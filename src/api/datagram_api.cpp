@@ -8,6 +8,7 @@ using async::api::checked_loop;
 using async::api::guarded;
 using async::api::with_object;
 using async::api::kInvalid;
+using async::api::refused_loop;
 using async::net::Datagram;
 using async::core::Loop;
 
@@ -44,7 +45,7 @@ ASYNC_API int async_unix_datagram_open(async_datagram **out, async_loop *loop, c
                                        const char *remote_path, const async_datagram_protocol *protocol,
                                        void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !Datagram::valid_protocol(protocol)) return ASYNC_EINVAL;
+  if (!out || !l || !Datagram::valid_protocol(protocol)) return refused_loop(loop);
   return guarded([&]() -> int {
     Datagram *d = nullptr;
     int err = Datagram::open_unix(&d, *l, local_path, remote_path, *protocol, userdata);
@@ -56,7 +57,7 @@ ASYNC_API int async_unix_datagram_open(async_datagram **out, async_loop *loop, c
 ASYNC_API int async_datagram_adopt(async_datagram **out, async_loop *loop, int fd,
                                    const async_datagram_protocol *protocol, void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !Datagram::valid_protocol(protocol)) return ASYNC_EINVAL;
+  if (!out || !l || !Datagram::valid_protocol(protocol)) return refused_loop(loop);
   return guarded([&]() -> int {
     Datagram *d = nullptr;
     int err = Datagram::adopt(&d, *l, fd, *protocol, userdata);

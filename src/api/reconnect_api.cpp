@@ -5,7 +5,8 @@
 using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
-using async::api::kInvalid;
+using async::api::refused;
+using async::api::refused_loop;
 using async::core::Loop;
 using async::net::Reconnector;
 using async::net::Stream;
@@ -16,7 +17,7 @@ ASYNC_API int async_reconnector_start(async_reconnector **out, async_loop *loop,
                                       const async_reconnect_options *options, const async_stream_protocol *protocol,
                                       void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !host || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
+  if (!out || !l || !host || !Stream::valid_protocol(protocol)) return refused_loop(loop);
   async_reconnect_options defaults = ASYNC_RECONNECT_OPTIONS_INIT;
   if (options && options->size < sizeof(async_reconnect_options)) return ASYNC_EINVAL;
   return guarded([&]() -> int {
@@ -29,19 +30,19 @@ ASYNC_API int async_reconnector_start(async_reconnector **out, async_loop *loop,
 
 ASYNC_API int async_reconnector_reconnect(async_reconnector *rc) {
   Reconnector *r = checked<Reconnector>(rc);
-  return r ? guarded([&] { return r->reconnect(); }) : kInvalid;
+  return r ? guarded([&] { return r->reconnect(); }) : refused<Reconnector>(rc);
 }
 
 ASYNC_API int async_reconnector_stop(async_reconnector *rc) {
   Reconnector *r = checked<Reconnector>(rc);
-  if (!r) return ASYNC_EINVAL;
+  if (!r) return refused<Reconnector>(rc);
   r->stop();
   return 0;
 }
 
 ASYNC_API int async_reconnector_state(async_reconnector *rc) {
   Reconnector *r = checked<Reconnector>(rc);
-  return r ? r->state() : kInvalid;
+  return r ? r->state() : refused<Reconnector>(rc);
 }
 
 ASYNC_API async_stream *async_reconnector_stream(async_reconnector *rc) {

@@ -9,6 +9,7 @@ using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
 using async::api::with_object;
+using async::api::refused_loop;
 using async::core::Loop;
 using async::net::Stream;
 
@@ -17,7 +18,7 @@ extern "C" {
 ASYNC_API int async_stream_adopt(async_stream **out, async_loop *loop, int fd, const async_stream_protocol *protocol,
                                  void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !Stream::valid_protocol(protocol)) return ASYNC_EINVAL;
+  if (!out || !l || !Stream::valid_protocol(protocol)) return refused_loop(loop);
   return guarded([&]() -> int {
     Stream *s = nullptr;
     int err = Stream::adopt_bound(&s, *l, fd, *protocol, userdata);

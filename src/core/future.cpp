@@ -4,17 +4,25 @@
 
 #include "core/loop.hpp"
 #include "util/alloc.hpp"
+#include "util/container_of.hpp"
 
 namespace async::core {
 
 Future *Future::create(Loop &loop) noexcept {
   Future *future = util::make<Future>(loop);
-  if (future) loop.object_added();
+  if (!future) return nullptr;
+  loop.object_added();
+  loop.registry(ASYNC_OBJECT_FUTURE).push_back(future->registry_node_);
   return future;
+}
+
+Future *Future::from_registry_node(util::ListNode *node) noexcept {
+  return util::container_of(node, &Future::registry_node_);
 }
 
 Future::~Future() {
   mark_dead();
+  registry_node_.unlink();
   if (destroy_) destroy_(value_);
   // Callbacks never scheduled (only if the future never completed).
   for (std::size_t n = callbacks_.size() - scheduled_; n > 0; --n) loop_->unreserve_task();
@@ -101,6 +109,7 @@ void Future::run_callback(async_loop *, void *self) noexcept {
 
 void Future::release_owner() noexcept {
   owner_released_ = true;
+  registry_node_.unlink();
   retain();
   cancel();
   --refs_;  // the owner's reference

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "util/list.hpp"
 #include "util/ring.hpp"
 #include "util/tagged.hpp"
 
@@ -18,6 +19,7 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   static Future *create(Loop &loop) noexcept;
 
   static Future *from(async_future *f) noexcept { return reinterpret_cast<Future *>(f); }
+  static Future *from_registry_node(util::ListNode *node) noexcept;
   async_future *c_future() noexcept { return reinterpret_cast<async_future *>(this); }
 
   Loop &loop() const noexcept { return *loop_; }
@@ -42,8 +44,11 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   // 1 if cancelled now, 0 if already complete.
   int cancel() noexcept;
 
-  // The owner's async_future_free.
+  // The owner's async_future_free; the future leaves the loop's registry.
   void release_owner() noexcept;
+  // A future the library owns (a connector's lookup): off the loop's
+  // registry, so neither walk nor shutdown sees it.
+  void make_internal() noexcept { registry_node_.unlink(); }
   // Internal references keep the memory alive (combinators).
   void retain() noexcept { ++refs_; }
   void release() noexcept;
@@ -63,6 +68,7 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   };
 
   Loop *loop_;
+  util::ListNode registry_node_;  // on the loop's registry until the owner frees it
   util::Ring<Callback> callbacks_;
   void *value_ = nullptr;
   async_destroy_fn destroy_ = nullptr;

@@ -14,6 +14,7 @@
 
 #include "core/loop.hpp"
 #include "util/alloc.hpp"
+#include "util/container_of.hpp"
 #include "util/sys_error.hpp"
 
 namespace async::net {
@@ -77,8 +78,13 @@ bool Datagram::valid_protocol(const async_datagram_protocol *p) noexcept {
 
 Datagram::Datagram(Loop &loop, int fd) noexcept : loop_(loop), fd_(fd) {}
 
+Datagram *Datagram::from_registry_node(util::ListNode *node) noexcept {
+  return util::container_of(node, &Datagram::registry_node_);
+}
+
 Datagram::~Datagram() {
   mark_dead();
+  registry_node_.unlink();
   out_.clear();
   errors_.clear();
   held_.clear();
@@ -120,6 +126,7 @@ int Datagram::adopt(Datagram **out, Loop &loop, int fd, const async_datagram_pro
   d->userdata_ = userdata;
   ev::Backend::io_init(d->io_, fd, 0, on_io, d);
   ev::Backend::timer_init(d->kick_, on_kick, d);
+  loop.registry(ASYNC_OBJECT_DATAGRAM).push_back(d->registry_node_);
   loop.transport_opened(run_made, d);
   *out = d;
   return 0;

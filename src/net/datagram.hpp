@@ -17,6 +17,7 @@
 #include "net/socket.hpp"
 #include "net/transport.hpp"
 #include "util/fifo.hpp"
+#include "util/list.hpp"
 #include "util/tagged.hpp"
 #include "util/water_marks.hpp"
 
@@ -59,6 +60,7 @@ class Datagram : public util::Tagged<0x44475241>, public Transport<Datagram> {  
   std::size_t write_buffer_size() const noexcept { return queued_; }
   int fd() const noexcept { return fd_; }
   Loop &loop() const noexcept { return loop_; }
+  static Datagram *from_registry_node(util::ListNode *node) noexcept;
   bool is_open() const noexcept { return state_ == State::kOpen; }
   int family() const noexcept { return family_; }
   bool is_inet() const noexcept { return family_ == AF_INET || family_ == AF_INET6; }
@@ -112,6 +114,7 @@ class Datagram : public util::Tagged<0x44475241>, public Transport<Datagram> {  
   void kick() noexcept;
 
   Loop &loop_;
+  util::ListNode registry_node_;  // on the loop's registry until freed
   int fd_;
   int family_ = AF_UNSPEC;
   bool connected_ = false;

@@ -81,9 +81,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   void retain() noexcept { ++refs_; }
   // Matches async_destroy_fn (a connect future's value destructor).
   static void release(void *stream) noexcept;
-  // Membership in a server's list of connections, left when lost.
-  util::ListNode &server_node() noexcept { return server_node_; }
-  static Stream *from_server_node(util::ListNode *node) noexcept;
+  // Membership in its server's list of connections (accepted streams) or
+  // else in the loop's registry, left when connection_lost has run.
+  util::ListNode &list_node() noexcept { return list_node_; }
+  static Stream *from_list_node(util::ListNode *node) noexcept;
 
   // Use adopt(); public only for util::make/destroy.
   Stream(Loop &loop, Protocol *protocol) noexcept;
@@ -161,7 +162,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   bool writing_paused_ : 1 = false;  // pause_writing told, resume_writing not yet
   bool eof_wanted_ : 1 = false;      // write_eof() called
   bool eof_sent_ : 1 = false;
-  util::ListNode server_node_;
+  util::ListNode list_node_;
   Loop *loop_;
   ev::IoSlot io_;  // also holds the fd
   // Shared with the other streams made with the same callbacks: a server's
