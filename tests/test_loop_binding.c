@@ -277,6 +277,12 @@ static void test_walk_sees_each_kind(void **state) {
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 1);
   assert_int_equal(walk(loop).count[ASYNC_OBJECT_TIMER], 0);
 
+  /* A server freed before its streams hands them to the loop: still visited. */
+  tu_server_close(loop, z.server);
+  s = walk(loop);
+  assert_int_equal(s.count[ASYNC_OBJECT_SERVER], 0);
+  assert_int_equal(s.count[ASYNC_OBJECT_STREAM], 6);
+
   assert_int_equal(async_loop_shutdown(loop, NULL), 0);
   drain(loop, 3000);
   /* The client stream is lost but kept as the connect future's value: not visited. */

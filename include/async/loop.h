@@ -191,7 +191,8 @@ ASYNC_API void *async_loop_userdata(async_loop *loop);
 
 /*
  * Calls fn(kind, object, userdata) once for every object of the loop a
- * user holds, kind by kind in enum order, oldest first within a kind:
+ * user holds, kind by kind in enum order (streams: those of no server,
+ * then each server's accepted ones, server by server):
  * - handles (timers, watchers, hooks, signals, servers) from their
  *   creation until their close callback has returned; closing ones are
  *   visited (async_handle_is_closing() tells them apart);
@@ -219,17 +220,19 @@ ASYNC_API int async_loop_walk(async_loop *loop, async_walk_fn fn, void *userdata
 
 /*
  * Ends every object of the loop that async_loop_walk() would visit, so
- * that the next runs deliver every final notification:
- * - reconnectors stop: stopped(ASYNC_ECANCELED), then release(userdata);
- * - pending futures are cancelled (their callbacks get ASYNC_ECANCELED), so
- *   are the connects, DNS lookups and reads behind them;
+ * that the next runs deliver every final notification, in this order:
  * - streams and datagrams are aborted, closing ones too (queued writes are
  *   dropped, zero-copy ones get their done callback at once):
- *   connection_lost(ASYNC_ECANCELED), then the protocol's release;
+ *   connection_lost(ASYNC_ECANCELED), then the protocol's release, run
+ *   from the loop; this includes a server's accepted streams and the
+ *   streams of connects and reconnectors;
+ * - reconnectors stop: stopped(ASYNC_ECANCELED), then release(userdata);
+ * - pending futures are cancelled (their callbacks get ASYNC_ECANCELED), and
+ *   with them the connects, DNS lookups and reads behind them;
  * - handles not closing yet are closed with close_cb (NULL: none) as their
  *   close callback: close_cb(handle, userdata) is their final notification;
  *   closing handles keep the close callback they were given; servers stop
- *   listening and their accepted streams are aborted as above.
+ *   listening.
  * Callbacks already queued (call_soon, posts) still run. Futures and
  * readers are not freed: their owner frees them (walk finds them), and
  * async_loop_free() returns ASYNC_EBUSY until then, as it does while the
@@ -240,10 +243,11 @@ ASYNC_API int async_loop_walk(async_loop *loop, async_walk_fn fn, void *userdata
  * async_loop_shutdown(), async_loop_run(ASYNC_RUN_DEFAULT), free the
  * futures and readers still held, async_loop_free().
  * Returns 0, ASYNC_EINVAL, or ASYNC_EBUSY (inside four nested walks and
- * shutdowns already). Loop thread only. Callbacks: the cancel hooks
- * of the futures it cancels (async_future_set_cancel) and the done
- * callbacks of dropped zero-copy writes run inside this call; every other
- * notification runs from the loop afterwards.
+ * shutdowns already). Loop thread only. Callbacks: what cancelling a
+ * future runs inside async_future_cancel() runs inside this call too (its
+ * cancel hook, async_future_set_cancel; a pending connect's protocol
+ * release), and so do the done callbacks of dropped zero-copy writes;
+ * every other notification runs from the loop afterwards.
  */
 ASYNC_API int async_loop_shutdown(async_loop *loop, async_close_fn close_cb);
 
