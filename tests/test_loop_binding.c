@@ -318,6 +318,7 @@ static void close_all_fn(int kind, void *object, void *ud) {
       break;
     case ASYNC_OBJECT_FUTURE:
       c->futures++;
+      if (async_loop_run_until(c->loop, object) != ASYNC_EBUSY) fail_msg("run_until inside fn");
       if (c->victim && object != c->victim) {
         async_future_free(c->victim); /* not visited any more */
         c->victim = NULL;

@@ -210,8 +210,8 @@ ASYNC_API void *async_loop_userdata(async_loop *loop);
  * one created inside fn is visited when it is of a kind not reached yet or
  * linked behind the current one). Nested calls work: async_loop_walk() and
  * async_loop_shutdown() from inside fn, four of them at once in all
- * (a fifth returns ASYNC_EBUSY). async_loop_run() and async_loop_free()
- * return ASYNC_EBUSY inside fn.
+ * (a fifth returns ASYNC_EBUSY). async_loop_run(), async_loop_run_until()
+ * and async_loop_free() return ASYNC_EBUSY inside fn.
  * Returns the number of calls made (>= 0), or ASYNC_EINVAL (NULL loop or
  * fn), ASYNC_EBUSY (nested too deep). Loop thread only. Callbacks: fn, and the callbacks that the calls
  * fn makes run inside them.
@@ -246,7 +246,8 @@ ASYNC_API int async_loop_walk(async_loop *loop, async_walk_fn fn, void *userdata
  * shutdowns already). Loop thread only. Callbacks: what cancelling a
  * future runs inside async_future_cancel() runs inside this call too (its
  * cancel hook, async_future_set_cancel; a pending connect's protocol
- * release), and so do the done callbacks of dropped zero-copy writes;
+ * release), and so do the done callbacks of dropped zero-copy writes
+ * (inside them, as inside a walk's fn, the loop cannot run or be freed);
  * every other notification runs from the loop afterwards.
  */
 ASYNC_API int async_loop_shutdown(async_loop *loop, async_close_fn close_cb);

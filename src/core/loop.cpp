@@ -105,7 +105,7 @@ void Loop::run_until_done(async_future *future, int, void *token) noexcept {
 }
 
 int Loop::run_until(Future &future) noexcept {
-  if (running_) return ASYNC_EBUSY;
+  if (running_ || visiting()) return ASYNC_EBUSY;
   // Returns once our callback, registered last, has run: the callbacks
   // registered before it have run by then. The token keeps a callback left
   // over from an earlier, abandoned run_until from ending this one.
