@@ -85,9 +85,11 @@ ASYNC_API int async_loop_new(async_loop **out);
 /*
  * Frees the loop. Fails with ASYNC_EBUSY while handles are open (closing
  * ones included), futures of the loop are not released (async_future_free
- * and their callbacks run), callbacks are queued or posts are pending:
- * close and free them and run the loop until their callbacks have run,
- * then free. After success,
+ * and their callbacks run), readers are not freed, reconnectors have not
+ * stopped, callbacks are queued, posts are pending or the loop is held
+ * (async_loop_hold): close and free them (async_loop_walk() finds them,
+ * async_loop_shutdown() ends them) and run the loop until their callbacks
+ * have run, then free. After success,
  * async_loop_post() on this pointer returns ASYNC_ECLOSED (as long as no new
  * loop reuses the address). Releases the log hook's userdata.
  * Errors: ASYNC_EINVAL, ASYNC_EBUSY (also when called from inside run).
@@ -99,7 +101,8 @@ ASYNC_API int async_loop_free(async_loop *loop);
  * Returns 0 when no referenced work remains, 1 when work remains (the loop
  * was stopped, or ONCE/NOWAIT returned with work pending), or a negative
  * code: ASYNC_EINVAL (bad loop or mode), ASYNC_EBUSY (already running:
- * nested runs are rejected).
+ * nested runs are rejected; also inside async_loop_walk() and
+ * async_loop_shutdown()).
  * If async_loop_stop() was called before run, run performs one non-blocking
  * iteration (ready callbacks run) and returns (asyncio semantics).
  */
@@ -113,8 +116,8 @@ ASYNC_API int async_loop_run(async_loop *loop, int mode);
 ASYNC_API int async_loop_stop(async_loop *loop);
 
 /*
- * Returns 1 if the loop has referenced active handles, closing handles or
- * queued callbacks, 0 if not, or ASYNC_EINVAL.
+ * Returns 1 if the loop has referenced active handles, closing handles,
+ * queued callbacks or holds (async_loop_hold), 0 if not, or ASYNC_EINVAL.
  */
 ASYNC_API int async_loop_alive(async_loop *loop);
 
