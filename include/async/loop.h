@@ -261,7 +261,9 @@ ASYNC_API int async_loop_shutdown(async_loop *loop, async_close_fn close_cb);
  * objects made from another thread returns ASYNC_EWRONGTHREAD (functions
  * that return a pointer return NULL) and changes nothing, instead of
  * racing. The thread-safe calls (async_loop_post, _wakeup, _hold, _unhold)
- * stay callable from any thread, and so do the async_<type>_handle() casts. on = 0 turns the check off (the default:
+ * stay callable from any thread, and so do the async_<type>_handle() casts.
+ * To hand the loop to another thread (to run or free it there), the owner
+ * turns the check off first; the new thread may turn it on again. on = 0 turns the check off (the default:
  * the check costs one branch then). Calls on objects of no loop (address
  * lists, byte blocks, name info) are never checked.
  * Errors: ASYNC_EINVAL, ASYNC_EWRONGTHREAD (the check is on and the caller
