@@ -17,9 +17,9 @@ class Handle;
 
 // What differs between handle kinds, one table per kind (handle_kind<T>):
 // the tag the API checks, its async_object_kind (the loop's registry list),
-// how the kind stops and how it is freed. Handle
-// dispatches through it, so the base knows no kind, and kinds defined in
-// layers above core (net::Server) are handles like the others.
+// how the kind stops and how it is freed. Handle dispatches through it, so
+// the base knows no kind, and kinds defined in layers above core
+// (net::Server) are handles like the others.
 struct HandleKind {
   std::uint32_t tag;
   int object_kind;

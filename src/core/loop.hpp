@@ -127,7 +127,7 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   void object_removed() noexcept { --objects_; }
 
   // The objects a user holds, one list per async_object_kind, for
-  // async_loop_walk() and async_loop_shutdown() (net/objects.cpp). Each
+  // async_loop_walk() and async_loop_shutdown() (net/loop_objects.cpp). Each
   // object links itself while the user may hold it; internal ones (a
   // combinator's timer, a connector's lookups) stay off. A server's
   // accepted streams are on its own list instead, reached through it.
