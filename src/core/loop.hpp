@@ -57,8 +57,9 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   int run(int mode) noexcept;
   int run_until(Future &future) noexcept;
   void stop() noexcept;
-  // Queued callbacks and holds count even before the next sync_spinning() does.
-  bool alive() const noexcept { return backend_.alive() || !ready_.empty() || held(); }
+  // Queued callbacks and holds count even before the next sync_spinning()
+  // does, and the holds' reference no longer once they have ended.
+  bool alive() const noexcept { return backend_.refs() > (hold_ref_ ? 1 : 0) || !ready_.empty() || held(); }
 
   std::uint64_t now_ns() const noexcept { return now_ns_; }
   void now_update() noexcept;
