@@ -6,6 +6,7 @@
 #include <async.h>
 
 #include <new>
+#include <type_traits>
 
 #include "core/handle.hpp"
 #include "core/loop.hpp"
@@ -28,32 +29,80 @@ int guarded(F &&body) noexcept {
   }
 }
 
-// The object behind p if its tag is Tag, else nullptr.
+// The loop obj belongs to, whose thread check (async_loop_set_thread_check)
+// its calls pass; nullptr for objects of no loop (address lists, bytes).
 template <class T>
-T *checked(const void *p) noexcept {
+core::Loop *loop_of(T &obj) noexcept {
+  if constexpr (std::is_same_v<T, core::Loop>)
+    return &obj;
+  else if constexpr (requires { obj.ended(); })
+    return obj.ended() ? nullptr : &obj.loop();  // an ended transport has no loop
+  else if constexpr (requires { obj.loop(); })
+    return &obj.loop();
+  else
+    return nullptr;
+}
+
+// p as a T if its tag is T's, else nullptr.
+template <class T>
+T *tagged_as(const void *p) noexcept {
   static_assert(util::TagWord::first_in<T>());
   if (!p || util::TagWord::tag_at(p) != T::kTag) return nullptr;
   return static_cast<T *>(const_cast<void *>(p));
 }
 
+// Whether the caller may use obj: always, unless its loop checks threads
+// and the caller is not the loop's (one branch while the check is off).
+template <class T>
+bool on_its_thread(T &obj) noexcept {
+  core::Loop *loop = loop_of(obj);
+  return !loop || loop->on_owner_thread();
+}
+
+// The object behind p if its tag is T's and the caller passes its loop's
+// thread check, else nullptr: every entry point validates through here
+// (or checked_handle()), so the thread check covers every call.
+template <class T>
+T *checked(const void *p) noexcept {
+  T *obj = tagged_as<T>(p);
+  return obj && on_its_thread(*obj) ? obj : nullptr;
+}
+
+// The error for a call refused because of p (or of another argument):
+// ASYNC_EWRONGTHREAD when p is a T that only the thread check refused,
+// else ASYNC_EINVAL.
+template <class T>
+int refused(const void *p) noexcept {
+  T *obj = tagged_as<T>(p);
+  return obj && !on_its_thread(*obj) ? ASYNC_EWRONGTHREAD : ASYNC_EINVAL;
+}
+
 inline core::Loop *checked_loop(async_loop *loop) noexcept { return checked<core::Loop>(loop); }
+inline int refused_loop(async_loop *loop) noexcept { return refused<core::Loop>(loop); }
 
 // Whether tag is that of a handle kind (handle_api.cpp knows them all).
 bool is_handle_tag(std::uint32_t tag) noexcept;
 
-// Any handle kind; nullptr for anything else.
+// Any handle kind, as checked() does for one kind; nullptr for anything else.
 inline core::Handle *checked_handle(const void *p) noexcept {
   static_assert(util::TagWord::first_in<core::Handle>());
   if (!p || !is_handle_tag(util::TagWord::tag_at(p))) return nullptr;
-  return static_cast<core::Handle *>(const_cast<void *>(p));
+  auto *h = static_cast<core::Handle *>(const_cast<void *>(p));
+  return on_its_thread(*h) ? h : nullptr;
+}
+
+// As refused(), for checked_handle().
+inline int refused_handle(const void *p) noexcept {
+  if (!p || !is_handle_tag(util::TagWord::tag_at(p))) return ASYNC_EINVAL;
+  return on_its_thread(*static_cast<const core::Handle *>(p)) ? ASYNC_EINVAL : ASYNC_EWRONGTHREAD;
 }
 
 // Runs op(T&) on an object of type T: ASYNC_EINVAL for a NULL or
-// wrong-kind pointer.
+// wrong-kind pointer, ASYNC_EWRONGTHREAD from a thread the check refuses.
 template <class T, class Op>
 int with_object(const void *p, Op &&op) noexcept {
   T *obj = checked<T>(p);
-  if (!obj) return ASYNC_EINVAL;
+  if (!obj) return refused<T>(p);
   return guarded([&] { return op(*obj); });
 }
 
@@ -88,13 +137,13 @@ void *transport_userdata(const void *p) noexcept {
 template <class T>
 int retain_transport(const void *p) noexcept {
   T *obj = checked<T>(p);
-  return obj ? obj->retain() : ASYNC_EINVAL;
+  return obj ? obj->retain() : refused<T>(p);
 }
 
 template <class T>
 int release_transport(const void *p) noexcept {
   T *obj = checked<T>(p);
-  return obj ? obj->release() : ASYNC_EINVAL;
+  return obj ? obj->release() : refused<T>(p);
 }
 
 }  // namespace async::api

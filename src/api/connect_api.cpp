@@ -6,6 +6,7 @@
 
 using async::api::checked_loop;
 using async::api::guarded;
+using async::api::refused_loop;
 using async::net::Connector;
 using async::core::Future;
 using async::core::Loop;
@@ -21,7 +22,7 @@ ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char
   async_stream_protocol callbacks;
   async_connect_options copied;
   if (!out || !l || !host || !Stream::copy_protocol(callbacks, protocol) || copy_sized(copied, options) != 0)
-    return ASYNC_EINVAL;
+    return refused_loop(loop);
   return guarded([&]() -> int {
     Future *f = nullptr;
     int err = Connector::start(&f, *l, host, port, copied, callbacks, userdata);
@@ -34,7 +35,7 @@ ASYNC_API int async_unix_connect(async_future **out, async_loop *loop, const cha
                                  const async_stream_protocol *protocol, void *userdata) {
   Loop *l = checked_loop(loop);
   async_stream_protocol callbacks;
-  if (!out || !l || !path || !Stream::copy_protocol(callbacks, protocol)) return ASYNC_EINVAL;
+  if (!out || !l || !path || !Stream::copy_protocol(callbacks, protocol)) return refused_loop(loop);
   return guarded([&]() -> int {
     Future *f = nullptr;
     int err = Connector::start_unix(&f, *l, path, callbacks, userdata);

@@ -8,6 +8,7 @@ using async::api::checked_loop;
 using async::api::guarded;
 using async::api::with_transport;
 using async::api::kInvalid;
+using async::api::refused_loop;
 using async::net::Datagram;
 using async::core::Loop;
 using async::util::copy_sized;
@@ -48,7 +49,7 @@ ASYNC_API int async_unix_datagram_open(async_datagram **out, async_loop *loop, c
                                        void *userdata) {
   Loop *l = checked_loop(loop);
   async_datagram_protocol callbacks;
-  if (!out || !l || !Datagram::copy_protocol(callbacks, protocol)) return ASYNC_EINVAL;
+  if (!out || !l || !Datagram::copy_protocol(callbacks, protocol)) return refused_loop(loop);
   return guarded([&]() -> int {
     Datagram *d = nullptr;
     int err = Datagram::open_unix(&d, *l, local_path, remote_path, callbacks, userdata);
@@ -61,7 +62,7 @@ ASYNC_API int async_datagram_adopt(async_datagram **out, async_loop *loop, int f
                                    const async_datagram_protocol *protocol, void *userdata) {
   Loop *l = checked_loop(loop);
   async_datagram_protocol callbacks;
-  if (!out || !l || !Datagram::copy_protocol(callbacks, protocol)) return ASYNC_EINVAL;
+  if (!out || !l || !Datagram::copy_protocol(callbacks, protocol)) return refused_loop(loop);
   return guarded([&]() -> int {
     Datagram *d = nullptr;
     int err = Datagram::adopt(&d, *l, fd, callbacks, userdata);

@@ -8,6 +8,8 @@ using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
 using async::api::kInvalid;
+using async::api::refused;
+using async::api::refused_loop;
 using async::util::AddrInfo;
 using async::core::Future;
 using async::core::Loop;
@@ -19,7 +21,7 @@ namespace {
 template <class Op>
 int with_resolver(async_loop *loop, Op &&op) {
   Loop *l = checked_loop(loop);
-  if (!l) return ASYNC_EINVAL;
+  if (!l) return refused_loop(loop);
   return guarded([&]() -> int {
     Resolver *r = Resolver::of(*l);
     return r ? op(*r) : ASYNC_ENOMEM;
@@ -64,7 +66,7 @@ ASYNC_API int async_getnameinfo(async_future **out, async_loop *loop, const stru
 
 ASYNC_API int async_addrinfo_take(async_addrinfo **out, async_future *future) {
   Future *f = checked<Future>(future);
-  if (!out || !f) return ASYNC_EINVAL;
+  if (!out || !f) return refused<Future>(future);
   if (f->state() != ASYNC_FUTURE_DONE) return ASYNC_ESTATE;
   if (!checked<AddrInfo>(f->value())) return ASYNC_EINVAL;
   *out = static_cast<async_addrinfo *>(f->take_value());

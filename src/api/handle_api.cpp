@@ -9,8 +9,10 @@ using async::api::checked;
 using async::api::checked_handle;
 using async::api::checked_loop;
 using async::api::guarded;
-using async::api::kInvalid;
 using async::api::with_open;
+using async::api::refused;
+using async::api::refused_loop;
+using async::api::refused_handle;
 using namespace async::core;
 using async::net::Server;
 
@@ -20,7 +22,7 @@ namespace {
 template <class T, class Out, class... Args>
 int new_handle(Out **out, async_loop *loop, void *userdata, Args... args) {
   Loop *l = checked_loop(loop);
-  if (!out || !l) return ASYNC_EINVAL;
+  if (!out || !l) return refused_loop(loop);
   return guarded([&]() -> int {
     T *h = Handle::create<T>(*l, userdata, args...);
     if (!h) return ASYNC_ENOMEM;
@@ -29,10 +31,12 @@ int new_handle(Out **out, async_loop *loop, void *userdata, Args... args) {
   });
 }
 
-// The handle behind p if it is of type T, for async_<type>_handle.
+// The handle behind p if it is of type T, for async_<type>_handle: a
+// cast, not a use, so any thread may make it (the handle call that
+// follows checks the thread).
 template <class T>
 async_handle *as_handle(const void *p) {
-  T *h = checked<T>(p);
+  T *h = async::api::tagged_as<T>(p);
   return h ? h->c_handle() : nullptr;
 }
 
@@ -48,14 +52,14 @@ extern "C" {
 
 ASYNC_API int async_handle_close(async_handle *handle, async_close_fn close_cb) {
   Handle *h = checked_handle(handle);
-  if (!h) return ASYNC_EINVAL;
+  if (!h) return refused_handle(handle);
   if (h->closing()) return ASYNC_ECLOSED;
   return guarded([&]() -> int { return h->close(close_cb); });
 }
 
 ASYNC_API int async_handle_ref(async_handle *handle) {
   Handle *h = checked_handle(handle);
-  if (!h) return ASYNC_EINVAL;
+  if (!h) return refused_handle(handle);
   if (h->closing()) return ASYNC_ECLOSED;
   h->ref();
   return 0;
@@ -63,7 +67,7 @@ ASYNC_API int async_handle_ref(async_handle *handle) {
 
 ASYNC_API int async_handle_unref(async_handle *handle) {
   Handle *h = checked_handle(handle);
-  if (!h) return ASYNC_EINVAL;
+  if (!h) return refused_handle(handle);
   if (h->closing()) return ASYNC_ECLOSED;
   h->unref();
   return 0;
@@ -71,17 +75,17 @@ ASYNC_API int async_handle_unref(async_handle *handle) {
 
 ASYNC_API int async_handle_has_ref(async_handle *handle) {
   Handle *h = checked_handle(handle);
-  return h ? h->referenced() : kInvalid;
+  return h ? h->referenced() : refused_handle(handle);
 }
 
 ASYNC_API int async_handle_is_active(async_handle *handle) {
   Handle *h = checked_handle(handle);
-  return h ? h->active() : kInvalid;
+  return h ? h->active() : refused_handle(handle);
 }
 
 ASYNC_API int async_handle_is_closing(async_handle *handle) {
   Handle *h = checked_handle(handle);
-  return h ? h->closing() : kInvalid;
+  return h ? h->closing() : refused_handle(handle);
 }
 
 ASYNC_API async_loop *async_handle_loop(async_handle *handle) {
@@ -96,7 +100,7 @@ ASYNC_API void *async_handle_userdata(async_handle *handle) {
 
 ASYNC_API int async_handle_set_userdata(async_handle *handle, void *userdata) {
   Handle *h = checked_handle(handle);
-  if (!h) return ASYNC_EINVAL;
+  if (!h) return refused_handle(handle);
   h->set_userdata(userdata);
   return 0;
 }
@@ -134,14 +138,14 @@ ASYNC_API int async_timer_set_repeat(async_timer *timer, uint64_t repeat_ms) {
 
 ASYNC_API int async_timer_get_repeat(uint64_t *out_ms, async_timer *timer) {
   Timer *t = checked<Timer>(timer);
-  if (!t || !out_ms) return ASYNC_EINVAL;
+  if (!t || !out_ms) return refused<Timer>(timer);
   *out_ms = t->repeat();
   return 0;
 }
 
 ASYNC_API int async_timer_due_in(uint64_t *out_ms, async_timer *timer) {
   Timer *t = checked<Timer>(timer);
-  if (!t || !out_ms) return ASYNC_EINVAL;
+  if (!t || !out_ms) return refused<Timer>(timer);
   *out_ms = t->due_in_ms();
   return 0;
 }
@@ -177,7 +181,7 @@ ASYNC_API int async_watcher_stop(async_watcher *watcher) {
 
 ASYNC_API int async_watcher_fd(async_watcher *watcher) {
   Watcher *w = checked<Watcher>(watcher);
-  return w ? w->fd() : kInvalid;
+  return w ? w->fd() : refused<Watcher>(watcher);
 }
 
 // ---- hook ------------------------------------------------------------------
@@ -206,7 +210,7 @@ ASYNC_API int async_hook_stop(async_hook *hook) {
 
 ASYNC_API int async_hook_get_kind(async_hook *hook) {
   Hook *h = checked<Hook>(hook);
-  return h ? h->kind() : kInvalid;
+  return h ? h->kind() : refused<Hook>(hook);
 }
 
 // ---- signal ----------------------------------------------------------------
@@ -231,6 +235,6 @@ ASYNC_API int async_signal_stop(async_signal *signal) {
 
 ASYNC_API int async_signal_signum(async_signal *signal) {
   Signal *s = checked<Signal>(signal);
-  return s ? s->signum() : kInvalid;
+  return s ? s->signum() : refused<Signal>(signal);
 }
 }

@@ -6,6 +6,8 @@
 using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
+using async::api::refused;
+using async::api::refused_loop;
 using async::net::Bytes;
 using async::core::Future;
 using async::core::Loop;
@@ -22,7 +24,7 @@ Reader *owned(async_reader *reader) {
 int start_read(async_future **out, async_reader *reader, Reader::Mode mode, std::size_t n, const void *delim,
                std::size_t delim_len) {
   Reader *r = owned(reader);
-  if (!out || !r) return ASYNC_EINVAL;
+  if (!out || !r) return refused<Reader>(reader);
   return guarded([&]() -> int {
     Future *f = nullptr;
     int err = r->read(&f, mode, n, delim, delim_len);
@@ -37,7 +39,7 @@ extern "C" {
 
 ASYNC_API int async_reader_new(async_reader **out, async_loop *loop, size_t limit) {
   Loop *l = checked_loop(loop);
-  if (!out || !l) return ASYNC_EINVAL;
+  if (!out || !l) return refused_loop(loop);
   return guarded([&]() -> int {
     Reader *r = Reader::create(*l, limit);
     if (!r) return ASYNC_ENOMEM;
@@ -50,7 +52,7 @@ ASYNC_API const async_stream_protocol *async_reader_protocol(void) { return &Rea
 
 ASYNC_API int async_reader_free(async_reader *reader) {
   Reader *r = owned(reader);
-  if (!r) return ASYNC_EINVAL;
+  if (!r) return refused<Reader>(reader);
   return guarded([&]() -> int {
     r->release_owner();
     return 0;
@@ -65,7 +67,7 @@ ASYNC_API int async_reader_read_exactly(async_future **out, async_reader *reader
 ASYNC_API int async_reader_read_until(async_future **out, async_reader *reader, const void *delim, size_t delim_len,
                                       size_t limit) {
   Reader *r = owned(reader);
-  if (!r || !delim || delim_len == 0 || delim_len > Reader::kMaxDelimiter) return ASYNC_EINVAL;
+  if (!r || !delim || delim_len == 0 || delim_len > Reader::kMaxDelimiter) return refused<Reader>(reader);
   if (limit == 0 || limit > r->limit()) limit = r->limit();
   return start_read(out, reader, Reader::Mode::kUntil, limit, delim, delim_len);
 }

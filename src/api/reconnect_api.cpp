@@ -6,7 +6,8 @@
 using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
-using async::api::kInvalid;
+using async::api::refused;
+using async::api::refused_loop;
 using async::core::Loop;
 using async::net::Reconnector;
 using async::net::Stream;
@@ -21,7 +22,7 @@ ASYNC_API int async_reconnector_start(async_reconnector **out, async_loop *loop,
   async_stream_protocol callbacks;
   async_reconnect_options copied;
   if (!out || !l || !host || !Stream::copy_protocol(callbacks, protocol) || copy_sized(copied, options) != 0)
-    return ASYNC_EINVAL;
+    return refused_loop(loop);
   return guarded([&]() -> int {
     Reconnector *r = nullptr;
     int err = Reconnector::start(&r, *l, host, port, copied, callbacks, userdata);
@@ -32,19 +33,19 @@ ASYNC_API int async_reconnector_start(async_reconnector **out, async_loop *loop,
 
 ASYNC_API int async_reconnector_reconnect(async_reconnector *rc) {
   Reconnector *r = checked<Reconnector>(rc);
-  return r ? guarded([&] { return r->reconnect(); }) : kInvalid;
+  return r ? guarded([&] { return r->reconnect(); }) : refused<Reconnector>(rc);
 }
 
 ASYNC_API int async_reconnector_stop(async_reconnector *rc) {
   Reconnector *r = checked<Reconnector>(rc);
-  if (!r) return ASYNC_EINVAL;
+  if (!r) return refused<Reconnector>(rc);
   r->stop();
   return 0;
 }
 
 ASYNC_API int async_reconnector_state(async_reconnector *rc) {
   Reconnector *r = checked<Reconnector>(rc);
-  return r ? r->state() : kInvalid;
+  return r ? r->state() : refused<Reconnector>(rc);
 }
 
 ASYNC_API async_stream *async_reconnector_stream(async_reconnector *rc) {

@@ -7,6 +7,8 @@
 using async::api::checked;
 using async::api::checked_loop;
 using async::api::guarded;
+using async::api::refused;
+using async::api::refused_loop;
 using async::util::AddrInfo;
 using async::core::Loop;
 using async::net::Server;
@@ -28,7 +30,7 @@ extern "C" {
 ASYNC_API int async_tcp_listen(async_server **out, async_loop *loop, const char *host, uint16_t port, int backlog,
                                uint32_t flags, async_stream_factory factory, void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !factory || (flags & ~kListenFlags)) return ASYNC_EINVAL;
+  if (!out || !l || !factory || (flags & ~kListenFlags)) return refused_loop(loop);
   return guarded([&]() -> int {
     Server *s = nullptr;
     int err = Server::listen_tcp(&s, *l, host, port, backlog, flags, factory, userdata);
@@ -41,7 +43,7 @@ ASYNC_API int async_tcp_listen_addrinfo(async_server **out, async_loop *loop, co
                                         uint32_t flags, async_stream_factory factory, void *userdata) {
   Loop *l = checked_loop(loop);
   const AddrInfo *list = checked<AddrInfo>(addrs);
-  if (!out || !l || !list || !factory || (flags & ~kListenFlags)) return ASYNC_EINVAL;
+  if (!out || !l || !list || !factory || (flags & ~kListenFlags)) return refused_loop(loop);
   return guarded([&]() -> int {
     Server *s = nullptr;
     int err = Server::listen_addrinfo(&s, *l, *list, backlog, flags, factory, userdata);
@@ -53,7 +55,7 @@ ASYNC_API int async_tcp_listen_addrinfo(async_server **out, async_loop *loop, co
 ASYNC_API int async_unix_listen(async_server **out, async_loop *loop, const char *path, int backlog,
                                 async_stream_factory factory, void *userdata) {
   Loop *l = checked_loop(loop);
-  if (!out || !l || !path || !factory) return ASYNC_EINVAL;
+  if (!out || !l || !path || !factory) return refused_loop(loop);
   return guarded([&]() -> int {
     Server *s = nullptr;
     int err = Server::listen_unix(&s, *l, path, backlog, factory, userdata);
@@ -62,8 +64,9 @@ ASYNC_API int async_unix_listen(async_server **out, async_loop *loop, const char
   });
 }
 
+// A cast, as async_timer_handle(): not thread-checked.
 ASYNC_API async_handle *async_server_handle(async_server *server) {
-  Server *s = checked<Server>(server);
+  Server *s = async::api::tagged_as<Server>(server);
   return s ? s->c_handle() : nullptr;
 }
 
@@ -82,12 +85,12 @@ ASYNC_API int async_server_sockname(struct sockaddr *out, size_t capacity, async
 
 ASYNC_API int async_server_connection_count(async_server *server) {
   Server *s = checked<Server>(server);
-  return s ? static_cast<int>(s->connection_count()) : ASYNC_EINVAL;
+  return s ? static_cast<int>(s->connection_count()) : refused<Server>(server);
 }
 
 ASYNC_API int async_server_close_connections(async_server *server, int abort) {
   Server *s = checked<Server>(server);
-  if (!s) return ASYNC_EINVAL;
+  if (!s) return refused<Server>(server);
   return guarded([&]() -> int {
     s->close_connections(abort != 0);
     return 0;

@@ -7,6 +7,7 @@
 
 using async::api::checked_loop;
 using async::api::guarded;
+using async::api::refused_loop;
 using async::api::with_transport;
 using async::core::Loop;
 using async::net::Stream;
@@ -17,7 +18,7 @@ ASYNC_API int async_stream_adopt(async_stream **out, async_loop *loop, int fd, c
                                  void *userdata) {
   Loop *l = checked_loop(loop);
   async_stream_protocol callbacks;
-  if (!out || !l || !Stream::copy_protocol(callbacks, protocol)) return ASYNC_EINVAL;
+  if (!out || !l || !Stream::copy_protocol(callbacks, protocol)) return refused_loop(loop);
   return guarded([&]() -> int {
     Stream *s = nullptr;
     int err = Stream::adopt_bound(&s, *l, fd, callbacks, userdata);

@@ -101,6 +101,7 @@ int TimeoutWait::create(Future **out, Future &input, std::uint64_t timeout_ms) n
   Loop &loop = input.loop();
   Future *result = Future::create(loop);
   Timer *timer = result ? Handle::create<Timer>(loop, nullptr) : nullptr;
+  if (timer) timer->make_internal();
   TimeoutWait *w = timer ? util::make<TimeoutWait>(*result, input, *timer) : nullptr;
   int err = w ? input.add_callback(on_input, w) : ASYNC_ENOMEM;
   if (!err) {

@@ -4,17 +4,25 @@
 
 #include "core/loop.hpp"
 #include "util/alloc.hpp"
+#include "util/container_of.hpp"
 
 namespace async::core {
 
 Future *Future::create(Loop &loop) noexcept {
   Future *future = util::make<Future>(loop);
-  if (future) loop.object_added();
+  if (!future) return nullptr;
+  loop.object_added();
+  loop.registry(ASYNC_OBJECT_FUTURE).push_back(future->registry_node_);
   return future;
+}
+
+Future *Future::from_registry_node(util::ListNode *node) noexcept {
+  return util::container_of(node, &Future::registry_node_);
 }
 
 Future::~Future() {
   mark_dead();
+  registry_node_.unlink();
   if (destroy_deferred_) {
     if (destroy_)
       loop_->push_call(core::DeferredCall{nullptr, destroy_, value_, destroy_context_});
@@ -127,6 +135,7 @@ void Future::drop_reference(bool cancel_pending) noexcept {
   // The reference stays in refs_ until the end: the cancel hook and
   // whatever it calls cannot free the future under us.
   --user_refs_;
+  if (user_refs_ == 0) registry_node_.unlink();  // no caller can reach it: walk skips it
   if (cancel_pending || user_refs_ == 0) cancel();
   release();
 }

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "util/list.hpp"
 #include "util/ring.hpp"
 #include "util/tagged.hpp"
 
@@ -19,6 +20,7 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   static Future *create(Loop &loop) noexcept;
 
   static Future *from(async_future *f) noexcept { return reinterpret_cast<Future *>(f); }
+  static Future *from_registry_node(util::ListNode *node) noexcept;
   async_future *c_future() noexcept { return reinterpret_cast<async_future *>(this); }
 
   Loop &loop() const noexcept { return *loop_; }
@@ -60,6 +62,10 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   // async_future_retain(); ASYNC_ERANGE at 2^32 - 1 references.
   int retain_reference() noexcept;
 
+  // A future the library owns (a connector's lookup): off the loop's
+  // registry, so neither walk nor shutdown sees it.
+  void make_internal() noexcept { registry_node_.unlink(); }
+
   // The library's own references keep the memory alive (combinators,
   // scheduled callbacks, run_until); callers never see them.
   void retain() noexcept { ++refs_; }
@@ -81,6 +87,7 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   };
 
   Loop *loop_;
+  util::ListNode registry_node_;  // on the loop's registry until the owner frees it
   util::Ring<Callback> callbacks_;
   void *value_ = nullptr;
   async_destroy_fn destroy_ = nullptr;

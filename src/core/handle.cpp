@@ -1,13 +1,21 @@
 #include "core/handle.hpp"
 
 #include "core/loop.hpp"
+#include "util/container_of.hpp"
 
 namespace async::core {
 
 Handle::Handle(const HandleKind &kind, Loop &loop, void *userdata) noexcept
     : TagWord(kind.tag), kind_(&kind), loop_(&loop), userdata_(userdata) {}
 
-Handle::~Handle() { mark_dead(); }
+Handle::~Handle() {
+  mark_dead();
+  registry_node_.unlink();
+}
+
+Handle *Handle::from_registry_node(util::ListNode *node) noexcept {
+  return util::container_of(node, &Handle::registry_node_);
+}
 
 void Handle::sync_keepalive() noexcept {
   bool keep = active_ && referenced_;

@@ -8,6 +8,7 @@
 
 #include "core/loop.hpp"
 #include "util/alloc.hpp"
+#include "util/list.hpp"
 #include "util/tagged.hpp"
 
 namespace async::core {
@@ -15,11 +16,13 @@ namespace async::core {
 class Handle;
 
 // What differs between handle kinds, one table per kind (handle_kind<T>):
-// the tag the API checks, how the kind stops and how it is freed. Handle
-// dispatches through it, so the base knows no kind, and kinds defined in
-// layers above core (net::Server) are handles like the others.
+// the tag the API checks, its async_object_kind (the loop's registry list),
+// how the kind stops and how it is freed. Handle dispatches through it, so
+// the base knows no kind, and kinds defined in layers above core
+// (net::Server) are handles like the others.
 struct HandleKind {
   std::uint32_t tag;
+  int object_kind;
   void (*stop)(Handle &handle) noexcept;
   void (*destroy)(Handle &handle) noexcept;
 };
@@ -27,6 +30,7 @@ struct HandleKind {
 template <class T>
 inline constexpr HandleKind handle_kind{
     T::kTag,
+    T::kObjectKind,
     [](Handle &h) noexcept { static_cast<T &>(h).stop(); },
     [](Handle &h) noexcept { util::destroy(static_cast<T *>(&h)); },
 };
@@ -47,6 +51,7 @@ class Handle : public util::TagWord {
   static T *create(Loop &loop, void *userdata, Args &&...args) noexcept;
 
   static Handle *from(async_handle *h) noexcept { return reinterpret_cast<Handle *>(h); }
+  static Handle *from_registry_node(util::ListNode *node) noexcept;
   async_handle *c_handle() noexcept { return reinterpret_cast<async_handle *>(this); }
 
   Loop &loop() const noexcept { return *loop_; }
@@ -60,6 +65,9 @@ class Handle : public util::TagWord {
   void ref() noexcept;
   void unref() noexcept;
   int close(async_close_fn close_cb) noexcept;
+  // An internal handle (a combinator's timer): off the loop's registry, so
+  // neither walk nor shutdown sees it; its owner closes it.
+  void make_internal() noexcept { registry_node_.unlink(); }
   // Undoes create() for a handle that failed to start and was never given
   // to the user: no close callback, memory released at once.
   template <class T>
@@ -74,6 +82,7 @@ class Handle : public util::TagWord {
   static void finish_close(async_loop *loop, void *self) noexcept;
 
   const HandleKind *kind_;
+  util::ListNode registry_node_;  // on the loop's registry until freed
   Loop *loop_;
   void *userdata_;
   async_close_fn close_cb_ = nullptr;
@@ -93,6 +102,7 @@ T *Handle::create(Loop &loop, void *userdata, Args &&...args) noexcept {
     return nullptr;
   }
   loop.object_added();
+  loop.registry(T::kObjectKind).push_back(handle->registry_node_);
   return handle;
 }
 

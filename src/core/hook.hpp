@@ -13,6 +13,7 @@ namespace async::core {
 class Hook : public Handle {
  public:
   static constexpr std::uint32_t kTag = 0x484f4f4b;  // "HOOK"
+  static constexpr int kObjectKind = ASYNC_OBJECT_HOOK;
 
   Hook(Loop &loop, void *userdata, int kind) noexcept : Handle(handle_kind<Hook>, loop, userdata), kind_(kind) {
     node_.owner = this;

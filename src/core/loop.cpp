@@ -63,7 +63,7 @@ Loop::~Loop() {
 }
 
 int Loop::destroy() noexcept {
-  if (running_ || objects_ > 0 || !ready_.empty()) return ASYNC_EBUSY;
+  if (running_ || visiting() || objects_ > 0 || !ready_.empty()) return ASYNC_EBUSY;
   int err = loop_registry::remove(this);
   if (err) return err;
   util::destroy(this);
@@ -89,14 +89,15 @@ std::uint8_t *Loop::datagram_buffer() noexcept {
 // ---- running ----------------------------------------------------------
 
 int Loop::run(int mode) noexcept {
-  if (running_) return ASYNC_EBUSY;
+  if (running_ || visiting()) return ASYNC_EBUSY;
   now_update();
   // asyncio: stop() before run() means one non-blocking iteration.
   if (stop_requested_) mode = ASYNC_RUN_NOWAIT;
   running_ = true;
   // As ev_run(0) did: at least one iteration, more while referenced work
   // remains (queued callbacks hold a reference, sync_spinning).
-  while (iterate(mode != ASYNC_RUN_NOWAIT) && mode == ASYNC_RUN_DEFAULT && backend_.alive() && !stop_requested_) {
+  while (iterate(mode != ASYNC_RUN_NOWAIT) && mode == ASYNC_RUN_DEFAULT && (backend_.alive() || held()) &&
+         !stop_requested_) {
   }
   running_ = false;
   stopped_ = stop_requested_;
@@ -112,7 +113,7 @@ void Loop::run_until_done(async_future *future, int, void *token) noexcept {
 }
 
 int Loop::run_until(Future &future) noexcept {
-  if (running_) return ASYNC_EBUSY;
+  if (running_ || visiting()) return ASYNC_EBUSY;
   // Returns once our callback, registered last, has run: the callbacks
   // registered before it have run by then. The token keeps a callback left
   // over from an earlier, abandoned run_until from ending this one.
@@ -237,6 +238,30 @@ void Loop::sync_spinning() noexcept {
     ready ? backend_.ref() : backend_.unref();
   }
   spinning_ = ready || idle_hooks_ > 0;
+  sync_holds();
+}
+
+// Another thread's hold reaches the count at once; the loop reference
+// that lets the poll block follows here, on the loop's thread.
+void Loop::sync_holds() noexcept {
+  bool held_now = held();
+  if (held_now == hold_ref_) return;
+  hold_ref_ = held_now;
+  held_now ? backend_.ref() : backend_.unref();
+}
+
+int Loop::unhold() noexcept {
+  long n = holds_.load(std::memory_order_relaxed);
+  do {
+    if (n == 0) return ASYNC_ESTATE;
+  } while (!holds_.compare_exchange_weak(n, n - 1, std::memory_order_relaxed));
+  if (n == 1) wake();  // a run(DEFAULT) held only by us may return now
+  return 0;
+}
+
+void Loop::set_thread_check(bool on) noexcept {
+  if (on) owner_ = pthread_self();
+  thread_check_.store(on, std::memory_order_release);
 }
 
 void Loop::idle_hooks_changed(int delta) noexcept {

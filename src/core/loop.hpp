@@ -4,12 +4,16 @@
 #include <async/future.h>
 #include <async/loop.h>
 
+#include <pthread.h>
+
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 
 #include "core/loop_registry.hpp"
 #include "core/timer_heap.hpp"
 #include "ev/ev_backend.hpp"
+#include "util/check.hpp"
 #include "util/clock.hpp"
 #include "util/list.hpp"
 #include "util/ring.hpp"
@@ -60,11 +64,13 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   static Loop *from(async_loop *loop) noexcept { return reinterpret_cast<Loop *>(loop); }
   async_loop *c_loop() noexcept { return reinterpret_cast<async_loop *>(this); }
 
+  // ASYNC_EBUSY when running, or inside a visit of the object lists.
   int run(int mode) noexcept;
   int run_until(Future &future) noexcept;
   void stop() noexcept;
-  // Queued callbacks count even before the next sync_spinning() does.
-  bool alive() const noexcept { return backend_.alive() || !ready_.empty(); }
+  // Queued callbacks and holds count even before the next sync_spinning()
+  // does, and the holds' reference no longer once they have ended.
+  bool alive() const noexcept { return backend_.refs() > (hold_ref_ ? 1 : 0) || !ready_.empty() || held(); }
 
   std::uint64_t now_ns() const noexcept { return now_ns_; }
   void now_update() noexcept;
@@ -137,6 +143,41 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   void object_added() noexcept { ++objects_; }
   void object_removed() noexcept { --objects_; }
 
+  // The objects a user holds, one list per async_object_kind, for
+  // async_loop_walk() and async_loop_shutdown() (net/loop_objects.cpp). Each
+  // object links itself while the user may hold it; internal ones (a
+  // combinator's timer, a connector's lookups) stay off. A server's
+  // accepted streams are on its own list instead, reached through it.
+  static constexpr int kObjectKinds = ASYNC_OBJECT_RECONNECTOR + 1;
+  util::List &registry(int kind) noexcept { return registry_[kind]; }
+  // Calls fn(node) for every node of list, those linked meanwhile
+  // included; fn may unlink any node. A cursor node keeps the place, so
+  // visits nest (user code inside one may start another): each skips the
+  // cursors of the others. At most kMaxVisits at once (may_visit() says
+  // whether n more fit); the loop cannot run meanwhile.
+  static constexpr int kMaxVisits = 8;
+  bool may_visit(int n) const noexcept { return visits_ + n <= kMaxVisits; }
+  template <class F>
+  void visit(util::List &list, F &&fn) noexcept;
+  bool visiting() const noexcept { return visits_ > 0; }
+
+  void *userdata() const noexcept { return userdata_; }
+  void set_userdata(void *userdata) noexcept { userdata_ = userdata; }
+
+  // The opt-in thread check (async_loop_set_thread_check): the caller
+  // becomes the owner when on = true. One load and a branch when off.
+  void set_thread_check(bool on) noexcept;
+  bool on_owner_thread() const noexcept {
+    return !thread_check_.load(std::memory_order_acquire) || pthread_equal(owner_, pthread_self());
+  }
+
+  // Holds from any thread (async_loop_hold): they keep run(DEFAULT) going.
+  // Called under the loop registry's lock, so the loop cannot be freed
+  // meanwhile; unhold() wakes the loop when the count drops to 0.
+  void hold() noexcept { holds_.fetch_add(1, std::memory_order_relaxed); }
+  int unhold() noexcept;
+  bool held() const noexcept { return holds_.load(std::memory_order_relaxed) > 0; }
+
   // Use create() and destroy(); public only for util::make/destroy.
   Loop() = default;
   ~Loop();
@@ -156,6 +197,7 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   void run_due_timers() noexcept;
   void arm_timer() noexcept;
   void sync_spinning() noexcept;
+  void sync_holds() noexcept;
   void report_if_slow(std::uint64_t start) noexcept;
 
   ev::Backend backend_;
@@ -180,6 +222,16 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   bool posts_stalled_ = false;
   int idle_hooks_ = 0;
   std::size_t objects_ = 0;  // handles (closing ones too) and live futures
+  util::List registry_[kObjectKinds];
+  // The cursors of the visits in progress, in the loop rather than on the
+  // stack: a node is a cursor when it lies in this array.
+  util::ListNode cursors_[kMaxVisits];
+  int visits_ = 0;
+  void *userdata_ = nullptr;
+  std::atomic<bool> thread_check_{false};
+  pthread_t owner_{};
+  std::atomic<long> holds_{0};
+  bool hold_ref_ = false;  // the holds' loop reference
   std::uint64_t callbacks_run_ = 0;
   std::uint64_t slow_ns_ = 0;
   std::uint64_t run_until_token_ = 0;
@@ -196,5 +248,25 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   std::mutex post_mutex_;
   util::Ring<Task> posted_;
 };
+
+template <class F>
+void Loop::visit(util::List &list, F &&fn) noexcept {
+  util::check(visits_ < kMaxVisits);
+  util::ListNode &cursor = cursors_[visits_++];
+  auto is_cursor = [this](const util::ListNode *node) {
+    auto at = reinterpret_cast<std::uintptr_t>(node);
+    return at >= reinterpret_cast<std::uintptr_t>(cursors_) &&
+           at < reinterpret_cast<std::uintptr_t>(cursors_ + kMaxVisits);
+  };
+  list.insert_after(*list.end(), cursor);
+  while (cursor.next != list.end()) {
+    util::ListNode *node = cursor.next;
+    cursor.unlink();
+    list.insert_after(*node, cursor);
+    if (!is_cursor(node)) fn(node);
+  }
+  cursor.unlink();
+  --visits_;
+}
 
 }  // namespace async::core

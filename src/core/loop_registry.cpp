@@ -43,7 +43,7 @@ int add(Loop *loop) noexcept {
 
 int remove(Loop *loop) noexcept {
   std::unique_lock lock(g_lock);
-  if (loop->has_pending_posts()) return ASYNC_EBUSY;
+  if (loop->has_pending_posts() || loop->held()) return ASYNC_EBUSY;
   for (std::size_t i = 0; i < g_count; ++i) {
     if (g_loops[i] != loop) continue;
     g_loops[i] = g_loops[--g_count];
@@ -70,6 +70,20 @@ int wakeup(const void *loop) noexcept {
   if (!live) return ASYNC_ECLOSED;
   live->wake();
   return 0;
+}
+
+int hold(const void *loop) noexcept {
+  std::shared_lock lock(g_lock);
+  Loop *live = find(loop);
+  if (!live) return ASYNC_ECLOSED;
+  live->hold();
+  return 0;
+}
+
+int unhold(const void *loop) noexcept {
+  std::shared_lock lock(g_lock);
+  Loop *live = find(loop);
+  return live ? live->unhold() : ASYNC_ECLOSED;
 }
 
 }  // namespace async::core::loop_registry

@@ -13,6 +13,7 @@ namespace async::core {
 class Signal : public Handle {
  public:
   static constexpr std::uint32_t kTag = 0x5349474e;  // "SIGN"
+  static constexpr int kObjectKind = ASYNC_OBJECT_SIGNAL;
   // The close's slot plus one for deliveries.
   static constexpr int kReservedTasks = 2;
 

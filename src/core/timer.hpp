@@ -15,6 +15,7 @@ namespace async::core {
 class Timer : public Handle {
  public:
   static constexpr std::uint32_t kTag = 0x54494d52;  // "TIMR"
+  static constexpr int kObjectKind = ASYNC_OBJECT_TIMER;
 
   Timer(Loop &loop, void *userdata) noexcept : Handle(handle_kind<Timer>, loop, userdata) {}
 

@@ -13,6 +13,7 @@ namespace async::core {
 class Watcher : public Handle {
  public:
   static constexpr std::uint32_t kTag = 0x57415443;  // "WATC"
+  static constexpr int kObjectKind = ASYNC_OBJECT_WATCHER;
 
   Watcher(Loop &loop, void *userdata, int fd) noexcept;
 

@@ -57,6 +57,7 @@ class Backend {
   void ref() noexcept;
   void unref() noexcept;
   bool alive() const noexcept;
+  long refs() const noexcept { return refs_; }
 
   // Wakes the poll at the latest after delay_ns; disarm() cancels.
   void arm_timer(std::uint64_t delay_ns) noexcept;

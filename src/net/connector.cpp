@@ -174,6 +174,7 @@ int Connector::lookup(int family) noexcept {
   Future *f = nullptr;
   int err = dns::Resolver::of(loop_)->getaddrinfo(&f, host_, service, family, SOCK_STREAM, 0);
   if (err) return err;
+  f->make_internal();
   err = f->add_callback(on_lookup, this);
   if (err) {
     f->release_owner();

@@ -14,6 +14,7 @@
 
 #include "core/loop.hpp"
 #include "util/alloc.hpp"
+#include "util/container_of.hpp"
 #include "util/sized_struct.hpp"
 #include "util/sys_error.hpp"
 
@@ -78,8 +79,13 @@ bool Datagram::copy_protocol(async_datagram_protocol &out, const async_datagram_
 
 Datagram::Datagram(Loop &loop, int fd) noexcept : loop_(&loop), fd_(fd) {}
 
+Datagram *Datagram::from_registry_node(util::ListNode *node) noexcept {
+  return util::container_of(node, &Datagram::registry_node_);
+}
+
 Datagram::~Datagram() {
   mark_dead();
+  registry_node_.unlink();
   out_.clear();
   errors_.clear();
   held_.clear();
@@ -120,6 +126,7 @@ int Datagram::adopt(Datagram **out, Loop &loop, int fd, const async_datagram_pro
   d->userdata_ = userdata;
   ev::Backend::io_init(d->io_, fd, 0, on_io, d);
   ev::Backend::timer_init(d->kick_, on_kick, d);
+  loop.registry(ASYNC_OBJECT_DATAGRAM).push_back(d->registry_node_);
   loop.transport_opened(run_made, d);
   *out = d;
   return 0;
@@ -145,6 +152,7 @@ void Datagram::schedule_lost(int error) noexcept {
 void Datagram::run_lost(async_loop *, void *self) noexcept {
   auto *d = static_cast<Datagram *>(self);
   d->flush_errors();  // what close() left to report comes before the end
+  d->registry_node_.unlink();  // walk no longer sees it
   d->end();
 }
 

@@ -17,6 +17,7 @@
 #include "net/socket.hpp"
 #include "net/transport.hpp"
 #include "util/fifo.hpp"
+#include "util/list.hpp"
 #include "util/tagged.hpp"
 #include "util/water_marks.hpp"
 
@@ -61,6 +62,7 @@ class Datagram : public util::Tagged<0x44475241>, public Transport<Datagram> {  
   int fd() const noexcept { return fd_; }
   Loop &loop() const noexcept { return *loop_; }
   void *userdata() const noexcept { return userdata_; }
+  static Datagram *from_registry_node(util::ListNode *node) noexcept;
   bool is_open() const noexcept { return state_ == State::kOpen; }
   int family() const noexcept { return family_; }
   bool is_inet() const noexcept { return family_ == AF_INET || family_ == AF_INET6; }
@@ -117,6 +119,7 @@ class Datagram : public util::Tagged<0x44475241>, public Transport<Datagram> {  
   Loop *loop_;  // nullptr once ended (Transport::end())
   // The connection's reference (until it ended) and the callers'.
   std::uint32_t refs_ = 1;
+  util::ListNode registry_node_;  // on the loop's registry until connection_lost
   int fd_;
   int family_ = AF_UNSPEC;
   bool connected_ = false;

@@ -10,6 +10,7 @@
 #include "net/bytes.hpp"
 #include "net/stream.hpp"
 #include "util/alloc.hpp"
+#include "util/container_of.hpp"
 
 namespace async::net {
 
@@ -19,12 +20,19 @@ const async_stream_protocol Reader::kProtocol = {
 
 Reader *Reader::create(Loop &loop, std::size_t limit) noexcept {
   Reader *r = util::make<Reader>(loop, limit ? limit : kDefaultLimit);
-  if (r) loop.object_added();  // the loop outlives it: reads make futures on it
+  if (!r) return nullptr;
+  loop.object_added();  // the loop outlives it: reads make futures on it
+  loop.registry(ASYNC_OBJECT_READER).push_back(r->registry_node_);
   return r;
+}
+
+Reader *Reader::from_registry_node(util::ListNode *node) noexcept {
+  return util::container_of(node, &Reader::registry_node_);
 }
 
 Reader::~Reader() {
   mark_dead();
+  registry_node_.unlink();
   buf_.release();
   loop_.object_removed();
 }
@@ -35,6 +43,7 @@ void Reader::maybe_destroy() noexcept {
 
 void Reader::release_owner() noexcept {
   owned_ = false;
+  registry_node_.unlink();
   if (pending_) pending_->cancel();  // on_cancel forgets it
   // Nobody reads what is buffered or comes later: drop it, and let a
   // paused stream read (and drop) again so its peer is not held up.

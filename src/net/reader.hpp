@@ -10,6 +10,7 @@
 
 #include "net/core_names.hpp"
 #include "util/byte_queue.hpp"
+#include "util/list.hpp"
 #include "util/tagged.hpp"
 
 namespace async::net {
@@ -37,6 +38,8 @@ class Reader : public util::Tagged<0x52444552> {  // "RDER"
   int read(Future **out, Mode mode, std::size_t n, const void *delim, std::size_t delim_len) noexcept;
   void release_owner() noexcept;
   bool owner_released() const noexcept { return !owned_; }
+  Loop &loop() const noexcept { return loop_; }
+  static Reader *from_registry_node(util::ListNode *node) noexcept;
   std::size_t limit() const noexcept { return limit_; }
 
   // Use create(); public only for util::make/destroy.
@@ -66,6 +69,7 @@ class Reader : public util::Tagged<0x52444552> {  // "RDER"
   void maybe_destroy() noexcept;
 
   Loop &loop_;
+  util::ListNode registry_node_;  // on the loop's registry until the owner frees it
   std::size_t limit_;
   async_stream *stream_ = nullptr;  // while the connection is live
   util::ByteQueue buf_;             // up to limit_ plus one read's worth

@@ -13,6 +13,7 @@
 #include "net/stream.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
+#include "util/container_of.hpp"
 #include "util/sized_struct.hpp"
 
 namespace async::net {
@@ -48,7 +49,12 @@ Reconnector::Reconnector(Loop &loop, const async_stream_protocol &protocol, void
 
 Reconnector::~Reconnector() {
   loop_.backend().timer_stop(timer_);
+  registry_node_.unlink();
   mark_dead();
+}
+
+Reconnector *Reconnector::from_registry_node(util::ListNode *node) noexcept {
+  return util::container_of(node, &Reconnector::registry_node_);
 }
 
 int Reconnector::copy_config(const char *host, std::uint16_t port, const async_reconnect_options &options) noexcept {
@@ -95,6 +101,7 @@ int Reconnector::start(Reconnector **out, Loop &loop, const char *host, std::uin
     return err;
   }
   loop.object_added();
+  loop.registry(ASYNC_OBJECT_RECONNECTOR).push_back(r->registry_node_);
   loop.backend().ref();  // a running reconnector keeps the loop running
   *out = r;
   return 0;
@@ -110,6 +117,7 @@ int Reconnector::start_connect() noexcept {
   Future *f = nullptr;
   int err = Connector::start(&f, loop_, host_, port_, connect_, forward_, this);
   if (err) return err;
+  f->make_internal();
   ++refs_;  // the forwarding protocol's, dropped by fwd_release
   if (f->add_callback(on_connected, this) != 0) {
     f->release_owner();  // cancels: the connector releases the protocol
@@ -245,8 +253,10 @@ int Reconnector::reconnect() noexcept {
   return 0;
 }
 
-void Reconnector::stop() noexcept {
-  if (!stopping_) begin_stop(0);
+void Reconnector::stop() noexcept { stop(0); }
+
+void Reconnector::stop(int error) noexcept {
+  if (!stopping_) begin_stop(error);
 }
 
 void Reconnector::begin_stop(int error) noexcept {
@@ -272,6 +282,7 @@ void Reconnector::run_stopped(async_loop *, void *self) noexcept {
   Loop &loop = r->loop_;
   if (r->on_stopped_) loop.invoke([&] { r->on_stopped_(r->c_reconnector(), r->stop_error_, r->userdata_); });
   if (r->user_.release) r->user_.release(r->userdata_);
+  r->registry_node_.unlink();
   loop.object_removed();
   loop.backend().unref();
   r->release();

@@ -13,6 +13,7 @@
 
 #include "ev/ev_backend.hpp"
 #include "net/core_names.hpp"
+#include "util/list.hpp"
 #include "util/tagged.hpp"
 
 namespace async::net {
@@ -30,8 +31,12 @@ class Reconnector : public util::Tagged<0x52434f4e> {  // "RCON"
 
   int reconnect() noexcept;
   void stop() noexcept;
+  // Stops as stop() does, stopped() getting error (async_loop_shutdown).
+  void stop(int error) noexcept;
   int state() const noexcept;
   async_stream *stream() const noexcept;
+  Loop &loop() const noexcept { return loop_; }
+  static Reconnector *from_registry_node(util::ListNode *node) noexcept;
 
   // Use start(); public only for util::make/destroy.
   Reconnector(Loop &loop, const async_stream_protocol &protocol, void *userdata) noexcept;
@@ -67,6 +72,7 @@ class Reconnector : public util::Tagged<0x52434f4e> {  // "RCON"
   void release() noexcept;
 
   Loop &loop_;
+  util::ListNode registry_node_;  // on the loop's registry until stopped has run
   async_stream_protocol user_{};  // the user's, with its userdata
   void *userdata_;
   async_stream_protocol forward_{};

@@ -61,8 +61,8 @@ Server::Server(Loop &loop, void *userdata, async_stream_factory factory) noexcep
 
 Server::~Server() {
   stop();
-  // Streams still open outlive the server: detach them.
-  while (!connections_.empty()) connections_.front()->unlink();
+  // Streams still open outlive the server: the loop's registry keeps them.
+  loop().registry(ASYNC_OBJECT_STREAM).splice(connections_);
   util::mem_free(listeners_);
 }
 
@@ -231,7 +231,8 @@ void Server::take(int fd) noexcept {
     loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", util::error_message(err));
     return;
   }
-  connections_.push_back(stream->server_node());
+  stream->list_node().unlink();
+  connections_.push_back(stream->list_node());
 }
 
 int Server::port() const noexcept {
@@ -255,13 +256,13 @@ int Server::sockname(sockaddr *out, std::size_t capacity, std::size_t index) con
 std::size_t Server::connection_count() noexcept {
   std::size_t n = 0;
   for (util::ListNode *node = connections_.front(); node != connections_.end(); node = node->next)
-    if (!Stream::from_server_node(node)->lost()) ++n;
+    if (!Stream::from_list_node(node)->lost()) ++n;
   return n;
 }
 
 void Server::close_connections(bool abort) noexcept {
   for (util::ListNode *node = connections_.front(); node != connections_.end(); node = node->next) {
-    Stream *s = Stream::from_server_node(node);
+    Stream *s = Stream::from_list_node(node);
     abort ? s->abort(0) : s->close();
   }
 }

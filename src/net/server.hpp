@@ -26,6 +26,7 @@ using util::SocketAddress;
 class Server : public Handle {
  public:
   static constexpr std::uint32_t kTag = 0x53525652;  // "SRVR"
+  static constexpr int kObjectKind = ASYNC_OBJECT_SERVER;
   static constexpr int kDefaultBacklog = 511;
   // How long accepting pauses when the process is out of fds.
   static constexpr std::uint64_t kRetryMs = 100;
@@ -57,6 +58,8 @@ class Server : public Handle {
   std::size_t count() const noexcept { return count_; }
   int sockname(sockaddr *out, std::size_t capacity, std::size_t index) const noexcept;
   std::size_t connection_count() noexcept;
+  // The accepted streams until their connection_lost (Stream::list_node()).
+  util::List &connections() noexcept { return connections_; }
   void close_connections(bool abort) noexcept;
 
  private:

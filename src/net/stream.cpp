@@ -113,9 +113,7 @@ Stream::~Stream() {
   drop_protocol(protocol_);
 }
 
-Stream *Stream::from_server_node(util::ListNode *node) noexcept {
-  return util::container_of(node, &Stream::server_node_);
-}
+Stream *Stream::from_list_node(util::ListNode *node) noexcept { return util::container_of(node, &Stream::list_node_); }
 
 // ---- shared protocols ---------------------------------------------------
 
@@ -185,6 +183,7 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   s->pipe_writer_ = s->write_only_ && is_fifo;
   s->userdata_ = userdata;
   ev::Backend::io_init(s->io_, fd, 0, on_io, s);
+  loop.registry(ASYNC_OBJECT_STREAM).push_back(s->list_node_);  // a server moves it to its own list
   loop.transport_opened(run_made, s);
   *out = s;
   return 0;
@@ -204,7 +203,7 @@ void Stream::schedule_lost(int error) noexcept {
 
 void Stream::run_lost(async_loop *, void *self) noexcept {
   auto *s = static_cast<Stream *>(self);
-  s->server_node_.unlink();
+  s->list_node_.unlink();
   s->end();  // set_protocol() refuses from now on: the callbacks stay
 }
 

@@ -91,9 +91,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
     ++refs_;
   }
   static void release_value(void *stream, void *context) noexcept;
-  // Membership in a server's list of connections, left when lost.
-  util::ListNode &server_node() noexcept { return server_node_; }
-  static Stream *from_server_node(util::ListNode *node) noexcept;
+  // Membership in its server's list of connections (accepted streams) or
+  // else in the loop's registry, left when connection_lost has run.
+  util::ListNode &list_node() noexcept { return list_node_; }
+  static Stream *from_list_node(util::ListNode *node) noexcept;
 
   // Use adopt(); public only for util::make/destroy.
   Stream(Loop &loop, Protocol *protocol) noexcept;
@@ -170,7 +171,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // The connection's reference (until it ended), a connect future's and
   // the callers' (Transport::retain()).
   std::uint32_t refs_ = 1;
-  util::ListNode server_node_;
+  util::ListNode list_node_;
   // nullptr once ended (Transport::end()).
   Loop *loop_;
   ev::IoSlot io_;  // also holds the fd

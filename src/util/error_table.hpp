@@ -40,7 +40,8 @@
   X(ASYNC_EADDRNOTAVAIL, "address not available")                           \
   X(ASYNC_EEOF, "end of stream before the data asked for")                  \
   X(ASYNC_EMSGSIZE, "message too long")                                     \
-  X(ASYNC_EACCES, "permission denied")
+  X(ASYNC_EACCES, "permission denied")                                      \
+  X(ASYNC_EWRONGTHREAD, "called from a thread other than the loop's")
 
 namespace async::util {
 
