@@ -61,7 +61,7 @@ static void on_closed(async_handle *handle, void *userdata) {
 
 /* A one-shot timer resolves the future it was given as userdata. */
 static void on_timer(async_timer *timer, void *userdata) {
-  assert_int_equal(async_future_resolve(userdata, (void *)"fired", NULL), 0);
+  assert_int_equal(async_future_resolve(userdata, (void *)"fired", NULL, NULL), 0);
   assert_int_equal(async_handle_close(async_timer_handle(timer), NULL), 0);
 }
 
@@ -112,7 +112,7 @@ static void test_future_combinators(void **state) {
   assert_int_equal(async_future_new(&in[1], loop), 0);
   async_future *all;
   assert_int_equal(async_future_all(&all, loop, in, 2), 0);
-  assert_int_equal(async_future_resolve(in[0], NULL, NULL), 0);
+  assert_int_equal(async_future_resolve(in[0], NULL, NULL, NULL), 0);
   assert_int_equal(async_future_reject(in[1], ASYNC_EIO), 0);
   assert_int_equal(async_loop_run_until(loop, all), ASYNC_EIO);
 
@@ -311,12 +311,59 @@ static void test_addr(void **state) {
   assert_int_equal(async_addr_parse((struct sockaddr *)&sa, sizeof sa, "not an address", 0), ASYNC_EINVAL);
 }
 
+/* The calls a binding leans on: loop userdata, walk, hold, references,
+ * renamed getters and the address accessors. */
+static void count_object(int kind, void *object, void *userdata) {
+  (void)object;
+  if (kind == ASYNC_OBJECT_TIMER || kind == ASYNC_OBJECT_FUTURE) ++*(int *)userdata;
+}
+
+static void test_binding_calls(void **state) {
+  (void)state;
+  async_loop *loop;
+  assert_int_equal(async_loop_new(&loop), 0);
+  int tag = 0;
+  assert_int_equal(async_loop_set_userdata(loop, &tag), 0);
+  assert_ptr_equal(async_loop_userdata(loop), &tag);
+
+  async_timer *timer;
+  assert_int_equal(async_timer_new(&timer, loop, NULL), 0);
+  async_future *f;
+  assert_int_equal(async_future_new(&f, loop), 0);
+  int seen = 0;
+  assert_int_equal(async_loop_walk(loop, count_object, &seen), 2); /* calls made */
+  assert_int_equal(seen, 2);
+
+  assert_int_equal(async_future_retain(f), 0);
+  assert_int_equal(async_future_release(f), 0);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_loop_hold(loop), 0);
+  assert_int_equal(async_loop_alive(loop), 1);
+  assert_int_equal(async_loop_unhold(loop), 0);
+
+  assert_int_equal(async_loop_shutdown(loop, NULL), 0);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_free(f), 0);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(async_loop_free(loop), 0);
+
+  static const uint8_t ip[4] = {192, 0, 2, 7};
+  struct sockaddr_storage ss;
+  int len = async_addr_make((struct sockaddr *)&ss, sizeof ss, ASYNC_AF_INET, ip, sizeof ip, 8080, 0);
+  assert_int_equal(len, (int)sizeof(struct sockaddr_in));
+  assert_int_equal(async_addr_get_family((struct sockaddr *)&ss, (size_t)len), ASYNC_AF_INET);
+  assert_int_equal(async_addr_port((struct sockaddr *)&ss, (size_t)len), 8080);
+  uint8_t back[16];
+  assert_int_equal(async_addr_get_ip(back, sizeof back, (struct sockaddr *)&ss, (size_t)len), 4);
+  assert_memory_equal(back, ip, sizeof ip);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_version_and_errors), cmocka_unit_test(test_loop_timer_future),
       cmocka_unit_test(test_future_combinators), cmocka_unit_test(test_tcp_echo),
       cmocka_unit_test(test_udp),                cmocka_unit_test(test_dns_localhost),
-      cmocka_unit_test(test_addr),
+      cmocka_unit_test(test_addr), cmocka_unit_test(test_binding_calls),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

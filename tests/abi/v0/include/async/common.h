@@ -15,6 +15,12 @@
  *   thread, only from inside async_loop_run(). The only calls allowed from
  *   any thread are async_loop_post() and async_loop_wakeup().
  * - Callbacks must not unwind (C++ exceptions, Rust panics, longjmp out).
+ * - Callbacks inside calls: each function's comment ends with the user
+ *   callbacks it may run before it returns ("Callbacks: none run inside
+ *   this call." or which ones); every other callback (done, close, release,
+ *   destroy, zero-copy done, protocol events) runs from the loop. The
+ *   allocator (async/alloc.h) is not counted: any call that allocates or
+ *   frees may call it. docs/callbacks.md has the whole table.
  */
 #ifndef ASYNC_COMMON_H
 #define ASYNC_COMMON_H
@@ -48,10 +54,16 @@ typedef void (*async_callback)(async_loop *loop, void *userdata);
 /* Releases a userdata the library no longer needs (its final notification). */
 typedef void (*async_release_fn)(void *userdata);
 
-/* Runtime version: (major << 16) | (minor << 8) | patch. */
+/*
+ * Runtime version: (major << 16) | (minor << 8) | patch.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API uint32_t async_version(void);
 
-/* Runtime version as "MAJOR.MINOR.PATCH"; static storage, never NULL. */
+/*
+ * Runtime version as "MAJOR.MINOR.PATCH"; static storage, never NULL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API const char *async_version_string(void);
 
 #ifdef __cplusplus

@@ -14,14 +14,16 @@
  * IPv6 first, and a new attempt starts every attempt delay (250 ms) while
  * earlier ones are still connecting, or at once when one fails. The first
  * attempt to connect wins; the others are closed.
- * Without Happy Eyeballs (happy_eyeballs = 0) the addresses are tried one
+ * Without Happy Eyeballs (sequential non-zero) the addresses are tried one
  * at a time, each once the previous one failed: every IPv6 address first,
  * then IPv4 (async_getaddrinfo()'s order).
  *
  * The future completes on a later iteration than this call:
  * - DONE once the stream's connection_made has run; its value is the
- *   async_stream *, usable as long as the future is not freed (once the
- *   stream's connection_lost has run, calls on it return ASYNC_ECLOSED).
+ *   async_stream *, and a reference to it (async/stream.h, Lifetime): the
+ *   pointer stays valid as long as the future's memory, even after the
+ *   stream ended (calls on it then return ASYNC_ECLOSED). To keep the
+ *   stream longer, async_stream_retain() it.
  *   If connection_made closed the stream at once, the future fails with
  *   ASYNC_ECLOSED instead (the stream's own callbacks still run).
  * - FAILED with the first error met (a DNS error, or the first attempt's
@@ -29,10 +31,19 @@
  *   timeout; protocol->release(userdata) has been called then (the
  *   protocol saw nothing else).
  * - CANCELLED (async_future_cancel or free): lookups and attempts stop;
- *   release(userdata) is called, or, if the connection was already made,
- *   the stream is aborted and ends through its connection_lost.
+ *   release(userdata) follows from the loop (a later iteration, before the
+ *   future's done callbacks; never inside the cancelling call), or, if the
+ *   connection was already made, the stream is aborted and ends through its
+ *   connection_lost (and release).
  * Every failed attempt is also reported to options->attempt_failed, if set,
- * with its address and error (do not cancel the future from inside it).
+ * with its address and error, from the loop (never inside a call into the
+ * library), and only while the future is pending: once it has completed
+ * (DONE, FAILED or CANCELLED, also by a cancel or free made inside
+ * attempt_failed itself, which is allowed), attempts still in flight are
+ * closed without a report. So attempt_failed_userdata, which gets no
+ * release of its own, may be freed as soon as the future has completed:
+ * right after the async_future_cancel()/free() that cancelled it, or in
+ * one of its done callbacks.
  * All functions: loop thread only.
  */
 #ifndef ASYNC_CONNECT_H
@@ -49,16 +60,27 @@ struct sockaddr;
 
 typedef void (*async_attempt_failed_fn)(const struct sockaddr *addr, size_t addrlen, int error, void *userdata);
 
+/*
+ * async_tcp_connect() options. Every field's default is 0 (NULL, 0.0): a
+ * struct all zero but size means every default, as NULL options do.
+ * size: sizeof(async_connect_options) as the caller's header has it, so
+ * programs built against another version keep working (docs/design.md,
+ * "Option structs"): the library reads only the fields size covers (the
+ * others take their default) and refuses (ASYNC_EINVAL) a size below the
+ * first version's or, from a newer header, non-zero fields it does not
+ * know. A negative delay means none (0 being the default).
+ */
 typedef struct async_connect_options {
   uint32_t size;                          /* sizeof(async_connect_options) */
-  int family;                             /* AF_UNSPEC (default), AF_INET or AF_INET6 */
+  int family;                             /* 0 (ASYNC_AF_UNSPEC, default): both; ASYNC_AF_INET or ASYNC_AF_INET6 */
   const char *local_address;              /* bind here first: "192.0.2.7", "[2001:db8::7]:4000"; NULL: any */
-  int happy_eyeballs;                     /* non-zero (default): RFC 8305; 0: one attempt at a time (same lookups) */
-  uint32_t resolution_delay_ms;           /* default 50 */
-  uint32_t attempt_delay_ms;              /* default 250 */
+  int sequential;                         /* 0 (default): Happy Eyeballs (RFC 8305); non-zero: one attempt at a
+                                             time (same lookups) */
+  int32_t resolution_delay_ms;            /* 0 (default): 50; negative: none */
+  int32_t attempt_delay_ms;               /* 0 (default): 250; negative: none (an attempt per address at once) */
   uint64_t attempt_timeout_ms;            /* per attempt; 0 (default): the kernel's */
   uint64_t total_timeout_ms;              /* lookups and attempts together; 0 (default): none */
-  async_attempt_failed_fn attempt_failed; /* NULL: not told */
+  async_attempt_failed_fn attempt_failed; /* NULL (default): not told */
   void *attempt_failed_userdata;
   /*
    * Lookups still unanswered this long after they started are given up:
@@ -69,16 +91,19 @@ typedef struct async_connect_options {
   uint64_t dns_timeout_ms;
 } async_connect_options;
 
+/* C convenience, the same as { sizeof(async_connect_options) }: every default. */
 #define ASYNC_CONNECT_OPTIONS_INIT \
-  { sizeof(async_connect_options), 0, 0, 1, 50, 250, 0, 0, 0, 0, 0 }
+  { sizeof(async_connect_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /*
- * Connects to host:port with options (NULL: the defaults) and makes the
- * connection a stream driven by protocol (copied) and userdata.
+ * Connects to host:port with options (NULL: the defaults; copied) and
+ * makes the connection a stream driven by protocol (copied) and userdata.
  * Errors (returned; nothing called, userdata stays the caller's):
- * ASYNC_EINVAL (NULL, empty host, invalid protocol or options, a malformed
- * local address), ASYNC_EBUSY (a reader bound already, async/reader.h),
+ * ASYNC_EINVAL (NULL, empty host, invalid protocol or options: a size the
+ * library refuses, a family other than the three; a malformed local
+ * address), ASYNC_EBUSY (a reader bound already, async/reader.h),
  * ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char *host, uint16_t port,
                                 const async_connect_options *options, const async_stream_protocol *protocol,
@@ -90,6 +115,7 @@ ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char
  * missing socket fails it with ASYNC_ECONNREFUSED, as the kernel says).
  * Errors (returned): ASYNC_EINVAL (NULL, empty or too long a path, invalid
  * protocol), ASYNC_EBUSY (as for async_tcp_connect()), ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_unix_connect(async_future **out, async_loop *loop, const char *path,
                                  const async_stream_protocol *protocol, void *userdata);

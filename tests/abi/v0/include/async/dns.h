@@ -106,6 +106,7 @@ typedef struct async_nameinfo async_nameinfo;
  * the future (see above); a numeric host of the other family than the one
  * asked fails it with ASYNC_ENODATA, a name with an empty label or a label
  * over 63 characters with ASYNC_EBADNAME (no query is sent).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_getaddrinfo(async_future **out, async_loop *loop, const char *host, const char *service, int family,
                                 int socktype, uint32_t flags);
@@ -116,33 +117,54 @@ ASYNC_API int async_getaddrinfo(async_future **out, async_loop *loop, const char
  * async_addrinfo_free()); the future's value becomes NULL.
  * Errors: ASYNC_EINVAL (NULL, not a getaddrinfo future, already taken),
  * ASYNC_ESTATE (not DONE).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_addrinfo_take(async_addrinfo **out, async_future *future);
 
-/* Frees a list taken with async_addrinfo_take(). NULL is ignored. */
+/*
+ * Frees a list taken with async_addrinfo_take(). NULL is ignored.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API void async_addrinfo_free(async_addrinfo *list);
 
-/* Number of entries (> 0). Errors: ASYNC_EINVAL (not a list). */
+/*
+ * Number of entries (> 0). Errors: ASYNC_EINVAL (not a list).
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_addrinfo_count(const async_addrinfo *list);
 
-/* Entry index's family (AF_INET or AF_INET6). Errors: ASYNC_EINVAL, ASYNC_ERANGE (index). */
+/*
+ * Entry index's family (AF_INET or AF_INET6). Errors: ASYNC_EINVAL,
+ * ASYNC_ERANGE (index).
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_addrinfo_family(const async_addrinfo *list, size_t index);
 
-/* Entry index's socket type (0, SOCK_STREAM, SOCK_DGRAM). Errors: ASYNC_EINVAL, ASYNC_ERANGE. */
+/*
+ * Entry index's socket type (0, SOCK_STREAM, SOCK_DGRAM). Errors: ASYNC_EINVAL,
+ * ASYNC_ERANGE.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_addrinfo_socktype(const async_addrinfo *list, size_t index);
 
-/* Entry index's protocol (0, IPPROTO_TCP, IPPROTO_UDP). Errors: ASYNC_EINVAL, ASYNC_ERANGE. */
+/*
+ * Entry index's protocol (0, IPPROTO_TCP, IPPROTO_UDP). Errors: ASYNC_EINVAL,
+ * ASYNC_ERANGE.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_addrinfo_protocol(const async_addrinfo *list, size_t index);
 
 /*
  * Entry index's address (borrowed from the list, with the port set) and
  * its length. Returns the length. Errors: ASYNC_EINVAL, ASYNC_ERANGE.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_addrinfo_addr(const struct sockaddr **out, const async_addrinfo *list, size_t index);
 
 /*
  * The canonical name when ASYNC_DNS_CANONNAME was asked (the last CNAME
  * target, or the host itself), else NULL. Borrowed from the list.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API const char *async_addrinfo_canonname(const async_addrinfo *list);
 
@@ -155,14 +177,21 @@ ASYNC_API const char *async_addrinfo_canonname(const async_addrinfo *list);
  * Errors (returned): ASYNC_EINVAL (NULL, bad family or length, unknown
  * flags), ASYNC_ENOMEM, ASYNC_EMFILE (as async_getaddrinfo()). A name not found with ASYNC_NI_NAMEREQD fails the
  * future with ASYNC_ENOTFOUND.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_getnameinfo(async_future **out, async_loop *loop, const struct sockaddr *addr, size_t addrlen,
                                 uint32_t flags);
 
-/* The host of a getnameinfo result; borrowed. NULL if info is not one. */
+/*
+ * The host of a getnameinfo result; borrowed. NULL if info is not one.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API const char *async_nameinfo_host(const async_nameinfo *info);
 
-/* The service of a getnameinfo result; borrowed. NULL if info is not one. */
+/*
+ * The service of a getnameinfo result; borrowed. NULL if info is not one.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API const char *async_nameinfo_service(const async_nameinfo *info);
 
 /*
@@ -176,6 +205,7 @@ ASYNC_API const char *async_nameinfo_service(const async_nameinfo *info);
  * ports: "192.0.2.53", "127.0.0.1:15353,[::1]:15353". NULL restores the
  * system's (/etc/resolv.conf). Errors: ASYNC_EINVAL (malformed list),
  * ASYNC_EBUSY, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_dns_set_servers(async_loop *loop, const char *servers);
 
@@ -183,6 +213,7 @@ ASYNC_API int async_dns_set_servers(async_loop *loop, const char *servers);
  * Per-try timeout (ms, 1..INT32_MAX; default 2000) and number of tries per
  * server (1..100; default 2). c-ares doubles the per-try timeout on each pass over
  * the servers. Errors: ASYNC_EINVAL, ASYNC_EBUSY.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_dns_set_timeout(async_loop *loop, uint32_t timeout_ms, uint32_t tries);
 
@@ -191,10 +222,15 @@ ASYNC_API int async_dns_set_timeout(async_loop *loop, uint32_t timeout_ms, uint3
  * libasync whatever c-ares does: the future fails with ASYNC_ETIMEDOUT.
  * Applies to lookups started afterwards; allowed while lookups are in
  * flight. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_dns_set_deadline(async_loop *loop, uint64_t deadline_ms);
 
-/* Round-robin over the servers instead of always trying the first. Errors: ASYNC_EINVAL, ASYNC_EBUSY. */
+/*
+ * Round-robin over the servers instead of always trying the first. Errors:
+ * ASYNC_EINVAL, ASYNC_EBUSY.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_dns_set_rotate(async_loop *loop, int rotate);
 
 /*
@@ -204,6 +240,7 @@ ASYNC_API int async_dns_set_rotate(async_loop *loop, int rotate);
  * the result's sin6_scope_id), "" for none (DNS only), NULL for the
  * system's (/etc/hosts, or $CARES_HOSTS). Errors: ASYNC_EINVAL, ASYNC_EBUSY,
  * ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_dns_set_hosts_file(async_loop *loop, const char *path);
 
@@ -212,6 +249,7 @@ ASYNC_API int async_dns_set_hosts_file(async_loop *loop, const char *path);
  * ndots: names with fewer dots than ndots are tried with each domain
  * appended first. Errors: ASYNC_EINVAL (ndots > 15), ASYNC_EBUSY,
  * ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_dns_set_search(async_loop *loop, const char *domains, uint32_t ndots);
 

@@ -45,6 +45,7 @@ enum async_error {
   ASYNC_EEOF = -26,          /* the stream ended before the data asked for */
   ASYNC_EMSGSIZE = -27,      /* a datagram too large to send, or larger than the receive buffer */
   ASYNC_EACCES = -28,        /* permission denied (broadcast without the option, a firewall rule) */
+  ASYNC_EWRONGTHREAD = -29,  /* called from a thread other than the loop's (async_loop_set_thread_check) */
   ASYNC_ERROR_FORCE32 = 0x7FFFFFFF
 };
 

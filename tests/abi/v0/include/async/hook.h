@@ -29,23 +29,34 @@ typedef void (*async_hook_fn)(async_hook *hook, void *userdata);
 /*
  * Creates a stopped hook of the given kind (enum async_hook_kind).
  * Loop thread only. Errors: ASYNC_EINVAL, ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_hook_new(async_hook **out, async_loop *loop, int kind, void *userdata);
 
-/* The hook as a handle (same object), or NULL if not a hook. */
+/*
+ * The hook as a handle (same object), or NULL if not a hook.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API async_handle *async_hook_handle(async_hook *hook);
 
 /*
  * Starts the hook with cb (replacing the callback if already active).
  * Errors: ASYNC_EINVAL (cb NULL), ASYNC_ECLOSED.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_hook_start(async_hook *hook, async_hook_fn cb);
 
-/* Stops the hook; a no-op if stopped. Errors: ASYNC_EINVAL, ASYNC_ECLOSED. */
+/*
+ * Stops the hook; a no-op if stopped. Errors: ASYNC_EINVAL, ASYNC_ECLOSED.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_hook_stop(async_hook *hook);
 
-/* The hook's kind, or ASYNC_EINVAL. */
-ASYNC_API int async_hook_kind(async_hook *hook);
+/*
+ * The hook's kind (enum async_hook_kind), or ASYNC_EINVAL. Loop thread
+ * only. Callbacks: none run inside this call.
+ */
+ASYNC_API int async_hook_get_kind(async_hook *hook);
 
 #ifdef __cplusplus
 }

@@ -45,24 +45,28 @@ extern "C" {
 typedef struct async_reconnector async_reconnector;
 
 /* async_reconnector_state() values. */
-enum {
+enum async_reconnect_state {
   ASYNC_RECONNECT_CONNECTING = 1,
   ASYNC_RECONNECT_CONNECTED = 2,
   ASYNC_RECONNECT_WAITING = 3,
-  ASYNC_RECONNECT_STOPPING = 4
+  ASYNC_RECONNECT_STOPPING = 4,
+  ASYNC_RECONNECT_STATE_FORCE32 = 0x7FFFFFFF
 };
 
 /*
- * Backoff policy and events. The callbacks get the userdata given to
- * async_reconnector_start(); either may be NULL.
+ * Backoff policy and events. Every field's default is 0 (NULL, 0.0): a
+ * struct all zero but size means every default, as NULL options do; size
+ * is read as for async_connect_options (async/connect.h). The callbacks
+ * get the userdata given to async_reconnector_start(); either may be NULL.
  */
 typedef struct async_reconnect_options {
   uint32_t size;                        /* sizeof(async_reconnect_options) */
-  const async_connect_options *connect; /* each connect's options (copied); NULL: the defaults */
-  uint64_t initial_delay_ms;            /* >= 1, default 100: first retry, and the wait after a loss */
-  uint64_t max_delay_ms;                /* >= initial_delay_ms, default 30000 */
-  double multiplier;                    /* >= 1.0, default 2.0 */
-  double jitter;                        /* 0.0..1.0, default 0.1 */
+  const async_connect_options *connect; /* each connect's options (copied); NULL (default): the defaults */
+  uint64_t initial_delay_ms;            /* first retry, and the wait after a loss; 0 (default): 100 */
+  uint64_t max_delay_ms;                /* >= initial_delay_ms; 0 (default): 30000, or initial_delay_ms if
+                                           larger */
+  double multiplier;                    /* >= 1.0; 0.0 (default): 2.0 */
+  double jitter;                        /* up to 1.0; 0.0 (default): 0.1; negative: none (exact steps) */
   uint32_t max_attempts;                /* consecutive failed connects before giving up; 0 (default): never */
   /*
    * A connect failed with error; failures counts the consecutive ones. The
@@ -74,8 +78,9 @@ typedef struct async_reconnect_options {
   void (*stopped)(async_reconnector *rc, int error, void *userdata);
 } async_reconnect_options;
 
+/* C convenience, the same as { sizeof(async_reconnect_options) }: every default. */
 #define ASYNC_RECONNECT_OPTIONS_INIT \
-  { sizeof(async_reconnect_options), 0, 100, 30000, 2.0, 0.1, 0, 0, 0 }
+  { sizeof(async_reconnect_options), 0, 0, 0, 0.0, 0.0, 0, 0, 0 }
 
 /*
  * Starts keeping a connection to host:port. The first connect starts at
@@ -83,9 +88,10 @@ typedef struct async_reconnect_options {
  * data_received and connection_lost are required as for any stream.
  * Errors (returned; nothing started, nothing called, userdata stays the
  * caller's): ASYNC_EINVAL (NULL, empty or over-long host, invalid protocol,
- * options size too small, a delay, multiplier or jitter out of range, or
- * what async_tcp_connect() rejects), ASYNC_EBUSY (a reader bound already,
- * async/reader.h), ASYNC_ENOMEM.
+ * a size of options or options->connect the library refuses, a delay,
+ * multiplier or jitter out of range, or what async_tcp_connect() rejects),
+ * ASYNC_EBUSY (a reader bound already, async/reader.h), ASYNC_ENOMEM.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_reconnector_start(async_reconnector **out, async_loop *loop, const char *host, uint16_t port,
                                       const async_reconnect_options *options, const async_stream_protocol *protocol,
@@ -97,6 +103,7 @@ ASYNC_API int async_reconnector_start(async_reconnector **out, async_loop *loop,
  * next connect starts right after, without delay; while connecting,
  * nothing changes. The failure count is kept.
  * Errors: ASYNC_EINVAL, ASYNC_ECLOSED (stopping).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_reconnector_reconnect(async_reconnector *rc);
 
@@ -104,13 +111,21 @@ ASYNC_API int async_reconnector_reconnect(async_reconnector *rc);
  * Stops for good: the connect in flight is cancelled, or the stream closed
  * (written data is flushed first); then stopped(0) and release(userdata)
  * run. Idempotent. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_reconnector_stop(async_reconnector *rc);
 
-/* The current ASYNC_RECONNECT_* state, or ASYNC_EINVAL. */
+/*
+ * The current state (enum async_reconnect_state), or ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_reconnector_state(async_reconnector *rc);
 
-/* The connected stream (between its connection_made and connection_lost), else NULL. */
+/*
+ * The connected stream (between its connection_made and connection_lost), else
+ * NULL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API async_stream *async_reconnector_stream(async_reconnector *rc);
 
 #ifdef __cplusplus

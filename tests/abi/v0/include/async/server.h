@@ -56,11 +56,16 @@ typedef int (*async_stream_factory)(const async_stream_protocol **out_protocol, 
  * Errors: ASYNC_EINVAL (NULL, a host name, bad flags or factory NULL),
  * ASYNC_EADDRINUSE, ASYNC_EADDRNOTAVAIL, ASYNC_EMFILE, ASYNC_ENOMEM,
  * ASYNC_EIO. On error nothing is listening and nothing is called.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_tcp_listen(async_server **out, async_loop *loop, const char *host, uint16_t port, int backlog,
                                uint32_t flags, async_stream_factory factory, void *userdata);
 
-/* As async_tcp_listen() on every address of a getaddrinfo result (its ports included). */
+/*
+ * As async_tcp_listen() on every address of a getaddrinfo result (its ports
+ * included).
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_tcp_listen_addrinfo(async_server **out, async_loop *loop, const async_addrinfo *addrs, int backlog,
                                         uint32_t flags, async_stream_factory factory, void *userdata);
 
@@ -69,27 +74,42 @@ ASYNC_API int async_tcp_listen_addrinfo(async_server **out, async_loop *loop, co
  * file is not removed: ASYNC_EADDRINUSE), or an abstract name written with
  * a leading '@' ("@name"). Errors: as async_tcp_listen() (a path too long:
  * ASYNC_EINVAL).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_unix_listen(async_server **out, async_loop *loop, const char *path, int backlog,
                                 async_stream_factory factory, void *userdata);
 
-/* The server as a handle (same object), or NULL if server is not one. */
+/*
+ * The server as a handle (same object), or NULL if server is not one.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API async_handle *async_server_handle(async_server *server);
 
-/* The bound TCP port (host order), 0 for a Unix server. Errors: ASYNC_EINVAL, ASYNC_ECLOSED. */
+/*
+ * The bound TCP port (host order), 0 for a Unix server. Errors: ASYNC_EINVAL,
+ * ASYNC_ECLOSED.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_server_port(async_server *server);
 
-/* Number of listening sockets. Errors: ASYNC_EINVAL, ASYNC_ECLOSED. */
+/*
+ * Number of listening sockets. Errors: ASYNC_EINVAL, ASYNC_ECLOSED.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_server_count(async_server *server);
 
 /*
  * Address of listening socket index into out (capacity bytes); returns its
  * length. Errors: ASYNC_EINVAL, ASYNC_ECLOSED, ASYNC_ERANGE (index or
  * capacity).
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_server_sockname(struct sockaddr *out, size_t capacity, async_server *server, size_t index);
 
-/* Accepted streams not yet lost. Errors: ASYNC_EINVAL. */
+/*
+ * Accepted streams not yet lost. Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
+ */
 ASYNC_API int async_server_connection_count(async_server *server);
 
 /*
@@ -97,8 +117,18 @@ ASYNC_API int async_server_connection_count(async_server *server);
  * non-zero) every accepted stream still open. Works after the server
  * handle was closed too, until its close callback ran.
  * Errors: ASYNC_EINVAL.
+ * Callbacks: none run inside this call.
  */
 ASYNC_API int async_server_close_connections(async_server *server, int abort);
+
+/*
+ * The userdata the factory gets now (the listen call's, or the latest
+ * async_handle_set_userdata()'s), borrowed; the same as
+ * async_handle_userdata(async_server_handle(server)). NULL for NULL or not
+ * a server. Works while the server is closing, until its close callback
+ * ran. Callbacks: none run inside this call.
+ */
+ASYNC_API void *async_server_userdata(async_server *server);
 
 #ifdef __cplusplus
 }
