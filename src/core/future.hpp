@@ -96,9 +96,9 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   void *cancel_userdata_ = nullptr;
   int state_ = ASYNC_FUTURE_PENDING;
   int error_ = 0;
-  std::size_t refs_ = 1;         // the callers' and the library's
-  std::uint32_t user_refs_ = 1;  // the callers' (part of refs_)
-  std::size_t scheduled_ = 0;    // callbacks whose task is in the ready queue
+  std::size_t refs_ = 1;           // the callers' and the library's
+  std::uint32_t user_refs_ = 1;    // the callers' (part of refs_)
+  std::size_t scheduled_ = 0;      // callbacks whose task is in the ready queue
   bool destroy_deferred_ = false;  // destroy_ is the user's: a deferred call is reserved
 };
 

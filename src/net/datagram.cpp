@@ -151,7 +151,7 @@ void Datagram::schedule_lost(int error) noexcept {
 
 void Datagram::run_lost(async_loop *, void *self) noexcept {
   auto *d = static_cast<Datagram *>(self);
-  d->flush_errors();  // what close() left to report comes before the end
+  d->flush_errors();           // what close() left to report comes before the end
   d->registry_node_.unlink();  // walk no longer sees it
   d->end();
 }

@@ -204,7 +204,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   bool writing_paused_ : 1 = false;  // pause_writing told, resume_writing not yet
   bool eof_wanted_ : 1 = false;      // write_eof() called
   bool eof_sent_ : 1 = false;
-  bool value_ref_ : 1 = false;  // a connect future's value holds a reference
+  bool value_ref_ : 1 = false;      // a connect future's value holds a reference
   bool replay_wanted_ : 1 = false;  // resume_reading() queued run_replay(), no delivery since
   util::WaterMarks marks_;
 };
