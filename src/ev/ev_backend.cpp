@@ -154,7 +154,6 @@ struct Backend::Impl {
   ev_async async;
   ev_timer timer;
   bool may_block = false;  // the current poll is timed for poll_ns
-  bool polled = false;     // the current ev_run has polled
   std::uint64_t poll_started = 0;
   std::uint64_t poll_ended = 0;
   std::uint64_t poll_ns = 0;
@@ -182,16 +181,16 @@ void before_block(struct ev_loop *loop) noexcept {
 
 void after_block(struct ev_loop *loop) noexcept {
   auto *impl = impl_of(loop);
-  impl->polled = true;
   impl->poll_ended = util::monotonic_ns();
   if (impl->may_block) impl->poll_ns += impl->poll_ended - impl->poll_started;
 }
 
-// ev_run dispatches on entry and after its poll. Nothing is pending on
-// entry (each ev_run dispatches everything it queued before returning), so
-// only the dispatch after the poll walks libev's priority lists.
-void invoke_after_poll(struct ev_loop *loop) noexcept {
-  if (impl_of(loop)->polled) ev_invoke_pending(loop);
+// ev_run dispatches on entry, where nothing is ever pending (each ev_run
+// dispatches everything it queued before returning), and after its poll,
+// where often nothing is either: ev_pending_count (five additions) is much
+// cheaper than ev_invoke_pending walking libev's five priority lists.
+void invoke_if_pending(struct ev_loop *loop) noexcept {
+  if (ev_pending_count(loop)) ev_invoke_pending(loop);
 }
 
 void on_slot_timer(struct ev_loop *, ev_timer *w, int) noexcept { reinterpret_cast<TimerSlot *>(w)->fn(w->data, 0); }
@@ -262,7 +261,7 @@ int Backend::open(const LoopEvents &events) noexcept {
   impl->events = events;
   ev_set_userdata(loop, impl);
   ev_set_loop_release_cb(loop, before_block, after_block);
-  ev_set_invoke_pending_cb(loop, invoke_after_poll);
+  ev_set_invoke_pending_cb(loop, invoke_if_pending);
   ev_timer_init(&impl->timer, on_timer, 0., 0.);
 
   // None of the internal watchers keeps the loop alive by itself.
@@ -273,7 +272,6 @@ int Backend::open(const LoopEvents &events) noexcept {
 
 void Backend::poll(bool may_block) noexcept {
   impl_->may_block = may_block;
-  impl_->polled = false;
   ev_run(impl_->loop, may_block ? EVRUN_ONCE : EVRUN_NOWAIT);
 }
 
