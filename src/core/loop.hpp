@@ -130,12 +130,16 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // (the poll and what follows it are skipped).
   bool iterate(bool may_block) noexcept;
   void before_poll() noexcept;
-  void after_poll() noexcept;
+  // polled_at: when the poll returned, the iteration's time.
+  void after_poll(std::uint64_t polled_at) noexcept;
   static void woken(void *self) noexcept;
   static void run_until_done(async_future *future, int status, void *token) noexcept;
 
+  [[gnu::noinline, gnu::cold]] int call_soon_growing(async_callback cb, void *userdata) noexcept;
   void drain_posts() noexcept;
   void run_ready() noexcept;
+  // Out of line, so the pass keeps few registers while the report is off.
+  [[gnu::noinline]] void run_timed(Task task) noexcept;
   void run_due_timers() noexcept;
   void arm_timer() noexcept;
   void sync_spinning() noexcept;

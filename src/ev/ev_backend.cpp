@@ -270,9 +270,10 @@ int Backend::open(const LoopEvents &events) noexcept {
   return 0;
 }
 
-void Backend::poll(bool may_block) noexcept {
+std::uint64_t Backend::poll(bool may_block) noexcept {
   impl_->may_block = may_block;
   ev_run(impl_->loop, may_block ? EVRUN_ONCE : EVRUN_NOWAIT);
+  return impl_->poll_ended;
 }
 
 void Backend::ref() noexcept {
@@ -284,8 +285,6 @@ void Backend::unref() noexcept {
   --refs_;
   ev_unref(impl_->loop);
 }
-
-bool Backend::alive() const noexcept { return refs_ > 0; }
 
 void Backend::arm_timer(std::uint64_t delay_ns) noexcept {
   struct ev_loop *loop = impl_->loop;
@@ -312,8 +311,6 @@ void Backend::disarm_timer() noexcept {
 void Backend::wake() noexcept { ev_async_send(impl_->loop, &impl_->async); }
 std::uint64_t Backend::iterations() const noexcept { return ev_iteration(impl_->loop); }
 std::uint64_t Backend::poll_ns() const noexcept { return impl_->poll_ns; }
-
-std::uint64_t Backend::poll_ended_ns() const noexcept { return impl_->poll_ended; }
 
 void Backend::io_init(IoSlot &slot, int fd, std::uint32_t events, Dispatch fn, void *owner) noexcept {
   ev_io *w = as_io(slot);
