@@ -8,7 +8,7 @@
 namespace async::core {
 
 Future *Future::create(Loop &loop) noexcept {
-  Future *future = util::make<Future>(loop);
+  Future *future = loop.pool().make<Future>(loop);
   if (future) loop.object_added();
   return future;
 }
@@ -108,7 +108,7 @@ void Future::release_owner() noexcept {
 }
 
 void Future::release() noexcept {
-  if (--refs_ == 0) util::destroy(this);
+  if (--refs_ == 0) loop_->pool().destroy(this);
 }
 
 }  // namespace async::core

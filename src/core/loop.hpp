@@ -12,6 +12,7 @@
 #include "ev/ev_backend.hpp"
 #include "util/clock.hpp"
 #include "util/list.hpp"
+#include "util/pool.hpp"
 #include "util/ring.hpp"
 #include "util/tagged.hpp"
 
@@ -118,6 +119,9 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   util::List &hooks(int kind) noexcept { return hooks_[kind]; }
   void idle_hooks_changed(int delta) noexcept;
 
+  // Where the loop's handles, streams and futures live (util/pool.hpp).
+  util::Pool &pool() noexcept { return pool_; }
+
   void object_added() noexcept { ++objects_; }
   void object_removed() noexcept { --objects_; }
 
@@ -145,6 +149,8 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   void sync_spinning() noexcept;
   void report_if_slow(std::uint64_t start) noexcept;
 
+  // First, so destroyed last: the members below may still free records.
+  util::Pool pool_;
   ev::Backend backend_;
   util::Ring<Task> ready_;
   std::size_t reserved_ = 0;

@@ -169,7 +169,7 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   // callbacks' ready-queue slots, the loop's read buffer, the object.
   if (!loop.read_buffer() || !loop.reserve_tasks(2)) return ASYNC_ENOMEM;
   Protocol *shared = share_protocol(protocol, cache);
-  Stream *s = shared ? util::make<Stream>(loop, shared) : nullptr;
+  Stream *s = shared ? loop.pool().make<Stream>(loop, shared) : nullptr;
   if (!s) {
     drop_protocol(shared);
     loop.unreserve_task(2);
@@ -213,7 +213,7 @@ void Stream::run_lost(async_loop *, void *self) noexcept {
 
 void Stream::release(void *stream) noexcept {
   auto *s = static_cast<Stream *>(stream);
-  if (--s->refs_ == 0U) util::destroy(s);
+  if (--s->refs_ == 0U) s->loop_->pool().destroy(s);
 }
 
 int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept {
