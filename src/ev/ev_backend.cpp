@@ -174,10 +174,8 @@ void on_timer(struct ev_loop *, ev_timer *, int) noexcept {}
 // The clock is read once per iteration, when the poll returns (the loop's
 // time for the iteration), and once more before a poll that may block, so
 // poll_ns counts the time spent blocked and a spinning loop pays one read.
-void before_block(struct ev_loop *loop) noexcept {
-  auto *impl = impl_of(loop);
-  if (impl->may_block) impl->poll_started = util::monotonic_ns();
-}
+// libev calls this only while it is installed: for polls that may block.
+void before_block(struct ev_loop *loop) noexcept { impl_of(loop)->poll_started = util::monotonic_ns(); }
 
 void after_block(struct ev_loop *loop) noexcept {
   auto *impl = impl_of(loop);
@@ -260,7 +258,7 @@ int Backend::open(const LoopEvents &events) noexcept {
   impl->loop = loop;
   impl->events = events;
   ev_set_userdata(loop, impl);
-  ev_set_loop_release_cb(loop, before_block, after_block);
+  ev_set_loop_release_cb(loop, nullptr, after_block);  // may_block is false
   ev_set_invoke_pending_cb(loop, invoke_if_pending);
   ev_timer_init(&impl->timer, on_timer, 0., 0.);
 
@@ -271,7 +269,12 @@ int Backend::open(const LoopEvents &events) noexcept {
 }
 
 std::uint64_t Backend::poll(bool may_block) noexcept {
-  impl_->may_block = may_block;
+  // A non-blocking poll needs no start time: no call at all before it.
+  // Swapped only when the kind of poll changes (libev checks for null).
+  if (may_block != impl_->may_block) {
+    impl_->may_block = may_block;
+    ev_set_loop_release_cb(impl_->loop, may_block ? before_block : nullptr, after_block);
+  }
   ev_run(impl_->loop, may_block ? EVRUN_ONCE : EVRUN_NOWAIT);
   return impl_->poll_ended;
 }
