@@ -269,13 +269,6 @@ void Loop::transport_closed(int fd) noexcept {
   backend_.unref();
 }
 
-int Loop::call_soon(async_callback cb, void *userdata) noexcept {
-  // Growing is a separate call, so this path saves no registers.
-  if (!ready_.has_room(reserved_ + 1)) return call_soon_growing(cb, userdata);
-  ready_.push_into_room(Task{cb, userdata});
-  return 0;
-}
-
 int Loop::call_soon_growing(async_callback cb, void *userdata) noexcept {
   if (!ready_.reserve(reserved_ + 1)) return ASYNC_ENOMEM;
   ready_.push_into_room(Task{cb, userdata});

@@ -60,7 +60,12 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   void now_update() noexcept;
   std::int64_t timeout_ms() const noexcept;
 
-  int call_soon(async_callback cb, void *userdata) noexcept;
+  int call_soon(async_callback cb, void *userdata) noexcept {
+    // Inline, and growing is a separate call, so this path saves no registers.
+    if (!ready_.has_room(reserved_ + 1)) return call_soon_growing(cb, userdata);
+    ready_.push_into_room(Task{cb, userdata});
+    return 0;
+  }
   // Thread-safe part of async_loop_post; the caller proved the loop is live.
   int post(async_callback cb, void *userdata) noexcept;
   void wake() noexcept { backend_.wake(); }
