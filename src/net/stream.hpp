@@ -45,7 +45,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   static int adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata,
                    ProtocolCache *cache = nullptr) noexcept;
   // adopt() for a connected stream socket the library made itself with
-  // SOCK_NONBLOCK | SOCK_CLOEXEC (an accepted connection): nothing to probe.
+  // SOCK_NONBLOCK | SOCK_CLOEXEC (accepted or connected): nothing to probe.
   static int adopt_socket(Stream **out, Loop &loop, int fd, bool is_tcp, const async_stream_protocol &protocol,
                           void *userdata, ProtocolCache *cache) noexcept;
   // async_stream_adopt(): adopt() with a reader protocol bound first (and
