@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -227,6 +228,11 @@ static int connect_and_echo_ends(async_loop *loop, const char *host, uint16_t po
   assert_int_equal(c.made, 1);
   assert_true(c.made_before_future);
   assert_non_null(c.stream);
+  /* Made by the library: non-blocking, close-on-exec, TCP options work. */
+  int fd = async_stream_fd(c.stream);
+  assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+  assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+  assert_int_equal(async_stream_set_nodelay(c.stream, 1), 0);
   struct sockaddr_storage peer;
   int len = async_stream_peername((struct sockaddr *)&peer, sizeof peer, c.stream);
   assert_true(len > 0);
@@ -1138,6 +1144,8 @@ static void test_unix_connect(void **state) {
     tu_run_until(loop, &c.future_calls, 1, 3000);
     assert_int_equal(c.future_status, 0);
     assert_true(c.made_before_future);
+    assert_non_null(c.stream);
+    assert_int_equal(async_stream_set_nodelay(c.stream, 1), ASYNC_EINVAL); /* not TCP */
     echo_then_close(loop, &c, "unix\n");
     assert_int_equal(async_future_free(f), 0);
     tu_server_close(loop, server);

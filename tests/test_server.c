@@ -28,11 +28,16 @@ struct counts {
   int refused; /* factory calls answered with a refusal */
   int refuse;  /* factory: refuse every connection */
   int last_error;
+  int nodelay;     /* async_stream_set_nodelay's answer in connection_made */
+  int fd_set_up;   /* connections whose fd was non-blocking and close-on-exec */
 };
 
 static void c_made(async_stream *s, void *ud) {
-  (void)s;
-  ((struct counts *)ud)->made++;
+  struct counts *c = ud;
+  c->made++;
+  int fd = async_stream_fd(s);
+  c->fd_set_up += (fcntl(fd, F_GETFL) & O_NONBLOCK) && (fcntl(fd, F_GETFD) & FD_CLOEXEC);
+  c->nodelay = async_stream_set_nodelay(s, 1);
 }
 
 static size_t c_data(async_stream *s, const uint8_t *d, size_t n, void *ud) {
@@ -179,6 +184,9 @@ static void listen_local(async_loop *loop, const char *host) {
   close(fd4);
   run_until_count(loop, &c.lost, n);
   assert_int_equal(c.made, n);
+  /* Accepted TCP connections: non-blocking, close-on-exec, TCP options work. */
+  assert_int_equal(c.fd_set_up, n);
+  assert_int_equal(c.nodelay, 0);
   assert_int_equal(c.released, n);
   assert_int_equal(c.last_error, 0);
   assert_int_equal(async_server_connection_count(server), 0);
@@ -480,6 +488,9 @@ static void test_unix_listen(void **state) {
   echo_round_trip(loop, fd, "unix\n");
   close(fd);
   run_until_count(loop, &c.lost, 1);
+  /* An accepted Unix connection: set up like a TCP one, no TCP options. */
+  assert_int_equal(c.fd_set_up, 1);
+  assert_int_equal(c.nodelay, ASYNC_EINVAL);
   close_server(loop, server);
   unlink(path);
 

@@ -9,7 +9,7 @@
 namespace async::core {
 
 Future *Future::create(Loop &loop) noexcept {
-  Future *future = util::make<Future>(loop);
+  Future *future = loop.pool().make<Future>(loop);
   if (!future) return nullptr;
   loop.object_added();
   loop.registry(ASYNC_OBJECT_FUTURE).push_back(future->registry_node_);
@@ -141,7 +141,7 @@ void Future::drop_reference(bool cancel_pending) noexcept {
 }
 
 void Future::release() noexcept {
-  if (--refs_ == 0) util::destroy(this);
+  if (--refs_ == 0) loop_->pool().destroy(this);
 }
 
 }  // namespace async::core

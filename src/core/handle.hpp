@@ -32,7 +32,10 @@ inline constexpr HandleKind handle_kind{
     T::kTag,
     T::kObjectKind,
     [](Handle &h) noexcept { static_cast<T &>(h).stop(); },
-    [](Handle &h) noexcept { util::destroy(static_cast<T *>(&h)); },
+    [](Handle &h) noexcept {
+      T &handle = static_cast<T &>(h);
+      handle.loop().pool().destroy(&handle);
+    },
 };
 
 class Handle : public util::TagWord {
@@ -96,7 +99,8 @@ template <class T, class... Args>
 T *Handle::create(Loop &loop, void *userdata, Args &&...args) noexcept {
   int reserved = 0;
   while (reserved < T::kReservedTasks && loop.reserve_task()) ++reserved;
-  T *handle = reserved == T::kReservedTasks ? util::make<T>(loop, userdata, static_cast<Args &&>(args)...) : nullptr;
+  T *handle =
+      reserved == T::kReservedTasks ? loop.pool().make<T>(loop, userdata, static_cast<Args &&>(args)...) : nullptr;
   if (!handle) {
     while (reserved-- > 0) loop.unreserve_task();
     return nullptr;
@@ -111,7 +115,7 @@ void Handle::discard(T *handle) noexcept {
   Loop &loop = handle->loop();
   handle->stop();
   for (int i = 0; i < T::kReservedTasks; ++i) loop.unreserve_task();
-  util::destroy(handle);
+  loop.pool().destroy(handle);
   loop.object_removed();
 }
 

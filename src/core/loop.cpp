@@ -159,8 +159,7 @@ bool Loop::iterate(bool may_block) noexcept {
   if (stop_requested_ && !stop_before) return false;
   // Every fd callback runs inside poll(), so after_poll() follows all of
   // them: a hot fd cannot starve the ready queue or the timers.
-  backend_.poll(may_block && !spinning_);
-  after_poll();
+  after_poll(backend_.poll(may_block && !spinning_));
   return true;
 }
 
@@ -176,14 +175,14 @@ void Loop::before_poll() noexcept {
   sync_spinning();
 }
 
-void Loop::after_poll() noexcept {
+void Loop::after_poll(std::uint64_t polled_at) noexcept {
   // The clock was read when the poll returned; I/O callbacks since then
   // ran within the same iteration, as libuv's cached time.
-  now_ns_ = backend_.poll_ended_ns();
+  now_ns_ = polled_at;
   if (!hooks_[ASYNC_HOOK_CHECK].empty()) Hook::run_all(*this, ASYNC_HOOK_CHECK);
   if (posts_stalled_) drain_posts();
   if (service_) service_->after_poll();
-  run_ready();
+  if (!ready_.empty()) run_ready();
   run_due_timers();
   sync_spinning();
 }
@@ -193,11 +192,19 @@ void Loop::woken(void *self) noexcept { static_cast<Loop *>(self)->drain_posts()
 void Loop::run_ready() noexcept {
   // Only what was queued before this pass; the rest waits for the next
   // iteration (after a zero-timeout poll), as in asyncio.
-  for (std::size_t n = ready_.size(); n > 0 && !ready_.empty(); --n) {
+  // Nothing else takes from the queue: the n tasks are there.
+  for (std::size_t n = ready_.size(); n > 0; --n) {
     Task task = ready_.pop();
     ++callbacks_run_;
-    invoke([&] { task.cb(c_loop(), task.userdata); });
+    if (slow_ns_)
+      run_timed(task);
+    else
+      task.cb(c_loop(), task.userdata);
   }
+}
+
+void Loop::run_timed(Task task) noexcept {
+  invoke([&] { task.cb(c_loop(), task.userdata); });
 }
 
 void Loop::run_due_timers() noexcept {
@@ -280,7 +287,7 @@ bool Loop::reserve_tasks(std::size_t n) noexcept {
 void Loop::push_reserved(Task task) noexcept {
   util::check(reserved_ > 0);  // else the push below could need to grow, and fail
   --reserved_;
-  ready_.push(task);  // cannot fail: capacity was reserved
+  ready_.push_into_room(task);  // capacity was reserved
 }
 
 bool Loop::reserve_call() noexcept {
@@ -322,9 +329,9 @@ void Loop::transport_closed(int fd) noexcept {
   backend_.unref();
 }
 
-int Loop::call_soon(async_callback cb, void *userdata) noexcept {
+int Loop::call_soon_growing(async_callback cb, void *userdata) noexcept {
   if (!ready_.reserve(reserved_ + 1)) return ASYNC_ENOMEM;
-  ready_.push(Task{cb, userdata});
+  ready_.push_into_room(Task{cb, userdata});
   return 0;
 }
 
@@ -350,7 +357,7 @@ void Loop::drain_posts() noexcept {
     if (posts_stalled_)
       stalled = posted_.size();
     else
-      while (!posted_.empty()) ready_.push(posted_.pop());
+      while (!posted_.empty()) ready_.push_into_room(posted_.pop());
   }
   // Logged outside the lock: the log hook is user code and may post.
   // Retried after the next poll; posts stay queued, none is lost.

@@ -16,6 +16,7 @@
 #include "util/check.hpp"
 #include "util/clock.hpp"
 #include "util/list.hpp"
+#include "util/pool.hpp"
 #include "util/ring.hpp"
 #include "util/tagged.hpp"
 
@@ -76,7 +77,12 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   void now_update() noexcept;
   std::int64_t timeout_ms() const noexcept;
 
-  int call_soon(async_callback cb, void *userdata) noexcept;
+  int call_soon(async_callback cb, void *userdata) noexcept {
+    // Inline, and growing is a separate call, so this path saves no registers.
+    if (!ready_.has_room(reserved_ + 1)) return call_soon_growing(cb, userdata);
+    ready_.push_into_room(Task{cb, userdata});
+    return 0;
+  }
   // Thread-safe part of async_loop_post; the caller proved the loop is live.
   int post(async_callback cb, void *userdata) noexcept;
   void wake() noexcept { backend_.wake(); }
@@ -140,6 +146,9 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   util::List &hooks(int kind) noexcept { return hooks_[kind]; }
   void idle_hooks_changed(int delta) noexcept;
 
+  // Where the loop's handles, streams and futures live (util/pool.hpp).
+  util::Pool &pool() noexcept { return pool_; }
+
   void object_added() noexcept { ++objects_; }
   void object_removed() noexcept { --objects_; }
 
@@ -187,19 +196,25 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // (the poll and what follows it are skipped).
   bool iterate(bool may_block) noexcept;
   void before_poll() noexcept;
-  void after_poll() noexcept;
+  // polled_at: when the poll returned, the iteration's time.
+  void after_poll(std::uint64_t polled_at) noexcept;
   static void woken(void *self) noexcept;
   static void run_until_done(async_future *future, int status, void *token) noexcept;
   static void run_call(async_loop *loop, void *self) noexcept;
 
+  [[gnu::noinline, gnu::cold]] int call_soon_growing(async_callback cb, void *userdata) noexcept;
   void drain_posts() noexcept;
   void run_ready() noexcept;
+  // Out of line, so the pass keeps few registers while the report is off.
+  [[gnu::noinline]] void run_timed(Task task) noexcept;
   void run_due_timers() noexcept;
   void arm_timer() noexcept;
   void sync_spinning() noexcept;
   void sync_holds() noexcept;
   void report_if_slow(std::uint64_t start) noexcept;
 
+  // First, so destroyed last: the members below may still free records.
+  util::Pool pool_;
   ev::Backend backend_;
   util::Ring<Task> ready_;
   std::size_t reserved_ = 0;

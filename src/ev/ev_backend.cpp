@@ -154,7 +154,6 @@ struct Backend::Impl {
   ev_async async;
   ev_timer timer;
   bool may_block = false;  // the current poll is timed for poll_ns
-  bool polled = false;     // the current ev_run has polled
   std::uint64_t poll_started = 0;
   std::uint64_t poll_ended = 0;
   std::uint64_t poll_ns = 0;
@@ -175,23 +174,21 @@ void on_timer(struct ev_loop *, ev_timer *, int) noexcept {}
 // The clock is read once per iteration, when the poll returns (the loop's
 // time for the iteration), and once more before a poll that may block, so
 // poll_ns counts the time spent blocked and a spinning loop pays one read.
-void before_block(struct ev_loop *loop) noexcept {
-  auto *impl = impl_of(loop);
-  if (impl->may_block) impl->poll_started = util::monotonic_ns();
-}
+// libev calls this only while it is installed: for polls that may block.
+void before_block(struct ev_loop *loop) noexcept { impl_of(loop)->poll_started = util::monotonic_ns(); }
 
 void after_block(struct ev_loop *loop) noexcept {
   auto *impl = impl_of(loop);
-  impl->polled = true;
   impl->poll_ended = util::monotonic_ns();
   if (impl->may_block) impl->poll_ns += impl->poll_ended - impl->poll_started;
 }
 
-// ev_run dispatches on entry and after its poll. Nothing is pending on
-// entry (each ev_run dispatches everything it queued before returning), so
-// only the dispatch after the poll walks libev's priority lists.
-void invoke_after_poll(struct ev_loop *loop) noexcept {
-  if (impl_of(loop)->polled) ev_invoke_pending(loop);
+// ev_run dispatches on entry, where nothing is ever pending (each ev_run
+// dispatches everything it queued before returning), and after its poll,
+// where often nothing is either: ev_pending_count (five additions) is much
+// cheaper than ev_invoke_pending walking libev's five priority lists.
+void invoke_if_pending(struct ev_loop *loop) noexcept {
+  if (ev_pending_count(loop)) ev_invoke_pending(loop);
 }
 
 void on_slot_timer(struct ev_loop *, ev_timer *w, int) noexcept { reinterpret_cast<TimerSlot *>(w)->fn(w->data, 0); }
@@ -261,8 +258,8 @@ int Backend::open(const LoopEvents &events) noexcept {
   impl->loop = loop;
   impl->events = events;
   ev_set_userdata(loop, impl);
-  ev_set_loop_release_cb(loop, before_block, after_block);
-  ev_set_invoke_pending_cb(loop, invoke_after_poll);
+  ev_set_loop_release_cb(loop, nullptr, after_block);  // may_block is false
+  ev_set_invoke_pending_cb(loop, invoke_if_pending);
   ev_timer_init(&impl->timer, on_timer, 0., 0.);
 
   // None of the internal watchers keeps the loop alive by itself.
@@ -271,10 +268,15 @@ int Backend::open(const LoopEvents &events) noexcept {
   return 0;
 }
 
-void Backend::poll(bool may_block) noexcept {
-  impl_->may_block = may_block;
-  impl_->polled = false;
+std::uint64_t Backend::poll(bool may_block) noexcept {
+  // A non-blocking poll needs no start time: no call at all before it.
+  // Swapped only when the kind of poll changes (libev checks for null).
+  if (may_block != impl_->may_block) {
+    impl_->may_block = may_block;
+    ev_set_loop_release_cb(impl_->loop, may_block ? before_block : nullptr, after_block);
+  }
   ev_run(impl_->loop, may_block ? EVRUN_ONCE : EVRUN_NOWAIT);
+  return impl_->poll_ended;
 }
 
 void Backend::ref() noexcept {
@@ -286,8 +288,6 @@ void Backend::unref() noexcept {
   --refs_;
   ev_unref(impl_->loop);
 }
-
-bool Backend::alive() const noexcept { return refs_ > 0; }
 
 void Backend::arm_timer(std::uint64_t delay_ns) noexcept {
   struct ev_loop *loop = impl_->loop;
@@ -314,8 +314,6 @@ void Backend::disarm_timer() noexcept {
 void Backend::wake() noexcept { ev_async_send(impl_->loop, &impl_->async); }
 std::uint64_t Backend::iterations() const noexcept { return ev_iteration(impl_->loop); }
 std::uint64_t Backend::poll_ns() const noexcept { return impl_->poll_ns; }
-
-std::uint64_t Backend::poll_ended_ns() const noexcept { return impl_->poll_ended; }
 
 void Backend::io_init(IoSlot &slot, int fd, std::uint32_t events, Dispatch fn, void *owner) noexcept {
   ev_io *w = as_io(slot);

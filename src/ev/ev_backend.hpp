@@ -50,13 +50,14 @@ class Backend {
 
   // One libev iteration (the loop drives its own): poll, blocking only when
   // may_block and a referenced watcher is active, then run the fd, timer
-  // and wakeup callbacks it found.
-  void poll(bool may_block) noexcept;
+  // and wakeup callbacks it found. Returns the monotonic time (ns) at which
+  // the poll returned.
+  std::uint64_t poll(bool may_block) noexcept;
 
   // Loop references: ev_run(DEFAULT) keeps going while the count is > 0.
   void ref() noexcept;
   void unref() noexcept;
-  bool alive() const noexcept;
+  bool alive() const noexcept { return refs_ > 0; }
   long refs() const noexcept { return refs_; }
 
   // Wakes the poll at the latest after delay_ns; disarm() cancels.
@@ -69,8 +70,6 @@ class Backend {
   std::uint64_t iterations() const noexcept;
   // Time spent in polls that could block.
   std::uint64_t poll_ns() const noexcept;
-  // Monotonic time (ns) at which the last poll returned.
-  std::uint64_t poll_ended_ns() const noexcept;
 
   // fd watchers. Slots must be initialised before use and stopped before
   // the slot's memory goes away or its fd is closed.

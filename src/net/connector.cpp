@@ -3,6 +3,7 @@
 #include <async/error.h>
 #include <async/watcher.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -385,13 +386,15 @@ void Connector::stop_work() noexcept {
 
 void Connector::win(Attempt &attempt) noexcept {
   int fd = attempt.fd;
+  bool tcp = attempt.address.addr.ss_family != AF_UNIX;
   loop_.backend().io_stop(attempt.io);
   attempt.fd = -1;
   --active_;
   finished_ = true;
   stop_work();  // the losing attempts and lookups
   Stream *stream = nullptr;
-  int err = Stream::adopt(&stream, loop_, fd, protocol_, userdata_);
+  // Made by start_attempt() non-blocking and close-on-exec: nothing to probe.
+  int err = Stream::adopt_socket(&stream, loop_, fd, tcp, protocol_, userdata_, nullptr);
   if (err) {
     ::close(fd);
     fail(err);

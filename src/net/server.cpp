@@ -154,6 +154,7 @@ int Server::bind_all(const Address *addrs, std::size_t count, int backlog, std::
     Listener &l = listeners_[count_++];
     l.owner = this;
     l.fd = fd;
+    l.tcp = a.addr.ss_family != AF_UNIX;
     ev::Backend::io_init(l.io, fd, ASYNC_READABLE, on_accept, &l);
     if (picked == 0 && port_of(a.addr) == 0) {
       sockaddr_storage bound{};
@@ -186,7 +187,7 @@ void Server::on_accept(void *listener, std::uint32_t) noexcept {
   for (int i = 0; i < kAcceptsPerEvent && s->count_ > 0; ++i) {
     int fd = ::accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      s->take(fd);
+      s->take(fd, l->tcp);
       continue;
     }
     if (errno == EINTR || errno == ECONNABORTED) continue;
@@ -201,7 +202,7 @@ void Server::on_accept(void *listener, std::uint32_t) noexcept {
   }
 }
 
-void Server::take(int fd) noexcept {
+void Server::take(int fd, bool tcp) noexcept {
   const async_stream_protocol *protocol = nullptr;
   void *protocol_userdata = nullptr;
   int rc = -1;
@@ -224,7 +225,7 @@ void Server::take(int fd) noexcept {
     return;
   }
   Stream *stream = nullptr;
-  int err = Stream::adopt(&stream, loop(), fd, callbacks, protocol_userdata, &protocols_);
+  int err = Stream::adopt_socket(&stream, loop(), fd, tcp, callbacks, protocol_userdata, &protocols_);
   if (err) {
     ::close(fd);
     if (callbacks.release) callbacks.release(protocol_userdata);

@@ -78,13 +78,14 @@ class Server : public Handle {
     ev::IoSlot io;
     Server *owner;
     int fd;
+    bool tcp;  // else a Unix socket
   };
 
   static void on_accept(void *listener, std::uint32_t) noexcept;
   static void on_retry(void *self, std::uint32_t) noexcept;
   // One listening socket per address, or an error with none left open.
   int bind_all(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept;
-  void take(int fd) noexcept;
+  void take(int fd, bool tcp) noexcept;
   void set_accepting(bool on) noexcept;
 
   async_stream_factory factory_;

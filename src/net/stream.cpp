@@ -139,6 +139,14 @@ void Stream::drop_protocol(Protocol *protocol) noexcept {
 
 Stream::ProtocolCache::~ProtocolCache() { drop_protocol(last_); }
 
+// What open() needs to know about an fd.
+struct Stream::FdTraits {
+  int status_flags;  // F_GETFL's, or -1: already non-blocking and close-on-exec
+  bool is_socket;
+  bool is_tcp;
+  bool is_fifo;
+};
+
 int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata,
                   ProtocolCache *cache) noexcept {
   if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) return ASYNC_EBADF;
@@ -160,27 +168,39 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   if (flags < 0) return ASYNC_EBADF;
   struct stat st {};
   bool is_fifo = ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+  return open(out, loop, fd, FdTraits{flags, is_socket, is_tcp, is_fifo}, protocol, userdata, cache);
+}
 
+int Stream::adopt_socket(Stream **out, Loop &loop, int fd, bool is_tcp, const async_stream_protocol &protocol,
+                         void *userdata, ProtocolCache *cache) noexcept {
+  return open(out, loop, fd, FdTraits{-1, true, is_tcp, false}, protocol, userdata, cache);
+}
+
+int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,
+                 void *userdata, ProtocolCache *cache) noexcept {
   // Everything that can fail comes before the fd is touched: the connection
   // callbacks' ready-queue slots, the loop's read buffer, the object.
   if (!loop.read_buffer() || !loop.reserve_tasks(2)) return ASYNC_ENOMEM;
   Protocol *shared = share_protocol(protocol, cache);
+  // Not from the loop's pool: a retained stream may outlive its loop.
   Stream *s = shared ? util::make<Stream>(loop, shared) : nullptr;
   if (!s) {
     drop_protocol(shared);
     loop.unreserve_task(2);
     return ASYNC_ENOMEM;
   }
-  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  if (is_tcp) {
+  if (traits.status_flags >= 0) {
+    ::fcntl(fd, F_SETFL, traits.status_flags | O_NONBLOCK);
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  if (traits.is_tcp) {
     int on = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   }
-  s->is_socket_ = is_socket;
-  s->is_tcp_ = is_tcp;
-  s->write_only_ = !is_socket && (flags & O_ACCMODE) == O_WRONLY;
-  s->pipe_writer_ = s->write_only_ && is_fifo;
+  s->is_socket_ = traits.is_socket;
+  s->is_tcp_ = traits.is_tcp;
+  s->write_only_ = !traits.is_socket && (traits.status_flags & O_ACCMODE) == O_WRONLY;
+  s->pipe_writer_ = s->write_only_ && traits.is_fifo;
   s->userdata_ = userdata;
   ev::Backend::io_init(s->io_, fd, 0, on_io, s);
   loop.registry(ASYNC_OBJECT_STREAM).push_back(s->list_node_);  // a server moves it to its own list

@@ -44,6 +44,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // 0, or ASYNC_EINVAL/EBADF/ENOMEM with fd and userdata left to the caller.
   static int adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata,
                    ProtocolCache *cache = nullptr) noexcept;
+  // adopt() for a connected stream socket the library made itself with
+  // SOCK_NONBLOCK | SOCK_CLOEXEC (accepted or connected): nothing to probe.
+  static int adopt_socket(Stream **out, Loop &loop, int fd, bool is_tcp, const async_stream_protocol &protocol,
+                          void *userdata, ProtocolCache *cache) noexcept;
   // async_stream_adopt(): adopt() with a reader protocol bound first (and
   // unbound again on failure). The functions below live in stream_socket.cpp.
   static int adopt_bound(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol,
@@ -107,10 +111,13 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   struct Chunk;
   struct Buffers;
   struct Idle;
+  struct FdTraits;
 
   // A reference to a record of protocol's callbacks: the cache's when it
   // has the same ones, else a new one (which the cache keeps from then on);
   // nullptr when out of memory.
+  static int open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,
+                  void *userdata, ProtocolCache *cache) noexcept;
   static Protocol *share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept;
   static void drop_protocol(Protocol *protocol) noexcept;
   static void on_io(void *self, std::uint32_t revents) noexcept;

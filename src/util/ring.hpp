@@ -28,8 +28,7 @@ class Ring {
   // false when growing the storage failed (the ring is unchanged).
   bool push(const T &item) noexcept {
     if (size_ == capacity_ && !grow_to(size_ + 1)) return false;
-    items_[(head_ + size_) & (capacity_ - 1)] = item;
-    ++size_;
+    push_into_room(item);
     return true;
   }
 
@@ -42,7 +41,13 @@ class Ring {
   }
 
   // Makes room for n more items beyond the current size.
-  bool reserve(std::size_t n) noexcept { return capacity_ - size_ >= n || grow_to(size_ + n); }
+  bool reserve(std::size_t n) noexcept { return has_room(n) || grow_to(size_ + n); }
+  bool has_room(std::size_t n) const noexcept { return capacity_ - size_ >= n; }
+  // push() into room that has_room() or reserve() found: cannot fail.
+  void push_into_room(const T &item) noexcept {
+    items_[(head_ + size_) & (capacity_ - 1)] = item;
+    ++size_;
+  }
 
  private:
   // Out of line and cold so push/reserve stay a few instructions on the
