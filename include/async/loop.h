@@ -452,7 +452,7 @@ ASYNC_API int async_loop_walk(async_loop *loop, async_walk_fn fn, void *userdata
  *
  * In this order:
  * - streams and datagrams are aborted, closing ones too (queued writes are
- *   dropped, zero-copy ones get their done callback at once):
+ *   dropped, zero-copy ones have their done callback queued at once):
  *   connection_lost(ASYNC_ECANCELED), then the protocol's release, run
  *   from the loop; this includes a server's accepted streams and the
  *   streams of connects and reconnectors;
@@ -486,13 +486,13 @@ ASYNC_API int async_loop_walk(async_loop *loop, async_walk_fn fn, void *userdata
  * @ownership Nothing changes hands: each object's userdata gets its final
  *            notification as listed above.
  * @thread The loop's thread only.
- * @callbacks What cancelling a future runs inside async_future_cancel()
- *            runs inside this call too (its cancel hook,
- *            async_future_set_cancel(); a pending connect's protocol
- *            release), and so do the done callbacks of dropped zero-copy
- *            writes (inside them, as inside a walk's fn, the loop cannot
- *            run or be freed); every other notification runs from the loop
- *            afterwards.
+ * @callbacks The cancel hooks (async_future_set_cancel()) of the pending
+ *            futures it cancels run inside this call (cancelled = 1), as
+ *            inside async_future_cancel(); inside them, as inside a walk's
+ *            fn, the loop cannot run or be freed. Every other notification
+ *            (connection_lost, release, stopped, close callbacks, done
+ *            callbacks, the done of dropped zero-copy writes, a cancelled
+ *            connect's release) runs from the loop afterwards.
  */
 ASYNC_API int async_loop_shutdown(async_loop *loop, async_close_fn close_cb);
 
