@@ -8,6 +8,7 @@
  * began; timers never fire early and equal deadlines fire in start order.
  *
  * Every function here is for the loop's thread only, except
+ * async_loop_new() (the loop then belongs to the thread that runs it) and
  * async_loop_post(), async_loop_wakeup(), async_loop_hold() and
  * async_loop_unhold() (any thread). With the owner-thread check on
  * (async_loop_set_thread_check()), a loop-thread call from another thread
