@@ -25,6 +25,13 @@ if [ "${#headers[@]}" -eq 0 ]; then
   echo "docs.sh: no INPUT in docs/Doxyfile" >&2
   exit 1
 fi
+# Every public header is in the reference: a new one must join INPUT.
+for header in include/async/*.h; do
+  if ! printf '%s\n' "${headers[@]}" | grep -qxF "$header"; then
+    echo "docs.sh: $header is not in docs/Doxyfile's INPUT" >&2
+    exit 1
+  fi
+done
 # Each function's comment is the last /** ... */ block before its
 # declaration.
 if ! awk '
