@@ -686,8 +686,8 @@ static void test_hold_keeps_run_until_unhold(void **state) {
   assert_int_equal(async_loop_alive(h.loop), 1);
   assert_int_equal(async_loop_free(h.loop), ASYNC_EBUSY);
   pthread_t th;
+  uint64_t t0 = tu_now_ns(); /* before the thread starts its sleeps */
   assert_int_equal(pthread_create(&th, NULL, work_then_unhold, &h), 0);
-  uint64_t t0 = tu_now_ns();
   assert_int_equal(async_loop_run(h.loop, ASYNC_RUN_DEFAULT), 0);
   uint64_t returned = tu_now_ns();
   assert_int_equal(pthread_join(th, NULL), 0);
