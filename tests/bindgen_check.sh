@@ -9,8 +9,8 @@ src_include=$1
 build_include=$2
 for tool in bindgen rustc; do
   if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "SKIP: $tool not installed (scripts/packages.txt lists it)"
-    exit 77
+    echo "FAIL: $tool not found (Debian package $tool, in scripts/packages.txt)" >&2
+    exit 1
   fi
 done
 out=$(mktemp -d)

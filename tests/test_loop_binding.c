@@ -541,7 +541,8 @@ struct foreign {
   async_loop *loop;
   async_timer *timer;
   async_future *future;
-  int run, timer_start, close, cancel, call_soon, walk, set_check, alive, shutdown, userdata;
+  int run, timer_start, close, cancel, call_soon, walk, set_check, alive, shutdown, userdata, udp_open;
+  async_datagram *udp;
   void *handle_loop;
   int post, wakeup, hold, unhold;
   struct seen seen;
@@ -559,6 +560,9 @@ static void *foreign_calls(void *arg) {
   f->alive = async_loop_alive(f->loop);
   f->shutdown = async_loop_shutdown(f->loop, NULL);
   f->userdata = async_loop_set_userdata(f->loop, f);
+  async_udp_options udp = ASYNC_UDP_OPTIONS_INIT;
+  udp.local_address = "127.0.0.1:0";
+  f->udp_open = async_udp_open(&f->udp, f->loop, &udp, &dnote_protocol, note_new());
   f->handle_loop = async_handle_loop(async_timer_handle(f->timer));
   f->post = async_loop_post(f->loop, tu_noop_soon_cb, NULL);
   f->wakeup = async_loop_wakeup(f->loop);
@@ -577,6 +581,7 @@ static void test_thread_check(void **state) {
   (void)state;
   struct foreign f;
   memset(&f, 0, sizeof f);
+  notes_reset();
   f.loop = tu_loop_new();
   f.timer = tu_timer_new(f.loop, NULL);
   assert_int_equal(async_future_new(&f.future, f.loop), 0);
@@ -592,6 +597,7 @@ static void test_thread_check(void **state) {
   assert_int_equal(f.alive, ASYNC_EWRONGTHREAD);
   assert_int_equal(f.shutdown, ASYNC_EWRONGTHREAD);
   assert_int_equal(f.userdata, ASYNC_EWRONGTHREAD);
+  assert_int_equal(f.udp_open, ASYNC_EWRONGTHREAD);
   assert_null(f.handle_loop);
   /* The thread-safe calls work from anywhere. */
   assert_int_equal(f.post, 0);
@@ -612,9 +618,15 @@ static void test_thread_check(void **state) {
   assert_int_equal(f.timer_start, 0);
   assert_int_equal(f.close, 0);
   assert_int_equal(f.cancel, 1);
+  assert_int_equal(f.udp_open, 0);
+  assert_int_equal(async_datagram_close(f.udp), 0);
   assert_ptr_equal(f.handle_loop, f.loop);
   assert_int_equal(async_future_free(f.future), 0);
   tu_finish(f.loop);
+  /* The refused open kept its userdata; the accepted one released its own. */
+  assert_int_equal(g_used, 2);
+  assert_int_equal(g_notes[0].finals, 0);
+  assert_int_equal(g_notes[1].finals, 1);
 }
 
 /* Off by default: another thread's calls are not refused. */
@@ -622,6 +634,7 @@ static void test_thread_check_off_by_default(void **state) {
   (void)state;
   struct foreign f;
   memset(&f, 0, sizeof f);
+  notes_reset();
   f.loop = tu_loop_new();
   f.timer = tu_timer_new(f.loop, NULL);
   assert_int_equal(async_future_new(&f.future, f.loop), 0);
@@ -631,6 +644,8 @@ static void test_thread_check_off_by_default(void **state) {
   assert_int_equal(f.close, 0);
   assert_int_equal(f.set_check, 0);
   assert_int_equal(f.userdata, 0);
+  assert_int_equal(f.udp_open, 0);
+  assert_int_equal(async_datagram_close(f.udp), 0);
   assert_int_equal(async_future_free(f.future), 0);
   tu_finish(f.loop);
 }
@@ -671,8 +686,8 @@ static void test_hold_keeps_run_until_unhold(void **state) {
   assert_int_equal(async_loop_alive(h.loop), 1);
   assert_int_equal(async_loop_free(h.loop), ASYNC_EBUSY);
   pthread_t th;
+  uint64_t t0 = tu_now_ns(); /* before the thread starts its sleeps */
   assert_int_equal(pthread_create(&th, NULL, work_then_unhold, &h), 0);
-  uint64_t t0 = tu_now_ns();
   assert_int_equal(async_loop_run(h.loop, ASYNC_RUN_DEFAULT), 0);
   uint64_t returned = tu_now_ns();
   assert_int_equal(pthread_join(th, NULL), 0);

@@ -2838,13 +2838,13 @@ static void ticker_step(void *a) {
     (void)peer_read(t->p);
   }
   if (now < t->until_ns && now >= t->next_ns) {
+    t->last_ns = tu_now_ns(); /* before the traffic: the idle timer restarts no earlier */
     if (t->fd >= 0) {
       send_str(t->fd, ".");
     } else {
       (void)LIB(async_stream_write(t->s, ".", 1));
     }
     t->sent++;
-    t->last_ns = tu_now_ns();
     t->next_ns = now + t->period_ms * 1000000u;
   }
 }

@@ -806,8 +806,8 @@ static void test_ref_keeps_loop_alive(void **state) {
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_true(tu_elapsed_ms(t0) < 1000.0);
   assert_int_equal(async_handle_ref(async_watcher_handle(w)), 0);
+  t0 = tu_now_ns(); /* before the start: the timer never fires early relative to it */
   tu_timer_start(loop, w, 30, 0, stop_watcher_timer_cb);
-  t0 = tu_now_ns();
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
   assert_true(tu_elapsed_ms(t0) >= 30.0);
   assert_int_equal(async_handle_is_active(async_watcher_handle(w)), 0);

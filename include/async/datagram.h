@@ -55,8 +55,7 @@
  * loop's thread only (async_datagram_release() after async_loop_free():
  * any thread). With the loop's owner-thread check on
  * (async_loop_set_thread_check()), a call from another thread returns
- * ASYNC_EWRONGTHREAD (NULL for the pointer getters; ASYNC_EINVAL for
- * async_udp_open()) and changes nothing.
+ * ASYNC_EWRONGTHREAD (NULL for the pointer getters) and changes nothing.
  */
 #ifndef ASYNC_DATAGRAM_H
 #define ASYNC_DATAGRAM_H
@@ -164,12 +163,12 @@ typedef struct async_udp_options {
  *                      notification.
  * @retval 0                  *out is the new transport.
  * @retval ASYNC_EINVAL       out, loop, options or protocol NULL; loop not
- *         a loop, or refused by its owner-thread check (this call reports
- *         ASYNC_EINVAL there, not ASYNC_EWRONGTHREAD); an options size the
- *         library refuses; an invalid protocol; a malformed address;
+ *         a loop; an options size the library refuses; an invalid protocol; a malformed address;
  *         addresses of different families or not of options->family; a
  *         family other than 0, ASYNC_AF_INET and ASYNC_AF_INET6; no family
  *         at all; a remote port 0; an option the kernel refuses (EINVAL).
+ * @retval ASYNC_EWRONGTHREAD the loop's owner-thread check is on and the
+ *         caller is not its owner (async_loop_set_thread_check()).
  * @retval ASYNC_EADDRINUSE   the local address is in use.
  * @retval ASYNC_EADDRNOTAVAIL no such local address.
  * @retval ASYNC_EACCES       a privileged port, or an option or address

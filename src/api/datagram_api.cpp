@@ -35,7 +35,7 @@ ASYNC_API int async_udp_open(async_datagram **out, async_loop *loop, const async
   async_udp_options copied;
   async_datagram_protocol callbacks;
   if (!out || !l || !options || copy_sized(copied, options) != 0 || !Datagram::copy_protocol(callbacks, protocol))
-    return ASYNC_EINVAL;
+    return refused_loop(loop);
   return guarded([&]() -> int {
     Datagram *d = nullptr;
     int err = Datagram::open_udp(&d, *l, copied, callbacks, userdata);
