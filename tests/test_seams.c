@@ -1,0 +1,575 @@
+/*
+ * The seams between the v0 C ABI's features, used together as a binding
+ * would: references (retain/release) with async_loop_shutdown() and
+ * async_loop_free(), async_loop_walk() with futures retained and freed
+ * inside fn, shutdown inside idle_timeout and inside a DELIVER_EACH
+ * delivery, the owner-thread check on ended streams after the loop is
+ * freed, destroy functions with a context across a shutdown, zero-copy
+ * writes dropped by a shutdown, set_protocol inside DELIVER_EACH, holds,
+ * a connect future freed inside connection_lost, and the loop's pool.
+ * Every userdata must get exactly one final notification.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "loop_env.h"
+
+/* ------------------------------------------------------------------ */
+/* A recording protocol                                                 */
+
+struct rec {
+  async_loop *loop;
+  int made, lost, released, idle, data_calls;
+  int lost_error;
+  size_t consume;      /* bytes data_received consumes per call; 0: all */
+  int shutdown_in_data; /* data_received calls async_loop_shutdown() */
+  int shutdown_in_idle; /* idle_timeout calls async_loop_shutdown() */
+  int shutdown_rc;
+  async_close_fn close_cb;
+  const async_stream_protocol *switch_to; /* set_protocol inside data_received */
+  struct rec *switch_ud;
+  async_future *free_in_lost; /* async_future_free()d inside connection_lost */
+  int free_in_lost_rc;
+  char seen[64];
+  size_t seen_len;
+};
+
+static int g_closed;
+static void count_close_cb(async_handle *h, void *ud) {
+  (void)h;
+  (void)ud;
+  g_closed++;
+}
+
+static void rec_made(async_stream *s, void *ud) {
+  (void)s;
+  ((struct rec *)ud)->made++;
+}
+
+static size_t rec_data(async_stream *s, const uint8_t *d, size_t n, void *ud) {
+  struct rec *r = ud;
+  assert_int_equal(g_depth, 0); /* never inside a library call */
+  r->data_calls++;
+  size_t take = r->consume && r->consume < n ? r->consume : n;
+  if (r->seen_len + take <= sizeof r->seen) {
+    memcpy(r->seen + r->seen_len, d, take);
+    r->seen_len += take;
+  }
+  if (r->shutdown_in_data) {
+    r->shutdown_rc = async_loop_shutdown(r->loop, r->close_cb);
+  }
+  if (r->switch_to) {
+    const async_stream_protocol *p = r->switch_to;
+    r->switch_to = NULL;
+    assert_int_equal(async_stream_set_protocol(s, p, r->switch_ud), 0);
+  }
+  return take;
+}
+
+static void rec_lost(async_stream *s, int err, void *ud) {
+  (void)s;
+  struct rec *r = ud;
+  assert_int_equal(g_depth, 0);
+  r->lost++;
+  r->lost_error = err;
+  if (r->free_in_lost) {
+    r->free_in_lost_rc = async_future_free(r->free_in_lost);
+    r->free_in_lost = NULL;
+  }
+}
+
+static void rec_release(void *ud) {
+  struct rec *r = ud;
+  assert_int_equal(r->lost + (r->switch_ud != NULL), 1); /* after lost, or replaced */
+  r->released++;
+}
+
+static void rec_idle(async_stream *s, void *ud) {
+  struct rec *r = ud;
+  r->idle++;
+  if (r->shutdown_in_idle) {
+    r->shutdown_rc = async_loop_shutdown(r->loop, r->close_cb);
+  } else {
+    assert_int_equal(async_stream_close(s), 0);
+  }
+}
+
+static const async_stream_protocol rec_protocol = {
+    .size = sizeof(async_stream_protocol),
+    .connection_made = rec_made,
+    .data_received = rec_data,
+    .connection_lost = rec_lost,
+    .release = rec_release,
+};
+
+static const async_stream_protocol rec_each_idle_protocol = {
+    .size = sizeof(async_stream_protocol),
+    .connection_made = rec_made,
+    .data_received = rec_data,
+    .connection_lost = rec_lost,
+    .release = rec_release,
+    .flags = ASYNC_STREAM_DELIVER_EACH,
+    .idle_timeout = rec_idle,
+};
+
+static async_stream *adopt(async_loop *loop, int fd, const async_stream_protocol *p, struct rec *r) {
+  async_stream *s = NULL;
+  r->loop = loop;
+  assert_int_equal(async_stream_adopt(&s, loop, fd, p, r), 0);
+  return s;
+}
+
+/* Runs DEFAULT bounded by an unreferenced 3 s guard; must end with 0. */
+static void run_to_end(async_loop *loop) {
+  async_timer *g = tu_guard(loop, 3000);
+  int rc = async_loop_run(loop, ASYNC_RUN_DEFAULT);
+  tu_close(async_timer_handle(g));
+  assert_int_equal(rc, 0);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+}
+
+/* For a shutdown made from a callback: it closes the guard too (with
+ * count_close_cb), so the guard is not closed here. */
+static void run_to_shutdown(async_loop *loop) {
+  async_timer *g = tu_guard(loop, 3000);
+  (void)g;
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+}
+
+static int flag_set(void *arg) { return *(int *)arg != 0; }
+
+/* ------------------------------------------------------------------ */
+/* Shutdown with retained streams; releases after async_loop_free()     */
+
+struct release_arg {
+  async_stream *s;
+  int rc;
+};
+
+static void *release_thread(void *arg) {
+  struct release_arg *a = arg;
+  a->rc = async_stream_release(a->s);
+  return NULL;
+}
+
+static void test_shutdown_retained_release_after_free(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  assert_int_equal(async_loop_set_thread_check(loop, 1), 0);
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r0 = {0}, r1 = {0};
+  async_stream *s0 = adopt(loop, fd[0], &rec_protocol, &r0);
+  async_stream *s1 = adopt(loop, fd[1], &rec_protocol, &r1);
+  assert_int_equal(async_stream_retain(s0), 0);
+  assert_int_equal(async_stream_retain(s1), 0);
+  assert_int_equal(async_stream_retain(s1), 0);
+  g_closed = 0;
+  async_timer *t = tu_timer_start(loop, NULL, 100000, 0, tu_noop_timer_cb);
+  (void)t;
+  assert_int_equal(async_loop_shutdown(loop, count_close_cb), 0);
+  assert_int_equal(r0.lost + r1.lost + r0.released + r1.released + g_closed, 0); /* all from the loop */
+  assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(r0.lost, 1);
+  assert_int_equal(r1.lost, 1);
+  assert_int_equal(r0.released, 1);
+  assert_int_equal(r1.released, 1);
+  assert_int_equal(r0.lost_error, ASYNC_ECANCELED);
+  assert_int_equal(g_closed, 1);
+  /* Ended: calls answer ECLOSED, getters NULL, retain/release still work. */
+  assert_int_equal(async_stream_write(s0, "x", 1), ASYNC_ECLOSED);
+  assert_null(async_stream_userdata(s0));
+  assert_null(async_stream_loop(s0));
+  assert_int_equal(async_loop_free(loop), 0); /* ended retained streams do not count */
+  /* After the free: release on this thread, and on another one. */
+  assert_int_equal(async_stream_release(s0), 0);
+  assert_int_equal(async_stream_release(s1), 0);
+  struct release_arg a = {s1, 1};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, release_thread, &a), 0);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(a.rc, 0);
+  assert_int_equal(r0.released + r1.released, 2);
+}
+
+/* With the thread check on, another thread's retain/release of an ended
+ * stream (the loop still alive) are not refused as EWRONGTHREAD for a live
+ * stream would be; the last release then frees after the loop is gone. */
+struct retain_arg {
+  async_stream *s;
+  int retain_rc, write_rc;
+};
+
+static void *retain_thread(void *arg) {
+  struct retain_arg *a = arg;
+  a->write_rc = async_stream_write(a->s, "x", 1);
+  a->retain_rc = async_stream_retain(a->s);
+  return NULL;
+}
+
+static void test_thread_check_live_stream_refused(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  assert_int_equal(async_loop_set_thread_check(loop, 1), 0);
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r = {0};
+  async_stream *s = adopt(loop, fd[0], &rec_protocol, &r);
+  struct retain_arg a = {s, 1, 1};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, retain_thread, &a), 0);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(a.write_rc, ASYNC_EWRONGTHREAD);
+  assert_int_equal(a.retain_rc, ASYNC_EWRONGTHREAD);
+  assert_int_equal(async_stream_retain(s), 0);
+  assert_int_equal(async_loop_shutdown(loop, NULL), 0);
+  run_to_end(loop);
+  assert_int_equal(r.released, 1);
+  assert_int_equal(async_loop_free(loop), 0);
+  assert_int_equal(async_stream_release(s), 0);
+  close(fd[1]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Walk over futures retained, released and freed inside fn            */
+
+struct walk_state {
+  async_future *f[4];
+  int visits;
+  int futures;
+};
+
+static void walk_free_all(int kind, void *object, void *ud) {
+  struct walk_state *w = ud;
+  w->visits++;
+  if (kind != ASYNC_OBJECT_FUTURE) {
+    return;
+  }
+  w->futures++;
+  async_future *f = object;
+  assert_int_equal(async_future_retain(f), 0);
+  assert_int_equal(async_future_release(f), 0);
+  /* The first visit frees every future: the others are not visited. */
+  for (int i = 0; i < 4; i++) {
+    if (w->f[i]) {
+      assert_int_equal(async_future_free(w->f[i]), 0);
+      w->f[i] = NULL;
+    }
+  }
+}
+
+static void test_walk_frees_futures_inside_fn(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  struct walk_state w = {0};
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(async_future_new(&w.f[i], loop), 0);
+  }
+  assert_int_equal(async_future_resolve(w.f[1], NULL, NULL, NULL), 0);
+  assert_int_equal(async_loop_walk(loop, walk_free_all, &w), 1);
+  assert_int_equal(w.futures, 1);
+  /* The pool reuses the memory: new futures are visited, freed ones not. */
+  async_future *g = NULL;
+  assert_int_equal(async_future_new(&g, loop), 0);
+  struct walk_state w2 = {.f = {g}};
+  assert_int_equal(async_loop_walk(loop, walk_free_all, &w2), 1);
+  tu_finish(loop);
+}
+
+/* A future retained inside fn survives its owner's free; walk still sees
+ * it until the last reference goes, and loop_free waits for it. */
+static void walk_retain(int kind, void *object, void *ud) {
+  if (kind == ASYNC_OBJECT_FUTURE) {
+    assert_int_equal(async_future_retain(object), 0);
+    (*(int *)ud)++;
+  }
+}
+
+static void walk_count(int kind, void *object, void *ud) {
+  (void)object;
+  if (kind == ASYNC_OBJECT_FUTURE) {
+    (*(int *)ud)++;
+  }
+}
+
+static void test_walk_retained_future_outlives_free(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  async_future *f = NULL;
+  assert_int_equal(async_future_new(&f, loop), 0);
+  int n = 0;
+  assert_int_equal(async_loop_walk(loop, walk_retain, &n), 1);
+  assert_int_equal(n, 1);
+  assert_int_equal(async_future_release(f), 0); /* one reference left: not cancelled */
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_PENDING);
+  n = 0;
+  assert_int_equal(async_loop_walk(loop, walk_count, &n), 1);
+  assert_int_equal(n, 1);
+  assert_int_equal(async_loop_shutdown(loop, NULL), 0); /* cancels it */
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(async_loop_free(loop), ASYNC_EBUSY); /* a reference is held */
+  assert_int_equal(async_future_release(f), 0);
+  tu_finish(loop);
+}
+
+/* ------------------------------------------------------------------ */
+/* Shutdown inside idle_timeout and inside a DELIVER_EACH delivery      */
+
+static void test_shutdown_inside_idle_timeout(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r = {.shutdown_in_idle = 1, .close_cb = count_close_cb, .shutdown_rc = 1};
+  g_closed = 0;
+  async_stream *s = adopt(loop, fd[0], &rec_each_idle_protocol, &r);
+  assert_int_equal(async_stream_set_idle_timeout(s, 20), 0);
+  async_timer *t = tu_timer_start(loop, NULL, 100000, 0, tu_noop_timer_cb);
+  async_hook *h = tu_hook_new(loop, ASYNC_HOOK_PREPARE, NULL);
+  (void)t;
+  (void)h;
+  run_to_shutdown(loop);
+  assert_int_equal(r.shutdown_rc, 0);
+  assert_int_equal(r.idle, 1);
+  assert_int_equal(r.lost, 1);
+  assert_int_equal(r.lost_error, ASYNC_ECANCELED);
+  assert_int_equal(r.released, 1);
+  assert_int_equal(g_closed, 3); /* timer, hook, guard */
+  assert_int_equal(async_loop_free(loop), 0);
+  close(fd[1]);
+}
+
+static void test_shutdown_inside_deliver_each(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r = {.consume = 1, .shutdown_in_data = 1, .shutdown_rc = 1, .close_cb = count_close_cb};
+  g_closed = 0;
+  adopt(loop, fd[0], &rec_each_idle_protocol, &r);
+  assert_int_equal(write(fd[1], "abcdef", 6), 6);
+  run_to_shutdown(loop);
+  assert_int_equal(g_closed, 1); /* the guard */
+  assert_int_equal(r.shutdown_rc, 0);
+  assert_int_equal(r.data_calls, 1); /* aborted inside: the rest is dropped */
+  assert_int_equal(r.lost, 1);
+  assert_int_equal(r.lost_error, ASYNC_ECANCELED);
+  assert_int_equal(r.released, 1);
+  assert_int_equal(async_loop_free(loop), 0);
+  close(fd[1]);
+}
+
+/* set_protocol inside a DELIVER_EACH delivery to a protocol with the flag
+ * and an idle_timeout: the rest goes on at once to the new protocol, whose
+ * idle_timeout then closes the stream. */
+static void test_set_protocol_inside_deliver_each(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r2 = {.consume = 1, .loop = e.loop};
+  struct rec r1 = {.consume = 1, .switch_to = &rec_each_idle_protocol, .switch_ud = &r2};
+  async_stream *s = adopt(e.loop, fd[0], &rec_each_idle_protocol, &r1);
+  assert_int_equal(async_stream_retain(s), 0);
+  assert_int_equal(async_stream_set_idle_timeout(s, 30), 0);
+  assert_int_equal(write(fd[1], "abcd", 4), 4);
+  assert_true(run_until(&e, flag_set, &r2.released, NULL, NULL, 2000));
+  assert_int_equal(r1.data_calls, 1);
+  assert_int_equal(r1.released, 1);
+  assert_int_equal(r1.lost, 0);
+  assert_int_equal(r2.data_calls, 3);
+  assert_memory_equal(r2.seen, "bcd", 3);
+  assert_int_equal(r2.idle, 1);
+  assert_int_equal(r2.lost, 1);
+  assert_int_equal(r2.lost_error, 0);
+  assert_int_equal(async_stream_userdata(s), NULL);
+  assert_int_equal(async_stream_release(s), 0);
+  env_finish(&e);
+  close(fd[1]);
+}
+
+/* ------------------------------------------------------------------ */
+/* destroy with a context across shutdown and loop free                 */
+
+static int g_destroyed;
+static int g_destroy_context;
+static void destroy_cb(void *value, void *context) {
+  assert_ptr_equal(value, (void *)&g_destroyed);
+  assert_ptr_equal(context, (void *)&g_destroy_context);
+  g_destroyed++;
+}
+
+static void test_destroy_context_across_shutdown(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  g_destroyed = 0;
+  async_future *a = NULL, *b = NULL;
+  assert_int_equal(async_future_new(&a, loop), 0);
+  assert_int_equal(async_future_new(&b, loop), 0);
+  assert_int_equal(async_future_resolve(a, &g_destroyed, destroy_cb, (void *)&g_destroy_context), 0);
+  assert_int_equal(async_future_resolve(b, &g_destroyed, destroy_cb, (void *)&g_destroy_context), 0);
+  assert_int_equal(async_future_retain(b), 0);
+  assert_int_equal(async_future_free(a), 0);
+  assert_int_equal(async_loop_shutdown(loop, NULL), 0);
+  assert_int_equal(g_destroyed, 0); /* never inside a call */
+  assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(g_destroyed, 1);
+  assert_int_equal(async_loop_free(loop), ASYNC_EBUSY); /* b is held twice */
+  assert_int_equal(async_future_free(b), 0);
+  assert_int_equal(async_loop_shutdown(loop, NULL), 0);
+  assert_int_equal(async_future_release(b), 0);
+  assert_int_equal(g_destroyed, 1);
+  assert_int_equal(async_loop_free(loop), ASYNC_EBUSY); /* destroy queued */
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(g_destroyed, 2);
+  assert_int_equal(async_loop_free(loop), 0);
+  assert_int_equal(g_destroyed, 2);
+}
+
+/* ------------------------------------------------------------------ */
+/* Zero-copy write's done dropped by a shutdown                         */
+
+static int g_done;
+static void zc_done(void *ud) {
+  assert_int_equal(g_depth, 0);
+  free(ud);
+  g_done++;
+}
+
+static void test_write_zc_done_then_shutdown(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r = {0};
+  async_stream *s = adopt(loop, fd[0], &rec_protocol, &r);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 1);
+  assert_int_equal(r.made, 1);
+  g_done = 0;
+  size_t len = 4u << 20; /* far more than the socket buffer: stays queued */
+  for (int i = 0; i < 3; i++) {
+    uint8_t *buf = calloc(1, len);
+    assert_non_null(buf);
+    assert_int_equal(LIB(async_stream_write_zc(s, buf, len, zc_done, buf)), 0);
+  }
+  assert_int_equal(g_done, 0);
+  assert_int_equal(LIB(async_loop_shutdown(loop, NULL)), 0);
+  assert_int_equal(g_done, 0);
+  assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(g_done, 3);
+  assert_int_equal(r.lost, 1);
+  assert_int_equal(r.released, 1);
+  assert_int_equal(async_loop_free(loop), 0);
+  close(fd[1]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Hold + shutdown + free                                               */
+
+static void *unhold_thread(void *arg) {
+  tu_sleep_ms(20);
+  assert_int_equal(async_loop_unhold(arg), 0);
+  return NULL;
+}
+
+static void test_hold_shutdown_free(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  assert_int_equal(async_loop_set_thread_check(loop, 1), 0);
+  assert_int_equal(async_loop_hold(loop), 0);
+  assert_int_equal(async_loop_shutdown(loop, NULL), 0); /* does not end holds */
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 1);
+  assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, unhold_thread, loop), 0);
+  async_timer *g = tu_guard(loop, 3000);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  tu_close(async_timer_handle(g));
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(async_loop_unhold(loop), ASYNC_ESTATE);
+  tu_finish(loop);
+  assert_int_equal(async_loop_hold(loop), ASYNC_ECLOSED);
+}
+
+/* ------------------------------------------------------------------ */
+/* A connect future freed inside its stream's connection_lost           */
+
+static void test_connect_future_freed_in_lost_after_shutdown(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  async_server *srv = tu_echo_server(loop, "127.0.0.1", 0);
+  int port = async_server_port(srv);
+  assert_true(port > 0);
+  struct rec r = {0};
+  r.loop = loop;
+  async_future *f = NULL;
+  assert_int_equal(async_tcp_connect(&f, loop, "127.0.0.1", (uint16_t)port, NULL, &rec_protocol, &r), 0);
+  assert_int_equal(tu_wait_future(loop, f, 3000), 0);
+  void *value = NULL;
+  assert_int_equal(async_future_result(&value, f), 0);
+  async_stream *s = value;
+  assert_int_equal(async_stream_retain(s), 0);
+  r.free_in_lost = f;
+  g_closed = 0;
+  assert_int_equal(async_loop_shutdown(loop, count_close_cb), 0);
+  run_to_end(loop);
+  assert_int_equal(r.lost, 1);
+  assert_int_equal(r.free_in_lost_rc, 0);
+  assert_int_equal(r.released, 1);
+  assert_int_equal(g_closed, 1); /* the server */
+  assert_int_equal(async_loop_free(loop), 0);
+  assert_int_equal(async_stream_release(s), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* The pool: handles and futures freed in reverse order, then reused   */
+
+static void test_pool_reverse_close_then_free(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  enum { N = 300 };
+  async_timer *t[N];
+  async_future *f[N];
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < N; i++) {
+      t[i] = tu_timer_start(loop, NULL, 100000, 0, tu_noop_timer_cb);
+      assert_int_equal(async_future_new(&f[i], loop), 0);
+      assert_int_equal(async_future_add_callback(f[i], tu_noop_future_cb, NULL), 0);
+    }
+    g_closed = 0;
+    for (int i = N - 1; i >= 0; i--) {
+      assert_int_equal(async_handle_close(async_timer_handle(t[i]), count_close_cb), 0);
+      assert_int_equal(async_future_free(f[i]), 0); /* cancels: callback queued */
+    }
+    assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
+    assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+    assert_int_equal(g_closed, N);
+  }
+  assert_int_equal(async_loop_free(loop), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_shutdown_retained_release_after_free),
+      cmocka_unit_test(test_thread_check_live_stream_refused),
+      cmocka_unit_test(test_walk_frees_futures_inside_fn),
+      cmocka_unit_test(test_walk_retained_future_outlives_free),
+      cmocka_unit_test(test_shutdown_inside_idle_timeout),
+      cmocka_unit_test(test_shutdown_inside_deliver_each),
+      cmocka_unit_test(test_set_protocol_inside_deliver_each),
+      cmocka_unit_test(test_destroy_context_across_shutdown),
+      cmocka_unit_test(test_write_zc_done_then_shutdown),
+      cmocka_unit_test(test_hold_shutdown_free),
+      cmocka_unit_test(test_connect_future_freed_in_lost_after_shutdown),
+      cmocka_unit_test(test_pool_reverse_close_then_free),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
