@@ -9,6 +9,8 @@
  * a connect future freed inside connection_lost, and the loop's pool.
  * Every userdata must get exactly one final notification.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,7 @@ struct rec {
 };
 
 static int g_closed;
+static async_loop *g_walk_loop;
 static void count_close_cb(async_handle *h, void *ud) {
   (void)h;
   (void)ud;
@@ -83,7 +86,9 @@ static void rec_lost(async_stream *s, int err, void *ud) {
 
 static void rec_release(void *ud) {
   struct rec *r = ud;
-  assert_int_equal(r->lost + (r->switch_ud != NULL), 1); /* after lost, or replaced */
+  /* Once: after lost, when replaced, or when a connect never made it. */
+  assert_int_equal(r->released, 0);
+  assert_true(r->lost <= 1);
   r->released++;
 }
 
@@ -556,6 +561,350 @@ static void test_pool_reverse_close_then_free(void **state) {
   assert_int_equal(async_loop_free(loop), 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* Walk during a reconnector's backoff; stop and shutdown inside fn     */
+
+struct rc_state {
+  int failed, stopped, released, stopped_error;
+  int walk_rc, walk_other, stop_rc, shutdown_rc;
+};
+
+static void rc_failed(async_reconnector *rc, int error, uint32_t failures, uint64_t retry_ms, void *ud) {
+  (void)rc;
+  (void)error;
+  (void)failures;
+  (void)retry_ms;
+  ((struct rc_state *)ud)->failed++;
+}
+
+static void rc_stopped(async_reconnector *rc, int error, void *ud) {
+  (void)rc;
+  struct rc_state *st = ud;
+  st->stopped++;
+  st->stopped_error = error;
+}
+
+static void rc_release(void *ud) {
+  struct rc_state *st = ud;
+  assert_int_equal(st->stopped, 1);
+  st->released++;
+}
+
+static size_t rc_data(async_stream *s, const uint8_t *d, size_t n, void *ud) {
+  (void)s;
+  (void)d;
+  (void)ud;
+  return n;
+}
+
+static void rc_lost(async_stream *s, int err, void *ud) {
+  (void)s;
+  (void)err;
+  (void)ud;
+}
+
+static const async_stream_protocol rc_protocol = {
+    .size = sizeof(async_stream_protocol),
+    .data_received = rc_data,
+    .connection_lost = rc_lost,
+    .release = rc_release,
+};
+
+static void walk_stop_reconnector(int kind, void *object, void *ud) {
+  struct rc_state *st = ud;
+  if (kind != ASYNC_OBJECT_RECONNECTOR) {
+    st->walk_other++;
+    return;
+  }
+  st->stop_rc = async_reconnector_stop(object);
+  st->shutdown_rc = async_loop_shutdown(g_walk_loop, count_close_cb);
+}
+
+/* A port nobody listens on: bound, then closed. */
+static uint16_t closed_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t len = sizeof a;
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+static void test_walk_during_reconnector_backoff(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  g_walk_loop = e.loop;
+  struct rc_state st = {.stop_rc = 1, .shutdown_rc = 1};
+  async_reconnect_options o = {.size = sizeof o,
+                               .initial_delay_ms = 200,
+                               .jitter = -1.0,
+                               .connect_failed = rc_failed,
+                               .stopped = rc_stopped};
+  async_reconnector *rc = NULL;
+  assert_int_equal(async_reconnector_start(&rc, e.loop, "127.0.0.1", closed_port(), &o, &rc_protocol, &st), 0);
+  assert_true(run_until(&e, flag_set, &st.failed, NULL, NULL, 2000));
+  assert_int_equal(async_reconnector_state(rc), ASYNC_RECONNECT_WAITING);
+  g_closed = 0;
+  /* The guard timer and the reconnector; no future of the connect. */
+  assert_int_equal(async_loop_walk(e.loop, walk_stop_reconnector, &st), 2);
+  assert_int_equal(st.walk_other, 1);
+  assert_int_equal(st.stop_rc, 0);
+  assert_int_equal(st.shutdown_rc, 0);
+  assert_int_equal(st.stopped + st.released, 0);
+  async_timer *g = tu_guard(e.loop, 3000);
+  assert_int_equal(async_loop_run(e.loop, ASYNC_RUN_DEFAULT), 0);
+  tu_close(async_timer_handle(g));
+  assert_int_equal(async_loop_run(e.loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(st.stopped, 1);
+  assert_int_equal(st.released, 1);
+  assert_int_equal(g_closed, 1); /* env's guard, closed by the shutdown */
+  int n = 0;
+  assert_int_equal(async_loop_walk(e.loop, walk_count, &n), 0);
+  assert_int_equal(async_loop_free(e.loop), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Nested shutdown inside a cancel hook run by a shutdown              */
+
+struct hook_state {
+  async_loop *loop;
+  int cancels, nested_shutdown_rc, free_rc, run_rc;
+};
+
+static void cancel_shutdown_again(async_future *f, int cancelled, void *ud) {
+  (void)f;
+  struct hook_state *h = ud;
+  assert_int_equal(cancelled, 1);
+  h->cancels++;
+  h->nested_shutdown_rc = async_loop_shutdown(h->loop, NULL);
+  h->free_rc = async_loop_free(h->loop);
+  h->run_rc = async_loop_run(h->loop, ASYNC_RUN_NOWAIT);
+}
+
+static void test_shutdown_in_cancel_hook_of_shutdown(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  struct hook_state h1 = {.loop = loop, .nested_shutdown_rc = 1}, h2 = {.loop = loop, .nested_shutdown_rc = 1};
+  async_future *f1 = NULL, *f2 = NULL;
+  assert_int_equal(async_future_new(&f1, loop), 0);
+  assert_int_equal(async_future_new(&f2, loop), 0);
+  assert_int_equal(async_future_set_cancel(f1, cancel_shutdown_again, &h1), 0);
+  assert_int_equal(async_future_set_cancel(f2, cancel_shutdown_again, &h2), 0);
+  int done = 0;
+  assert_int_equal(async_future_add_callback(f2, tu_noop_future_cb, NULL), 0);
+  assert_int_equal(async_loop_shutdown(loop, NULL), 0);
+  assert_int_equal(h1.cancels, 1);
+  assert_int_equal(h2.cancels, 1);
+  assert_int_equal(h1.nested_shutdown_rc, 0);
+  assert_int_equal(h1.free_rc, ASYNC_EBUSY);
+  assert_int_equal(h1.run_rc, ASYNC_EBUSY);
+  assert_int_equal(async_future_get_state(f1), ASYNC_FUTURE_CANCELLED);
+  assert_int_equal(async_future_get_state(f2), ASYNC_FUTURE_CANCELLED);
+  (void)done;
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(async_future_free(f1), 0);
+  assert_int_equal(async_future_free(f2), 0);
+  assert_int_equal(h1.cancels + h2.cancels, 2);
+  tu_finish(loop);
+}
+
+/* ------------------------------------------------------------------ */
+/* A connect cancelled by its future's free: release deferred, shutdown */
+
+static void test_cancelled_connect_release_then_shutdown(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  async_server *srv = tu_echo_server(loop, "127.0.0.1", 0);
+  int port = async_server_port(srv);
+  struct rec r = {.loop = loop};
+  async_future *f = NULL;
+  assert_int_equal(async_tcp_connect(&f, loop, "127.0.0.1", (uint16_t)port, NULL, &rec_protocol, &r), 0);
+  assert_int_equal(LIB(async_future_free(f)), 0);
+  assert_int_equal(r.released, 0); /* never inside the call */
+  g_closed = 0;
+  assert_int_equal(LIB(async_loop_shutdown(loop, count_close_cb)), 0);
+  assert_int_equal(r.released, 0);
+  assert_int_equal(async_loop_free(loop), ASYNC_EBUSY);
+  run_to_end(loop);
+  assert_int_equal(r.made, 0);
+  assert_int_equal(r.lost, 0);
+  assert_int_equal(r.released, 1);
+  assert_int_equal(g_closed, 1);
+  assert_int_equal(async_loop_free(loop), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Walk over streams: abort + retain inside fn; ended ones not visited  */
+
+static void walk_abort_retain(int kind, void *object, void *ud) {
+  if (kind == ASYNC_OBJECT_STREAM) {
+    assert_int_equal(async_stream_retain(object), 0);
+    assert_int_equal(async_stream_abort(object), 0);
+    assert_int_equal(async_stream_abort(object), 0); /* closing: nothing more */
+    (*(int *)ud)++;
+  }
+}
+
+static void test_walk_abort_retained_streams(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r0 = {0}, r1 = {0};
+  async_stream *s0 = adopt(loop, fd[0], &rec_protocol, &r0);
+  async_stream *s1 = adopt(loop, fd[1], &rec_protocol, &r1);
+  int n = 0;
+  assert_int_equal(async_loop_walk(loop, walk_abort_retain, &n), 2);
+  assert_int_equal(n, 2);
+  n = 0;
+  assert_int_equal(async_loop_walk(loop, walk_count, &n), 2); /* closing streams still visited */
+  assert_int_equal(r0.lost + r1.lost, 0);
+  tu_finish(loop); /* ended retained streams do not hold the free back */
+  assert_int_equal(r0.lost + r1.lost + r0.released + r1.released, 4);
+  assert_int_equal(async_stream_release(s1), 0);
+  assert_int_equal(async_stream_release(s0), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Option structs at the seams: set_protocol inside DELIVER_EACH with a */
+/* larger struct, unknown tail zero (accepted) or not (refused).        */
+
+struct big_protocol {
+  async_stream_protocol p;
+  uint64_t tail;
+};
+
+static struct big_protocol g_big;
+static int g_big_rc[2];
+
+static size_t switch_big(async_stream *s, const uint8_t *d, size_t n, void *ud) {
+  struct rec *r = ud;
+  (void)d;
+  int i = r->data_calls++;
+  if (i < 2) {
+    g_big.tail = i == 0 ? 1 : 0; /* first refused, then accepted */
+    g_big_rc[i] = async_stream_set_protocol(s, &g_big.p, r);
+  }
+  (void)n;
+  return 1;
+}
+
+static void test_oversized_protocol_inside_deliver_each(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r = {0};
+  async_stream_protocol first = rec_each_idle_protocol;
+  first.data_received = switch_big;
+  first.release = NULL; /* set_protocol(…, r) again: r released only at the end */
+  memset(&g_big, 0, sizeof g_big);
+  g_big.p = rec_each_idle_protocol;
+  g_big.p.data_received = switch_big;
+  g_big.p.size = sizeof g_big;
+  async_stream *s = adopt(e.loop, fd[0], &first, &r);
+  assert_int_equal(write(fd[1], "abcd", 4), 4);
+  assert_true(run_until(&e, NULL, NULL, NULL, NULL, 50) == 0);
+  assert_int_equal(g_big_rc[0], ASYNC_EINVAL);
+  assert_int_equal(g_big_rc[1], 0);
+  assert_int_equal(r.data_calls, 4); /* one byte per call, through both */
+  assert_int_equal(r.released, 0);
+  assert_int_equal(async_stream_close(s), 0);
+  close(fd[1]);
+  env_finish(&e);
+  assert_int_equal(r.lost, 1);
+  assert_int_equal(r.released, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* idle_timeout: the period turned off inside, and a protocol without   */
+/* the callback set inside it (the next period aborts, ETIMEDOUT).      */
+
+static int g_idle_calls;
+static void idle_switch(async_stream *s, void *ud) {
+  (void)ud;
+  g_idle_calls++;
+  assert_int_equal(async_stream_set_protocol(s, &rec_protocol, ud), 0);
+}
+
+static void test_set_protocol_inside_idle_timeout(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r = {0};
+  async_stream_protocol p = rec_each_idle_protocol;
+  p.idle_timeout = idle_switch;
+  p.release = NULL;
+  g_idle_calls = 0;
+  async_stream *s = adopt(e.loop, fd[0], &p, &r);
+  assert_int_equal(async_stream_set_idle_timeout(s, 20), 0);
+  assert_true(run_until(&e, flag_set, &r.released, NULL, NULL, 2000));
+  assert_int_equal(g_idle_calls, 1);
+  assert_int_equal(r.lost, 1);
+  assert_int_equal(r.lost_error, ASYNC_ETIMEDOUT);
+  close(fd[1]);
+  env_finish(&e);
+}
+
+/* ------------------------------------------------------------------ */
+/* The owner-thread check over every loop-level entry point             */
+
+struct wrong_thread {
+  async_loop *loop;
+  async_future *f;
+  int walk, shutdown, free, release, retain, set_ud, hold, unhold, post;
+  void *ud;
+};
+
+static void *wrong_thread_calls(void *arg) {
+  struct wrong_thread *w = arg;
+  w->walk = async_loop_walk(w->loop, walk_count, NULL);
+  w->shutdown = async_loop_shutdown(w->loop, NULL);
+  w->free = async_loop_free(w->loop);
+  w->release = async_future_release(w->f);
+  w->retain = async_future_retain(w->f);
+  w->set_ud = async_loop_set_userdata(w->loop, NULL);
+  w->ud = async_loop_userdata(w->loop);
+  w->hold = async_loop_hold(w->loop);
+  w->unhold = async_loop_unhold(w->loop);
+  w->post = async_loop_post(w->loop, tu_noop_soon_cb, NULL);
+  return NULL;
+}
+
+static void test_thread_check_loop_entry_points(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  int marker = 0;
+  assert_int_equal(async_loop_set_userdata(loop, &marker), 0);
+  assert_int_equal(async_loop_set_thread_check(loop, 1), 0);
+  struct wrong_thread w = {.loop = loop};
+  assert_int_equal(async_future_new(&w.f, loop), 0);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, wrong_thread_calls, &w), 0);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(w.walk, ASYNC_EWRONGTHREAD);
+  assert_int_equal(w.shutdown, ASYNC_EWRONGTHREAD);
+  assert_int_equal(w.free, ASYNC_EWRONGTHREAD);
+  assert_int_equal(w.release, ASYNC_EWRONGTHREAD);
+  assert_int_equal(w.retain, ASYNC_EWRONGTHREAD);
+  assert_int_equal(w.set_ud, ASYNC_EWRONGTHREAD);
+  assert_null(w.ud);
+  assert_int_equal(w.hold, 0);
+  assert_int_equal(w.unhold, 0);
+  assert_int_equal(w.post, 0);
+  assert_ptr_equal(async_loop_userdata(loop), &marker);
+  assert_int_equal(async_future_get_state(w.f), ASYNC_FUTURE_PENDING);
+  assert_int_equal(async_loop_shutdown(loop, NULL), 0);
+  assert_int_equal(async_future_free(w.f), 0);
+  tu_finish(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shutdown_retained_release_after_free),
@@ -570,6 +919,13 @@ int main(void) {
       cmocka_unit_test(test_hold_shutdown_free),
       cmocka_unit_test(test_connect_future_freed_in_lost_after_shutdown),
       cmocka_unit_test(test_pool_reverse_close_then_free),
+      cmocka_unit_test(test_walk_during_reconnector_backoff),
+      cmocka_unit_test(test_shutdown_in_cancel_hook_of_shutdown),
+      cmocka_unit_test(test_cancelled_connect_release_then_shutdown),
+      cmocka_unit_test(test_walk_abort_retained_streams),
+      cmocka_unit_test(test_oversized_protocol_inside_deliver_each),
+      cmocka_unit_test(test_set_protocol_inside_idle_timeout),
+      cmocka_unit_test(test_thread_check_loop_entry_points),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
