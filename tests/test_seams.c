@@ -905,6 +905,112 @@ static void test_thread_check_loop_entry_points(void **state) {
   tu_finish(loop);
 }
 
+/* ------------------------------------------------------------------ */
+/* Shutdown inside the old protocol's release, run by set_protocol      */
+/* inside a DELIVER_EACH delivery: the delivery must stop there.        */
+
+static void release_shutdown(void *ud) {
+  struct rec *r = ud;
+  r->released++;
+  r->shutdown_rc = async_loop_shutdown(r->loop, count_close_cb);
+}
+
+static void test_shutdown_in_release_inside_set_protocol(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r2 = {.consume = 1, .loop = loop};
+  struct rec r1 = {.consume = 1, .switch_to = &rec_each_idle_protocol, .switch_ud = &r2, .shutdown_rc = 1};
+  async_stream_protocol p = rec_each_idle_protocol;
+  p.release = release_shutdown;
+  g_closed = 0;
+  async_stream *s = adopt(loop, fd[0], &p, &r1);
+  assert_int_equal(async_stream_retain(s), 0);
+  assert_int_equal(write(fd[1], "abcd", 4), 4);
+  run_to_shutdown(loop);
+  assert_int_equal(r1.shutdown_rc, 0);
+  assert_int_equal(r1.data_calls, 1);
+  assert_int_equal(r1.released, 1);
+  assert_int_equal(r2.data_calls, 0); /* aborted inside: the rest is dropped */
+  assert_int_equal(r2.lost, 1);
+  assert_int_equal(r2.lost_error, ASYNC_ECANCELED);
+  assert_int_equal(r2.released, 1);
+  assert_int_equal(g_closed, 1);
+  assert_int_equal(async_loop_free(loop), 0);
+  assert_int_equal(async_stream_release(s), 0);
+  close(fd[1]);
+}
+
+/* ------------------------------------------------------------------ */
+/* The last reference dropped inside idle_timeout after an abort        */
+
+static void idle_abort_release(async_stream *s, void *ud) {
+  struct rec *r = ud;
+  r->idle++;
+  assert_int_equal(async_stream_abort(s), 0);
+  assert_int_equal(async_stream_release(s), 0); /* the last reference, inside */
+  assert_int_equal(async_stream_set_idle_timeout(s, 10), ASYNC_ECLOSED);
+}
+
+static void test_release_last_ref_inside_idle_timeout(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r = {0};
+  async_stream_protocol p = rec_each_idle_protocol;
+  p.idle_timeout = idle_abort_release;
+  async_stream *s = adopt(loop, fd[0], &p, &r);
+  assert_int_equal(async_stream_retain(s), 0);
+  assert_int_equal(async_stream_set_idle_timeout(s, 10), 0);
+  run_to_end(loop);
+  assert_int_equal(r.idle, 1);
+  assert_int_equal(r.lost, 1);
+  assert_int_equal(r.released, 1);
+  assert_int_equal(async_loop_free(loop), 0);
+  close(fd[1]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Shutdown inside a walk, then a walk inside the done callbacks, with  */
+/* futures freed inside their own callback and destroy pending         */
+
+static void done_free_self(async_future *f, int status, void *ud) {
+  (void)status;
+  (*(int *)ud)++;
+  assert_int_equal(async_future_free(f), 0);
+  int n = 0;
+  assert_true(async_loop_walk(async_future_loop(f), walk_count, &n) >= 0);
+}
+
+static void walk_shutdown(int kind, void *object, void *ud) {
+  (void)kind;
+  (void)object;
+  assert_int_equal(async_loop_shutdown(ud, NULL), 0);
+}
+
+static void test_shutdown_inside_walk_futures_free_themselves(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  g_destroyed = 0;
+  int done = 0;
+  enum { N = 8 };
+  for (int i = 0; i < N; i++) {
+    async_future *f = NULL;
+    assert_int_equal(async_future_new(&f, loop), 0);
+    assert_int_equal(async_future_add_callback(f, done_free_self, &done), 0);
+    if (i % 2) {
+      assert_int_equal(async_future_resolve(f, &g_destroyed, destroy_cb, &g_destroy_context), 0);
+    }
+  }
+  assert_int_equal(async_loop_walk(loop, walk_shutdown, loop), N);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(done, N);
+  assert_int_equal(g_destroyed, N / 2);
+  assert_int_equal(async_loop_free(loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shutdown_retained_release_after_free),
@@ -926,6 +1032,9 @@ int main(void) {
       cmocka_unit_test(test_oversized_protocol_inside_deliver_each),
       cmocka_unit_test(test_set_protocol_inside_idle_timeout),
       cmocka_unit_test(test_thread_check_loop_entry_points),
+      cmocka_unit_test(test_shutdown_in_release_inside_set_protocol),
+      cmocka_unit_test(test_release_last_ref_inside_idle_timeout),
+      cmocka_unit_test(test_shutdown_inside_walk_futures_free_themselves),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
