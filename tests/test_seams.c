@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1011,6 +1012,82 @@ static void test_shutdown_inside_walk_futures_free_themselves(void **state) {
   assert_int_equal(async_loop_free(loop), 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* Streams a server accepted with one protocol, retained, the loop      */
+/* freed, then released at the same time from two threads ("after       */
+/* async_loop_free() any thread, one call on a stream at a time": two   */
+/* different streams may be released at once).                         */
+
+struct accepted {
+  async_stream *s[2];
+  int n;
+};
+
+static void acc_made(async_stream *s, void *ud) {
+  struct accepted *a = ud;
+  assert_true(a->n < 2);
+  a->s[a->n++] = s;
+  assert_int_equal(async_stream_retain(s), 0);
+}
+
+static const async_stream_protocol acc_protocol = {
+    .size = sizeof(async_stream_protocol),
+    .connection_made = acc_made,
+    .data_received = rc_data,
+    .connection_lost = rc_lost,
+};
+
+static int acc_factory(const async_stream_protocol **p, void **ud, async_server *srv, void *userdata) {
+  (void)srv;
+  *p = &acc_protocol;
+  *ud = userdata;
+  return 0;
+}
+
+static pthread_barrier_t g_barrier;
+static void *barrier_release(void *arg) {
+  pthread_barrier_wait(&g_barrier);
+  return (void *)(intptr_t)async_stream_release(arg);
+}
+
+static void test_sibling_streams_released_on_two_threads_after_free(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  struct accepted a = {0};
+  async_server *srv = NULL;
+  assert_int_equal(async_tcp_listen(&srv, e.loop, "127.0.0.1", 0, 0, 0, acc_factory, &a), 0);
+  int port = async_server_port(srv);
+  int c[2];
+  for (int i = 0; i < 2; i++) {
+    c[i] = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(c[i], (struct sockaddr *)&sa, sizeof sa), 0);
+  }
+
+  for (int i = 0; i < 400 && a.n < 2; i++) {
+    run_once(&e, ASYNC_RUN_ONCE);
+  }
+
+  assert_int_equal(a.n, 2);
+  assert_int_equal(async_loop_shutdown(e.loop, NULL), 0); /* aborts both, closes the server and guard */
+  assert_int_equal(async_loop_run(e.loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(async_loop_free(e.loop), 0);
+  assert_int_equal(pthread_barrier_init(&g_barrier, NULL, 2), 0);
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(pthread_create(&th[i], NULL, barrier_release, a.s[i]), 0);
+  }
+  for (int i = 0; i < 2; i++) {
+    void *rc = NULL;
+    assert_int_equal(pthread_join(th[i], &rc), 0);
+    assert_int_equal((intptr_t)rc, 0);
+    close(c[i]);
+  }
+  pthread_barrier_destroy(&g_barrier);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shutdown_retained_release_after_free),
@@ -1035,6 +1112,7 @@ int main(void) {
       cmocka_unit_test(test_shutdown_in_release_inside_set_protocol),
       cmocka_unit_test(test_release_last_ref_inside_idle_timeout),
       cmocka_unit_test(test_shutdown_inside_walk_futures_free_themselves),
+      cmocka_unit_test(test_sibling_streams_released_on_two_threads_after_free),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
