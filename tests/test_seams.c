@@ -1088,6 +1088,95 @@ static void test_sibling_streams_released_on_two_threads_after_free(void **state
   pthread_barrier_destroy(&g_barrier);
 }
 
+/* ------------------------------------------------------------------ */
+/* Combinators and the library's own objects under walk and shutdown:   */
+/* a timeout future's timer is no handle of the user's (not visited,    */
+/* never given to shutdown's close_cb).                                 */
+
+struct kinds {
+  int count[ASYNC_OBJECT_RECONNECTOR + 1];
+};
+
+static void walk_kinds(int kind, void *object, void *ud) {
+  (void)object;
+  struct kinds *k = ud;
+  assert_true(kind >= ASYNC_OBJECT_TIMER && kind <= ASYNC_OBJECT_RECONNECTOR);
+  k->count[kind]++;
+}
+
+static void count_status(async_future *f, int status, void *ud) {
+  (void)f;
+  assert_int_equal(status, ASYNC_ECANCELED);
+  (*(int *)ud)++;
+}
+
+static void test_combinators_walk_and_shutdown(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  async_future *in[2] = {NULL, NULL}, *all = NULL, *tmo = NULL;
+  assert_int_equal(async_future_new(&in[0], loop), 0);
+  assert_int_equal(async_future_new(&in[1], loop), 0);
+  assert_int_equal(async_future_all(&all, loop, in, 2), 0);
+  assert_int_equal(async_future_timeout(&tmo, in[0], 100000), 0);
+  struct kinds k = {0};
+  assert_int_equal(async_loop_walk(loop, walk_kinds, &k), 4);
+  assert_int_equal(k.count[ASYNC_OBJECT_FUTURE], 4);
+  assert_int_equal(k.count[ASYNC_OBJECT_TIMER], 0);
+  int cancelled = 0;
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(async_future_add_callback(in[i], count_status, &cancelled), 0);
+  }
+  assert_int_equal(async_future_add_callback(all, count_status, &cancelled), 0);
+  assert_int_equal(async_future_add_callback(tmo, count_status, &cancelled), 0);
+  g_closed = 0;
+  assert_int_equal(async_loop_shutdown(loop, count_close_cb), 0);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(cancelled, 4);
+  assert_int_equal(g_closed, 0); /* no handle of the user's was open */
+  assert_int_equal(async_future_free(tmo), 0);
+  assert_int_equal(async_future_free(all), 0);
+  assert_int_equal(async_future_free(in[1]), 0);
+  assert_int_equal(async_future_free(in[0]), 0);
+  tu_finish(loop);
+}
+
+/* A connect in flight (a name to resolve): walk sees the caller's future
+ * and the server, not the connect's own lookups; shutdown inside the walk
+ * ends it with one release and an ECANCELED future. */
+static void walk_shutdown_counting(int kind, void *object, void *ud) {
+  (void)object;
+  struct kinds *k = ud;
+  k->count[kind]++;
+  assert_int_equal(async_loop_shutdown(g_walk_loop, count_close_cb), 0);
+}
+
+static void test_walk_shutdown_during_connect(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  g_walk_loop = loop;
+  async_server *srv = tu_echo_server(loop, "127.0.0.1", 0);
+  struct rec r = {.loop = loop};
+  async_future *f = NULL;
+  assert_int_equal(
+      async_tcp_connect(&f, loop, "localhost", (uint16_t)async_server_port(srv), NULL, &rec_protocol, &r), 0);
+  int cancelled = 0;
+  assert_int_equal(async_future_add_callback(f, count_status, &cancelled), 0);
+  struct kinds k = {0};
+  g_closed = 0;
+  assert_int_equal(async_loop_walk(loop, walk_shutdown_counting, &k), 2);
+  assert_int_equal(k.count[ASYNC_OBJECT_SERVER], 1);
+  assert_int_equal(k.count[ASYNC_OBJECT_FUTURE], 1);
+  assert_int_equal(r.released, 0);
+  run_to_end(loop);
+  assert_int_equal(cancelled, 1);
+  assert_int_equal(r.made + r.lost, 0);
+  assert_int_equal(r.released, 1);
+  assert_int_equal(g_closed, 1);
+  assert_int_equal(async_loop_free(loop), ASYNC_EBUSY); /* the future is held */
+  assert_int_equal(async_future_free(f), 0);
+  tu_finish(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shutdown_retained_release_after_free),
@@ -1113,6 +1202,8 @@ int main(void) {
       cmocka_unit_test(test_release_last_ref_inside_idle_timeout),
       cmocka_unit_test(test_shutdown_inside_walk_futures_free_themselves),
       cmocka_unit_test(test_sibling_streams_released_on_two_threads_after_free),
+      cmocka_unit_test(test_combinators_walk_and_shutdown),
+      cmocka_unit_test(test_walk_shutdown_during_connect),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
