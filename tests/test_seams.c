@@ -1177,6 +1177,84 @@ static void test_walk_shutdown_during_connect(void **state) {
   tu_finish(loop);
 }
 
+/* ------------------------------------------------------------------ */
+/* A closed stream still flushing a zero-copy write: its idle period    */
+/* aborts it (ETIMEDOUT) without calling idle_timeout; done runs once.  */
+
+static void test_closing_stream_idle_aborts_zc_done_once(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r = {0};
+  async_stream *s = adopt(loop, fd[0], &rec_each_idle_protocol, &r);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 1);
+  g_done = 0;
+  size_t len = 4u << 20;
+  uint8_t *buf = calloc(1, len);
+  assert_non_null(buf);
+  assert_int_equal(LIB(async_stream_write_zc(s, buf, len, zc_done, buf)), 0);
+  assert_int_equal(async_stream_set_idle_timeout(s, 20), 0);
+  assert_int_equal(async_stream_close(s), 0);
+  run_to_end(loop);
+  assert_int_equal(r.idle, 0);
+  assert_int_equal(r.lost, 1);
+  assert_int_equal(r.lost_error, ASYNC_ETIMEDOUT);
+  assert_int_equal(r.released, 1);
+  assert_int_equal(g_done, 1);
+  assert_int_equal(async_loop_free(loop), 0);
+  close(fd[1]);
+}
+
+/* DELIVER_EACH paused inside with bytes left, then a shutdown before the
+ * resume: nothing more is delivered, no eof_received, one lost. */
+static size_t pause_first(async_stream *s, const uint8_t *d, size_t n, void *ud) {
+  struct rec *r = ud;
+  (void)d;
+  (void)n;
+  r->data_calls++;
+  assert_int_equal(async_stream_pause_reading(s), 0);
+  return 1;
+}
+
+static int g_eofs;
+static int count_eof(async_stream *s, void *ud) {
+  (void)s;
+  (void)ud;
+  g_eofs++;
+  return 0;
+}
+
+static void test_deliver_each_paused_then_shutdown(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r = {0};
+  async_stream_protocol p = rec_each_idle_protocol;
+  p.data_received = pause_first;
+  p.eof_received = count_eof;
+  g_eofs = 0;
+  adopt(e.loop, fd[0], &p, &r);
+  assert_int_equal(write(fd[1], "abcd", 4), 4);
+  close(fd[1]);
+  assert_true(run_until(&e, flag_set, &r.data_calls, NULL, NULL, 2000));
+  assert_true(run_until(&e, NULL, NULL, NULL, NULL, 30) == 0);
+  assert_int_equal(r.data_calls, 1); /* paused: the rest is kept */
+  assert_int_equal(g_eofs, 0);
+  g_closed = 0;
+  assert_int_equal(async_loop_shutdown(e.loop, count_close_cb), 0);
+  assert_int_equal(async_loop_run(e.loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(r.data_calls, 1);
+  assert_int_equal(g_eofs, 0);
+  assert_int_equal(r.lost, 1);
+  assert_int_equal(r.lost_error, ASYNC_ECANCELED);
+  assert_int_equal(r.released, 1);
+  assert_int_equal(g_closed, 1); /* env's guard */
+  assert_int_equal(async_loop_free(e.loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shutdown_retained_release_after_free),
@@ -1204,6 +1282,8 @@ int main(void) {
       cmocka_unit_test(test_sibling_streams_released_on_two_threads_after_free),
       cmocka_unit_test(test_combinators_walk_and_shutdown),
       cmocka_unit_test(test_walk_shutdown_during_connect),
+      cmocka_unit_test(test_closing_stream_idle_aborts_zc_done_once),
+      cmocka_unit_test(test_deliver_each_paused_then_shutdown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
