@@ -1255,6 +1255,41 @@ static void test_deliver_each_paused_then_shutdown(void **state) {
   assert_int_equal(async_loop_free(e.loop), 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* walk inside connection_lost: streams are visited "until their        */
+/* connection_lost is called" (loop.h): not inside it, nor after.       */
+
+static int g_walk_in_lost;
+static void lost_walks(async_stream *s, int err, void *ud) {
+  struct rec *r = ud;
+  r->lost++;
+  r->lost_error = err;
+  struct kinds k = {0};
+  assert_true(async_loop_walk(r->loop, walk_kinds, &k) >= 0);
+  g_walk_in_lost = k.count[ASYNC_OBJECT_STREAM];
+  (void)s;
+}
+
+static void test_walk_inside_connection_lost(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  int fd[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+  struct rec r = {0};
+  async_stream_protocol p = rec_protocol;
+  p.connection_lost = lost_walks;
+  async_stream *s = adopt(loop, fd[0], &p, &r);
+  g_walk_in_lost = -1;
+  assert_int_equal(async_stream_abort(s), 0);
+  run_to_end(loop);
+  assert_int_equal(r.lost, 1);
+  assert_int_equal(g_walk_in_lost, 0);
+  struct kinds k = {0};
+  assert_int_equal(async_loop_walk(loop, walk_kinds, &k), 0);
+  assert_int_equal(async_loop_free(loop), 0);
+  close(fd[1]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shutdown_retained_release_after_free),
@@ -1284,6 +1319,7 @@ int main(void) {
       cmocka_unit_test(test_walk_shutdown_during_connect),
       cmocka_unit_test(test_closing_stream_idle_aborts_zc_done_once),
       cmocka_unit_test(test_deliver_each_paused_then_shutdown),
+      cmocka_unit_test(test_walk_inside_connection_lost),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
