@@ -1290,6 +1290,43 @@ static void test_walk_inside_connection_lost(void **state) {
   close(fd[1]);
 }
 
+/* ------------------------------------------------------------------ */
+/* A destroy function (with its context) that shuts the loop down and   */
+/* tries to free it from inside the run: EBUSY there, 0 afterwards.     */
+
+struct destroy_ctx {
+  async_loop *loop;
+  int calls, shutdown_rc, free_rc;
+};
+
+static void destroy_shutdown(void *value, void *context) {
+  struct destroy_ctx *c = context;
+  assert_ptr_equal(value, c);
+  c->calls++;
+  c->shutdown_rc = async_loop_shutdown(c->loop, count_close_cb);
+  c->free_rc = async_loop_free(c->loop);
+}
+
+static void test_destroy_shuts_down_inside_run(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  struct destroy_ctx c = {.loop = loop, .shutdown_rc = 1, .free_rc = 1};
+  async_future *f = NULL;
+  assert_int_equal(async_future_new(&f, loop), 0);
+  assert_int_equal(async_future_resolve(f, &c, destroy_shutdown, &c), 0);
+  async_timer *t = tu_timer_start(loop, NULL, 100000, 0, tu_noop_timer_cb);
+  (void)t;
+  g_closed = 0;
+  assert_int_equal(async_future_free(f), 0);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(c.calls, 1);
+  assert_int_equal(c.shutdown_rc, 0);
+  assert_int_equal(c.free_rc, ASYNC_EBUSY);
+  assert_int_equal(g_closed, 1);
+  assert_int_equal(async_loop_free(loop), 0);
+  assert_int_equal(c.calls, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shutdown_retained_release_after_free),
@@ -1320,6 +1357,7 @@ int main(void) {
       cmocka_unit_test(test_closing_stream_idle_aborts_zc_done_once),
       cmocka_unit_test(test_deliver_each_paused_then_shutdown),
       cmocka_unit_test(test_walk_inside_connection_lost),
+      cmocka_unit_test(test_destroy_shuts_down_inside_run),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
