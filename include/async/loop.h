@@ -414,9 +414,10 @@ ASYNC_API void *async_loop_userdata(async_loop *loop);
  *   creation until their close callback has returned; closing ones are
  *   visited (async_handle_is_closing() tells them apart);
  * - streams and datagrams from their creation until their connection_lost
- *   has returned, closing ones included (a stream a server accepted, one a
- *   connect or reconnector made, one adopted); a stream kept only as a
- *   connect future's value after its connection_lost is not visited;
+ *   is called (a walk inside connection_lost or release no longer visits
+ *   that one), closing ones included (a stream a server accepted, one a
+ *   connect or reconnector made, one adopted); a retained stream, or one
+ *   kept only as a connect future's value, is not visited once ended;
  * - futures and readers until async_future_free() / async_reader_free(),
  *   whatever their state; futures the library keeps for itself (a
  *   connect's lookups, a reconnector's connects) are not visited;

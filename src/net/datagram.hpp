@@ -107,6 +107,7 @@ class Datagram : public util::Tagged<0x44475241>, public Transport<Datagram> {  
   // Transport's hooks.
   static std::uint32_t library_refs() noexcept { return 0; }  // no future holds one
   const async_datagram_protocol &callbacks() const noexcept { return protocol_; }
+  static void drop_callbacks() noexcept {}  // its own copy: nothing shared
   async_datagram *c_handle() noexcept { return c_datagram(); }
   bool has_queued() const noexcept { return !out_.empty(); }
   void stop_receiving() noexcept { held_.clear(); }

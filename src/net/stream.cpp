@@ -213,6 +213,14 @@ int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const
 
 const async_stream_protocol &Stream::callbacks() const noexcept { return protocol_->callbacks; }
 
+// The record's count is not atomic: it goes back here, on the loop's thread,
+// and not in ~Stream(), which a release after async_loop_free() may run on
+// any thread while a sibling stream's release runs on another.
+void Stream::drop_callbacks() noexcept {
+  drop_protocol(protocol_);
+  protocol_ = nullptr;
+}
+
 void Stream::schedule_lost(int error) noexcept {
   state_ = kLost;
   lost_error_ = static_cast<std::int16_t>(error);

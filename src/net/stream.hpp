@@ -157,6 +157,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // Transport's hooks.
   std::uint32_t library_refs() const noexcept { return value_ref_ ? 1U : 0U; }
   const async_stream_protocol &callbacks() const noexcept;
+  void drop_callbacks() noexcept;
   async_stream *c_handle() noexcept { return c_stream(); }
   bool has_queued() const noexcept { return writing(); }
   void stop_receiving() noexcept {}
@@ -184,6 +185,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   ev::IoSlot io_;  // also holds the fd
   // Shared with the other streams made with the same callbacks: a server's
   // streams usually all get one protocol, and a copy each was 72 bytes.
+  // nullptr once ended (drop_callbacks()).
   Protocol *protocol_;
   void *userdata_ = nullptr;
   // Kept bytes and the write queue: allocated when first needed and kept

@@ -13,7 +13,9 @@
 // holds besides the connection's), lost_error_, made_, writing_paused_, marks_,
 // state_ (State::kOpen/kClosing/kLost), write_buffer_size(), has_queued()
 // (sends wait), stop_receiving() (on close), drop_queued() (on abort),
-// after_made(), update_io() and schedule_lost(error); a byte-stream
+// after_made(), update_io(), schedule_lost(error) and drop_callbacks()
+// (lets go of callbacks shared with other transports, on the loop's thread
+// as end() runs, so the destructor touches nothing shared); a byte-stream
 // transport using present() also presenting() (data_received may be called
 // again now).
 #pragma once
@@ -107,10 +109,13 @@ class Transport {
     d.loop().transport_closed(d.fd());
     d.loop_ = nullptr;
     d.userdata_ = nullptr;
+    d.drop_callbacks();
     drop_reference();
   }
 
-  // Touches nothing but the object: the loop may be gone.
+  // Touches nothing but the object: the loop may be gone, and a release
+  // after async_loop_free() may come from any thread, concurrently with
+  // another transport's (end() dropped what is shared with them).
   void drop_reference() noexcept {
     Derived &d = self();
     if (--d.refs_ == 0) util::destroy(&d);
