@@ -47,6 +47,8 @@ typedef void (*async_close_fn)(async_handle *handle, void *userdata);
  * @retval 0             the close callback is scheduled.
  * @retval ASYNC_EINVAL  handle is NULL or not a handle.
  * @retval ASYNC_ECLOSED the handle is closing already.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership The library releases the handle's memory right after close_cb
  *            returns (or on that iteration when close_cb is NULL); the
  *            pointer must not be used after that.
@@ -66,6 +68,8 @@ ASYNC_API int async_handle_close(async_handle *handle, async_close_fn close_cb);
  * @retval 0             referenced.
  * @retval ASYNC_EINVAL  handle is NULL or not a handle.
  * @retval ASYNC_ECLOSED the handle is closing.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -82,6 +86,8 @@ ASYNC_API int async_handle_ref(async_handle *handle);
  * @retval 0             unreferenced.
  * @retval ASYNC_EINVAL  handle is NULL or not a handle.
  * @retval ASYNC_ECLOSED the handle is closing.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -95,6 +101,8 @@ ASYNC_API int async_handle_unref(async_handle *handle);
  * @retval 1            referenced.
  * @retval 0            unreferenced.
  * @retval ASYNC_EINVAL handle is NULL or not a handle.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -109,6 +117,8 @@ ASYNC_API int async_handle_has_ref(async_handle *handle);
  * @retval 1            active.
  * @retval 0            not active.
  * @retval ASYNC_EINVAL handle is NULL or not a handle.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -122,6 +132,8 @@ ASYNC_API int async_handle_is_active(async_handle *handle);
  * @retval 1            closing (its close callback has not returned yet).
  * @retval 0            open.
  * @retval ASYNC_EINVAL handle is NULL or not a handle.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -132,7 +144,8 @@ ASYNC_API int async_handle_is_closing(async_handle *handle);
  * @brief The loop the handle belongs to.
  *
  * @param handle the handle (closing ones too).
- * @return the loop, or NULL if handle is NULL or not a handle.
+ * @return the loop, or NULL if handle is NULL or not a handle, or the
+ *         owner-thread check refuses the caller.
  * @ownership The loop is borrowed: it stays the caller's.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -146,7 +159,8 @@ ASYNC_API async_loop *async_handle_loop(async_handle *handle);
  * It is passed to every callback of the handle and to its close callback.
  *
  * @param handle the handle (closing ones too).
- * @return the userdata, or NULL if handle is NULL or not a handle.
+ * @return the userdata, or NULL if handle is NULL or not a handle, or
+ *         the owner-thread check refuses the caller.
  * @ownership The userdata is not owned by the library.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -164,6 +178,8 @@ ASYNC_API void *async_handle_userdata(async_handle *handle);
  * @param userdata the new userdata (may be NULL).
  * @retval 0            replaced.
  * @retval ASYNC_EINVAL handle is NULL or not a handle.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership The userdata is not owned by the library.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.

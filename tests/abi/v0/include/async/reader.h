@@ -34,7 +34,10 @@
  * the buffered bytes cannot satisfy them, except read_some, which
  * completes with 0 bytes. If the connection is lost with an error, pending
  * and later reads fail with it.
- * All functions: loop thread only.
+ * All functions: loop thread only. With the loop's owner-thread check on
+ * (async_loop_set_thread_check()), a reader call from another thread
+ * returns ASYNC_EWRONGTHREAD and changes nothing (a read's value is of no
+ * loop: async_bytes_data() and async_bytes_size() are not checked).
  */
 #ifndef ASYNC_READER_H
 #define ASYNC_READER_H
@@ -64,6 +67,8 @@ typedef struct async_bytes async_bytes;
  * @retval 0            *out is the new reader.
  * @retval ASYNC_EINVAL out is NULL, loop is NULL or not a loop.
  * @retval ASYNC_ENOMEM out of memory.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership The reader is the caller's: free it with async_reader_free(),
  *            at any time; its memory goes once its stream, if any, has
  *            released it too. The loop cannot be freed (ASYNC_EBUSY) until
@@ -94,6 +99,8 @@ ASYNC_API const async_stream_protocol *async_reader_protocol(void);
  * @param reader the reader.
  * @retval 0            released.
  * @retval ASYNC_EINVAL reader is NULL, not a reader, or freed already.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Ends the caller's ownership of the reader; the stream stays
  *            the caller's to close. Futures of earlier reads stay the
  *            caller's.
@@ -117,6 +124,8 @@ ASYNC_API int async_reader_free(async_reader *reader);
  *                      or freed.
  * @retval ASYNC_ESTATE another read of this reader is pending.
  * @retval ASYNC_ENOMEM out of memory.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership The future is the caller's (async_future_free()); its value,
  *            an async_bytes *, belongs to the future.
  * @thread The loop's thread only.
@@ -146,6 +155,8 @@ ASYNC_API int async_reader_read_exactly(async_future **out, async_reader *reader
  *                      reader is NULL, not a reader, or freed.
  * @retval ASYNC_ESTATE another read of this reader is pending.
  * @retval ASYNC_ENOMEM out of memory.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership delim is copied. The future is the caller's
  *            (async_future_free()); its value, an async_bytes *, belongs
  *            to the future.
@@ -167,6 +178,8 @@ ASYNC_API int async_reader_read_until(async_future **out, async_reader *reader, 
  * @retval ASYNC_EINVAL out is NULL; reader is NULL, not a reader, or freed.
  * @retval ASYNC_ESTATE another read of this reader is pending.
  * @retval ASYNC_ENOMEM out of memory.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership As for async_reader_read_until().
  * @thread The loop's thread only.
  * @callbacks None run inside this call; the future's done callbacks run on
@@ -189,6 +202,8 @@ ASYNC_API int async_reader_read_line(async_future **out, async_reader *reader, s
  *                      reader, or freed.
  * @retval ASYNC_ESTATE another read of this reader is pending.
  * @retval ASYNC_ENOMEM out of memory.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership The future is the caller's (async_future_free()); its value,
  *            an async_bytes *, belongs to the future.
  * @thread The loop's thread only.
@@ -204,7 +219,8 @@ ASYNC_API int async_reader_read_some(async_future **out, async_reader *reader, s
  * @return the first byte (a valid pointer for 0 bytes too), or NULL if
  *         bytes is NULL or not a read's value.
  * @ownership Borrowed: valid while the read's future lives.
- * @thread The loop's thread only.
+ * @thread The loop's thread only (a read's value is of no loop: the
+ *         owner-thread check does not apply).
  * @callbacks None run inside this call.
  */
 ASYNC_API const uint8_t *async_bytes_data(const async_bytes *bytes);
@@ -215,7 +231,8 @@ ASYNC_API const uint8_t *async_bytes_data(const async_bytes *bytes);
  * @param bytes a read's value (async_future_result()).
  * @return the size, or 0 if bytes is NULL or not a read's value.
  * @ownership Nothing changes hands.
- * @thread The loop's thread only.
+ * @thread The loop's thread only (a read's value is of no loop: the
+ *         owner-thread check does not apply).
  * @callbacks None run inside this call.
  */
 ASYNC_API size_t async_bytes_size(const async_bytes *bytes);

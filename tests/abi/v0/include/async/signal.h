@@ -44,6 +44,8 @@ typedef void (*async_signal_fn)(async_signal *signal, int signum, void *userdata
  * @retval 0            *out is the new signal watcher.
  * @retval ASYNC_EINVAL out is NULL, loop is NULL or not a loop.
  * @retval ASYNC_ENOMEM out of memory.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership The watcher is the caller's: close it with
  *            async_handle_close() (the loop cannot be freed before).
  *            userdata stays the caller's.
@@ -55,10 +57,13 @@ ASYNC_API int async_signal_new(async_signal **out, async_loop *loop, void *userd
 /**
  * @brief The signal watcher as a handle (the same object).
  *
+ * A cast, not a use: the owner-thread check does not apply (the handle
+ * call that follows checks the thread).
+ *
  * @param signal the signal watcher (closing ones too).
  * @return the handle, or NULL if signal is NULL or not a signal watcher.
  * @ownership The same object: nothing changes hands.
- * @thread The loop's thread only.
+ * @thread Any thread.
  * @callbacks None run inside this call.
  */
 ASYNC_API async_handle *async_signal_handle(async_signal *signal);
@@ -78,6 +83,8 @@ ASYNC_API async_handle *async_signal_handle(async_signal *signal);
  *                       SIGSTOP; signal is NULL or not a signal watcher.
  * @retval ASYNC_EBUSY   another loop watches signum (nothing changed).
  * @retval ASYNC_ECLOSED the watcher is closing.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call; cb runs from inside
@@ -95,6 +102,8 @@ ASYNC_API int async_signal_start(async_signal *signal, int signum, async_signal_
  * @retval 0             stopped.
  * @retval ASYNC_EINVAL  signal is NULL or not a signal watcher.
  * @retval ASYNC_ECLOSED the watcher is closing.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -105,8 +114,11 @@ ASYNC_API int async_signal_stop(async_signal *signal);
  * @brief The watched signal number.
  *
  * @param signal the signal watcher (closing ones too).
- * @return the signal number, 0 if the watcher is stopped, or ASYNC_EINVAL
- *         if signal is NULL or not a signal watcher.
+ * @return the signal number, 0 if the watcher is stopped, or a negative
+ *         code:
+ * @retval ASYNC_EINVAL       signal is NULL or not a signal watcher.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.

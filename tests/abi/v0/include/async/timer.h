@@ -45,6 +45,8 @@ typedef void (*async_timer_fn)(async_timer *timer, void *userdata);
  * @retval 0            *out is the new timer.
  * @retval ASYNC_EINVAL out is NULL, loop is NULL or not a loop.
  * @retval ASYNC_ENOMEM out of memory.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership The timer is the caller's: close it with async_handle_close()
  *            (the loop cannot be freed before). userdata stays the
  *            caller's.
@@ -56,10 +58,13 @@ ASYNC_API int async_timer_new(async_timer **out, async_loop *loop, void *userdat
 /**
  * @brief The timer as a handle (the same object).
  *
+ * A cast, not a use: the owner-thread check does not apply (the handle
+ * call that follows checks the thread).
+ *
  * @param timer the timer (closing ones too).
  * @return the handle, or NULL if timer is NULL or not a timer.
  * @ownership The same object: nothing changes hands.
- * @thread The loop's thread only.
+ * @thread Any thread.
  * @callbacks None run inside this call.
  */
 ASYNC_API async_handle *async_timer_handle(async_timer *timer);
@@ -79,6 +84,8 @@ ASYNC_API async_handle *async_timer_handle(async_timer *timer);
  * @retval ASYNC_EINVAL  cb is NULL; timer is NULL or not a timer.
  * @retval ASYNC_ECLOSED the timer is closing.
  * @retval ASYNC_ENOMEM  out of memory (the timer is stopped).
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call; cb runs from inside
@@ -93,6 +100,8 @@ ASYNC_API int async_timer_start(async_timer *timer, uint64_t timeout_ms, uint64_
  * @retval 0             stopped.
  * @retval ASYNC_EINVAL  timer is NULL or not a timer.
  * @retval ASYNC_ECLOSED the timer is closing.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -112,6 +121,8 @@ ASYNC_API int async_timer_stop(async_timer *timer);
  * @retval ASYNC_ECLOSED the timer is closing.
  * @retval ASYNC_ESTATE  never started: no callback known.
  * @retval ASYNC_ENOMEM  out of memory (the timer is stopped).
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -127,6 +138,8 @@ ASYNC_API int async_timer_again(async_timer *timer);
  * @retval 0             set.
  * @retval ASYNC_EINVAL  timer is NULL or not a timer.
  * @retval ASYNC_ECLOSED the timer is closing.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -140,6 +153,8 @@ ASYNC_API int async_timer_set_repeat(async_timer *timer, uint64_t repeat_ms);
  * @param      timer  the timer (closing ones too).
  * @retval 0            *out_ms is set.
  * @retval ASYNC_EINVAL out_ms is NULL; timer is NULL or not a timer.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -154,6 +169,8 @@ ASYNC_API int async_timer_get_repeat(uint64_t *out_ms, async_timer *timer);
  * @param      timer  the timer (closing ones too).
  * @retval 0            *out_ms is set.
  * @retval ASYNC_EINVAL out_ms is NULL; timer is NULL or not a timer.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.

@@ -49,6 +49,8 @@ typedef void (*async_watcher_fn)(async_watcher *watcher, uint32_t revents, void 
  * @retval ASYNC_EINVAL out is NULL, loop is NULL or not a loop, fd < 0.
  * @retval ASYNC_EBADF  fd is not open.
  * @retval ASYNC_ENOMEM out of memory.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership The watcher is the caller's: close it with
  *            async_handle_close() (the loop cannot be freed before). fd
  *            stays the caller's: the watcher never closes it.
@@ -60,10 +62,13 @@ ASYNC_API int async_watcher_new(async_watcher **out, async_loop *loop, int fd, v
 /**
  * @brief The watcher as a handle (the same object).
  *
+ * A cast, not a use: the owner-thread check does not apply (the handle
+ * call that follows checks the thread).
+ *
  * @param watcher the watcher (closing ones too).
  * @return the handle, or NULL if watcher is NULL or not a watcher.
  * @ownership The same object: nothing changes hands.
- * @thread The loop's thread only.
+ * @thread Any thread.
  * @callbacks None run inside this call.
  */
 ASYNC_API async_handle *async_watcher_handle(async_watcher *watcher);
@@ -81,6 +86,8 @@ ASYNC_API async_handle *async_watcher_handle(async_watcher *watcher);
  *                       watcher is NULL or not a watcher.
  * @retval ASYNC_ECLOSED the watcher is closing.
  * @retval ASYNC_EBADF   the fd was closed behind the watcher's back.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call; cb runs from inside
@@ -104,6 +111,8 @@ ASYNC_API int async_watcher_start(async_watcher *watcher, uint32_t events, async
  * @retval ASYNC_ESTATE  events is not 0 and the watcher was never started
  *                       (no callback known).
  * @retval ASYNC_EBADF   the fd was closed behind the watcher's back.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -117,6 +126,8 @@ ASYNC_API int async_watcher_set_events(async_watcher *watcher, uint32_t events);
  * @retval 0             stopped.
  * @retval ASYNC_EINVAL  watcher is NULL or not a watcher.
  * @retval ASYNC_ECLOSED the watcher is closing.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership Nothing changes hands.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
@@ -127,8 +138,10 @@ ASYNC_API int async_watcher_stop(async_watcher *watcher);
  * @brief The watched file descriptor.
  *
  * @param watcher the watcher (closing ones too).
- * @return the fd (>= 0), or ASYNC_EINVAL if watcher is NULL or not a
- *         watcher.
+ * @return the fd (>= 0), or a negative code:
+ * @retval ASYNC_EINVAL       watcher is NULL or not a watcher.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
  * @ownership The fd stays the caller's.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
