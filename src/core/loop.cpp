@@ -173,6 +173,7 @@ void Loop::before_poll() noexcept {
   arm_timer();
   if (service_) service_->before_poll();
   sync_spinning();
+  sync_holds();  // once per iteration, before the poll: the only place it decides
 }
 
 void Loop::after_poll(std::uint64_t polled_at) noexcept {
@@ -245,11 +246,11 @@ void Loop::sync_spinning() noexcept {
     ready ? backend_.ref() : backend_.unref();
   }
   spinning_ = ready || idle_hooks_ > 0;
-  sync_holds();
 }
 
 // Another thread's hold reaches the count at once; the loop reference
-// that lets the poll block follows here, on the loop's thread.
+// that lets the poll block follows here, on the loop's thread, before each
+// poll (alive() discounts a reference left behind by a hold since ended).
 void Loop::sync_holds() noexcept {
   bool held_now = held();
   if (held_now == hold_ref_) return;
@@ -265,6 +266,8 @@ int Loop::unhold() noexcept {
   if (n == 1) wake();  // a run(DEFAULT) held only by us may return now
   return 0;
 }
+
+bool Loop::is_owner_thread() const noexcept { return pthread_equal(owner_, pthread_self()) != 0; }
 
 void Loop::set_thread_check(bool on) noexcept {
   if (on) owner_ = pthread_self();

@@ -176,9 +176,7 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // The opt-in thread check (async_loop_set_thread_check): the caller
   // becomes the owner when on = true. One load and a branch when off.
   void set_thread_check(bool on) noexcept;
-  bool on_owner_thread() const noexcept {
-    return !thread_check_.load(std::memory_order_acquire) || pthread_equal(owner_, pthread_self());
-  }
+  bool on_owner_thread() const noexcept { return !thread_check_.load(std::memory_order_acquire) || is_owner_thread(); }
 
   // Holds from any thread (async_loop_hold): they keep run(DEFAULT) going.
   // Called under the loop registry's lock, so the loop cannot be freed
@@ -211,6 +209,9 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   void arm_timer() noexcept;
   void sync_spinning() noexcept;
   void sync_holds() noexcept;
+  // Out of line and cold: entry points inline on_owner_thread(), and with
+  // the check off (the usual case) they need no call, so no saved registers.
+  [[gnu::cold, gnu::noinline]] bool is_owner_thread() const noexcept;
   void report_if_slow(std::uint64_t start) noexcept;
 
   // First, so destroyed last: the members below may still free records.
