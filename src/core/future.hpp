@@ -87,7 +87,7 @@ class Future : public util::Tagged<0x46555452> {  // "FUTR"
   };
 
   Loop *loop_;
-  util::ListNode registry_node_;  // on the loop's registry until the owner frees it
+  util::ListNode registry_node_;  // on the loop's registry while a caller holds a reference
   util::Ring<Callback> callbacks_;
   void *value_ = nullptr;
   async_destroy_fn destroy_ = nullptr;
