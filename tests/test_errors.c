@@ -45,6 +45,7 @@ static const struct code_info k_codes[] = {
     {ASYNC_EMSGSIZE, "ASYNC_EMSGSIZE"},
     {ASYNC_EACCES, "ASYNC_EACCES"},
     {ASYNC_EWRONGTHREAD, "ASYNC_EWRONGTHREAD"},
+    {ASYNC_ENOTSUP, "ASYNC_ENOTSUP"},
 };
 #define N_CODES (sizeof k_codes / sizeof k_codes[0])
 
@@ -81,6 +82,7 @@ static void test_code_values_fixed(void **state) {
   assert_int_equal(ASYNC_EMSGSIZE, -27);
   assert_int_equal(ASYNC_EACCES, -28);
   assert_int_equal(ASYNC_EWRONGTHREAD, -29);
+  assert_int_equal(ASYNC_ENOTSUP, -30);
 }
 
 static void test_strerror_distinct_known(void **state) {
@@ -117,8 +119,9 @@ static void test_err_name(void **state) {
 
 static void test_unknown_codes(void **state) {
   (void)state;
-  static const int unknown[] = {
-      -30, -100, -1000, INT_MIN, INT_MIN + 1, 1, 2, 12, 100, INT_MAX, ASYNC_ERROR_FORCE32,
+  /* The code after the last one defined is unknown until it is added. */
+  const int unknown[] = {
+      k_codes[N_CODES - 1].code - 1, -100, -1000, INT_MIN, INT_MIN + 1, 1, 2, 12, 100, INT_MAX, ASYNC_ERROR_FORCE32,
   };
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     const char *s = async_strerror(unknown[i]);

@@ -41,7 +41,8 @@
   X(ASYNC_EEOF, "end of stream before the data asked for")                  \
   X(ASYNC_EMSGSIZE, "message too long")                                     \
   X(ASYNC_EACCES, "permission denied")                                      \
-  X(ASYNC_EWRONGTHREAD, "called from a thread other than the loop's")
+  X(ASYNC_EWRONGTHREAD, "called from a thread other than the loop's")       \
+  X(ASYNC_ENOTSUP, "operation not supported")
 
 namespace async::util {
 
