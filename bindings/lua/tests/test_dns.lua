@@ -1,0 +1,2 @@
+local t = require("testlib")
+t.run()
