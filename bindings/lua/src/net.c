@@ -8,6 +8,7 @@
  *   and s:read*() return futures of strings. A server's handler function
  *   (UV_MORE) then runs as a task with the stream.
  */
+#include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -217,12 +218,14 @@ static lreader *new_reader(lua_State *L, lloop *lp, int loop_idx, size_t limit, 
  * a table (protocol mode), a reader object, or none (a new reader). */
 static lstream *new_stream(lua_State *L, lloop *lp, int loop_idx, int proto_idx, int *rc) {
   *rc = 0;
-  if (!lua_isnoneornil(L, proto_idx) && !lua_istable(L, proto_idx) && !luaL_testudata(L, proto_idx, LASYNC_READER))
+  /* read before the object is pushed: proto_idx may be just above the arguments */
+  int none = lua_isnoneornil(L, proto_idx), table = lua_istable(L, proto_idx);
+  if (!none && !table && !luaL_testudata(L, proto_idx, LASYNC_READER))
     luaL_typeerror(L, proto_idx, "protocol table or reader");
   lstream *st = lasync_newobj(L, sizeof *st, LASYNC_STREAM, loop_idx);
   st->o.lp = lp;
   int idx = lua_gettop(L);
-  if (lua_istable(L, proto_idx)) {
+  if (table) {
     st->mode = MODE_PROTO;
     lua_getfield(L, proto_idx, "data_received");
     luaL_argcheck(L, lua_isfunction(L, -1), proto_idx, "the protocol needs data_received");
@@ -237,7 +240,7 @@ static lstream *new_stream(lua_State *L, lloop *lp, int loop_idx, int proto_idx,
     lua_setiuservalue(L, idx, UV_CB);
   } else {
     st->mode = MODE_READER;
-    if (lua_isnoneornil(L, proto_idx)) {
+    if (none) {
       new_reader(L, lp, loop_idx, 0, rc);
       if (*rc < 0) return st;
     } else {
@@ -491,10 +494,10 @@ static lreader *reader_arg(lua_State *L, int *rd_idx) {
   return lua_touserdata(L, -1);
 }
 
-static int read_future(lua_State *L, lreader *rd, int rc, async_future *f) {
+static int read_future(lua_State *L, lreader *rd, int rc, async_future *const *f) {
   if (rc < 0) return lasync_fail(L, rc);
   lua_getiuservalue(L, 1, UV_LOOP);
-  lasync_newfuture(L, rd->o.lp, lua_gettop(L), f, LF_BYTES);
+  lasync_newfuture(L, rd->o.lp, lua_gettop(L), *f, LF_BYTES);
   return 1;
 }
 
@@ -508,7 +511,7 @@ static int read_future(lua_State *L, lreader *rd, int rc, async_future *f) {
 static int rd_read(lua_State *L) {
   size_t n = check_size(L, 2);
   READER();
-  return read_future(L, rd, async_reader_read_exactly(&f, rd->r, n), f);
+  return read_future(L, rd, async_reader_read_exactly(&f, rd->r, n), &f);
 }
 
 static int rd_read_until(lua_State *L) {
@@ -516,19 +519,19 @@ static int rd_read_until(lua_State *L) {
   const char *delim = luaL_checklstring(L, 2, &dlen);
   size_t limit = lua_isnoneornil(L, 3) ? 0 : check_size(L, 3);
   READER();
-  return read_future(L, rd, async_reader_read_until(&f, rd->r, delim, dlen, limit), f);
+  return read_future(L, rd, async_reader_read_until(&f, rd->r, delim, dlen, limit), &f);
 }
 
 static int rd_read_line(lua_State *L) {
   size_t limit = lua_isnoneornil(L, 2) ? 0 : check_size(L, 2);
   READER();
-  return read_future(L, rd, async_reader_read_line(&f, rd->r, limit), f);
+  return read_future(L, rd, async_reader_read_line(&f, rd->r, limit), &f);
 }
 
 static int rd_read_some(lua_State *L) {
   size_t max = lua_isnoneornil(L, 2) ? 65536 : check_size(L, 2);
   READER();
-  return read_future(L, rd, async_reader_read_some(&f, rd->r, max), f);
+  return read_future(L, rd, async_reader_read_some(&f, rd->r, max), &f);
 }
 
 static int m_reader(lua_State *L) {
