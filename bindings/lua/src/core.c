@@ -86,8 +86,8 @@ uint64_t lasync_checku64(lua_State *L, int idx) {
 }
 
 const char *lasync_obj_kind(int kind) {
-  static const char *const names[] = {"?",      "timer",  "watcher",  "hook",   "signal",     "server",
-                                      "stream", "datagram", "future", "reader", "reconnector"};
+  static const char *const names[] = {"?",      "timer",    "watcher", "hook",   "signal",     "server",
+                                      "stream", "datagram", "future",  "reader", "reconnector"};
   return kind >= 1 && kind <= 10 ? names[kind] : "?";
 }
 
@@ -269,11 +269,11 @@ lloop *lasync_optloop(lua_State *L, int *arg, int *loop_idx) {
   return lua_touserdata(L, 1);
 }
 
-#define OPTLOOP()                                    \
-  int arg, loop_idx;                                 \
-  lloop *lp = lasync_optloop(L, &arg, &loop_idx);    \
-  (void)arg;                                         \
-  (void)loop_idx;                                    \
+#define OPTLOOP()                                 \
+  int arg, loop_idx;                              \
+  lloop *lp = lasync_optloop(L, &arg, &loop_idx); \
+  (void)arg;                                      \
+  (void)loop_idx;                                 \
   if (!lp->loop) return lasync_fail(L, ASYNC_ECLOSED)
 
 static int l_run(lua_State *L) {
@@ -480,17 +480,10 @@ static void on_walk(int kind, void *object, void *ud) {
     case ASYNC_OBJECT_WATCHER:
     case ASYNC_OBJECT_HOOK:
     case ASYNC_OBJECT_SIGNAL:
-    case ASYNC_OBJECT_SERVER:
-      o = async_handle_userdata(object);
-      break;
-    case ASYNC_OBJECT_STREAM:
-      o = async_stream_userdata(object);
-      break;
-    case ASYNC_OBJECT_DATAGRAM:
-      o = async_datagram_userdata(object);
-      break;
-    default:
-      break;
+    case ASYNC_OBJECT_SERVER: o = async_handle_userdata(object); break;
+    case ASYNC_OBJECT_STREAM: o = async_stream_userdata(object); break;
+    case ASYNC_OBJECT_DATAGRAM: o = async_datagram_userdata(object); break;
+    default: break;
   }
   /* Only binding objects of this loop carry our header; a reader protocol's
    * userdata is a C reader, which the stream kind cannot tell apart. */
@@ -526,9 +519,7 @@ static int l_shutdown(lua_State *L) {
 
 /* A handle closed by shutdown: the same as its own close (handle.c's close
  * callback is reached through the handle's __gc-safe path). */
-static void on_shutdown_close(async_handle *h, void *ud) {
-  lasync_handle_closed(h, ud);
-}
+static void on_shutdown_close(async_handle *h, void *ud) { lasync_handle_closed(h, ud); }
 
 /* Ends everything of the loop, drops the C references the Lua objects hold
  * (their methods then return ECLOSED) and frees the loop. */
@@ -658,8 +649,12 @@ void lasync_open_loop(lua_State *L) {
   lua_pop(L, 1);
   luaL_setfuncs(L, lasync_loop_methods, 0);
   static const luaL_Reg fns[] = {
-      {"new_loop", l_new_loop},     {"default_loop", l_default_loop}, {"strerror", l_strerror},
-      {"err_name", l_err_name},     {"version", l_version},           {"debug_refs", l_debug_refs},
+      {"new_loop", l_new_loop},
+      {"default_loop", l_default_loop},
+      {"strerror", l_strerror},
+      {"err_name", l_err_name},
+      {"version", l_version},
+      {"debug_refs", l_debug_refs},
       {NULL, NULL},
   };
   luaL_setfuncs(L, fns, 0);

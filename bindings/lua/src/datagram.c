@@ -58,8 +58,8 @@ static int recv_call(lua_State *L) {
   return 0;
 }
 
-static void dg_received(async_datagram *d, const uint8_t *data, size_t len, const struct sockaddr *addr,
-                        size_t addrlen, void *ud) {
+static void dg_received(async_datagram *d, const uint8_t *data, size_t len, const struct sockaddr *addr, size_t addrlen,
+                        void *ud) {
   (void)d;
   ldgram *dg = ud;
   if (dg->dead) return;
@@ -204,9 +204,9 @@ static int l_datagram_adopt(lua_State *L) {
   return opened(L, dg, async_datagram_adopt(&dg->d, lp->loop, (int)fd, &dg_proto, dg));
 }
 
-#define DGRAM()                                          \
-  ldgram *dg = luaL_checkudata(L, 1, LASYNC_DATAGRAM);   \
-  if (!dg->d) return lasync_fail(L, ASYNC_ECLOSED);      \
+#define DGRAM()                                        \
+  ldgram *dg = luaL_checkudata(L, 1, LASYNC_DATAGRAM); \
+  if (!dg->d) return lasync_fail(L, ASYNC_ECLOSED);    \
   async_datagram *d = dg->d
 
 static int dg_gc(lua_State *L) {
@@ -244,9 +244,9 @@ static int m_send(lua_State *L) {
   return lasync_result(L, rc);
 }
 
-#define DGRAM_STATUS(name, fn)     \
-  static int name(lua_State *L) {  \
-    DGRAM();                       \
+#define DGRAM_STATUS(name, fn)      \
+  static int name(lua_State *L) {   \
+    DGRAM();                        \
     return lasync_result(L, fn(d)); \
   }
 DGRAM_STATUS(m_close, async_datagram_close)

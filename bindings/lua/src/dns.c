@@ -1,8 +1,8 @@
 /* Addresses (binary sockaddr strings), DNS lookups and configuration. */
 #define _POSIX_C_SOURCE 200809L
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "lasync.h"
@@ -147,9 +147,7 @@ static int l_addr_set_port(lua_State *L) {
 
 /* ---- address lists -------------------------------------------------------------- */
 
-static const char *family_name(int fam) {
-  return fam == AF_INET ? "inet" : fam == AF_INET6 ? "inet6" : "?";
-}
+static const char *family_name(int fam) { return fam == AF_INET ? "inet" : fam == AF_INET6 ? "inet6" : "?"; }
 
 int lasync_push_addrinfo(lua_State *L, const async_addrinfo *ai) {
   int n = async_addrinfo_count(ai);
@@ -364,9 +362,9 @@ static int l_getnameinfo(lua_State *L) {
 
 /* ---- configuration ----------------------------------------------------------------- */
 
-#define CONFIG()                                   \
-  int arg, loop_idx;                               \
-  lloop *lp = lasync_optloop(L, &arg, &loop_idx);  \
+#define CONFIG()                                  \
+  int arg, loop_idx;                              \
+  lloop *lp = lasync_optloop(L, &arg, &loop_idx); \
   if (!lp->loop) return lasync_fail(L, ASYNC_ECLOSED)
 
 static int l_dns_set_servers(lua_State *L) {
@@ -408,8 +406,8 @@ static int l_dns_set_search(lua_State *L) {
 
 void lasync_open_dns(lua_State *L) {
   static const luaL_Reg ai[] = {
-      {"count", ai_count},         {"family", ai_family}, {"socktype", ai_socktype}, {"protocol", ai_protocol},
-      {"addr", ai_addr},           {"canonname", ai_canonname}, {"list", ai_list},   {NULL, NULL},
+      {"count", ai_count}, {"family", ai_family},       {"socktype", ai_socktype}, {"protocol", ai_protocol},
+      {"addr", ai_addr},   {"canonname", ai_canonname}, {"list", ai_list},         {NULL, NULL},
   };
   lasync_newclass(L, LASYNC_ADDRINFO, ai, ai_gc);
   luaL_getmetatable(L, LASYNC_FUTURE);
@@ -417,9 +415,15 @@ void lasync_open_dns(lua_State *L) {
   lua_setfield(L, -2, "addrinfo");
   lua_pop(L, 1);
   static const luaL_Reg addr[] = {
-      {"addr_parse", l_addr_parse}, {"addr_format", l_addr_format},     {"addr_port", l_addr_port},
-      {"addr_family", l_addr_family}, {"addr_ip", l_addr_ip},           {"addr_scope_id", l_addr_scope_id},
-      {"addr_make", l_addr_make},   {"addr_set_port", l_addr_set_port}, {NULL, NULL},
+      {"addr_parse", l_addr_parse},
+      {"addr_format", l_addr_format},
+      {"addr_port", l_addr_port},
+      {"addr_family", l_addr_family},
+      {"addr_ip", l_addr_ip},
+      {"addr_scope_id", l_addr_scope_id},
+      {"addr_make", l_addr_make},
+      {"addr_set_port", l_addr_set_port},
+      {NULL, NULL},
   };
   luaL_setfuncs(L, addr, 0);
   static const luaL_Reg fns[] = {

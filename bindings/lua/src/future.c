@@ -113,9 +113,7 @@ int lasync_push_outcome(lua_State *L, int idx) {
       else
         lua_pushnil(L);
       return 1;
-    case LF_STREAM:
-      lua_getiuservalue(L, idx, UV_EXTRA);
-      return 1;
+    case LF_STREAM: lua_getiuservalue(L, idx, UV_EXTRA); return 1;
     case LF_ADDRINFO: {
       return lasync_push_addrinfo(L, v);
     }
@@ -123,9 +121,7 @@ int lasync_push_outcome(lua_State *L, int idx) {
       lua_pushstring(L, async_nameinfo_host(v));
       lua_pushstring(L, async_nameinfo_service(v));
       return 2;
-    case LF_BYTES:
-      lua_pushlstring(L, (const char *)async_bytes_data(v), async_bytes_size(v));
-      return 1;
+    case LF_BYTES: lua_pushlstring(L, (const char *)async_bytes_data(v), async_bytes_size(v)); return 1;
     case LF_ALL: {
       lua_getiuservalue(L, idx, UV_EXTRA);
       int inputs = lua_gettop(L);
@@ -152,12 +148,8 @@ int lasync_push_outcome(lua_State *L, int idx) {
       lua_pushnil(L);
       return 1;
     }
-    case LF_TIMEOUT:
-      lua_getiuservalue(L, idx, UV_EXTRA);
-      return lasync_push_outcome(L, lua_gettop(L));
-    default:
-      lua_pushboolean(L, 1);
-      return 1;
+    case LF_TIMEOUT: lua_getiuservalue(L, idx, UV_EXTRA); return lasync_push_outcome(L, lua_gettop(L));
+    default: lua_pushboolean(L, 1); return 1;
   }
 }
 
@@ -577,15 +569,16 @@ static int fu_tostring(lua_State *L) {
 
 void lasync_open_future(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"await", f_await},     {"result", f_result},       {"state", f_state},       {"done", f_done},
-      {"cancel", f_cancel},   {"add_callback", f_add_callback}, {"resolve", f_resolve}, {"reject", f_reject},
-      {"set_cancel", f_set_cancel}, {"timeout", f_timeout}, {"retain", f_retain},     {"release", f_release},
-      {"free", f_free},       {"loop", f_loop},           {"__tostring", fu_tostring}, {"__close", f_free},
-      {NULL, NULL},
+      {"await", f_await},     {"result", f_result}, {"state", f_state},
+      {"done", f_done},       {"cancel", f_cancel}, {"add_callback", f_add_callback},
+      {"resolve", f_resolve}, {"reject", f_reject}, {"set_cancel", f_set_cancel},
+      {"timeout", f_timeout}, {"retain", f_retain}, {"release", f_release},
+      {"free", f_free},       {"loop", f_loop},     {"__tostring", fu_tostring},
+      {"__close", f_free},    {NULL, NULL},
   };
   lasync_newclass(L, LASYNC_FUTURE, methods, fu_gc);
-  static const luaL_Reg fns[] = {
-      {"future", l_future}, {"all", l_all}, {"any", l_any}, {"sleep", l_sleep}, {"spawn", lasync_spawn}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"future", l_future}, {"all", l_all},          {"any", l_any},
+                                 {"sleep", l_sleep},   {"spawn", lasync_spawn}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   luaL_getmetatable(L, LASYNC_LOOP);
   luaL_setfuncs(L, fns, 0);

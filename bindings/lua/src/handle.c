@@ -4,9 +4,8 @@
 
 #include "lasync.h"
 
-
-static const char *const handle_types[] = {LASYNC_TIMER, LASYNC_WATCHER, LASYNC_HOOK, LASYNC_SIGNAL, LASYNC_SERVER,
-                                           NULL};
+static const char *const handle_types[] = {LASYNC_TIMER,  LASYNC_WATCHER, LASYNC_HOOK,
+                                           LASYNC_SIGNAL, LASYNC_SERVER,  NULL};
 
 static lhandle *check_handle(lua_State *L, int idx) {
   for (int i = 0; handle_types[i]; i++) {
@@ -91,14 +90,14 @@ static int h_close_method(lua_State *L) {
   return 0;
 }
 
-#define HANDLE_BOOL_QUERY(name, fn)                \
-  static int name(lua_State *L) {                  \
-    lhandle *hd = check_handle(L, 1);              \
-    if (!hd->h) return closed(L);                  \
-    int rc = fn(hd->h);                            \
-    if (rc < 0) return lasync_fail(L, rc);         \
-    lua_pushboolean(L, rc);                        \
-    return 1;                                      \
+#define HANDLE_BOOL_QUERY(name, fn)        \
+  static int name(lua_State *L) {          \
+    lhandle *hd = check_handle(L, 1);      \
+    if (!hd->h) return closed(L);          \
+    int rc = fn(hd->h);                    \
+    if (rc < 0) return lasync_fail(L, rc); \
+    lua_pushboolean(L, rc);                \
+    return 1;                              \
   }
 HANDLE_BOOL_QUERY(h_has_ref, async_handle_has_ref)
 HANDLE_BOOL_QUERY(h_is_active, async_handle_is_active)
@@ -132,9 +131,11 @@ static int h_tostring(lua_State *L) {
   return 1;
 }
 
-#define HANDLE_METHODS                                                                                   \
+#define HANDLE_METHODS                                                                                        \
   {"close", h_close}, {"ref", h_ref}, {"unref", h_unref}, {"has_ref", h_has_ref}, {"is_active", h_is_active}, \
-      {"is_closing", h_is_closing}, {"loop", h_loop}, {"__close", h_close_method}, {"__tostring", h_tostring}
+      {"is_closing", h_is_closing}, {"loop", h_loop}, {"__close", h_close_method}, {                          \
+    "__tostring", h_tostring                                                                                  \
+  }
 
 /* A new handle object on the loop at loop_idx; its C handle set by the caller. */
 static lhandle *new_handle(lua_State *L, lloop *lp, int loop_idx, const char *tname) {
@@ -436,11 +437,11 @@ void lasync_open_handles(lua_State *L) {
                                    {"get_repeat", t_get_repeat},
                                    {"due_in", t_due_in},
                                    {NULL, NULL}};
-  static const luaL_Reg watcher[] = {HANDLE_METHODS,          {"start", w_start}, {"set_events", w_set_events},
-                                     {"stop", w_stop},        {"fd", w_fd},       {NULL, NULL}};
+  static const luaL_Reg watcher[] = {HANDLE_METHODS,   {"start", w_start}, {"set_events", w_set_events},
+                                     {"stop", w_stop}, {"fd", w_fd},       {NULL, NULL}};
   static const luaL_Reg hook[] = {HANDLE_METHODS, {"start", k_start}, {"stop", k_stop}, {"kind", k_kind}, {NULL, NULL}};
-  static const luaL_Reg signal[] = {HANDLE_METHODS,   {"start", s_start}, {"stop", s_stop},
-                                    {"signum", s_signum}, {NULL, NULL}};
+  static const luaL_Reg signal[] = {
+      HANDLE_METHODS, {"start", s_start}, {"stop", s_stop}, {"signum", s_signum}, {NULL, NULL}};
   lasync_newclass(L, LASYNC_TIMER, timer, lasync_handle_gc);
   lasync_newclass(L, LASYNC_WATCHER, watcher, lasync_handle_gc);
   lasync_newclass(L, LASYNC_HOOK, hook, lasync_handle_gc);

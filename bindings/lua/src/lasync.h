@@ -67,7 +67,7 @@ typedef struct lobj {
 } lobj;
 
 /* Calls that may run Lua callbacks inside them run them on the caller's state. */
-#define LASYNC_ENTER(lp, Lcur)  \
+#define LASYNC_ENTER(lp, Lcur)   \
   lua_State *saved_L_ = (lp)->L; \
   (lp)->L = (Lcur)
 #define LASYNC_LEAVE(lp) ((lp)->L = saved_L_)

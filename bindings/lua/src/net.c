@@ -166,15 +166,15 @@ static void st_lost(async_stream *s, int error, void *ud) {
   lasync_after(st->o.lp, L, base);
 }
 
-#define SIMPLE_EVENT(name, field)                                    \
-  static void name(async_stream *s, void *ud) {                      \
-    (void)s;                                                         \
-    lstream *st = ud;                                                \
-    if (st->dead) return;                                            \
-    lua_State *L;                                                    \
-    int base = begin(st, &L);                                        \
-    call_field(st->o.lp, L, base, base + 2, field, 0, 0);            \
-    lasync_after(st->o.lp, L, base);                                 \
+#define SIMPLE_EVENT(name, field)                         \
+  static void name(async_stream *s, void *ud) {           \
+    (void)s;                                              \
+    lstream *st = ud;                                     \
+    if (st->dead) return;                                 \
+    lua_State *L;                                         \
+    int base = begin(st, &L);                             \
+    call_field(st->o.lp, L, base, base + 2, field, 0, 0); \
+    lasync_after(st->o.lp, L, base);                      \
   }
 SIMPLE_EVENT(st_pause, "pause_writing")
 SIMPLE_EVENT(st_resume, "resume_writing")
@@ -253,9 +253,9 @@ static lstream *new_stream(lua_State *L, lloop *lp, int loop_idx, int proto_idx,
 
 static lstream *check_stream(lua_State *L) { return luaL_checkudata(L, 1, LASYNC_STREAM); }
 
-#define STREAM()                                     \
-  lstream *st = check_stream(L);                     \
-  if (!st->s) return lasync_fail(L, ASYNC_ECLOSED);  \
+#define STREAM()                                    \
+  lstream *st = check_stream(L);                    \
+  if (!st->s) return lasync_fail(L, ASYNC_ECLOSED); \
   async_stream *s = st->s
 
 static int st_gc(lua_State *L) {
@@ -294,10 +294,10 @@ static int m_write(lua_State *L) {
   return lasync_result(L, rc);
 }
 
-#define STREAM_STATUS(name, fn)                    \
-  static int name(lua_State *L) {                  \
-    STREAM();                                      \
-    return lasync_result(L, fn(s));                \
+#define STREAM_STATUS(name, fn)     \
+  static int name(lua_State *L) {   \
+    STREAM();                       \
+    return lasync_result(L, fn(s)); \
   }
 STREAM_STATUS(m_write_eof, async_stream_write_eof)
 STREAM_STATUS(m_close, async_stream_close)
@@ -501,11 +501,11 @@ static int read_future(lua_State *L, lreader *rd, int rc, async_future *const *f
   return 1;
 }
 
-#define READER()                                     \
-  int rd_idx;                                        \
-  lreader *rd = reader_arg(L, &rd_idx);              \
-  if (!rd) return lasync_fail(L, ASYNC_ESTATE);      \
-  if (!rd->r) return lasync_fail(L, ASYNC_ECLOSED);  \
+#define READER()                                    \
+  int rd_idx;                                       \
+  lreader *rd = reader_arg(L, &rd_idx);             \
+  if (!rd) return lasync_fail(L, ASYNC_ESTATE);     \
+  if (!rd->r) return lasync_fail(L, ASYNC_ECLOSED); \
   async_future *f = NULL
 
 static int rd_read(lua_State *L) {
@@ -793,9 +793,9 @@ static int l_unix_listen(lua_State *L) {
   return listen_done(L, hd, rc, srv);
 }
 
-#define SERVER()                                                    \
-  lhandle *hd = luaL_checkudata(L, 1, LASYNC_SERVER);               \
-  if (!hd->h) return lasync_fail(L, ASYNC_ECLOSED);                 \
+#define SERVER()                                      \
+  lhandle *hd = luaL_checkudata(L, 1, LASYNC_SERVER); \
+  if (!hd->h) return lasync_fail(L, ASYNC_ECLOSED);   \
   async_server *srv = (async_server *)hd->h
 
 static int sv_port(lua_State *L) {
@@ -947,8 +947,8 @@ static int l_reconnector(lua_State *L) {
   return 1;
 }
 
-#define RECON()                                                    \
-  lrecon *r = luaL_checkudata(L, 1, LASYNC_RECONNECTOR);           \
+#define RECON()                                          \
+  lrecon *r = luaL_checkudata(L, 1, LASYNC_RECONNECTOR); \
   if (!r->rc) return lasync_fail(L, ASYNC_ECLOSED)
 
 static int rc_reconnect(lua_State *L) {
@@ -1022,8 +1022,12 @@ void lasync_open_net(lua_State *L) {
   };
   lasync_newclass(L, LASYNC_STREAM, stream, st_gc);
   static const luaL_Reg reader[] = {
-      {"read", rd_read},          {"read_until", rd_read_until}, {"read_line", rd_read_line},
-      {"read_some", rd_read_some}, {"free", rd_free},            {"__close", rd_free},
+      {"read", rd_read},
+      {"read_until", rd_read_until},
+      {"read_line", rd_read_line},
+      {"read_some", rd_read_some},
+      {"free", rd_free},
+      {"__close", rd_free},
       {NULL, NULL},
   };
   lasync_newclass(L, LASYNC_READER, reader, rd_gc);
@@ -1041,8 +1045,8 @@ void lasync_open_net(lua_State *L) {
   luaL_setfuncs(L, lasync_handle_methods, 0);
   lua_pop(L, 1);
   static const luaL_Reg recon[] = {
-      {"reconnect", rc_reconnect}, {"stop", rc_stop}, {"state", rc_state}, {"stream", rc_stream},
-      {"__close", rc_stop},        {NULL, NULL},
+      {"reconnect", rc_reconnect}, {"stop", rc_stop},    {"state", rc_state},
+      {"stream", rc_stream},       {"__close", rc_stop}, {NULL, NULL},
   };
   lasync_newclass(L, LASYNC_RECONNECTOR, recon, rc_gc);
   static const luaL_Reg fns[] = {
