@@ -184,7 +184,17 @@ void lasync_list_del(lnode *n) {
   n->next = n->prev = NULL;
 }
 
-void lasync_setfuncs(lua_State *L, const luaL_Reg *l) { luaL_setfuncs(L, l, 0); }
+/* Functions that take an optional loop first (lasync_optloop) get the loop
+ * metatable as upvalue 1: the module table (on top) and the loop metatable
+ * both get them. */
+void lasync_setloopfuncs(lua_State *L, const luaL_Reg *l) {
+  luaL_getmetatable(L, LASYNC_LOOP);
+  luaL_setfuncs(L, l, 1);
+  luaL_getmetatable(L, LASYNC_LOOP);
+  luaL_getmetatable(L, LASYNC_LOOP);
+  luaL_setfuncs(L, l, 1);
+  lua_pop(L, 1);
+}
 
 /* A metatable whose __index is itself, with __gc and __close = gc. */
 void lasync_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, lua_CFunction gc) {
@@ -217,7 +227,7 @@ lloop *lasync_liveloop(lua_State *L, lobj *o) {
 static int loop_new_at(lua_State *L) {
   lloop *lp = lua_newuserdatauv(L, sizeof *lp, 1);
   memset(lp, 0, sizeof *lp);
-  lp->errh_ref = lp->log_ref = LUA_NOREF;
+  lp->errh_ref = lp->log_ref = lp->soon_ref = LUA_NOREF;
   lp->futures.next = lp->futures.prev = &lp->futures;
   lp->readers.next = lp->readers.prev = &lp->readers;
   lp->mod = lasync_mod(L);
@@ -233,6 +243,8 @@ static int loop_new_at(lua_State *L) {
     return lasync_fail(L, rc);
   }
   async_loop_set_userdata(lp->loop, lp);
+  lua_newtable(L);
+  lp->soon_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the loop's own: freed with it */
   luaL_setmetatable(L, LASYNC_LOOP);
   return 1;
 }
@@ -256,11 +268,15 @@ static int l_default_loop(lua_State *L) {
  * first argument is used, otherwise the default loop is inserted at index 1:
  * either way the loop is at index 1 and the arguments start at 2. */
 lloop *lasync_optloop(lua_State *L, int *arg, int *loop_idx) {
-  lloop *lp = luaL_testudata(L, 1, LASYNC_LOOP);
-  if (lp) {
-    *arg = 2;
-    *loop_idx = 1;
-    return lp;
+  /* upvalue 1 is the loop metatable (lasync_setloopfuncs): no registry lookup */
+  if (lua_getmetatable(L, 1)) {
+    int is_loop = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (is_loop) {
+      *arg = 2;
+      *loop_idx = 1;
+      return lua_touserdata(L, 1);
+    }
   }
   push_default(L);
   lua_insert(L, 1); /* the same stack shape as a method call */
@@ -353,6 +369,43 @@ static void on_soon(async_loop *loop, void *ud) {
   lasync_after(lp, L, base);
 }
 
+/* call_soon runs FIFO, so its functions wait in a Lua table used as a queue
+ * (the loop's soon_ref): no registry reference per call. */
+static void on_soon_fifo(async_loop *loop, void *ud) {
+  (void)loop;
+  lloop *lp = ud;
+  lua_State *L = lp->L;
+  int base = lasync_tramp_begin(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->soon_ref);
+  lua_Integer slot = ++lp->soon_head;
+  lua_rawgeti(L, -1, slot);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, slot);
+  lua_remove(L, -2);
+  lp->mod->refs--;
+  if (lp->soon_head == lp->soon_tail) lp->soon_head = lp->soon_tail = 0; /* empty: start again at 1 */
+  lasync_pcall(lp, L, 0, 0, base);
+  lasync_after(lp, L, base);
+}
+
+static int l_call_soon(lua_State *L) {
+  OPTLOOP();
+  luaL_checktype(L, arg, LUA_TFUNCTION);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->soon_ref);
+  lua_pushvalue(L, arg);
+  lua_rawseti(L, -2, lp->soon_tail + 1);
+  int rc = async_loop_call_soon(lp->loop, on_soon_fifo, lp);
+  if (rc < 0) {
+    lua_pushnil(L);
+    lua_rawseti(L, -2, lp->soon_tail + 1);
+    return lasync_fail(L, rc);
+  }
+  lp->soon_tail++;
+  lp->mod->refs++; /* counted as a reference until it ran */
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int schedule(lua_State *L, int (*fn)(async_loop *, async_callback, void *)) {
   OPTLOOP();
   luaL_checktype(L, arg, LUA_TFUNCTION);
@@ -367,7 +420,6 @@ static int schedule(lua_State *L, int (*fn)(async_loop *, async_callback, void *
   return 1;
 }
 
-static int l_call_soon(lua_State *L) { return schedule(L, async_loop_call_soon); }
 static int l_post(lua_State *L) { return schedule(L, async_loop_post); }
 
 static int l_wakeup(lua_State *L) {
@@ -553,6 +605,8 @@ int lasync_loop_close(lua_State *L, lloop *lp) {
   if (rc < 0) return rc;
   lp->loop = NULL;
   lasync_unref(lp, L, &lp->errh_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, lp->soon_ref);
+  lp->soon_ref = LUA_NOREF;
   return 0;
 }
 
@@ -635,7 +689,6 @@ const luaL_Reg lasync_loop_methods[] = {
 void lasync_open_loop(lua_State *L) {
   /* module table on top */
   luaL_newmetatable(L, LASYNC_LOOP);
-  luaL_setfuncs(L, lasync_loop_methods, 0);
   lua_pushcfunction(L, l_is_closed);
   lua_setfield(L, -2, "is_closed");
   lua_pushvalue(L, -1);
@@ -647,7 +700,7 @@ void lasync_open_loop(lua_State *L) {
   lua_pushcfunction(L, loop_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
-  luaL_setfuncs(L, lasync_loop_methods, 0);
+  lasync_setloopfuncs(L, lasync_loop_methods);
   static const luaL_Reg fns[] = {
       {"new_loop", l_new_loop},
       {"default_loop", l_default_loop},

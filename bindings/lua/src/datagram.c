@@ -394,8 +394,5 @@ void lasync_open_datagram(lua_State *L) {
       {"datagram_adopt", l_datagram_adopt},
       {NULL, NULL},
   };
-  luaL_setfuncs(L, fns, 0);
-  luaL_getmetatable(L, LASYNC_LOOP);
-  luaL_setfuncs(L, fns, 0);
-  lua_pop(L, 1);
+  lasync_setloopfuncs(L, fns);
 }

@@ -437,8 +437,5 @@ void lasync_open_dns(lua_State *L) {
       {"dns_set_search", l_dns_set_search},
       {NULL, NULL},
   };
-  luaL_setfuncs(L, fns, 0);
-  luaL_getmetatable(L, LASYNC_LOOP);
-  luaL_setfuncs(L, fns, 0);
-  lua_pop(L, 1);
+  lasync_setloopfuncs(L, fns);
 }

@@ -579,10 +579,7 @@ void lasync_open_future(lua_State *L) {
   lasync_newclass(L, LASYNC_FUTURE, methods, fu_gc);
   static const luaL_Reg fns[] = {{"future", l_future}, {"all", l_all},          {"any", l_any},
                                  {"sleep", l_sleep},   {"spawn", lasync_spawn}, {NULL, NULL}};
-  luaL_setfuncs(L, fns, 0);
-  luaL_getmetatable(L, LASYNC_LOOP);
-  luaL_setfuncs(L, fns, 0);
-  lua_pop(L, 1);
+  lasync_setloopfuncs(L, fns);
   lua_newtable(L);
   lua_newtable(L);
   lua_pushliteral(L, "k");

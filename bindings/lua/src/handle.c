@@ -448,9 +448,5 @@ void lasync_open_handles(lua_State *L) {
   lasync_newclass(L, LASYNC_SIGNAL, signal, lasync_handle_gc);
   static const luaL_Reg fns[] = {
       {"timer", l_timer}, {"watcher", l_watcher}, {"hook", l_hook}, {"signal", l_signal}, {NULL, NULL}};
-  luaL_setfuncs(L, fns, 0);
-  /* the same constructors as loop methods */
-  luaL_getmetatable(L, LASYNC_LOOP);
-  luaL_setfuncs(L, fns, 0);
-  lua_pop(L, 1);
+  lasync_setloopfuncs(L, fns);
 }

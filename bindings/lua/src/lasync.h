@@ -56,7 +56,9 @@ typedef struct lloop {
   int log_ref;  /* the log function, or LUA_NOREF */
   int gc_each;  /* a full collection after every callback */
   int running;
-  lnode futures; /* live lfuture and lreader objects (their C references) */
+  int soon_ref;                     /* the FIFO of call_soon functions (a table) */
+  lua_Integer soon_head, soon_tail; /* its first taken and last given slots */
+  lnode futures;                    /* live lfuture and lreader objects (their C references) */
   lnode readers;
 } lloop;
 
@@ -98,7 +100,7 @@ lloop *lasync_liveloop(lua_State *L, lobj *o);
 void lasync_list_add(lnode *head, lnode *n);
 void lasync_list_del(lnode *n);
 int lasync_check_error_name(lua_State *L, int idx);
-void lasync_setfuncs(lua_State *L, const luaL_Reg *l);
+void lasync_setloopfuncs(lua_State *L, const luaL_Reg *l);
 void lasync_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, lua_CFunction gc);
 uint64_t lasync_checku64(lua_State *L, int idx);
 const char *lasync_obj_kind(int kind);

@@ -95,7 +95,8 @@ static void st_made(async_stream *s, void *ud) {
       lasync_unpin(&st->o, L); /* our protocol is gone; the reader has the stream */
       if (lua_getiuservalue(L, base + 2, UV_MORE) == LUA_TFUNCTION) {
         /* a server's handler: spawn(loop, handler, stream) */
-        lua_pushcfunction(L, lasync_spawn);
+        luaL_getmetatable(L, LASYNC_LOOP); /* the upvalue lasync_optloop reads */
+        lua_pushcclosure(L, lasync_spawn, 1);
         lua_getiuservalue(L, base + 2, UV_LOOP);
         lua_pushvalue(L, -3);
         lua_pushvalue(L, base + 2);
@@ -1060,8 +1061,5 @@ void lasync_open_net(lua_State *L) {
       {"reconnector", l_reconnector},
       {NULL, NULL},
   };
-  luaL_setfuncs(L, fns, 0);
-  luaL_getmetatable(L, LASYNC_LOOP);
-  luaL_setfuncs(L, fns, 0);
-  lua_pop(L, 1);
+  lasync_setloopfuncs(L, fns);
 }
