@@ -171,5 +171,44 @@ t.test("an unreachable reader-mode stream is closed by its finalizer", function(
   loop:run()
 end)
 
+t.test("errors in eof_received, idle_timeout and write events", function(loop, errors)
+  local srv = assert(loop:listen("127.0.0.1", 0, function(s) s:write("x"); s:close() end))
+  local lost = false
+  local idle = 0
+  local f = loop:connect("127.0.0.1", srv:port(), {
+    connection_made = function(s) s:set_idle_timeout(1); s:set_write_limits(0, 0) end,
+    data_received = function() end,
+    eof_received = function() error("in eof") end, -- its error counts as false: closed
+    idle_timeout = function(s) idle = idle + 1; error("in idle") end,
+    pause_writing = function() error("in pause") end,
+    connection_lost = function() lost = true end,
+  })
+  t.run_until(loop, function() return lost end)
+  t.ok(f)
+  local all = table.concat(errors, "\n")
+  t.ok(all:find("in eof", 1, true), all)
+  srv:close()
+  loop:run()
+end)
+
+t.test("dropping a pending connect future cancels the connect", function(loop)
+  local released = false
+  local srv = assert(loop:listen("127.0.0.1", 0, function(s) s:close() end))
+  local made = false
+  do
+    loop:connect("127.0.0.1", srv:port(), {
+      connection_made = function() made = true end,
+      data_received = function() end,
+      connection_lost = function() end,
+    })
+  end
+  collectgarbage()
+  collectgarbage()
+  loop:run_until(loop:sleep(20))
+  t.eq(made, false)
+  srv:close()
+  loop:run()
+end)
+
 t.run()
 
