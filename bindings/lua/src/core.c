@@ -199,7 +199,8 @@ void lasync_setloopfuncs(lua_State *L, const luaL_Reg *l) {
 /* A metatable whose __index is itself, with __gc and __close = gc. */
 void lasync_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, lua_CFunction gc) {
   luaL_newmetatable(L, tname);
-  luaL_setfuncs(L, methods, 0);
+  lua_pushvalue(L, -1); /* the upvalue of lasync_checkself */
+  luaL_setfuncs(L, methods, 1);
   lua_pushvalue(L, -1);
   lua_setfield(L, -2, "__index");
   if (gc) {

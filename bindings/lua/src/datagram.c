@@ -204,9 +204,9 @@ static int l_datagram_adopt(lua_State *L) {
   return opened(L, dg, async_datagram_adopt(&dg->d, lp->loop, (int)fd, &dg_proto, dg));
 }
 
-#define DGRAM()                                        \
-  ldgram *dg = luaL_checkudata(L, 1, LASYNC_DATAGRAM); \
-  if (!dg->d) return lasync_fail(L, ASYNC_ECLOSED);    \
+#define DGRAM()                                      \
+  ldgram *dg = lasync_checkself(L, LASYNC_DATAGRAM); \
+  if (!dg->d) return lasync_fail(L, ASYNC_ECLOSED);  \
   async_datagram *d = dg->d
 
 static int dg_gc(lua_State *L) {

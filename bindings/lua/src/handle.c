@@ -8,6 +8,12 @@ static const char *const handle_types[] = {LASYNC_TIMER,  LASYNC_WATCHER, LASYNC
                                            LASYNC_SIGNAL, LASYNC_SERVER,  NULL};
 
 static lhandle *check_handle(lua_State *L, int idx) {
+  void *self = lua_touserdata(L, idx);
+  if (self && idx == 1 && lua_getmetatable(L, 1)) { /* a method of the handle's own class */
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same) return self;
+  }
   for (int i = 0; handle_types[i]; i++) {
     void *p = luaL_testudata(L, idx, handle_types[i]);
     if (p) return p;
@@ -16,7 +22,9 @@ static lhandle *check_handle(lua_State *L, int idx) {
   return NULL;
 }
 
-static lhandle *check_type(lua_State *L, int idx, const char *tname) { return luaL_checkudata(L, idx, tname); }
+static lhandle *check_type(lua_State *L, int idx, const char *tname) {
+  return idx == 1 ? lasync_checkself(L, tname) : luaL_checkudata(L, idx, tname);
+}
 
 /* Pinned while it may call back: active (started) or closing. */
 static void sync_pin(lhandle *hd, lua_State *L, int idx) {

@@ -103,6 +103,20 @@ int lasync_check_error_name(lua_State *L, int idx);
 void lasync_setloopfuncs(lua_State *L, const luaL_Reg *l);
 void lasync_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, lua_CFunction gc);
 uint64_t lasync_checku64(lua_State *L, int idx);
+
+/* The method's self (argument 1) of the class tname. Methods registered by
+ * lasync_newclass have their metatable as upvalue 1: one comparison instead
+ * of luaL_checkudata's registry lookup; anything else takes the slow path
+ * (and its error). */
+static inline void *lasync_checkself(lua_State *L, const char *tname) {
+  void *p = lua_touserdata(L, 1);
+  if (p && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same) return p;
+  }
+  return luaL_checkudata(L, 1, tname);
+}
 const char *lasync_obj_kind(int kind);
 
 /* future.c */

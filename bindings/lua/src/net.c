@@ -252,7 +252,7 @@ static lstream *new_stream(lua_State *L, lloop *lp, int loop_idx, int proto_idx,
   return st;
 }
 
-static lstream *check_stream(lua_State *L) { return luaL_checkudata(L, 1, LASYNC_STREAM); }
+static lstream *check_stream(lua_State *L) { return lasync_checkself(L, LASYNC_STREAM); }
 
 #define STREAM()                                    \
   lstream *st = check_stream(L);                    \
@@ -794,9 +794,9 @@ static int l_unix_listen(lua_State *L) {
   return listen_done(L, hd, rc, srv);
 }
 
-#define SERVER()                                      \
-  lhandle *hd = luaL_checkudata(L, 1, LASYNC_SERVER); \
-  if (!hd->h) return lasync_fail(L, ASYNC_ECLOSED);   \
+#define SERVER()                                    \
+  lhandle *hd = lasync_checkself(L, LASYNC_SERVER); \
+  if (!hd->h) return lasync_fail(L, ASYNC_ECLOSED); \
   async_server *srv = (async_server *)hd->h
 
 static int sv_port(lua_State *L) {
@@ -948,8 +948,8 @@ static int l_reconnector(lua_State *L) {
   return 1;
 }
 
-#define RECON()                                          \
-  lrecon *r = luaL_checkudata(L, 1, LASYNC_RECONNECTOR); \
+#define RECON()                                        \
+  lrecon *r = lasync_checkself(L, LASYNC_RECONNECTOR); \
   if (!r->rc) return lasync_fail(L, ASYNC_ECLOSED)
 
 static int rc_reconnect(lua_State *L) {
@@ -1043,7 +1043,8 @@ void lasync_open_net(lua_State *L) {
   };
   lasync_newclass(L, LASYNC_SERVER, server, lasync_handle_gc);
   luaL_getmetatable(L, LASYNC_SERVER);
-  luaL_setfuncs(L, lasync_handle_methods, 0);
+  lua_pushvalue(L, -1);
+  luaL_setfuncs(L, lasync_handle_methods, 1);
   lua_pop(L, 1);
   static const luaL_Reg recon[] = {
       {"reconnect", rc_reconnect}, {"stop", rc_stop},    {"state", rc_state},
