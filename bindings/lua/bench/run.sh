@@ -32,10 +32,14 @@ echo_run() { # lib conns
   out=$tmp/server.out
   lua5.4 "$here/workloads.lua" "$lib" echo "$port" >"$out" &
   pid=$!
-  for _ in $(seq 100); do grep -q READY "$out" && break; sleep 0.05; done
-  line=$("$tmp/loadgen" pingpong "$port" "$conns" 64 "$secs" | grep '^RESULT ')
+  for _ in $(seq 200); do grep -q READY "$out" && break; sleep 0.05; done
+  if ! line=$("$tmp/loadgen" pingpong "$port" "$conns" 64 "$secs" | grep '^RESULT '); then
+    echo "FAILED: echo-$conns against $lib" >&2
+    kill -TERM "$pid"
+    exit 1
+  fi
   kill -TERM "$pid"
-  wait "$pid"
+  wait "$pid" || { echo "FAILED: the $lib echo server exited with an error" >&2; exit 1; }
   rate=$(sed -n 's/.*ops_per_sec=\([0-9.]*\).*/\1/p' <<<"$line")
   rss=$(awk '/^CPU/ {print $4}' "$out")
   echo "lib=$lib bench=echo-$conns rate=$rate rss_mib=$rss" >>"$results"

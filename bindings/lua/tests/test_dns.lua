@@ -79,4 +79,49 @@ t.test("a server that does not answer: the deadline, and cancel", function(loop)
   loop:run()
 end)
 
+-- A real DNS server: dnsmasq on a free port of 127.0.0.1, started here.
+t.test("lookups through dnsmasq: A, AAAA, NXDOMAIN, a reverse lookup", function(loop)
+  local dnsmasq = "/usr/sbin/dnsmasq"
+  t.ok(io.open(dnsmasq), "dnsmasq is missing (dnsmasq-base in scripts/packages.txt)")
+  local port
+  -- a free UDP port: bind, read it, close
+  local probe = assert(loop:udp_open({ ["local"] = "127.0.0.1:0" },
+    { datagram_received = function() end, connection_lost = function() end }))
+  port = async.addr_port(async.addr_parse(probe:sockname()))
+  probe:close()
+  loop:run()
+  local log = os.tmpname()
+  local pidfile = os.tmpname()
+  local cmd = string.format("%s --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts "
+    .. "--listen-address=127.0.0.1 --bind-interfaces --port=%d --pid-file= --log-facility=- --local=/test/ "
+    .. "--local=/2.0.192.in-addr.arpa/ --cache-size=0 --user=root "
+    .. "--host-record=rec.test,192.0.2.30,2001:db8::30 >%s 2>&1 & echo $! >%s",
+    dnsmasq, port, log, pidfile)
+  os.execute(cmd)
+  local pid = io.open(pidfile):read("*l")
+  local ok, err = pcall(function()
+    t.ok(loop:dns_set_servers("127.0.0.1:" .. port))
+    t.ok(loop:dns_set_hosts_file("/nonexistent"))
+    t.ok(loop:dns_set_deadline(3000))
+    -- dnsmasq may need a moment to bind: retry the first lookup briefly
+    local list, msg
+    for _ = 1, 250 do -- at most about 5 s
+      list, msg = loop:getaddrinfo("rec.test", "80", { family = "inet" }):await()
+      if list then break end
+      loop:run_until(loop:sleep(20))
+    end
+    t.ok(list, "dnsmasq did not answer: " .. tostring(msg))
+    t.eq(list[1].ip, "192.0.2.30")
+    local v6 = loop:getaddrinfo("rec.test", "80", { family = "inet6" }):await()
+    t.eq(v6[1].ip, "2001:db8::30")
+    t.fails("ENOTFOUND", loop:getaddrinfo("missing.test", "80"):await())
+    local host = loop:getnameinfo("192.0.2.30:80", { namereqd = true }):await()
+    t.eq(host, "rec.test")
+  end)
+  os.execute("kill " .. pid)
+  os.remove(log)
+  os.remove(pidfile)
+  if not ok then error(err, 0) end
+end)
+
 t.run()
