@@ -119,6 +119,10 @@ t.test("lookups through dnsmasq: A, AAAA, NXDOMAIN, a reverse lookup", function(
     t.eq(host, "rec.test")
   end)
   os.execute("kill " .. pid)
+  if not ok then
+    local f = io.open(log)
+    err = tostring(err) .. "\n# dnsmasq's log:\n" .. (f and f:read("a") or "(none)")
+  end
   os.remove(log)
   os.remove(pidfile)
   if not ok then error(err, 0) end
