@@ -22,17 +22,24 @@ export LUA_CPATH="$build/bindings/lua/?.so;;"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cc -O2 -o "$tmp/loadgen" "$root/bench/loadgen.c" -lpthread
+running() { kill -0 "$1" 2>/dev/null; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 results=$tmp/results
 : >"$results"
 echo_run() { # lib conns
-  local lib=$1 conns=$2 port out pid line
-  port=$(free_port)
+  local lib=$1 conns=$2 port out pid line try
   out=$tmp/server.out
-  lua5.4 "$here/workloads.lua" "$lib" echo "$port" >"$out" &
-  pid=$!
-  for _ in $(seq 200); do grep -q READY "$out" && break; sleep 0.05; done
+  for try in 1 2 3; do # a free port can be taken by another process before the server binds it
+    port=$(free_port)
+    lua5.4 "$here/workloads.lua" "$lib" echo "$port" >"$out" 2>&1 &
+    pid=$!
+    for _ in $(seq 200); do grep -q READY "$out" && break; running "$pid" || break; sleep 0.05; done
+    grep -q READY "$out" && break
+    echo "the $lib echo server did not start (try $try): $(cat "$out")" >&2
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   if ! line=$("$tmp/loadgen" pingpong "$port" "$conns" 64 "$secs" | grep '^RESULT '); then
     echo "FAILED: echo-$conns against $lib" >&2
     kill -TERM "$pid"

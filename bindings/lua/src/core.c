@@ -214,17 +214,6 @@ void lasync_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, l
 
 lloop *lasync_checkloop(lua_State *L, int idx) { return luaL_checkudata(L, idx, LASYNC_LOOP); }
 
-static lloop *live(lua_State *L, int idx) {
-  lloop *lp = lasync_checkloop(L, idx);
-  return lp;
-}
-
-/* The object's loop if it is still open, else NULL. */
-lloop *lasync_liveloop(lua_State *L, lobj *o) {
-  (void)L;
-  return o->lp && o->lp->loop ? o->lp : NULL;
-}
-
 static int loop_new_at(lua_State *L) {
   lloop *lp = lua_newuserdatauv(L, sizeof *lp, 1);
   memset(lp, 0, sizeof *lp);
@@ -631,7 +620,7 @@ static int loop_tostring(lua_State *L) {
 }
 
 static int l_is_closed(lua_State *L) {
-  lloop *lp = live(L, 1);
+  lloop *lp = lasync_checkloop(L, 1);
   lua_pushboolean(L, lp->loop == NULL);
   return 1;
 }

@@ -36,10 +36,7 @@ static int fu_gc(lua_State *L) {
   return 0;
 }
 
-static lfuture *live(lua_State *L, int idx) {
-  lfuture *fu = lasync_checkfuture(L, idx);
-  return fu;
-}
+static lfuture *live(lua_State *L, int idx) { return lasync_checkfuture(L, idx); }
 
 static int f_release(lua_State *L) { return lasync_result(L, drop(L, live(L, 1), async_future_release)); }
 static int f_free(lua_State *L) { return lasync_result(L, drop(L, live(L, 1), async_future_free)); }

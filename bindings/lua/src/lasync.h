@@ -96,7 +96,6 @@ int lasync_pcall(lloop *lp, lua_State *L, int nargs, int nres, int base);
 void *lasync_newobj(lua_State *L, size_t size, const char *tname, int loop_idx);
 lloop *lasync_optloop(lua_State *L, int *arg, int *loop_idx);
 lloop *lasync_checkloop(lua_State *L, int idx);
-lloop *lasync_liveloop(lua_State *L, lobj *o);
 void lasync_list_add(lnode *head, lnode *n);
 void lasync_list_del(lnode *n);
 int lasync_check_error_name(lua_State *L, int idx);
@@ -164,7 +163,7 @@ const struct sockaddr *lasync_checkaddr(lua_State *L, int idx, size_t *len, uint
 void lasync_reader_drop(lnode *n);
 int lasync_push_addrinfo(lua_State *L, const async_addrinfo *ai);
 
-/* loop.c */
+/* core.c: the loop */
 int lasync_loop_close(lua_State *L, lloop *lp);
 void lasync_open_loop(lua_State *L);
 

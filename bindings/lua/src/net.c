@@ -847,8 +847,8 @@ static int sv_handler(lua_State *L) {
 
 /* ---- reconnectors ---------------------------------------------------------------------------- */
 
-static lstream *recon_stream(lua_State *L, lrecon *rc, int idx) {
-  (void)rc;
+/* The reconnector's stream object (the protocol's userdata, all connections). */
+static lstream *recon_stream(lua_State *L, int idx) {
   lua_getiuservalue(L, idx, UV_EXTRA);
   lstream *st = lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -979,7 +979,7 @@ static int rc_stream(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  lstream *st = recon_stream(L, r, 1);
+  lstream *st = recon_stream(L, 1);
   retain_new(st, s);
   lua_getiuservalue(L, 1, UV_EXTRA);
   return 1;
