@@ -102,13 +102,31 @@ int lasync_msgh(lua_State *L) {
   return 1;
 }
 
+/* Protected: fn(level, message) with the message given as a C string, so
+ * that making the Lua string happens under the pcall. */
+static int log_call(lua_State *L) {
+  lua_pushstring(L, lua_touserdata(L, 3));
+  lua_replace(L, 3);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+/* Protected: "ENAME: description" of an error code. */
+int lasync_error_text(lua_State *L) {
+  int code = (int)lua_tointeger(L, 1);
+  lasync_fail(L, code);
+  lua_pop(L, 1);
+  return 1;
+}
+
 static void log_fallback(lloop *lp, lua_State *L, const char *msg) {
   if (lp->log_ref > 0) {
     lua_pushcfunction(L, lasync_msgh);
+    lua_pushcfunction(L, log_call);
     lua_rawgeti(L, LUA_REGISTRYINDEX, lp->log_ref);
     lua_pushinteger(L, ASYNC_LOG_ERROR);
-    lua_pushstring(L, msg);
-    if (lua_pcall(L, 2, 0, -4) == LUA_OK) {
+    lua_pushlightuserdata(L, (void *)msg);
+    if (lua_pcall(L, 3, 0, -5) == LUA_OK) {
       lua_pop(L, 1);
       return;
     }
@@ -433,10 +451,11 @@ static void on_log(async_loop *loop, int level, const char *message, void *ud) {
   lua_State *L = lp->L;
   if (lp->log_ref <= 0) return;
   int base = lasync_tramp_begin(L);
+  lua_pushcfunction(L, log_call);
   lua_rawgeti(L, LUA_REGISTRYINDEX, lp->log_ref);
   lua_pushinteger(L, level);
-  lua_pushstring(L, message); /* a string of the library: no error is likely but pcall catches the rest */
-  lasync_pcall(lp, L, 2, 0, base);
+  lua_pushlightuserdata(L, (void *)message);
+  lasync_pcall(lp, L, 3, 0, base);
   lasync_after(lp, L, base);
 }
 
@@ -509,13 +528,22 @@ typedef struct walk_ctx {
   int failed;
 } walk_ctx;
 
+/* Protected: fn(kind_name, object), the name given as a C string. */
+static int walk_call(lua_State *L) {
+  lua_pushstring(L, lua_touserdata(L, 2));
+  lua_replace(L, 2);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
 static void on_walk(int kind, void *object, void *ud) {
   walk_ctx *w = ud;
   lua_State *L = w->L;
   if (w->failed) return;
   int base = lasync_tramp_begin(L);
+  lua_pushcfunction(L, walk_call);
   lua_pushvalue(L, w->fn_idx);
-  lua_pushstring(L, lasync_obj_kind(kind));
+  lua_pushlightuserdata(L, (void *)lasync_obj_kind(kind));
   lobj *o = NULL;
   switch (kind) {
     case ASYNC_OBJECT_TIMER:
@@ -533,7 +561,7 @@ static void on_walk(int kind, void *object, void *ud) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, o->self_ref);
   else
     lua_pushlightuserdata(L, object);
-  if (!lasync_pcall(w->lp, L, 2, 0, base)) w->failed = 1;
+  if (!lasync_pcall(w->lp, L, 3, 0, base)) w->failed = 1;
   lua_settop(L, base);
 }
 

@@ -19,18 +19,17 @@ static int dg_begin(ldgram *dg, lua_State **Lp) {
   return base;
 }
 
-/* proto[field](dgram, args on the stack above) */
-static void dg_call(ldgram *dg, lua_State *L, int base, const char *field, int nargs) {
-  lua_getiuservalue(L, base + 2, UV_CB);
-  if (lua_getfield(L, -1, field) != LUA_TFUNCTION) {
-    lua_settop(L, base + 2);
-    return;
-  }
-  lua_remove(L, -2);
-  lua_insert(L, -1 - nargs);
+/* proto[field](dgram [, msg, name]) under the pcall */
+static void dg_call(ldgram *dg, lua_State *L, int base, const char *field, int error) {
+  lua_pushcfunction(L, lasync_event_call);
   lua_pushvalue(L, base + 2);
-  lua_insert(L, -1 - nargs);
-  lasync_pcall(dg->o.lp, L, nargs + 1, 0, base);
+  lua_pushinteger(L, UV_CB);
+  lua_pushlightuserdata(L, (void *)field);
+  lua_pushvalue(L, base + 2);
+  lua_pushinteger(L, error);
+  lua_pushboolean(L, 0);
+  lua_pushinteger(L, 0);
+  lasync_pcall(dg->o.lp, L, 7, 0, base);
 }
 
 static void dg_made(async_datagram *d, void *ud) {
@@ -79,13 +78,7 @@ static void dg_error_event(ldgram *dg, const char *field, int error) {
   if (dg->dead) return;
   lua_State *L;
   int base = dg_begin(dg, &L);
-  int n = 0;
-  if (error) {
-    lasync_fail(L, error);
-    lua_remove(L, -3);
-    n = 2;
-  }
-  dg_call(dg, L, base, field, n);
+  dg_call(dg, L, base, field, error);
   lasync_after(dg->o.lp, L, base);
 }
 

@@ -72,6 +72,11 @@ typedef struct lobj {
 #define LASYNC_ENTER(lp, Lcur)   \
   lua_State *saved_L_ = (lp)->L; \
   (lp)->L = (Lcur)
+
+/* Protected: calls field of the table in user value uv of argument 1 (a
+ * missing field: nothing), see net.c; trampolines push only values that need
+ * no allocation and let this build the rest under the pcall. */
+int lasync_event_call(lua_State *L);
 #define LASYNC_LEAVE(lp) ((lp)->L = saved_L_)
 
 typedef struct lhandle {
@@ -87,6 +92,7 @@ void lasync_unref(lloop *lp, lua_State *L, int *ref);
 void lasync_pin(lobj *o, lua_State *L, int idx);
 void lasync_unpin(lobj *o, lua_State *L);
 int lasync_fail(lua_State *L, int code);
+int lasync_error_text(lua_State *L);
 int lasync_result(lua_State *L, int code);
 int lasync_msgh(lua_State *L);
 void lasync_report(lloop *lp, lua_State *L);

@@ -47,18 +47,41 @@ static void retain_new(lstream *st, async_stream *s) {
   st->s = async_stream_retain(s) == 0 ? s : NULL;
 }
 
-/* Calls the protocol's field with (stream, extra args on the stack above). */
-static int call_field(lloop *lp, lua_State *L, int base, int self, const char *field, int nargs, int nres) {
-  lua_getiuservalue(L, self, UV_CB);
-  if (lua_type(L, -1) != LUA_TTABLE || lua_getfield(L, -1, field) != LUA_TFUNCTION) {
-    lua_pop(L, 2 + nargs);
-    return -1;
+int lasync_event_call(lua_State *L) {
+  /* 1 holder, 2 user value slot, 3 field (C string), 4 first argument,
+   * 5 error, 6 always an error slot, 7 number of integers, 8.. integers */
+  lua_getiuservalue(L, 1, (int)lua_tointeger(L, 2));
+  if (lua_type(L, -1) != LUA_TTABLE || lua_getfield(L, -1, lua_touserdata(L, 3)) != LUA_TFUNCTION) {
+    lua_pushnil(L);
+    return 1;
   }
-  lua_remove(L, -2);
-  lua_insert(L, -1 - nargs);
+  lua_pushvalue(L, 4);
+  int n = 1, error = (int)lua_tointeger(L, 5);
+  if (error) {
+    lasync_fail(L, error);
+    lua_remove(L, -3); /* message, name */
+    n += 2;
+  } else if (lua_toboolean(L, 6)) {
+    lua_pushnil(L);
+    n++;
+  }
+  for (int i = 0, nint = (int)lua_tointeger(L, 7); i < nint; i++, n++) lua_pushvalue(L, 8 + i);
+  lua_call(L, n, 1);
+  return 1;
+}
+
+/* proto[field](stream [, msg, name]) under the pcall; its result on top when
+ * nres is 1. */
+static int call_field(lloop *lp, lua_State *L, int base, int self, const char *field, int error, int nres) {
+  lua_pushcfunction(L, lasync_event_call);
   lua_pushvalue(L, self);
-  lua_insert(L, -1 - nargs);
-  return lasync_pcall(lp, L, nargs + 1, nres, base);
+  lua_pushinteger(L, UV_CB);
+  lua_pushlightuserdata(L, (void *)field);
+  lua_pushvalue(L, self);
+  lua_pushinteger(L, error);
+  lua_pushboolean(L, 0);
+  lua_pushinteger(L, 0);
+  return lasync_pcall(lp, L, 7, nres, base);
 }
 
 static int begin(lstream *st, lua_State **Lp) {
@@ -86,9 +109,9 @@ static void st_made(async_stream *s, void *ud) {
     int rc = rd && rd->r ? async_stream_set_protocol(s, async_reader_protocol(), rd->r) : ASYNC_ECLOSED;
     st->switching = 0;
     if (rc < 0) {
-      lasync_fail(L, rc);
-      lua_pop(L, 1);
-      lua_remove(L, -2);
+      lua_pushcfunction(L, lasync_error_text);
+      lua_pushinteger(L, rc);
+      lua_pcall(L, 1, 1, 0); /* the text, or the error making it */
       lasync_report(lp, L);
       async_stream_abort(s);
     } else {
@@ -157,13 +180,7 @@ static void st_lost(async_stream *s, int error, void *ud) {
   if (st->dead) return;
   lua_State *L;
   int base = begin(st, &L);
-  int n = 0;
-  if (error) {
-    lasync_fail(L, error);
-    lua_remove(L, -3); /* message, name */
-    n = 2;
-  }
-  call_field(st->o.lp, L, base, base + 2, "connection_lost", n, 0);
+  call_field(st->o.lp, L, base, base + 2, "connection_lost", error, 0);
   lasync_after(st->o.lp, L, base);
 }
 
@@ -561,17 +578,27 @@ static int l_adopt(lua_State *L) {
   return 1;
 }
 
+/* Protected: fn(address_text, msg, name). */
+static int attempt_call(lua_State *L) {
+  lasync_push_addr(L, lua_touserdata(L, 2), (size_t)lua_tointeger(L, 3));
+  lasync_fail(L, (int)lua_tointeger(L, 4));
+  lua_remove(L, -3);
+  lua_call(L, 3, 0);
+  return 0;
+}
+
 static void on_attempt_failed(const struct sockaddr *addr, size_t addrlen, int error, void *ud) {
   lstream *st = ud;
   if (st->dead || st->o.self_ref <= 0) return;
   lua_State *L;
   int base = begin(st, &L);
   lloop *lp = st->o.lp;
+  lua_pushcfunction(L, attempt_call);
   if (lua_getiuservalue(L, base + 2, UV_AUX) == LUA_TFUNCTION) {
-    lasync_push_addr(L, addr, addrlen);
-    lasync_fail(L, error);
-    lua_remove(L, -3);
-    lasync_pcall(lp, L, 3, 0, base);
+    lua_pushlightuserdata(L, (void *)addr);
+    lua_pushinteger(L, (lua_Integer)addrlen);
+    lua_pushinteger(L, error);
+    lasync_pcall(lp, L, 4, 0, base);
   }
   lasync_after(lp, L, base);
 }
@@ -860,23 +887,18 @@ static void rc_event(lstream *st, const char *field, int error, int nint, lua_In
   lua_State *L;
   int base = begin(st, &L);
   lloop *lp = st->o.lp;
-  lua_getiuservalue(L, base + 2, UV_AUX); /* base + 3: the reconnector */
-  lua_getiuservalue(L, base + 3, UV_CB);  /* base + 4: its options */
-  if (lua_type(L, base + 4) == LUA_TTABLE && lua_getfield(L, base + 4, field) == LUA_TFUNCTION) {
-    lua_pushvalue(L, base + 3);
-    int n = 1;
-    if (error) {
-      lasync_fail(L, error);
-      lua_remove(L, -3);
-      n += 2;
-    } else {
-      lua_pushnil(L);
-      n++;
-    }
-    if (nint >= 1) lua_pushinteger(L, a), n++;
-    if (nint >= 2) lua_pushinteger(L, b), n++;
-    lasync_pcall(lp, L, n, 0, base);
-  }
+  lua_getiuservalue(L, base + 2, UV_AUX); /* base + 3: the reconnector, its options in UV_CB */
+  lua_pushcfunction(L, lasync_event_call);
+  lua_pushvalue(L, base + 3);
+  lua_pushinteger(L, UV_CB);
+  lua_pushlightuserdata(L, (void *)field);
+  lua_pushvalue(L, base + 3);
+  lua_pushinteger(L, error);
+  lua_pushboolean(L, 1);
+  lua_pushinteger(L, nint);
+  lua_pushinteger(L, a);
+  lua_pushinteger(L, b);
+  lasync_pcall(lp, L, 9, 0, base);
   lasync_after(lp, L, base);
 }
 

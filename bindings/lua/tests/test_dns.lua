@@ -83,22 +83,30 @@ end)
 t.test("lookups through dnsmasq: A, AAAA, NXDOMAIN, a reverse lookup", function(loop)
   local dnsmasq = "/usr/sbin/dnsmasq"
   t.ok(io.open(dnsmasq), "dnsmasq is missing (dnsmasq-base in scripts/packages.txt)")
-  local port
-  -- a free UDP port: bind, read it, close
-  local probe = assert(loop:udp_open({ ["local"] = "127.0.0.1:0" },
-    { datagram_received = function() end, connection_lost = function() end }))
-  port = async.addr_port(async.addr_parse(probe:sockname()))
-  probe:close()
-  loop:run()
   local log = os.tmpname()
   local pidfile = os.tmpname()
-  local cmd = string.format("%s --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts "
-    .. "--listen-address=127.0.0.1 --bind-interfaces --port=%d --pid-file= --log-facility=- --local=/test/ "
-    .. "--local=/2.0.192.in-addr.arpa/ --cache-size=0 --user=root "
-    .. "--host-record=rec.test,192.0.2.30,2001:db8::30 >%s 2>&1 & echo $! >%s",
-    dnsmasq, port, log, pidfile)
-  os.execute(cmd)
-  local pid = io.open(pidfile):read("*l")
+  local port, pid
+  -- dnsmasq binds the port for UDP and TCP: pick one free for both, and try
+  -- again if another process takes it before dnsmasq binds it
+  for _ = 1, 5 do
+    port = t.free_port(loop)
+    local probe = loop:udp_open({ ["local"] = "127.0.0.1:" .. port },
+      { datagram_received = function() end, connection_lost = function() end })
+    if probe then
+      probe:close()
+      loop:run()
+      -- env -u LD_PRELOAD: under ASan the interpreter preloads the sanitizer runtime, dnsmasq must not
+      os.execute(string.format("env -u LD_PRELOAD %s --keep-in-foreground --conf-file=/dev/null --no-resolv "
+        .. "--no-hosts --listen-address=127.0.0.1 --bind-interfaces --port=%d --pid-file= --log-facility=- "
+        .. "--local=/test/ --local=/2.0.192.in-addr.arpa/ --cache-size=0 --user=root "
+        .. "--host-record=rec.test,192.0.2.30,2001:db8::30 >%s 2>&1 & echo $! >%s", dnsmasq, port, log, pidfile))
+      pid = io.open(pidfile):read("*l")
+      loop:run_until(loop:sleep(100))
+      if os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
+      pid = nil
+    end
+  end
+  t.ok(pid, "dnsmasq did not start: " .. (io.open(log):read("a") or ""))
   local ok, err = pcall(function()
     t.ok(loop:dns_set_servers("127.0.0.1:" .. port))
     t.ok(loop:dns_set_hosts_file("/nonexistent"))
