@@ -93,6 +93,15 @@ static int begin(lstream *st, lua_State **Lp) {
   return base;
 }
 
+/* Protected: spawn(loop, handler, stream), the closure made under the pcall. */
+static int spawn_handler(lua_State *L) {
+  luaL_getmetatable(L, LASYNC_LOOP); /* the upvalue lasync_optloop reads */
+  lua_pushcclosure(L, lasync_spawn, 1);
+  lua_insert(L, 1);
+  lua_call(L, 3, 0);
+  return 0;
+}
+
 static void st_made(async_stream *s, void *ud) {
   lstream *st = ud;
   if (st->dead) return;
@@ -117,9 +126,8 @@ static void st_made(async_stream *s, void *ud) {
     } else {
       lasync_unpin(&st->o, L); /* our protocol is gone; the reader has the stream */
       if (lua_getiuservalue(L, base + 2, UV_MORE) == LUA_TFUNCTION) {
-        /* a server's handler: spawn(loop, handler, stream) */
-        luaL_getmetatable(L, LASYNC_LOOP); /* the upvalue lasync_optloop reads */
-        lua_pushcclosure(L, lasync_spawn, 1);
+        /* a server's handler: a task with the stream */
+        lua_pushcfunction(L, spawn_handler);
         lua_getiuservalue(L, base + 2, UV_LOOP);
         lua_pushvalue(L, -3);
         lua_pushvalue(L, base + 2);
