@@ -316,7 +316,6 @@ std::uint64_t Backend::poll(bool may_block) noexcept {
     impl_->may_block = may_block;
     ev_set_loop_release_cb(impl_->loop, may_block ? before_block : nullptr, after_block);
   }
-  changed_ = false;  // this ev_run applies them before it polls
   ev_run(impl_->loop, may_block ? EVRUN_ONCE : EVRUN_NOWAIT);
   return impl_->poll_ended;
 }
@@ -371,6 +370,17 @@ int Backend::backend_fd() noexcept {
   return fd;
 }
 
+// libev applies changes in the next ev_run before its poll, where it also
+// counts the iteration: pending until the count passes the current one.
+// Counted here, not cleared in poll(), so a loop never embedded pays nothing
+// per iteration.
+void Backend::changed() noexcept { applied_at_ = ev_iteration(impl_->loop) + 1; }
+
+bool Backend::changes_pending() const noexcept {
+  // libev's count is an unsigned int that wraps: compare the difference.
+  return static_cast<int>(applied_at_ - ev_iteration(impl_->loop)) > 0;
+}
+
 std::uint64_t Backend::next_timer_ns() noexcept {
   std::uint64_t next = UINT64_MAX;
   for (util::ListNode *n = armed_timers_.front(); n != armed_timers_.end(); n = n->next) {
@@ -394,7 +404,7 @@ void Backend::io_start(IoSlot &slot) noexcept {
   if (ev_is_active(w)) return;
   ev_io_start(impl_->loop, w);
   ev_unref(impl_->loop);
-  changed_ = true;
+  changed();
 }
 
 void Backend::io_stop(IoSlot &slot) noexcept {
@@ -445,7 +455,7 @@ void Backend::signal_start(SignalSlot &slot) noexcept {
   if (ev_is_active(w)) return;
   ev_signal_start(impl_->loop, w);
   ev_unref(impl_->loop);
-  changed_ = true;
+  changed();
   ++impl_->signals_watched;
   auto signum = static_cast<std::size_t>(w->signum);
   if (impl_->signal_uses[signum]++ == 0) {

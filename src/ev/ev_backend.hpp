@@ -79,7 +79,7 @@ class Backend {
   int backend_fd() noexcept;
   // Whether a watcher was started or changed since the last poll began:
   // libev applies such changes to its epoll set only inside the next poll.
-  bool changes_pending() const noexcept { return changed_; }
+  bool changes_pending() const noexcept;
   // The earliest deadline (monotonic ns) of the timer slots armed and not
   // yet fired, UINT64_MAX when none. Walks the armed slots.
   std::uint64_t next_timer_ns() noexcept;
@@ -127,7 +127,9 @@ class Backend {
 
  private:
   Impl *impl_ = nullptr;
-  bool changed_ = false;  // changes_pending()
+  void changed() noexcept;
+  // changes_pending() until libev's iteration count reaches this.
+  unsigned applied_at_ = 0;
   util::List armed_timers_;
   // Mirrors libev's active count: every libev watcher is unref'd right
   // after start, so only explicit ref()s keep ev_run going.
