@@ -392,7 +392,10 @@ static void test_run_for_fifo(void **state) {
     double ms = tu_elapsed_ms(t0);
     calls++;
     assert_true(s.ran > before); /* progress every call */
-    assert_true(ms < 5 + 1 + 50); /* one callback of overrun, plus slack */
+    /* Each callback takes at least 1 ms: the budget stops the pass after
+     * at most 5 (whatever the machine's load, which only makes it fewer). */
+    assert_true(s.ran - before <= 6);
+    assert_true(ms < 2000);
     if (s.ran < next) assert_int_equal(rc, 1);
     /* Queued between calls: after every earlier one. */
     if (calls == 2)
@@ -432,7 +435,8 @@ static void test_run_for_serves_io(void **state) {
     uint64_t t0 = tu_now_ns();
     int before = s.ran;
     assert_int_equal(async_loop_run_for(loop, 2000), 1); /* callbacks left */
-    assert_true(tu_elapsed_ms(t0) < 100);
+    assert_true(tu_elapsed_ms(t0) < 2000);
+    assert_true(s.ran - before <= 3); /* 1 ms each against a 2 ms budget */
     assert_int_equal(io, round);
     assert_int_equal(fired, 1);
     assert_true(s.ran > before);
