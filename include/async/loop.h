@@ -577,14 +577,16 @@ ASYNC_API int async_loop_unhold(async_loop *loop);
  * its poll set for reading, with no timeout of its own, and runs the loop
  * with ASYNC_RUN_NOWAIT each time the fd is readable.
  *
- * Never stale: a call into the library on the loop's thread between two
- * runs that may give the loop work (starting a timer or watcher, a
- * connect, a write, async_loop_call_soon(), ...) makes the fd readable, so
- * the next NOWAIT run applies it; the fd turns unreadable again once a run
- * has handled everything. The calls that only read the loop's state
- * (async_loop_alive(), async_loop_now(), async_loop_now_update(),
+ * Never stale: any call on the loop or one of its objects made on the
+ * loop's thread between two runs (starting a timer or watcher, a connect,
+ * a write, async_loop_call_soon(), ...; libev applies watcher changes only
+ * inside its next poll) makes the fd readable, once per gap between runs,
+ * so the next NOWAIT run applies it; the fd turns unreadable again once a
+ * run has handled everything. The loop queries a host calls around its
+ * waits (async_loop_alive(), async_loop_now(), async_loop_now_update(),
  * async_loop_timeout(), async_loop_metric(), async_loop_userdata(),
- * async_loop_fd()) and the runs themselves do not. Level-triggered: the fd
+ * async_loop_fd()) and the runs themselves do not; other getters do (one
+ * spurious NOWAIT run). Level-triggered: the fd
  * stays readable until the loop has run, so a host may wait on it with
  * level or edge semantics, but with edge semantics (EPOLLET) it must run
  * the loop after every wake-up. Nothing busy-wakes: with nothing due, the
