@@ -382,12 +382,20 @@ bool Backend::changes_pending() const noexcept {
 }
 
 std::uint64_t Backend::next_timer_ns() noexcept {
-  std::uint64_t next = UINT64_MAX;
+  if (armed_timers_.empty()) return UINT64_MAX;
+  // Computed here rather than stored at each start, so a loop never
+  // embedded pays no clock read per start. The clock is read after libev's
+  // (and rounded up by 1 us), so the deadline is never before libev's own.
+  ev_now_update(impl_->loop);
+  std::uint64_t now = util::monotonic_ns();
+  double next = 1e300;
   for (util::ListNode *n = armed_timers_.front(); n != armed_timers_.end(); n = n->next) {
-    const TimerSlot *slot = util::container_of(n, &TimerSlot::armed);
-    if (slot->deadline_ns < next) next = slot->deadline_ns;
+    TimerSlot *slot = util::container_of(n, &TimerSlot::armed);
+    double remaining = ev_timer_remaining(impl_->loop, as_timer(*slot));
+    if (remaining < next) next = remaining;
   }
-  return next;
+  if (next <= 0) return now;
+  return next >= 1e9 ? UINT64_MAX : now + static_cast<std::uint64_t>(next * 1e9) + 1000u;
 }
 std::uint64_t Backend::iterations() const noexcept { return ev_iteration(impl_->loop); }
 std::uint64_t Backend::poll_ns() const noexcept { return impl_->poll_ns; }
@@ -501,8 +509,6 @@ void Backend::timer_start(TimerSlot &slot, std::uint64_t delay_ns) noexcept {
   ev_timer_set(w, static_cast<double>(delay_ns) / 1e9, 1e9);
   ev_timer_start(impl_->loop, w);
   ev_unref(impl_->loop);
-  // Read after libev's clock, so never before libev's own deadline.
-  slot.deadline_ns = util::saturating_add(util::monotonic_ns(), delay_ns);
   armed_timers_.push_back(slot.armed);
 }
 

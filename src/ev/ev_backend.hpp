@@ -31,9 +31,8 @@ struct TimerSlot {
   alignas(8) unsigned char raw[64];
   Dispatch fn;
   // While armed and not yet fired: on the backend's list of armed slots,
-  // due at deadline_ns (monotonic), for next_timer_ns().
+  // for next_timer_ns().
   util::ListNode armed;
-  std::uint64_t deadline_ns;
 };
 
 // What the loop hears from libev besides fd events.
