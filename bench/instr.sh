@@ -10,13 +10,13 @@
 # connections) the load generator counted.
 #
 # usage: bench/instr.sh [row...]   rows: chain fanout timers echo1 echo100
-#                                        churn post dns (default: all)
+#                                        churn post dns nowait (default: all)
 # env:   BUILD_DIR=build-bench SKIP_BUILD=1 (as bench/run.sh)
 set -euo pipefail
 # shellcheck source=bench/build.sh
 . "$(dirname "${BASH_SOURCE[0]}")/build.sh"
 rows=("$@")
-[[ ${#rows[@]} -eq 0 ]] && rows=(chain fanout timers echo1 echo100 churn post dns)
+[[ ${#rows[@]} -eq 0 ]] && rows=(chain fanout timers echo1 echo100 churn post dns nowait)
 work=$(mktemp -d)
 dns_pid=
 cleanup() {
@@ -90,6 +90,9 @@ for row in "${rows[@]}"; do
       for lib in async uv ev; do simple "$row" "$lib" $n1 $n2 "$bin/callsoon_$lib" "$row" LEN; done ;;
     timers) for lib in async uv ev; do simple timers "$lib" 20000 120000 "$bin/timers_$lib" LEN; done ;;
     post) for lib in async uv ev; do simple post "$lib" 2000 12000 "$bin/pingpong_$lib" LEN; done ;;
+    nowait)
+      simple nowait async 20000 120000 "$bin/embed_nowait" plain LEN
+      simple nowait_fd async 20000 120000 "$bin/embed_nowait" fd LEN ;;
     echo1) echo_row echo1 pingpong 1 ;;
     echo100) echo_row echo100 pingpong 100 ;;
     churn) echo_row churn churn 10 ;;
@@ -122,6 +125,8 @@ labels = {
     "churn": ("connect churn, 10 at a time, per connection", 1400),
     "post": ("post ping-pong (cross-thread), per round trip", None),
     "dns": ("DNS lookup, 100 in flight, dnsmasq (libev column: raw c-ares)", None),
+    "nowait": ("run(NOWAIT) iteration, one callback, back to back", None),
+    "nowait_fd": ("run(NOWAIT) iteration driven through async_loop_fd (poll, run)", None),
 }
 cells = {}
 for line in open(sys.argv[1]):

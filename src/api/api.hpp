@@ -63,10 +63,12 @@ T *tagged_as(const void *p) noexcept {
 
 // Whether the caller may use obj: always, unless its loop checks threads
 // and the caller is not the loop's (one branch while the check is off).
+// The call may change what obj's loop has to do: an embedded loop's fd
+// turns readable between runs (Loop::entered).
 template <class T>
 bool on_its_thread(T &obj) noexcept {
   core::Loop *loop = loop_of(obj);
-  return !loop || loop->on_owner_thread();
+  return !loop || loop->entered();
 }
 
 // The object behind p if its tag is T's and the caller passes its loop's
@@ -89,6 +91,13 @@ int refused(const void *p) noexcept {
 }
 
 inline core::Loop *checked_loop(async_loop *loop) noexcept { return checked<core::Loop>(loop); }
+// As checked_loop(), for the calls that only read the loop's state or run
+// it: a host embedding the loop calls them around every wait, so they must
+// not make its fd readable.
+inline core::Loop *queried_loop(async_loop *loop) noexcept {
+  core::Loop *l = tagged_as<core::Loop>(loop);
+  return l && l->on_owner_thread() ? l : nullptr;
+}
 inline int refused_loop(async_loop *loop) noexcept { return refused<core::Loop>(loop); }
 
 // Runs op(T&) on an object of type T: ASYNC_EINVAL for a NULL or
