@@ -676,6 +676,83 @@ static void test_shutdown_with_jobs_in_flight(void **state) {
   free(p);
 }
 
+/* ---- out of memory: every allocation of the path fails once ---------- */
+
+static long g_attempts;
+static long g_fail_at;
+static long g_injected;
+static long g_live;
+
+/* Single-threaded here (jobs run inline): no lock needed. */
+static void *failing_realloc(void *ptr, size_t size, void *ud) {
+  (void)ud;
+  if (size == 0) {
+    if (ptr) g_live--;
+    free(ptr);
+    return NULL;
+  }
+  if (++g_attempts == g_fail_at) {
+    g_injected++;
+    return NULL;
+  }
+  void *p = realloc(ptr, size);
+  if (p && !ptr) g_live++;
+  return p;
+}
+
+static int counting_release_count;
+static void counting_release(void *ud) {
+  (void)ud;
+  counting_release_count++;
+}
+
+static void test_out_of_memory(void **state) {
+  (void)state;
+  setup_thread();
+  enum { JOBS = 3 };
+  for (long n = 1;; n++) {
+    assert_true(n < 500);
+    assert_int_equal(async_set_allocator(failing_realloc, NULL), 0);
+    g_attempts = 0;
+    g_fail_at = n;
+    g_injected = 0;
+    g_live = 0;
+    counting_release_count = 0;
+    struct work w[JOBS];
+    memset(w, 0, sizeof w);
+    async_future *f[JOBS] = {NULL};
+    int set = -1;
+    async_loop *loop = NULL;
+    if (async_loop_new(&loop) == 0) {
+      set = async_loop_set_executor(loop, inline_submit, counting_release, NULL);
+      assert_true(set == 0 || set == ASYNC_ENOMEM);
+      for (int i = 0; i < JOBS && set == 0; i++) {
+        w[i].input = (uintptr_t)i;
+        int rc = async_run_in_executor(&f[i], loop, square_work, &w[i], work_destroy);
+        assert_true(rc == 0 || rc == ASYNC_ENOMEM);
+        /* A refused call runs nothing, ever. */
+        if (rc != 0) assert_int_equal(atomic_load(&w[i].ran), 0);
+      }
+      assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+      for (int i = 0; i < JOBS; i++)
+        if (f[i]) assert_int_equal(async_future_free(f[i]), 0);
+      tu_finish(loop);
+    }
+    long injected = g_injected;
+    g_fail_at = 0;
+    assert_int_equal(g_live, 0);
+    assert_int_equal(async_set_allocator(NULL, NULL), 0);
+    /* The executor's release runs once if it was set, never otherwise;
+     * destroy once per job that was made. */
+    assert_int_equal(counting_release_count, set == 0 ? 1 : 0);
+    for (int i = 0; i < JOBS; i++) {
+      assert_int_equal(w[i].destroyed, f[i] ? 1 : 0);
+      assert_int_equal(atomic_load(&w[i].ran), f[i] ? 1 : 0);
+    }
+    if (injected == 0) break; /* the whole path ran without a failure */
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_enotsup_without_executor),
@@ -693,6 +770,7 @@ int main(void) {
       cmocka_unit_test(test_wrong_thread),
       cmocka_unit_test(test_thousand_jobs_four_threads),
       cmocka_unit_test(test_shutdown_with_jobs_in_flight),
+      cmocka_unit_test(test_out_of_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
