@@ -123,30 +123,38 @@ static void range_done(async_future *future, int status, void *userdata) {
 
 int main(void) {
   struct pool pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
-  for (int i = 0; i < THREADS; i++) pthread_create(&pool.threads[i], NULL, pool_worker, &pool);
+  for (int i = 0; i < THREADS; i++) {
+    if (pthread_create(&pool.threads[i], NULL, pool_worker, &pool) != 0) {
+      fprintf(stderr, "pthread_create failed\n");
+      return 1;
+    }
+  }
 
   async_loop *loop = NULL;
-  if (async_loop_new(&loop) != 0) return 1;
-  async_loop_set_executor(loop, pool_submit, NULL, &pool);
+  int rc = async_loop_new(&loop);
+  if (rc == 0) rc = async_loop_set_executor(loop, pool_submit, NULL, &pool);
+  if (rc != 0) {
+    fprintf(stderr, "loop: %s\n", async_strerror(rc));
+    return 1;
+  }
 
   struct tally tally = {0, 0};
   for (uint32_t i = 0; i < CHUNKS; i++) {
     ranges[i].from = i * (LIMIT / CHUNKS);
     ranges[i].to = (i + 1) * (LIMIT / CHUNKS);
     async_future *future = NULL;
-    int rc = async_run_in_executor(&future, loop, count_primes, &ranges[i], free_count);
+    rc = async_run_in_executor(&future, loop, count_primes, &ranges[i], free_count);
+    if (rc == 0) rc = async_future_add_callback(future, range_done, &tally);
     if (rc != 0) {
       fprintf(stderr, "run_in_executor: %s\n", async_strerror(rc));
       return 1;
     }
-    async_future_add_callback(future, range_done, &tally);
   }
 
   /* Sleeps while the pool works; returns once every job is back. */
-  async_loop_run(loop, ASYNC_RUN_DEFAULT);
+  rc = async_loop_run(loop, ASYNC_RUN_DEFAULT);
   pool_stop(&pool);
-  async_loop_set_executor(loop, NULL, NULL, NULL);
-  int rc = async_loop_free(loop);
+  if (rc == 0) rc = async_loop_free(loop);
 
   printf("%u primes below %u in %d ranges on %d threads of our own\n", tally.primes, LIMIT, tally.done, THREADS);
   return rc == 0 && tally.done == CHUNKS && tally.primes == PRIMES_BELOW_LIMIT ? 0 : 1;
