@@ -432,6 +432,72 @@ static void test_reentrant_submit(void **state) {
   assert_int_equal(w.destroyed, 1);
 }
 
+/* The release may free the loop: set_executor touches nothing after it. */
+struct freeing {
+  async_loop *loop;
+  int free_rc;
+};
+
+static void release_frees_loop(void *ud) {
+  struct freeing *x = ud;
+  x->free_rc = async_loop_free(x->loop);
+}
+
+static void test_release_frees_loop(void **state) {
+  (void)state;
+  setup_thread();
+  async_loop *loop = tu_loop_new();
+  struct freeing x = {.loop = loop, .free_rc = 1};
+  assert_int_equal(async_loop_set_executor(loop, manual_submit, release_frees_loop, &x), 0);
+  assert_int_equal(async_loop_set_executor(loop, NULL, NULL, NULL), 0);
+  assert_int_equal(x.free_rc, 0);
+}
+
+/* A submit function scheduling more work: each call hands over its own job. */
+struct nesting {
+  async_loop *loop;
+  struct manual jobs;
+  struct work inner;
+  async_future *inner_future;
+  int inner_rc;
+};
+
+static int nesting_submit(async_job *job, void *ud) {
+  struct nesting *n = ud;
+  if (n->jobs.count == 0) {
+    n->jobs.jobs[n->jobs.count++] = job;
+    n->inner_rc = async_run_in_executor(&n->inner_future, n->loop, square_work, &n->inner, work_destroy);
+    return 0;
+  }
+  n->jobs.jobs[n->jobs.count++] = job;
+  return 0;
+}
+
+static void test_nested_submit(void **state) {
+  (void)state;
+  setup_thread();
+  async_loop *loop = tu_loop_new();
+  struct nesting n = {.loop = loop, .inner = {.input = 11}};
+  assert_int_equal(async_loop_set_executor(loop, nesting_submit, NULL, &n), 0);
+  struct work outer = {.input = 10};
+  async_future *f = run_work(loop, &outer);
+  assert_int_equal(n.inner_rc, 0);
+  assert_int_equal(n.jobs.count, 2);
+  assert_int_equal(run_on_thread(n.jobs.jobs[1]), 0);
+  assert_int_equal(run_on_thread(n.jobs.jobs[0]), 0);
+  assert_int_equal(tu_wait_future(loop, f, 2000), 0);
+  void *value = NULL;
+  assert_int_equal(async_future_result(&value, n.inner_future), 0);
+  assert_int_equal(*(uintptr_t *)value, 121);
+  assert_int_equal(async_future_result(&value, f), 0);
+  assert_int_equal(*(uintptr_t *)value, 100);
+  assert_int_equal(async_future_free(f), 0);
+  assert_int_equal(async_future_free(n.inner_future), 0);
+  tu_finish(loop);
+  assert_int_equal(outer.destroyed, 1);
+  assert_int_equal(n.inner.destroyed, 1);
+}
+
 static void test_bad_input(void **state) {
   (void)state;
   setup_thread();
@@ -766,6 +832,8 @@ int main(void) {
       cmocka_unit_test(test_submit_fails),
       cmocka_unit_test(test_executor_replaced_with_jobs_out),
       cmocka_unit_test(test_reentrant_submit),
+      cmocka_unit_test(test_release_frees_loop),
+      cmocka_unit_test(test_nested_submit),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_wrong_thread),
       cmocka_unit_test(test_thousand_jobs_four_threads),
