@@ -126,7 +126,8 @@ ASYNC_API int async_loop_new(async_loop **out);
  * does not count: async/stream.h, Lifetime), futures of the loop with a
  * reference held (async_future_free(), async_future_release()) or a
  * callback still to run, readers not freed, reconnectors not stopped,
- * callbacks queued, posts pending or the loop held (async_loop_hold()).
+ * callbacks queued, posts pending or the loop held (async_loop_hold()),
+ * executor jobs out (async/executor.h).
  * Close and free them (async_loop_walk() finds them,
  * async_loop_shutdown() ends them) and run the loop until their callbacks
  * have run, then free.
@@ -142,11 +143,12 @@ ASYNC_API int async_loop_new(async_loop **out);
  *                            async_loop_walk() / async_loop_shutdown().
  * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
  *                            not the owner.
- * @ownership The loop is gone on success. The log hook's userdata is
- *            released (its release callback runs).
+ * @ownership The loop is gone on success. The log hook's userdata and
+ *            the executor's (async/executor.h) are released (their
+ *            release callbacks run).
  * @thread The loop's thread only.
- * @callbacks May run the log hook's release(userdata) inside this call
- *            (when it succeeds).
+ * @callbacks May run the log hook's and the executor's release(userdata)
+ *            inside this call (when it succeeds).
  */
 ASYNC_API int async_loop_free(async_loop *loop);
 

@@ -11,12 +11,14 @@
 #include <mutex>
 
 #include "core/embedding.hpp"
+#include "core/executor.hpp"
 #include "core/loop_registry.hpp"
 #include "core/timer_heap.hpp"
 #include "ev/ev_backend.hpp"
 #include "util/check.hpp"
 #include "util/clock.hpp"
 #include "util/list.hpp"
+#include "util/owned.hpp"
 #include "util/pool.hpp"
 #include "util/ring.hpp"
 #include "util/tagged.hpp"
@@ -299,6 +301,14 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
 
   std::mutex post_mutex_;
   util::Ring<Task> posted_;
+
+ public:
+  // The executor hook (core/executor.hpp): made on first use, destroyed
+  // with the loop.
+  util::Owned<Executor> &executor() noexcept { return executor_; }
+
+ private:
+  util::Owned<Executor> executor_;
 };
 
 template <class F>
