@@ -3,6 +3,7 @@
 // socket, each peer started here.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <string>
