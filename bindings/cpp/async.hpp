@@ -24,11 +24,11 @@
 // Ownership: Loop, task, Future, Bytes, Stream, Server, Timer and AddrInfo
 // own their C object, move but never copy, and release it in their
 // destructor (a Stream is closed, a Server or Timer closed, a Future
-// released, which cancels it when pending). Every object of a loop must be
-// destroyed before the Loop. Destroying a task suspended in a co_await
-// cancels what it waits for: the C userdata of every pending operation
-// still gets exactly one final notification, which then only frees the
-// binding's bookkeeping.
+// released: dropping the last reference of a pending future cancels it).
+// Every object of a loop must be destroyed before the Loop. Destroying a
+// task suspended in a co_await cancels what it waits for: the C userdata
+// of every pending operation still gets exactly one final notification,
+// which then only frees the binding's bookkeeping.
 //
 // Threads: as the C API, everything on the loop's thread (docs/bindings.md).
 // docs/bindings.md "C++20 coroutines" has the details.
