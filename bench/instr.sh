@@ -7,7 +7,8 @@
 #
 # Echo rows: the server runs under callgrind, the raw-epoll load generator
 # outside it, for SHORT and LONG seconds; ops are the round trips (or
-# connections) the load generator counted.
+# connections) the load generator counted. They also count libasync's C++20
+# coroutine echo server (bench/echo_coro.cpp).
 #
 # usage: bench/instr.sh [row...]   rows: chain fanout timers echo1 echo100
 #                                        churn post dns nowait (default: all)
@@ -74,7 +75,8 @@ simple() {
 
 echo_row() {
   local row=$1 mode=$2 conns=$3 srv ia oa
-  for srv in async uv ev; do
+  # coro: bench/echo_coro.cpp, the libasync server on the C++20 coroutine binding.
+  for srv in async uv ev coro; do
     count_echo "$srv" "$mode" "$conns" 1
     ia=$echo_ir oa=$echo_ops
     count_echo "$srv" "$mode" "$conns" 3
@@ -132,14 +134,14 @@ cells = {}
 for line in open(sys.argv[1]):
     row, lib, ir = line.split()
     cells[(row, lib)] = int(ir)
-print("| per operation (instructions) | libasync | libuv | raw libev | target | met |")
-print("|---|---:|---:|---:|---:|---|")
+print("| per operation (instructions) | libasync | libuv | raw libev | libasync C++ coroutines | target | met |")
+print("|---|---:|---:|---:|---:|---:|---|")
 for row, (label, target) in labels.items():
     if (row, "async") not in cells:
         continue
     a = cells[(row, "async")]
     fmt = lambda lib: "{:,}".format(cells[(row, lib)]) if (row, lib) in cells else "-"
     met = "" if target is None else ("yes" if a <= target else "NO")
-    print("| {} | {} | {} | {} | {} | {} |".format(label, fmt("async"), fmt("uv"), fmt("ev"),
-                                                   "" if target is None else "≤ {:,}".format(target), met))
+    print("| {} | {} | {} | {} | {} | {} | {} |".format(label, fmt("async"), fmt("uv"), fmt("ev"), fmt("coro"),
+                                                        "" if target is None else "≤ {:,}".format(target), met))
 PY
