@@ -4,14 +4,15 @@
  * async_stream transports and their exit as a future, without a SIGCHLD
  * handler and without a thread (asyncio's subprocess transports).
  *
- * How a child is made: clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD), the
- * vfork of Linux that also returns a pidfd. The child sets itself up
- * (process group or session, gid and uid, standard streams, every other
- * fd closed, working directory, signal handlers back to their default,
- * signal mask) and execs; the caller's thread waits meanwhile, so an exec
- * failure (ASYNC_ENOENT, ASYNC_EACCES, ASYNC_ENOEXEC) is what
- * async_process_spawn() returns: never an exit code 127. No thread is
- * started and no signal disposition of the process is touched.
+ * How a child is made: clone(CLONE_VM | CLONE_VFORK), Linux's vfork. The
+ * child sets itself up (process group or session, gid and uid, standard
+ * streams, every other fd closed, working directory, signal handlers back
+ * to their default, signal mask) and execs; the caller's thread waits
+ * meanwhile, and a failed step reaches it through a close-on-exec pipe, so
+ * an exec failure (ASYNC_ENOENT, ASYNC_EACCES, ASYNC_ENOEXEC) is what
+ * async_process_spawn() returns: never an exit code 127. The child's pidfd
+ * (pidfd_open()) is opened before the call returns. No thread is started
+ * and no signal disposition of the process is touched.
  *
  * Exit: the loop watches the child's pidfd and reaps that child, and only
  * it, with waitid(P_PIDFD): no SIGCHLD handler is ever installed and no
@@ -31,8 +32,9 @@
  * and run the loop). Processes are not visited by async_loop_walk() nor
  * ended by async_loop_shutdown().
  *
- * Needs Linux 5.4 (pidfds, waitid(P_PIDFD)) and glibc: on an older kernel
- * async_process_spawn() returns ASYNC_ENOTSUP.
+ * Needs pidfds (Linux 5.3): without them (an older kernel, or valgrind
+ * 3.19, which does not know pidfd_open) async_process_spawn() returns
+ * ASYNC_ENOTSUP and leaves no child.
  *
  * All functions: the loop's thread only, except the async_process_result
  * accessors (any thread, one result read at a time). With the loop's
@@ -167,7 +169,8 @@ typedef struct async_process_options {
  * @retval ASYNC_EMFILE       out of file descriptors.
  * @retval ASYNC_ENOMEM       out of memory (of the library, or of the
  *                            kernel for the new process).
- * @retval ASYNC_ENOTSUP      the kernel has no pidfds (before Linux 5.4).
+ * @retval ASYNC_ENOTSUP      no pidfds (before Linux 5.3): the child made
+ *                            was killed and reaped.
  * @retval ASYNC_EIO          another failure of the child's set-up or of
  *                            clone (EAGAIN: the process limit).
  * @ownership On success the process is the caller's: free it with

@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,9 +15,6 @@
 
 #include "util/sys_error.hpp"
 
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000
-#endif
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
@@ -46,7 +44,7 @@ int child_error(int err) noexcept {
 struct ChildExec::Shared {
   const Plan *plan;
   sigset_t mask;  // the child's
-  int err;        // errno of the step that failed, written by the child
+  int report_fd;  // the error pipe's write end (close-on-exec)
 };
 
 // No sanitizer: this runs on a borrowed stack in a process that shares the
@@ -55,6 +53,8 @@ struct ChildExec::Shared {
 [[gnu::no_sanitize_address, gnu::no_sanitize_undefined]] int ChildExec::child_main(void *arg) noexcept {
   auto *shared = static_cast<Shared *>(arg);
   const Plan &plan = *shared->plan;
+  // Above 2, where the standard streams set up below cannot replace it.
+  int report = shared->report_fd > 2 ? shared->report_fd : ::fcntl(shared->report_fd, F_DUPFD_CLOEXEC, 3);
   // Every signal is blocked (the parent did it before the clone): handlers
   // are the parent's code, so they go back to their default before the
   // mask is set. Ignored signals stay ignored, as across exec.
@@ -87,9 +87,13 @@ struct ChildExec::Shared {
     for (int i = 0; i < 3; ++i)
       if (moved[i] >= 0 && ::dup2(moved[i], i) < 0) goto fail;
   }
-  // Every other fd, close-on-exec or not: the child gets what it was given.
-  if (::close_range(3, ~0U, 0) < 0) {
-    for (int fd = 3; fd < static_cast<int>(::sysconf(_SC_OPEN_MAX)); ++fd) ::close(fd);
+  if (report < 0) goto fail;
+  // Every other fd, close-on-exec or not: the child gets what it was given
+  // (the error pipe goes with the exec).
+  if ((report > 3 && ::close_range(3, static_cast<unsigned>(report) - 1, 0) < 0) ||
+      ::close_range(static_cast<unsigned>(report) + 1, ~0U, 0) < 0) {
+    for (int fd = 3; fd < static_cast<int>(::sysconf(_SC_OPEN_MAX)); ++fd)
+      if (fd != report) ::close(fd);
   }
   if (plan.cwd && ::chdir(plan.cwd) < 0) goto fail;
   if (::sigprocmask(SIG_SETMASK, &shared->mask, nullptr) < 0) goto fail;
@@ -126,12 +130,18 @@ struct ChildExec::Shared {
     errno = denied ? EACCES : ENOENT;
   }
 fail:
-  shared->err = errno;
+  int err = errno;
+  ::write(report, &err, sizeof err);
   ::_exit(127);
 }
 
 int ChildExec::spawn(pid_t *pid, int *pidfd, const Plan &plan) noexcept {
-  Shared shared{&plan, {}, 0};
+  // The child reports a failed step through a close-on-exec pipe: EOF means
+  // it exec'd. (Memory shared through CLONE_VM would do under CLONE_VFORK,
+  // but not where clone is turned into a fork, as under valgrind.)
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) < 0) return util::from_errno(errno);
+  Shared shared{&plan, {}, report[1]};
   // No signal handler may run in the child while it shares our memory.
   sigset_t all;
   sigset_t old;
@@ -142,19 +152,36 @@ int ChildExec::spawn(pid_t *pid, int *pidfd, const Plan &plan) noexcept {
   else
     shared.mask = old;
   alignas(16) unsigned char stack[kChildStack];
-  int fd = -1;
   // SIGCHLD as the exit signal makes it an ordinary child (waitid needs no
   // __WCLONE); the application's disposition decides what the signal does.
-  pid_t child = ::clone(child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &shared, &fd);
+  pid_t child = ::clone(child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &shared);
   int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (child < 0) return clone_errno == EINVAL || clone_errno == ENOSYS ? ASYNC_ENOTSUP : util::from_errno(clone_errno);
-  if (shared.err != 0) {
+  ::close(report[1]);
+  if (child < 0) {
+    ::close(report[0]);
+    return util::from_errno(clone_errno);
+  }
+  int err = 0;
+  ssize_t n;
+  do n = ::read(report[0], &err, sizeof err);
+  while (n < 0 && errno == EINTR);
+  ::close(report[0]);
+  // Until reaped the pid stays this child's, so the pidfd cannot name another.
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));
+  if (n > 0 || fd < 0) {
+    int result = n > 0 ? child_error(err) : errno == ENOSYS ? ASYNC_ENOTSUP : util::from_errno(errno);
+    if (n <= 0) ::kill(child, SIGKILL);  // running, but unwatchable
     int code = 0;
     int sig = 0;
-    reap(&code, &sig, fd, child, true);  // it has called _exit already
-    ::close(fd);
-    return child_error(shared.err);
+    siginfo_t info;
+    if (fd >= 0) {
+      reap(&code, &sig, fd, child, true);
+      ::close(fd);
+    } else {
+      ::waitid(P_PID, static_cast<id_t>(child), &info, WEXITED);
+    }
+    return result;
   }
   *pid = child;
   *pidfd = fd;

@@ -1,6 +1,7 @@
-// Making a child process: clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD), the
-// child's set-up and exec, with no allocation and no lock taken between
-// the clone and the exec (the child shares the caller's memory until then).
+// Making a child process: clone(CLONE_VM | CLONE_VFORK), the child's set-up
+// and exec with its errors sent back through a close-on-exec pipe, then its
+// pidfd. No allocation and no lock is taken between the clone and the exec
+// (the child shares the caller's memory until then).
 #pragma once
 
 #include <signal.h>
@@ -26,7 +27,8 @@ class ChildExec {
 
   // Starts the child and returns once it exec'd or failed to: 0 with *pid
   // and *pidfd (close-on-exec) set, or an ASYNC_E* code with no child left
-  // (one that failed to exec is reaped here). ASYNC_ENOTSUP without pidfds.
+  // (one that failed to exec is reaped here). ASYNC_ENOTSUP without pidfds
+  // (the child is killed and reaped then).
   static int spawn(pid_t *pid, int *pidfd, const Plan &plan) noexcept;
 
   // waitid(P_PIDFD) of the child, WNOHANG unless block: 1 with the exit
