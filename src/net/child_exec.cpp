@@ -50,8 +50,8 @@ struct ChildExec::Shared {
 // No sanitizer: this runs on a borrowed stack in a process that shares the
 // parent's memory, and never returns (exec or _exit), so shadow memory
 // poisoned for its frames would stay behind for the parent.
-[[gnu::no_sanitize_address, gnu::no_sanitize_undefined]] int ChildExec::child_main(void *arg) noexcept {
-  auto *shared = static_cast<Shared *>(arg);
+__attribute__((no_sanitize("address", "undefined"))) int ChildExec::child_main(void *shared_plan) noexcept {
+  auto *shared = static_cast<Shared *>(shared_plan);
   const Plan &plan = *shared->plan;
   // Above 2, where the standard streams set up below cannot replace it.
   int report = shared->report_fd > 2 ? shared->report_fd : ::fcntl(shared->report_fd, F_DUPFD_CLOEXEC, 3);
@@ -98,8 +98,8 @@ struct ChildExec::Shared {
   if (plan.cwd && ::chdir(plan.cwd) < 0) goto fail;
   if (::sigprocmask(SIG_SETMASK, &shared->mask, nullptr) < 0) goto fail;
   {
-    auto *argv = const_cast<char *const *>(plan.argv);
-    auto *envp = const_cast<char *const *>(plan.envp);
+    char *const *argv = const_cast<char *const *>(plan.argv);
+    char *const *envp = const_cast<char *const *>(plan.envp);
     const char *file = plan.argv[0];
     if (std::strchr(file, '/')) {
       ::execve(file, argv, envp);

@@ -38,7 +38,7 @@ class ChildExec {
 
  private:
   struct Shared;
-  static int child_main(void *shared) noexcept;
+  static int child_main(void *shared_plan) noexcept;
 };
 
 }  // namespace async::net

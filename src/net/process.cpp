@@ -18,8 +18,6 @@
 #include "util/alloc.hpp"
 #include "util/sys_error.hpp"
 
-extern char **environ;
-
 namespace async::net {
 
 namespace {
@@ -152,7 +150,7 @@ void Process::exited(int exit_code, int signal, int error) noexcept {
   signal_ = signal;
   wait_error_ = error;
   while (!waiters_.empty()) {
-    Future *f = waiters_.pop();
+    Future *f = waiters_.pop().future;
     complete(*f);
     f->release();
   }
@@ -176,7 +174,7 @@ int Process::wait(Future **out) noexcept {
   Future *f = Future::create(loop_);
   if (!f) return ASYNC_ENOMEM;
   if (running_) {
-    if (!waiters_.push(f)) {
+    if (!waiters_.push(Waiter{f})) {
       f->release_owner();
       return ASYNC_ENOMEM;
     }

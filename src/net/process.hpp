@@ -53,11 +53,15 @@ class Process : public util::Tagged<0x50524f43> {  // "PROC"
   // Completes f with the exit.
   void complete(Future &f) const noexcept;
 
+  struct Waiter {
+    Future *future;  // a library reference, until the exit
+  };
+
   Loop &loop_;
   ev::IoSlot io_;  // on the pidfd while the child runs
   pid_t pid_ = 0;
   Stream *stdio_[3] = {nullptr, nullptr, nullptr};  // a reference each, until the owner frees us
-  util::Ring<Future *> waiters_;                    // a library reference each, until the exit
+  util::Ring<Waiter> waiters_;
   void *userdata_;
   async_release_fn release_;
   int exit_code_ = 0;

@@ -144,7 +144,7 @@ void ProcessRun::on_exit(async_future *future, int status, void *self) noexcept 
   Future *f = Future::from(future);
   run->exited_ = true;
   if (status == 0) {
-    auto *r = static_cast<const ProcessResult *>(f->value());
+    const auto *r = static_cast<const ProcessResult *>(f->value());
     run->exit_code_ = r->exit_code();
     run->signal_ = r->signal();
   } else {
