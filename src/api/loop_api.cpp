@@ -147,4 +147,10 @@ ASYNC_API int async_loop_unhold(async_loop *loop) {
   if (!loop) return ASYNC_EINVAL;
   return guarded([&]() -> int { return async::core::loop_registry::unhold(loop); });
 }
+
+ASYNC_API int async_loop_fork(async_loop *loop) {
+  Loop *l = checked_loop(loop);
+  if (!l) return refused_loop(loop);
+  return guarded([&] { return l->fork(); });
+}
 }

@@ -105,6 +105,12 @@ int Loop::run(int mode) noexcept {
   return alive() ? 1 : 0;
 }
 
+int Loop::fork() noexcept {
+  if (running_ || visiting()) return ASYNC_EBUSY;
+  backend_.fork();
+  return service_ ? service_->after_fork() : 0;
+}
+
 void Loop::stop() noexcept { stop_requested_ = true; }
 
 void Loop::run_until_done(async_future *future, int, void *token) noexcept {
