@@ -15,6 +15,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -347,6 +348,39 @@ static void test_options(void **state) {
     assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EACCES);
   }
   tu_finish(loop);
+}
+
+/* uid and gid set with another thread in the process: the child changes
+ * its own ids with raw system calls (glibc's setuid() broadcasts to every
+ * thread of the process whose memory the child shares). */
+static void *blocked_thread(void *arg) {
+  char c;
+  ssize_t n = read(*(int *)arg, &c, 1);
+  (void)n;
+  return NULL;
+}
+
+static void test_ids_with_threads(void **state) {
+  (void)state;
+  int hold[2];
+  assert_int_equal(pipe(hold), 0);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, blocked_thread, &hold[0]), 0);
+  async_loop *loop = tu_loop_new();
+  async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
+  struct sink out;
+  static const char *const id[] = {"/bin/sh", "-c", "echo $(id -u):$(id -g)", NULL};
+  o.flags = ASYNC_PROCESS_SET_UID | ASYNC_PROCESS_SET_GID;
+  o.uid = getuid();
+  o.gid = getgid();
+  assert_int_equal(capture(loop, &o, id, &out), 0);
+  char want[64];
+  snprintf(want, sizeof want, "%u:%u\n", (unsigned)getuid(), (unsigned)getgid());
+  assert_string_equal(out.buf, want);
+  tu_finish(loop);
+  assert_int_equal(write(hold[1], "x", 1), 1);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  tu_close_pair(hold);
 }
 
 /* ---- pipes --------------------------------------------------------------------- */
@@ -845,6 +879,7 @@ int main(void) {
       cmocka_unit_test(test_kill_and_signals),
       cmocka_unit_test(test_exec_failures),
       cmocka_unit_test(test_options),
+      cmocka_unit_test(test_ids_with_threads),
       cmocka_unit_test(test_cat_64mib),
       cmocka_unit_test(test_stdin_eof),
       cmocka_unit_test(test_child_gone_epipe),

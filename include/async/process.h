@@ -168,7 +168,11 @@ typedef struct async_process_options {
  *                            shell is tried).
  * @retval ASYNC_EMFILE       out of file descriptors.
  * @retval ASYNC_ENOMEM       out of memory (of the library, or of the
- *                            kernel for the new process).
+ *                            kernel for the new process). Rarely after
+ *                            the child started (making a pipe's stream):
+ *                            it is then killed and the loop reaps it, and
+ *                            the streams made already end through their
+ *                            connection_lost (ASYNC_ENOMEM) and release.
  * @retval ASYNC_ENOTSUP      no pidfds (before Linux 5.3): the child made
  *                            was killed and reaped.
  * @retval ASYNC_EIO          another failure of the child's set-up or of
@@ -178,8 +182,8 @@ typedef struct async_process_options {
  *            stream (async/stream.h, Lifetime); their userdata stay the
  *            caller's until their release. On an error nothing was made,
  *            no child is left (one that failed to exec has been reaped),
- *            and no callback runs: userdata and the protocols' userdata
- *            stay the caller's. A caller's fd (ASYNC_STDIO_FD) always stays
+ *            and no callback runs (but for the late ASYNC_ENOMEM above):
+ *            userdata and the protocols' userdata stay the caller's. A caller's fd (ASYNC_STDIO_FD) always stays
  *            the caller's.
  * @thread The loop's thread only.
  * @callbacks None run inside this call; the streams' callbacks run from

@@ -3,7 +3,6 @@
 #include <async/error.h>
 #include <async/process.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -68,13 +67,15 @@ __attribute__((no_sanitize("address", "undefined"))) int ChildExec::child_main(v
   }
   if ((plan.flags & ASYNC_PROCESS_NEW_SESSION) && ::setsid() < 0) goto fail;
   if ((plan.flags & ASYNC_PROCESS_NEW_GROUP) && ::setpgid(0, 0) < 0) goto fail;
+  // Raw system calls: glibc's setgid and setuid would make every thread of
+  // the process (the parent's, whose memory this is) change ids too.
   if (plan.flags & ASYNC_PROCESS_SET_GID) {
     // Supplementary groups would keep the parent's rights; only root may
     // drop them (EPERM otherwise: then there is nothing to drop but its own).
-    if (::setgroups(0, nullptr) < 0 && errno != EPERM) goto fail;
-    if (::setgid(plan.gid) < 0) goto fail;
+    if (::syscall(SYS_setgroups, 0, nullptr) < 0 && errno != EPERM) goto fail;
+    if (::syscall(SYS_setgid, plan.gid) < 0) goto fail;
   }
-  if ((plan.flags & ASYNC_PROCESS_SET_UID) && ::setuid(plan.uid) < 0) goto fail;
+  if ((plan.flags & ASYNC_PROCESS_SET_UID) && ::syscall(SYS_setuid, plan.uid) < 0) goto fail;
   {
     // Each source moves above 2 first, so that one stdio fd given as
     // another (2>&1, or a pipe numbered 0..2) is not overwritten before it
