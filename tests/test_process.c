@@ -646,6 +646,29 @@ static void test_free_while_running(void **state) {
   assert_int_equal(errno, ECHILD);
 }
 
+/* The application reaps the child itself (waitpid on its pid): the status
+ * is the application's, the wait futures fail with ASYNC_ESTATE, and the
+ * loop still lets go of the child. */
+static void test_reaped_by_application(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
+  static const char *const exit5[] = {"/bin/sh", "-c", "exit 5", NULL};
+  o.argv = exit5;
+  async_process *proc = NULL;
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
+  async_future *f = NULL;
+  assert_int_equal(async_process_wait(&f, proc), 0);
+  int status = 0;
+  assert_int_equal(waitpid(async_process_pid(proc), &status, 0), async_process_pid(proc));
+  assert_int_equal(WEXITSTATUS(status), 5);
+  assert_int_equal(tu_wait_future(loop, f, 10000), ASYNC_ESTATE);
+  assert_int_equal(async_future_free(f), 0);
+  assert_int_equal(async_process_kill(proc, SIGTERM), ASYNC_ESTATE);
+  assert_int_equal(async_process_free(proc), 0);
+  tu_finish(loop);
+}
+
 static void count_release(void *ud) { (*(int *)ud)++; }
 
 static void test_release_userdata(void **state) {
@@ -888,6 +911,7 @@ int main(void) {
       cmocka_unit_test(test_thousand_spawns),
       cmocka_unit_test(test_free_while_running),
       cmocka_unit_test(test_release_userdata),
+      cmocka_unit_test(test_reaped_by_application),
       cmocka_unit_test(test_run),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_bad_input_live),
