@@ -17,7 +17,10 @@
 #include <async.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <sys/uio.h>
 
 #define KIB ((size_t)1024)
@@ -618,15 +621,169 @@ static void test_bad_input(void **state) {
   rig_finish(&r);
 }
 
+/* Socket options and names through the stack on a real TCP connection. */
+static void test_tcp_options(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sin = {0};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t slen = sizeof sin;
+  assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+  assert_int_equal(listen(lfd, 1), 0);
+  assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &slen), 0);
+  int cfd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_int_equal(connect(cfd, (struct sockaddr *)&sin, sizeof sin), 0);
+  int afd = accept(lfd, NULL, NULL);
+  assert_true(afd >= 0);
+  close(lfd);
+  struct side low = {0}, up = {0}, peer = {0};
+  async_stream *lower = NULL, *upper = NULL, *other = NULL;
+  assert_int_equal(async_stream_adopt(&lower, e.loop, cfd, &side_protocol, &low), 0);
+  assert_int_equal(async_stream_adopt(&other, e.loop, afd, &side_protocol, &peer), 0);
+  assert_int_equal(async_layer_push_rate_limit(&upper, lower, 0, 0, &side_protocol, &up), 0);
+  assert_int_equal(async_stream_set_nodelay(upper, 0), 0);
+  assert_int_equal(async_stream_set_keepalive(upper, 1, 30), 0);
+  int on = -1;
+  socklen_t olen = sizeof on;
+  assert_int_equal(getsockopt(cfd, SOL_SOCKET, SO_KEEPALIVE, &on, &olen), 0);
+  assert_int_equal(on, 1);
+  struct sockaddr_in a, b;
+  assert_true(async_stream_peername((struct sockaddr *)&a, sizeof a, upper) > 0);
+  assert_true(async_stream_peername((struct sockaddr *)&b, sizeof b, lower) > 0);
+  assert_int_equal(a.sin_port, sin.sin_port);
+  assert_int_equal(b.sin_port, sin.sin_port);
+  assert_int_equal(async_stream_close(upper), 0);
+  assert_true(run_until(&e, c_released, &peer, NULL, NULL, 2000));
+  assert_true(run_until(&e, c_released, &up, NULL, NULL, 2000));
+  env_finish(&e);
+  side_free(&low);
+  side_free(&up);
+  side_free(&peer);
+}
+
+/* A zero-copy write above: its done runs from the loop once the bytes
+ * went down; the idle timeout above aborts the whole stack. */
+static int g_zc_done;
+static void zc_done(void *ud) { *(int *)ud += 1; }
+
+static void test_zero_copy_and_idle(void **state) {
+  (void)state;
+  struct rig r;
+  rig_init(&r);
+  struct side up = {0};
+  async_stream *upper = NULL;
+  assert_int_equal(async_layer_push_rate_limit(&upper, r.lower, 0, 100000, &side_protocol, &up), 0);
+  assert_true(run_until(&r.e, c_made, &up, NULL, NULL, 2000));
+  static uint8_t src[20000];
+  fill(src, sizeof src, 17);
+  g_zc_done = 0;
+  assert_int_equal(LIB(async_stream_write_zc(upper, src, sizeof src, zc_done, &g_zc_done)), 0);
+  assert_int_equal(g_zc_done, 0);
+  g_want = sizeof src;
+  assert_true(run_until(&r.e, c_len, &r.peer_side, NULL, NULL, 3000));
+  assert_memory_equal(r.peer_side.buf, src, sizeof src);
+  assert_int_equal(g_zc_done, 1);
+  uint64_t t0 = tu_now_ns();
+  assert_int_equal(async_stream_set_idle_timeout(upper, 50), 0);
+  assert_true(run_until(&r.e, c_released, &up, NULL, NULL, 2000));
+  assert_true(tu_elapsed_ms(t0) >= 45);
+  assert_int_equal(up.lost_err, ASYNC_ETIMEDOUT);
+  assert_true(run_until(&r.e, c_released, &r.peer_side, NULL, NULL, 2000));
+  side_free(&up);
+  rig_finish(&r);
+}
+
+/* async_loop_shutdown() with a stack: every stream ends with
+ * ASYNC_ECANCELED and one release, and the loop frees. */
+static void test_shutdown(void **state) {
+  (void)state;
+  struct rig r;
+  rig_init(&r);
+  struct side mid = {0}, top = {0};
+  async_stream *middle = NULL, *upper = NULL;
+  assert_int_equal(async_layer_push_rate_limit(&middle, r.lower, 0, 0, &side_protocol, &mid), 0);
+  assert_int_equal(async_layer_push_rate_limit(&upper, middle, 0, 0, &side_protocol, &top), 0);
+  assert_true(run_until(&r.e, c_made, &top, NULL, NULL, 2000));
+  assert_int_equal(async_stream_write(upper, "pending", 7), 0);
+  assert_int_equal(async_loop_shutdown(r.e.loop, NULL), 0);
+  assert_true(run_until(&r.e, c_released, &top, NULL, NULL, 2000));
+  assert_true(run_until(&r.e, c_released, &r.peer_side, NULL, NULL, 2000));
+  assert_int_equal(top.lost, 1);
+  assert_int_equal(top.lost_err, ASYNC_ECANCELED);
+  assert_int_equal(top.released, 1);
+  assert_int_equal(mid.released, 1); /* at the second push */
+  assert_int_equal(mid.lost, 0);
+  side_free(&mid);
+  side_free(&top);
+  tu_finish(r.e.loop); /* the guard timer went with the shutdown */
+  side_free(&r.lower_side);
+  side_free(&r.peer_side);
+}
+
+/* Out of memory at each allocation a push makes in turn: every refusal is
+ * ASYNC_ENOMEM with nothing changed (the stream below keeps its protocol,
+ * nothing is called); then the push succeeds and the stack works. */
+static long g_alloc_fail_at; /* fail the n-th allocation from now; 0: never */
+static void *failing_realloc(void *ptr, size_t size, void *ud) {
+  (void)ud;
+  if (size == 0) {
+    free(ptr);
+    return NULL;
+  }
+  if (g_alloc_fail_at > 0 && --g_alloc_fail_at == 0) return NULL;
+  return realloc(ptr, size);
+}
+
+static void test_push_out_of_memory(void **state) {
+  (void)state;
+  assert_int_equal(async_set_allocator(failing_realloc, NULL), 0);
+  struct rig r;
+  rig_init(&r);
+  assert_true(run_until(&r.e, c_made, &r.lower_side, NULL, NULL, 2000));
+  struct side up = {0};
+  async_stream *upper = NULL;
+  int refusals = 0;
+  for (long k = 1; k < 64; k++) {
+    g_alloc_fail_at = k;
+    int rc = async_layer_push_rate_limit(&upper, r.lower, 0, 0, &side_protocol, &up);
+    g_alloc_fail_at = 0;
+    if (rc == 0) break;
+    assert_int_equal(rc, ASYNC_ENOMEM);
+    assert_null(upper);
+    assert_int_equal(r.lower_side.released, 0);
+    assert_int_equal(async_layer_is_layered(r.lower), 0);
+    refusals++;
+  }
+  assert_non_null(upper);
+  assert_true(refusals >= 3); /* the limiter, the stream above, its buffers */
+  assert_int_equal(r.lower_side.released, 1);
+  assert_int_equal(async_stream_write(r.peer, "after", 5), 0);
+  g_want = 5;
+  assert_true(run_until(&r.e, c_len, &up, NULL, NULL, 2000));
+  assert_memory_equal(up.buf, "after", 5);
+  assert_int_equal(r.lower_side.data_calls, 0);
+  assert_int_equal(async_stream_close(upper), 0);
+  assert_true(run_until(&r.e, c_released, &r.peer_side, NULL, NULL, 2000));
+  assert_true(run_until(&r.e, c_released, &up, NULL, NULL, 2000));
+  side_free(&up);
+  rig_finish(&r);
+  assert_int_equal(async_set_allocator(NULL, NULL), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_push_out_of_memory), /* first: no library memory may be live */
       cmocka_unit_test(test_passthrough),       cmocka_unit_test(test_stack_random_segments),
       cmocka_unit_test(test_rates),             cmocka_unit_test(test_flow_lower_full),
       cmocka_unit_test(test_flow_upper_paused), cmocka_unit_test(test_close_flushes),
       cmocka_unit_test(test_half_close),        cmocka_unit_test(test_push_inside_data),
       cmocka_unit_test(test_pop),               cmocka_unit_test(test_pop_abandoned),
       cmocka_unit_test(test_lower_taken),       cmocka_unit_test(test_peer_gone),
-      cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_bad_input),         cmocka_unit_test(test_tcp_options),
+      cmocka_unit_test(test_zero_copy_and_idle), cmocka_unit_test(test_shutdown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

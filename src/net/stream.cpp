@@ -310,12 +310,12 @@ bool Stream::is_reading() const noexcept { return made_ && !paused_ && !eof_ && 
 
 void Stream::update_io() noexcept {
   if (state_ == kLost) return;
-  // A pipe's write end is never read: it turns readable (an error) only
-  // once the reader has gone, which is how asyncio notices that too.
   if (layered_) {
     buffers_->layer->upper_watch(is_reading());
     return;
   }
+  // A pipe's write end is never read: it turns readable (an error) only
+  // once the reader has gone, which is how asyncio notices that too.
   bool readable = is_reading() || (pipe_writer_ && made_);
   loop_->backend().io_watch(io_, (readable ? ASYNC_READABLE : 0u) | (writing() ? ASYNC_WRITABLE : 0u));
 }
@@ -506,7 +506,6 @@ bool Stream::ensure_buffers() noexcept {
 // ---- writing ----------------------------------------------------------------
 
 long Stream::send(const iovec *iov, int iovcnt) noexcept {
-  if (layered_) return buffers_->layer->take(iov, iovcnt);
   for (;;) {
     ssize_t n;
     if (is_socket_ && iovcnt == 1) {
@@ -516,6 +515,10 @@ long Stream::send(const iovec *iov, int iovcnt) noexcept {
       msg.msg_iov = const_cast<iovec *>(iov);
       msg.msg_iovlen = static_cast<std::size_t>(iovcnt);
       n = ::sendmsg(fd(), &msg, MSG_NOSIGNAL);
+    } else if (layered_) {
+      // Tested past the socket cases (a layered stream is no socket), so
+      // a socket stream's send takes no extra branch.
+      return buffers_->layer->take(iov, iovcnt);
     } else {
       n = writev_no_sigpipe(fd(), iov, iovcnt);
     }
