@@ -196,8 +196,9 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
 
   // Layout: 144 bytes (368 before), checked in stream.cpp. What every
   // stream needs is inline and packed; what only some streams need (kept
-  // bytes, a write queue, the layer below, an idle timer) hangs off pointers allocated on
-  // first use, so an idle stream pays 16 bytes for it instead of 120.
+  // bytes, a write queue, the layer below, an idle timer) hangs off
+  // pointers allocated on first use, so an idle stream pays 16 bytes for
+  // it instead of 120.
 
   // The connection's reference (until it ended), a connect future's and
   // the callers' (Transport::retain()).

@@ -19,7 +19,11 @@ int Stream::adopt_bound(Stream **out, Loop &loop, int fd, const async_stream_pro
   return err;
 }
 
-const Stream *Stream::socket_stream() const noexcept { return layered_ ? layer()->bottom() : this; }
+const Stream *Stream::socket_stream() const noexcept {
+  if (!layered_) return this;
+  const Layer *below = layer();  // nullptr once this stream ended
+  return below ? below->bottom() : nullptr;
+}
 
 int Stream::socket_fd() const noexcept {
   const Stream *s = socket_stream();
