@@ -3,6 +3,7 @@
 #include <async/error.h>
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "core/loop.hpp"
@@ -17,9 +18,10 @@ namespace {
 // A dry bucket waits for a whole burst (50 ms of its rate): fewer, larger
 // sends than trickling a few bytes at each wakeup, and the same average.
 constexpr std::uint64_t kBurstsPerSecond = 20;
-constexpr std::uint64_t kNsPerSecond = 1'000'000'000;
-// Rates times nanoseconds overflow 64 bits past 18 s at 1 GB/s.
-__extension__ using Wide = unsigned __int128;
+// In double: a rate times nanoseconds overflows 64 bits past 18 s at
+// 1 GB/s, and exact 128-bit division would pull in libgcc's helpers; a
+// rounding of a byte in 2^53 is no matter for a rate.
+constexpr double kNsPerSecond = 1e9;
 
 }  // namespace
 
@@ -36,14 +38,14 @@ void RateLimiter::Bucket::refill(std::uint64_t now_ns) noexcept {
   }
   // Whole bytes earned since the last refill; the time of a fraction of a
   // byte is carried to the next one.
-  auto earned = static_cast<Wide>(now_ns - refilled_ns) * rate / kNsPerSecond;
-  if (earned >= burst - tokens) {
+  double earned = std::floor(static_cast<double>(now_ns - refilled_ns) * static_cast<double>(rate) / kNsPerSecond);
+  if (earned >= static_cast<double>(burst - tokens)) {
     tokens = burst;
     refilled_ns = now_ns;
     return;
   }
   tokens += static_cast<std::uint64_t>(earned);
-  refilled_ns += static_cast<std::uint64_t>(earned * kNsPerSecond / rate);
+  refilled_ns += static_cast<std::uint64_t>(earned * kNsPerSecond / static_cast<double>(rate));
 }
 
 std::uint64_t RateLimiter::Bucket::pass(std::uint64_t want) noexcept {
@@ -54,8 +56,8 @@ std::uint64_t RateLimiter::Bucket::pass(std::uint64_t want) noexcept {
 }
 
 std::uint64_t RateLimiter::Bucket::ns_to_full() const noexcept {
-  auto missing = static_cast<Wide>(burst - tokens) * kNsPerSecond;
-  return static_cast<std::uint64_t>((missing + rate - 1) / rate);
+  return static_cast<std::uint64_t>(
+      std::ceil(static_cast<double>(burst - tokens) * kNsPerSecond / static_cast<double>(rate)));
 }
 
 RateLimiter::RateLimiter(Loop &loop, std::uint64_t read_rate, std::uint64_t write_rate) noexcept
