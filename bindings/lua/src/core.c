@@ -238,6 +238,7 @@ static int loop_new_at(lua_State *L) {
   lp->errh_ref = lp->log_ref = lp->soon_ref = LUA_NOREF;
   lp->futures.next = lp->futures.prev = &lp->futures;
   lp->readers.next = lp->readers.prev = &lp->readers;
+  lp->processes.next = lp->processes.prev = &lp->processes;
   lp->mod = lasync_mod(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   lp->L = lua_tothread(L, -1);
@@ -326,6 +327,38 @@ static int l_run_until(lua_State *L) {
   if (rc == ASYNC_EBUSY || rc == ASYNC_ESTATE || rc == ASYNC_EINVAL) return lasync_fail(L, rc);
   lua_settop(L, arg);
   return lasync_push_outcome(L, arg);
+}
+
+/* run_for(budget_us): NOWAIT iterations within the budget (a frame loop's
+ * slice); true when callbacks are still queued for the next call. */
+static int l_run_for(lua_State *L) {
+  OPTLOOP();
+  uint64_t budget = lasync_checku64(L, arg);
+  LASYNC_ENTER(lp, L);
+  lp->running++;
+  int rc = async_loop_run_for(lp->loop, budget);
+  lp->running--;
+  LASYNC_LEAVE(lp);
+  if (rc < 0) return lasync_fail(L, rc);
+  lua_pushboolean(L, rc);
+  return 1;
+}
+
+/* fd(): the fd a host loop polls for readability, then runs run("nowait"). */
+static int l_fd(lua_State *L) {
+  OPTLOOP();
+  int fd;
+  int rc = async_loop_fd(&fd, lp->loop);
+  if (rc < 0) return lasync_fail(L, rc);
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* after_fork(): in a child made by fork() (luaposix, a host program), makes
+ * the loop the child's own before anything else of it is used. */
+static int l_after_fork(lua_State *L) {
+  OPTLOOP();
+  return lasync_result(L, async_loop_fork(lp->loop));
 }
 
 static int l_stop(lua_State *L) {
@@ -614,6 +647,9 @@ int lasync_loop_close(lua_State *L, lloop *lp) {
     while (lp->readers.next != &lp->readers) {
       lasync_reader_drop(lp->readers.next);
     }
+    while (lp->processes.next != &lp->processes) {
+      lasync_process_drop(lp->processes.next);
+    }
     lp->running++;
     async_loop_run(lp->loop, ASYNC_RUN_NOWAIT);
     lp->running--;
@@ -682,6 +718,9 @@ static int l_debug_refs(lua_State *L) {
 const luaL_Reg lasync_loop_methods[] = {
     {"run", l_run},
     {"run_until", l_run_until},
+    {"run_for", l_run_for},
+    {"fd", l_fd},
+    {"after_fork", l_after_fork},
     {"stop", l_stop},
     {"alive", l_alive},
     {"now", l_now},
@@ -761,5 +800,6 @@ int luaopen_async(lua_State *L) {
   lasync_open_net(L);
   lasync_open_dns(L);
   lasync_open_datagram(L);
+  lasync_open_process(L);
   return 1;
 }

@@ -146,6 +146,7 @@ int lasync_push_outcome(lua_State *L, int idx) {
       return 1;
     }
     case LF_TIMEOUT: lua_getiuservalue(L, idx, UV_EXTRA); return lasync_push_outcome(L, lua_gettop(L));
+    case LF_PROCESS: return lasync_push_process_result(L, v);
     default: lua_pushboolean(L, 1); return 1;
   }
 }

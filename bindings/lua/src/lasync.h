@@ -32,6 +32,7 @@
 #define LASYNC_DATAGRAM "async.datagram"
 #define LASYNC_RECONNECTOR "async.reconnector"
 #define LASYNC_ADDRINFO "async.addrinfo"
+#define LASYNC_PROCESS "async.process"
 
 /* The status a future gets when Lua code fails it with a Lua value (a task's
  * error, future:reject(value)): not an ASYNC_E* code, far from their range. */
@@ -60,6 +61,7 @@ typedef struct lloop {
   lua_Integer soon_head, soon_tail; /* its first taken and last given slots */
   lnode futures;                    /* live lfuture and lreader objects (their C references) */
   lnode readers;
+  lnode processes; /* live lprocess objects (their C processes) */
 } lloop;
 
 /* Every object starts with this header. */
@@ -134,7 +136,8 @@ enum lfuture_kind {
   LF_ALL,      /* all: the inputs' values, inputs in UV_EXTRA */
   LF_ANY,      /* any: the input that completed, inputs in UV_EXTRA */
   LF_TIMEOUT,  /* timeout: the input's value, input in UV_EXTRA */
-  LF_SLEEP     /* sleep: true when the time is up */
+  LF_SLEEP,    /* sleep: true when the time is up */
+  LF_PROCESS   /* a process's wait or run: a table of its exit and output */
 };
 typedef struct lfuture {
   lobj o;
@@ -167,6 +170,16 @@ int lasync_push_addr(lua_State *L, const struct sockaddr *sa, size_t len);
 const struct sockaddr *lasync_checkaddr(lua_State *L, int idx, size_t *len, uint8_t *buf);
 
 void lasync_reader_drop(lnode *n);
+typedef struct lstream lstream;
+lstream *lasync_new_stream(lua_State *L, lloop *lp, int loop_idx, int proto_idx, int *rc);
+const async_stream_protocol *lasync_stream_proto(const lstream *st);
+void lasync_stream_attach(lstream *st, async_stream *s);
+void lasync_stream_pin(lstream *st, lua_State *L, int idx);
+
+/* process.c */
+void lasync_open_process(lua_State *L);
+int lasync_push_process_result(lua_State *L, const async_process_result *r);
+void lasync_process_drop(lnode *n);
 int lasync_push_addrinfo(lua_State *L, const async_addrinfo *ai);
 
 /* core.c: the loop */

@@ -16,7 +16,7 @@
 
 enum { MODE_PROTO = 0, MODE_READER = 1 };
 
-typedef struct lstream {
+struct lstream {
   lobj o;
   async_stream *s; /* one reference (async_stream_retain), NULL before connection_made */
   int mode;
@@ -24,7 +24,7 @@ typedef struct lstream {
   int switching; /* inside async_stream_set_protocol: the release is not the end */
   int deliver_each;
   int recon; /* the userdata of a reconnector (UV_AUX: the reconnector object) */
-} lstream;
+};
 
 typedef struct lreader {
   lobj o;
@@ -457,6 +457,107 @@ static int m_set_protocol(lua_State *L) {
   lua_pushboolean(L, 1);
   return 1;
 }
+
+/* ---- layers ------------------------------------------------------------------------------ */
+
+/* push_rate_limit(read_bytes_per_s, write_bytes_per_s [, protocol]): the
+ * stream above the limiter (a protocol table, a reader, or none: reader
+ * mode). The stream below keeps its object (user value UV_AUX of the one
+ * above, for pop) but its Lua protocol is the limiter's now. */
+static int m_push_rate_limit(lua_State *L) {
+  STREAM();
+  uint64_t rbps = lasync_checku64(L, 2), wbps = lasync_checku64(L, 3);
+  lua_settop(L, 4);
+  lloop *lp = st->o.lp;
+  if (!lp->loop) return lasync_fail(L, ASYNC_ECLOSED);
+  lua_getiuservalue(L, 1, UV_LOOP); /* 5 */
+  int rc;
+  lstream *up = new_stream(L, lp, 5, 4, &rc); /* 6 */
+  if (rc < 0) return lasync_fail(L, rc);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 6, UV_AUX);
+  async_stream *out;
+  int was_proto = st->mode == MODE_PROTO;
+  LASYNC_ENTER(lp, L);
+  rc = async_layer_push_rate_limit(&out, s, rbps, wbps, proto_for(up->deliver_each), up);
+  LASYNC_LEAVE(lp);
+  if (rc < 0) return lasync_fail(L, rc);
+  if (was_proto) { /* its release ran inside the push: the limiter drives it */
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, UV_CB);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, UV_MORE);
+  }
+  retain_new(up, out);
+  lasync_pin(&up->o, L, 6);
+  return 1;
+}
+
+/* pop([protocol]): takes the layer under this stream off; the stream below
+ * (returned) goes on with protocol (a table), or in reader mode without one. */
+static int m_pop(lua_State *L) {
+  STREAM();
+  lua_settop(L, 2);
+  lloop *lp = st->o.lp;
+  if (!lua_isnil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "data_received");
+    luaL_argcheck(L, lua_isfunction(L, -1), 2, "the protocol needs data_received");
+    lua_getfield(L, 2, "connection_lost");
+    luaL_argcheck(L, lua_isfunction(L, -1), 2, "the protocol needs connection_lost");
+    lua_pop(L, 2);
+  }
+  if (lua_getiuservalue(L, 1, UV_AUX) != LUA_TUSERDATA || !lua_touserdata(L, 3) ||
+      !luaL_testudata(L, 3, LASYNC_STREAM)) {
+    int rc = async_layer_is_layered(s); /* ECLOSED for an ended stream, else not a layer's */
+    return lasync_fail(L, rc < 0 ? rc : ASYNC_EINVAL);
+  }
+  lstream *low = lua_touserdata(L, 3); /* 3 */
+  if (!lp->loop) return lasync_fail(L, ASYNC_ECLOSED);
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "deliver_each");
+    int each = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    int rc = async_layer_pop(s, proto_for(each), low);
+    if (rc < 0) return lasync_fail(L, rc);
+    low->mode = MODE_PROTO;
+    low->deliver_each = each;
+    lua_getfield(L, 2, "data_received");
+    lua_setiuservalue(L, 3, UV_MORE);
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, 3, UV_CB);
+    lasync_pin(&low->o, L, 3); /* until its release */
+  } else {
+    lua_getiuservalue(L, 1, UV_LOOP); /* 4 */
+    int rc;
+    lreader *rd = new_reader(L, lp, 4, 0, &rc); /* 5 */
+    if (rc < 0) return lasync_fail(L, rc);
+    rc = async_layer_pop(s, async_reader_protocol(), rd->r);
+    if (rc < 0) return lasync_fail(L, rc);
+    low->mode = MODE_READER;
+    lua_setiuservalue(L, 3, UV_EXTRA);
+  }
+  lua_settop(L, 3);
+  return 1;
+}
+
+static int m_is_layered(lua_State *L) {
+  STREAM();
+  int rc = async_layer_is_layered(s);
+  if (rc < 0) return lasync_fail(L, rc);
+  lua_pushboolean(L, rc);
+  return 1;
+}
+
+/* For process.c: a stream object made by new_stream, its C protocol, and
+ * its stream once made (the object takes a reference and stays pinned
+ * until the stream's release). */
+lstream *lasync_new_stream(lua_State *L, lloop *lp, int loop_idx, int proto_idx, int *rc) {
+  return new_stream(L, lp, loop_idx, proto_idx, rc);
+}
+const async_stream_protocol *lasync_stream_proto(const lstream *st) { return proto_for(st->deliver_each); }
+void lasync_stream_attach(lstream *st, async_stream *s) { retain_new(st, s); }
+void lasync_stream_pin(lstream *st, lua_State *L, int idx) { lasync_pin(&st->o, L, idx); }
 
 /* ---- readers ---------------------------------------------------------------------------- */
 
@@ -1044,6 +1145,9 @@ void lasync_open_net(lua_State *L) {
       {"set_keepalive", m_set_keepalive},
       {"set_idle_timeout", m_set_idle_timeout},
       {"reader", m_reader},
+      {"push_rate_limit", m_push_rate_limit},
+      {"pop", m_pop},
+      {"is_layered", m_is_layered},
       {"read", rd_read},
       {"read_until", rd_read_until},
       {"read_line", rd_read_line},

@@ -158,4 +158,62 @@ t.test("the default loop: module-level functions", function()
   t.eq(getmetatable(async.default_loop()).__name, "async.loop")
 end)
 
+t.test("fd: a host loop drives the loop through its fd", function(loop)
+  local fd, _, name = loop:fd()
+  if name == "ENOTSUP" then -- the select and poll backends have no fd to give
+    t.ok(os.getenv("LIBEV_FLAGS"), "ENOTSUP under the default backend")
+    return
+  end
+  t.ok(fd >= 0)
+  t.eq(loop:fd(), fd, "the same fd every time")
+  local host = assert(async.new_loop())
+  local w = host:watcher(fd)
+  local fired, order = false, {}
+  loop:timer():start(20, function(tm) fired = true; tm:close() end)
+  loop:call_soon(function() order[#order + 1] = "soon" end)
+  w:start("r", function() loop:run("nowait") end)
+  local deadline = host:now() + 5000
+  while not fired and host:now() < deadline do
+    host:run("once")
+    host:now_update()
+  end
+  t.ok(fired, "the timer did not fire through the host")
+  t.eq(order[1], "soon")
+  w:close()
+  host:run()
+  t.ok(host:close())
+end)
+
+t.test("run_for: a time slice, the rest left queued in order", function(loop)
+  local ran = {}
+  for i = 1, 200 do
+    loop:call_soon(function()
+      ran[#ran + 1] = i
+      local t0 = os.clock()
+      while os.clock() - t0 < 0.0005 do end -- 0.5 ms of work each
+    end)
+  end
+  t.eq(loop:run_for(5000), true, "callbacks left")
+  local first = #ran
+  t.ok(first >= 1 and first < 200, "ran " .. first .. " of 200 in 5 ms")
+  for _ = 1, 1000 do
+    if not loop:run_for(5000) then break end
+  end
+  t.eq(#ran, 200)
+  for i = 1, 200 do t.eq(ran[i], i, "order") end
+  t.eq(loop:run_for(1000), false, "nothing queued")
+  t.raises("must not be negative", loop.run_for, loop, -1)
+  t.raises("number expected", loop.run_for, loop, "soon")
+  t.fails("EINVAL", loop:run_for(0))
+  local res
+  loop:call_soon(function() res = { loop:run_for(1000) } end)
+  loop:run()
+  t.fails("EBUSY", table.unpack(res, 1, 3))
+  local l2 = async.new_loop()
+  l2:close()
+  t.fails("ECLOSED", l2:run_for(1000))
+  t.fails("ECLOSED", l2:fd())
+  t.fails("ECLOSED", l2:after_fork())
+end)
+
 t.run()
