@@ -176,16 +176,40 @@ void lasync_after(lloop *lp, lua_State *L, int base) {
   if (lp->gc_each) lua_gc(L, LUA_GCCOLLECT);
 }
 
-void *lasync_newobj(lua_State *L, size_t size, const char *tname, int loop_idx) {
-  void *p = lua_newuserdatauv(L, size, UV_COUNT);
+/* Sets the metatable of class tname on the object on top; the class's
+ * registry key is cached in the module state by the name's address. */
+static void set_class(lua_State *L, lmod *m, const char *tname) {
+  for (int i = 0; i < m->nclasses; i++) {
+    if (m->classes[i].tname == tname) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, m->classes[i].ref);
+      lua_setmetatable(L, -2);
+      return;
+    }
+  }
+  luaL_setmetatable(L, tname);
+  if (m->nclasses < (int)(sizeof m->classes / sizeof m->classes[0])) {
+    luaL_getmetatable(L, tname);
+    m->classes[m->nclasses].tname = tname;
+    m->classes[m->nclasses++].ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the state's own, as the metatable */
+  }
+}
+
+void *lasync_newobj_uv(lua_State *L, size_t size, const char *tname, int loop_idx, int nuv) {
+  void *p = lua_newuserdatauv(L, size, nuv);
   memset(p, 0, size);
   ((lobj *)p)->self_ref = LUA_NOREF;
-  luaL_setmetatable(L, tname);
   if (loop_idx) {
+    set_class(L, ((lloop *)lua_touserdata(L, loop_idx))->mod, tname);
     lua_pushvalue(L, loop_idx);
     lua_setiuservalue(L, -2, UV_LOOP);
+  } else {
+    luaL_setmetatable(L, tname);
   }
   return p;
+}
+
+void *lasync_newobj(lua_State *L, size_t size, const char *tname, int loop_idx) {
+  return lasync_newobj_uv(L, size, tname, loop_idx, UV_COUNT);
 }
 
 void lasync_list_add(lnode *head, lnode *n) {
@@ -202,15 +226,12 @@ void lasync_list_del(lnode *n) {
   n->next = n->prev = NULL;
 }
 
-/* Functions that take an optional loop first (lasync_optloop) get the loop
- * metatable as upvalue 1: the module table (on top) and the loop metatable
- * both get them. */
+/* Functions that take an optional loop first (lasync_optloop) are both
+ * module functions (the module table on top) and loop methods. */
 void lasync_setloopfuncs(lua_State *L, const luaL_Reg *l) {
+  luaL_setfuncs(L, l, 0);
   luaL_getmetatable(L, LASYNC_LOOP);
-  luaL_setfuncs(L, l, 1);
-  luaL_getmetatable(L, LASYNC_LOOP);
-  luaL_getmetatable(L, LASYNC_LOOP);
-  luaL_setfuncs(L, l, 1);
+  luaL_setfuncs(L, l, 0);
   lua_pop(L, 1);
 }
 
@@ -232,9 +253,14 @@ void lasync_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, l
 
 lloop *lasync_checkloop(lua_State *L, int idx) { return luaL_checkudata(L, idx, LASYNC_LOOP); }
 
+/* The tag every loop's userdata starts with: only this module's C code makes
+ * userdata of that size holding its address (Lua code cannot make userdata). */
+const char lasync_loop_tag = 0;
+
 static int loop_new_at(lua_State *L) {
   lloop *lp = lua_newuserdatauv(L, sizeof *lp, 1);
   memset(lp, 0, sizeof *lp);
+  lp->tag = &lasync_loop_tag;
   lp->errh_ref = lp->log_ref = lp->soon_ref = LUA_NOREF;
   lp->futures.next = lp->futures.prev = &lp->futures;
   lp->readers.next = lp->readers.prev = &lp->readers;
@@ -277,15 +303,13 @@ static int l_default_loop(lua_State *L) {
  * first argument is used, otherwise the default loop is inserted at index 1:
  * either way the loop is at index 1 and the arguments start at 2. */
 lloop *lasync_optloop(lua_State *L, int *arg, int *loop_idx) {
-  /* upvalue 1 is the loop metatable (lasync_setloopfuncs): no registry lookup */
-  if (lua_getmetatable(L, 1)) {
-    int is_loop = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (is_loop) {
-      *arg = 2;
-      *loop_idx = 1;
-      return lua_touserdata(L, 1);
-    }
+  /* A loop's userdata is told by its size and tag: a metatable comparison
+   * costs more than the call_soon it guards. */
+  lloop *lp = lua_touserdata(L, 1);
+  if (lp && lua_rawlen(L, 1) == sizeof *lp && lp->tag == &lasync_loop_tag) {
+    *arg = 2;
+    *loop_idx = 1;
+    return lp;
   }
   push_default(L);
   lua_insert(L, 1); /* the same stack shape as a method call */
@@ -416,17 +440,17 @@ static void on_soon_fifo(async_loop *loop, void *ud) {
   (void)loop;
   lloop *lp = ud;
   lua_State *L = lp->L;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->soon_ref); /* top + 1, below the trampoline */
   int base = lasync_tramp_begin(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, lp->soon_ref);
   lua_Integer slot = ++lp->soon_head;
-  lua_rawgeti(L, -1, slot);
+  lua_rawgeti(L, top + 1, slot);
   lua_pushnil(L);
-  lua_rawseti(L, -3, slot);
-  lua_remove(L, -2);
+  lua_rawseti(L, top + 1, slot);
   lp->mod->refs--;
   if (lp->soon_head == lp->soon_tail) lp->soon_head = lp->soon_tail = 0; /* empty: start again at 1 */
   lasync_pcall(lp, L, 0, 0, base);
-  lasync_after(lp, L, base);
+  lasync_after(lp, L, top);
 }
 
 static int l_call_soon(lua_State *L) {
@@ -784,7 +808,7 @@ static void open_mod(lua_State *L) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, MOD_KEY) == LUA_TNIL) {
     lua_pop(L, 1);
     lmod *m = lua_newuserdatauv(L, sizeof *m, 0);
-    m->refs = 0;
+    memset(m, 0, sizeof *m);
     lua_setfield(L, LUA_REGISTRYINDEX, MOD_KEY);
   } else {
     lua_pop(L, 1);

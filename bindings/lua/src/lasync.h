@@ -43,6 +43,13 @@ enum { UV_LOOP = 1, UV_CB = 2, UV_EXTRA = 3, UV_MORE = 4, UV_AUX = 5, UV_COUNT =
 
 typedef struct lmod {
   long refs; /* registry references held by the binding (async.debug_refs()) */
+  /* class metatables by the address of their name (lasync_newobj): an
+   * integer registry key instead of a lookup by name per object */
+  struct {
+    const char *tname;
+    int ref;
+  } classes[24];
+  int nclasses;
 } lmod;
 
 typedef struct lnode {
@@ -50,6 +57,7 @@ typedef struct lnode {
 } lnode;
 
 typedef struct lloop {
+  const void *tag;  /* &lasync_loop_tag: tells a loop's userdata from others (lasync_optloop) */
   async_loop *loop; /* NULL once closed */
   lua_State *L;     /* the state callbacks run on */
   lmod *mod;
@@ -88,6 +96,7 @@ typedef struct lhandle {
 } lhandle;
 
 /* core.c */
+extern const char lasync_loop_tag;
 lmod *lasync_mod(lua_State *L);
 int lasync_ref(lloop *lp, lua_State *L);
 void lasync_unref(lloop *lp, lua_State *L, int *ref);
@@ -102,6 +111,7 @@ void lasync_after(lloop *lp, lua_State *L, int base);
 int lasync_tramp_begin(lua_State *L);
 int lasync_pcall(lloop *lp, lua_State *L, int nargs, int nres, int base);
 void *lasync_newobj(lua_State *L, size_t size, const char *tname, int loop_idx);
+void *lasync_newobj_uv(lua_State *L, size_t size, const char *tname, int loop_idx, int nuv);
 lloop *lasync_optloop(lua_State *L, int *arg, int *loop_idx);
 lloop *lasync_checkloop(lua_State *L, int idx);
 void lasync_list_add(lnode *head, lnode *n);

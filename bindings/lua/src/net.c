@@ -95,8 +95,7 @@ static int begin(lstream *st, lua_State **Lp) {
 
 /* Protected: spawn(loop, handler, stream), the closure made under the pcall. */
 static int spawn_handler(lua_State *L) {
-  luaL_getmetatable(L, LASYNC_LOOP); /* the upvalue lasync_optloop reads */
-  lua_pushcclosure(L, lasync_spawn, 1);
+  lua_pushcfunction(L, lasync_spawn);
   lua_insert(L, 1);
   lua_call(L, 3, 0);
   return 0;
