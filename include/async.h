@@ -28,6 +28,7 @@
 #include "async/datagram.h"
 #include "async/reader.h"
 #include "async/reconnect.h"
+#include "async/queue.h"
 /* clang-format on */
 
 #endif
