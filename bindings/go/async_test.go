@@ -389,3 +389,50 @@ func TestConnOptionsAndVersion(t *testing.T) {
 	c.Close()
 	s.Close()
 }
+
+// Close ends what the program left open: each object's final record comes
+// and the loop is freed.
+func TestCloseEndsOpenObjects(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	ln, err := l.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	c, err := l.Dial(dctx, "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("unread"))
+	if _, err := l.NewTimer(time.Hour, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.ListenUDP("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	f := l.LookupHost("localhost")
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case <-f.Done():
+	default:
+		// The lookup was still posted when Run stopped: Close ran it and
+		// cancelled it, so it is done.
+		t.Fatal("lookup not completed by Close")
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read on a conn of a closed loop")
+	}
+}

@@ -41,7 +41,9 @@ func (l *Loop) benchQueueEvents(n int) int {
 	for done := 0; done < n; done += batchSize {
 		C.bench_queue_posts(l.q, batchSize, C.uint64_t(token))
 		for b.n < done+batchSize {
-			l.pollOnce(0)
+			if _, err := l.pollOnce(0); err != nil {
+				return b.n
+			}
 		}
 	}
 	return b.n

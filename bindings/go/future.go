@@ -18,9 +18,14 @@ import (
 // FUTURE record of async_queue_watch.
 type futureWatch struct {
 	l     *Loop
+	f     *C.async_future
 	token uint64
 	done  func(status C.int)
 }
+
+// shutdown (Loop.Close) cancels the future: its record follows with
+// ErrCanceled.
+func (w *futureWatch) shutdown() { C.async_future_cancel(w.f) }
 
 func (w *futureWatch) event(e *C.async_event) {
 	w.l.unregister(w.token)
@@ -30,7 +35,7 @@ func (w *futureWatch) event(e *C.async_event) {
 // watch asks for f's FUTURE record (loop goroutine). A watch that cannot
 // be made reports its error through done, from the loop.
 func (l *Loop) watch(f *C.async_future, done func(status C.int)) {
-	w := &futureWatch{l: l, done: done}
+	w := &futureWatch{l: l, f: f, done: done}
 	w.token = l.register(w)
 	if rc := C.async_queue_watch(l.q, f, C.uint64_t(w.token)); rc < 0 {
 		l.unregister(w.token)

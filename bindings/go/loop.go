@@ -132,18 +132,25 @@ func (l *Loop) Run(ctx context.Context) error {
 		<-waker // no post may race with Close's free
 	}()
 	for ctx.Err() == nil {
-		if err := l.pollOnce(-1); err != nil {
+		n, err := l.pollOnce(-1)
+		if err != nil {
 			return err
+		}
+		// The records just made goroutines runnable, on this thread's P:
+		// let them run now. Blocked in C, the P would only be handed on
+		// once sysmon retakes it (up to milliseconds later).
+		if n > 0 {
+			runtime.Gosched()
 		}
 	}
 	return ctx.Err()
 }
 
 // pollOnce waits up to timeoutMs for records and dispatches them.
-func (l *Loop) pollOnce(timeoutMs int64) error {
+func (l *Loop) pollOnce(timeoutMs int64) (int, error) {
 	n := C.async_queue_poll(&l.events[0], batchSize, l.q, C.int64_t(timeoutMs))
 	if n < 0 {
-		return codeError(n)
+		return 0, codeError(n)
 	}
 	for i := 0; i < int(n); i++ {
 		e := &l.events[i]
@@ -157,7 +164,7 @@ func (l *Loop) pollOnce(timeoutMs int64) error {
 			}
 		}
 	}
-	return nil
+	return int(n), nil
 }
 
 func (l *Loop) runPosted() {
@@ -213,7 +220,7 @@ func (l *Loop) Close() error {
 	}
 	// Final records come from the loop: bounded, as every object is ending.
 	for i := 0; len(l.objects) > 0 && i < 1000; i++ {
-		if err := l.pollOnce(10); err != nil {
+		if _, err := l.pollOnce(10); err != nil {
 			return err
 		}
 		l.runPosted()
