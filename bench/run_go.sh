@@ -5,8 +5,10 @@
 #   (go test -bench Events);
 # - TCP echo ping-pong, 64 B, 1 and 100 connections, driven by
 #   bench/loadgen.c against the C server (echo_async), the Go server over
-#   libasync (bindings/go/cmd/echo) and the same Go server over Go's net
-#   package (-net), interleaved, ROUNDS rounds; medians and ratios to C.
+#   libasync (bindings/go/cmd/echo: go-async, a goroutine per connection;
+#   go-loop, a Handler on the loop's goroutine) and the same Go server over
+#   Go's net package (go-net), interleaved, ROUNDS rounds; medians and
+#   ratios to C.
 # usage: bench/run_go.sh   env: ROUNDS=3 SECONDS_PER_RUN=2 SKIP_BUILD=1 BUILD_DIR=build-bench
 set -euo pipefail
 # shellcheck source=bench/build.sh
@@ -41,6 +43,7 @@ for ((r = 0; r < rounds; r++)); do
   for conns in 1 100; do
     measure c "pingpong-$conns" "$conns" "$bin/echo_async"
     measure go-async "pingpong-$conns" "$conns" "$bin/echo_go"
+    measure go-loop "pingpong-$conns" "$conns" "$bin/echo_go" -handler
     measure go-net "pingpong-$conns" "$conns" "$bin/echo_go" -net
     printf '.' >&2
   done
@@ -55,7 +58,7 @@ for line in open(sys.argv[1]):
 print(f"{'workload':<14} {'server':<9} {'trips/s':>10} {'vs C':>6}")
 for w in ("pingpong-1", "pingpong-100"):
     c = statistics.median(runs[(w, "c")])
-    for s in ("c", "go-async", "go-net"):
+    for s in ("c", "go-async", "go-loop", "go-net"):
         m = statistics.median(runs[(w, s)])
         print(f"{w:<14} {s:<9} {m:>10.0f} {m / c:>6.2f}")
 PY

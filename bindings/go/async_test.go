@@ -436,3 +436,54 @@ func TestCloseEndsOpenObjects(t *testing.T) {
 		t.Fatal("read on a conn of a closed loop")
 	}
 }
+
+func TestListenHandlerEchoesOnTheLoop(t *testing.T) {
+	l := startLoop(t)
+	ln, err := l.ListenHandler("tcp", "127.0.0.1:0", func(c *Conn) Handler {
+		return func(c *Conn, data []byte) int {
+			// Lines only: a partial line stays for the next call.
+			i := bytes.LastIndexByte(data, '\n')
+			if i < 0 {
+				return 0
+			}
+			if err := c.Send(data[:i+1]); err != nil {
+				t.Error(err)
+			}
+			return i + 1
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("par"))
+	time.Sleep(10 * time.Millisecond)
+	c.Write([]byte("tial\nnext\n"))
+	r := bufio.NewReader(c)
+	for _, want := range []string{"partial\n", "next\n"} {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if got, err := r.ReadString('\n'); got != want || err != nil {
+			t.Fatalf("got %q, %v", got, err)
+		}
+	}
+	// nil from accept closes the connection.
+	ln2, err := l.ListenHandler("tcp", "127.0.0.1:0", func(*Conn) Handler { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	c2, err := net.Dial("tcp", ln2.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c2.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("refused: %v", err)
+	}
+}

@@ -48,8 +48,16 @@ type Conn struct {
 	readable chan struct{}
 	writable chan struct{}
 	rd, wd   *deadline
-	madeHook func() // dial: connection_made seen
+	madeHook func()  // dial: connection_made seen
+	handler  Handler // handler mode: DATA records go here (loop goroutine)
 }
+
+// Handler takes a connection's bytes on the loop's goroutine, with no
+// goroutine switch: it returns how many it consumed (the rest comes back in
+// front of the next bytes). data is valid during the call only. It must
+// not block; it may call Send and Close. The lowest-latency way to serve
+// (ListenHandler).
+type Handler func(c *Conn, data []byte) int
 
 func newConn(l *Loop) *Conn {
 	return &Conn{l: l, readable: make(chan struct{}, 1), writable: make(chan struct{}, 1), rd: newDeadline(), wd: newDeadline()}
@@ -76,6 +84,14 @@ func (c *Conn) event(e *C.async_event) {
 		}
 	case C.ASYNC_EVENT_DATA:
 		n := int(e.len)
+		if c.handler != nil {
+			used := c.handler(c, unsafe.Slice((*byte)(unsafe.Pointer(e.data)), n))
+			if c.s != nil {
+				C.async_stream_consume(c.s, C.size_t(used))
+			}
+			return
+		}
+		c.l.woke = true
 		c.mu.Lock()
 		if c.rpos > 0 && c.rpos == len(c.rbuf) {
 			c.rbuf, c.rpos = c.rbuf[:0], 0
@@ -91,16 +107,23 @@ func (c *Conn) event(e *C.async_event) {
 		}
 		signal(c.readable)
 	case C.ASYNC_EVENT_EOF:
+		if c.handler != nil { // nobody reads: the end of input ends it
+			C.async_stream_close(c.s)
+			return
+		}
+		c.l.woke = true
 		c.mu.Lock()
 		c.eof = true
 		c.mu.Unlock()
 		signal(c.readable)
 	case C.ASYNC_EVENT_WRITABLE:
+		c.l.woke = true
 		c.mu.Lock()
 		c.paused = false
 		c.mu.Unlock()
 		signal(c.writable)
 	case C.ASYNC_EVENT_LOST:
+		c.l.woke = true
 		c.mu.Lock()
 		c.lost = true
 		c.lostErr = codeError(e.result)
@@ -393,4 +416,16 @@ func (c *Conn) SetWriteLimits(high, low int) error {
 			return C.async_stream_set_write_limits(s, C.size_t(high), C.size_t(low))
 		})
 	})
+}
+
+// Send writes p at once (its unsent rest is copied by the library). Only
+// on the loop's goroutine: inside a Handler or a posted function.
+func (c *Conn) Send(p []byte) error {
+	if c.s == nil {
+		return ErrClosed
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	return codeError(C.async_stream_write(c.s, unsafe.Pointer(&p[0]), C.size_t(len(p))))
 }

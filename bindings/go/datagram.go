@@ -92,6 +92,7 @@ func (l *Loop) ListenUDP(address string) (*UDPConn, error) {
 func (u *UDPConn) event(*C.async_event) {}
 
 func (u *UDPConn) received(data []byte, from net.Addr) {
+	u.l.woke = true
 	u.mu.Lock()
 	if len(u.queue) < maxQueuedPackets { // beyond: dropped, as a full socket buffer would
 		u.queue = append(u.queue, packet{data, from})
@@ -101,6 +102,7 @@ func (u *UDPConn) received(data []byte, from net.Addr) {
 }
 
 func (u *UDPConn) failed(err error) {
+	u.l.woke = true
 	u.mu.Lock()
 	u.err = err
 	u.mu.Unlock()
@@ -108,6 +110,7 @@ func (u *UDPConn) failed(err error) {
 }
 
 func (u *UDPConn) lost(err error) {
+	u.l.woke = true
 	u.mu.Lock()
 	u.ended = true
 	u.mu.Unlock()

@@ -29,6 +29,7 @@ func (w *futureWatch) shutdown() { C.async_future_cancel(w.f) }
 
 func (w *futureWatch) event(e *C.async_event) {
 	w.l.unregister(w.token)
+	w.l.woke = true
 	w.done(C.int(e.result))
 }
 

@@ -24,13 +24,25 @@ type Listener struct {
 	pending []*Conn
 	closed  bool
 	ready   chan struct{}
-	done    chan struct{} // closed by Close
+	done    chan struct{}         // closed by Close
+	accept  func(c *Conn) Handler // ListenHandler's (loop goroutine)
 }
 
 // Listen listens on address: "tcp" with "host:port" (empty host: every
 // interface; port 0: a free one), or "unix" with a path.
 func (l *Loop) Listen(network, address string) (*Listener, error) {
-	ln := &Listener{l: l, ready: make(chan struct{}, 1), done: make(chan struct{})}
+	return l.listen(network, address, nil)
+}
+
+// ListenHandler listens as Listen, but serves on the loop's goroutine:
+// accept(c) runs there for each connection and returns its Handler (nil
+// closes the connection). Accept is not used.
+func (l *Loop) ListenHandler(network, address string, accept func(c *Conn) Handler) (*Listener, error) {
+	return l.listen(network, address, accept)
+}
+
+func (l *Loop) listen(network, address string, accept func(c *Conn) Handler) (*Listener, error) {
+	ln := &Listener{l: l, ready: make(chan struct{}, 1), done: make(chan struct{}), accept: accept}
 	err := l.call(func() error {
 		var binding unsafe.Pointer
 		ln.token = l.register(ln)
@@ -88,6 +100,13 @@ func (ln *Listener) event(e *C.async_event) {
 			return
 		}
 		c.attach(s)
+		if ln.accept != nil {
+			if c.handler = ln.accept(c); c.handler == nil {
+				C.async_stream_close(s)
+			}
+			return
+		}
+		ln.l.woke = true
 		ln.mu.Lock()
 		ln.pending = append(ln.pending, c)
 		ln.mu.Unlock()

@@ -48,6 +48,7 @@ type Loop struct {
 	// The loop goroutine's own (Run or Close).
 	objects map[uint64]handler
 	next    uint64
+	woke    bool // a dispatched record may have made a goroutine runnable
 }
 
 // New makes a loop. Run it (in a goroutine of its own) to use it.
@@ -132,14 +133,15 @@ func (l *Loop) Run(ctx context.Context) error {
 		<-waker // no post may race with Close's free
 	}()
 	for ctx.Err() == nil {
-		n, err := l.pollOnce(-1)
-		if err != nil {
+		if _, err := l.pollOnce(-1); err != nil {
 			return err
 		}
-		// The records just made goroutines runnable, on this thread's P:
-		// let them run now. Blocked in C, the P would only be handed on
-		// once sysmon retakes it (up to milliseconds later).
-		if n > 0 {
+		// The records made goroutines runnable, on this thread's P: let
+		// them run now. Blocked in C, the P would only be handed on once
+		// sysmon retakes it (up to milliseconds later). Not after records
+		// that only ran Handlers: the yield costs two thread switches.
+		if l.woke {
+			l.woke = false
 			runtime.Gosched()
 		}
 	}
@@ -176,6 +178,7 @@ func (l *Loop) runPosted() {
 		fn()
 		fns[i] = nil
 	}
+	l.woke = l.woke || len(fns) > 0
 	l.mu.Lock()
 	l.spare = fns[:0]
 	l.mu.Unlock()

@@ -60,6 +60,7 @@ func (l *Loop) NewTimer(d, repeat time.Duration) (*Timer, error) {
 func (t *Timer) event(e *C.async_event) {
 	switch e.kind {
 	case C.ASYNC_EVENT_TIMER:
+		t.l.woke = true
 		select {
 		case t.c <- time.Now():
 		default:

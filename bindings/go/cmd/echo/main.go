@@ -1,6 +1,6 @@
 // Command echo is the TCP echo server of bench/run_go.sh, written once in
 // plain Go over a net.Listener: over libasync (the default) or over Go's
-// own net package (-net), so the load generator compares the two with the
+// own net package (-net), or on libasync's loop goroutine (-handler), so the load generator compares the two with the
 // C server in one run. It prints READY when listening on 127.0.0.1:PORT and
 // exits on SIGTERM.
 package main
@@ -31,8 +31,17 @@ func serve(c net.Conn) {
 	}
 }
 
+// echo answers on the loop's goroutine.
+func echo(c *async.Conn, data []byte) int {
+	if c.Send(data) != nil {
+		c.Close()
+	}
+	return len(data)
+}
+
 func main() {
 	useNet := flag.Bool("net", false, "serve with Go's net package instead of libasync")
+	handler := flag.Bool("handler", false, "serve on the loop's goroutine (ListenHandler) instead of a goroutine per connection")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: echo [-net] PORT")
@@ -47,7 +56,11 @@ func main() {
 		var l *async.Loop
 		if l, err = async.New(); err == nil {
 			go l.Run(context.Background())
-			ln, err = l.Listen("tcp", addr)
+			if *handler {
+				ln, err = l.ListenHandler("tcp", addr, func(*async.Conn) async.Handler { return echo })
+			} else {
+				ln, err = l.Listen("tcp", addr)
+			}
 		}
 	}
 	if err != nil {
@@ -57,6 +70,9 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	go func() {
+		if *handler {
+			return
+		}
 		for {
 			c, err := ln.Accept()
 			if err != nil {
