@@ -21,7 +21,9 @@
  *   - a timer started with async_queue_timer_start(): a TIMER record per
  *     expiry.
  *   A server's or timer's binding ends with the CLOSED record of
- *   async_queue_close().
+ *   async_queue_close(). Close them with it: closed with
+ *   async_handle_close() (or async_loop_shutdown()), their binding stays
+ *   live and the queue cannot be freed (ASYNC_EBUSY).
  *
  * Rules:
  * - Records come out in the order the loop produced them.
@@ -54,7 +56,9 @@
  *   DATA record and the caller closes the stream (async_stream_close())
  *   when done writing.
  * - The server's factory: accepts every connection with a binding that
- *   carries the server's token until async_queue_accept().
+ *   carries the server's token until async_queue_accept(). A connection
+ *   the library could not set up (out of memory) gives a LOST record with
+ *   the server's token, ASYNC_ECANCELED and a NULL object.
  * - pause_writing is not a record (it would be produced inside the write
  *   call): compare async_stream_write_buffer_size() with the high-water
  *   mark after a write and wait for the WRITABLE record.
@@ -163,7 +167,7 @@ ASYNC_API int async_queue_free(async_queue *queue);
  *         ASYNC_EWRONGTHREAD (the loop's thread check refused the caller),
  *         ASYNC_EBUSY (the loop is running: a call from inside one of its
  *         callbacks, async_loop_walk() or async_loop_shutdown()) or
- *         ASYNC_ENOMEM (the timeout's timer could not be made).
+ *         ASYNC_ENOMEM (the timeout could not be armed: out of memory).
  * @ownership The records are copies; their pointers are borrowed as the
  *            file comment says.
  * @thread The loop's thread only.
@@ -317,6 +321,7 @@ ASYNC_API int async_queue_accept(async_stream *stream, uint64_t token);
  *                            queue or is one of another object.
  * @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller.
  * @retval ASYNC_ECLOSED      the timer is closing.
+ * @retval ASYNC_ENOMEM       out of memory (the timer is not started).
  * @ownership The binding now belongs to the timer until its CLOSED record.
  * @thread The loop's thread only.
  * @callbacks None run inside this call.
