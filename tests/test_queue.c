@@ -368,6 +368,95 @@ static void test_read_limit_ends_unconsumed_stream(void **state) {
   qenv_finish(&e);
 }
 
+static void test_writable_after_backpressure(void **state) {
+  (void)state;
+  struct qenv e;
+  qenv_init(&e);
+  int sv[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  async_stream *s = queue_stream(&e, sv[0], 15);
+  assert_int_equal(next(&e).kind, ASYNC_EVENT_CONNECTED);
+  assert_int_equal(async_stream_set_write_limits(s, 1024, 0), 0);
+  static uint8_t chunk[65536];
+  size_t buffered = 0;
+  for (int i = 0; i < 64 && buffered <= 1024; ++i) {
+    assert_int_equal(async_stream_write(s, chunk, sizeof chunk), 0);
+    assert_int_equal(async_stream_write_buffer_size(&buffered, s), 0);
+  }
+  assert_true(buffered > 1024);  // above the high-water mark: the caller waits for WRITABLE
+  no_record(&e, 0);              // pause_writing is not a record
+  // The peer reads everything: the buffer drains, WRITABLE follows.
+  uint64_t t0 = tu_now_ns();
+  for (;;) {
+    uint8_t buf[65536];
+    while (recv(sv[1], buf, sizeof buf, MSG_DONTWAIT) > 0) {
+    }
+    int n = async_queue_poll(e.ev, 1, e.q, 10);
+    if (n == 1) {
+      assert_int_equal(e.ev[0].kind, ASYNC_EVENT_WRITABLE);
+      assert_int_equal(e.ev[0].token, 15);
+      break;
+    }
+    assert_true(tu_elapsed_ms(t0) < 5000);
+  }
+  assert_int_equal(async_stream_abort(s), 0);
+  assert_int_equal(next_of(&e, ASYNC_EVENT_LOST).token, 15);
+  close(sv[1]);
+  qenv_finish(&e);
+}
+
+static void test_set_protocol_away_ends_binding(void **state) {
+  (void)state;
+  struct qenv e;
+  qenv_init(&e);
+  int sv[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  async_stream *s = queue_stream(&e, sv[0], 16);
+  assert_int_equal(next(&e).kind, ASYNC_EVENT_CONNECTED);
+  // Another protocol takes over: the binding's final record comes, the
+  // stream lives on with its new protocol.
+  assert_int_equal(async_stream_set_protocol(s, &tu_echo_protocol, NULL), 0);
+  async_event r = next(&e);
+  assert_int_equal(r.kind, ASYNC_EVENT_LOST);
+  assert_int_equal(r.token, 16);
+  assert_int_equal(r.result, ASYNC_ECANCELED);
+  send_all(sv[1], "echo");
+  char buf[8];
+  int got = 0;
+  uint64_t t0 = tu_now_ns();
+  while (got < 4) {
+    async_loop_run(e.loop, ASYNC_RUN_NOWAIT);
+    ssize_t n = recv(sv[1], buf + got, sizeof buf - (size_t)got, MSG_DONTWAIT);
+    if (n > 0) got += (int)n;
+    assert_true(tu_elapsed_ms(t0) < 3000);
+  }
+  assert_memory_equal(buf, "echo", 4);
+  assert_int_equal(async_stream_consume(s, 1), ASYNC_EINVAL);  // not in queue mode any more
+  assert_int_equal(async_stream_abort(s), 0);
+  async_loop_run(e.loop, ASYNC_RUN_NOWAIT);
+  close(sv[1]);
+  no_record(&e, 0);
+  qenv_finish(&e);
+}
+
+static void test_unpolled_final_record_keeps_queue(void **state) {
+  (void)state;
+  struct qenv e;
+  qenv_init(&e);
+  void *b = NULL;
+  assert_int_equal(async_queue_bind(&b, e.q, 17), 0);
+  async_timer *t = tu_timer_new(e.loop, b);
+  assert_int_equal(async_queue_timer_start(e.q, t, 1000, 0), 0);
+  assert_int_equal(async_queue_close(e.q, async_timer_handle(t)), 0);
+  // The loop run by hand produces the record; it waits in the queue.
+  assert_int_equal(async_loop_run(e.loop, ASYNC_RUN_NOWAIT), 0);
+  assert_int_equal(async_queue_free(e.q), ASYNC_EBUSY);
+  async_event r = next(&e);
+  assert_int_equal(r.kind, ASYNC_EVENT_CLOSED);
+  assert_int_equal(r.token, 17);
+  qenv_finish(&e);
+}
+
 /* ---- servers and connects ---------------------------------------------------------- */
 
 static void test_server_accepts_by_token(void **state) {
@@ -578,6 +667,9 @@ int main(void) {
       cmocka_unit_test(test_unconsumed_rest_comes_before_eof),
       cmocka_unit_test(test_abort_with_data_pending_keeps_bytes),
       cmocka_unit_test(test_read_limit_ends_unconsumed_stream),
+      cmocka_unit_test(test_writable_after_backpressure),
+      cmocka_unit_test(test_set_protocol_away_ends_binding),
+      cmocka_unit_test(test_unpolled_final_record_keeps_queue),
       cmocka_unit_test(test_server_accepts_by_token),
       cmocka_unit_test(test_connect_through_queue),
       cmocka_unit_test(test_bad_input),
