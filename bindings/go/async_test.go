@@ -487,3 +487,63 @@ func TestListenHandlerEchoesOnTheLoop(t *testing.T) {
 		t.Fatalf("refused: %v", err)
 	}
 }
+
+// A reader slower than the peer: the Conn buffers up to its limit, leaves
+// the stream paused, and resumes as Read drains; nothing is lost.
+func TestSlowReaderFlowControl(t *testing.T) {
+	l := startLoop(t)
+	ln, err := l.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const total = 4 << 20
+	go func() {
+		s, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		chunk := make([]byte, 64<<10)
+		for i := range chunk {
+			chunk[i] = byte(i)
+		}
+		for sent := 0; sent < total; sent += len(chunk) {
+			if _, err := s.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := l.Dial(ctx, "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(50 * time.Millisecond) // let the buffer fill past the limit
+	c.mu.Lock()
+	buffered, held := len(c.rbuf)-c.rpos, c.held
+	c.mu.Unlock()
+	if buffered > readLimit+(1<<20) || held == 0 {
+		t.Fatalf("buffered %d, held %d: no back-pressure", buffered, held)
+	}
+	buf := make([]byte, 10000)
+	got := 0
+	for got < total {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := c.Read(buf)
+		for i := 0; i < n; i++ {
+			if buf[i] != byte((got+i)%(64<<10)) {
+				t.Fatalf("byte %d is %d", got+i, buf[i])
+			}
+		}
+		got += n
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", got, err)
+		}
+	}
+	if _, err := c.Read(buf); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+}
