@@ -521,13 +521,27 @@ func TestSlowReaderFlowControl(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	time.Sleep(50 * time.Millisecond) // let the buffer fill past the limit
-	c.mu.Lock()
-	buffered, held := len(c.rbuf)-c.rpos, c.held
-	c.mu.Unlock()
-	if buffered > readLimit+(1<<20) || held == 0 {
-		t.Fatalf("buffered %d, held %d: no back-pressure", buffered, held)
+	// Unread, the buffer fills to its limit and the stream stays paused.
+	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		c.mu.Lock()
+		buffered, held := len(c.rbuf)-c.rpos, c.held
+		c.mu.Unlock()
+		if buffered > readLimit+(1<<20) {
+			t.Fatalf("buffered %d: no back-pressure", buffered)
+		}
+		if held > 0 {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("buffered %d, never held", buffered)
+		}
 	}
+	time.Sleep(20 * time.Millisecond)
+	c.mu.Lock()
+	if buffered := len(c.rbuf) - c.rpos; buffered > readLimit+(1<<20) {
+		t.Fatalf("buffered %d while held: reading went on", buffered)
+	}
+	c.mu.Unlock()
 	buf := make([]byte, 10000)
 	got := 0
 	for got < total {
