@@ -163,6 +163,18 @@ t.test("closed objects: a freed process, a closed loop", function(loop)
   t.fails("ECLOSED", l2:process_run({ "true" }))
 end)
 
+t.test("a <close> variable frees the process; its streams live on", function(loop)
+  local out, w
+  do
+    local p <close> = assert(loop:process({ "echo", "closed" }, { stdout = "pipe" }))
+    out = p:stdout()
+    w = p:wait()
+  end
+  t.eq(w:await().exit_code, 0)
+  t.eq(out:read_line():await(), "closed\n")
+  out:close()
+end)
+
 t.test("an unreachable process is freed; the loop still reaps its child", function(loop)
   local w
   do
