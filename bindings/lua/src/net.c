@@ -114,9 +114,13 @@ static void st_made(async_stream *s, void *ud) {
     lua_getiuservalue(L, base + 2, UV_EXTRA); /* base + 3: the reader */
     lreader *rd = lua_touserdata(L, base + 3);
     st->switching = 1;
-    int rc = rd && rd->r ? async_stream_set_protocol(s, async_reader_protocol(), rd->r) : ASYNC_ECLOSED;
+    int reader_freed = !rd || !rd->r;
+    int rc = reader_freed ? ASYNC_ECLOSED : async_stream_set_protocol(s, async_reader_protocol(), rd->r);
     st->switching = 0;
-    if (rc < 0) {
+    if (rc == ASYNC_ECLOSED && !reader_freed) {
+      /* closed before its connection_made (a process's stdin written and
+       * closed at once): it ends by itself, through our release */
+    } else if (rc < 0) {
       lua_pushcfunction(L, lasync_error_text);
       lua_pushinteger(L, rc);
       lua_pcall(L, 1, 1, 0); /* the text, or the error making it */

@@ -67,7 +67,7 @@ t.test("stdout to a protocol table; wait() gives the exit", function(loop)
   t.ok(p:free())
 end)
 
-t.test("stdin and stdout pipes in reader mode, from a task", function(loop)
+t.test("stdin and stdout pipes in reader mode, from a task", function(loop, errors)
   local out
   local task = loop:spawn(function()
     local p = assert(loop:process({ "cat" }, { stdin = "pipe", stdout = "pipe" }))
@@ -81,6 +81,7 @@ t.test("stdin and stdout pipes in reader mode, from a task", function(loop)
   end)
   t.eq(task:await(), 0)
   t.eq(out, "line one\nline two\n")
+  t.eq(#errors, 0, "stdin closed before its connection_made is no error: " .. tostring(errors[1]))
 end)
 
 t.test("kill: the signal that ended the child", function(loop)
