@@ -125,6 +125,35 @@ struct list {
   }
 };
 
+// ---- ownership ------------------------------------------------------------------
+
+// What Future, task, Server, Timer and AddrInfo share: one owned
+// value (a C object, a coroutine, a node), moved but never copied;
+// Release frees it when it is replaced, reset() or destroyed. A moved-from
+// owner holds T{} and frees nothing.
+template <class T, void (*Release)(T) noexcept>
+class owner {
+ public:
+  owner() noexcept = default;
+  explicit owner(T value) noexcept : v_(value) {}
+  owner(owner &&o) noexcept : v_(std::exchange(o.v_, T{})) {}
+  owner &operator=(owner &&o) noexcept {
+    if (this != &o) {
+      reset();
+      v_ = std::exchange(o.v_, T{});
+    }
+    return *this;
+  }
+  ~owner() { reset(); }
+
+  void reset() noexcept {
+    if (v_) Release(std::exchange(v_, T{}));
+  }
+
+ protected:
+  T v_{};
+};
+
 // ---- the binding's side of a loop (the loop's userdata) -------------------------
 
 struct loop_state {
@@ -207,6 +236,11 @@ struct handle_node : list_node {
   void unref() noexcept {
     if (--refs == 0) delete this;
   }
+  // The owner lets go (a Timer's or a Server's release).
+  static void close_and_unref(handle_node *n) noexcept {
+    n->close();
+    n->unref();
+  }
   // Inside the close callback, before the handle's reference goes.
   virtual void on_closed() noexcept {}
 
@@ -284,48 +318,38 @@ class future_awaiter_base {
 
 // ---- Future ---------------------------------------------------------------------
 
+namespace detail {
+inline void release_future(async_future *future) noexcept { async_future_release(future); }
+}  // namespace detail
+
 // One reference to an async_future. co_await gives its value (the void *
 // the producer resolved it with, owned by the future) or throws its error
-// (ASYNC_ECANCELED when cancelled).
-class Future {
+// (ASYNC_ECANCELED when cancelled). Dropping the reference (destructor,
+// reset(), assignment) cancels a pending future whose last reference it was.
+class Future : public detail::owner<async_future *, &detail::release_future> {
  public:
   Future() noexcept = default;
   // Adopts the caller's reference.
-  explicit Future(async_future *future) noexcept : f_(future) {}
-  Future(Future &&o) noexcept : f_(std::exchange(o.f_, nullptr)) {}
-  Future &operator=(Future &&o) noexcept {
-    if (this != &o) {
-      reset();
-      f_ = std::exchange(o.f_, nullptr);
-    }
-    return *this;
-  }
-  Future(const Future &) = delete;
-  Future &operator=(const Future &) = delete;
-  // Drops the reference: the last one of a pending future cancels it.
-  ~Future() { reset(); }
+  explicit Future(async_future *future) noexcept : owner(future) {}
 
   // A new reference to the same future (async_future_retain()).
   Future share() const {
-    check(async_future_retain(f_));
-    return Future(f_);
+    check(async_future_retain(v_));
+    return Future(v_);
   }
-  void reset() noexcept {
-    if (f_) async_future_release(std::exchange(f_, nullptr));
-  }
-  async_future *get() const noexcept { return f_; }
-  async_future *release() noexcept { return std::exchange(f_, nullptr); }
-  explicit operator bool() const noexcept { return f_ != nullptr; }
+  async_future *get() const noexcept { return v_; }
+  async_future *release() noexcept { return std::exchange(v_, nullptr); }
+  explicit operator bool() const noexcept { return v_ != nullptr; }
 
   // True if it was pending (and is cancelled now).
-  bool cancel() { return check(async_future_cancel(f_)) == 1; }
+  bool cancel() { return check(async_future_cancel(v_)) == 1; }
   // An enum async_future_state.
-  int state() const { return check(async_future_get_state(f_)); }
+  int state() const { return check(async_future_get_state(v_)); }
   // The value of a DONE future; throws the error of a FAILED or CANCELLED
   // one, ASYNC_ESTATE while pending.
   void *value() const {
     void *v = nullptr;
-    check(async_future_result(&v, f_));
+    check(async_future_result(&v, v_));
     return v;
   }
 
@@ -335,10 +359,7 @@ class Future {
     void *await_resume() { return finish(); }
   };
   // The future stays this object's: keep it alive until the await ends.
-  awaiter operator co_await() &noexcept { return awaiter(f_, 0); }
-
- private:
-  async_future *f_ = nullptr;
+  awaiter operator co_await() &noexcept { return awaiter(v_, 0); }
 };
 
 namespace detail {
@@ -421,48 +442,43 @@ struct task_promise<void> : promise_base {
 
 }  // namespace detail
 
+namespace detail {
+template <class Promise>
+void destroy_frame(std::coroutine_handle<Promise> h) noexcept {
+  h.destroy();
+}
+}  // namespace detail
+
 // A coroutine returning T, started when awaited (co_await), run
 // (Loop::run) or spawned (Loop::spawn). Destroying it destroys the
 // coroutine, cancelling what it waits for.
 template <class T>
-class [[nodiscard]] task {
+class [[nodiscard]] task : public detail::owner<std::coroutine_handle<detail::task_promise<T>>,
+                                                &detail::destroy_frame<detail::task_promise<T>>> {
  public:
   using promise_type = detail::task_promise<T>;
   using handle_type = std::coroutine_handle<promise_type>;
 
   task() noexcept = default;
-  explicit task(handle_type h) noexcept : h_(h) {}
-  task(task &&o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
-  task &operator=(task &&o) noexcept {
-    if (this != &o) {
-      if (h_) h_.destroy();
-      h_ = std::exchange(o.h_, nullptr);
-    }
-    return *this;
-  }
-  task(const task &) = delete;
-  task &operator=(const task &) = delete;
-  ~task() {
-    if (h_) h_.destroy();
-  }
+  explicit task(handle_type h) noexcept : task::owner(h) {}
 
   // Starts it now, without giving it away: it runs until its first
   // suspension and goes on from the loop. Read its outcome with co_await
   // or result() once done(); destroying it before cancels it.
   void start() {
-    if (!h_) throw error(ASYNC_EINVAL);
-    if (h_.promise().started) throw error(ASYNC_ESTATE);
-    h_.promise().started = true;
-    h_.resume();  // the coroutine's exceptions stay in its promise
+    if (!this->v_) throw error(ASYNC_EINVAL);
+    if (this->v_.promise().started) throw error(ASYNC_ESTATE);
+    this->v_.promise().started = true;
+    this->v_.resume();  // the coroutine's exceptions stay in its promise
   }
-  bool done() const noexcept { return !h_ || h_.done(); }
+  bool done() const noexcept { return !this->v_ || this->v_.done(); }
   // The result of a finished task, or its exception; ASYNC_ESTATE before.
   T result() {
-    if (!h_) throw error(ASYNC_EINVAL);
-    if (!h_.done()) throw error(ASYNC_ESTATE);
-    return h_.promise().take();
+    if (!this->v_) throw error(ASYNC_EINVAL);
+    if (!this->v_.done()) throw error(ASYNC_ESTATE);
+    return this->v_.promise().take();
   }
-  handle_type release() noexcept { return std::exchange(h_, nullptr); }
+  handle_type release() noexcept { return std::exchange(this->v_, nullptr); }
 
   struct awaiter {
     handle_type h;
@@ -481,11 +497,10 @@ class [[nodiscard]] task {
     }
   };
   // The task object must outlive the await (a temporary does).
-  awaiter operator co_await() const noexcept { return awaiter{h_}; }
+  awaiter operator co_await() const noexcept { return awaiter{this->v_}; }
 
  private:
   friend class Loop;
-  handle_type h_;
 };
 
 namespace detail {
@@ -517,27 +532,23 @@ class Bytes {
 };
 
 // A getaddrinfo result (async_addrinfo, taken from its future).
-class AddrInfo {
+namespace detail {
+inline void free_addrinfo(async_addrinfo *list) noexcept { async_addrinfo_free(list); }
+}  // namespace detail
+
+class AddrInfo : public detail::owner<async_addrinfo *, &detail::free_addrinfo> {
  public:
   AddrInfo() noexcept = default;
-  explicit AddrInfo(async_addrinfo *list) noexcept : l_(list) {}
-  AddrInfo(AddrInfo &&o) noexcept : l_(std::exchange(o.l_, nullptr)) {}
-  AddrInfo &operator=(AddrInfo &&o) noexcept {
-    if (this != &o) async_addrinfo_free(std::exchange(l_, std::exchange(o.l_, nullptr)));
-    return *this;
-  }
-  AddrInfo(const AddrInfo &) = delete;
-  AddrInfo &operator=(const AddrInfo &) = delete;
-  ~AddrInfo() { async_addrinfo_free(l_); }
+  explicit AddrInfo(async_addrinfo *list) noexcept : owner(list) {}
 
-  std::size_t size() const { return static_cast<std::size_t>(check(async_addrinfo_count(l_))); }
-  int family(std::size_t i) const { return check(async_addrinfo_family(l_, i)); }
-  int socktype(std::size_t i) const { return check(async_addrinfo_socktype(l_, i)); }
-  int protocol(std::size_t i) const { return check(async_addrinfo_protocol(l_, i)); }
+  std::size_t size() const { return static_cast<std::size_t>(check(async_addrinfo_count(v_))); }
+  int family(std::size_t i) const { return check(async_addrinfo_family(v_, i)); }
+  int socktype(std::size_t i) const { return check(async_addrinfo_socktype(v_, i)); }
+  int protocol(std::size_t i) const { return check(async_addrinfo_protocol(v_, i)); }
   // The address of entry i and its length (borrowed from this list).
   std::pair<const struct sockaddr *, std::size_t> addr(std::size_t i) const {
     const struct sockaddr *a = nullptr;
-    int len = check(async_addrinfo_addr(&a, l_, i));
+    int len = check(async_addrinfo_addr(&a, v_, i));
     return {a, static_cast<std::size_t>(len)};
   }
   // Entry i's address as text, without the port: "192.0.2.1", "::1".
@@ -805,19 +816,19 @@ class Loop {
   template <class T>
   T run(task<T> t) {
     detail::loop_state &s = state();
-    if (!t.h_) throw error(ASYNC_EINVAL);
-    auto &p = t.h_.promise();
+    if (!t.v_) throw error(ASYNC_EINVAL);
+    auto &p = t.v_.promise();
     if (p.continuation) throw error(ASYNC_ESTATE);  // another coroutine awaits it
     if (!p.started) {
       p.started = true;
-      detail::resume(t.h_, s.loop);
+      detail::resume(t.v_, s.loop);
     }
-    if (!t.h_.done()) {
+    if (!t.v_.done()) {
       p.stop_loop = s.loop;  // set only now: it completes inside a run, never before it
-      while (!t.h_.done()) {
+      while (!t.v_.done()) {
         int rc = check(async_loop_run(s.loop, ASYNC_RUN_DEFAULT));
         s.rethrow();
-        if (rc == 0 && !t.h_.done()) throw error(ASYNC_ESTATE);
+        if (rc == 0 && !t.v_.done()) throw error(ASYNC_ESTATE);
       }
     }
     s.rethrow();
@@ -829,7 +840,7 @@ class Loop {
   // rethrown from the run in progress. ASYNC_ECANCELED once shutting down.
   void spawn(task<void> t) {
     detail::loop_state &s = detail::open_state(s_.get());
-    if (!t.h_) throw error(ASYNC_EINVAL);
+    if (!t.v_) throw error(ASYNC_EINVAL);
     auto h = t.release();
     auto &p = h.promise();
     if (p.started) {
@@ -1004,52 +1015,35 @@ struct timer_node final : handle_node {
 
 // A timer calling a function (async_timer); closed when destroyed. A
 // function's exception is rethrown from the Loop's run in progress.
-class Timer {
+class Timer : public detail::owner<detail::handle_node *, &detail::handle_node::close_and_unref> {
  public:
   explicit Timer(Loop &loop) {
     detail::open_state(detail::state_of(loop.get()));
     auto node = std::make_unique<detail::timer_node>(loop.get());
     check(async_timer_new(&node->timer, loop.get(), node->userdata()));
     node->opened(async_timer_handle(node->timer));
-    n_ = node.release();
+    v_ = node.release();
   }
-  Timer(Timer &&o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
-  Timer &operator=(Timer &&o) noexcept {
-    if (this != &o) {
-      reset();
-      n_ = std::exchange(o.n_, nullptr);
-    }
-    return *this;
-  }
-  Timer(const Timer &) = delete;
-  Timer &operator=(const Timer &) = delete;
-  ~Timer() { reset(); }
 
   // fn after timeout, then every repeat (0: once). ASYNC_ECLOSED once closed.
   void start(std::chrono::milliseconds timeout, std::chrono::milliseconds repeat, std::function<void()> fn) {
     async_timer *t = get();
-    if (!t) throw error(n_ ? ASYNC_ECLOSED : ASYNC_EINVAL);
-    n_->fn = std::move(fn);
+    if (!t) throw error(v_ ? ASYNC_ECLOSED : ASYNC_EINVAL);
+    node()->fn = std::move(fn);
     check(async_timer_start(t, static_cast<std::uint64_t>(timeout.count()), static_cast<std::uint64_t>(repeat.count()),
                             &detail::timer_node::fired));
   }
   void stop() {
     async_timer *t = get();
-    if (!t) throw error(n_ ? ASYNC_ECLOSED : ASYNC_EINVAL);
+    if (!t) throw error(v_ ? ASYNC_ECLOSED : ASYNC_EINVAL);
     check(async_timer_stop(t));
   }
-  bool active() const { return get() && check(async_handle_is_active(n_->handle)) == 1; }
+  bool active() const { return get() && check(async_handle_is_active(v_->handle)) == 1; }
   // The timer; NULL once closed (by Loop::shutdown()) or moved from.
-  async_timer *get() const noexcept { return n_ && !n_->closing ? n_->timer : nullptr; }
-
-  void reset() noexcept {
-    if (!n_) return;
-    n_->close();
-    std::exchange(n_, nullptr)->unref();
-  }
+  async_timer *get() const noexcept { return v_ && !v_->closing ? node()->timer : nullptr; }
 
  private:
-  detail::timer_node *n_ = nullptr;
+  detail::timer_node *node() const noexcept { return static_cast<detail::timer_node *>(v_); }
 };
 
 // ---- Server ---------------------------------------------------------------------
@@ -1119,20 +1113,9 @@ struct server_node final : handle_node {
 // here). Destroying it (or close()) stops listening and closes the
 // connections not accepted yet; a coroutine in accept() then throws
 // ASYNC_ECLOSED.
-class Server {
+class Server : public detail::owner<detail::handle_node *, &detail::handle_node::close_and_unref> {
  public:
   Server() noexcept = default;
-  Server(Server &&o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
-  Server &operator=(Server &&o) noexcept {
-    if (this != &o) {
-      close();
-      n_ = std::exchange(o.n_, nullptr);
-    }
-    return *this;
-  }
-  Server(const Server &) = delete;
-  Server &operator=(const Server &) = delete;
-  ~Server() { close(); }
 
   // async_tcp_listen(): host NULL for every interface, port 0 for a free one.
   static Server listen_tcp(Loop &loop, const char *host, std::uint16_t port, int backlog = 0, std::uint32_t flags = 0) {
@@ -1148,7 +1131,7 @@ class Server {
   }
 
   std::uint16_t port() const { return static_cast<std::uint16_t>(check(async_server_port(get()))); }
-  async_server *get() const noexcept { return n_ && !n_->closing ? n_->server : nullptr; }
+  async_server *get() const noexcept { return v_ && !v_->closing ? node()->server : nullptr; }
 
   class [[nodiscard]] accept_awaiter {
    public:
@@ -1182,14 +1165,10 @@ class Server {
     bool waiting_ = false;
   };
   // The next connection.
-  accept_awaiter accept() noexcept { return accept_awaiter(n_); }
+  accept_awaiter accept() noexcept { return accept_awaiter(node()); }
 
   // Stops listening; connections not accepted yet are closed.
-  void close() noexcept {
-    if (!n_) return;
-    n_->close();
-    std::exchange(n_, nullptr)->unref();
-  }
+  void close() noexcept { reset(); }
 
  private:
   template <class ListenFn>
@@ -1199,10 +1178,10 @@ class Server {
     check(listen_fn(&node->server, node->userdata()));
     node->opened(async_server_handle(node->server));
     Server s;
-    s.n_ = node.release();
+    s.v_ = node.release();
     return s;
   }
-  detail::server_node *n_ = nullptr;
+  detail::server_node *node() const noexcept { return static_cast<detail::server_node *>(v_); }
 };
 
 }  // namespace async
