@@ -429,8 +429,8 @@ static const async_stream_protocol k_source = {
     sizeof(async_stream_protocol), source_made, source_data, NULL, source_lost, NULL, NULL, source_drained,
     source_release, 0, NULL};
 
-static void test_cat_64mib(void **state) {
-  (void)state;
+/* 64 MiB through cat, checksummed, over the given transport. */
+static void cat_64mib(int transport) {
   async_loop *loop = tu_loop_new();
   static struct source src;
   memset(&src, 0, sizeof src);
@@ -439,10 +439,10 @@ static void test_cat_64mib(void **state) {
   sink_init(&out);
   async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
   o.argv = k_cat;
-  o.stdio_mode[0] = ASYNC_STDIO_PIPE;
+  o.stdio_mode[0] = transport;
   o.stdio_protocol[0] = &k_source;
   o.stdio_userdata[0] = &src;
-  o.stdio_mode[1] = ASYNC_STDIO_PIPE;
+  o.stdio_mode[1] = transport;
   o.stdio_protocol[1] = &k_sink;
   o.stdio_userdata[1] = &out;
   async_process *proc = NULL;
@@ -464,6 +464,11 @@ static void test_cat_64mib(void **state) {
   assert_int_equal(async_stream_write(in, "x", 1), ASYNC_ECLOSED);
   assert_int_equal(async_process_free(proc), 0);
   tu_finish(loop);
+}
+
+static void test_cat_64mib(void **state) {
+  (void)state;
+  cat_64mib(ASYNC_STDIO_PIPE);
 }
 
 static void test_stdin_eof(void **state) {
@@ -525,6 +530,83 @@ static void test_child_gone_epipe(void **state) {
     sigpending(&pending);
     assert_false(sigismember(&pending, SIGPIPE));
   }
+}
+
+/* The caller blocks SIGPIPE itself: the SIGPIPE a write to a gone child
+ * raises is still taken off the pending set, and one the caller had
+ * pending already is left to it. */
+static void test_epipe_sigpipe_blocked(void **state) {
+  (void)state;
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  assert_int_equal(pthread_sigmask(SIG_BLOCK, &pipe_set, &old), 0);
+  for (int own_pending = 0; own_pending < 2; own_pending++) {
+    if (own_pending) assert_int_equal(pthread_kill(pthread_self(), SIGPIPE), 0);
+    async_loop *loop = tu_loop_new();
+    static struct source src;
+    memset(&src, 0, sizeof src);
+    async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
+    o.argv = k_true;
+    o.stdio_mode[0] = ASYNC_STDIO_PIPE;
+    o.stdio_protocol[0] = &k_source;
+    o.stdio_userdata[0] = &src;
+    async_process *proc = NULL;
+    assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
+    run_bounded(loop, &src.released, 10000);
+    assert_int_equal(src.error, ASYNC_EPIPE);
+    assert_int_equal(wait_exit(loop, proc), 0);
+    assert_int_equal(async_process_free(proc), 0);
+    tu_finish(loop);
+    sigset_t pending, now;
+    sigpending(&pending);
+    assert_int_equal(sigismember(&pending, SIGPIPE), own_pending);
+    assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &now), 0);
+    assert_true(sigismember(&now, SIGPIPE)); /* the caller's mask, as it was */
+    if (own_pending) {
+      struct timespec zero = {0, 0};
+      assert_int_equal(sigtimedwait(&pipe_set, NULL, &zero), SIGPIPE);
+    }
+  }
+  assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+}
+
+/* Each stdio pipe holds 256 KiB where /proc/sys/fs/pipe-max-size allows
+ * it (64 KiB pipes wake the loop and the child four times as often). */
+static void test_pipe_capacity(void **state) {
+  (void)state;
+  long max = 0;
+  FILE *f = fopen("/proc/sys/fs/pipe-max-size", "r");
+  assert_non_null(f);
+  assert_int_equal(fscanf(f, "%ld", &max), 1);
+  fclose(f);
+  int probe[2];
+  assert_int_equal(pipe(probe), 0);
+  int base = fcntl(probe[0], F_GETPIPE_SZ);
+  tu_close_pair(probe);
+  int want = max >= 256 * 1024 || geteuid() == 0 ? 256 * 1024 : base;
+  async_loop *loop = tu_loop_new();
+  struct sink k[3];
+  async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
+  static const char *const sleep10[] = {"sleep", "10", NULL};
+  o.argv = sleep10;
+  for (int i = 0; i < 3; i++) {
+    sink_init(&k[i]);
+    o.stdio_mode[i] = ASYNC_STDIO_PIPE;
+    o.stdio_protocol[i] = &k_sink;
+    o.stdio_userdata[i] = &k[i];
+  }
+  async_process *proc = NULL;
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
+  for (int i = 0; i < 3; i++) {
+    async_stream *s = NULL;
+    assert_int_equal(async_process_stream(&s, proc, i), 0);
+    assert_int_equal(fcntl(async_stream_fd(s), F_GETPIPE_SZ), want);
+  }
+  assert_int_equal(async_process_kill(proc, SIGKILL), 0);
+  assert_int_equal(wait_exit(loop, proc), -1000 - SIGKILL);
+  assert_int_equal(async_process_free(proc), 0);
+  tu_finish(loop);
 }
 
 /* ---- process-wide effects --------------------------------------------------------- */
@@ -906,6 +988,8 @@ int main(void) {
       cmocka_unit_test(test_cat_64mib),
       cmocka_unit_test(test_stdin_eof),
       cmocka_unit_test(test_child_gone_epipe),
+      cmocka_unit_test(test_epipe_sigpipe_blocked),
+      cmocka_unit_test(test_pipe_capacity),
       cmocka_unit_test(test_sigchld_untouched),
       cmocka_unit_test(test_other_child_not_reaped),
       cmocka_unit_test(test_thousand_spawns),
