@@ -449,10 +449,12 @@ static void cat_64mib(int transport) {
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
   async_stream *in = NULL;
   assert_int_equal(async_process_stream(&in, proc, 0), 0);
-  assert_int_equal(async_stream_is_reading(in), 0); /* a write end */
+  if (transport == ASYNC_STDIO_PIPE) assert_int_equal(async_stream_is_reading(in), 0); /* a write end */
   async_stream *err = NULL;
   assert_int_equal(async_process_stream(&err, proc, 2), ASYNC_ESTATE);
   run_bounded(loop, &out.released, 60000);
+  /* A socketpair's stream ends once the child closed its end too. */
+  run_bounded(loop, &src.released, 5000);
   assert_int_equal(src.lost, 1);
   assert_int_equal(src.error, 0);
   assert_int_equal(out.eof, 1);
@@ -469,6 +471,70 @@ static void cat_64mib(int transport) {
 static void test_cat_64mib(void **state) {
   (void)state;
   cat_64mib(ASYNC_STDIO_PIPE);
+}
+
+static void test_cat_64mib_socketpair(void **state) {
+  (void)state;
+  cat_64mib(ASYNC_STDIO_SOCKETPAIR);
+}
+
+/* ASYNC_STDIO_SOCKETPAIR: the child's fd is a Unix stream socket, both
+ * ways; EOF from async_stream_write_eof(), what the child writes to its
+ * stdin comes back on that stream (and its end is a socket); a child gone
+ * before reading ends the stream with an error and no SIGPIPE. */
+static void test_socketpair(void **state) {
+  (void)state;
+  signal(SIGPIPE, SIG_DFL);
+  async_loop *loop = tu_loop_new();
+  struct sink out, in_side;
+  sink_init(&out);
+  sink_init(&in_side);
+  async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
+  static const char *const both[] = {"/bin/sh", "-c", "test -S /dev/stdin && test -S /dev/stdout && echo back >&0; cat",
+                                     NULL};
+  o.argv = both;
+  o.stdio_mode[0] = ASYNC_STDIO_SOCKETPAIR;
+  o.stdio_protocol[0] = &k_sink;
+  o.stdio_userdata[0] = &in_side;
+  o.stdio_mode[1] = ASYNC_STDIO_SOCKETPAIR;
+  o.stdio_protocol[1] = &k_sink;
+  o.stdio_userdata[1] = &out;
+  async_process *proc = NULL;
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
+  async_stream *in = NULL;
+  assert_int_equal(async_process_stream(&in, proc, 0), 0);
+  assert_int_equal(async_stream_write(in, "hello\n", 6), 0);
+  assert_int_equal(async_stream_write_eof(in), 0);
+  run_bounded(loop, &out.released, 5000);
+  assert_string_equal(out.buf, "hello\n");
+  assert_int_equal(out.eof, 1);
+  assert_int_equal(out.error, 0);
+  run_bounded(loop, &in_side.released, 5000);
+  assert_string_equal(in_side.buf, "back\n");
+  assert_int_equal(in_side.eof, 1);
+  assert_int_equal(in_side.error, 0);
+  assert_int_equal(wait_exit(loop, proc), 0);
+  assert_int_equal(async_process_free(proc), 0);
+
+  /* The child exits without reading: the writer's stream ends in error. */
+  static struct source src;
+  memset(&src, 0, sizeof src);
+  o.argv = k_true;
+  o.stdio_mode[0] = ASYNC_STDIO_SOCKETPAIR;
+  o.stdio_protocol[0] = &k_source;
+  o.stdio_userdata[0] = &src;
+  o.stdio_mode[1] = ASYNC_STDIO_INHERIT;
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
+  run_bounded(loop, &src.released, 10000);
+  assert_int_equal(src.lost, 1);
+  /* ASYNC_ECONNRESET when it left bytes unread in its end, as any socket peer. */
+  assert_true(src.error == ASYNC_EPIPE || src.error == ASYNC_ECONNRESET);
+  assert_int_equal(wait_exit(loop, proc), 0);
+  assert_int_equal(async_process_free(proc), 0);
+  tu_finish(loop);
+  sigset_t pending;
+  sigpending(&pending);
+  assert_false(sigismember(&pending, SIGPIPE));
 }
 
 static void test_stdin_eof(void **state) {
@@ -863,6 +929,10 @@ static void test_bad_input(void **state) {
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EINVAL);
   o.stdio_mode[1] = ASYNC_STDIO_PIPE; /* no protocol */
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EINVAL);
+  o.stdio_mode[1] = ASYNC_STDIO_SOCKETPAIR; /* no protocol */
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EINVAL);
+  o.stdio_mode[1] = ASYNC_STDIO_SOCKETPAIR + 1;
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EINVAL);
   o.stdio_mode[1] = ASYNC_STDIO_FD;
   o.stdio_fd[1] = -1;
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EINVAL);
@@ -986,6 +1056,8 @@ int main(void) {
       cmocka_unit_test(test_options),
       cmocka_unit_test(test_ids_with_threads),
       cmocka_unit_test(test_cat_64mib),
+      cmocka_unit_test(test_cat_64mib_socketpair),
+      cmocka_unit_test(test_socketpair),
       cmocka_unit_test(test_stdin_eof),
       cmocka_unit_test(test_child_gone_epipe),
       cmocka_unit_test(test_epipe_sigpipe_blocked),

@@ -3,6 +3,7 @@
 #include <async/error.h>
 #include <async/watcher.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -52,6 +53,12 @@ struct StdioFds {
       return child[i] < 0 ? util::from_errno(errno) : 0;
     }
     int ends[2];
+    if (mode == ASYNC_STDIO_SOCKETPAIR) {
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) < 0) return util::from_errno(errno);
+      child[i] = ends[0];
+      parent[i] = ends[1];
+      return 0;
+    }
     if (::pipe2(ends, O_CLOEXEC) < 0) return util::from_errno(errno);
     // Refused above /proc/sys/fs/pipe-max-size or past the user's
     // pipe-user-pages-soft: the default size then, which works as well.
