@@ -48,6 +48,7 @@ static const struct code_info k_codes[] = {
     {ASYNC_ENOTSUP, "ASYNC_ENOTSUP"},
     {ASYNC_ENOENT, "ASYNC_ENOENT"},
     {ASYNC_ENOEXEC, "ASYNC_ENOEXEC"},
+    {ASYNC_EPROTO, "ASYNC_EPROTO"},
 };
 #define N_CODES (sizeof k_codes / sizeof k_codes[0])
 
@@ -87,6 +88,7 @@ static void test_code_values_fixed(void **state) {
   assert_int_equal(ASYNC_ENOTSUP, -30);
   assert_int_equal(ASYNC_ENOENT, -31);
   assert_int_equal(ASYNC_ENOEXEC, -32);
+  assert_int_equal(ASYNC_EPROTO, -33);
 }
 
 static void test_strerror_distinct_known(void **state) {

@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -223,6 +224,64 @@ static void test_fork_with_everything_live(void **state) {
   dnsfx_responder_stop(&r);
 }
 
+static void count_readable(async_watcher *w, uint32_t events, void *ud) {
+  (void)w, (void)events;
+  char c;
+  if (read(200, &c, 1) == 1) ++*(int *)ud;
+}
+
+/* Waits up to ms for fd to be readable, then runs one NOWAIT iteration. */
+static int wait_and_run(async_loop *loop, int fd, int ms) {
+  struct pollfd p = {fd, POLLIN, 0};
+  if (poll(&p, 1, ms) != 1) return 0;
+  async_loop_run(loop, ASYNC_RUN_NOWAIT);
+  return 1;
+}
+
+/* The child's loop driven through async_loop_fd(): a watcher on an fd only
+ * the child has makes the child's embedding fd readable (it nests the
+ * child's new epoll, not the parent's). Returns 0 or a failure code. */
+static int child_embedded(async_loop *loop) {
+  int fd = -1, p[2], seen = 0;
+  async_watcher *own = NULL;
+  if (async_loop_fork(loop) != 0 || async_loop_fd(&fd, loop) != 0) return 20;
+  if (pipe(p) < 0 || dup2(p[0], 200) < 0) return 21;
+  if (async_watcher_new(&own, loop, 200, &seen) != 0 || async_watcher_start(own, ASYNC_READABLE, count_readable) != 0)
+    return 22;
+  if (!wait_and_run(loop, fd, 2000)) return 23; /* the change between runs */
+  if (write(p[1], "x", 1) != 1) return 24;
+  for (int i = 0; i < 5 && !seen; i++)
+    if (!wait_and_run(loop, fd, 1000)) return 25;
+  return seen == 1 ? 0 : 26;
+}
+
+static void test_fork_embedded(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  int fd = -1;
+  if (tu_backend() != TU_EPOLL) { /* no backend fd to nest */
+    assert_int_equal(async_loop_fd(&fd, loop), ASYNC_ENOTSUP);
+    tu_finish(loop);
+    return;
+  }
+  assert_int_equal(async_loop_fd(&fd, loop), 0);
+  async_loop_run(loop, ASYNC_RUN_NOWAIT);
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) _exit(child_embedded(loop));
+  int status = 0;
+  assert_int_equal(waitpid(child, &status, 0), child);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  /* The parent's fd still works: a timer makes it readable. */
+  int fired = 0;
+  async_timer *t = tu_timer_start(loop, &fired, 1, 0, tu_count_timer_cb);
+  for (int i = 0; i < 5 && !fired; i++) assert_true(wait_and_run(loop, fd, 1000));
+  assert_int_equal(fired, 1);
+  tu_close(async_timer_handle(t));
+  tu_finish(loop);
+}
+
 static void test_fork_bad_input(void **state) {
   (void)state;
   assert_int_equal(async_loop_fork(NULL), ASYNC_EINVAL);
@@ -240,6 +299,7 @@ static void test_fork_bad_input(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fork_with_everything_live),
+      cmocka_unit_test(test_fork_embedded),
       cmocka_unit_test(test_fork_bad_input),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -44,7 +44,8 @@
   X(ASYNC_EWRONGTHREAD, "called from a thread other than the loop's")       \
   X(ASYNC_ENOTSUP, "operation not supported")                               \
   X(ASYNC_ENOENT, "no such file or directory")                              \
-  X(ASYNC_ENOEXEC, "exec format error")
+  X(ASYNC_ENOEXEC, "exec format error")                                     \
+  X(ASYNC_EPROTO, "protocol error")
 
 namespace async::util {
 
