@@ -14,6 +14,11 @@
 #include <async/process.h>
 
 #include <dirent.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -874,6 +879,9 @@ static void test_run(void **state) {
   assert_int_equal(async_process_run(&f, loop, endless, NULL, 0, 100000), 0);
   assert_int_equal(tu_wait_future(loop, f, 10000), ASYNC_ENOBUFS);
   assert_int_equal(async_future_free(f), 0);
+  siginfo_t gone;
+  assert_int_equal(waitid(P_ALL, 0, &gone, WEXITED | WNOHANG), -1); /* killed and reaped already */
+  assert_int_equal(errno, ECHILD);
 
   /* Cancelled: the child is killed and reaped all the same. */
   static const char *const sleep10[] = {"sleep", "10", NULL};
@@ -1040,6 +1048,32 @@ static void test_no_pidfd(void **state) {
   tu_finish(loop);
 }
 
+/* A kernel without pidfd_open, made with a seccomp filter (the syscall
+ * fails with ENOSYS) in a forked child of the test: the same contract as
+ * under valgrind, in every build. */
+static void test_no_pidfd_kernel(void **state) {
+  (void)state;
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_open, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) _exit(2);
+    /* cmocka's assertions in a forked child report through the exit code. */
+    const struct CMUnitTest inner[] = {cmocka_unit_test(test_no_pidfd)};
+    _exit(cmocka_run_group_tests(inner, NULL, NULL) == 0 ? 0 : 3);
+  }
+  int status = 0;
+  assert_int_equal(waitpid(child, &status, 0), child);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void) {
   if (under_valgrind()) {
     printf("under valgrind, which does not know pidfd_open: checking the ASYNC_ENOTSUP contract\n");
@@ -1071,6 +1105,7 @@ int main(void) {
       cmocka_unit_test(test_run),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_bad_input_live),
+      cmocka_unit_test(test_no_pidfd_kernel),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
