@@ -822,6 +822,30 @@ static void test_reaped_by_application(void **state) {
   tu_finish(loop);
 }
 
+/* SIGCHLD set to SIG_IGN by the application: the kernel reaps the child
+ * itself, so the wait futures fail with ASYNC_ESTATE, and the loop lets go. */
+static void test_sigchld_ignored(void **state) {
+  (void)state;
+  struct sigaction ign = {0}, old;
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  assert_int_equal(sigaction(SIGCHLD, &ign, &old), 0);
+  async_loop *loop = tu_loop_new();
+  async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
+  o.argv = k_true;
+  async_process *proc = NULL;
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
+  async_future *f = NULL;
+  assert_int_equal(async_process_wait(&f, proc), 0);
+  assert_int_equal(tu_wait_future(loop, f, 10000), ASYNC_ESTATE);
+  assert_int_equal(async_future_free(f), 0);
+  assert_int_equal(async_process_free(proc), 0);
+  tu_finish(loop);
+  struct sigaction now;
+  assert_int_equal(sigaction(SIGCHLD, &old, &now), 0);
+  assert_true(now.sa_handler == SIG_IGN); /* still the application's */
+}
+
 static void count_release(void *ud) { (*(int *)ud)++; }
 
 static void test_release_userdata(void **state) {
@@ -1102,6 +1126,7 @@ int main(void) {
       cmocka_unit_test(test_free_while_running),
       cmocka_unit_test(test_release_userdata),
       cmocka_unit_test(test_reaped_by_application),
+      cmocka_unit_test(test_sigchld_ignored),
       cmocka_unit_test(test_run),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_bad_input_live),
