@@ -625,6 +625,329 @@ static void test_bad_inputs(void **state) {
   async_tls_context_release(cctx);
 }
 
+/* ---- real peers: openssl s_server / s_client, socat ------------------------ */
+
+/* A port free right now on 127.0.0.1. */
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(0x7f000001);
+  socklen_t len = sizeof a;
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+/* Starts argv with stdin from stdin_fd (-1: /dev/null) and stdout and
+ * stderr to out_path (NULL: /dev/null). */
+static pid_t spawn(char *const argv[], int stdin_fd, const char *out_path) {
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int in = stdin_fd >= 0 ? stdin_fd : open("/dev/null", O_RDONLY);
+    int out = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(out, 2);
+    for (int fd = 3; fd < 1024; fd++) close(fd); /* a pipe's write end kept here would hide its end */
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+static void stop(pid_t pid) {
+  int status;
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+}
+
+/* A TLS client connection to 127.0.0.1:port, retried while the peer
+ * starts listening; *tls is the stream above TLS. */
+struct conn {
+  struct side plain, tls;
+  async_stream *stream;
+  async_future *connect, *hs;
+};
+
+static void conn_open(struct env *e, struct conn *c, int port, async_tls_context *ctx, const char *name) {
+  memset(c, 0, sizeof *c);
+  uint64_t t0 = tu_now_ns();
+  for (;;) {
+    assert_int_equal(async_tcp_connect(&c->connect, e->loop, "127.0.0.1", (uint16_t)port, NULL, &side_protocol,
+                                       &c->plain),
+                     0);
+    int st = tu_wait_future(e->loop, c->connect, 3000);
+    if (st == 0) break;
+    assert_int_equal(st, ASYNC_ECONNREFUSED);
+    assert_int_equal(async_future_free(c->connect), 0);
+    assert_true(tu_elapsed_ms(t0) < 5000.0);
+    tu_sleep_ms(20);
+  }
+  void *lower = NULL;
+  assert_int_equal(async_future_result(&lower, c->connect), 0);
+  assert_int_equal(async_tls_push(&c->stream, &c->hs, lower, ctx, name, &side_protocol, &c->tls), 0);
+  (void)tu_wait_future(e->loop, c->hs, 5000);
+}
+
+static void conn_finish(struct env *e, struct conn *c) {
+  assert_true(run_until(e, c_released, &c->tls, NULL, NULL, 5000));
+  assert_int_equal(async_future_free(c->hs), 0);
+  assert_int_equal(async_future_free(c->connect), 0);
+  side_free(&c->tls);
+  side_free(&c->plain);
+}
+
+/* s_server -www: TLS 1.2 and 1.3, ALPN, and the second connection of the
+ * same context resumed, as the server's own page says ("Reused"). */
+static void test_s_server(void **state) {
+  (void)state;
+  const char *versions[] = {"-tls1_2", "-tls1_3"};
+  for (int v = 0; v < 2; v++) {
+    int port = free_port();
+    char accept[64];
+    snprintf(accept, sizeof accept, "127.0.0.1:%d", port);
+    char *argv[] = {OPENSSL_BIN, "s_server", "-accept", accept, "-cert", (char *)path("server.pem"), "-key",
+                    (char *)path("server.key"), "-www", "-alpn", "http/1.1", (char *)versions[v], NULL};
+    pid_t pid = spawn(argv, -1, NULL);
+    struct env e;
+    env_init(&e);
+    async_tls_context *ctx = client_ctx("ca.pem", 0, "h2,http/1.1");
+    for (int round = 0; round < 2; round++) {
+      struct conn c;
+      conn_open(&e, &c, port, ctx, "localhost");
+      assert_int_equal(status_of(c.hs), 0);
+      assert_int_equal(async_tls_version(c.stream), v == 0 ? 0x0303 : 0x0304);
+      char alpn[16];
+      assert_int_equal(async_tls_alpn(alpn, sizeof alpn, c.stream), 8);
+      assert_string_equal(alpn, "http/1.1");
+      assert_int_equal(async_tls_resumed(c.stream), round);
+      assert_int_equal(async_stream_write(c.stream, "GET / HTTP/1.0\r\n\r\n", 18), 0);
+      assert_true(run_until(&e, c_released, &c.tls, NULL, NULL, 5000));
+      assert_int_equal(c.tls.lost_err, 0); /* s_server sends close_notify */
+      assert_int_equal(c.tls.eof, 1);
+      assert_non_null(strstr((char *)c.tls.buf, round ? "Reused, TLSv1." : "New, TLSv1."));
+      conn_finish(&e, &c);
+    }
+    async_tls_context_release(ctx);
+    env_finish(&e);
+    stop(pid);
+  }
+}
+
+/* SNI: s_server presents server.pem to a client naming localhost and
+ * wronghost.pem to others; verification failures against s_server. */
+static void test_s_server_sni_and_failures(void **state) {
+  (void)state;
+  int port = free_port();
+  char accept[64];
+  snprintf(accept, sizeof accept, "127.0.0.1:%d", port);
+  char *argv[] = {OPENSSL_BIN, "s_server", "-accept", accept, "-cert", (char *)path("wronghost.pem"), "-key",
+                  (char *)path("wronghost.key"), "-servername", "localhost", "-cert2", (char *)path("server.pem"),
+                  "-key2", (char *)path("server.key"), "-www", NULL};
+  pid_t pid = spawn(argv, -1, NULL);
+  struct env e;
+  env_init(&e);
+  async_tls_context *ctx = client_ctx("ca.pem", 0, NULL);
+  async_tls_context *other = client_ctx("other-ca.pem", 0, NULL);
+  struct conn c;
+  conn_open(&e, &c, port, ctx, "localhost"); /* SNI: localhost */
+  assert_int_equal(status_of(c.hs), 0);
+  assert_int_equal(async_stream_close(c.stream), 0);
+  conn_finish(&e, &c);
+  conn_open(&e, &c, port, ctx, "127.0.0.1"); /* no SNI for an address */
+  assert_int_equal(status_of(c.hs), ASYNC_ECERT);
+  conn_finish(&e, &c);
+  assert_string_equal(c.tls.verify_reason, "IP address mismatch");
+  conn_open(&e, &c, port, other, "localhost"); /* an untrusted CA */
+  assert_int_equal(status_of(c.hs), ASYNC_ECERT);
+  conn_finish(&e, &c);
+  assert_int_equal(c.tls.lost_err, ASYNC_ECERT);
+  stop(pid);
+
+  /* An expired certificate. */
+  port = free_port();
+  snprintf(accept, sizeof accept, "127.0.0.1:%d", port);
+  char *argv2[] = {OPENSSL_BIN, "s_server", "-accept", accept, "-cert", (char *)path("expired.pem"), "-key",
+                   (char *)path("expired.key"), "-www", NULL};
+  pid = spawn(argv2, -1, NULL);
+  conn_open(&e, &c, port, ctx, "localhost");
+  assert_int_equal(status_of(c.hs), ASYNC_ECERT);
+  conn_finish(&e, &c);
+  assert_string_equal(c.tls.verify_reason, "certificate has expired");
+  stop(pid);
+  async_tls_context_release(ctx);
+  async_tls_context_release(other);
+  env_finish(&e);
+}
+
+/* s_server killed after the handshake: no close_notify, ETRUNCATED. */
+static void test_s_server_truncation(void **state) {
+  (void)state;
+  int port = free_port();
+  char accept[64];
+  snprintf(accept, sizeof accept, "127.0.0.1:%d", port);
+  int in[2];
+  assert_int_equal(pipe(in), 0);
+  char *argv[] = {OPENSSL_BIN, "s_server", "-accept", accept, "-cert", (char *)path("server.pem"), "-key",
+                  (char *)path("server.key"), "-quiet", NULL};
+  pid_t pid = spawn(argv, in[0], NULL);
+  close(in[0]);
+  struct env e;
+  env_init(&e);
+  async_tls_context *ctx = client_ctx("ca.pem", 0, NULL);
+  struct conn c;
+  conn_open(&e, &c, port, ctx, "localhost");
+  assert_int_equal(status_of(c.hs), 0);
+  assert_int_equal(write(in[1], "data\n", 5), 5); /* s_server sends its stdin */
+  g_want = 5;
+  assert_true(run_until(&e, c_len, &c.tls, NULL, NULL, 3000));
+  stop(pid);
+  conn_finish(&e, &c);
+  assert_int_equal(c.tls.lost_err, ASYNC_ETRUNCATED);
+  assert_int_equal(c.tls.eof, 0);
+  close(in[1]);
+  async_tls_context_release(ctx);
+  env_finish(&e);
+}
+
+/* openssl s_client against a libasync server: close_notify both ways. The
+ * server pushes TLS in connection_made of each accepted stream. */
+static struct {
+  async_tls_context *sctx;
+  struct side tls[2];
+  int n;
+  const char *greeting;
+  int close_after_greeting;
+} g_srv;
+
+static void srv_made(async_stream *s, void *ud) {
+  (void)ud;
+  if (g_srv.n >= 2) return;
+  struct side *x = &g_srv.tls[g_srv.n++];
+  async_stream *up = NULL;
+  if (async_tls_push(&up, NULL, s, g_srv.sctx, NULL, &side_protocol, x) != 0) return;
+  async_stream_write(up, g_srv.greeting, strlen(g_srv.greeting));
+  if (g_srv.close_after_greeting) async_stream_close(up);
+}
+
+static size_t srv_data(async_stream *s, const uint8_t *d, size_t n, void *ud) {
+  (void)s, (void)d, (void)ud;
+  return n;
+}
+
+static void srv_lost(async_stream *s, int err, void *ud) { (void)s, (void)err, (void)ud; }
+
+/* The accepted stream's protocol until TLS replaces it. */
+static const async_stream_protocol srv_plain = {
+    sizeof(async_stream_protocol), srv_made, srv_data, NULL, srv_lost, NULL, NULL, NULL, NULL, 0, NULL,
+};
+
+static int srv_factory(const async_stream_protocol **p, void **ud, async_server *s, void *userdata) {
+  (void)s;
+  (void)userdata;
+  *p = &srv_plain;
+  *ud = NULL;
+  return 0;
+}
+
+static int file_has(const char *file, const char *text) {
+  FILE *f = fopen(file, "r");
+  if (!f) return 0;
+  char buf[8192];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  return strstr(buf, text) != NULL;
+}
+
+static void test_s_client(void **state) {
+  (void)state;
+  memset(&g_srv, 0, sizeof g_srv);
+  g_srv.sctx = server_ctx("server", 0, NULL);
+  struct env e;
+  env_init(&e);
+  int port = free_port();
+  async_server *server = NULL;
+  assert_int_equal(async_tcp_listen(&server, e.loop, "127.0.0.1", (uint16_t)port, 0, 0, srv_factory, NULL), 0);
+  char connect[64];
+  snprintf(connect, sizeof connect, "127.0.0.1:%d", port);
+  const char *out = path("s_client.out");
+  char *argv[] = {OPENSSL_BIN, "s_client", "-connect", connect, "-CAfile", (char *)path("ca.pem"), "-servername",
+                  "localhost", "-verify_return_error", NULL};
+
+  /* s_client -> libasync: its stdin's end sends close_notify, which our
+   * stream gets as eof_received, then connection_lost(0). */
+  int in[2];
+  assert_int_equal(pipe(in), 0);
+  g_srv.greeting = "welcome\n";
+  pid_t pid = spawn(argv, in[0], out);
+  close(in[0]);
+  assert_true(run_until(&e, c_made, &g_srv.tls[0], NULL, NULL, 5000));
+  assert_int_equal(write(in[1], "hello\n", 6), 6);
+  g_want = 6;
+  assert_true(run_until(&e, c_len, &g_srv.tls[0], NULL, NULL, 5000));
+  close(in[1]);
+  assert_true(run_until(&e, c_released, &g_srv.tls[0], NULL, NULL, 5000));
+  assert_int_equal(g_srv.tls[0].eof, 1);
+  assert_int_equal(g_srv.tls[0].lost_err, 0);
+  assert_string_equal((char *)g_srv.tls[0].buf, "hello\n");
+  int status;
+  waitpid(pid, &status, 0);
+  assert_true(file_has(out, "welcome"));
+  assert_true(file_has(out, "Verify return code: 0 (ok)"));
+
+  /* libasync -> s_client: our close sends close_notify; s_client says "closed". */
+  assert_int_equal(pipe(in), 0);
+  g_srv.greeting = "bye\n";
+  g_srv.close_after_greeting = 1;
+  pid = spawn(argv, in[0], out);
+  close(in[0]);
+  assert_true(run_until(&e, c_released, &g_srv.tls[1], NULL, NULL, 5000));
+  assert_int_equal(g_srv.tls[1].lost_err, 0);
+  uint64_t t0 = tu_now_ms();
+  while (waitpid(pid, &status, WNOHANG) == 0 && tu_now_ms() - t0 < 5000) run_once(&e, ASYNC_RUN_ONCE);
+  close(in[1]);
+  stop(pid);
+  assert_true(file_has(out, "bye"));
+  assert_true(file_has(out, "closed"));
+  tu_server_close(e.loop, server);
+  side_free(&g_srv.tls[0]);
+  side_free(&g_srv.tls[1]);
+  async_tls_context_release(g_srv.sctx);
+  env_finish(&e);
+}
+
+/* socat OPENSSL-LISTEN as a second peer: an echo over TLS, closed cleanly. */
+static void test_socat(void **state) {
+  (void)state;
+  int port = free_port();
+  char listen[512];
+  snprintf(listen, sizeof listen, "OPENSSL-LISTEN:%d,bind=127.0.0.1,reuseaddr,cert=%s,key=%s,verify=0", port,
+           path("server.pem"), path("server.key"));
+  char *argv[] = {SOCAT, "-T", "10", listen, "PIPE", NULL};
+  pid_t pid = spawn(argv, -1, NULL);
+  struct env e;
+  env_init(&e);
+  async_tls_context *ctx = client_ctx("ca.pem", 0, NULL);
+  struct conn c;
+  conn_open(&e, &c, port, ctx, "127.0.0.1");
+  assert_int_equal(status_of(c.hs), 0);
+  static uint8_t data[256 * 1024];
+  for (size_t i = 0; i < sizeof data; i++) data[i] = (uint8_t)(i * 7u + 3u);
+  assert_int_equal(async_stream_write(c.stream, data, sizeof data), 0);
+  g_want = sizeof data;
+  assert_true(run_until(&e, c_len, &c.tls, NULL, NULL, 10000));
+  assert_memory_equal(c.tls.buf, data, sizeof data);
+  assert_int_equal(async_stream_close(c.stream), 0);
+  conn_finish(&e, &c);
+  assert_int_equal(c.tls.lost_err, 0);
+  async_tls_context_release(ctx);
+  env_finish(&e);
+  stop(pid);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: test_tls tls_certs.sh\n");
@@ -650,6 +973,11 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_not_tls),
       cmocka_unit_test(test_starttls_and_pop),
       cmocka_unit_test(test_bad_inputs),
+      cmocka_unit_test(test_s_server),
+      cmocka_unit_test(test_s_server_sni_and_failures),
+      cmocka_unit_test(test_s_server_truncation),
+      cmocka_unit_test(test_s_client),
+      cmocka_unit_test(test_socat),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
