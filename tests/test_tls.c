@@ -919,6 +919,40 @@ static void test_s_client(void **state) {
   env_finish(&e);
 }
 
+/* A reset (RST) is ECONNRESET, not a truncation nor a clean end. */
+static void test_reset(void **state) {
+  (void)state;
+  memset(&g_srv, 0, sizeof g_srv);
+  g_srv.sctx = server_ctx("server", 0, NULL);
+  g_srv.greeting = "hi";
+  struct env e;
+  env_init(&e);
+  int port = free_port();
+  async_server *server = NULL;
+  assert_int_equal(async_tcp_listen(&server, e.loop, "127.0.0.1", (uint16_t)port, 0, 0, srv_factory, NULL), 0);
+  async_tls_context *ctx = client_ctx("ca.pem", 0, NULL);
+  struct conn c;
+  conn_open(&e, &c, port, ctx, "localhost");
+  assert_int_equal(status_of(c.hs), 0);
+  g_want = 2;
+  assert_true(run_until(&e, c_len, &c.tls, NULL, NULL, 3000));
+  assert_true(run_until(&e, c_made, &g_srv.tls[0], NULL, NULL, 3000));
+  /* The server's socket closes with SO_LINGER 0: the client gets a reset. */
+  int fd = async_stream_fd(g_srv.tls[0].s);
+  assert_true(fd >= 0);
+  struct linger lg = {1, 0};
+  assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+  assert_int_equal(async_stream_abort(g_srv.tls[0].s), 0);
+  conn_finish(&e, &c);
+  assert_int_equal(c.tls.lost_err, ASYNC_ECONNRESET);
+  assert_true(run_until(&e, c_released, &g_srv.tls[0], NULL, NULL, 3000));
+  tu_server_close(e.loop, server);
+  side_free(&g_srv.tls[0]);
+  async_tls_context_release(ctx);
+  async_tls_context_release(g_srv.sctx);
+  env_finish(&e);
+}
+
 /* socat OPENSSL-LISTEN as a second peer: an echo over TLS, closed cleanly. */
 static void test_socat(void **state) {
   (void)state;
@@ -977,6 +1011,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_s_server_sni_and_failures),
       cmocka_unit_test(test_s_server_truncation),
       cmocka_unit_test(test_s_client),
+      cmocka_unit_test(test_reset),
       cmocka_unit_test(test_socat),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -51,8 +51,8 @@ void Layer::upper_write_eof() noexcept {
   if (lower_) lower_->write_eof();
 }
 
-void Layer::upper_lost(int error) noexcept {
-  bool writes_went_down = error == 0;
+void Layer::upper_lost(int error, bool aborted) noexcept {
+  bool writes_went_down = error == 0 && !aborted;
   upper_ = nullptr;
   if (!lower_) return;
   if (!writes_went_down) {

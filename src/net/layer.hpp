@@ -55,9 +55,9 @@ class Layer {
   virtual const void *kind() const noexcept { return nullptr; }
   // The upper stream's write_eof(), once its queue went down.
   virtual void upper_write_eof() noexcept;
-  // The upper stream is lost: 0 after close() (its bytes went down), else
-  // the abort's error.
-  void upper_lost(int error) noexcept;
+  // The upper stream is lost: after close() (error 0, its bytes went
+  // down), or aborted (by abort(), also with 0, or on an error).
+  void upper_lost(int error, bool aborted) noexcept;
   // The upper stream ended (Stream::drop_callbacks()): its reference goes.
   void upper_ended() noexcept;
   // The stream on an fd at the bottom of the stack; nullptr once the
