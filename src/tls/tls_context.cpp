@@ -114,7 +114,7 @@ int Context::on_alpn_select(ssl_st *, const unsigned char **out, unsigned char *
 }
 
 int Context::on_new_session(ssl_st *ssl, ssl_session_st *session) noexcept {
-  auto *name = static_cast<const char *>(SSL_get_app_data(ssl));
+  const auto *name = static_cast<const char *>(SSL_get_app_data(ssl));
   auto *ctx = static_cast<Context *>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
   if (!name || !ctx || !SSL_SESSION_is_resumable(session)) return 0;
   ctx->keep_session(name, session);

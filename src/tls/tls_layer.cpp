@@ -176,31 +176,31 @@ std::size_t TlsLayer::from_below(const std::uint8_t *data, std::size_t len) noex
       break;
     }
     used += record_len;
-    advance();
+    if (advance()) break;  // handed over: this layer may be gone
   }
   return used;
 }
 
-void TlsLayer::advance() noexcept {
+bool TlsLayer::advance() noexcept {
   if (phase_ == Phase::kHandshake) {
     ERR_clear_error();
     int result = SSL_do_handshake(ssl_);
-    if (!flush()) return;
+    if (!flush()) return false;
     if (result != 1) {
       if (int err = error_of(SSL_get_error(ssl_, result))) fail(err);
-      return;
+      return false;
     }
     phase_ = Phase::kOpen;
     disarm_timer();
     finish_handshake(0);
     if (eof_wanted_) send_close_notify();
     upper_room();  // what the stream above queued meanwhile goes now
-    if (phase_ != Phase::kOpen) return;
+    if (phase_ != Phase::kOpen) return false;
   }
-  if (phase_ == Phase::kOpen) read_records();
+  return phase_ == Phase::kOpen && read_records();
 }
 
-void TlsLayer::read_records() noexcept {
+bool TlsLayer::read_records() noexcept {
   // One record was fed: a read takes all its plaintext (at most 2^14).
   std::uint8_t plaintext[kPlaintextMax];
   for (;;) {
@@ -210,30 +210,29 @@ void TlsLayer::read_records() noexcept {
       // A pop waiting for close_notify drops what still comes; a pause
       // inside keeps the rest above (the next record waits below).
       if (!pop_waiting_) deliver_up(plaintext, static_cast<std::size_t>(n));
-      if (phase_ != Phase::kOpen) return;
+      if (phase_ != Phase::kOpen) return false;
       continue;
     }
     int kind = SSL_get_error(ssl_, n);
     int err = error_of(kind);
-    if (!flush()) return;  // a read may answer (a key update)
-    if (kind == SSL_ERROR_ZERO_RETURN)
-      peer_closed();
-    else if (err)
-      fail(err);
-    return;
+    if (!flush()) return false;  // a read may answer (a key update)
+    if (kind == SSL_ERROR_ZERO_RETURN) return peer_closed();
+    if (err) fail(err);
+    return false;
   }
 }
 
-void TlsLayer::peer_closed() noexcept {
+bool TlsLayer::peer_closed() noexcept {
   peer_closed_ = true;
   if (pop_waiting_) {
     pop_waiting_ = false;
     disarm_timer();
     phase_ = Phase::kEnded;
     hand_over();  // the bytes after close_notify are still below, for the pop's protocol
-    return;
+    return true;
   }
   eof_up();  // eof_received above: returning 0 closes it, and close_notify answers
+  return false;
 }
 
 void TlsLayer::lower_eof() noexcept {

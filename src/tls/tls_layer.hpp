@@ -59,11 +59,13 @@ class TlsLayer final : public net::Layer {
   void stop() noexcept override;
   void pop_down() noexcept override;
 
-  // Runs the handshake on, or reads the plaintext of, what came in.
-  void advance() noexcept;
-  void read_records() noexcept;
+  // Runs the handshake on, or reads the plaintext of, what came in. These
+  // return true when a pop's hand-over ran: the layer may be gone then
+  // (the lower stream's release dropped its last reference).
+  bool advance() noexcept;
+  bool read_records() noexcept;
   // The peer's close_notify came in.
-  void peer_closed() noexcept;
+  bool peer_closed() noexcept;
   // Sends close_notify once.
   void send_close_notify() noexcept;
   // The ciphertext OpenSSL wrote goes to the stream below; false when that
