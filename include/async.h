@@ -29,8 +29,9 @@
 #include "async/datagram.h"
 #include "async/reader.h"
 #include "async/reconnect.h"
-#include "async/layer.h"
 #include "async/process.h"
+#include "async/layer.h"
+#include "async/queue.h"
 #include "async/tls.h"
 /* clang-format on */
 
