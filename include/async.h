@@ -32,6 +32,7 @@
 #include "async/process.h"
 #include "async/layer.h"
 #include "async/queue.h"
+#include "async/tls.h"
 /* clang-format on */
 
 #endif

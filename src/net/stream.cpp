@@ -263,13 +263,13 @@ void Stream::drop_callbacks() noexcept {
   }
 }
 
-void Stream::schedule_lost(int error) noexcept {
+void Stream::schedule_lost(int error, bool aborted) noexcept {
   state_ = kLost;
   lost_error_ = static_cast<std::int16_t>(error);
   if (idle_) loop_->backend().timer_stop(idle_->timer);
   loop_->push_reserved(core::Task{run_lost, this});
   if (layered_)
-    buffers_->layer->upper_lost(error);  // closes or aborts what is below
+    buffers_->layer->upper_lost(error, aborted);  // closes or aborts what is below
   else
     loop_->backend().io_stop(io_);
 }

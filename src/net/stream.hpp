@@ -194,7 +194,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   }
   void after_made() noexcept { update_io(); }  // reading starts only now
   bool presenting() const noexcept { return state_ == kOpen && !paused_; }
-  void schedule_lost(int error) noexcept;
+  // aborted: by abort(), whatever the error (a layer below then stops
+  // rather than flushes).
+  void schedule_lost(int error, bool aborted = false) noexcept;
+  void schedule_aborted(int error) noexcept { schedule_lost(error, true); }
   void update_io() noexcept;
   void touch() noexcept;
 
