@@ -4,6 +4,7 @@
 #include <async/error.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/future.hpp"
@@ -103,7 +104,7 @@ void Socks5::set_target(const char *host, std::uint16_t port) noexcept {
     std::size_t len = std::strlen(host);
     at[0] = kName;
     at[1] = static_cast<std::uint8_t>(len);
-    std::memcpy(at + 2, host, len);
+    std::copy_n(host, len, at + 2);  // a length-prefixed name: no terminator
     at += 2 + len;
   }
   put_port(at, port);
