@@ -135,7 +135,7 @@ static void reply(struct session *x, uint8_t rep) {
   }
   r[n++] = 0x12;
   r[n++] = 0x34;
-  if (rep == 0 && c->after_reply_len <= 64) {
+  if (rep == 0 && c->after_reply && c->after_reply_len <= 64) {
     memcpy(r + n, c->after_reply, c->after_reply_len);
     n += c->after_reply_len;
   }
