@@ -30,7 +30,8 @@
  *   stream at once, the future fails with ASYNC_ECLOSED instead (the
  *   stream's own callbacks still run).
  * - FAILED with the handshake's error, lower aborted (the proxy's
- *   connection is of no further use) and protocol->release(userdata)
+ *   connection is of no further use; unless another protocol took lower
+ *   over, which keeps it) and protocol->release(userdata)
  *   called (the protocol saw nothing else). Errors: the proxy's reply code
  *   0x02 ASYNC_EACCES (not allowed), 0x03 ASYNC_ENETUNREACH, 0x04
  *   ASYNC_EHOSTUNREACH, 0x05 ASYNC_ECONNREFUSED, 0x06 ASYNC_ETIMEDOUT (TTL
