@@ -33,6 +33,7 @@
 #include "async/layer.h"
 #include "async/queue.h"
 #include "async/tls.h"
+#include "async/socks.h"
 /* clang-format on */
 
 #endif
