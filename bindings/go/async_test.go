@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	ossignal "os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -559,5 +561,81 @@ func TestSlowReaderFlowControl(t *testing.T) {
 	}
 	if _, err := c.Read(buf); err != io.EOF {
 		t.Fatalf("end: %v", err)
+	}
+}
+
+func TestSignalArrivesOnTheLoopUntilStop(t *testing.T) {
+	l := startLoop(t)
+	// The test's own Notify keeps SIGUSR1 from killing the process once
+	// the Signal is stopped; it also shows when a signal has arrived.
+	seen := make(chan os.Signal, 4)
+	ossignal.Notify(seen, syscall.SIGUSR1)
+	defer ossignal.Stop(seen)
+	calls := 0 // loop goroutine only: -race proves fn runs there
+	got := make(chan os.Signal, 4)
+	s, err := l.OnSignal(func(v os.Signal) {
+		calls++
+		got <- v
+	}, syscall.SIGUSR1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case v := <-got:
+		if v != syscall.SIGUSR1 {
+			t.Fatalf("got %v", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("SIGUSR1 did not arrive on the loop")
+	}
+	<-seen
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-seen:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second SIGUSR1 did not arrive")
+	}
+	n := make(chan int, 1)
+	if err := l.Post(func() { n <- calls }); err != nil {
+		t.Fatal(err)
+	}
+	if c := <-n; c != 1 {
+		t.Fatalf("fn ran %d times, want 1 (once before Stop)", c)
+	}
+}
+
+func TestSignalEndsWithClose(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	s, err := l.OnSignal(func(os.Signal) {}, syscall.SIGUSR2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Stop after Close: %v", err)
+	}
+	if _, err := l.OnSignal(func(os.Signal) {}, syscall.SIGUSR2); !errors.Is(err, ErrClosed) {
+		t.Fatalf("OnSignal after Close: %v", err)
 	}
 }
