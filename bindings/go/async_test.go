@@ -639,3 +639,114 @@ func TestSignalEndsWithClose(t *testing.T) {
 		t.Fatalf("OnSignal after Close: %v", err)
 	}
 }
+
+// fakeDNS answers every A query on a UDP port of 127.0.0.1 with addr and
+// every other query with no answer (NOERROR), or nothing at all when
+// silent. It stops when the test ends.
+func fakeDNS(t *testing.T, addr net.IP, silent bool) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if silent || n < 12 {
+				continue
+			}
+			// The question: header (12 bytes), name labels, type, class.
+			end := 12
+			for end < n && buf[end] != 0 {
+				end += int(buf[end]) + 1
+			}
+			end += 5 // the root label, type, class
+			if end > n {
+				continue
+			}
+			qtype := int(buf[end-4])<<8 | int(buf[end-3])
+			resp := append([]byte(nil), buf[:end]...)
+			resp[2] = 0x81 // response, recursion desired
+			resp[3] = 0x80 // recursion available, NOERROR
+			resp[4], resp[5] = 0, 1
+			resp[6], resp[7] = 0, 0
+			resp[8], resp[9], resp[10], resp[11] = 0, 0, 0, 0
+			if qtype == 1 {
+				resp[7] = 1
+				// Name pointer to the question, A, IN, TTL 60, 4 bytes.
+				resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
+				resp = append(resp, addr.To4()...)
+			}
+			pc.WriteTo(resp, from)
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+func TestLookupThroughDNSServer(t *testing.T) {
+	l := startLoop(t)
+	hosts := t.TempDir() + "/hosts" // empty: the name must come from the server
+	if err := os.WriteFile(hosts, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetHostsFile(hosts); err != nil {
+		t.Fatal(err)
+	}
+	want := net.IPv4(192, 0, 2, 7)
+	if err := l.SetDNSServers(fakeDNS(t, want, false)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The future also comes as a channel (Done), then Wait has it at once.
+	f := l.LookupHost("www.example.test")
+	select {
+	case <-f.Done():
+	case <-ctx.Done():
+		t.Fatal("lookup did not finish")
+	}
+	ips, err := f.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ips) != 1 || !ips[0].Equal(want) {
+		t.Fatalf("www.example.test: %v, want %v", ips, want)
+	}
+	if err := l.SetDNSServers("not an address"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("malformed server list: %v", err)
+	}
+}
+
+func TestLookupTimesOutAndWaitFollowsContext(t *testing.T) {
+	l := startLoop(t)
+	hosts := t.TempDir() + "/hosts"
+	if err := os.WriteFile(hosts, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetHostsFile(hosts); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetDNSServers(fakeDNS(t, nil, true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetDNSTimeout(200*time.Millisecond, 1); err != nil {
+		t.Fatal(err)
+	}
+	f := l.LookupHost("silent.example.test")
+	// Wait gives up with its context; the lookup goes on.
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := f.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait with an expired context: %v", err)
+	}
+	ctx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if _, err := f.Wait(ctx); !errors.Is(err, ErrTimedOut) {
+		t.Fatalf("silent server: %v, want ErrTimedOut", err)
+	}
+}
