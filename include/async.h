@@ -20,6 +20,7 @@
 #include "async/hook.h"
 #include "async/signal.h"
 #include "async/future.h"
+#include "async/executor.h"
 #include "async/addr.h"
 #include "async/dns.h"
 #include "async/stream.h"
@@ -28,6 +29,8 @@
 #include "async/datagram.h"
 #include "async/reader.h"
 #include "async/reconnect.h"
+#include "async/process.h"
+#include "async/layer.h"
 #include "async/queue.h"
 /* clang-format on */
 

@@ -6,11 +6,9 @@
 #include "net/stream.hpp"
 
 using async::api::checked;
-using async::api::checked_handle;
 using async::api::checked_loop;
 using async::api::guarded;
 using async::api::refused;
-using async::api::refused_handle;
 using async::api::refused_loop;
 using async::api::with_object;
 using async::api::with_transport;
@@ -118,8 +116,8 @@ ASYNC_API int async_queue_timer_start(async_queue *queue, async_timer *timer, ui
 }
 
 ASYNC_API int async_queue_close(async_queue *queue, async_handle *handle) {
-  Handle *h = checked_handle(handle);
-  if (!h) return refused_handle(handle);
+  Handle *h = checked<Handle>(handle);
+  if (!h) return refused<Handle>(handle);
   return with_object<Queue>(queue, [&](Queue &q) -> int {
     Binding *b = q.binding_at(h->userdata());
     if (!b || (b->role() != Binding::Role::kNone && b->role() != Binding::Role::kHandle)) return ASYNC_EINVAL;
