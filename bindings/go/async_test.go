@@ -69,6 +69,11 @@ func TestPostRunsInOrder(t *testing.T) {
 }
 
 func TestErrorsAreValues(t *testing.T) {
+	for code := -1; code >= -1000; code-- {
+		if knownCode(code) && errorsByCode[code] == nil {
+			t.Errorf("code %d (%s) has no exported value", code, errorOf(code).(*Error).Name)
+		}
+	}
 	for _, e := range allErrors {
 		if got := errorOf(e.Code); !errors.Is(got, e) {
 			t.Errorf("%s: errors.Is fails", e.Name)
