@@ -817,3 +817,87 @@ func TestTLSOverConn(t *testing.T) {
 		t.Fatalf("TLS version %x", v)
 	}
 }
+
+// A Read with no deadline polls the loop itself: a deadline set meanwhile
+// from another goroutine still ends it, and the loop keeps serving others.
+func TestDeadlineSetDuringDrivingRead(t *testing.T) {
+	l := startLoop(t)
+	ln, err := l.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Read(make([]byte, 1))
+		done <- err
+	}()
+	// Meanwhile the loop still runs timers and posts.
+	tm, err := l.NewTimer(10*time.Millisecond, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tm.Close()
+	select {
+	case <-tm.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("timer did not fire while a Read waited")
+	}
+	s.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the deadline did not end the waiting Read")
+	}
+}
+
+// Run returns when its context ends even while a Read polls the loop.
+func TestRunStopsWhileReadWaits(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- l.Run(ctx) }()
+	ln, err := l.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Read(make([]byte, 1)) // waits past Close: nothing ends it but the loop's end
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-ran:
+		if err != context.Canceled {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return while a Read waited")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
