@@ -228,7 +228,6 @@ func (l *Loop) tryDrive() bool {
 	l.mu.Unlock()
 	if !ok {
 		l.drive.Unlock()
-		signal(l.turn) // Run may have found the loop taken meanwhile
 		return false
 	}
 	l.handoff.Stop()
@@ -236,12 +235,9 @@ func (l *Loop) tryDrive() bool {
 }
 
 // leave ends tryDrive: Run takes over unless a reader drives again soon.
-// Every holder but Run arms Run's turn after letting go (never before: a
-// turn that found the loop still held would be lost, and Run would wait
-// for the next one).
 func (l *Loop) leave() {
-	l.drive.Unlock()
 	l.handoff.Reset(handoffDelay)
+	l.drive.Unlock()
 }
 
 // wake makes a poll in progress return (a driving reader re-checks its
