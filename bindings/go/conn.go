@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -49,9 +48,8 @@ type Conn struct {
 	readable chan struct{}
 	writable chan struct{}
 	rd, wd   *deadline
-	driving  atomic.Bool // a Read polls the loop (a new deadline wakes it)
-	madeHook func()      // dial: connection_made seen
-	handler  Handler     // handler mode: DATA records go here (loop goroutine)
+	madeHook func()  // dial: connection_made seen
+	handler  Handler // handler mode: DATA records go here (loop goroutine)
 }
 
 // Handler takes a connection's bytes on the loop's goroutine, with no
@@ -144,9 +142,7 @@ func (c *Conn) shutdown() {
 }
 
 // Read reads what has arrived, waiting for at least one byte; io.EOF at
-// the peer's end of file. Without a read deadline it waits by polling the
-// loop itself when no other goroutine does (Loop.Run's role, handed back
-// once bytes came).
+// the peer's end of file.
 func (c *Conn) Read(p []byte) (int, error) {
 	for {
 		c.mu.Lock()
@@ -186,19 +182,6 @@ func (c *Conn) Read(p []byte) (int, error) {
 		c.mu.Unlock()
 		if len(p) == 0 {
 			return 0, nil
-		}
-		// Nothing to read: poll the loop on this goroutine if nobody else
-		// does (the bytes then come without a goroutine hand-off), unless
-		// a deadline has to interrupt the wait.
-		if !c.rd.isSet() && c.l.tryDrive() {
-			c.driving.Store(true)
-			_, err := c.l.iterate()
-			c.driving.Store(false)
-			c.l.leave()
-			if err != nil {
-				return 0, err
-			}
-			continue
 		}
 		select {
 		case <-c.readable:
@@ -302,19 +285,11 @@ func (c *Conn) CloseWrite() error {
 func (c *Conn) LocalAddr() net.Addr  { return c.local }
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.wd.set(t)
-	return c.SetReadDeadline(t)
-}
-
-// SetReadDeadline also wakes a Read that is polling the loop, so that it
-// waits for the deadline instead.
-func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.rd.set(t)
-	if c.driving.Load() {
-		c.l.wake()
-	}
+	c.wd.set(t)
 	return nil
 }
+func (c *Conn) SetReadDeadline(t time.Time) error  { c.rd.set(t); return nil }
 func (c *Conn) SetWriteDeadline(t time.Time) error { c.wd.set(t); return nil }
 
 // SetNoDelay turns TCP_NODELAY on or off (on by default).

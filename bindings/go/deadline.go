@@ -42,13 +42,6 @@ func (d *deadline) set(t time.Time) {
 	}
 }
 
-// isSet: a deadline is pending or passed.
-func (d *deadline) isSet() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.timer != nil || isClosed(d.cancel)
-}
-
 func (d *deadline) wait() chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -1,8 +1,7 @@
 // Package async binds libasync (include/async.h) for Go, with Go's standard
-// library only. A Loop is driven by one goroutine at a time (Run's, or a
-// Conn.Read waiting for bytes); any goroutine uses it through Post, and
-// the blocking calls (Dial, Accept, Read, Write, Future.Wait) post their
-// work to it. Events come from libasync's
+// library only. A Loop runs on one locked OS thread (Run); any goroutine
+// uses it through Post, and the blocking calls (Dial, Accept, Read, Write,
+// Future.Wait) post their work to it. Events come from libasync's
 // completion queue (async/queue.h) in batches: one cgo call per batch,
 // integer tokens instead of callbacks, no cgo.Handle per event.
 package async
@@ -18,7 +17,6 @@ import (
 	"context"
 	"runtime"
 	"sync"
-	"time"
 	"unsafe"
 )
 
@@ -28,10 +26,6 @@ const (
 	tokenWake  = 2 // Run's context is done
 	firstToken = 16
 	batchSize  = 256
-	// How long the loop may go undriven after a reading goroutine stopped
-	// driving it before Run's goroutine takes over (the reader usually
-	// comes back first: it only writes its reply).
-	handoffDelay = 50 * time.Microsecond
 )
 
 // handler receives the records of one token, on the loop's goroutine.
@@ -52,15 +46,6 @@ type Loop struct {
 	running  bool
 	polling  bool // the loop's goroutine waits in async_queue_poll
 	postSent bool // a POST record is on its way for the posted functions
-	stopping bool // Run is returning: readers drive the loop no more
-
-	// drive is held by the goroutine that makes the loop's C calls: Run's,
-	// or a Conn's Read waiting for bytes, which then polls the loop itself
-	// (no goroutine hand-off per message). What the comments call the
-	// loop's goroutine is whichever holds it.
-	drive   sync.Mutex
-	turn    chan struct{} // Run's turn: the loop was left undriven
-	handoff *time.Timer   // gives Run its turn handoffDelay after a reader let go
 
 	// The loop goroutine's own (Run or Close).
 	objects map[uint64]handler
@@ -70,9 +55,7 @@ type Loop struct {
 
 // New makes a loop. Run it (in a goroutine of its own) to use it.
 func New() (*Loop, error) {
-	l := &Loop{objects: map[uint64]handler{}, next: firstToken, turn: make(chan struct{}, 1)}
-	l.handoff = time.AfterFunc(time.Hour, func() { signal(l.turn) })
-	l.handoff.Stop()
+	l := &Loop{objects: map[uint64]handler{}, next: firstToken}
 	if rc := C.async_loop_new(&l.c); rc < 0 {
 		return nil, codeError(rc)
 	}
@@ -120,11 +103,10 @@ func (l *Loop) call(fn func() error) error {
 
 // Run runs the loop on the calling goroutine until ctx is done (it
 // returns ctx.Err()). The loop waits in C (async_queue_poll) while nothing
-// happens. The loop's C calls are made one at a time by the goroutine
-// holding the loop: this one, or a Conn.Read waiting for bytes while this
-// one waits for its turn (or Close, after Run). No goroutine is locked to
-// its OS thread (loop.h lets a loop change threads with the owner check
-// off), so a goroutine the loop wakes runs on the same thread.
+// happens. Every C call on the loop is made by this goroutine (or by
+// Close, after Run), one at a time; the goroutine is not locked to its OS
+// thread (loop.h lets a loop change threads with the owner check off), so
+// a goroutine it wakes runs on the same thread, without a thread switch.
 func (l *Loop) Run(ctx context.Context) error {
 	l.mu.Lock()
 	switch {
@@ -136,7 +118,6 @@ func (l *Loop) Run(ctx context.Context) error {
 		return ErrBusy
 	}
 	l.running = true
-	l.stopping = false
 	l.mu.Unlock()
 	defer func() {
 		l.mu.Lock()
@@ -157,97 +138,36 @@ func (l *Loop) Run(ctx context.Context) error {
 		close(stop)
 		<-waker // no post may race with Close's free
 	}()
-	defer func() {
-		// No reader drives the loop once Run has returned.
-		l.mu.Lock()
-		l.stopping = true
-		C.async_queue_post(l.q, tokenWake) // a driving reader's poll returns
-		l.mu.Unlock()
-		l.drive.Lock()
-		l.handoff.Stop()
-		l.drive.Unlock()
-	}()
 	for ctx.Err() == nil {
-		if !l.drive.TryLock() {
-			// A reader drives the loop: wait until it has let go of it.
-			select {
-			case <-l.turn:
-			case <-ctx.Done():
-			}
-			continue
+		// Functions posted while the loop was not waiting sent no record:
+		// run them, then poll without waiting.
+		l.mu.Lock()
+		pending := len(l.posted) > 0
+		l.polling = !pending
+		l.mu.Unlock()
+		timeout := int64(-1)
+		if pending {
+			l.runPosted()
+			timeout = 0
 		}
-		l.handoff.Stop()
-		woke, err := l.iterate()
-		l.drive.Unlock()
+		_, err := l.pollOnce(timeout)
+		l.mu.Lock()
+		l.polling = false
+		l.mu.Unlock()
 		if err != nil {
 			return err
 		}
 		// The records made goroutines runnable, on this thread's P: let
 		// them run now, on this thread (their replies are posted without
-		// a wakeup while the loop is not waiting, and a reader takes the
-		// loop over). Blocked in C, the P would only be handed on once
-		// sysmon retakes it (up to milliseconds later). Not after records
-		// that only ran Handlers.
-		if woke {
+		// a wakeup while the loop is not waiting). Blocked in C, the P
+		// would only be handed on once sysmon retakes it (up to
+		// milliseconds later). Not after records that only ran Handlers.
+		if l.woke {
+			l.woke = false
 			runtime.Gosched()
 		}
 	}
 	return ctx.Err()
-}
-
-// iterate runs what was posted and waits for records and dispatches them
-// (drive held). Functions posted while the loop was not waiting sent no
-// record: they run first, then the poll does not wait. woke: a record may
-// have made a goroutine runnable.
-func (l *Loop) iterate() (woke bool, err error) {
-	l.mu.Lock()
-	pending := len(l.posted) > 0
-	l.polling = !pending
-	l.mu.Unlock()
-	timeout := int64(-1)
-	if pending {
-		l.runPosted()
-		timeout = 0
-	}
-	_, err = l.pollOnce(timeout)
-	l.mu.Lock()
-	l.polling = false
-	l.mu.Unlock()
-	woke, l.woke = l.woke, false
-	return woke, err
-}
-
-// tryDrive takes the loop for a goroutine that would otherwise wait for
-// it (Conn.Read): true if it may call iterate, then leave.
-func (l *Loop) tryDrive() bool {
-	if !l.drive.TryLock() {
-		return false
-	}
-	l.mu.Lock()
-	ok := l.running && !l.stopping
-	l.mu.Unlock()
-	if !ok {
-		l.drive.Unlock()
-		return false
-	}
-	l.handoff.Stop()
-	return true
-}
-
-// leave ends tryDrive: Run takes over unless a reader drives again soon.
-func (l *Loop) leave() {
-	l.handoff.Reset(handoffDelay)
-	l.drive.Unlock()
-}
-
-// wake makes a poll in progress return (a driving reader re-checks its
-// state), from any goroutine.
-func (l *Loop) wake() {
-	l.mu.Lock()
-	if !l.closed {
-		C.async_queue_post(l.q, tokenWake)
-	}
-	l.mu.Unlock()
 }
 
 // pollOnce waits up to timeoutMs for records and dispatches them.
