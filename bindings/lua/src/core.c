@@ -825,5 +825,6 @@ int luaopen_async(lua_State *L) {
   lasync_open_dns(L);
   lasync_open_datagram(L);
   lasync_open_process(L);
+  lasync_open_tls(L);
   return 1;
 }

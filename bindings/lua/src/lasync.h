@@ -33,6 +33,7 @@
 #define LASYNC_RECONNECTOR "async.reconnector"
 #define LASYNC_ADDRINFO "async.addrinfo"
 #define LASYNC_PROCESS "async.process"
+#define LASYNC_TLS_CONTEXT "async.tls_context"
 
 /* The status a future gets when Lua code fails it with a Lua value (a task's
  * error, future:reject(value)): not an ASYNC_E* code, far from their range. */
@@ -191,6 +192,10 @@ void lasync_open_process(lua_State *L);
 int lasync_push_process_result(lua_State *L, const async_process_result *r);
 void lasync_process_drop(lnode *n);
 int lasync_push_addrinfo(lua_State *L, const async_addrinfo *ai);
+
+/* tls.c */
+void lasync_open_tls(lua_State *L);
+async_tls_context *lasync_checktls(lua_State *L, int idx);
 
 /* core.c: the loop */
 int lasync_loop_close(lua_State *L, lloop *lp);

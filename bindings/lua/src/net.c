@@ -463,38 +463,171 @@ static int m_set_protocol(lua_State *L) {
 
 /* ---- layers ------------------------------------------------------------------------------ */
 
+/* The object of the stream a push makes above the one at 1, for the protocol
+ * at proto_idx (a table, a reader, or none: reader mode), on top of the stack
+ * above its loop. The stream below keeps its object (user value UV_AUX of
+ * the one above, for pop). */
+static lstream *layer_new(lua_State *L, lstream *st, int proto_idx, int *rc) {
+  lua_getiuservalue(L, 1, UV_LOOP);
+  lstream *up = new_stream(L, st->o.lp, lua_gettop(L), proto_idx, rc);
+  if (*rc < 0) return up;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, UV_AUX);
+  return up;
+}
+
+/* After a push: a Lua protocol of the stream below had its release inside
+ * the push, the layer drives that stream now. */
+static void layer_pushed(lua_State *L, int was_proto) {
+  if (!was_proto) return;
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, UV_CB);
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, UV_MORE);
+}
+
 /* push_rate_limit(read_bytes_per_s, write_bytes_per_s [, protocol]): the
- * stream above the limiter (a protocol table, a reader, or none: reader
- * mode). The stream below keeps its object (user value UV_AUX of the one
- * above, for pop) but its Lua protocol is the limiter's now. */
+ * stream above the limiter. */
 static int m_push_rate_limit(lua_State *L) {
   STREAM();
   uint64_t rbps = lasync_checku64(L, 2), wbps = lasync_checku64(L, 3);
   lua_settop(L, 4);
   lloop *lp = st->o.lp;
   if (!lp->loop) return lasync_fail(L, ASYNC_ECLOSED);
-  lua_getiuservalue(L, 1, UV_LOOP); /* 5 */
   int rc;
-  lstream *up = new_stream(L, lp, 5, 4, &rc); /* 6 */
+  lstream *up = layer_new(L, st, 4, &rc); /* 6 */
   if (rc < 0) return lasync_fail(L, rc);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, 6, UV_AUX);
   async_stream *out;
   int was_proto = st->mode == MODE_PROTO;
   LASYNC_ENTER(lp, L);
   rc = async_layer_push_rate_limit(&out, s, rbps, wbps, proto_for(up->deliver_each), up);
   LASYNC_LEAVE(lp);
   if (rc < 0) return lasync_fail(L, rc);
-  if (was_proto) { /* its release ran inside the push: the limiter drives it */
-    lua_pushnil(L);
-    lua_setiuservalue(L, 1, UV_CB);
-    lua_pushnil(L);
-    lua_setiuservalue(L, 1, UV_MORE);
-  }
+  layer_pushed(L, was_proto);
   retain_new(up, out);
   lasync_pin(&up->o, L, 6);
   return 1;
 }
+
+/* tls(context, server_name [, protocol]): the stream above TLS (plaintext)
+ * and the handshake's future (resolves to nil once done). server_name may
+ * be nil for a server or a client context without verification. */
+static int m_tls(lua_State *L) {
+  STREAM();
+  async_tls_context *ctx = lasync_checktls(L, 2);
+  const char *server_name = luaL_optstring(L, 3, NULL);
+  lua_settop(L, 4);
+  lloop *lp = st->o.lp;
+  if (!lp->loop) return lasync_fail(L, ASYNC_ECLOSED);
+  int rc;
+  lstream *up = layer_new(L, st, 4, &rc); /* 6 */
+  if (rc < 0) return lasync_fail(L, rc);
+  async_stream *out;
+  async_future *handshake;
+  int was_proto = st->mode == MODE_PROTO;
+  LASYNC_ENTER(lp, L);
+  rc = async_tls_push(&out, &handshake, s, ctx, server_name, proto_for(up->deliver_each), up);
+  LASYNC_LEAVE(lp);
+  if (rc < 0) return lasync_fail(L, rc);
+  layer_pushed(L, was_proto);
+  retain_new(up, out);
+  lasync_pin(&up->o, L, 6);
+  lasync_newfuture(L, lp, 5, handshake, LF_VALUE);
+  return 2;
+}
+
+static int m_tls_alpn(lua_State *L) {
+  STREAM();
+  char name[256];
+  int rc = async_tls_alpn(name, sizeof name, s);
+  if (rc < 0) return lasync_fail(L, rc);
+  if (rc == 0)
+    lua_pushnil(L);
+  else
+    lua_pushlstring(L, name, (size_t)rc);
+  return 1;
+}
+
+static int m_tls_version(lua_State *L) {
+  STREAM();
+  int rc = async_tls_version(s);
+  if (rc < 0) return lasync_fail(L, rc);
+  lua_pushinteger(L, rc);
+  return 1;
+}
+
+static int m_tls_resumed(lua_State *L) {
+  STREAM();
+  int rc = async_tls_resumed(s);
+  if (rc < 0) return lasync_fail(L, rc);
+  lua_pushboolean(L, rc);
+  return 1;
+}
+
+/* tls_verify_error(): OpenSSL's X509_V_ERR_* code (0: none) and its text. */
+static int m_tls_verify_error(lua_State *L) {
+  STREAM();
+  const char *reason = NULL;
+  int rc = async_tls_verify_error(&reason, s);
+  if (rc < 0) return lasync_fail(L, rc);
+  lua_pushinteger(L, rc);
+  lua_pushstring(L, reason);
+  return 2;
+}
+
+/* socks5(host, port [, username, password] [, protocol]) and
+ * socks5_addr(address [, username, password] [, protocol]): a future of the
+ * tunnel's stream, like connect's. */
+static int do_socks5(lua_State *L, int by_addr) {
+  STREAM();
+  const char *host = NULL;
+  lua_Integer port = 0;
+  size_t addrlen = 0;
+  uint8_t buf[ASYNC_ADDR_MAXLEN];
+  const struct sockaddr *addr = NULL;
+  int arg = 3;
+  if (by_addr) {
+    addr = lasync_checkaddr(L, 2, &addrlen, buf);
+  } else {
+    host = luaL_checkstring(L, 2);
+    port = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, port >= 0 && port <= 65535, 3, "port out of range");
+    arg = 4;
+  }
+  const char *user = NULL, *pass = NULL;
+  int proto_idx = arg;
+  if (lua_type(L, arg) == LUA_TSTRING || lua_type(L, arg + 1) == LUA_TSTRING) {
+    user = luaL_optstring(L, arg, NULL);
+    pass = luaL_optstring(L, arg + 1, NULL);
+    proto_idx = arg + 2;
+  }
+  lua_settop(L, proto_idx);
+  if (by_addr && !addr) return lasync_fail(L, ASYNC_EINVAL);
+  lloop *lp = st->o.lp;
+  if (!lp->loop) return lasync_fail(L, ASYNC_ECLOSED);
+  int rc;
+  lstream *up = layer_new(L, st, proto_idx, &rc);
+  if (rc < 0) return lasync_fail(L, rc);
+  int up_idx = lua_gettop(L), loop_idx = up_idx - 1;
+  async_future *f;
+  int was_proto = st->mode == MODE_PROTO;
+  LASYNC_ENTER(lp, L);
+  if (by_addr)
+    rc = async_layer_push_socks5_addr(&f, s, addr, addrlen, user, pass, proto_for(up->deliver_each), up);
+  else
+    rc = async_layer_push_socks5(&f, s, host, (uint16_t)port, user, pass, proto_for(up->deliver_each), up);
+  LASYNC_LEAVE(lp);
+  if (rc < 0) return lasync_fail(L, rc);
+  layer_pushed(L, was_proto);
+  lasync_pin(&up->o, L, up_idx);
+  lasync_newfuture(L, lp, loop_idx, f, LF_STREAM);
+  lua_pushvalue(L, up_idx);
+  lua_setiuservalue(L, -2, UV_EXTRA);
+  return 1;
+}
+
+static int m_socks5(lua_State *L) { return do_socks5(L, 0); }
+static int m_socks5_addr(lua_State *L) { return do_socks5(L, 1); }
 
 /* pop([protocol]): takes the layer under this stream off; the stream below
  * (returned) goes on with protocol (a table), or in reader mode without one. */
@@ -1151,6 +1284,13 @@ void lasync_open_net(lua_State *L) {
       {"push_rate_limit", m_push_rate_limit},
       {"pop", m_pop},
       {"is_layered", m_is_layered},
+      {"tls", m_tls},
+      {"tls_alpn", m_tls_alpn},
+      {"tls_version", m_tls_version},
+      {"tls_resumed", m_tls_resumed},
+      {"tls_verify_error", m_tls_verify_error},
+      {"socks5", m_socks5},
+      {"socks5_addr", m_socks5_addr},
       {"read", rd_read},
       {"read_until", rd_read_until},
       {"read_line", rd_read_line},

@@ -66,7 +66,8 @@ function t.free_port(loop)
   return port
 end
 
-function t.run()
+-- cleanup (optional) runs after the tests, before the exit.
+function t.run(cleanup)
   local failed = 0
   for _, case in ipairs(t.tests) do
     local loop = assert(async.new_loop())
@@ -94,6 +95,7 @@ function t.run()
     end
   end
   print(string.format("# %d tests, %d failed", #t.tests, failed))
+  if cleanup then cleanup() end
   os.exit(failed == 0 and 0 or 1)
 end
 
