@@ -29,7 +29,10 @@ pub use error::{Error, Result};
 pub use exec::{JoinHandle, Sleep};
 pub use future::{Future, Promise};
 pub use handle::{Hook, HookKind, Signal, Timer, Watcher, READABLE, WRITABLE};
-pub use stream::{connect, connect_options, connect_unix, connect_with, ConnectOptions, Listener, Protocol, Server, Stream, StreamRef};
+pub use stream::{
+    connect, connect_options, connect_unix, connect_with, ConnectOptions, Listener, Protocol, ReconnectOptions,
+    ReconnectProtocol, ReconnectState, Reconnector, Server, Stream, StreamRef,
+};
 
 use error::check;
 use std::any::Any;

@@ -189,6 +189,8 @@ impl<'a> StreamRef<'a> {
 
 /// A callback protocol's userdata: the protocol, and a pause_writing that
 /// came inside one of its own callbacks (run once that callback returns).
+/// repr(C): a reconnector's userdata starts with one.
+#[repr(C)]
 struct ProtoCell<P> {
     raw_loop: *mut sys::async_loop,
     proto: RefCell<P>,
@@ -884,5 +886,161 @@ impl Listener {
             Poll::Pending
         })
         .await
+    }
+}
+
+/// The callbacks of a [`Reconnector`]: a stream [`Protocol`] for each
+/// connection, and the reconnector's own events.
+pub trait ReconnectProtocol: Protocol {
+    /// A connect failed (`failures` in a row); the next starts in
+    /// `retry_ms` (0 when giving up: stopped follows).
+    fn connect_failed(&mut self, _error: Error, _failures: u32, _retry_ms: u64) {}
+    /// The reconnector ended: None after [`Reconnector::stop`], else the last error.
+    fn stopped(&mut self, _error: Option<Error>) {}
+}
+
+/// Reconnect options (`ReconnectOptions::default()`: every default).
+#[derive(Clone, Debug, Default)]
+pub struct ReconnectOptions {
+    /// Each connect's options.
+    pub connect: ConnectOptions,
+    /// First retry and the wait after a loss; 0: 100 ms.
+    pub initial_delay_ms: u64,
+    /// 0: 30000 ms.
+    pub max_delay_ms: u64,
+    /// 0.0: 2.0.
+    pub multiplier: f64,
+    /// 0.0: 0.1; negative: none.
+    pub jitter: f64,
+    /// Failed connects in a row before giving up; 0: never.
+    pub max_attempts: u32,
+}
+
+/// A reconnector's userdata: the protocol cell first, then where the
+/// stopped callback marks the reconnector gone.
+#[repr(C)]
+struct ReconnectCell<P> {
+    cell: ProtoCell<P>,
+    raw: Rc<Cell<*mut sys::async_reconnector>>,
+}
+
+unsafe extern "C" fn rc_failed<P: ReconnectProtocol>(
+    rc: *mut sys::async_reconnector,
+    error: i32,
+    failures: u32,
+    retry_ms: u64,
+    userdata: *mut c_void,
+) {
+    let stream = sys::async_reconnector_stream(rc);
+    ProtoCell::<P>::call(userdata, stream, (), |p, _| p.connect_failed(Error::from_code(error), failures, retry_ms))
+}
+
+unsafe extern "C" fn rc_stopped<P: ReconnectProtocol>(_rc: *mut sys::async_reconnector, error: i32, userdata: *mut c_void) {
+    let cell = &*(userdata as *const ReconnectCell<P>);
+    cell.raw.set(std::ptr::null_mut()); // its memory goes after this callback
+    let error = if error == 0 { None } else { Some(Error::from_code(error)) };
+    ProtoCell::<P>::call(userdata, std::ptr::null_mut(), (), |p, _| p.stopped(error))
+}
+
+unsafe extern "C" fn rc_release<P: ReconnectProtocol>(userdata: *mut c_void) {
+    let cell = Box::from_raw(userdata as *mut ReconnectCell<P>);
+    let raw_loop = cell.cell.raw_loop;
+    guard(raw_loop, (), move || drop(cell));
+}
+
+/// Keeps a connection to host:port up: connects, and after a failure or a
+/// loss connects again after a backoff delay. Dropping it stops it.
+pub struct Reconnector {
+    raw: Rc<Cell<*mut sys::async_reconnector>>,
+    _loop: LoopHandle,
+}
+
+/// What a [`Reconnector`] is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReconnectState {
+    Connecting,
+    Connected,
+    Waiting,
+    Stopping,
+}
+
+impl Reconnector {
+    /// Starts connecting to host:port; `protocol` drives each connection.
+    pub fn start<P: ReconnectProtocol>(lp: &LoopHandle, host: &str, port: u16, options: &ReconnectOptions, protocol: P) -> Result<Reconnector> {
+        let host = cstring(host)?;
+        let connect = options.connect.raw();
+        let mut raw_options: sys::async_reconnect_options = unsafe { std::mem::zeroed() };
+        raw_options.size = std::mem::size_of::<sys::async_reconnect_options>() as u32;
+        raw_options.connect = &connect;
+        raw_options.initial_delay_ms = options.initial_delay_ms;
+        raw_options.max_delay_ms = options.max_delay_ms;
+        raw_options.multiplier = options.multiplier;
+        raw_options.jitter = options.jitter;
+        raw_options.max_attempts = options.max_attempts;
+        raw_options.connect_failed = Some(rc_failed::<P>);
+        raw_options.stopped = Some(rc_stopped::<P>);
+        let mut table = ProtoCell::<P>::table();
+        table.release = Some(rc_release::<P>);
+        let raw = Rc::new(Cell::new(std::ptr::null_mut()));
+        let cell = ReconnectCell {
+            cell: ProtoCell { raw_loop: lp.as_raw(), proto: RefCell::new(protocol), deferred_pause: Cell::new(false) },
+            raw: raw.clone(),
+        };
+        let userdata = Box::into_raw(Box::new(cell)) as *mut c_void;
+        let mut out = std::ptr::null_mut();
+        let rc = unsafe { sys::async_reconnector_start(&mut out, lp.as_raw(), host.as_ptr(), port, &raw_options, &table, userdata) };
+        if rc < 0 {
+            drop(unsafe { Box::from_raw(userdata as *mut ReconnectCell<P>) });
+            return Err(Error::from_code(rc));
+        }
+        raw.set(out);
+        Ok(Reconnector { raw, _loop: lp.clone() })
+    }
+
+    fn raw(&self) -> Result<*mut sys::async_reconnector> {
+        let raw = self.raw.get();
+        if raw.is_null() {
+            Err(Error::CLOSED)
+        } else {
+            Ok(raw)
+        }
+    }
+
+    /// Drops the current connection (or wait) and connects again now.
+    pub fn reconnect(&self) -> Result<()> {
+        status(unsafe { sys::async_reconnector_reconnect(self.raw()?) })
+    }
+
+    /// Stops for good; `stopped` follows from the loop.
+    pub fn stop(&self) -> Result<()> {
+        status(unsafe { sys::async_reconnector_stop(self.raw()?) })
+    }
+
+    /// The current state (ECLOSED once stopped).
+    pub fn state(&self) -> Result<ReconnectState> {
+        let state = check(unsafe { sys::async_reconnector_state(self.raw()?) })? as u32;
+        Ok(match state {
+            s if s == sys::async_reconnect_state::ASYNC_RECONNECT_CONNECTING.0 => ReconnectState::Connecting,
+            s if s == sys::async_reconnect_state::ASYNC_RECONNECT_CONNECTED.0 => ReconnectState::Connected,
+            s if s == sys::async_reconnect_state::ASYNC_RECONNECT_WAITING.0 => ReconnectState::Waiting,
+            _ => ReconnectState::Stopping,
+        })
+    }
+
+    /// The connected stream, if any (a new reference).
+    pub fn stream(&self) -> Result<Option<Stream>> {
+        let stream = unsafe { sys::async_reconnector_stream(self.raw()?) };
+        if stream.is_null() {
+            return Ok(None);
+        }
+        StreamRef { raw: stream, _borrow: PhantomData }.to_owned().map(Some)
+    }
+}
+
+impl Drop for Reconnector {
+    fn drop(&mut self) {
+        if let Ok(raw) = self.raw() {
+            unsafe { sys::async_reconnector_stop(raw) };
+        }
     }
 }

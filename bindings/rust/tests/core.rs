@@ -220,12 +220,12 @@ fn closures_freed_once() {
     let lp = Loop::new().unwrap();
     let drops = Rc::new(Cell::new(0));
     let guard = DropCount(drops.clone());
-    lp.call_soon(move || drop(&guard)).unwrap();
+    lp.call_soon(move || { let _kept = &guard; }).unwrap();
     let timer = Timer::new(&lp).unwrap();
     let guard = DropCount(drops.clone());
-    timer.start(0, 1, move || drop(&guard)).unwrap();
+    timer.start(0, 1, move || { let _kept = &guard; }).unwrap();
     let guard = DropCount(drops.clone());
-    timer.start(0, 1, move || drop(&guard)).unwrap(); // replaces: the first closure goes
+    timer.start(0, 1, move || { let _kept = &guard; }).unwrap(); // replaces: the first closure goes
     assert_eq!(drops.get(), 1);
     lp.run_mode(RunMode::NoWait).unwrap();
     assert_eq!(drops.get(), 2, "the call_soon closure ran and went");
@@ -271,7 +271,7 @@ fn panics_resume_in_run() {
     }
     let timer = Timer::new(&lp).unwrap();
     let bomb = PanicOnDrop;
-    timer.start(1000, 0, move || drop(&bomb)).unwrap();
+    timer.start(1000, 0, move || { let _kept = &bomb; }).unwrap();
     drop(timer);
     let payload = catch_unwind(AssertUnwindSafe(|| lp.run())).unwrap_err();
     assert_eq!(panic_message(payload), "in a closure's drop");
@@ -302,7 +302,7 @@ fn objects_outlive_the_loop() {
     let drops = Rc::new(Cell::new(0));
     let timer = Timer::new(&lp).unwrap();
     let guard = DropCount(drops.clone());
-    timer.start(10_000, 0, move || drop(&guard)).unwrap();
+    timer.start(10_000, 0, move || { let _kept = &guard; }).unwrap();
     let (promise, future) = Promise::<u32>::new(&lp).unwrap();
     let sleeper = lp.spawn(async {});
     drop(lp); // the loop goes first: the objects are ended

@@ -577,3 +577,82 @@ fn watchers_and_signals() {
     drop(signal);
     lp.run().unwrap();
 }
+
+struct Redial {
+    log: Rc<Log>,
+    panic_in_stopped: bool,
+}
+
+impl Protocol for Redial {
+    fn connection_made(&mut self, _stream: &StreamRef<'_>) {
+        self.log.events.borrow_mut().push("made".into());
+    }
+    fn data_received(&mut self, _stream: &StreamRef<'_>, data: &[u8]) -> usize {
+        data.len()
+    }
+    fn connection_lost(&mut self, _stream: &StreamRef<'_>, _error: Option<Error>) {
+        self.log.events.borrow_mut().push("lost".into());
+    }
+}
+
+impl libasync::ReconnectProtocol for Redial {
+    fn connect_failed(&mut self, error: Error, failures: u32, _retry_ms: u64) {
+        self.log.events.borrow_mut().push(format!("failed {} {}", error.name(), failures));
+    }
+    fn stopped(&mut self, error: Option<Error>) {
+        self.log.events.borrow_mut().push(format!("stopped {:?}", error));
+        if self.panic_in_stopped {
+            panic!("in stopped");
+        }
+    }
+}
+
+#[test]
+fn reconnector() {
+    use libasync::{ReconnectOptions, ReconnectState, Reconnector};
+    let lp = Loop::new().unwrap();
+    let _deadline = deadline(&lp, 10_000);
+    let listener = Listener::bind(&lp, Some("127.0.0.1"), 0).unwrap();
+    let port = listener.server().port().unwrap();
+    let log = Rc::new(Log::default());
+    let options = ReconnectOptions { initial_delay_ms: 1, jitter: -1.0, ..Default::default() };
+    let rc = Reconnector::start(&lp, "127.0.0.1", port, &options, Redial { log: log.clone(), panic_in_stopped: false }).unwrap();
+    assert_eq!(rc.state().unwrap(), ReconnectState::Connecting);
+    let first = lp.block_on(listener.accept()).unwrap().unwrap();
+    while rc.state().unwrap() != ReconnectState::Connected {
+        lp.run_mode(RunMode::Once).unwrap();
+    }
+    assert!(rc.stream().unwrap().is_some());
+    first.abort().unwrap(); // the peer drops it: the reconnector dials again
+    let second = lp.block_on(listener.accept()).unwrap().unwrap();
+    rc.reconnect().unwrap();
+    let third = lp.block_on(listener.accept()).unwrap().unwrap();
+    rc.stop().unwrap();
+    while !log.events.borrow().iter().any(|e| e.starts_with("stopped")) {
+        lp.run_mode(RunMode::Once).unwrap();
+    }
+    assert_eq!(rc.state(), Err(Error::CLOSED), "gone once stopped");
+    assert_eq!(rc.stop(), Err(Error::CLOSED));
+    assert_eq!(log.events.borrow().iter().filter(|e| *e == "made").count(), 3);
+    assert_eq!(log.events.borrow().last().unwrap(), "stopped None");
+    drop((second, third));
+
+    // A refused port, two attempts: gives up with the error; a panic in stopped resumes in run.
+    let closed = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let log = Rc::new(Log::default());
+    let options = ReconnectOptions { initial_delay_ms: 1, max_attempts: 2, ..Default::default() };
+    let rc = Reconnector::start(&lp, "127.0.0.1", closed, &options, Redial { log: log.clone(), panic_in_stopped: true }).unwrap();
+    let payload = catch_unwind(AssertUnwindSafe(|| lp.run())).unwrap_err();
+    assert_eq!(panic_message(payload), "in stopped");
+    assert_eq!(
+        *log.events.borrow(),
+        vec!["failed ASYNC_ECONNREFUSED 1", "failed ASYNC_ECONNREFUSED 2", "stopped Some(ASYNC_ECONNREFUSED(-18))"]
+    );
+    drop(rc);
+    assert_eq!(Reconnector::start(&lp, "", 1, &ReconnectOptions::default(), Redial { log, panic_in_stopped: false }).err(), Some(Error::INVAL));
+    drop(listener);
+    lp.run().unwrap();
+}
