@@ -3,7 +3,7 @@
 # (/usr/bin/cargo, RUSTC=/usr/bin/rustc: what a fresh Debian 12 has), no
 # network, CARGO_HOME and the target directory inside the build directory,
 # linked through Meson's uninstalled pkg-config file, loading build/src.
-#   cargo.sh test|valgrind|examples|bench BUILD_ROOT [ARGS...]
+#   cargo.sh test|valgrind|examples|build-release BUILD_ROOT [ARGS...]
 set -eu
 action=$1
 build_root=$(cd "$2" && pwd)
@@ -43,11 +43,11 @@ examples)
     "$cargo" run --offline "$manifest" --quiet --example "$example"
   done
   ;;
-bench)
-  exec "$cargo" run --offline "$manifest" --release --quiet --example "$@"
+build-release)
+  exec "$cargo" build --offline "$manifest" --release --quiet --examples
   ;;
 *)
-  echo "usage: cargo.sh test|valgrind|examples|bench BUILD_ROOT [ARGS...]" >&2
+  echo "usage: cargo.sh test|valgrind|examples|build-release BUILD_ROOT [ARGS...]" >&2
   exit 2
   ;;
 esac

@@ -36,7 +36,9 @@ impl Sockaddr {
         let mut out = Sockaddr::default();
         let (family, ip, scope): (i32, Vec<u8>, u32) = match addr {
             SocketAddr::V4(v4) => (sys::async_addr_family::ASYNC_AF_INET.0 as i32, v4.ip().octets().to_vec(), 0),
-            SocketAddr::V6(v6) => (sys::async_addr_family::ASYNC_AF_INET6.0 as i32, v6.ip().octets().to_vec(), v6.scope_id()),
+            SocketAddr::V6(v6) => {
+                (sys::async_addr_family::ASYNC_AF_INET6.0 as i32, v6.ip().octets().to_vec(), v6.scope_id())
+            }
         };
         let len = check(unsafe {
             sys::async_addr_make(out.as_mut_ptr(), out.capacity(), family, ip.as_ptr(), ip.len(), addr.port(), scope)

@@ -1,6 +1,6 @@
 //! Datagram transports (UDP, Unix datagram sockets) driven by callbacks.
 
-use crate::addr::{socket_addr, sockaddr_from, Sockaddr};
+use crate::addr::{sockaddr_from, socket_addr, Sockaddr};
 use crate::error::check;
 use crate::{cstring, guard, sys, Error, LoopHandle, Result};
 use std::cell::RefCell;
@@ -47,7 +47,11 @@ struct Cell<P> {
     proto: RefCell<P>,
 }
 
-unsafe fn call<P: DatagramProtocol>(dgram: *mut sys::async_datagram, userdata: *mut c_void, f: impl FnOnce(&mut P, &DatagramRef<'_>)) {
+unsafe fn call<P: DatagramProtocol>(
+    dgram: *mut sys::async_datagram,
+    userdata: *mut c_void,
+    f: impl FnOnce(&mut P, &DatagramRef<'_>),
+) {
     let cell = &*(userdata as *const Cell<P>);
     let dgram_ref = DatagramRef { raw: dgram, _borrow: PhantomData };
     let mut panicked = true;
@@ -136,7 +140,8 @@ impl Datagram {
         protocol: P,
         open: impl FnOnce(*mut *mut sys::async_datagram, &sys::async_datagram_protocol, *mut c_void) -> i32,
     ) -> Result<Datagram> {
-        let userdata = Box::into_raw(Box::new(Cell { raw_loop: lp.as_raw(), proto: RefCell::new(protocol) })) as *mut c_void;
+        let userdata =
+            Box::into_raw(Box::new(Cell { raw_loop: lp.as_raw(), proto: RefCell::new(protocol) })) as *mut c_void;
         let mut raw = std::ptr::null_mut();
         let rc = open(&mut raw, &table::<P>(), userdata);
         if rc < 0 {
@@ -164,7 +169,12 @@ impl Datagram {
     }
 
     /// A Unix datagram transport bound at `local` and/or connected to `remote`.
-    pub fn unix<P: DatagramProtocol>(lp: &LoopHandle, local: Option<&str>, remote: Option<&str>, protocol: P) -> Result<Datagram> {
+    pub fn unix<P: DatagramProtocol>(
+        lp: &LoopHandle,
+        local: Option<&str>,
+        remote: Option<&str>,
+        protocol: P,
+    ) -> Result<Datagram> {
         let (local, remote) = (local.map(cstring).transpose()?, remote.map(cstring).transpose()?);
         Datagram::open(lp, protocol, |out, table, userdata| unsafe {
             sys::async_unix_datagram_open(
@@ -201,7 +211,9 @@ impl DatagramRef<'_> {
     /// Sends to a numeric address given as text ("127.0.0.1:53", a Unix path).
     pub fn send_to(&self, data: &[u8], address: &str) -> Result<()> {
         let address = cstring(address)?;
-        status(unsafe { sys::async_datagram_sendto(self.raw, data.as_ptr() as *const c_void, data.len(), address.as_ptr()) })
+        status(unsafe {
+            sys::async_datagram_sendto(self.raw, data.as_ptr() as *const c_void, data.len(), address.as_ptr())
+        })
     }
 
     /// Closes once the send queue is written.
@@ -251,14 +263,16 @@ impl DatagramRef<'_> {
     /// The local address of a UDP transport.
     pub fn local_addr(&self) -> Result<SocketAddr> {
         let mut addr = Sockaddr::default();
-        addr.len = check(unsafe { sys::async_datagram_sockname(addr.as_mut_ptr(), addr.capacity(), self.raw) })? as usize;
+        addr.len =
+            check(unsafe { sys::async_datagram_sockname(addr.as_mut_ptr(), addr.capacity(), self.raw) })? as usize;
         sockaddr_from(&addr)
     }
 
     /// The connected peer of a UDP transport.
     pub fn peer_addr(&self) -> Result<SocketAddr> {
         let mut addr = Sockaddr::default();
-        addr.len = check(unsafe { sys::async_datagram_peername(addr.as_mut_ptr(), addr.capacity(), self.raw) })? as usize;
+        addr.len =
+            check(unsafe { sys::async_datagram_peername(addr.as_mut_ptr(), addr.capacity(), self.raw) })? as usize;
         sockaddr_from(&addr)
     }
 

@@ -62,7 +62,13 @@ unsafe fn take_addrinfo(future: *mut sys::async_future) -> Result<AddrInfo> {
 /// Resolves `host` (and `service`, a port number or name) to addresses:
 /// `family` 0 (both), 2 or 10; `flags` the `sys::ASYNC_DNS_*` bits.
 /// Dropping the future cancels the lookup. The list can be taken once.
-pub fn getaddrinfo(lp: &LoopHandle, host: &str, service: Option<&str>, family: i32, flags: u32) -> Result<Future<AddrInfo>> {
+pub fn getaddrinfo(
+    lp: &LoopHandle,
+    host: &str,
+    service: Option<&str>,
+    family: i32,
+    flags: u32,
+) -> Result<Future<AddrInfo>> {
     let host = cstring(host)?;
     let service = service.map(cstring).transpose()?;
     let service_ptr = service.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());

@@ -105,7 +105,6 @@ impl LoopHandle {
             queued: AtomicBool::new(false),
         }))
     }
-
 }
 
 impl Loop {

@@ -89,7 +89,14 @@ impl HandleCore {
 
     pub(crate) fn set_ref(&self, on: bool) -> Result<()> {
         let raw = self.raw()?;
-        check(unsafe { if on { sys::async_handle_ref(raw) } else { sys::async_handle_unref(raw) } }).map(drop)
+        check(unsafe {
+            if on {
+                sys::async_handle_ref(raw)
+            } else {
+                sys::async_handle_unref(raw)
+            }
+        })
+        .map(drop)
     }
 
     pub(crate) fn has_ref(&self) -> bool {

@@ -240,7 +240,6 @@ impl Loop {
         self.inner.take_panic();
         check(rc).map(drop)
     }
-
 }
 
 impl LoopHandle {
@@ -284,12 +283,12 @@ impl LoopHandle {
 
     /// Queues `f` to run on a later iteration (async_loop_call_soon).
     pub fn call_soon<F: FnOnce() + 'static>(&self, f: F) -> Result<()> {
-        let boxed: Box<Box<dyn FnOnce()>> = Box::new(Box::new(f));
-        let userdata = Box::into_raw(boxed) as *mut c_void;
-        let rc = unsafe { sys::async_loop_call_soon(self.inner.raw, Some(call_once_trampoline), userdata) };
+        // One allocation per call (none for a closure capturing nothing).
+        let userdata = Box::into_raw(Box::new(f)) as *mut c_void;
+        let rc = unsafe { sys::async_loop_call_soon(self.inner.raw, Some(call_once_trampoline::<F>), userdata) };
         if rc < 0 {
             // Not queued: nothing will be called, the closure is still ours.
-            drop(unsafe { Box::from_raw(userdata as *mut Box<dyn FnOnce()>) });
+            drop(unsafe { Box::from_raw(userdata as *mut F) });
         }
         check(rc).map(drop)
     }
@@ -309,9 +308,7 @@ impl LoopHandle {
     pub fn set_log<F: FnMut(i32, &str) + 'static>(&self, log: F) -> Result<()> {
         let boxed: Box<Box<dyn FnMut(i32, &str)>> = Box::new(Box::new(log));
         let userdata = Box::into_raw(boxed) as *mut c_void;
-        let rc = unsafe {
-            sys::async_loop_set_log(self.inner.raw, Some(log_trampoline), Some(log_release), userdata)
-        };
+        let rc = unsafe { sys::async_loop_set_log(self.inner.raw, Some(log_trampoline), Some(log_release), userdata) };
         if rc < 0 {
             unsafe { log_release(userdata) };
         }
@@ -363,8 +360,8 @@ impl Drop for Loop {
     }
 }
 
-unsafe extern "C" fn call_once_trampoline(raw: *mut sys::async_loop, userdata: *mut c_void) {
-    let f = Box::from_raw(userdata as *mut Box<dyn FnOnce()>);
+unsafe extern "C" fn call_once_trampoline<F: FnOnce()>(raw: *mut sys::async_loop, userdata: *mut c_void) {
+    let f = Box::from_raw(userdata as *mut F);
     guard(raw, (), move || f());
 }
 
@@ -403,12 +400,11 @@ impl Poster {
     /// Runs `f` on the loop's thread, in posting order.
     pub fn post<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<()> {
         let raw = self.raw()?;
-        let boxed: Box<Box<dyn FnOnce()>> = Box::new(Box::new(f));
-        let userdata = Box::into_raw(boxed) as *mut c_void;
+        let userdata = Box::into_raw(Box::new(f)) as *mut c_void;
         // SAFETY: post is thread-safe and answers ECLOSED for a freed loop.
-        let rc = unsafe { sys::async_loop_post(raw, Some(call_once_trampoline), userdata) };
+        let rc = unsafe { sys::async_loop_post(raw, Some(call_once_trampoline::<F>), userdata) };
         if rc < 0 {
-            drop(unsafe { Box::from_raw(userdata as *mut Box<dyn FnOnce()>) });
+            drop(unsafe { Box::from_raw(userdata as *mut F) });
         }
         check(rc).map(drop)
     }
@@ -444,4 +440,3 @@ pub fn version() -> (&'static str, u32) {
 pub(crate) fn cstring(text: &str) -> Result<CString> {
     CString::new(text).map_err(|_| Error::INVAL)
 }
-

@@ -74,7 +74,8 @@ impl<'a> StreamRef<'a> {
 
     /// Queues several buffers in order (copied).
     pub fn write_vectored(&self, buffers: &[&[u8]]) -> Result<()> {
-        let iov: Vec<IoVec> = buffers.iter().map(|b| IoVec { base: b.as_ptr() as *const c_void, len: b.len() }).collect();
+        let iov: Vec<IoVec> =
+            buffers.iter().map(|b| IoVec { base: b.as_ptr() as *const c_void, len: b.len() }).collect();
         let count = i32::try_from(iov.len()).map_err(|_| Error::INVAL)?;
         status(unsafe { sys::async_stream_writev(self.raw, iov.as_ptr() as *const sys::iovec, count) })
     }
@@ -220,7 +221,12 @@ impl<P: Protocol> ProtoCell<P> {
     }
 
     /// Runs one callback; a panic aborts the stream (the loop keeps it).
-    unsafe fn call<R>(userdata: *mut c_void, stream: *mut sys::async_stream, fallback: R, f: impl FnOnce(&mut P, &StreamRef<'_>) -> R) -> R {
+    unsafe fn call<R>(
+        userdata: *mut c_void,
+        stream: *mut sys::async_stream,
+        fallback: R,
+        f: impl FnOnce(&mut P, &StreamRef<'_>) -> R,
+    ) -> R {
         let cell = &*(userdata as *const ProtoCell<P>);
         let stream_ref = StreamRef { raw: stream, _borrow: PhantomData };
         let mut panicked = true;
@@ -373,7 +379,12 @@ unsafe extern "C" fn io_made(stream: *mut sys::async_stream, userdata: *mut c_vo
     }
 }
 
-unsafe extern "C" fn io_data(stream: *mut sys::async_stream, data: *const u8, len: usize, userdata: *mut c_void) -> usize {
+unsafe extern "C" fn io_data(
+    stream: *mut sys::async_stream,
+    data: *const u8,
+    len: usize,
+    userdata: *mut c_void,
+) -> usize {
     let io = io(userdata);
     let buffered = {
         let mut buffer = io.buffer.borrow_mut();
@@ -589,8 +600,7 @@ impl Stream {
 
     /// Reads exactly `n` bytes (EOF when the stream ends before).
     pub async fn read_exact(&self, n: usize) -> Result<Vec<u8>> {
-        self.read_with(|buffered, _| if buffered.len() >= n { Some(Ok(n)) } else { None }, |bytes| bytes.to_vec())
-            .await
+        self.read_with(|buffered, _| if buffered.len() >= n { Some(Ok(n)) } else { None }, |bytes| bytes.to_vec()).await
     }
 
     /// Reads up to and including `delimiter`; NOBUFS when `limit` bytes
@@ -710,7 +720,9 @@ pub fn connect_with<P: Protocol>(lp: &LoopHandle, host: &str, port: u16, protoco
     let table = ProtoCell::<P>::table();
     let userdata = ProtoCell::into_userdata(lp.as_raw(), protocol);
     let mut raw = std::ptr::null_mut();
-    let rc = unsafe { sys::async_tcp_connect(&mut raw, lp.as_raw(), host.as_ptr(), port, std::ptr::null(), &table, userdata) };
+    let rc = unsafe {
+        sys::async_tcp_connect(&mut raw, lp.as_raw(), host.as_ptr(), port, std::ptr::null(), &table, userdata)
+    };
     if rc < 0 {
         drop(unsafe { Box::from_raw(userdata as *mut ProtoCell<P>) });
         return Err(Error::from_code(rc));
@@ -755,14 +767,30 @@ impl Server {
                         Err(error) => return Err(error.code()),
                     };
                     let host_ptr = host.as_ref().map_or(std::ptr::null(), |h| h.as_ptr());
-                    sys::async_tcp_listen(&mut raw, lp.as_raw(), host_ptr, port, 0, 0, Some(server_factory_trampoline), userdata)
+                    sys::async_tcp_listen(
+                        &mut raw,
+                        lp.as_raw(),
+                        host_ptr,
+                        port,
+                        0,
+                        0,
+                        Some(server_factory_trampoline),
+                        userdata,
+                    )
                 }
                 Address::Unix(path) => {
                     let path = match cstring(path) {
                         Ok(path) => path,
                         Err(error) => return Err(error.code()),
                     };
-                    sys::async_unix_listen(&mut raw, lp.as_raw(), path.as_ptr(), 0, Some(server_factory_trampoline), userdata)
+                    sys::async_unix_listen(
+                        &mut raw,
+                        lp.as_raw(),
+                        path.as_ptr(),
+                        0,
+                        Some(server_factory_trampoline),
+                        userdata,
+                    )
                 }
             };
             if rc < 0 {
@@ -786,12 +814,21 @@ impl Server {
 
     /// Listens on host:port (None: every interface; port 0: a free one);
     /// each connection gets a protocol from `factory`.
-    pub fn listen<P: Protocol, F: FnMut() -> P + 'static>(lp: &LoopHandle, host: Option<&str>, port: u16, factory: F) -> Result<Server> {
+    pub fn listen<P: Protocol, F: FnMut() -> P + 'static>(
+        lp: &LoopHandle,
+        host: Option<&str>,
+        port: u16,
+        factory: F,
+    ) -> Result<Server> {
         Server::open(lp, Address::Tcp(host, port), Server::protocol_factory(lp, factory))
     }
 
     /// Listens on a Unix socket path.
-    pub fn listen_unix<P: Protocol, F: FnMut() -> P + 'static>(lp: &LoopHandle, path: &str, factory: F) -> Result<Server> {
+    pub fn listen_unix<P: Protocol, F: FnMut() -> P + 'static>(
+        lp: &LoopHandle,
+        path: &str,
+        factory: F,
+    ) -> Result<Server> {
         Server::open(lp, Address::Unix(path), Server::protocol_factory(lp, factory))
     }
 
@@ -935,7 +972,11 @@ unsafe extern "C" fn rc_failed<P: ReconnectProtocol>(
     ProtoCell::<P>::call(userdata, stream, (), |p, _| p.connect_failed(Error::from_code(error), failures, retry_ms))
 }
 
-unsafe extern "C" fn rc_stopped<P: ReconnectProtocol>(_rc: *mut sys::async_reconnector, error: i32, userdata: *mut c_void) {
+unsafe extern "C" fn rc_stopped<P: ReconnectProtocol>(
+    _rc: *mut sys::async_reconnector,
+    error: i32,
+    userdata: *mut c_void,
+) {
     let cell = &*(userdata as *const ReconnectCell<P>);
     cell.raw.set(std::ptr::null_mut()); // its memory goes after this callback
     let error = if error == 0 { None } else { Some(Error::from_code(error)) };
@@ -966,7 +1007,13 @@ pub enum ReconnectState {
 
 impl Reconnector {
     /// Starts connecting to host:port; `protocol` drives each connection.
-    pub fn start<P: ReconnectProtocol>(lp: &LoopHandle, host: &str, port: u16, options: &ReconnectOptions, protocol: P) -> Result<Reconnector> {
+    pub fn start<P: ReconnectProtocol>(
+        lp: &LoopHandle,
+        host: &str,
+        port: u16,
+        options: &ReconnectOptions,
+        protocol: P,
+    ) -> Result<Reconnector> {
         let host = cstring(host)?;
         let connect = options.connect.raw();
         let mut raw_options: sys::async_reconnect_options = unsafe { std::mem::zeroed() };
@@ -988,7 +1035,9 @@ impl Reconnector {
         };
         let userdata = Box::into_raw(Box::new(cell)) as *mut c_void;
         let mut out = std::ptr::null_mut();
-        let rc = unsafe { sys::async_reconnector_start(&mut out, lp.as_raw(), host.as_ptr(), port, &raw_options, &table, userdata) };
+        let rc = unsafe {
+            sys::async_reconnector_start(&mut out, lp.as_raw(), host.as_ptr(), port, &raw_options, &table, userdata)
+        };
         if rc < 0 {
             drop(unsafe { Box::from_raw(userdata as *mut ReconnectCell<P>) });
             return Err(Error::from_code(rc));

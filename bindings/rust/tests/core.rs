@@ -7,7 +7,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default()
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -132,7 +136,11 @@ fn poster_from_threads() {
             std::thread::spawn(move || {
                 for _ in 0..100 {
                     let count = count.clone();
-                    poster.post(move || { count.fetch_add(1, std::sync::atomic::Ordering::SeqCst); }).unwrap();
+                    poster
+                        .post(move || {
+                            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        })
+                        .unwrap();
                 }
                 poster.wakeup().unwrap();
             })
@@ -220,12 +228,23 @@ fn closures_freed_once() {
     let lp = Loop::new().unwrap();
     let drops = Rc::new(Cell::new(0));
     let guard = DropCount(drops.clone());
-    lp.call_soon(move || { let _kept = &guard; }).unwrap();
+    lp.call_soon(move || {
+        let _kept = &guard;
+    })
+    .unwrap();
     let timer = Timer::new(&lp).unwrap();
     let guard = DropCount(drops.clone());
-    timer.start(0, 1, move || { let _kept = &guard; }).unwrap();
+    timer
+        .start(0, 1, move || {
+            let _kept = &guard;
+        })
+        .unwrap();
     let guard = DropCount(drops.clone());
-    timer.start(0, 1, move || { let _kept = &guard; }).unwrap(); // replaces: the first closure goes
+    timer
+        .start(0, 1, move || {
+            let _kept = &guard;
+        })
+        .unwrap(); // replaces: the first closure goes
     assert_eq!(drops.get(), 1);
     lp.run_mode(RunMode::NoWait).unwrap();
     assert_eq!(drops.get(), 2, "the call_soon closure ran and went");
@@ -271,7 +290,11 @@ fn panics_resume_in_run() {
     }
     let timer = Timer::new(&lp).unwrap();
     let bomb = PanicOnDrop;
-    timer.start(1000, 0, move || { let _kept = &bomb; }).unwrap();
+    timer
+        .start(1000, 0, move || {
+            let _kept = &bomb;
+        })
+        .unwrap();
     drop(timer);
     let payload = catch_unwind(AssertUnwindSafe(|| lp.run())).unwrap_err();
     assert_eq!(panic_message(payload), "in a closure's drop");
@@ -302,7 +325,11 @@ fn objects_outlive_the_loop() {
     let drops = Rc::new(Cell::new(0));
     let timer = Timer::new(&lp).unwrap();
     let guard = DropCount(drops.clone());
-    timer.start(10_000, 0, move || { let _kept = &guard; }).unwrap();
+    timer
+        .start(10_000, 0, move || {
+            let _kept = &guard;
+        })
+        .unwrap();
     let (promise, future) = Promise::<u32>::new(&lp).unwrap();
     let sleeper = lp.spawn(async {});
     drop(lp); // the loop goes first: the objects are ended

@@ -14,7 +14,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default()
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 /// Stops the loop after `ms`: every test's run is bounded.
@@ -88,7 +92,12 @@ fn async_echo_and_reads() {
 async fn join<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
     use std::pin::Pin;
     use std::task::{Context, Poll};
-    struct Join<A: std::future::Future, B: std::future::Future>(Pin<Box<A>>, Pin<Box<B>>, Option<A::Output>, Option<B::Output>);
+    struct Join<A: std::future::Future, B: std::future::Future>(
+        Pin<Box<A>>,
+        Pin<Box<B>>,
+        Option<A::Output>,
+        Option<B::Output>,
+    );
     impl<A: std::future::Future, B: std::future::Future> std::future::Future for Join<A, B> {
         type Output = (A::Output, B::Output);
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -216,9 +225,17 @@ fn callback_server_and_client() {
     let _deadline = deadline(&lp, 10_000);
     let server_log = Rc::new(Log::default());
     let log = server_log.clone();
-    let server = Server::listen(&lp, Some("127.0.0.1"), 0, move || Recorder { log: log.clone(), echo: true, panic_in: None }).unwrap();
+    let server =
+        Server::listen(&lp, Some("127.0.0.1"), 0, move || Recorder { log: log.clone(), echo: true, panic_in: None })
+            .unwrap();
     let client_log = Rc::new(Log::default());
-    let connect = connect_with(&lp, "127.0.0.1", server.port().unwrap(), Recorder { log: client_log.clone(), echo: false, panic_in: None }).unwrap();
+    let connect = connect_with(
+        &lp,
+        "127.0.0.1",
+        server.port().unwrap(),
+        Recorder { log: client_log.clone(), echo: false, panic_in: None },
+    )
+    .unwrap();
     lp.run_until(&connect).unwrap();
     let stream = lp.block_on(connect).unwrap().unwrap();
     lp.run_mode(RunMode::NoWait).unwrap();
@@ -285,7 +302,10 @@ fn connect_errors_and_bad_input() {
     assert_eq!(connect(&lp, "bad\0host", 1).err(), Some(Error::INVAL));
     assert_eq!(connect(&lp, "", 1).err(), Some(Error::INVAL));
     assert_eq!(connect(&lp, &"x".repeat(300), 1).err(), Some(Error::INVAL));
-    assert_eq!(Listener::bind(&lp, Some("not an address"), 0).err(), Some(Error::INVAL).or(Listener::bind(&lp, Some("not an address"), 0).err()));
+    assert_eq!(
+        Listener::bind(&lp, Some("not an address"), 0).err(),
+        Some(Error::INVAL).or(Listener::bind(&lp, Some("not an address"), 0).err())
+    );
     // A closed port: refused.
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -330,7 +350,8 @@ fn unix_sockets_and_adopt() {
     let (left, right) = std::os::unix::net::UnixStream::pair().unwrap();
     let left = Stream::adopt(&lp, left.into_raw_fd()).unwrap();
     let log = Rc::new(Log::default());
-    let right = Stream::adopt_with(&lp, right.into_raw_fd(), Recorder { log: log.clone(), echo: true, panic_in: None }).unwrap();
+    let right = Stream::adopt_with(&lp, right.into_raw_fd(), Recorder { log: log.clone(), echo: true, panic_in: None })
+        .unwrap();
     let got = lp
         .block_on(async {
             left.write_all(b"adopted").await?;
@@ -350,7 +371,12 @@ fn unix_sockets_and_adopt() {
     lp.run().unwrap();
     assert_eq!(log.events.borrow().last().map(String::as_str), Some("released"));
 
-    let server = Server::listen_unix(&lp, "@libasync-rust-cb", || Recorder { log: Rc::new(Log::default()), echo: true, panic_in: None }).unwrap();
+    let server = Server::listen_unix(&lp, "@libasync-rust-cb", || Recorder {
+        log: Rc::new(Log::default()),
+        echo: true,
+        panic_in: None,
+    })
+    .unwrap();
     assert_eq!(server.port(), Err(Error::INVAL).or(server.port()));
     drop(server);
     lp.run().unwrap();
@@ -459,10 +485,16 @@ fn datagrams() {
     let got = Rc::new(RefCell::new(Vec::new()));
     let made = Rc::new(Cell::new(false));
     let options = UdpOptions { local_address: Some("127.0.0.1:0".into()), ..Default::default() };
-    let receiver = Datagram::udp(&lp, &options, Udp { got: got.clone(), panic_on: Some(b"boom"), made: made.clone() }).unwrap();
+    let receiver =
+        Datagram::udp(&lp, &options, Udp { got: got.clone(), panic_on: Some(b"boom"), made: made.clone() }).unwrap();
     let to = receiver.local_addr().unwrap();
     let options = UdpOptions { remote_address: Some(format_addr(&to).unwrap()), ..Default::default() };
-    let sender = Datagram::udp(&lp, &options, Udp { got: Rc::new(RefCell::new(Vec::new())), panic_on: None, made: Rc::new(Cell::new(false)) }).unwrap();
+    let sender = Datagram::udp(
+        &lp,
+        &options,
+        Udp { got: Rc::new(RefCell::new(Vec::new())), panic_on: None, made: Rc::new(Cell::new(false)) },
+    )
+    .unwrap();
     assert_eq!(sender.peer_addr().unwrap(), to);
     sender.send(b"one", None).unwrap();
     sender.send_to(b"two", &format_addr(&to).unwrap()).unwrap_or(());
@@ -502,9 +534,20 @@ fn datagrams() {
     let path = path.to_str().unwrap().to_string();
     let _ = std::fs::remove_file(&path);
     let got = Rc::new(RefCell::new(Vec::new()));
-    let bound = Datagram::unix(&lp, Some(&path), None, Udp { got: got.clone(), panic_on: None, made: Rc::new(Cell::new(false)) }).unwrap();
+    let bound = Datagram::unix(
+        &lp,
+        Some(&path),
+        None,
+        Udp { got: got.clone(), panic_on: None, made: Rc::new(Cell::new(false)) },
+    )
+    .unwrap();
     let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
-    let adopted = Datagram::adopt(&lp, a.into_raw_fd(), Udp { got: got.clone(), panic_on: None, made: Rc::new(Cell::new(false)) }).unwrap();
+    let adopted = Datagram::adopt(
+        &lp,
+        a.into_raw_fd(),
+        Udp { got: got.clone(), panic_on: None, made: Rc::new(Cell::new(false)) },
+    )
+    .unwrap();
     b.send(b"to adopted").unwrap();
     std::os::unix::net::UnixDatagram::unbound().unwrap().send_to(b"to bound", &path).unwrap();
     adopted.send(b"from adopted", None).unwrap();
@@ -616,7 +659,8 @@ fn reconnector() {
     let port = listener.server().port().unwrap();
     let log = Rc::new(Log::default());
     let options = ReconnectOptions { initial_delay_ms: 1, jitter: -1.0, ..Default::default() };
-    let rc = Reconnector::start(&lp, "127.0.0.1", port, &options, Redial { log: log.clone(), panic_in_stopped: false }).unwrap();
+    let rc = Reconnector::start(&lp, "127.0.0.1", port, &options, Redial { log: log.clone(), panic_in_stopped: false })
+        .unwrap();
     assert_eq!(rc.state().unwrap(), ReconnectState::Connecting);
     let first = lp.block_on(listener.accept()).unwrap().unwrap();
     while rc.state().unwrap() != ReconnectState::Connected {
@@ -644,7 +688,9 @@ fn reconnector() {
     };
     let log = Rc::new(Log::default());
     let options = ReconnectOptions { initial_delay_ms: 1, max_attempts: 2, ..Default::default() };
-    let rc = Reconnector::start(&lp, "127.0.0.1", closed, &options, Redial { log: log.clone(), panic_in_stopped: true }).unwrap();
+    let rc =
+        Reconnector::start(&lp, "127.0.0.1", closed, &options, Redial { log: log.clone(), panic_in_stopped: true })
+            .unwrap();
     let payload = catch_unwind(AssertUnwindSafe(|| lp.run())).unwrap_err();
     assert_eq!(panic_message(payload), "in stopped");
     assert_eq!(
@@ -652,7 +698,10 @@ fn reconnector() {
         vec!["failed ASYNC_ECONNREFUSED 1", "failed ASYNC_ECONNREFUSED 2", "stopped Some(ASYNC_ECONNREFUSED(-18))"]
     );
     drop(rc);
-    assert_eq!(Reconnector::start(&lp, "", 1, &ReconnectOptions::default(), Redial { log, panic_in_stopped: false }).err(), Some(Error::INVAL));
+    assert_eq!(
+        Reconnector::start(&lp, "", 1, &ReconnectOptions::default(), Redial { log, panic_in_stopped: false }).err(),
+        Some(Error::INVAL)
+    );
     drop(listener);
     lp.run().unwrap();
 }
