@@ -44,6 +44,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
 
+/// The most iterations the end of a loop runs to deliver the final
+/// notifications (each is a non-blocking iteration; a few suffice).
+const ENDING_ITERATIONS: usize = 1000;
+
 /// The state shared by a loop and its objects (kept alive by them).
 pub(crate) struct LoopInner {
     raw: *mut sys::async_loop,
@@ -73,9 +77,14 @@ impl LoopInner {
     fn end_all(&self) {
         self.exec.clear();
         // SAFETY: raw is a live loop until LoopInner is dropped.
-        unsafe {
-            sys::async_loop_shutdown(self.raw, Some(handle::close_trampoline));
-            sys::async_loop_run(self.raw, sys::async_run_mode::ASYNC_RUN_DEFAULT.0 as i32);
+        unsafe { sys::async_loop_shutdown(self.raw, Some(handle::close_trampoline)) };
+        // Non-blocking iterations until no work is left: a hold another
+        // thread never ends must not hang a drop (bounded: the C loop is
+        // then left allocated rather than freed under that thread).
+        for _ in 0..ENDING_ITERATIONS {
+            if unsafe { sys::async_loop_run(self.raw, sys::async_run_mode::ASYNC_RUN_NOWAIT.0 as i32) } <= 0 {
+                break;
+            }
         }
         // A panic while ending has no caller to go to.
         self.panic.borrow_mut().take();

@@ -492,3 +492,17 @@ fn pending_tasks_dropped_with_the_loop() {
     drop(lp);
     assert_eq!(drops.get(), 1);
 }
+
+#[test]
+fn dropping_a_held_loop_does_not_wait_for_the_hold() {
+    let lp = Loop::new().unwrap();
+    let poster = lp.poster();
+    poster.hold().unwrap(); // as if another thread still had work for it
+    let timer = Timer::new(&lp).unwrap(); // keeps the C loop after the Loop
+    let started = std::time::Instant::now();
+    drop(lp);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    poster.unhold().unwrap(); // the loop itself is still there
+    drop(timer); // the last object: the loop is freed now
+    assert_eq!(poster.post(|| {}), Err(Error::CLOSED));
+}
