@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runs the crate's cargo commands for `meson test` with Debian's toolchain
-# (/usr/bin/cargo, RUSTC=/usr/bin/rustc: what a fresh Debian 12 has), no
-# network, CARGO_HOME and the target directory inside the build directory,
-# linked through Meson's uninstalled pkg-config file, loading build/src.
+# (/usr/bin/cargo, RUSTC=/usr/bin/rustc, RUSTDOC=/usr/bin/rustdoc: what a
+# fresh Debian 12 has), no network, CARGO_HOME and the target directory
+# inside the build directory, linked through Meson's uninstalled pkg-config
+# file, loading build/src.
 #   cargo.sh test|valgrind|examples|build-release BUILD_ROOT [ARGS...]
 set -eu
 action=$1
@@ -11,7 +12,7 @@ shift 2
 crate=$(cd "$(dirname "$0")" && pwd)
 export CARGO_HOME="$build_root/bindings/rust/cargo-home"
 export CARGO_TARGET_DIR="$build_root/bindings/rust/target"
-export RUSTC=/usr/bin/rustc
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 export PKG_CONFIG_PATH="$build_root/meson-uninstalled"
 export LD_LIBRARY_PATH="$build_root/src${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 unset RUSTFLAGS RUSTC_WRAPPER CARGO_BUILD_TARGET

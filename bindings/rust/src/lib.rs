@@ -8,6 +8,38 @@
 //! caller of [`Loop::run`] (or [`Loop::block_on`]). When the [`Loop`] is
 //! dropped, every object still alive is ended (closed, cancelled); calls on
 //! it then return [`Error::CLOSED`] (or the library's code).
+//!
+//! What the compiler refuses (these examples must not compile):
+//!
+//! A closed handle was moved by `close`:
+//! ```compile_fail
+//! let lp = libasync::Loop::new().unwrap();
+//! let timer = libasync::Timer::new(&lp).unwrap();
+//! timer.close();
+//! timer.stop();
+//! ```
+//! A loop's objects stay on its thread:
+//! ```compile_fail
+//! let lp = libasync::Loop::new().unwrap();
+//! let timer = libasync::Timer::new(&lp).unwrap();
+//! std::thread::spawn(move || drop(timer));
+//! ```
+//! A stream borrowed by a callback cannot be kept past it:
+//! ```compile_fail
+//! struct Keep(Option<&'static libasync::StreamRef<'static>>);
+//! impl libasync::Protocol for Keep {
+//!     fn data_received(&mut self, stream: &libasync::StreamRef<'_>, data: &[u8]) -> usize {
+//!         self.0 = Some(stream);
+//!         data.len()
+//!     }
+//! }
+//! ```
+//! while a [`Poster`] crosses threads:
+//! ```
+//! fn send_sync<T: Send + Sync>(_: &T) {}
+//! let lp = libasync::Loop::new().unwrap();
+//! send_sync(&lp.poster());
+//! ```
 
 #[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code, clippy::all)]
 #[rustfmt::skip]

@@ -506,3 +506,41 @@ fn dropping_a_held_loop_does_not_wait_for_the_hold() {
     drop(timer); // the last object: the loop is freed now
     assert_eq!(poster.post(|| {}), Err(Error::CLOSED));
 }
+
+#[test]
+fn shutdown_ends_everything_and_the_loop_goes_on() {
+    let lp = Loop::new().unwrap();
+    let drops = Rc::new(Cell::new(0));
+    let timer = Timer::new(&lp).unwrap();
+    let guard = DropCount(drops.clone());
+    timer.start(60_000, 0, move || {
+        let _kept = &guard;
+    })
+    .unwrap();
+    let (_promise, future) = Promise::<u8>::new(&lp).unwrap();
+    lp.shutdown().unwrap();
+    assert!(future.is_done(), "pending futures cancelled at once");
+    lp.run().unwrap();
+    assert_eq!(drops.get(), 1, "the handle's close callback freed its closure");
+    assert_eq!(timer.start(1, 0, || {}), Err(Error::CLOSED));
+    assert_eq!(lp.block_on(future).unwrap(), Err(Error::CANCELED));
+    let timer = Timer::new(&lp).unwrap(); // the loop stays usable
+    let fired = Rc::new(Cell::new(false));
+    let f = fired.clone();
+    timer.start(0, 0, move || f.set(true)).unwrap();
+    lp.run().unwrap();
+    assert!(fired.get());
+}
+
+#[test]
+fn panic_in_a_cancel_hook_resumes_in_the_next_run() {
+    let lp = Loop::new().unwrap();
+    let (promise, future) = Promise::<u8>::new(&lp).unwrap();
+    promise.on_cancel(|_| panic!("in a cancel hook")).unwrap();
+    future.cancel().unwrap(); // the hook runs inside cancel: its panic is kept
+    let payload = catch_unwind(AssertUnwindSafe(|| lp.run())).unwrap_err();
+    assert_eq!(panic_message(payload), "in a cancel hook");
+    drop(future);
+    drop(promise);
+    lp.run().unwrap();
+}
