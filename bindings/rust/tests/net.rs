@@ -21,6 +21,16 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_default()
 }
 
+/// A loopback address the tests never listen on (they use 127.0.0.1), so
+/// a port there is refused even when a parallel test binds the same port.
+const REFUSING_HOST: &str = "127.0.0.2";
+
+/// A port nothing listens on at REFUSING_HOST.
+fn closed_port() -> u16 {
+    let probe = std::net::TcpListener::bind((REFUSING_HOST, 0)).unwrap();
+    probe.local_addr().unwrap().port()
+}
+
 /// Stops the loop after `ms`: every test's run is bounded.
 fn deadline(lp: &LoopHandle, ms: u64) -> Timer {
     let timer = Timer::new(lp).unwrap();
@@ -307,14 +317,11 @@ fn connect_errors_and_bad_input() {
         Some(Error::INVAL).or(Listener::bind(&lp, Some("not an address"), 0).err())
     );
     // A closed port: refused.
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let refused = connect(&lp, "127.0.0.1", port).unwrap();
+    let port = closed_port();
+    let refused = connect(&lp, REFUSING_HOST, port).unwrap();
     assert_eq!(lp.block_on(refused).unwrap().err(), Some(Error::CONNREFUSED));
     let options = ConnectOptions { family: 2, sequential: true, attempt_timeout_ms: 1000, total_timeout_ms: 2000 };
-    let refused = connect_options(&lp, "127.0.0.1", port, &options).unwrap();
+    let refused = connect_options(&lp, REFUSING_HOST, port, &options).unwrap();
     assert_eq!(lp.block_on(refused).unwrap().err(), Some(Error::CONNREFUSED));
     let options = ConnectOptions { family: 77, ..Default::default() };
     assert_eq!(connect_options(&lp, "127.0.0.1", port, &options).err(), Some(Error::INVAL));
@@ -682,14 +689,11 @@ fn reconnector() {
     drop((second, third));
 
     // A refused port, two attempts: gives up with the error; a panic in stopped resumes in run.
-    let closed = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let closed = closed_port();
     let log = Rc::new(Log::default());
     let options = ReconnectOptions { initial_delay_ms: 1, max_attempts: 2, ..Default::default() };
     let rc =
-        Reconnector::start(&lp, "127.0.0.1", closed, &options, Redial { log: log.clone(), panic_in_stopped: true })
+        Reconnector::start(&lp, REFUSING_HOST, closed, &options, Redial { log: log.clone(), panic_in_stopped: true })
             .unwrap();
     let payload = catch_unwind(AssertUnwindSafe(|| lp.run())).unwrap_err();
     assert_eq!(panic_message(payload), "in stopped");
