@@ -50,33 +50,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             stream.write_all(b"hello from the async client\n").await?;
             stream.read_line(1024).await
         };
-        let deadline = handle.sleep(5000);
-        futures_select(client, deadline).await
+        handle.timeout(5000, client).await? // bounded
     })??;
     print!("echoed: {}", String::from_utf8_lossy(&line));
     Ok(())
-}
-
-/// The first of the client and the deadline (no crate but this one).
-async fn futures_select<F>(client: F, deadline: libasync::Sleep) -> libasync::Result<Vec<u8>>
-where
-    F: std::future::Future<Output = libasync::Result<Vec<u8>>>,
-{
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-    struct Select<F>(Pin<Box<F>>, Pin<Box<libasync::Sleep>>);
-    impl<F: Future<Output = libasync::Result<Vec<u8>>>> Future for Select<F> {
-        type Output = libasync::Result<Vec<u8>>;
-        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            if let Poll::Ready(value) = self.0.as_mut().poll(cx) {
-                return Poll::Ready(value);
-            }
-            match self.1.as_mut().poll(cx) {
-                Poll::Ready(_) => Poll::Ready(Err(libasync::Error::TIMEDOUT)),
-                Poll::Pending => Poll::Pending,
-            }
-        }
-    }
-    Select(Box::pin(client), Box::pin(deadline)).await
 }

@@ -187,6 +187,13 @@ impl LoopHandle {
     pub fn sleep(&self, ms: u64) -> Sleep {
         Sleep { loop_: self.clone(), ms, state: None }
     }
+
+    /// `future`, unless `ms` milliseconds pass first: then
+    /// `Err(Error::TIMEDOUT)` and `future` is dropped (which cancels what it
+    /// waits for).
+    pub fn timeout<F: StdFuture>(&self, ms: u64, future: F) -> Timeout<F> {
+        Timeout { future: Box::pin(future), deadline: self.sleep(ms) }
+    }
 }
 
 struct JoinSlot<T> {
@@ -267,5 +274,26 @@ impl StdFuture for Sleep {
         }
         *state.waker.borrow_mut() = Some(cx.waker().clone());
         Poll::Pending
+    }
+}
+
+/// [`LoopHandle::timeout`]'s future.
+pub struct Timeout<F> {
+    future: Pin<Box<F>>,
+    deadline: Sleep,
+}
+
+impl<F: StdFuture> StdFuture for Timeout<F> {
+    type Output = Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<F::Output>> {
+        if let Poll::Ready(value) = self.future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(value));
+        }
+        match Pin::new(&mut self.deadline).poll(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Err(Error::TIMEDOUT)),
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }

@@ -58,7 +58,7 @@ pub use addr::{format_addr, parse_addr};
 pub use datagram::{Datagram, DatagramProtocol, DatagramRef, UdpOptions};
 pub use dns::{getaddrinfo, getnameinfo, AddrEntry, AddrInfo, DnsConfig};
 pub use error::{Error, Result};
-pub use exec::{JoinHandle, Sleep};
+pub use exec::{JoinHandle, Sleep, Timeout};
 pub use future::{Future, Promise};
 pub use handle::{Hook, HookKind, Signal, Timer, Watcher, READABLE, WRITABLE};
 pub use stream::{
@@ -316,7 +316,7 @@ impl LoopHandle {
     }
 
     /// How long a poll now would block: `None` for no limit.
-    pub fn timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<u64> {
         let mut ms = 0i64;
         unsafe { sys::async_loop_timeout(&mut ms, self.inner.raw) };
         u64::try_from(ms).ok()

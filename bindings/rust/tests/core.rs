@@ -48,7 +48,7 @@ fn loop_queries_and_stop() {
     assert!(!lp.alive());
     lp.update_now();
     let before = lp.now();
-    assert_eq!(lp.timeout(), Some(0).filter(|_| false).or(lp.timeout()));
+    assert_eq!(lp.poll_timeout(), None, "no timer: no limit");
     let timer = Timer::new(&lp).unwrap();
     timer.start(10_000, 0, || {}).unwrap();
     assert!(lp.alive());
@@ -56,7 +56,7 @@ fn loop_queries_and_stop() {
     lp.call_soon(move || handle.stop()).unwrap();
     assert_eq!(lp.run().unwrap(), true, "stopped with the timer pending");
     assert!(lp.now() >= before);
-    assert!(lp.timeout().unwrap() > 1000);
+    assert!(lp.poll_timeout().unwrap() > 1000);
     assert_eq!(lp.run_mode(RunMode::NoWait).unwrap(), true);
     lp.set_slow_callback(1000).unwrap();
     lp.set_thread_check(true).unwrap();
@@ -513,10 +513,11 @@ fn shutdown_ends_everything_and_the_loop_goes_on() {
     let drops = Rc::new(Cell::new(0));
     let timer = Timer::new(&lp).unwrap();
     let guard = DropCount(drops.clone());
-    timer.start(60_000, 0, move || {
-        let _kept = &guard;
-    })
-    .unwrap();
+    timer
+        .start(60_000, 0, move || {
+            let _kept = &guard;
+        })
+        .unwrap();
     let (_promise, future) = Promise::<u8>::new(&lp).unwrap();
     lp.shutdown().unwrap();
     assert!(future.is_done(), "pending futures cancelled at once");
@@ -543,4 +544,21 @@ fn panic_in_a_cancel_hook_resumes_in_the_next_run() {
     drop(future);
     drop(promise);
     lp.run().unwrap();
+}
+
+#[test]
+fn timeouts() {
+    let lp = Loop::new().unwrap();
+    let handle = lp.clone();
+    let (slow, fast) = lp
+        .block_on(async move {
+            let (_promise, never) = Promise::<u8>::new(&handle).unwrap();
+            let slow = handle.timeout(5, never).await;
+            let fast = handle.timeout(10_000, handle.sleep(1)).await;
+            (slow, fast)
+        })
+        .unwrap();
+    assert_eq!(slow.err(), Some(Error::TIMEDOUT));
+    assert_eq!(fast, Ok(Ok(())));
+    lp.run().unwrap(); // nothing left: the timers went with their futures
 }
