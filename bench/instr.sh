@@ -7,16 +7,17 @@
 #
 # Echo rows: the server runs under callgrind, the raw-epoll load generator
 # outside it, for SHORT and LONG seconds; ops are the round trips (or
-# connections) the load generator counted.
+# connections) the load generator counted. They also count libasync's C++20
+# coroutine echo server (bench/echo_coro.cpp).
 #
 # usage: bench/instr.sh [row...]   rows: chain fanout timers echo1 echo100
-#                                        churn post dns (default: all)
+#                                        churn post dns nowait (default: all)
 # env:   BUILD_DIR=build-bench SKIP_BUILD=1 (as bench/run.sh)
 set -euo pipefail
 # shellcheck source=bench/build.sh
 . "$(dirname "${BASH_SOURCE[0]}")/build.sh"
 rows=("$@")
-[[ ${#rows[@]} -eq 0 ]] && rows=(chain fanout timers echo1 echo100 churn post dns)
+[[ ${#rows[@]} -eq 0 ]] && rows=(chain fanout timers echo1 echo100 churn post dns nowait)
 work=$(mktemp -d)
 dns_pid=
 cleanup() {
@@ -74,7 +75,8 @@ simple() {
 
 echo_row() {
   local row=$1 mode=$2 conns=$3 srv ia oa
-  for srv in async uv ev; do
+  # coro: bench/echo_coro.cpp, the libasync server on the C++20 coroutine binding.
+  for srv in async uv ev coro; do
     count_echo "$srv" "$mode" "$conns" 1
     ia=$echo_ir oa=$echo_ops
     count_echo "$srv" "$mode" "$conns" 3
@@ -90,6 +92,9 @@ for row in "${rows[@]}"; do
       for lib in async uv ev; do simple "$row" "$lib" $n1 $n2 "$bin/callsoon_$lib" "$row" LEN; done ;;
     timers) for lib in async uv ev; do simple timers "$lib" 20000 120000 "$bin/timers_$lib" LEN; done ;;
     post) for lib in async uv ev; do simple post "$lib" 2000 12000 "$bin/pingpong_$lib" LEN; done ;;
+    nowait)
+      simple nowait async 20000 120000 "$bin/embed_nowait" plain LEN
+      simple nowait_fd async 20000 120000 "$bin/embed_nowait" fd LEN ;;
     echo1) echo_row echo1 pingpong 1 ;;
     echo100) echo_row echo100 pingpong 100 ;;
     churn) echo_row churn churn 10 ;;
@@ -122,19 +127,21 @@ labels = {
     "churn": ("connect churn, 10 at a time, per connection", 1400),
     "post": ("post ping-pong (cross-thread), per round trip", None),
     "dns": ("DNS lookup, 100 in flight, dnsmasq (libev column: raw c-ares)", None),
+    "nowait": ("run(NOWAIT) iteration, one callback, back to back", None),
+    "nowait_fd": ("run(NOWAIT) iteration driven through async_loop_fd (poll, run)", None),
 }
 cells = {}
 for line in open(sys.argv[1]):
     row, lib, ir = line.split()
     cells[(row, lib)] = int(ir)
-print("| per operation (instructions) | libasync | libuv | raw libev | target | met |")
-print("|---|---:|---:|---:|---:|---|")
+print("| per operation (instructions) | libasync | libuv | raw libev | libasync C++ coroutines | target | met |")
+print("|---|---:|---:|---:|---:|---:|---|")
 for row, (label, target) in labels.items():
     if (row, "async") not in cells:
         continue
     a = cells[(row, "async")]
     fmt = lambda lib: "{:,}".format(cells[(row, lib)]) if (row, lib) in cells else "-"
     met = "" if target is None else ("yes" if a <= target else "NO")
-    print("| {} | {} | {} | {} | {} | {} |".format(label, fmt("async"), fmt("uv"), fmt("ev"),
-                                                   "" if target is None else "≤ {:,}".format(target), met))
+    print("| {} | {} | {} | {} | {} | {} | {} |".format(label, fmt("async"), fmt("uv"), fmt("ev"), fmt("coro"),
+                                                        "" if target is None else "≤ {:,}".format(target), met))
 PY

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # TCP echo benchmark matrix: the same echo server (bench/echo_policy.h) on
-# libasync, libuv, raw libev, libevent and raw epoll, driven by the raw-epoll
-# load generator bench/loadgen.c:
+# libasync (its C API, and its C++20 coroutines: echo_coro), libuv, raw
+# libev, libevent and raw epoll, driven by the raw-epoll load generator
+# bench/loadgen.c:
 #   ping-pong, 1 connection, 64 B     round trips/s, p50/p99 latency
 #   ping-pong, 100 connections, 64 B  round trips/s, p50/p99 latency
 #   pump, 10 connections, 16 KiB      MB/s echoed
@@ -13,6 +14,7 @@
 # spread of the rate, and the server's CPU per operation.
 #
 # usage: bench/run_echo.sh   env: ROUNDS=5 SECONDS_PER_RUN=2 SKIP_BUILD=1 BUILD_DIR=build-bench
+#   SERVERS="async coro" (a subset, in that order) WORKLOADS="pingpong-1 pingpong-100" (a subset)
 set -euo pipefail
 # shellcheck source=bench/build.sh
 . "$(dirname "${BASH_SOURCE[0]}")/build.sh"
@@ -22,9 +24,12 @@ results=$build/echo-results.txt
 : >"$results"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-servers=(async uv ev event epoll)
+read -r -a servers <<<"${SERVERS:-async coro uv ev event epoll}"
 # name mode connections size
-workloads=("pingpong-1 pingpong 1 64" "pingpong-100 pingpong 100 64" "pump-10 pump 10 16384" "churn-10 churn 10 64")
+workloads=()
+for w in "pingpong-1 pingpong 1 64" "pingpong-100 pingpong 100 64" "pump-10 pump 10 16384" "churn-10 churn 10 64"; do
+  [[ " ${WORKLOADS:-${w%% *}} " == *" ${w%% *} "* ]] && workloads+=("$w")
+done
 
 # Runs one workload against a fresh server; appends its line to $results.
 measure() {
@@ -72,7 +77,8 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$results" "${servers[@]}" <<'PY'
 import statistics, sys
 path, servers = sys.argv[1], sys.argv[2:]
-names = {"async": "libasync", "uv": "libuv", "ev": "libev", "event": "libevent", "epoll": "raw epoll"}
+names = {"async": "libasync", "coro": "libasync C++ coroutines", "uv": "libuv", "ev": "libev", "event": "libevent",
+         "epoll": "raw epoll"}
 # workload -> (label, rate unit, rate scale, CPU-per-op unit, CPU-per-op scale: seconds/op -> unit)
 shapes = {
     "pingpong-1": ("ping-pong C=1, 64 B", "trips/s", 1, "us/trip", 1e6),
@@ -91,22 +97,29 @@ def ratio(w, s, peer):
     # Host speed drifts between rounds far more than servers differ within
     # one, so ratios are taken round by round (the i-th run of each server
     # is in the same round) and their median reported.
+    if (w, peer) not in runs:
+        return None
     pairs = zip(runs[(w, s)], runs[(w, peer)])
     return statistics.median(float(a["ops_per_sec"]) / float(b["ops_per_sec"]) for a, b in pairs)
 def fmt(v, spec):
     return "-" if v is None else format(v, spec)
-print("| workload | server | rate | vs libuv | vs epoll | spread | p50 us | p99 us | server CPU/op | server peak RSS MiB |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+def times(v):
+    return "-" if v is None else format(v, ".2f") + "x"
+print("| workload | server | rate | vs libasync | vs libuv | vs epoll | spread | p50 us | p99 us | server CPU/op | server peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for w, (label, unit, scale, cpu_unit, cpu_scale) in shapes.items():
+    if not any((w, s) in runs for s in servers):
+        continue
     for s in servers:
         rates = [float(f["ops_per_sec"]) for f in runs[(w, s)]]
         rate = statistics.median(rates)
         spread = (max(rates) - min(rates)) / rate if rate else 0
-        print("| {} | {} | {} {} | {:.2f}x | {:.2f}x | {:.0%} | {} | {} | {} {} | {} |".format(
-            label, names[s], fmt(rate * scale, ",.1f" if scale != 1 else ",.0f"), unit, ratio(w, s, "uv"), ratio(w, s, "epoll"),
+        print("| {} | {} | {} {} | {} | {} | {} | {:.0%} | {} | {} | {} {} | {} |".format(
+            label, names[s], fmt(rate * scale, ",.1f" if scale != 1 else ",.0f"), unit, times(ratio(w, s, "async")),
+            times(ratio(w, s, "uv")), times(ratio(w, s, "epoll")),
             spread, fmt(med(w, s, "p50_us"), ".0f"), fmt(med(w, s, "p99_us"), ".0f"),
             fmt(med(w, s, "cpu", per_op=True) * cpu_scale, ".2f"), cpu_unit, fmt(med(w, s, "maxrss_mib"), ".1f")))
 print("medians of {} rounds (ratios: median of the per-round ratios); spread = (max - min) / median of the rate; "
       "raw results: {}".format(
-    len(runs[("pingpong-1", servers[0])]), path))
+    len(next(iter(runs.values()))), path))
 PY

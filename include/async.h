@@ -20,6 +20,7 @@
 #include "async/hook.h"
 #include "async/signal.h"
 #include "async/future.h"
+#include "async/executor.h"
 #include "async/addr.h"
 #include "async/dns.h"
 #include "async/stream.h"

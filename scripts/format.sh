@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Formats the C and C++ sources with clang-format (the style is .clang-format
-# at the root): src/, include/ and examples/. tests/ and bench/ are not
-# formatted (yet).
+# at the root): src/, include/, examples/ and bindings/cpp/. tests/ and
+# bench/ are not formatted (yet).
 #   scripts/format.sh          rewrites the files in place
 #   scripts/format.sh --check  changes nothing; lists every difference and
 #                              exits non-zero if there is one (CI runs this)
@@ -20,6 +20,6 @@ case "${1-}" in
     ;;
 esac
 
-# Build directories are at the root, outside these three.
-find src include examples -type f \( -name '*.[ch]' -o -name '*.[ch]pp' \) -print0 | sort -z |
+# Build directories are at the root, outside these.
+find src include examples bindings/cpp -type f \( -name '*.[ch]' -o -name '*.[ch]pp' \) -print0 | sort -z |
   xargs -0 -n 16 -P 2 clang-format --style=file "${mode[@]}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 #   1. build/       debugoptimized build, every suite (unit, header, abi,
-#                   consumer, examples, docs)
+#                   consumer, examples, docs, cpp)
 #   2. build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, every suite
 #   3. valgrind     over the unit suite of build/
 #   4. build-tsan/  ThreadSanitizer over the 'threads' suite (tests and the
@@ -123,7 +123,7 @@ fi
 
 la_heading "7/7 lint: clang-format and clang-tidy over src/"
 # docs/testing.md "Formatting and linting". Each check is one result;
-# clang-format also covers include/ and examples/.
+# clang-format also covers include/, examples/ and bindings/cpp/.
 lint() {
   local name=$1
   shift

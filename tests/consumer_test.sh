@@ -4,8 +4,9 @@
 #   tests/consumer_test.sh BUILD_DIR EXAMPLE_C PREFIX LIBDIR [EXTRA_CFLAGS...]
 #
 # Stages `meson install` of BUILD_DIR into a temporary DESTDIR, compiles
-# EXAMPLE_C with `cc $(pkg-config --cflags --libs libasync)` against the
-# staged .pc file, runs it against the staged library (it must exit 0), and
+# EXAMPLE_C with `cc $(pkg-config --cflags --libs libasync)` (a .cpp file
+# with `c++ -std=c++20`) against the staged .pc file, runs it against the
+# staged library (it must exit 0), and
 # checks that `pkg-config --libs --static libasync` lists -lev and -lstdc++.
 # EXTRA_CFLAGS are for sanitized builds (-fsanitize=...). The temporary
 # directory is removed on exit.
@@ -62,7 +63,10 @@ cflags=$(pc --cflags)
 libs=$(pc --libs)
 echo "# pkg-config --cflags --libs libasync: $cflags $libs"
 # shellcheck disable=SC2086  # word splitting of pkg-config output is intended
-if cc -o "$tmp/consumer" "$example" $cflags $libs ${extra_cflags[@]+"${extra_cflags[@]}"} \
+# A C++ example (the C++20 binding's header) builds with c++.
+compiler=(cc)
+case $example in *.cpp) compiler=(c++ -std=c++20) ;; esac
+if "${compiler[@]}" -o "$tmp/consumer" "$example" $cflags $libs ${extra_cflags[@]+"${extra_cflags[@]}"} \
   2>"$tmp/cc.log"; then
   ok "compiled $(basename "$example") with pkg-config flags"
 else

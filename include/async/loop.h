@@ -126,7 +126,8 @@ ASYNC_API int async_loop_new(async_loop **out);
  * does not count: async/stream.h, Lifetime), futures of the loop with a
  * reference held (async_future_free(), async_future_release()) or a
  * callback still to run, readers not freed, reconnectors not stopped,
- * callbacks queued, posts pending or the loop held (async_loop_hold()).
+ * callbacks queued, posts pending or the loop held (async_loop_hold()),
+ * executor jobs out (async/executor.h).
  * Close and free them (async_loop_walk() finds them,
  * async_loop_shutdown() ends them) and run the loop until their callbacks
  * have run, then free.
@@ -142,11 +143,12 @@ ASYNC_API int async_loop_new(async_loop **out);
  *                            async_loop_walk() / async_loop_shutdown().
  * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
  *                            not the owner.
- * @ownership The loop is gone on success. The log hook's userdata is
- *            released (its release callback runs).
+ * @ownership The loop is gone on success. The log hook's userdata and
+ *            the executor's (async/executor.h) are released (their
+ *            release callbacks run).
  * @thread The loop's thread only.
- * @callbacks May run the log hook's release(userdata) inside this call
- *            (when it succeeds).
+ * @callbacks May run the log hook's and the executor's release(userdata)
+ *            inside this call (when it succeeds).
  */
 ASYNC_API int async_loop_free(async_loop *loop);
 
@@ -563,6 +565,95 @@ ASYNC_API int async_loop_hold(async_loop *loop);
  * @callbacks None run inside this call.
  */
 ASYNC_API int async_loop_unhold(async_loop *loop);
+
+/**
+ * @brief One fd a host loop (GLib, Qt, an SDL frame loop, a plain poll())
+ * waits on to drive this loop with ASYNC_RUN_NOWAIT.
+ *
+ * The fd is readable whenever async_loop_run(loop, ASYNC_RUN_NOWAIT) has
+ * something to do: an fd watched by the loop is ready, a timer (also one
+ * started after the host began waiting) or an internal deadline (connect,
+ * idle and DNS timeouts) is due, callbacks are queued, another thread
+ * posted (async_loop_post()) or woke the loop (async_loop_wakeup()), a
+ * watched signal arrived, or a DNS answer came in. The host adds the fd to
+ * its poll set for reading, with no timeout of its own, and runs the loop
+ * with ASYNC_RUN_NOWAIT each time the fd is readable.
+ *
+ * Never stale: any call on the loop or one of its objects made on the
+ * loop's thread between two runs (starting a timer or watcher, a connect,
+ * a write, async_loop_call_soon(), ...; libev applies watcher changes only
+ * inside its next poll) makes the fd readable, once per gap between runs,
+ * so the next NOWAIT run applies it; the fd turns unreadable again once a
+ * run has handled everything. The loop queries a host calls around its
+ * waits (async_loop_alive(), async_loop_now(), async_loop_now_update(),
+ * async_loop_timeout(), async_loop_metric(), async_loop_userdata(),
+ * async_loop_fd()) and the runs themselves do not; other getters do (one
+ * spurious NOWAIT run). Level-triggered: the fd
+ * stays readable until the loop has run, so a host may wait on it with
+ * level or edge semantics, but with edge semantics (EPOLLET) it must run
+ * the loop after every wake-up. Nothing busy-wakes: with nothing due, the
+ * fd stays unreadable. Spurious readiness is possible (a stopped watcher's
+ * fd ready once, a call between runs that changed nothing); a NOWAIT run
+ * then does nothing.
+ *
+ * The fd (an epoll fd over libev's epoll fd, an eventfd and a timerfd) is
+ * created on the first call; later calls return the same fd. A loop never
+ * asked for it opens none of them. async_loop_timeout() stays for hosts
+ * that prefer an fd plus a timeout.
+ *
+ * @param[out] out  receives the fd.
+ * @param      loop the loop.
+ * @retval 0                  *out is set.
+ * @retval ASYNC_EINVAL       out is NULL; loop is NULL or not a loop.
+ * @retval ASYNC_ENOTSUP      the loop's backend is select or poll
+ *                            (LIBEV_FLAGS=1 or 2), which have no fd to
+ *                            nest; only epoll (the default) supports it.
+ * @retval ASYNC_EMFILE       no fd is free for the three fds.
+ * @retval ASYNC_ENOMEM       out of memory.
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
+ * @ownership The fd is the loop's: never read, write or close it; it is
+ *            closed by async_loop_free() (remove it from the host's poll
+ *            set first).
+ * @thread The loop's thread only; the host waits on the fd on that thread.
+ *         Posts and wakeups from other threads make it readable.
+ * @callbacks None run inside this call.
+ */
+ASYNC_API int async_loop_fd(int *out, async_loop *loop);
+
+/**
+ * @brief Runs ready work for at most about budget_us microseconds, for a
+ * frame loop that gives the loop a time slice per frame.
+ *
+ * ASYNC_RUN_NOWAIT runs one iteration whatever it costs: every callback
+ * queued before it. This call runs non-blocking iterations while callbacks
+ * are queued and the budget lasts, and stops running queued callbacks as
+ * soon as the budget is spent: the rest stay queued, in FIFO order, ahead
+ * of anything queued later, and run first in the next call. Every call
+ * starts with an iteration that polls I/O and runs due timers, so neither
+ * starves however much is queued; their callbacks (one pass each) may
+ * overrun the budget, as may a single long callback. The loop never
+ * blocks in this call.
+ *
+ * @param loop      the loop.
+ * @param budget_us the time budget in microseconds, > 0.
+ * @retval 0                  nothing is left queued (the loop may still
+ *                            have handles waiting for events or timers;
+ *                            async_loop_alive() says).
+ * @retval 1                  the budget ran out with callbacks still
+ *                            queued.
+ * @retval ASYNC_EINVAL       loop is NULL or not a loop; budget_us is 0.
+ * @retval ASYNC_EBUSY        the loop is running (nested runs are
+ *                            rejected), or inside async_loop_walk() or
+ *                            async_loop_shutdown().
+ * @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is
+ *                            not the owner.
+ * @ownership Nothing changes hands.
+ * @thread The loop's thread only.
+ * @callbacks Any callback of the loop runs inside this call (it runs the
+ *            loop).
+ */
+ASYNC_API int async_loop_run_for(async_loop *loop, uint64_t budget_us);
 
 #ifdef __cplusplus
 }

@@ -43,25 +43,38 @@ core::Loop *loop_of(T &obj) noexcept {
     return nullptr;
 }
 
-// p as a T if its tag is T's, else nullptr.
+// Whether tag is that of a handle kind (handle_api.cpp knows them all).
+bool is_handle_tag(std::uint32_t tag) noexcept;
+
+// p as a T if its tag is T's (for core::Handle: any handle kind's), else
+// nullptr.
 template <class T>
 T *tagged_as(const void *p) noexcept {
   static_assert(util::TagWord::first_in<T>());
-  if (!p || util::TagWord::tag_at(p) != T::kTag) return nullptr;
+  if (!p) return nullptr;
+  const std::uint32_t tag = util::TagWord::tag_at(p);
+  if constexpr (std::is_same_v<T, core::Handle>) {
+    if (!is_handle_tag(tag)) return nullptr;
+  } else if (tag != T::kTag) {
+    return nullptr;
+  }
   return static_cast<T *>(const_cast<void *>(p));
 }
 
 // Whether the caller may use obj: always, unless its loop checks threads
 // and the caller is not the loop's (one branch while the check is off).
+// The call may change what obj's loop has to do: an embedded loop's fd
+// turns readable between runs (Loop::entered).
 template <class T>
 bool on_its_thread(T &obj) noexcept {
   core::Loop *loop = loop_of(obj);
-  return !loop || loop->on_owner_thread();
+  return !loop || loop->entered();
 }
 
 // The object behind p if its tag is T's and the caller passes its loop's
 // thread check, else nullptr: every entry point validates through here
-// (or checked_handle()), so the thread check covers every call.
+// (checked<core::Handle> for any handle kind), so the thread check covers
+// every call.
 template <class T>
 T *checked(const void *p) noexcept {
   T *obj = tagged_as<T>(p);
@@ -78,24 +91,14 @@ int refused(const void *p) noexcept {
 }
 
 inline core::Loop *checked_loop(async_loop *loop) noexcept { return checked<core::Loop>(loop); }
+// As checked_loop(), for the calls that only read the loop's state or run
+// it: a host embedding the loop calls them around every wait, so they must
+// not make its fd readable.
+inline core::Loop *queried_loop(async_loop *loop) noexcept {
+  core::Loop *l = tagged_as<core::Loop>(loop);
+  return l && l->on_owner_thread() ? l : nullptr;
+}
 inline int refused_loop(async_loop *loop) noexcept { return refused<core::Loop>(loop); }
-
-// Whether tag is that of a handle kind (handle_api.cpp knows them all).
-bool is_handle_tag(std::uint32_t tag) noexcept;
-
-// Any handle kind, as checked() does for one kind; nullptr for anything else.
-inline core::Handle *checked_handle(const void *p) noexcept {
-  static_assert(util::TagWord::first_in<core::Handle>());
-  if (!p || !is_handle_tag(util::TagWord::tag_at(p))) return nullptr;
-  auto *h = static_cast<core::Handle *>(const_cast<void *>(p));
-  return on_its_thread(*h) ? h : nullptr;
-}
-
-// As refused(), for checked_handle().
-inline int refused_handle(const void *p) noexcept {
-  if (!p || !is_handle_tag(util::TagWord::tag_at(p))) return ASYNC_EINVAL;
-  return on_its_thread(*static_cast<const core::Handle *>(p)) ? ASYNC_EINVAL : ASYNC_EWRONGTHREAD;
-}
 
 // Runs op(T&) on an object of type T: ASYNC_EINVAL for a NULL or
 // wrong-kind pointer, ASYNC_EWRONGTHREAD from a thread the check refuses.

@@ -6,13 +6,12 @@
 #include "net/server.hpp"
 
 using async::api::checked;
-using async::api::checked_handle;
 using async::api::checked_loop;
 using async::api::guarded;
+using async::api::with_object;
 using async::api::with_open;
 using async::api::refused;
 using async::api::refused_loop;
-using async::api::refused_handle;
 using namespace async::core;
 using async::net::Server;
 
@@ -51,58 +50,53 @@ extern "C" {
 // ---- handle ----------------------------------------------------------------
 
 ASYNC_API int async_handle_close(async_handle *handle, async_close_fn close_cb) {
-  Handle *h = checked_handle(handle);
-  if (!h) return refused_handle(handle);
-  if (h->closing()) return ASYNC_ECLOSED;
-  return guarded([&]() -> int { return h->close(close_cb); });
+  return with_open<Handle>(handle, [&](Handle &h) { return h.close(close_cb); });
 }
 
 ASYNC_API int async_handle_ref(async_handle *handle) {
-  Handle *h = checked_handle(handle);
-  if (!h) return refused_handle(handle);
-  if (h->closing()) return ASYNC_ECLOSED;
-  h->ref();
-  return 0;
+  return with_open<Handle>(handle, [](Handle &h) {
+    h.ref();
+    return 0;
+  });
 }
 
 ASYNC_API int async_handle_unref(async_handle *handle) {
-  Handle *h = checked_handle(handle);
-  if (!h) return refused_handle(handle);
-  if (h->closing()) return ASYNC_ECLOSED;
-  h->unref();
-  return 0;
+  return with_open<Handle>(handle, [](Handle &h) {
+    h.unref();
+    return 0;
+  });
 }
 
 ASYNC_API int async_handle_has_ref(async_handle *handle) {
-  Handle *h = checked_handle(handle);
-  return h ? h->referenced() : refused_handle(handle);
+  Handle *h = checked<Handle>(handle);
+  return h ? h->referenced() : refused<Handle>(handle);
 }
 
 ASYNC_API int async_handle_is_active(async_handle *handle) {
-  Handle *h = checked_handle(handle);
-  return h ? h->active() : refused_handle(handle);
+  Handle *h = checked<Handle>(handle);
+  return h ? h->active() : refused<Handle>(handle);
 }
 
 ASYNC_API int async_handle_is_closing(async_handle *handle) {
-  Handle *h = checked_handle(handle);
-  return h ? h->closing() : refused_handle(handle);
+  Handle *h = checked<Handle>(handle);
+  return h ? h->closing() : refused<Handle>(handle);
 }
 
 ASYNC_API async_loop *async_handle_loop(async_handle *handle) {
-  Handle *h = checked_handle(handle);
+  Handle *h = checked<Handle>(handle);
   return h ? h->loop().c_loop() : nullptr;
 }
 
 ASYNC_API void *async_handle_userdata(async_handle *handle) {
-  Handle *h = checked_handle(handle);
+  Handle *h = checked<Handle>(handle);
   return h ? h->userdata() : nullptr;
 }
 
 ASYNC_API int async_handle_set_userdata(async_handle *handle, void *userdata) {
-  Handle *h = checked_handle(handle);
-  if (!h) return refused_handle(handle);
-  h->set_userdata(userdata);
-  return 0;
+  return with_object<Handle>(handle, [&](Handle &h) {
+    h.set_userdata(userdata);
+    return 0;
+  });
 }
 
 // ---- timer -----------------------------------------------------------------

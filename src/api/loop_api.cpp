@@ -3,6 +3,7 @@
 #include "net/loop_objects.hpp"
 
 using async::api::checked_loop;
+using async::api::queried_loop;
 using async::api::guarded;
 using async::api::refused_loop;
 using async::core::Loop;
@@ -25,7 +26,7 @@ ASYNC_API int async_loop_free(async_loop *loop) {
 }
 
 ASYNC_API int async_loop_run(async_loop *loop, int mode) {
-  Loop *l = checked_loop(loop);
+  Loop *l = queried_loop(loop);
   if (!l || mode < ASYNC_RUN_DEFAULT || mode > ASYNC_RUN_NOWAIT) return refused_loop(loop);
   return guarded([&]() -> int { return l->run(mode); });
 }
@@ -38,26 +39,26 @@ ASYNC_API int async_loop_stop(async_loop *loop) {
 }
 
 ASYNC_API int async_loop_alive(async_loop *loop) {
-  Loop *l = checked_loop(loop);
+  Loop *l = queried_loop(loop);
   return l ? l->alive() : refused_loop(loop);
 }
 
 ASYNC_API int async_loop_now(uint64_t *out_ms, async_loop *loop) {
-  Loop *l = checked_loop(loop);
+  Loop *l = queried_loop(loop);
   if (!l || !out_ms) return refused_loop(loop);
   *out_ms = l->now_ns() / 1000000u;
   return 0;
 }
 
 ASYNC_API int async_loop_now_update(async_loop *loop) {
-  Loop *l = checked_loop(loop);
+  Loop *l = queried_loop(loop);
   if (!l) return refused_loop(loop);
   l->now_update();
   return 0;
 }
 
 ASYNC_API int async_loop_timeout(int64_t *out_ms, async_loop *loop) {
-  Loop *l = checked_loop(loop);
+  Loop *l = queried_loop(loop);
   if (!l || !out_ms) return refused_loop(loop);
   *out_ms = l->timeout_ms();
   return 0;
@@ -96,7 +97,7 @@ ASYNC_API int async_loop_set_slow_callback(async_loop *loop, uint64_t threshold_
 }
 
 ASYNC_API int async_loop_metric(uint64_t *out, async_loop *loop, int metric) {
-  Loop *l = checked_loop(loop);
+  Loop *l = queried_loop(loop);
   if (!l || !out) return refused_loop(loop);
   return l->metric(out, metric);
 }
@@ -109,7 +110,7 @@ ASYNC_API int async_loop_set_userdata(async_loop *loop, void *userdata) {
 }
 
 ASYNC_API void *async_loop_userdata(async_loop *loop) {
-  Loop *l = checked_loop(loop);
+  Loop *l = queried_loop(loop);
   return l ? l->userdata() : nullptr;
 }
 
@@ -146,5 +147,17 @@ ASYNC_API int async_loop_hold(async_loop *loop) {
 ASYNC_API int async_loop_unhold(async_loop *loop) {
   if (!loop) return ASYNC_EINVAL;
   return guarded([&]() -> int { return async::core::loop_registry::unhold(loop); });
+}
+
+ASYNC_API int async_loop_fd(int *out, async_loop *loop) {
+  Loop *l = queried_loop(loop);
+  if (!l || !out) return refused_loop(loop);
+  return guarded([&]() -> int { return l->embedding_fd(out); });
+}
+
+ASYNC_API int async_loop_run_for(async_loop *loop, uint64_t budget_us) {
+  Loop *l = queried_loop(loop);
+  if (!l || budget_us == 0) return refused_loop(loop);
+  return guarded([&]() -> int { return l->run_for(budget_us > UINT64_MAX / 1000u ? UINT64_MAX : budget_us * 1000u); });
 }
 }

@@ -56,6 +56,7 @@ int Loop::create(Loop **out) noexcept {
 
 Loop::~Loop() {
   mark_dead();
+  util::destroy(embedding_.load(std::memory_order_relaxed));
   if (service_) service_->destroy();
   util::mem_free(read_buffer_);
   util::mem_free(datagram_buffer_);
@@ -88,21 +89,60 @@ std::uint8_t *Loop::datagram_buffer() noexcept {
 
 // ---- running ----------------------------------------------------------
 
-int Loop::run(int mode) noexcept {
-  if (running_ || visiting()) return ASYNC_EBUSY;
+bool Loop::run_begin() noexcept {
+  if (running_ || visiting()) return false;
   now_update();
+  running_ = true;
+  if (Embedding *embedding = this->embedding()) {
+    entry_checks_.fetch_and(~kEmbeddedIdle);
+    embedding->run_started();
+  }
+  return true;
+}
+
+void Loop::run_end() noexcept {
+  running_ = false;
+  stopped_ = stop_requested_;
+  stop_requested_ = false;
+  if (Embedding *embedding = this->embedding()) {
+    // What the next NOWAIT run would do at once: queued callbacks, idle
+    // hooks, the resolver's work, posts not yet moved, and watcher changes
+    // libev applies only inside its next poll (they may be I/O ready now).
+    bool more = spinning_ || !ready_.empty() || posts_stalled_ || backend_.changes_pending();
+    std::uint64_t deadline = backend_.next_timer_ns();
+    if (!timers_.empty() && timers_.top().deadline < deadline) deadline = timers_.top().deadline;
+    embedding->run_ended(more, deadline);
+    entry_checks_.fetch_or(kEmbeddedIdle);
+  }
+}
+
+int Loop::run(int mode) noexcept {
   // asyncio: stop() before run() means one non-blocking iteration.
   if (stop_requested_) mode = ASYNC_RUN_NOWAIT;
-  running_ = true;
+  if (!run_begin()) return ASYNC_EBUSY;
   // As ev_run(0) did: at least one iteration, more while referenced work
   // remains (queued callbacks hold a reference, sync_spinning).
   while (iterate(mode != ASYNC_RUN_NOWAIT) && mode == ASYNC_RUN_DEFAULT && (backend_.alive() || held()) &&
          !stop_requested_) {
   }
-  running_ = false;
-  stopped_ = stop_requested_;
-  stop_requested_ = false;
+  run_end();
   return alive() ? 1 : 0;
+}
+
+int Loop::run_for(std::uint64_t budget_ns) noexcept {
+  if (!run_begin()) return ASYNC_EBUSY;
+  budget_end_ns_ = util::saturating_add(now_ns_, budget_ns);
+  timed_ = true;
+  // Every iteration polls first, so I/O is served on every call however
+  // much is queued; iterations go on while callbacks are queued and time
+  // is left (a callback queued by one runs in the next).
+  while (iterate(false) && !stop_requested_ && spinning_ && util::monotonic_ns() < budget_end_ns_) {
+  }
+  budget_end_ns_ = 0;
+  timed_ = slow_ns_ != 0;
+  bool left = !ready_.empty();
+  run_end();
+  return left ? 1 : 0;
 }
 
 void Loop::stop() noexcept { stop_requested_ = true; }
@@ -197,15 +237,16 @@ void Loop::run_ready() noexcept {
   for (std::size_t n = ready_.size(); n > 0; --n) {
     Task task = ready_.pop();
     ++callbacks_run_;
-    if (slow_ns_)
-      run_timed(task);
-    else
+    if (!timed_)
       task.cb(c_loop(), task.userdata);
+    else if (!run_timed(task))
+      break;  // run_for's budget is spent: the rest stays queued, in order
   }
 }
 
-void Loop::run_timed(Task task) noexcept {
+bool Loop::run_timed(Task task) noexcept {
   invoke([&] { task.cb(c_loop(), task.userdata); });
+  return !budget_end_ns_ || util::monotonic_ns() < budget_end_ns_;
 }
 
 void Loop::run_due_timers() noexcept {
@@ -269,9 +310,40 @@ int Loop::unhold() noexcept {
 
 bool Loop::is_owner_thread() const noexcept { return pthread_equal(owner_, pthread_self()) != 0; }
 
+bool Loop::entered_checked() noexcept {
+  unsigned checks = entry_checks_.load(std::memory_order_acquire);
+  if (checks & kEmbeddedIdle) {
+    // Once per gap between runs: the fd is readable from here on.
+    entry_checks_.fetch_and(~kEmbeddedIdle);
+    embedding()->notify();
+  }
+  return !(checks & kCheckThread) || is_owner_thread();
+}
+
 void Loop::set_thread_check(bool on) noexcept {
-  if (on) owner_ = pthread_self();
-  thread_check_.store(on, std::memory_order_release);
+  if (on) {
+    owner_ = pthread_self();
+    entry_checks_.fetch_or(kCheckThread, std::memory_order_release);
+  } else {
+    entry_checks_.fetch_and(~kCheckThread, std::memory_order_release);
+  }
+}
+
+int Loop::embedding_fd(int *out) noexcept {
+  Embedding *embedding = this->embedding();
+  if (!embedding) {
+    embedding = util::make<Embedding>(backend_);
+    if (!embedding) return ASYNC_ENOMEM;
+    if (int err = embedding->open()) {
+      util::destroy(embedding);
+      return err;
+    }
+    // Posts from other threads read it from here on.
+    embedding_.store(embedding, std::memory_order_release);
+    if (!running_) entry_checks_.fetch_or(kEmbeddedIdle);
+  }
+  *out = embedding->fd();
+  return 0;
 }
 
 void Loop::idle_hooks_changed(int delta) noexcept {
@@ -343,8 +415,14 @@ int Loop::post(async_callback cb, void *userdata) noexcept {
     std::lock_guard<std::mutex> lock(post_mutex_);
     if (!posted_.push(Task{cb, userdata})) return ASYNC_ENOMEM;
   }
-  backend_.wake();
+  wake();
   return 0;
+}
+
+void Loop::wake() noexcept {
+  backend_.wake();
+  // libev writes its own wakeup fd only while the loop blocks in its poll.
+  if (Embedding *embedding = this->embedding()) embedding->notify();
 }
 
 bool Loop::has_pending_posts() noexcept {

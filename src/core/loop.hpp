@@ -10,12 +10,15 @@
 #include <cstdint>
 #include <mutex>
 
+#include "core/embedding.hpp"
+#include "core/executor.hpp"
 #include "core/loop_registry.hpp"
 #include "core/timer_heap.hpp"
 #include "ev/ev_backend.hpp"
 #include "util/check.hpp"
 #include "util/clock.hpp"
 #include "util/list.hpp"
+#include "util/owned.hpp"
 #include "util/pool.hpp"
 #include "util/ring.hpp"
 #include "util/tagged.hpp"
@@ -67,6 +70,10 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
 
   // ASYNC_EBUSY when running, or inside a visit of the object lists.
   int run(int mode) noexcept;
+  // NOWAIT iterations until nothing is ready or budget_ns has passed; the
+  // ready queue stops where the budget ran out. 1 when callbacks are left
+  // queued, else 0; ASYNC_EBUSY as run().
+  int run_for(std::uint64_t budget_ns) noexcept;
   int run_until(Future &future) noexcept;
   void stop() noexcept;
   // Queued callbacks and holds count even before the next sync_spinning()
@@ -85,7 +92,8 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   }
   // Thread-safe part of async_loop_post; the caller proved the loop is live.
   int post(async_callback cb, void *userdata) noexcept;
-  void wake() noexcept { backend_.wake(); }
+  // Thread-safe, as post().
+  void wake() noexcept;
   bool has_pending_posts() noexcept;
 
   // Objects that must be able to queue a task without failing reserve a
@@ -110,7 +118,10 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   void transport_closed(int fd) noexcept;
 
   void set_log(async_log_fn log, async_release_fn release, void *userdata) noexcept;
-  void set_slow_callback(std::uint64_t threshold_ms) noexcept { slow_ns_ = util::ms_to_ns(threshold_ms); }
+  void set_slow_callback(std::uint64_t threshold_ms) noexcept {
+    slow_ns_ = util::ms_to_ns(threshold_ms);
+    timed_ = slow_ns_ || budget_end_ns_;
+  }
   void log(int level, const char *fmt, ...) noexcept __attribute__((format(printf, 3, 4)));
   int metric(std::uint64_t *out, int which) const noexcept;
 
@@ -127,6 +138,12 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   }
 
   ev::Backend &backend() noexcept { return backend_; }
+  // The fd of async_loop_fd(), its Embedding created on first use: 0,
+  // ASYNC_ENOTSUP, ASYNC_EMFILE or ASYNC_ENOMEM.
+  int embedding_fd(int *out) noexcept;
+  // The embedding's fds, nullptr until async_loop_fd() (for a loop fork:
+  // Embedding::open() re-creates them).
+  Embedding *embedding() noexcept { return embedding_.load(std::memory_order_acquire); }
   // The loop's one service (the resolver), nullptr until registered.
   LoopService *service() noexcept { return service_; }
   void set_service(LoopService *service) noexcept { service_ = service; }
@@ -176,7 +193,15 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // The opt-in thread check (async_loop_set_thread_check): the caller
   // becomes the owner when on = true. One load and a branch when off.
   void set_thread_check(bool on) noexcept;
-  bool on_owner_thread() const noexcept { return !thread_check_.load(std::memory_order_acquire) || is_owner_thread(); }
+  bool on_owner_thread() const noexcept {
+    return !(entry_checks_.load(std::memory_order_acquire) & kCheckThread) || is_owner_thread();
+  }
+  // As on_owner_thread(), for a call that may change what the loop has to
+  // do: between two runs of an embedded loop it makes the host's fd
+  // readable, so no change (a watcher libev applies only inside its next
+  // poll, a timer, a queued callback) waits unseen (libuv#1565). Still one
+  // load and a branch while neither the check nor an embedding is on.
+  bool entered() noexcept { return !entry_checks_.load(std::memory_order_acquire) || entered_checked(); }
 
   // Holds from any thread (async_loop_hold): they keep run(DEFAULT) going.
   // Called under the loop registry's lock, so the loop cannot be freed
@@ -203,8 +228,9 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   [[gnu::noinline, gnu::cold]] int call_soon_growing(async_callback cb, void *userdata) noexcept;
   void drain_posts() noexcept;
   void run_ready() noexcept;
-  // Out of line, so the pass keeps few registers while the report is off.
-  [[gnu::noinline]] void run_timed(Task task) noexcept;
+  // Out of line, so the pass keeps few registers while the report and
+  // run_for() are off. False when run_for()'s budget is spent.
+  [[gnu::noinline]] bool run_timed(Task task) noexcept;
   void run_due_timers() noexcept;
   void arm_timer() noexcept;
   void sync_spinning() noexcept;
@@ -212,6 +238,10 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // Out of line and cold: entry points inline on_owner_thread(), and with
   // the check off (the usual case) they need no call, so no saved registers.
   [[gnu::cold, gnu::noinline]] bool is_owner_thread() const noexcept;
+  [[gnu::cold, gnu::noinline]] bool entered_checked() noexcept;
+  // What run() and run_for() share around their iterations.
+  bool run_begin() noexcept;
+  void run_end() noexcept;
   void report_if_slow(std::uint64_t start) noexcept;
 
   // First, so destroyed last: the members below may still free records.
@@ -244,7 +274,15 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   util::ListNode cursors_[kMaxVisits];
   int visits_ = 0;
   void *userdata_ = nullptr;
-  std::atomic<bool> thread_check_{false};
+  // Bits of what entered() must look at: the thread check, and an
+  // embedded loop between runs.
+  static constexpr unsigned kCheckThread = 1;
+  static constexpr unsigned kEmbeddedIdle = 2;
+  std::atomic<unsigned> entry_checks_{0};
+  std::atomic<Embedding *> embedding_{nullptr};
+  // run_for(): when its budget ends (monotonic ns), 0 outside run_for.
+  std::uint64_t budget_end_ns_ = 0;
+  bool timed_ = false;  // slow_ns_ or budget_end_ns_: run_ready() times tasks
   pthread_t owner_{};
   std::atomic<long> holds_{0};
   bool hold_ref_ = false;  // the holds' loop reference
@@ -263,6 +301,14 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
 
   std::mutex post_mutex_;
   util::Ring<Task> posted_;
+
+ public:
+  // The executor hook (core/executor.hpp): made on first use, destroyed
+  // with the loop.
+  util::Owned<Executor> &executor() noexcept { return executor_; }
+
+ private:
+  util::Owned<Executor> executor_;
 };
 
 template <class F>

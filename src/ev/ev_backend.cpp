@@ -21,16 +21,22 @@
 #include <async/watcher.h>
 #include <ev.h>
 
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <csetjmp>
+#include <csignal>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 
+#include <unistd.h>
+
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
+#include "util/container_of.hpp"
 
 namespace async::ev {
 
@@ -150,6 +156,9 @@ int fd_error(int err) noexcept { return err == ENOMEM ? ASYNC_ENOMEM : ASYNC_EMF
 
 struct Backend::Impl {
   struct ev_loop *loop = nullptr;
+  int signal_fd = -1;                        // set_signal_fd()
+  std::array<unsigned, NSIG> signal_uses{};  // active signal watchers per signal
+  unsigned signals_watched = 0;
   LoopEvents events{};
   ev_async async;
   ev_timer timer;
@@ -191,7 +200,11 @@ void invoke_if_pending(struct ev_loop *loop) noexcept {
   if (ev_pending_count(loop)) ev_invoke_pending(loop);
 }
 
-void on_slot_timer(struct ev_loop *, ev_timer *w, int) noexcept { reinterpret_cast<TimerSlot *>(w)->fn(w->data, 0); }
+void on_slot_timer(struct ev_loop *, ev_timer *w, int) noexcept {
+  auto *slot = reinterpret_cast<TimerSlot *>(w);
+  if (slot->armed.linked()) slot->armed.unlink();  // fired: next_timer_ns() skips it
+  slot->fn(w->data, 0);
+}
 
 // EV_ERROR means libev gave up on the fd (epoll refused it, e.g. a regular
 // file) and stopped the watcher itself, without the ev_ref our own stops
@@ -206,6 +219,34 @@ void on_io(struct ev_loop *loop, ev_io *w, int revents) noexcept {
   if (revents & EV_ERROR) ready = static_cast<std::uint32_t>(w->events) & (EV_READ | EV_WRITE);
   rebalance_killed(loop, revents);
   slot->fn(w->data, ready);
+}
+
+// Per signal, the fd (+1; 0 for none) a signal writes after libev noted it:
+// the eventfd of an embedded loop watching it (one loop per signal,
+// core/signal_registry.hpp). Read from the signal handler.
+std::array<std::atomic<int>, NSIG> g_signal_fds{};
+
+// libev's own handler (ev_feed_signal) and, for an embedded loop, a write
+// to its host-visible eventfd: libev writes its own wakeup fd only while a
+// thread blocks inside ev_run, never while a host sleeps on the fd.
+// Async-signal-safe: an atomic load and write(2), errno preserved.
+void forward_signal(int signum) noexcept {
+  int saved = errno;
+  ev_feed_signal(signum);
+  if (int fd = g_signal_fds[static_cast<std::size_t>(signum)].load(std::memory_order_acquire) - 1; fd >= 0) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof one);
+  }
+  errno = saved;
+}
+
+// Replaces libev's handler (same mask and flags as libev installs).
+void install_forward(int signum) noexcept {
+  struct sigaction sa {};
+  sa.sa_handler = forward_signal;
+  sigfillset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(signum, &sa, nullptr);
 }
 
 void on_signal(struct ev_loop *, ev_signal *w, int) noexcept {
@@ -312,6 +353,50 @@ void Backend::disarm_timer() noexcept {
 }
 
 void Backend::wake() noexcept { ev_async_send(impl_->loop, &impl_->async); }
+
+int Backend::backend_fd() noexcept {
+  // libev has no accessor: ev_embed_start reads the fd into the embed
+  // watcher's io member (docs/design.md, Embedding). The host is a poll
+  // loop, which opens no fd.
+  if (ev_backend(impl_->loop) != EVBACKEND_EPOLL) return -1;
+  struct ev_loop *host = ev_loop_new(static_cast<unsigned>(EVBACKEND_POLL) | EVFLAG_NOENV);
+  if (!host) return -1;
+  ev_embed probe;
+  ev_embed_init(&probe, nullptr, impl_->loop);
+  ev_embed_start(host, &probe);
+  int fd = probe.io.fd;
+  ev_embed_stop(host, &probe);
+  ev_loop_destroy(host);
+  return fd;
+}
+
+// libev applies changes in the next ev_run before its poll, where it also
+// counts the iteration: pending until the count passes the current one.
+// Counted here, not cleared in poll(), so a loop never embedded pays nothing
+// per iteration.
+void Backend::changed() noexcept { applied_at_ = ev_iteration(impl_->loop) + 1; }
+
+bool Backend::changes_pending() const noexcept {
+  // libev's count is an unsigned int that wraps: compare the difference.
+  return static_cast<int>(applied_at_ - ev_iteration(impl_->loop)) > 0;
+}
+
+std::uint64_t Backend::next_timer_ns() noexcept {
+  if (armed_timers_.empty()) return UINT64_MAX;
+  // Computed here rather than stored at each start, so a loop never
+  // embedded pays no clock read per start. The clock is read after libev's
+  // (and rounded up by 1 us), so the deadline is never before libev's own.
+  ev_now_update(impl_->loop);
+  std::uint64_t now = util::monotonic_ns();
+  double next = 1e300;
+  for (util::ListNode *n = armed_timers_.front(); n != armed_timers_.end(); n = n->next) {
+    TimerSlot *slot = util::container_of(n, &TimerSlot::armed);
+    double remaining = ev_timer_remaining(impl_->loop, as_timer(*slot));
+    if (remaining < next) next = remaining;
+  }
+  if (next <= 0) return now;
+  return next >= 1e9 ? UINT64_MAX : now + static_cast<std::uint64_t>(next * 1e9) + 1000u;
+}
 std::uint64_t Backend::iterations() const noexcept { return ev_iteration(impl_->loop); }
 std::uint64_t Backend::poll_ns() const noexcept { return impl_->poll_ns; }
 
@@ -327,6 +412,7 @@ void Backend::io_start(IoSlot &slot) noexcept {
   if (ev_is_active(w)) return;
   ev_io_start(impl_->loop, w);
   ev_unref(impl_->loop);
+  changed();
 }
 
 void Backend::io_stop(IoSlot &slot) noexcept {
@@ -377,6 +463,14 @@ void Backend::signal_start(SignalSlot &slot) noexcept {
   if (ev_is_active(w)) return;
   ev_signal_start(impl_->loop, w);
   ev_unref(impl_->loop);
+  changed();
+  ++impl_->signals_watched;
+  auto signum = static_cast<std::size_t>(w->signum);
+  if (impl_->signal_uses[signum]++ == 0) {
+    // libev installed its handler on the first watcher: take its place.
+    g_signal_fds[signum].store(impl_->signal_fd + 1, std::memory_order_release);
+    install_forward(w->signum);
+  }
 }
 
 void Backend::signal_stop(SignalSlot &slot) noexcept {
@@ -387,7 +481,17 @@ void Backend::signal_stop(SignalSlot &slot) noexcept {
   }
   ev_ref(impl_->loop);
   ev_signal_stop(impl_->loop, w);
+  --impl_->signals_watched;
+  --impl_->signal_uses[static_cast<std::size_t>(w->signum)];
 }
+
+void Backend::set_signal_fd(int fd) noexcept {
+  impl_->signal_fd = fd;
+  for (std::size_t signum = 1; signum < NSIG; ++signum)
+    if (impl_->signal_uses[signum] > 0) g_signal_fds[signum].store(fd + 1, std::memory_order_release);
+}
+
+bool Backend::watches_signals() const noexcept { return impl_->signals_watched > 0; }
 
 void Backend::timer_init(TimerSlot &slot, Dispatch fn, void *owner) noexcept {
   ev_timer *w = as_timer(slot);
@@ -405,9 +509,11 @@ void Backend::timer_start(TimerSlot &slot, std::uint64_t delay_ns) noexcept {
   ev_timer_set(w, static_cast<double>(delay_ns) / 1e9, 1e9);
   ev_timer_start(impl_->loop, w);
   ev_unref(impl_->loop);
+  armed_timers_.push_back(slot.armed);
 }
 
 void Backend::timer_stop(TimerSlot &slot) noexcept {
+  if (slot.armed.linked()) slot.armed.unlink();
   ev_timer *w = as_timer(slot);
   if (!ev_is_active(w)) {
     ev_clear_pending(impl_->loop, w);

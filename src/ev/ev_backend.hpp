@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "util/list.hpp"
+
 namespace async::ev {
 
 // Receives a watcher's events: owner as given at init, revents as
@@ -28,6 +30,9 @@ struct SignalSlot {
 struct TimerSlot {
   alignas(8) unsigned char raw[64];
   Dispatch fn;
+  // While armed and not yet fired: on the backend's list of armed slots,
+  // for next_timer_ns().
+  util::ListNode armed;
 };
 
 // What the loop hears from libev besides fd events.
@@ -67,6 +72,24 @@ class Backend {
   // Thread-safe: makes the loop call LoopEvents::woken soon.
   void wake() noexcept;
 
+  // For a host loop embedding this one (core/embedding.hpp).
+  // libev's epoll fd, or -1 under the select and poll backends, which have
+  // none. Costs a throw-away libev loop: callers keep the answer.
+  int backend_fd() noexcept;
+  // Whether a watcher was started or changed since the last poll began:
+  // libev applies such changes to its epoll set only inside the next poll.
+  bool changes_pending() const noexcept;
+  // The earliest deadline (monotonic ns) of the timer slots armed and not
+  // yet fired, UINT64_MAX when none. Walks the armed slots.
+  std::uint64_t next_timer_ns() noexcept;
+  // An eventfd that a signal for this loop's signal watchers writes (after
+  // libev has noted the signal), so a host sleeping outside poll() hears
+  // it; -1 for none. Not owned.
+  void set_signal_fd(int fd) noexcept;
+  // Whether a signal watcher is active (a signal may write the fd above at
+  // any time).
+  bool watches_signals() const noexcept;
+
   std::uint64_t iterations() const noexcept;
   // Time spent in polls that could block.
   std::uint64_t poll_ns() const noexcept;
@@ -103,6 +126,10 @@ class Backend {
 
  private:
   Impl *impl_ = nullptr;
+  void changed() noexcept;
+  // changes_pending() until libev's iteration count reaches this.
+  unsigned applied_at_ = 0;
+  util::List armed_timers_;
   // Mirrors libev's active count: every libev watcher is unref'd right
   // after start, so only explicit ref()s keep ev_run going.
   long refs_ = 0;

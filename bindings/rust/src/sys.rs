@@ -634,7 +634,8 @@ extern "C" {
     #[doc = " does not count: async/stream.h, Lifetime), futures of the loop with a"]
     #[doc = " reference held (async_future_free(), async_future_release()) or a"]
     #[doc = " callback still to run, readers not freed, reconnectors not stopped,"]
-    #[doc = " callbacks queued, posts pending or the loop held (async_loop_hold())."]
+    #[doc = " callbacks queued, posts pending or the loop held (async_loop_hold()),"]
+    #[doc = " executor jobs out (async/executor.h)."]
     #[doc = " Close and free them (async_loop_walk() finds them,"]
     #[doc = " async_loop_shutdown() ends them) and run the loop until their callbacks"]
     #[doc = " have run, then free."]
@@ -650,11 +651,12 @@ extern "C" {
     #[doc = "                            async_loop_walk() / async_loop_shutdown()."]
     #[doc = " @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is"]
     #[doc = "                            not the owner."]
-    #[doc = " @ownership The loop is gone on success. The log hook's userdata is"]
-    #[doc = "            released (its release callback runs)."]
+    #[doc = " @ownership The loop is gone on success. The log hook's userdata and"]
+    #[doc = "            the executor's (async/executor.h) are released (their"]
+    #[doc = "            release callbacks run)."]
     #[doc = " @thread The loop's thread only."]
-    #[doc = " @callbacks May run the log hook's release(userdata) inside this call"]
-    #[doc = "            (when it succeeds)."]
+    #[doc = " @callbacks May run the log hook's and the executor's release(userdata)"]
+    #[doc = "            inside this call (when it succeeds)."]
     pub fn async_loop_free(loop_: *mut async_loop) -> ::std::os::raw::c_int;
 }
 extern "C" {
@@ -1087,6 +1089,96 @@ extern "C" {
     #[doc = " @thread Any thread."]
     #[doc = " @callbacks None run inside this call."]
     pub fn async_loop_unhold(loop_: *mut async_loop) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief One fd a host loop (GLib, Qt, an SDL frame loop, a plain poll())"]
+    #[doc = " waits on to drive this loop with ASYNC_RUN_NOWAIT."]
+    #[doc = ""]
+    #[doc = " The fd is readable whenever async_loop_run(loop, ASYNC_RUN_NOWAIT) has"]
+    #[doc = " something to do: an fd watched by the loop is ready, a timer (also one"]
+    #[doc = " started after the host began waiting) or an internal deadline (connect,"]
+    #[doc = " idle and DNS timeouts) is due, callbacks are queued, another thread"]
+    #[doc = " posted (async_loop_post()) or woke the loop (async_loop_wakeup()), a"]
+    #[doc = " watched signal arrived, or a DNS answer came in. The host adds the fd to"]
+    #[doc = " its poll set for reading, with no timeout of its own, and runs the loop"]
+    #[doc = " with ASYNC_RUN_NOWAIT each time the fd is readable."]
+    #[doc = ""]
+    #[doc = " Never stale: any call on the loop or one of its objects made on the"]
+    #[doc = " loop's thread between two runs (starting a timer or watcher, a connect,"]
+    #[doc = " a write, async_loop_call_soon(), ...; libev applies watcher changes only"]
+    #[doc = " inside its next poll) makes the fd readable, once per gap between runs,"]
+    #[doc = " so the next NOWAIT run applies it; the fd turns unreadable again once a"]
+    #[doc = " run has handled everything. The loop queries a host calls around its"]
+    #[doc = " waits (async_loop_alive(), async_loop_now(), async_loop_now_update(),"]
+    #[doc = " async_loop_timeout(), async_loop_metric(), async_loop_userdata(),"]
+    #[doc = " async_loop_fd()) and the runs themselves do not; other getters do (one"]
+    #[doc = " spurious NOWAIT run). Level-triggered: the fd"]
+    #[doc = " stays readable until the loop has run, so a host may wait on it with"]
+    #[doc = " level or edge semantics, but with edge semantics (EPOLLET) it must run"]
+    #[doc = " the loop after every wake-up. Nothing busy-wakes: with nothing due, the"]
+    #[doc = " fd stays unreadable. Spurious readiness is possible (a stopped watcher's"]
+    #[doc = " fd ready once, a call between runs that changed nothing); a NOWAIT run"]
+    #[doc = " then does nothing."]
+    #[doc = ""]
+    #[doc = " The fd (an epoll fd over libev's epoll fd, an eventfd and a timerfd) is"]
+    #[doc = " created on the first call; later calls return the same fd. A loop never"]
+    #[doc = " asked for it opens none of them. async_loop_timeout() stays for hosts"]
+    #[doc = " that prefer an fd plus a timeout."]
+    #[doc = ""]
+    #[doc = " @param[out] out  receives the fd."]
+    #[doc = " @param      loop the loop."]
+    #[doc = " @retval 0                  *out is set."]
+    #[doc = " @retval ASYNC_EINVAL       out is NULL; loop is NULL or not a loop."]
+    #[doc = " @retval ASYNC_ENOTSUP      the loop's backend is select or poll"]
+    #[doc = "                            (LIBEV_FLAGS=1 or 2), which have no fd to"]
+    #[doc = "                            nest; only epoll (the default) supports it."]
+    #[doc = " @retval ASYNC_EMFILE       no fd is free for the three fds."]
+    #[doc = " @retval ASYNC_ENOMEM       out of memory."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is"]
+    #[doc = "                            not the owner."]
+    #[doc = " @ownership The fd is the loop's: never read, write or close it; it is"]
+    #[doc = "            closed by async_loop_free() (remove it from the host's poll"]
+    #[doc = "            set first)."]
+    #[doc = " @thread The loop's thread only; the host waits on the fd on that thread."]
+    #[doc = "         Posts and wakeups from other threads make it readable."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_loop_fd(
+        out: *mut ::std::os::raw::c_int,
+        loop_: *mut async_loop,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Runs ready work for at most about budget_us microseconds, for a"]
+    #[doc = " frame loop that gives the loop a time slice per frame."]
+    #[doc = ""]
+    #[doc = " ASYNC_RUN_NOWAIT runs one iteration whatever it costs: every callback"]
+    #[doc = " queued before it. This call runs non-blocking iterations while callbacks"]
+    #[doc = " are queued and the budget lasts, and stops running queued callbacks as"]
+    #[doc = " soon as the budget is spent: the rest stay queued, in FIFO order, ahead"]
+    #[doc = " of anything queued later, and run first in the next call. Every call"]
+    #[doc = " starts with an iteration that polls I/O and runs due timers, so neither"]
+    #[doc = " starves however much is queued; their callbacks (one pass each) may"]
+    #[doc = " overrun the budget, as may a single long callback. The loop never"]
+    #[doc = " blocks in this call."]
+    #[doc = ""]
+    #[doc = " @param loop      the loop."]
+    #[doc = " @param budget_us the time budget in microseconds, > 0."]
+    #[doc = " @retval 0                  nothing is left queued (the loop may still"]
+    #[doc = "                            have handles waiting for events or timers;"]
+    #[doc = "                            async_loop_alive() says)."]
+    #[doc = " @retval 1                  the budget ran out with callbacks still"]
+    #[doc = "                            queued."]
+    #[doc = " @retval ASYNC_EINVAL       loop is NULL or not a loop; budget_us is 0."]
+    #[doc = " @retval ASYNC_EBUSY        the loop is running (nested runs are"]
+    #[doc = "                            rejected), or inside async_loop_walk() or"]
+    #[doc = "                            async_loop_shutdown()."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is"]
+    #[doc = "                            not the owner."]
+    #[doc = " @ownership Nothing changes hands."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks Any callback of the loop runs inside this call (it runs the"]
+    #[doc = "            loop)."]
+    pub fn async_loop_run_for(loop_: *mut async_loop, budget_us: u64) -> ::std::os::raw::c_int;
 }
 #[doc = " @brief A timer's callback, run from inside async_loop_run() when the timer"]
 #[doc = " expires."]
@@ -2031,6 +2123,162 @@ extern "C" {
     #[doc = "            inputs; done callbacks run on a later iteration, and so does"]
     #[doc = "            the value's destroy function when the memory goes."]
     pub fn async_future_release(future: *mut async_future) -> ::std::os::raw::c_int;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct async_job {
+    _unused: [u8; 0],
+}
+#[doc = " @brief The executor's submit function: takes a job to run later."]
+#[doc = ""]
+#[doc = " Called on the loop's thread, inside async_run_in_executor(). On success"]
+#[doc = " the executor owns the job until it passes it to async_job_run() or"]
+#[doc = " async_job_discard() (it may do so from inside this call, on this"]
+#[doc = " thread). On failure it must neither keep, run nor discard the job."]
+#[doc = ""]
+#[doc = " @param job      the job."]
+#[doc = " @param userdata the userdata given to async_loop_set_executor()."]
+#[doc = " @return 0 (or any value >= 0) when the executor took the job; a negative"]
+#[doc = "         code when it did not (async_run_in_executor() returns it as is)."]
+pub type async_submit_fn = ::std::option::Option<
+    unsafe extern "C" fn(
+        job: *mut async_job,
+        userdata: *mut ::std::os::raw::c_void,
+    ) -> ::std::os::raw::c_int,
+>;
+#[doc = " @brief The work of a job: runs on the thread that calls async_job_run()."]
+#[doc = ""]
+#[doc = " @param[out] out_value receives the result (NULL before the call); what"]
+#[doc = "                       it holds on return goes to the job's destroy"]
+#[doc = "                       function in the end, also on failure."]
+#[doc = " @param      userdata  the userdata given to async_run_in_executor()."]
+#[doc = " @return 0 (or any value >= 0): the future is DONE with *out_value; a"]
+#[doc = "         negative code: the future FAILS with it."]
+pub type async_work_fn = ::std::option::Option<
+    unsafe extern "C" fn(
+        out_value: *mut *mut ::std::os::raw::c_void,
+        userdata: *mut ::std::os::raw::c_void,
+    ) -> ::std::os::raw::c_int,
+>;
+extern "C" {
+    #[doc = " @brief Installs, replaces or clears the loop's executor."]
+    #[doc = ""]
+    #[doc = " The previous executor, if any, is released: its release(userdata) runs"]
+    #[doc = " inside this call, after the new one is installed (also when both are the"]
+    #[doc = " same). Jobs it accepted stay valid and complete as usual once it runs or"]
+    #[doc = " discards them; new jobs go to the new executor."]
+    #[doc = ""]
+    #[doc = " @param loop     the loop."]
+    #[doc = " @param submit   the submit function; NULL clears the executor"]
+    #[doc = "                 (async_run_in_executor() then returns ASYNC_ENOTSUP)."]
+    #[doc = " @param release  called with userdata once this executor is replaced,"]
+    #[doc = "                 cleared or the loop freed; may be NULL. Must be NULL when"]
+    #[doc = "                 submit is."]
+    #[doc = " @param userdata passed to submit and release; may be NULL."]
+    #[doc = " @retval 0                  installed (or cleared)."]
+    #[doc = " @retval ASYNC_EINVAL       loop is NULL or not a loop; release is not"]
+    #[doc = "                            NULL while submit is."]
+    #[doc = " @retval ASYNC_EBUSY        called from inside a submit function."]
+    #[doc = " @retval ASYNC_ENOMEM       out of memory (first executor of the loop"]
+    #[doc = "                            only); nothing changed."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is"]
+    #[doc = "                            not the owner."]
+    #[doc = " @ownership userdata stays the caller's; release is its final"]
+    #[doc = "            notification (not called when this call fails)."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks May run the previous executor's release(userdata) inside this"]
+    #[doc = "            call."]
+    pub fn async_loop_set_executor(
+        loop_: *mut async_loop,
+        submit: async_submit_fn,
+        release: async_release_fn,
+        userdata: *mut ::std::os::raw::c_void,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Runs work(out_value, userdata) on the loop's executor; the future"]
+    #[doc = " completes with its result on the loop's thread."]
+    #[doc = ""]
+    #[doc = " Makes a job and calls the executor's submit function with it (inside"]
+    #[doc = " this call). The future is DONE with the value the work stored, FAILED"]
+    #[doc = " with the negative code the work returned, or CANCELLED when the executor"]
+    #[doc = " discards the job (async_job_discard()). Its done callbacks run from"]
+    #[doc = " inside async_loop_run(), never inside this call (also when the executor"]
+    #[doc = " runs the job inside its submit function)."]
+    #[doc = ""]
+    #[doc = " @param[out] out      receives the future."]
+    #[doc = " @param      loop     the loop."]
+    #[doc = " @param      work     the work, run on the executor's thread."]
+    #[doc = " @param      userdata passed to work and destroy; may be NULL."]
+    #[doc = " @param      destroy  destroy(value, userdata), the final notification of"]
+    #[doc = "                      userdata (see the top of this file); may be NULL."]
+    #[doc = " @retval 0                  *out is the future; the executor has the job."]
+    #[doc = " @retval ASYNC_EINVAL       out or work is NULL; loop is NULL or not a"]
+    #[doc = "                            loop."]
+    #[doc = " @retval ASYNC_ENOTSUP      the loop has no executor"]
+    #[doc = "                            (async_loop_set_executor())."]
+    #[doc = " @retval ASYNC_ENOMEM       out of memory."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the owner-thread check is on and the caller is"]
+    #[doc = "                            not the owner."]
+    #[doc = " @return any other negative code: the submit function's, when it refused"]
+    #[doc = "         the job."]
+    #[doc = " @ownership On success the caller holds the future's one reference (drop"]
+    #[doc = "            it with async_future_free() or async_future_release()), and"]
+    #[doc = "            userdata belongs to the job until destroy runs (work never"]
+    #[doc = "            runs after destroy). On failure nothing changes hands: work"]
+    #[doc = "            and destroy are never called."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks Runs the executor's submit function inside this call; work"]
+    #[doc = "            runs wherever the executor runs it; done callbacks and"]
+    #[doc = "            destroy run from inside async_loop_run()."]
+    pub fn async_run_in_executor(
+        out: *mut *mut async_future,
+        loop_: *mut async_loop,
+        work: async_work_fn,
+        userdata: *mut ::std::os::raw::c_void,
+        destroy: async_destroy_fn,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Executor side: runs the job's work on the calling thread, then"]
+    #[doc = " gives the job back to its loop."]
+    #[doc = ""]
+    #[doc = " When the job's future was cancelled before this call, the work does not"]
+    #[doc = " run: the job is only given back. Either way the loop completes the"]
+    #[doc = " future on its own thread (waking it up if it sleeps)."]
+    #[doc = ""]
+    #[doc = " @param job the job, as the submit function received it."]
+    #[doc = " @retval 0              the work ran."]
+    #[doc = " @retval 1              the job was cancelled before it started: the work"]
+    #[doc = "                        did not run."]
+    #[doc = " @retval ASYNC_EINVAL   job is NULL or not a job."]
+    #[doc = " @retval ASYNC_ESTATE   the job was already run or discarded (reported"]
+    #[doc = "                        only while its memory is still there: a job"]
+    #[doc = "                        passed twice is a use after free)."]
+    #[doc = " @ownership The job is the loop's again once this call has given it back:"]
+    #[doc = "            do not use it afterwards."]
+    #[doc = " @thread Any thread."]
+    #[doc = " @callbacks Runs the job's work inside this call, unless it was"]
+    #[doc = "            cancelled."]
+    pub fn async_job_run(job: *mut async_job) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Executor side: gives a job back to its loop without running it"]
+    #[doc = " (an executor shutting down with jobs queued)."]
+    #[doc = ""]
+    #[doc = " The future is cancelled (ASYNC_ECANCELED), unless it was cancelled or"]
+    #[doc = " freed already; the work never runs."]
+    #[doc = ""]
+    #[doc = " @param job the job, as the submit function received it."]
+    #[doc = " @retval 0              given back."]
+    #[doc = " @retval ASYNC_EINVAL   job is NULL or not a job."]
+    #[doc = " @retval ASYNC_ESTATE   the job was already run or discarded (as"]
+    #[doc = "                        async_job_run())."]
+    #[doc = " @ownership The job is the loop's again: do not use it afterwards."]
+    #[doc = " @thread Any thread."]
+    #[doc = " @callbacks None run inside this call; the loop completes the future and"]
+    #[doc = "            runs destroy later."]
+    pub fn async_job_discard(job: *mut async_job) -> ::std::os::raw::c_int;
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
