@@ -4,7 +4,10 @@ use crate::sys;
 use std::ffi::CStr;
 use std::fmt;
 
-/// A libasync error code (`ASYNC_EINVAL`, `ASYNC_ECLOSED`, ...).
+/// A libasync error code (`ASYNC_EINVAL`, `ASYNC_ECLOSED`, ...): one
+/// constant per code of `enum async_error` (`Error::INVAL` is
+/// `ASYNC_EINVAL`); a code outside the enum is kept as is (`from_code`),
+/// so matching on the constants needs a `_` arm, as the C enum grows.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Error {
     code: i32,
@@ -21,9 +24,29 @@ impl Error {
     pub const CANCELED: Error = Error::from_code(sys::async_error::ASYNC_ECANCELED.0);
     pub const TIMEDOUT: Error = Error::from_code(sys::async_error::ASYNC_ETIMEDOUT.0);
     pub const STATE: Error = Error::from_code(sys::async_error::ASYNC_ESTATE.0);
-    pub const EOF: Error = Error::from_code(sys::async_error::ASYNC_EEOF.0);
-    pub const NOBUFS: Error = Error::from_code(sys::async_error::ASYNC_ENOBUFS.0);
+    pub const BADF: Error = Error::from_code(sys::async_error::ASYNC_EBADF.0);
+    pub const MFILE: Error = Error::from_code(sys::async_error::ASYNC_EMFILE.0);
+    pub const IO: Error = Error::from_code(sys::async_error::ASYNC_EIO.0);
+    pub const RANGE: Error = Error::from_code(sys::async_error::ASYNC_ERANGE.0);
+    pub const INTERNAL: Error = Error::from_code(sys::async_error::ASYNC_EINTERNAL.0);
+    pub const NOTFOUND: Error = Error::from_code(sys::async_error::ASYNC_ENOTFOUND.0);
+    pub const NODATA: Error = Error::from_code(sys::async_error::ASYNC_ENODATA.0);
+    pub const REFUSED: Error = Error::from_code(sys::async_error::ASYNC_EREFUSED.0);
+    pub const SERVFAIL: Error = Error::from_code(sys::async_error::ASYNC_ESERVFAIL.0);
+    pub const BADNAME: Error = Error::from_code(sys::async_error::ASYNC_EBADNAME.0);
     pub const CONNREFUSED: Error = Error::from_code(sys::async_error::ASYNC_ECONNREFUSED.0);
+    pub const CONNRESET: Error = Error::from_code(sys::async_error::ASYNC_ECONNRESET.0);
+    pub const PIPE: Error = Error::from_code(sys::async_error::ASYNC_EPIPE.0);
+    pub const NOBUFS: Error = Error::from_code(sys::async_error::ASYNC_ENOBUFS.0);
+    pub const HOSTUNREACH: Error = Error::from_code(sys::async_error::ASYNC_EHOSTUNREACH.0);
+    pub const NETUNREACH: Error = Error::from_code(sys::async_error::ASYNC_ENETUNREACH.0);
+    pub const ADDRINUSE: Error = Error::from_code(sys::async_error::ASYNC_EADDRINUSE.0);
+    pub const ADDRNOTAVAIL: Error = Error::from_code(sys::async_error::ASYNC_EADDRNOTAVAIL.0);
+    pub const EOF: Error = Error::from_code(sys::async_error::ASYNC_EEOF.0);
+    pub const MSGSIZE: Error = Error::from_code(sys::async_error::ASYNC_EMSGSIZE.0);
+    pub const ACCES: Error = Error::from_code(sys::async_error::ASYNC_EACCES.0);
+    pub const WRONGTHREAD: Error = Error::from_code(sys::async_error::ASYNC_EWRONGTHREAD.0);
+    pub const NOTSUP: Error = Error::from_code(sys::async_error::ASYNC_ENOTSUP.0);
 
     /// The error of a code; any value is accepted (unknown codes are named by the library as such).
     pub const fn from_code(code: i32) -> Error {

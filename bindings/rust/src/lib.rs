@@ -52,6 +52,7 @@ mod error;
 mod exec;
 mod future;
 mod handle;
+mod jobs;
 mod stream;
 
 pub use addr::{format_addr, parse_addr};
@@ -61,6 +62,7 @@ pub use error::{Error, Result};
 pub use exec::{JoinHandle, Sleep, Timeout};
 pub use future::{Future, Promise};
 pub use handle::{Hook, HookKind, Signal, Timer, Watcher, READABLE, WRITABLE};
+pub use jobs::Job;
 pub use stream::{
     connect, connect_options, connect_unix, connect_with, ConnectOptions, Listener, Protocol, ReconnectOptions,
     ReconnectProtocol, ReconnectState, Reconnector, Server, Stream, StreamRef,
@@ -70,6 +72,7 @@ use error::check;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_void, CStr, CString};
+use std::os::unix::io::BorrowedFd;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -280,6 +283,37 @@ impl Loop {
         };
         self.inner.take_panic();
         check(rc).map(drop)
+    }
+
+    /// Runs ready work for about `budget` at most (async_loop_run_for), for
+    /// a frame loop that gives the loop a time slice per frame: `Ok(true)`
+    /// when callbacks are still queued (they run first next time). Never
+    /// blocks. A budget under a microsecond is [`Error::INVAL`]; a panic of
+    /// a callback resumes here.
+    pub fn run_for(&self, budget: std::time::Duration) -> Result<bool> {
+        if self.inner.running.get() {
+            return Err(Error::BUSY);
+        }
+        let budget_us = u64::try_from(budget.as_micros()).unwrap_or(u64::MAX);
+        let rc = {
+            let _running = Running::enter(&self.inner);
+            unsafe { sys::async_loop_run_for(self.inner.raw, budget_us) }
+        };
+        self.inner.take_panic();
+        Ok(check(rc)? != 0)
+    }
+
+    /// The fd a host loop (GLib, a `poll`, another runtime's reactor) waits
+    /// on for reading to drive this loop (async_loop_fd): whenever it is
+    /// readable, call `run_mode(RunMode::NoWait)` (or `run_for`). The fd is
+    /// the loop's: borrowed, so it cannot outlive the loop; never read or
+    /// close it. [`Error::NOTSUP`] on the select and poll backends.
+    pub fn fd(&self) -> Result<BorrowedFd<'_>> {
+        let mut fd = -1;
+        check(unsafe { sys::async_loop_fd(&mut fd, self.inner.raw) })?;
+        // SAFETY: open until async_loop_free, which runs after the last
+        // reference to the loop, so after this borrow of it.
+        Ok(unsafe { BorrowedFd::borrow_raw(fd) })
     }
 }
 

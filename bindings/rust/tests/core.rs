@@ -23,6 +23,43 @@ fn error_names_and_messages() {
     let boxed: Box<dyn std::error::Error> = Box::new(Error::TIMEDOUT);
     assert_eq!(boxed.to_string(), Error::TIMEDOUT.message());
     assert!(!Error::from_code(-9999).name().is_empty());
+    // One constant per code, each named after its own C name.
+    let constants = [
+        (Error::INVAL, "INVAL"),
+        (Error::NOMEM, "NOMEM"),
+        (Error::BUSY, "BUSY"),
+        (Error::CLOSED, "CLOSED"),
+        (Error::CANCELED, "CANCELED"),
+        (Error::TIMEDOUT, "TIMEDOUT"),
+        (Error::STATE, "STATE"),
+        (Error::BADF, "BADF"),
+        (Error::MFILE, "MFILE"),
+        (Error::IO, "IO"),
+        (Error::RANGE, "RANGE"),
+        (Error::INTERNAL, "INTERNAL"),
+        (Error::NOTFOUND, "NOTFOUND"),
+        (Error::NODATA, "NODATA"),
+        (Error::REFUSED, "REFUSED"),
+        (Error::SERVFAIL, "SERVFAIL"),
+        (Error::BADNAME, "BADNAME"),
+        (Error::CONNREFUSED, "CONNREFUSED"),
+        (Error::CONNRESET, "CONNRESET"),
+        (Error::PIPE, "PIPE"),
+        (Error::NOBUFS, "NOBUFS"),
+        (Error::HOSTUNREACH, "HOSTUNREACH"),
+        (Error::NETUNREACH, "NETUNREACH"),
+        (Error::ADDRINUSE, "ADDRINUSE"),
+        (Error::ADDRNOTAVAIL, "ADDRNOTAVAIL"),
+        (Error::EOF, "EOF"),
+        (Error::MSGSIZE, "MSGSIZE"),
+        (Error::ACCES, "ACCES"),
+        (Error::WRONGTHREAD, "WRONGTHREAD"),
+        (Error::NOTSUP, "NOTSUP"),
+    ];
+    for (index, (error, name)) in constants.iter().enumerate() {
+        assert_eq!(error.code(), -(index as i32) - 1, "codes in order, no gap");
+        assert_eq!(error.name(), format!("ASYNC_E{}", name));
+    }
     let (text, number) = libasync::version();
     assert!(!text.is_empty() && number > 0);
 }
