@@ -29,6 +29,7 @@
 #include "async/datagram.h"
 #include "async/reader.h"
 #include "async/reconnect.h"
+#include "async/process.h"
 /* clang-format on */
 
 #endif

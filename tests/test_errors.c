@@ -46,6 +46,9 @@ static const struct code_info k_codes[] = {
     {ASYNC_EACCES, "ASYNC_EACCES"},
     {ASYNC_EWRONGTHREAD, "ASYNC_EWRONGTHREAD"},
     {ASYNC_ENOTSUP, "ASYNC_ENOTSUP"},
+    {ASYNC_ENOENT, "ASYNC_ENOENT"},
+    {ASYNC_ENOEXEC, "ASYNC_ENOEXEC"},
+    {ASYNC_EPROTO, "ASYNC_EPROTO"},
 };
 #define N_CODES (sizeof k_codes / sizeof k_codes[0])
 
@@ -83,6 +86,9 @@ static void test_code_values_fixed(void **state) {
   assert_int_equal(ASYNC_EACCES, -28);
   assert_int_equal(ASYNC_EWRONGTHREAD, -29);
   assert_int_equal(ASYNC_ENOTSUP, -30);
+  assert_int_equal(ASYNC_ENOENT, -31);
+  assert_int_equal(ASYNC_ENOEXEC, -32);
+  assert_int_equal(ASYNC_EPROTO, -33);
 }
 
 static void test_strerror_distinct_known(void **state) {

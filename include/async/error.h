@@ -51,6 +51,9 @@ enum async_error {
   ASYNC_EACCES = -28,        /**< permission denied (broadcast without the option, a firewall rule) */
   ASYNC_EWRONGTHREAD = -29,  /**< called from a thread other than the loop's (async_loop_set_thread_check) */
   ASYNC_ENOTSUP = -30,       /**< not supported here (no executor set on the loop, a kernel without the feature) */
+  ASYNC_ENOENT = -31,        /**< no such file or directory (a program to run that does not exist) */
+  ASYNC_ENOEXEC = -32,       /**< not an executable format the kernel runs */
+  ASYNC_EPROTO = -33,        /**< the peer broke the protocol of a layer (a malformed TLS record, a bad SOCKS5 reply) */
   ASYNC_ERROR_FORCE32 = 0x7FFFFFFF /**< keeps the enum 32 bits wide; not a code */
 };
 

@@ -655,6 +655,55 @@ ASYNC_API int async_loop_fd(int *out, async_loop *loop);
  */
 ASYNC_API int async_loop_run_for(async_loop *loop, uint64_t budget_us);
 
+/**
+ * @brief Makes the loop work in the child after fork(): re-creates what the
+ * child would otherwise share with its parent.
+ *
+ * Call it in the child, before anything else of the loop. It makes a new
+ * epoll fd (every watched fd added to it again; the poll and select
+ * backends have none) and a new wakeup eventfd, and, if the loop has
+ * looked names up, a new DNS channel with the same configuration, its
+ * sockets new too; if async_loop_fd() was called, a new embedding fd (the
+ * child calls async_loop_fd() again and polls that one). Everything else stays registered as it was: handles,
+ * timers (with their deadlines), streams, servers, datagram transports,
+ * futures, processes' pipe streams, call_soon callbacks and pending posts.
+ * The parent's loop is not affected in any way and needs no call.
+ *
+ * What carries over, and where it runs:
+ * - call_soon callbacks and posts queued before the fork were copied with
+ *   the memory: they run in the child (as in the parent), once each in
+ *   each process. A thread of the parent that posts after the fork posts
+ *   to the parent's loop only (the child has no other thread).
+ * - DNS lookups in flight are sent again from the child on its new channel
+ *   (deadlines unchanged): their futures complete in the child with the
+ *   child's own answers, and in the parent with the parent's. If the new
+ *   channel cannot be made, they fail in the child with this call's error.
+ * - Connections, servers and pipes are the same open files in both
+ *   processes (fork() shares them): whichever process reads first gets the
+ *   bytes. Close in each process what it is not to use.
+ * - A process made by async_process_spawn() is the parent's child, not the
+ *   child's: in the child its wait futures fail with ASYNC_ESTATE.
+ * As after any fork() of a process with threads, no other thread may have
+ * been inside libasync at the moment of the fork.
+ *
+ * @param loop the loop (in the child).
+ * @retval 0                  the loop is the child's own.
+ * @retval ASYNC_EINVAL       loop is NULL or not a loop.
+ * @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller.
+ * @retval ASYNC_EBUSY        called from inside async_loop_run() or an
+ *                            async_loop_walk() / async_loop_shutdown().
+ * @retval ASYNC_ENOMEM       the new DNS channel could not be made (the
+ *                            loop works; lookups in flight failed).
+ * @retval ASYNC_EMFILE       as ASYNC_ENOMEM, for want of an fd; or the
+ *                            new embedding fd could not be made (the
+ *                            loop works; async_loop_fd() tries again).
+ * @ownership Nothing changes hands.
+ * @thread The loop's thread (the thread that called fork()).
+ * @callbacks None run inside this call: what the new epoll finds at once
+ *            is dispatched by the next iteration.
+ */
+ASYNC_API int async_loop_fork(async_loop *loop);
+
 #ifdef __cplusplus
 }
 #endif

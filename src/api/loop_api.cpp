@@ -160,4 +160,10 @@ ASYNC_API int async_loop_run_for(async_loop *loop, uint64_t budget_us) {
   if (!l || budget_us == 0) return refused_loop(loop);
   return guarded([&]() -> int { return l->run_for(budget_us > UINT64_MAX / 1000u ? UINT64_MAX : budget_us * 1000u); });
 }
+
+ASYNC_API int async_loop_fork(async_loop *loop) {
+  Loop *l = checked_loop(loop);
+  if (!l) return refused_loop(loop);
+  return guarded([&] { return l->fork(); });
+}
 }

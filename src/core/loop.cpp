@@ -145,6 +145,15 @@ int Loop::run_for(std::uint64_t budget_ns) noexcept {
   return left ? 1 : 0;
 }
 
+int Loop::fork() noexcept {
+  if (running_ || visiting()) return ASYNC_EBUSY;
+  backend_.fork();
+  // The embedding nests libev's epoll fd, which fork() just replaced.
+  if (Embedding *embedding = this->embedding())
+    if (int err = embedding->open()) return err;
+  return service_ ? service_->after_fork() : 0;
+}
+
 void Loop::stop() noexcept { stop_requested_ = true; }
 
 void Loop::run_until_done(async_future *future, int, void *token) noexcept {
@@ -341,6 +350,9 @@ int Loop::embedding_fd(int *out) noexcept {
     // Posts from other threads read it from here on.
     embedding_.store(embedding, std::memory_order_release);
     if (!running_) entry_checks_.fetch_or(kEmbeddedIdle);
+  } else if (embedding->fd() < 0) {
+    // A loop fork could not re-create the fds: try again.
+    if (int err = embedding->open()) return err;
   }
   *out = embedding->fd();
   return 0;

@@ -37,6 +37,9 @@ class LoopService {
   virtual void after_poll() noexcept = 0;
   // Work that after_poll() will do: the next poll must not block.
   virtual bool has_work() noexcept = 0;
+  // In the child after fork(): re-creates what it shares with the parent
+  // (sockets); 0 or an ASYNC_E* code.
+  virtual int after_fork() noexcept = 0;
   virtual void destroy() noexcept = 0;
 
  protected:
@@ -74,6 +77,10 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // ready queue stops where the budget ran out. 1 when callbacks are left
   // queued, else 0; ASYNC_EBUSY as run().
   int run_for(std::uint64_t budget_ns) noexcept;
+  // async_loop_fork(): in the child after fork(), each owner of an fd the
+  // child shares with its parent re-creates it (the backend's epoll fd and
+  // wakeup eventfd, the resolver's channel and sockets); ASYNC_EBUSY as run().
+  int fork() noexcept;
   int run_until(Future &future) noexcept;
   void stop() noexcept;
   // Queued callbacks and holds count even before the next sync_spinning()

@@ -233,12 +233,28 @@ int Channel::init(ares_channeldata **out, ares_options &opts, int mask, const ch
 void Channel::close() noexcept {
   if (!channel_) return;
   // Every callback ares_destroy makes is for an abandoned request (no live
-  // future reaches here), and closes its sockets through on_sock_state.
+  // future reaches here) but in recreate(), where live ones are re-queued;
+  // it closes its sockets through on_sock_state.
   destroying_ = true;
   ares_destroy(channel_);
   channel_ = nullptr;
   destroying_ = false;
   requests_.mark_changed();
+}
+
+int Channel::recreate(const Config &config) noexcept {
+  if (!channel_) return 0;
+  recreating_ = true;
+  close();
+  recreating_ = false;
+  return open(config);
+}
+
+bool Channel::requeue(Request *req) noexcept {
+  if (req->decided || !req->channel->recreating_) return false;
+  req->channel = nullptr;
+  req->table->requeue(req);
+  return true;
 }
 
 // The record comes first: without memory the socket is not opened, which
@@ -357,6 +373,10 @@ void Channel::on_addrinfo(void *request, int status, int, ares_addrinfo *res) no
   auto *req = static_cast<Request *>(request);
   RequestTable *t = req->table;
   t->answered(req);
+  if (requeue(req)) {
+    if (res) ares_freeaddrinfo(res);
+    return;
+  }
   if (req->decided) {
     // Cancelled or past its deadline: c-ares may even report a partial
     // success here; the outcome was settled without it.
@@ -378,6 +398,7 @@ void Channel::on_nameinfo(void *request, int status, int, char *host, char *serv
   auto *req = static_cast<Request *>(request);
   RequestTable *t = req->table;
   t->answered(req);
+  if (requeue(req)) return;
   if (req->decided) {
     t->maybe_free(req);
     return;

@@ -46,6 +46,10 @@ class Channel {
   // Destroys the channel: queries still inside c-ares (all abandoned, their
   // futures are gone) are dropped.
   void close() noexcept;
+  // After fork(), when there is a channel: destroys it (closing the
+  // sockets shared with the parent), puts the queries in flight back on
+  // the table's waiting list, and opens a new one with config.
+  int recreate(const Config &config) noexcept;
   // Hands req's query to c-ares (the table had room for it).
   void submit(Request *req) noexcept;
   // Re-arms the timer for c-ares' next timeout or the earliest deadline.
@@ -71,13 +75,17 @@ class Channel {
   Socket **find_socket(int fd) noexcept;
   // The ASYNC_* code of a finished c-ares lookup.
   int lookup_error(int ares_status) const noexcept;
+  // A live query ares_destroy() gave back during recreate(): back to the
+  // waiting list (true), to be sent on the new channel.
+  static bool requeue(Request *req) noexcept;
   void process(int read_fd, int write_fd) noexcept;
 
   core::Loop &loop_;
   RequestTable &requests_;
   ares_channeldata *channel_ = nullptr;
   bool destroying_ = false;
-  bool env_hosts_ = false;  // no hosts file configured: c-ares reads the system's
+  bool recreating_ = false;  // recreate(): ares_destroy's callbacks re-queue live queries
+  bool env_hosts_ = false;   // no hosts file configured: c-ares reads the system's
   ev::TimerSlot timer_;
   // ASYNC_EMFILE or ASYNC_ENOMEM when c-ares could not open a socket during
   // the current c-ares call; 0 otherwise.

@@ -82,6 +82,11 @@ void RequestTable::answered(Request *req) noexcept {
   if (!req->decided) --live_in_ares_;
 }
 
+void RequestTable::requeue(Request *req) noexcept {
+  waiting_.push_back(req->wait_node);
+  mark_changed();
+}
+
 // A request decided while c-ares has its query leaves room for another at
 // once (the resolver hands it over before the next poll); the query
 // finishes in the background.

@@ -76,6 +76,8 @@ class RequestTable {
   void handed(Request *req) noexcept;
   // c-ares called back for req.
   void answered(Request *req) noexcept;
+  // req, live, is to be handed to c-ares again (a new channel after fork()).
+  void requeue(Request *req) noexcept;
 
   // Decides req with status (0: req->result is the answer).
   void finish(Request *req, int status) noexcept;

@@ -65,6 +65,13 @@ int Resolver::start(Future **out, Request *req, bool known, int status) noexcept
   return 0;
 }
 
+int Resolver::after_fork() noexcept {
+  int err = channel_.recreate(config_);
+  if (err)
+    while (Request *req = requests_.next_to_submit()) requests_.finish(req, err);
+  return err;
+}
+
 void Resolver::submit_waiting() noexcept {
   while (Request *req = requests_.next_to_submit()) channel_.submit(req);
 }

@@ -55,6 +55,9 @@ class Resolver final : public core::LoopService {
   void after_poll() noexcept override { requests_.complete_done(); }
   // Decided lookups wait for after_poll(): the next poll must not block.
   bool has_work() noexcept override { return requests_.has_done(); }
+  // A new channel with the same configuration, lookups in flight sent
+  // again on it; if it cannot be made, they fail with its error.
+  int after_fork() noexcept override;
 
   // Use of() and destroy(); public only for util::make/destroy.
   explicit Resolver(core::Loop &loop) noexcept;

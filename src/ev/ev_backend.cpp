@@ -163,6 +163,7 @@ struct Backend::Impl {
   ev_async async;
   ev_timer timer;
   bool may_block = false;  // the current poll is timed for poll_ns
+  bool forked = false;     // fork() left events pending: the next poll must not block
   std::uint64_t poll_started = 0;
   std::uint64_t poll_ended = 0;
   std::uint64_t poll_ns = 0;
@@ -199,6 +200,10 @@ void after_block(struct ev_loop *loop) noexcept {
 void invoke_if_pending(struct ev_loop *loop) noexcept {
   if (ev_pending_count(loop)) ev_invoke_pending(loop);
 }
+
+// fork()'s iteration: what it finds stays pending for the next ev_run,
+// which dispatches it on entry.
+void keep_pending(struct ev_loop *) noexcept {}
 
 void on_slot_timer(struct ev_loop *, ev_timer *w, int) noexcept {
   auto *slot = reinterpret_cast<TimerSlot *>(w);
@@ -310,6 +315,10 @@ int Backend::open(const LoopEvents &events) noexcept {
 }
 
 std::uint64_t Backend::poll(bool may_block) noexcept {
+  if (impl_->forked) {
+    impl_->forked = false;
+    may_block = false;  // the events dispatched on entry may queue work
+  }
   // A non-blocking poll needs no start time: no call at all before it.
   // Swapped only when the kind of poll changes (libev checks for null).
   if (may_block != impl_->may_block) {
@@ -318,6 +327,19 @@ std::uint64_t Backend::poll(bool may_block) noexcept {
   }
   ev_run(impl_->loop, may_block ? EVRUN_ONCE : EVRUN_NOWAIT);
   return impl_->poll_ended;
+}
+
+void Backend::fork() noexcept {
+  struct ev_loop *loop = impl_->loop;
+  ev_loop_fork(loop);
+  // libev re-creates the epoll fd (re-adding every watched fd) and its
+  // wakeup eventfd at the start of its next ev_run: run one now, so that
+  // from here on the child shares neither with its parent, with nothing
+  // dispatched inside the caller's call.
+  ev_set_invoke_pending_cb(loop, keep_pending);
+  ev_run(loop, EVRUN_NOWAIT);
+  ev_set_invoke_pending_cb(loop, invoke_if_pending);
+  impl_->forked = true;
 }
 
 void Backend::ref() noexcept {

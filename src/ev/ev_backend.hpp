@@ -59,6 +59,11 @@ class Backend {
   // the poll returned.
   std::uint64_t poll(bool may_block) noexcept;
 
+  // In the child after fork(): a new epoll fd and wakeup eventfd, every
+  // watcher kept. What the poll this takes finds is dispatched by the next
+  // poll(), which does not block.
+  void fork() noexcept;
+
   // Loop references: ev_run(DEFAULT) keeps going while the count is > 0.
   void ref() noexcept;
   void unref() noexcept;

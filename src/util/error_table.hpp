@@ -42,7 +42,10 @@
   X(ASYNC_EMSGSIZE, "message too long")                                     \
   X(ASYNC_EACCES, "permission denied")                                      \
   X(ASYNC_EWRONGTHREAD, "called from a thread other than the loop's")       \
-  X(ASYNC_ENOTSUP, "operation not supported")
+  X(ASYNC_ENOTSUP, "operation not supported")                               \
+  X(ASYNC_ENOENT, "no such file or directory")                              \
+  X(ASYNC_ENOEXEC, "exec format error")                                     \
+  X(ASYNC_EPROTO, "protocol error")
 
 namespace async::util {
 

@@ -30,6 +30,8 @@ template <>
 inline constexpr std::uint32_t kV0Size<async_datagram_protocol> = 64;
 template <>
 inline constexpr std::uint32_t kV0Size<async_stream_protocol> = 88;
+template <>
+inline constexpr std::uint32_t kV0Size<async_process_options> = 120;
 
 // Two facts per struct, one per line below:
 // - its v0 size ends where its last v0 field ends (true for good);
@@ -56,6 +58,10 @@ static_assert(kV0Size<async_stream_protocol> ==
               offsetof(async_stream_protocol, idle_timeout) + sizeof(async_stream_protocol::idle_timeout));
 static_assert(sizeof(async_stream_protocol) ==
               offsetof(async_stream_protocol, idle_timeout) + sizeof(async_stream_protocol::idle_timeout));
+static_assert(kV0Size<async_process_options> ==
+              offsetof(async_process_options, release) + sizeof(async_process_options::release));
+static_assert(sizeof(async_process_options) ==
+              offsetof(async_process_options, release) + sizeof(async_process_options::release));
 
 // The largest size accepted: anything above is garbage, not a newer header
 // (the check of the unknown tail would read that far).
