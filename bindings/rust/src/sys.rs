@@ -219,6 +219,18 @@ impl async_error {
     pub const ASYNC_ENOTSUP: async_error = async_error(-30);
 }
 impl async_error {
+    #[doc = "< no such file or directory (a program to run that does not exist)"]
+    pub const ASYNC_ENOENT: async_error = async_error(-31);
+}
+impl async_error {
+    #[doc = "< not an executable format the kernel runs"]
+    pub const ASYNC_ENOEXEC: async_error = async_error(-32);
+}
+impl async_error {
+    #[doc = "< the peer broke the protocol of a layer (a malformed TLS record, a bad SOCKS5 reply)"]
+    pub const ASYNC_EPROTO: async_error = async_error(-33);
+}
+impl async_error {
     #[doc = "< keeps the enum 32 bits wide; not a code"]
     pub const ASYNC_ERROR_FORCE32: async_error = async_error(2147483647);
 }
@@ -1179,6 +1191,54 @@ extern "C" {
     #[doc = " @callbacks Any callback of the loop runs inside this call (it runs the"]
     #[doc = "            loop)."]
     pub fn async_loop_run_for(loop_: *mut async_loop, budget_us: u64) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Makes the loop work in the child after fork(): re-creates what the"]
+    #[doc = " child would otherwise share with its parent."]
+    #[doc = ""]
+    #[doc = " Call it in the child, before anything else of the loop. It makes a new"]
+    #[doc = " epoll fd (every watched fd added to it again; the poll and select"]
+    #[doc = " backends have none) and a new wakeup eventfd, and, if the loop has"]
+    #[doc = " looked names up, a new DNS channel with the same configuration, its"]
+    #[doc = " sockets new too; if async_loop_fd() was called, a new embedding fd (the"]
+    #[doc = " child calls async_loop_fd() again and polls that one). Everything else stays registered as it was: handles,"]
+    #[doc = " timers (with their deadlines), streams, servers, datagram transports,"]
+    #[doc = " futures, processes' pipe streams, call_soon callbacks and pending posts."]
+    #[doc = " The parent's loop is not affected in any way and needs no call."]
+    #[doc = ""]
+    #[doc = " What carries over, and where it runs:"]
+    #[doc = " - call_soon callbacks and posts queued before the fork were copied with"]
+    #[doc = "   the memory: they run in the child (as in the parent), once each in"]
+    #[doc = "   each process. A thread of the parent that posts after the fork posts"]
+    #[doc = "   to the parent's loop only (the child has no other thread)."]
+    #[doc = " - DNS lookups in flight are sent again from the child on its new channel"]
+    #[doc = "   (deadlines unchanged): their futures complete in the child with the"]
+    #[doc = "   child's own answers, and in the parent with the parent's. If the new"]
+    #[doc = "   channel cannot be made, they fail in the child with this call's error."]
+    #[doc = " - Connections, servers and pipes are the same open files in both"]
+    #[doc = "   processes (fork() shares them): whichever process reads first gets the"]
+    #[doc = "   bytes. Close in each process what it is not to use."]
+    #[doc = " - A process made by async_process_spawn() is the parent's child, not the"]
+    #[doc = "   child's: in the child its wait futures fail with ASYNC_ESTATE."]
+    #[doc = " As after any fork() of a process with threads, no other thread may have"]
+    #[doc = " been inside libasync at the moment of the fork."]
+    #[doc = ""]
+    #[doc = " @param loop the loop (in the child)."]
+    #[doc = " @retval 0                  the loop is the child's own."]
+    #[doc = " @retval ASYNC_EINVAL       loop is NULL or not a loop."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_EBUSY        called from inside async_loop_run() or an"]
+    #[doc = "                            async_loop_walk() / async_loop_shutdown()."]
+    #[doc = " @retval ASYNC_ENOMEM       the new DNS channel could not be made (the"]
+    #[doc = "                            loop works; lookups in flight failed)."]
+    #[doc = " @retval ASYNC_EMFILE       as ASYNC_ENOMEM, for want of an fd; or the"]
+    #[doc = "                            new embedding fd could not be made (the"]
+    #[doc = "                            loop works; async_loop_fd() tries again)."]
+    #[doc = " @ownership Nothing changes hands."]
+    #[doc = " @thread The loop's thread (the thread that called fork())."]
+    #[doc = " @callbacks None run inside this call: what the new epoll finds at once"]
+    #[doc = "            is dispatched by the next iteration."]
+    pub fn async_loop_fork(loop_: *mut async_loop) -> ::std::os::raw::c_int;
 }
 #[doc = " @brief A timer's callback, run from inside async_loop_run() when the timer"]
 #[doc = " expires."]
@@ -5077,4 +5137,374 @@ extern "C" {
     #[doc = " @thread The loop's thread only."]
     #[doc = " @callbacks None run inside this call."]
     pub fn async_reconnector_stream(rc: *mut async_reconnector) -> *mut async_stream;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct async_process {
+    _unused: [u8; 0],
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct async_process_result {
+    _unused: [u8; 0],
+}
+impl async_stdio_mode {
+    #[doc = "< the caller's own fd of that number (default)"]
+    pub const ASYNC_STDIO_INHERIT: async_stdio_mode = async_stdio_mode(0);
+}
+impl async_stdio_mode {
+    #[doc = "< /dev/null"]
+    pub const ASYNC_STDIO_NULL: async_stdio_mode = async_stdio_mode(1);
+}
+impl async_stdio_mode {
+    #[doc = " A pipe whose other end becomes an async_stream of the caller's, driven"]
+    #[doc = " by stdio_protocol[i] with stdio_userdata[i] (the child's stdin: a"]
+    #[doc = " write-only stream; stdout and stderr: read-only)."]
+    pub const ASYNC_STDIO_PIPE: async_stdio_mode = async_stdio_mode(2);
+}
+impl async_stdio_mode {
+    #[doc = "< stdio_fd[i], an fd of the caller's (not taken: it stays open)"]
+    pub const ASYNC_STDIO_FD: async_stdio_mode = async_stdio_mode(3);
+}
+impl async_stdio_mode {
+    #[doc = "< keeps the enum 32 bits wide; not a mode"]
+    pub const ASYNC_STDIO_MODE_FORCE32: async_stdio_mode = async_stdio_mode(2147483647);
+}
+#[repr(transparent)]
+#[doc = " @brief What a standard stream of the child is (async_process_options.stdio_mode)."]
+#[derive(Debug, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct async_stdio_mode(pub ::std::os::raw::c_uint);
+impl async_process_flags {
+    #[doc = "< the child leads a new process group (setpgid(0, 0))"]
+    pub const ASYNC_PROCESS_NEW_GROUP: async_process_flags = async_process_flags(1);
+}
+impl async_process_flags {
+    #[doc = "< the child leads a new session (setsid()); not with NEW_GROUP"]
+    pub const ASYNC_PROCESS_NEW_SESSION: async_process_flags = async_process_flags(2);
+}
+impl async_process_flags {
+    #[doc = "< the child runs as async_process_options.uid"]
+    pub const ASYNC_PROCESS_SET_UID: async_process_flags = async_process_flags(4);
+}
+impl async_process_flags {
+    #[doc = "< the child runs as async_process_options.gid, with no supplementary group"]
+    pub const ASYNC_PROCESS_SET_GID: async_process_flags = async_process_flags(8);
+}
+impl async_process_flags {
+    #[doc = "< the child starts with no signal blocked (else the caller's mask)"]
+    pub const ASYNC_PROCESS_RESET_SIGMASK: async_process_flags = async_process_flags(16);
+}
+impl async_process_flags {
+    #[doc = "< not a flag: keeps the enum 32 bits wide"]
+    pub const ASYNC_PROCESS_FLAGS_FORCE32: async_process_flags = async_process_flags(2147483647);
+}
+#[repr(transparent)]
+#[doc = " @brief async_process_options flags (a bit set; 0: none)."]
+#[derive(Debug, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct async_process_flags(pub ::std::os::raw::c_uint);
+#[doc = " @brief async_process_spawn() options."]
+#[doc = ""]
+#[doc = " size is read as for async_connect_options (async/connect.h): fields size"]
+#[doc = " does not cover take their default, a size below the first version's or"]
+#[doc = " non-zero fields the library does not know are ASYNC_EINVAL. Every"]
+#[doc = " field's default is 0 (NULL), but argv is required. Index i of the"]
+#[doc = " stdio arrays is the child's fd i (0 stdin, 1 stdout, 2 stderr). Strings"]
+#[doc = " and arrays are read during the call only."]
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct async_process_options {
+    #[doc = "< sizeof(async_process_options)."]
+    pub size: u32,
+    #[doc = "< enum async_process_flags bits; 0 (default): none; unknown bits: ASYNC_EINVAL."]
+    pub flags: u32,
+    #[doc = " The program and its arguments, NULL-terminated; argv[0] is the program:"]
+    #[doc = " a path if it has a '/', else looked up in the PATH of the caller's"]
+    #[doc = " environment (not envp's; \"/bin:/usr/bin\" without one). Required."]
+    pub argv: *const *const ::std::os::raw::c_char,
+    #[doc = "< the child's environment, NULL-terminated; NULL (default): the caller's."]
+    pub envp: *const *const ::std::os::raw::c_char,
+    #[doc = "< the child's working directory; NULL (default): the caller's."]
+    pub cwd: *const ::std::os::raw::c_char,
+    #[doc = "< with ASYNC_PROCESS_SET_UID: the child's user id."]
+    pub uid: u32,
+    #[doc = "< with ASYNC_PROCESS_SET_GID: the child's group id."]
+    pub gid: u32,
+    #[doc = "< enum async_stdio_mode for fds 0, 1, 2; 0 (default): inherited."]
+    pub stdio_mode: [i32; 3usize],
+    #[doc = "< with ASYNC_STDIO_FD: the caller's fd given to the child as fd i."]
+    pub stdio_fd: [i32; 3usize],
+    #[doc = " With ASYNC_STDIO_PIPE: the stream's protocol (copied; as for async_stream_adopt())."]
+    pub stdio_protocol: [*const async_stream_protocol; 3usize],
+    #[doc = "< with ASYNC_STDIO_PIPE: the stream protocol's userdata."]
+    pub stdio_userdata: [*mut ::std::os::raw::c_void; 3usize],
+    #[doc = " Called with the userdata of async_process_spawn() inside"]
+    #[doc = " async_process_free(): its final notification. NULL (default): none."]
+    pub release: async_release_fn,
+}
+extern "C" {
+    #[doc = " @brief Starts a child process."]
+    #[doc = ""]
+    #[doc = " Returns once the child has exec'd its program (or failed to). A pipe's"]
+    #[doc = " stream is made here and held by the process (async_process_stream()):"]
+    #[doc = " its connection_made runs from the loop, as for async_stream_adopt(), and"]
+    #[doc = " so does everything after it; the stream lives on its own, as any"]
+    #[doc = " stream, and ends when its pipe does (the child exiting ends a stdout"]
+    #[doc = " pipe once the bytes it wrote were read; a child that exits before"]
+    #[doc = " reading what is written to its stdin ends that stream with ASYNC_EPIPE,"]
+    #[doc = " and never with a SIGPIPE)."]
+    #[doc = ""]
+    #[doc = " The child's fds are its standard streams as asked and nothing else:"]
+    #[doc = " every other fd is closed (close_range()), close-on-exec or not. Signal"]
+    #[doc = " handlers are reset to their default in the child (dispositions set to"]
+    #[doc = " ignore stay ignored, as exec does), and its signal mask is the caller's"]
+    #[doc = " unless ASYNC_PROCESS_RESET_SIGMASK."]
+    #[doc = ""]
+    #[doc = " @param[out] out      receives the process."]
+    #[doc = " @param      loop     the loop that watches the child and runs its"]
+    #[doc = "                      streams."]
+    #[doc = " @param      options  what to run and how (read during the call)."]
+    #[doc = " @param      userdata given to options->release; readable with"]
+    #[doc = "                      async_process_userdata(); may be NULL."]
+    #[doc = " @retval 0                  the child runs its program; *out is the"]
+    #[doc = "                            process."]
+    #[doc = " @retval ASYNC_EINVAL       out, options or argv is NULL, argv[0] is NULL"]
+    #[doc = "                            or empty; a size the library refuses,"]
+    #[doc = "                            unknown flags, NEW_GROUP with NEW_SESSION, a"]
+    #[doc = "                            mode out of the enum, a pipe's protocol"]
+    #[doc = "                            invalid (as for async_stream_adopt()); loop"]
+    #[doc = "                            is NULL or not a loop."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_EBADF        a stdio_fd[i] of ASYNC_STDIO_FD is not open."]
+    #[doc = " @retval ASYNC_ENOENT       the program, or cwd, does not exist"]
+    #[doc = "                            (ENOENT, ENOTDIR)."]
+    #[doc = " @retval ASYNC_EACCES       the program or cwd may not be used, or uid,"]
+    #[doc = "                            gid or the session could not be set (EACCES,"]
+    #[doc = "                            EPERM)."]
+    #[doc = " @retval ASYNC_ENOEXEC      the kernel does not run that format (no"]
+    #[doc = "                            shell is tried)."]
+    #[doc = " @retval ASYNC_EMFILE       out of file descriptors."]
+    #[doc = " @retval ASYNC_ENOMEM       out of memory (of the library, or of the"]
+    #[doc = "                            kernel for the new process). Rarely after"]
+    #[doc = "                            the child started (making a pipe's stream):"]
+    #[doc = "                            it is then killed and the loop reaps it, and"]
+    #[doc = "                            the streams made already end through their"]
+    #[doc = "                            connection_lost (ASYNC_ENOMEM) and release."]
+    #[doc = " @retval ASYNC_ENOTSUP      no pidfds (before Linux 5.3): the child made"]
+    #[doc = "                            was killed and reaped."]
+    #[doc = " @retval ASYNC_EIO          another failure of the child's set-up or of"]
+    #[doc = "                            clone (EAGAIN: the process limit)."]
+    #[doc = " @ownership On success the process is the caller's: free it with"]
+    #[doc = "            async_process_free(). Pipe streams are the caller's as any"]
+    #[doc = "            stream (async/stream.h, Lifetime); their userdata stay the"]
+    #[doc = "            caller's until their release. On an error nothing was made,"]
+    #[doc = "            no child is left (one that failed to exec has been reaped),"]
+    #[doc = "            and no callback runs (but for the late ASYNC_ENOMEM above):"]
+    #[doc = "            userdata and the protocols' userdata stay the caller's. A caller's fd (ASYNC_STDIO_FD) always stays"]
+    #[doc = "            the caller's."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call; the streams' callbacks run from"]
+    #[doc = "            the loop."]
+    pub fn async_process_spawn(
+        out: *mut *mut async_process,
+        loop_: *mut async_loop,
+        options: *const async_process_options,
+        userdata: *mut ::std::os::raw::c_void,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief A future of the child's exit."]
+    #[doc = ""]
+    #[doc = " Each call makes a new future: DONE, when the child has exited and been"]
+    #[doc = " reaped, with an async_process_result * as its value (no output:"]
+    #[doc = " async_process_result_output() gives 0 bytes); FAILED with ASYNC_ESTATE"]
+    #[doc = " when the application reaped the child itself. Cancelling it changes"]
+    #[doc = " nothing for the child or for the other futures. After the exit the"]
+    #[doc = " future is DONE already (its callbacks still run from the loop)."]
+    #[doc = ""]
+    #[doc = " @param[out] out  receives the future."]
+    #[doc = " @param      proc the process (not freed)."]
+    #[doc = " @retval 0                  *out is the new future."]
+    #[doc = " @retval ASYNC_EINVAL       out is NULL; proc is NULL, not a process, or"]
+    #[doc = "                            freed."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ENOMEM       out of memory."]
+    #[doc = " @ownership The caller holds the future's one reference (async/future.h);"]
+    #[doc = "            the result belongs to the future. The future outlives"]
+    #[doc = "            async_process_free() and completes all the same."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_process_wait(
+        out: *mut *mut async_future,
+        proc_: *mut async_process,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Sends signum to the child through its pidfd (pidfd_send_signal),"]
+    #[doc = " so never to another process that took its pid."]
+    #[doc = ""]
+    #[doc = " @param proc   the process (not freed)."]
+    #[doc = " @param signum the signal, 1 to 64; 0 checks that the child can be"]
+    #[doc = "               signalled."]
+    #[doc = " @retval 0                  sent."]
+    #[doc = " @retval ASYNC_EINVAL       signum out of range; proc is NULL, not a"]
+    #[doc = "                            process, or freed."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ESTATE       the child has exited."]
+    #[doc = " @retval ASYNC_EACCES       not permitted (a child that changed its uid)."]
+    #[doc = " @ownership Nothing changes hands."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_process_kill(
+        proc_: *mut async_process,
+        signum: ::std::os::raw::c_int,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief The child's process id."]
+    #[doc = ""]
+    #[doc = " @param proc the process (not freed)."]
+    #[doc = " @return the pid (> 0; still the child's after its exit, though the"]
+    #[doc = "         system may give it to another process once reaped), or"]
+    #[doc = "         ASYNC_EINVAL (proc NULL, not a process, or freed) or"]
+    #[doc = "         ASYNC_EWRONGTHREAD (the loop's thread check refused the caller)."]
+    #[doc = " @ownership Nothing changes hands."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_process_pid(proc_: *mut async_process) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief The stream of the child's fd made with ASYNC_STDIO_PIPE."]
+    #[doc = ""]
+    #[doc = " The process holds a reference to it (async_stream_retain()) until"]
+    #[doc = " async_process_free(), so the pointer stays valid as long as the process,"]
+    #[doc = " even once the stream has ended (calls on it then return ASYNC_ECLOSED)."]
+    #[doc = ""]
+    #[doc = " @param[out] out  receives the stream."]
+    #[doc = " @param      proc the process (not freed)."]
+    #[doc = " @param      fd   0, 1 or 2."]
+    #[doc = " @retval 0                  *out is the stream."]
+    #[doc = " @retval ASYNC_EINVAL       out is NULL, fd is not 0, 1 or 2; proc is"]
+    #[doc = "                            NULL, not a process, or freed."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ESTATE       that fd is not a pipe."]
+    #[doc = " @ownership Borrowed: valid until async_process_free() (retain it to keep"]
+    #[doc = "            it longer)."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_process_stream(
+        out: *mut *mut async_stream,
+        proc_: *mut async_process,
+        fd: ::std::os::raw::c_int,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief The userdata given to async_process_spawn()."]
+    #[doc = ""]
+    #[doc = " @param proc the process (not freed)."]
+    #[doc = " @return the userdata, or NULL if proc is NULL, not a process, freed, or"]
+    #[doc = "         the loop's thread check refused the caller."]
+    #[doc = " @ownership Borrowed: the userdata stays the caller's."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_process_userdata(proc_: *mut async_process) -> *mut ::std::os::raw::c_void;
+}
+extern "C" {
+    #[doc = " @brief Lets go of the process object; the child is left alone."]
+    #[doc = ""]
+    #[doc = " A running child is not signalled: the loop reaps it when it exits (see"]
+    #[doc = " Lifetime in the file comment). Pipe streams are not closed: only the"]
+    #[doc = " process's reference to each is dropped. Wait futures still complete."]
+    #[doc = ""]
+    #[doc = " @param proc the process."]
+    #[doc = " @retval 0                  freed."]
+    #[doc = " @retval ASYNC_EINVAL       proc is NULL, not a process, or freed"]
+    #[doc = "                            already."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @ownership proc must not be used after it."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks Runs options->release(userdata) inside this call."]
+    pub fn async_process_free(proc_: *mut async_process) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Runs argv with stdin_data as its input and collects its stdout,"]
+    #[doc = " its stderr and its exit, as asyncio's communicate()."]
+    #[doc = ""]
+    #[doc = " The child's stdin is a pipe given stdin_data then closed (/dev/null"]
+    #[doc = " when stdin_data is NULL), a child exiting before reading it all is not"]
+    #[doc = " an error; stdout and stderr are pipes read to their end. The"]
+    #[doc = " environment, working directory and signal mask are the caller's. The"]
+    #[doc = " future is DONE once the child has exited and both pipes have ended,"]
+    #[doc = " with an async_process_result * as its value. FAILED with ASYNC_ENOBUFS"]
+    #[doc = " when stdout and stderr together pass limit bytes: the child is killed"]
+    #[doc = " (SIGKILL) and reaped first. Cancelling the future kills the child the"]
+    #[doc = " same way."]
+    #[doc = ""]
+    #[doc = " @param[out] out        receives the future."]
+    #[doc = " @param      loop       the loop."]
+    #[doc = " @param      argv       the program and its arguments, NULL-terminated"]
+    #[doc = "                        (as async_process_options.argv)."]
+    #[doc = " @param      stdin_data the child's input (copied); NULL: none."]
+    #[doc = " @param      stdin_len  its length; 0 with stdin_data NULL."]
+    #[doc = " @param      limit      the most bytes of output kept, stdout and stderr"]
+    #[doc = "                        together; 0: 16 MiB."]
+    #[doc = " @retval 0                  *out is the new future."]
+    #[doc = " @retval ASYNC_EINVAL       out or argv is NULL, argv[0] NULL or empty,"]
+    #[doc = "                            stdin_data NULL with stdin_len > 0; loop is"]
+    #[doc = "                            NULL or not a loop."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @return any other error of async_process_spawn() (ASYNC_ENOENT, ...)."]
+    #[doc = " @ownership The caller holds the future's one reference; the result"]
+    #[doc = "            belongs to the future."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_process_run(
+        out: *mut *mut async_future,
+        loop_: *mut async_loop,
+        argv: *const *const ::std::os::raw::c_char,
+        stdin_data: *const u8,
+        stdin_len: usize,
+        limit: usize,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief How the child ended."]
+    #[doc = ""]
+    #[doc = " @param[out] out_exit_code receives the exit code (0 to 255), or -1 when"]
+    #[doc = "                           a signal ended the child; may be NULL."]
+    #[doc = " @param[out] out_signal    receives the signal that ended the child, or 0"]
+    #[doc = "                           when it exited; may be NULL."]
+    #[doc = " @param      result        a result (a future's value)."]
+    #[doc = " @retval 0            read."]
+    #[doc = " @retval ASYNC_EINVAL result is NULL or not a result."]
+    #[doc = " @ownership Nothing changes hands."]
+    #[doc = " @thread Any thread, while the future that owns result is held."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_process_result_status(
+        out_exit_code: *mut ::std::os::raw::c_int,
+        out_signal: *mut ::std::os::raw::c_int,
+        result: *const async_process_result,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief The bytes the child wrote to fd 1 (stdout) or 2 (stderr), as"]
+    #[doc = " async_process_run() collected them."]
+    #[doc = ""]
+    #[doc = " @param[out] out_data receives the bytes (NULL when there are none)."]
+    #[doc = " @param[out] out_len  receives their number (0 for a result of"]
+    #[doc = "                      async_process_wait())."]
+    #[doc = " @param      result   a result."]
+    #[doc = " @param      fd       1 or 2."]
+    #[doc = " @retval 0            read."]
+    #[doc = " @retval ASYNC_EINVAL out_data or out_len is NULL, fd is not 1 or 2;"]
+    #[doc = "                      result is NULL or not a result."]
+    #[doc = " @ownership Borrowed: the bytes belong to the result, valid while its"]
+    #[doc = "            future is held."]
+    #[doc = " @thread Any thread, while the future that owns result is held."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_process_result_output(
+        out_data: *mut *const u8,
+        out_len: *mut usize,
+        result: *const async_process_result,
+        fd: ::std::os::raw::c_int,
+    ) -> ::std::os::raw::c_int;
 }
