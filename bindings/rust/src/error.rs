@@ -47,6 +47,8 @@ impl Error {
     pub const ACCES: Error = Error::from_code(sys::async_error::ASYNC_EACCES.0);
     pub const WRONGTHREAD: Error = Error::from_code(sys::async_error::ASYNC_EWRONGTHREAD.0);
     pub const NOTSUP: Error = Error::from_code(sys::async_error::ASYNC_ENOTSUP.0);
+    pub const NOENT: Error = Error::from_code(sys::async_error::ASYNC_ENOENT.0);
+    pub const NOEXEC: Error = Error::from_code(sys::async_error::ASYNC_ENOEXEC.0);
 
     /// The error of a code; any value is accepted (unknown codes are named by the library as such).
     pub const fn from_code(code: i32) -> Error {

@@ -53,6 +53,7 @@ mod exec;
 mod future;
 mod handle;
 mod jobs;
+mod process;
 mod stream;
 
 pub use addr::{format_addr, parse_addr};
@@ -63,6 +64,7 @@ pub use exec::{JoinHandle, Sleep, Timeout};
 pub use future::{Future, Promise};
 pub use handle::{Hook, HookKind, Signal, Timer, Watcher, READABLE, WRITABLE};
 pub use jobs::Job;
+pub use process::{Command, ExitStatus, Output, Process, Stdio};
 pub use stream::{
     connect, connect_options, connect_unix, connect_with, ConnectOptions, Listener, Protocol, ReconnectOptions,
     ReconnectProtocol, ReconnectState, Reconnector, Server, Stream, StreamRef,

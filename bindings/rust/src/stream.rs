@@ -199,7 +199,7 @@ struct ProtoCell<P> {
 }
 
 impl<P: Protocol> ProtoCell<P> {
-    fn table() -> sys::async_stream_protocol {
+    pub(crate) fn table() -> sys::async_stream_protocol {
         sys::async_stream_protocol {
             size: std::mem::size_of::<sys::async_stream_protocol>() as u32,
             connection_made: Some(made_trampoline::<P>),
@@ -291,7 +291,7 @@ unsafe extern "C" fn release_trampoline<P: Protocol>(userdata: *mut c_void) {
 
 /// The state of an async stream, shared by the Stream and the library
 /// (one strong reference each, the library's taken back by release).
-struct AsyncIo {
+pub(crate) struct AsyncIo {
     raw_loop: *mut sys::async_loop,
     buffer: RefCell<Vec<u8>>,
     /// Bytes of `buffer` already read.
@@ -331,7 +331,12 @@ impl AsyncIo {
         })
     }
 
-    fn table() -> sys::async_stream_protocol {
+    /// The state of a stream made by another call (a child's pipe).
+    pub(crate) fn unattached(raw_loop: *mut sys::async_loop) -> Rc<AsyncIo> {
+        AsyncIo::new(raw_loop, None)
+    }
+
+    pub(crate) fn table() -> sys::async_stream_protocol {
         sys::async_stream_protocol {
             size: std::mem::size_of::<sys::async_stream_protocol>() as u32,
             connection_made: Some(io_made),
@@ -442,7 +447,7 @@ pub struct Stream {
 
 impl Stream {
     /// Takes a reference of `raw` for an async stream.
-    unsafe fn with_io(raw: *mut sys::async_stream, io: Rc<AsyncIo>) -> Result<Stream> {
+    pub(crate) unsafe fn with_io(raw: *mut sys::async_stream, io: Rc<AsyncIo>) -> Result<Stream> {
         status(sys::async_stream_retain(raw))?;
         io.owned.set(true);
         Ok(Stream { r: StreamRef { raw, _borrow: PhantomData }, io: Some(io) })

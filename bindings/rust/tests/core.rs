@@ -55,6 +55,8 @@ fn error_names_and_messages() {
         (Error::ACCES, "ACCES"),
         (Error::WRONGTHREAD, "WRONGTHREAD"),
         (Error::NOTSUP, "NOTSUP"),
+        (Error::NOENT, "NOENT"),
+        (Error::NOEXEC, "NOEXEC"),
     ];
     for (index, (error, name)) in constants.iter().enumerate() {
         assert_eq!(error.code(), -(index as i32) - 1, "codes in order, no gap");
