@@ -30,6 +30,7 @@
 #include "async/reader.h"
 #include "async/reconnect.h"
 #include "async/process.h"
+#include "async/layer.h"
 /* clang-format on */
 
 #endif

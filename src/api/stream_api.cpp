@@ -116,7 +116,7 @@ ASYNC_API int async_stream_set_protocol(async_stream *stream, const async_stream
 }
 
 ASYNC_API int async_stream_fd(async_stream *stream) {
-  return with_transport<Stream>(stream, [](Stream &s) { return s.fd(); });
+  return with_transport<Stream>(stream, [](Stream &s) { return s.socket_fd(); });
 }
 
 ASYNC_API async_loop *async_stream_loop(async_stream *stream) { return async::api::transport_loop<Stream>(stream); }

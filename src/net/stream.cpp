@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "core/loop.hpp"
+#include "net/layer.hpp"
 #include "net/reader.hpp"
 #include "util/alloc.hpp"
 #include "util/byte_queue.hpp"
@@ -47,6 +48,7 @@ struct Stream::Buffers {
   util::ByteQueue tail;      // unconsumed bytes, presented again
   util::Fifo<Chunk> chunks;  // the write queue
   std::size_t queued = 0;
+  Layer *layer = nullptr;  // the byte source and sink of a layered stream
 };
 
 struct Stream::Idle {
@@ -209,6 +211,34 @@ int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const
   return 0;
 }
 
+int Stream::open_layered(Stream **out, Stream &lower, Layer &layer, const async_stream_protocol &lower_protocol,
+                         const async_stream_protocol &protocol, void *userdata) noexcept {
+  Loop &loop = *lower.loop_;
+  if (!loop.reserve_tasks(2)) return ASYNC_ENOMEM;
+  Protocol *shared = share_protocol(protocol, nullptr);
+  Stream *s = shared ? util::make<Stream>(loop, shared) : nullptr;
+  int err = s && s->ensure_buffers() ? lower.replace_protocol(lower_protocol, &layer) : ASYNC_ENOMEM;
+  if (err) {
+    if (s) s->protocol_ = nullptr;
+    util::destroy(s);
+    drop_protocol(shared);
+    loop.unreserve_task(2);
+    return err;
+  }
+  s->layered_ = true;
+  s->buffers_->layer = &layer;
+  s->userdata_ = userdata;
+  // Never started: -1 says there is no fd of its own to watch, and the
+  // close at its end (Transport::end()) is then a no-op.
+  ev::Backend::io_init(s->io_, -1, 0, on_io, s);
+  loop.registry(ASYNC_OBJECT_STREAM).push_back(s->list_node_);
+  loop.transport_opened(run_made, s);
+  *out = s;
+  return 0;
+}
+
+Layer *Stream::layer() const noexcept { return layered_ ? buffers_->layer : nullptr; }
+
 // ---- connection callbacks -----------------------------------------------
 
 const async_stream_protocol &Stream::callbacks() const noexcept { return protocol_->callbacks; }
@@ -219,14 +249,21 @@ const async_stream_protocol &Stream::callbacks() const noexcept { return protoco
 void Stream::drop_callbacks() noexcept {
   drop_protocol(protocol_);
   protocol_ = nullptr;
+  if (Layer *below = layer()) {
+    buffers_->layer = nullptr;
+    below->upper_ended();
+  }
 }
 
 void Stream::schedule_lost(int error) noexcept {
   state_ = kLost;
   lost_error_ = static_cast<std::int16_t>(error);
-  loop_->backend().io_stop(io_);
   if (idle_) loop_->backend().timer_stop(idle_->timer);
   loop_->push_reserved(core::Task{run_lost, this});
+  if (layered_)
+    buffers_->layer->upper_lost(error);  // closes or aborts what is below
+  else
+    loop_->backend().io_stop(io_);
 }
 
 void Stream::run_lost(async_loop *, void *self) noexcept {
@@ -244,6 +281,12 @@ void Stream::release_value(void *stream, void *) noexcept {
 int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept {
   if (state_ == kLost) return ASYNC_ECLOSED;
   if (int err = Reader::bind(protocol, userdata)) return err;
+  int err = replace_protocol(protocol, userdata);
+  if (err) Reader::unbind(protocol, userdata);
+  return err;
+}
+
+int Stream::replace_protocol(const async_stream_protocol &protocol, void *userdata) noexcept {
   async_release_fn old_release = protocol_->callbacks.release;
   void *old_userdata = userdata_;
   if (!same_callbacks(protocol_->callbacks, protocol)) {
@@ -251,10 +294,7 @@ int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) 
       protocol_->callbacks = protocol;  // this stream's alone: rewritten
     } else {
       Protocol *own = share_protocol(protocol, nullptr);
-      if (!own) {
-        Reader::unbind(protocol, userdata);
-        return ASYNC_ENOMEM;  // nothing changed
-      }
+      if (!own) return ASYNC_ENOMEM;  // nothing changed
       drop_protocol(protocol_);
       protocol_ = own;
     }
@@ -270,6 +310,10 @@ bool Stream::is_reading() const noexcept { return made_ && !paused_ && !eof_ && 
 
 void Stream::update_io() noexcept {
   if (state_ == kLost) return;
+  if (layered_) {
+    buffers_->layer->upper_watch(is_reading());
+    return;
+  }
   // A pipe's write end is never read: it turns readable (an error) only
   // once the reader has gone, which is how asyncio notices that too.
   bool readable = is_reading() || (pipe_writer_ && made_);
@@ -471,6 +515,10 @@ long Stream::send(const iovec *iov, int iovcnt) noexcept {
       msg.msg_iov = const_cast<iovec *>(iov);
       msg.msg_iovlen = static_cast<std::size_t>(iovcnt);
       n = ::sendmsg(fd(), &msg, MSG_NOSIGNAL);
+    } else if (layered_) {
+      // Tested past the socket cases (a layered stream is no socket), so
+      // a socket stream's send takes no extra branch.
+      return buffers_->layer->take(iov, iovcnt);
     } else {
       n = writev_no_sigpipe(fd(), iov, iovcnt);
     }
@@ -612,7 +660,9 @@ int Stream::write_eof() noexcept {
 
 void Stream::shutdown_write() noexcept {
   eof_sent_ = true;
-  if (is_socket_)
+  if (layered_)
+    buffers_->layer->upper_write_eof();
+  else if (is_socket_)
     ::shutdown(fd(), SHUT_WR);
   else if (write_only_)
     close();  // a pipe's write end has nothing left to do

@@ -1,7 +1,9 @@
 // A stream transport on one fd driven by a protocol (DESIGN §7): consumed-
 // bytes reads through the loop's shared buffer, writes sent at once with
 // only the rest queued, high/low-water flow control, close/abort, and
-// connection_lost exactly once through the ready queue.
+// connection_lost exactly once through the ready queue. Its bytes come from
+// and go to either the fd (inline: the hot path) or a layer sitting on a
+// lower stream (net/layer.hpp), with the same contract above.
 #pragma once
 
 #include <async/stream.h>
@@ -18,6 +20,8 @@
 #include "util/water_marks.hpp"
 
 namespace async::net {
+
+class Layer;
 
 class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "STRM"
  public:
@@ -48,6 +52,11 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // SOCK_NONBLOCK | SOCK_CLOEXEC (accepted or connected): nothing to probe.
   static int adopt_socket(Stream **out, Loop &loop, int fd, bool is_tcp, const async_stream_protocol &protocol,
                           void *userdata, ProtocolCache *cache) noexcept;
+  // A stream over layer instead of an fd, with layer made lower's protocol
+  // (lower_protocol with layer as userdata) once nothing else can fail
+  // (Layer::push()): 0, or ASYNC_ENOMEM with nothing changed.
+  static int open_layered(Stream **out, Stream &lower, Layer &layer, const async_stream_protocol &lower_protocol,
+                          const async_stream_protocol &protocol, void *userdata) noexcept;
   // async_stream_adopt(): adopt() with a reader protocol bound first (and
   // unbound again on failure). The functions below live in stream_socket.cpp.
   static int adopt_bound(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol,
@@ -74,6 +83,9 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
     read_limit_ = limit < UINT32_MAX ? static_cast<std::uint32_t>(limit) : UINT32_MAX;
   }
   int set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept;
+  // set_protocol() for a protocol bound already (Reader::bind()): 0 or
+  // ASYNC_ENOMEM with nothing changed.
+  int replace_protocol(const async_stream_protocol &protocol, void *userdata) noexcept;
   int set_idle_timeout(std::uint64_t timeout_ms) noexcept;
   // The socket's own (peer false) or peer's name; ASYNC_EINVAL for a non-socket.
   int socket_name(sockaddr *out, std::size_t capacity, bool peer) const noexcept;
@@ -81,7 +93,13 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   int set_nodelay(bool on) noexcept;
   int set_keepalive(bool on, std::uint32_t idle_s) noexcept;
   bool lost() const noexcept { return state_ == kLost; }
+  // The fd this stream owns: -1 for a stream over a layer.
   int fd() const noexcept { return ev::Backend::io_fd(io_); }
+  // The fd at the bottom of a layered stream (async_stream_fd()), or
+  // ASYNC_ECLOSED once the stream below has ended.
+  int socket_fd() const noexcept;
+  // The layer this stream sits on; nullptr for a stream on an fd.
+  Layer *layer() const noexcept;
   bool is_socket() const noexcept { return is_socket_; }
   bool is_tcp() const noexcept { return is_tcp_; }
   Loop &loop() const noexcept { return *loop_; }
@@ -106,6 +124,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
 
  private:
   friend class Transport<Stream>;
+  friend class Layer;  // drives the stream above it as the fd's events would
   // Not a scoped enum: a 2-bit field holds all its values without a warning.
   enum State { kOpen, kClosing, kLost };
   struct Chunk;
@@ -128,6 +147,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   static void run_replay(async_loop *, void *self) noexcept;
 
   void read_some() noexcept;
+  // The stream on an fd whose socket this one's options and names are:
+  // itself, or for a layered stream the bottom of the stack (nullptr once
+  // that has ended).
+  const Stream *socket_stream() const noexcept;
   // A pipe's write end saw its reader close.
   void reader_gone() noexcept;
   // false when the stream stopped reading (closed, paused, lost) meanwhile.
@@ -173,8 +196,9 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
 
   // Layout: 144 bytes (368 before), checked in stream.cpp. What every
   // stream needs is inline and packed; what only some streams need (kept
-  // bytes, a write queue, an idle timer) hangs off pointers allocated on
-  // first use, so an idle stream pays 16 bytes for it instead of 120.
+  // bytes, a write queue, the layer below, an idle timer) hangs off
+  // pointers allocated on first use, so an idle stream pays 16 bytes for
+  // it instead of 120.
 
   // The connection's reference (until it ended), a connect future's and
   // the callers' (Transport::retain()).
@@ -188,7 +212,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // nullptr once ended (drop_callbacks()).
   Protocol *protocol_;
   void *userdata_ = nullptr;
-  // Kept bytes and the write queue: allocated when first needed and kept
+  // Kept bytes, the write queue and the layer below (a layered stream's,
+  // allocated at its creation): allocated when first needed and kept
   // (a stream that needed them once likely will again, and reuse keeps
   // allocation off the hot path).
   Buffers *buffers_ = nullptr;
@@ -215,6 +240,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   bool eof_sent_ : 1 = false;
   bool value_ref_ : 1 = false;      // a connect future's value holds a reference
   bool replay_wanted_ : 1 = false;  // resume_reading() queued run_replay(), no delivery since
+  bool layered_ : 1 = false;        // over a layer (buffers_->layer), not an fd
   util::WaterMarks marks_;
 };
 

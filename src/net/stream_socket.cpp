@@ -4,6 +4,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include "net/layer.hpp"
 #include "net/reader.hpp"
 #include "net/socket.hpp"
 #include "net/stream.hpp"
@@ -18,18 +19,35 @@ int Stream::adopt_bound(Stream **out, Loop &loop, int fd, const async_stream_pro
   return err;
 }
 
+const Stream *Stream::socket_stream() const noexcept {
+  if (!layered_) return this;
+  const Layer *below = layer();  // nullptr once this stream ended
+  return below ? below->bottom() : nullptr;
+}
+
+int Stream::socket_fd() const noexcept {
+  const Stream *s = socket_stream();
+  return s ? s->fd() : ASYNC_ECLOSED;
+}
+
 int Stream::socket_name(sockaddr *out, std::size_t capacity, bool peer) const noexcept {
-  return is_socket() ? net::socket_name(fd(), peer, out, capacity) : ASYNC_EINVAL;
+  const Stream *s = socket_stream();
+  if (!s) return ASYNC_ECLOSED;
+  return s->is_socket() ? net::socket_name(s->fd(), peer, out, capacity) : ASYNC_EINVAL;
 }
 
 int Stream::set_nodelay(bool on) noexcept {
-  return is_tcp() ? set_int_option(fd(), IPPROTO_TCP, TCP_NODELAY, on) : ASYNC_EINVAL;
+  const Stream *s = socket_stream();
+  if (!s) return ASYNC_ECLOSED;
+  return s->is_tcp() ? set_int_option(s->fd(), IPPROTO_TCP, TCP_NODELAY, on) : ASYNC_EINVAL;
 }
 
 int Stream::set_keepalive(bool on, std::uint32_t idle_s) noexcept {
-  if (!is_tcp()) return ASYNC_EINVAL;
-  int err = set_int_option(fd(), SOL_SOCKET, SO_KEEPALIVE, on);
-  if (!err && on && idle_s > 0) err = set_int_option(fd(), IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(idle_s));
+  const Stream *s = socket_stream();
+  if (!s) return ASYNC_ECLOSED;
+  if (!s->is_tcp()) return ASYNC_EINVAL;
+  int err = set_int_option(s->fd(), SOL_SOCKET, SO_KEEPALIVE, on);
+  if (!err && on && idle_s > 0) err = set_int_option(s->fd(), IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(idle_s));
   return err;
 }
 

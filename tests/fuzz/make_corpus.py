@@ -221,3 +221,20 @@ API = {
 }
 for name, data in API.items():
     write("fuzz_api", name, data)
+
+# ---- fuzz_layer: the bytes come first (FuzzedDataProvider takes them from
+# the front), the choices from the back: a byte pattern, then a tail of
+# choice bytes (depth, rates, delivery, cuts, consumes, pause, ending).
+def layer_seed(length, tail):
+    return bytes((i * 131 + 7) & 0xFF for i in range(length)) + bytes(tail)
+
+
+LAYER = {
+    "one-layer-close": layer_seed(64, [0] * 40),
+    "deep-cuts": layer_seed(3000, [2, 0, 0, 0, 0, 0, 0, 1, 5, 17, 200, 100, 3, 7, 1, 1, 0] * 3),
+    "rated-pop": layer_seed(2500, [1, 0, 3, 0, 0, 1, 1, 2, 9, 9, 9, 0, 1, 1] * 4),
+    "abort-paused": layer_seed(5000, [255, 128, 64, 32, 16, 8, 4, 2, 1, 3, 5, 7, 11, 13, 2] * 4),
+    "empty": b"",
+}
+for name, data in LAYER.items():
+    write("fuzz_layer", name, data)

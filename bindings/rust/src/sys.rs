@@ -5508,3 +5508,110 @@ extern "C" {
         fd: ::std::os::raw::c_int,
     ) -> ::std::os::raw::c_int;
 }
+extern "C" {
+    #[doc = " @brief Pushes a rate limiter onto lower: a new stream above it passes at"]
+    #[doc = " most read_bytes_per_s bytes per second up and write_bytes_per_s bytes"]
+    #[doc = " per second down."]
+    #[doc = ""]
+    #[doc = " Each direction is a token bucket holding up to 1/20 of a second's bytes"]
+    #[doc = " (at least 1): bytes pass at once while it has tokens; a dry bucket"]
+    #[doc = " stops its direction (the stream below pauses reading, keeping what it"]
+    #[doc = " read; the stream above keeps its writes in its buffer, with its"]
+    #[doc = " pause_writing past its high-water mark) and a timer starts it again"]
+    #[doc = " once the bucket is full. Over any period the bytes passed are at most"]
+    #[doc = " the rate times the period plus one bucket. See the file comment for the"]
+    #[doc = " rest of the stack's behaviour."]
+    #[doc = ""]
+    #[doc = " @param[out] out               receives the stream above the limiter."]
+    #[doc = " @param      lower             the stream to put the limiter on (open;"]
+    #[doc = "                               layered or not)."]
+    #[doc = " @param      read_bytes_per_s  the most bytes passed up per second; 0:"]
+    #[doc = "                               unlimited."]
+    #[doc = " @param      write_bytes_per_s the most bytes passed down per second; 0:"]
+    #[doc = "                               unlimited."]
+    #[doc = " @param      protocol          the callbacks of the stream above (copied)."]
+    #[doc = " @param      userdata          passed to every callback of the stream"]
+    #[doc = "                               above and to its release; may be NULL."]
+    #[doc = " @retval 0                  *out is the new stream; lower's protocol is"]
+    #[doc = "                            the limiter's."]
+    #[doc = " @retval ASYNC_EINVAL       out or protocol is NULL; a protocol"]
+    #[doc = "                            async_stream_adopt() refuses; lower is NULL"]
+    #[doc = "                            or not a stream; a reader's protocol"]
+    #[doc = "                            (async/reader.h) with a userdata that is not"]
+    #[doc = "                            a live reader."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      lower is closing, lost or has ended."]
+    #[doc = " @retval ASYNC_EBUSY        userdata is a reader bound to a stream"]
+    #[doc = "                            already (async/reader.h)."]
+    #[doc = " @retval ASYNC_ENOMEM       out of memory."]
+    #[doc = " @ownership On success the new stream is the caller's until it ends (the"]
+    #[doc = "            Lifetime rule of async/stream.h), userdata stays the caller's"]
+    #[doc = "            until release(userdata), and lower's old protocol's userdata"]
+    #[doc = "            got its release. On an error nothing changed and nothing was"]
+    #[doc = "            called."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks lower's old protocol's release runs inside this call;"]
+    #[doc = "            connection_made of the new stream runs from the loop."]
+    pub fn async_layer_push_rate_limit(
+        out: *mut *mut async_stream,
+        lower: *mut async_stream,
+        read_bytes_per_s: u64,
+        write_bytes_per_s: u64,
+        protocol: *const async_stream_protocol,
+        userdata: *mut ::std::os::raw::c_void,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Takes the layer under upper off: upper closes, and the stream"]
+    #[doc = " below gets protocol and userdata once upper's bytes went through the"]
+    #[doc = " layer."]
+    #[doc = ""]
+    #[doc = " upper closes as with async_stream_close(), but the stream below stays"]
+    #[doc = " open: when upper's buffer has gone down through the layer, the stream"]
+    #[doc = " below's protocol becomes protocol with userdata (as"]
+    #[doc = " async_stream_set_protocol(); no connection_made) and it reads again,"]
+    #[doc = " then upper's connection_lost(0) and release run. If the stack fails"]
+    #[doc = " first (the stream below is lost, or upper is aborted), upper's"]
+    #[doc = " connection_lost gets the error, the stream below is aborted or lost,"]
+    #[doc = " and protocol's release(userdata) runs instead, after upper's release."]
+    #[doc = ""]
+    #[doc = " @param upper    a stream made by a layer push, open."]
+    #[doc = " @param protocol the callbacks the stream below goes on with (copied)."]
+    #[doc = " @param userdata passed to them and to their release; may be NULL."]
+    #[doc = " @retval 0                  the pop is under way."]
+    #[doc = " @retval ASYNC_EINVAL       protocol is NULL or a protocol"]
+    #[doc = "                            async_stream_adopt() refuses; upper is NULL,"]
+    #[doc = "                            not a stream, or not a layered stream; a"]
+    #[doc = "                            reader's protocol with a userdata that is"]
+    #[doc = "                            not a live reader."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      upper is closing, lost or has ended, or the"]
+    #[doc = "                            stream below is gone."]
+    #[doc = " @retval ASYNC_EBUSY        userdata is a reader bound to a stream"]
+    #[doc = "                            already."]
+    #[doc = " @ownership userdata is the library's until protocol's release: the"]
+    #[doc = "            stream below's, or the one a failed stack runs. On an error"]
+    #[doc = "            nothing changed and nothing is called."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call; the hand-over, connection_lost"]
+    #[doc = "            and the releases run from the loop."]
+    pub fn async_layer_pop(
+        upper: *mut async_stream,
+        protocol: *const async_stream_protocol,
+        userdata: *mut ::std::os::raw::c_void,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Whether stream sits on a layer (made by a layer push)."]
+    #[doc = ""]
+    #[doc = " @param stream the stream."]
+    #[doc = " @retval 1                  stream is a layer's stream above."]
+    #[doc = " @retval 0                  stream sits on an fd."]
+    #[doc = " @retval ASYNC_EINVAL       stream is NULL or not a stream."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      the stream has ended."]
+    #[doc = " @ownership Nothing changes hands."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_layer_is_layered(stream: *mut async_stream) -> ::std::os::raw::c_int;
+}
