@@ -53,6 +53,7 @@ mod exec;
 mod future;
 mod handle;
 mod jobs;
+mod layer;
 mod process;
 mod stream;
 

@@ -184,7 +184,7 @@ impl<'a> StreamRef<'a> {
     /// calls then return ECLOSED).
     pub fn to_owned(&self) -> Result<Stream> {
         status(unsafe { sys::async_stream_retain(self.raw) })?;
-        Ok(Stream { r: StreamRef { raw: self.raw, _borrow: PhantomData }, io: None })
+        Ok(Stream { r: StreamRef { raw: self.raw, _borrow: PhantomData }, io: None, below: Vec::new() })
     }
 }
 
@@ -284,9 +284,20 @@ unsafe extern "C" fn resume_trampoline<P: Protocol>(stream: *mut sys::async_stre
 }
 
 unsafe extern "C" fn release_trampoline<P: Protocol>(userdata: *mut c_void) {
+    let raw_loop = (*(userdata as *const ProtoCell<P>)).raw_loop;
+    if (*(userdata as *const ProtoCell<P>)).proto.try_borrow_mut().is_err() {
+        // Released inside one of its own callbacks (a layer pushed from
+        // data_received), which still borrows it: freed once it returned
+        // (leaked if even that cannot be queued, never freed under it).
+        sys::async_loop_call_soon(raw_loop, Some(release_later::<P>), userdata);
+        return;
+    }
     let cell = Box::from_raw(userdata as *mut ProtoCell<P>);
-    let raw_loop = cell.raw_loop;
     guard(raw_loop, (), move || drop(cell));
+}
+
+unsafe extern "C" fn release_later<P: Protocol>(_loop: *mut sys::async_loop, userdata: *mut c_void) {
+    release_trampoline::<P>(userdata)
 }
 
 /// The state of an async stream, shared by the Stream and the library
@@ -443,6 +454,9 @@ unsafe extern "C" fn io_release(userdata: *mut c_void) {
 pub struct Stream {
     r: StreamRef<'static>,
     io: Option<Rc<AsyncIo>>,
+    /// A layer's stream above holds a reference to each stream below it,
+    /// the nearest last, which [`Stream::pop`] hands back (empty otherwise).
+    pub(crate) below: Vec<*mut sys::async_stream>,
 }
 
 impl Stream {
@@ -450,7 +464,7 @@ impl Stream {
     pub(crate) unsafe fn with_io(raw: *mut sys::async_stream, io: Rc<AsyncIo>) -> Result<Stream> {
         status(sys::async_stream_retain(raw))?;
         io.owned.set(true);
-        Ok(Stream { r: StreamRef { raw, _borrow: PhantomData }, io: Some(io) })
+        Ok(Stream { r: StreamRef { raw, _borrow: PhantomData }, io: Some(io), below: Vec::new() })
     }
 }
 
@@ -466,6 +480,9 @@ impl Drop for Stream {
         unsafe {
             sys::async_stream_close(self.r.raw);
             sys::async_stream_release(self.r.raw);
+            for below in &self.below {
+                sys::async_stream_release(*below);
+            }
         }
     }
 }
@@ -507,7 +524,24 @@ impl Stream {
             return Err(Error::from_code(rc));
         }
         unsafe { sys::async_stream_retain(raw) };
-        Ok(Stream { r: StreamRef { raw, _borrow: PhantomData }, io: None })
+        Ok(Stream { r: StreamRef { raw, _borrow: PhantomData }, io: None, below: Vec::new() })
+    }
+
+    /// Whether bytes were read from the library but not taken by a read.
+    pub(crate) fn has_unread(&self) -> bool {
+        self.io.as_ref().map_or(false, |io| io.buffer.borrow().len() > io.start.get())
+    }
+
+    /// Gives up this object without closing the stream: its references,
+    /// to the stream and to those below it (the nearest last), are the
+    /// caller's to release.
+    pub(crate) fn into_retained(self) -> Vec<*mut sys::async_stream> {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: read once from a value never dropped.
+        drop(unsafe { std::ptr::read(&this.io) });
+        let mut chain = std::mem::take(&mut this.below);
+        chain.push(this.r.raw);
+        chain
     }
 
     fn io(&self) -> Result<&AsyncIo> {
@@ -689,7 +723,7 @@ fn connect_future(lp: &LoopHandle, raw: *mut sys::async_future, io: Option<Rc<As
                 Some(io) => Stream::with_io(stream, io.clone()),
                 None => {
                     status(sys::async_stream_retain(stream))?;
-                    Ok(Stream { r: StreamRef { raw: stream, _borrow: PhantomData }, io: None })
+                    Ok(Stream { r: StreamRef { raw: stream, _borrow: PhantomData }, io: None, below: Vec::new() })
                 }
             }
         })
