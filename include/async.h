@@ -31,6 +31,7 @@
 #include "async/reconnect.h"
 #include "async/process.h"
 #include "async/layer.h"
+#include "async/queue.h"
 /* clang-format on */
 
 #endif

@@ -691,6 +691,31 @@ ASYNC_API int async_stream_release(async_stream *stream);
  */
 ASYNC_API void *async_stream_userdata(async_stream *stream);
 
+/**
+ * @brief Answers a DATA record of a stream in queue mode (async/queue.h):
+ * the first n bytes it showed are consumed, and reading resumes.
+ *
+ * The bytes not consumed come back in front of newer ones in the next DATA
+ * record, as with data_received's return (n above the record's length
+ * counts as its length). The record's bytes are invalid after this call.
+ *
+ * @param stream the stream (its protocol is async_queue_protocol()).
+ * @param n      the bytes consumed, from the front.
+ * @retval 0                  consumed; reading again.
+ * @retval ASYNC_EINVAL       stream is NULL, not a stream, or not in queue
+ *                            mode.
+ * @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller.
+ * @retval ASYNC_ECLOSED      the stream has ended.
+ * @retval ASYNC_ESTATE       no DATA record of the stream waits for an
+ *                            answer.
+ * @retval ASYNC_ENOMEM       as for async_stream_resume_reading().
+ * @ownership Nothing changes hands.
+ * @thread The loop's thread only.
+ * @callbacks None run inside this call; the next DATA record comes from
+ *            the loop.
+ */
+ASYNC_API int async_stream_consume(async_stream *stream, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -104,6 +104,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   bool is_tcp() const noexcept { return is_tcp_; }
   Loop &loop() const noexcept { return *loop_; }
   void *userdata() const noexcept { return userdata_; }
+  // The protocol's release (a facade recognises its streams by it) and the
+  // read limit, for the queue's bindings (net/queue_binding.hpp).
+  async_release_fn protocol_release() const noexcept { return callbacks().release; }
+  std::size_t read_limit() const noexcept { return read_limit_; }
   // A connect future's value holds a reference until the future goes:
   // taken here (once, on a new stream), dropped by release_value() (an
   // async_destroy_fn). Kept apart from the callers' so that their one

@@ -3613,6 +3613,30 @@ extern "C" {
     #[doc = " @callbacks None run inside this call."]
     pub fn async_stream_userdata(stream: *mut async_stream) -> *mut ::std::os::raw::c_void;
 }
+extern "C" {
+    #[doc = " @brief Answers a DATA record of a stream in queue mode (async/queue.h):"]
+    #[doc = " the first n bytes it showed are consumed, and reading resumes."]
+    #[doc = ""]
+    #[doc = " The bytes not consumed come back in front of newer ones in the next DATA"]
+    #[doc = " record, as with data_received's return (n above the record's length"]
+    #[doc = " counts as its length). The record's bytes are invalid after this call."]
+    #[doc = ""]
+    #[doc = " @param stream the stream (its protocol is async_queue_protocol())."]
+    #[doc = " @param n      the bytes consumed, from the front."]
+    #[doc = " @retval 0                  consumed; reading again."]
+    #[doc = " @retval ASYNC_EINVAL       stream is NULL, not a stream, or not in queue"]
+    #[doc = "                            mode."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      the stream has ended."]
+    #[doc = " @retval ASYNC_ESTATE       no DATA record of the stream waits for an"]
+    #[doc = "                            answer."]
+    #[doc = " @retval ASYNC_ENOMEM       as for async_stream_resume_reading()."]
+    #[doc = " @ownership Nothing changes hands."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call; the next DATA record comes from"]
+    #[doc = "            the loop."]
+    pub fn async_stream_consume(stream: *mut async_stream, n: usize) -> ::std::os::raw::c_int;
+}
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct async_server {
@@ -5614,4 +5638,324 @@ extern "C" {
     #[doc = " @thread The loop's thread only."]
     #[doc = " @callbacks None run inside this call."]
     pub fn async_layer_is_layered(stream: *mut async_stream) -> ::std::os::raw::c_int;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct async_queue {
+    _unused: [u8; 0],
+}
+impl async_event_kind {
+    #[doc = "< async_queue_post(); result 0, object NULL."]
+    pub const ASYNC_EVENT_POST: async_event_kind = async_event_kind(1);
+}
+impl async_event_kind {
+    #[doc = "< a timer of async_queue_timer_start() expired; object: the timer."]
+    pub const ASYNC_EVENT_TIMER: async_event_kind = async_event_kind(2);
+}
+impl async_event_kind {
+    #[doc = "< async_queue_close() finished (final); object NULL."]
+    pub const ASYNC_EVENT_CLOSED: async_event_kind = async_event_kind(3);
+}
+impl async_event_kind {
+    #[doc = "< a watched future is done (final); result: its status; object: the future."]
+    pub const ASYNC_EVENT_FUTURE: async_event_kind = async_event_kind(4);
+}
+impl async_event_kind {
+    #[doc = "< a stream's connection_made; object: the stream."]
+    pub const ASYNC_EVENT_CONNECTED: async_event_kind = async_event_kind(5);
+}
+impl async_event_kind {
+    #[doc = "< bytes (data, len) to answer with async_stream_consume(); object: the stream."]
+    pub const ASYNC_EVENT_DATA: async_event_kind = async_event_kind(6);
+}
+impl async_event_kind {
+    #[doc = "< the peer's end of file; object: the stream (still open for writing)."]
+    pub const ASYNC_EVENT_EOF: async_event_kind = async_event_kind(7);
+}
+impl async_event_kind {
+    #[doc = "< the write buffer drained to the low-water mark; object: the stream."]
+    pub const ASYNC_EVENT_WRITABLE: async_event_kind = async_event_kind(8);
+}
+impl async_event_kind {
+    #[doc = "< the stream ended (final); result: 0 or an ASYNC_E* code; object: the stream."]
+    pub const ASYNC_EVENT_LOST: async_event_kind = async_event_kind(9);
+}
+impl async_event_kind {
+    #[doc = "< a server accepted object (a stream); token: the server's."]
+    pub const ASYNC_EVENT_ACCEPT: async_event_kind = async_event_kind(10);
+}
+impl async_event_kind {
+    #[doc = "< Not a kind: keeps the enum 32 bits wide."]
+    pub const ASYNC_EVENT_KIND_FORCE32: async_event_kind = async_event_kind(2147483647);
+}
+#[repr(transparent)]
+#[doc = " @brief What a record reports (async_event.kind)."]
+#[derive(Debug, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct async_event_kind(pub ::std::os::raw::c_uint);
+#[doc = " @brief One record. The layout is fixed (a later version adds a new function, never a field)."]
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct async_event {
+    #[doc = "< the token given with the post, watch, binding or accept."]
+    pub token: u64,
+    #[doc = "< an enum async_event_kind."]
+    pub kind: u32,
+    #[doc = "< 0, or the status or error the kind says."]
+    pub result: i32,
+    #[doc = "< the stream, future, timer or NULL, as the kind says."]
+    pub object: *mut ::std::os::raw::c_void,
+    #[doc = "< DATA: the bytes; else NULL."]
+    pub data: *const u8,
+    #[doc = "< DATA: their number; else 0."]
+    pub len: usize,
+}
+extern "C" {
+    #[doc = " @brief Creates a completion queue on a loop."]
+    #[doc = ""]
+    #[doc = " @param[out] out  receives the queue."]
+    #[doc = " @param      loop the loop whose events the queue collects."]
+    #[doc = " @retval 0                  *out is the new queue."]
+    #[doc = " @retval ASYNC_EINVAL       out is NULL, loop is NULL or not a loop."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ENOMEM       out of memory."]
+    #[doc = " @ownership The queue is the caller's: free it with async_queue_free()."]
+    #[doc = "            The loop cannot be freed (ASYNC_EBUSY) before."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_queue_new(
+        out: *mut *mut async_queue,
+        loop_: *mut async_loop,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Frees a queue that owes no final record."]
+    #[doc = ""]
+    #[doc = " Records not yet polled (none final, then) are dropped."]
+    #[doc = ""]
+    #[doc = " @param queue the queue."]
+    #[doc = " @retval 0                  freed."]
+    #[doc = " @retval ASYNC_EINVAL       queue is NULL or not a queue."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_EBUSY        a binding or watch has not had its final"]
+    #[doc = "                            record polled yet, or a poll is running:"]
+    #[doc = "                            nothing changes."]
+    #[doc = " @ownership Ends the caller's ownership. Posts racing with this call"]
+    #[doc = "            are the caller's error (stop posting threads first)."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_queue_free(queue: *mut async_queue) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Copies up to capacity records out of the queue, running the loop"]
+    #[doc = " while none is there, for up to timeout_ms."]
+    #[doc = ""]
+    #[doc = " With records queued, returns them at once without running the loop."]
+    #[doc = " Else: timeout_ms 0 runs one non-blocking iteration; > 0 runs iterations"]
+    #[doc = " until a record comes or the time is up; < 0 waits for a record however"]
+    #[doc = " long (also with nothing else alive: a post from another thread can come)."]
+    #[doc = " Records beyond capacity stay for the next call, in order. Never call it"]
+    #[doc = " from inside a callback of the loop (the loop is running: ASYNC_EBUSY)."]
+    #[doc = ""]
+    #[doc = " @param[out] out       receives the records."]
+    #[doc = " @param      capacity  the records out has room for, > 0."]
+    #[doc = " @param      queue     the queue."]
+    #[doc = " @param      timeout_ms how long to wait for the first record."]
+    #[doc = " @return the number of records (0 when the time ran out), or"]
+    #[doc = "         ASYNC_EINVAL (out NULL, capacity 0, queue NULL or not a queue),"]
+    #[doc = "         ASYNC_EWRONGTHREAD (the loop's thread check refused the caller),"]
+    #[doc = "         ASYNC_EBUSY (the loop is running: a call from inside one of its"]
+    #[doc = "         callbacks, async_loop_walk() or async_loop_shutdown()) or"]
+    #[doc = "         ASYNC_ENOMEM (the timeout could not be armed: out of memory)."]
+    #[doc = " @ownership The records are copies; their pointers are borrowed as the"]
+    #[doc = "            file comment says."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks Runs the loop: any callback of the loop may run inside this"]
+    #[doc = "            call (those of objects not bound to a queue)."]
+    pub fn async_queue_poll(
+        out: *mut async_event,
+        capacity: usize,
+        queue: *mut async_queue,
+        timeout_ms: i64,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Queues a POST record with token, from any thread, and wakes the"]
+    #[doc = " loop."]
+    #[doc = ""]
+    #[doc = " Posts from one thread come out in posting order. The record comes out"]
+    #[doc = " of a later poll on the loop's thread, never inside this call."]
+    #[doc = ""]
+    #[doc = " @param queue the queue."]
+    #[doc = " @param token returned in the record."]
+    #[doc = " @retval 0             queued."]
+    #[doc = " @retval ASYNC_EINVAL  queue is NULL or not a queue."]
+    #[doc = " @retval ASYNC_ECLOSED the queue's loop is freed."]
+    #[doc = " @retval ASYNC_ENOMEM  out of memory (nothing queued)."]
+    #[doc = " @ownership Nothing changes hands."]
+    #[doc = " @thread Any thread, until async_queue_free() (the caller makes sure no"]
+    #[doc = "         post races with it)."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_queue_post(queue: *mut async_queue, token: u64) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Asks for one FUTURE record with token when future is done."]
+    #[doc = ""]
+    #[doc = " A future done already gives its record from the loop, as a done callback"]
+    #[doc = " would run. A future freed while pending gives ASYNC_ECANCELED."]
+    #[doc = ""]
+    #[doc = " @param queue  the queue."]
+    #[doc = " @param future a future of the queue's loop."]
+    #[doc = " @param token  returned in the record."]
+    #[doc = " @retval 0                  watched; the FUTURE record will come."]
+    #[doc = " @retval ASYNC_EINVAL       queue or future NULL or not what they should"]
+    #[doc = "                            be, or of another loop."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ENOMEM       out of memory: nothing will come."]
+    #[doc = " @ownership The future stays the caller's (free it after its record)."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_queue_watch(
+        queue: *mut async_queue,
+        future: *mut async_future,
+        token: u64,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Makes a binding: a userdata that routes one object's events to the"]
+    #[doc = " queue with token."]
+    #[doc = ""]
+    #[doc = " Hand it over, once, as the userdata of async_queue_protocol() (to"]
+    #[doc = " async_stream_adopt(), async_tcp_connect(), async_unix_connect(),"]
+    #[doc = " async_stream_set_protocol(), async_reconnector_start()), of"]
+    #[doc = " async_queue_factory() (async_tcp_listen() and the other listens), or of"]
+    #[doc = " a timer (async_timer_new(), then async_queue_timer_start())."]
+    #[doc = ""]
+    #[doc = " @param[out] out   receives the binding."]
+    #[doc = " @param      queue the queue."]
+    #[doc = " @param      token returned in the object's records."]
+    #[doc = " @retval 0                  *out is the binding."]
+    #[doc = " @retval ASYNC_EINVAL       out is NULL, queue is NULL or not a queue."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ENOMEM       out of memory."]
+    #[doc = " @ownership The binding is the caller's until a call taking it succeeds;"]
+    #[doc = "            then the object's final record ends it. One never handed"]
+    #[doc = "            over (the call failed) is freed with async_queue_unbind()."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_queue_bind(
+        out: *mut *mut ::std::os::raw::c_void,
+        queue: *mut async_queue,
+        token: u64,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Frees a binding that no object took."]
+    #[doc = ""]
+    #[doc = " @param queue   the queue."]
+    #[doc = " @param binding the binding."]
+    #[doc = " @retval 0                  freed."]
+    #[doc = " @retval ASYNC_EINVAL       queue is NULL or not a queue, binding is not"]
+    #[doc = "                            one of its bindings."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_EBUSY        an object uses the binding (it has produced a"]
+    #[doc = "                            record or was started): nothing changes."]
+    #[doc = " @ownership Ends the caller's ownership."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_queue_unbind(
+        queue: *mut async_queue,
+        binding: *mut ::std::os::raw::c_void,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief The stream protocol of queue mode (userdata: a binding)."]
+    #[doc = ""]
+    #[doc = " @return the protocol; static, never NULL."]
+    #[doc = " @ownership Static storage: never free it."]
+    #[doc = " @thread Any thread."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_queue_protocol() -> *const async_stream_protocol;
+}
+extern "C" {
+    #[doc = " @brief The server factory of queue mode (userdata: a binding)."]
+    #[doc = ""]
+    #[doc = " Each accepted connection gets a binding with the server's token and"]
+    #[doc = " gives an ACCEPT record from the loop (where a stream's connection_made"]
+    #[doc = " would run); refused for lack of memory, it is closed and nothing comes."]
+    #[doc = ""]
+    #[doc = " @return the factory, never NULL."]
+    #[doc = " @ownership Nothing changes hands."]
+    #[doc = " @thread Any thread."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_queue_factory() -> async_stream_factory;
+}
+extern "C" {
+    #[doc = " @brief Gives an accepted stream (an ACCEPT record's object) its own token"]
+    #[doc = " and starts reading it."]
+    #[doc = ""]
+    #[doc = " Until then it reads nothing and its records carry the server's token"]
+    #[doc = " (a LOST record if it ends before)."]
+    #[doc = ""]
+    #[doc = " @param stream the stream."]
+    #[doc = " @param token  its records' token from now on."]
+    #[doc = " @retval 0                  set; reading."]
+    #[doc = " @retval ASYNC_EINVAL       stream is NULL or not a stream, not in queue"]
+    #[doc = "                            mode, or accepted already."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      the stream has ended."]
+    #[doc = " @retval ASYNC_ENOMEM       as for async_stream_resume_reading()."]
+    #[doc = " @ownership Nothing changes hands."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_queue_accept(stream: *mut async_stream, token: u64) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Starts (or restarts) a timer whose userdata is a binding of queue,"]
+    #[doc = " so that each expiry gives a TIMER record."]
+    #[doc = ""]
+    #[doc = " As async_timer_start() otherwise; async_timer_stop(), async_timer_again()"]
+    #[doc = " and async_timer_set_repeat() work on it as usual."]
+    #[doc = ""]
+    #[doc = " @param queue      the queue."]
+    #[doc = " @param timer      the timer (created with a binding of queue as its"]
+    #[doc = "                   userdata)."]
+    #[doc = " @param timeout_ms the first expiry, from now."]
+    #[doc = " @param repeat_ms  the period after it; 0: once."]
+    #[doc = " @retval 0                  started."]
+    #[doc = " @retval ASYNC_EINVAL       queue or timer NULL or not what they should"]
+    #[doc = "                            be, the timer's userdata is not a binding of"]
+    #[doc = "                            queue or is one of another object."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      the timer is closing."]
+    #[doc = " @retval ASYNC_ENOMEM       out of memory (the timer is not started)."]
+    #[doc = " @ownership The binding now belongs to the timer until its CLOSED record."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_queue_timer_start(
+        queue: *mut async_queue,
+        timer: *mut async_timer,
+        timeout_ms: u64,
+        repeat_ms: u64,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Closes a handle whose userdata is a binding of queue (a timer or"]
+    #[doc = " a server); a CLOSED record with its token follows, the binding's final"]
+    #[doc = " record."]
+    #[doc = ""]
+    #[doc = " @param queue  the queue."]
+    #[doc = " @param handle the handle (async_timer_handle(), async_server_handle())."]
+    #[doc = " @retval 0                  closing."]
+    #[doc = " @retval ASYNC_EINVAL       queue or handle NULL or not what they should"]
+    #[doc = "                            be, or the handle's userdata is not a binding"]
+    #[doc = "                            of queue."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      the handle is closing already."]
+    #[doc = " @ownership The handle's memory goes after the record is queued."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_queue_close(
+        queue: *mut async_queue,
+        handle: *mut async_handle,
+    ) -> ::std::os::raw::c_int;
 }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The Go binding's benchmarks (bindings/go), against this release build of
+# libasync:
+# - cost per event through the completion queue against C→Go callbacks
+#   (go test -bench Events);
+# - TCP echo ping-pong, 64 B, 1 and 100 connections, driven by
+#   bench/loadgen.c against the C server (echo_async), the Go server over
+#   libasync (bindings/go/cmd/echo: go-async, a goroutine per connection;
+#   go-loop, a Handler on the loop's goroutine) and the same Go server over
+#   Go's net package (go-net), interleaved, ROUNDS rounds; medians and
+#   ratios to C.
+# usage: bench/run_go.sh   env: ROUNDS=3 SECONDS_PER_RUN=2 SKIP_BUILD=1 BUILD_DIR=build-bench
+set -euo pipefail
+# shellcheck source=bench/build.sh
+. "$(dirname "${BASH_SOURCE[0]}")/build.sh"
+rounds=${ROUNDS:-3}
+secs=${SECONDS_PER_RUN:-2}
+export PKG_CONFIG_PATH=$root/$build/meson-uninstalled LD_LIBRARY_PATH=$root/$build/src
+export GOCACHE=$root/$build/gocache GOPATH=$root/$build/gopath GOPROXY=off GOFLAGS=-mod=readonly
+(cd bindings/go && go build -o "$root/$bin/echo_go" ./cmd/echo)
+echo "== cost per event (go test -bench Events, $(go version | cut -d' ' -f3))"
+(cd bindings/go && go test -run XXX -bench Events -benchtime 2000000x -count 3 . | grep '^Benchmark')
+
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+measure() { # server-name workload conns command...
+  local name=$1 workload=$2 conns=$3 port out pid line
+  shift 3
+  port=$(free_port)
+  out=$(mktemp)
+  "$@" "$port" >"$out" &
+  pid=$!
+  for _ in $(seq 100); do grep -q READY "$out" && break; sleep 0.05; done
+  line=$("$bin/loadgen" pingpong "$port" "$conns" 64 "$secs" | grep '^RESULT ')
+  kill -TERM "$pid"
+  wait "$pid" || true
+  rm -f "$out"
+  echo "server=$name workload=$workload $line" >>"$results"
+}
+echo "== echo ping-pong, 64 B, $rounds rounds of ${secs}s"
+for ((r = 0; r < rounds; r++)); do
+  for conns in 1 100; do
+    measure c "pingpong-$conns" "$conns" "$bin/echo_async"
+    measure go-async "pingpong-$conns" "$conns" "$bin/echo_go"
+    measure go-loop "pingpong-$conns" "$conns" "$bin/echo_go" -handler
+    measure go-net "pingpong-$conns" "$conns" "$bin/echo_go" -net
+    printf '.' >&2
+  done
+done
+echo >&2
+python3 - "$results" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    f = dict(x.split("=", 1) for x in line.split() if "=" in x)
+    runs.setdefault((f["workload"], f["server"]), []).append(float(f["ops_per_sec"]))
+print(f"{'workload':<14} {'server':<9} {'trips/s':>10} {'vs C':>6}")
+for w in ("pingpong-1", "pingpong-100"):
+    c = statistics.median(runs[(w, "c")])
+    for s in ("c", "go-async", "go-loop", "go-net"):
+        m = statistics.median(runs[(w, s)])
+        print(f"{w:<14} {s:<9} {m:>10.0f} {m / c:>6.2f}")
+PY

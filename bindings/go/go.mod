@@ -1,0 +1,3 @@
+module libasync
+
+go 1.19
