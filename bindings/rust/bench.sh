@@ -5,15 +5,18 @@
 # server (examples/echo_callbacks.rs) and the async/await one
 # (examples/echo_async.rs); and call_soon callbacks per second
 # (bench/callsoon_async.c chain against examples/callsoon.rs). Rounds are
-# interleaved; prints the medians and each Rust figure over C's.
+# interleaved (within a round the servers take turns, in an order that
+# rotates from round to round); prints each median rate and, for Rust, the
+# median of its per-round ratios over C (each ratio taken within one round,
+# so a machine that slows down between rounds moves both sides).
 #
-# usage: bindings/rust/bench.sh [BUILD_DIR]   env: ROUNDS=3 SECONDS_PER_RUN=2
+# usage: bindings/rust/bench.sh [BUILD_DIR]   env: ROUNDS=9 SECONDS_PER_RUN=2
 # BUILD_DIR (default build) is a configured and built tree (ninja -C build).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
-rounds=${ROUNDS:-3}
+rounds=${ROUNDS:-9}
 secs=${SECONDS_PER_RUN:-2}
 bin=$build/bindings/rust/bench
 mkdir -p "$bin"
@@ -47,31 +50,38 @@ echo_run() {
   kill -TERM "$pid"
   wait "$pid" || { echo "FAILED: $name exited with an error" >&2; exit 1; }
   rm -f "$out"
-  echo "$name $workload $(sed -n 's/.* ops_per_sec=\([0-9.]*\).*/\1/p' <<<"$line")" >>"$results"
+  echo "$round $name $workload $(sed -n 's/.* ops_per_sec=\([0-9.]*\).*/\1/p' <<<"$line")" >>"$results"
 }
 
+callsoon_c() { echo "$round c callsoon $("$bin/callsoon_c" chain | sed -n 's/.*ops_per_sec=\([0-9.]*\).*/\1/p')" >>"$results"; }
+callsoon_rust() { echo "$round rust-callbacks callsoon $("$examples/callsoon" | sed -n 's/.*ops_per_sec=\([0-9.]*\).*/\1/p')" >>"$results"; }
+
+servers=(c rust-callbacks rust-async)
 for round in $(seq "$rounds"); do
-  for name in c rust-callbacks rust-async; do
+  for i in 0 1 2; do
+    name=${servers[$(((i + round) % 3))]}
     echo_run "$name" pingpong-1 1
     echo_run "$name" pingpong-100 100
   done
-  echo "c callsoon $("$bin/callsoon_c" chain | sed -n 's/.*ops_per_sec=\([0-9.]*\).*/\1/p')" >>"$results"
-  echo "rust-callbacks callsoon $("$examples/callsoon" | sed -n 's/.*ops_per_sec=\([0-9.]*\).*/\1/p')" >>"$results"
+  if ((round % 2)); then callsoon_c; callsoon_rust; else callsoon_rust; callsoon_c; fi
   echo "round $round/$rounds done" >&2
 done
 
-echo "machine: $(nproc) cores, kernel $(uname -r); $rounds rounds of ${secs}s, medians"
+echo "machine: $(nproc) cores, kernel $(uname -r); $rounds rounds of ${secs}s"
 python3 - "$results" <<'PY'
 import statistics, sys
-rows = {}
+rates = {}
 for line in open(sys.argv[1]):
-    name, workload, rate = line.split()
-    rows.setdefault((workload, name), []).append(float(rate))
-print(f"{'workload':14} {'server':16} {'rate/s':>12} {'vs C':>6}")
+    round_, name, workload, rate = line.split()
+    rates[(workload, name, round_)] = float(rate)
+rounds = sorted({key[2] for key in rates})
+print(f"{'workload':14} {'server':16} {'median/s':>12} {'ratio':>6} {'min':>6} {'max':>6}")
 for workload in ("pingpong-1", "pingpong-100", "callsoon"):
-    c = statistics.median(rows[(workload, "c")])
     for name in ("c", "rust-callbacks", "rust-async"):
-        if (workload, name) in rows:
-            rate = statistics.median(rows[(workload, name)])
-            print(f"{workload:14} {name:16} {rate:12.0f} {rate / c:6.2f}")
+        mine = [rates[(workload, name, r)] for r in rounds if (workload, name, r) in rates]
+        if not mine:
+            continue
+        ratios = [rates[(workload, name, r)] / rates[(workload, "c", r)] for r in rounds if (workload, name, r) in rates]
+        print(f"{workload:14} {name:16} {statistics.median(mine):12.0f} {statistics.median(ratios):6.2f}"
+              f" {min(ratios):6.2f} {max(ratios):6.2f}")
 PY
