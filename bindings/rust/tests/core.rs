@@ -601,3 +601,42 @@ fn timeouts() {
     assert_eq!(fast, Ok(Ok(())));
     lp.run().unwrap(); // nothing left: the timers went with their futures
 }
+
+#[test]
+fn call_soon_small_and_large_closures() {
+    let lp = Loop::new().unwrap();
+    let (ran, drops) = (Rc::new(Cell::new(0u64)), Rc::new(Cell::new(0)));
+    for round in 0..200u64 {
+        // A closure of one word (a reused cell) and one of ten (its own box).
+        let (r, d) = (ran.clone(), DropCount(drops.clone()));
+        lp.call_soon(move || {
+            let _d = &d;
+            r.set(r.get() + 1)
+        })
+        .unwrap();
+        let (r, d, big) = (ran.clone(), DropCount(drops.clone()), [round; 8]);
+        lp.call_soon(move || {
+            let _d = &d;
+            r.set(r.get() + big.iter().sum::<u64>() / 8 - round + 1)
+        })
+        .unwrap();
+        if round % 50 == 0 {
+            lp.run().unwrap();
+        }
+    }
+    lp.run().unwrap();
+    assert_eq!(ran.get(), 400);
+    assert_eq!(drops.get(), 400, "each closure dropped once");
+    // Pending when the loop goes: dropped once, never run twice.
+    let d = DropCount(drops.clone());
+    lp.call_soon(move || drop(d)).unwrap();
+    let payload = {
+        lp.call_soon(|| panic!("in a small closure")).unwrap();
+        catch_unwind(AssertUnwindSafe(|| lp.run())).unwrap_err()
+    };
+    assert_eq!(panic_message(payload), "in a small closure");
+    let d = DropCount(drops.clone());
+    lp.call_soon(move || drop(d)).unwrap();
+    drop(lp);
+    assert_eq!(drops.get(), 402);
+}
