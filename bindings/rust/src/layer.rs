@@ -75,7 +75,9 @@ impl Stream {
                 Ok(lower)
             }
             Err(error) => {
-                chain.iter().for_each(|below| unsafe { drop(sys::async_stream_release(*below)) });
+                for below in chain {
+                    unsafe { sys::async_stream_release(below) };
+                }
                 Err(error)
             }
         }
