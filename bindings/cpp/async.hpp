@@ -21,10 +21,11 @@
 // from Loop::run(task), and one escaping a spawned task or a Timer's
 // function is rethrown from the Loop::run call in progress.
 //
-// Ownership: Loop, task, Future, Bytes, Stream, Server, Timer and AddrInfo
-// own their C object, move but never copy, and release it in their
-// destructor (a Stream is closed, a Server or Timer closed, a Future
-// released: dropping the last reference of a pending future cancels it).
+// Ownership: Loop, task, Future, Stream, Server, Timer and AddrInfo own
+// their C object, move but never copy, and release it in their destructor
+// (a Stream is closed, a Server or Timer closed, a Future released:
+// dropping the last reference of a pending future cancels it). Bytes, a
+// read's bytes, move but never copy and stay valid as long as they live.
 // Every object of a loop must be destroyed before the Loop. Destroying a
 // task suspended in a co_await cancels what it waits for: the C userdata
 // of every pending operation still gets exactly one final notification,
@@ -37,6 +38,7 @@
 
 #include <async.h>
 
+#include <algorithm>
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
@@ -48,6 +50,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
@@ -123,6 +126,35 @@ struct list {
     head.prev->next = &n;
     head.prev = &n;
   }
+};
+
+// ---- ownership ------------------------------------------------------------------
+
+// What Future, task, Stream, Server, Timer and AddrInfo share: one owned
+// value (a C object, a coroutine, a node), moved but never copied;
+// Release frees it when it is replaced, reset() or destroyed. A moved-from
+// owner holds T{} and frees nothing.
+template <class T, void (*Release)(T) noexcept>
+class owner {
+ public:
+  owner() noexcept = default;
+  explicit owner(T value) noexcept : v_(value) {}
+  owner(owner &&o) noexcept : v_(std::exchange(o.v_, T{})) {}
+  owner &operator=(owner &&o) noexcept {
+    if (this != &o) {
+      reset();
+      v_ = std::exchange(o.v_, T{});
+    }
+    return *this;
+  }
+  ~owner() { reset(); }
+
+  void reset() noexcept {
+    if (v_) Release(std::exchange(v_, T{}));
+  }
+
+ protected:
+  T v_{};
 };
 
 // ---- the binding's side of a loop (the loop's userdata) -------------------------
@@ -207,6 +239,11 @@ struct handle_node : list_node {
   void unref() noexcept {
     if (--refs == 0) delete this;
   }
+  // The owner lets go (a Timer's or a Server's release).
+  static void close_and_unref(handle_node *n) noexcept {
+    n->close();
+    n->unref();
+  }
   // Inside the close callback, before the handle's reference goes.
   virtual void on_closed() noexcept {}
 
@@ -284,48 +321,38 @@ class future_awaiter_base {
 
 // ---- Future ---------------------------------------------------------------------
 
+namespace detail {
+inline void release_future(async_future *future) noexcept { async_future_release(future); }
+}  // namespace detail
+
 // One reference to an async_future. co_await gives its value (the void *
 // the producer resolved it with, owned by the future) or throws its error
-// (ASYNC_ECANCELED when cancelled).
-class Future {
+// (ASYNC_ECANCELED when cancelled). Dropping the reference (destructor,
+// reset(), assignment) cancels a pending future whose last reference it was.
+class Future : public detail::owner<async_future *, &detail::release_future> {
  public:
   Future() noexcept = default;
   // Adopts the caller's reference.
-  explicit Future(async_future *future) noexcept : f_(future) {}
-  Future(Future &&o) noexcept : f_(std::exchange(o.f_, nullptr)) {}
-  Future &operator=(Future &&o) noexcept {
-    if (this != &o) {
-      reset();
-      f_ = std::exchange(o.f_, nullptr);
-    }
-    return *this;
-  }
-  Future(const Future &) = delete;
-  Future &operator=(const Future &) = delete;
-  // Drops the reference: the last one of a pending future cancels it.
-  ~Future() { reset(); }
+  explicit Future(async_future *future) noexcept : owner(future) {}
 
   // A new reference to the same future (async_future_retain()).
   Future share() const {
-    check(async_future_retain(f_));
-    return Future(f_);
+    check(async_future_retain(v_));
+    return Future(v_);
   }
-  void reset() noexcept {
-    if (f_) async_future_release(std::exchange(f_, nullptr));
-  }
-  async_future *get() const noexcept { return f_; }
-  async_future *release() noexcept { return std::exchange(f_, nullptr); }
-  explicit operator bool() const noexcept { return f_ != nullptr; }
+  async_future *get() const noexcept { return v_; }
+  async_future *release() noexcept { return std::exchange(v_, nullptr); }
+  explicit operator bool() const noexcept { return v_ != nullptr; }
 
   // True if it was pending (and is cancelled now).
-  bool cancel() { return check(async_future_cancel(f_)) == 1; }
+  bool cancel() { return check(async_future_cancel(v_)) == 1; }
   // An enum async_future_state.
-  int state() const { return check(async_future_get_state(f_)); }
+  int state() const { return check(async_future_get_state(v_)); }
   // The value of a DONE future; throws the error of a FAILED or CANCELLED
   // one, ASYNC_ESTATE while pending.
   void *value() const {
     void *v = nullptr;
-    check(async_future_result(&v, f_));
+    check(async_future_result(&v, v_));
     return v;
   }
 
@@ -335,10 +362,7 @@ class Future {
     void *await_resume() { return finish(); }
   };
   // The future stays this object's: keep it alive until the await ends.
-  awaiter operator co_await() &noexcept { return awaiter(f_, 0); }
-
- private:
-  async_future *f_ = nullptr;
+  awaiter operator co_await() &noexcept { return awaiter(v_, 0); }
 };
 
 namespace detail {
@@ -421,48 +445,43 @@ struct task_promise<void> : promise_base {
 
 }  // namespace detail
 
+namespace detail {
+template <class Promise>
+void destroy_frame(std::coroutine_handle<Promise> h) noexcept {
+  h.destroy();
+}
+}  // namespace detail
+
 // A coroutine returning T, started when awaited (co_await), run
 // (Loop::run) or spawned (Loop::spawn). Destroying it destroys the
 // coroutine, cancelling what it waits for.
 template <class T>
-class [[nodiscard]] task {
+class [[nodiscard]] task : public detail::owner<std::coroutine_handle<detail::task_promise<T>>,
+                                                &detail::destroy_frame<detail::task_promise<T>>> {
  public:
   using promise_type = detail::task_promise<T>;
   using handle_type = std::coroutine_handle<promise_type>;
 
   task() noexcept = default;
-  explicit task(handle_type h) noexcept : h_(h) {}
-  task(task &&o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
-  task &operator=(task &&o) noexcept {
-    if (this != &o) {
-      if (h_) h_.destroy();
-      h_ = std::exchange(o.h_, nullptr);
-    }
-    return *this;
-  }
-  task(const task &) = delete;
-  task &operator=(const task &) = delete;
-  ~task() {
-    if (h_) h_.destroy();
-  }
+  explicit task(handle_type h) noexcept : task::owner(h) {}
 
   // Starts it now, without giving it away: it runs until its first
   // suspension and goes on from the loop. Read its outcome with co_await
   // or result() once done(); destroying it before cancels it.
   void start() {
-    if (!h_) throw error(ASYNC_EINVAL);
-    if (h_.promise().started) throw error(ASYNC_ESTATE);
-    h_.promise().started = true;
-    h_.resume();  // the coroutine's exceptions stay in its promise
+    if (!this->v_) throw error(ASYNC_EINVAL);
+    if (this->v_.promise().started) throw error(ASYNC_ESTATE);
+    this->v_.promise().started = true;
+    this->v_.resume();  // the coroutine's exceptions stay in its promise
   }
-  bool done() const noexcept { return !h_ || h_.done(); }
+  bool done() const noexcept { return !this->v_ || this->v_.done(); }
   // The result of a finished task, or its exception; ASYNC_ESTATE before.
   T result() {
-    if (!h_) throw error(ASYNC_EINVAL);
-    if (!h_.done()) throw error(ASYNC_ESTATE);
-    return h_.promise().take();
+    if (!this->v_) throw error(ASYNC_EINVAL);
+    if (!this->v_.done()) throw error(ASYNC_ESTATE);
+    return this->v_.promise().take();
   }
-  handle_type release() noexcept { return std::exchange(h_, nullptr); }
+  handle_type release() noexcept { return std::exchange(this->v_, nullptr); }
 
   struct awaiter {
     handle_type h;
@@ -481,11 +500,10 @@ class [[nodiscard]] task {
     }
   };
   // The task object must outlive the await (a temporary does).
-  awaiter operator co_await() const noexcept { return awaiter{h_}; }
+  awaiter operator co_await() const noexcept { return awaiter{this->v_}; }
 
  private:
   friend class Loop;
-  handle_type h_;
 };
 
 namespace detail {
@@ -500,44 +518,24 @@ inline task<void> task_promise<void>::get_return_object() noexcept {
 
 // ---- results ---------------------------------------------------------------------
 
-// The bytes of a read (an async_bytes owned by the read's future).
-class Bytes {
- public:
-  Bytes() noexcept = default;
-  Bytes(Future &&future, void *value) noexcept : f_(std::move(future)), b_(static_cast<const async_bytes *>(value)) {}
-  const std::uint8_t *data() const noexcept { return async_bytes_data(b_); }
-  std::size_t size() const noexcept { return async_bytes_size(b_); }
-  bool empty() const noexcept { return size() == 0; }
-  std::span<const std::uint8_t> span() const noexcept { return {data(), size()}; }
-  std::string_view str() const noexcept { return {reinterpret_cast<const char *>(data()), size()}; }
-
- private:
-  Future f_;
-  const async_bytes *b_ = nullptr;
-};
-
 // A getaddrinfo result (async_addrinfo, taken from its future).
-class AddrInfo {
+namespace detail {
+inline void free_addrinfo(async_addrinfo *list) noexcept { async_addrinfo_free(list); }
+}  // namespace detail
+
+class AddrInfo : public detail::owner<async_addrinfo *, &detail::free_addrinfo> {
  public:
   AddrInfo() noexcept = default;
-  explicit AddrInfo(async_addrinfo *list) noexcept : l_(list) {}
-  AddrInfo(AddrInfo &&o) noexcept : l_(std::exchange(o.l_, nullptr)) {}
-  AddrInfo &operator=(AddrInfo &&o) noexcept {
-    if (this != &o) async_addrinfo_free(std::exchange(l_, std::exchange(o.l_, nullptr)));
-    return *this;
-  }
-  AddrInfo(const AddrInfo &) = delete;
-  AddrInfo &operator=(const AddrInfo &) = delete;
-  ~AddrInfo() { async_addrinfo_free(l_); }
+  explicit AddrInfo(async_addrinfo *list) noexcept : owner(list) {}
 
-  std::size_t size() const { return static_cast<std::size_t>(check(async_addrinfo_count(l_))); }
-  int family(std::size_t i) const { return check(async_addrinfo_family(l_, i)); }
-  int socktype(std::size_t i) const { return check(async_addrinfo_socktype(l_, i)); }
-  int protocol(std::size_t i) const { return check(async_addrinfo_protocol(l_, i)); }
+  std::size_t size() const { return static_cast<std::size_t>(check(async_addrinfo_count(v_))); }
+  int family(std::size_t i) const { return check(async_addrinfo_family(v_, i)); }
+  int socktype(std::size_t i) const { return check(async_addrinfo_socktype(v_, i)); }
+  int protocol(std::size_t i) const { return check(async_addrinfo_protocol(v_, i)); }
   // The address of entry i and its length (borrowed from this list).
   std::pair<const struct sockaddr *, std::size_t> addr(std::size_t i) const {
     const struct sockaddr *a = nullptr;
-    int len = check(async_addrinfo_addr(&a, l_, i));
+    int len = check(async_addrinfo_addr(&a, v_, i));
     return {a, static_cast<std::size_t>(len)};
   }
   // Entry i's address as text, without the port: "192.0.2.1", "::1".
@@ -567,6 +565,420 @@ struct NameInfo {
 // ---- Stream ---------------------------------------------------------------------
 
 namespace detail {
+class stream_node;
+struct server_node;
+}  // namespace detail
+
+// The bytes of a read. A read that the arriving bytes decide borrows them
+// where they are, without a copy; just before that memory can go (the
+// delivery they came in returns, the stream buffers more bytes, the Stream
+// is destroyed) a Bytes still alive takes a copy of its own. So a Bytes
+// stays valid for as long as it lives, whatever happens to its stream. If
+// that copy cannot be allocated, the Bytes is left empty and the stream
+// is aborted: its reads then throw ASYNC_ENOMEM.
+class Bytes {
+ public:
+  Bytes() noexcept = default;
+  Bytes(Bytes &&o) noexcept { take(o); }
+  Bytes &operator=(Bytes &&o) noexcept {
+    if (this != &o) {
+      detach();
+      take(o);
+    }
+    return *this;
+  }
+  ~Bytes() { detach(); }
+
+  const std::uint8_t *data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  std::span<const std::uint8_t> span() const noexcept { return {data_, size_}; }
+  std::string_view str() const noexcept { return {reinterpret_cast<const char *>(data_), size_}; }
+
+ private:
+  friend class detail::stream_node;
+  void take(Bytes &o) noexcept;
+  void detach() noexcept;
+  bool own() noexcept;
+
+  const std::uint8_t *data_ = nullptr;
+  std::size_t size_ = 0;
+  std::unique_ptr<std::uint8_t[]> owned_;  // the copy, once it has one
+  detail::stream_node *lender_ = nullptr;  // while data_ is borrowed
+};
+
+namespace detail {
+
+enum class read_mode { exactly, until, some };
+
+// One read of a Stream (Stream::read). It is the stream's pending read
+// from the call that makes it (a second read made meanwhile throws
+// ASYNC_ESTATE at its co_await), completes as soon as the bytes decide
+// it, even before its co_await, and, destroyed first, is withdrawn: its
+// bytes stay for the next read. The stream points at it: it never moves.
+class [[nodiscard]] read_op {
+ public:
+  static constexpr std::size_t max_delimiter = 16;  // as the C reader's
+
+  read_op(stream_node *node, read_mode mode, std::size_t n, std::string_view delim = {}) noexcept;
+  read_op(const read_op &) = delete;
+  read_op &operator=(const read_op &) = delete;
+  ~read_op();
+
+  bool await_ready();
+  void await_suspend(std::coroutine_handle<> h) noexcept { h_ = h; }
+  Bytes await_resume() {
+    h_ = nullptr;
+    if (status_ < 0) throw error(status_);
+    return std::move(bytes_);
+  }
+
+ private:
+  friend class stream_node;
+  stream_node *node_;  // while pending
+  const loop_state *state_;
+  read_mode mode_;
+  std::size_t n_;  // exactly: the count; until: the limit; some: the most
+  std::uint8_t delim_[max_delimiter] = {};
+  std::size_t delim_len_ = 0;
+  int status_ = 0;
+  bool done_ = false;
+  Bytes bytes_;
+  std::coroutine_handle<> h_;  // while suspended in its co_await
+};
+
+// What arrived that no read took yet: a FIFO of bytes in one block.
+class byte_buffer {
+ public:
+  std::size_t size() const noexcept { return tail_ - head_; }
+  const std::uint8_t *data() const noexcept { return mem_.get() + head_; }
+  // The memory stays (a read may borrow consumed bytes) until the next append.
+  void consume(std::size_t n) noexcept {
+    head_ += n;
+    if (head_ == tail_) head_ = tail_ = 0;
+  }
+  // May move the bytes; false when out of memory (nothing changed).
+  bool append(const std::uint8_t *bytes, std::size_t n) noexcept {
+    if (n > cap_ - tail_) {
+      std::size_t need = size() + n;
+      if (need <= cap_) {
+        std::memmove(mem_.get(), data(), size());
+      } else {
+        std::size_t cap = std::max(need, 2 * cap_);
+        std::unique_ptr<std::uint8_t[]> mem(new (std::nothrow) std::uint8_t[cap]);
+        if (!mem) return false;
+        if (size()) std::memcpy(mem.get(), data(), size());
+        mem_ = std::move(mem);
+        cap_ = cap;
+      }
+      tail_ -= head_;
+      head_ = 0;
+    }
+    std::memcpy(mem_.get() + tail_, bytes, n);
+    tail_ += n;
+    return true;
+  }
+  void release() noexcept {
+    mem_.reset();
+    head_ = tail_ = cap_ = 0;
+  }
+
+ private:
+  std::unique_ptr<std::uint8_t[]> mem_;
+  std::size_t head_ = 0, tail_ = 0, cap_ = 0;
+};
+
+// A Stream's protocol userdata. It completes the pending read from the
+// stream's own callbacks and resumes its coroutine there: no future, no
+// trip through the ready queue. A read that a delivery decides with
+// nothing buffered takes the bytes where they arrived (lent, no copy);
+// the rest is buffered, and the stream paused while limit bytes are
+// buffered and no read waits (as async_reader does). Freed once both the
+// owner (a Stream, or a connect under way) and the stream's release (its
+// final notification) have let go.
+class stream_node {
+ public:
+  static constexpr std::size_t limit = std::size_t{64} * 1024;
+
+  explicit stream_node(async_loop *l) noexcept : loop_(l), state_(state_of(l)) {}
+  stream_node(const stream_node &) = delete;
+  stream_node &operator=(const stream_node &) = delete;
+
+  // The library took the node as the userdata of protocol.
+  void handed() noexcept { ++refs_; }
+  // The owner's stream reference (async_stream_retain()), now known.
+  void set_stream(async_stream *stream) noexcept { stream_ = conn_ = stream; }
+  async_stream *stream() const noexcept { return stream_; }
+  bool closing() const noexcept { return state_ && state_->closing; }
+
+  // The owner lets go: closes the stream (queued bytes still go), drops
+  // what is buffered and cancels the pending read (ASYNC_ECANCELED, its
+  // coroutine resumed from the loop).
+  static void release(stream_node *n) noexcept {
+    n->owned_ = false;
+    n->unlend();
+    n->buf_.release();
+    if (async_stream *s = std::exchange(n->stream_, nullptr)) {
+      async_stream_close(s);  // ASYNC_ECLOSED once ended: nothing to do
+      async_stream_release(s);
+    }
+    if (read_op *r = n->pending_) {
+      if (r->h_ && async_loop_call_soon(n->loop_, &cancel_soon, n) == 0)
+        ++n->refs_;
+      else
+        n->finish(ASYNC_ECANCELED);  // nobody suspended in it (or no memory to defer)
+    }
+    n->unref();
+  }
+
+  static const async_stream_protocol protocol;
+
+ private:
+  friend class read_op;
+  friend class ::async::Bytes;
+
+  void unref() noexcept {
+    if (--refs_ == 0) delete this;
+  }
+
+  void start(read_op *r) noexcept {
+    pending_ = r;
+    searched_ = 0;
+    if (buf_.size() || eof_ || lost_) serve();  // else only a delivery can decide it
+    sync_reading();
+  }
+  void withdraw() noexcept {
+    pending_ = nullptr;
+    sync_reading();
+  }
+
+  static void on_made(async_stream *stream, void *userdata) noexcept {
+    static_cast<stream_node *>(userdata)->conn_ = stream;
+  }
+  static std::size_t on_data(async_stream *stream, const std::uint8_t *data, std::size_t len, void *userdata) noexcept {
+    auto *n = static_cast<stream_node *>(userdata);
+    n->conn_ = stream;  // given by async_stream_set_protocol(): no connection_made
+    if (!n->owned_) return len;
+    // The library's reference keeps the node while a resumed coroutine drops its Stream.
+    std::size_t used = 0;
+    // Nothing buffered: a read these bytes decide takes them where they are.
+    while (n->pending_ && !n->buf_.size() && used < len && n->owned_) {
+      std::size_t take = n->decide(data + used, len - used);
+      if (!take) break;
+      n->complete(data + used, take);
+      used += take;
+    }
+    if (used < len && n->owned_) {
+      n->unlend();  // appending may move the buffer
+      if (!n->buf_.append(data + used, len - used)) n->fail_connection(ASYNC_ENOMEM);
+      n->serve();
+    }
+    n->unlend();  // data is valid during this call only
+    n->sync_reading();
+    return len;
+  }
+  static int on_eof(async_stream *, void *userdata) noexcept {
+    auto *n = static_cast<stream_node *>(userdata);
+    n->eof_ = true;
+    n->serve();
+    return 1;  // the Stream may still write; it closes when done
+  }
+  static void on_lost(async_stream *, int error, void *userdata) noexcept {
+    auto *n = static_cast<stream_node *>(userdata);
+    n->conn_ = nullptr;
+    n->lost_ = true;
+    if (!n->error_) n->error_ = error;  // a failure of ours came first
+    n->serve();
+  }
+  static void on_release(void *userdata) noexcept {
+    // After connection_lost, or without it (a connect that failed): no more bytes come.
+    auto *n = static_cast<stream_node *>(userdata);
+    n->conn_ = nullptr;
+    n->lost_ = true;
+    n->serve();
+    n->unref();
+  }
+  static void cancel_soon(async_loop *, void *userdata) noexcept {
+    auto *n = static_cast<stream_node *>(userdata);
+    if (n->pending_) n->finish(ASYNC_ECANCELED);
+    n->unref();
+  }
+
+  // How many of these bytes (nothing buffered before them) complete the pending read; 0: they do not.
+  std::size_t decide(const std::uint8_t *data, std::size_t len) const noexcept {
+    const read_op &r = *pending_;
+    switch (r.mode_) {
+      case read_mode::exactly: return len >= r.n_ ? r.n_ : 0;
+      case read_mode::until: return delimiter_end(data, std::min(len, r.n_), 0);
+      case read_mode::some: return std::min(len, r.n_);
+    }
+    return 0;
+  }
+  // The length up to the end of the first delimiter starting at from or after, within window bytes; 0: none.
+  std::size_t delimiter_end(const std::uint8_t *data, std::size_t window, std::size_t from) const noexcept {
+    const read_op &r = *pending_;
+    if (window < r.delim_len_) return 0;
+    const std::uint8_t *end = data + window;
+    const std::uint8_t *at = std::search(data + from, end, r.delim_, r.delim_ + r.delim_len_);
+    return at == end ? 0 : static_cast<std::size_t>(at - data) + r.delim_len_;
+  }
+
+  // Completes the pending read if the buffered bytes (or the end) decide it: async_reader's rules.
+  void serve() noexcept {
+    read_op *r = pending_;
+    if (!r) return;
+    if (!owned_) return finish(ASYNC_ECANCELED);
+    bool ended = eof_ || lost_;
+    switch (r->mode_) {
+      case read_mode::exactly:
+        if (buf_.size() >= r->n_) return complete_buffered(r->n_);
+        break;
+      case read_mode::until: {
+        // Only a delimiter ending within the limit counts, however the bytes were split.
+        std::size_t window = std::min(buf_.size(), r->n_);
+        if (std::size_t line = delimiter_end(buf_.data(), window, searched_)) return complete_buffered(line);
+        if (window >= r->delim_len_) searched_ = window - r->delim_len_ + 1;  // where a delimiter can newly end
+        if (buf_.size() >= r->n_) return finish(ASYNC_ENOBUFS);
+        break;
+      }
+      case read_mode::some:
+        if (buf_.size()) return complete_buffered(std::min(buf_.size(), r->n_));
+        if (ended && !(lost_ && error_)) return complete(nullptr, 0);
+        break;
+    }
+    if (ended) finish(lost_ && error_ ? error_ : ASYNC_EEOF);
+  }
+  void complete_buffered(std::size_t take) noexcept {
+    const std::uint8_t *data = buf_.data();
+    buf_.consume(take);  // before the coroutine resumes and reads on
+    complete(data, take);
+  }
+  // The pending read gets these bytes, lent.
+  void complete(const std::uint8_t *data, std::size_t take) noexcept {
+    unlend();  // one lender at a time: an earlier read's Bytes gets its copy
+    Bytes &b = pending_->bytes_;
+    b.data_ = data;
+    b.size_ = take;
+    if (take) {
+      b.lender_ = this;
+      lent_ = &b;
+    }
+    finish(0);
+  }
+  void finish(int status) noexcept {
+    read_op *r = std::exchange(pending_, nullptr);
+    r->node_ = nullptr;  // the Stream may go before the read
+    r->status_ = status;
+    r->done_ = true;
+    if (r->h_) resume(r->h_, loop_);
+  }
+  void unlend() noexcept {
+    if (Bytes *b = std::exchange(lent_, nullptr); b && !b->own()) fail_connection(ASYNC_ENOMEM);
+  }
+  void fail_connection(int error) noexcept {
+    if (!error_) error_ = error;
+    lost_ = true;
+    if (conn_) async_stream_abort(conn_);
+  }
+  void sync_reading() noexcept {
+    // A pending read still wants bytes: read_exactly may need more than the limit.
+    bool full = buf_.size() >= limit && !pending_;
+    if (full == paused_ || !owned_ || !conn_ || lost_) return;
+    paused_ = full;
+    if (full)
+      async_stream_pause_reading(conn_);
+    else
+      async_stream_resume_reading(conn_);
+  }
+
+  async_loop *loop_;
+  loop_state *state_;
+  int refs_ = 1;                    // the owner's; the library's once handed(); a deferred cancel's
+  async_stream *stream_ = nullptr;  // the owner's reference
+  async_stream *conn_ = nullptr;    // the live connection, as its callbacks give it
+  read_op *pending_ = nullptr;
+  Bytes *lent_ = nullptr;  // the Bytes borrowing a delivery's or the buffer's memory
+  byte_buffer buf_;
+  std::size_t searched_ = 0;  // until: starts of a delimiter ruled out
+  int error_ = 0;             // the connection's, once lost
+  bool eof_ = false;
+  bool lost_ = false;
+  bool paused_ = false;  // we paused the stream's reading
+  bool owned_ = true;
+};
+
+inline constexpr async_stream_protocol stream_node::protocol = {
+    sizeof(async_stream_protocol),
+    &on_made,
+    &on_data,
+    &on_eof,
+    &on_lost,
+    nullptr,
+    nullptr,
+    nullptr,
+    &on_release,
+    0,
+    nullptr,
+};
+
+inline read_op::read_op(stream_node *node, read_mode mode, std::size_t n, std::string_view delim) noexcept
+    : node_(node), state_(node ? node->state_ : nullptr), mode_(mode), n_(n) {
+  if (!node || (mode == read_mode::until ? delim.empty() || delim.size() > max_delimiter : n == 0)) {
+    status_ = ASYNC_EINVAL;
+  } else if (node->pending_) {
+    status_ = ASYNC_ESTATE;  // one read at a time
+  } else {
+    if (mode == read_mode::until) {
+      std::memcpy(delim_, delim.data(), delim.size());
+      delim_len_ = delim.size();
+      if (n_ == 0 || n_ > stream_node::limit) n_ = stream_node::limit;
+    }
+    node->start(this);  // may complete it now
+    return;
+  }
+  node_ = nullptr;
+  done_ = true;
+}
+
+inline read_op::~read_op() {
+  if (node_) node_->withdraw();
+}
+
+inline bool read_op::await_ready() {
+  if (state_ && state_->closing) throw error(ASYNC_ECANCELED);
+  return done_;
+}
+
+}  // namespace detail
+
+inline void Bytes::take(Bytes &o) noexcept {
+  data_ = std::exchange(o.data_, nullptr);
+  size_ = std::exchange(o.size_, 0);
+  owned_ = std::move(o.owned_);
+  lender_ = std::exchange(o.lender_, nullptr);
+  if (lender_) lender_->lent_ = this;
+}
+
+inline void Bytes::detach() noexcept {
+  if (lender_) std::exchange(lender_, nullptr)->lent_ = nullptr;
+}
+
+// The lender's memory is about to go: a copy of its own (false: out of memory, left empty).
+inline bool Bytes::own() noexcept {
+  lender_ = nullptr;
+  std::unique_ptr<std::uint8_t[]> copy(new (std::nothrow) std::uint8_t[size_]);
+  if (!copy) {
+    data_ = nullptr;
+    size_ = 0;
+    return false;
+  }
+  std::memcpy(copy.get(), data_, size_);
+  data_ = copy.get();
+  owned_ = std::move(copy);
+  return true;
+}
+
+namespace detail {
 
 // A write that waits: a copy of the bytes written zero-copy, so its done
 // callback (the final notification) says when they and everything queued
@@ -588,53 +1000,41 @@ struct write_wait {
 }  // namespace detail
 
 // A connected stream (accepted, connected, or adopted with Stream::adopt)
-// read through an async_reader: read_exactly, read_until, read_line,
-// read_some give Bytes; write() sends, and waits while the write buffer is
+// on the binding's own protocol: read_exactly, read_until, read_line and
+// read_some give Bytes, with async_reader's rules (async/reader.h; a
+// 64 KiB buffer limit); write() sends, and waits while the write buffer is
 // above its high-water mark. Destroying it closes the stream (queued bytes
-// are still sent) and frees the reader.
-class Stream {
+// are still sent).
+class Stream : public detail::owner<detail::stream_node *, &detail::stream_node::release> {
  public:
   Stream() noexcept = default;
-  // Adopts a stream reference and the reader that is its protocol's userdata.
-  Stream(async_stream *stream, async_reader *reader) noexcept : s_(stream), r_(reader) {}
-  Stream(Stream &&o) noexcept : s_(std::exchange(o.s_, nullptr)), r_(std::exchange(o.r_, nullptr)) {}
-  Stream &operator=(Stream &&o) noexcept {
-    if (this != &o) {
-      reset();
-      s_ = std::exchange(o.s_, nullptr);
-      r_ = std::exchange(o.r_, nullptr);
-    }
-    return *this;
-  }
-  Stream(const Stream &) = delete;
-  Stream &operator=(const Stream &) = delete;
-  ~Stream() { reset(); }
 
   // A stream of fd (a connected socket, a pipe): async_stream_adopt().
   static Stream adopt(Loop &loop, int fd);
 
-  using read = detail::op<Bytes>;
+  using read = detail::read_op;
   // Exactly n bytes; ASYNC_EEOF if the stream ends first.
-  read read_exactly(std::size_t n) { return start(async_reader_read_exactly(&out_, r_, n)); }
-  // Up to and including delim; limit 0: the reader's (64 KiB). ASYNC_ENOBUFS past it.
-  read read_until(std::string_view delim, std::size_t limit = 0) {
-    return start(async_reader_read_until(&out_, r_, delim.data(), delim.size(), limit));
+  read read_exactly(std::size_t n) noexcept { return read(v_, detail::read_mode::exactly, n); }
+  // Up to and including delim (1 to 16 bytes); limit 0: 64 KiB, the most. ASYNC_ENOBUFS past it.
+  read read_until(std::string_view delim, std::size_t limit = 0) noexcept {
+    return read(v_, detail::read_mode::until, limit, delim);
   }
-  read read_line(std::size_t limit = 0) { return start(async_reader_read_line(&out_, r_, limit)); }
+  read read_line(std::size_t limit = 0) noexcept { return read(v_, detail::read_mode::until, limit, "\n"); }
   // What has arrived, 1 to max bytes; empty at the end of file.
-  read read_some(std::size_t max = 65536) { return start(async_reader_read_some(&out_, r_, max)); }
-
+  read read_some(std::size_t max = 65536) noexcept { return read(v_, detail::read_mode::some, max); }
   class [[nodiscard]] write_awaiter {
    public:
-    write_awaiter(async_stream *s, const void *data, std::size_t len) noexcept : s_(s), data_(data), len_(len) {}
+    write_awaiter(const detail::stream_node *n, const void *data, std::size_t len) noexcept
+        : n_(n), data_(data), len_(len) {}
     write_awaiter(write_awaiter &&o) noexcept
-        : s_(o.s_), data_(o.data_), len_(o.len_), rc_(o.rc_), wait_(std::exchange(o.wait_, nullptr)) {}
+        : n_(o.n_), data_(o.data_), len_(o.len_), rc_(o.rc_), wait_(std::exchange(o.wait_, nullptr)) {}
     write_awaiter &operator=(write_awaiter &&) = delete;
     ~write_awaiter() {
       if (wait_) wait_->h = nullptr;  // the bytes still go; done frees the copy
     }
     bool await_ready() {
-      detail::throw_if_closing(async_stream_loop(s_));
+      if (n_ && n_->closing()) throw error(ASYNC_ECANCELED);
+      async_stream *s_ = n_ ? n_->stream() : nullptr;
       std::size_t queued = 0, high = 0, low = 0;
       rc_ = async_stream_write_buffer_size(&queued, s_);
       if (rc_ >= 0) rc_ = async_stream_get_write_limits(&high, &low, s_);
@@ -660,45 +1060,36 @@ class Stream {
     }
 
    private:
-    async_stream *s_;
+    const detail::stream_node *n_;
     const void *data_;
     std::size_t len_;
     int rc_ = 0;
     detail::write_wait *wait_ = nullptr;
   };
-  write_awaiter write(const void *data, std::size_t len) noexcept { return {s_, data, len}; }
-  write_awaiter write(std::string_view text) noexcept { return {s_, text.data(), text.size()}; }
-  write_awaiter write(std::span<const std::uint8_t> bytes) noexcept { return {s_, bytes.data(), bytes.size()}; }
-  write_awaiter write(const Bytes &bytes) noexcept { return {s_, bytes.data(), bytes.size()}; }
+  write_awaiter write(const void *data, std::size_t len) noexcept { return {v_, data, len}; }
+  write_awaiter write(std::string_view text) noexcept { return {v_, text.data(), text.size()}; }
+  write_awaiter write(std::span<const std::uint8_t> bytes) noexcept { return {v_, bytes.data(), bytes.size()}; }
+  write_awaiter write(const Bytes &bytes) noexcept { return {v_, bytes.data(), bytes.size()}; }
 
   // Flush, then close (async_stream_close()).
-  void close() { check(async_stream_close(s_)); }
+  void close() { check(async_stream_close(get())); }
   // Drop the write buffer and close (async_stream_abort()).
-  void abort() { check(async_stream_abort(s_)); }
+  void abort() { check(async_stream_abort(get())); }
   // Shut the write side once flushed (async_stream_write_eof()).
-  void write_eof() { check(async_stream_write_eof(s_)); }
-  void set_nodelay(bool on) { check(async_stream_set_nodelay(s_, on ? 1 : 0)); }
-  void set_write_limits(std::size_t high, std::size_t low) { check(async_stream_set_write_limits(s_, high, low)); }
-  int fd() const { return check(async_stream_fd(s_)); }
-  async_stream *get() const noexcept { return s_; }
-  async_reader *reader() const noexcept { return r_; }
-  explicit operator bool() const noexcept { return s_ != nullptr; }
-
-  void reset() noexcept {
-    if (s_) {
-      async_stream_close(s_);  // ASYNC_ECLOSED once ended: nothing to do
-      async_stream_release(std::exchange(s_, nullptr));
-    }
-    if (r_) async_reader_free(std::exchange(r_, nullptr));
-  }
+  void write_eof() { check(async_stream_write_eof(get())); }
+  void set_nodelay(bool on) { check(async_stream_set_nodelay(get(), on ? 1 : 0)); }
+  void set_write_limits(std::size_t high, std::size_t low) { check(async_stream_set_write_limits(get(), high, low)); }
+  int fd() const { return check(async_stream_fd(get())); }
+  async_stream *get() const noexcept { return v_ ? v_->stream() : nullptr; }
+  explicit operator bool() const noexcept { return v_ != nullptr; }
 
  private:
-  read start(int rc) { return read(std::exchange(out_, nullptr), rc, &make_bytes); }
-  static Bytes make_bytes(Future &&f, void *value) { return Bytes(std::move(f), value); }
-
-  async_stream *s_ = nullptr;
-  async_reader *r_ = nullptr;
-  async_future *out_ = nullptr;  // a read's future, between the C call and its awaiter
+  friend class Loop;
+  friend struct detail::server_node;
+  explicit Stream(detail::stream_node *n) noexcept : owner(n) {}
+  // A Stream whose node is not the library's yet; empty when out of memory.
+  static Stream make(async_loop *loop) noexcept { return Stream(new (std::nothrow) detail::stream_node(loop)); }
+  detail::stream_node *node() const noexcept { return v_; }
 };
 
 // ---- Loop -----------------------------------------------------------------------
@@ -805,19 +1196,19 @@ class Loop {
   template <class T>
   T run(task<T> t) {
     detail::loop_state &s = state();
-    if (!t.h_) throw error(ASYNC_EINVAL);
-    auto &p = t.h_.promise();
+    if (!t.v_) throw error(ASYNC_EINVAL);
+    auto &p = t.v_.promise();
     if (p.continuation) throw error(ASYNC_ESTATE);  // another coroutine awaits it
     if (!p.started) {
       p.started = true;
-      detail::resume(t.h_, s.loop);
+      detail::resume(t.v_, s.loop);
     }
-    if (!t.h_.done()) {
+    if (!t.v_.done()) {
       p.stop_loop = s.loop;  // set only now: it completes inside a run, never before it
-      while (!t.h_.done()) {
+      while (!t.v_.done()) {
         int rc = check(async_loop_run(s.loop, ASYNC_RUN_DEFAULT));
         s.rethrow();
-        if (rc == 0 && !t.h_.done()) throw error(ASYNC_ESTATE);
+        if (rc == 0 && !t.v_.done()) throw error(ASYNC_ESTATE);
       }
     }
     s.rethrow();
@@ -829,7 +1220,7 @@ class Loop {
   // rethrown from the run in progress. ASYNC_ECANCELED once shutting down.
   void spawn(task<void> t) {
     detail::loop_state &s = detail::open_state(s_.get());
-    if (!t.h_) throw error(ASYNC_EINVAL);
+    if (!t.v_) throw error(ASYNC_EINVAL);
     auto h = t.release();
     auto &p = h.promise();
     if (p.started) {
@@ -892,16 +1283,10 @@ class Loop {
 
   class [[nodiscard]] connect_awaiter : public detail::op<async_stream *> {
    public:
-    connect_awaiter(async_future *f, int rc, async_reader *reader) noexcept
-        : op(f, rc, &take_stream), reader_(reader) {}
-    connect_awaiter(connect_awaiter &&o) noexcept : op(std::move(o)), reader_(std::exchange(o.reader_, nullptr)) {}
-    connect_awaiter &operator=(connect_awaiter &&) = delete;
-    ~connect_awaiter() {
-      if (reader_) async_reader_free(reader_);
-    }
+    connect_awaiter(async_future *f, int rc, Stream &&s) noexcept : op(f, rc, &take_stream), s_(std::move(s)) {}
     Stream await_resume() {
-      async_stream *stream = op::await_resume();
-      return Stream(stream, std::exchange(reader_, nullptr));
+      s_.node()->set_stream(op::await_resume());
+      return std::move(s_);
     }
 
    private:
@@ -910,30 +1295,31 @@ class Loop {
       check(async_stream_retain(stream));  // the future's own reference goes with the future
       return stream;
     }
-    async_reader *reader_;
+    Stream s_;  // its node, the connect's protocol userdata; the stream once connected
   };
   // A TCP connection (async_tcp_connect(); options may be NULL).
   connect_awaiter tcp_connect(const char *host, std::uint16_t port, const async_connect_options *options = nullptr) {
-    async_reader *reader = new_reader();
-    async_future *f = nullptr;
-    int rc = reader ? async_tcp_connect(&f, get(), host, port, options, async_reader_protocol(), reader) : ASYNC_ENOMEM;
-    return {f, rc, reader};
+    return connect([&](async_future **f, const async_stream_protocol *protocol, void *userdata) {
+      return async_tcp_connect(f, get(), host, port, options, protocol, userdata);
+    });
   }
   // A Unix socket connection (async_unix_connect()).
   connect_awaiter unix_connect(const char *path) {
-    async_reader *reader = new_reader();
-    async_future *f = nullptr;
-    int rc = reader ? async_unix_connect(&f, get(), path, async_reader_protocol(), reader) : ASYNC_ENOMEM;
-    return {f, rc, reader};
-  }
-
-  // A reader for a new stream of this loop; NULL (ASYNC_ENOMEM for the caller) without one.
-  async_reader *new_reader() const noexcept {
-    async_reader *reader = nullptr;
-    return async_reader_new(&reader, get(), 0) < 0 ? nullptr : reader;
+    return connect([&](async_future **f, const async_stream_protocol *protocol, void *userdata) {
+      return async_unix_connect(f, get(), path, protocol, userdata);
+    });
   }
 
  private:
+  template <class ConnectFn>
+  connect_awaiter connect(ConnectFn connect_fn) noexcept {
+    Stream s = Stream::make(get());
+    async_future *f = nullptr;
+    int rc = s ? connect_fn(&f, &detail::stream_node::protocol, s.node()) : ASYNC_ENOMEM;
+    if (rc == 0) s.node()->handed();
+    return {f, rc, std::move(s)};
+  }
+
   detail::loop_state &state() const {
     if (!s_) throw error(ASYNC_EINVAL);
     return *s_;
@@ -967,20 +1353,17 @@ class Loop {
 };
 
 inline Stream Stream::adopt(Loop &loop, int fd) {
-  async_reader *reader = loop.new_reader();
-  if (!reader) throw error(ASYNC_ENOMEM);
+  Stream s = make(loop.get());
+  if (!s) throw error(ASYNC_ENOMEM);
   async_stream *stream = nullptr;
-  int rc = async_stream_adopt(&stream, loop.get(), fd, async_reader_protocol(), reader);
-  if (rc < 0) {
-    async_reader_free(reader);
-    throw error(rc);
-  }
+  check(async_stream_adopt(&stream, loop.get(), fd, &detail::stream_node::protocol, s.node()));
+  s.node()->handed();
   if (async_stream_retain(stream) < 0) {  // only at 2^32 - 1 references
     async_stream_abort(stream);
-    async_reader_free(reader);
     throw error(ASYNC_ERANGE);
   }
-  return Stream(stream, reader);
+  s.node()->set_stream(stream);
+  return s;
 }
 
 // ---- Timer ----------------------------------------------------------------------
@@ -1004,52 +1387,35 @@ struct timer_node final : handle_node {
 
 // A timer calling a function (async_timer); closed when destroyed. A
 // function's exception is rethrown from the Loop's run in progress.
-class Timer {
+class Timer : public detail::owner<detail::handle_node *, &detail::handle_node::close_and_unref> {
  public:
   explicit Timer(Loop &loop) {
     detail::open_state(detail::state_of(loop.get()));
     auto node = std::make_unique<detail::timer_node>(loop.get());
     check(async_timer_new(&node->timer, loop.get(), node->userdata()));
     node->opened(async_timer_handle(node->timer));
-    n_ = node.release();
+    v_ = node.release();
   }
-  Timer(Timer &&o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
-  Timer &operator=(Timer &&o) noexcept {
-    if (this != &o) {
-      reset();
-      n_ = std::exchange(o.n_, nullptr);
-    }
-    return *this;
-  }
-  Timer(const Timer &) = delete;
-  Timer &operator=(const Timer &) = delete;
-  ~Timer() { reset(); }
 
   // fn after timeout, then every repeat (0: once). ASYNC_ECLOSED once closed.
   void start(std::chrono::milliseconds timeout, std::chrono::milliseconds repeat, std::function<void()> fn) {
     async_timer *t = get();
-    if (!t) throw error(n_ ? ASYNC_ECLOSED : ASYNC_EINVAL);
-    n_->fn = std::move(fn);
+    if (!t) throw error(v_ ? ASYNC_ECLOSED : ASYNC_EINVAL);
+    node()->fn = std::move(fn);
     check(async_timer_start(t, static_cast<std::uint64_t>(timeout.count()), static_cast<std::uint64_t>(repeat.count()),
                             &detail::timer_node::fired));
   }
   void stop() {
     async_timer *t = get();
-    if (!t) throw error(n_ ? ASYNC_ECLOSED : ASYNC_EINVAL);
+    if (!t) throw error(v_ ? ASYNC_ECLOSED : ASYNC_EINVAL);
     check(async_timer_stop(t));
   }
-  bool active() const { return get() && check(async_handle_is_active(n_->handle)) == 1; }
+  bool active() const { return get() && check(async_handle_is_active(v_->handle)) == 1; }
   // The timer; NULL once closed (by Loop::shutdown()) or moved from.
-  async_timer *get() const noexcept { return n_ && !n_->closing ? n_->timer : nullptr; }
-
-  void reset() noexcept {
-    if (!n_) return;
-    n_->close();
-    std::exchange(n_, nullptr)->unref();
-  }
+  async_timer *get() const noexcept { return v_ && !v_->closing ? node()->timer : nullptr; }
 
  private:
-  detail::timer_node *n_ = nullptr;
+  detail::timer_node *node() const noexcept { return static_cast<detail::timer_node *>(v_); }
 };
 
 // ---- Server ---------------------------------------------------------------------
@@ -1079,21 +1445,21 @@ struct server_node final : handle_node {
     n->unref();
   }
   void take(async_stream *stream) noexcept {
-    async_reader *reader = nullptr;
-    if (!handle || closing || async_reader_new(&reader, loop, 0) < 0) {
+    Stream s = handle && !closing ? Stream::make(loop) : Stream();
+    if (!s || async_stream_set_protocol(stream, &stream_node::protocol, s.node()) < 0) {
       async_stream_abort(stream);  // nobody will accept it
       return;
     }
-    if (async_stream_set_protocol(stream, async_reader_protocol(), reader) < 0 || async_stream_retain(stream) < 0) {
-      async_reader_free(reader);
+    s.node()->handed();
+    if (async_stream_retain(stream) < 0) {
       async_stream_abort(stream);
       return;
     }
+    s.node()->set_stream(stream);
     try {
-      ready.emplace_back(stream, reader);
+      ready.push_back(std::move(s));
     } catch (...) {
-      Stream dropped(stream, reader);
-      return;
+      return;  // s closes it
     }
     if (waiter) resume(std::exchange(waiter, nullptr), loop);
   }
@@ -1119,20 +1485,9 @@ struct server_node final : handle_node {
 // here). Destroying it (or close()) stops listening and closes the
 // connections not accepted yet; a coroutine in accept() then throws
 // ASYNC_ECLOSED.
-class Server {
+class Server : public detail::owner<detail::handle_node *, &detail::handle_node::close_and_unref> {
  public:
   Server() noexcept = default;
-  Server(Server &&o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
-  Server &operator=(Server &&o) noexcept {
-    if (this != &o) {
-      close();
-      n_ = std::exchange(o.n_, nullptr);
-    }
-    return *this;
-  }
-  Server(const Server &) = delete;
-  Server &operator=(const Server &) = delete;
-  ~Server() { close(); }
 
   // async_tcp_listen(): host NULL for every interface, port 0 for a free one.
   static Server listen_tcp(Loop &loop, const char *host, std::uint16_t port, int backlog = 0, std::uint32_t flags = 0) {
@@ -1148,7 +1503,7 @@ class Server {
   }
 
   std::uint16_t port() const { return static_cast<std::uint16_t>(check(async_server_port(get()))); }
-  async_server *get() const noexcept { return n_ && !n_->closing ? n_->server : nullptr; }
+  async_server *get() const noexcept { return v_ && !v_->closing ? node()->server : nullptr; }
 
   class [[nodiscard]] accept_awaiter {
    public:
@@ -1182,14 +1537,10 @@ class Server {
     bool waiting_ = false;
   };
   // The next connection.
-  accept_awaiter accept() noexcept { return accept_awaiter(n_); }
+  accept_awaiter accept() noexcept { return accept_awaiter(node()); }
 
   // Stops listening; connections not accepted yet are closed.
-  void close() noexcept {
-    if (!n_) return;
-    n_->close();
-    std::exchange(n_, nullptr)->unref();
-  }
+  void close() noexcept { reset(); }
 
  private:
   template <class ListenFn>
@@ -1199,10 +1550,10 @@ class Server {
     check(listen_fn(&node->server, node->userdata()));
     node->opened(async_server_handle(node->server));
     Server s;
-    s.n_ = node.release();
+    s.v_ = node.release();
     return s;
   }
-  detail::server_node *n_ = nullptr;
+  detail::server_node *node() const noexcept { return static_cast<detail::server_node *>(v_); }
 };
 
 }  // namespace async

@@ -271,6 +271,113 @@ void test_shutdown_with_connections() {
   CHECK_ERROR(ASYNC_ECANCELED, (void)Server::listen_tcp(loop, "127.0.0.1", 0));
 }
 
+// Reads complete from the stream's own delivery and resume their coroutine
+// there: no future and no ready-queue task per read, so round trips run
+// no loop callbacks (ASYNC_METRIC_CALLBACKS counts every ready-queue task).
+task<void> round_trips(Loop &loop, Server &server, std::uint64_t *callbacks) {
+  Stream c = co_await loop.tcp_connect("127.0.0.1", server.port());
+  Stream s = co_await server.accept();
+  std::uint64_t before = 0, after = 0;
+  async::check(async_loop_metric(&before, loop.get(), ASYNC_METRIC_CALLBACKS));
+  for (int i = 0; i < 200; i++) {
+    co_await c.write("ping");
+    Bytes got = co_await s.read_exactly(4);
+    co_await s.write(got);
+    CHECK((co_await c.read_some()).str() == "ping");
+  }
+  async::check(async_loop_metric(&after, loop.get(), ASYNC_METRIC_CALLBACKS));
+  *callbacks = after - before;
+}
+
+void test_reads_without_loop_callbacks() {
+  Loop loop;
+  Server server = Server::listen_tcp(loop, "127.0.0.1", 0);
+  std::uint64_t callbacks = 0;
+  loop.run(round_trips(loop, server, &callbacks));
+  CHECK(callbacks < 20);  // 400 reads
+}
+
+// A read's Bytes borrow the bytes where they arrived; each keeps them,
+// moved or not, while the stream reads on, buffers more, and after the
+// Stream is gone.
+task<void> kept_bytes(Loop &loop, Server &server) {
+  Stream c = co_await loop.tcp_connect("127.0.0.1", server.port());
+  Stream s = co_await server.accept();
+  co_await c.write("one\ntwo\n");
+  Bytes one = co_await s.read_line();
+  Bytes two = co_await s.read_line();
+  Bytes moved = std::move(one);
+  CHECK(one.empty());
+  // A read made before it is awaited completes meanwhile, and keeps its bytes too.
+  auto early = s.read_some();
+  co_await c.write("early");
+  co_await loop.sleep(20ms);
+  Bytes e = co_await early;
+  CHECK(e.str() == "early");
+  // Many deliveries, a buffer that grows (and moves) under the earlier Bytes.
+  std::string big(200000, 'x');
+  for (std::size_t i = 0; i < big.size(); i++) big[i] = static_cast<char>('a' + i % 26);
+  co_await c.write(big);
+  Bytes first = co_await s.read_exactly(10);
+  co_await loop.sleep(20ms);
+  CHECK((co_await s.read_exactly(big.size() - 10)).str() == std::string_view(big).substr(10));
+  CHECK(first.str() == std::string_view(big).substr(0, 10));
+  CHECK(moved.str() == "one\n");
+  CHECK(two.str() == "two\n");
+  CHECK(e.str() == "early");
+  // Bytes outlive their Stream.
+  co_await c.write("last");
+  Bytes last = co_await s.read_exactly(4);
+  s = Stream();
+  CHECK(last.str() == "last");
+  CHECK((co_await c.read_some()).empty());  // s closed
+}
+
+void test_kept_bytes() {
+  Loop loop;
+  Server server = Server::listen_tcp(loop, "127.0.0.1", 0);
+  loop.run(kept_bytes(loop, server));
+}
+
+// A Stream destroyed while another coroutine is in its read: that read
+// throws ASYNC_ECANCELED, resumed from the loop, never inside the
+// destructor.
+task<void> dropped_under_read(Loop &loop, Server &server) {
+  Stream c = co_await loop.tcp_connect("127.0.0.1", server.port());
+  Stream s = co_await server.accept();
+  int code = 0;
+  auto reader = [](Stream &in, int *out) -> task<void> {
+    try {
+      co_await in.read_some();
+    } catch (const async::error &e) {
+      *out = e.value();
+    }
+  };
+  auto t = reader(s, &code);
+  t.start();
+  s = Stream();
+  CHECK(code == 0);
+  co_await loop.sleep(1ms);
+  CHECK(t.done());
+  CHECK(code == ASYNC_ECANCELED);
+  // Bad reads, thrown at the co_await.
+  Stream c2 = co_await loop.tcp_connect("127.0.0.1", server.port());
+  Stream s2 = co_await server.accept();
+  CHECK_ERROR(ASYNC_EINVAL, co_await s2.read_exactly(0));
+  CHECK_ERROR(ASYNC_EINVAL, co_await s2.read_some(0));
+  CHECK_ERROR(ASYNC_EINVAL, co_await s2.read_until(""));
+  CHECK_ERROR(ASYNC_EINVAL, co_await s2.read_until("0123456789abcdefg"));
+  co_await c2.write("0123456789abcdef|");
+  CHECK((co_await s2.read_until("0123456789abcdef")).size() == 16);  // 16 bytes: the longest delimiter
+  CHECK((co_await s2.read_some()).str() == "|");
+}
+
+void test_dropped_under_read() {
+  Loop loop;
+  Server server = Server::listen_tcp(loop, "127.0.0.1", 0);
+  loop.run(dropped_under_read(loop, server));
+}
+
 }  // namespace
 
 int main() {
@@ -282,6 +389,9 @@ int main() {
       {"bad_input", test_bad_input},
       {"cancel", test_cancel},
       {"shutdown_with_connections", test_shutdown_with_connections},
+      {"reads_without_loop_callbacks", test_reads_without_loop_callbacks},
+      {"kept_bytes", test_kept_bytes},
+      {"dropped_under_read", test_dropped_under_read},
   };
   return run_tests(tests);
 }
