@@ -8,8 +8,11 @@
 #   libasync (bindings/go/cmd/echo: go-async, a goroutine per connection;
 #   go-loop, a Handler on the loop's goroutine) and the same Go server over
 #   Go's net package (go-net), interleaved, ROUNDS rounds; medians and
-#   ratios to C.
-# usage: bench/run_go.sh   env: ROUNDS=3 SECONDS_PER_RUN=2 SKIP_BUILD=1 BUILD_DIR=build-bench
+#   the median of the per-round ratios to C (each round runs every server
+#   once, back to back), with their range.
+# BASELINE=path/to/echo_go adds that build of cmd/echo (go-base: goroutine
+# per connection) to each round, to compare a change of the binding.
+# usage: bench/run_go.sh   env: ROUNDS=3 SECONDS_PER_RUN=2 SKIP_BUILD=1 BUILD_DIR=build-bench BASELINE=
 set -euo pipefail
 # shellcheck source=bench/build.sh
 . "$(dirname "${BASH_SOURCE[0]}")/build.sh"
@@ -36,7 +39,7 @@ measure() { # server-name workload conns command...
   kill -TERM "$pid"
   wait "$pid" || true
   rm -f "$out"
-  echo "server=$name workload=$workload $line" >>"$results"
+  echo "round=$r server=$name workload=$workload $line" >>"$results"
 }
 echo "== echo ping-pong, 64 B, $rounds rounds of ${secs}s"
 for ((r = 0; r < rounds; r++)); do
@@ -45,6 +48,7 @@ for ((r = 0; r < rounds; r++)); do
     measure go-async "pingpong-$conns" "$conns" "$bin/echo_go"
     measure go-loop "pingpong-$conns" "$conns" "$bin/echo_go" -handler
     measure go-net "pingpong-$conns" "$conns" "$bin/echo_go" -net
+    if [[ -n ${BASELINE:-} ]]; then measure go-base "pingpong-$conns" "$conns" "$BASELINE"; fi
     printf '.' >&2
   done
 done
@@ -54,11 +58,14 @@ import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     f = dict(x.split("=", 1) for x in line.split() if "=" in x)
-    runs.setdefault((f["workload"], f["server"]), []).append(float(f["ops_per_sec"]))
-print(f"{'workload':<14} {'server':<9} {'trips/s':>10} {'vs C':>6}")
+    runs.setdefault((f["workload"], f["server"]), {})[f["round"]] = float(f["ops_per_sec"])
+print(f"{'workload':<14} {'server':<9} {'trips/s':>10} {'vs C':>6}  per-round ratios")
 for w in ("pingpong-1", "pingpong-100"):
-    c = statistics.median(runs[(w, "c")])
-    for s in ("c", "go-async", "go-loop", "go-net"):
-        m = statistics.median(runs[(w, s)])
-        print(f"{w:<14} {s:<9} {m:>10.0f} {m / c:>6.2f}")
+    c = runs[(w, "c")]
+    for s in ("c", "go-async", "go-loop", "go-net", "go-base"):
+        if (w, s) not in runs:
+            continue
+        m = runs[(w, s)]
+        ratios = sorted(m[r] / c[r] for r in m)
+        print(f"{w:<14} {s:<9} {statistics.median(m.values()):>10.0f} {statistics.median(ratios):>6.2f}  {ratios[0]:.2f}-{ratios[-1]:.2f}")
 PY

@@ -2,8 +2,10 @@
 # Subprocess benchmark: libasync's async_process against libuv's uv_spawn,
 # interleaved (each round runs both back to back, in a rotated order, so
 # host-load drift hits both alike): spawn + wait of /bin/true (N in a row,
-# spawns/s) and 64 MiB through one cat (MiB/s). Prints each library's
-# median and the median of the per-round ratios libasync / libuv.
+# spawns/s) and 64 MiB through one cat (MiB/s), libasync's stdio over pipes
+# (the default) and over socketpairs (ASYNC_STDIO_SOCKETPAIR), libuv's over
+# its socketpairs both times. Prints each library's median and the median of
+# the per-round ratios libasync / libuv.
 #
 # usage: bench/run_spawn.sh     env: ROUNDS=7 SPAWNS=2000 SKIP_BUILD=1
 set -euo pipefail
@@ -13,14 +15,15 @@ rounds=${ROUNDS:-7}
 spawns=${SPAWNS:-2000}
 echo "machine: $(nproc) cores, kernel $(uname -r), load average $(cut -d' ' -f1 /proc/loadavg); $rounds rounds"
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-for w in "true rate spawns/s" "cat mibps MiB/s"; do
-  read -r mode key unit <<<"$w"
+for w in "true true rate spawns/s" "cat cat mibps MiB/s" "catsock cat mibps MiB/s"; do
+  read -r mode uv_mode key unit <<<"$w"
   a_all=() u_all=() ratios=()
   for ((round = 0; round < rounds; round++)); do
     order=(async uv)
     if ((round % 2)); then order=(uv async); fi
     for lib in "${order[@]}"; do
-      line=$("$bin/spawn_$lib" "$mode" "$spawns" | grep '^RESULT ')
+      if [[ $lib == async ]]; then m=$mode; else m=$uv_mode; fi
+      line=$("$bin/spawn_$lib" "$m" "$spawns" | grep '^RESULT ')
       value=$(sed -E "s/.* $key=([0-9.]+).*/\1/" <<<"$line")
       if [[ $lib == async ]]; then a=$value; else u=$value; fi
     done

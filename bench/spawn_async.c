@@ -2,8 +2,9 @@
  * Subprocess benchmark on libasync: `true` spawns N children of /bin/true
  * one after the other, each waited for (spawns per second); `cat` sends
  * 64 MiB through one cat child, writing its stdin and reading its stdout
- * through the loop (MiB per second). See bench/run_spawn.sh; the libuv
- * twin is spawn_uv.c.
+ * through the loop (MiB per second), over pipes; `catsock` the same over
+ * socketpairs (ASYNC_STDIO_SOCKETPAIR, the transport libuv's stdio pipes
+ * are). See bench/run_spawn.sh; the libuv twin is spawn_uv.c.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -90,10 +91,11 @@ int main(int argc, char **argv) {
     static const async_stream_protocol out = {sizeof(async_stream_protocol), NULL, count, NULL, lost, NULL, NULL,
                                               NULL, NULL, 0, NULL};
     memset(chunk, 'x', sizeof chunk);
+    int transport = strcmp(mode, "catsock") == 0 ? ASYNC_STDIO_SOCKETPAIR : ASYNC_STDIO_PIPE;
     o.argv = argv_cat;
-    o.stdio_mode[0] = ASYNC_STDIO_PIPE;
+    o.stdio_mode[0] = transport;
     o.stdio_protocol[0] = &in;
-    o.stdio_mode[1] = ASYNC_STDIO_PIPE;
+    o.stdio_mode[1] = transport;
     o.stdio_protocol[1] = &out;
     double t0 = bench_now();
     async_process *proc = NULL;
@@ -102,7 +104,7 @@ int main(int argc, char **argv) {
     check(async_loop_run(loop, ASYNC_RUN_DEFAULT), "run");
     double dt = bench_now() - t0;
     if (received != TOTAL) check(ASYNC_EIO, "bytes received");
-    printf("RESULT bench=spawn_cat lib=async mibps=%.0f\n", TOTAL / (1024.0 * 1024.0) / dt);
+    printf("RESULT bench=spawn_%s lib=async mibps=%.0f\n", mode, TOTAL / (1024.0 * 1024.0) / dt);
   }
   check(async_loop_run(loop, ASYNC_RUN_DEFAULT), "run");
   check(async_loop_free(loop), "loop free");

@@ -32,6 +32,8 @@
 #include "async/process.h"
 #include "async/layer.h"
 #include "async/queue.h"
+#include "async/tls.h"
+#include "async/socks.h"
 /* clang-format on */
 
 #endif

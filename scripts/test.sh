@@ -114,7 +114,7 @@ if [ -f build/build.ninja ]; then
   done
 fi
 
-la_heading "6/7 build-fuzz/: libFuzzer targets (clang, ASan + UBSan), a fixed budget of about 60 s"
+la_heading "6/7 build-fuzz/: libFuzzer targets (clang, ASan + UBSan), a fixed budget of about 70 s"
 # docs/testing.md: targets, corpora, longer runs, reproducing a crash.
 if CC=clang CXX=clang++ build_or_fail fuzz la_build build-fuzz -Dfuzz=true -Dtests=false -Dexamples=false \
   -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false; then

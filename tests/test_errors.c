@@ -49,6 +49,9 @@ static const struct code_info k_codes[] = {
     {ASYNC_ENOENT, "ASYNC_ENOENT"},
     {ASYNC_ENOEXEC, "ASYNC_ENOEXEC"},
     {ASYNC_EPROTO, "ASYNC_EPROTO"},
+    {ASYNC_ETLS, "ASYNC_ETLS"},
+    {ASYNC_ECERT, "ASYNC_ECERT"},
+    {ASYNC_ETRUNCATED, "ASYNC_ETRUNCATED"},
 };
 #define N_CODES (sizeof k_codes / sizeof k_codes[0])
 
@@ -89,6 +92,9 @@ static void test_code_values_fixed(void **state) {
   assert_int_equal(ASYNC_ENOENT, -31);
   assert_int_equal(ASYNC_ENOEXEC, -32);
   assert_int_equal(ASYNC_EPROTO, -33);
+  assert_int_equal(ASYNC_ETLS, -34);
+  assert_int_equal(ASYNC_ECERT, -35);
+  assert_int_equal(ASYNC_ETRUNCATED, -36);
 }
 
 static void test_strerror_distinct_known(void **state) {

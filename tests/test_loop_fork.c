@@ -238,13 +238,20 @@ static int wait_and_run(async_loop *loop, int fd, int ms) {
   return 1;
 }
 
-/* The child's loop driven through async_loop_fd(): a watcher on an fd only
+/* Set by a timer the parent started before the fork. */
+static int inherited_fired;
+
+/* The child's loop driven through async_loop_fd(): a timer the parent
+ * started fires through the child's new timerfd, a watcher on an fd only
  * the child has makes the child's embedding fd readable (it nests the
  * child's new epoll, not the parent's). Returns 0 or a failure code. */
 static int child_embedded(async_loop *loop) {
   int fd = -1, p[2], seen = 0;
   async_watcher *own = NULL;
   if (async_loop_fork(loop) != 0 || async_loop_fd(&fd, loop) != 0) return 20;
+  for (int i = 0; i < 20 && !inherited_fired; i++)
+    if (!wait_and_run(loop, fd, 1000)) return 28;
+  if (inherited_fired != 1) return 29;
   if (pipe(p) < 0 || dup2(p[0], 200) < 0) return 21;
   if (async_watcher_new(&own, loop, 200, &seen) != 0 || async_watcher_start(own, ASYNC_READABLE, count_readable) != 0)
     return 22;
@@ -265,6 +272,8 @@ static void test_fork_embedded(void **state) {
     return;
   }
   assert_int_equal(async_loop_fd(&fd, loop), 0);
+  inherited_fired = 0;
+  async_timer *inherited = tu_timer_start(loop, &inherited_fired, 50, 0, tu_count_timer_cb);
   async_loop_run(loop, ASYNC_RUN_NOWAIT);
   pid_t child = fork();
   assert_true(child >= 0);
@@ -278,7 +287,9 @@ static void test_fork_embedded(void **state) {
   async_timer *t = tu_timer_start(loop, &fired, 1, 0, tu_count_timer_cb);
   for (int i = 0; i < 5 && !fired; i++) assert_true(wait_and_run(loop, fd, 1000));
   assert_int_equal(fired, 1);
+  assert_int_equal(inherited_fired, 1); /* due long before: the parent's own copy fired too */
   tu_close(async_timer_handle(t));
+  tu_close(async_timer_handle(inherited));
   tu_finish(loop);
 }
 

@@ -275,6 +275,62 @@ static void test_wakeup_blocked_run_once(void **state) {
 }
 
 /* ------------------------------------------------------------------ */
+/* A loop that never waits: a call_soon chain, no fd watched. Its polls
+ * are skipped (docs/design.md, One loop iteration); a post must still
+ * arrive within a few iterations, and every iteration is counted.       */
+
+struct spin {
+  struct wake w;
+  uint64_t chained;
+  uint64_t chained_at_post; /* the chain's length when the post ran */
+  uint64_t deadline_ns;
+};
+
+static void spin_post_cb(async_loop *loop, void *ud) {
+  (void)loop;
+  struct spin *s = ud;
+  s->w.got++;
+  s->chained_at_post = s->chained;
+}
+
+static void *spin_thread(void *arg) {
+  struct spin *s = arg;
+  tu_sleep_ms(s->w.delay_ms);
+  s->w.rc = async_loop_post(s->w.loop, spin_post_cb, s);
+  return NULL;
+}
+
+static void spin_chain_cb(async_loop *loop, void *ud) {
+  struct spin *s = ud;
+  s->chained++;
+  /* Ends the chain a few iterations after the post ran, or at the deadline
+   * (then the test fails below). */
+  if (s->w.got ? s->chained - s->chained_at_post >= 10 : tu_now_ns() >= s->deadline_ns) return;
+  assert_int_equal(async_loop_call_soon(loop, spin_chain_cb, s), 0);
+}
+
+static void test_post_reaches_spinning_loop(void **state) {
+  (void)state;
+  struct spin s;
+  memset(&s, 0, sizeof s);
+  s.w.loop = tu_loop_new();
+  s.w.delay_ms = 30;
+  s.deadline_ns = tu_now_ns() + 3000000000u;
+  uint64_t iterations0 = tu_metric(s.w.loop, ASYNC_METRIC_ITERATIONS);
+  assert_int_equal(async_loop_call_soon(s.w.loop, spin_chain_cb, &s), 0);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, spin_thread, &s), 0);
+  assert_int_equal(async_loop_run(s.w.loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(s.w.rc, 0);
+  assert_int_equal(s.w.got, 1);
+  assert_true(tu_now_ns() < s.deadline_ns);
+  /* One chained callback per iteration, skipped polls counted too. */
+  assert_true(tu_metric(s.w.loop, ASYNC_METRIC_ITERATIONS) - iterations0 >= s.chained);
+  tu_finish(s.w.loop);
+}
+
+/* ------------------------------------------------------------------ */
 /* Freed loops                                                          */
 
 static void never_cb(async_loop *loop, void *ud) {
@@ -412,6 +468,7 @@ int main(void) {
       cmocka_unit_test(test_post_many_threads),
       cmocka_unit_test(test_post_wakes_blocked_poll),
       cmocka_unit_test(test_wakeup_blocked_run_once),
+      cmocka_unit_test(test_post_reaches_spinning_loop),
       cmocka_unit_test(test_post_freed_loop),
       cmocka_unit_test(test_post_races_free),
   };

@@ -14,6 +14,11 @@
 #include <async/process.h>
 
 #include <dirent.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -429,8 +434,8 @@ static const async_stream_protocol k_source = {
     sizeof(async_stream_protocol), source_made, source_data, NULL, source_lost, NULL, NULL, source_drained,
     source_release, 0, NULL};
 
-static void test_cat_64mib(void **state) {
-  (void)state;
+/* 64 MiB through cat, checksummed, over the given transport. */
+static void cat_64mib(int transport) {
   async_loop *loop = tu_loop_new();
   static struct source src;
   memset(&src, 0, sizeof src);
@@ -439,20 +444,22 @@ static void test_cat_64mib(void **state) {
   sink_init(&out);
   async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
   o.argv = k_cat;
-  o.stdio_mode[0] = ASYNC_STDIO_PIPE;
+  o.stdio_mode[0] = transport;
   o.stdio_protocol[0] = &k_source;
   o.stdio_userdata[0] = &src;
-  o.stdio_mode[1] = ASYNC_STDIO_PIPE;
+  o.stdio_mode[1] = transport;
   o.stdio_protocol[1] = &k_sink;
   o.stdio_userdata[1] = &out;
   async_process *proc = NULL;
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
   async_stream *in = NULL;
   assert_int_equal(async_process_stream(&in, proc, 0), 0);
-  assert_int_equal(async_stream_is_reading(in), 0); /* a write end */
+  if (transport == ASYNC_STDIO_PIPE) assert_int_equal(async_stream_is_reading(in), 0); /* a write end */
   async_stream *err = NULL;
   assert_int_equal(async_process_stream(&err, proc, 2), ASYNC_ESTATE);
   run_bounded(loop, &out.released, 60000);
+  /* A socketpair's stream ends once the child closed its end too. */
+  run_bounded(loop, &src.released, 5000);
   assert_int_equal(src.lost, 1);
   assert_int_equal(src.error, 0);
   assert_int_equal(out.eof, 1);
@@ -464,6 +471,75 @@ static void test_cat_64mib(void **state) {
   assert_int_equal(async_stream_write(in, "x", 1), ASYNC_ECLOSED);
   assert_int_equal(async_process_free(proc), 0);
   tu_finish(loop);
+}
+
+static void test_cat_64mib(void **state) {
+  (void)state;
+  cat_64mib(ASYNC_STDIO_PIPE);
+}
+
+static void test_cat_64mib_socketpair(void **state) {
+  (void)state;
+  cat_64mib(ASYNC_STDIO_SOCKETPAIR);
+}
+
+/* ASYNC_STDIO_SOCKETPAIR: the child's fd is a Unix stream socket, both
+ * ways; EOF from async_stream_write_eof(), what the child writes to its
+ * stdin comes back on that stream (and its end is a socket); a child gone
+ * before reading ends the stream with an error and no SIGPIPE. */
+static void test_socketpair(void **state) {
+  (void)state;
+  signal(SIGPIPE, SIG_DFL);
+  async_loop *loop = tu_loop_new();
+  struct sink out, in_side;
+  sink_init(&out);
+  sink_init(&in_side);
+  async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
+  static const char *const both[] = {"/bin/sh", "-c", "test -S /dev/stdin && test -S /dev/stdout && echo back >&0; cat",
+                                     NULL};
+  o.argv = both;
+  o.stdio_mode[0] = ASYNC_STDIO_SOCKETPAIR;
+  o.stdio_protocol[0] = &k_sink;
+  o.stdio_userdata[0] = &in_side;
+  o.stdio_mode[1] = ASYNC_STDIO_SOCKETPAIR;
+  o.stdio_protocol[1] = &k_sink;
+  o.stdio_userdata[1] = &out;
+  async_process *proc = NULL;
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
+  async_stream *in = NULL;
+  assert_int_equal(async_process_stream(&in, proc, 0), 0);
+  assert_int_equal(async_stream_write(in, "hello\n", 6), 0);
+  assert_int_equal(async_stream_write_eof(in), 0);
+  run_bounded(loop, &out.released, 5000);
+  assert_string_equal(out.buf, "hello\n");
+  assert_int_equal(out.eof, 1);
+  assert_int_equal(out.error, 0);
+  run_bounded(loop, &in_side.released, 5000);
+  assert_string_equal(in_side.buf, "back\n");
+  assert_int_equal(in_side.eof, 1);
+  assert_int_equal(in_side.error, 0);
+  assert_int_equal(wait_exit(loop, proc), 0);
+  assert_int_equal(async_process_free(proc), 0);
+
+  /* The child exits without reading: the writer's stream ends in error. */
+  static struct source src;
+  memset(&src, 0, sizeof src);
+  o.argv = k_true;
+  o.stdio_mode[0] = ASYNC_STDIO_SOCKETPAIR;
+  o.stdio_protocol[0] = &k_source;
+  o.stdio_userdata[0] = &src;
+  o.stdio_mode[1] = ASYNC_STDIO_INHERIT;
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
+  run_bounded(loop, &src.released, 10000);
+  assert_int_equal(src.lost, 1);
+  /* ASYNC_ECONNRESET when it left bytes unread in its end, as any socket peer. */
+  assert_true(src.error == ASYNC_EPIPE || src.error == ASYNC_ECONNRESET);
+  assert_int_equal(wait_exit(loop, proc), 0);
+  assert_int_equal(async_process_free(proc), 0);
+  tu_finish(loop);
+  sigset_t pending;
+  sigpending(&pending);
+  assert_false(sigismember(&pending, SIGPIPE));
 }
 
 static void test_stdin_eof(void **state) {
@@ -525,6 +601,83 @@ static void test_child_gone_epipe(void **state) {
     sigpending(&pending);
     assert_false(sigismember(&pending, SIGPIPE));
   }
+}
+
+/* The caller blocks SIGPIPE itself: the SIGPIPE a write to a gone child
+ * raises is still taken off the pending set, and one the caller had
+ * pending already is left to it. */
+static void test_epipe_sigpipe_blocked(void **state) {
+  (void)state;
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  assert_int_equal(pthread_sigmask(SIG_BLOCK, &pipe_set, &old), 0);
+  for (int own_pending = 0; own_pending < 2; own_pending++) {
+    if (own_pending) assert_int_equal(pthread_kill(pthread_self(), SIGPIPE), 0);
+    async_loop *loop = tu_loop_new();
+    static struct source src;
+    memset(&src, 0, sizeof src);
+    async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
+    o.argv = k_true;
+    o.stdio_mode[0] = ASYNC_STDIO_PIPE;
+    o.stdio_protocol[0] = &k_source;
+    o.stdio_userdata[0] = &src;
+    async_process *proc = NULL;
+    assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
+    run_bounded(loop, &src.released, 10000);
+    assert_int_equal(src.error, ASYNC_EPIPE);
+    assert_int_equal(wait_exit(loop, proc), 0);
+    assert_int_equal(async_process_free(proc), 0);
+    tu_finish(loop);
+    sigset_t pending, now;
+    sigpending(&pending);
+    assert_int_equal(sigismember(&pending, SIGPIPE), own_pending);
+    assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &now), 0);
+    assert_true(sigismember(&now, SIGPIPE)); /* the caller's mask, as it was */
+    if (own_pending) {
+      struct timespec zero = {0, 0};
+      assert_int_equal(sigtimedwait(&pipe_set, NULL, &zero), SIGPIPE);
+    }
+  }
+  assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+}
+
+/* Each stdio pipe holds 256 KiB where /proc/sys/fs/pipe-max-size allows
+ * it (64 KiB pipes wake the loop and the child four times as often). */
+static void test_pipe_capacity(void **state) {
+  (void)state;
+  long max = 0;
+  FILE *f = fopen("/proc/sys/fs/pipe-max-size", "r");
+  assert_non_null(f);
+  assert_int_equal(fscanf(f, "%ld", &max), 1);
+  fclose(f);
+  int probe[2];
+  assert_int_equal(pipe(probe), 0);
+  int base = fcntl(probe[0], F_GETPIPE_SZ);
+  tu_close_pair(probe);
+  int want = max >= 256 * 1024 || geteuid() == 0 ? 256 * 1024 : base;
+  async_loop *loop = tu_loop_new();
+  struct sink k[3];
+  async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
+  static const char *const sleep10[] = {"sleep", "10", NULL};
+  o.argv = sleep10;
+  for (int i = 0; i < 3; i++) {
+    sink_init(&k[i]);
+    o.stdio_mode[i] = ASYNC_STDIO_PIPE;
+    o.stdio_protocol[i] = &k_sink;
+    o.stdio_userdata[i] = &k[i];
+  }
+  async_process *proc = NULL;
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
+  for (int i = 0; i < 3; i++) {
+    async_stream *s = NULL;
+    assert_int_equal(async_process_stream(&s, proc, i), 0);
+    assert_int_equal(fcntl(async_stream_fd(s), F_GETPIPE_SZ), want);
+  }
+  assert_int_equal(async_process_kill(proc, SIGKILL), 0);
+  assert_int_equal(wait_exit(loop, proc), -1000 - SIGKILL);
+  assert_int_equal(async_process_free(proc), 0);
+  tu_finish(loop);
 }
 
 /* ---- process-wide effects --------------------------------------------------------- */
@@ -669,6 +822,30 @@ static void test_reaped_by_application(void **state) {
   tu_finish(loop);
 }
 
+/* SIGCHLD set to SIG_IGN by the application: the kernel reaps the child
+ * itself, so the wait futures fail with ASYNC_ESTATE, and the loop lets go. */
+static void test_sigchld_ignored(void **state) {
+  (void)state;
+  struct sigaction ign = {0}, old;
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  assert_int_equal(sigaction(SIGCHLD, &ign, &old), 0);
+  async_loop *loop = tu_loop_new();
+  async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
+  o.argv = k_true;
+  async_process *proc = NULL;
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
+  async_future *f = NULL;
+  assert_int_equal(async_process_wait(&f, proc), 0);
+  assert_int_equal(tu_wait_future(loop, f, 10000), ASYNC_ESTATE);
+  assert_int_equal(async_future_free(f), 0);
+  assert_int_equal(async_process_free(proc), 0);
+  tu_finish(loop);
+  struct sigaction now;
+  assert_int_equal(sigaction(SIGCHLD, &old, &now), 0);
+  assert_true(now.sa_handler == SIG_IGN); /* still the application's */
+}
+
 static void count_release(void *ud) { (*(int *)ud)++; }
 
 static void test_release_userdata(void **state) {
@@ -726,6 +903,9 @@ static void test_run(void **state) {
   assert_int_equal(async_process_run(&f, loop, endless, NULL, 0, 100000), 0);
   assert_int_equal(tu_wait_future(loop, f, 10000), ASYNC_ENOBUFS);
   assert_int_equal(async_future_free(f), 0);
+  siginfo_t gone;
+  assert_int_equal(waitid(P_ALL, 0, &gone, WEXITED | WNOHANG), -1); /* killed and reaped already */
+  assert_int_equal(errno, ECHILD);
 
   /* Cancelled: the child is killed and reaped all the same. */
   static const char *const sleep10[] = {"sleep", "10", NULL};
@@ -780,6 +960,10 @@ static void test_bad_input(void **state) {
   o.stdio_mode[1] = 7;
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EINVAL);
   o.stdio_mode[1] = ASYNC_STDIO_PIPE; /* no protocol */
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EINVAL);
+  o.stdio_mode[1] = ASYNC_STDIO_SOCKETPAIR; /* no protocol */
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EINVAL);
+  o.stdio_mode[1] = ASYNC_STDIO_SOCKETPAIR + 1;
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EINVAL);
   o.stdio_mode[1] = ASYNC_STDIO_FD;
   o.stdio_fd[1] = -1;
@@ -888,6 +1072,32 @@ static void test_no_pidfd(void **state) {
   tu_finish(loop);
 }
 
+/* A kernel without pidfd_open, made with a seccomp filter (the syscall
+ * fails with ENOSYS) in a forked child of the test: the same contract as
+ * under valgrind, in every build. */
+static void test_no_pidfd_kernel(void **state) {
+  (void)state;
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_open, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) _exit(2);
+    /* cmocka's assertions in a forked child report through the exit code. */
+    const struct CMUnitTest inner[] = {cmocka_unit_test(test_no_pidfd)};
+    _exit(cmocka_run_group_tests(inner, NULL, NULL) == 0 ? 0 : 3);
+  }
+  int status = 0;
+  assert_int_equal(waitpid(child, &status, 0), child);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void) {
   if (under_valgrind()) {
     printf("under valgrind, which does not know pidfd_open: checking the ASYNC_ENOTSUP contract\n");
@@ -904,17 +1114,23 @@ int main(void) {
       cmocka_unit_test(test_options),
       cmocka_unit_test(test_ids_with_threads),
       cmocka_unit_test(test_cat_64mib),
+      cmocka_unit_test(test_cat_64mib_socketpair),
+      cmocka_unit_test(test_socketpair),
       cmocka_unit_test(test_stdin_eof),
       cmocka_unit_test(test_child_gone_epipe),
+      cmocka_unit_test(test_epipe_sigpipe_blocked),
+      cmocka_unit_test(test_pipe_capacity),
       cmocka_unit_test(test_sigchld_untouched),
       cmocka_unit_test(test_other_child_not_reaped),
       cmocka_unit_test(test_thousand_spawns),
       cmocka_unit_test(test_free_while_running),
       cmocka_unit_test(test_release_userdata),
       cmocka_unit_test(test_reaped_by_application),
+      cmocka_unit_test(test_sigchld_ignored),
       cmocka_unit_test(test_run),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_bad_input_live),
+      cmocka_unit_test(test_no_pidfd_kernel),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

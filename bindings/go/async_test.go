@@ -4,14 +4,23 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
+	ossignal "os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -60,6 +69,11 @@ func TestPostRunsInOrder(t *testing.T) {
 }
 
 func TestErrorsAreValues(t *testing.T) {
+	for code := -1; code >= -1000; code-- {
+		if knownCode(code) && errorsByCode[code] == nil {
+			t.Errorf("code %d (%s) has no exported value", code, errorOf(code).(*Error).Name)
+		}
+	}
 	for _, e := range allErrors {
 		if got := errorOf(e.Code); !errors.Is(got, e) {
 			t.Errorf("%s: errors.Is fails", e.Name)
@@ -559,5 +573,247 @@ func TestSlowReaderFlowControl(t *testing.T) {
 	}
 	if _, err := c.Read(buf); err != io.EOF {
 		t.Fatalf("end: %v", err)
+	}
+}
+
+func TestSignalArrivesOnTheLoopUntilStop(t *testing.T) {
+	l := startLoop(t)
+	// The test's own Notify keeps SIGUSR1 from killing the process once
+	// the Signal is stopped; it also shows when a signal has arrived.
+	seen := make(chan os.Signal, 4)
+	ossignal.Notify(seen, syscall.SIGUSR1)
+	defer ossignal.Stop(seen)
+	calls := 0 // loop goroutine only: -race proves fn runs there
+	got := make(chan os.Signal, 4)
+	s, err := l.OnSignal(func(v os.Signal) {
+		calls++
+		got <- v
+	}, syscall.SIGUSR1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case v := <-got:
+		if v != syscall.SIGUSR1 {
+			t.Fatalf("got %v", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("SIGUSR1 did not arrive on the loop")
+	}
+	<-seen
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-seen:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second SIGUSR1 did not arrive")
+	}
+	n := make(chan int, 1)
+	if err := l.Post(func() { n <- calls }); err != nil {
+		t.Fatal(err)
+	}
+	if c := <-n; c != 1 {
+		t.Fatalf("fn ran %d times, want 1 (once before Stop)", c)
+	}
+}
+
+func TestSignalEndsWithClose(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	s, err := l.OnSignal(func(os.Signal) {}, syscall.SIGUSR2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Stop after Close: %v", err)
+	}
+	if _, err := l.OnSignal(func(os.Signal) {}, syscall.SIGUSR2); !errors.Is(err, ErrClosed) {
+		t.Fatalf("OnSignal after Close: %v", err)
+	}
+}
+
+// fakeDNS answers every A query on a UDP port of 127.0.0.1 with addr and
+// every other query with no answer (NOERROR), or nothing at all when
+// silent. It stops when the test ends.
+func fakeDNS(t *testing.T, addr net.IP, silent bool) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if silent || n < 12 {
+				continue
+			}
+			// The question: header (12 bytes), name labels, type, class.
+			end := 12
+			for end < n && buf[end] != 0 {
+				end += int(buf[end]) + 1
+			}
+			end += 5 // the root label, type, class
+			if end > n {
+				continue
+			}
+			qtype := int(buf[end-4])<<8 | int(buf[end-3])
+			resp := append([]byte(nil), buf[:end]...)
+			resp[2] = 0x81 // response, recursion desired
+			resp[3] = 0x80 // recursion available, NOERROR
+			resp[4], resp[5] = 0, 1
+			resp[6], resp[7] = 0, 0
+			resp[8], resp[9], resp[10], resp[11] = 0, 0, 0, 0
+			if qtype == 1 {
+				resp[7] = 1
+				// Name pointer to the question, A, IN, TTL 60, 4 bytes.
+				resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
+				resp = append(resp, addr.To4()...)
+			}
+			pc.WriteTo(resp, from)
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+func TestLookupThroughDNSServer(t *testing.T) {
+	l := startLoop(t)
+	hosts := t.TempDir() + "/hosts" // empty: the name must come from the server
+	if err := os.WriteFile(hosts, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetHostsFile(hosts); err != nil {
+		t.Fatal(err)
+	}
+	want := net.IPv4(192, 0, 2, 7)
+	if err := l.SetDNSServers(fakeDNS(t, want, false)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The future also comes as a channel (Done), then Wait has it at once.
+	f := l.LookupHost("www.example.test")
+	select {
+	case <-f.Done():
+	case <-ctx.Done():
+		t.Fatal("lookup did not finish")
+	}
+	ips, err := f.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ips) != 1 || !ips[0].Equal(want) {
+		t.Fatalf("www.example.test: %v, want %v", ips, want)
+	}
+	if err := l.SetDNSServers("not an address"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("malformed server list: %v", err)
+	}
+}
+
+func TestLookupTimesOutAndWaitFollowsContext(t *testing.T) {
+	l := startLoop(t)
+	hosts := t.TempDir() + "/hosts"
+	if err := os.WriteFile(hosts, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetHostsFile(hosts); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetDNSServers(fakeDNS(t, nil, true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetDNSTimeout(200*time.Millisecond, 1); err != nil {
+		t.Fatal(err)
+	}
+	f := l.LookupHost("silent.example.test")
+	// Wait gives up with its context; the lookup goes on.
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := f.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait with an expired context: %v", err)
+	}
+	ctx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if _, err := f.Wait(ctx); !errors.Is(err, ErrTimedOut) {
+		t.Fatalf("silent server: %v, want ErrTimedOut", err)
+	}
+}
+
+// Protocols stack over the net.Conn adapters as over any net.Conn: Go's
+// crypto/tls on both ends of a libasync connection (the Go counterpart of
+// the C layer API, async/layer.h).
+func TestTLSOverConn(t *testing.T) {
+	l := startLoop(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	ln, err := l.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go echoServer(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := l.Dial(ctx, "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tls.Client(raw, &tls.Config{ServerName: "localhost", RootCAs: roots})
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("hello over TLS\n")); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "hello over TLS\n" {
+		t.Fatalf("echo: %q %v", line, err)
+	}
+	if v := c.ConnectionState().Version; v < tls.VersionTLS12 {
+		t.Fatalf("TLS version %x", v)
 	}
 }

@@ -1,6 +1,7 @@
 package async
 
 // #include <async.h>
+// #include <limits.h>
 import "C"
 
 import "strconv"
@@ -48,8 +49,14 @@ var (
 	ErrAccess       = newError(C.ASYNC_EACCES)
 	ErrWrongThread  = newError(C.ASYNC_EWRONGTHREAD)
 	ErrNotSupported = newError(C.ASYNC_ENOTSUP)
+	ErrNoEntry      = newError(C.ASYNC_ENOENT)
+	ErrNoExec       = newError(C.ASYNC_ENOEXEC)
+	ErrProtocol     = newError(C.ASYNC_EPROTO)
+	ErrTLS          = newError(C.ASYNC_ETLS)
+	ErrCert         = newError(C.ASYNC_ECERT)
+	ErrTruncated    = newError(C.ASYNC_ETRUNCATED)
 	errorsByCode    = map[int]*Error{}
-	allErrors       = []*Error{ErrInvalid, ErrNoMemory, ErrBusy, ErrClosed, ErrCanceled, ErrTimedOut, ErrState, ErrBadFD, ErrTooManyFiles, ErrIO, ErrRange, ErrInternal, ErrNotFound, ErrNoData, ErrRefused, ErrServFail, ErrBadName, ErrConnRefused, ErrConnReset, ErrPipe, ErrNoBuffers, ErrHostUnreach, ErrNetUnreach, ErrAddrInUse, ErrAddrNotAvail, ErrEOF, ErrMsgSize, ErrAccess, ErrWrongThread, ErrNotSupported}
+	allErrors       = []*Error{ErrInvalid, ErrNoMemory, ErrBusy, ErrClosed, ErrCanceled, ErrTimedOut, ErrState, ErrBadFD, ErrTooManyFiles, ErrIO, ErrRange, ErrInternal, ErrNotFound, ErrNoData, ErrRefused, ErrServFail, ErrBadName, ErrConnRefused, ErrConnReset, ErrPipe, ErrNoBuffers, ErrHostUnreach, ErrNetUnreach, ErrAddrInUse, ErrAddrNotAvail, ErrEOF, ErrMsgSize, ErrAccess, ErrWrongThread, ErrNotSupported, ErrNoEntry, ErrNoExec, ErrProtocol, ErrTLS, ErrCert, ErrTruncated}
 )
 
 func init() {
@@ -78,6 +85,12 @@ func (e *Error) Timeout() bool { return e.Code == int(C.ASYNC_ETIMEDOUT) }
 
 // Temporary is net.Error's (deprecated) method: no libasync error is.
 func (e *Error) Temporary() bool { return false }
+
+// knownCode reports whether the library has a message for code (tests:
+// every such code must have its exported value).
+func knownCode(code int) bool {
+	return C.async_strerror(C.int(code)) != C.async_strerror(C.INT_MIN)
+}
 
 // errorOf is codeError for a Go int (tests, and codes read from Go values).
 func errorOf(code int) error { return codeError(C.int(code)) }

@@ -39,11 +39,13 @@ type Loop struct {
 	q      *C.async_queue
 	events *[batchSize]C.async_event // C memory: poll writes into it
 
-	mu      sync.Mutex // guards posted, closed, running
-	posted  []func()
-	spare   []func()
-	closed  bool
-	running bool
+	mu       sync.Mutex // guards posted, closed, running, polling, postSent
+	posted   []func()
+	spare    []func()
+	closed   bool
+	running  bool
+	polling  bool // the loop's goroutine waits in async_queue_poll
+	postSent bool // a POST record is on its way for the posted functions
 
 	// The loop goroutine's own (Run or Close).
 	objects map[uint64]handler
@@ -80,9 +82,12 @@ func (l *Loop) Post(fn func()) error {
 		return ErrClosed
 	}
 	l.posted = append(l.posted, fn)
-	if len(l.posted) > 1 {
-		return nil // one POST record per batch: the loop takes them all
+	if !l.polling || l.postSent {
+		// The loop takes them all before it waits again, or with the
+		// POST record already sent: no wakeup (no syscall) needed.
+		return nil
 	}
+	l.postSent = true
 	// Under mu: Close cannot free the queue meanwhile.
 	return codeError(C.async_queue_post(l.q, tokenPost))
 }
@@ -96,12 +101,13 @@ func (l *Loop) call(fn func() error) error {
 	return <-done
 }
 
-// Run runs the loop on the calling goroutine, locked to its OS thread,
-// until ctx is done (it returns ctx.Err()). The loop waits in C
-// (async_queue_poll) while nothing happens.
+// Run runs the loop on the calling goroutine until ctx is done (it
+// returns ctx.Err()). The loop waits in C (async_queue_poll) while nothing
+// happens. Every C call on the loop is made by this goroutine (or by
+// Close, after Run), one at a time; the goroutine is not locked to its OS
+// thread (loop.h lets a loop change threads with the owner check off), so
+// a goroutine it wakes runs on the same thread, without a thread switch.
 func (l *Loop) Run(ctx context.Context) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	l.mu.Lock()
 	switch {
 	case l.closed:
@@ -133,13 +139,29 @@ func (l *Loop) Run(ctx context.Context) error {
 		<-waker // no post may race with Close's free
 	}()
 	for ctx.Err() == nil {
-		if _, err := l.pollOnce(-1); err != nil {
+		// Functions posted while the loop was not waiting sent no record:
+		// run them, then poll without waiting.
+		l.mu.Lock()
+		pending := len(l.posted) > 0
+		l.polling = !pending
+		l.mu.Unlock()
+		timeout := int64(-1)
+		if pending {
+			l.runPosted()
+			timeout = 0
+		}
+		_, err := l.pollOnce(timeout)
+		l.mu.Lock()
+		l.polling = false
+		l.mu.Unlock()
+		if err != nil {
 			return err
 		}
 		// The records made goroutines runnable, on this thread's P: let
-		// them run now. Blocked in C, the P would only be handed on once
-		// sysmon retakes it (up to milliseconds later). Not after records
-		// that only ran Handlers: the yield costs two thread switches.
+		// them run now, on this thread (their replies are posted without
+		// a wakeup while the loop is not waiting). Blocked in C, the P
+		// would only be handed on once sysmon retakes it (up to
+		// milliseconds later). Not after records that only ran Handlers.
 		if l.woke {
 			l.woke = false
 			runtime.Gosched()
@@ -173,6 +195,7 @@ func (l *Loop) runPosted() {
 	l.mu.Lock()
 	fns := l.posted
 	l.posted = l.spare[:0]
+	l.postSent = false
 	l.mu.Unlock()
 	for i, fn := range fns {
 		fn()
@@ -204,8 +227,6 @@ type closer interface {
 // frees the loop. Call it once Run has returned. Posts made after it
 // return ErrClosed; functions still posted run first.
 func (l *Loop) Close() error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	l.mu.Lock()
 	if l.closed || l.running {
 		l.mu.Unlock()

@@ -54,6 +54,9 @@ enum async_error {
   ASYNC_ENOENT = -31,        /**< no such file or directory (a program to run that does not exist) */
   ASYNC_ENOEXEC = -32,       /**< not an executable format the kernel runs */
   ASYNC_EPROTO = -33,        /**< the peer broke the protocol of a layer (a malformed TLS record, a bad SOCKS5 reply) */
+  ASYNC_ETLS = -34,          /**< the TLS handshake failed (no common version or cipher, an alert from the peer) */
+  ASYNC_ECERT = -35,         /**< the peer's certificate failed verification (async_tls_verify_error() says why) */
+  ASYNC_ETRUNCATED = -36,    /**< the connection ended without the peer's TLS close_notify: data may be cut short */
   ASYNC_ERROR_FORCE32 = 0x7FFFFFFF /**< keeps the enum 32 bits wide; not a code */
 };
 

@@ -69,10 +69,26 @@ enum async_stdio_mode {
   /**
    * A pipe whose other end becomes an async_stream of the caller's, driven
    * by stdio_protocol[i] with stdio_userdata[i] (the child's stdin: a
-   * write-only stream; stdout and stderr: read-only).
+   * write-only stream; stdout and stderr: read-only). It holds 256 KiB
+   * where /proc/sys/fs/pipe-max-size and the user's pipe-user-pages-soft
+   * allow (F_SETPIPE_SZ; Linux's default 64 KiB otherwise): a default pipe
+   * wakes the loop and the child four times as often for the same bytes.
    */
   ASYNC_STDIO_PIPE = 2,
-  ASYNC_STDIO_FD = 3,                   /**< stdio_fd[i], an fd of the caller's (not taken: it stays open) */
+  ASYNC_STDIO_FD = 3, /**< stdio_fd[i], an fd of the caller's (not taken: it stays open) */
+  /**
+   * As ASYNC_STDIO_PIPE, but a Unix stream socketpair (what libuv's stdio
+   * pipes are), both ways: the stream also reads what the child writes to
+   * that fd, async_stream_write_eof() shuts the socket down for writing,
+   * and the stream ends once the child closed its end (exited). A child
+   * gone before reading its input ends the writer's stream with
+   * ASYNC_EPIPE, or ASYNC_ECONNRESET when it left bytes unread, never with
+   * a SIGPIPE. The kernel spends less per byte than on a pipe (which
+   * allocates and charges a page per 4 KiB written; bench/run_spawn.sh),
+   * but the child sees a socket, not a FIFO: opening /dev/stdin
+   * (/proc/self/fd/0) fails with ENXIO, and tee(2) refuses it.
+   */
+  ASYNC_STDIO_SOCKETPAIR = 4,
   ASYNC_STDIO_MODE_FORCE32 = 0x7FFFFFFF /**< keeps the enum 32 bits wide; not a mode */
 };
 
@@ -111,9 +127,9 @@ typedef struct async_process_options {
   uint32_t gid;            /**< with ASYNC_PROCESS_SET_GID: the child's group id. */
   int32_t stdio_mode[3];   /**< enum async_stdio_mode for fds 0, 1, 2; 0 (default): inherited. */
   int32_t stdio_fd[3];     /**< with ASYNC_STDIO_FD: the caller's fd given to the child as fd i. */
-  /** With ASYNC_STDIO_PIPE: the stream's protocol (copied; as for async_stream_adopt()). */
+  /** With ASYNC_STDIO_PIPE or _SOCKETPAIR: the stream's protocol (copied; as for async_stream_adopt()). */
   const async_stream_protocol *stdio_protocol[3];
-  void *stdio_userdata[3]; /**< with ASYNC_STDIO_PIPE: the stream protocol's userdata. */
+  void *stdio_userdata[3]; /**< with ASYNC_STDIO_PIPE or _SOCKETPAIR: the stream protocol's userdata. */
   /**
    * Called with the userdata of async_process_spawn() inside
    * async_process_free(): its final notification. NULL (default): none.
@@ -251,7 +267,8 @@ ASYNC_API int async_process_kill(async_process *proc, int signum);
 ASYNC_API int async_process_pid(async_process *proc);
 
 /**
- * @brief The stream of the child's fd made with ASYNC_STDIO_PIPE.
+ * @brief The stream of the child's fd made with ASYNC_STDIO_PIPE or
+ * ASYNC_STDIO_SOCKETPAIR.
  *
  * The process holds a reference to it (async_stream_retain()) until
  * async_process_free(), so the pointer stays valid as long as the process,
@@ -264,7 +281,7 @@ ASYNC_API int async_process_pid(async_process *proc);
  * @retval ASYNC_EINVAL       out is NULL, fd is not 0, 1 or 2; proc is
  *                            NULL, not a process, or freed.
  * @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller.
- * @retval ASYNC_ESTATE       that fd is not a pipe.
+ * @retval ASYNC_ESTATE       that fd is neither a pipe nor a socketpair.
  * @ownership Borrowed: valid until async_process_free() (retain it to keep
  *            it longer).
  * @thread The loop's thread only.

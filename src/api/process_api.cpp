@@ -40,6 +40,7 @@ bool valid_options(const async_process_options &o, async_stream_protocol (&proto
         if (o.stdio_fd[i] < 0) return false;
         break;
       case ASYNC_STDIO_PIPE:
+      case ASYNC_STDIO_SOCKETPAIR:
         if (!Stream::copy_protocol(protocols[i], o.stdio_protocol[i])) return false;
         break;
       default: return false;

@@ -243,13 +243,22 @@ void Loop::run_ready() noexcept {
   // Only what was queued before this pass; the rest waits for the next
   // iteration (after a zero-timeout poll), as in asyncio.
   // Nothing else takes from the queue: the n tasks are there.
-  for (std::size_t n = ready_.size(); n > 0; --n) {
-    Task task = ready_.pop();
+  std::size_t n = ready_.size();
+  if (timed_) {
+    run_ready_timed(n);
+    return;
+  }
+  for (; n > 0; --n) {
+    Task task = ready_.pop_known();
     ++callbacks_run_;
-    if (!timed_)
-      task.cb(c_loop(), task.userdata);
-    else if (!run_timed(task))
-      break;  // run_for's budget is spent: the rest stays queued, in order
+    task.cb(c_loop(), task.userdata);
+  }
+}
+
+void Loop::run_ready_timed(std::size_t n) noexcept {
+  for (; n > 0; --n) {
+    ++callbacks_run_;
+    if (!run_timed(ready_.pop_known())) break;  // run_for's budget is spent: the rest stays queued, in order
   }
 }
 

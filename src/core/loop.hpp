@@ -235,9 +235,11 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   [[gnu::noinline, gnu::cold]] int call_soon_growing(async_callback cb, void *userdata) noexcept;
   void drain_posts() noexcept;
   void run_ready() noexcept;
-  // Out of line, so the pass keeps few registers while the report and
-  // run_for() are off. False when run_for()'s budget is spent.
-  [[gnu::noinline]] bool run_timed(Task task) noexcept;
+  // Out of line, so the pass keeps few registers and tests nothing per
+  // task while the report and run_for() are off: the pass of n tasks when
+  // they are on, and one task of it (false when run_for()'s budget is spent).
+  [[gnu::noinline]] void run_ready_timed(std::size_t n) noexcept;
+  bool run_timed(Task task) noexcept;
   void run_due_timers() noexcept;
   void arm_timer() noexcept;
   void sync_spinning() noexcept;

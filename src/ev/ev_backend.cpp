@@ -164,6 +164,13 @@ struct Backend::Impl {
   ev_timer timer;
   bool may_block = false;  // the current poll is timed for poll_ns
   bool forked = false;     // fork() left events pending: the next poll must not block
+  // Active io and signal watchers: while there are none, libev has nothing
+  // to poll but its own wakeup (see Backend::poll). A stopped signal
+  // watcher counts until the next libev poll, which drops a delivery
+  // libev noted before the stop (else a restart would receive it).
+  long sources = 0;
+  long signals_stopped = 0;
+  std::uint64_t iterations = 0;
   std::uint64_t poll_started = 0;
   std::uint64_t poll_ended = 0;
   std::uint64_t poll_ns = 0;
@@ -215,7 +222,9 @@ void on_slot_timer(struct ev_loop *, ev_timer *w, int) noexcept {
 // file) and stopped the watcher itself, without the ev_ref our own stops
 // pair with the ev_unref after start: restore the balance here.
 void rebalance_killed(struct ev_loop *loop, int revents) noexcept {
-  if (revents & EV_ERROR) ev_ref(loop);
+  if (!(revents & EV_ERROR)) return;
+  ev_ref(loop);
+  --impl_of(loop)->sources;
 }
 
 void on_io(struct ev_loop *loop, ev_io *w, int revents) noexcept {
@@ -315,10 +324,23 @@ int Backend::open(const LoopEvents &events) noexcept {
 }
 
 std::uint64_t Backend::poll(bool may_block) noexcept {
-  if (impl_->forked) {
+  bool forked = impl_->forked;
+  if (forked) {
     impl_->forked = false;
     may_block = false;  // the events dispatched on entry may queue work
   }
+  ++impl_->iterations;
+  // A poll that may not block, on a loop with no fd or signal watched,
+  // could only find the wakeup: libev's ev_async_send sets the watcher's
+  // flag before anything else, and a blocking ev_run sees it and does not
+  // block. So the flag is read instead of calling epoll_wait(0) (libuv
+  // makes no syscall either when it has no fds). The poll timer and
+  // libev's time are not needed meanwhile: the library's timers run from
+  // its own heap and arm_timer() refreshes libev's time; the internal
+  // timer slots (DNS) are not skipped over.
+  if (!may_block && !forked && impl_->sources == 0 && armed_timers_.empty() &&
+      !__atomic_load_n(&impl_->async.sent, __ATOMIC_ACQUIRE))
+    return util::monotonic_ns();
   // A non-blocking poll needs no start time: no call at all before it.
   // Swapped only when the kind of poll changes (libev checks for null).
   if (may_block != impl_->may_block) {
@@ -326,6 +348,10 @@ std::uint64_t Backend::poll(bool may_block) noexcept {
     ev_set_loop_release_cb(impl_->loop, may_block ? before_block : nullptr, after_block);
   }
   ev_run(impl_->loop, may_block ? EVRUN_ONCE : EVRUN_NOWAIT);
+  if (impl_->signals_stopped) {
+    impl_->sources -= impl_->signals_stopped;
+    impl_->signals_stopped = 0;
+  }
   return impl_->poll_ended;
 }
 
@@ -399,8 +425,10 @@ int Backend::backend_fd() noexcept {
 void Backend::changed() noexcept { applied_at_ = ev_iteration(impl_->loop) + 1; }
 
 bool Backend::changes_pending() const noexcept {
-  // libev's count is an unsigned int that wraps: compare the difference.
-  return static_cast<int>(applied_at_ - ev_iteration(impl_->loop)) > 0;
+  // With no watcher active, what is left to apply are stops, which can
+  // make nothing ready (and poll() may skip libev meanwhile). libev's
+  // count is an unsigned int that wraps: compare the difference.
+  return impl_->sources > 0 && static_cast<int>(applied_at_ - ev_iteration(impl_->loop)) > 0;
 }
 
 std::uint64_t Backend::next_timer_ns() noexcept {
@@ -419,7 +447,7 @@ std::uint64_t Backend::next_timer_ns() noexcept {
   if (next <= 0) return now;
   return next >= 1e9 ? UINT64_MAX : now + static_cast<std::uint64_t>(next * 1e9) + 1000u;
 }
-std::uint64_t Backend::iterations() const noexcept { return ev_iteration(impl_->loop); }
+std::uint64_t Backend::iterations() const noexcept { return impl_->iterations; }
 std::uint64_t Backend::poll_ns() const noexcept { return impl_->poll_ns; }
 
 void Backend::io_init(IoSlot &slot, int fd, std::uint32_t events, Dispatch fn, void *owner) noexcept {
@@ -434,6 +462,7 @@ void Backend::io_start(IoSlot &slot) noexcept {
   if (ev_is_active(w)) return;
   ev_io_start(impl_->loop, w);
   ev_unref(impl_->loop);
+  ++impl_->sources;
   changed();
 }
 
@@ -446,6 +475,7 @@ void Backend::io_stop(IoSlot &slot) noexcept {
   }
   ev_ref(impl_->loop);
   ev_io_stop(impl_->loop, w);
+  --impl_->sources;
 }
 
 void Backend::io_set_events(IoSlot &slot, std::uint32_t events) noexcept {
@@ -485,6 +515,7 @@ void Backend::signal_start(SignalSlot &slot) noexcept {
   if (ev_is_active(w)) return;
   ev_signal_start(impl_->loop, w);
   ev_unref(impl_->loop);
+  ++impl_->sources;
   changed();
   ++impl_->signals_watched;
   auto signum = static_cast<std::size_t>(w->signum);
@@ -503,6 +534,7 @@ void Backend::signal_stop(SignalSlot &slot) noexcept {
   }
   ev_ref(impl_->loop);
   ev_signal_stop(impl_->loop, w);
+  ++impl_->signals_stopped;
   --impl_->signals_watched;
   --impl_->signal_uses[static_cast<std::size_t>(w->signum)];
 }

@@ -51,28 +51,33 @@ void Layer::upper_write_eof() noexcept {
   if (lower_) lower_->write_eof();
 }
 
-void Layer::upper_lost(int error) noexcept {
-  bool writes_went_down = error == 0;
+void Layer::upper_lost(int error, bool aborted) noexcept {
+  bool writes_went_down = error == 0 && !aborted;
   upper_ = nullptr;
   if (!lower_) return;
   if (!writes_went_down) {
     stop();
     lower_->abort(error);
   } else if (popping_) {
-    hand_over();
+    pop_down_ = true;
+    pop_down();
   } else {
     close_down();
   }
 }
 
 void Layer::upper_ended() noexcept {
-  // A pop whose hand-over never came (the stack failed first): its
-  // protocol's userdata still gets its final notification.
-  if (popping_) {
-    popping_ = false;
-    if (pop_protocol_.release) pop_protocol_.release(pop_userdata_);
-  }
+  // The stack failed before the pop's bytes went down; a layer still
+  // ending its protocol (pop_down()) hands over later, or the lower
+  // stream's end abandons the pop.
+  if (!pop_down_) abandon_pop();
   drop_reference();
+}
+
+void Layer::abandon_pop() noexcept {
+  if (!popping_) return;
+  popping_ = false;
+  if (pop_protocol_.release) pop_protocol_.release(pop_userdata_);
 }
 
 const Stream *Layer::bottom() const noexcept { return lower_ ? lower_->socket_stream() : nullptr; }
@@ -105,7 +110,9 @@ int Layer::on_eof(async_stream *, void *self) noexcept {
   return 1;  // open for writing until the layer closes it
 }
 
-void Layer::lower_eof() noexcept {
+void Layer::lower_eof() noexcept { eof_up(); }
+
+void Layer::eof_up() noexcept {
   if (upper_) upper_->read_eof();
 }
 
@@ -128,6 +135,7 @@ void Layer::on_release(void *self) noexcept {
   // The next protocol of a stream still open reads it as this layer found it.
   if (layer->lower_paused_) layer->lower_->resume_reading();
   layer->lower_ = nullptr;
+  if (layer->pop_down_) layer->abandon_pop();  // the upper stream is gone: no hand-over now
   // Replaced by a hostile async_stream_set_protocol() on the lower stream:
   // the upper one has lost its source.
   if (layer->upper_) layer->fail_up(ASYNC_ECLOSED);
@@ -161,6 +169,8 @@ void Layer::sync_reading() noexcept {
     lower_->pause_reading();
 }
 
-void Layer::fail_up(int error) noexcept { upper_->abort(error); }
+void Layer::fail_up(int error) noexcept {
+  if (upper_) upper_->abort(error);
+}
 
 }  // namespace async::net

@@ -50,11 +50,14 @@ class Layer {
   virtual long take(const iovec *iov, int iovcnt) noexcept = 0;
   // Whether the upper stream reads now (is_reading()).
   void upper_watch(bool reading) noexcept;
+  // What kind of layer this is: an address each kind owns (nullptr for
+  // one no API asks about), so the C API finds its own kind without RTTI.
+  virtual const void *kind() const noexcept { return nullptr; }
   // The upper stream's write_eof(), once its queue went down.
   virtual void upper_write_eof() noexcept;
-  // The upper stream is lost: 0 after close() (its bytes went down), else
-  // the abort's error.
-  void upper_lost(int error) noexcept;
+  // The upper stream is lost: after close() (error 0, its bytes went
+  // down), or aborted (by abort(), also with 0, or on an error).
+  void upper_lost(int error, bool aborted) noexcept;
   // The upper stream ended (Stream::drop_callbacks()): its reference goes.
   void upper_ended() noexcept;
   // The stream on an fd at the bottom of the stack; nullptr once the
@@ -83,6 +86,10 @@ class Layer {
   // The upper stream was aborted: stop at once. Default: nothing (the base
   // aborts the lower stream).
   virtual void stop() noexcept {}
+  // A pop's upper stream closed and its bytes went down: the layer ends
+  // its protocol on the lower stream, then calls hand_over(). Default: at
+  // once.
+  virtual void pop_down() noexcept { hand_over(); }
 
   // Helpers for layers.
   Loop &loop() const noexcept { return loop_; }
@@ -90,6 +97,7 @@ class Layer {
   // The upper stream reads now (open, made, not paused).
   bool upper_reading() const noexcept;
   bool lower_full() const noexcept { return lower_full_; }
+  bool has_upper() const noexcept { return upper_ != nullptr; }
   // Presents data to the upper stream's protocol (kept there when not
   // consumed); false when it stopped reading meanwhile.
   bool deliver_up(const std::uint8_t *data, std::size_t len) noexcept;
@@ -97,8 +105,12 @@ class Layer {
   void upper_room() noexcept;
   // Pauses or resumes the lower stream's reading as wants_input() says.
   void sync_reading() noexcept;
-  // Ends the upper stream with error (its queue dropped).
+  // Ends the upper stream with error (its queue dropped), if it is open.
   void fail_up(int error) noexcept;
+  // The lower stream's end of file to the upper stream (eof_received).
+  void eof_up() noexcept;
+  // The lower stream to the pop's protocol.
+  void hand_over() noexcept;
 
  private:
   static std::size_t on_data(async_stream *, const std::uint8_t *data, std::size_t len, void *self) noexcept;
@@ -109,9 +121,10 @@ class Layer {
   static void on_release(void *self) noexcept;
   static const async_stream_protocol kLowerProtocol;
 
-  // The lower stream to the pop's protocol.
-  void hand_over() noexcept;
   void drop_reference() noexcept;
+  // A pop whose hand-over can no longer come: its protocol's userdata
+  // still gets its final notification.
+  void abandon_pop() noexcept;
 
   Loop &loop_;
   Stream *lower_ = nullptr;  // nullptr once its protocol let go of this layer
@@ -120,6 +133,7 @@ class Layer {
   bool lower_full_ = false;    // the lower stream's pause_writing, no resume_writing yet
   bool lower_paused_ = false;  // this layer paused the lower stream's reading
   bool popping_ = false;       // pop() called, the hand-over not done
+  bool pop_down_ = false;      // pop_down() called: the hand-over is the layer's to make
   async_stream_protocol pop_protocol_{};
   void *pop_userdata_ = nullptr;
 };

@@ -3,6 +3,7 @@
 #include <async/error.h>
 #include <async/watcher.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -21,6 +22,12 @@
 namespace async::net {
 
 namespace {
+
+// A stdio pipe's capacity where the system allows it (F_SETPIPE_SZ): 64 KiB
+// pipes, Linux's default, wake the loop and the child four times as often
+// as a Unix socket's default 208 KiB buffer does (libuv's socketpairs), and
+// each wake-up costs more than the copy (bench/run_spawn.sh).
+constexpr int kPipeSize = 256 * 1024;
 
 // The fds a spawn opens: the child's ends are closed once it has exec'd,
 // the parent's once adopted by a stream (or on failure).
@@ -46,7 +53,16 @@ struct StdioFds {
       return child[i] < 0 ? util::from_errno(errno) : 0;
     }
     int ends[2];
+    if (mode == ASYNC_STDIO_SOCKETPAIR) {
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) < 0) return util::from_errno(errno);
+      child[i] = ends[0];
+      parent[i] = ends[1];
+      return 0;
+    }
     if (::pipe2(ends, O_CLOEXEC) < 0) return util::from_errno(errno);
+    // Refused above /proc/sys/fs/pipe-max-size or past the user's
+    // pipe-user-pages-soft: the default size then, which works as well.
+    ::fcntl(ends[0], F_SETPIPE_SZ, kPipeSize);
     // stdin: the child reads; stdout and stderr: the child writes.
     child[i] = ends[i == 0 ? 0 : 1];
     parent[i] = ends[i == 0 ? 1 : 0];

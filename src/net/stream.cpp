@@ -64,23 +64,31 @@ constexpr int kReadsPerEvent = 16;
 constexpr int kWriteBatch = 64;
 
 // writev() on a pipe or tty without SIGPIPE: the signal is held back while
-// writing, and one this write raised is taken off the pending set.
+// writing, and one this write raised is taken off the pending set. Two
+// system calls around the write when the caller does not block SIGPIPE
+// itself (then none can be pending for this thread: it would have been
+// delivered); a caller that blocks it may have one pending of its own,
+// which sigpending() tells apart, so that it is never taken.
 ssize_t writev_no_sigpipe(int fd, const iovec *iov, int iovcnt) noexcept {
   sigset_t pipe_set;
   sigset_t old;
-  sigset_t pending;
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
-  sigpending(&pending);
-  bool was_pending = sigismember(&pending, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  bool caller_blocks = sigismember(&old, SIGPIPE);
+  bool was_pending = false;
+  if (caller_blocks) {
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending = sigismember(&pending, SIGPIPE);
+  }
   ssize_t n = ::writev(fd, iov, iovcnt);
   int err = errno;
   if (n < 0 && err == EPIPE && !was_pending) {
     timespec zero{};
     sigtimedwait(&pipe_set, nullptr, &zero);
   }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (!caller_blocks) pthread_sigmask(SIG_SETMASK, &old, nullptr);
   errno = err;
   return n;
 }
@@ -255,13 +263,13 @@ void Stream::drop_callbacks() noexcept {
   }
 }
 
-void Stream::schedule_lost(int error) noexcept {
+void Stream::schedule_lost(int error, bool aborted) noexcept {
   state_ = kLost;
   lost_error_ = static_cast<std::int16_t>(error);
   if (idle_) loop_->backend().timer_stop(idle_->timer);
   loop_->push_reserved(core::Task{run_lost, this});
   if (layered_)
-    buffers_->layer->upper_lost(error);  // closes or aborts what is below
+    buffers_->layer->upper_lost(error, aborted);  // closes or aborts what is below
   else
     loop_->backend().io_stop(io_);
 }

@@ -93,6 +93,9 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   int set_nodelay(bool on) noexcept;
   int set_keepalive(bool on, std::uint32_t idle_s) noexcept;
   bool lost() const noexcept { return state_ == kLost; }
+  // Open both ways: not closing, no end of file read or written, not a
+  // pipe's write end; a protocol put on it now can still talk with the peer.
+  bool open_both_ways() const noexcept { return state_ == kOpen && !eof_ && !eof_wanted_ && !write_only_; }
   // The fd this stream owns: -1 for a stream over a layer.
   int fd() const noexcept { return ev::Backend::io_fd(io_); }
   // The fd at the bottom of a layered stream (async_stream_fd()), or
@@ -194,7 +197,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   }
   void after_made() noexcept { update_io(); }  // reading starts only now
   bool presenting() const noexcept { return state_ == kOpen && !paused_; }
-  void schedule_lost(int error) noexcept;
+  // aborted: by abort(), whatever the error (a layer below then stops
+  // rather than flushes).
+  void schedule_lost(int error, bool aborted = false) noexcept;
+  void schedule_aborted(int error) noexcept { schedule_lost(error, true); }
   void update_io() noexcept;
   void touch() noexcept;
 

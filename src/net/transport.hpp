@@ -58,7 +58,12 @@ class Transport {
     Derived &d = self();
     if (d.state_ == Derived::State::kLost) return;
     d.drop_queued();
-    d.schedule_lost(error);
+    // A stream over a layer tells the layer an abort from a close, also
+    // an abort with 0 (async_stream_abort()): nothing more goes down.
+    if constexpr (requires { d.schedule_aborted(error); })
+      d.schedule_aborted(error);
+    else
+      d.schedule_lost(error);
   }
 
   // connection_lost and release have returned: the transport is detached

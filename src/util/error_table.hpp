@@ -45,7 +45,10 @@
   X(ASYNC_ENOTSUP, "operation not supported")                               \
   X(ASYNC_ENOENT, "no such file or directory")                              \
   X(ASYNC_ENOEXEC, "exec format error")                                     \
-  X(ASYNC_EPROTO, "protocol error")
+  X(ASYNC_EPROTO, "protocol error")                                         \
+  X(ASYNC_ETLS, "TLS handshake failed")                                     \
+  X(ASYNC_ECERT, "certificate verification failed")                         \
+  X(ASYNC_ETRUNCATED, "connection ended without TLS close_notify")
 
 namespace async::util {
 

@@ -22,32 +22,30 @@ class Ring {
   Ring &operator=(const Ring &) = delete;
   ~Ring() { mem_free(items_); }
 
-  std::size_t size() const noexcept { return size_; }
-  bool empty() const noexcept { return size_ == 0; }
+  // head_ and tail_ run freely (wrapping is harmless: the difference
+  // stays right) and are masked on use, so a push or pop updates one index.
+  std::size_t size() const noexcept { return tail_ - head_; }
+  bool empty() const noexcept { return tail_ == head_; }
 
   // false when growing the storage failed (the ring is unchanged).
   bool push(const T &item) noexcept {
-    if (size_ == capacity_ && !grow_to(size_ + 1)) return false;
+    if (size() == capacity_ && !grow_to(size() + 1)) return false;
     push_into_room(item);
     return true;
   }
 
   T pop() noexcept {
-    check(size_ > 0);  // else it would hand out a stale item and wrap size_
-    T item = items_[head_];
-    head_ = (head_ + 1) & (capacity_ - 1);
-    --size_;
-    return item;
+    check(!empty());  // else it would hand out a stale item
+    return pop_known();
   }
+  // pop() where the caller knows the ring is not empty.
+  T pop_known() noexcept { return items_[head_++ & (capacity_ - 1)]; }
 
   // Makes room for n more items beyond the current size.
-  bool reserve(std::size_t n) noexcept { return has_room(n) || grow_to(size_ + n); }
-  bool has_room(std::size_t n) const noexcept { return capacity_ - size_ >= n; }
+  bool reserve(std::size_t n) noexcept { return has_room(n) || grow_to(size() + n); }
+  bool has_room(std::size_t n) const noexcept { return capacity_ - size() >= n; }
   // push() into room that has_room() or reserve() found: cannot fail.
-  void push_into_room(const T &item) noexcept {
-    items_[(head_ + size_) & (capacity_ - 1)] = item;
-    ++size_;
-  }
+  void push_into_room(const T &item) noexcept { items_[tail_++ & (capacity_ - 1)] = item; }
 
  private:
   // Out of line and cold so push/reserve stay a few instructions on the
@@ -60,18 +58,20 @@ class Ring {
     }
     T *items = static_cast<T *>(mem_alloc(capacity * sizeof(T)));
     if (!items) return false;
-    for (std::size_t i = 0; i < size_; ++i) items[i] = items_[(head_ + i) & (capacity_ - 1)];
+    std::size_t count = size();
+    for (std::size_t i = 0; i < count; ++i) items[i] = items_[(head_ + i) & (capacity_ - 1)];
     mem_free(items_);
     items_ = items;
     capacity_ = capacity;
     head_ = 0;
+    tail_ = count;
     return true;
   }
 
   T *items_ = nullptr;
   std::size_t capacity_ = 0;  // a power of two
   std::size_t head_ = 0;
-  std::size_t size_ = 0;
+  std::size_t tail_ = 0;
 };
 
 }  // namespace async::util

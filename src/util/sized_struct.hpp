@@ -32,6 +32,9 @@ template <>
 inline constexpr std::uint32_t kV0Size<async_stream_protocol> = 88;
 template <>
 inline constexpr std::uint32_t kV0Size<async_process_options> = 120;
+// Its first version (async/tls.h), after v0.
+template <>
+inline constexpr std::uint32_t kV0Size<async_tls_options> = 48;
 
 // Two facts per struct, one per line below:
 // - its v0 size ends where its last v0 field ends (true for good);
@@ -62,6 +65,11 @@ static_assert(kV0Size<async_process_options> ==
               offsetof(async_process_options, release) + sizeof(async_process_options::release));
 static_assert(sizeof(async_process_options) ==
               offsetof(async_process_options, release) + sizeof(async_process_options::release));
+
+static_assert(kV0Size<async_tls_options> ==
+              offsetof(async_tls_options, handshake_timeout_ms) + sizeof(async_tls_options::handshake_timeout_ms));
+static_assert(sizeof(async_tls_options) ==
+              offsetof(async_tls_options, handshake_timeout_ms) + sizeof(async_tls_options::handshake_timeout_ms));
 
 // The largest size accepted: anything above is garbage, not a newer header
 // (the check of the unknown tail would read that far).

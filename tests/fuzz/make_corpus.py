@@ -238,3 +238,16 @@ LAYER = {
 }
 for name, data in LAYER.items():
     write("fuzz_layer", name, data)
+
+# ---- fuzz_socks: the bytes first, then the choices from the back (a rate
+# limiter and its rates, target, credentials, the proxy wanting them, reply
+# code and address type, cuts, ending).
+SOCKS = {
+    "plain-close": layer_seed(200, [0] * 40),
+    "auth-limited-cuts": layer_seed(3000, [1, 0, 1, 1, 1, 1, 0, 2, 9, 1, 2, 3, 5, 8, 13, 21, 1, 1, 1, 1] * 3),
+    "name-byte-by-byte-pop": layer_seed(1500, [1] * 60),
+    "refused": layer_seed(100, [0, 0, 1, 0, 0, 0, 5, 0, 0, 1, 1, 1, 1] * 3),
+    "empty": b"",
+}
+for name, data in SOCKS.items():
+    write("fuzz_socks", name, data)

@@ -49,6 +49,10 @@ impl Error {
     pub const NOTSUP: Error = Error::from_code(sys::async_error::ASYNC_ENOTSUP.0);
     pub const NOENT: Error = Error::from_code(sys::async_error::ASYNC_ENOENT.0);
     pub const NOEXEC: Error = Error::from_code(sys::async_error::ASYNC_ENOEXEC.0);
+    pub const PROTO: Error = Error::from_code(sys::async_error::ASYNC_EPROTO.0);
+    pub const TLS: Error = Error::from_code(sys::async_error::ASYNC_ETLS.0);
+    pub const CERT: Error = Error::from_code(sys::async_error::ASYNC_ECERT.0);
+    pub const TRUNCATED: Error = Error::from_code(sys::async_error::ASYNC_ETRUNCATED.0);
 
     /// The error of a code; any value is accepted (unknown codes are named by the library as such).
     pub const fn from_code(code: i32) -> Error {

@@ -231,6 +231,18 @@ impl async_error {
     pub const ASYNC_EPROTO: async_error = async_error(-33);
 }
 impl async_error {
+    #[doc = "< the TLS handshake failed (no common version or cipher, an alert from the peer)"]
+    pub const ASYNC_ETLS: async_error = async_error(-34);
+}
+impl async_error {
+    #[doc = "< the peer's certificate failed verification (async_tls_verify_error() says why)"]
+    pub const ASYNC_ECERT: async_error = async_error(-35);
+}
+impl async_error {
+    #[doc = "< the connection ended without the peer's TLS close_notify: data may be cut short"]
+    pub const ASYNC_ETRUNCATED: async_error = async_error(-36);
+}
+impl async_error {
     #[doc = "< keeps the enum 32 bits wide; not a code"]
     pub const ASYNC_ERROR_FORCE32: async_error = async_error(2147483647);
 }
@@ -5183,12 +5195,28 @@ impl async_stdio_mode {
 impl async_stdio_mode {
     #[doc = " A pipe whose other end becomes an async_stream of the caller's, driven"]
     #[doc = " by stdio_protocol[i] with stdio_userdata[i] (the child's stdin: a"]
-    #[doc = " write-only stream; stdout and stderr: read-only)."]
+    #[doc = " write-only stream; stdout and stderr: read-only). It holds 256 KiB"]
+    #[doc = " where /proc/sys/fs/pipe-max-size and the user's pipe-user-pages-soft"]
+    #[doc = " allow (F_SETPIPE_SZ; Linux's default 64 KiB otherwise): a default pipe"]
+    #[doc = " wakes the loop and the child four times as often for the same bytes."]
     pub const ASYNC_STDIO_PIPE: async_stdio_mode = async_stdio_mode(2);
 }
 impl async_stdio_mode {
     #[doc = "< stdio_fd[i], an fd of the caller's (not taken: it stays open)"]
     pub const ASYNC_STDIO_FD: async_stdio_mode = async_stdio_mode(3);
+}
+impl async_stdio_mode {
+    #[doc = " As ASYNC_STDIO_PIPE, but a Unix stream socketpair (what libuv's stdio"]
+    #[doc = " pipes are), both ways: the stream also reads what the child writes to"]
+    #[doc = " that fd, async_stream_write_eof() shuts the socket down for writing,"]
+    #[doc = " and the stream ends once the child closed its end (exited). A child"]
+    #[doc = " gone before reading its input ends the writer's stream with"]
+    #[doc = " ASYNC_EPIPE, or ASYNC_ECONNRESET when it left bytes unread, never with"]
+    #[doc = " a SIGPIPE. The kernel spends less per byte than on a pipe (which"]
+    #[doc = " allocates and charges a page per 4 KiB written; bench/run_spawn.sh),"]
+    #[doc = " but the child sees a socket, not a FIFO: opening /dev/stdin"]
+    #[doc = " (/proc/self/fd/0) fails with ENXIO, and tee(2) refuses it."]
+    pub const ASYNC_STDIO_SOCKETPAIR: async_stdio_mode = async_stdio_mode(4);
 }
 impl async_stdio_mode {
     #[doc = "< keeps the enum 32 bits wide; not a mode"]
@@ -5257,9 +5285,9 @@ pub struct async_process_options {
     pub stdio_mode: [i32; 3usize],
     #[doc = "< with ASYNC_STDIO_FD: the caller's fd given to the child as fd i."]
     pub stdio_fd: [i32; 3usize],
-    #[doc = " With ASYNC_STDIO_PIPE: the stream's protocol (copied; as for async_stream_adopt())."]
+    #[doc = " With ASYNC_STDIO_PIPE or _SOCKETPAIR: the stream's protocol (copied; as for async_stream_adopt())."]
     pub stdio_protocol: [*const async_stream_protocol; 3usize],
-    #[doc = "< with ASYNC_STDIO_PIPE: the stream protocol's userdata."]
+    #[doc = "< with ASYNC_STDIO_PIPE or _SOCKETPAIR: the stream protocol's userdata."]
     pub stdio_userdata: [*mut ::std::os::raw::c_void; 3usize],
     #[doc = " Called with the userdata of async_process_spawn() inside"]
     #[doc = " async_process_free(): its final notification. NULL (default): none."]
@@ -5397,7 +5425,8 @@ extern "C" {
     pub fn async_process_pid(proc_: *mut async_process) -> ::std::os::raw::c_int;
 }
 extern "C" {
-    #[doc = " @brief The stream of the child's fd made with ASYNC_STDIO_PIPE."]
+    #[doc = " @brief The stream of the child's fd made with ASYNC_STDIO_PIPE or"]
+    #[doc = " ASYNC_STDIO_SOCKETPAIR."]
     #[doc = ""]
     #[doc = " The process holds a reference to it (async_stream_retain()) until"]
     #[doc = " async_process_free(), so the pointer stays valid as long as the process,"]
@@ -5410,7 +5439,7 @@ extern "C" {
     #[doc = " @retval ASYNC_EINVAL       out is NULL, fd is not 0, 1 or 2; proc is"]
     #[doc = "                            NULL, not a process, or freed."]
     #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
-    #[doc = " @retval ASYNC_ESTATE       that fd is not a pipe."]
+    #[doc = " @retval ASYNC_ESTATE       that fd is neither a pipe nor a socketpair."]
     #[doc = " @ownership Borrowed: valid until async_process_free() (retain it to keep"]
     #[doc = "            it longer)."]
     #[doc = " @thread The loop's thread only."]
@@ -5957,5 +5986,350 @@ extern "C" {
     pub fn async_queue_close(
         queue: *mut async_queue,
         handle: *mut async_handle,
+    ) -> ::std::os::raw::c_int;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct async_tls_context {
+    _unused: [u8; 0],
+}
+impl async_tls_side {
+    #[doc = "< connects: verifies the server and checks its name."]
+    pub const ASYNC_TLS_CLIENT: async_tls_side = async_tls_side(0);
+}
+impl async_tls_side {
+    #[doc = "< accepts: presents a certificate."]
+    pub const ASYNC_TLS_SERVER: async_tls_side = async_tls_side(1);
+}
+impl async_tls_side {
+    #[doc = "< keeps the enum 32 bits wide; not a side"]
+    pub const ASYNC_TLS_SIDE_FORCE32: async_tls_side = async_tls_side(2147483647);
+}
+#[repr(transparent)]
+#[doc = " @brief Which end of the handshake a context is for."]
+#[derive(Debug, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct async_tls_side(pub ::std::os::raw::c_uint);
+impl async_tls_flags {
+    #[doc = " A client does not verify the server's certificate nor its name (tests, pinning done elsewhere)."]
+    pub const ASYNC_TLS_NO_VERIFY: async_tls_flags = async_tls_flags(1);
+}
+impl async_tls_flags {
+    #[doc = " A server asks for a client certificate and fails a handshake without a valid one (options.ca_file)."]
+    pub const ASYNC_TLS_VERIFY_CLIENT: async_tls_flags = async_tls_flags(2);
+}
+impl async_tls_flags {
+    #[doc = " A client keeps no sessions to resume (each handshake is a full one)."]
+    pub const ASYNC_TLS_NO_SESSION_CACHE: async_tls_flags = async_tls_flags(4);
+}
+impl async_tls_flags {
+    #[doc = "< keeps the enum 32 bits wide; not a flag"]
+    pub const ASYNC_TLS_FLAGS_FORCE32: async_tls_flags = async_tls_flags(2147483647);
+}
+#[repr(transparent)]
+#[doc = " @brief async_tls_options.flags: each one a departure from the secure default."]
+#[derive(Debug, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct async_tls_flags(pub ::std::os::raw::c_uint);
+#[doc = " @brief async_tls_context_new() options; every field's default is 0 (as"]
+#[doc = " NULL options). size: sizeof(async_tls_options) as the caller's header"]
+#[doc = " has it (docs/design.md, \"Option structs\")."]
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct async_tls_options {
+    #[doc = "< sizeof(async_tls_options)."]
+    pub size: u32,
+    #[doc = "< async_tls_flags, or-ed; 0 (default): the secure defaults."]
+    pub flags: u32,
+    #[doc = "< PEM file of the CAs that verify the peer; NULL (default): the system's CA"]
+    #[doc = "store for a client, none for a server."]
+    pub ca_file: *const ::std::os::raw::c_char,
+    #[doc = "< PEM file, the certificate then its chain; a server's is required; a"]
+    #[doc = "client's is its client certificate. NULL (default): none."]
+    pub cert_file: *const ::std::os::raw::c_char,
+    #[doc = "< PEM file of cert_file's private key; NULL (default): in cert_file."]
+    pub key_file: *const ::std::os::raw::c_char,
+    #[doc = "< ALPN protocols in order of preference, comma-separated (\"h2,http/1.1\");"]
+    #[doc = "NULL (default): no ALPN. A server picks its first one the client offers."]
+    pub alpn: *const ::std::os::raw::c_char,
+    #[doc = "< 0 (default): 30000."]
+    pub handshake_timeout_ms: u64,
+}
+extern "C" {
+    #[doc = " @brief Makes a TLS context for side, with its files read now."]
+    #[doc = ""]
+    #[doc = " @param[out] out     receives the context, with one reference."]
+    #[doc = " @param      side    ASYNC_TLS_CLIENT or ASYNC_TLS_SERVER."]
+    #[doc = " @param      options the options (read during the call only); NULL: the"]
+    #[doc = "                     defaults."]
+    #[doc = " @retval 0            *out is the context."]
+    #[doc = " @retval ASYNC_EINVAL out is NULL; side is neither; options of a size the"]
+    #[doc = "                      library refuses, unknown flags; a file that cannot"]
+    #[doc = "                      be read or parsed, a key that is not cert_file's,"]
+    #[doc = "                      a server without cert_file, a key without a"]
+    #[doc = "                      certificate; an ALPN list with an empty or too long"]
+    #[doc = "                      (over 255 bytes) name."]
+    #[doc = " @retval ASYNC_ETLS   OpenSSL could not make the context."]
+    #[doc = " @retval ASYNC_ENOMEM out of memory."]
+    #[doc = " @ownership The context is the caller's: async_tls_context_release()"]
+    #[doc = "            drops its reference. Each stream pushed with it holds one"]
+    #[doc = "            more until it ends. The options' strings are the caller's."]
+    #[doc = " @thread Any thread."]
+    #[doc = " @callbacks None."]
+    pub fn async_tls_context_new(
+        out: *mut *mut async_tls_context,
+        side: async_tls_side,
+        options: *const async_tls_options,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Takes one more reference to ctx."]
+    #[doc = ""]
+    #[doc = " @param ctx the context."]
+    #[doc = " @retval 0            done."]
+    #[doc = " @retval ASYNC_EINVAL ctx is NULL or not a context."]
+    #[doc = " @ownership The caller owns one more reference."]
+    #[doc = " @thread Any thread."]
+    #[doc = " @callbacks None."]
+    pub fn async_tls_context_retain(ctx: *mut async_tls_context) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Drops one reference to ctx; the last one frees it."]
+    #[doc = ""]
+    #[doc = " @param ctx the context."]
+    #[doc = " @retval 0            done."]
+    #[doc = " @retval ASYNC_EINVAL ctx is NULL or not a context."]
+    #[doc = " @ownership The caller's reference is gone; streams using ctx keep"]
+    #[doc = "            theirs."]
+    #[doc = " @thread Any thread."]
+    #[doc = " @callbacks None."]
+    pub fn async_tls_context_release(ctx: *mut async_tls_context) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Pushes TLS onto lower: a new stream above it carries plaintext,"]
+    #[doc = " and the handshake starts (a client sends its hello now)."]
+    #[doc = ""]
+    #[doc = " A client context checks the server's certificate names server_name and"]
+    #[doc = " sends it as SNI (not for an IP address); with its session cache on, it"]
+    #[doc = " offers the last session it kept for server_name, so a reconnect with the"]
+    #[doc = " same context resumes (async_tls_resumed()). See the file comment for how"]
+    #[doc = " the connection goes and ends, and async/layer.h for the stack's rules."]
+    #[doc = ""]
+    #[doc = " @param[out] out         receives the stream above TLS."]
+    #[doc = " @param[out] handshake   receives a future that resolves (value NULL)"]
+    #[doc = "                         once the handshake is done, or fails with the"]
+    #[doc = "                         error that ends the stream (ASYNC_ECLOSED for a"]
+    #[doc = "                         stream above closed first); NULL: none."]
+    #[doc = " @param      lower       the stream to put TLS on (open; layered or not)."]
+    #[doc = " @param      ctx         the context (retained while the stream lives)."]
+    #[doc = " @param      server_name a client's name of the server (copied, at most"]
+    #[doc = "                         255 bytes): required unless ctx has"]
+    #[doc = "                         ASYNC_TLS_NO_VERIFY; ignored by a server."]
+    #[doc = " @param      protocol    the callbacks of the stream above (copied)."]
+    #[doc = " @param      userdata    passed to every callback of the stream above and"]
+    #[doc = "                         to its release; may be NULL."]
+    #[doc = " @retval 0                  *out is the new stream, *handshake (if asked)"]
+    #[doc = "                            its pending future."]
+    #[doc = " @retval ASYNC_EINVAL       out, ctx or protocol is NULL or not what it"]
+    #[doc = "                            should be; lower is NULL or not a stream; a"]
+    #[doc = "                            client context without server_name while it"]
+    #[doc = "                            verifies; server_name empty or too long; a"]
+    #[doc = "                            protocol async_stream_adopt() refuses, or a"]
+    #[doc = "                            reader's with a userdata that is not a live"]
+    #[doc = "                            reader."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      lower is closing, lost or has ended."]
+    #[doc = " @retval ASYNC_EBUSY        userdata is a reader bound to a stream"]
+    #[doc = "                            already (async/reader.h)."]
+    #[doc = " @retval ASYNC_ETLS         OpenSSL could not start the connection."]
+    #[doc = " @retval ASYNC_ENOMEM       out of memory."]
+    #[doc = " @ownership On success the new stream is the caller's until it ends (the"]
+    #[doc = "            Lifetime rule of async/stream.h), the future is the caller's"]
+    #[doc = "            (async_future_free(); cancelling it does not stop the"]
+    #[doc = "            handshake), userdata stays the caller's until"]
+    #[doc = "            release(userdata), and lower's old protocol's userdata got its"]
+    #[doc = "            release. On an error nothing changed and nothing was called."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks lower's old protocol's release runs inside this call;"]
+    #[doc = "            connection_made of the new stream and the future's callbacks"]
+    #[doc = "            run from the loop."]
+    pub fn async_tls_push(
+        out: *mut *mut async_stream,
+        handshake: *mut *mut async_future,
+        lower: *mut async_stream,
+        ctx: *mut async_tls_context,
+        server_name: *const ::std::os::raw::c_char,
+        protocol: *const async_stream_protocol,
+        userdata: *mut ::std::os::raw::c_void,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief The ALPN protocol the handshake agreed on."]
+    #[doc = ""]
+    #[doc = " @param[out] out      receives the name and a terminating NUL."]
+    #[doc = " @param      capacity bytes at out."]
+    #[doc = " @param      stream   a stream made by async_tls_push()."]
+    #[doc = " @return the name's length (0: none agreed, or the handshake is not"]
+    #[doc = "         done), or:"]
+    #[doc = " @retval ASYNC_EINVAL       out is NULL; stream is NULL, not a stream or"]
+    #[doc = "                            not above TLS."]
+    #[doc = " @retval ASYNC_ERANGE       capacity is too small for the name and its"]
+    #[doc = "                            NUL."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      the stream has ended (its connection_lost has"]
+    #[doc = "                            returned)."]
+    #[doc = " @ownership out is the caller's."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_tls_alpn(
+        out: *mut ::std::os::raw::c_char,
+        capacity: usize,
+        stream: *mut async_stream,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief The TLS version the handshake agreed on."]
+    #[doc = ""]
+    #[doc = " @param stream a stream made by async_tls_push()."]
+    #[doc = " @return 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3); 0 while the handshake is"]
+    #[doc = "         not done; or:"]
+    #[doc = " @retval ASYNC_EINVAL       stream is NULL, not a stream or not above TLS."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      the stream has ended."]
+    #[doc = " @ownership Nothing changes hands."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_tls_version(stream: *mut async_stream) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Whether the handshake resumed a session (no certificate sent)."]
+    #[doc = ""]
+    #[doc = " @param stream a stream made by async_tls_push()."]
+    #[doc = " @retval 1                  resumed."]
+    #[doc = " @retval 0                  a full handshake, or not done."]
+    #[doc = " @retval ASYNC_EINVAL       stream is NULL, not a stream or not above TLS."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      the stream has ended."]
+    #[doc = " @ownership Nothing changes hands."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_tls_resumed(stream: *mut async_stream) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Why the peer's certificate failed verification: OpenSSL's"]
+    #[doc = " X509_V_ERR_* code and its text."]
+    #[doc = ""]
+    #[doc = " Asked in connection_lost (or the handshake future's callback) of a"]
+    #[doc = " stream that ended with ASYNC_ECERT, it says what was wrong (\"certificate"]
+    #[doc = " has expired\", \"hostname mismatch\", \"unable to get local issuer"]
+    #[doc = " certificate\")."]
+    #[doc = ""]
+    #[doc = " @param[out] reason receives a static string (never freed): \"ok\" when"]
+    #[doc = "                    nothing failed; may be NULL."]
+    #[doc = " @param      stream a stream made by async_tls_push()."]
+    #[doc = " @return the X509_V_ERR_* code (0: X509_V_OK), or:"]
+    #[doc = " @retval ASYNC_EINVAL       stream is NULL, not a stream or not above TLS."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      the stream has ended (its connection_lost has"]
+    #[doc = "                            returned)."]
+    #[doc = " @ownership *reason is the library's, valid for the process's life."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call."]
+    pub fn async_tls_verify_error(
+        reason: *mut *const ::std::os::raw::c_char,
+        stream: *mut async_stream,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Pushes a SOCKS5 client onto lower, a stream connected to the"]
+    #[doc = " proxy, asking it to CONNECT to host:port."]
+    #[doc = ""]
+    #[doc = " A numeric host (\"192.0.2.1\", \"2001:db8::1\") is sent as an address, any"]
+    #[doc = " other as a name the proxy resolves (the client makes no DNS lookup)."]
+    #[doc = " See the file comment for the handshake and how the future completes."]
+    #[doc = ""]
+    #[doc = " @param[out] out      receives the handshake's future."]
+    #[doc = " @param      lower    the stream to the proxy (open both ways; layered"]
+    #[doc = "                      or not)."]
+    #[doc = " @param      host     the target: a name or a numeric address, 1 to 255"]
+    #[doc = "                      bytes (copied)."]
+    #[doc = " @param      port     the target's port."]
+    #[doc = " @param      username NULL: no authentication offered; else RFC 1929's"]
+    #[doc = "                      username, 1 to 255 bytes (copied)."]
+    #[doc = " @param      password with a username: its password, 0 to 255 bytes"]
+    #[doc = "                      (copied; NULL: empty); without one: NULL."]
+    #[doc = " @param      protocol the callbacks of the tunnel's stream (copied)."]
+    #[doc = " @param      userdata passed to them and to release; may be NULL."]
+    #[doc = " @retval 0                  *out is the handshake's future, pending;"]
+    #[doc = "                            lower's protocol is the handshake's."]
+    #[doc = " @retval ASYNC_EINVAL       out, host or protocol is NULL; lower is NULL"]
+    #[doc = "                            or not a stream; host empty or longer than"]
+    #[doc = "                            255 bytes; a username empty or longer than"]
+    #[doc = "                            255 bytes, a password longer than 255 bytes,"]
+    #[doc = "                            or a password without a username; a protocol"]
+    #[doc = "                            async_stream_adopt() refuses; a reader's"]
+    #[doc = "                            protocol (async/reader.h) with a userdata"]
+    #[doc = "                            that is not a live reader."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      lower is closing, lost or has ended, its end"]
+    #[doc = "                            of file was read or written, or it is a"]
+    #[doc = "                            pipe's write end."]
+    #[doc = " @retval ASYNC_EBUSY        userdata is a reader bound to a stream"]
+    #[doc = "                            already."]
+    #[doc = " @retval ASYNC_ENOMEM       out of memory."]
+    #[doc = " @ownership The future is the caller's (async_future_free(); freeing it"]
+    #[doc = "            pending cancels the handshake); its value, the stream above,"]
+    #[doc = "            is a reference owned by the future. userdata stays the"]
+    #[doc = "            caller's until release(userdata); lower's old protocol's"]
+    #[doc = "            userdata got its release. On an error nothing changed and"]
+    #[doc = "            nothing was called. host, username and password are copied."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks lower's old protocol's release runs inside this call; the"]
+    #[doc = "            tunnel stream's callbacks and the future's done callbacks run"]
+    #[doc = "            from the loop."]
+    pub fn async_layer_push_socks5(
+        out: *mut *mut async_future,
+        lower: *mut async_stream,
+        host: *const ::std::os::raw::c_char,
+        port: u16,
+        username: *const ::std::os::raw::c_char,
+        password: *const ::std::os::raw::c_char,
+        protocol: *const async_stream_protocol,
+        userdata: *mut ::std::os::raw::c_void,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief async_layer_push_socks5() toward an IPv4 or IPv6 address and its"]
+    #[doc = " port instead of a host."]
+    #[doc = ""]
+    #[doc = " @param[out] out      receives the handshake's future."]
+    #[doc = " @param      lower    the stream to the proxy."]
+    #[doc = " @param      addr     the target: a struct sockaddr_in or sockaddr_in6"]
+    #[doc = "                      with its port (copied)."]
+    #[doc = " @param      addrlen  its length."]
+    #[doc = " @param      username as for async_layer_push_socks5()."]
+    #[doc = " @param      password as for async_layer_push_socks5()."]
+    #[doc = " @param      protocol the callbacks of the tunnel's stream (copied)."]
+    #[doc = " @param      userdata passed to them and to release; may be NULL."]
+    #[doc = " @retval 0                  *out is the handshake's future, pending."]
+    #[doc = " @retval ASYNC_EINVAL       out, addr or protocol is NULL; lower is NULL"]
+    #[doc = "                            or not a stream; addr neither IPv4 nor IPv6,"]
+    #[doc = "                            or addrlen shorter than its family's"]
+    #[doc = "                            struct; bad credentials or protocol, as for"]
+    #[doc = "                            async_layer_push_socks5()."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      as for async_layer_push_socks5()."]
+    #[doc = " @retval ASYNC_EBUSY        as for async_layer_push_socks5()."]
+    #[doc = " @retval ASYNC_ENOMEM       out of memory."]
+    #[doc = " @ownership As for async_layer_push_socks5(); addr is copied."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks As for async_layer_push_socks5()."]
+    pub fn async_layer_push_socks5_addr(
+        out: *mut *mut async_future,
+        lower: *mut async_stream,
+        addr: *const sockaddr,
+        addrlen: usize,
+        username: *const ::std::os::raw::c_char,
+        password: *const ::std::os::raw::c_char,
+        protocol: *const async_stream_protocol,
+        userdata: *mut ::std::os::raw::c_void,
     ) -> ::std::os::raw::c_int;
 }

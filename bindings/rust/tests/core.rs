@@ -57,6 +57,10 @@ fn error_names_and_messages() {
         (Error::NOTSUP, "NOTSUP"),
         (Error::NOENT, "NOENT"),
         (Error::NOEXEC, "NOEXEC"),
+        (Error::PROTO, "PROTO"),
+        (Error::TLS, "TLS"),
+        (Error::CERT, "CERT"),
+        (Error::TRUNCATED, "TRUNCATED"),
     ];
     for (index, (error, name)) in constants.iter().enumerate() {
         assert_eq!(error.code(), -(index as i32) - 1, "codes in order, no gap");

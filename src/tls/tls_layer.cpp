@@ -1,0 +1,417 @@
+#include "tls/tls_layer.hpp"
+
+#include <arpa/inet.h>
+#include <async/error.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+
+#include "core/future.hpp"
+#include "core/loop.hpp"
+#include "net/stream.hpp"
+#include "util/alloc.hpp"
+#include "util/clock.hpp"
+
+namespace async::tls {
+
+namespace {
+
+// A record: type, version, 16-bit length, then the body.
+constexpr std::size_t kRecordHeader = 5;
+// The largest body a peer may send (RFC 8446 §5.2: 2^14 + 256; TLS 1.2's
+// 2^14 + 2048 is larger); a longer one is fed as its header alone, which
+// OpenSSL refuses.
+constexpr std::size_t kMaxRecord = kRecordHeader + 16384 + 2048;
+// Record content types: change_cipher_spec (20) to heartbeat (24).
+constexpr std::uint8_t kFirstContentType = 20;
+constexpr std::uint8_t kLastContentType = 24;
+// One record's plaintext, at most (2^14).
+constexpr std::size_t kPlaintextMax = 16384;
+
+// What a peer that does not speak TLS, or breaks its records, makes
+// OpenSSL say: ASYNC_EPROTO rather than a failed negotiation.
+bool is_malformed(unsigned long error) noexcept {
+  if (ERR_GET_LIB(error) != ERR_LIB_SSL) return false;
+  switch (ERR_GET_REASON(error)) {
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+    case SSL_R_PACKET_LENGTH_TOO_LONG:
+    case SSL_R_RECORD_LENGTH_MISMATCH:
+    case SSL_R_ENCRYPTED_LENGTH_TOO_LONG:
+    case SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC:
+    case SSL_R_BAD_RECORD_TYPE:
+    case SSL_R_UNEXPECTED_MESSAGE:
+    case SSL_R_UNEXPECTED_RECORD:
+    case SSL_R_LENGTH_MISMATCH:
+    case SSL_R_BAD_PACKET_LENGTH: return true;
+    default: return false;
+  }
+}
+
+bool is_ip_address(const char *name) noexcept {
+  unsigned char addr[16];
+  return inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1;
+}
+
+}  // namespace
+
+const char TlsLayer::kKind = 0;
+
+TlsLayer::TlsLayer(core::Loop &loop, Context &ctx) noexcept : net::Layer(loop), ctx_(ctx) {
+  ctx_.retain();
+  ev::Backend::timer_init(timer_, on_timeout, this);
+}
+
+TlsLayer::~TlsLayer() {
+  disarm_timer();
+  finish_handshake(ASYNC_ECLOSED);
+  SSL_free(ssl_);  // and its BIOs
+  ctx_.release();
+}
+
+int TlsLayer::push(net::Stream **upper, core::Future **handshake, net::Stream &lower, Context &ctx,
+                   const char *server_name, const async_stream_protocol &protocol, void *userdata) noexcept {
+  if (ctx.server())
+    server_name = nullptr;
+  else if (server_name ? (!*server_name || std::strlen(server_name) > kNameMax) : ctx.verifies())
+    return ASYNC_EINVAL;  // a verifying client checks a name: there must be one
+  if (lower.lost()) return ASYNC_ECLOSED;
+  auto *layer = util::make<TlsLayer>(lower.loop(), ctx);
+  if (!layer) return ASYNC_ENOMEM;
+  int err = layer->start(server_name);
+  core::Future *future = nullptr;
+  if (!err && handshake && !(future = core::Future::create(lower.loop()))) err = ASYNC_ENOMEM;
+  if (err) {
+    util::destroy(layer);
+    return err;
+  }
+  if ((err = net::Layer::push(upper, layer, lower, protocol, userdata))) {  // destroys layer
+    if (future) future->release_owner();
+    return err;
+  }
+  if (future) {
+    future->retain();  // the layer's, until the handshake is done
+    layer->handshake_ = future;
+    *handshake = future;
+  }
+  layer->arm_timer();
+  layer->advance();  // a client's hello goes now
+  return 0;
+}
+
+int TlsLayer::start(const char *server_name) noexcept {
+  ssl_ = SSL_new(ctx_.ssl_ctx());
+  if (!ssl_) return ASYNC_ETLS;
+  in_ = BIO_new(BIO_s_mem());
+  out_ = BIO_new(BIO_s_mem());
+  if (!in_ || !out_) {
+    BIO_free(in_);
+    BIO_free(out_);
+    in_ = out_ = nullptr;
+    ERR_clear_error();
+    return ASYNC_ENOMEM;
+  }
+  BIO_set_mem_eof_return(in_, -1);  // drained means "more to come", not an end of file
+  SSL_set_bio(ssl_, in_, out_);
+  if (ctx_.server()) {
+    SSL_set_accept_state(ssl_);
+    return 0;
+  }
+  SSL_set_connect_state(ssl_);
+  if (!server_name) return 0;
+  bool ip = is_ip_address(server_name);
+  bool ok = ip || SSL_set_tlsext_host_name(ssl_, server_name) == 1;  // no SNI for an address (RFC 6066 §3)
+  if (ok && ctx_.verifies()) {
+    if (ip) {
+      ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), server_name) == 1;
+    } else {
+      SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      ok = SSL_set1_host(ssl_, server_name) == 1;
+    }
+  }
+  if (!ok) {
+    ERR_clear_error();
+    return ASYNC_EINVAL;
+  }
+  std::strcpy(name_, server_name);
+  SSL_set_app_data(ssl_, name_);  // the session cache's key (Context::on_new_session())
+  if (ssl_session_st *session = ctx_.find_session(name_)) {
+    SSL_set_session(ssl_, session);
+    SSL_SESSION_free(session);
+  }
+  return 0;
+}
+
+TlsLayer *TlsLayer::under(const net::Stream &upper) noexcept {
+  net::Layer *layer = upper.layer();
+  return layer && layer->kind() == &kKind ? static_cast<TlsLayer *>(layer) : nullptr;
+}
+
+// ---- from below -----------------------------------------------------------------
+
+bool TlsLayer::wants_input() const noexcept {
+  if (phase_ == Phase::kEnded) return false;
+  return phase_ == Phase::kHandshake || pop_waiting_ || (!peer_closed_ && upper_reading());
+}
+
+std::size_t TlsLayer::from_below(const std::uint8_t *data, std::size_t len) noexcept {
+  std::size_t used = 0;
+  while (!peer_closed_ && wants_input() && len - used >= kRecordHeader) {
+    const std::uint8_t *record = data + used;
+    std::size_t record_len = kRecordHeader + (std::size_t{record[3]} << 8 | record[4]);
+    // Not a record header (a peer speaking plaintext) or a body too long:
+    // the header alone, so OpenSSL names the fault now rather than after
+    // waiting for a body that never comes.
+    bool plausible = record[0] >= kFirstContentType && record[0] <= kLastContentType && record[1] == 3;
+    if (!plausible || record_len > kMaxRecord) record_len = kRecordHeader;
+    if (len - used < record_len) break;  // kept below until the rest comes
+    if (BIO_write(in_, record, static_cast<int>(record_len)) != static_cast<int>(record_len)) {
+      ERR_clear_error();
+      fail(ASYNC_ENOMEM);
+      break;
+    }
+    used += record_len;
+    if (advance()) break;  // handed over: this layer may be gone
+  }
+  return used;
+}
+
+bool TlsLayer::advance() noexcept {
+  if (phase_ == Phase::kHandshake) {
+    ERR_clear_error();
+    int result = SSL_do_handshake(ssl_);
+    if (!flush()) return false;
+    if (result != 1) {
+      if (int err = error_of(SSL_get_error(ssl_, result))) fail(err);
+      return false;
+    }
+    phase_ = Phase::kOpen;
+    disarm_timer();
+    finish_handshake(0);
+    if (eof_wanted_) send_close_notify();
+    upper_room();  // what the stream above queued meanwhile goes now
+    if (phase_ != Phase::kOpen) return false;
+  }
+  return phase_ == Phase::kOpen && read_records();
+}
+
+bool TlsLayer::read_records() noexcept {
+  // One record was fed: a read takes all its plaintext (at most 2^14).
+  std::uint8_t plaintext[kPlaintextMax];
+  for (;;) {
+    ERR_clear_error();
+    int n = SSL_read(ssl_, plaintext, sizeof plaintext);
+    if (n > 0) {
+      // A pop waiting for close_notify drops what still comes; a pause
+      // inside keeps the rest above (the next record waits below).
+      if (!pop_waiting_) deliver_up(plaintext, static_cast<std::size_t>(n));
+      if (phase_ != Phase::kOpen) return false;
+      continue;
+    }
+    int kind = SSL_get_error(ssl_, n);
+    int err = error_of(kind);
+    if (!flush()) return false;  // a read may answer (a key update)
+    if (kind == SSL_ERROR_ZERO_RETURN) return peer_closed();
+    if (err) fail(err);
+    return false;
+  }
+}
+
+bool TlsLayer::peer_closed() noexcept {
+  peer_closed_ = true;
+  if (pop_waiting_) {
+    pop_waiting_ = false;
+    disarm_timer();
+    phase_ = Phase::kEnded;
+    hand_over();  // the bytes after close_notify are still below, for the pop's protocol
+    return true;
+  }
+  eof_up();  // eof_received above: returning 0 closes it, and close_notify answers
+  return false;
+}
+
+void TlsLayer::lower_eof() noexcept {
+  // After close_notify the end of file says nothing more; before it the
+  // data may have been cut short.
+  if (!peer_closed_) fail(ASYNC_ETRUNCATED);
+}
+
+void TlsLayer::lower_lost(int error) noexcept {
+  if (error == 0 && !peer_closed_) error = ASYNC_ETRUNCATED;
+  if (phase_ != Phase::kEnded) {
+    phase_ = Phase::kEnded;
+    error_ = error;
+  }
+  disarm_timer();
+  finish_handshake(error ? error : ASYNC_ECLOSED);
+  net::Layer::lower_lost(error);
+}
+
+// ---- from above -----------------------------------------------------------------
+
+long TlsLayer::take(const iovec *iov, int iovcnt) noexcept {
+  if (phase_ == Phase::kHandshake) return 0;  // advance() calls upper_room() once done
+  if (phase_ != Phase::kOpen || sent_close_ || !lower()) return ASYNC_ECLOSED;
+  if (lower_full()) return 0;  // its resume_writing calls the stream above again
+  ERR_clear_error();
+  std::size_t taken = 0;
+  for (int i = 0; i < iovcnt; ++i) {
+    const auto *bytes = static_cast<const std::uint8_t *>(iov[i].iov_base);
+    for (std::size_t done = 0; done < iov[i].iov_len;) {
+      int n = SSL_write(ssl_, bytes + done, static_cast<int>(std::min<std::size_t>(iov[i].iov_len - done, INT_MAX)));
+      if (n <= 0) {
+        int err = error_of(SSL_get_error(ssl_, n));
+        return err ? err : ASYNC_EINTERNAL;  // a memory BIO never asks to wait
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    taken += iov[i].iov_len;
+  }
+  if (!flush()) return ASYNC_ECLOSED;
+  return static_cast<long>(taken);
+}
+
+void TlsLayer::upper_write_eof() noexcept {
+  if (phase_ == Phase::kHandshake)
+    eof_wanted_ = true;
+  else
+    send_close_notify();
+}
+
+void TlsLayer::close_down() noexcept {
+  disarm_timer();
+  finish_handshake(ASYNC_ECLOSED);
+  send_close_notify();
+  phase_ = Phase::kEnded;
+  net::Layer::close_down();
+}
+
+void TlsLayer::stop() noexcept {
+  disarm_timer();
+  finish_handshake(error_ ? error_ : ASYNC_ECLOSED);
+  phase_ = Phase::kEnded;
+}
+
+void TlsLayer::pop_down() noexcept {
+  if (phase_ != Phase::kOpen) {
+    // No session to shut down: the stream below goes back as it is.
+    disarm_timer();
+    finish_handshake(ASYNC_ECLOSED);
+    phase_ = Phase::kEnded;
+    hand_over();
+    return;
+  }
+  send_close_notify();
+  if (peer_closed_) {
+    phase_ = Phase::kEnded;
+    hand_over();
+    return;
+  }
+  // The peer's close_notify, within the handshake timeout.
+  pop_waiting_ = true;
+  arm_timer();
+  sync_reading();
+}
+
+// ---- helpers ----------------------------------------------------------------------
+
+void TlsLayer::send_close_notify() noexcept {
+  if (sent_close_ || phase_ != Phase::kOpen) return;
+  sent_close_ = true;
+  ERR_clear_error();
+  SSL_shutdown(ssl_);
+  ERR_clear_error();
+  flush();
+}
+
+bool TlsLayer::flush() noexcept {
+  char *bytes = nullptr;
+  long n = BIO_get_mem_data(out_, &bytes);
+  if (n <= 0) return true;
+  net::Stream *below = lower();
+  iovec iov{bytes, static_cast<std::size_t>(n)};
+  int err = below ? below->write(&iov, 1, nullptr, nullptr) : ASYNC_ECLOSED;
+  (void)BIO_reset(out_);  // copied or sent: the BIO starts empty again
+  return err == 0 && lower() && !lower()->lost();
+}
+
+int TlsLayer::error_of(int kind) noexcept {
+  unsigned long first = ERR_peek_error();
+  ERR_clear_error();
+  switch (kind) {
+    case SSL_ERROR_NONE:
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    default:
+      if (ctx_.verifies() && SSL_get_verify_result(ssl_) != X509_V_OK) return ASYNC_ECERT;
+      return is_malformed(first) ? ASYNC_EPROTO : ASYNC_ETLS;
+  }
+}
+
+void TlsLayer::fail(int error) noexcept {
+  if (phase_ == Phase::kEnded) return;
+  error_ = error;
+  stop();
+  if (has_upper())
+    fail_up(error);  // the stream above aborts, and with it the stream below
+  else if (net::Stream *below = lower())
+    below->abort(error);  // a pop waiting for close_notify
+}
+
+void TlsLayer::finish_handshake(int error) noexcept {
+  core::Future *future = handshake_;
+  if (!future) return;
+  handshake_ = nullptr;
+  if (error)
+    future->reject(error);
+  else
+    future->resolve(nullptr, nullptr, nullptr);
+  future->release();
+}
+
+void TlsLayer::arm_timer() noexcept {
+  timer_armed_ = true;
+  loop().backend().timer_start(timer_, util::ms_to_ns(ctx_.handshake_timeout_ms()));
+}
+
+void TlsLayer::disarm_timer() noexcept {
+  if (!timer_armed_) return;
+  timer_armed_ = false;
+  loop().backend().timer_stop(timer_);
+}
+
+void TlsLayer::on_timeout(void *self, std::uint32_t) noexcept {
+  auto *layer = static_cast<TlsLayer *>(self);
+  layer->disarm_timer();
+  layer->fail(ASYNC_ETIMEDOUT);
+}
+
+// ---- queries ------------------------------------------------------------------------
+
+int TlsLayer::alpn(char *out, std::size_t capacity) const noexcept {
+  const unsigned char *name = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(ssl_, &name, &len);
+  if (len + 1 > capacity) return ASYNC_ERANGE;
+  if (len) std::memcpy(out, name, len);
+  out[len] = '\0';
+  return static_cast<int>(len);
+}
+
+int TlsLayer::version() const noexcept { return phase_ == Phase::kHandshake ? 0 : SSL_version(ssl_); }
+
+bool TlsLayer::resumed() const noexcept { return phase_ != Phase::kHandshake && SSL_session_reused(ssl_) == 1; }
+
+int TlsLayer::verify_error(const char **reason) const noexcept {
+  long result = SSL_get_verify_result(ssl_);
+  if (reason) *reason = X509_verify_cert_error_string(result);
+  return static_cast<int>(result);
+}
+
+}  // namespace async::tls
