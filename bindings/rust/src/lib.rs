@@ -56,6 +56,7 @@ mod jobs;
 mod layer;
 mod process;
 mod stream;
+mod tls;
 
 pub use addr::{format_addr, parse_addr};
 pub use datagram::{Datagram, DatagramProtocol, DatagramRef, UdpOptions};
@@ -70,6 +71,7 @@ pub use stream::{
     connect, connect_options, connect_unix, connect_with, ConnectOptions, Listener, Protocol, ReconnectOptions,
     ReconnectProtocol, ReconnectState, Reconnector, Server, Stream, StreamRef,
 };
+pub use tls::{TlsContext, TlsOptions, TlsSide};
 
 use error::check;
 use std::any::Any;

@@ -320,6 +320,9 @@ pub(crate) struct AsyncIo {
     /// for its writes. Without one (a connect dropped once complete but
     /// never taken) nothing would ever close it.
     owned: Cell<bool>,
+    /// A TLS stream's certificate verification result, kept from
+    /// connection_lost (the library answers no query after it).
+    pub(crate) verify: Cell<Option<(i32, &'static str)>>,
 }
 
 /// Buffered bytes past which reading pauses until a read takes them.
@@ -339,6 +342,7 @@ impl AsyncIo {
             writer: RefCell::new(None),
             listener,
             owned: Cell::new(false),
+            verify: Cell::new(None),
         })
     }
 
@@ -422,9 +426,12 @@ unsafe extern "C" fn io_eof(_stream: *mut sys::async_stream, userdata: *mut c_vo
     io.owned.get() as i32 // open for writing until the Stream closes it
 }
 
-unsafe extern "C" fn io_lost(_stream: *mut sys::async_stream, error: i32, userdata: *mut c_void) {
+unsafe extern "C" fn io_lost(stream: *mut sys::async_stream, error: i32, userdata: *mut c_void) {
     let io = io(userdata);
     io.lost.set(Some(error));
+    if error == Error::CERT.code() {
+        io.verify.set(crate::tls::query_verify(stream).ok());
+    }
     guard(io.raw_loop, (), || {
         AsyncIo::wake(&io.reader);
         AsyncIo::wake(&io.writer);
@@ -528,6 +535,11 @@ impl Stream {
     }
 
     /// Whether bytes were read from the library but not taken by a read.
+    /// The verification result kept when the stream ended with ECERT.
+    pub(crate) fn io_verify(&self) -> Option<(i32, &'static str)> {
+        self.io.as_ref().and_then(|io| io.verify.get())
+    }
+
     pub(crate) fn has_unread(&self) -> bool {
         self.io.as_ref().map_or(false, |io| io.buffer.borrow().len() > io.start.get())
     }
