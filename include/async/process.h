@@ -11,7 +11,8 @@
  * meanwhile, and a failed step reaches it through a close-on-exec pipe, so
  * an exec failure (ASYNC_ENOENT, ASYNC_EACCES, ASYNC_ENOEXEC) is what
  * async_process_spawn() returns: never an exit code 127. The child's pidfd
- * (pidfd_open()) is opened before the call returns. No thread is started
+ * (clone(CLONE_PIDFD), else pidfd_open()) is opened with the child, so a
+ * child that exits at once under SIGCHLD set to SIG_IGN is still watched. No thread is started
  * and no signal disposition of the process is touched.
  *
  * Exit: the loop watches the child's pidfd and reaps that child, and only
