@@ -85,6 +85,9 @@ uint64_t lasync_checku64(lua_State *L, int idx) {
   return (uint64_t)v;
 }
 
+/* A size argument: an integer, not negative (lasync_checku64). */
+size_t lasync_check_size(lua_State *L, int idx) { return (size_t)lasync_checku64(L, idx); }
+
 const char *lasync_obj_kind(int kind) {
   static const char *const names[] = {"?",      "timer",    "watcher", "hook",   "signal",     "server",
                                       "stream", "datagram", "future",  "reader", "reconnector"};

@@ -255,15 +255,9 @@ static int m_is_reading(lua_State *L) {
   return 1;
 }
 
-static size_t check_size(lua_State *L, int idx) {
-  lua_Integer v = luaL_checkinteger(L, idx);
-  luaL_argcheck(L, v >= 0, idx, "must not be negative");
-  return (size_t)v;
-}
-
 static int m_set_write_limits(lua_State *L) {
   DGRAM();
-  size_t high = check_size(L, 2), low = check_size(L, 3);
+  size_t high = lasync_check_size(L, 2), low = lasync_check_size(L, 3);
   LASYNC_ENTER(dg->o.lp, L);
   int rc = async_datagram_set_write_limits(d, high, low);
   LASYNC_LEAVE(dg->o.lp);

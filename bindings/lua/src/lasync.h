@@ -106,6 +106,7 @@ void lasync_unpin(lobj *o, lua_State *L);
 int lasync_fail(lua_State *L, int code);
 int lasync_error_text(lua_State *L);
 int lasync_result(lua_State *L, int code);
+size_t lasync_check_size(lua_State *L, int idx);
 int lasync_msgh(lua_State *L);
 void lasync_report(lloop *lp, lua_State *L);
 void lasync_after(lloop *lp, lua_State *L, int base);

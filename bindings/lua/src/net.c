@@ -342,15 +342,9 @@ static int m_is_reading(lua_State *L) {
   return 1;
 }
 
-static size_t check_size(lua_State *L, int idx) {
-  lua_Integer v = luaL_checkinteger(L, idx);
-  luaL_argcheck(L, v >= 0, idx, "must not be negative");
-  return (size_t)v;
-}
-
 static int m_set_write_limits(lua_State *L) {
   STREAM();
-  size_t high = check_size(L, 2), low = check_size(L, 3);
+  size_t high = lasync_check_size(L, 2), low = lasync_check_size(L, 3);
   LASYNC_ENTER(st->o.lp, L);
   int rc = async_stream_set_write_limits(s, high, low);
   LASYNC_LEAVE(st->o.lp);
@@ -378,7 +372,7 @@ static int m_write_buffer_size(lua_State *L) {
 
 static int m_set_read_limit(lua_State *L) {
   STREAM();
-  return lasync_result(L, async_stream_set_read_limit(s, check_size(L, 2)));
+  return lasync_result(L, async_stream_set_read_limit(s, lasync_check_size(L, 2)));
 }
 
 static int m_fd(lua_State *L) {
@@ -718,7 +712,7 @@ static lreader *new_reader(lua_State *L, lloop *lp, int loop_idx, size_t limit, 
 static int l_reader(lua_State *L) {
   int arg, loop_idx;
   lloop *lp = lasync_optloop(L, &arg, &loop_idx);
-  size_t limit = lua_isnoneornil(L, arg) ? 0 : check_size(L, arg);
+  size_t limit = lua_isnoneornil(L, arg) ? 0 : lasync_check_size(L, arg);
   if (!lp->loop) return lasync_fail(L, ASYNC_ECLOSED);
   int rc;
   new_reader(L, lp, loop_idx, limit, &rc);
@@ -772,7 +766,7 @@ static int read_future(lua_State *L, lreader *rd, int rc, async_future *const *f
   async_future *f = NULL
 
 static int rd_read(lua_State *L) {
-  size_t n = check_size(L, 2);
+  size_t n = lasync_check_size(L, 2);
   READER();
   return read_future(L, rd, async_reader_read_exactly(&f, rd->r, n), &f);
 }
@@ -780,19 +774,19 @@ static int rd_read(lua_State *L) {
 static int rd_read_until(lua_State *L) {
   size_t dlen;
   const char *delim = luaL_checklstring(L, 2, &dlen);
-  size_t limit = lua_isnoneornil(L, 3) ? 0 : check_size(L, 3);
+  size_t limit = lua_isnoneornil(L, 3) ? 0 : lasync_check_size(L, 3);
   READER();
   return read_future(L, rd, async_reader_read_until(&f, rd->r, delim, dlen, limit), &f);
 }
 
 static int rd_read_line(lua_State *L) {
-  size_t limit = lua_isnoneornil(L, 2) ? 0 : check_size(L, 2);
+  size_t limit = lua_isnoneornil(L, 2) ? 0 : lasync_check_size(L, 2);
   READER();
   return read_future(L, rd, async_reader_read_line(&f, rd->r, limit), &f);
 }
 
 static int rd_read_some(lua_State *L) {
-  size_t max = lua_isnoneornil(L, 2) ? 65536 : check_size(L, 2);
+  size_t max = lua_isnoneornil(L, 2) ? 65536 : lasync_check_size(L, 2);
   READER();
   return read_future(L, rd, async_reader_read_some(&f, rd->r, max), &f);
 }
