@@ -6,6 +6,8 @@
 #include "test_util.h"
 
 #include <string.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ */
 /* libuv timer: 10 one-shots 0..450 ms + a 100 ms repeater x5           */
@@ -897,6 +899,96 @@ static void test_due_in(void **state) {
   assert_int_equal(fired, 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* I/O just before a timer's deadline                                   */
+
+/*
+ * The poll can return on I/O a moment before a timer's deadline, so close
+ * to it that libev's clock, read after the library's (and after libev has
+ * taken in every event the poll returned), already sees its poll timer due
+ * and fires it. The library timer is not yet due for that iteration and
+ * must still wake the next poll: before the fix that poll blocked for
+ * libev's 59.7 s maximum (seen under valgrind). NEAR_FDS timerfds set to
+ * one instant make the early return and widen the window; each watcher
+ * stops itself, so the next poll blocks. A last timerfd 200 ms later is
+ * the watchdog that ends a poll the library timer did not.
+ */
+enum { NEAR_FDS = 32, NEAR_TRIALS = 1500 };
+
+struct near_deadline {
+  int fired;
+  int watchdog;
+  uint64_t io_ns;  // when the first event was taken
+};
+
+static void near_deadline_timer_cb(async_timer *t, void *ud) {
+  ((struct near_deadline *)ud)->fired = 1;
+  async_loop_stop(async_handle_loop(async_timer_handle(t)));
+}
+
+static void near_deadline_fd_cb(async_watcher *w, uint32_t revents, void *ud) {
+  (void)revents;
+  struct near_deadline *nd = ud;
+  uint64_t n;
+  if (!nd->io_ns) nd->io_ns = tu_now_ns();
+  assert_int_equal(read(async_watcher_fd(w), &n, sizeof n), (ssize_t)sizeof n);
+  assert_int_equal(async_watcher_stop(w), 0);
+}
+
+static void near_deadline_watchdog_cb(async_watcher *w, uint32_t revents, void *ud) {
+  (void)revents;
+  ((struct near_deadline *)ud)->watchdog = 1;
+  async_loop_stop(async_handle_loop(async_watcher_handle(w)));
+}
+
+static void timerfd_at(int fd, uint64_t ns) {
+  struct itimerspec its;
+  memset(&its, 0, sizeof its);
+  its.it_value.tv_sec = (time_t)(ns / 1000000000u);
+  its.it_value.tv_nsec = (long)(ns % 1000000000u);
+  assert_int_equal(timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL), 0);
+}
+
+static void test_io_just_before_deadline(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  struct near_deadline nd;
+  int fds[NEAR_FDS + 1];
+  async_watcher *ws[NEAR_FDS + 1];
+  for (int k = 0; k <= NEAR_FDS; k++) {
+    fds[k] = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    assert_true(fds[k] >= 0);
+    ws[k] = tu_watcher_new(loop, fds[k], &nd);
+  }
+  async_timer *t = tu_timer_new(loop, &nd);
+  // The events are aimed from 3 us before the deadline to 1 us after it,
+  // corrected by the wake-up latency seen so far (the poll returns that
+  // long after a timerfd expires).
+  uint64_t latency = 0;
+  for (int i = 0; i < NEAR_TRIALS; i++) {
+    memset(&nd, 0, sizeof nd);
+    uint64_t deadline = tu_now_ns() + 1000000u;
+    assert_int_equal(async_timer_start(t, 1, 0, near_deadline_timer_cb), 0);
+    uint64_t aim = deadline - 3000u + (uint64_t)(i % 40) * 100u - latency;
+    for (int k = 0; k < NEAR_FDS; k++) {
+      timerfd_at(fds[k], aim);
+      assert_int_equal(async_watcher_start(ws[k], ASYNC_READABLE, near_deadline_fd_cb), 0);
+    }
+    timerfd_at(fds[NEAR_FDS], deadline + 200000000u);
+    assert_int_equal(async_watcher_start(ws[NEAR_FDS], ASYNC_READABLE, near_deadline_watchdog_cb), 0);
+    assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 1);  // stopped, the watchdog still active
+    assert_int_equal(nd.watchdog, 0);
+    assert_int_equal(nd.fired, 1);
+    if (nd.io_ns > aim) latency = (latency * 7 + (nd.io_ns - aim)) / 8;
+    for (int k = 0; k <= NEAR_FDS; k++) assert_int_equal(async_watcher_stop(ws[k]), 0);
+  }
+  tu_close(async_timer_handle(t));
+  for (int k = 0; k <= NEAR_FDS; k++) tu_close(async_watcher_handle(ws[k]));
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(async_loop_free(loop), 0);
+  for (int k = 0; k <= NEAR_FDS; k++) close(fds[k]);
+}
+
 /* Bad arguments at creation. */
 static void test_timer_new_invalid(void **state) {
   (void)state;
@@ -930,6 +1022,7 @@ int main(void) {
       cmocka_unit_test(test_stopped_unref_never_fires),
       cmocka_unit_test(test_due_in),
       cmocka_unit_test(test_stop_moves_last_timer_up),
+      cmocka_unit_test(test_io_just_before_deadline),
       cmocka_unit_test(test_timer_new_invalid),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -287,7 +287,10 @@ void Loop::arm_timer() noexcept {
     return;
   }
   std::uint64_t deadline = timers_.top().deadline;
-  if (timer_armed_ && deadline >= armed_deadline_ && armed_deadline_ > now_ns_) return;
+  // Armed for this deadline or an earlier one, and not gone off yet: it
+  // still wakes the poll in time. (Gone off is libev's word, not the
+  // iteration's clock: libev reads its clock later and may fire first.)
+  if (timer_armed_ && deadline >= armed_deadline_ && !backend_.timer_fired()) return;
   std::uint64_t now = util::monotonic_ns();
   backend_.arm_timer(deadline > now ? deadline - now : 0);
   armed_deadline_ = deadline;

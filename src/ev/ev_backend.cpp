@@ -162,8 +162,9 @@ struct Backend::Impl {
   LoopEvents events{};
   ev_async async;
   ev_timer timer;
-  bool may_block = false;  // the current poll is timed for poll_ns
-  bool forked = false;     // fork() left events pending: the next poll must not block
+  bool may_block = false;    // the current poll is timed for poll_ns
+  bool forked = false;       // fork() left events pending: the next poll must not block
+  bool timer_fired = false;  // the poll timer went off since arm_timer()
   // Active io and signal watchers: while there are none, libev has nothing
   // to poll but its own wakeup (see Backend::poll). A stopped signal
   // watcher counts until the next libev poll, which drops a delivery
@@ -185,8 +186,10 @@ void on_async(struct ev_loop *loop, ev_async *, int) noexcept {
   impl->events.woken(impl->events.owner);
 }
 
-// The timer only ends the poll; expired library timers run after it.
-void on_timer(struct ev_loop *, ev_timer *, int) noexcept {}
+// The timer only ends the poll; expired library timers run after it. It
+// is noted because libev reads its clock after the library's: it may fire
+// a moment before the library sees its deadline, and must then be re-armed.
+void on_timer(struct ev_loop *loop, ev_timer *, int) noexcept { impl_of(loop)->timer_fired = true; }
 
 // The clock is read once per iteration, when the poll returns (the loop's
 // time for the iteration), and once more before a poll that may block, so
@@ -392,7 +395,10 @@ void Backend::arm_timer(std::uint64_t delay_ns) noexcept {
   ev_timer_set(&impl_->timer, static_cast<double>(delay_ns) / 1e9, 1e9);
   ev_timer_start(loop, &impl_->timer);
   ev_unref(loop);
+  impl_->timer_fired = false;
 }
+
+bool Backend::timer_fired() const noexcept { return impl_->timer_fired; }
 
 void Backend::disarm_timer() noexcept {
   if (!ev_is_active(&impl_->timer)) return;

@@ -73,6 +73,8 @@ class Backend {
   // Wakes the poll at the latest after delay_ns; disarm() cancels.
   void arm_timer(std::uint64_t delay_ns) noexcept;
   void disarm_timer() noexcept;
+  // The armed timer went off: it no longer wakes a poll until re-armed.
+  bool timer_fired() const noexcept;
 
   // Thread-safe: makes the loop call LoopEvents::woken soon.
   void wake() noexcept;
