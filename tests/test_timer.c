@@ -302,13 +302,15 @@ static void test_due_together_fire_by_deadline(void **state) {
   memset(&o, 0, sizeof o);
   struct ord_item items[20];
   async_timer *t[20];
-  /* Started with decreasing timeouts 20..1 ms: id i has timeout 20 - i. */
+  /* Started with decreasing timeouts 200..10 ms: id i has timeout
+   * 10 * (20 - i), so deadlines decrease unless one start takes 10 ms
+   * (1 ms steps were overtaken under valgrind on a loaded machine). */
   for (int i = 0; i < 20; i++) {
     items[i].o = &o;
     items[i].id = i;
-    t[i] = tu_timer_start(loop, &items[i], (uint64_t)(20 - i), 0, ord_cb);
+    t[i] = tu_timer_start(loop, &items[i], (uint64_t)(10 * (20 - i)), 0, ord_cb);
   }
-  tu_sleep_ms(40); /* all due before the loop runs */
+  tu_sleep_ms(220); /* all due before the loop runs */
   uint64_t i0 = tu_iterations(loop);
   assert_int_equal(async_loop_run(loop, ASYNC_RUN_ONCE), 0);
   assert_int_equal(o.n, 20);
