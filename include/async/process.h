@@ -103,8 +103,9 @@ enum async_stdio_mode {
    * /proc/sys/fs/pipe-max-size and the user's pipe-user-pages-soft allow
    * (F_SETPIPE_SZ; Linux's default 64 KiB otherwise). The kernel costs
    * more per byte than on a socketpair: it allocates and charges a page
-   * for every 4 KiB written (about 0.4 ms of CPU per MiB through cat,
-   * against 0.3 for a socketpair; bench/run_spawn.sh).
+   * for every 4 KiB written (through cat, the caller and cat together
+   * spent 0.67-0.78 ms of CPU per MiB, against 0.50-0.61 over socketpairs;
+   * bench/run_spawn.sh).
    */
   ASYNC_STDIO_FIFO = 5,
   ASYNC_STDIO_MODE_FORCE32 = 0x7FFFFFFF /**< keeps the enum 32 bits wide; not a mode */
