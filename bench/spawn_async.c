@@ -2,9 +2,10 @@
  * Subprocess benchmark on libasync: `true` spawns N children of /bin/true
  * one after the other, each waited for (spawns per second); `cat` sends
  * 64 MiB through one cat child, writing its stdin and reading its stdout
- * through the loop (MiB per second), over pipes; `catsock` the same over
- * socketpairs (ASYNC_STDIO_SOCKETPAIR, the transport libuv's stdio pipes
- * are). See bench/run_spawn.sh; the libuv twin is spawn_uv.c.
+ * through the loop (MiB per second), over ASYNC_STDIO_PIPE streams (Unix
+ * socketpairs, the transport libuv's stdio pipes are too); `catfifo` the
+ * same over pipe(2)s (ASYNC_STDIO_FIFO). See bench/run_spawn.sh; the libuv
+ * twin is spawn_uv.c.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -91,20 +92,23 @@ int main(int argc, char **argv) {
     static const async_stream_protocol out = {sizeof(async_stream_protocol), NULL, count, NULL, lost, NULL, NULL,
                                               NULL, NULL, 0, NULL};
     memset(chunk, 'x', sizeof chunk);
-    int transport = strcmp(mode, "catsock") == 0 ? ASYNC_STDIO_SOCKETPAIR : ASYNC_STDIO_PIPE;
+    int transport = strcmp(mode, "catfifo") == 0 ? ASYNC_STDIO_FIFO : ASYNC_STDIO_PIPE;
     o.argv = argv_cat;
     o.stdio_mode[0] = transport;
     o.stdio_protocol[0] = &in;
     o.stdio_mode[1] = transport;
     o.stdio_protocol[1] = &out;
+    double cpu0 = bench_cpu_with_children();
     double t0 = bench_now();
     async_process *proc = NULL;
     check(async_process_spawn(&proc, loop, &o, NULL), "spawn");
     wait_exit(loop, proc);
     check(async_loop_run(loop, ASYNC_RUN_DEFAULT), "run");
     double dt = bench_now() - t0;
+    double cpu = bench_cpu_with_children() - cpu0;
     if (received != TOTAL) check(ASYNC_EIO, "bytes received");
-    printf("RESULT bench=spawn_%s lib=async mibps=%.0f\n", mode, TOTAL / (1024.0 * 1024.0) / dt);
+    printf("RESULT bench=spawn_%s lib=async mibps=%.0f cpu_us_per_mib=%.0f\n", mode, TOTAL / (1024.0 * 1024.0) / dt,
+           cpu * 1e6 / (TOTAL / (1024.0 * 1024.0)));
   }
   check(async_loop_run(loop, ASYNC_RUN_DEFAULT), "run");
   check(async_loop_free(loop), "loop free");

@@ -106,6 +106,7 @@ int main(int argc, char **argv) {
     o.args = args;
     o.stdio = stdio;
     o.stdio_count = 3;
+    double cpu0 = bench_cpu_with_children();
     double t0 = bench_now();
     uv_process_t proc;
     check(uv_spawn(loop, &proc, &o), "spawn");
@@ -113,8 +114,10 @@ int main(int argc, char **argv) {
     write_next();
     uv_run(loop, UV_RUN_DEFAULT);
     double dt = bench_now() - t0;
+    double cpu = bench_cpu_with_children() - cpu0;
     if (received != TOTAL || !exited) check(UV_EIO, "bytes received");
-    printf("RESULT bench=spawn_cat lib=uv mibps=%.0f\n", TOTAL / (1024.0 * 1024.0) / dt);
+    printf("RESULT bench=spawn_cat lib=uv mibps=%.0f cpu_us_per_mib=%.0f\n", TOTAL / (1024.0 * 1024.0) / dt,
+           cpu * 1e6 / (TOTAL / (1024.0 * 1024.0)));
   }
   uv_loop_close(loop);
   return 0;

@@ -2,8 +2,9 @@
  * subprocess.c: a pipeline of two programs, `seq 1 100000 | wc -c`, with
  * the data flowing through the loop instead of a pipe between them.
  *
- * 1. `wc -c` is spawned with its stdin and stdout as pipe streams.
- * 2. `seq 1 100000` is spawned with its stdout as a pipe stream; every
+ * 1. `wc -c` is spawned with its stdin and stdout as streams (ASYNC_STDIO_PIPE:
+ *    Unix socketpairs, as libuv gives).
+ * 2. `seq 1 100000` is spawned with its stdout as a stream; every
  *    chunk it writes is passed on to wc's stdin (the bytes are counted on
  *    the way). When wc's stdin is full (pause_writing), seq's stream stops
  *    reading until it drains (resume_writing): flow control end to end.

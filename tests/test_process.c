@@ -455,7 +455,7 @@ static void cat_64mib(int transport) {
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
   async_stream *in = NULL;
   assert_int_equal(async_process_stream(&in, proc, 0), 0);
-  if (transport == ASYNC_STDIO_PIPE) assert_int_equal(async_stream_is_reading(in), 0); /* a write end */
+  if (transport == ASYNC_STDIO_FIFO) assert_int_equal(async_stream_is_reading(in), 0); /* a write end */
   async_stream *err = NULL;
   assert_int_equal(async_process_stream(&err, proc, 2), ASYNC_ESTATE);
   run_bounded(loop, &out.released, 60000);
@@ -474,14 +474,64 @@ static void cat_64mib(int transport) {
   tu_finish(loop);
 }
 
+/* The default stream transport (a socketpair). */
 static void test_cat_64mib(void **state) {
   (void)state;
   cat_64mib(ASYNC_STDIO_PIPE);
 }
 
-static void test_cat_64mib_socketpair(void **state) {
+static void test_cat_64mib_fifo(void **state) {
   (void)state;
-  cat_64mib(ASYNC_STDIO_SOCKETPAIR);
+  cat_64mib(ASYNC_STDIO_FIFO);
+}
+
+/* What the child's fd is in each stream mode, and what a program can do
+ * with it: ASYNC_STDIO_PIPE and _SOCKETPAIR give a socket, which
+ * /dev/stdin and /dev/stdout cannot open (ENXIO); ASYNC_STDIO_FIFO gives a
+ * FIFO, which they can, as in a shell's pipeline. */
+static void test_dev_stdin(void **state) {
+  (void)state;
+  static const char *const probe[] = {
+      "/bin/sh", "-c",
+      "read first; echo \"$first\"; if test -p /dev/stdin && test -p /dev/stdout; then echo fifo; "
+      "elif test -S /dev/stdin && test -S /dev/stdout; then echo socket; fi; "
+      "{ cat /dev/stdin >/dev/stdout && echo opened; } 2>/dev/null || echo refused",
+      NULL};
+  static const struct {
+    int mode;
+    const char *want;
+  } cases[] = {
+      {ASYNC_STDIO_PIPE, "a\nsocket\nrefused\n"},
+      {ASYNC_STDIO_SOCKETPAIR, "a\nsocket\nrefused\n"},
+      {ASYNC_STDIO_FIFO, "a\nfifo\nb\nopened\n"},
+  };
+  async_loop *loop = tu_loop_new();
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct sink in_side, out;
+    sink_init(&in_side);
+    sink_init(&out);
+    async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
+    o.argv = probe;
+    o.stdio_mode[0] = cases[i].mode;
+    o.stdio_protocol[0] = &k_sink;
+    o.stdio_userdata[0] = &in_side;
+    o.stdio_mode[1] = cases[i].mode;
+    o.stdio_protocol[1] = &k_sink;
+    o.stdio_userdata[1] = &out;
+    async_process *proc = NULL;
+    assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
+    async_stream *in = NULL;
+    assert_int_equal(async_process_stream(&in, proc, 0), 0);
+    /* The child waits for the first line: it cannot be gone before this. */
+    assert_int_equal(async_stream_write(in, "a\nb\n", 4), 0);
+    assert_int_equal(async_stream_write_eof(in), 0);
+    run_bounded(loop, &out.released, 10000);
+    run_bounded(loop, &in_side.released, 5000);
+    assert_string_equal(out.buf, cases[i].want);
+    assert_int_equal(wait_exit(loop, proc), 0);
+    assert_int_equal(async_process_free(proc), 0);
+  }
+  tu_finish(loop);
 }
 
 /* ASYNC_STDIO_SOCKETPAIR: the child's fd is a Unix stream socket, both
@@ -574,27 +624,33 @@ static void test_stdin_eof(void **state) {
 }
 
 /* A child that exits, or closes its stdin, before reading its input:
- * ASYNC_EPIPE on the stream, and no SIGPIPE (SIG_DFL here: it would kill
- * the test). */
+ * ASYNC_EPIPE on the stream (a socketpair's: ASYNC_ECONNRESET when bytes
+ * were left unread in the child's end), and no SIGPIPE (SIG_DFL here: it
+ * would kill the test). */
 static void test_child_gone_epipe(void **state) {
   (void)state;
   signal(SIGPIPE, SIG_DFL);
   static const char *const closes[] = {"/bin/sh", "-c", "exec 0<&-; sleep 0.1", NULL};
   const char *const *programs[] = {k_true, closes};
-  for (int i = 0; i < 2; i++) {
+  const int transports[] = {ASYNC_STDIO_FIFO, ASYNC_STDIO_PIPE};
+  for (int i = 0; i < 4; i++) {
+    int transport = transports[i / 2];
     async_loop *loop = tu_loop_new();
     static struct source src;
     memset(&src, 0, sizeof src);
     async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
-    o.argv = programs[i];
-    o.stdio_mode[0] = ASYNC_STDIO_PIPE;
+    o.argv = programs[i % 2];
+    o.stdio_mode[0] = transport;
     o.stdio_protocol[0] = &k_source;
     o.stdio_userdata[0] = &src;
     async_process *proc = NULL;
     assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
     run_bounded(loop, &src.released, 10000);
     assert_int_equal(src.lost, 1);
-    assert_int_equal(src.error, ASYNC_EPIPE);
+    if (transport == ASYNC_STDIO_FIFO)
+      assert_int_equal(src.error, ASYNC_EPIPE);
+    else
+      assert_true(src.error == ASYNC_EPIPE || src.error == ASYNC_ECONNRESET);
     assert_int_equal(wait_exit(loop, proc), 0);
     assert_int_equal(async_process_free(proc), 0);
     tu_finish(loop);
@@ -605,8 +661,8 @@ static void test_child_gone_epipe(void **state) {
 }
 
 /* The caller blocks SIGPIPE itself: the SIGPIPE a write to a gone child
- * raises is still taken off the pending set, and one the caller had
- * pending already is left to it. */
+ * raises through a pipe is still taken off the pending set, and one the
+ * caller had pending already is left to it. */
 static void test_epipe_sigpipe_blocked(void **state) {
   (void)state;
   sigset_t pipe_set, old;
@@ -620,7 +676,7 @@ static void test_epipe_sigpipe_blocked(void **state) {
     memset(&src, 0, sizeof src);
     async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
     o.argv = k_true;
-    o.stdio_mode[0] = ASYNC_STDIO_PIPE;
+    o.stdio_mode[0] = ASYNC_STDIO_FIFO;
     o.stdio_protocol[0] = &k_source;
     o.stdio_userdata[0] = &src;
     async_process *proc = NULL;
@@ -643,7 +699,7 @@ static void test_epipe_sigpipe_blocked(void **state) {
   assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
 }
 
-/* Each stdio pipe holds 256 KiB where /proc/sys/fs/pipe-max-size allows
+/* Each ASYNC_STDIO_FIFO pipe holds 256 KiB where /proc/sys/fs/pipe-max-size allows
  * it (64 KiB pipes wake the loop and the child four times as often). */
 static void test_pipe_capacity(void **state) {
   (void)state;
@@ -664,7 +720,7 @@ static void test_pipe_capacity(void **state) {
   o.argv = sleep10;
   for (int i = 0; i < 3; i++) {
     sink_init(&k[i]);
-    o.stdio_mode[i] = ASYNC_STDIO_PIPE;
+    o.stdio_mode[i] = ASYNC_STDIO_FIFO;
     o.stdio_protocol[i] = &k_sink;
     o.stdio_userdata[i] = &k[i];
   }
@@ -898,6 +954,16 @@ static void test_run(void **state) {
   assert_memory_equal(data, "err\n", 4);
   assert_int_equal(async_future_free(f), 0);
 
+  /* Its pipes are FIFOs: a program that opens /dev/stdin gets the input. */
+  static const char *const dev_stdin[] = {"/bin/sh", "-c", "cat /dev/stdin", NULL};
+  assert_int_equal(async_process_run(&f, loop, dev_stdin, (const uint8_t *)"input", 5, 0), 0);
+  assert_int_equal(tu_wait_future(loop, f, 10000), 0);
+  assert_int_equal(async_future_result(&value, f), 0);
+  assert_int_equal(async_process_result_output(&data, &len, value, 1), 0);
+  assert_int_equal(len, 5);
+  assert_memory_equal(data, "input", 5);
+  assert_int_equal(async_future_free(f), 0);
+
   /* No input: stdin is /dev/null. A child not reading its input is fine. */
   assert_int_equal(async_process_run(&f, loop, k_cat, NULL, 0, 0), 0);
   assert_int_equal(tu_wait_future(loop, f, 10000), 0);
@@ -972,7 +1038,9 @@ static void test_bad_input(void **state) {
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EINVAL);
   o.stdio_mode[1] = ASYNC_STDIO_SOCKETPAIR; /* no protocol */
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EINVAL);
-  o.stdio_mode[1] = ASYNC_STDIO_SOCKETPAIR + 1;
+  o.stdio_mode[1] = ASYNC_STDIO_FIFO; /* no protocol */
+  assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EINVAL);
+  o.stdio_mode[1] = ASYNC_STDIO_FIFO + 1;
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_EINVAL);
   o.stdio_mode[1] = ASYNC_STDIO_FD;
   o.stdio_fd[1] = -1;
@@ -1129,7 +1197,8 @@ int main(void) {
       cmocka_unit_test(test_options),
       cmocka_unit_test(test_ids_with_threads),
       cmocka_unit_test(test_cat_64mib),
-      cmocka_unit_test(test_cat_64mib_socketpair),
+      cmocka_unit_test(test_cat_64mib_fifo),
+      cmocka_unit_test(test_dev_stdin),
       cmocka_unit_test(test_socketpair),
       cmocka_unit_test(test_stdin_eof),
       cmocka_unit_test(test_child_gone_epipe),

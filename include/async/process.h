@@ -68,28 +68,46 @@ enum async_stdio_mode {
   ASYNC_STDIO_INHERIT = 0, /**< the caller's own fd of that number (default) */
   ASYNC_STDIO_NULL = 1,    /**< /dev/null */
   /**
-   * A pipe whose other end becomes an async_stream of the caller's, driven
-   * by stdio_protocol[i] with stdio_userdata[i] (the child's stdin: a
-   * write-only stream; stdout and stderr: read-only). It holds 256 KiB
-   * where /proc/sys/fs/pipe-max-size and the user's pipe-user-pages-soft
-   * allow (F_SETPIPE_SZ; Linux's default 64 KiB otherwise): a default pipe
-   * wakes the loop and the child four times as often for the same bytes.
+   * A stream to the child: the fd's other end becomes an async_stream of
+   * the caller's, driven by stdio_protocol[i] with stdio_userdata[i]. Its
+   * transport is a Unix stream socketpair, what libuv's stdio pipes are
+   * (ASYNC_STDIO_SOCKETPAIR below, with every property said there): the
+   * kernel moves bytes through it for two thirds of a pipe's CPU. It was a
+   * pipe(2) until ASYNC_STDIO_FIFO was added: that mode is the pipe, for a
+   * child that needs one (it opens /dev/stdin or /dev/stdout, uses tee(2)
+   * or vmsplice(2) on the fd, or checks that it is a FIFO).
    */
   ASYNC_STDIO_PIPE = 2,
   ASYNC_STDIO_FD = 3, /**< stdio_fd[i], an fd of the caller's (not taken: it stays open) */
   /**
-   * As ASYNC_STDIO_PIPE, but a Unix stream socketpair (what libuv's stdio
-   * pipes are), both ways: the stream also reads what the child writes to
-   * that fd, async_stream_write_eof() shuts the socket down for writing,
-   * and the stream ends once the child closed its end (exited). A child
-   * gone before reading its input ends the writer's stream with
-   * ASYNC_EPIPE, or ASYNC_ECONNRESET when it left bytes unread, never with
-   * a SIGPIPE. The kernel spends less per byte than on a pipe (which
-   * allocates and charges a page per 4 KiB written; bench/run_spawn.sh),
-   * but the child sees a socket, not a FIFO: opening /dev/stdin
-   * (/proc/self/fd/0) fails with ENXIO, and tee(2) refuses it.
+   * A Unix stream socketpair, whatever ASYNC_STDIO_PIPE may become: the
+   * stream is driven by stdio_protocol[i] with stdio_userdata[i], both
+   * ways: it also reads what the child writes to that fd (a child's stdin
+   * stream gets data_received then), async_stream_write_eof() shuts the
+   * socket down for writing, and the stream ends once the child closed its
+   * end (exited). A child gone before reading its input ends the writer's
+   * stream with ASYNC_EPIPE, or ASYNC_ECONNRESET when it left bytes
+   * unread, never with a SIGPIPE. The child sees a socket, not a FIFO:
+   * opening /dev/stdin, /dev/stdout or /dev/stderr (/proc/self/fd/N)
+   * fails with ENXIO, and tee(2) refuses it; ASYNC_STDIO_FIFO gives one.
    */
   ASYNC_STDIO_SOCKETPAIR = 4,
+  /**
+   * A pipe(2) (what ASYNC_STDIO_PIPE was before this mode), its other end an
+   * async_stream driven by stdio_protocol[i] with stdio_userdata[i]: the
+   * child's stdin is a write-only stream that ends once
+   * async_stream_write_eof() closed it (or with ASYNC_EPIPE when the child
+   * went before reading it all, never with a SIGPIPE); stdout and stderr
+   * are read-only. The child's fd is a FIFO, as a shell's pipeline gives:
+   * /dev/stdin opens, tee(2) and splice(2) work. Each holds 256 KiB where
+   * /proc/sys/fs/pipe-max-size and the user's pipe-user-pages-soft allow
+   * (F_SETPIPE_SZ; Linux's default 64 KiB otherwise). The kernel costs
+   * more per byte than on a socketpair: it allocates and charges a page
+   * for every 4 KiB written (through cat, the caller and cat together
+   * spent 0.67-0.78 ms of CPU per MiB, against 0.50-0.61 over socketpairs;
+   * bench/run_spawn.sh).
+   */
+  ASYNC_STDIO_FIFO = 5,
   ASYNC_STDIO_MODE_FORCE32 = 0x7FFFFFFF /**< keeps the enum 32 bits wide; not a mode */
 };
 
@@ -128,9 +146,9 @@ typedef struct async_process_options {
   uint32_t gid;            /**< with ASYNC_PROCESS_SET_GID: the child's group id. */
   int32_t stdio_mode[3];   /**< enum async_stdio_mode for fds 0, 1, 2; 0 (default): inherited. */
   int32_t stdio_fd[3];     /**< with ASYNC_STDIO_FD: the caller's fd given to the child as fd i. */
-  /** With ASYNC_STDIO_PIPE or _SOCKETPAIR: the stream's protocol (copied; as for async_stream_adopt()). */
+  /** With ASYNC_STDIO_PIPE, _SOCKETPAIR or _FIFO: the stream's protocol (copied; as for async_stream_adopt()). */
   const async_stream_protocol *stdio_protocol[3];
-  void *stdio_userdata[3]; /**< with ASYNC_STDIO_PIPE or _SOCKETPAIR: the stream protocol's userdata. */
+  void *stdio_userdata[3]; /**< with ASYNC_STDIO_PIPE, _SOCKETPAIR or _FIFO: the stream protocol's userdata. */
   /**
    * Called with the userdata of async_process_spawn() inside
    * async_process_free(): its final notification. NULL (default): none.
@@ -145,14 +163,16 @@ typedef struct async_process_options {
 /**
  * @brief Starts a child process.
  *
- * Returns once the child has exec'd its program (or failed to). A pipe's
- * stream is made here and held by the process (async_process_stream()):
- * its connection_made runs from the loop, as for async_stream_adopt(), and
- * so does everything after it; the stream lives on its own, as any
- * stream, and ends when its pipe does (the child exiting ends a stdout
- * pipe once the bytes it wrote were read; a child that exits before
- * reading what is written to its stdin ends that stream with ASYNC_EPIPE,
- * and never with a SIGPIPE).
+ * Returns once the child has exec'd its program (or failed to). The
+ * stream of each fd made with ASYNC_STDIO_PIPE, _SOCKETPAIR or _FIFO is
+ * made here and held by the process (async_process_stream()): its
+ * connection_made runs from the loop, as for async_stream_adopt(), and so
+ * does everything after it; the stream lives on its own, as any stream,
+ * and ends when its transport does (the child exiting ends a stdout stream
+ * once the bytes it wrote were read; a child that exits before reading
+ * what is written to its stdin ends that stream with ASYNC_EPIPE, or over
+ * a socketpair ASYNC_ECONNRESET when it left bytes unread, and never with
+ * a SIGPIPE).
  *
  * The child's fds are its standard streams as asked and nothing else:
  * every other fd is closed (close_range()), close-on-exec or not. Signal
@@ -171,7 +191,7 @@ typedef struct async_process_options {
  * @retval ASYNC_EINVAL       out, options or argv is NULL, argv[0] is NULL
  *                            or empty; a size the library refuses,
  *                            unknown flags, NEW_GROUP with NEW_SESSION, a
- *                            mode out of the enum, a pipe's protocol
+ *                            mode out of the enum, a stream's protocol
  *                            invalid (as for async_stream_adopt()); loop
  *                            is NULL or not a loop.
  * @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller.
@@ -186,7 +206,7 @@ typedef struct async_process_options {
  * @retval ASYNC_EMFILE       out of file descriptors.
  * @retval ASYNC_ENOMEM       out of memory (of the library, or of the
  *                            kernel for the new process). Rarely after
- *                            the child started (making a pipe's stream):
+ *                            the child started (making a stdio stream):
  *                            it is then killed and the loop reaps it, and
  *                            the streams made already end through their
  *                            connection_lost (ASYNC_ENOMEM) and release.
@@ -195,7 +215,7 @@ typedef struct async_process_options {
  * @retval ASYNC_EIO          another failure of the child's set-up or of
  *                            clone (EAGAIN: the process limit).
  * @ownership On success the process is the caller's: free it with
- *            async_process_free(). Pipe streams are the caller's as any
+ *            async_process_free(). Stdio streams are the caller's as any
  *            stream (async/stream.h, Lifetime); their userdata stay the
  *            caller's until their release. On an error nothing was made,
  *            no child is left (one that failed to exec has been reaped),
@@ -268,8 +288,8 @@ ASYNC_API int async_process_kill(async_process *proc, int signum);
 ASYNC_API int async_process_pid(async_process *proc);
 
 /**
- * @brief The stream of the child's fd made with ASYNC_STDIO_PIPE or
- * ASYNC_STDIO_SOCKETPAIR.
+ * @brief The stream of the child's fd made with ASYNC_STDIO_PIPE,
+ * ASYNC_STDIO_SOCKETPAIR or ASYNC_STDIO_FIFO.
  *
  * The process holds a reference to it (async_stream_retain()) until
  * async_process_free(), so the pointer stays valid as long as the process,
@@ -282,7 +302,8 @@ ASYNC_API int async_process_pid(async_process *proc);
  * @retval ASYNC_EINVAL       out is NULL, fd is not 0, 1 or 2; proc is
  *                            NULL, not a process, or freed.
  * @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller.
- * @retval ASYNC_ESTATE       that fd is neither a pipe nor a socketpair.
+ * @retval ASYNC_ESTATE       that fd is not a stream (ASYNC_STDIO_PIPE,
+ *                            _SOCKETPAIR or _FIFO).
  * @ownership Borrowed: valid until async_process_free() (retain it to keep
  *            it longer).
  * @thread The loop's thread only.
@@ -306,7 +327,7 @@ ASYNC_API void *async_process_userdata(async_process *proc);
  * @brief Lets go of the process object; the child is left alone.
  *
  * A running child is not signalled: the loop reaps it when it exits (see
- * Lifetime in the file comment). Pipe streams are not closed: only the
+ * Lifetime in the file comment). Stdio streams are not closed: only the
  * process's reference to each is dropped. Wait futures still complete.
  *
  * @param proc the process.
@@ -324,9 +345,11 @@ ASYNC_API int async_process_free(async_process *proc);
  * @brief Runs argv with stdin_data as its input and collects its stdout,
  * its stderr and its exit, as asyncio's communicate().
  *
- * The child's stdin is a pipe given stdin_data then closed (/dev/null
- * when stdin_data is NULL), a child exiting before reading it all is not
- * an error; stdout and stderr are pipes read to their end. The
+ * The child's stdin is a pipe(2) (ASYNC_STDIO_FIFO, so any program,
+ * /dev/stdin readers too, gets what a shell pipeline gives) given
+ * stdin_data then closed (/dev/null when stdin_data is NULL), a child
+ * exiting before reading it all is not an error; stdout and stderr are
+ * pipes (pipe(2)) read to their end. The
  * environment, working directory and signal mask are the caller's. The
  * future is DONE once the child has exited and both pipes have ended,
  * with an async_process_result * as its value. FAILED with ASYNC_ENOBUFS

@@ -41,6 +41,7 @@ bool valid_options(const async_process_options &o, async_stream_protocol (&proto
         break;
       case ASYNC_STDIO_PIPE:
       case ASYNC_STDIO_SOCKETPAIR:
+      case ASYNC_STDIO_FIFO:
         if (!Stream::copy_protocol(protocols[i], o.stdio_protocol[i])) return false;
         break;
       default: return false;

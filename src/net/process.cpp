@@ -23,8 +23,8 @@ namespace async::net {
 
 namespace {
 
-// A stdio pipe's capacity where the system allows it (F_SETPIPE_SZ): 64 KiB
-// pipes, Linux's default, wake the loop and the child four times as often
+// An ASYNC_STDIO_FIFO pipe's capacity where the system allows it
+// (F_SETPIPE_SZ): 64 KiB pipes, Linux's default, wake the loop and the child four times as often
 // as a Unix socket's default 208 KiB buffer does (libuv's socketpairs), and
 // each wake-up costs more than the copy (bench/run_spawn.sh).
 constexpr int kPipeSize = 256 * 1024;
@@ -53,7 +53,10 @@ struct StdioFds {
       return child[i] < 0 ? util::from_errno(errno) : 0;
     }
     int ends[2];
-    if (mode == ASYNC_STDIO_SOCKETPAIR) {
+    // ASYNC_STDIO_PIPE is a socketpair, as libuv's: a pipe allocates and
+    // charges a page per 4 KiB written, a Unix socket does not
+    // (docs/design.md, Standard streams).
+    if (mode != ASYNC_STDIO_FIFO) {
       if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) < 0) return util::from_errno(errno);
       child[i] = ends[0];
       parent[i] = ends[1];

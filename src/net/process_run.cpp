@@ -60,9 +60,11 @@ int ProcessRun::start(Future **out, Loop &loop, const char *const *argv, const s
   async_process_options options{};
   options.size = sizeof options;
   options.argv = argv;
-  options.stdio_mode[0] = input ? ASYNC_STDIO_PIPE : ASYNC_STDIO_NULL;
-  options.stdio_mode[1] = ASYNC_STDIO_PIPE;
-  options.stdio_mode[2] = ASYNC_STDIO_PIPE;
+  // Real pipes, as a shell gives: a program that opens /dev/stdin works
+  // too, and a child gone before reading its input is EPIPE (ignored).
+  options.stdio_mode[0] = input ? ASYNC_STDIO_FIFO : ASYNC_STDIO_NULL;
+  options.stdio_mode[1] = ASYNC_STDIO_FIFO;
+  options.stdio_mode[2] = ASYNC_STDIO_FIFO;
   const async_stream_protocol protocols[3] = {kInput, kOutput, kOutput};
   for (void *&userdata : options.stdio_userdata) userdata = run;
   Process *p = nullptr;

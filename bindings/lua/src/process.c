@@ -127,10 +127,11 @@ static int l_process(lua_State *L) {
       if (type == LUA_TNIL) {
         lua_pop(L, 1);
       } else if (type == LUA_TSTRING) {
-        static const char *const modes[] = {"inherit", "null", "pipe", NULL};
+        static const char *const modes[] = {"inherit", "null", "pipe", "fifo", NULL};
+        static const int32_t values[] = {ASYNC_STDIO_INHERIT, ASYNC_STDIO_NULL, ASYNC_STDIO_PIPE, ASYNC_STDIO_FIFO};
         int m = luaL_checkoption(L, -1, NULL, modes);
-        o.stdio_mode[i] = m == 0 ? ASYNC_STDIO_INHERIT : m == 1 ? ASYNC_STDIO_NULL : ASYNC_STDIO_PIPE;
-        if (m == 2) {
+        o.stdio_mode[i] = values[m];
+        if (m >= 2) {
           lua_pushnil(L); /* a new reader */
           pipe_idx[i] = lua_gettop(L);
         }
@@ -143,7 +144,9 @@ static int l_process(lua_State *L) {
         o.stdio_mode[i] = ASYNC_STDIO_PIPE;
         pipe_idx[i] = lua_gettop(L);
       } else {
-        luaL_error(L, "option '%s': \"inherit\", \"null\", \"pipe\", an fd, a protocol table or a reader expected",
+        luaL_error(L,
+                   "option '%s': \"inherit\", \"null\", \"pipe\", \"fifo\", an fd, a protocol table or a reader "
+                   "expected",
                    names[i]);
       }
     }

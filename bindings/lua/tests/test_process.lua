@@ -84,6 +84,28 @@ t.test("stdin and stdout pipes in reader mode, from a task", function(loop, erro
   t.eq(#errors, 0, "stdin closed before its connection_made is no error: " .. tostring(errors[1]))
 end)
 
+t.test("\"pipe\" is a socketpair, \"fifo\" a pipe that /dev/stdin opens", function(loop)
+  local probe = "test -S /dev/stdin && echo socket; test -p /dev/stdin && echo fifo; "
+    .. "cat /dev/stdin 2>/dev/null || echo refused"
+  local want = { pipe = "socket\nrefused\n", fifo = "fifo\nin\n" }
+  for _, mode in ipairs({ "pipe", "fifo" }) do
+    local task = loop:spawn(function()
+      local p = assert(loop:process({ "/bin/sh", "-c", probe }, { stdin = mode, stdout = mode }))
+      assert(p:stdin():write("in\n"))
+      assert(p:stdin():close())
+      local got = {}
+      repeat
+        local chunk = p:stdout():read_some():await()
+        got[#got + 1] = chunk
+      until chunk == ""
+      p:stdout():close()
+      t.eq(p:wait():await().exit_code, 0)
+      return table.concat(got)
+    end)
+    t.eq(task:await(), want[mode], mode)
+  end
+end)
+
 t.test("kill: the signal that ended the child", function(loop)
   local p = assert(loop:process({ "sleep", "10" }))
   local w = p:wait()

@@ -18,8 +18,16 @@ pub enum Stdio {
     Inherit,
     /// /dev/null.
     Null,
-    /// A pipe: the caller's end is an async [`Stream`] of the [`Process`].
+    /// A stream to the child: the caller's end is an async [`Stream`] of
+    /// the [`Process`], over a Unix socketpair (`ASYNC_STDIO_PIPE`, libuv's
+    /// transport: the kernel moves bytes through it for two thirds of a
+    /// pipe's CPU). The child cannot open `/dev/stdin` or `/dev/stdout` on
+    /// it (ENXIO): use [`Stdio::Fifo`] for such a child.
     Piped,
+    /// As [`Stdio::Piped`], over a real pipe (`ASYNC_STDIO_FIFO`), as
+    /// `std::process::Stdio::piped()` gives: the child's fd is a FIFO, which
+    /// `/dev/stdin` opens and `tee(2)` takes.
+    Fifo,
     /// A fd of the caller's, given to the child (not taken: it stays open).
     Fd(RawFd),
 }
@@ -237,13 +245,17 @@ impl Command {
                     options.stdio_fd[i] = fd;
                     sys::async_stdio_mode::ASYNC_STDIO_FD.0
                 }
-                Stdio::Piped => {
+                Stdio::Piped | Stdio::Fifo => {
                     let io = AsyncIo::unattached(lp.as_raw());
                     options.stdio_protocol[i] = &table;
                     // The library's reference, taken back by release.
                     options.stdio_userdata[i] = Rc::into_raw(io.clone()) as *mut c_void;
                     ios[i] = Some(io);
-                    sys::async_stdio_mode::ASYNC_STDIO_PIPE.0
+                    if *stdio == Stdio::Fifo {
+                        sys::async_stdio_mode::ASYNC_STDIO_FIFO.0
+                    } else {
+                        sys::async_stdio_mode::ASYNC_STDIO_PIPE.0
+                    }
                 }
             } as i32;
         }
@@ -305,11 +317,11 @@ impl Command {
 /// child's input.
 pub struct Process {
     raw: *mut sys::async_process,
-    /// The child's stdin, when [`Stdio::Piped`] (write only).
+    /// The child's stdin, when [`Stdio::Piped`] or [`Stdio::Fifo`] (to write).
     pub stdin: Option<Stream>,
-    /// The child's stdout, when [`Stdio::Piped`] (read only).
+    /// The child's stdout, when [`Stdio::Piped`] or [`Stdio::Fifo`] (to read).
     pub stdout: Option<Stream>,
-    /// The child's stderr, when [`Stdio::Piped`] (read only).
+    /// The child's stderr, when [`Stdio::Piped`] or [`Stdio::Fifo`] (to read).
     pub stderr: Option<Stream>,
     lp: Rc<LoopInner>,
 }

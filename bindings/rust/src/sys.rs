@@ -5193,12 +5193,14 @@ impl async_stdio_mode {
     pub const ASYNC_STDIO_NULL: async_stdio_mode = async_stdio_mode(1);
 }
 impl async_stdio_mode {
-    #[doc = " A pipe whose other end becomes an async_stream of the caller's, driven"]
-    #[doc = " by stdio_protocol[i] with stdio_userdata[i] (the child's stdin: a"]
-    #[doc = " write-only stream; stdout and stderr: read-only). It holds 256 KiB"]
-    #[doc = " where /proc/sys/fs/pipe-max-size and the user's pipe-user-pages-soft"]
-    #[doc = " allow (F_SETPIPE_SZ; Linux's default 64 KiB otherwise): a default pipe"]
-    #[doc = " wakes the loop and the child four times as often for the same bytes."]
+    #[doc = " A stream to the child: the fd's other end becomes an async_stream of"]
+    #[doc = " the caller's, driven by stdio_protocol[i] with stdio_userdata[i]. Its"]
+    #[doc = " transport is a Unix stream socketpair, what libuv's stdio pipes are"]
+    #[doc = " (ASYNC_STDIO_SOCKETPAIR below, with every property said there): the"]
+    #[doc = " kernel moves bytes through it for two thirds of a pipe's CPU. It was a"]
+    #[doc = " pipe(2) until ASYNC_STDIO_FIFO was added: that mode is the pipe, for a"]
+    #[doc = " child that needs one (it opens /dev/stdin or /dev/stdout, uses tee(2)"]
+    #[doc = " or vmsplice(2) on the fd, or checks that it is a FIFO)."]
     pub const ASYNC_STDIO_PIPE: async_stdio_mode = async_stdio_mode(2);
 }
 impl async_stdio_mode {
@@ -5206,17 +5208,33 @@ impl async_stdio_mode {
     pub const ASYNC_STDIO_FD: async_stdio_mode = async_stdio_mode(3);
 }
 impl async_stdio_mode {
-    #[doc = " As ASYNC_STDIO_PIPE, but a Unix stream socketpair (what libuv's stdio"]
-    #[doc = " pipes are), both ways: the stream also reads what the child writes to"]
-    #[doc = " that fd, async_stream_write_eof() shuts the socket down for writing,"]
-    #[doc = " and the stream ends once the child closed its end (exited). A child"]
-    #[doc = " gone before reading its input ends the writer's stream with"]
-    #[doc = " ASYNC_EPIPE, or ASYNC_ECONNRESET when it left bytes unread, never with"]
-    #[doc = " a SIGPIPE. The kernel spends less per byte than on a pipe (which"]
-    #[doc = " allocates and charges a page per 4 KiB written; bench/run_spawn.sh),"]
-    #[doc = " but the child sees a socket, not a FIFO: opening /dev/stdin"]
-    #[doc = " (/proc/self/fd/0) fails with ENXIO, and tee(2) refuses it."]
+    #[doc = " A Unix stream socketpair, whatever ASYNC_STDIO_PIPE may become: the"]
+    #[doc = " stream is driven by stdio_protocol[i] with stdio_userdata[i], both"]
+    #[doc = " ways: it also reads what the child writes to that fd (a child's stdin"]
+    #[doc = " stream gets data_received then), async_stream_write_eof() shuts the"]
+    #[doc = " socket down for writing, and the stream ends once the child closed its"]
+    #[doc = " end (exited). A child gone before reading its input ends the writer's"]
+    #[doc = " stream with ASYNC_EPIPE, or ASYNC_ECONNRESET when it left bytes"]
+    #[doc = " unread, never with a SIGPIPE. The child sees a socket, not a FIFO:"]
+    #[doc = " opening /dev/stdin, /dev/stdout or /dev/stderr (/proc/self/fd/N)"]
+    #[doc = " fails with ENXIO, and tee(2) refuses it; ASYNC_STDIO_FIFO gives one."]
     pub const ASYNC_STDIO_SOCKETPAIR: async_stdio_mode = async_stdio_mode(4);
+}
+impl async_stdio_mode {
+    #[doc = " A pipe(2) (what ASYNC_STDIO_PIPE was before this mode), its other end an"]
+    #[doc = " async_stream driven by stdio_protocol[i] with stdio_userdata[i]: the"]
+    #[doc = " child's stdin is a write-only stream that ends once"]
+    #[doc = " async_stream_write_eof() closed it (or with ASYNC_EPIPE when the child"]
+    #[doc = " went before reading it all, never with a SIGPIPE); stdout and stderr"]
+    #[doc = " are read-only. The child's fd is a FIFO, as a shell's pipeline gives:"]
+    #[doc = " /dev/stdin opens, tee(2) and splice(2) work. Each holds 256 KiB where"]
+    #[doc = " /proc/sys/fs/pipe-max-size and the user's pipe-user-pages-soft allow"]
+    #[doc = " (F_SETPIPE_SZ; Linux's default 64 KiB otherwise). The kernel costs"]
+    #[doc = " more per byte than on a socketpair: it allocates and charges a page"]
+    #[doc = " for every 4 KiB written (through cat, the caller and cat together"]
+    #[doc = " spent 0.67-0.78 ms of CPU per MiB, against 0.50-0.61 over socketpairs;"]
+    #[doc = " bench/run_spawn.sh)."]
+    pub const ASYNC_STDIO_FIFO: async_stdio_mode = async_stdio_mode(5);
 }
 impl async_stdio_mode {
     #[doc = "< keeps the enum 32 bits wide; not a mode"]
@@ -5285,9 +5303,9 @@ pub struct async_process_options {
     pub stdio_mode: [i32; 3usize],
     #[doc = "< with ASYNC_STDIO_FD: the caller's fd given to the child as fd i."]
     pub stdio_fd: [i32; 3usize],
-    #[doc = " With ASYNC_STDIO_PIPE or _SOCKETPAIR: the stream's protocol (copied; as for async_stream_adopt())."]
+    #[doc = " With ASYNC_STDIO_PIPE, _SOCKETPAIR or _FIFO: the stream's protocol (copied; as for async_stream_adopt())."]
     pub stdio_protocol: [*const async_stream_protocol; 3usize],
-    #[doc = "< with ASYNC_STDIO_PIPE or _SOCKETPAIR: the stream protocol's userdata."]
+    #[doc = "< with ASYNC_STDIO_PIPE, _SOCKETPAIR or _FIFO: the stream protocol's userdata."]
     pub stdio_userdata: [*mut ::std::os::raw::c_void; 3usize],
     #[doc = " Called with the userdata of async_process_spawn() inside"]
     #[doc = " async_process_free(): its final notification. NULL (default): none."]
@@ -5296,14 +5314,16 @@ pub struct async_process_options {
 extern "C" {
     #[doc = " @brief Starts a child process."]
     #[doc = ""]
-    #[doc = " Returns once the child has exec'd its program (or failed to). A pipe's"]
-    #[doc = " stream is made here and held by the process (async_process_stream()):"]
-    #[doc = " its connection_made runs from the loop, as for async_stream_adopt(), and"]
-    #[doc = " so does everything after it; the stream lives on its own, as any"]
-    #[doc = " stream, and ends when its pipe does (the child exiting ends a stdout"]
-    #[doc = " pipe once the bytes it wrote were read; a child that exits before"]
-    #[doc = " reading what is written to its stdin ends that stream with ASYNC_EPIPE,"]
-    #[doc = " and never with a SIGPIPE)."]
+    #[doc = " Returns once the child has exec'd its program (or failed to). The"]
+    #[doc = " stream of each fd made with ASYNC_STDIO_PIPE, _SOCKETPAIR or _FIFO is"]
+    #[doc = " made here and held by the process (async_process_stream()): its"]
+    #[doc = " connection_made runs from the loop, as for async_stream_adopt(), and so"]
+    #[doc = " does everything after it; the stream lives on its own, as any stream,"]
+    #[doc = " and ends when its transport does (the child exiting ends a stdout stream"]
+    #[doc = " once the bytes it wrote were read; a child that exits before reading"]
+    #[doc = " what is written to its stdin ends that stream with ASYNC_EPIPE, or over"]
+    #[doc = " a socketpair ASYNC_ECONNRESET when it left bytes unread, and never with"]
+    #[doc = " a SIGPIPE)."]
     #[doc = ""]
     #[doc = " The child's fds are its standard streams as asked and nothing else:"]
     #[doc = " every other fd is closed (close_range()), close-on-exec or not. Signal"]
@@ -5322,7 +5342,7 @@ extern "C" {
     #[doc = " @retval ASYNC_EINVAL       out, options or argv is NULL, argv[0] is NULL"]
     #[doc = "                            or empty; a size the library refuses,"]
     #[doc = "                            unknown flags, NEW_GROUP with NEW_SESSION, a"]
-    #[doc = "                            mode out of the enum, a pipe's protocol"]
+    #[doc = "                            mode out of the enum, a stream's protocol"]
     #[doc = "                            invalid (as for async_stream_adopt()); loop"]
     #[doc = "                            is NULL or not a loop."]
     #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
@@ -5337,7 +5357,7 @@ extern "C" {
     #[doc = " @retval ASYNC_EMFILE       out of file descriptors."]
     #[doc = " @retval ASYNC_ENOMEM       out of memory (of the library, or of the"]
     #[doc = "                            kernel for the new process). Rarely after"]
-    #[doc = "                            the child started (making a pipe's stream):"]
+    #[doc = "                            the child started (making a stdio stream):"]
     #[doc = "                            it is then killed and the loop reaps it, and"]
     #[doc = "                            the streams made already end through their"]
     #[doc = "                            connection_lost (ASYNC_ENOMEM) and release."]
@@ -5346,7 +5366,7 @@ extern "C" {
     #[doc = " @retval ASYNC_EIO          another failure of the child's set-up or of"]
     #[doc = "                            clone (EAGAIN: the process limit)."]
     #[doc = " @ownership On success the process is the caller's: free it with"]
-    #[doc = "            async_process_free(). Pipe streams are the caller's as any"]
+    #[doc = "            async_process_free(). Stdio streams are the caller's as any"]
     #[doc = "            stream (async/stream.h, Lifetime); their userdata stay the"]
     #[doc = "            caller's until their release. On an error nothing was made,"]
     #[doc = "            no child is left (one that failed to exec has been reaped),"]
@@ -5425,8 +5445,8 @@ extern "C" {
     pub fn async_process_pid(proc_: *mut async_process) -> ::std::os::raw::c_int;
 }
 extern "C" {
-    #[doc = " @brief The stream of the child's fd made with ASYNC_STDIO_PIPE or"]
-    #[doc = " ASYNC_STDIO_SOCKETPAIR."]
+    #[doc = " @brief The stream of the child's fd made with ASYNC_STDIO_PIPE,"]
+    #[doc = " ASYNC_STDIO_SOCKETPAIR or ASYNC_STDIO_FIFO."]
     #[doc = ""]
     #[doc = " The process holds a reference to it (async_stream_retain()) until"]
     #[doc = " async_process_free(), so the pointer stays valid as long as the process,"]
@@ -5439,7 +5459,8 @@ extern "C" {
     #[doc = " @retval ASYNC_EINVAL       out is NULL, fd is not 0, 1 or 2; proc is"]
     #[doc = "                            NULL, not a process, or freed."]
     #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
-    #[doc = " @retval ASYNC_ESTATE       that fd is neither a pipe nor a socketpair."]
+    #[doc = " @retval ASYNC_ESTATE       that fd is not a stream (ASYNC_STDIO_PIPE,"]
+    #[doc = "                            _SOCKETPAIR or _FIFO)."]
     #[doc = " @ownership Borrowed: valid until async_process_free() (retain it to keep"]
     #[doc = "            it longer)."]
     #[doc = " @thread The loop's thread only."]
@@ -5465,7 +5486,7 @@ extern "C" {
     #[doc = " @brief Lets go of the process object; the child is left alone."]
     #[doc = ""]
     #[doc = " A running child is not signalled: the loop reaps it when it exits (see"]
-    #[doc = " Lifetime in the file comment). Pipe streams are not closed: only the"]
+    #[doc = " Lifetime in the file comment). Stdio streams are not closed: only the"]
     #[doc = " process's reference to each is dropped. Wait futures still complete."]
     #[doc = ""]
     #[doc = " @param proc the process."]
@@ -5482,9 +5503,11 @@ extern "C" {
     #[doc = " @brief Runs argv with stdin_data as its input and collects its stdout,"]
     #[doc = " its stderr and its exit, as asyncio's communicate()."]
     #[doc = ""]
-    #[doc = " The child's stdin is a pipe given stdin_data then closed (/dev/null"]
-    #[doc = " when stdin_data is NULL), a child exiting before reading it all is not"]
-    #[doc = " an error; stdout and stderr are pipes read to their end. The"]
+    #[doc = " The child's stdin is a pipe(2) (ASYNC_STDIO_FIFO, so any program,"]
+    #[doc = " /dev/stdin readers too, gets what a shell pipeline gives) given"]
+    #[doc = " stdin_data then closed (/dev/null when stdin_data is NULL), a child"]
+    #[doc = " exiting before reading it all is not an error; stdout and stderr are"]
+    #[doc = " pipes (pipe(2)) read to their end. The"]
     #[doc = " environment, working directory and signal mask are the caller's. The"]
     #[doc = " future is DONE once the child has exited and both pipes have ended,"]
     #[doc = " with an async_process_result * as its value. FAILED with ASYNC_ENOBUFS"]

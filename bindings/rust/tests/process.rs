@@ -66,6 +66,40 @@ fn piped_streams_and_exit() {
     assert_eq!(child.kill(0).unwrap_err(), Error::STATE, "exited: no signal");
 }
 
+/// `Stdio::Piped` is a socketpair, which `/dev/stdin` cannot open (ENXIO);
+/// `Stdio::Fifo` is a pipe, which it can.
+#[test]
+fn piped_is_a_socket_fifo_a_pipe() {
+    if under_valgrind() {
+        return;
+    }
+    let lp = Loop::new().unwrap();
+    let probe = "test -S /dev/stdin && echo socket; test -p /dev/stdin && echo fifo; \
+                 cat /dev/stdin 2>/dev/null || echo refused";
+    for (mode, want) in [(Stdio::Piped, "socket\nrefused\n"), (Stdio::Fifo, "fifo\nin\n")] {
+        let mut child = Command::new("/bin/sh").args(["-c", probe]).stdin(mode).stdout(mode).spawn(&lp).unwrap();
+        let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+        let exit = child.wait().unwrap();
+        let (out, status) = lp
+            .block_on(async move {
+                stdin.write_all(b"in\n").await.unwrap();
+                drop(stdin);
+                let mut out = Vec::new();
+                loop {
+                    let chunk = stdout.read_some(1024).await.unwrap();
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    out.extend(chunk);
+                }
+                (out, exit.await.unwrap())
+            })
+            .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), want, "{:?}", mode);
+        assert!(status.success());
+    }
+}
+
 #[test]
 fn environment_directory_and_flags() {
     if under_valgrind() {
