@@ -109,9 +109,29 @@ int lasync_result(lua_State *L, int code);
 size_t lasync_check_size(lua_State *L, int idx);
 int lasync_msgh(lua_State *L);
 void lasync_report(lloop *lp, lua_State *L);
-void lasync_after(lloop *lp, lua_State *L, int base);
-int lasync_tramp_begin(lua_State *L);
-int lasync_pcall(lloop *lp, lua_State *L, int nargs, int nres, int base);
+
+/* The trampoline of every callback, inline since it runs once per callback
+ * (with the module's symbols hidden and -fno-plt, see meson.build).
+ * Starts a trampoline: returns the base; the message handler sits at base + 1. */
+static inline int lasync_tramp_begin(lua_State *L) {
+  int base = lua_gettop(L);
+  lua_pushcfunction(L, lasync_msgh);
+  return base;
+}
+
+/* Calls the function below its nargs arguments; the handler at base + 1. */
+static inline int lasync_pcall(lloop *lp, lua_State *L, int nargs, int nres, int base) {
+  if (lua_pcall(L, nargs, nres, base + 1) == LUA_OK) return 1;
+  lasync_report(lp, L);
+  return 0;
+}
+
+/* Ends a trampoline: drops what it pushed, collects under aggressive GC. */
+static inline void lasync_after(lloop *lp, lua_State *L, int base) {
+  lua_settop(L, base);
+  if (lp->gc_each) lua_gc(L, LUA_GCCOLLECT);
+}
+
 void *lasync_newobj(lua_State *L, size_t size, const char *tname, int loop_idx);
 void *lasync_newobj_uv(lua_State *L, size_t size, const char *tname, int loop_idx, int nuv);
 lloop *lasync_optloop(lua_State *L, int *arg, int *loop_idx);
