@@ -12,7 +12,9 @@
 #   echo-1, echo-100  TCP echo ping-pong, 64 B, 1 and 100 connections,
 #            driven by the shared raw-epoll load generator (bench/loadgen.c):
 #            round trips per second of wall time, and the server's CPU time
-#            per round trip (less sensitive to a loaded machine)
+#            per round trip (less sensitive to a loaded machine); the C
+#            servers bench/echo_async.c and echo_uv.c run on the same load
+#            as a reference (what is left to any binding on this machine)
 # Rates are per second of the process's CPU time (chain, idle, fanout,
 # timers) or of wall time (echo: round trips/s as loadgen counts them).
 # bench/count.sh gives the same rows in instructions per operation.
@@ -29,6 +31,12 @@ export LUA_CPATH="$build/bindings/lua/?.so;;"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cc -O2 -o "$tmp/loadgen" "$root/bench/loadgen.c" -lpthread
+# The C echo servers of bench/ on the same load, for reference: how much of
+# a round trip is left to a binding at all on this machine.
+c_servers=()
+cc -O2 -I"$root/include" -I"$build/include" -o "$tmp/echo_c-async" "$root/bench/echo_async.c" -L"$build/src" -lasync \
+  -Wl,-rpath,"$build/src" && c_servers+=(c-async)
+if [ -f /usr/include/uv.h ]; then cc -O2 -o "$tmp/echo_c-uv" "$root/bench/echo_uv.c" -luv && c_servers+=(c-uv); fi
 running() { kill -0 "$1" 2>/dev/null; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -41,7 +49,10 @@ echo_run() { # round lib conns
   for try in 1 2 3; do # a free port can be taken by another process before the server binds it
     port=$(free_port)
     : >"$out" # emptied here, not by the server's redirection: a READY of the last run must not count
-    lua5.4 "$here/workloads.lua" "$lib" echo "$port" >"$out" 2>&1 &
+    case $lib in
+    c-*) "$tmp/echo_$lib" "$port" >"$out" 2>&1 & ;;
+    *) lua5.4 "$here/workloads.lua" "$lib" echo "$port" >"$out" 2>&1 & ;;
+    esac
     pid=$!
     for _ in $(seq 200); do grep -q READY "$out" && break; running "$pid" || break; sleep 0.05; done
     grep -q READY "$out" && break
@@ -71,6 +82,10 @@ for round in $(seq "$rounds"); do
     for bench in chain idle fanout timers; do
       lua5.4 "$here/workloads.lua" "$lib" "$bench" 2>/dev/null | sed -n "s/^RESULT /round=$round /p" >>"$results"
     done
+    echo_run "$round" "$lib" 1
+    echo_run "$round" "$lib" 100
+  done
+  for lib in "${c_servers[@]}"; do
     echo_run "$round" "$lib" 1
     echo_run "$round" "$lib" 100
   done
@@ -113,4 +128,13 @@ for b in ["chain", "idle", "fanout", "timers", "echo-1", "echo-100"]:
     row(names[b], pr, "11,.0f", (med(x for _, x, _ in rss), med(y for _, _, y in rss)))
     if b.startswith("echo"):
         row(f"  server CPU per round trip (us)", per_round(b, "cpu_us", better_high=False), "11.2f")
+for b in ["echo-1", "echo-100"]:
+    ref = []
+    for lib in ["c-async", "c-uv"]:
+        rs = [kv for (bench, l, _), kv in runs.items() if bench == b and l == lib]
+        if rs:
+            ref.append(f"{lib} {med(float(kv['rate']) for kv in rs):,.0f} round trips/s, "
+                       f"{med(float(kv['cpu_us']) for kv in rs):.2f} us CPU per round trip")
+    if ref:
+        print(f"reference, the C servers of bench/ on {b}: " + "; ".join(ref))
 PY
