@@ -23,11 +23,15 @@ end
 -- N=100000 in the environment for callgrind runs (docs/bindings.md counts
 -- instructions per hop as the difference with N=1).
 local N = tonumber(os.getenv("N")) or 1000000
+-- fanout: N callbacks in rounds of 10,000 (at least one round)
+local ROUNDS = math.max(1, N // 10000)
 
 local impl = {}
 
--- chain: each callback schedules the next (one hop per loop iteration for luv).
--- fanout: 100 rounds of 10,000 callbacks queued at once.
+-- chain: each callback hands the loop the next one (call_soon; luv: see below).
+-- idle: one callback per loop iteration, started once (async: an idle hook;
+--   luv: an idle handle): the same work on both sides.
+-- fanout: N callbacks in rounds of 10,000 queued at once.
 -- timers: 1M timers with timeouts spread over 0..999 ms, all fire.
 -- echo: a TCP echo server (data written back as it comes).
 impl.async = function()
@@ -43,11 +47,21 @@ impl.async = function()
     loop:call_soon(hop)
     loop:run()
     report(n, clock() - t0)
+  elseif bench == "idle" then
+    local n = 0
+    local h = loop:hook("idle")
+    local t0 = clock()
+    h:start(function()
+      n = n + 1
+      if n >= N then h:close() end
+    end)
+    loop:run()
+    report(n, clock() - t0)
   elseif bench == "fanout" then
     local n = 0
     local function cb() n = n + 1 end
     local t0 = clock()
-    for _ = 1, 100 do
+    for _ = 1, ROUNDS do
       for _ = 1, 10000 do loop:call_soon(cb) end
       loop:run()
     end
@@ -76,17 +90,20 @@ end
 impl.luv = function()
   local uv = require("luv")
   if bench == "chain" then
-    -- luv has no call_soon: the nearest are an idle callback (one per
-    -- iteration) and a timer(0) restarted from its callback; the faster counts.
-    -- "idle" or "timer" as third argument runs that one only (callgrind)
-    local n = 0
+    -- luv has no call_soon: the nearest ways for a callback to hand the
+    -- loop the next function are an idle handle started again with it
+    -- (luv takes a new reference to the function) and a timer(0) started
+    -- again with it; the faster counts. (A plain idle callback schedules
+    -- nothing: it is the idle row.) "idle" or "timer" as third argument
+    -- runs that one only (callgrind).
+    local n = extra == "timer" and N - 1 or 0
     local idle = uv.new_idle()
-    local t0 = clock()
-    if extra == "timer" then n = N - 1 end
-    idle:start(function()
+    local function idle_hop()
       n = n + 1
-      if n >= N then idle:stop(); idle:close() end
-    end)
+      if n < N then idle:start(idle_hop) else idle:stop(); idle:close() end
+    end
+    local t0 = clock()
+    idle:start(idle_hop)
     uv.run()
     local idle_secs = clock() - t0
     local m = extra == "idle" and N - 1 or 0
@@ -101,6 +118,17 @@ impl.luv = function()
     local timer_secs = clock() - t0
     io.stderr:write(string.format("luv chain: idle %.0f/s, timer(0) %.0f/s\n", n / idle_secs, m / timer_secs))
     report(N, math.min(idle_secs, timer_secs))
+  elseif bench == "idle" then
+    -- a callback per loop iteration, nothing scheduled: an idle handle
+    local n = 0
+    local idle = uv.new_idle()
+    local t0 = clock()
+    idle:start(function()
+      n = n + 1
+      if n >= N then idle:stop(); idle:close() end
+    end)
+    uv.run()
+    report(n, clock() - t0)
   elseif bench == "fanout" then
     -- 10,000 timer(0) handles started at once, 100 rounds
     local n = 0
@@ -108,7 +136,7 @@ impl.luv = function()
     local function cb() n = n + 1 end
     for i = 1, 10000 do timers[i] = uv.new_timer() end
     local t0 = clock()
-    for _ = 1, 100 do
+    for _ = 1, ROUNDS do
       for i = 1, 10000 do timers[i]:start(0, 0, cb) end
       uv.run()
     end

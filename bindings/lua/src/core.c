@@ -159,26 +159,6 @@ void lasync_report(lloop *lp, lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* Starts a trampoline: returns the base; the message handler sits at base + 1. */
-int lasync_tramp_begin(lua_State *L) {
-  int base = lua_gettop(L);
-  lua_pushcfunction(L, lasync_msgh);
-  return base;
-}
-
-/* Calls the function below its nargs arguments; the handler at base + 1. */
-int lasync_pcall(lloop *lp, lua_State *L, int nargs, int nres, int base) {
-  if (lua_pcall(L, nargs, nres, base + 1) == LUA_OK) return 1;
-  lasync_report(lp, L);
-  return 0;
-}
-
-/* Ends a trampoline: drops what it pushed, collects under aggressive GC. */
-void lasync_after(lloop *lp, lua_State *L, int base) {
-  lua_settop(L, base);
-  if (lp->gc_each) lua_gc(L, LUA_GCCOLLECT);
-}
-
 /* Sets the metatable of class tname on the object on top; the class's
  * registry key is cached in the module state by the name's address. */
 static void set_class(lua_State *L, lmod *m, const char *tname) {
@@ -818,7 +798,9 @@ static void open_mod(lua_State *L) {
   }
 }
 
-int luaopen_async(lua_State *L) {
+/* The module's only exported symbol (the rest is hidden: calls between its
+ * files need no PLT). */
+__attribute__((visibility("default"))) int luaopen_async(lua_State *L) {
   open_mod(L);
   lua_newtable(L);
   lasync_open_loop(L);

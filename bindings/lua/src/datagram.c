@@ -237,51 +237,10 @@ static int m_send(lua_State *L) {
   return lasync_result(L, rc);
 }
 
-#define DGRAM_STATUS(name, fn)      \
-  static int name(lua_State *L) {   \
-    DGRAM();                        \
-    return lasync_result(L, fn(d)); \
-  }
-DGRAM_STATUS(m_close, async_datagram_close)
-DGRAM_STATUS(m_abort, async_datagram_abort)
-DGRAM_STATUS(m_pause_reading, async_datagram_pause_reading)
-DGRAM_STATUS(m_resume_reading, async_datagram_resume_reading)
-
-static int m_is_reading(lua_State *L) {
-  DGRAM();
-  int rc = async_datagram_is_reading(d);
-  if (rc < 0) return lasync_fail(L, rc);
-  lua_pushboolean(L, rc);
-  return 1;
-}
-
-static int m_set_write_limits(lua_State *L) {
-  DGRAM();
-  size_t high = lasync_check_size(L, 2), low = lasync_check_size(L, 3);
-  LASYNC_ENTER(dg->o.lp, L);
-  int rc = async_datagram_set_write_limits(d, high, low);
-  LASYNC_LEAVE(dg->o.lp);
-  return lasync_result(L, rc);
-}
-
-static int m_get_write_limits(lua_State *L) {
-  DGRAM();
-  size_t high, low;
-  int rc = async_datagram_get_write_limits(&high, &low, d);
-  if (rc < 0) return lasync_fail(L, rc);
-  lua_pushinteger(L, (lua_Integer)high);
-  lua_pushinteger(L, (lua_Integer)low);
-  return 2;
-}
-
-static int m_write_buffer_size(lua_State *L) {
-  DGRAM();
-  size_t n;
-  int rc = async_datagram_write_buffer_size(&n, d);
-  if (rc < 0) return lasync_fail(L, rc);
-  lua_pushinteger(L, (lua_Integer)n);
-  return 1;
-}
+LASYNC_TRANSPORT_OPS(dgram_ops, LASYNC_DATAGRAM, ldgram, d, async_datagram_close, async_datagram_abort,
+                     async_datagram_pause_reading, async_datagram_resume_reading, async_datagram_is_reading,
+                     async_datagram_set_write_limits, async_datagram_get_write_limits,
+                     async_datagram_write_buffer_size);
 
 static int m_fd(lua_State *L) {
   DGRAM();
@@ -353,14 +312,6 @@ static int m_set_broadcast(lua_State *L) {
 void lasync_open_datagram(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"send", m_send},
-      {"close", m_close},
-      {"abort", m_abort},
-      {"pause_reading", m_pause_reading},
-      {"resume_reading", m_resume_reading},
-      {"is_reading", m_is_reading},
-      {"set_write_limits", m_set_write_limits},
-      {"get_write_limits", m_get_write_limits},
-      {"write_buffer_size", m_write_buffer_size},
       {"fd", m_fd},
       {"loop", m_loop},
       {"sockname", m_sockname},
@@ -371,10 +322,9 @@ void lasync_open_datagram(lua_State *L) {
       {"set_multicast_ttl", m_set_multicast_ttl},
       {"set_multicast_loop", m_set_multicast_loop},
       {"set_broadcast", m_set_broadcast},
-      {"__close", m_close},
       {NULL, NULL},
   };
-  lasync_newclass(L, LASYNC_DATAGRAM, methods, dg_gc);
+  lasync_newtransport(L, methods, dg_gc, &dgram_ops);
   static const luaL_Reg fns[] = {
       {"udp_open", l_udp_open},
       {"unix_datagram_open", l_unix_datagram_open},

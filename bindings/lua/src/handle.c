@@ -155,8 +155,10 @@ static lhandle *new_handle(lua_State *L, lloop *lp, int loop_idx, const char *tn
 }
 
 /* The event trampoline shared by timers, watchers, hooks and signals:
- * cb(handle, extra...) with up to one integer argument. */
-static inline void fire(lhandle *hd, int nint, lua_Integer v) {
+ * cb(handle, extra...) with up to one integer argument. Only a timer stops
+ * by itself (a one-shot that fired): the others change state only through
+ * their methods, which sync the pin themselves, so they skip the query. */
+static inline void fire(lhandle *hd, int nint, lua_Integer v, int may_stop) {
   lloop *lp = hd->o.lp;
   lua_State *L = lp->L;
   if (hd->o.self_ref <= 0) return; /* not started by Lua: nothing to call */
@@ -166,7 +168,7 @@ static inline void fire(lhandle *hd, int nint, lua_Integer v) {
   lua_pushvalue(L, base + 2);
   if (nint) lua_pushinteger(L, v);
   lasync_pcall(lp, L, 1 + nint, 0, base);
-  sync_pin(hd, L, base + 2);
+  if (may_stop) sync_pin(hd, L, base + 2);
   lasync_after(lp, L, base);
 }
 
@@ -174,7 +176,7 @@ static inline void fire(lhandle *hd, int nint, lua_Integer v) {
 
 static void on_timer(async_timer *t, void *ud) {
   (void)t;
-  if (ud) fire(ud, 0, 0);
+  if (ud) fire(ud, 0, 0, 1);
 }
 
 static int l_timer(lua_State *L) {
@@ -266,7 +268,7 @@ static int t_due_in(lua_State *L) {
 
 static void on_watch(async_watcher *w, uint32_t revents, void *ud) {
   (void)w;
-  if (ud) fire(ud, 1, revents);
+  if (ud) fire(ud, 1, revents, 0);
 }
 
 static uint32_t check_events(lua_State *L, int idx) {
@@ -339,7 +341,7 @@ static int w_fd(lua_State *L) {
 
 static void on_hook(async_hook *hk, void *ud) {
   (void)hk;
-  if (ud) fire(ud, 0, 0);
+  if (ud) fire(ud, 0, 0, 0);
 }
 
 static int l_hook(lua_State *L) {
@@ -389,7 +391,7 @@ static int k_kind(lua_State *L) {
 
 static void on_signal(async_signal *s, int signum, void *ud) {
   (void)s;
-  if (ud) fire(ud, 1, signum);
+  if (ud) fire(ud, 1, signum, 0);
 }
 
 static int l_signal(lua_State *L) {

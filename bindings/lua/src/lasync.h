@@ -109,9 +109,29 @@ int lasync_result(lua_State *L, int code);
 size_t lasync_check_size(lua_State *L, int idx);
 int lasync_msgh(lua_State *L);
 void lasync_report(lloop *lp, lua_State *L);
-void lasync_after(lloop *lp, lua_State *L, int base);
-int lasync_tramp_begin(lua_State *L);
-int lasync_pcall(lloop *lp, lua_State *L, int nargs, int nres, int base);
+
+/* The trampoline of every callback, inline since it runs once per callback
+ * (with the module's symbols hidden and -fno-plt, see meson.build).
+ * Starts a trampoline: returns the base; the message handler sits at base + 1. */
+static inline int lasync_tramp_begin(lua_State *L) {
+  int base = lua_gettop(L);
+  lua_pushcfunction(L, lasync_msgh);
+  return base;
+}
+
+/* Calls the function below its nargs arguments; the handler at base + 1. */
+static inline int lasync_pcall(lloop *lp, lua_State *L, int nargs, int nres, int base) {
+  if (lua_pcall(L, nargs, nres, base + 1) == LUA_OK) return 1;
+  lasync_report(lp, L);
+  return 0;
+}
+
+/* Ends a trampoline: drops what it pushed, collects under aggressive GC. */
+static inline void lasync_after(lloop *lp, lua_State *L, int base) {
+  lua_settop(L, base);
+  if (lp->gc_each) lua_gc(L, LUA_GCCOLLECT);
+}
+
 void *lasync_newobj(lua_State *L, size_t size, const char *tname, int loop_idx);
 void *lasync_newobj_uv(lua_State *L, size_t size, const char *tname, int loop_idx, int nuv);
 lloop *lasync_optloop(lua_State *L, int *arg, int *loop_idx);
@@ -187,6 +207,42 @@ lstream *lasync_new_stream(lua_State *L, lloop *lp, int loop_idx, int proto_idx,
 const async_stream_protocol *lasync_stream_proto(const lstream *st);
 void lasync_stream_attach(lstream *st, async_stream *s);
 void lasync_stream_pin(lstream *st, lua_State *L, int idx);
+
+/* transport.c: the methods a stream and a datagram share (close, abort,
+ * pause_reading, resume_reading, is_reading, set_write_limits,
+ * get_write_limits, write_buffer_size, __close), written once over a table
+ * of the type's C calls. LASYNC_TRANSPORT_OPS makes that table from the
+ * type's functions, each behind a thunk that takes the object as void *. */
+typedef struct ltransport_ops {
+  const char *tname;
+  void *(*object)(void *self); /* the binding object's C transport, NULL once closed */
+  int (*close)(void *t);
+  int (*abort)(void *t);
+  int (*pause_reading)(void *t);
+  int (*resume_reading)(void *t);
+  int (*is_reading)(void *t);
+  int (*set_write_limits)(void *t, size_t high, size_t low);
+  int (*get_write_limits)(size_t *high, size_t *low, void *t);
+  int (*write_buffer_size)(size_t *n, void *t);
+} ltransport_ops;
+
+#define LASYNC_TRANSPORT_OPS(var, tname_, type, field, f_close, f_abort, f_pause, f_resume, f_is_reading, f_set_limits, \
+                             f_get_limits, f_buffered)                                                                 \
+  static void *var##_object(void *self) { return ((type *)self)->field; }                                              \
+  static int var##_close(void *t) { return f_close(t); }                                                               \
+  static int var##_abort(void *t) { return f_abort(t); }                                                               \
+  static int var##_pause(void *t) { return f_pause(t); }                                                               \
+  static int var##_resume(void *t) { return f_resume(t); }                                                             \
+  static int var##_is_reading(void *t) { return f_is_reading(t); }                                                     \
+  static int var##_set_limits(void *t, size_t high, size_t low) { return f_set_limits(t, high, low); }                 \
+  static int var##_get_limits(size_t *high, size_t *low, void *t) { return f_get_limits(high, low, t); }               \
+  static int var##_buffered(size_t *n, void *t) { return f_buffered(n, t); }                                           \
+  static const ltransport_ops var = {tname_,          var##_object,     var##_close,        var##_abort,              \
+                                     var##_pause,     var##_resume,     var##_is_reading,   var##_set_limits,         \
+                                     var##_get_limits, var##_buffered}
+
+/* lasync_newclass for a transport: its own methods, then the shared ones. */
+void lasync_newtransport(lua_State *L, const luaL_Reg *methods, lua_CFunction gc, const ltransport_ops *ops);
 
 /* process.c */
 void lasync_open_process(lua_State *L);

@@ -323,52 +323,14 @@ static int m_write(lua_State *L) {
   return lasync_result(L, rc);
 }
 
-#define STREAM_STATUS(name, fn)     \
-  static int name(lua_State *L) {   \
-    STREAM();                       \
-    return lasync_result(L, fn(s)); \
-  }
-STREAM_STATUS(m_write_eof, async_stream_write_eof)
-STREAM_STATUS(m_close, async_stream_close)
-STREAM_STATUS(m_abort, async_stream_abort)
-STREAM_STATUS(m_pause_reading, async_stream_pause_reading)
-STREAM_STATUS(m_resume_reading, async_stream_resume_reading)
-
-static int m_is_reading(lua_State *L) {
+static int m_write_eof(lua_State *L) {
   STREAM();
-  int rc = async_stream_is_reading(s);
-  if (rc < 0) return lasync_fail(L, rc);
-  lua_pushboolean(L, rc);
-  return 1;
+  return lasync_result(L, async_stream_write_eof(s));
 }
 
-static int m_set_write_limits(lua_State *L) {
-  STREAM();
-  size_t high = lasync_check_size(L, 2), low = lasync_check_size(L, 3);
-  LASYNC_ENTER(st->o.lp, L);
-  int rc = async_stream_set_write_limits(s, high, low);
-  LASYNC_LEAVE(st->o.lp);
-  return lasync_result(L, rc);
-}
-
-static int m_get_write_limits(lua_State *L) {
-  STREAM();
-  size_t high, low;
-  int rc = async_stream_get_write_limits(&high, &low, s);
-  if (rc < 0) return lasync_fail(L, rc);
-  lua_pushinteger(L, (lua_Integer)high);
-  lua_pushinteger(L, (lua_Integer)low);
-  return 2;
-}
-
-static int m_write_buffer_size(lua_State *L) {
-  STREAM();
-  size_t n;
-  int rc = async_stream_write_buffer_size(&n, s);
-  if (rc < 0) return lasync_fail(L, rc);
-  lua_pushinteger(L, (lua_Integer)n);
-  return 1;
-}
+LASYNC_TRANSPORT_OPS(stream_ops, LASYNC_STREAM, lstream, s, async_stream_close, async_stream_abort,
+                     async_stream_pause_reading, async_stream_resume_reading, async_stream_is_reading,
+                     async_stream_set_write_limits, async_stream_get_write_limits, async_stream_write_buffer_size);
 
 static int m_set_read_limit(lua_State *L) {
   STREAM();
@@ -1257,14 +1219,6 @@ void lasync_open_net(lua_State *L) {
   static const luaL_Reg stream[] = {
       {"write", m_write},
       {"write_eof", m_write_eof},
-      {"close", m_close},
-      {"abort", m_abort},
-      {"pause_reading", m_pause_reading},
-      {"resume_reading", m_resume_reading},
-      {"is_reading", m_is_reading},
-      {"set_write_limits", m_set_write_limits},
-      {"get_write_limits", m_get_write_limits},
-      {"write_buffer_size", m_write_buffer_size},
       {"set_read_limit", m_set_read_limit},
       {"set_protocol", m_set_protocol},
       {"fd", m_fd},
@@ -1289,10 +1243,9 @@ void lasync_open_net(lua_State *L) {
       {"read_until", rd_read_until},
       {"read_line", rd_read_line},
       {"read_some", rd_read_some},
-      {"__close", m_close},
       {NULL, NULL},
   };
-  lasync_newclass(L, LASYNC_STREAM, stream, st_gc);
+  lasync_newtransport(L, stream, st_gc, &stream_ops);
   static const luaL_Reg reader[] = {
       {"read", rd_read},
       {"read_until", rd_read_until},
