@@ -809,7 +809,9 @@ static int opt_int(lua_State *L, int t, const char *k, lua_Integer lo, lua_Integ
   if (type != LUA_TNIL) {
     int isnum;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
-    if (!isnum || v < lo || v > hi) return luaL_error(L, "option '%s': an integer in [%I, %I] expected", k, lo, hi);
+    // luaL_error raises; written as a statement, so the compiler sees *out
+    // set whenever this returns 1.
+    if (!isnum || v < lo || v > hi) luaL_error(L, "option '%s': an integer in [%I, %I] expected", k, lo, hi);
     *out = v;
   }
   lua_pop(L, 1);
