@@ -45,6 +45,7 @@ pub struct TlsOptions {
 /// A TLS context (async_tls_context): clones share it (retain), the last
 /// drop releases it. The C context is atomically reference counted and
 /// immutable once made, so it is Send and Sync.
+#[derive(Debug)]
 pub struct TlsContext {
     raw: *mut sys::async_tls_context,
 }
@@ -98,6 +99,14 @@ impl TlsContext {
     /// The raw context (valid while this object lives).
     pub fn as_raw(&self) -> *mut sys::async_tls_context {
         self.raw
+    }
+
+    /// A server context presents `other`'s certificate to clients that
+    /// name `name` in SNI (async_tls_context_add_server_name); other names
+    /// get this context's own.
+    pub fn add_server_name(&self, name: &str, other: &TlsContext) -> Result<()> {
+        let name = cstring(name)?;
+        check(unsafe { sys::async_tls_context_add_server_name(self.raw, name.as_ptr(), other.raw) }).map(drop)
     }
 }
 
