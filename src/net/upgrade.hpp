@@ -38,6 +38,7 @@ class Upgrade {
   }
   Upgrade(const Upgrade &other) noexcept { *this = other; }
   Upgrade &operator=(const Upgrade &other) noexcept {
+    if (this == &other) return *this;
     if (other.start_) other.retain_(other.context_);
     if (start_) release_(context_);
     start_ = other.start_;

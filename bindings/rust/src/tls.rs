@@ -147,7 +147,8 @@ impl Stream {
     /// carries plaintext (its writes wait until the handshake is done) and
     /// the future resolves once the handshake is, or fails with
     /// [`Error::TLS`], [`Error::CERT`] (then [`Stream::verify_error`] says
-    /// why) or [`Error::TIMEDOUT`]. `server_name` is the name a client
+    /// why) or [`Error::TIMEDOUT`]; dropping it pending cancels the
+    /// handshake (both streams end). `server_name` is the name a client
     /// checks the certificate against and sends as SNI (None: no check,
     /// only with `no_verify`; ignored by a server). Consumes this stream
     /// as [`Stream::push_rate_limit`] does, with the same errors.
