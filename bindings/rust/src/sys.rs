@@ -5046,8 +5046,10 @@ pub struct async_reconnect_state(pub ::std::os::raw::c_uint);
 pub struct async_reconnect_options {
     #[doc = "< sizeof(async_reconnect_options)."]
     pub size: u32,
-    #[doc = "< each connect's options (copied, its local_address too); NULL"]
-    #[doc = "(default): the defaults."]
+    #[doc = "< each connect's options (copied, its local_address and"]
+    #[doc = "server_name too; its tls context retained until the"]
+    #[doc = "reconnector stops, and each connection resumes the session"]
+    #[doc = "of the one before); NULL (default): the defaults."]
     pub connect: *const async_connect_options,
     #[doc = "< first retry, and the wait after a loss; 0 (default): 100."]
     pub initial_delay_ms: u64,
