@@ -986,8 +986,9 @@ static void test_socat(void **state) {
 
 /* A server's connections, each recorded in its own side; the factory
  * counts its calls (a connection whose handshake failed never makes one). */
+#define TS_CONNS 8
 static struct {
-  struct side conn[4];
+  struct side conn[TS_CONNS];
   int factory_calls;
   int version_at_made; /* async_tls_version() inside the first connection_made */
   const char *greeting;
@@ -1008,7 +1009,7 @@ static const async_stream_protocol ts_protocol = {
 
 static int ts_factory(const async_stream_protocol **p, void **ud, async_server *s, void *userdata) {
   (void)s, (void)userdata;
-  if (g_ts.factory_calls == 4) return -1;
+  if (g_ts.factory_calls == TS_CONNS) return -1;
   *p = &ts_protocol;
   *ud = &g_ts.conn[g_ts.factory_calls++];
   return 0;
@@ -1031,10 +1032,10 @@ static async_server *ts_listen(struct env *e, const char *host, async_tls_contex
 
 static void ts_finish(struct env *e, async_server *server) {
   tu_server_close(e->loop, server);
-  for (int i = 0; i < 4; i++) side_free(&g_ts.conn[i]);
+  for (int i = 0; i < TS_CONNS; i++) side_free(&g_ts.conn[i]);
 }
 
-static int c_ts_made(void *a) { return g_ts.conn[*(int *)a].made != 0; }
+static int c_ts_made(void *a) { return *(int *)a < TS_CONNS && g_ts.conn[*(int *)a].made != 0; }
 static int c_ts_released(void *a) { return g_ts.conn[*(int *)a].released != 0; }
 
 static async_future *tls_connect(struct env *e, const char *host, int port, async_tls_context *ctx, const char *name,
