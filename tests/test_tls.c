@@ -982,6 +982,528 @@ static void test_socat(void **state) {
   stop(pid);
 }
 
+/* ---- TLS through async_tcp_connect, servers and the reconnector ------------ */
+
+/* A server's connections, each recorded in its own side; the factory
+ * counts its calls (a connection whose handshake failed never makes one). */
+#define TS_CONNS 8
+static struct {
+  struct side conn[TS_CONNS];
+  int factory_calls;
+  int version_at_made; /* async_tls_version() inside the first connection_made */
+  const char *greeting;
+  int close_in_made;
+  int logged; /* messages through the loop's log hook */
+} g_ts;
+
+static void ts_made(async_stream *s, void *ud) {
+  side_made(s, ud);
+  if (ud == &g_ts.conn[0]) g_ts.version_at_made = async_tls_version(s);
+  if (g_ts.greeting) async_stream_write(s, g_ts.greeting, strlen(g_ts.greeting));
+  if (g_ts.close_in_made) async_stream_close(s);
+}
+
+static const async_stream_protocol ts_protocol = {
+    sizeof(async_stream_protocol), ts_made, side_data, side_eof, side_lost, NULL, NULL, NULL, side_release, 0, NULL,
+};
+
+static int ts_factory(const async_stream_protocol **p, void **ud, async_server *s, void *userdata) {
+  (void)s, (void)userdata;
+  if (g_ts.factory_calls == TS_CONNS) return -1;
+  *p = &ts_protocol;
+  *ud = &g_ts.conn[g_ts.factory_calls++];
+  return 0;
+}
+
+static void ts_log(async_loop *l, int level, const char *msg, void *ud) {
+  (void)l, (void)level, (void)msg, (void)ud;
+  g_ts.logged++;
+}
+
+/* A server on host, port 0, with TLS from sctx (none for NULL). */
+static async_server *ts_listen(struct env *e, const char *host, async_tls_context *sctx) {
+  memset(&g_ts, 0, sizeof g_ts);
+  assert_int_equal(async_loop_set_log(e->loop, ts_log, NULL, NULL), 0);
+  async_server *server = NULL;
+  assert_int_equal(async_tcp_listen(&server, e->loop, host, 0, 0, 0, ts_factory, NULL), 0);
+  if (sctx) assert_int_equal(async_server_set_tls(server, sctx), 0);
+  return server;
+}
+
+static void ts_finish(struct env *e, async_server *server) {
+  tu_server_close(e->loop, server);
+  for (int i = 0; i < TS_CONNS; i++) side_free(&g_ts.conn[i]);
+}
+
+static int c_ts_made(void *a) { return *(int *)a < TS_CONNS && g_ts.conn[*(int *)a].made != 0; }
+static int c_ts_released(void *a) { return g_ts.conn[*(int *)a].released != 0; }
+
+static async_future *tls_connect(struct env *e, const char *host, int port, async_tls_context *ctx, const char *name,
+                                 const async_stream_protocol *protocol, struct side *x) {
+  async_connect_options o = ASYNC_CONNECT_OPTIONS_INIT;
+  o.tls = ctx;
+  o.server_name = name;
+  async_future *f = NULL;
+  assert_int_equal(async_tcp_connect(&f, e->loop, host, (uint16_t)port, &o, protocol, x), 0);
+  return f;
+}
+
+/* Connect with TLS to a TLS server (both loopback addresses; Happy
+ * Eyeballs picks the TCP winner): the future resolves with the stream above
+ * TLS after the handshake, the server's factory and connection_made come
+ * after its handshake, bytes go both ways, close_notify ends both with 0. */
+static void test_connect_listen_tls(void **state) {
+  (void)state;
+  async_tls_context *cctx = client_ctx("ca.pem", 0, "h2,http/1.1");
+  async_tls_context *sctx = server_ctx("server", 0, "http/1.1");
+  struct env e;
+  env_init(&e);
+  async_server *server = ts_listen(&e, "localhost", sctx);
+  async_tls_context_release(sctx); /* the server holds its own */
+  struct side c = {0};
+  async_future *f = tls_connect(&e, "localhost", async_server_port(server), cctx, NULL, &side_protocol, &c);
+  assert_int_equal(tu_wait_future(e.loop, f, 5000), 0);
+  void *value = NULL;
+  assert_int_equal(async_future_result(&value, f), 0);
+  async_stream *s = value;
+  assert_int_equal(c.made, 1);
+  assert_true(async_tls_version(s) >= 0x0303);
+  char alpn[16];
+  assert_int_equal(async_tls_alpn(alpn, sizeof alpn, s), 8);
+  assert_string_equal(alpn, "http/1.1");
+  int zero = 0;
+  assert_true(run_until(&e, c_ts_made, &zero, NULL, NULL, 3000));
+  assert_int_equal(g_ts.factory_calls, 1);
+  assert_true(g_ts.version_at_made >= 0x0303); /* the handshake was done */
+  assert_int_equal(async_server_connection_count(server), 1);
+  assert_int_equal(async_stream_write(s, "ping", 4), 0);
+  g_want = 4;
+  assert_true(run_until(&e, c_len, &g_ts.conn[0], NULL, NULL, 3000));
+  assert_int_equal(async_stream_write(g_ts.conn[0].s, "pong", 4), 0);
+  assert_true(run_until(&e, c_len, &c, NULL, NULL, 3000));
+  assert_string_equal((char *)c.buf, "pong");
+  assert_int_equal(async_stream_close(s), 0);
+  assert_true(run_until(&e, c_released, &c, NULL, NULL, 3000));
+  assert_true(run_until(&e, c_ts_released, &zero, NULL, NULL, 3000));
+  assert_int_equal(c.lost_err, 0);
+  assert_int_equal(g_ts.conn[0].lost_err, 0);
+  assert_int_equal(g_ts.conn[0].eof, 1);
+  assert_int_equal(g_ts.logged, 0);
+  assert_int_equal(async_future_free(f), 0);
+  ts_finish(&e, server);
+  async_tls_context_release(cctx);
+  env_finish(&e);
+  side_free(&c);
+}
+
+static void closing_made(async_stream *s, void *ud) {
+  side_made(s, ud);
+  async_stream_close(s);
+}
+
+static const async_stream_protocol closing_protocol = {
+    sizeof(async_stream_protocol), closing_made, side_data, side_eof, side_lost, NULL, NULL, NULL, side_release, 0,
+    NULL,
+};
+
+/* Connect with TLS that fails: a certificate for another name (ECERT), a
+ * peer that never answers (the context's handshake timeout), a peer that
+ * speaks plaintext (EPROTO), a cancel during the handshake. The protocol
+ * sees nothing but its release; a TLS server's factory is never called. */
+static void test_connect_tls_failures(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  async_tls_context *cctx = client_ctx("ca.pem", 0, NULL);
+  async_tls_context *sctx = server_ctx("wronghost", 0, NULL);
+  async_server *server = ts_listen(&e, "127.0.0.1", sctx);
+  struct side c = {0};
+  async_future *f = tls_connect(&e, "127.0.0.1", async_server_port(server), cctx, "localhost", &side_protocol, &c);
+  assert_int_equal(tu_wait_future(e.loop, f, 5000), ASYNC_ECERT);
+  assert_int_equal(c.made + c.lost, 0);
+  assert_int_equal(c.released, 1);
+  run_for(&e, 100, NULL, NULL);
+  assert_int_equal(g_ts.factory_calls, 0); /* the server's handshake failed */
+  assert_int_equal(async_future_free(f), 0);
+  ts_finish(&e, server);
+  side_free(&c);
+
+  /* A plain server, silent, then speaking plaintext. */
+  async_tls_options o = ASYNC_TLS_OPTIONS_INIT;
+  o.ca_file = path("ca.pem");
+  o.handshake_timeout_ms = 200;
+  async_tls_context *quick = NULL;
+  assert_int_equal(async_tls_context_new(&quick, ASYNC_TLS_CLIENT, &o), 0);
+  server = ts_listen(&e, "127.0.0.1", NULL);
+  int port = async_server_port(server);
+  memset(&c, 0, sizeof c);
+  f = tls_connect(&e, "127.0.0.1", port, quick, NULL, &side_protocol, &c);
+  assert_int_equal(tu_wait_future(e.loop, f, 5000), ASYNC_ETIMEDOUT);
+  assert_int_equal(c.made + c.lost, 0);
+  assert_int_equal(c.released, 1);
+  assert_int_equal(async_future_free(f), 0);
+  side_free(&c);
+
+  g_ts.greeting = "220 plain SMTP\r\n";
+  memset(&c, 0, sizeof c);
+  f = tls_connect(&e, "127.0.0.1", port, cctx, NULL, &side_protocol, &c);
+  assert_int_equal(tu_wait_future(e.loop, f, 5000), ASYNC_EPROTO);
+  assert_int_equal(c.made + c.lost, 0);
+  assert_int_equal(c.released, 1);
+  assert_int_equal(async_future_free(f), 0);
+  side_free(&c);
+  g_ts.greeting = NULL;
+
+  /* Cancelled once TCP is connected and the handshake waits: the
+   * handshake stops (the server sees the connection end), release runs
+   * from the loop. */
+  memset(&c, 0, sizeof c);
+  f = tls_connect(&e, "127.0.0.1", port, cctx, NULL, &side_protocol, &c);
+  int third = 2;
+  assert_true(run_until(&e, c_ts_made, &third, NULL, NULL, 3000));
+  assert_int_equal(async_future_cancel(f), 1);
+  assert_int_equal(c.released, 0);
+  assert_true(run_until(&e, c_released, &c, NULL, NULL, 3000));
+  assert_int_equal(c.made + c.lost, 0);
+  assert_int_equal(async_future_get_state(f), ASYNC_FUTURE_CANCELLED);
+  assert_true(run_until(&e, c_ts_released, &third, NULL, NULL, 3000));
+  assert_int_equal(async_future_free(f), 0);
+  side_free(&c);
+  ts_finish(&e, server);
+
+  /* connection_made closing the stream above TLS: ECLOSED, as without TLS. */
+  server = ts_listen(&e, "127.0.0.1", sctx);
+  async_tls_context *lax = client_ctx(NULL, ASYNC_TLS_NO_VERIFY, NULL);
+  memset(&c, 0, sizeof c);
+  f = tls_connect(&e, "127.0.0.1", async_server_port(server), lax, NULL, &closing_protocol, &c);
+  assert_int_equal(tu_wait_future(e.loop, f, 5000), ASYNC_ECLOSED);
+  assert_true(run_until(&e, c_released, &c, NULL, NULL, 3000));
+  assert_int_equal(c.made, 1);
+  assert_int_equal(c.lost_err, 0);
+  assert_int_equal(async_future_free(f), 0);
+  side_free(&c);
+  ts_finish(&e, server);
+
+  async_tls_context_release(lax);
+  async_tls_context_release(quick);
+  async_tls_context_release(sctx);
+  async_tls_context_release(cctx);
+  env_finish(&e);
+}
+
+/* A TLS server: a plaintext client, an untrusted certificate and a client
+ * that never starts its handshake never reach the factory; the failures
+ * are logged; close_connections() and the server's close end handshakes
+ * in progress; a server closing in connection_made sends close_notify. */
+static void test_listen_tls_failures(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  async_tls_context *sctx = server_ctx("server", 0, NULL);
+  async_server *server = ts_listen(&e, "127.0.0.1", sctx);
+  int port = async_server_port(server);
+
+  struct side c = {0};
+  async_future *f = NULL;
+  assert_int_equal(async_tcp_connect(&f, e.loop, "127.0.0.1", (uint16_t)port, NULL, &side_protocol, &c), 0);
+  assert_int_equal(tu_wait_future(e.loop, f, 3000), 0);
+  void *plain = NULL;
+  assert_int_equal(async_future_result(&plain, f), 0);
+  assert_int_equal(async_stream_write(plain, "GET / HTTP/1.0\r\n\r\n", 18), 0);
+  assert_true(run_until(&e, c_released, &c, NULL, NULL, 3000));
+  assert_int_equal(g_ts.factory_calls, 0);
+  assert_true(g_ts.logged >= 1);
+  assert_int_equal(async_future_free(f), 0);
+  side_free(&c);
+
+  async_tls_context *other = client_ctx("other-ca.pem", 0, NULL);
+  memset(&c, 0, sizeof c);
+  f = tls_connect(&e, "127.0.0.1", port, other, "localhost", &side_protocol, &c);
+  assert_int_equal(tu_wait_future(e.loop, f, 3000), ASYNC_ECERT);
+  run_for(&e, 100, NULL, NULL);
+  assert_int_equal(g_ts.factory_calls, 0);
+  assert_int_equal(async_future_free(f), 0);
+  side_free(&c);
+
+  /* Silent clients: their handshakes wait, uncounted, until ended. */
+  for (int round = 0; round < 2; round++) {
+    memset(&c, 0, sizeof c);
+    assert_int_equal(async_tcp_connect(&f, e.loop, "127.0.0.1", (uint16_t)port, NULL, &side_protocol, &c), 0);
+    assert_int_equal(tu_wait_future(e.loop, f, 3000), 0);
+    run_for(&e, 50, NULL, NULL);
+    assert_int_equal(async_server_connection_count(server), 0);
+    if (round == 0) {
+      assert_int_equal(async_server_close_connections(server, 0), 0);
+    } else {
+      tu_server_close(e.loop, server);
+      server = NULL;
+    }
+    assert_true(run_until(&e, c_released, &c, NULL, NULL, 3000));
+    assert_int_equal(g_ts.factory_calls, 0);
+    assert_int_equal(async_future_free(f), 0);
+    side_free(&c);
+  }
+
+  /* The server closes in connection_made: the client gets close_notify. */
+  server = ts_listen(&e, "127.0.0.1", sctx);
+  g_ts.close_in_made = 1;
+  async_tls_context *cctx = client_ctx("ca.pem", 0, NULL);
+  memset(&c, 0, sizeof c);
+  f = tls_connect(&e, "127.0.0.1", async_server_port(server), cctx, "localhost", &side_protocol, &c);
+  assert_true(run_until(&e, c_released, &c, NULL, NULL, 3000));
+  assert_int_equal(c.lost_err, 0);
+  assert_int_equal(c.eof, 1);
+  assert_int_equal(g_ts.factory_calls, 1);
+  assert_int_equal(async_future_free(f), 0);
+  side_free(&c);
+  ts_finish(&e, server);
+
+  async_tls_context_release(cctx);
+  async_tls_context_release(other);
+  async_tls_context_release(sctx);
+  env_finish(&e);
+}
+
+/* A reconnector with TLS in its connect options: each connection's
+ * handshake is done at connection_made, and the second one resumes the
+ * session of the first. */
+static struct {
+  struct side rec;
+  int made;
+  int resumed[4];
+  const char *request;
+  int stopped;
+} g_rcs;
+
+static void rcs_made(async_stream *s, void *ud) {
+  side_made(s, ud);
+  if (g_rcs.made < 4) g_rcs.resumed[g_rcs.made] = async_tls_resumed(s);
+  g_rcs.made++;
+  if (g_rcs.request) async_stream_write(s, g_rcs.request, strlen(g_rcs.request));
+}
+
+static const async_stream_protocol rcs_protocol = {
+    sizeof(async_stream_protocol), rcs_made, side_data, side_eof, side_lost, NULL, NULL, NULL, side_release, 0, NULL,
+};
+
+static void rcs_stopped(async_reconnector *rc, int error, void *ud) {
+  (void)rc, (void)error, (void)ud;
+  g_rcs.stopped++;
+}
+
+static int c_rcs_two(void *a) {
+  (void)a;
+  return g_rcs.made >= 2;
+}
+
+static async_reconnector *rcs_start(struct env *e, int port, async_tls_context *ctx) {
+  async_connect_options co = ASYNC_CONNECT_OPTIONS_INIT;
+  co.tls = ctx;
+  co.server_name = "localhost";
+  async_reconnect_options ro = {sizeof ro, &co, 20, 100, 0, -1.0, 0, NULL, rcs_stopped};
+  async_reconnector *rc = NULL;
+  assert_int_equal(async_reconnector_start(&rc, e->loop, "127.0.0.1", (uint16_t)port, &ro, &rcs_protocol, &g_rcs.rec),
+                   0);
+  return rc;
+}
+
+static void rcs_finish(struct env *e, async_reconnector *rc) {
+  assert_int_equal(async_reconnector_stop(rc), 0);
+  assert_true(run_until(e, c_released, &g_rcs.rec, NULL, NULL, 3000));
+  assert_int_equal(g_rcs.stopped, 1);
+  side_free(&g_rcs.rec);
+}
+
+static void test_reconnector_tls(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  async_tls_context *cctx = client_ctx("ca.pem", 0, NULL);
+  async_tls_context *sctx = server_ctx("server", 0, NULL);
+  async_server *server = ts_listen(&e, "127.0.0.1", sctx);
+  g_ts.greeting = "x"; /* TLS 1.3 tickets come before it */
+  g_ts.close_in_made = 1;
+  memset(&g_rcs, 0, sizeof g_rcs);
+  async_reconnector *rc = rcs_start(&e, async_server_port(server), cctx);
+  assert_true(run_until(&e, c_rcs_two, NULL, NULL, NULL, 5000));
+  assert_int_equal(g_rcs.resumed[0], 0);
+  assert_int_equal(g_rcs.resumed[1], 1);
+  rcs_finish(&e, rc);
+  ts_finish(&e, server);
+
+  /* Against openssl s_server, which says "Reused" on its page. */
+  int port = free_port();
+  char accept[64];
+  snprintf(accept, sizeof accept, "127.0.0.1:%d", port);
+  char *argv[] = {OPENSSL_BIN, "s_server", "-accept", accept, "-cert", (char *)path("server.pem"), "-key",
+                  (char *)path("server.key"), "-www", NULL};
+  pid_t pid = spawn(argv, -1, NULL);
+  memset(&g_rcs, 0, sizeof g_rcs);
+  g_rcs.request = "GET / HTTP/1.0\r\n\r\n";
+  rc = rcs_start(&e, port, cctx); /* retries until s_server listens */
+  assert_true(run_until(&e, c_rcs_two, NULL, NULL, NULL, 10000));
+  assert_int_equal(g_rcs.resumed[g_rcs.made - 1], 1);
+  rcs_finish(&e, rc);
+  stop(pid);
+
+  async_tls_context_release(sctx);
+  async_tls_context_release(cctx);
+  env_finish(&e);
+}
+
+/* Server-side SNI: the default certificate names wrong.example; the one
+ * added for "localhost" goes to a client naming it (any case), the default
+ * to other names; openssl s_client -servername sees the same. */
+static void test_server_sni(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  async_tls_context *sctx = server_ctx("wronghost", 0, NULL);
+  async_tls_context *named = server_ctx("server", 0, NULL);
+  assert_int_equal(async_tls_context_add_server_name(sctx, "localhost", named), 0);
+  async_tls_context_release(named); /* sctx holds it */
+  async_tls_context *cctx = client_ctx("ca.pem", 0, NULL);
+  async_server *server = ts_listen(&e, "127.0.0.1", sctx);
+  int port = async_server_port(server);
+  const char *names[] = {"localhost", "LocalHost", "wrong.example", "other.example"};
+  int want[] = {0, 0, 0, ASYNC_ECERT};
+  for (int i = 0; i < 4; i++) {
+    struct side c = {0};
+    async_future *f = tls_connect(&e, "127.0.0.1", port, cctx, names[i], &side_protocol, &c);
+    assert_int_equal(tu_wait_future(e.loop, f, 5000), want[i]);
+    if (want[i] == 0) {
+      void *s = NULL;
+      assert_int_equal(async_future_result(&s, f), 0);
+      assert_int_equal(async_stream_close(s), 0);
+    }
+    assert_true(run_until(&e, c_released, &c, NULL, NULL, 3000));
+    assert_int_equal(async_future_free(f), 0);
+    side_free(&c);
+  }
+
+  char connect[64];
+  snprintf(connect, sizeof connect, "127.0.0.1:%d", port);
+  const char *out = path("sni.out");
+  const char *sent[] = {"localhost", "wrong.example"};
+  const char *subject[] = {"CN = server", "CN = wronghost"};
+  for (int i = 0; i < 2; i++) {
+    char *argv[] = {OPENSSL_BIN, "s_client", "-connect", connect, "-CAfile", (char *)path("ca.pem"), "-servername",
+                    (char *)sent[i], "-verify_hostname", (char *)sent[i], "-verify_return_error", NULL};
+    int in[2];
+    assert_int_equal(pipe(in), 0);
+    pid_t pid = spawn(argv, in[0], out);
+    close(in[0]);
+    int n = g_ts.factory_calls;
+    assert_true(run_until(&e, c_ts_made, &n, NULL, NULL, 5000));
+    close(in[1]);
+    int status = 0;
+    uint64_t t0 = tu_now_ms();
+    while (waitpid(pid, &status, WNOHANG) == 0 && tu_now_ms() - t0 < 5000) run_once(&e, ASYNC_RUN_NOWAIT);
+    stop(pid);
+    assert_true(file_has(out, subject[i]));
+    assert_true(file_has(out, "Verify return code: 0 (ok)"));
+  }
+  ts_finish(&e, server);
+  async_tls_context_release(cctx);
+  async_tls_context_release(sctx);
+  env_finish(&e);
+}
+
+/* Cancelling (or freeing) async_tls_push()'s pending handshake future
+ * aborts the stream above and the one below: the handshake stops. */
+static void test_push_cancel(void **state) {
+  (void)state;
+  async_tls_context *cctx = client_ctx("ca.pem", 0, NULL);
+  async_tls_context *sctx = server_ctx("server", 0, NULL);
+  for (int how = 0; how < 2; how++) {
+    struct pair p;
+    pair_open(&p);
+    pair_push(&p, cctx, "localhost", sctx);
+    if (how == 0) {
+      assert_int_equal(async_future_cancel(p.client_hs), 1);
+    } else {
+      assert_int_equal(async_future_free(p.client_hs), 0);
+      p.client_hs = NULL;
+    }
+    assert_int_equal(p.cs.lost, 0); /* from the loop */
+    assert_true(run_until(&p.e, c_both_released, &p, NULL, NULL, 3000));
+    assert_int_equal(p.cs.lost_err, ASYNC_ECANCELED);
+    assert_int_not_equal(status_of(p.server_hs), 0);
+    assert_int_equal(p.a_plain.released, 1); /* the stream below went too */
+    pair_finish(&p);
+  }
+  async_tls_context_release(cctx);
+  async_tls_context_release(sctx);
+}
+
+/* Bad input to the connect, server and SNI calls. */
+static void test_integration_bad_inputs(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  async_tls_context *cctx = client_ctx("ca.pem", 0, NULL);
+  async_tls_context *sctx = server_ctx("server", 0, NULL);
+  async_tls_context *sctx2 = server_ctx("wronghost", 0, NULL);
+  async_future *f = NULL;
+  struct side c = {0};
+  async_connect_options o = ASYNC_CONNECT_OPTIONS_INIT;
+  o.server_name = "localhost"; /* without tls */
+  assert_int_equal(async_tcp_connect(&f, e.loop, "127.0.0.1", 1, &o, &side_protocol, &c), ASYNC_EINVAL);
+  o.tls = sctx; /* a server context */
+  assert_int_equal(async_tcp_connect(&f, e.loop, "127.0.0.1", 1, &o, &side_protocol, &c), ASYNC_EINVAL);
+  o.tls = (async_tls_context *)e.loop; /* not a context */
+  assert_int_equal(async_tcp_connect(&f, e.loop, "127.0.0.1", 1, &o, &side_protocol, &c), ASYNC_EINVAL);
+  o.tls = cctx;
+  o.server_name = "";
+  assert_int_equal(async_tcp_connect(&f, e.loop, "127.0.0.1", 1, &o, &side_protocol, &c), ASYNC_EINVAL);
+  char long_name[300];
+  memset(long_name, 'a', sizeof long_name - 1);
+  long_name[sizeof long_name - 1] = 0;
+  o.server_name = long_name;
+  assert_int_equal(async_tcp_connect(&f, e.loop, "127.0.0.1", 1, &o, &side_protocol, &c), ASYNC_EINVAL);
+  async_reconnector *rc = NULL;
+  o.tls = sctx;
+  o.server_name = NULL;
+  async_reconnect_options ro = {sizeof ro, &o, 0, 0, 0, 0, 0, NULL, NULL};
+  assert_int_equal(async_reconnector_start(&rc, e.loop, "127.0.0.1", 1, &ro, &side_protocol, &c), ASYNC_EINVAL);
+  assert_int_equal(c.released, 0); /* nothing was called */
+
+  /* A refused connect with TLS fails as without it. */
+  o.tls = cctx;
+  assert_int_equal(async_tcp_connect(&f, e.loop, "127.0.0.1", (uint16_t)free_port(), &o, &side_protocol, &c), 0);
+  assert_int_equal(tu_wait_future(e.loop, f, 3000), ASYNC_ECONNREFUSED);
+  assert_int_equal(c.released, 1);
+  assert_int_equal(async_future_free(f), 0);
+
+  async_server *server = ts_listen(&e, "127.0.0.1", NULL);
+  assert_int_equal(async_server_set_tls(server, cctx), ASYNC_EINVAL); /* a client context */
+  assert_int_equal(async_server_set_tls(server, (async_tls_context *)e.loop), ASYNC_EINVAL);
+  assert_int_equal(async_server_set_tls(NULL, sctx), ASYNC_EINVAL);
+  assert_int_equal(async_server_set_tls((async_server *)sctx, sctx), ASYNC_EINVAL);
+  assert_int_equal(async_server_set_tls(server, sctx), 0);
+  assert_int_equal(async_server_set_tls(server, sctx2), 0); /* replaced: sctx's reference went */
+  assert_int_equal(async_server_set_tls(server, NULL), 0);
+  ts_finish(&e, server);
+
+  assert_int_equal(async_tls_context_add_server_name(NULL, "a", sctx2), ASYNC_EINVAL);
+  assert_int_equal(async_tls_context_add_server_name(sctx, NULL, sctx2), ASYNC_EINVAL);
+  assert_int_equal(async_tls_context_add_server_name(sctx, "a", NULL), ASYNC_EINVAL);
+  assert_int_equal(async_tls_context_add_server_name(cctx, "a", sctx2), ASYNC_EINVAL);
+  assert_int_equal(async_tls_context_add_server_name(sctx, "a", cctx), ASYNC_EINVAL);
+  assert_int_equal(async_tls_context_add_server_name(sctx, "a", sctx), ASYNC_EINVAL);
+  assert_int_equal(async_tls_context_add_server_name(sctx, "", sctx2), ASYNC_EINVAL);
+  assert_int_equal(async_tls_context_add_server_name(sctx, long_name, sctx2), ASYNC_EINVAL);
+  assert_int_equal(async_tls_context_add_server_name(sctx, "a.example", sctx2), 0);
+  assert_int_equal(async_tls_context_add_server_name(sctx, "A.example", sctx2), ASYNC_EINVAL); /* added */
+  assert_int_equal(async_tls_context_add_server_name(sctx2, "b.example", sctx), ASYNC_EINVAL); /* sctx has names */
+  assert_int_equal(async_tls_context_add_server_name(sctx2, "b.example", sctx2), ASYNC_EINVAL);
+
+  async_tls_context_release(sctx2);
+  async_tls_context_release(sctx);
+  async_tls_context_release(cctx);
+  env_finish(&e);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: test_tls tls_certs.sh\n");
@@ -1013,6 +1535,13 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_s_client),
       cmocka_unit_test(test_reset),
       cmocka_unit_test(test_socat),
+      cmocka_unit_test(test_connect_listen_tls),
+      cmocka_unit_test(test_connect_tls_failures),
+      cmocka_unit_test(test_listen_tls_failures),
+      cmocka_unit_test(test_reconnector_tls),
+      cmocka_unit_test(test_server_sni),
+      cmocka_unit_test(test_push_cancel),
+      cmocka_unit_test(test_integration_bad_inputs),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);

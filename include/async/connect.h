@@ -63,6 +63,7 @@ extern "C" {
 #endif
 
 struct sockaddr;
+struct async_tls_context;
 
 /**
  * @brief A connect attempt failed (async_connect_options.attempt_failed),
@@ -110,11 +111,31 @@ typedef struct async_connect_options {
    * 0 (default): the loop's lookup deadline (async_dns_set_deadline()).
    */
   uint64_t dns_timeout_ms;
+  /**
+   * A client TLS context (async/tls.h): the winning connection gets TLS
+   * (as async_tls_push() puts it), and the future resolves only once the
+   * handshake is done, with the stream above TLS; the protocol sees
+   * nothing before (no connection_made for a failed handshake). The
+   * handshake's errors fail the future (ASYNC_ECERT, ASYNC_ETLS,
+   * ASYNC_EPROTO, ASYNC_ETRUNCATED, ASYNC_ETIMEDOUT at the context's
+   * handshake timeout, which runs apart from total_timeout_ms); cancelling
+   * during the handshake aborts it. Happy Eyeballs picks the winner on the
+   * TCP connect, as without TLS. Retained until the connect is over (a
+   * reconnector: until it stopped). NULL (default): plain TCP; a server
+   * context, or not a context: ASYNC_EINVAL.
+   */
+  struct async_tls_context *tls;
+  /**
+   * The name TLS checks the certificate against and sends as SNI (copied,
+   * 1 to 255 bytes). NULL (default): host. Given without tls:
+   * ASYNC_EINVAL.
+   */
+  const char *server_name;
 } async_connect_options;
 
 /** @brief C convenience, the same as { sizeof(async_connect_options) }: every default. */
 #define ASYNC_CONNECT_OPTIONS_INIT \
-  { sizeof(async_connect_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+  { sizeof(async_connect_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /**
  * @brief Connects to host:port and makes the connection a stream driven by
@@ -135,7 +156,9 @@ typedef struct async_connect_options {
  *                            bytes; an invalid protocol (as for
  *                            async_stream_adopt()); options of a size the
  *                            library refuses, a family other than the
- *                            three, a malformed local address; a reader's
+ *                            three, a malformed local address, a tls
+ *                            that is not a client context, a server_name
+ *                            without tls, empty or too long; a reader's
  *                            protocol with a userdata that is not a live
  *                            reader.
  * @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller.

@@ -71,8 +71,10 @@ enum async_reconnect_state {
  */
 typedef struct async_reconnect_options {
   uint32_t size;                        /**< sizeof(async_reconnect_options). */
-  const async_connect_options *connect; /**< each connect's options (copied, its local_address too); NULL
-                                             (default): the defaults. */
+  const async_connect_options *connect; /**< each connect's options (copied, its local_address and
+                                             server_name too; its tls context retained until the
+                                             reconnector stops, and each connection resumes the session
+                                             of the one before); NULL (default): the defaults. */
   uint64_t initial_delay_ms;            /**< first retry, and the wait after a loss; 0 (default): 100. */
   uint64_t max_delay_ms;                /**< >= initial_delay_ms; 0 (default): 30000, or initial_delay_ms if
                                              larger. */

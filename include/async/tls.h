@@ -42,6 +42,12 @@
  *   its close_notify go to the pop's protocol. A peer that ends the
  *   connection instead makes the pop's protocol's release run instead.
  *
+ * Without a push of one's own: async_connect_options.tls (async/connect.h)
+ * puts TLS on a connect's stream (a reconnector's too, which then resumes
+ * its sessions), and async_server_set_tls() on a server's accepted
+ * connections; either way the user's protocol sees the stream only once
+ * the handshake is done.
+ *
  * Memory: OpenSSL allocates with its own allocator (not async_set_allocator()).
  * A context is reference counted and not tied to a loop: any thread may
  * retain, release or push it (a push is on the stream's loop's thread).
@@ -51,6 +57,7 @@
 
 #include "common.h"
 #include "future.h"
+#include "server.h"
 #include "stream.h"
 
 #ifdef __cplusplus
@@ -150,6 +157,65 @@ ASYNC_API int async_tls_context_retain(async_tls_context *ctx);
 ASYNC_API int async_tls_context_release(async_tls_context *ctx);
 
 /**
+ * @brief Makes a server context present other's certificate to a client
+ * that names name in its SNI (the default certificate, ctx's own, goes to
+ * any other name and to a client that sends none).
+ *
+ * The name matches the client's whole name, ignoring case (no wildcards).
+ * The handshake takes other's certificate and key; what ctx says of the
+ * rest (client certificates, ALPN, the handshake timeout) stays. Add the
+ * names before ctx is in use (names added later apply to handshakes that
+ * start later).
+ *
+ * @param ctx   a server context.
+ * @param name  the server name, 1 to 255 bytes (copied).
+ * @param other a server context with no names of its own, not ctx.
+ * @retval 0            done.
+ * @retval ASYNC_EINVAL ctx, name or other is NULL or not a context; ctx
+ *                      or other is a client context; other is ctx or has
+ *                      names of its own; name is empty, longer than 255
+ *                      bytes or added already.
+ * @retval ASYNC_ENOMEM out of memory.
+ * @ownership ctx takes a reference to other (released with ctx's last
+ *            one); name is copied.
+ * @thread Any thread.
+ * @callbacks None.
+ */
+ASYNC_API int async_tls_context_add_server_name(async_tls_context *ctx, const char *name, async_tls_context *other);
+
+/**
+ * @brief Puts TLS with a server context on the connections server accepts
+ * from now on: each handshakes before the server's factory is called, so
+ * the factory and its protocol see only connections whose handshake is
+ * done (connection_made comes after it).
+ *
+ * A connection whose handshake fails (not TLS, a bad client certificate,
+ * a peer that gives up, the context's handshake timeout) is closed without
+ * reaching the factory, and logged through the loop's log hook at
+ * ASYNC_LOG_INFO. Connections still in their handshake are not counted by
+ * async_server_connection_count(); async_server_close_connections() and
+ * the server's end abort them. Works for async_tcp_listen(),
+ * async_tcp_listen_addrinfo() and async_unix_listen() servers alike. The
+ * accepted streams are streams above TLS: async_tls_alpn() and the other
+ * getters work on them.
+ *
+ * @param server the server.
+ * @param ctx    a server context (retained while the server holds it);
+ *               NULL: plain connections from now on.
+ * @retval 0                  done.
+ * @retval ASYNC_EINVAL       server is NULL or not a server; ctx is not a
+ *                            context, or is a client context.
+ * @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller.
+ * @retval ASYNC_ECLOSED      the server handle is closing.
+ * @ownership The server holds a reference to ctx until another call
+ *            replaces it or the server is freed; the caller keeps its own.
+ * @thread The loop's thread only.
+ * @callbacks None run inside this call; the factory and the streams'
+ *            callbacks run from the loop.
+ */
+ASYNC_API int async_server_set_tls(async_server *server, async_tls_context *ctx);
+
+/**
  * @brief Pushes TLS onto lower: a new stream above it carries plaintext,
  * and the handshake starts (a client sends its hello now).
  *
@@ -189,8 +255,9 @@ ASYNC_API int async_tls_context_release(async_tls_context *ctx);
  * @retval ASYNC_ENOMEM       out of memory.
  * @ownership On success the new stream is the caller's until it ends (the
  *            Lifetime rule of async/stream.h), the future is the caller's
- *            (async_future_free(); cancelling it does not stop the
- *            handshake), userdata stays the caller's until
+ *            (async_future_free(); cancelling it, or freeing it, while the
+ *            handshake runs aborts the stream above and the one below with
+ *            ASYNC_ECANCELED), userdata stays the caller's until
  *            release(userdata), and lower's old protocol's userdata got its
  *            release. On an error nothing changed and nothing was called.
  * @thread The loop's thread only.

@@ -1,4 +1,5 @@
 #include "api/api.hpp"
+#include "api/tls_hook.hpp"
 #include "core/future.hpp"
 #include "net/connector.hpp"
 #include "net/stream.hpp"
@@ -21,11 +22,13 @@ ASYNC_API int async_tcp_connect(async_future **out, async_loop *loop, const char
   Loop *l = checked_loop(loop);
   async_stream_protocol callbacks;
   async_connect_options copied;
-  if (!out || !l || !host || !Stream::copy_protocol(callbacks, protocol) || copy_sized(copied, options) != 0)
+  async::net::Upgrade tls;
+  if (!out || !l || !host || !Stream::copy_protocol(callbacks, protocol) || copy_sized(copied, options) != 0 ||
+      async::api::connect_upgrade(tls, copied) != 0)
     return refused_loop(loop);
   return guarded([&]() -> int {
     Future *f = nullptr;
-    int err = Connector::start(&f, *l, host, port, copied, callbacks, userdata);
+    int err = Connector::start(&f, *l, host, port, copied, tls, callbacks, userdata);
     if (!err) *out = f->c_future();
     return err;
   });

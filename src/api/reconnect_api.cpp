@@ -1,4 +1,5 @@
 #include "api/api.hpp"
+#include "api/tls_hook.hpp"
 #include "net/reconnector.hpp"
 #include "net/stream.hpp"
 #include "util/sized_struct.hpp"
@@ -21,11 +22,14 @@ ASYNC_API int async_reconnector_start(async_reconnector **out, async_loop *loop,
   Loop *l = checked_loop(loop);
   async_stream_protocol callbacks;
   async_reconnect_options copied;
-  if (!out || !l || !host || !Stream::copy_protocol(callbacks, protocol) || copy_sized(copied, options) != 0)
+  async_connect_options connect;
+  async::net::Upgrade tls;
+  if (!out || !l || !host || !Stream::copy_protocol(callbacks, protocol) || copy_sized(copied, options) != 0 ||
+      copy_sized(connect, copied.connect) != 0 || async::api::connect_upgrade(tls, connect) != 0)
     return refused_loop(loop);
   return guarded([&]() -> int {
     Reconnector *r = nullptr;
-    int err = Reconnector::start(&r, *l, host, port, copied, callbacks, userdata);
+    int err = Reconnector::start(&r, *l, host, port, copied, tls, callbacks, userdata);
     if (!err) *out = r->c_reconnector();
     return err;
   });

@@ -1,8 +1,10 @@
 #include <async/tls.h>
 
 #include "api/api.hpp"
+#include "api/tls_hook.hpp"
 #include "core/future.hpp"
 #include "net/reader.hpp"
+#include "net/server.hpp"
 #include "net/stream.hpp"
 #include "tls/tls_context.hpp"
 #include "tls/tls_layer.hpp"
@@ -13,6 +15,7 @@ using async::api::guarded;
 using async::api::with_transport;
 using async::core::Future;
 using async::net::Reader;
+using async::net::Server;
 using async::net::Stream;
 using async::tls::Context;
 using async::tls::TlsLayer;
@@ -30,6 +33,14 @@ int with_tls(async_stream *stream, Op &&op) noexcept {
 }
 
 }  // namespace
+
+int async::api::connect_upgrade(net::Upgrade &out, const async_connect_options &options) noexcept {
+  if (!options.tls) return 0;
+  Context *c = checked<Context>(options.tls);
+  if (!c || c->server()) return ASYNC_EINVAL;
+  out = TlsLayer::upgrade(*c);
+  return 0;
+}
 
 extern "C" {
 
@@ -93,5 +104,21 @@ ASYNC_API int async_tls_resumed(async_stream *stream) {
 
 ASYNC_API int async_tls_verify_error(const char **reason, async_stream *stream) {
   return with_tls(stream, [&](TlsLayer &t) { return t.verify_error(reason); });
+}
+
+ASYNC_API int async_server_set_tls(async_server *server, async_tls_context *ctx) {
+  Context *c = ctx ? checked<Context>(ctx) : nullptr;
+  if (ctx && (!c || !c->server())) return async::api::refused<Server>(server);
+  return async::api::with_open<Server>(server, [&](Server &s) -> int {
+    s.set_upgrade(c ? TlsLayer::upgrade(*c) : async::net::Upgrade());
+    return 0;
+  });
+}
+
+ASYNC_API int async_tls_context_add_server_name(async_tls_context *ctx, const char *name, async_tls_context *other) {
+  Context *c = checked<Context>(ctx);
+  Context *o = checked<Context>(other);
+  if (!c || !o || !name) return ASYNC_EINVAL;
+  return guarded([&] { return c->add_server_name(name, *o); });
 }
 }

@@ -13,6 +13,7 @@
 #include "core/future.hpp"
 #include "core/loop.hpp"
 #include "dns/resolver.hpp"
+#include "net/layer.hpp"
 #include "net/reader.hpp"
 #include "net/socket.hpp"
 #include "net/stream.hpp"
@@ -75,10 +76,14 @@ int Connector::create(Connector **out, Loop &loop, const async_stream_protocol &
 }
 
 int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t port,
-                     const async_connect_options &options, const async_stream_protocol &protocol,
-                     void *userdata) noexcept {
+                     const async_connect_options &options, const Upgrade &upgrade,
+                     const async_stream_protocol &protocol, void *userdata) noexcept {
   std::size_t host_len = std::strlen(host);
   if (host_len == 0 || host_len >= sizeof Connector::host_) return ASYNC_EINVAL;
+  const char *name = options.server_name ? options.server_name : host;
+  std::size_t name_len = std::strlen(name);
+  // A name without a layer to give it to is a mistake, not a default.
+  if ((options.server_name && !upgrade) || name_len == 0 || name_len >= sizeof Connector::name_) return ASYNC_EINVAL;
   int family = options.family;
   if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6) return ASYNC_EINVAL;
   Address local{};
@@ -93,6 +98,8 @@ int Connector::start(Future **out, Loop &loop, const char *host, std::uint16_t p
   int err = create(&c, loop, protocol, userdata);
   if (err) return err;
   std::memcpy(c->host_, host, host_len + 1);
+  std::memcpy(c->name_, name, name_len + 1);
+  c->upgrade_ = upgrade;
   c->port_ = port;
   c->family_ = family;
   c->happy_eyeballs_ = options.sequential == 0;
@@ -394,15 +401,43 @@ void Connector::win(Attempt &attempt) noexcept {
   stop_work();  // the losing attempts and lookups
   Stream *stream = nullptr;
   // Made by start_attempt() non-blocking and close-on-exec: nothing to probe.
-  int err = Stream::adopt_socket(&stream, loop_, fd, tcp, protocol_, userdata_, nullptr);
+  int err = upgrade_ ? Stream::adopt_socket(&stream, loop_, fd, tcp, Upgrade::kPlaceholder, nullptr, nullptr)
+                     : Stream::adopt_socket(&stream, loop_, fd, tcp, protocol_, userdata_, nullptr);
   if (err) {
     ::close(fd);
     fail(err);
     return;
   }
-  stream_ = stream;
-  // Queued behind the stream's connection_made; keeps the outcome's ref.
-  loop_.push_reserved(core::Task{resolve_after_made, this});
+  if (!upgrade_) {
+    stream_ = stream;
+    // Queued behind the stream's connection_made; keeps the outcome's ref.
+    loop_.push_reserved(core::Task{resolve_after_made, this});
+    return;
+  }
+  // The user's stream goes on top once the layer is ready (on_upgraded(),
+  // which keeps the outcome's ref).
+  upgrading_ = stream;  // on_upgraded() may run inside the start
+  if ((err = upgrade_.start(*stream, name_, on_upgraded, this))) {
+    upgrading_ = nullptr;
+    stream->abort(err);
+    fail(err);
+  }
+}
+
+void Connector::on_upgraded(void *self, Layer *layer, int error) noexcept {
+  auto *c = static_cast<Connector *>(self);
+  Stream *lower = c->upgrading_;
+  c->upgrading_ = nullptr;
+  if (!error && !c->future_) error = ASYNC_ECANCELED;  // cancelled as it got ready
+  Stream *upper = nullptr;
+  if (!error) error = layer->open_upper(&upper, c->protocol_, c->userdata_);
+  if (error) {
+    if (layer) lower->abort(error);
+    c->fail(error);  // after a cancel: the release alone
+    return;
+  }
+  c->stream_ = upper;
+  c->loop_.push_reserved(core::Task{resolve_after_made, c});
 }
 
 void Connector::resolve_after_made(async_loop *, void *self) noexcept {
@@ -439,6 +474,10 @@ void Connector::on_cancel(async_future *, int cancelled, void *self) noexcept {
   if (!cancelled) return;  // fail() or resolve_after_made() is completing it
   if (c->stream_) {
     c->stream_->abort(ASYNC_ECANCELED);  // connected already: it ends through connection_lost
+    return;
+  }
+  if (c->upgrading_) {
+    c->upgrading_->abort(ASYNC_ECANCELED);  // the layer fails and on_upgraded() releases
     return;
   }
   c->finished_ = true;

@@ -13,6 +13,7 @@
 #include "ev/ev_backend.hpp"
 #include "net/core_names.hpp"
 #include "net/socket.hpp"
+#include "net/upgrade.hpp"
 
 namespace async::net {
 
@@ -21,9 +22,12 @@ class Stream;
 class Connector {
  public:
   // 0 with *out the user's future, or ASYNC_EINVAL/ENOMEM with nothing
-  // started and userdata still the caller's.
+  // started and userdata still the caller's. With upgrade (what src/api
+  // made of options.tls), the winning connection gets that layer, named
+  // options.server_name or else host, and the future resolves with the
+  // stream above it once the layer is ready.
   static int start(Future **out, Loop &loop, const char *host, std::uint16_t port, const async_connect_options &options,
-                   const async_stream_protocol &protocol, void *userdata) noexcept;
+                   const Upgrade &upgrade, const async_stream_protocol &protocol, void *userdata) noexcept;
   // The same for a Unix stream socket at path (one attempt); ASYNC_EINVAL
   // for a path util::unix_address() refuses.
   static int start_unix(Future **out, Loop &loop, const char *path, const async_stream_protocol &protocol,
@@ -56,6 +60,7 @@ class Connector {
   static void on_cancel(async_future *, int cancelled, void *self) noexcept;
   static void release_cancelled(async_loop *, void *self) noexcept;
   static void resolve_after_made(async_loop *, void *self) noexcept;
+  static void on_upgraded(void *self, Layer *layer, int error) noexcept;
 
   void on_connected_or_failed(Attempt &attempt) noexcept;
   int lookup(int family) noexcept;
@@ -82,6 +87,9 @@ class Connector {
   async_stream_protocol protocol_{};
   void *userdata_ = nullptr;
   Stream *stream_ = nullptr;  // the winner, until resolve_after_made
+  Upgrade upgrade_;
+  Stream *upgrading_ = nullptr;  // the winner while its layer gets ready
+  char name_[256] = {};          // the upgrade's name of the server
 
   int family_ = 0;
   bool happy_eyeballs_ = true;

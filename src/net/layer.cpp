@@ -4,6 +4,7 @@
 
 #include "core/loop.hpp"
 #include "net/stream.hpp"
+#include "net/upgrade.hpp"
 #include "util/alloc.hpp"
 
 namespace async::net {
@@ -16,12 +17,26 @@ const async_stream_protocol Layer::kLowerProtocol = {
     ASYNC_STREAM_DELIVER_EACH,     nullptr,
 };
 
+const async_stream_protocol Upgrade::kPlaceholder = {
+    sizeof(async_stream_protocol),
+    nullptr,
+    [](async_stream *, const std::uint8_t *, std::size_t, void *) noexcept -> std::size_t { return 0; },
+    nullptr,
+    [](async_stream *, int, void *) noexcept {},
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    0,
+    nullptr,
+};
+
 Layer::~Layer() = default;
 
 int Layer::push(Stream **upper, Layer *layer, Stream &lower, const async_stream_protocol &protocol,
                 void *userdata) noexcept {
   int err = lower.state_ == Stream::kOpen ? 0 : ASYNC_ECLOSED;
-  if (!err) err = Stream::open_layered(&layer->upper_, lower, *layer, kLowerProtocol, protocol, userdata);
+  if (!err) err = Stream::open_layered(&layer->upper_, lower, *layer, &kLowerProtocol, protocol, userdata);
   if (err) {
     util::destroy(layer);
     return err;
@@ -31,6 +46,28 @@ int Layer::push(Stream **upper, Layer *layer, Stream &lower, const async_stream_
   layer->lower_full_ = lower.writing_paused_;
   layer->sync_reading();  // stopped until the upper stream reads
   *upper = layer->upper_;
+  return 0;
+}
+
+int Layer::attach(Layer *layer, Stream &lower) noexcept {
+  int err = lower.state_ == Stream::kOpen ? lower.replace_protocol(kLowerProtocol, layer) : ASYNC_ECLOSED;
+  if (err) {
+    util::destroy(layer);
+    return err;
+  }
+  layer->refs_ = 1;  // the lower stream's protocol's; the upper stream adds its own
+  layer->lower_ = &lower;
+  layer->lower_full_ = lower.writing_paused_;
+  layer->sync_reading();
+  return 0;
+}
+
+int Layer::open_upper(Stream **upper, const async_stream_protocol &protocol, void *userdata) noexcept {
+  if (!lower_ || lower_->state_ != Stream::kOpen) return ASYNC_ECLOSED;
+  if (int err = Stream::open_layered(&upper_, *lower_, *this, nullptr, protocol, userdata)) return err;
+  ++refs_;
+  sync_reading();  // stopped until the upper stream reads
+  *upper = upper_;
   return 0;
 }
 

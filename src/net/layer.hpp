@@ -39,6 +39,14 @@ class Layer {
   // by set_protocol() (its release runs).
   static int push(Stream **upper, Layer *layer, Stream &lower, const async_stream_protocol &protocol,
                   void *userdata) noexcept;
+  // Makes layer (from util::make, unreferenced) the protocol of lower with
+  // no stream above it yet (net/upgrade.hpp): 0, or ASYNC_ECLOSED /
+  // ASYNC_ENOMEM with nothing changed and layer destroyed.
+  static int attach(Layer *layer, Stream &lower) noexcept;
+  // The stream above an attached layer, driven by protocol and userdata:
+  // 0, or ASYNC_ECLOSED (the stream below ended) / ASYNC_ENOMEM with
+  // nothing changed.
+  int open_upper(Stream **upper, const async_stream_protocol &protocol, void *userdata) noexcept;
   // async_layer_pop() on the stream above this layer: ASYNC_ECLOSED unless
   // it is open. The upper stream closes; once its bytes went down and the
   // layer finished, protocol and userdata take the lower stream.

@@ -69,6 +69,12 @@ int Reconnector::copy_config(const char *host, std::uint16_t port, const async_r
     std::memcpy(local_address_, connect_.local_address, len + 1);
     connect_.local_address = local_address_;
   }
+  if (connect_.server_name) {
+    std::size_t len = std::strlen(connect_.server_name);
+    if (len >= sizeof server_name_) return ASYNC_EINVAL;
+    std::memcpy(server_name_, connect_.server_name, len + 1);
+    connect_.server_name = server_name_;
+  }
   // 0 is each field's default; NaN fails every comparison, so it is
   // rejected too.
   initial_ms_ = options.initial_delay_ms ? options.initial_delay_ms : kInitialDelayMs;
@@ -83,12 +89,13 @@ int Reconnector::copy_config(const char *host, std::uint16_t port, const async_r
 }
 
 int Reconnector::start(Reconnector **out, Loop &loop, const char *host, std::uint16_t port,
-                       const async_reconnect_options &options, const async_stream_protocol &protocol,
-                       void *userdata) noexcept {
+                       const async_reconnect_options &options, const Upgrade &upgrade,
+                       const async_stream_protocol &protocol, void *userdata) noexcept {
   // Bound until run_stopped()'s release, across all the connections.
   if (int err = Reader::bind(protocol, userdata)) return err;
   Reconnector *r = util::make<Reconnector>(loop, protocol, userdata);
   int err = r ? r->copy_config(host, port, options) : ASYNC_ENOMEM;
+  if (!err) r->upgrade_ = upgrade;
   // The stopped task's slot, so finishing can never fail.
   bool reserved = !err && loop.reserve_task();
   if (!err) err = reserved ? r->start_connect() : ASYNC_ENOMEM;
@@ -115,7 +122,7 @@ void Reconnector::release() noexcept {
 
 int Reconnector::start_connect() noexcept {
   Future *f = nullptr;
-  int err = Connector::start(&f, loop_, host_, port_, connect_, forward_, this);
+  int err = Connector::start(&f, loop_, host_, port_, connect_, upgrade_, forward_, this);
   if (err) return err;
   f->make_internal();
   ++refs_;  // the forwarding protocol's, dropped by fwd_release

@@ -13,6 +13,7 @@
 
 #include "ev/ev_backend.hpp"
 #include "net/core_names.hpp"
+#include "net/upgrade.hpp"
 #include "util/list.hpp"
 #include "util/tagged.hpp"
 
@@ -23,9 +24,10 @@ class Stream;
 class Reconnector : public util::Tagged<0x52434f4e> {  // "RCON"
  public:
   // 0, or ASYNC_EINVAL/ENOMEM with nothing started and userdata the caller's.
+  // upgrade: what src/api made of options.connect->tls (Connector::start()).
   static int start(Reconnector **out, Loop &loop, const char *host, std::uint16_t port,
-                   const async_reconnect_options &options, const async_stream_protocol &protocol,
-                   void *userdata) noexcept;
+                   const async_reconnect_options &options, const Upgrade &upgrade,
+                   const async_stream_protocol &protocol, void *userdata) noexcept;
   static Reconnector *from(async_reconnector *rc) noexcept { return reinterpret_cast<Reconnector *>(rc); }
   async_reconnector *c_reconnector() noexcept { return reinterpret_cast<async_reconnector *>(this); }
 
@@ -81,6 +83,8 @@ class Reconnector : public util::Tagged<0x52434f4e> {  // "RCON"
   std::uint16_t port_ = 0;
   async_connect_options connect_{};
   char local_address_[128] = {};
+  char server_name_[256] = {};
+  Upgrade upgrade_;  // each connect's layer (a TLS context keeps its sessions for the next one)
   std::uint64_t initial_ms_ = 0;
   std::uint64_t max_ms_ = 0;
   double multiplier_ = 1.0;

@@ -10,11 +10,13 @@
 #include <cstring>
 
 #include "core/loop.hpp"
+#include "net/layer.hpp"
 #include "net/reader.hpp"
 #include "net/stream.hpp"
 #include "util/address.hpp"
 #include "util/alloc.hpp"
 #include "util/clock.hpp"
+#include "util/container_of.hpp"
 #include "util/error_table.hpp"
 #include "util/local_name.hpp"
 #include "util/sys_error.hpp"
@@ -61,6 +63,7 @@ Server::Server(Loop &loop, void *userdata, async_stream_factory factory) noexcep
 
 Server::~Server() {
   stop();
+  abort_upgrading();
   // Streams still open outlive the server: the loop's registry keeps them.
   loop().registry(ASYNC_OBJECT_STREAM).splice(connections_);
   util::mem_free(listeners_);
@@ -202,26 +205,33 @@ void Server::on_accept(void *listener, std::uint32_t) noexcept {
   }
 }
 
-void Server::take(int fd, bool tcp) noexcept {
+bool Server::protocol_for(async_stream_protocol &callbacks, void *&userdata) noexcept {
   const async_stream_protocol *protocol = nullptr;
-  void *protocol_userdata = nullptr;
   int rc = -1;
-  loop().invoke([&] { rc = factory_(&protocol, &protocol_userdata, c_server(), userdata()); });
-  if (rc < 0) {
-    ::close(fd);
+  loop().invoke([&] { rc = factory_(&protocol, &userdata, c_server(), this->userdata()); });
+  if (rc < 0) return false;
+  if (!Stream::copy_protocol(callbacks, protocol)) {
+    loop().log(ASYNC_LOG_ERROR, "stream factory returned an invalid protocol; connection closed");
+    return false;
+  }
+  if (int err = Reader::bind(callbacks, userdata)) {
+    // Not ours to release: a reader serving another stream, or no reader.
+    loop().log(ASYNC_LOG_ERROR, "stream factory returned a reader it cannot bind (%s); connection closed",
+               util::error_message(err));
+    return false;
+  }
+  return true;
+}
+
+void Server::take(int fd, bool tcp) noexcept {
+  if (upgrade_) {
+    start_upgrade(fd, tcp);
     return;
   }
   async_stream_protocol callbacks;
-  if (!Stream::copy_protocol(callbacks, protocol)) {
+  void *protocol_userdata = nullptr;
+  if (!protocol_for(callbacks, protocol_userdata)) {
     ::close(fd);
-    loop().log(ASYNC_LOG_ERROR, "stream factory returned an invalid protocol; connection closed");
-    return;
-  }
-  if (int err = Reader::bind(callbacks, protocol_userdata)) {
-    // Not ours to release: a reader serving another stream, or no reader.
-    ::close(fd);
-    loop().log(ASYNC_LOG_ERROR, "stream factory returned a reader it cannot bind (%s); connection closed",
-               util::error_message(err));
     return;
   }
   Stream *stream = nullptr;
@@ -234,6 +244,65 @@ void Server::take(int fd, bool tcp) noexcept {
   }
   stream->list_node().unlink();
   connections_.push_back(stream->list_node());
+}
+
+void Server::start_upgrade(int fd, bool tcp) noexcept {
+  Stream *lower = nullptr;
+  auto *u = util::make<Upgrading>();
+  int err = u ? Stream::adopt_socket(&lower, loop(), fd, tcp, Upgrade::kPlaceholder, nullptr, nullptr) : ASYNC_ENOMEM;
+  if (err) {
+    ::close(fd);
+    util::destroy(u);
+    loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", util::error_message(err));
+    return;
+  }
+  u->server = this;
+  u->lower = lower;
+  upgrading_.push_back(u->node);  // on_upgraded() may run inside the start
+  if ((err = upgrade_.start(*lower, nullptr, on_upgraded, u))) {
+    u->node.unlink();
+    util::destroy(u);
+    lower->abort(err);
+    loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", util::error_message(err));
+  }
+}
+
+void Server::on_upgraded(void *upgrading, Layer *layer, int error) noexcept {
+  auto *u = static_cast<Upgrading *>(upgrading);
+  Server *s = u->server;
+  Stream *lower = u->lower;
+  u->node.unlink();
+  util::destroy(u);
+  if (error) {
+    // The peer's doing (a failed or abandoned handshake): the connection
+    // ends unseen by the factory, as a refused one.
+    if (s) s->loop().log(ASYNC_LOG_INFO, "accepted connection's handshake failed: %s", util::error_message(error));
+    return;
+  }
+  async_stream_protocol callbacks;
+  void *userdata = nullptr;
+  if (!s || !s->protocol_for(callbacks, userdata)) {
+    lower->abort(s ? 0 : ASYNC_ECANCELED);
+    return;
+  }
+  Stream *upper = nullptr;
+  if (int err = layer->open_upper(&upper, callbacks, userdata)) {
+    if (callbacks.release) callbacks.release(userdata);
+    lower->abort(err);
+    s->loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", util::error_message(err));
+    return;
+  }
+  upper->list_node().unlink();
+  s->connections_.push_back(upper->list_node());
+}
+
+void Server::abort_upgrading() noexcept {
+  while (upgrading_.front() != upgrading_.end()) {
+    auto *u = util::container_of(upgrading_.front(), &Upgrading::node);
+    u->node.unlink();
+    u->server = nullptr;
+    u->lower->abort(ASYNC_ECANCELED);  // on_upgraded() follows from the loop
+  }
 }
 
 int Server::port() const noexcept {
@@ -262,6 +331,7 @@ std::size_t Server::connection_count() noexcept {
 }
 
 void Server::close_connections(bool abort) noexcept {
+  abort_upgrading();  // no user has them yet: nothing to flush
   for (util::ListNode *node = connections_.front(); node != connections_.end(); node = node->next) {
     Stream *s = Stream::from_list_node(node);
     abort ? s->abort(0) : s->close();

@@ -12,6 +12,7 @@
 #include "ev/ev_backend.hpp"
 #include "net/socket.hpp"
 #include "net/stream.hpp"
+#include "net/upgrade.hpp"
 #include "util/addrinfo.hpp"
 #include "util/list.hpp"
 
@@ -61,6 +62,9 @@ class Server : public Handle {
   // The accepted streams until their connection_lost (Stream::list_node()).
   util::List &connections() noexcept { return connections_; }
   void close_connections(bool abort) noexcept;
+  // The layer connections accepted from now on get before the factory sees
+  // them (async_server_set_tls()); an empty one: none.
+  void set_upgrade(const Upgrade &upgrade) noexcept { upgrade_ = upgrade; }
 
  private:
   // The addresses async_tcp_listen() listens on for host: NULL, the
@@ -86,6 +90,18 @@ class Server : public Handle {
   // One listening socket per address, or an error with none left open.
   int bind_all(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept;
   void take(int fd, bool tcp) noexcept;
+  // The factory's protocol for a new connection, bound (Reader::bind()):
+  // false when it refused or gave one that cannot be used (logged).
+  bool protocol_for(async_stream_protocol &callbacks, void *&userdata) noexcept;
+  // An accepted connection whose upgrade is not ready yet.
+  struct Upgrading {
+    util::ListNode node;
+    Server *server;  // nullptr once the server is gone
+    Stream *lower;
+  };
+  void start_upgrade(int fd, bool tcp) noexcept;
+  static void on_upgraded(void *upgrading, Layer *layer, int error) noexcept;
+  void abort_upgrading() noexcept;
   void set_accepting(bool on) noexcept;
 
   async_stream_factory factory_;
@@ -96,6 +112,8 @@ class Server : public Handle {
   // Accepted streams whose factory returned the same callbacks share one
   // copy of them.
   Stream::ProtocolCache protocols_;
+  Upgrade upgrade_;
+  util::List upgrading_;  // Upgrading records
 };
 
 }  // namespace async::net

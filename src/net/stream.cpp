@@ -219,13 +219,14 @@ int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const
   return 0;
 }
 
-int Stream::open_layered(Stream **out, Stream &lower, Layer &layer, const async_stream_protocol &lower_protocol,
+int Stream::open_layered(Stream **out, Stream &lower, Layer &layer, const async_stream_protocol *lower_protocol,
                          const async_stream_protocol &protocol, void *userdata) noexcept {
   Loop &loop = *lower.loop_;
   if (!loop.reserve_tasks(2)) return ASYNC_ENOMEM;
   Protocol *shared = share_protocol(protocol, nullptr);
   Stream *s = shared ? util::make<Stream>(loop, shared) : nullptr;
-  int err = s && s->ensure_buffers() ? lower.replace_protocol(lower_protocol, &layer) : ASYNC_ENOMEM;
+  int err = ASYNC_ENOMEM;
+  if (s && s->ensure_buffers()) err = lower_protocol ? lower.replace_protocol(*lower_protocol, &layer) : 0;
   if (err) {
     if (s) s->protocol_ = nullptr;
     util::destroy(s);

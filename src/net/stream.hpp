@@ -53,9 +53,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   static int adopt_socket(Stream **out, Loop &loop, int fd, bool is_tcp, const async_stream_protocol &protocol,
                           void *userdata, ProtocolCache *cache) noexcept;
   // A stream over layer instead of an fd, with layer made lower's protocol
-  // (lower_protocol with layer as userdata) once nothing else can fail
-  // (Layer::push()): 0, or ASYNC_ENOMEM with nothing changed.
-  static int open_layered(Stream **out, Stream &lower, Layer &layer, const async_stream_protocol &lower_protocol,
+  // (lower_protocol with layer as userdata; nullptr: it is already) once
+  // nothing else can fail (Layer::push()): 0, or ASYNC_ENOMEM with nothing
+  // changed.
+  static int open_layered(Stream **out, Stream &lower, Layer &layer, const async_stream_protocol *lower_protocol,
                           const async_stream_protocol &protocol, void *userdata) noexcept;
   // async_stream_adopt(): adopt() with a reader protocol bound first (and
   // unbound again on failure). The functions below live in stream_socket.cpp.

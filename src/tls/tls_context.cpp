@@ -3,6 +3,7 @@
 #include <async/error.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <strings.h>
 
 #include <cstring>
 
@@ -81,6 +82,8 @@ int Context::configure(async_tls_side side, const async_tls_options &options) no
     static const unsigned char kSessionContext[] = "libasync";
     SSL_CTX_set_session_id_context(ctx_, kSessionContext, sizeof kSessionContext - 1);
     if (alpn_len_) SSL_CTX_set_alpn_select_cb(ctx_, on_alpn_select, this);
+    SSL_CTX_set_tlsext_servername_callback(ctx_, on_server_name);
+    SSL_CTX_set_tlsext_servername_arg(ctx_, this);
   } else {
     if (alpn_len_ && SSL_CTX_set_alpn_protos(ctx_, alpn_, alpn_len_) != 0) return ASYNC_ETLS;
     if (!(options.flags & ASYNC_TLS_NO_SESSION_CACHE)) {
@@ -94,6 +97,8 @@ int Context::configure(async_tls_side side, const async_tls_options &options) no
 
 Context::~Context() {
   mark_dead();
+  for (std::size_t i = 0; i < names_count_; ++i) names_[i].context->release();
+  util::mem_free(names_);
   for (Session &s : sessions_)
     if (s.session) SSL_SESSION_free(s.session);
   SSL_CTX_free(ctx_);
@@ -101,6 +106,39 @@ Context::~Context() {
 
 void Context::release() noexcept {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) util::destroy(this);
+}
+
+int Context::add_server_name(const char *name, Context &other) noexcept {
+  std::size_t len = std::strlen(name);
+  // A context named by another has no names of its own: no cycle of
+  // references can form.
+  if (!server_ || !other.server_ || &other == this || other.names_count_ || len == 0 || len > kNameMax)
+    return ASYNC_EINVAL;
+  std::lock_guard guard(names_lock_);
+  for (std::size_t i = 0; i < names_count_; ++i)
+    if (strcasecmp(names_[i].name, name) == 0) return ASYNC_EINVAL;
+  auto *grown = static_cast<ServerName *>(util::mem_realloc(names_, (names_count_ + 1) * sizeof(ServerName)));
+  if (!grown) return ASYNC_ENOMEM;
+  names_ = grown;
+  ServerName &entry = names_[names_count_++];
+  std::memcpy(entry.name, name, len + 1);
+  entry.context = &other;
+  other.retain();
+  return 0;
+}
+
+int Context::on_server_name(ssl_st *ssl, int *, void *self) noexcept {
+  auto *ctx = static_cast<Context *>(self);
+  const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (!name) return SSL_TLSEXT_ERR_OK;
+  std::lock_guard guard(ctx->names_lock_);
+  for (std::size_t i = 0; i < ctx->names_count_; ++i) {
+    if (strcasecmp(ctx->names_[i].name, name) != 0) continue;
+    // The handshake goes on with that context's certificate.
+    if (!SSL_set_SSL_CTX(ssl, ctx->names_[i].context->ctx_)) return SSL_TLSEXT_ERR_ALERT_FATAL;
+    break;
+  }
+  return SSL_TLSEXT_ERR_OK;  // another name: the default certificate
 }
 
 int Context::on_alpn_select(ssl_st *, const unsigned char **out, unsigned char *outlen, const unsigned char *in,

@@ -36,6 +36,9 @@ class Context : public util::Tagged<0x544c5343> {  // "TLSC"
   bool verifies() const noexcept { return verify_; }
   std::uint64_t handshake_timeout_ms() const noexcept { return handshake_timeout_ms_; }
 
+  // async_tls_context_add_server_name(): 0, or ASYNC_EINVAL / ENOMEM.
+  int add_server_name(const char *name, Context &other) noexcept;
+
   // The session kept for name (a new reference), or nullptr.
   ssl_session_st *find_session(const char *name) noexcept;
 
@@ -58,6 +61,8 @@ class Context : public util::Tagged<0x544c5343> {  // "TLSC"
   static int on_new_session(ssl_st *ssl, ssl_session_st *session) noexcept;
   void keep_session(const char *name, ssl_session_st *session) noexcept;
   // The server's ALPN choice: its first protocol the client offers.
+  // A server's SNI: the context added for the name the client sent, if any.
+  static int on_server_name(ssl_st *ssl, int *alert, void *self) noexcept;
   static int on_alpn_select(ssl_st *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                             unsigned int inlen, void *self) noexcept;
 
@@ -73,6 +78,15 @@ class Context : public util::Tagged<0x544c5343> {  // "TLSC"
   std::mutex sessions_lock_;
   Session sessions_[kSessions]{};
   std::uint64_t session_clock_ = 0;
+  // A server's contexts per name (SNI), each retained; read by handshakes
+  // on any loop's thread.
+  struct ServerName {
+    char name[kNameMax + 1];
+    Context *context;
+  };
+  std::mutex names_lock_;
+  ServerName *names_ = nullptr;
+  std::size_t names_count_ = 0;
 };
 
 }  // namespace async::tls

@@ -96,12 +96,45 @@ int TlsLayer::push(net::Stream **upper, core::Future **handshake, net::Stream &l
   }
   if (future) {
     future->retain();  // the layer's, until the handshake is done
+    future->set_cancel(on_cancel, layer);
     layer->handshake_ = future;
     *handshake = future;
   }
   layer->arm_timer();
   layer->advance();  // a client's hello goes now
   return 0;
+}
+
+net::Upgrade TlsLayer::upgrade(Context &ctx) noexcept {
+  return net::Upgrade(
+      attach, [](void *c) noexcept { static_cast<Context *>(c)->retain(); },
+      [](void *c) noexcept { static_cast<Context *>(c)->release(); }, &ctx);
+}
+
+int TlsLayer::attach(void *ctx, net::Stream &lower, const char *name, net::Upgrade::Done done, void *owner) noexcept {
+  auto &context = *static_cast<Context *>(ctx);
+  auto *layer = util::make<TlsLayer>(lower.loop(), context);
+  if (!layer) return ASYNC_ENOMEM;
+  int err = layer->start(context.server() ? nullptr : name);
+  if (err) {
+    util::destroy(layer);
+    return err;
+  }
+  if ((err = net::Layer::attach(layer, lower))) return err;  // destroys layer
+  layer->done_ = done;
+  layer->owner_ = owner;
+  layer->arm_timer();
+  layer->advance();
+  return 0;
+}
+
+void TlsLayer::on_cancel(async_future *, int cancelled, void *self) noexcept {
+  auto *layer = static_cast<TlsLayer *>(self);
+  if (!cancelled) return;  // finish_handshake() completed it
+  core::Future *future = layer->handshake_;
+  layer->handshake_ = nullptr;
+  future->release();
+  layer->fail(ASYNC_ECANCELED);
 }
 
 int TlsLayer::start(const char *server_name) noexcept {
@@ -365,6 +398,10 @@ void TlsLayer::fail(int error) noexcept {
 }
 
 void TlsLayer::finish_handshake(int error) noexcept {
+  if (net::Upgrade::Done done = done_) {
+    done_ = nullptr;
+    done(owner_, error ? nullptr : this, error);
+  }
   core::Future *future = handshake_;
   if (!future) return;
   handshake_ = nullptr;

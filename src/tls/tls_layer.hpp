@@ -11,6 +11,7 @@
 
 #include "ev/ev_backend.hpp"
 #include "net/layer.hpp"
+#include "net/upgrade.hpp"
 #include "tls/tls_context.hpp"
 
 struct bio_st;
@@ -28,6 +29,9 @@ class TlsLayer final : public net::Layer {
   // with nothing changed.
   static int push(net::Stream **upper, core::Future **handshake, net::Stream &lower, Context &ctx,
                   const char *server_name, const async_stream_protocol &protocol, void *userdata) noexcept;
+  // The hook that puts TLS with ctx on a connector's or a server's new
+  // connections (net/upgrade.hpp); ctx retained while it is held.
+  static net::Upgrade upgrade(Context &ctx) noexcept;
   // The TLS layer under upper, or nullptr.
   static TlsLayer *under(const net::Stream &upper) noexcept;
 
@@ -50,6 +54,11 @@ class TlsLayer final : public net::Layer {
   enum class Phase : std::uint8_t { kHandshake, kOpen, kEnded };
 
   int start(const char *server_name) noexcept;
+  // Upgrade::Start: TLS attached to lower, done told when the handshake
+  // ended.
+  static int attach(void *ctx, net::Stream &lower, const char *name, net::Upgrade::Done done, void *owner) noexcept;
+  // The handshake future was cancelled: the stack is aborted.
+  static void on_cancel(async_future *, int cancelled, void *self) noexcept;
   std::size_t from_below(const std::uint8_t *data, std::size_t len) noexcept override;
   bool wants_input() const noexcept override;
   void lower_eof() noexcept override;
@@ -86,6 +95,8 @@ class TlsLayer final : public net::Layer {
   bio_st *in_ = nullptr;               // records from below, read by OpenSSL
   bio_st *out_ = nullptr;              // records OpenSSL wrote, for below
   core::Future *handshake_ = nullptr;  // the library's reference until it completes
+  net::Upgrade::Done done_ = nullptr;  // an upgrade's owner, told once the handshake ended
+  void *owner_ = nullptr;
   ev::TimerSlot timer_;
   bool timer_armed_ = false;
   Phase phase_ = Phase::kHandshake;

@@ -44,7 +44,7 @@ inline constexpr std::uint32_t kV0Size<async_tls_options> = 48;
 static_assert(kV0Size<async_connect_options> ==
               offsetof(async_connect_options, dns_timeout_ms) + sizeof(async_connect_options::dns_timeout_ms));
 static_assert(sizeof(async_connect_options) ==
-              offsetof(async_connect_options, dns_timeout_ms) + sizeof(async_connect_options::dns_timeout_ms));
+              offsetof(async_connect_options, server_name) + sizeof(async_connect_options::server_name));
 static_assert(kV0Size<async_reconnect_options> ==
               offsetof(async_reconnect_options, stopped) + sizeof(async_reconnect_options::stopped));
 static_assert(sizeof(async_reconnect_options) ==

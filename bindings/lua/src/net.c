@@ -832,8 +832,9 @@ static int family_of(lua_State *L, int t) {
   return (int)fam;
 }
 
-/* Fills connect options from the table at t (0: none); local_address stays
- * on the stack while the options are used. */
+/* Fills connect options from the table at t (0: none); local_address,
+ * server_name and the tls context stay referenced by the table while the
+ * options are used. */
 static void connect_options(lua_State *L, int t, async_connect_options *o) {
   memset(o, 0, sizeof *o);
   o->size = sizeof *o;
@@ -851,6 +852,9 @@ static void connect_options(lua_State *L, int t, async_connect_options *o) {
   if (opt_int(L, t, "attempt_timeout", 0, LUA_MAXINTEGER, &v)) o->attempt_timeout_ms = (uint64_t)v;
   if (opt_int(L, t, "timeout", 0, LUA_MAXINTEGER, &v)) o->total_timeout_ms = (uint64_t)v;
   if (opt_int(L, t, "dns_timeout", 0, LUA_MAXINTEGER, &v)) o->dns_timeout_ms = (uint64_t)v;
+  if (lua_getfield(L, t, "tls") != LUA_TNIL) o->tls = lasync_checktls(L, lua_gettop(L));
+  if (lua_getfield(L, t, "server_name") != LUA_TNIL) o->server_name = luaL_checkstring(L, -1);
+  lua_pop(L, 2);
 }
 
 /* connect(host, port [, protocol [, options]]) and unix_connect(path [, protocol]). */
@@ -1034,6 +1038,17 @@ static int sv_port(lua_State *L) {
   int rc = async_server_port(srv);
   if (rc < 0) return lasync_fail(L, rc);
   lua_pushinteger(L, rc);
+  return 1;
+}
+
+/* set_tls(ctx): connections accepted from now on handshake with the server
+ * context ctx before their protocol sees them; set_tls(nil): plain again. */
+static int sv_set_tls(lua_State *L) {
+  SERVER();
+  async_tls_context *ctx = lua_isnoneornil(L, 2) ? NULL : lasync_checktls(L, 2);
+  int rc = async_server_set_tls(srv, ctx);
+  if (rc < 0) return lasync_fail(L, rc);
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -1260,6 +1275,7 @@ void lasync_open_net(lua_State *L) {
   lasync_newclass(L, LASYNC_READER, reader, rd_gc);
   static const luaL_Reg server[] = {
       {"port", sv_port},
+      {"set_tls", sv_set_tls},
       {"count", sv_count},
       {"connection_count", sv_connection_count},
       {"sockname", sv_sockname},

@@ -72,6 +72,17 @@ async_tls_context *lasync_checktls(lua_State *L, int idx) {
   return c->ctx;
 }
 
+/* ctx:add_server_name(name, other): a server context presents other's
+ * certificate to clients that name name (SNI). */
+static int ctx_add_server_name(lua_State *L) {
+  async_tls_context *ctx = lasync_checktls(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  int rc = async_tls_context_add_server_name(ctx, name, lasync_checktls(L, 3));
+  if (rc < 0) return lasync_fail(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int ctx_close(lua_State *L) {
   ltls *c = luaL_checkudata(L, 1, LASYNC_TLS_CONTEXT);
   if (c->ctx) async_tls_context_release(c->ctx);
@@ -81,6 +92,7 @@ static int ctx_close(lua_State *L) {
 
 void lasync_open_tls(lua_State *L) {
   static const luaL_Reg methods[] = {
+      {"add_server_name", ctx_add_server_name},
       {"close", ctx_close},
       {"__gc", ctx_close},
       {"__close", ctx_close},

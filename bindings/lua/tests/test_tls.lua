@@ -16,14 +16,17 @@ local function server_ctx(extra)
 end
 
 -- A server whose connections speak TLS and echo; srv.lost gets the errors.
+-- The handshake futures are kept: collecting one pending cancels its
+-- handshake, as for any future.
 local function tls_echo_server(loop, ctx)
-  local srv = { lost = {} }
+  local srv = { lost = {}, handshakes = {} }
   srv.listener = assert(loop:listen("127.0.0.1", 0, {
     connection_made = function(s)
-      assert(s:tls(ctx, nil, {
+      local _, hs = assert(s:tls(ctx, nil, {
         data_received = function(up, data) up:write(data) end,
         connection_lost = function(_, err) srv.lost[#srv.lost + 1] = err or "clean" end,
       }))
+      srv.handshakes[#srv.handshakes + 1] = hs
     end,
     data_received = function() end,
     connection_lost = function() end,
@@ -197,6 +200,57 @@ local function socks5_server(loop, want_user)
   end))
   return px
 end
+
+t.test("connect with tls = ctx; a server with set_tls; SNI; a reconnector resumes", function(loop)
+  local sctx <close> = assert(async.tls_context({ mode = "server", cert_file = cert("wronghost.pem"),
+    key_file = cert("wronghost.key") }))
+  local named <close> = server_ctx()
+  t.ok(sctx:add_server_name("localhost", named)) -- SNI "localhost": server.pem
+  t.fails("EINVAL", sctx:add_server_name("localhost", named))
+  local versions = {}
+  local srv = assert(loop:listen("127.0.0.1", 0, {
+    connection_made = function(s)
+      versions[#versions + 1] = s:tls_version() -- the handshake came first
+      s:write("x")
+      s:close()
+    end,
+    data_received = function() end,
+    connection_lost = function() end,
+  }))
+  local cctx <close> = assert(async.tls_context({ ca_file = cert("ca.pem") }))
+  t.fails("EINVAL", srv:set_tls(cctx))
+  t.ok(srv:set_tls(sctx))
+  local c = collector()
+  local up = loop:connect("127.0.0.1", srv:port(), c.proto, { tls = cctx, server_name = "localhost" }):await()
+  t.eq(getmetatable(up).__name, "async.stream")
+  t.ok(up:tls_version() >= 0x0303)
+  t.run_until(loop, function() return c.lost ~= nil end)
+  t.eq(c.text(), "x")
+  t.eq(c.lost, "clean")
+  t.ok(versions[1] >= 0x0303)
+  -- the default certificate names wrong.example: "localhost" came by SNI
+  local v, _, name = loop:connect("127.0.0.1", srv:port(), collector().proto,
+    { tls = cctx, server_name = "other.example" }):await()
+  t.eq(v, nil)
+  t.eq(name, "ECERT")
+  t.eq(#versions, 1) -- a failed handshake never reached the protocol
+  t.fails("EINVAL", loop:connect("127.0.0.1", srv:port(), collector().proto, { server_name = "localhost" }))
+
+  local resumed = {}
+  local rctx <close> = assert(async.tls_context({ ca_file = cert("ca.pem") })) -- no session yet
+  local rc = assert(loop:reconnector("127.0.0.1", srv:port(), {
+    connection_made = function(s) resumed[#resumed + 1] = s:tls_resumed() end,
+    data_received = function() end,
+    connection_lost = function() end,
+  }, { initial_delay = 1, jitter = -1, connect = { tls = rctx, server_name = "localhost" } }))
+  t.run_until(loop, function() return #resumed == 2 end)
+  t.eq(resumed[1], false)
+  t.eq(resumed[2], true)
+  t.ok(rc:stop())
+  t.ok(srv:set_tls(nil))
+  srv:close()
+  loop:run()
+end)
 
 t.test("socks5: a tunnel through a SOCKS5 server, by name and by address", function(loop)
   local px = socks5_server(loop)

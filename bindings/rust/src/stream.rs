@@ -8,7 +8,7 @@ use crate::handle::{server_factory_trampoline, Callback, HandleCore};
 use crate::{cstring, guard, sys, Error, Future, LoopHandle, Result};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::ffi::c_void;
+use std::ffi::{c_void, CString};
 use std::future::Future as StdFuture;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -712,10 +712,18 @@ pub struct ConnectOptions {
     pub attempt_timeout_ms: u64,
     /// Lookups and attempts together (ETIMEDOUT); 0: none.
     pub total_timeout_ms: u64,
+    /// A client context: the stream comes with TLS on it, once the
+    /// handshake is done (its errors fail the connect: [`Error::CERT`],
+    /// [`Error::TLS`], ...). A reconnector's connects resume its sessions.
+    pub tls: Option<crate::TlsContext>,
+    /// The name TLS checks and sends as SNI; None: the host.
+    pub server_name: Option<String>,
 }
 
 impl ConnectOptions {
-    fn raw(&self) -> sys::async_connect_options {
+    /// The C options, and the server name's C string they point into.
+    fn raw(&self) -> Result<(sys::async_connect_options, Option<CString>)> {
+        let name = self.server_name.as_deref().map(cstring).transpose()?;
         // SAFETY: all-zero is every default (pointers NULL, callbacks None).
         let mut options: sys::async_connect_options = unsafe { std::mem::zeroed() };
         options.size = std::mem::size_of::<sys::async_connect_options>() as u32;
@@ -723,7 +731,9 @@ impl ConnectOptions {
         options.sequential = self.sequential as i32;
         options.attempt_timeout_ms = self.attempt_timeout_ms;
         options.total_timeout_ms = self.total_timeout_ms;
-        options
+        options.tls = self.tls.as_ref().map_or(std::ptr::null_mut(), |ctx| ctx.as_raw());
+        options.server_name = name.as_ref().map_or(std::ptr::null(), |n| n.as_ptr());
+        Ok((options, name))
     }
 }
 
@@ -752,7 +762,8 @@ pub fn connect(lp: &LoopHandle, host: &str, port: u16) -> Result<Future<Stream>>
 pub fn connect_options(lp: &LoopHandle, host: &str, port: u16, options: &ConnectOptions) -> Result<Future<Stream>> {
     let host = cstring(host)?;
     let io = AsyncIo::new(lp.as_raw(), None);
-    let (table, options) = (AsyncIo::table(), options.raw());
+    let (options, _name) = options.raw()?;
+    let table = AsyncIo::table();
     let userdata = Rc::into_raw(io.clone()) as *mut c_void;
     let mut raw = std::ptr::null_mut();
     let rc = unsafe { sys::async_tcp_connect(&mut raw, lp.as_raw(), host.as_ptr(), port, &options, &table, userdata) };
@@ -907,6 +918,14 @@ impl Server {
     /// Accepted streams not lost yet.
     pub fn connection_count(&self) -> Result<usize> {
         check(unsafe { sys::async_server_connection_count(self.raw()?) }).map(|n| n as usize)
+    }
+
+    /// Connections accepted from now on get TLS with the server context
+    /// `ctx` (None: plain again) and reach the factory only once their
+    /// handshake is done (async_server_set_tls).
+    pub fn set_tls(&self, ctx: Option<&crate::TlsContext>) -> Result<()> {
+        let ctx = ctx.map_or(std::ptr::null_mut(), |ctx| ctx.as_raw());
+        status(unsafe { sys::async_server_set_tls(self.raw()?, ctx) })
     }
 
     /// Closes (or aborts) every accepted stream still open.
@@ -1066,7 +1085,7 @@ impl Reconnector {
         protocol: P,
     ) -> Result<Reconnector> {
         let host = cstring(host)?;
-        let connect = options.connect.raw();
+        let (connect, _name) = options.connect.raw()?;
         let mut raw_options: sys::async_reconnect_options = unsafe { std::mem::zeroed() };
         raw_options.size = std::mem::size_of::<sys::async_reconnect_options>() as u32;
         raw_options.connect = &connect;

@@ -3913,6 +3913,11 @@ extern "C" {
     #[doc = " @callbacks None run inside this call."]
     pub fn async_server_userdata(server: *mut async_server) -> *mut ::std::os::raw::c_void;
 }
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct async_tls_context {
+    _unused: [u8; 0],
+}
 #[doc = " @brief A connect attempt failed (async_connect_options.attempt_failed),"]
 #[doc = " run from the loop while the connect future is pending."]
 #[doc = ""]
@@ -3971,6 +3976,22 @@ pub struct async_connect_options {
     #[doc = " none, the connect fails (ASYNC_ETIMEDOUT unless a lookup failed first)."]
     #[doc = " 0 (default): the loop's lookup deadline (async_dns_set_deadline())."]
     pub dns_timeout_ms: u64,
+    #[doc = " A client TLS context (async/tls.h): the winning connection gets TLS"]
+    #[doc = " (as async_tls_push() puts it), and the future resolves only once the"]
+    #[doc = " handshake is done, with the stream above TLS; the protocol sees"]
+    #[doc = " nothing before (no connection_made for a failed handshake). The"]
+    #[doc = " handshake's errors fail the future (ASYNC_ECERT, ASYNC_ETLS,"]
+    #[doc = " ASYNC_EPROTO, ASYNC_ETRUNCATED, ASYNC_ETIMEDOUT at the context's"]
+    #[doc = " handshake timeout, which runs apart from total_timeout_ms); cancelling"]
+    #[doc = " during the handshake aborts it. Happy Eyeballs picks the winner on the"]
+    #[doc = " TCP connect, as without TLS. Retained until the connect is over (a"]
+    #[doc = " reconnector: until it stopped). NULL (default): plain TCP; a server"]
+    #[doc = " context, or not a context: ASYNC_EINVAL."]
+    pub tls: *mut async_tls_context,
+    #[doc = " The name TLS checks the certificate against and sends as SNI (copied,"]
+    #[doc = " 1 to 255 bytes). NULL (default): host. Given without tls:"]
+    #[doc = " ASYNC_EINVAL."]
+    pub server_name: *const ::std::os::raw::c_char,
 }
 extern "C" {
     #[doc = " @brief Connects to host:port and makes the connection a stream driven by"]
@@ -3991,7 +4012,9 @@ extern "C" {
     #[doc = "                            bytes; an invalid protocol (as for"]
     #[doc = "                            async_stream_adopt()); options of a size the"]
     #[doc = "                            library refuses, a family other than the"]
-    #[doc = "                            three, a malformed local address; a reader's"]
+    #[doc = "                            three, a malformed local address, a tls"]
+    #[doc = "                            that is not a client context, a server_name"]
+    #[doc = "                            without tls, empty or too long; a reader's"]
     #[doc = "                            protocol with a userdata that is not a live"]
     #[doc = "                            reader."]
     #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
@@ -5023,8 +5046,10 @@ pub struct async_reconnect_state(pub ::std::os::raw::c_uint);
 pub struct async_reconnect_options {
     #[doc = "< sizeof(async_reconnect_options)."]
     pub size: u32,
-    #[doc = "< each connect's options (copied, its local_address too); NULL"]
-    #[doc = "(default): the defaults."]
+    #[doc = "< each connect's options (copied, its local_address and"]
+    #[doc = "server_name too; its tls context retained until the"]
+    #[doc = "reconnector stops, and each connection resumes the session"]
+    #[doc = "of the one before); NULL (default): the defaults."]
     pub connect: *const async_connect_options,
     #[doc = "< first retry, and the wait after a loss; 0 (default): 100."]
     pub initial_delay_ms: u64,
@@ -6011,11 +6036,6 @@ extern "C" {
         handle: *mut async_handle,
     ) -> ::std::os::raw::c_int;
 }
-#[repr(C)]
-#[derive(Debug, Copy, Clone)]
-pub struct async_tls_context {
-    _unused: [u8; 0],
-}
 impl async_tls_side {
     #[doc = "< connects: verifies the server and checks its name."]
     pub const ASYNC_TLS_CLIENT: async_tls_side = async_tls_side(0);
@@ -6127,6 +6147,70 @@ extern "C" {
     pub fn async_tls_context_release(ctx: *mut async_tls_context) -> ::std::os::raw::c_int;
 }
 extern "C" {
+    #[doc = " @brief Makes a server context present other's certificate to a client"]
+    #[doc = " that names name in its SNI (the default certificate, ctx's own, goes to"]
+    #[doc = " any other name and to a client that sends none)."]
+    #[doc = ""]
+    #[doc = " The name matches the client's whole name, ignoring case (no wildcards)."]
+    #[doc = " The handshake takes other's certificate and key; what ctx says of the"]
+    #[doc = " rest (client certificates, ALPN, the handshake timeout) stays. Add the"]
+    #[doc = " names before ctx is in use (names added later apply to handshakes that"]
+    #[doc = " start later)."]
+    #[doc = ""]
+    #[doc = " @param ctx   a server context."]
+    #[doc = " @param name  the server name, 1 to 255 bytes (copied)."]
+    #[doc = " @param other a server context with no names of its own, not ctx."]
+    #[doc = " @retval 0            done."]
+    #[doc = " @retval ASYNC_EINVAL ctx, name or other is NULL or not a context; ctx"]
+    #[doc = "                      or other is a client context; other is ctx or has"]
+    #[doc = "                      names of its own; name is empty, longer than 255"]
+    #[doc = "                      bytes or added already."]
+    #[doc = " @retval ASYNC_ENOMEM out of memory."]
+    #[doc = " @ownership ctx takes a reference to other (released with ctx's last"]
+    #[doc = "            one); name is copied."]
+    #[doc = " @thread Any thread."]
+    #[doc = " @callbacks None."]
+    pub fn async_tls_context_add_server_name(
+        ctx: *mut async_tls_context,
+        name: *const ::std::os::raw::c_char,
+        other: *mut async_tls_context,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
+    #[doc = " @brief Puts TLS with a server context on the connections server accepts"]
+    #[doc = " from now on: each handshakes before the server's factory is called, so"]
+    #[doc = " the factory and its protocol see only connections whose handshake is"]
+    #[doc = " done (connection_made comes after it)."]
+    #[doc = ""]
+    #[doc = " A connection whose handshake fails (not TLS, a bad client certificate,"]
+    #[doc = " a peer that gives up, the context's handshake timeout) is closed without"]
+    #[doc = " reaching the factory, and logged through the loop's log hook at"]
+    #[doc = " ASYNC_LOG_INFO. Connections still in their handshake are not counted by"]
+    #[doc = " async_server_connection_count(); async_server_close_connections() and"]
+    #[doc = " the server's end abort them. Works for async_tcp_listen(),"]
+    #[doc = " async_tcp_listen_addrinfo() and async_unix_listen() servers alike. The"]
+    #[doc = " accepted streams are streams above TLS: async_tls_alpn() and the other"]
+    #[doc = " getters work on them."]
+    #[doc = ""]
+    #[doc = " @param server the server."]
+    #[doc = " @param ctx    a server context (retained while the server holds it);"]
+    #[doc = "               NULL: plain connections from now on."]
+    #[doc = " @retval 0                  done."]
+    #[doc = " @retval ASYNC_EINVAL       server is NULL or not a server; ctx is not a"]
+    #[doc = "                            context, or is a client context."]
+    #[doc = " @retval ASYNC_EWRONGTHREAD the loop's thread check refused the caller."]
+    #[doc = " @retval ASYNC_ECLOSED      the server handle is closing."]
+    #[doc = " @ownership The server holds a reference to ctx until another call"]
+    #[doc = "            replaces it or the server is freed; the caller keeps its own."]
+    #[doc = " @thread The loop's thread only."]
+    #[doc = " @callbacks None run inside this call; the factory and the streams'"]
+    #[doc = "            callbacks run from the loop."]
+    pub fn async_server_set_tls(
+        server: *mut async_server,
+        ctx: *mut async_tls_context,
+    ) -> ::std::os::raw::c_int;
+}
+extern "C" {
     #[doc = " @brief Pushes TLS onto lower: a new stream above it carries plaintext,"]
     #[doc = " and the handshake starts (a client sends its hello now)."]
     #[doc = ""]
@@ -6166,8 +6250,9 @@ extern "C" {
     #[doc = " @retval ASYNC_ENOMEM       out of memory."]
     #[doc = " @ownership On success the new stream is the caller's until it ends (the"]
     #[doc = "            Lifetime rule of async/stream.h), the future is the caller's"]
-    #[doc = "            (async_future_free(); cancelling it does not stop the"]
-    #[doc = "            handshake), userdata stays the caller's until"]
+    #[doc = "            (async_future_free(); cancelling it, or freeing it, while the"]
+    #[doc = "            handshake runs aborts the stream above and the one below with"]
+    #[doc = "            ASYNC_ECANCELED), userdata stays the caller's until"]
     #[doc = "            release(userdata), and lower's old protocol's userdata got its"]
     #[doc = "            release. On an error nothing changed and nothing was called."]
     #[doc = " @thread The loop's thread only."]

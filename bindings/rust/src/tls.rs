@@ -45,6 +45,7 @@ pub struct TlsOptions {
 /// A TLS context (async_tls_context): clones share it (retain), the last
 /// drop releases it. The C context is atomically reference counted and
 /// immutable once made, so it is Send and Sync.
+#[derive(Debug)]
 pub struct TlsContext {
     raw: *mut sys::async_tls_context,
 }
@@ -99,6 +100,14 @@ impl TlsContext {
     pub fn as_raw(&self) -> *mut sys::async_tls_context {
         self.raw
     }
+
+    /// A server context presents `other`'s certificate to clients that
+    /// name `name` in SNI (async_tls_context_add_server_name); other names
+    /// get this context's own.
+    pub fn add_server_name(&self, name: &str, other: &TlsContext) -> Result<()> {
+        let name = cstring(name)?;
+        check(unsafe { sys::async_tls_context_add_server_name(self.raw, name.as_ptr(), other.raw) }).map(drop)
+    }
 }
 
 impl Clone for TlsContext {
@@ -138,7 +147,8 @@ impl Stream {
     /// carries plaintext (its writes wait until the handshake is done) and
     /// the future resolves once the handshake is, or fails with
     /// [`Error::TLS`], [`Error::CERT`] (then [`Stream::verify_error`] says
-    /// why) or [`Error::TIMEDOUT`]. `server_name` is the name a client
+    /// why) or [`Error::TIMEDOUT`]; dropping it pending cancels the
+    /// handshake (both streams end). `server_name` is the name a client
     /// checks the certificate against and sends as SNI (None: no check,
     /// only with `no_verify`; ignored by a server). Consumes this stream
     /// as [`Stream::push_rate_limit`] does, with the same errors.

@@ -320,7 +320,13 @@ fn connect_errors_and_bad_input() {
     let port = closed_port();
     let refused = connect(&lp, REFUSING_HOST, port).unwrap();
     assert_eq!(lp.block_on(refused).unwrap().err(), Some(Error::CONNREFUSED));
-    let options = ConnectOptions { family: 2, sequential: true, attempt_timeout_ms: 1000, total_timeout_ms: 2000 };
+    let options = ConnectOptions {
+        family: 2,
+        sequential: true,
+        attempt_timeout_ms: 1000,
+        total_timeout_ms: 2000,
+        ..ConnectOptions::default()
+    };
     let refused = connect_options(&lp, REFUSING_HOST, port, &options).unwrap();
     assert_eq!(lp.block_on(refused).unwrap().err(), Some(Error::CONNREFUSED));
     let options = ConnectOptions { family: 77, ..Default::default() };

@@ -1,10 +1,15 @@
 //! TLS and SOCKS5 layers (Stream::push_tls, TlsContext, the TLS getters,
 //! Stream::push_socks5 / push_socks5_addr): an in-process handshake over
 //! local TCP with certificates made now by tests/tls_certs.sh (openssl),
-//! ALPN and version, a verify failure, bad input; a SOCKS5 tunnel through
+//! ALPN and version, a verify failure, bad input; TLS through
+//! ConnectOptions::tls and Server::set_tls with server-side SNI
+//! (TlsContext::add_server_name); a SOCKS5 tunnel through
 //! a proxy written with the crate, and bad input.
 
-use libasync::{connect, Error, Listener, Loop, LoopHandle, Stream, Timer, TlsContext, TlsOptions, TlsSide};
+use libasync::{
+    connect, connect_options, ConnectOptions, Error, Listener, Loop, LoopHandle, Stream, Timer, TlsContext, TlsOptions,
+    TlsSide,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -147,6 +152,60 @@ fn wrong_host_name_fails_with_cert() {
         let lower = connect(&handle, "127.0.0.1", port).unwrap().await.unwrap();
         let (_stream, handshake) = lower.push_tls(&handle, &client, Some("not-the-name.example")).unwrap();
         assert_eq!(handshake.await.err(), Some(Error::CERT));
+    })
+    .unwrap();
+}
+
+#[test]
+fn connect_option_and_server_tls_with_sni() {
+    let certs = Certs::new("connect");
+    let lp = Loop::new().unwrap();
+    let _deadline = deadline(&lp, 20_000);
+    // The default certificate names wrong.example; "localhost" gets server.pem by SNI.
+    let options = TlsOptions {
+        cert_file: certs.file("wronghost.pem"),
+        key_file: certs.file("wronghost.key"),
+        ..TlsOptions::default()
+    };
+    let server_ctx = TlsContext::new(TlsSide::Server, &options).unwrap();
+    server_ctx.add_server_name("localhost", &server_context(&certs, &[])).unwrap();
+    assert_eq!(server_ctx.add_server_name("localhost", &server_context(&certs, &[])).err(), Some(Error::INVAL));
+    let client =
+        TlsContext::new(TlsSide::Client, &TlsOptions { ca_file: certs.file("ca.pem"), ..TlsOptions::default() })
+            .unwrap();
+    let listener = Listener::bind(&lp, Some("127.0.0.1"), 0).unwrap();
+    assert_eq!(listener.server().set_tls(Some(&client)).err(), Some(Error::INVAL));
+    listener.server().set_tls(Some(&server_ctx)).unwrap();
+    let port = listener.server().port().unwrap();
+    let handle = lp.clone();
+    lp.spawn(async move {
+        while let Ok(stream) = listener.accept().await {
+            // Accepted after its handshake: already above TLS.
+            assert!(stream.tls_version().unwrap() >= 0x0303);
+            let mut buffer = vec![0u8; 4096];
+            while let Ok(n) = stream.read(&mut buffer).await {
+                if n == 0 || stream.write_all(&buffer[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    lp.block_on(async move {
+        let with_name = |name: &str| ConnectOptions {
+            tls: Some(client.clone()),
+            server_name: Some(name.to_owned()),
+            ..ConnectOptions::default()
+        };
+        let stream = connect_options(&handle, "127.0.0.1", port, &with_name("localhost")).unwrap().await.unwrap();
+        assert!(stream.tls_version().unwrap() >= 0x0303, "the handshake is done");
+        stream.write_all(b"ping\n").await.unwrap();
+        assert_eq!(stream.read_line(100).await.unwrap(), b"ping\n");
+        let other = connect_options(&handle, "127.0.0.1", port, &with_name("other.example")).unwrap();
+        assert_eq!(other.await.err(), Some(Error::CERT));
+        let nul = connect_options(&handle, "127.0.0.1", port, &with_name("a\0b"));
+        assert_eq!(nul.err(), Some(Error::INVAL));
+        let no_tls = ConnectOptions { server_name: Some("localhost".into()), ..ConnectOptions::default() };
+        assert_eq!(connect_options(&handle, "127.0.0.1", port, &no_tls).err(), Some(Error::INVAL));
     })
     .unwrap();
 }
