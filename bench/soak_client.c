@@ -143,9 +143,8 @@ static void slot_failed(struct slot *s, const char *what, int status) {
 }
 
 static void connect_slot(struct slot *s) {
-  static const async_connect_options options = {
-      sizeof(async_connect_options), 0, NULL, 0, 0, 0, 0, CONNECT_TIMEOUT_MS, NULL, NULL, 0,
-  };
+  static const async_connect_options options = {.size = sizeof(async_connect_options),
+                                                 .total_timeout_ms = CONNECT_TIMEOUT_MS};
   s->serial = soak.started++;
   s->ending = (enum ending)(s->serial % END_KINDS);
   s->phase = SLOT_CONNECTING;
