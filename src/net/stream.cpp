@@ -93,6 +93,12 @@ ssize_t writev_no_sigpipe(int fd, const iovec *iov, int iovcnt) noexcept {
   return n;
 }
 
+// send()'s result for a failed send(2) other than EINTR: 0 when the fd is full.
+long send_error() noexcept {
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+  return util::from_errno(errno);
+}
+
 // Both sides as copy_protocol() made them (every field present).
 bool same_callbacks(const async_stream_protocol &a, const async_stream_protocol &b) noexcept {
   return a.connection_made == b.connection_made && a.data_received == b.data_received &&
@@ -531,9 +537,7 @@ long Stream::send(const iovec *iov, int iovcnt) noexcept {
       n = writev_no_sigpipe(fd(), iov, iovcnt);
     }
     if (n >= 0) return n;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    return util::from_errno(errno);
+    if (errno != EINTR) return send_error();
   }
 }
 
@@ -551,22 +555,46 @@ int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *don
     abort(ASYNC_ENOMEM);  // as any write that runs out of memory
     return ASYNC_ENOMEM;
   }
-  std::size_t sent = 0;
-  if (total > 0 && !writing()) {
-    long n = send(iov, iovcnt);
-    if (n < 0) {
-      if (done) finish_zero_copy(done, done_userdata);
-      abort(static_cast<int>(n));  // reported through connection_lost
-      return 0;
+  long sent = total > 0 && !writing() ? send(iov, iovcnt) : 0;
+  return finish_write(iov, iovcnt, sent, total, done, done_userdata);
+}
+
+int Stream::write(const void *data, std::size_t len) noexcept {
+  if (state_ != kOpen) return ASYNC_ECLOSED;
+  if (eof_wanted_) return ASYNC_ESTATE;
+  iovec iov{const_cast<void *>(data), len};
+  long sent = 0;
+  if (len > 0 && !writing()) {
+    // The hot path (a socket with nothing queued, async_stream_write):
+    // one send(2) and a return when it takes everything. Anything else
+    // (a short send, an error, EINTR) goes the general way.
+    if (is_socket_) {
+      ssize_t n = ::send(fd(), data, len, MSG_NOSIGNAL);
+      if (static_cast<std::size_t>(n) == len) {
+        touch();
+        return 0;
+      }
+      sent = n >= 0 ? n : errno == EINTR ? send(&iov, 1) : send_error();
+    } else {
+      sent = send(&iov, 1);
     }
-    sent = static_cast<std::size_t>(n);
-    if (sent) touch();
   }
-  if (sent == total) {
+  return finish_write(&iov, 1, sent, len, nullptr, nullptr);
+}
+
+int Stream::finish_write(const iovec *iov, int iovcnt, long sent, std::size_t total, async_release_fn done,
+                         void *done_userdata) noexcept {
+  if (sent < 0) {
+    if (done) finish_zero_copy(done, done_userdata);
+    abort(static_cast<int>(sent));  // reported through connection_lost
+    return 0;
+  }
+  if (sent > 0) touch();
+  if (static_cast<std::size_t>(sent) == total) {
     if (done) finish_zero_copy(done, done_userdata);
     return 0;
   }
-  if (!queue(iov, iovcnt, sent, done, done_userdata)) {
+  if (!queue(iov, iovcnt, static_cast<std::size_t>(sent), done, done_userdata)) {
     if (done) loop_->unreserve_call();
     abort(ASYNC_ENOMEM);
     return ASYNC_ENOMEM;

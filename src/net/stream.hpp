@@ -70,6 +70,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
 
   // done != nullptr: zero-copy (iovcnt 1, memory borrowed until done runs).
   int write(const iovec *iov, int iovcnt, async_release_fn done, void *done_userdata) noexcept;
+  // write() of one buffer, copied if not sent at once (async_stream_write).
+  int write(const void *data, std::size_t len) noexcept;
   int write_eof() noexcept;
   void pause_reading() noexcept;
   // 0, or ASYNC_ENOMEM when the kept bytes' delivery could not be queued
@@ -172,6 +174,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   void write_some() noexcept;
   // Bytes sent (>= 0) or a negative ASYNC_E* code; 0 when the fd is full.
   long send(const iovec *iov, int iovcnt) noexcept;
+  // What follows a write's send: sent is send()'s result (0 when nothing
+  // was tried); the rest of total is queued.
+  int finish_write(const iovec *iov, int iovcnt, long sent, std::size_t total, async_release_fn done,
+                   void *done_userdata) noexcept;
   bool queue(const iovec *iov, int iovcnt, std::size_t skip, async_release_fn done, void *done_userdata) noexcept;
   // Something waits in the write queue.
   bool writing() const noexcept;
