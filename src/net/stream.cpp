@@ -196,7 +196,7 @@ int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const
                  void *userdata, ProtocolCache *cache) noexcept {
   // Everything that can fail comes before the fd is touched: the connection
   // callbacks' ready-queue slots, the loop's read buffer, the object.
-  if (!loop.read_buffer() || !loop.reserve_tasks(2)) return ASYNC_ENOMEM;
+  if (!loop.ensure_read_buffer() || !loop.reserve_tasks(2)) return ASYNC_ENOMEM;
   Protocol *shared = share_protocol(protocol, cache);
   // Not from the loop's pool: a retained stream may outlive its loop.
   Stream *s = shared ? util::make<Stream>(loop, shared) : nullptr;
@@ -336,7 +336,13 @@ void Stream::update_io() noexcept {
 
 void Stream::on_io(void *self, std::uint32_t revents) noexcept {
   auto *s = static_cast<Stream *>(self);
-  if (revents & ASYNC_READABLE) s->pipe_writer_ ? s->reader_gone() : s->read_some();
+  if (revents & ASYNC_READABLE) {
+    if (s->pipe_writer_) {
+      s->reader_gone();  // aborted: nothing left to write
+      return;
+    }
+    s->read_some();
+  }
   if ((revents & ASYNC_WRITABLE) && s->state_ != kLost && s->writing()) s->write_some();
 }
 
@@ -421,8 +427,8 @@ void Stream::on_idle(void *self, std::uint32_t) noexcept {
 // ---- reading ----------------------------------------------------------------
 
 void Stream::read_some() noexcept {
+  std::uint8_t *buf = loop_->read_buffer();  // made with the stream
   for (int i = 0; i < kReadsPerEvent && is_reading(); ++i) {
-    std::uint8_t *buf = loop_->read_buffer();
     // Never more than the read limit leaves room for: the kept tail stays
     // within it.
     std::size_t kept = tail_len();
@@ -437,14 +443,18 @@ void Stream::read_some() noexcept {
       touch();
       if (!deliver(buf, static_cast<std::size_t>(n))) return;
       if (static_cast<std::size_t>(n) < want) return;  // drained: skip the EAGAIN read
-    } else if (n == 0) {
-      read_eof();
-      return;
-    } else if (errno != EINTR) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK) abort(util::from_errno(errno));
+    } else if (n == 0 || errno != EINTR) {
+      read_failed(n);
       return;
     }
   }
+}
+
+void Stream::read_failed(ssize_t n) noexcept {
+  if (n == 0)
+    read_eof();
+  else if (errno != EAGAIN && errno != EWOULDBLOCK)
+    abort(util::from_errno(errno));
 }
 
 bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
@@ -458,8 +468,8 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
     consumed = present_tail();
   } else {
     consumed = present(data, len);
-    if (consumed < len && state_ != kLost &&
-        (!ensure_buffers() || !buffers_->tail.append(data + consumed, len - consumed))) {
+    if (consumed == len) return is_reading();  // the usual case: all taken (false once lost)
+    if (state_ != kLost && (!ensure_buffers() || !buffers_->tail.append(data + consumed, len - consumed))) {
       abort(ASYNC_ENOMEM);
       return false;
     }

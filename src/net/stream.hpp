@@ -156,12 +156,15 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   static void run_replay(async_loop *, void *self) noexcept;
 
   void read_some() noexcept;
+  // A read(2) that returned n <= 0 (not EINTR): end of file, nothing yet
+  // (EAGAIN), or an error. Out of line: read_some() keeps few registers.
+  [[gnu::noinline]] void read_failed(ssize_t n) noexcept;
   // The stream on an fd whose socket this one's options and names are:
   // itself, or for a layered stream the bottom of the stack (nullptr once
   // that has ended).
   const Stream *socket_stream() const noexcept;
   // A pipe's write end saw its reader close.
-  void reader_gone() noexcept;
+  [[gnu::cold, gnu::noinline]] void reader_gone() noexcept;
   // false when the stream stopped reading (closed, paused, lost) meanwhile.
   bool deliver(const std::uint8_t *data, std::size_t len) noexcept;
   // The kept tail presented again, and what was consumed of it dropped;
