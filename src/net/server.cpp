@@ -211,12 +211,16 @@ void Server::take(int fd, bool tcp) noexcept {
     ::close(fd);
     return;
   }
-  async_stream_protocol callbacks;
-  if (!Stream::copy_protocol(callbacks, protocol)) {
+  // The callbacks of the previous connection, as factories usually
+  // return, are taken as they are; others are copied and checked.
+  async_stream_protocol copied;
+  const async_stream_protocol *kept = protocols_.match(protocol);
+  if (!kept && !Stream::copy_protocol(copied, protocol)) {
     ::close(fd);
     loop().log(ASYNC_LOG_ERROR, "stream factory returned an invalid protocol; connection closed");
     return;
   }
+  const async_stream_protocol &callbacks = kept ? *kept : copied;
   if (int err = Reader::bind(callbacks, protocol_userdata)) {
     // Not ours to release: a reader serving another stream, or no reader.
     ::close(fd);

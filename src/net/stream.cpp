@@ -134,7 +134,9 @@ Stream *Stream::from_list_node(util::ListNode *node) noexcept { return util::con
 // ---- shared protocols ---------------------------------------------------
 
 Stream::Protocol *Stream::share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept {
-  if (cache && cache->last_ && same_callbacks(cache->last_->callbacks, protocol)) {
+  // The kept record itself (ProtocolCache::match()) needs no comparing.
+  if (cache && cache->last_ &&
+      (&protocol == &cache->last_->callbacks || same_callbacks(cache->last_->callbacks, protocol))) {
     ++cache->last_->refs;
     return cache->last_;
   }
@@ -154,6 +156,15 @@ void Stream::drop_protocol(Protocol *protocol) noexcept {
 }
 
 Stream::ProtocolCache::~ProtocolCache() { drop_protocol(last_); }
+
+const async_stream_protocol *Stream::ProtocolCache::match(const async_stream_protocol *protocol) const noexcept {
+  // Field by field (the padding may be uninitialised); a shorter (older)
+  // struct only misses: the caller then copies and checks it as any other.
+  if (!last_ || !protocol || protocol->size != sizeof(async_stream_protocol) ||
+      !same_callbacks(last_->callbacks, *protocol))
+    return nullptr;
+  return &last_->callbacks;
+}
 
 // What open() needs to know about an fd.
 struct Stream::FdTraits {

@@ -40,6 +40,11 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
     ProtocolCache &operator=(const ProtocolCache &) = delete;
     ~ProtocolCache();
 
+    // The kept callbacks when protocol (as a factory returned it, every
+    // field present) has the same ones, so the caller can use them
+    // without copying; else nullptr.
+    const async_stream_protocol *match(const async_stream_protocol *protocol) const noexcept;
+
    private:
     friend class Stream;
     Protocol *last_ = nullptr;
