@@ -424,6 +424,45 @@ static void test_set_protocol_on_one_of_shared(void **state) {
   tu_finish(loop);
 }
 
+/* A factory that returns the same struct every time but changes its
+ * callbacks in between: each connection gets the callbacks the struct held
+ * when it was accepted, never those the previous connection kept. */
+static int changing_factory(const async_stream_protocol **p, void **ud, async_server *server, void *userdata) {
+  (void)server;
+  struct sharing *x = userdata;
+  static async_stream_protocol one;
+  one = (async_stream_protocol)ASYNC_STREAM_PROTOCOL_INIT;
+  one.connection_made = sh_made;
+  one.data_received = x->c.made == 1 ? sh_b_data : c_data; /* the second connection's differ */
+  one.connection_lost = c_lost;
+  one.release = c_release;
+  *p = &one;
+  *ud = x;
+  return 0;
+}
+
+static void test_factory_changing_one_struct(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  struct sharing x = {{0}, {NULL}, 0, 0, 0};
+  async_server *server = NULL;
+  assert_int_equal(async_tcp_listen(&server, loop, "127.0.0.1", 0, 0, 0, changing_factory, &x), 0);
+  int fds[3];
+  for (int i = 0; i < 3; i++) {
+    fds[i] = tcp_client(AF_INET, async_server_port(server));
+    run_until_count(loop, &x.c.made, i + 1);
+  }
+  echo_round_trip(loop, fds[0], "first\n");
+  echo_round_trip(loop, fds[1], "second\n");
+  echo_round_trip(loop, fds[2], "third\n");
+  assert_int_equal(x.b_bytes, 7); /* only the second stream has sh_b_data */
+  for (int i = 0; i < 3; i++) close(fds[i]);
+  run_until_count(loop, &x.c.lost, 3);
+  assert_int_equal(x.c.released, 3);
+  close_server(loop, server);
+  tu_finish(loop);
+}
+
 /* Out of fds while accepting: accepting pauses (the loop sleeps instead of
  * spinning on the pending connection), then resumes once fds are back. */
 static void test_emfile_does_not_spin(void **state) {
@@ -592,6 +631,7 @@ int main(void) {
       cmocka_unit_test(test_server_closed_before_connections),
       cmocka_unit_test(test_abort_connections),
       cmocka_unit_test(test_set_protocol_on_one_of_shared),
+      cmocka_unit_test(test_factory_changing_one_struct),
       cmocka_unit_test(test_emfile_does_not_spin),
       cmocka_unit_test(test_unix_listen),
       cmocka_unit_test(test_listen_addrinfo),

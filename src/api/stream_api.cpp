@@ -29,8 +29,7 @@ ASYNC_API int async_stream_adopt(async_stream **out, async_loop *loop, int fd, c
 
 ASYNC_API int async_stream_write(async_stream *stream, const void *data, size_t len) {
   if (!data && len > 0) return ASYNC_EINVAL;
-  iovec iov{const_cast<void *>(data), len};
-  return with_transport<Stream>(stream, [&](Stream &s) { return s.write(&iov, 1, nullptr, nullptr); });
+  return with_transport<Stream>(stream, [&](Stream &s) { return s.write(data, len); });
 }
 
 ASYNC_API int async_stream_writev(async_stream *stream, const struct iovec *iov, int iovcnt) {

@@ -81,7 +81,7 @@ std::uint8_t *lazy_buffer(std::uint8_t **buffer, std::size_t size) noexcept {
 
 }  // namespace
 
-std::uint8_t *Loop::read_buffer() noexcept { return lazy_buffer(&read_buffer_, kReadBufferSize); }
+bool Loop::ensure_read_buffer() noexcept { return lazy_buffer(&read_buffer_, kReadBufferSize) != nullptr; }
 
 std::uint8_t *Loop::datagram_buffer() noexcept {
   return lazy_buffer(&datagram_buffer_, kDatagramSlots * kDatagramSlotSize);

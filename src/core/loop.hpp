@@ -156,9 +156,11 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   void set_service(LoopService *service) noexcept { service_ = service; }
 
   // The read buffer every stream of the loop reads into (streams hold no
-  // buffer while idle); allocated on first use, nullptr when out of memory.
+  // buffer while idle): allocated by the first ensure_read_buffer() (false
+  // when out of memory), which every stream on an fd calls when made.
   static constexpr std::size_t kReadBufferSize = std::size_t{64} * 1024;
-  std::uint8_t *read_buffer() noexcept;
+  bool ensure_read_buffer() noexcept;
+  std::uint8_t *read_buffer() const noexcept { return read_buffer_; }
   // The block every datagram transport of the loop receives into, one
   // datagram per slot (recvmmsg); allocated on first use, nullptr when out
   // of memory. A slot holds any UDP datagram (at most 65,527 bytes).

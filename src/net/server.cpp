@@ -205,22 +205,26 @@ void Server::on_accept(void *listener, std::uint32_t) noexcept {
   }
 }
 
-bool Server::protocol_for(async_stream_protocol &callbacks, void *&userdata) noexcept {
+const async_stream_protocol *Server::protocol_for(async_stream_protocol &copied, void *&userdata) noexcept {
   const async_stream_protocol *protocol = nullptr;
   int rc = -1;
   loop().invoke([&] { rc = factory_(&protocol, &userdata, c_server(), this->userdata()); });
-  if (rc < 0) return false;
-  if (!Stream::copy_protocol(callbacks, protocol)) {
+  if (rc < 0) return nullptr;
+  // The callbacks of the previous connection, as factories usually
+  // return, are taken as they are; others are copied and checked.
+  const async_stream_protocol *kept = protocols_.match(protocol);
+  if (!kept && !Stream::copy_protocol(copied, protocol)) {
     loop().log(ASYNC_LOG_ERROR, "stream factory returned an invalid protocol; connection closed");
-    return false;
+    return nullptr;
   }
+  const async_stream_protocol &callbacks = kept ? *kept : copied;
   if (int err = Reader::bind(callbacks, userdata)) {
     // Not ours to release: a reader serving another stream, or no reader.
     loop().log(ASYNC_LOG_ERROR, "stream factory returned a reader it cannot bind (%s); connection closed",
                util::error_message(err));
-    return false;
+    return nullptr;
   }
-  return true;
+  return &callbacks;
 }
 
 void Server::take(int fd, bool tcp) noexcept {
@@ -228,12 +232,14 @@ void Server::take(int fd, bool tcp) noexcept {
     start_upgrade(fd, tcp);
     return;
   }
-  async_stream_protocol callbacks;
+  async_stream_protocol copied;
   void *protocol_userdata = nullptr;
-  if (!protocol_for(callbacks, protocol_userdata)) {
+  const async_stream_protocol *protocol = protocol_for(copied, protocol_userdata);
+  if (!protocol) {
     ::close(fd);
     return;
   }
+  const async_stream_protocol &callbacks = *protocol;
   Stream *stream = nullptr;
   int err = Stream::adopt_socket(&stream, loop(), fd, tcp, callbacks, protocol_userdata, &protocols_);
   if (err) {
@@ -279,15 +285,16 @@ void Server::on_upgraded(void *upgrading, Layer *layer, int error) noexcept {
     if (s) s->loop().log(ASYNC_LOG_INFO, "accepted connection's handshake failed: %s", util::error_message(error));
     return;
   }
-  async_stream_protocol callbacks;
+  async_stream_protocol copied;
   void *userdata = nullptr;
-  if (!s || !s->protocol_for(callbacks, userdata)) {
+  const async_stream_protocol *callbacks = s ? s->protocol_for(copied, userdata) : nullptr;
+  if (!callbacks) {
     lower->abort(s ? 0 : ASYNC_ECANCELED);
     return;
   }
   Stream *upper = nullptr;
-  if (int err = layer->open_upper(&upper, callbacks, userdata)) {
-    if (callbacks.release) callbacks.release(userdata);
+  if (int err = layer->open_upper(&upper, *callbacks, userdata)) {
+    if (callbacks->release) callbacks->release(userdata);
     lower->abort(err);
     s->loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", util::error_message(err));
     return;

@@ -91,8 +91,10 @@ class Server : public Handle {
   int bind_all(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept;
   void take(int fd, bool tcp) noexcept;
   // The factory's protocol for a new connection, bound (Reader::bind()):
-  // false when it refused or gave one that cannot be used (logged).
-  bool protocol_for(async_stream_protocol &callbacks, void *&userdata) noexcept;
+  // the kept callbacks when they are the previous connection's, else
+  // copied into copied; nullptr when it refused or gave one that cannot
+  // be used (logged).
+  const async_stream_protocol *protocol_for(async_stream_protocol &copied, void *&userdata) noexcept;
   // An accepted connection whose upgrade is not ready yet.
   struct Upgrading {
     util::ListNode node;

@@ -93,6 +93,12 @@ ssize_t writev_no_sigpipe(int fd, const iovec *iov, int iovcnt) noexcept {
   return n;
 }
 
+// send()'s result for a failed send(2) other than EINTR: 0 when the fd is full.
+long send_error() noexcept {
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+  return util::from_errno(errno);
+}
+
 // Both sides as copy_protocol() made them (every field present).
 bool same_callbacks(const async_stream_protocol &a, const async_stream_protocol &b) noexcept {
   return a.connection_made == b.connection_made && a.data_received == b.data_received &&
@@ -128,7 +134,9 @@ Stream *Stream::from_list_node(util::ListNode *node) noexcept { return util::con
 // ---- shared protocols ---------------------------------------------------
 
 Stream::Protocol *Stream::share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept {
-  if (cache && cache->last_ && same_callbacks(cache->last_->callbacks, protocol)) {
+  // The kept record itself (ProtocolCache::match()) needs no comparing.
+  if (cache && cache->last_ &&
+      (&protocol == &cache->last_->callbacks || same_callbacks(cache->last_->callbacks, protocol))) {
     ++cache->last_->refs;
     return cache->last_;
   }
@@ -148,6 +156,15 @@ void Stream::drop_protocol(Protocol *protocol) noexcept {
 }
 
 Stream::ProtocolCache::~ProtocolCache() { drop_protocol(last_); }
+
+const async_stream_protocol *Stream::ProtocolCache::match(const async_stream_protocol *protocol) const noexcept {
+  // Field by field (the padding may be uninitialised); a shorter (older)
+  // struct only misses: the caller then copies and checks it as any other.
+  if (!last_ || !protocol || protocol->size != sizeof(async_stream_protocol) ||
+      !same_callbacks(last_->callbacks, *protocol))
+    return nullptr;
+  return &last_->callbacks;
+}
 
 // What open() needs to know about an fd.
 struct Stream::FdTraits {
@@ -190,7 +207,7 @@ int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const
                  void *userdata, ProtocolCache *cache) noexcept {
   // Everything that can fail comes before the fd is touched: the connection
   // callbacks' ready-queue slots, the loop's read buffer, the object.
-  if (!loop.read_buffer() || !loop.reserve_tasks(2)) return ASYNC_ENOMEM;
+  if (!loop.ensure_read_buffer() || !loop.reserve_tasks(2)) return ASYNC_ENOMEM;
   Protocol *shared = share_protocol(protocol, cache);
   // Not from the loop's pool: a retained stream may outlive its loop.
   Stream *s = shared ? util::make<Stream>(loop, shared) : nullptr;
@@ -331,7 +348,13 @@ void Stream::update_io() noexcept {
 
 void Stream::on_io(void *self, std::uint32_t revents) noexcept {
   auto *s = static_cast<Stream *>(self);
-  if (revents & ASYNC_READABLE) s->pipe_writer_ ? s->reader_gone() : s->read_some();
+  if (revents & ASYNC_READABLE) {
+    if (s->pipe_writer_) {
+      s->reader_gone();  // aborted: nothing left to write
+      return;
+    }
+    s->read_some();
+  }
   if ((revents & ASYNC_WRITABLE) && s->state_ != kLost && s->writing()) s->write_some();
 }
 
@@ -416,8 +439,8 @@ void Stream::on_idle(void *self, std::uint32_t) noexcept {
 // ---- reading ----------------------------------------------------------------
 
 void Stream::read_some() noexcept {
+  std::uint8_t *buf = loop_->read_buffer();  // made with the stream
   for (int i = 0; i < kReadsPerEvent && is_reading(); ++i) {
-    std::uint8_t *buf = loop_->read_buffer();
     // Never more than the read limit leaves room for: the kept tail stays
     // within it.
     std::size_t kept = tail_len();
@@ -432,14 +455,18 @@ void Stream::read_some() noexcept {
       touch();
       if (!deliver(buf, static_cast<std::size_t>(n))) return;
       if (static_cast<std::size_t>(n) < want) return;  // drained: skip the EAGAIN read
-    } else if (n == 0) {
-      read_eof();
-      return;
-    } else if (errno != EINTR) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK) abort(util::from_errno(errno));
+    } else if (n == 0 || errno != EINTR) {
+      read_failed(n);
       return;
     }
   }
+}
+
+void Stream::read_failed(ssize_t n) noexcept {
+  if (n == 0)
+    read_eof();
+  else if (errno != EAGAIN && errno != EWOULDBLOCK)
+    abort(util::from_errno(errno));
 }
 
 bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
@@ -453,8 +480,8 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
     consumed = present_tail();
   } else {
     consumed = present(data, len);
-    if (consumed < len && state_ != kLost &&
-        (!ensure_buffers() || !buffers_->tail.append(data + consumed, len - consumed))) {
+    if (consumed == len) return is_reading();  // the usual case: all taken (false once lost)
+    if (state_ != kLost && (!ensure_buffers() || !buffers_->tail.append(data + consumed, len - consumed))) {
       abort(ASYNC_ENOMEM);
       return false;
     }
@@ -532,9 +559,7 @@ long Stream::send(const iovec *iov, int iovcnt) noexcept {
       n = writev_no_sigpipe(fd(), iov, iovcnt);
     }
     if (n >= 0) return n;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    return util::from_errno(errno);
+    if (errno != EINTR) return send_error();
   }
 }
 
@@ -552,22 +577,46 @@ int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *don
     abort(ASYNC_ENOMEM);  // as any write that runs out of memory
     return ASYNC_ENOMEM;
   }
-  std::size_t sent = 0;
-  if (total > 0 && !writing()) {
-    long n = send(iov, iovcnt);
-    if (n < 0) {
-      if (done) finish_zero_copy(done, done_userdata);
-      abort(static_cast<int>(n));  // reported through connection_lost
-      return 0;
+  long sent = total > 0 && !writing() ? send(iov, iovcnt) : 0;
+  return finish_write(iov, iovcnt, sent, total, done, done_userdata);
+}
+
+int Stream::write(const void *data, std::size_t len) noexcept {
+  if (state_ != kOpen) return ASYNC_ECLOSED;
+  if (eof_wanted_) return ASYNC_ESTATE;
+  iovec iov{const_cast<void *>(data), len};
+  long sent = 0;
+  if (len > 0 && !writing()) {
+    // The hot path (a socket with nothing queued, async_stream_write):
+    // one send(2) and a return when it takes everything. Anything else
+    // (a short send, an error, EINTR) goes the general way.
+    if (is_socket_) {
+      ssize_t n = ::send(fd(), data, len, MSG_NOSIGNAL);
+      if (static_cast<std::size_t>(n) == len) {
+        touch();
+        return 0;
+      }
+      sent = n >= 0 ? n : errno == EINTR ? send(&iov, 1) : send_error();
+    } else {
+      sent = send(&iov, 1);
     }
-    sent = static_cast<std::size_t>(n);
-    if (sent) touch();
   }
-  if (sent == total) {
+  return finish_write(&iov, 1, sent, len, nullptr, nullptr);
+}
+
+int Stream::finish_write(const iovec *iov, int iovcnt, long sent, std::size_t total, async_release_fn done,
+                         void *done_userdata) noexcept {
+  if (sent < 0) {
+    if (done) finish_zero_copy(done, done_userdata);
+    abort(static_cast<int>(sent));  // reported through connection_lost
+    return 0;
+  }
+  if (sent > 0) touch();
+  if (static_cast<std::size_t>(sent) == total) {
     if (done) finish_zero_copy(done, done_userdata);
     return 0;
   }
-  if (!queue(iov, iovcnt, sent, done, done_userdata)) {
+  if (!queue(iov, iovcnt, static_cast<std::size_t>(sent), done, done_userdata)) {
     if (done) loop_->unreserve_call();
     abort(ASYNC_ENOMEM);
     return ASYNC_ENOMEM;

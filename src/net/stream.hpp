@@ -40,6 +40,11 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
     ProtocolCache &operator=(const ProtocolCache &) = delete;
     ~ProtocolCache();
 
+    // The kept callbacks when protocol (as a factory returned it, every
+    // field present) has the same ones, so the caller can use them
+    // without copying; else nullptr.
+    const async_stream_protocol *match(const async_stream_protocol *protocol) const noexcept;
+
    private:
     friend class Stream;
     Protocol *last_ = nullptr;
@@ -71,6 +76,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
 
   // done != nullptr: zero-copy (iovcnt 1, memory borrowed until done runs).
   int write(const iovec *iov, int iovcnt, async_release_fn done, void *done_userdata) noexcept;
+  // write() of one buffer, copied if not sent at once (async_stream_write).
+  int write(const void *data, std::size_t len) noexcept;
   int write_eof() noexcept;
   void pause_reading() noexcept;
   // 0, or ASYNC_ENOMEM when the kept bytes' delivery could not be queued
@@ -155,12 +162,15 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   static void run_replay(async_loop *, void *self) noexcept;
 
   void read_some() noexcept;
+  // A read(2) that returned n <= 0 (not EINTR): end of file, nothing yet
+  // (EAGAIN), or an error. Out of line: read_some() keeps few registers.
+  [[gnu::noinline]] void read_failed(ssize_t n) noexcept;
   // The stream on an fd whose socket this one's options and names are:
   // itself, or for a layered stream the bottom of the stack (nullptr once
   // that has ended).
   const Stream *socket_stream() const noexcept;
   // A pipe's write end saw its reader close.
-  void reader_gone() noexcept;
+  [[gnu::cold, gnu::noinline]] void reader_gone() noexcept;
   // false when the stream stopped reading (closed, paused, lost) meanwhile.
   bool deliver(const std::uint8_t *data, std::size_t len) noexcept;
   // The kept tail presented again, and what was consumed of it dropped;
@@ -173,6 +183,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   void write_some() noexcept;
   // Bytes sent (>= 0) or a negative ASYNC_E* code; 0 when the fd is full.
   long send(const iovec *iov, int iovcnt) noexcept;
+  // What follows a write's send: sent is send()'s result (0 when nothing
+  // was tried); the rest of total is queued.
+  int finish_write(const iovec *iov, int iovcnt, long sent, std::size_t total, async_release_fn done,
+                   void *done_userdata) noexcept;
   bool queue(const iovec *iov, int iovcnt, std::size_t skip, async_release_fn done, void *done_userdata) noexcept;
   // Something waits in the write queue.
   bool writing() const noexcept;

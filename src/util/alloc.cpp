@@ -14,7 +14,8 @@ void *libc_realloc(void *ptr, std::size_t size, void *) {
     std::free(ptr);
     return nullptr;
   }
-  return std::realloc(ptr, size);
+  // malloc directly: glibc's realloc(NULL) checks more before it gets there.
+  return ptr ? std::realloc(ptr, size) : std::malloc(size);
 }
 
 async_realloc_fn g_fn = libc_realloc;
