@@ -60,8 +60,10 @@ fn fd_drives_the_loop_from_a_host_poll() {
     // A timer started between runs: the host wakes when it is due.
     let timer = Timer::new(&lp).unwrap();
     let r = ran.clone();
-    timer.start(20, 0, move || r.set(r.get() + 1)).unwrap();
+    // Before the start: a timer is never early against a clock read before
+    // it (one read after could come late on a loaded machine).
     let started = Instant::now();
+    timer.start(20, 0, move || r.set(r.get() + 1)).unwrap();
     let mut rounds = 0;
     while ran.get() < 2 && rounds < 20 {
         assert!(readable(fd, 5000), "the timer wakes the host");

@@ -75,8 +75,9 @@ fn the_limiter_keeps_to_its_rate() {
         .block_on(async move {
             let stream = connect(&handle, "127.0.0.1", port).unwrap().await.unwrap();
             // 100 kB/s down: a bucket of 5 kB passes at once, 20 kB more take 0.2 s.
-            let limited = stream.push_rate_limit(0, 100_000).unwrap();
+            // Read before the push, so a late clock read cannot shorten it.
             let started = Instant::now();
+            let limited = stream.push_rate_limit(0, 100_000).unwrap();
             limited.write_all(&[7u8; 25_000]).await.unwrap();
             assert_eq!(limited.read_exact(25_000).await.unwrap(), vec![7u8; 25_000]);
             started.elapsed()
