@@ -23,8 +23,8 @@
 # per-round ratios.
 #
 # With INSTR=1, counts instead the user-space instructions per operation of
-# each server under callgrind (ping-pong and pump rows, each run for SHORT
-# and LONG seconds, (Ir(long) - Ir(short)) / (ops(long) - ops(short))),
+# each server under callgrind (ping-pong, pump and handshake rows, each run
+# for SHORT and LONG seconds, (Ir(long) - Ir(short)) / (ops(long) - ops(short))),
 # which do not depend on the machine's load.
 #
 # usage: bench/run_tls.sh   env: ROUNDS=5 SECONDS_PER_RUN=2 SKIP_BUILD=1 BUILD_DIR=build-bench
@@ -170,14 +170,14 @@ if [[ -n ${INSTR:-} ]]; then
   echo "| workload | server | instructions per operation |"
   echo "|---|---|---|"
   for w in "${workloads[@]}"; do
-    [[ $w == pingpong* || $w == pump* ]] || continue
+    [[ $w == idle* ]] && continue
     for srv in "${servers[@]}"; do
       # shellcheck disable=SC2086  # w is "name mode connections size"
       read -r name _ count <<<"$(count_instr "$srv" $w)"
       echo "| $name | $srv | $count |"
     done
   done
-  echo "per round trip (ping-pong), per KiB of plaintext echoed (pump); load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "per round trip (ping-pong), per KiB of plaintext echoed (pump), per handshake; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
   exit 0
 fi
 
