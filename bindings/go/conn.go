@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -230,9 +231,10 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if !flush {
 		return len(p), nil
 	}
-	// Hand the bytes to the stream now when nobody drives the loop (after
-	// what was posted before), else post the flush.
-	if c.l.acquire() {
+	// Hand the bytes to the stream now when nobody drives the loop and
+	// nobody waits for it (after what was posted before), else post the
+	// flush: with goroutines parked, the driver's batch takes it.
+	if atomic.LoadInt32(&c.l.parked) == 0 && c.l.acquire() {
 		c.l.runPosted()
 		c.flush()
 		c.l.release()

@@ -52,9 +52,13 @@ func (d *deadline) change(t time.Time) {
 	}
 }
 
-// timeoutMs is how long a poll may wait for it: -1 without a deadline,
-// 0 once it passed, else the milliseconds left, rounded up.
+// timeoutMs is how long a poll may wait for it: -1 without a deadline
+// (or for a nil d), 0 once it passed, else the milliseconds left, rounded
+// up.
 func (d *deadline) timeoutMs() int64 {
+	if d == nil {
+		return -1
+	}
 	d.mu.Lock()
 	when := d.when
 	d.mu.Unlock()

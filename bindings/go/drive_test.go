@@ -241,7 +241,17 @@ func TestDriveHandOffWhenDriverLeaves(t *testing.T) {
 // then take the free token itself rather than park with nobody driving.
 func TestDriveParkRacesRelease(t *testing.T) {
 	l := startLoopWithVacancy(t, time.Hour)
+	atHook, proceed := make(chan struct{}), make(chan struct{})
+	var hooked *waiter
+	// Set before any Read starts; acts on B's wait only.
+	l.testHookPark = func(w *waiter) {
+		if w == hooked {
+			close(atHook)
+			<-proceed
+		}
+	}
 	clients, servers := netPairs(t, l, 2)
+	hooked = &servers[1].reader
 	readOne := func(s *Conn, done chan<- error) {
 		s.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, err := s.Read(make([]byte, 1))
@@ -257,8 +267,6 @@ func TestDriveParkRacesRelease(t *testing.T) {
 	}
 	go readOne(servers[0], a) // A drives the loop now
 	time.Sleep(20 * time.Millisecond)
-	atHook, proceed := make(chan struct{}), make(chan struct{})
-	l.testHookPark = func() { close(atHook); <-proceed }
 	go readOne(servers[1], b)
 	select {
 	case <-atHook:

@@ -57,7 +57,9 @@ type handler interface {
 //     holder waits in C (polling), it is woken with a POST record; else the
 //     holder sees it when it releases, and kicks Run.
 //   - Run waits (standby) only after its poll woke a parked goroutine that
-//     may come back to poll, and then only while the token is taken again
+//     may come back to poll, with no other goroutine parked (with several
+//     parked, Run's one poll serves them all in a batch, as before), and
+//     then only while the token is taken again
 //     within every vacancyTick: a token left free for a whole tick (the
 //     goroutine that polled last runs its own code now) is taken by Run.
 //     Records nobody parks for (ACCEPT, TIMER, FUTURE) wait at most two
@@ -87,7 +89,7 @@ type Loop struct {
 	vacancy   time.Duration // Run's standby tick (vacancyTick; tests stretch it)
 	// Tests only: runs in await between a failed take of the token and
 	// parking, where the holder may release.
-	testHookPark func()
+	testHookPark func(w *waiter)
 
 	// The token holder's (Run, a goroutine in Read, or Close after Run).
 	objects    map[uint64]handler
@@ -205,7 +207,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		l.acquired++
 		l.mu.Unlock()
 		l.woke, l.wokeWaiter = false, false // left by other holders
-		err = l.drive(-1)
+		err = l.drive(nil)
 		woke, wokeWaiter := l.woke, l.wokeWaiter
 		l.woke, l.wokeWaiter = false, false
 		l.release()
@@ -220,7 +222,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		if woke {
 			runtime.Gosched()
 		}
-		if wokeWaiter { // it may come back and poll itself
+		// A waiter it woke may come back and poll itself: stand by, unless
+		// others wait (then one poll serves them all in a batch).
+		if wokeWaiter && atomic.LoadInt32(&l.parked) == 0 {
 			l.standby(tick)
 		}
 	}
@@ -306,20 +310,24 @@ func (l *Loop) release() {
 	l.mu.Unlock()
 }
 
-// drive runs what was posted, then waits up to timeoutMs (< 0: however
-// long) for records and dispatches them (token holder).
-func (l *Loop) drive(timeoutMs int64) error {
+// drive runs what was posted, then waits for records until dl (nil: however
+// long) and dispatches them (token holder).
+func (l *Loop) drive(dl *deadline) error {
 	l.mu.Lock()
 	pending := len(l.posted) > 0
-	if pending || l.stopping {
-		timeoutMs = 0
-	}
-	l.polling = timeoutMs != 0
+	l.polling = !pending && !l.stopping
+	wait := l.polling
 	l.mu.Unlock()
+	timeout := int64(0)
+	if wait {
+		// Read after polling is set: a deadline changed from here on
+		// wakes the poll (wakePoll), one changed before is seen here.
+		timeout = dl.timeoutMs()
+	}
 	if pending {
 		l.runPosted()
 	}
-	_, err := l.pollOnce(timeoutMs)
+	_, err := l.pollOnce(timeout)
 	l.mu.Lock()
 	l.polling = false
 	l.mu.Unlock()
@@ -360,11 +368,12 @@ func (w *waiter) wake(l *Loop) {
 // holder wakes it. news reports, under mu, whether there is news already.
 // The caller checks again after each return.
 func (l *Loop) await(mu *sync.Mutex, w *waiter, news func() bool, dl *deadline) error {
-	if l.acquire() {
+	// With others parked, the driver's next batch serves this one too.
+	if atomic.LoadInt32(&l.parked) == 0 && l.acquire() {
 		return l.driveUntil(dl)
 	}
 	if l.testHookPark != nil {
-		l.testHookPark()
+		l.testHookPark(w)
 	}
 	mu.Lock()
 	if news() {
@@ -400,12 +409,11 @@ func (l *Loop) await(mu *sync.Mutex, w *waiter, news func() bool, dl *deadline) 
 
 // driveUntil drives the loop (token taken) for one poll, up to dl.
 func (l *Loop) driveUntil(dl *deadline) error {
-	timeout := dl.timeoutMs()
-	if timeout == 0 {
+	if dl.timeoutMs() == 0 {
 		l.release()
 		return os.ErrDeadlineExceeded
 	}
-	err := l.drive(timeout)
+	err := l.drive(dl)
 	l.release()
 	return err
 }
