@@ -345,12 +345,11 @@ func (l *Loop) Dial(ctx context.Context, network, address string) (*Conn, error)
 	var f *C.async_future
 	abandoned := false
 	err := l.call(func() error {
-		var binding unsafe.Pointer
-		c.token = l.register(c)
-		if rc := C.async_queue_bind(&binding, l.q, C.uint64_t(c.token)); rc < 0 {
-			l.unregister(c.token)
-			return codeError(rc)
+		token, binding, err := l.bind(c)
+		if err != nil {
+			return err
 		}
+		c.token = token
 		var rc C.int
 		switch network {
 		case "tcp", "tcp4", "tcp6":
@@ -370,8 +369,7 @@ func (l *Loop) Dial(ctx context.Context, network, address string) (*Conn, error)
 			rc = C.ASYNC_EINVAL
 		}
 		if rc < 0 {
-			C.async_queue_unbind(l.q, binding)
-			l.unregister(c.token)
+			l.unbind(c.token, binding)
 			return codeError(rc)
 		}
 		l.watch(f, func(status C.int) {

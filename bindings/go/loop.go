@@ -465,6 +465,25 @@ func (l *Loop) register(h handler) uint64 {
 
 func (l *Loop) unregister(token uint64) { delete(l.objects, token) }
 
+// bind gives h a token and a binding of the queue that routes an object's
+// records to it (token holder). Hand the binding to the call that makes
+// the object; if that call fails, unbind.
+func (l *Loop) bind(h handler) (uint64, unsafe.Pointer, error) {
+	token := l.register(h)
+	var binding unsafe.Pointer
+	if rc := C.async_queue_bind(&binding, l.q, C.uint64_t(token)); rc < 0 {
+		l.unregister(token)
+		return 0, nil, codeError(rc)
+	}
+	return token, binding, nil
+}
+
+// unbind frees a binding no object took, and its token.
+func (l *Loop) unbind(token uint64, binding unsafe.Pointer) {
+	C.async_queue_unbind(l.q, binding)
+	l.unregister(token)
+}
+
 // closer is a handler that Close can end (its final record follows).
 type closer interface {
 	handler
