@@ -52,11 +52,11 @@ type Conn struct {
 	handler  Handler // handler mode: DATA records go here (loop goroutine)
 }
 
-// Handler takes a connection's bytes on the loop's goroutine, with no
-// goroutine switch: it returns how many it consumed (the rest comes back in
-// front of the next bytes). data is valid during the call only. It must
-// not block; it may call Send and Close. The lowest-latency way to serve
-// (ListenHandler).
+// Handler takes a connection's bytes on the goroutine that drives the
+// loop (Loop), with no goroutine switch: it returns how many it consumed
+// (the rest comes back in front of the next bytes). data is valid during
+// the call only. It must not block; it may call Send and Close. The
+// lowest-latency way to serve (ListenHandler).
 type Handler func(c *Conn, data []byte) int
 
 func newConn(l *Loop) *Conn {

@@ -244,8 +244,8 @@ func TestDriveParkRacesRelease(t *testing.T) {
 	atHook, proceed := make(chan struct{}), make(chan struct{})
 	var hooked *waiter
 	// Set before any Read starts; acts on B's wait only.
-	l.testHookPark = func(w *waiter) {
-		if w == hooked {
+	l.testHook = func(w *waiter, at int) {
+		if w == hooked && at == hookPark {
 			close(atHook)
 			<-proceed
 		}
@@ -282,6 +282,65 @@ func TestDriveParkRacesRelease(t *testing.T) {
 	clients[1].Write([]byte("b"))
 	if err := <-b; err != nil {
 		t.Fatalf("B, parked while nobody drove: %v", err)
+	}
+}
+
+// TestDriveNewsBeforeTakingToken: B finds nothing to read; before it
+// takes the free token, another driver dispatches B's bytes (B not parked,
+// so not woken) and leaves. B, holding the token, must see those bytes
+// instead of polling for more that never come.
+func TestDriveNewsBeforeTakingToken(t *testing.T) {
+	l := startLoopWithVacancy(t, time.Hour)
+	atHook, proceed := make(chan struct{}), make(chan struct{})
+	var hooked *waiter
+	var once sync.Once
+	l.testHook = func(w *waiter, at int) {
+		if w == hooked && at == hookAwait {
+			once.Do(func() {
+				close(atHook)
+				<-proceed
+			})
+		}
+	}
+	clients, servers := netPairs(t, l, 2)
+	readOne := func(s *Conn, done chan<- error) {
+		s.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := s.Read(make([]byte, 1))
+		done <- err
+	}
+	a, b := make(chan error, 1), make(chan error, 1)
+	go readOne(servers[0], a) // warm up: Run stands by after waking A
+	time.Sleep(20 * time.Millisecond)
+	clients[0].Write([]byte("a"))
+	if err := <-a; err != nil {
+		t.Fatal(err)
+	}
+	hooked = &servers[1].reader
+	go func() { // no deadline: a poll for bytes already there never ends
+		_, err := servers[1].Read(make([]byte, 1))
+		b <- err
+	}()
+	select {
+	case <-atHook:
+	case <-time.After(5 * time.Second):
+		t.Fatal("B did not wait")
+	}
+	go readOne(servers[0], a) // A drives the loop
+	time.Sleep(20 * time.Millisecond)
+	clients[1].Write([]byte("b")) // dispatched by A, to B not parked
+	time.Sleep(20 * time.Millisecond)
+	clients[0].Write([]byte("a"))
+	if err := <-a; err != nil { // A left: the token is free
+		t.Fatal(err)
+	}
+	close(proceed)
+	select {
+	case err := <-b:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("B polls for bytes it has")
 	}
 }
 

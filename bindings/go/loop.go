@@ -87,9 +87,9 @@ type Loop struct {
 	parked    int32  // goroutines parked for records (atomic; see waiter)
 	kick      chan struct{}
 	vacancy   time.Duration // Run's standby tick (vacancyTick; tests stretch it)
-	// Tests only: runs in await between a failed take of the token and
-	// parking, where the holder may release.
-	testHookPark func(w *waiter)
+	// Tests only: runs in await at the points where another goroutine's
+	// step can come between two of this one's (hookAwait, hookPark).
+	testHook func(w *waiter, at int)
 
 	// The token holder's (Run, a goroutine in Read, or Close after Run).
 	objects    map[uint64]handler
@@ -97,6 +97,13 @@ type Loop struct {
 	woke       bool // a dispatched record may have made a goroutine runnable
 	wokeWaiter bool // a record woke a parked waiter, which may poll next
 }
+
+// Points of await where tests stop a goroutine (Loop.testHook): on entry,
+// and between a failed take of the token and parking.
+const (
+	hookAwait = iota
+	hookPark
+)
 
 // vacancyTick is how often Run, in standby, checks that goroutines still
 // take the token (a free token is Run's after one to two ticks).
@@ -121,9 +128,10 @@ func New() (*Loop, error) {
 	return l, nil
 }
 
-// Post runs fn on the loop's goroutine, in posting order, from any
-// goroutine. fn must not block (it holds up every other object of the
-// loop). ErrClosed once the loop is closed.
+// Post runs fn on the goroutine that drives the loop (Run's, or one
+// waiting in Read: Loop), in posting order, from any goroutine. fn must
+// not block (it holds up every other object of the loop). ErrClosed once
+// the loop is closed.
 func (l *Loop) Post(fn func()) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -368,12 +376,28 @@ func (w *waiter) wake(l *Loop) {
 // holder wakes it. news reports, under mu, whether there is news already.
 // The caller checks again after each return.
 func (l *Loop) await(mu *sync.Mutex, w *waiter, news func() bool, dl *deadline) error {
-	// With others parked, the driver's next batch serves this one too.
-	if atomic.LoadInt32(&l.parked) == 0 && l.acquire() {
+	if l.testHook != nil {
+		l.testHook(w, hookAwait)
+	}
+	// Once the token is taken, nobody else dispatches: check for news a
+	// holder of before dispatched after the caller's check, to this
+	// goroutine not parked (so not woken).
+	drive := func() error {
+		mu.Lock()
+		ready := news()
+		mu.Unlock()
+		if ready {
+			l.release()
+			return nil
+		}
 		return l.driveUntil(dl)
 	}
-	if l.testHookPark != nil {
-		l.testHookPark(w)
+	// With others parked, the driver's next batch serves this one too.
+	if atomic.LoadInt32(&l.parked) == 0 && l.acquire() {
+		return drive()
+	}
+	if l.testHook != nil {
+		l.testHook(w, hookPark)
 	}
 	mu.Lock()
 	if news() {
@@ -395,7 +419,7 @@ func (l *Loop) await(mu *sync.Mutex, w *waiter, news func() bool, dl *deadline) 
 	// the count (and kicked Run), or the token is free now.
 	if l.acquire() {
 		unpark()
-		return l.driveUntil(dl)
+		return drive()
 	}
 	select {
 	case <-w.ch:
