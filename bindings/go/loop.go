@@ -52,16 +52,21 @@ type handler interface {
 //   - A goroutine parks for records (Conn.Read, Conn.Write past its
 //     limits, UDPConn.ReadFrom) only after counting itself in parked and
 //     then failing to take the token: the holder of that moment sees the
-//     count when it releases (release is under mu), and kicks Run.
+//     count when it releases (release is under mu), and kicks Run. One
+//     that takes the token checks for its news again before it polls
+//     (the previous holder may have dispatched them after its check, to
+//     it not parked, so not woken).
 //   - A function posted while the token is free kicks Run; while the
 //     holder waits in C (polling), it is woken with a POST record; else the
-//     holder sees it when it releases, and kicks Run.
+//     holder sees it when it releases, and kicks Run. A deadline changed
+//     while its goroutine polls wakes the poll (wakePoll; drive reads the
+//     deadline after it marks itself polling).
 //   - Run waits (standby) only after its poll woke a parked goroutine that
 //     may come back to poll, with no other goroutine parked (with several
 //     parked, Run's one poll serves them all in a batch, as before), and
-//     then only while the token is taken again
-//     within every vacancyTick: a token left free for a whole tick (the
-//     goroutine that polled last runs its own code now) is taken by Run.
+//     then only while the token is taken again within every vacancyTick:
+//     a token left free for a whole tick (the goroutine that polled last
+//     runs its own code now) is taken by Run.
 //     Records nobody parks for (ACCEPT, TIMER, FUTURE) wait at most two
 //     ticks for it. A token held for a whole tick with no other taking (its
 //     holder waits in C) sends Run to sleep without a tick (runAsleep);
