@@ -9,7 +9,8 @@
 #   go-loop, a Handler on the loop's goroutine) and the same Go server over
 #   Go's net package (go-net), interleaved, ROUNDS rounds; medians and
 #   the median of the per-round ratios to C (each round runs every server
-#   once, back to back), with their range.
+#   once, back to back), with their range, and the server's CPU time (user
+#   + system, every thread) per round trip.
 # BASELINE=path/to/echo_go adds that build of cmd/echo (go-base: goroutine
 # per connection) to each round, to compare a change of the binding.
 # usage: bench/run_go.sh   env: ROUNDS=3 SECONDS_PER_RUN=2 SKIP_BUILD=1 BUILD_DIR=build-bench BASELINE=
@@ -28,7 +29,7 @@ results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 measure() { # server-name workload conns command...
-  local name=$1 workload=$2 conns=$3 port out pid line
+  local name=$1 workload=$2 conns=$3 port out pid line ticks
   shift 3
   port=$(free_port)
   out=$(mktemp)
@@ -36,10 +37,12 @@ measure() { # server-name workload conns command...
   pid=$!
   for _ in $(seq 100); do grep -q READY "$out" && break; sleep 0.05; done
   line=$("$bin/loadgen" pingpong "$port" "$conns" 64 "$secs" | grep '^RESULT ')
+  # The server's CPU time (user + system, all threads) over the run.
+  ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   kill -TERM "$pid"
   wait "$pid" || true
   rm -f "$out"
-  echo "round=$r server=$name workload=$workload $line" >>"$results"
+  echo "round=$r server=$name workload=$workload cpu_ticks=$ticks $line" >>"$results"
 }
 echo "== echo ping-pong, 64 B, $rounds rounds of ${secs}s"
 for ((r = 0; r < rounds; r++)); do
@@ -53,13 +56,15 @@ for ((r = 0; r < rounds; r++)); do
   done
 done
 echo >&2
-python3 - "$results" <<'PY'
+python3 - "$results" "$(getconf CLK_TCK)" <<'PY'
 import statistics, sys
-runs = {}
+runs, cpu = {}, {}
 for line in open(sys.argv[1]):
     f = dict(x.split("=", 1) for x in line.split() if "=" in x)
     runs.setdefault((f["workload"], f["server"]), {})[f["round"]] = float(f["ops_per_sec"])
-print(f"{'workload':<14} {'server':<9} {'trips/s':>10} {'vs C':>6}  per-round ratios")
+    cpu.setdefault((f["workload"], f["server"]), []).append(
+        float(f["cpu_ticks"]) / float(sys.argv[2]) * 1e6 / max(float(f["ops"]), 1))
+print(f"{'workload':<14} {'server':<9} {'trips/s':>10} {'vs C':>6}  {'per-round ratios':<16} server CPU us/trip (median, range)")
 for w in ("pingpong-1", "pingpong-100"):
     c = runs[(w, "c")]
     for s in ("c", "go-async", "go-loop", "go-net", "go-base"):
@@ -67,5 +72,6 @@ for w in ("pingpong-1", "pingpong-100"):
             continue
         m = runs[(w, s)]
         ratios = sorted(m[r] / c[r] for r in m)
-        print(f"{w:<14} {s:<9} {statistics.median(m.values()):>10.0f} {statistics.median(ratios):>6.2f}  {ratios[0]:.2f}-{ratios[-1]:.2f}")
+        u = sorted(cpu[(w, s)])
+        print(f"{w:<14} {s:<9} {statistics.median(m.values()):>10.0f} {statistics.median(ratios):>6.2f}  {ratios[0]:.2f}-{ratios[-1]:.2f}{'':<7} {statistics.median(u):6.1f} ({u[0]:.1f}-{u[-1]:.1f})")
 PY

@@ -11,8 +11,8 @@ import (
 	"context"
 	"io"
 	"net"
-	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -43,24 +43,26 @@ type Conn struct {
 	closed   bool // Close was called
 	wbuf     []byte
 	wspare   []byte
-	flushing bool // a flush is posted
-	paused   bool // the stream's write buffer is above its high-water mark
-	readable chan struct{}
-	writable chan struct{}
+	flushing bool   // a flush is posted
+	paused   bool   // the stream's write buffer is above its high-water mark
+	reader   waiter // Read's wait
+	writer   waiter // Write's wait
 	rd, wd   *deadline
 	madeHook func()  // dial: connection_made seen
 	handler  Handler // handler mode: DATA records go here (loop goroutine)
 }
 
-// Handler takes a connection's bytes on the loop's goroutine, with no
-// goroutine switch: it returns how many it consumed (the rest comes back in
-// front of the next bytes). data is valid during the call only. It must
-// not block; it may call Send and Close. The lowest-latency way to serve
-// (ListenHandler).
+// Handler takes a connection's bytes on the goroutine that drives the
+// loop (Loop), with no goroutine switch: it returns how many it consumed
+// (the rest comes back in front of the next bytes). data is valid during
+// the call only. It must not block; it may call Send and Close. The
+// lowest-latency way to serve (ListenHandler).
 type Handler func(c *Conn, data []byte) int
 
 func newConn(l *Loop) *Conn {
-	return &Conn{l: l, readable: make(chan struct{}, 1), writable: make(chan struct{}, 1), rd: newDeadline(), wd: newDeadline()}
+	c := &Conn{l: l, reader: newWaiter(), writer: newWaiter(), rd: newDeadline(), wd: newDeadline()}
+	c.rd.poke, c.wd.poke = l.wakePoll, l.wakePoll
+	return c
 }
 
 // attach takes the stream of a CONNECTED or ACCEPT record (loop goroutine).
@@ -91,7 +93,6 @@ func (c *Conn) event(e *C.async_event) {
 			}
 			return
 		}
-		c.l.woke = true
 		c.mu.Lock()
 		if c.rpos > 0 && c.rpos == len(c.rbuf) {
 			c.rbuf, c.rpos = c.rbuf[:0], 0
@@ -101,37 +102,34 @@ func (c *Conn) event(e *C.async_event) {
 		if full {
 			c.held = n // answered when Read drains the buffer
 		}
+		c.reader.wake(c.l)
 		c.mu.Unlock()
 		if !full {
 			C.async_stream_consume(c.s, e.len)
 		}
-		signal(c.readable)
 	case C.ASYNC_EVENT_EOF:
 		if c.handler != nil { // nobody reads: the end of input ends it
 			C.async_stream_close(c.s)
 			return
 		}
-		c.l.woke = true
 		c.mu.Lock()
 		c.eof = true
+		c.reader.wake(c.l)
 		c.mu.Unlock()
-		signal(c.readable)
 	case C.ASYNC_EVENT_WRITABLE:
-		c.l.woke = true
 		c.mu.Lock()
 		c.paused = false
+		c.writer.wake(c.l)
 		c.mu.Unlock()
-		signal(c.writable)
 	case C.ASYNC_EVENT_LOST:
-		c.l.woke = true
 		c.mu.Lock()
 		c.lost = true
 		c.lostErr = codeError(e.result)
+		c.reader.wake(c.l)
+		c.writer.wake(c.l)
 		c.mu.Unlock()
 		c.s = nil
 		c.l.unregister(c.token)
-		signal(c.readable)
-		signal(c.writable)
 	}
 }
 
@@ -142,7 +140,8 @@ func (c *Conn) shutdown() {
 }
 
 // Read reads what has arrived, waiting for at least one byte; io.EOF at
-// the peer's end of file.
+// the peer's end of file. While it waits and no other goroutine drives the
+// loop, it drives it (Loop).
 func (c *Conn) Read(p []byte) (int, error) {
 	for {
 		c.mu.Lock()
@@ -183,12 +182,20 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if len(p) == 0 {
 			return 0, nil
 		}
-		select {
-		case <-c.readable:
-		case <-c.rd.wait():
-			return 0, os.ErrDeadlineExceeded
+		if err := c.l.await(&c.mu, &c.reader, c.readable, c.rd); err != nil {
+			return 0, err
 		}
 	}
+}
+
+// readable reports whether Read has something to return (under mu).
+func (c *Conn) readable() bool {
+	return c.closed || c.lost || c.eof || len(c.rbuf) > c.rpos
+}
+
+// writable reports whether Write may go on (under mu).
+func (c *Conn) writable() bool {
+	return c.closed || c.lost || (!c.paused && len(c.wbuf) < writeLimit)
 }
 
 // Write queues p for sending and returns; it waits only while more than
@@ -209,24 +216,32 @@ func (c *Conn) Write(p []byte) (int, error) {
 			}
 			return 0, err
 		}
-		if !c.paused && len(c.wbuf) < writeLimit {
+		if c.writable() {
 			break
 		}
 		c.mu.Unlock()
-		select {
-		case <-c.writable:
-		case <-c.wd.wait():
-			return 0, os.ErrDeadlineExceeded
+		if err := c.l.await(&c.mu, &c.writer, c.writable, c.wd); err != nil {
+			return 0, err
 		}
 	}
 	c.wbuf = append(c.wbuf, p...)
-	post := !c.flushing
+	flush := !c.flushing
 	c.flushing = true
 	c.mu.Unlock()
-	if post {
-		if err := c.l.Post(c.flush); err != nil {
-			return 0, err
-		}
+	if !flush {
+		return len(p), nil
+	}
+	// Hand the bytes to the stream now when nobody drives the loop and
+	// nobody waits for it (after what was posted before), else post the
+	// flush: with goroutines parked, the driver's batch takes it.
+	if atomic.LoadInt32(&c.l.parked) == 0 && c.l.acquire() {
+		c.l.runPosted()
+		c.flush()
+		c.l.release()
+		return len(p), nil
+	}
+	if err := c.l.Post(c.flush); err != nil {
+		return 0, err
 	}
 	return len(p), nil
 }
@@ -249,8 +264,8 @@ func (c *Conn) flush() {
 	}
 	c.mu.Lock()
 	c.wspare = data[:0]
+	c.writer.wake(c.l) // the buffer was taken
 	c.mu.Unlock()
-	signal(c.writable)
 }
 
 // Close flushes what was written and closes the connection.
@@ -262,8 +277,8 @@ func (c *Conn) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	signal(c.readable)
-	signal(c.writable)
+	signal(c.reader.ch)
+	signal(c.writer.ch)
 	return c.l.Post(func() {
 		c.flush()
 		if c.s != nil {
@@ -330,12 +345,11 @@ func (l *Loop) Dial(ctx context.Context, network, address string) (*Conn, error)
 	var f *C.async_future
 	abandoned := false
 	err := l.call(func() error {
-		var binding unsafe.Pointer
-		c.token = l.register(c)
-		if rc := C.async_queue_bind(&binding, l.q, C.uint64_t(c.token)); rc < 0 {
-			l.unregister(c.token)
-			return codeError(rc)
+		token, binding, err := l.bind(c)
+		if err != nil {
+			return err
 		}
+		c.token = token
 		var rc C.int
 		switch network {
 		case "tcp", "tcp4", "tcp6":
@@ -355,8 +369,7 @@ func (l *Loop) Dial(ctx context.Context, network, address string) (*Conn, error)
 			rc = C.ASYNC_EINVAL
 		}
 		if rc < 0 {
-			C.async_queue_unbind(l.q, binding)
-			l.unregister(c.token)
+			l.unbind(c.token, binding)
 			return codeError(rc)
 		}
 		l.watch(f, func(status C.int) {

@@ -33,7 +33,6 @@ import "C"
 
 import (
 	"net"
-	"os"
 	"runtime/cgo"
 	"sync"
 	"time"
@@ -52,20 +51,21 @@ type UDPConn struct {
 	token uint64
 	local net.Addr
 
-	mu       sync.Mutex
-	queue    []packet
-	err      error // the last error_received, reported once by ReadFrom
-	ended    bool
-	closed   bool
-	readable chan struct{}
-	rd       *deadline
+	mu     sync.Mutex
+	queue  []packet
+	err    error // the last error_received, reported once by ReadFrom
+	ended  bool
+	closed bool
+	reader waiter // ReadFrom's wait
+	rd     *deadline
 }
 
 const maxQueuedPackets = 1024
 
 // ListenUDP opens a UDP socket bound to address ("127.0.0.1:0", "[::1]:5353").
 func (l *Loop) ListenUDP(address string) (*UDPConn, error) {
-	u := &UDPConn{l: l, readable: make(chan struct{}, 1), rd: newDeadline()}
+	u := &UDPConn{l: l, reader: newWaiter(), rd: newDeadline()}
+	u.rd.poke = l.wakePoll
 	err := l.call(func() error {
 		u.token = l.register(u)
 		h := cgo.NewHandle(u)
@@ -92,30 +92,27 @@ func (l *Loop) ListenUDP(address string) (*UDPConn, error) {
 func (u *UDPConn) event(*C.async_event) {}
 
 func (u *UDPConn) received(data []byte, from net.Addr) {
-	u.l.woke = true
 	u.mu.Lock()
 	if len(u.queue) < maxQueuedPackets { // beyond: dropped, as a full socket buffer would
 		u.queue = append(u.queue, packet{data, from})
 	}
+	u.reader.wake(u.l)
 	u.mu.Unlock()
-	signal(u.readable)
 }
 
 func (u *UDPConn) failed(err error) {
-	u.l.woke = true
 	u.mu.Lock()
 	u.err = err
+	u.reader.wake(u.l)
 	u.mu.Unlock()
-	signal(u.readable)
 }
 
 func (u *UDPConn) lost(err error) {
-	u.l.woke = true
 	u.mu.Lock()
 	u.ended = true
+	u.reader.wake(u.l)
 	u.mu.Unlock()
 	u.d = nil
-	signal(u.readable)
 }
 
 func (u *UDPConn) shutdown() {
@@ -144,12 +141,15 @@ func (u *UDPConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return 0, nil, err
 		}
 		u.mu.Unlock()
-		select {
-		case <-u.readable:
-		case <-u.rd.wait():
-			return 0, nil, os.ErrDeadlineExceeded
+		if err := u.l.await(&u.mu, &u.reader, u.readable, u.rd); err != nil {
+			return 0, nil, err
 		}
 	}
+}
+
+// readable reports whether ReadFrom has something to return (under mu).
+func (u *UDPConn) readable() bool {
+	return u.closed || u.ended || len(u.queue) > 0 || u.err != nil
 }
 
 // WriteTo sends p to addr (a *net.UDPAddr or anything whose String is "ip:port").
@@ -183,7 +183,7 @@ func (u *UDPConn) Close() error {
 	}
 	u.closed = true
 	u.mu.Unlock()
-	signal(u.readable)
+	signal(u.reader.ch)
 	return u.l.Post(func() {
 		if u.d != nil {
 			C.async_datagram_close(u.d)

@@ -44,12 +44,11 @@ func (l *Loop) ListenHandler(network, address string, accept func(c *Conn) Handl
 func (l *Loop) listen(network, address string, accept func(c *Conn) Handler) (*Listener, error) {
 	ln := &Listener{l: l, ready: make(chan struct{}, 1), done: make(chan struct{}), accept: accept}
 	err := l.call(func() error {
-		var binding unsafe.Pointer
-		ln.token = l.register(ln)
-		if rc := C.async_queue_bind(&binding, l.q, C.uint64_t(ln.token)); rc < 0 {
-			l.unregister(ln.token)
-			return codeError(rc)
+		token, binding, err := l.bind(ln)
+		if err != nil {
+			return err
 		}
+		ln.token = token
 		var rc C.int
 		switch network {
 		case "tcp", "tcp4", "tcp6":
@@ -69,8 +68,7 @@ func (l *Loop) listen(network, address string, accept func(c *Conn) Handler) (*L
 			rc = C.ASYNC_EINVAL
 		}
 		if rc < 0 {
-			C.async_queue_unbind(l.q, binding)
-			l.unregister(ln.token)
+			l.unbind(ln.token, binding)
 			return codeError(rc)
 		}
 		var ss C.struct_sockaddr_storage

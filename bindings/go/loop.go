@@ -1,7 +1,8 @@
 // Package async binds libasync (include/async.h) for Go, with Go's standard
-// library only. A Loop runs on one locked OS thread (Run); any goroutine
-// uses it through Post, and the blocking calls (Dial, Accept, Read, Write,
-// Future.Wait) post their work to it. Events come from libasync's
+// library only. A Loop is driven by one goroutine at a time (Run's, or one
+// waiting in Read: Loop); any goroutine uses it through Post, and the
+// blocking calls (Dial, Accept, Read, Write, Future.Wait) post their work
+// to it or drive it themselves. Events come from libasync's
 // completion queue (async/queue.h) in batches: one cgo call per batch,
 // integer tokens instead of callbacks, no cgo.Handle per event.
 package async
@@ -15,8 +16,11 @@ import "C"
 
 import (
 	"context"
+	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -34,28 +38,85 @@ type handler interface {
 }
 
 // Loop is a libasync loop with its completion queue.
+//
+// Who drives the loop. Every C call on the loop (polls, dispatching records
+// to handlers, posted functions, inline writes) is made by the goroutine
+// that holds the poll token (held, under mu): one at a time, each hand-over
+// through mu, so one call happens before the next (loop.h lets a loop
+// change threads while its owner check is off, which it always is here).
+// Run takes the token when it is free; so does a goroutine that waits in
+// Read, Write or ReadFrom, which then polls the loop itself instead of
+// parking (as Go's netpoller lets the waiting goroutine's thread poll):
+// its data arrives on its own goroutine, with no hand-off through Go's
+// scheduler. The invariants that keep every record coming:
+//   - A goroutine parks for records (Conn.Read, Conn.Write past its
+//     limits, UDPConn.ReadFrom) only after counting itself in parked and
+//     then failing to take the token: the holder of that moment sees the
+//     count when it releases (release is under mu), and kicks Run. One
+//     that takes the token checks for its news again before it polls
+//     (the previous holder may have dispatched them after its check, to
+//     it not parked, so not woken).
+//   - A function posted while the token is free kicks Run; while the
+//     holder waits in C (polling), it is woken with a POST record; else the
+//     holder sees it when it releases, and kicks Run. A deadline changed
+//     while its goroutine polls wakes the poll (wakePoll; drive reads the
+//     deadline after it marks itself polling).
+//   - Run waits (standby) only after its poll woke a parked goroutine that
+//     may come back to poll, with no other goroutine parked (with several
+//     parked, Run's one poll serves them all in a batch, as before), and
+//     then only while the token is taken again within every vacancyTick:
+//     a token left free for a whole tick (the goroutine that polled last
+//     runs its own code now) is taken by Run.
+//     Records nobody parks for (ACCEPT, TIMER, FUTURE) wait at most two
+//     ticks for it. A token held for a whole tick with no other taking (its
+//     holder waits in C) sends Run to sleep without a tick (runAsleep);
+//     the holder's release kicks it.
+//   - Stopping (Run's context done) wakes the holder's poll; no one takes
+//     the token after it; Run returns once the token is free.
 type Loop struct {
 	c      *C.async_loop
 	q      *C.async_queue
 	events *[batchSize]C.async_event // C memory: poll writes into it
 
-	mu       sync.Mutex // guards posted, closed, running, polling, postSent
-	posted   []func()
-	spare    []func()
-	closed   bool
-	running  bool
-	polling  bool // the loop's goroutine waits in async_queue_poll
-	postSent bool // a POST record is on its way for the posted functions
+	mu        sync.Mutex // guards the fields down to parked
+	posted    []func()
+	spare     []func()
+	closed    bool
+	running   bool   // Run has not returned
+	stopping  bool   // Run's context is done: nobody takes the token
+	held      bool   // the poll token: its holder alone calls C on the loop
+	acquired  uint64 // takings of the token (Run's standby compares them)
+	runAsleep bool   // Run waits for a kick only (see above)
+	polling   bool   // the holder waits in async_queue_poll
+	postSent  bool   // a POST record is on its way for the posted functions
+	parked    int32  // goroutines parked for records (atomic; see waiter)
+	kick      chan struct{}
+	vacancy   time.Duration // Run's standby tick (vacancyTick; tests stretch it)
+	// Tests only: runs in await at the points where another goroutine's
+	// step can come between two of this one's (hookAwait, hookPark).
+	testHook func(w *waiter, at int)
 
-	// The loop goroutine's own (Run or Close).
-	objects map[uint64]handler
-	next    uint64
-	woke    bool // a dispatched record may have made a goroutine runnable
+	// The token holder's (Run, a goroutine in Read, or Close after Run).
+	objects    map[uint64]handler
+	next       uint64
+	woke       bool // a dispatched record may have made a goroutine runnable
+	wokeWaiter bool // a record woke a parked waiter, which may poll next
 }
+
+// Points of await where tests stop a goroutine (Loop.testHook): on entry,
+// and between a failed take of the token and parking.
+const (
+	hookAwait = iota
+	hookPark
+)
+
+// vacancyTick is how often Run, in standby, checks that goroutines still
+// take the token (a free token is Run's after one to two ticks).
+const vacancyTick = time.Millisecond
 
 // New makes a loop. Run it (in a goroutine of its own) to use it.
 func New() (*Loop, error) {
-	l := &Loop{objects: map[uint64]handler{}, next: firstToken}
+	l := &Loop{objects: map[uint64]handler{}, next: firstToken, kick: make(chan struct{}, 1), vacancy: vacancyTick}
 	if rc := C.async_loop_new(&l.c); rc < 0 {
 		return nil, codeError(rc)
 	}
@@ -72,9 +133,10 @@ func New() (*Loop, error) {
 	return l, nil
 }
 
-// Post runs fn on the loop's goroutine, in posting order, from any
-// goroutine. fn must not block (it holds up every other object of the
-// loop). ErrClosed once the loop is closed.
+// Post runs fn on the goroutine that drives the loop (Run's, or one
+// waiting in Read: Loop), in posting order, from any goroutine. fn must
+// not block (it holds up every other object of the loop). ErrClosed once
+// the loop is closed.
 func (l *Loop) Post(fn func()) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -82,9 +144,13 @@ func (l *Loop) Post(fn func()) error {
 		return ErrClosed
 	}
 	l.posted = append(l.posted, fn)
+	if !l.held {
+		signal(l.kick) // Run takes the free token and runs them
+		return nil
+	}
 	if !l.polling || l.postSent {
-		// The loop takes them all before it waits again, or with the
-		// POST record already sent: no wakeup (no syscall) needed.
+		// The holder sees them when it releases, or with the POST record
+		// already sent: no wakeup (no syscall) needed.
 		return nil
 	}
 	l.postSent = true
@@ -101,12 +167,10 @@ func (l *Loop) call(fn func() error) error {
 	return <-done
 }
 
-// Run runs the loop on the calling goroutine until ctx is done (it
-// returns ctx.Err()). The loop waits in C (async_queue_poll) while nothing
-// happens. Every C call on the loop is made by this goroutine (or by
-// Close, after Run), one at a time; the goroutine is not locked to its OS
-// thread (loop.h lets a loop change threads with the owner check off), so
-// a goroutine it wakes runs on the same thread, without a thread switch.
+// Run runs the loop until ctx is done (it returns ctx.Err()). The loop
+// waits in C (async_queue_poll) while nothing happens. Run drives the loop
+// whenever no goroutine waiting in Read, Write or ReadFrom does (Loop:
+// "Who drives the loop"); it is not locked to an OS thread.
 func (l *Loop) Run(ctx context.Context) error {
 	l.mu.Lock()
 	switch {
@@ -117,20 +181,15 @@ func (l *Loop) Run(ctx context.Context) error {
 		l.mu.Unlock()
 		return ErrBusy
 	}
-	l.running = true
+	l.running, l.stopping = true, false
 	l.mu.Unlock()
-	defer func() {
-		l.mu.Lock()
-		l.running = false
-		l.mu.Unlock()
-	}()
 	stop := make(chan struct{})
 	waker := make(chan struct{})
 	go func() {
 		defer close(waker)
 		select {
 		case <-ctx.Done():
-			C.async_queue_post(l.q, tokenWake)
+			l.stop()
 		case <-stop:
 		}
 	}()
@@ -138,36 +197,254 @@ func (l *Loop) Run(ctx context.Context) error {
 		close(stop)
 		<-waker // no post may race with Close's free
 	}()
-	for ctx.Err() == nil {
-		// Functions posted while the loop was not waiting sent no record:
-		// run them, then poll without waiting.
+	tick := time.NewTicker(l.vacancy)
+	tick.Stop()
+	defer tick.Stop()
+	var err error
+	for {
 		l.mu.Lock()
-		pending := len(l.posted) > 0
-		l.polling = !pending
-		l.mu.Unlock()
-		timeout := int64(-1)
-		if pending {
-			l.runPosted()
-			timeout = 0
+		if l.stopping && !l.held {
+			l.running = false
+			l.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			return ctx.Err()
 		}
-		_, err := l.pollOnce(timeout)
-		l.mu.Lock()
-		l.polling = false
+		if l.held || l.stopping {
+			l.mu.Unlock()
+			l.standby(tick)
+			continue
+		}
+		l.held = true
+		l.acquired++
 		l.mu.Unlock()
+		l.woke, l.wokeWaiter = false, false // left by other holders
+		err = l.drive(nil)
+		woke, wokeWaiter := l.woke, l.wokeWaiter
+		l.woke, l.wokeWaiter = false, false
+		l.release()
 		if err != nil {
-			return err
+			l.stop()
+			continue
 		}
 		// The records made goroutines runnable, on this thread's P: let
-		// them run now, on this thread (their replies are posted without
-		// a wakeup while the loop is not waiting). Blocked in C, the P
-		// would only be handed on once sysmon retakes it (up to
-		// milliseconds later). Not after records that only ran Handlers.
-		if l.woke {
-			l.woke = false
+		// them run now, on this thread. Blocked in C, the P would only be
+		// handed on once sysmon retakes it. Not after records that only
+		// ran Handlers.
+		if woke {
 			runtime.Gosched()
 		}
+		// A waiter it woke may come back and poll itself: stand by, unless
+		// others wait (then one poll serves them all in a batch).
+		if wokeWaiter && atomic.LoadInt32(&l.parked) == 0 {
+			l.standby(tick)
+		}
 	}
-	return ctx.Err()
+}
+
+// stop ends Run: nobody takes the token any more, its holder's poll is
+// woken, and Run is kicked to return once the token is free.
+func (l *Loop) stop() {
+	l.mu.Lock()
+	l.stopping = true
+	if l.polling {
+		C.async_queue_post(l.q, tokenWake)
+	}
+	l.mu.Unlock()
+	signal(l.kick)
+}
+
+// standby waits until Run should take the token: a kick (see release and
+// Post), stopping, or the token left free for a whole tick.
+func (l *Loop) standby(tick *time.Ticker) {
+	l.mu.Lock()
+	seen := l.acquired
+	l.mu.Unlock()
+	tick.Reset(l.vacancy)
+	ticking := true
+	for {
+		var ticks <-chan time.Time
+		if ticking {
+			ticks = tick.C
+		}
+		ticked := false
+		select {
+		case <-l.kick:
+		case <-ticks:
+			ticked = true
+		}
+		l.mu.Lock()
+		still := l.acquired == seen
+		switch {
+		case l.stopping && !l.held,
+			!l.held && (len(l.posted) > 0 || atomic.LoadInt32(&l.parked) > 0),
+			!l.held && ticked && still:
+			l.mu.Unlock()
+			tick.Stop()
+			return
+		case l.held && ticked && still:
+			// One holder for a whole tick: it waits in C; its release
+			// kicks.
+			l.runAsleep = true
+			ticking = false
+			tick.Stop()
+		case !ticking:
+			ticking = true
+			tick.Reset(l.vacancy)
+		}
+		seen = l.acquired
+		l.mu.Unlock()
+	}
+}
+
+// acquire takes the poll token if it is free and Run runs.
+func (l *Loop) acquire() bool {
+	l.mu.Lock()
+	ok := l.running && !l.stopping && !l.held
+	if ok {
+		l.held = true
+		l.acquired++
+	}
+	l.mu.Unlock()
+	return ok
+}
+
+// release gives the token back and kicks Run when the free token must be
+// taken now (something posted, a goroutine parked, stopping) or Run sleeps
+// without its tick.
+func (l *Loop) release() {
+	l.mu.Lock()
+	l.held = false
+	if l.stopping || l.runAsleep || len(l.posted) > 0 || atomic.LoadInt32(&l.parked) > 0 {
+		l.runAsleep = false
+		signal(l.kick)
+	}
+	l.mu.Unlock()
+}
+
+// drive runs what was posted, then waits for records until dl (nil: however
+// long) and dispatches them (token holder).
+func (l *Loop) drive(dl *deadline) error {
+	l.mu.Lock()
+	pending := len(l.posted) > 0
+	l.polling = !pending && !l.stopping
+	wait := l.polling
+	l.mu.Unlock()
+	timeout := int64(0)
+	if wait {
+		// Read after polling is set: a deadline changed from here on
+		// wakes the poll (wakePoll), one changed before is seen here.
+		timeout = dl.timeoutMs()
+	}
+	if pending {
+		l.runPosted()
+	}
+	_, err := l.pollOnce(timeout)
+	l.mu.Lock()
+	l.polling = false
+	l.mu.Unlock()
+	return err
+}
+
+// wakePoll makes a holder waiting in C return (a deadline changed).
+func (l *Loop) wakePoll() {
+	l.mu.Lock()
+	if l.polling {
+		C.async_queue_post(l.q, tokenWake)
+	}
+	l.mu.Unlock()
+}
+
+// waiter is one goroutine's wait for an object's records (a Conn's reader
+// or writer, a UDPConn's reader).
+type waiter struct {
+	ch     chan struct{} // capacity 1: signalled when the record came
+	parked bool          // under the object's mutex: counted in Loop.parked
+}
+
+func newWaiter() waiter { return waiter{ch: make(chan struct{}, 1)} }
+
+// wake tells a parked waiter that its record came (token holder, under the
+// object's mutex).
+func (w *waiter) wake(l *Loop) {
+	if w.parked {
+		w.parked = false
+		atomic.AddInt32(&l.parked, -1)
+		l.woke, l.wokeWaiter = true, true
+		signal(w.ch)
+	}
+}
+
+// await waits for w's object to have news: while nobody drives the loop,
+// the caller drives it for one poll (up to dl); else it parks until the
+// holder wakes it. news reports, under mu, whether there is news already.
+// The caller checks again after each return.
+func (l *Loop) await(mu *sync.Mutex, w *waiter, news func() bool, dl *deadline) error {
+	if l.testHook != nil {
+		l.testHook(w, hookAwait)
+	}
+	// Once the token is taken, nobody else dispatches: check for news a
+	// holder of before dispatched after the caller's check, to this
+	// goroutine not parked (so not woken).
+	drive := func() error {
+		mu.Lock()
+		ready := news()
+		mu.Unlock()
+		if ready {
+			l.release()
+			return nil
+		}
+		return l.driveUntil(dl)
+	}
+	// With others parked, the driver's next batch serves this one too.
+	if atomic.LoadInt32(&l.parked) == 0 && l.acquire() {
+		return drive()
+	}
+	if l.testHook != nil {
+		l.testHook(w, hookPark)
+	}
+	mu.Lock()
+	if news() {
+		mu.Unlock()
+		return nil
+	}
+	w.parked = true
+	atomic.AddInt32(&l.parked, 1)
+	mu.Unlock()
+	unpark := func() {
+		mu.Lock()
+		if w.parked {
+			w.parked = false
+			atomic.AddInt32(&l.parked, -1)
+		}
+		mu.Unlock()
+	}
+	// Counted first, tried again: a holder that released in between saw
+	// the count (and kicked Run), or the token is free now.
+	if l.acquire() {
+		unpark()
+		return drive()
+	}
+	select {
+	case <-w.ch:
+	case <-dl.wait():
+		unpark()
+		return os.ErrDeadlineExceeded
+	}
+	unpark() // a signal from Close or a stale one: not counted any more
+	return nil
+}
+
+// driveUntil drives the loop (token taken) for one poll, up to dl.
+func (l *Loop) driveUntil(dl *deadline) error {
+	if dl.timeoutMs() == 0 {
+		l.release()
+		return os.ErrDeadlineExceeded
+	}
+	err := l.drive(dl)
+	l.release()
+	return err
 }
 
 // pollOnce waits up to timeoutMs for records and dispatches them.
@@ -216,6 +493,25 @@ func (l *Loop) register(h handler) uint64 {
 }
 
 func (l *Loop) unregister(token uint64) { delete(l.objects, token) }
+
+// bind gives h a token and a binding of the queue that routes an object's
+// records to it (token holder). Hand the binding to the call that makes
+// the object; if that call fails, unbind.
+func (l *Loop) bind(h handler) (uint64, unsafe.Pointer, error) {
+	token := l.register(h)
+	var binding unsafe.Pointer
+	if rc := C.async_queue_bind(&binding, l.q, C.uint64_t(token)); rc < 0 {
+		l.unregister(token)
+		return 0, nil, codeError(rc)
+	}
+	return token, binding, nil
+}
+
+// unbind frees a binding no object took, and its token.
+func (l *Loop) unbind(token uint64, binding unsafe.Pointer) {
+	C.async_queue_unbind(l.q, binding)
+	l.unregister(token)
+}
 
 // closer is a handler that Close can end (its final record follows).
 type closer interface {

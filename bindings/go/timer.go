@@ -5,10 +5,7 @@ package async
 */
 import "C"
 
-import (
-	"time"
-	"unsafe"
-)
+import "time"
 
 // Timer is a libasync timer: each expiry sends the time on C (dropped if
 // the last one was not received, as time.Ticker does).
@@ -33,15 +30,13 @@ func (l *Loop) NewTimer(d, repeat time.Duration) (*Timer, error) {
 	c := make(chan time.Time, 1)
 	t := &Timer{C: c, c: c, l: l}
 	err := l.call(func() error {
-		var binding unsafe.Pointer
-		t.token = l.register(t)
-		if rc := C.async_queue_bind(&binding, l.q, C.uint64_t(t.token)); rc < 0 {
-			l.unregister(t.token)
-			return codeError(rc)
+		token, binding, err := l.bind(t)
+		if err != nil {
+			return err
 		}
+		t.token = token
 		if rc := C.async_timer_new(&t.t, l.c, binding); rc < 0 {
-			C.async_queue_unbind(l.q, binding)
-			l.unregister(t.token)
+			l.unbind(t.token, binding)
 			return codeError(rc)
 		}
 		if rc := C.async_queue_timer_start(l.q, t.t, ms(d), ms(repeat)); rc < 0 {
