@@ -111,6 +111,7 @@ static void side_free(struct side *x) {
 
 static int c_made(void *a) { return ((struct side *)a)->made != 0; }
 static int c_released(void *a) { return ((struct side *)a)->released != 0; }
+static int c_some(void *a) { return ((struct side *)a)->len > 0; }
 static int c_eof(void *a) { return ((struct side *)a)->eof != 0; }
 static size_t g_want;
 static int c_len(void *a) { return ((struct side *)a)->len >= g_want; }
@@ -1161,6 +1162,8 @@ static void test_connect_tls_failures(void **state) {
   f = tls_connect(&e, "127.0.0.1", port, cctx, NULL, &side_protocol, &c);
   int third = 2;
   assert_true(run_until(&e, c_ts_made, &third, NULL, NULL, 3000));
+  /* The ClientHello arrived: the client's handshake is under way. */
+  assert_true(run_until(&e, c_some, &g_ts.conn[2], NULL, NULL, 3000));
   assert_int_equal(async_future_cancel(f), 1);
   assert_int_equal(c.released, 0);
   assert_true(run_until(&e, c_released, &c, NULL, NULL, 3000));
@@ -1260,6 +1263,57 @@ static void test_listen_tls_failures(void **state) {
 
   async_tls_context_release(cctx);
   async_tls_context_release(other);
+  async_tls_context_release(sctx);
+  env_finish(&e);
+}
+
+/* The server closed while a handshake is in flight, its client's Finished
+ * already on the wire (the client closes it from its own connection_made,
+ * run when the client's side of the handshake is done): the handshake is
+ * aborted by the close, the factory is never called. */
+static async_server *g_closing_server;
+static int g_server_closed;
+
+static void close_server_cb(async_handle *h, void *ud) {
+  (void)h, (void)ud;
+  g_server_closed = 1;
+}
+
+static void close_server_made(async_stream *s, void *ud) {
+  side_made(s, ud);
+  assert_int_equal(async_handle_close(async_server_handle(g_closing_server), close_server_cb), 0);
+}
+
+static const async_stream_protocol close_server_protocol = {
+    sizeof(async_stream_protocol), close_server_made, side_data, side_eof, side_lost, NULL, NULL, NULL, side_release,
+    0, NULL,
+};
+
+static int c_server_closed(void *a) {
+  (void)a;
+  return g_server_closed;
+}
+
+static void test_listen_tls_close_in_handshake(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  async_tls_context *sctx = server_ctx("server", 0, NULL);
+  async_tls_context *cctx = client_ctx("ca.pem", 0, NULL);
+  g_closing_server = ts_listen(&e, "127.0.0.1", sctx);
+  g_server_closed = 0;
+  struct side c = {0};
+  async_future *f =
+      tls_connect(&e, "127.0.0.1", async_server_port(g_closing_server), cctx, "localhost", &close_server_protocol, &c);
+  assert_true(run_until(&e, c_server_closed, NULL, NULL, NULL, 3000));
+  run_for(&e, 100, NULL, NULL);
+  assert_int_equal(g_ts.factory_calls, 0);
+  assert_true(run_until(&e, c_released, &c, NULL, NULL, 3000)); /* aborted by the server */
+  assert_int_equal(c.made, 1);
+  assert_int_equal(async_future_free(f), 0);
+  side_free(&c);
+  for (int i = 0; i < TS_CONNS; i++) side_free(&g_ts.conn[i]);
+  async_tls_context_release(cctx);
   async_tls_context_release(sctx);
   env_finish(&e);
 }
@@ -1538,6 +1592,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_connect_listen_tls),
       cmocka_unit_test(test_connect_tls_failures),
       cmocka_unit_test(test_listen_tls_failures),
+      cmocka_unit_test(test_listen_tls_close_in_handshake),
       cmocka_unit_test(test_reconnector_tls),
       cmocka_unit_test(test_server_sni),
       cmocka_unit_test(test_push_cancel),

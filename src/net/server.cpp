@@ -63,7 +63,6 @@ Server::Server(Loop &loop, void *userdata, async_stream_factory factory) noexcep
 
 Server::~Server() {
   stop();
-  abort_upgrading();
   // Streams still open outlive the server: the loop's registry keeps them.
   loop().registry(ASYNC_OBJECT_STREAM).splice(connections_);
   util::mem_free(listeners_);
@@ -169,6 +168,9 @@ int Server::bind_all(const Address *addrs, std::size_t count, int backlog, std::
 }
 
 void Server::stop() noexcept {
+  // Now, not at the destruction an iteration later: a handshake ending in
+  // between would reach the factory of a closed server.
+  abort_upgrading();
   if (!listeners_) return;
   set_accepting(false);
   for (std::size_t i = 0; i < count_; ++i) ::close(listeners_[i].fd);
