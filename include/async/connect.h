@@ -120,7 +120,8 @@ typedef struct async_connect_options {
    * ASYNC_EPROTO, ASYNC_ETRUNCATED, ASYNC_ETIMEDOUT at the context's
    * handshake timeout, which runs apart from total_timeout_ms); cancelling
    * during the handshake aborts it. Happy Eyeballs picks the winner on the
-   * TCP connect, as without TLS. Retained until the connect is over (a
+   * TCP connect, as without TLS; a server name OpenSSL refuses to check
+   * fails it with ASYNC_EINVAL once TCP is up. Retained until the connect is over (a
    * reconnector: until it stopped). NULL (default): plain TCP; a server
    * context, or not a context: ASYNC_EINVAL.
    */

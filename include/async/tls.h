@@ -162,10 +162,12 @@ ASYNC_API int async_tls_context_release(async_tls_context *ctx);
  * any other name and to a client that sends none).
  *
  * The name matches the client's whole name, ignoring case (no wildcards).
- * The handshake takes other's certificate and key; what ctx says of the
- * rest (client certificates, ALPN, the handshake timeout) stays. Add the
- * names before ctx is in use (names added later apply to handshakes that
- * start later).
+ * The handshake goes on with other's certificate and key, and also with
+ * other's ALPN list and the CA certificates it trusts for client
+ * certificates (OpenSSL takes them from the context the handshake
+ * switched to): configure those alike. ctx's handshake timeout and
+ * whether it asks for a client certificate stay. Add the names before
+ * ctx is in use (names added later apply to handshakes that start later).
  *
  * @param ctx   a server context.
  * @param name  the server name, 1 to 255 bytes (copied).

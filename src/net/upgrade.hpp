@@ -23,7 +23,7 @@ class Upgrade {
  public:
   // Called once: (owner, layer, 0) when layer is ready for the stream
   // above, or (owner, nullptr, error) once it failed (the stream below is
-  // ending).
+  // aborted right after).
   using Done = void (*)(void *owner, Layer *layer, int error) noexcept;
   // Puts the layer on lower (open, its protocol a placeholder that is
   // replaced): 0, or an ASYNC_E* code with lower left as it was.

@@ -110,11 +110,12 @@ void Context::release() noexcept {
 
 int Context::add_server_name(const char *name, Context &other) noexcept {
   std::size_t len = std::strlen(name);
+  if (!server_ || !other.server_ || &other == this || len == 0 || len > kNameMax) return ASYNC_EINVAL;
   // A context named by another has no names of its own: no cycle of
-  // references can form.
-  if (!server_ || !other.server_ || &other == this || other.names_count_ || len == 0 || len > kNameMax)
-    return ASYNC_EINVAL;
-  std::lock_guard guard(names_lock_);
+  // references can form. Both locks, so two threads adding each context
+  // to the other cannot both pass this check.
+  std::scoped_lock guard(names_lock_, other.names_lock_);
+  if (other.names_count_) return ASYNC_EINVAL;
   for (std::size_t i = 0; i < names_count_; ++i)
     if (strcasecmp(names_[i].name, name) == 0) return ASYNC_EINVAL;
   auto *grown = static_cast<ServerName *>(util::mem_realloc(names_, (names_count_ + 1) * sizeof(ServerName)));

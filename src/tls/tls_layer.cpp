@@ -82,11 +82,21 @@ TlsLayer::~TlsLayer() {
   ctx_.release();
 }
 
+namespace {
+
+// A client's server name: NULL (allowed when it does not verify), or 1 to
+// kNameMax bytes.
+bool bad_server_name(const char *name, const Context &ctx) noexcept {
+  return name ? !*name || std::strlen(name) > TlsLayer::kNameMax : ctx.verifies();
+}
+
+}  // namespace
+
 int TlsLayer::push(net::Stream **upper, core::Future **handshake, net::Stream &lower, Context &ctx,
                    const char *server_name, const async_stream_protocol &protocol, void *userdata) noexcept {
   if (ctx.server())
     server_name = nullptr;
-  else if (server_name ? (!*server_name || std::strlen(server_name) > kNameMax) : ctx.verifies())
+  else if (bad_server_name(server_name, ctx))
     return ASYNC_EINVAL;  // a verifying client checks a name: there must be one
   if (lower.lost()) return ASYNC_ECLOSED;
   auto *layer = util::make<TlsLayer>(lower.loop(), ctx);
@@ -121,6 +131,7 @@ net::Upgrade TlsLayer::upgrade(Context &ctx) noexcept {
 
 int TlsLayer::attach(void *ctx, net::Stream &lower, const char *name, net::Upgrade::Done done, void *owner) noexcept {
   auto &context = *static_cast<Context *>(ctx);
+  if (!context.server() && bad_server_name(name, context)) return ASYNC_EINVAL;
   auto *layer = util::make<TlsLayer>(lower.loop(), context);
   if (!layer) return ASYNC_ENOMEM;
   int err = layer->start(context.server() ? nullptr : name);

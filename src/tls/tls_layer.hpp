@@ -44,13 +44,15 @@ class TlsLayer final : public net::Layer {
   bool resumed() const noexcept;
   int verify_error(const char **reason) const noexcept;
 
+  // The longest server name (bytes).
+  static constexpr std::size_t kNameMax = 255;
+
   // Use push(); public only for util::make/destroy.
   TlsLayer(core::Loop &loop, Context &ctx) noexcept;
   ~TlsLayer() override;
 
  private:
   static const char kKind;
-  static constexpr std::size_t kNameMax = 255;
   enum class Phase : std::uint8_t { kHandshake, kOpen, kEnded };
 
   int start(const char *server_name) noexcept;
