@@ -6,9 +6,10 @@
  *
  * The program also runs, on the same loop, the two servers it talks to:
  * a small SOCKS5 proxy (no authentication, CONNECT only) and an HTTPS
- * server (TLS pushed onto each accepted connection, then HTTP). Each layer
- * is pushed from the connection_made of the stream below it, and the HTTP
- * code on both ends sees an ordinary async_stream.
+ * server (async_server_set_tls: each connection's handshake is done before
+ * its HTTP protocol starts). The client pushes each layer from the
+ * connection_made of the stream below it, and the HTTP code on both ends
+ * sees an ordinary async_stream.
  *
  *   ./https_socks tests/tls_certs.sh
  *
@@ -59,20 +60,12 @@ static const async_stream_protocol http_server = {
     sizeof(async_stream_protocol), NULL, http_server_data, NULL, ignore_lost, NULL, NULL, NULL, NULL, 0, NULL,
 };
 
-/* The accepted TCP stream gets TLS on top, and HTTP above it. */
-static void https_accepted(async_stream *tcp, void *server_ctx) {
-  async_stream *tls;
-  check(async_tls_push(&tls, NULL, tcp, server_ctx, NULL, &http_server, NULL), "server TLS push");
-}
-
-static const async_stream_protocol https_accept = {
-    sizeof(async_stream_protocol), https_accepted, ignore_data, NULL, ignore_lost, NULL, NULL, NULL, NULL, 0, NULL,
-};
-
-static int https_factory(const async_stream_protocol **p, void **ud, async_server *server, void *server_ctx) {
-  (void)server;
-  *p = &https_accept;
-  *ud = server_ctx;
+/* Each connection speaks HTTP above TLS: the server (async_server_set_tls)
+ * finishes the handshake before the factory and connection_made. */
+static int https_factory(const async_stream_protocol **p, void **ud, async_server *server, void *userdata) {
+  (void)server, (void)userdata;
+  *p = &http_server;
+  *ud = NULL;
   return 0;
 }
 
@@ -295,7 +288,8 @@ int main(int argc, char **argv) {
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) return 1;
 
-  check(async_tcp_listen(&c.https, loop, "127.0.0.1", 0, 16, 0, https_factory, server_tls), "HTTPS listen");
+  check(async_tcp_listen(&c.https, loop, "127.0.0.1", 0, 16, 0, https_factory, NULL), "HTTPS listen");
+  check(async_server_set_tls(c.https, server_tls), "HTTPS server TLS");
   check(async_tcp_listen(&c.proxy, loop, "127.0.0.1", 0, 16, 0, proxy_factory, NULL), "proxy listen");
   c.https_port = (uint16_t)async_server_port(c.https);
   printf("HTTPS server on 127.0.0.1:%d, SOCKS5 proxy on 127.0.0.1:%d\n", c.https_port, async_server_port(c.proxy));
