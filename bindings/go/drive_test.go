@@ -382,7 +382,9 @@ func TestDriveVacancyServesOthers(t *testing.T) {
 	defer tm.Close()
 	fired := make(chan struct{})
 	go func() { <-tm.C; close(fired) }()
+	t0 := time.Now()
 	within("the timer", fired)
+	t.Logf("timer after %v", time.Since(t0))
 
 	accepted := make(chan struct{})
 	go func() {
@@ -407,6 +409,92 @@ func TestDriveVacancyServesOthers(t *testing.T) {
 	c.Close()
 	clients[0].Close()
 	servers[0].Close()
+}
+
+// TestDriveWritesDoNotHoldOffPolls: Run stands by after waking a reader,
+// which then does not come back; another goroutine writes small messages
+// in a tight loop to a peer that drains them, each Write taking the free
+// token to hand its bytes to the stream without polling. Takings that do
+// not poll must not keep Run in standby: a timer's and an accept's records
+// must come while the writes go on. Run's tick is 50 ms, so that the
+// writer takes the token within every tick even on a loaded machine, and
+// nothing is posted once the writes begin (a post would kick Run).
+func TestDriveWritesDoNotHoldOffPolls(t *testing.T) {
+	const tick = 50 * time.Millisecond
+	l := startLoopWithVacancy(t, tick)
+	ln, err := l.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	clients, servers := netPairs(t, l, 1)
+	go io.Copy(io.Discard, clients[0])
+	tm, err := l.NewTimer(6*tick, 0) // fires while the writes go on
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tm.Close()
+	fired := make(chan struct{})
+	go func() { <-tm.C; close(fired) }()
+	got := make(chan error, 1)
+	go func() { // parks in Read (Run polls), is woken, goes away
+		servers[0].SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := servers[0].Read(make([]byte, 16))
+		got <- err
+	}()
+	time.Sleep(tick / 2) // let it park
+	clients[0].Write([]byte("x"))
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	wrote := make(chan error, 1)
+	go func() { // bounded: ends at stop or after 5 s
+		msg := make([]byte, 64)
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
+			select {
+			case <-stop:
+				wrote <- nil
+				return
+			default:
+			}
+			if _, err := servers[0].Write(msg); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	defer func() {
+		close(stop)
+		if err := <-wrote; err != nil {
+			t.Errorf("Write: %v", err)
+		}
+		servers[0].Close()
+	}()
+	within := func(what string, ch <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s did not come while another goroutine writes", what)
+		}
+	}
+	within("the timer", fired)
+
+	accepted := make(chan struct{})
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+		}
+		close(accepted)
+	}()
+	nc, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	within("the accept", accepted)
 }
 
 // TestReadDeadlineSetWhileDriving: a goroutine waits in Read, driving the

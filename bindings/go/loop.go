@@ -64,13 +64,16 @@ type handler interface {
 //   - Run waits (standby) only after its poll woke a parked goroutine that
 //     may come back to poll, with no other goroutine parked (with several
 //     parked, Run's one poll serves them all in a batch, as before), and
-//     then only while the token is taken again within every vacancyTick:
-//     a token left free for a whole tick (the goroutine that polled last
-//     runs its own code now) is taken by Run.
-//     Records nobody parks for (ACCEPT, TIMER, FUTURE) wait at most two
-//     ticks for it. A token held for a whole tick with no other taking (its
-//     holder waits in C) sends Run to sleep without a tick (runAsleep);
-//     the holder's release kicks it.
+//     then only while a holder begins a poll within every vacancyTick.
+//     Takings that do not poll (an inline Write, news found at once, an
+//     expired deadline) do not count: they dispatch no record. After a
+//     whole tick with no poll begun (the goroutine that polled last runs
+//     its own code now), Run claims the token (runClaim): acquire refuses
+//     it to others, and Run takes it at once if free, else at the
+//     holder's release, which kicks it. Records nobody parks for (ACCEPT,
+//     TIMER, FUTURE) wait at most two ticks for it. One poll lasting a
+//     whole tick (its holder waits in C) sends Run to sleep without a
+//     tick (runAsleep); the holder's release kicks it.
 //   - Stopping (Run's context done) wakes the holder's poll; no one takes
 //     the token after it; Run returns once the token is free.
 type Loop struct {
@@ -85,7 +88,8 @@ type Loop struct {
 	running   bool   // Run has not returned
 	stopping  bool   // Run's context is done: nobody takes the token
 	held      bool   // the poll token: its holder alone calls C on the loop
-	acquired  uint64 // takings of the token (Run's standby compares them)
+	polls     uint64 // polls begun by holders (Run's standby compares them)
+	runClaim  bool   // Run takes the token next: acquire refuses it
 	runAsleep bool   // Run waits for a kick only (see above)
 	polling   bool   // the holder waits in async_queue_poll
 	postSent  bool   // a POST record is on its way for the posted functions
@@ -111,7 +115,8 @@ const (
 )
 
 // vacancyTick is how often Run, in standby, checks that goroutines still
-// take the token (a free token is Run's after one to two ticks).
+// poll the loop (with no poll begun, the token is Run's after one to two
+// ticks, or at its holder's release).
 const vacancyTick = time.Millisecond
 
 // New makes a loop. Run it (in a goroutine of its own) to use it.
@@ -204,7 +209,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	for {
 		l.mu.Lock()
 		if l.stopping && !l.held {
-			l.running = false
+			l.running, l.runClaim = false, false
 			l.mu.Unlock()
 			if err != nil {
 				return err
@@ -216,8 +221,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			l.standby(tick)
 			continue
 		}
-		l.held = true
-		l.acquired++
+		l.held, l.runClaim = true, false
 		l.mu.Unlock()
 		l.woke, l.wokeWaiter = false, false // left by other holders
 		err = l.drive(nil)
@@ -256,10 +260,10 @@ func (l *Loop) stop() {
 }
 
 // standby waits until Run should take the token: a kick (see release and
-// Post), stopping, or the token left free for a whole tick.
+// Post), stopping, or a whole tick with no poll begun.
 func (l *Loop) standby(tick *time.Ticker) {
 	l.mu.Lock()
-	seen := l.acquired
+	seen := l.polls
 	l.mu.Unlock()
 	tick.Reset(l.vacancy)
 	ticking := true
@@ -275,25 +279,28 @@ func (l *Loop) standby(tick *time.Ticker) {
 			ticked = true
 		}
 		l.mu.Lock()
-		still := l.acquired == seen
+		idle := ticked && l.polls == seen // no poll begun for a whole tick
+		if idle && !l.polling {
+			// Nobody polls: the token is free or its holder does not
+			// poll (an inline Write may take it again and again).
+			l.runClaim = true
+		}
 		switch {
-		case l.stopping && !l.held,
-			!l.held && (len(l.posted) > 0 || atomic.LoadInt32(&l.parked) > 0),
-			!l.held && ticked && still:
+		case !l.held && (l.stopping || l.runClaim || len(l.posted) > 0 || atomic.LoadInt32(&l.parked) > 0):
 			l.mu.Unlock()
 			tick.Stop()
 			return
-		case l.held && ticked && still:
-			// One holder for a whole tick: it waits in C; its release
-			// kicks.
-			l.runAsleep = true
+		case idle:
+			// Claimed, or one poll for the whole tick (its holder waits
+			// in C): the holder's release kicks.
+			l.runAsleep = !l.runClaim
 			ticking = false
 			tick.Stop()
-		case !ticking:
+		case !ticking && !l.runClaim:
 			ticking = true
 			tick.Reset(l.vacancy)
 		}
-		seen = l.acquired
+		seen = l.polls
 		l.mu.Unlock()
 	}
 }
@@ -301,22 +308,21 @@ func (l *Loop) standby(tick *time.Ticker) {
 // acquire takes the poll token if it is free and Run runs.
 func (l *Loop) acquire() bool {
 	l.mu.Lock()
-	ok := l.running && !l.stopping && !l.held
+	ok := l.running && !l.stopping && !l.held && !l.runClaim
 	if ok {
 		l.held = true
-		l.acquired++
 	}
 	l.mu.Unlock()
 	return ok
 }
 
 // release gives the token back and kicks Run when the free token must be
-// taken now (something posted, a goroutine parked, stopping) or Run sleeps
-// without its tick.
+// taken now (something posted, a goroutine parked, stopping, Run claims
+// it) or Run sleeps without its tick.
 func (l *Loop) release() {
 	l.mu.Lock()
 	l.held = false
-	if l.stopping || l.runAsleep || len(l.posted) > 0 || atomic.LoadInt32(&l.parked) > 0 {
+	if l.stopping || l.runClaim || l.runAsleep || len(l.posted) > 0 || atomic.LoadInt32(&l.parked) > 0 {
 		l.runAsleep = false
 		signal(l.kick)
 	}
@@ -330,6 +336,7 @@ func (l *Loop) drive(dl *deadline) error {
 	pending := len(l.posted) > 0
 	l.polling = !pending && !l.stopping
 	wait := l.polling
+	l.polls++ // a poll begins: Run's standby keeps waiting
 	l.mu.Unlock()
 	timeout := int64(0)
 	if wait {
