@@ -25,20 +25,9 @@
  * usage: loadgen pingpong|pump|churn PORT C S D
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 
-#include "bench_common.h"
-
-#define HIST_US 100000   /* latency histogram: 1 us buckets up to 100 ms */
-#define READ_SIZE 65536
-#define PATTERN_PERIOD 251 /* prime, so the pattern does not line up with power-of-two writes */
+#include "loadgen_common.h"
 
 struct conn {
   int fd;
@@ -51,43 +40,15 @@ struct run {
   size_t size;
   struct sockaddr_in addr;
   struct conn *conns;
-  char *msg;       /* pattern[i] = i % PATTERN_PERIOD, size + READ_SIZE + PATTERN_PERIOD bytes */
+  char *msg; /* loadgen_pattern(size) */
   char buf[READ_SIZE];
-  uint64_t ops, latencies;
-  uint32_t hist[HIST_US + 1];
+  uint64_t ops;
+  struct latencies lat;
 };
-
-static double percentile(const struct run *r, double p) {
-  uint64_t want = (uint64_t)((double)r->latencies * p), seen = 0;
-  for (int i = 0; i <= HIST_US; i++) {
-    seen += r->hist[i];
-    if (seen > want) return i;
-  }
-  return HIST_US;
-}
-
-static void record_latency(struct run *r, double seconds) {
-  double us = seconds * 1e6;
-  r->hist[us < HIST_US ? (int)us : HIST_US]++;
-  r->latencies++;
-}
 
 static void watch(struct run *r, struct conn *c, int op, uint32_t events) {
   struct epoll_event ev = {.events = events, .data.ptr = c};
   BENCH_ASSERT(epoll_ctl(r->ep, op, c->fd, &ev) == 0);
-}
-
-/* A TCP socket (TCP_NODELAY; with linger_zero, close sends an RST). */
-static int new_socket(int type_flags, int linger_zero) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0);
-  BENCH_ASSERT(fd >= 0);
-  int on = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-  if (linger_zero) {
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  }
-  return fd;
 }
 
 static void fail_connect(int err) {
@@ -99,22 +60,11 @@ static void fail_connect(int err) {
 static void connect_all(struct run *r, uint32_t events) {
   for (int i = 0; i < r->nconn; i++) {
     struct conn *c = &r->conns[i];
-    c->fd = new_socket(0, 0);
+    c->fd = loadgen_socket(0, 0);
     if (connect(c->fd, (struct sockaddr *)&r->addr, sizeof r->addr) != 0) fail_connect(errno);
     BENCH_ASSERT(fcntl(c->fd, F_SETFL, O_NONBLOCK) == 0);
     watch(r, c, EPOLL_CTL_ADD, events);
   }
-}
-
-/* epoll_wait that fails the run when no event came for 5 s (a server that stopped answering). */
-static int wait_events(struct run *r, struct epoll_event *evs, int max) {
-  int n = epoll_wait(r->ep, evs, max, 5000);
-  if (n == 0) {
-    fprintf(stderr, "loadgen: no event for 5 s: the server stopped answering\n");
-    exit(1);
-  }
-  BENCH_ASSERT(n > 0 || errno == EINTR);
-  return n > 0 ? n : 0;
 }
 
 /* Sends the (small) message from the start; the socket takes it at once. */
@@ -154,7 +104,7 @@ static int message_echoed(struct run *r, struct conn *c, double now) {
   if (c->got < r->size) return 0;
   BENCH_ASSERT(c->got == r->size);
   r->ops++;
-  record_latency(r, now - c->started);
+  latency_record(&r->lat, now - c->started);
   return 1;
 }
 
@@ -174,7 +124,7 @@ static double run_pingpong(struct run *r, double seconds) {
   int active = r->nconn;
   while (active > 0) {
     struct epoll_event evs[256];
-    int n = wait_events(r, evs, 256);
+    int n = loadgen_wait(r->ep, evs, 256, "loadgen");
     double now = bench_now();
     for (int i = 0; i < n; i++) {
       struct conn *c = evs[i].data.ptr;
@@ -196,7 +146,7 @@ static double run_pump(struct run *r, double seconds) {
   double t0 = bench_now(), end = t0 + seconds;
   while (bench_now() < end) {
     struct epoll_event evs[256];
-    int n = wait_events(r, evs, 256);
+    int n = loadgen_wait(r->ep, evs, 256, "loadgen");
     for (int i = 0; i < n; i++) {
       struct conn *c = evs[i].data.ptr;
       if (evs[i].events & EPOLLOUT) {
@@ -217,7 +167,7 @@ static double run_pump(struct run *r, double seconds) {
 /* A worker's next connection: a non-blocking connect, the message once connected. */
 static void churn_start(struct run *r, struct conn *c) {
   c->started = bench_now();
-  c->fd = new_socket(SOCK_NONBLOCK, 1);
+  c->fd = loadgen_socket(SOCK_NONBLOCK, 1);
   if (connect(c->fd, (struct sockaddr *)&r->addr, sizeof r->addr) == 0) {
     send_message(r, c);
     watch(r, c, EPOLL_CTL_ADD, EPOLLIN);
@@ -235,7 +185,7 @@ static double run_churn(struct run *r, double seconds) {
   int active = r->nconn;
   while (active > 0) {
     struct epoll_event evs[256];
-    int n = wait_events(r, evs, 256);
+    int n = loadgen_wait(r->ep, evs, 256, "loadgen");
     for (int i = 0; i < n; i++) {
       struct conn *c = evs[i].data.ptr;
       if (c->sent == 0) { /* connected (or refused) */
@@ -281,20 +231,12 @@ int main(int argc, char **argv) {
   r->nconn = nconn;
   r->size = (size_t)size;
   r->conns = calloc((size_t)nconn, sizeof *r->conns);
-  size_t pattern = r->size + READ_SIZE + PATTERN_PERIOD;
-  r->msg = malloc(pattern);
-  BENCH_ASSERT(r->conns && r->msg);
-  for (size_t i = 0; i < pattern; i++) r->msg[i] = (char)(i % PATTERN_PERIOD);
+  BENCH_ASSERT(r->conns);
+  r->msg = loadgen_pattern(r->size);
   r->ep = epoll_create1(EPOLL_CLOEXEC);
-  r->addr.sin_family = AF_INET;
-  r->addr.sin_port = htons((uint16_t)port);
-  r->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  loadgen_loopback(&r->addr, port);
 
   double secs = run_mode(r, seconds);
-  printf("RESULT mode=%s ops=%llu secs=%.3f ops_per_sec=%.0f", mode, (unsigned long long)r->ops, secs,
-         (double)r->ops / secs);
-  if (run_mode == run_pump) printf(" mb_per_sec=%.1f", (double)r->ops / secs / 1e6);
-  if (r->latencies) printf(" p50_us=%.0f p99_us=%.0f", percentile(r, 0.50), percentile(r, 0.99));
-  printf("\n");
+  loadgen_result(mode, r->ops, secs, run_mode == run_pump, &r->lat);
   return 0;
 }

@@ -31,23 +31,12 @@
  * usage: tls_loadgen pingpong|pump|handshake|idle PORT C S D CA_FILE
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 
-#include "bench_common.h"
-
-#define HIST_US 100000 /* latency histogram: 1 us buckets up to 100 ms */
-#define READ_SIZE 65536
-#define PATTERN_PERIOD 251 /* prime, so the pattern does not line up with power-of-two writes */
+#include "loadgen_common.h"
 
 struct conn {
   int fd;
@@ -64,26 +53,11 @@ struct run {
   SSL_CTX *ctx;
   struct sockaddr_in addr;
   struct conn *conns;
-  char *msg; /* pattern[i] = i % PATTERN_PERIOD, size + READ_SIZE + PATTERN_PERIOD bytes */
+  char *msg; /* loadgen_pattern(size) */
   char buf[READ_SIZE];
-  uint64_t ops, latencies;
-  uint32_t hist[HIST_US + 1];
+  uint64_t ops;
+  struct latencies lat;
 };
-
-static double percentile(const struct run *r, double p) {
-  uint64_t want = (uint64_t)((double)r->latencies * p), seen = 0;
-  for (int i = 0; i <= HIST_US; i++) {
-    seen += r->hist[i];
-    if (seen > want) return i;
-  }
-  return HIST_US;
-}
-
-static void record_latency(struct run *r, double seconds) {
-  double us = seconds * 1e6;
-  r->hist[us < HIST_US ? (int)us : HIST_US]++;
-  r->latencies++;
-}
 
 static void fail_tls(const char *what) {
   fprintf(stderr, "tls_loadgen: %s failed:\n", what);
@@ -113,14 +87,7 @@ static void watch(struct run *r, struct conn *c, int op, uint32_t events) {
 /* A TCP socket (TCP_NODELAY; with linger_zero, close sends an RST) and its SSL, verifying "localhost". */
 static void open_conn(struct run *r, struct conn *c, int type_flags, int linger_zero) {
   memset(c, 0, sizeof *c);
-  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0);
-  BENCH_ASSERT(c->fd >= 0);
-  int on = 1;
-  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-  if (linger_zero) {
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  }
+  c->fd = loadgen_socket(type_flags, linger_zero);
   c->ssl = SSL_new(r->ctx);
   if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_set1_host(c->ssl, "localhost") != 1) fail_tls("SSL_new");
   SSL_set_connect_state(c->ssl);
@@ -130,17 +97,6 @@ static void close_conn(struct conn *c) {
   SSL_free(c->ssl);
   close(c->fd);
   c->ssl = NULL;
-}
-
-/* epoll_wait that fails the run when no event came for 5 s (a server that stopped answering). */
-static int wait_events(struct run *r, struct epoll_event *evs, int max) {
-  int n = epoll_wait(r->ep, evs, max, 5000);
-  if (n == 0) {
-    fprintf(stderr, "tls_loadgen: no event for 5 s: the server stopped answering\n");
-    exit(1);
-  }
-  BENCH_ASSERT(n > 0 || errno == EINTR);
-  return n > 0 ? n : 0;
 }
 
 /*
@@ -221,7 +177,7 @@ static int message_echoed(struct run *r, struct conn *c, double now, int check) 
   if (c->got < r->size) return 0;
   BENCH_ASSERT(c->got == r->size);
   r->ops++;
-  record_latency(r, now - c->started);
+  latency_record(&r->lat, now - c->started);
   return 1;
 }
 
@@ -233,7 +189,7 @@ static double run_pingpong(struct run *r, double seconds) {
   int active = r->nconn;
   while (active > 0) {
     struct epoll_event evs[256];
-    int n = wait_events(r, evs, 256);
+    int n = loadgen_wait(r->ep, evs, 256, "tls_loadgen");
     double now = bench_now();
     for (int i = 0; i < n; i++) {
       struct conn *c = evs[i].data.ptr;
@@ -253,7 +209,7 @@ static double run_pump(struct run *r, double seconds) {
   double t0 = bench_now(), end = t0 + seconds;
   while (bench_now() < end) {
     struct epoll_event evs[256];
-    int n = wait_events(r, evs, 256);
+    int n = loadgen_wait(r->ep, evs, 256, "tls_loadgen");
     for (int i = 0; i < n; i++) {
       struct conn *c = evs[i].data.ptr;
       if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) r->ops += receive(r, c, 1);
@@ -301,7 +257,7 @@ static double run_handshake(struct run *r, double seconds) {
   int active = r->nconn;
   while (active > 0) {
     struct epoll_event evs[256];
-    int n = wait_events(r, evs, 256);
+    int n = loadgen_wait(r->ep, evs, 256, "tls_loadgen");
     for (int i = 0; i < n; i++) {
       struct conn *c = evs[i].data.ptr;
       if (!c->handshaken) {
@@ -384,14 +340,10 @@ int main(int argc, char **argv) {
   r->size = (size_t)size;
   r->ctx = client_ctx(argv[6]);
   r->conns = calloc((size_t)nconn, sizeof *r->conns);
-  size_t pattern = r->size + READ_SIZE + PATTERN_PERIOD;
-  r->msg = malloc(pattern);
-  BENCH_ASSERT(r->conns && r->msg);
-  for (size_t i = 0; i < pattern; i++) r->msg[i] = (char)(i % PATTERN_PERIOD);
+  BENCH_ASSERT(r->conns);
+  r->msg = loadgen_pattern(r->size);
   r->ep = epoll_create1(EPOLL_CLOEXEC);
-  r->addr.sin_family = AF_INET;
-  r->addr.sin_port = htons((uint16_t)port);
-  r->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  loadgen_loopback(&r->addr, port);
 
   if (run_mode == run_handshake) { /* one line of text, for openssl s_server -rev */
     memset(r->msg, 'x', r->size - 1);
@@ -402,10 +354,6 @@ int main(int argc, char **argv) {
     return 0;
   }
   double secs = run_mode(r, seconds);
-  printf("RESULT mode=%s ops=%llu secs=%.3f ops_per_sec=%.0f", mode, (unsigned long long)r->ops, secs,
-         (double)r->ops / secs);
-  if (run_mode == run_pump) printf(" mb_per_sec=%.1f", (double)r->ops / secs / 1e6);
-  if (r->latencies) printf(" p50_us=%.0f p99_us=%.0f", percentile(r, 0.50), percentile(r, 0.99));
-  printf("\n");
+  loadgen_result(mode, r->ops, secs, run_mode == run_pump, &r->lat);
   return 0;
 }
