@@ -386,19 +386,7 @@ func TestDriveVacancyServesOthers(t *testing.T) {
 	within("the timer", fired)
 	t.Logf("timer after %v", time.Since(t0))
 
-	accepted := make(chan struct{})
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			c.Close()
-		}
-		close(accepted)
-	}()
-	nc, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	within("the accept", accepted)
+	acceptsWithin(t, ln, within)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -482,19 +470,7 @@ func TestDriveWritesDoNotHoldOffPolls(t *testing.T) {
 	}
 	within("the timer", fired)
 
-	accepted := make(chan struct{})
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			c.Close()
-		}
-		close(accepted)
-	}()
-	nc, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	within("the accept", accepted)
+	acceptsWithin(t, ln, within)
 }
 
 // TestReadDeadlineSetWhileDriving: a goroutine waits in Read, driving the
@@ -565,4 +541,23 @@ func TestCloseWhileDriving(t *testing.T) {
 		t.Fatal("the last Read did not end")
 	}
 	_ = clients
+}
+
+// acceptsWithin dials ln with Go's net and checks, with within, that an
+// Accept on ln (a listener of a libasync loop) returns.
+func acceptsWithin(t *testing.T, ln net.Listener, within func(string, <-chan struct{})) {
+	t.Helper()
+	accepted := make(chan struct{})
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+		}
+		close(accepted)
+	}()
+	nc, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	within("the accept", accepted)
 }
