@@ -120,13 +120,19 @@ static void sink_init(struct sink *k) {
   k->hash = 14695981039346656037ull;
 }
 
+/* Standard stream fd of o: mode, served by protocol with userdata. */
+static void stdio_to(async_process_options *o, int fd, int mode, const async_stream_protocol *protocol,
+                     void *userdata) {
+  o->stdio_mode[fd] = mode;
+  o->stdio_protocol[fd] = protocol;
+  o->stdio_userdata[fd] = userdata;
+}
+
 /* Runs argv with options o (stdout a pipe into out), returns its exit. */
 static int capture(async_loop *loop, async_process_options *o, const char *const *argv, struct sink *out) {
   sink_init(out);
   o->argv = argv;
-  o->stdio_mode[1] = ASYNC_STDIO_PIPE;
-  o->stdio_protocol[1] = &k_sink;
-  o->stdio_userdata[1] = out;
+  stdio_to(o, 1, ASYNC_STDIO_PIPE, &k_sink, out);
   async_process *proc = NULL;
   assert_int_equal(async_process_spawn(&proc, loop, o, NULL), 0);
   int code = wait_exit(loop, proc);
@@ -244,9 +250,7 @@ static void test_exec_failures(void **state) {
   struct sink k;
   sink_init(&k);
   o.argv = missing;
-  o.stdio_mode[1] = ASYNC_STDIO_PIPE;
-  o.stdio_protocol[1] = &k_sink;
-  o.stdio_userdata[1] = &k;
+  stdio_to(&o, 1, ASYNC_STDIO_PIPE, &k_sink, &k);
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_ENOENT);
   async_loop_run(loop, ASYNC_RUN_NOWAIT);
   assert_int_equal(k.made + k.lost + k.released, 0);
@@ -445,12 +449,8 @@ static void cat_64mib(int transport) {
   sink_init(&out);
   async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
   o.argv = k_cat;
-  o.stdio_mode[0] = transport;
-  o.stdio_protocol[0] = &k_source;
-  o.stdio_userdata[0] = &src;
-  o.stdio_mode[1] = transport;
-  o.stdio_protocol[1] = &k_sink;
-  o.stdio_userdata[1] = &out;
+  stdio_to(&o, 0, transport, &k_source, &src);
+  stdio_to(&o, 1, transport, &k_sink, &out);
   async_process *proc = NULL;
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
   async_stream *in = NULL;
@@ -512,12 +512,8 @@ static void test_dev_stdin(void **state) {
     sink_init(&out);
     async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
     o.argv = probe;
-    o.stdio_mode[0] = cases[i].mode;
-    o.stdio_protocol[0] = &k_sink;
-    o.stdio_userdata[0] = &in_side;
-    o.stdio_mode[1] = cases[i].mode;
-    o.stdio_protocol[1] = &k_sink;
-    o.stdio_userdata[1] = &out;
+    stdio_to(&o, 0, cases[i].mode, &k_sink, &in_side);
+    stdio_to(&o, 1, cases[i].mode, &k_sink, &out);
     async_process *proc = NULL;
     assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
     async_stream *in = NULL;
@@ -549,12 +545,8 @@ static void test_socketpair(void **state) {
   static const char *const both[] = {"/bin/sh", "-c", "test -S /dev/stdin && test -S /dev/stdout && echo back >&0; cat",
                                      NULL};
   o.argv = both;
-  o.stdio_mode[0] = ASYNC_STDIO_SOCKETPAIR;
-  o.stdio_protocol[0] = &k_sink;
-  o.stdio_userdata[0] = &in_side;
-  o.stdio_mode[1] = ASYNC_STDIO_SOCKETPAIR;
-  o.stdio_protocol[1] = &k_sink;
-  o.stdio_userdata[1] = &out;
+  stdio_to(&o, 0, ASYNC_STDIO_SOCKETPAIR, &k_sink, &in_side);
+  stdio_to(&o, 1, ASYNC_STDIO_SOCKETPAIR, &k_sink, &out);
   async_process *proc = NULL;
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
   async_stream *in = NULL;
@@ -576,9 +568,7 @@ static void test_socketpair(void **state) {
   static struct source src;
   memset(&src, 0, sizeof src);
   o.argv = k_true;
-  o.stdio_mode[0] = ASYNC_STDIO_SOCKETPAIR;
-  o.stdio_protocol[0] = &k_source;
-  o.stdio_userdata[0] = &src;
+  stdio_to(&o, 0, ASYNC_STDIO_SOCKETPAIR, &k_source, &src);
   o.stdio_mode[1] = ASYNC_STDIO_INHERIT;
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
   run_bounded(loop, &src.released, 10000);
@@ -602,12 +592,8 @@ static void test_stdin_eof(void **state) {
   sink_init(&in_side);
   async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
   o.argv = k_cat;
-  o.stdio_mode[0] = ASYNC_STDIO_PIPE;
-  o.stdio_protocol[0] = &k_sink;
-  o.stdio_userdata[0] = &in_side;
-  o.stdio_mode[1] = ASYNC_STDIO_PIPE;
-  o.stdio_protocol[1] = &k_sink;
-  o.stdio_userdata[1] = &out;
+  stdio_to(&o, 0, ASYNC_STDIO_PIPE, &k_sink, &in_side);
+  stdio_to(&o, 1, ASYNC_STDIO_PIPE, &k_sink, &out);
   async_process *proc = NULL;
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
   async_stream *in = NULL;
@@ -640,9 +626,7 @@ static void test_child_gone_epipe(void **state) {
     memset(&src, 0, sizeof src);
     async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
     o.argv = programs[i % 2];
-    o.stdio_mode[0] = transport;
-    o.stdio_protocol[0] = &k_source;
-    o.stdio_userdata[0] = &src;
+    stdio_to(&o, 0, transport, &k_source, &src);
     async_process *proc = NULL;
     assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
     run_bounded(loop, &src.released, 10000);
@@ -676,9 +660,7 @@ static void test_epipe_sigpipe_blocked(void **state) {
     memset(&src, 0, sizeof src);
     async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
     o.argv = k_true;
-    o.stdio_mode[0] = ASYNC_STDIO_FIFO;
-    o.stdio_protocol[0] = &k_source;
-    o.stdio_userdata[0] = &src;
+    stdio_to(&o, 0, ASYNC_STDIO_FIFO, &k_source, &src);
     async_process *proc = NULL;
     assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
     run_bounded(loop, &src.released, 10000);
@@ -720,9 +702,7 @@ static void test_pipe_capacity(void **state) {
   o.argv = sleep10;
   for (int i = 0; i < 3; i++) {
     sink_init(&k[i]);
-    o.stdio_mode[i] = ASYNC_STDIO_FIFO;
-    o.stdio_protocol[i] = &k_sink;
-    o.stdio_userdata[i] = &k[i];
+    stdio_to(&o, i, ASYNC_STDIO_FIFO, &k_sink, &k[i]);
   }
   async_process *proc = NULL;
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), 0);
@@ -835,9 +815,7 @@ static void test_free_while_running(void **state) {
   sink_init(&out);
   async_process_options o = ASYNC_PROCESS_OPTIONS_INIT;
   o.argv = marker;
-  o.stdio_mode[1] = ASYNC_STDIO_PIPE;
-  o.stdio_protocol[1] = &k_sink;
-  o.stdio_userdata[1] = &out;
+  stdio_to(&o, 1, ASYNC_STDIO_PIPE, &k_sink, &out);
   int token = 0;
   async_process *proc = NULL;
   assert_int_equal(async_process_spawn(&proc, loop, &o, &token), 0);
@@ -1131,9 +1109,7 @@ static void test_no_pidfd(void **state) {
   struct sink out;
   sink_init(&out);
   o.argv = k_cat;
-  o.stdio_mode[1] = ASYNC_STDIO_PIPE;
-  o.stdio_protocol[1] = &k_sink;
-  o.stdio_userdata[1] = &out;
+  stdio_to(&o, 1, ASYNC_STDIO_PIPE, &k_sink, &out);
   async_process *proc = NULL;
   assert_int_equal(async_process_spawn(&proc, loop, &o, NULL), ASYNC_ENOTSUP);
   assert_null(proc);
