@@ -28,7 +28,6 @@ trap cleanup EXIT
 results=$build/instr-results.txt
 : >"$results"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 grind() { valgrind --tool=callgrind --callgrind-out-file="$1" -q "${@:2}"; }
 # Total instructions of a callgrind output file.
 total_ir() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }

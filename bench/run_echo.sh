@@ -22,7 +22,6 @@ rounds=${ROUNDS:-5}
 secs=${SECONDS_PER_RUN:-2}
 results=$build/echo-results.txt
 : >"$results"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 read -r -a servers <<<"${SERVERS:-async coro uv ev event epoll}"
 # name mode connections size

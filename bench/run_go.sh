@@ -27,7 +27,6 @@ echo "== cost per event (go test -bench Events, $(go version | cut -d' ' -f3))"
 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 measure() { # server-name workload conns command...
   local name=$1 workload=$2 conns=$3 port out pid line ticks
   shift 3

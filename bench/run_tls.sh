@@ -48,7 +48,6 @@ sh "$root/tests/tls_certs.sh" "$work" >/dev/null
 cert=$work/server.pem key=$work/server.key ca=$work/ca.pem
 results=$build/tls-results.txt
 : >"$results"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 read -r -a servers <<<"${SERVERS:-async epoll uv}"
 # name mode connections size; "sserver" joins the servers on the handshake row

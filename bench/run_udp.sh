@@ -19,7 +19,7 @@ secs=${SECONDS_PER_RUN:-2}
 senders=${FLOOD_SENDERS:-2}
 results=$build/udp-results.txt
 : >"$results"
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+free_udp_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 servers=(async uv epoll)
 # name, server mode, load generator arguments after the port
@@ -30,7 +30,7 @@ for ((round = 0; round < rounds; round++)); do
     read -r name mode gen <<<"$w"
     for ((i = 0; i < ${#servers[@]}; i++)); do
       srv=${servers[(i + round) % ${#servers[@]}]}
-      port=$(free_port)
+      port=$(free_udp_port)
       out=$(mktemp)
       "$bin/udp_$srv" "$port" "$mode" >"$out" &
       pid=$!
