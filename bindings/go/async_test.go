@@ -26,6 +26,18 @@ import (
 )
 
 // startLoop runs a new loop in a goroutine; the cleanup stops and closes it.
+// listenLocal listens on a free TCP port of 127.0.0.1 and closes the
+// listener when the test ends.
+func listenLocal(t testing.TB, l *Loop) *Listener {
+	t.Helper()
+	ln, err := l.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
 func startLoop(t testing.TB) *Loop {
 	t.Helper()
 	l, err := New()
@@ -179,11 +191,7 @@ func echoServer(ln net.Listener) {
 
 func TestDialListenEcho(t *testing.T) {
 	l := startLoop(t)
-	ln, err := l.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLocal(t, l)
 	go echoServer(ln)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -248,11 +256,7 @@ func TestDialRefused(t *testing.T) {
 
 func TestReadDeadline(t *testing.T) {
 	l := startLoop(t)
-	ln, err := l.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLocal(t, l)
 	c, err := net.Dial("tcp", ln.Addr().String()) // Go's own client
 	if err != nil {
 		t.Fatal(err)
@@ -367,11 +371,7 @@ func TestConnOptionsAndVersion(t *testing.T) {
 	if err := l.SetDNSTimeout(time.Second, 2); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := l.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLocal(t, l)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c, err := l.Dial(ctx, "tcp", ln.Addr().String())
@@ -506,11 +506,7 @@ func TestListenHandlerEchoesOnTheLoop(t *testing.T) {
 // the stream paused, and resumes as Read drains; nothing is lost.
 func TestSlowReaderFlowControl(t *testing.T) {
 	l := startLoop(t)
-	ln, err := l.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLocal(t, l)
 	const total = 4 << 20
 	go func() {
 		s, err := ln.Accept()
@@ -792,11 +788,7 @@ func TestTLSOverConn(t *testing.T) {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(cert)
-	ln, err := l.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLocal(t, l)
 	go echoServer(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

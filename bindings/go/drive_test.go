@@ -48,11 +48,7 @@ func startLoopWithVacancy(t *testing.T, vacancy time.Duration) *Loop {
 // connPairs makes n connected pairs (client, server) on l.
 func connPairs(t *testing.T, l *Loop, n int) (clients, servers []*Conn) {
 	t.Helper()
-	ln, err := l.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLocal(t, l)
 	for i := 0; i < n; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		c, err := l.Dial(ctx, "tcp", ln.Addr().String())
@@ -74,11 +70,7 @@ func connPairs(t *testing.T, l *Loop, n int) (clients, servers []*Conn) {
 // peer whose writes do not touch the loop.
 func netPairs(t *testing.T, l *Loop, n int) (clients []net.Conn, servers []*Conn) {
 	t.Helper()
-	ln, err := l.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLocal(t, l)
 	for i := 0; i < n; i++ {
 		c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
 		if err != nil {
@@ -350,11 +342,7 @@ func TestDriveNewsBeforeTakingToken(t *testing.T) {
 // still come, from Run once the token stays free for its tick.
 func TestDriveVacancyServesOthers(t *testing.T) {
 	l := startLoop(t)
-	ln, err := l.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLocal(t, l)
 	clients, servers := connPairs(t, l, 1)
 	got := make(chan error, 1)
 	go func() { // reads once, then goes away (keeps the connection)
@@ -410,11 +398,7 @@ func TestDriveVacancyServesOthers(t *testing.T) {
 func TestDriveWritesDoNotHoldOffPolls(t *testing.T) {
 	const tick = 50 * time.Millisecond
 	l := startLoopWithVacancy(t, tick)
-	ln, err := l.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLocal(t, l)
 	clients, servers := netPairs(t, l, 1)
 	go io.Copy(io.Discard, clients[0])
 	tm, err := l.NewTimer(6*tick, 0) // fires while the writes go on
