@@ -883,16 +883,24 @@ static void test_he_aaaa_after_resolution_delay(void **state) {
   assert_true(iterations < 50);
 }
 
-/* No resolution delay (negative): IPv4 is tried as soon as A answers. */
+/* No resolution delay (negative): IPv4 is tried as soon as A answers, not
+ * after the default 50 ms. A loaded machine (sanitizers, valgrind) can hold
+ * the responder or the loop back that long: up to three races, each
+ * checked, one of which must try IPv4 within 45 ms (a connector that waits
+ * the default delay fails all three). Not timed under valgrind. */
 static void test_he_no_resolution_delay(void **state) {
   (void)state;
   if (!ipv6_loopback()) skip();
-  struct attempts a = {0};
-  he_refused_race(200, -1, &a);
-  assert_int_equal(a.families[0], AF_INET);
-  assert_int_equal(a.families[1], AF_INET6);
-  assert_true(a.ms[1] >= 199.0);
-  if (!under_valgrind()) assert_true(a.ms[0] < 45.0);
+  int v4_early = 0;
+  for (int race = 0; race < 3 && !v4_early; race++) {
+    struct attempts a = {0};
+    he_refused_race(200, -1, &a);
+    assert_int_equal(a.families[0], AF_INET);
+    assert_int_equal(a.families[1], AF_INET6);
+    assert_true(a.ms[1] >= 199.0);
+    v4_early = a.ms[0] < 45.0 || under_valgrind(); /* valgrind: too slow to tell */
+  }
+  assert_true(v4_early);
 }
 
 /* First address blackholed (a hung listener on 127.0.0.2): with Happy
