@@ -91,7 +91,7 @@ std::uint8_t *Loop::datagram_buffer() noexcept {
 
 bool Loop::run_begin() noexcept {
   if (running_ || visiting()) return false;
-  now_update();
+  now_stale_ = true;
   running_ = true;
   if (Embedding *embedding = this->embedding()) {
     entry_checks_.fetch_and(~kEmbeddedIdle);
@@ -131,7 +131,7 @@ int Loop::run(int mode) noexcept {
 
 int Loop::run_for(std::uint64_t budget_ns) noexcept {
   if (!run_begin()) return ASYNC_EBUSY;
-  budget_end_ns_ = util::saturating_add(now_ns_, budget_ns);
+  budget_end_ns_ = util::saturating_add(now_ns(), budget_ns);
   timed_ = true;
   // Every iteration polls first, so I/O is served on every call however
   // much is queued; iterations go on while callbacks are queued and time
@@ -185,7 +185,10 @@ int Loop::run_until(Future &future) noexcept {
   return status;
 }
 
-void Loop::now_update() noexcept { now_ns_ = util::monotonic_ns(); }
+void Loop::now_update() noexcept {
+  now_ns_ = util::monotonic_ns();
+  now_stale_ = false;
+}
 
 std::int64_t Loop::timeout_ms() const noexcept {
   if (!ready_.empty() || stop_requested_ || idle_hooks_ > 0) return 0;
@@ -208,7 +211,8 @@ bool Loop::iterate(bool may_block) noexcept {
   if (stop_requested_ && !stop_before) return false;
   // Every fd callback runs inside poll(), so after_poll() follows all of
   // them: a hot fd cannot starve the ready queue or the timers.
-  after_poll(backend_.poll(may_block && !spinning_));
+  backend_.poll(may_block && !spinning_);
+  after_poll();
   return true;
 }
 
@@ -219,16 +223,16 @@ void Loop::before_poll() noexcept {
   // Timers started from here on (I/O callbacks, check hooks, ready
   // callbacks, timer callbacks) wait for the next iteration's timer pass.
   poll_timer_seq_ = timer_seq_;
-  arm_timer();
+  if (!timers_.empty() || timer_armed_) arm_timer();  // else nothing to arm or disarm
   if (service_) service_->before_poll();
   sync_spinning();
   sync_holds();  // once per iteration, before the poll: the only place it decides
 }
 
-void Loop::after_poll(std::uint64_t polled_at) noexcept {
-  // The clock was read when the poll returned; I/O callbacks since then
-  // ran within the same iteration, as libuv's cached time.
-  now_ns_ = polled_at;
+void Loop::after_poll() noexcept {
+  // The clock is read when the iteration first needs the time; callbacks
+  // after that run within the same time, as libuv's cached time.
+  now_stale_ = true;
   if (!hooks_[ASYNC_HOOK_CHECK].empty()) Hook::run_all(*this, ASYNC_HOOK_CHECK);
   if (posts_stalled_) drain_posts();
   if (service_) service_->after_poll();
@@ -275,7 +279,7 @@ void Loop::run_due_timers() noexcept {
   std::uint64_t first_new = poll_timer_seq_;
   while (!timers_.empty()) {
     const TimerHeap::Entry &top = timers_.top();
-    if (top.deadline > now_ns_ || top.seq >= first_new) break;
+    if (top.seq >= first_new || top.deadline > now_ns()) break;
     top.timer->expire();
   }
 }

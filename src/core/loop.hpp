@@ -87,7 +87,14 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // does, and the holds' reference no longer once they have ended.
   bool alive() const noexcept { return backend_.refs() > (hold_ref_ ? 1 : 0) || !ready_.empty() || held(); }
 
-  std::uint64_t now_ns() const noexcept { return now_ns_; }
+  // The iteration's time, read from the clock at its first use after the
+  // poll (or the start of a run) and cached for the rest of the iteration:
+  // an iteration that needs no time (no timer due to be checked, no
+  // async_loop_now()) reads no clock.
+  std::uint64_t now_ns() noexcept {
+    if (now_stale_) now_update();
+    return now_ns_;
+  }
   void now_update() noexcept;
   std::int64_t timeout_ms() const noexcept;
 
@@ -228,8 +235,7 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // (the poll and what follows it are skipped).
   bool iterate(bool may_block) noexcept;
   void before_poll() noexcept;
-  // polled_at: when the poll returned, the iteration's time.
-  void after_poll(std::uint64_t polled_at) noexcept;
+  void after_poll() noexcept;
   static void woken(void *self) noexcept;
   static void run_until_done(async_future *future, int status, void *token) noexcept;
   static void run_call(async_loop *loop, void *self) noexcept;
@@ -267,6 +273,7 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   TimerHeap timers_;
   util::List hooks_[3];
   std::uint64_t now_ns_ = 0;
+  bool now_stale_ = false;  // now_ns_ is from before the last poll or run
   std::uint64_t timer_seq_ = 0;
   std::uint64_t poll_timer_seq_ = 0;  // timer_seq_ when this iteration polled
   std::uint64_t armed_deadline_ = 0;

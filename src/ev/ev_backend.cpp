@@ -172,9 +172,8 @@ struct Backend::Impl {
   long sources = 0;
   long signals_stopped = 0;
   std::uint64_t iterations = 0;
-  std::uint64_t poll_started = 0;
-  std::uint64_t poll_ended = 0;
-  std::uint64_t poll_ns = 0;
+  ev_tstamp poll_started = 0;  // libev's time when the current blocking poll began
+  ev_tstamp poll_time = 0;     // seconds, summed as libev measures them
 };
 
 namespace {
@@ -191,17 +190,15 @@ void on_async(struct ev_loop *loop, ev_async *, int) noexcept {
 // a moment before the library sees its deadline, and must then be re-armed.
 void on_timer(struct ev_loop *loop, ev_timer *, int) noexcept { impl_of(loop)->timer_fired = true; }
 
-// The clock is read once per iteration, when the poll returns (the loop's
-// time for the iteration), and once more before a poll that may block, so
-// poll_ns counts the time spent blocked and a spinning loop pays one read.
-// libev calls this only while it is installed: for polls that may block.
-void before_block(struct ev_loop *loop) noexcept { impl_of(loop)->poll_started = util::monotonic_ns(); }
-
-void after_block(struct ev_loop *loop) noexcept {
-  auto *impl = impl_of(loop);
-  impl->poll_ended = util::monotonic_ns();
-  if (impl->may_block) impl->poll_ns += impl->poll_ended - impl->poll_started;
-}
+// poll_time sums the time spent in polls that may block on libev's own
+// clock, which it reads right before the poll (then this runs) and right
+// after it (then ev_run returns): no clock read of ours per iteration.
+// libev's time is the monotonic clock plus an offset to the real-time
+// clock, re-read every half second at most: a poll across a jump of the
+// real-time clock may count it (or count nothing), as any wall-clock
+// measure would. libev calls this only while it is installed: for polls
+// that may block.
+void before_block(struct ev_loop *loop) noexcept { impl_of(loop)->poll_started = ev_now(loop); }
 
 // ev_run dispatches on entry, where nothing is ever pending (each ev_run
 // dispatches everything it queued before returning), and after its poll,
@@ -316,7 +313,6 @@ int Backend::open(const LoopEvents &events) noexcept {
   impl->loop = loop;
   impl->events = events;
   ev_set_userdata(loop, impl);
-  ev_set_loop_release_cb(loop, nullptr, after_block);  // may_block is false
   ev_set_invoke_pending_cb(loop, invoke_if_pending);
   ev_timer_init(&impl->timer, on_timer, 0., 0.);
 
@@ -326,7 +322,7 @@ int Backend::open(const LoopEvents &events) noexcept {
   return 0;
 }
 
-std::uint64_t Backend::poll(bool may_block) noexcept {
+void Backend::poll(bool may_block) noexcept {
   bool forked = impl_->forked;
   if (forked) {
     impl_->forked = false;
@@ -343,19 +339,24 @@ std::uint64_t Backend::poll(bool may_block) noexcept {
   // timer slots (DNS) are not skipped over.
   if (!may_block && !forked && impl_->sources == 0 && armed_timers_.empty() &&
       !__atomic_load_n(&impl_->async.sent, __ATOMIC_ACQUIRE))
-    return util::monotonic_ns();
+    return;
   // A non-blocking poll needs no start time: no call at all before it.
   // Swapped only when the kind of poll changes (libev checks for null).
   if (may_block != impl_->may_block) {
     impl_->may_block = may_block;
-    ev_set_loop_release_cb(impl_->loop, may_block ? before_block : nullptr, after_block);
+    ev_set_loop_release_cb(impl_->loop, may_block ? before_block : nullptr, nullptr);
   }
   ev_run(impl_->loop, may_block ? EVRUN_ONCE : EVRUN_NOWAIT);
+  if (may_block) {
+    // ev_run(ONCE) always polls, after before_block(); libev's time is
+    // from right after the poll.
+    ev_tstamp blocked = ev_now(impl_->loop) - impl_->poll_started;
+    if (blocked > 0) impl_->poll_time += blocked;
+  }
   if (impl_->signals_stopped) {
     impl_->sources -= impl_->signals_stopped;
     impl_->signals_stopped = 0;
   }
-  return impl_->poll_ended;
 }
 
 void Backend::fork() noexcept {
@@ -454,7 +455,7 @@ std::uint64_t Backend::next_timer_ns() noexcept {
   return next >= 1e9 ? UINT64_MAX : now + static_cast<std::uint64_t>(next * 1e9) + 1000u;
 }
 std::uint64_t Backend::iterations() const noexcept { return impl_->iterations; }
-std::uint64_t Backend::poll_ns() const noexcept { return impl_->poll_ns; }
+std::uint64_t Backend::poll_ns() const noexcept { return static_cast<std::uint64_t>(impl_->poll_time * 1e9); }
 
 void Backend::io_init(IoSlot &slot, int fd, std::uint32_t events, Dispatch fn, void *owner) noexcept {
   ev_io *w = as_io(slot);

@@ -55,9 +55,8 @@ class Backend {
 
   // One libev iteration (the loop drives its own): poll, blocking only when
   // may_block and a referenced watcher is active, then run the fd, timer
-  // and wakeup callbacks it found. Returns the monotonic time (ns) at which
-  // the poll returned.
-  std::uint64_t poll(bool may_block) noexcept;
+  // and wakeup callbacks it found.
+  void poll(bool may_block) noexcept;
 
   // In the child after fork(): a new epoll fd and wakeup eventfd, every
   // watcher kept. What the poll this takes finds is dispatched by the next

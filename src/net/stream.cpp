@@ -332,8 +332,6 @@ int Stream::replace_protocol(const async_stream_protocol &protocol, void *userda
 
 // ---- readiness ------------------------------------------------------------
 
-bool Stream::is_reading() const noexcept { return made_ && !paused_ && !eof_ && state_ == kOpen && !write_only_; }
-
 void Stream::update_io() noexcept {
   if (state_ == kLost) return;
   if (layered_) {

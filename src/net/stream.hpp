@@ -83,7 +83,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // 0, or ASYNC_ENOMEM when the kept bytes' delivery could not be queued
   // (the stream is then aborted).
   int resume_reading() noexcept;
-  bool is_reading() const noexcept;
+  // Inline: the read path asks twice per read.
+  bool is_reading() const noexcept { return made_ && !paused_ && !eof_ && state_ == kOpen && !write_only_; }
   std::size_t high() const noexcept { return marks_.high; }
   std::size_t low() const noexcept { return marks_.low; }
   std::size_t write_buffer_size() const noexcept;
