@@ -120,11 +120,10 @@ int Loop::run(int mode) noexcept {
   // asyncio: stop() before run() means one non-blocking iteration.
   if (stop_requested_) mode = ASYNC_RUN_NOWAIT;
   if (!run_begin()) return ASYNC_EBUSY;
-  // As ev_run(0) did: at least one iteration, more while referenced work
-  // remains (queued callbacks hold a reference, sync_spinning).
-  while (iterate(mode != ASYNC_RUN_NOWAIT) && mode == ASYNC_RUN_DEFAULT && (backend_.alive() || held()) &&
-         !stop_requested_) {
-  }
+  if (mode == ASYNC_RUN_DEFAULT)
+    run_default();
+  else
+    iterate(mode != ASYNC_RUN_NOWAIT);
   run_end();
   return alive() ? 1 : 0;
 }
@@ -203,17 +202,51 @@ std::int64_t Loop::timeout_ms() const noexcept {
 // ---- one iteration: idle + prepare hooks, poll, I/O, check hooks, ready
 // queue snapshot, due timers --------------------------------------------
 
-bool Loop::iterate(bool may_block) noexcept {
+bool Loop::prepare() noexcept {
   bool stop_before = stop_requested_;
   before_poll();
   // A stop from an idle or prepare hook skips the poll and what follows,
   // as libev's ev_break from a prepare watcher did.
-  if (stop_requested_ && !stop_before) return false;
+  return !stop_requested_ || stop_before;
+}
+
+bool Loop::iterate(bool may_block) noexcept {
+  if (!prepare()) return false;
   // Every fd callback runs inside poll(), so after_poll() follows all of
   // them: a hot fd cannot starve the ready queue or the timers.
   backend_.poll(may_block && !spinning_);
   after_poll();
   return true;
+}
+
+void Loop::run_default() noexcept {
+  // As ev_run(0) did: at least one iteration, more while referenced work
+  // remains (queued callbacks hold a reference, sync_spinning).
+  if (!prepare()) return;
+  for (;;) {
+    if (!spinning_ && backend_.can_run()) {
+      // Polls that may block run inside one ev_run, each iteration's
+      // after_poll() and the next one's prepare() in step(); it leaves
+      // prepared for a poll that must not block, or with the run over.
+      run_over_ = false;
+      backend_.run(step, this);
+      if (run_over_) return;
+    } else {
+      backend_.poll(!spinning_);
+      after_poll();
+      if (!goes_on() || !prepare()) return;
+    }
+  }
+}
+
+bool Loop::step(void *self) noexcept {
+  Loop &loop = *static_cast<Loop *>(self);
+  loop.after_poll();
+  if (!loop.goes_on() || !loop.prepare()) {
+    loop.run_over_ = true;
+    return false;
+  }
+  return !loop.spinning_;
 }
 
 void Loop::before_poll() noexcept {

@@ -234,6 +234,13 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // One iteration; false when a prepare or idle hook stopped the loop
   // (the poll and what follows it are skipped).
   bool iterate(bool may_block) noexcept;
+  // run(DEFAULT)'s iterations (step: one of them inside ev::Backend::run).
+  void run_default() noexcept;
+  static bool step(void *self) noexcept;
+  // before_poll(); false when a prepare or idle hook stopped the loop.
+  bool prepare() noexcept;
+  // Whether run(DEFAULT) goes on after an iteration.
+  bool goes_on() const noexcept { return (backend_.alive() || held()) && !stop_requested_; }
   void before_poll() noexcept;
   void after_poll() noexcept;
   static void woken(void *self) noexcept;
@@ -280,6 +287,7 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   bool timer_armed_ = false;
   bool spinning_ = false;  // the next poll must not block
   bool running_ = false;
+  bool run_over_ = false;  // step() ended run_default()
   bool ready_ref_ = false;
   bool stop_requested_ = false;
   bool stopped_ = false;  // the last run ended through stop()

@@ -162,9 +162,12 @@ struct Backend::Impl {
   LoopEvents events{};
   ev_async async;
   ev_timer timer;
-  bool may_block = false;    // the current poll is timed for poll_ns
-  bool forked = false;       // fork() left events pending: the next poll must not block
-  bool timer_fired = false;  // the poll timer went off since arm_timer()
+  bool may_block = false;        // the current poll is timed for poll_ns
+  bool forked = false;           // fork() left events pending: the next poll must not block
+  bool timer_fired = false;      // the poll timer went off since arm_timer()
+  bool polled = false;           // before_block() ran: a poll of run() has returned by the next dispatch
+  Backend::Step step = nullptr;  // run()'s
+  void *step_owner = nullptr;
   // Active io and signal watchers: while there are none, libev has nothing
   // to poll but its own wakeup (see Backend::poll). A stopped signal
   // watcher counts until the next libev poll, which drops a delivery
@@ -198,7 +201,27 @@ void on_timer(struct ev_loop *loop, ev_timer *, int) noexcept { impl_of(loop)->t
 // real-time clock may count it (or count nothing), as any wall-clock
 // measure would. libev calls this only while it is installed: for polls
 // that may block.
-void before_block(struct ev_loop *loop) noexcept { impl_of(loop)->poll_started = ev_now(loop); }
+void before_block(struct ev_loop *loop) noexcept {
+  auto *impl = impl_of(loop);
+  impl->poll_started = ev_now(loop);
+  impl->polled = true;
+}
+
+// After a poll: its iteration counted, the time a blocking one took, and
+// signal watchers stopped before it no longer counted as sources.
+void after_poll(Backend::Impl *impl, bool may_block) noexcept {
+  ++impl->iterations;
+  if (may_block) {
+    // ev_run always polls after before_block(); libev's time is from
+    // right after the poll.
+    ev_tstamp blocked = ev_now(impl->loop) - impl->poll_started;
+    if (blocked > 0) impl->poll_time += blocked;
+  }
+  if (impl->signals_stopped) {
+    impl->sources -= impl->signals_stopped;
+    impl->signals_stopped = 0;
+  }
+}
 
 // ev_run dispatches on entry, where nothing is ever pending (each ev_run
 // dispatches everything it queued before returning), and after its poll,
@@ -206,6 +229,18 @@ void before_block(struct ev_loop *loop) noexcept { impl_of(loop)->poll_started =
 // cheaper than ev_invoke_pending walking libev's five priority lists.
 void invoke_if_pending(struct ev_loop *loop) noexcept {
   if (ev_pending_count(loop)) ev_invoke_pending(loop);
+}
+
+// run()'s dispatch: on entry to ev_run nothing is pending and nothing was
+// polled; after each poll the callbacks, then the owner's step, which may
+// end the run.
+void invoke_and_step(struct ev_loop *loop) noexcept {
+  auto *impl = impl_of(loop);
+  if (!impl->polled) return;
+  impl->polled = false;
+  if (ev_pending_count(loop)) ev_invoke_pending(loop);
+  after_poll(impl, true);
+  if (!impl->step(impl->step_owner)) ev_break(loop, EVBREAK_ONE);
 }
 
 // fork()'s iteration: what it finds stays pending for the next ev_run,
@@ -328,7 +363,6 @@ void Backend::poll(bool may_block) noexcept {
     impl_->forked = false;
     may_block = false;  // the events dispatched on entry may queue work
   }
-  ++impl_->iterations;
   // A poll that may not block, on a loop with no fd or signal watched,
   // could only find the wakeup: libev's ev_async_send sets the watcher's
   // flag before anything else, and a blocking ev_run sees it and does not
@@ -338,8 +372,10 @@ void Backend::poll(bool may_block) noexcept {
   // its own heap and arm_timer() refreshes libev's time; the internal
   // timer slots (DNS) are not skipped over.
   if (!may_block && !forked && impl_->sources == 0 && armed_timers_.empty() &&
-      !__atomic_load_n(&impl_->async.sent, __ATOMIC_ACQUIRE))
+      !__atomic_load_n(&impl_->async.sent, __ATOMIC_ACQUIRE)) {
+    ++impl_->iterations;
     return;
+  }
   // A non-blocking poll needs no start time: no call at all before it.
   // Swapped only when the kind of poll changes (libev checks for null).
   if (may_block != impl_->may_block) {
@@ -347,16 +383,22 @@ void Backend::poll(bool may_block) noexcept {
     ev_set_loop_release_cb(impl_->loop, may_block ? before_block : nullptr, nullptr);
   }
   ev_run(impl_->loop, may_block ? EVRUN_ONCE : EVRUN_NOWAIT);
-  if (may_block) {
-    // ev_run(ONCE) always polls, after before_block(); libev's time is
-    // from right after the poll.
-    ev_tstamp blocked = ev_now(impl_->loop) - impl_->poll_started;
-    if (blocked > 0) impl_->poll_time += blocked;
+  after_poll(impl_, may_block);
+}
+
+bool Backend::can_run() const noexcept { return !impl_->forked; }
+
+void Backend::run(Step step, void *owner) noexcept {
+  if (!impl_->may_block) {
+    impl_->may_block = true;
+    ev_set_loop_release_cb(impl_->loop, before_block, nullptr);
   }
-  if (impl_->signals_stopped) {
-    impl_->sources -= impl_->signals_stopped;
-    impl_->signals_stopped = 0;
-  }
+  impl_->step = step;
+  impl_->step_owner = owner;
+  impl_->polled = false;
+  ev_set_invoke_pending_cb(impl_->loop, invoke_and_step);
+  ev_run(impl_->loop, 0);
+  ev_set_invoke_pending_cb(impl_->loop, invoke_if_pending);
 }
 
 void Backend::fork() noexcept {
