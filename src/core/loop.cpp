@@ -202,16 +202,16 @@ std::int64_t Loop::timeout_ms() const noexcept {
 // ---- one iteration: idle + prepare hooks, poll, I/O, check hooks, ready
 // queue snapshot, due timers --------------------------------------------
 
-bool Loop::prepare() noexcept {
+bool Loop::prepare(bool synced) noexcept {
   bool stop_before = stop_requested_;
-  before_poll();
+  before_poll(synced);
   // A stop from an idle or prepare hook skips the poll and what follows,
   // as libev's ev_break from a prepare watcher did.
   return !stop_requested_ || stop_before;
 }
 
 bool Loop::iterate(bool may_block) noexcept {
-  if (!prepare()) return false;
+  if (!prepare(false)) return false;
   // Every fd callback runs inside poll(), so after_poll() follows all of
   // them: a hot fd cannot starve the ready queue or the timers.
   backend_.poll(may_block && !spinning_);
@@ -222,7 +222,7 @@ bool Loop::iterate(bool may_block) noexcept {
 void Loop::run_default() noexcept {
   // As ev_run(0) did: at least one iteration, more while referenced work
   // remains (queued callbacks hold a reference, sync_spinning).
-  if (!prepare()) return;
+  if (!prepare(false)) return;
   for (;;) {
     if (!spinning_ && backend_.can_run()) {
       // Polls that may block run inside one ev_run, each iteration's
@@ -234,7 +234,7 @@ void Loop::run_default() noexcept {
     } else {
       backend_.poll(!spinning_);
       after_poll();
-      if (!goes_on() || !prepare()) return;
+      if (!goes_on() || !prepare(true)) return;
     }
   }
 }
@@ -242,23 +242,34 @@ void Loop::run_default() noexcept {
 bool Loop::step(void *self) noexcept {
   Loop &loop = *static_cast<Loop *>(self);
   loop.after_poll();
-  if (!loop.goes_on() || !loop.prepare()) {
+  if (!loop.goes_on() || !loop.prepare(true)) {
     loop.run_over_ = true;
     return false;
   }
   return !loop.spinning_;
 }
 
-void Loop::before_poll() noexcept {
+void Loop::before_poll(bool synced) noexcept {
   // Empty hook lists (the common case) cost a load, not a call.
-  if (!hooks_[ASYNC_HOOK_IDLE].empty()) Hook::run_all(*this, ASYNC_HOOK_IDLE);
-  if (!hooks_[ASYNC_HOOK_PREPARE].empty()) Hook::run_all(*this, ASYNC_HOOK_PREPARE);
+  if (!hooks_[ASYNC_HOOK_IDLE].empty()) {
+    Hook::run_all(*this, ASYNC_HOOK_IDLE);
+    synced = false;
+  }
+  if (!hooks_[ASYNC_HOOK_PREPARE].empty()) {
+    Hook::run_all(*this, ASYNC_HOOK_PREPARE);
+    synced = false;
+  }
   // Timers started from here on (I/O callbacks, check hooks, ready
   // callbacks, timer callbacks) wait for the next iteration's timer pass.
   poll_timer_seq_ = timer_seq_;
   if (!timers_.empty() || timer_armed_) arm_timer();  // else nothing to arm or disarm
-  if (service_) service_->before_poll();
-  sync_spinning();
+  if (service_) {
+    service_->before_poll();
+    synced = false;
+  }
+  // Right after after_poll(), with no hook or service run since, nothing
+  // could have queued work: its sync still holds.
+  if (!synced) sync_spinning();
   sync_holds();  // once per iteration, before the poll: the only place it decides
 }
 

@@ -237,11 +237,13 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // run(DEFAULT)'s iterations (step: one of them inside ev::Backend::run).
   void run_default() noexcept;
   static bool step(void *self) noexcept;
-  // before_poll(); false when a prepare or idle hook stopped the loop.
-  bool prepare() noexcept;
+  // before_poll(synced); false when a prepare or idle hook stopped the loop.
+  bool prepare(bool synced) noexcept;
   // Whether run(DEFAULT) goes on after an iteration.
   bool goes_on() const noexcept { return (backend_.alive() || held()) && !stop_requested_; }
-  void before_poll() noexcept;
+  // synced: right after after_poll() (its sync_spinning() still holds
+  // unless a hook or the service runs).
+  void before_poll(bool synced) noexcept;
   void after_poll() noexcept;
   static void woken(void *self) noexcept;
   static void run_until_done(async_future *future, int status, void *token) noexcept;

@@ -238,7 +238,9 @@ void invoke_and_step(struct ev_loop *loop) noexcept {
   auto *impl = impl_of(loop);
   if (!impl->polled) return;
   impl->polled = false;
-  if (ev_pending_count(loop)) ev_invoke_pending(loop);
+  // A poll that may block returns with something pending but for a
+  // signal or a spurious wakeup: no count first.
+  ev_invoke_pending(loop);
   after_poll(impl, true);
   if (!impl->step(impl->step_owner)) ev_break(loop, EVBREAK_ONE);
 }
