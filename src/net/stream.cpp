@@ -580,25 +580,31 @@ int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *don
 }
 
 int Stream::write(const void *data, std::size_t len) noexcept {
+  // The hot path (an open socket with nothing queued, async_stream_write):
+  // one send(2) and a return when it takes everything, in a frame that
+  // saves few registers. Anything else goes the general way.
+  if (state_ == kOpen && !eof_wanted_ && is_socket_ && len > 0 && !writing()) {
+    ssize_t n = ::send(fd(), data, len, MSG_NOSIGNAL);
+    if (static_cast<std::size_t>(n) == len) {
+      touch();
+      return 0;
+    }
+    return write_rest(data, len, n);
+  }
+  return write_rest(data, len, -2);
+}
+
+int Stream::write_rest(const void *data, std::size_t len, ssize_t n) noexcept {
   if (state_ != kOpen) return ASYNC_ECLOSED;
   if (eof_wanted_) return ASYNC_ESTATE;
   iovec iov{const_cast<void *>(data), len};
   long sent = 0;
-  if (len > 0 && !writing()) {
-    // The hot path (a socket with nothing queued, async_stream_write):
-    // one send(2) and a return when it takes everything. Anything else
-    // (a short send, an error, EINTR) goes the general way.
-    if (is_socket_) {
-      ssize_t n = ::send(fd(), data, len, MSG_NOSIGNAL);
-      if (static_cast<std::size_t>(n) == len) {
-        touch();
-        return 0;
-      }
-      sent = n >= 0 ? n : errno == EINTR ? send(&iov, 1) : send_error();
-    } else {
-      sent = send(&iov, 1);
-    }
-  }
+  if (n >= 0)
+    sent = n;  // the hot path's send took a part
+  else if (n == -1)
+    sent = errno == EINTR ? send(&iov, 1) : send_error();  // the hot path's send failed
+  else if (len > 0 && !writing())
+    sent = send(&iov, 1);
   return finish_write(&iov, 1, sent, len, nullptr, nullptr);
 }
 

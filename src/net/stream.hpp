@@ -184,6 +184,9 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   void write_some() noexcept;
   // Bytes sent (>= 0) or a negative ASYNC_E* code; 0 when the fd is full.
   long send(const iovec *iov, int iovcnt) noexcept;
+  // write(data, len) past its hot path: n is what the hot path's send(2)
+  // returned (-1 with errno), or -2 when it made none.
+  [[gnu::noinline]] int write_rest(const void *data, std::size_t len, ssize_t n) noexcept;
   // What follows a write's send: sent is send()'s result (0 when nothing
   // was tried); the rest of total is queued.
   int finish_write(const iovec *iov, int iovcnt, long sent, std::size_t total, async_release_fn done,
