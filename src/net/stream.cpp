@@ -451,7 +451,8 @@ void Stream::read_some() noexcept {
     ssize_t n = ::read(fd(), buf, want);
     if (n > 0) {
       touch();
-      if (!deliver(buf, static_cast<std::size_t>(n))) return;
+      // Whether reading goes on is the loop's test, once more bytes may wait.
+      if (!take_in(buf, static_cast<std::size_t>(n))) return;
       if (static_cast<std::size_t>(n) < want) return;  // drained: skip the EAGAIN read
     } else if (n == 0 || errno != EINTR) {
       read_failed(n);
@@ -467,7 +468,9 @@ void Stream::read_failed(ssize_t n) noexcept {
     abort(util::from_errno(errno));
 }
 
-bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
+bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept { return take_in(data, len) && is_reading(); }
+
+bool Stream::take_in(const std::uint8_t *data, std::size_t len) noexcept {
   std::size_t consumed = 0;
   if (tail_len()) {
     // The new bytes go behind the tail and the whole is presented.
@@ -478,7 +481,7 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
     consumed = present_tail();
   } else {
     consumed = present(data, len);
-    if (consumed == len) return is_reading();  // the usual case: all taken (false once lost)
+    if (consumed == len) return state_ != kLost;  // the usual case: all taken
     if (state_ != kLost && (!ensure_buffers() || !buffers_->tail.append(data + consumed, len - consumed))) {
       abort(ASYNC_ENOMEM);
       return false;
@@ -489,7 +492,7 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
     abort(ASYNC_ENOBUFS);
     return false;
   }
-  return is_reading();
+  return true;
 }
 
 std::size_t Stream::present_tail() noexcept {

@@ -174,6 +174,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   [[gnu::cold, gnu::noinline]] void reader_gone() noexcept;
   // false when the stream stopped reading (closed, paused, lost) meanwhile.
   bool deliver(const std::uint8_t *data, std::size_t len) noexcept;
+  // deliver() but for its last test: false only when the stream was lost.
+  bool take_in(const std::uint8_t *data, std::size_t len) noexcept;
   // The kept tail presented again, and what was consumed of it dropped;
   // returns that count.
   std::size_t present_tail() noexcept;
