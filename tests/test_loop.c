@@ -674,6 +674,35 @@ static void test_now_and_update(void **state) {
   assert_int_equal(async_loop_free(loop), 0);
 }
 
+/* The iteration's time is read at its first use after the poll, then
+ * cached: a loop that never asks reads no clock per iteration. */
+static void now_cb(async_loop *loop, void *userdata) {
+  uint64_t *seen = userdata;
+  assert_int_equal(async_loop_now(&seen[0], loop), 0);
+  tu_sleep_ms(15);
+  assert_int_equal(async_loop_now(&seen[1], loop), 0);
+}
+
+static void test_now_read_at_first_use(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  uint64_t before = 0, after = 0;
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 0);
+  assert_int_equal(async_loop_now(&before, loop), 0);
+  /* Not read yet when the run returned: the first query reads it. */
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 0);
+  tu_sleep_ms(30);
+  assert_int_equal(async_loop_now(&after, loop), 0);
+  assert_true(after >= before + 30);
+  /* Then cached until the next iteration, also inside a callback. */
+  uint64_t seen[2] = {0, 0};
+  assert_int_equal(async_loop_call_soon(loop, now_cb, seen), 0);
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(seen[0], seen[1]);
+  assert_true(seen[0] >= after);
+  tu_finish(loop);
+}
+
 /* ------------------------------------------------------------------ */
 /* async_loop_timeout (libuv loop_backend_timeout)                      */
 
@@ -977,6 +1006,7 @@ int main(void) {
       cmocka_unit_test(test_call_soon_snapshot),
       cmocka_unit_test(test_hot_fd_no_starvation),
       cmocka_unit_test(test_now_and_update),
+      cmocka_unit_test(test_now_read_at_first_use),
       cmocka_unit_test(test_loop_timeout),
       cmocka_unit_test(test_metrics),
       cmocka_unit_test(test_log_hook_slow_callback),

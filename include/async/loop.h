@@ -214,8 +214,10 @@ ASYNC_API int async_loop_stop(async_loop *loop);
 ASYNC_API int async_loop_alive(async_loop *loop);
 
 /**
- * @brief Loop time in milliseconds on the monotonic clock, cached at the
- * start of each iteration.
+ * @brief Loop time in milliseconds on the monotonic clock, read at its
+ * first use in each iteration (after the iteration's poll; the loop's
+ * timer pass is one) and cached for the rest of the iteration, so an
+ * iteration that needs no time reads no clock.
  *
  * @param[out] out_ms receives the time.
  * @param      loop   the loop.

@@ -91,7 +91,7 @@ std::uint8_t *Loop::datagram_buffer() noexcept {
 
 bool Loop::run_begin() noexcept {
   if (running_ || visiting()) return false;
-  now_update();
+  now_stale_ = true;
   running_ = true;
   if (Embedding *embedding = this->embedding()) {
     entry_checks_.fetch_and(~kEmbeddedIdle);
@@ -120,18 +120,17 @@ int Loop::run(int mode) noexcept {
   // asyncio: stop() before run() means one non-blocking iteration.
   if (stop_requested_) mode = ASYNC_RUN_NOWAIT;
   if (!run_begin()) return ASYNC_EBUSY;
-  // As ev_run(0) did: at least one iteration, more while referenced work
-  // remains (queued callbacks hold a reference, sync_spinning).
-  while (iterate(mode != ASYNC_RUN_NOWAIT) && mode == ASYNC_RUN_DEFAULT && (backend_.alive() || held()) &&
-         !stop_requested_) {
-  }
+  if (mode == ASYNC_RUN_DEFAULT)
+    run_default();
+  else
+    iterate(mode != ASYNC_RUN_NOWAIT);
   run_end();
   return alive() ? 1 : 0;
 }
 
 int Loop::run_for(std::uint64_t budget_ns) noexcept {
   if (!run_begin()) return ASYNC_EBUSY;
-  budget_end_ns_ = util::saturating_add(now_ns_, budget_ns);
+  budget_end_ns_ = util::saturating_add(now_ns(), budget_ns);
   timed_ = true;
   // Every iteration polls first, so I/O is served on every call however
   // much is queued; iterations go on while callbacks are queued and time
@@ -185,7 +184,10 @@ int Loop::run_until(Future &future) noexcept {
   return status;
 }
 
-void Loop::now_update() noexcept { now_ns_ = util::monotonic_ns(); }
+void Loop::now_update() noexcept {
+  now_ns_ = util::monotonic_ns();
+  now_stale_ = false;
+}
 
 std::int64_t Loop::timeout_ms() const noexcept {
   if (!ready_.empty() || stop_requested_ || idle_hooks_ > 0) return 0;
@@ -200,35 +202,83 @@ std::int64_t Loop::timeout_ms() const noexcept {
 // ---- one iteration: idle + prepare hooks, poll, I/O, check hooks, ready
 // queue snapshot, due timers --------------------------------------------
 
-bool Loop::iterate(bool may_block) noexcept {
+bool Loop::prepare(bool synced) noexcept {
   bool stop_before = stop_requested_;
-  before_poll();
+  before_poll(synced);
   // A stop from an idle or prepare hook skips the poll and what follows,
   // as libev's ev_break from a prepare watcher did.
-  if (stop_requested_ && !stop_before) return false;
+  return !stop_requested_ || stop_before;
+}
+
+bool Loop::iterate(bool may_block) noexcept {
+  if (!prepare(false)) return false;
   // Every fd callback runs inside poll(), so after_poll() follows all of
   // them: a hot fd cannot starve the ready queue or the timers.
-  after_poll(backend_.poll(may_block && !spinning_));
+  backend_.poll(may_block && !spinning_);
+  after_poll();
   return true;
 }
 
-void Loop::before_poll() noexcept {
+void Loop::run_default() noexcept {
+  // As ev_run(0) did: at least one iteration, more while referenced work
+  // remains (queued callbacks hold a reference, sync_spinning).
+  if (!prepare(false)) return;
+  for (;;) {
+    if (!spinning_ && backend_.can_run()) {
+      // Polls that may block run inside one ev_run, each iteration's
+      // after_poll() and the next one's prepare() in step(); it leaves
+      // prepared for a poll that must not block, or with the run over.
+      run_over_ = false;
+      backend_.run(step, this);
+      if (run_over_) return;
+    } else {
+      backend_.poll(!spinning_);
+      after_poll();
+      if (!goes_on() || !prepare(true)) return;
+    }
+  }
+}
+
+// Flattened: after_poll() and before_poll() inline, so an iteration with
+// nothing but I/O costs their tests, not their calls and frames.
+[[gnu::flatten]] bool Loop::step(void *self) noexcept {
+  Loop &loop = *static_cast<Loop *>(self);
+  loop.after_poll();
+  if (!loop.goes_on() || !loop.prepare(true)) {
+    loop.run_over_ = true;
+    return false;
+  }
+  return !loop.spinning_;
+}
+
+void Loop::before_poll(bool synced) noexcept {
   // Empty hook lists (the common case) cost a load, not a call.
-  if (!hooks_[ASYNC_HOOK_IDLE].empty()) Hook::run_all(*this, ASYNC_HOOK_IDLE);
-  if (!hooks_[ASYNC_HOOK_PREPARE].empty()) Hook::run_all(*this, ASYNC_HOOK_PREPARE);
+  if (!hooks_[ASYNC_HOOK_IDLE].empty()) {
+    Hook::run_all(*this, ASYNC_HOOK_IDLE);
+    synced = false;
+  }
+  if (!hooks_[ASYNC_HOOK_PREPARE].empty()) {
+    Hook::run_all(*this, ASYNC_HOOK_PREPARE);
+    synced = false;
+  }
   // Timers started from here on (I/O callbacks, check hooks, ready
   // callbacks, timer callbacks) wait for the next iteration's timer pass.
   poll_timer_seq_ = timer_seq_;
-  arm_timer();
-  if (service_) service_->before_poll();
-  sync_spinning();
+  if (!timers_.empty() || timer_armed_) arm_timer();  // else nothing to arm or disarm
+  if (service_) {
+    service_->before_poll();
+    synced = false;
+  }
+  // Right after after_poll(), with no hook or service run since, nothing
+  // could have queued work: its sync still holds.
+  if (!synced) sync_spinning();
   sync_holds();  // once per iteration, before the poll: the only place it decides
 }
 
-void Loop::after_poll(std::uint64_t polled_at) noexcept {
-  // The clock was read when the poll returned; I/O callbacks since then
-  // ran within the same iteration, as libuv's cached time.
-  now_ns_ = polled_at;
+void Loop::after_poll() noexcept {
+  // The clock is read when the iteration first needs the time; callbacks
+  // after that run within the same time, as libuv's cached time.
+  now_stale_ = true;
   if (!hooks_[ASYNC_HOOK_CHECK].empty()) Hook::run_all(*this, ASYNC_HOOK_CHECK);
   if (posts_stalled_) drain_posts();
   if (service_) service_->after_poll();
@@ -275,7 +325,7 @@ void Loop::run_due_timers() noexcept {
   std::uint64_t first_new = poll_timer_seq_;
   while (!timers_.empty()) {
     const TimerHeap::Entry &top = timers_.top();
-    if (top.deadline > now_ns_ || top.seq >= first_new) break;
+    if (top.seq >= first_new || top.deadline > now_ns()) break;
     top.timer->expire();
   }
 }

@@ -87,7 +87,14 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // does, and the holds' reference no longer once they have ended.
   bool alive() const noexcept { return backend_.refs() > (hold_ref_ ? 1 : 0) || !ready_.empty() || held(); }
 
-  std::uint64_t now_ns() const noexcept { return now_ns_; }
+  // The iteration's time, read from the clock at its first use after the
+  // poll (or the start of a run) and cached for the rest of the iteration:
+  // an iteration that needs no time (no timer due to be checked, no
+  // async_loop_now()) reads no clock.
+  std::uint64_t now_ns() noexcept {
+    if (now_stale_) now_update();
+    return now_ns_;
+  }
   void now_update() noexcept;
   std::int64_t timeout_ms() const noexcept;
 
@@ -227,9 +234,17 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // One iteration; false when a prepare or idle hook stopped the loop
   // (the poll and what follows it are skipped).
   bool iterate(bool may_block) noexcept;
-  void before_poll() noexcept;
-  // polled_at: when the poll returned, the iteration's time.
-  void after_poll(std::uint64_t polled_at) noexcept;
+  // run(DEFAULT)'s iterations (step: one of them inside ev::Backend::run).
+  void run_default() noexcept;
+  static bool step(void *self) noexcept;
+  // before_poll(synced); false when a prepare or idle hook stopped the loop.
+  bool prepare(bool synced) noexcept;
+  // Whether run(DEFAULT) goes on after an iteration.
+  bool goes_on() const noexcept { return (backend_.alive() || held()) && !stop_requested_; }
+  // synced: right after after_poll() (its sync_spinning() still holds
+  // unless a hook or the service runs).
+  void before_poll(bool synced) noexcept;
+  void after_poll() noexcept;
   static void woken(void *self) noexcept;
   static void run_until_done(async_future *future, int status, void *token) noexcept;
   static void run_call(async_loop *loop, void *self) noexcept;
@@ -267,12 +282,14 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   TimerHeap timers_;
   util::List hooks_[3];
   std::uint64_t now_ns_ = 0;
+  bool now_stale_ = false;  // now_ns_ is from before the last poll or run
   std::uint64_t timer_seq_ = 0;
   std::uint64_t poll_timer_seq_ = 0;  // timer_seq_ when this iteration polled
   std::uint64_t armed_deadline_ = 0;
   bool timer_armed_ = false;
   bool spinning_ = false;  // the next poll must not block
   bool running_ = false;
+  bool run_over_ = false;  // step() ended run_default()
   bool ready_ref_ = false;
   bool stop_requested_ = false;
   bool stopped_ = false;  // the last run ended through stop()

@@ -162,9 +162,12 @@ struct Backend::Impl {
   LoopEvents events{};
   ev_async async;
   ev_timer timer;
-  bool may_block = false;    // the current poll is timed for poll_ns
-  bool forked = false;       // fork() left events pending: the next poll must not block
-  bool timer_fired = false;  // the poll timer went off since arm_timer()
+  bool may_block = false;        // the current poll is timed for poll_ns
+  bool forked = false;           // fork() left events pending: the next poll must not block
+  bool timer_fired = false;      // the poll timer went off since arm_timer()
+  bool polled = false;           // before_block() ran: a poll of run() has returned by the next dispatch
+  Backend::Step step = nullptr;  // run()'s
+  void *step_owner = nullptr;
   // Active io and signal watchers: while there are none, libev has nothing
   // to poll but its own wakeup (see Backend::poll). A stopped signal
   // watcher counts until the next libev poll, which drops a delivery
@@ -172,9 +175,8 @@ struct Backend::Impl {
   long sources = 0;
   long signals_stopped = 0;
   std::uint64_t iterations = 0;
-  std::uint64_t poll_started = 0;
-  std::uint64_t poll_ended = 0;
-  std::uint64_t poll_ns = 0;
+  ev_tstamp poll_started = 0;  // libev's time when the current blocking poll began
+  ev_tstamp poll_time = 0;     // seconds, summed as libev measures them
 };
 
 namespace {
@@ -191,16 +193,34 @@ void on_async(struct ev_loop *loop, ev_async *, int) noexcept {
 // a moment before the library sees its deadline, and must then be re-armed.
 void on_timer(struct ev_loop *loop, ev_timer *, int) noexcept { impl_of(loop)->timer_fired = true; }
 
-// The clock is read once per iteration, when the poll returns (the loop's
-// time for the iteration), and once more before a poll that may block, so
-// poll_ns counts the time spent blocked and a spinning loop pays one read.
-// libev calls this only while it is installed: for polls that may block.
-void before_block(struct ev_loop *loop) noexcept { impl_of(loop)->poll_started = util::monotonic_ns(); }
-
-void after_block(struct ev_loop *loop) noexcept {
+// poll_time sums the time spent in polls that may block on libev's own
+// clock, which it reads right before the poll (then this runs) and right
+// after it (then ev_run returns): no clock read of ours per iteration.
+// libev's time is the monotonic clock plus an offset to the real-time
+// clock, re-read every half second at most: a poll across a jump of the
+// real-time clock may count it (or count nothing), as any wall-clock
+// measure would. libev calls this only while it is installed: for polls
+// that may block.
+void before_block(struct ev_loop *loop) noexcept {
   auto *impl = impl_of(loop);
-  impl->poll_ended = util::monotonic_ns();
-  if (impl->may_block) impl->poll_ns += impl->poll_ended - impl->poll_started;
+  impl->poll_started = ev_now(loop);
+  impl->polled = true;
+}
+
+// After a poll: its iteration counted, the time a blocking one took, and
+// signal watchers stopped before it no longer counted as sources.
+void after_poll(Backend::Impl *impl, bool may_block) noexcept {
+  ++impl->iterations;
+  if (may_block) {
+    // ev_run always polls after before_block(); libev's time is from
+    // right after the poll.
+    ev_tstamp blocked = ev_now(impl->loop) - impl->poll_started;
+    if (blocked > 0) impl->poll_time += blocked;
+  }
+  if (impl->signals_stopped) {
+    impl->sources -= impl->signals_stopped;
+    impl->signals_stopped = 0;
+  }
 }
 
 // ev_run dispatches on entry, where nothing is ever pending (each ev_run
@@ -209,6 +229,20 @@ void after_block(struct ev_loop *loop) noexcept {
 // cheaper than ev_invoke_pending walking libev's five priority lists.
 void invoke_if_pending(struct ev_loop *loop) noexcept {
   if (ev_pending_count(loop)) ev_invoke_pending(loop);
+}
+
+// run()'s dispatch: on entry to ev_run nothing is pending and nothing was
+// polled; after each poll the callbacks, then the owner's step, which may
+// end the run.
+void invoke_and_step(struct ev_loop *loop) noexcept {
+  auto *impl = impl_of(loop);
+  if (!impl->polled) return;
+  impl->polled = false;
+  // A poll that may block returns with something pending but for a
+  // signal or a spurious wakeup: no count first.
+  ev_invoke_pending(loop);
+  after_poll(impl, true);
+  if (!impl->step(impl->step_owner)) ev_break(loop, EVBREAK_ONE);
 }
 
 // fork()'s iteration: what it finds stays pending for the next ev_run,
@@ -316,7 +350,6 @@ int Backend::open(const LoopEvents &events) noexcept {
   impl->loop = loop;
   impl->events = events;
   ev_set_userdata(loop, impl);
-  ev_set_loop_release_cb(loop, nullptr, after_block);  // may_block is false
   ev_set_invoke_pending_cb(loop, invoke_if_pending);
   ev_timer_init(&impl->timer, on_timer, 0., 0.);
 
@@ -326,13 +359,12 @@ int Backend::open(const LoopEvents &events) noexcept {
   return 0;
 }
 
-std::uint64_t Backend::poll(bool may_block) noexcept {
+void Backend::poll(bool may_block) noexcept {
   bool forked = impl_->forked;
   if (forked) {
     impl_->forked = false;
     may_block = false;  // the events dispatched on entry may queue work
   }
-  ++impl_->iterations;
   // A poll that may not block, on a loop with no fd or signal watched,
   // could only find the wakeup: libev's ev_async_send sets the watcher's
   // flag before anything else, and a blocking ev_run sees it and does not
@@ -342,20 +374,33 @@ std::uint64_t Backend::poll(bool may_block) noexcept {
   // its own heap and arm_timer() refreshes libev's time; the internal
   // timer slots (DNS) are not skipped over.
   if (!may_block && !forked && impl_->sources == 0 && armed_timers_.empty() &&
-      !__atomic_load_n(&impl_->async.sent, __ATOMIC_ACQUIRE))
-    return util::monotonic_ns();
+      !__atomic_load_n(&impl_->async.sent, __ATOMIC_ACQUIRE)) {
+    ++impl_->iterations;
+    return;
+  }
   // A non-blocking poll needs no start time: no call at all before it.
   // Swapped only when the kind of poll changes (libev checks for null).
   if (may_block != impl_->may_block) {
     impl_->may_block = may_block;
-    ev_set_loop_release_cb(impl_->loop, may_block ? before_block : nullptr, after_block);
+    ev_set_loop_release_cb(impl_->loop, may_block ? before_block : nullptr, nullptr);
   }
   ev_run(impl_->loop, may_block ? EVRUN_ONCE : EVRUN_NOWAIT);
-  if (impl_->signals_stopped) {
-    impl_->sources -= impl_->signals_stopped;
-    impl_->signals_stopped = 0;
+  after_poll(impl_, may_block);
+}
+
+bool Backend::can_run() const noexcept { return !impl_->forked; }
+
+void Backend::run(Step step, void *owner) noexcept {
+  if (!impl_->may_block) {
+    impl_->may_block = true;
+    ev_set_loop_release_cb(impl_->loop, before_block, nullptr);
   }
-  return impl_->poll_ended;
+  impl_->step = step;
+  impl_->step_owner = owner;
+  impl_->polled = false;
+  ev_set_invoke_pending_cb(impl_->loop, invoke_and_step);
+  ev_run(impl_->loop, 0);
+  ev_set_invoke_pending_cb(impl_->loop, invoke_if_pending);
 }
 
 void Backend::fork() noexcept {
@@ -454,7 +499,7 @@ std::uint64_t Backend::next_timer_ns() noexcept {
   return next >= 1e9 ? UINT64_MAX : now + static_cast<std::uint64_t>(next * 1e9) + 1000u;
 }
 std::uint64_t Backend::iterations() const noexcept { return impl_->iterations; }
-std::uint64_t Backend::poll_ns() const noexcept { return impl_->poll_ns; }
+std::uint64_t Backend::poll_ns() const noexcept { return static_cast<std::uint64_t>(impl_->poll_time * 1e9); }
 
 void Backend::io_init(IoSlot &slot, int fd, std::uint32_t events, Dispatch fn, void *owner) noexcept {
   ev_io *w = as_io(slot);

@@ -55,9 +55,18 @@ class Backend {
 
   // One libev iteration (the loop drives its own): poll, blocking only when
   // may_block and a referenced watcher is active, then run the fd, timer
-  // and wakeup callbacks it found. Returns the monotonic time (ns) at which
-  // the poll returned.
-  std::uint64_t poll(bool may_block) noexcept;
+  // and wakeup callbacks it found.
+  void poll(bool may_block) noexcept;
+
+  // Iterations in one ev_run, for a loop that runs until told to stop:
+  // each polls as poll(true) does, runs the callbacks it found, then
+  // step(owner), which returns whether the next poll may block; the run
+  // ends after a step that says no, or when no reference is left (libev
+  // then returns before polling again). Saves ev_run's entry and exit per
+  // iteration. Not while fork() left events pending (can_run()).
+  using Step = bool (*)(void *owner);
+  void run(Step step, void *owner) noexcept;
+  bool can_run() const noexcept;
 
   // In the child after fork(): a new epoll fd and wakeup eventfd, every
   // watcher kept. What the poll this takes finds is dispatched by the next

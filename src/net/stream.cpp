@@ -332,8 +332,6 @@ int Stream::replace_protocol(const async_stream_protocol &protocol, void *userda
 
 // ---- readiness ------------------------------------------------------------
 
-bool Stream::is_reading() const noexcept { return made_ && !paused_ && !eof_ && state_ == kOpen && !write_only_; }
-
 void Stream::update_io() noexcept {
   if (state_ == kLost) return;
   if (layered_) {
@@ -453,7 +451,8 @@ void Stream::read_some() noexcept {
     ssize_t n = ::read(fd(), buf, want);
     if (n > 0) {
       touch();
-      if (!deliver(buf, static_cast<std::size_t>(n))) return;
+      // Whether reading goes on is the loop's test, once more bytes may wait.
+      if (!take_in(buf, static_cast<std::size_t>(n))) return;
       if (static_cast<std::size_t>(n) < want) return;  // drained: skip the EAGAIN read
     } else if (n == 0 || errno != EINTR) {
       read_failed(n);
@@ -469,7 +468,9 @@ void Stream::read_failed(ssize_t n) noexcept {
     abort(util::from_errno(errno));
 }
 
-bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
+bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept { return take_in(data, len) && is_reading(); }
+
+bool Stream::take_in(const std::uint8_t *data, std::size_t len) noexcept {
   std::size_t consumed = 0;
   if (tail_len()) {
     // The new bytes go behind the tail and the whole is presented.
@@ -480,7 +481,7 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
     consumed = present_tail();
   } else {
     consumed = present(data, len);
-    if (consumed == len) return is_reading();  // the usual case: all taken (false once lost)
+    if (consumed == len) return state_ != kLost;  // the usual case: all taken
     if (state_ != kLost && (!ensure_buffers() || !buffers_->tail.append(data + consumed, len - consumed))) {
       abort(ASYNC_ENOMEM);
       return false;
@@ -491,7 +492,7 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
     abort(ASYNC_ENOBUFS);
     return false;
   }
-  return is_reading();
+  return true;
 }
 
 std::size_t Stream::present_tail() noexcept {
@@ -582,25 +583,31 @@ int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *don
 }
 
 int Stream::write(const void *data, std::size_t len) noexcept {
+  // The hot path (an open socket with nothing queued, async_stream_write):
+  // one send(2) and a return when it takes everything, in a frame that
+  // saves few registers. Anything else goes the general way.
+  if (state_ == kOpen && !eof_wanted_ && is_socket_ && len > 0 && !writing()) {
+    ssize_t n = ::send(fd(), data, len, MSG_NOSIGNAL);
+    if (static_cast<std::size_t>(n) == len) {
+      touch();
+      return 0;
+    }
+    return write_rest(data, len, n);
+  }
+  return write_rest(data, len, -2);
+}
+
+int Stream::write_rest(const void *data, std::size_t len, ssize_t n) noexcept {
   if (state_ != kOpen) return ASYNC_ECLOSED;
   if (eof_wanted_) return ASYNC_ESTATE;
   iovec iov{const_cast<void *>(data), len};
   long sent = 0;
-  if (len > 0 && !writing()) {
-    // The hot path (a socket with nothing queued, async_stream_write):
-    // one send(2) and a return when it takes everything. Anything else
-    // (a short send, an error, EINTR) goes the general way.
-    if (is_socket_) {
-      ssize_t n = ::send(fd(), data, len, MSG_NOSIGNAL);
-      if (static_cast<std::size_t>(n) == len) {
-        touch();
-        return 0;
-      }
-      sent = n >= 0 ? n : errno == EINTR ? send(&iov, 1) : send_error();
-    } else {
-      sent = send(&iov, 1);
-    }
-  }
+  if (n >= 0)
+    sent = n;  // the hot path's send took a part
+  else if (n == -1)
+    sent = errno == EINTR ? send(&iov, 1) : send_error();  // the hot path's send failed
+  else if (len > 0 && !writing())
+    sent = send(&iov, 1);
   return finish_write(&iov, 1, sent, len, nullptr, nullptr);
 }
 

@@ -83,7 +83,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // 0, or ASYNC_ENOMEM when the kept bytes' delivery could not be queued
   // (the stream is then aborted).
   int resume_reading() noexcept;
-  bool is_reading() const noexcept;
+  // Inline: the read path asks twice per read.
+  bool is_reading() const noexcept { return made_ && !paused_ && !eof_ && state_ == kOpen && !write_only_; }
   std::size_t high() const noexcept { return marks_.high; }
   std::size_t low() const noexcept { return marks_.low; }
   std::size_t write_buffer_size() const noexcept;
@@ -173,6 +174,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   [[gnu::cold, gnu::noinline]] void reader_gone() noexcept;
   // false when the stream stopped reading (closed, paused, lost) meanwhile.
   bool deliver(const std::uint8_t *data, std::size_t len) noexcept;
+  // deliver() but for its last test: false only when the stream was lost.
+  bool take_in(const std::uint8_t *data, std::size_t len) noexcept;
   // The kept tail presented again, and what was consumed of it dropped;
   // returns that count.
   std::size_t present_tail() noexcept;
@@ -183,6 +186,9 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   void write_some() noexcept;
   // Bytes sent (>= 0) or a negative ASYNC_E* code; 0 when the fd is full.
   long send(const iovec *iov, int iovcnt) noexcept;
+  // write(data, len) past its hot path: n is what the hot path's send(2)
+  // returned (-1 with errno), or -2 when it made none.
+  [[gnu::noinline]] int write_rest(const void *data, std::size_t len, ssize_t n) noexcept;
   // What follows a write's send: sent is send()'s result (0 when nothing
   // was tried); the rest of total is queued.
   int finish_write(const iovec *iov, int iovcnt, long sent, std::size_t total, async_release_fn done,

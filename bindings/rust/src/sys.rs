@@ -745,8 +745,10 @@ extern "C" {
     pub fn async_loop_alive(loop_: *mut async_loop) -> ::std::os::raw::c_int;
 }
 extern "C" {
-    #[doc = " @brief Loop time in milliseconds on the monotonic clock, cached at the"]
-    #[doc = " start of each iteration."]
+    #[doc = " @brief Loop time in milliseconds on the monotonic clock, read at its"]
+    #[doc = " first use in each iteration (after the iteration's poll; the loop's"]
+    #[doc = " timer pass is one) and cached for the rest of the iteration, so an"]
+    #[doc = " iteration that needs no time reads no clock."]
     #[doc = ""]
     #[doc = " @param[out] out_ms receives the time."]
     #[doc = " @param      loop   the loop."]
