@@ -326,7 +326,8 @@ bool TlsLayer::peer_closed() noexcept {
     pop_waiting_ = false;
     disarm_timer();
     phase_ = Phase::kEnded;
-    hand_over();  // the bytes after close_notify are still below, for the pop's protocol
+    input_ = nullptr;  // from_below() no longer touches this layer, which may go now
+    hand_over();       // the bytes after close_notify are still below, for the pop's protocol
     return true;
   }
   eof_up();  // eof_received above: returning 0 closes it, and close_notify answers
