@@ -7,8 +7,10 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstring>
+#include <mutex>
 
 #include "core/future.hpp"
 #include "core/loop.hpp"
@@ -20,17 +22,13 @@ namespace async::tls {
 
 namespace {
 
-// A record: type, version, 16-bit length, then the body.
-constexpr std::size_t kRecordHeader = 5;
-// The largest body a peer may send (RFC 8446 §5.2: 2^14 + 256; TLS 1.2's
-// 2^14 + 2048 is larger); a longer one is fed as its header alone, which
-// OpenSSL refuses.
-constexpr std::size_t kMaxRecord = kRecordHeader + 16384 + 2048;
-// Record content types: change_cipher_spec (20) to heartbeat (24).
-constexpr std::uint8_t kFirstContentType = 20;
-constexpr std::uint8_t kLastContentType = 24;
 // One record's plaintext, at most (2^14).
 constexpr std::size_t kPlaintextMax = 16384;
+// Ciphertext gathered for one write below, at most: as much as one read
+// below brings (Loop::kReadBufferSize), so an echo of it goes down in one
+// write. The record that would reach it goes down at once behind the
+// gathered bytes (one writev), uncopied.
+constexpr std::size_t kGatherMax = core::Loop::kReadBufferSize;
 
 // What a peer that does not speak TLS, or breaks its records, makes
 // OpenSSL say: ASYNC_EPROTO rather than a failed negotiation.
@@ -159,17 +157,15 @@ void TlsLayer::on_cancel(async_future *, int cancelled, void *self) noexcept {
 int TlsLayer::start(const char *server_name) noexcept {
   ssl_ = SSL_new(ctx_.ssl_ctx());
   if (!ssl_) return ASYNC_ETLS;
-  in_ = BIO_new(BIO_s_mem());
-  out_ = BIO_new(BIO_s_mem());
-  if (!in_ || !out_) {
-    BIO_free(in_);
-    BIO_free(out_);
-    in_ = out_ = nullptr;
+  const bio_method_st *method = bio_method();
+  BIO *bio = method ? BIO_new(method) : nullptr;
+  if (!bio) {
     clear_errors();
     return ASYNC_ENOMEM;
   }
-  BIO_set_mem_eof_return(in_, -1);  // drained means "more to come", not an end of file
-  SSL_set_bio(ssl_, in_, out_);
+  BIO_set_data(bio, this);
+  BIO_set_init(bio, 1);
+  SSL_set_bio(ssl_, bio, bio);  // one reference for both directions, freed with ssl_
   if (ctx_.server()) {
     SSL_set_accept_state(ssl_);
     return 0;
@@ -199,6 +195,59 @@ int TlsLayer::start(const char *server_name) noexcept {
   return 0;
 }
 
+// ---- the BIO ------------------------------------------------------------------
+
+const bio_method_st *TlsLayer::bio_method() noexcept {
+  // Made once per process (and kept), or again after running out of memory.
+  static std::atomic<bio_method_st *> made{nullptr};
+  static std::mutex lock;
+  if (bio_method_st *method = made.load(std::memory_order_acquire)) return method;
+  std::lock_guard guard(lock);
+  if (bio_method_st *method = made.load(std::memory_order_relaxed)) return method;
+  int type = BIO_get_new_index();
+  bio_method_st *method = type == -1 ? nullptr : BIO_meth_new(type | BIO_TYPE_SOURCE_SINK, "libasync TLS layer");
+  if (!method) return nullptr;
+  auto ctrl = [](BIO *, int cmd, long, void *) noexcept -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; };
+  if (BIO_meth_set_read_ex(method, bio_read) != 1 || BIO_meth_set_write_ex(method, bio_write) != 1 ||
+      BIO_meth_set_ctrl(method, ctrl) != 1) {
+    BIO_meth_free(method);
+    return nullptr;
+  }
+  made.store(method, std::memory_order_release);
+  return method;
+}
+
+int TlsLayer::bio_read(BIO *bio, char *out, std::size_t capacity, std::size_t *read) noexcept {
+  auto *layer = static_cast<TlsLayer *>(BIO_get_data(bio));
+  Input *input = layer->input_;
+  std::size_t n = input ? std::min(capacity, input->len - input->used) : 0;
+  *read = n;
+  BIO_clear_retry_flags(bio);
+  if (n == 0) {
+    BIO_set_retry_read(bio);  // more to come from below, not an end of file
+    return 0;
+  }
+  std::memcpy(out, input->data + input->used, n);
+  input->used += n;
+  return 1;
+}
+
+int TlsLayer::bio_write(BIO *bio, const char *data, std::size_t len, std::size_t *written) noexcept {
+  auto *layer = static_cast<TlsLayer *>(BIO_get_data(bio));
+  util::ByteQueue &out = layer->out_;
+  const auto *bytes = reinterpret_cast<const std::uint8_t *>(data);
+  BIO_clear_retry_flags(bio);
+  *written = len;  // taken whatever happens below: a failure there ends the stack (flush())
+  // Gathered, or down at once when large (or out of memory: the stream
+  // below then copies, or fails itself).
+  if (out.size() + len < kGatherMax && out.append(bytes, len)) return 1;
+  iovec iov[2] = {{const_cast<std::uint8_t *>(out.data()), out.size()}, {const_cast<std::uint8_t *>(bytes), len}};
+  int first = out.empty() ? 1 : 0;
+  if (!layer->write_down(iov + first, 2 - first)) layer->down_failed_ = true;
+  out.clear();
+  return 1;
+}
+
 TlsLayer *TlsLayer::under(const net::Stream &upper) noexcept {
   net::Layer *layer = upper.layer();
   return layer && layer->kind() == &kKind ? static_cast<TlsLayer *>(layer) : nullptr;
@@ -212,25 +261,16 @@ bool TlsLayer::wants_input() const noexcept {
 }
 
 std::size_t TlsLayer::from_below(const std::uint8_t *data, std::size_t len) noexcept {
-  std::size_t used = 0;
-  while (!peer_closed_ && wants_input() && len - used >= kRecordHeader) {
-    const std::uint8_t *record = data + used;
-    std::size_t record_len = kRecordHeader + (std::size_t{record[3]} << 8 | record[4]);
-    // Not a record header (a peer speaking plaintext) or a body too long:
-    // the header alone, so OpenSSL names the fault now rather than after
-    // waiting for a body that never comes.
-    bool plausible = record[0] >= kFirstContentType && record[0] <= kLastContentType && record[1] == 3;
-    if (!plausible || record_len > kMaxRecord) record_len = kRecordHeader;
-    if (len - used < record_len) break;  // kept below until the rest comes
-    if (BIO_write(in_, record, static_cast<int>(record_len)) != static_cast<int>(record_len)) {
-      clear_errors();
-      fail(ASYNC_ENOMEM);
-      break;
-    }
-    used += record_len;
-    if (advance()) break;  // handed over: this layer may be gone
-  }
-  return used;
+  if (peer_closed_) return 0;  // after close_notify the bytes are not TLS's
+  // OpenSSL reads from these bytes (bio_read()) as it goes: a record's
+  // header, then its body, so it stops at a record's end; a record cut
+  // short waits inside it for the rest.
+  Input input{data, len, 0};
+  input_ = &input;
+  if (advance()) return input.used;  // handed over: this layer may be gone
+  input_ = nullptr;
+  flush();  // what the stream above wrote meanwhile
+  return input.used;
 }
 
 bool TlsLayer::advance() noexcept {
@@ -249,27 +289,31 @@ bool TlsLayer::advance() noexcept {
     upper_room();  // what the stream above queued meanwhile goes now
     if (phase_ != Phase::kOpen) return false;
   }
-  return phase_ == Phase::kOpen && read_records();
+  // No stream above reading yet (an upgrade's opens later): the records
+  // wait below.
+  return phase_ == Phase::kOpen && wants_input() && read_records();
 }
 
 bool TlsLayer::read_records() noexcept {
-  // One record was fed: a read takes all its plaintext (at most 2^14).
+  // A read takes a record's plaintext (at most 2^14), which goes up as it is.
   std::uint8_t plaintext[kPlaintextMax];
   for (;;) {
     clear_errors();
     int n = SSL_read(ssl_, plaintext, sizeof plaintext);
     if (n > 0) {
       // A pop waiting for close_notify drops what still comes; a pause
-      // inside keeps the rest above (the next record waits below).
+      // inside keeps the rest above, and the next records wait below.
       if (!pop_waiting_) deliver_up(plaintext, static_cast<std::size_t>(n));
       if (phase_ != Phase::kOpen) return false;
-      // The record fed is read: another SSL_read would only say it wants more.
-      if (!SSL_has_pending(ssl_) && BIO_ctrl_pending(in_) == 0) return false;
+      // Read all: another SSL_read would only say it wants more. What a
+      // read wrote (a key update's answer) goes down at from_below()'s end.
+      bool unread = SSL_has_pending(ssl_) || (input_ && input_->used < input_->len);
+      if (!unread || !wants_input()) return false;
       continue;
     }
     int kind = SSL_get_error(ssl_, n);
     int err = error_of(kind);
-    if (!flush()) return false;  // a read may answer (a key update)
+    if (!flush()) return false;  // before a hand-over, or an alert before the end
     if (kind == SSL_ERROR_ZERO_RETURN) return peer_closed();
     if (err) fail(err);
     return false;
@@ -282,7 +326,8 @@ bool TlsLayer::peer_closed() noexcept {
     pop_waiting_ = false;
     disarm_timer();
     phase_ = Phase::kEnded;
-    hand_over();  // the bytes after close_notify are still below, for the pop's protocol
+    input_ = nullptr;  // from_below() no longer touches this layer, which may go now
+    hand_over();       // the bytes after close_notify are still below, for the pop's protocol
     return true;
   }
   eof_up();  // eof_received above: returning 0 closes it, and close_notify answers
@@ -320,13 +365,14 @@ long TlsLayer::take(const iovec *iov, int iovcnt) noexcept {
       int n = SSL_write(ssl_, bytes + done, static_cast<int>(std::min<std::size_t>(iov[i].iov_len - done, INT_MAX)));
       if (n <= 0) {
         int err = error_of(SSL_get_error(ssl_, n));
-        return err ? err : ASYNC_EINTERNAL;  // a memory BIO never asks to wait
+        return err ? err : ASYNC_EINTERNAL;  // the layer's BIO never asks to wait
       }
       done += static_cast<std::size_t>(n);
     }
     taken += iov[i].iov_len;
   }
-  if (!flush()) return ASYNC_ECLOSED;
+  // Inside from_below() the records wait for its end, to go down together.
+  if (input_ ? down_failed_ : !flush()) return ASYNC_ECLOSED;
   return static_cast<long>(taken);
 }
 
@@ -384,13 +430,18 @@ void TlsLayer::send_close_notify() noexcept {
 }
 
 bool TlsLayer::flush() noexcept {
-  char *bytes = nullptr;
-  long n = BIO_get_mem_data(out_, &bytes);
-  if (n <= 0) return true;
+  bool ok = !down_failed_;
+  down_failed_ = false;
+  if (out_.empty()) return ok;
+  iovec iov{const_cast<std::uint8_t *>(out_.data()), out_.size()};
+  ok = write_down(&iov, 1) && ok;
+  out_.clear();  // copied or sent
+  return ok;
+}
+
+bool TlsLayer::write_down(const iovec *iov, int iovcnt) noexcept {
   net::Stream *below = lower();
-  iovec iov{bytes, static_cast<std::size_t>(n)};
-  int err = below ? below->write(&iov, 1, nullptr, nullptr) : ASYNC_ECLOSED;
-  (void)BIO_reset(out_);  // copied or sent: the BIO starts empty again
+  int err = below ? below->write(iov, iovcnt, nullptr, nullptr) : ASYNC_ECLOSED;
   return err == 0 && lower() && !lower()->lost();
 }
 

@@ -1,9 +1,12 @@
-// The TLS layer (async_tls_push()): an OpenSSL connection between two
-// memory BIOs. Records from the stream below go in whole, one at a time
-// (so a pause above, or the peer's close_notify, stops at a record's
-// end, and bytes after close_notify stay below for a pop's protocol);
-// plaintext goes up as the record is read. Writes from above go in as
-// records once the handshake is done; the ciphertext goes down at once.
+// The TLS layer (async_tls_push()): an OpenSSL connection over a BIO of
+// the layer's own. OpenSSL reads the records straight from the bytes the
+// stream below delivered, one at a time (read-ahead off), and what it did
+// not read stays below: a pause above, or the peer's close_notify, stops at
+// a record's end, and bytes after close_notify stay for a pop's protocol.
+// Plaintext goes up as each record is read. Writes from above go in as
+// records once the handshake is done; the ciphertext OpenSSL writes during
+// one call is gathered and goes down at its end in one write (a full
+// record at once, with what was gathered before it, uncopied).
 #pragma once
 
 #include <cstddef>
@@ -13,8 +16,10 @@
 #include "net/layer.hpp"
 #include "net/upgrade.hpp"
 #include "tls/tls_context.hpp"
+#include "util/byte_queue.hpp"
 
 struct bio_st;
+struct bio_method_st;
 
 namespace async::core {
 class Future;
@@ -79,9 +84,16 @@ class TlsLayer final : public net::Layer {
   bool peer_closed() noexcept;
   // Sends close_notify once.
   void send_close_notify() noexcept;
-  // The ciphertext OpenSSL wrote goes to the stream below; false when that
-  // failed (the stack is ending).
+  // The layer's BIO method (made once); nullptr when out of memory. Its
+  // callbacks: ciphertext from input_, and to out_ (or at once below).
+  static const bio_method_st *bio_method() noexcept;
+  static int bio_read(bio_st *bio, char *out, std::size_t capacity, std::size_t *read) noexcept;
+  static int bio_write(bio_st *bio, const char *data, std::size_t len, std::size_t *written) noexcept;
+  // The gathered ciphertext goes to the stream below; false when a write
+  // to it failed since the last flush (the stack is ending).
   bool flush() noexcept;
+  // Writes iov to the stream below; false when that failed.
+  bool write_down(const iovec *iov, int iovcnt) noexcept;
   // The library's code for SSL_get_error()'s kind (0: none, go on); the
   // thread's OpenSSL error queue is cleared.
   int error_of(int kind) noexcept;
@@ -92,10 +104,17 @@ class TlsLayer final : public net::Layer {
   void arm_timer() noexcept;
   void disarm_timer() noexcept;
 
+  // The bytes from_below() was given, while OpenSSL reads them.
+  struct Input {
+    const std::uint8_t *data;
+    std::size_t len;
+    std::size_t used;
+  };
+
   Context &ctx_;
   ssl_st *ssl_ = nullptr;
-  bio_st *in_ = nullptr;               // records from below, read by OpenSSL
-  bio_st *out_ = nullptr;              // records OpenSSL wrote, for below
+  Input *input_ = nullptr;             // during from_below() only
+  util::ByteQueue out_;                // ciphertext OpenSSL wrote, for below at the call's end
   core::Future *handshake_ = nullptr;  // the library's reference until it completes
   net::Upgrade::Done done_ = nullptr;  // an upgrade's owner, told once the handshake ended
   void *owner_ = nullptr;
@@ -106,6 +125,7 @@ class TlsLayer final : public net::Layer {
   bool sent_close_ = false;   // close_notify went out
   bool pop_waiting_ = false;  // a pop waits for the peer's close_notify
   bool eof_wanted_ = false;   // write_eof above before the handshake was done
+  bool down_failed_ = false;  // a write below failed since the last flush()
   int error_ = 0;             // what ended the stack, for the handshake future
   // The session cache's key (a client's server name); "" for none.
   char name_[kNameMax + 1]{};
