@@ -223,18 +223,15 @@ void Loop::run_default() noexcept {
   // As ev_run(0) did: at least one iteration, more while referenced work
   // remains (queued callbacks hold a reference, sync_spinning).
   if (!prepare(false)) return;
-  for (;;) {
+  // Each iteration's after_poll() and the next one's prepare() are step().
+  // Polls that may block run inside one ev_run, which leaves prepared for
+  // a poll that must not block, or with the run over.
+  for (run_over_ = false; !run_over_;) {
     if (!spinning_ && backend_.can_run()) {
-      // Polls that may block run inside one ev_run, each iteration's
-      // after_poll() and the next one's prepare() in step(); it leaves
-      // prepared for a poll that must not block, or with the run over.
-      run_over_ = false;
       backend_.run(step, this);
-      if (run_over_) return;
     } else {
       backend_.poll(!spinning_);
-      after_poll();
-      if (!goes_on() || !prepare(true)) return;
+      step(this);
     }
   }
 }
