@@ -1468,6 +1468,88 @@ static void test_server_sni(void **state) {
   env_finish(&e);
 }
 
+/* A TLS server's streams share one record of callbacks while its
+ * factory returns the same ones: a connection given other callbacks gets
+ * them, and a protocol replaced on one stream leaves the others as they
+ * were. */
+static int g_marked_made;
+static void *g_marked_ud;
+static void marked_made(async_stream *s, void *ud) {
+  g_marked_made++;
+  g_marked_ud = ud;
+  ts_made(s, ud);
+}
+
+static const async_stream_protocol marked_protocol = {
+    sizeof(async_stream_protocol), marked_made, side_data, side_eof, side_lost, NULL, NULL, NULL, side_release, 0,
+    NULL,
+};
+
+static int mixed_factory(const async_stream_protocol **p, void **ud, async_server *s, void *userdata) {
+  int rc = ts_factory(p, ud, s, userdata);
+  if (rc == 0 && g_ts.factory_calls == 2) *p = &marked_protocol; /* the second connection */
+  return rc;
+}
+
+static struct side g_replaced; /* the replacing protocol's side */
+
+static void test_server_tls_shared_protocol(void **state) {
+  (void)state;
+  async_tls_context *cctx = client_ctx("ca.pem", 0, NULL);
+  async_tls_context *sctx = server_ctx("server", 0, NULL);
+  struct env e;
+  env_init(&e);
+  memset(&g_ts, 0, sizeof g_ts);
+  memset(&g_replaced, 0, sizeof g_replaced);
+  g_marked_made = 0;
+  async_server *server = NULL;
+  assert_int_equal(async_tcp_listen(&server, e.loop, "127.0.0.1", 0, 0, 0, mixed_factory, NULL), 0);
+  assert_int_equal(async_server_set_tls(server, sctx), 0);
+  struct side c[3];
+  memset(c, 0, sizeof c);
+  async_future *f[3];
+  async_stream *cs[3];
+  for (int i = 0; i < 3; i++) {
+    f[i] = tls_connect(&e, "127.0.0.1", async_server_port(server), cctx, "localhost", &side_protocol, &c[i]);
+    assert_int_equal(tu_wait_future(e.loop, f[i], 5000), 0);
+    void *v = NULL;
+    assert_int_equal(async_future_result(&v, f[i]), 0);
+    cs[i] = v;
+    assert_true(run_until(&e, c_ts_made, &i, NULL, NULL, 3000)); /* one at a time: conn[i] is client i's */
+  }
+  assert_int_equal(g_marked_made, 1);
+  assert_ptr_equal(g_marked_ud, &g_ts.conn[1]);
+  /* The first stream's protocol replaced: its old userdata is released. */
+  assert_int_equal(async_stream_set_protocol(g_ts.conn[0].s, &side_protocol, &g_replaced), 0);
+  assert_int_equal(g_ts.conn[0].released, 1);
+  const char *text[3] = {"aaaa", "bbbbb", "cccccc"};
+  for (int i = 0; i < 3; i++) assert_int_equal(async_stream_write(cs[i], text[i], strlen(text[i])), 0);
+  g_want = 4;
+  assert_true(run_until(&e, c_len, &g_replaced, NULL, NULL, 3000));
+  g_want = 5;
+  assert_true(run_until(&e, c_len, &g_ts.conn[1], NULL, NULL, 3000));
+  g_want = 6;
+  assert_true(run_until(&e, c_len, &g_ts.conn[2], NULL, NULL, 3000));
+  assert_memory_equal(g_replaced.buf, "aaaa", 4);
+  assert_memory_equal(g_ts.conn[1].buf, "bbbbb", 5);
+  assert_memory_equal(g_ts.conn[2].buf, "cccccc", 6);
+  assert_int_equal(g_ts.conn[0].len, 0); /* nothing reached the replaced protocol */
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(async_stream_close(cs[i]), 0);
+    assert_true(run_until(&e, c_released, &c[i], NULL, NULL, 3000));
+    assert_int_equal(async_future_free(f[i]), 0);
+    side_free(&c[i]);
+  }
+  assert_true(run_until(&e, c_released, &g_replaced, NULL, NULL, 3000));
+  for (int i = 1; i < 3; i++) assert_true(run_until(&e, c_ts_released, &i, NULL, NULL, 3000));
+  assert_int_equal(g_replaced.lost_err, 0);
+  side_free(&g_replaced);
+  ts_finish(&e, server);
+  async_tls_context_release(sctx);
+  async_tls_context_release(cctx);
+  env_finish(&e);
+}
+
 /* Cancelling (or freeing) async_tls_push()'s pending handshake future
  * aborts the stream above and the one below: the handshake stops. */
 static void test_push_cancel(void **state) {
@@ -1600,6 +1682,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_listen_tls_close_in_handshake),
       cmocka_unit_test(test_reconnector_tls),
       cmocka_unit_test(test_server_sni),
+      cmocka_unit_test(test_server_tls_shared_protocol),
       cmocka_unit_test(test_push_cancel),
       cmocka_unit_test(test_integration_bad_inputs),
   };

@@ -62,9 +62,10 @@ int Layer::attach(Layer *layer, Stream &lower) noexcept {
   return 0;
 }
 
-int Layer::open_upper(Stream **upper, const async_stream_protocol &protocol, void *userdata) noexcept {
+int Layer::open_upper(Stream **upper, const async_stream_protocol &protocol, void *userdata,
+                      Stream::ProtocolCache *cache) noexcept {
   if (!lower_ || lower_->state_ != Stream::kOpen) return ASYNC_ECLOSED;
-  if (int err = Stream::open_layered(&upper_, *lower_, *this, nullptr, protocol, userdata)) return err;
+  if (int err = Stream::open_layered(&upper_, *lower_, *this, nullptr, protocol, userdata, cache)) return err;
   ++refs_;
   sync_reading();  // stopped until the upper stream reads
   *upper = upper_;

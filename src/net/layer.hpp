@@ -20,10 +20,9 @@
 #include <cstdint>
 
 #include "net/core_names.hpp"
+#include "net/stream.hpp"
 
 namespace async::net {
-
-class Stream;
 
 class Layer {
  public:
@@ -45,8 +44,10 @@ class Layer {
   static int attach(Layer *layer, Stream &lower) noexcept;
   // The stream above an attached layer, driven by protocol and userdata:
   // 0, or ASYNC_ECLOSED (the stream below ended) / ASYNC_ENOMEM with
-  // nothing changed.
-  int open_upper(Stream **upper, const async_stream_protocol &protocol, void *userdata) noexcept;
+  // nothing changed. cache: a server's, whose streams share one record of
+  // the same callbacks (Stream::ProtocolCache).
+  int open_upper(Stream **upper, const async_stream_protocol &protocol, void *userdata,
+                 Stream::ProtocolCache *cache = nullptr) noexcept;
   // async_layer_pop() on the stream above this layer: ASYNC_ECLOSED unless
   // it is open. The upper stream closes; once its bytes went down and the
   // layer finished, protocol and userdata take the lower stream.

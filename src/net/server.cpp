@@ -295,7 +295,7 @@ void Server::on_upgraded(void *upgrading, Layer *layer, int error) noexcept {
     return;
   }
   Stream *upper = nullptr;
-  if (int err = layer->open_upper(&upper, *callbacks, userdata)) {
+  if (int err = layer->open_upper(&upper, *callbacks, userdata, &s->protocols_)) {
     if (callbacks->release) callbacks->release(userdata);
     lower->abort(err);
     s->loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", util::error_message(err));

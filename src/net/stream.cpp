@@ -237,10 +237,10 @@ int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const
 }
 
 int Stream::open_layered(Stream **out, Stream &lower, Layer &layer, const async_stream_protocol *lower_protocol,
-                         const async_stream_protocol &protocol, void *userdata) noexcept {
+                         const async_stream_protocol &protocol, void *userdata, ProtocolCache *cache) noexcept {
   Loop &loop = *lower.loop_;
   if (!loop.reserve_tasks(2)) return ASYNC_ENOMEM;
-  Protocol *shared = share_protocol(protocol, nullptr);
+  Protocol *shared = share_protocol(protocol, cache);
   Stream *s = shared ? util::make<Stream>(loop, shared) : nullptr;
   int err = ASYNC_ENOMEM;
   if (s && s->ensure_buffers()) err = lower_protocol ? lower.replace_protocol(*lower_protocol, &layer) : 0;

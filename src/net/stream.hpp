@@ -62,7 +62,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // nothing else can fail (Layer::push()): 0, or ASYNC_ENOMEM with nothing
   // changed.
   static int open_layered(Stream **out, Stream &lower, Layer &layer, const async_stream_protocol *lower_protocol,
-                          const async_stream_protocol &protocol, void *userdata) noexcept;
+                          const async_stream_protocol &protocol, void *userdata,
+                          ProtocolCache *cache = nullptr) noexcept;
   // async_stream_adopt(): adopt() with a reader protocol bound first (and
   // unbound again on failure). The functions below live in stream_socket.cpp.
   static int adopt_bound(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol,
