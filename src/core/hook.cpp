@@ -8,14 +8,14 @@ void Hook::start(async_hook_fn cb) noexcept {
   cb_ = cb;
   if (active()) return;
   loop().hooks(kind_).push_back(node_);
-  if (kind_ == ASYNC_HOOK_IDLE) loop().idle_hooks_changed(+1);
+  loop().hooks_changed(kind_, +1);
   set_active(true);
 }
 
 void Hook::stop() noexcept {
   if (!active()) return;
   node_.unlink();
-  if (kind_ == ASYNC_HOOK_IDLE) loop().idle_hooks_changed(-1);
+  loop().hooks_changed(kind_, -1);
   set_active(false);
 }
 

@@ -240,6 +240,21 @@ void Loop::run_default() noexcept {
 // nothing but I/O costs their tests, not their calls and frames.
 [[gnu::flatten]] bool Loop::step(void *self) noexcept {
   Loop &loop = *static_cast<Loop *>(self);
+  if (loop.plain()) {
+    // after_poll() and prepare(true) reduced to what they would do here
+    // (an iteration with only I/O, the usual one of a server): no user
+    // code runs, so no stop can come from them.
+    loop.now_stale_ = true;
+    if (loop.ready_ref_) loop.sync_spinning();  // the queue's reference goes
+    loop.spinning_ = false;
+    if (!loop.goes_on()) {
+      loop.run_over_ = true;
+      return false;
+    }
+    loop.poll_timer_seq_ = loop.timer_seq_;
+    loop.sync_holds();
+    return true;
+  }
   loop.after_poll();
   if (!loop.goes_on() || !loop.prepare(true)) {
     loop.run_over_ = true;
@@ -417,7 +432,9 @@ int Loop::embedding_fd(int *out) noexcept {
   return 0;
 }
 
-void Loop::idle_hooks_changed(int delta) noexcept {
+void Loop::hooks_changed(int kind, int delta) noexcept {
+  hooks_started_ += delta;
+  if (kind != ASYNC_HOOK_IDLE) return;
   idle_hooks_ += delta;
   sync_spinning();
 }

@@ -177,7 +177,8 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   TimerHeap &timers() noexcept { return timers_; }
   std::uint64_t next_timer_seq() noexcept { return timer_seq_++; }
   util::List &hooks(int kind) noexcept { return hooks_[kind]; }
-  void idle_hooks_changed(int delta) noexcept;
+  // A hook of kind started (+1) or stopped (-1).
+  void hooks_changed(int kind, int delta) noexcept;
 
   // Where the loop's handles, streams and futures live (util/pool.hpp).
   util::Pool &pool() noexcept { return pool_; }
@@ -237,6 +238,13 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // run(DEFAULT)'s iterations (step: one of them inside ev::Backend::run).
   void run_default() noexcept;
   static bool step(void *self) noexcept;
+  // Nothing for after_poll() and before_poll() to do but their
+  // bookkeeping: no hook, service, timer, queued callback or stalled post.
+  bool plain() const noexcept {
+    return ready_.empty() &&
+           (hooks_started_ | static_cast<int>(posts_stalled_) | static_cast<int>(timer_armed_)) == 0 && !service_ &&
+           timers_.empty();
+  }
   // before_poll(synced); false when a prepare or idle hook stopped the loop.
   bool prepare(bool synced) noexcept;
   // Whether run(DEFAULT) goes on after an iteration.
@@ -295,6 +303,7 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   bool stopped_ = false;  // the last run ended through stop()
   bool posts_stalled_ = false;
   int idle_hooks_ = 0;
+  int hooks_started_ = 0;    // of every kind
   std::size_t objects_ = 0;  // handles (closing ones too) and live futures
   util::List registry_[kObjectKinds];
   // The cursors of the visits in progress, in the loop rather than on the
