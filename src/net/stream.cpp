@@ -468,25 +468,31 @@ void Stream::read_failed(ssize_t n) noexcept {
     abort(util::from_errno(errno));
 }
 
-bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept { return take_in(data, len) && is_reading(); }
-
-bool Stream::take_in(const std::uint8_t *data, std::size_t len) noexcept {
-  std::size_t consumed = 0;
-  if (tail_len()) {
-    // The new bytes go behind the tail and the whole is presented.
-    if (!buffers_->tail.append(data, len)) {
-      abort(ASYNC_ENOMEM);
-      return false;
-    }
-    consumed = present_tail();
-  } else {
-    consumed = present(data, len);
+// Inline in read_some(): the usual read, all of it taken with no tail
+// kept, costs no call of its own.
+inline bool Stream::take_in(const std::uint8_t *data, std::size_t len) noexcept {
+  if (!tail_len()) {
+    std::size_t consumed = present(data, len);
     if (consumed == len) return state_ != kLost;  // the usual case: all taken
-    if (state_ != kLost && (!ensure_buffers() || !buffers_->tail.append(data + consumed, len - consumed))) {
-      abort(ASYNC_ENOMEM);
-      return false;
-    }
+    return keep_rest(data + consumed, len - consumed, consumed);
   }
+  // The new bytes go behind the tail and the whole is presented.
+  if (!buffers_->tail.append(data, len)) {
+    abort(ASYNC_ENOMEM);
+    return false;
+  }
+  return took(present_tail());
+}
+
+bool Stream::keep_rest(const std::uint8_t *rest, std::size_t len, std::size_t consumed) noexcept {
+  if (state_ != kLost && (!ensure_buffers() || !buffers_->tail.append(rest, len))) {
+    abort(ASYNC_ENOMEM);
+    return false;
+  }
+  return took(consumed);
+}
+
+bool Stream::took(std::size_t consumed) noexcept {
   if (state_ == kLost) return false;  // aborted inside: the tail is gone
   if (consumed == 0 && tail_len() >= read_limit_) {
     abort(ASYNC_ENOBUFS);
@@ -494,6 +500,8 @@ bool Stream::take_in(const std::uint8_t *data, std::size_t len) noexcept {
   }
   return true;
 }
+
+bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept { return take_in(data, len) && is_reading(); }
 
 std::size_t Stream::present_tail() noexcept {
   util::ByteQueue &tail = buffers_->tail;

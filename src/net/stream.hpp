@@ -177,6 +177,12 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   bool deliver(const std::uint8_t *data, std::size_t len) noexcept;
   // deliver() but for its last test: false only when the stream was lost.
   bool take_in(const std::uint8_t *data, std::size_t len) noexcept;
+  // take_in() past its usual case: the rest of len bytes, of which
+  // data_received consumed consumed, kept as the tail.
+  [[gnu::noinline]] bool keep_rest(const std::uint8_t *rest, std::size_t len, std::size_t consumed) noexcept;
+  // take_in()'s end once consumed bytes of the tail went: false when lost,
+  // or aborted because nothing was consumed of a tail at the read limit.
+  bool took(std::size_t consumed) noexcept;
   // The kept tail presented again, and what was consumed of it dropped;
   // returns that count.
   std::size_t present_tail() noexcept;
