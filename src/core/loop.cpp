@@ -236,31 +236,33 @@ void Loop::run_default() noexcept {
   }
 }
 
-// Flattened: after_poll() and before_poll() inline, so an iteration with
-// nothing but I/O costs their tests, not their calls and frames.
-[[gnu::flatten]] bool Loop::step(void *self) noexcept {
+bool Loop::step(void *self) noexcept {
   Loop &loop = *static_cast<Loop *>(self);
-  if (loop.plain()) {
-    // after_poll() and prepare(true) reduced to what they would do here
-    // (an iteration with only I/O, the usual one of a server): no user
-    // code runs, so no stop can come from them.
-    loop.now_stale_ = true;
-    if (loop.ready_ref_) loop.sync_spinning();  // the queue's reference goes
-    loop.spinning_ = false;
-    if (!loop.goes_on()) {
-      loop.run_over_ = true;
-      return false;
-    }
-    loop.poll_timer_seq_ = loop.timer_seq_;
-    loop.sync_holds();
-    return true;
-  }
-  loop.after_poll();
-  if (!loop.goes_on() || !loop.prepare(true)) {
+  if (!loop.plain()) return loop.full_step();  // a tail call: this frame saves no registers
+  // after_poll() and prepare(true) reduced to what they would do here (an
+  // iteration with only I/O, the usual one of a server): no user code
+  // runs, so no stop can come from them.
+  loop.now_stale_ = true;
+  if (loop.ready_ref_) loop.sync_spinning();  // the queue's reference goes
+  loop.spinning_ = false;
+  if (!loop.goes_on()) {
     loop.run_over_ = true;
     return false;
   }
-  return !loop.spinning_;
+  loop.poll_timer_seq_ = loop.timer_seq_;
+  loop.sync_holds();
+  return true;
+}
+
+// Flattened: after_poll() and before_poll() inline, so an iteration
+// costs their tests, not their calls and frames.
+[[gnu::flatten]] bool Loop::full_step() noexcept {
+  after_poll();
+  if (!goes_on() || !prepare(true)) {
+    run_over_ = true;
+    return false;
+  }
+  return !spinning_;
 }
 
 void Loop::before_poll(bool synced) noexcept {

@@ -238,6 +238,8 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // run(DEFAULT)'s iterations (step: one of them inside ev::Backend::run).
   void run_default() noexcept;
   static bool step(void *self) noexcept;
+  // step() of an iteration that is not plain().
+  [[gnu::noinline]] bool full_step() noexcept;
   // Nothing for after_poll() and before_poll() to do but their
   // bookkeeping: no hook, service, timer, queued callback or stalled post.
   bool plain() const noexcept {
