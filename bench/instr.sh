@@ -13,6 +13,7 @@
 # usage: bench/instr.sh [row...]   rows: chain fanout timers echo1 echo100
 #                                        churn post dns nowait (default: all)
 # env:   BUILD_DIR=build-bench SKIP_BUILD=1 (as bench/run.sh)
+#        SERVERS="async coro" (echo rows: a subset of async uv ev coro)
 set -euo pipefail
 # shellcheck source=bench/build.sh
 . "$(dirname "${BASH_SOURCE[0]}")/build.sh"
@@ -49,7 +50,7 @@ count_echo() {
   pid=$!
   for _ in $(seq 400); do grep -q READY "$out" && break; sleep 0.05; done
   line=$("$bin/loadgen" "$mode" "$port" "$conns" 64 "$secs" | grep '^RESULT ') || {
-    echo "FAILED: loadgen $mode against echo_$srv" >&2
+    echo "FAILED: loadgen $mode against echo_$srv: $(cat "$out")" >&2
     kill -KILL "$pid"
     exit 1
   }
@@ -75,7 +76,7 @@ simple() {
 echo_row() {
   local row=$1 mode=$2 conns=$3 srv ia oa
   # coro: bench/echo_coro.cpp, the libasync server on the C++20 coroutine binding.
-  for srv in async uv ev coro; do
+  for srv in ${SERVERS:-async uv ev coro}; do
     count_echo "$srv" "$mode" "$conns" 1
     ia=$echo_ir oa=$echo_ops
     count_echo "$srv" "$mode" "$conns" 3
