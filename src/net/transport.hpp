@@ -133,14 +133,29 @@ class Transport {
   // The one place that repeats, for streams and the layers over them (TLS
   // presenting plaintext). Returns the bytes consumed (<= len).
   std::size_t present(const std::uint8_t *data, std::size_t len) noexcept {
+    std::size_t done = present_once(data, len);
+    return done == len || !presents_again(done) ? done : present_rest(data, len, done);
+  }
+
+  // One data_received of len bytes: those it consumed.
+  std::size_t present_once(const std::uint8_t *data, std::size_t len) noexcept {
     Derived &d = self();
-    std::size_t done = 0;
+    std::size_t n = 0;
+    d.loop().invoke([&] { n = d.callbacks().data_received(d.c_handle(), data, len, d.userdata_); });
+    return n < len ? n : len;  // more than it was given: all of it
+  }
+  // Whether present() calls data_received again after it consumed n
+  // bytes and some are left.
+  bool presents_again(std::size_t n) const noexcept {
+    const Derived &d = self();
+    return n != 0 && (d.callbacks().flags & ASYNC_STREAM_DELIVER_EACH) && d.presenting();
+  }
+  // present()'s further rounds, out of line: most protocols take all.
+  [[gnu::noinline]] std::size_t present_rest(const std::uint8_t *data, std::size_t len, std::size_t done) noexcept {
     for (;;) {
-      std::size_t n = 0;
-      d.loop().invoke([&] { n = d.callbacks().data_received(d.c_handle(), data + done, len - done, d.userdata_); });
-      if (n > len - done) n = len - done;  // more than it was given: all of it
+      std::size_t n = present_once(data + done, len - done);
       done += n;
-      if (n == 0 || done == len || !(d.callbacks().flags & ASYNC_STREAM_DELIVER_EACH) || !d.presenting()) return done;
+      if (done == len || !presents_again(n)) return done;
     }
   }
 
