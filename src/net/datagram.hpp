@@ -74,6 +74,10 @@ class Datagram : public util::Tagged<0x44475241>, public Transport<Datagram> {  
  private:
   friend class Transport<Datagram>;
   enum class State { kOpen, kClosing, kLost };
+  // Transport's access to the state.
+  State state() const noexcept { return state_; }
+  void set_state(State state) noexcept { state_ = state; }
+  void set_made() noexcept { made_ = true; }
   struct Entry;
   // A FIFO of entries: queued sends, errors to report, held receptions.
   struct Queue : util::Fifo<Entry> {

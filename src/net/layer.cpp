@@ -35,7 +35,7 @@ Layer::~Layer() = default;
 
 int Layer::push(Stream **upper, Layer *layer, Stream &lower, const async_stream_protocol &protocol,
                 void *userdata) noexcept {
-  int err = lower.state_ == Stream::kOpen ? 0 : ASYNC_ECLOSED;
+  int err = lower.state() == Stream::kOpen ? 0 : ASYNC_ECLOSED;
   if (!err) err = Stream::open_layered(&layer->upper_, lower, *layer, &kLowerProtocol, protocol, userdata);
   if (err) {
     util::destroy(layer);
@@ -50,7 +50,7 @@ int Layer::push(Stream **upper, Layer *layer, Stream &lower, const async_stream_
 }
 
 int Layer::attach(Layer *layer, Stream &lower) noexcept {
-  int err = lower.state_ == Stream::kOpen ? lower.replace_protocol(kLowerProtocol, layer) : ASYNC_ECLOSED;
+  int err = lower.state() == Stream::kOpen ? lower.replace_protocol(kLowerProtocol, layer) : ASYNC_ECLOSED;
   if (err) {
     util::destroy(layer);
     return err;
@@ -64,7 +64,7 @@ int Layer::attach(Layer *layer, Stream &lower) noexcept {
 
 int Layer::open_upper(Stream **upper, const async_stream_protocol &protocol, void *userdata,
                       Stream::ProtocolCache *cache) noexcept {
-  if (!lower_ || lower_->state_ != Stream::kOpen) return ASYNC_ECLOSED;
+  if (!lower_ || lower_->state() != Stream::kOpen) return ASYNC_ECLOSED;
   if (int err = Stream::open_layered(&upper_, *lower_, *this, nullptr, protocol, userdata, cache)) return err;
   ++refs_;
   sync_reading();  // stopped until the upper stream reads
@@ -73,7 +73,7 @@ int Layer::open_upper(Stream **upper, const async_stream_protocol &protocol, voi
 }
 
 int Layer::pop(const async_stream_protocol &protocol, void *userdata) noexcept {
-  if (!upper_ || upper_->state_ != Stream::kOpen || !lower_) return ASYNC_ECLOSED;
+  if (!upper_ || upper_->state() != Stream::kOpen || !lower_) return ASYNC_ECLOSED;
   popping_ = true;
   pop_protocol_ = protocol;
   pop_userdata_ = userdata;
@@ -193,7 +193,7 @@ bool Layer::deliver_up(const std::uint8_t *data, std::size_t len) noexcept {
 }
 
 void Layer::upper_room() noexcept {
-  if (upper_ && upper_->state_ != Stream::kLost && upper_->writing()) upper_->write_some();
+  if (upper_ && upper_->state() != Stream::kLost && upper_->writing()) upper_->write_some();
 }
 
 void Layer::sync_reading() noexcept {

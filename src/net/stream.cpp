@@ -224,10 +224,10 @@ int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const
     int on = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   }
-  s->is_socket_ = traits.is_socket;
+  s->set(kSocket, traits.is_socket);
   s->is_tcp_ = traits.is_tcp;
-  s->write_only_ = !traits.is_socket && (traits.status_flags & O_ACCMODE) == O_WRONLY;
-  s->pipe_writer_ = s->write_only_ && traits.is_fifo;
+  s->set(kWriteOnly, !traits.is_socket && (traits.status_flags & O_ACCMODE) == O_WRONLY);
+  s->pipe_writer_ = s->has(kWriteOnly) && traits.is_fifo;
   s->userdata_ = userdata;
   ev::Backend::io_init(s->io_, fd, 0, on_io, s);
   loop.registry(ASYNC_OBJECT_STREAM).push_back(s->list_node_);  // a server moves it to its own list
@@ -282,7 +282,7 @@ void Stream::drop_callbacks() noexcept {
 }
 
 void Stream::schedule_lost(int error, bool aborted) noexcept {
-  state_ = kLost;
+  set_state(kLost);
   lost_error_ = static_cast<std::int16_t>(error);
   if (idle_) loop_->backend().timer_stop(idle_->timer);
   loop_->push_reserved(core::Task{run_lost, this});
@@ -305,7 +305,7 @@ void Stream::release_value(void *stream, void *) noexcept {
 }
 
 int Stream::set_protocol(const async_stream_protocol &protocol, void *userdata) noexcept {
-  if (state_ == kLost) return ASYNC_ECLOSED;
+  if (state() == kLost) return ASYNC_ECLOSED;
   if (int err = Reader::bind(protocol, userdata)) return err;
   int err = replace_protocol(protocol, userdata);
   if (err) Reader::unbind(protocol, userdata);
@@ -333,19 +333,23 @@ int Stream::replace_protocol(const async_stream_protocol &protocol, void *userda
 // ---- readiness ------------------------------------------------------------
 
 void Stream::update_io() noexcept {
-  if (state_ == kLost) return;
+  if (state() == kLost) return;
   if (layered_) {
     buffers_->layer->upper_watch(is_reading());
     return;
   }
   // A pipe's write end is never read: it turns readable (an error) only
   // once the reader has gone, which is how asyncio notices that too.
-  bool readable = is_reading() || (pipe_writer_ && made_);
+  bool readable = is_reading() || (pipe_writer_ && has(kMade));
   loop_->backend().io_watch(io_, (readable ? ASYNC_READABLE : 0u) | (writing() ? ASYNC_WRITABLE : 0u));
 }
 
 void Stream::on_io(void *self, std::uint32_t revents) noexcept {
   auto *s = static_cast<Stream *>(self);
+  if (revents == ASYNC_READABLE && !s->pipe_writer_) {
+    s->read_some();  // the usual event, in a tail call: no frame here
+    return;
+  }
   if (revents & ASYNC_READABLE) {
     if (s->pipe_writer_) {
       s->reader_gone();  // aborted: nothing left to write
@@ -353,7 +357,7 @@ void Stream::on_io(void *self, std::uint32_t revents) noexcept {
     }
     s->read_some();
   }
-  if ((revents & ASYNC_WRITABLE) && s->state_ != kLost && s->writing()) s->write_some();
+  if ((revents & ASYNC_WRITABLE) && s->state() != kLost && s->writing()) s->write_some();
 }
 
 // What is still queued can never be written; with nothing queued nothing
@@ -361,17 +365,17 @@ void Stream::on_io(void *self, std::uint32_t revents) noexcept {
 void Stream::reader_gone() noexcept { abort(writing() ? ASYNC_EPIPE : 0); }
 
 void Stream::pause_reading() noexcept {
-  paused_ = true;
+  set(kPaused);
   update_io();
 }
 
 int Stream::resume_reading() noexcept {
-  paused_ = false;
+  set(kPaused, false);
   update_io();
   // A pause may have stopped a delivery of whole messages: they must not
   // wait for bytes the peer may never send. A tail kept past the end of
   // file waits for this resume whatever the protocol is now (end_input()).
-  if (state_ == kOpen && tail_len() && (deliver_each() || eof_) && !replay_wanted_) {
+  if (state() == kOpen && tail_len() && (deliver_each() || has(kEof)) && !replay_wanted_) {
     if (int err = loop_->call_soon(run_replay, this)) {
       abort(err);
       return err;
@@ -389,7 +393,7 @@ void Stream::run_replay(async_loop *, void *self) noexcept {
   bool wanted = s->replay_wanted_;
   s->replay_wanted_ = false;
   if (!wanted || !s->presenting() || !s->tail_len()) return;  // paused again: the next resume queues anew
-  if (s->eof_)
+  if (s->has(kEof))
     s->end_input();  // the final delivery waited for this resume
   else
     s->present_tail();
@@ -398,7 +402,7 @@ void Stream::run_replay(async_loop *, void *self) noexcept {
 bool Stream::deliver_each() const noexcept { return (protocol_->callbacks.flags & ASYNC_STREAM_DELIVER_EACH) != 0; }
 
 int Stream::set_idle_timeout(std::uint64_t timeout_ms) noexcept {
-  if (state_ == kLost) return ASYNC_ECLOSED;
+  if (state() == kLost) return ASYNC_ECLOSED;
   if (!idle_) {
     if (timeout_ms == 0) return 0;
     idle_ = util::make<Idle>();
@@ -421,17 +425,17 @@ void Stream::on_idle(void *self, std::uint32_t) noexcept {
   auto *s = static_cast<Stream *>(self);
   auto *idle_timeout = s->protocol_->callbacks.idle_timeout;
   // A closing stream stalled in its flush is past the protocol's say.
-  if (!idle_timeout || s->state_ != kOpen) {
+  if (!idle_timeout || s->state() != kOpen) {
     s->abort(ASYNC_ETIMEDOUT);
     return;
   }
   // No protocol callback before connection_made: the period starts again.
-  if (!s->made_) {
+  if (!s->has(kMade)) {
     s->touch();
     return;
   }
   s->loop_->invoke([&] { idle_timeout(s->c_stream(), s->userdata_); });
-  if (s->state_ != kLost) s->touch();  // the next period, in the length now set (0: none)
+  if (s->state() != kLost) s->touch();  // the next period, in the length now set (0: none)
 }
 
 // ---- reading ----------------------------------------------------------------
@@ -473,7 +477,7 @@ void Stream::read_failed(ssize_t n) noexcept {
 inline bool Stream::take_in(const std::uint8_t *data, std::size_t len) noexcept {
   if (!tail_len()) {
     std::size_t consumed = present(data, len);
-    if (consumed == len) return state_ != kLost;  // the usual case: all taken
+    if (consumed == len) return state() != kLost;  // the usual case: all taken
     return keep_rest(data + consumed, len - consumed, consumed);
   }
   // The new bytes go behind the tail and the whole is presented.
@@ -485,7 +489,7 @@ inline bool Stream::take_in(const std::uint8_t *data, std::size_t len) noexcept 
 }
 
 bool Stream::keep_rest(const std::uint8_t *rest, std::size_t len, std::size_t consumed) noexcept {
-  if (state_ != kLost && (!ensure_buffers() || !buffers_->tail.append(rest, len))) {
+  if (state() != kLost && (!ensure_buffers() || !buffers_->tail.append(rest, len))) {
     abort(ASYNC_ENOMEM);
     return false;
   }
@@ -493,7 +497,7 @@ bool Stream::keep_rest(const std::uint8_t *rest, std::size_t len, std::size_t co
 }
 
 bool Stream::took(std::size_t consumed) noexcept {
-  if (state_ == kLost) return false;  // aborted inside: the tail is gone
+  if (state() == kLost) return false;  // aborted inside: the tail is gone
   if (consumed == 0 && tail_len() >= read_limit_) {
     abort(ASYNC_ENOBUFS);
     return false;
@@ -506,15 +510,15 @@ bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept { retur
 std::size_t Stream::present_tail() noexcept {
   util::ByteQueue &tail = buffers_->tail;
   std::size_t consumed = present(tail.data(), tail.size());
-  if (state_ == kLost) return consumed;  // aborted inside: the tail is gone
-  replay_wanted_ = false;                // presented: a queued run_replay() has nothing to do
+  if (state() == kLost) return consumed;  // aborted inside: the tail is gone
+  replay_wanted_ = false;                 // presented: a queued run_replay() has nothing to do
   tail.consume(consumed);
   if (tail.empty()) drop_tail();
   return consumed;
 }
 
 void Stream::read_eof() noexcept {
-  eof_ = true;
+  set(kEof);
   end_input();
 }
 
@@ -523,14 +527,14 @@ void Stream::end_input() noexcept {
     // The unconsumed tail, once more; what is left of it then is dropped,
     // unless a pause stopped a one-message-per-call protocol: resume goes on.
     present_tail();
-    if (state_ != kOpen) return;
-    if (paused_ && tail_len() && deliver_each()) return;
+    if (state() != kOpen) return;
+    if (has(kPaused) && tail_len() && deliver_each()) return;
     drop_tail();
   }
   int keep_open = 0;
   if (protocol_->callbacks.eof_received)
     loop_->invoke([&] { keep_open = protocol_->callbacks.eof_received(c_stream(), userdata_); });
-  if (state_ != kOpen) return;
+  if (state() != kOpen) return;
   if (keep_open)
     update_io();  // half-closed: writing goes on
   else
@@ -553,9 +557,9 @@ bool Stream::ensure_buffers() noexcept {
 long Stream::send(const iovec *iov, int iovcnt) noexcept {
   for (;;) {
     ssize_t n;
-    if (is_socket_ && iovcnt == 1) {
+    if (has(kSocket) && iovcnt == 1) {
       n = ::send(fd(), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);  // cheaper than sendmsg
-    } else if (is_socket_) {
+    } else if (has(kSocket)) {
       msghdr msg{};
       msg.msg_iov = const_cast<iovec *>(iov);
       msg.msg_iovlen = static_cast<std::size_t>(iovcnt);
@@ -573,8 +577,8 @@ long Stream::send(const iovec *iov, int iovcnt) noexcept {
 }
 
 int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *done_userdata) noexcept {
-  if (state_ != kOpen) return ASYNC_ECLOSED;
-  if (eof_wanted_) return ASYNC_ESTATE;
+  if (state() != kOpen) return ASYNC_ECLOSED;
+  if (has(kEofWanted)) return ASYNC_ESTATE;
   std::size_t total = 0;
   for (int i = 0; i < iovcnt; ++i) {
     if (iov[i].iov_len > SIZE_MAX - total) return ASYNC_EINVAL;
@@ -594,7 +598,7 @@ int Stream::write(const void *data, std::size_t len) noexcept {
   // The hot path (an open socket with nothing queued, async_stream_write):
   // one send(2) and a return when it takes everything, in a frame that
   // saves few registers. Anything else goes the general way.
-  if (state_ == kOpen && !eof_wanted_ && is_socket_ && len > 0 && !writing()) {
+  if ((flags_ & (kStateBits | kEofWanted | kSocket)) == (kOpen | kSocket) && len > 0 && !writing()) {
     ssize_t n = ::send(fd(), data, len, MSG_NOSIGNAL);
     if (static_cast<std::size_t>(n) == len) {
       touch();
@@ -606,8 +610,8 @@ int Stream::write(const void *data, std::size_t len) noexcept {
 }
 
 int Stream::write_rest(const void *data, std::size_t len, ssize_t n) noexcept {
-  if (state_ != kOpen) return ASYNC_ECLOSED;
-  if (eof_wanted_) return ASYNC_ESTATE;
+  if (state() != kOpen) return ASYNC_ECLOSED;
+  if (has(kEofWanted)) return ASYNC_ESTATE;
   iovec iov{const_cast<void *>(data), len};
   long sent = 0;
   if (n >= 0)
@@ -711,11 +715,11 @@ void Stream::after_drain() noexcept {
   if (!maybe_resume()) return;
   if (!writing() && protocol_->callbacks.write_drained) {
     loop_->invoke([&] { protocol_->callbacks.write_drained(c_stream(), userdata_); });
-    if (state_ == kLost) return;
+    if (state() == kLost) return;
   }
   if (!writing()) {
-    if (eof_wanted_ && !eof_sent_) shutdown_write();
-    if (state_ == kClosing) {
+    if (has(kEofWanted) && !eof_sent_) shutdown_write();
+    if (state() == kClosing) {
       schedule_lost(0);
       return;
     }
@@ -724,9 +728,9 @@ void Stream::after_drain() noexcept {
 }
 
 int Stream::write_eof() noexcept {
-  if (state_ != kOpen) return ASYNC_ECLOSED;
-  if (eof_wanted_) return 0;
-  eof_wanted_ = true;
+  if (state() != kOpen) return ASYNC_ECLOSED;
+  if (has(kEofWanted)) return 0;
+  set(kEofWanted);
   if (!writing()) shutdown_write();
   return 0;
 }
@@ -735,9 +739,9 @@ void Stream::shutdown_write() noexcept {
   eof_sent_ = true;
   if (layered_)
     buffers_->layer->upper_write_eof();
-  else if (is_socket_)
+  else if (has(kSocket))
     ::shutdown(fd(), SHUT_WR);
-  else if (write_only_)
+  else if (has(kWriteOnly))
     close();  // a pipe's write end has nothing left to do
 }
 

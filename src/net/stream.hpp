@@ -85,7 +85,9 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // (the stream is then aborted).
   int resume_reading() noexcept;
   // Inline: the read path asks twice per read.
-  bool is_reading() const noexcept { return made_ && !paused_ && !eof_ && state_ == kOpen && !write_only_; }
+  bool is_reading() const noexcept {
+    return (flags_ & (kStateBits | kMade | kPaused | kEof | kWriteOnly)) == (kOpen | kMade);
+  }
   std::size_t high() const noexcept { return marks_.high; }
   std::size_t low() const noexcept { return marks_.low; }
   std::size_t write_buffer_size() const noexcept;
@@ -102,10 +104,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // TCP options; ASYNC_EINVAL on another kind of stream.
   int set_nodelay(bool on) noexcept;
   int set_keepalive(bool on, std::uint32_t idle_s) noexcept;
-  bool lost() const noexcept { return state_ == kLost; }
+  bool lost() const noexcept { return state() == kLost; }
   // Open both ways: not closing, no end of file read or written, not a
   // pipe's write end; a protocol put on it now can still talk with the peer.
-  bool open_both_ways() const noexcept { return state_ == kOpen && !eof_ && !eof_wanted_ && !write_only_; }
+  bool open_both_ways() const noexcept { return (flags_ & (kStateBits | kEof | kEofWanted | kWriteOnly)) == kOpen; }
   // The fd this stream owns: -1 for a stream over a layer.
   int fd() const noexcept { return ev::Backend::io_fd(io_); }
   // The fd at the bottom of a layered stream (async_stream_fd()), or
@@ -113,7 +115,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   int socket_fd() const noexcept;
   // The layer this stream sits on; nullptr for a stream on an fd.
   Layer *layer() const noexcept;
-  bool is_socket() const noexcept { return is_socket_; }
+  bool is_socket() const noexcept { return has(kSocket); }
   bool is_tcp() const noexcept { return is_tcp_; }
   Loop &loop() const noexcept { return *loop_; }
   void *userdata() const noexcept { return userdata_; }
@@ -142,8 +144,15 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
  private:
   friend class Transport<Stream>;
   friend class Layer;  // drives the stream above it as the fd's events would
-  // Not a scoped enum: a 2-bit field holds all its values without a warning.
+  // Not a scoped enum: its values are the low bits of flags_ (kStateBits).
   enum State { kOpen, kClosing, kLost };
+  State state() const noexcept { return static_cast<State>(flags_ & kStateBits); }
+  void set_state(State state) noexcept { flags_ = static_cast<std::uint8_t>((flags_ & ~kStateBits) | state); }
+  bool has(std::uint8_t flag) const noexcept { return (flags_ & flag) != 0; }
+  void set(std::uint8_t flag, bool on = true) noexcept {
+    flags_ = static_cast<std::uint8_t>(on ? flags_ | flag : flags_ & ~flag);
+  }
+  void set_made() noexcept { set(kMade); }
   struct Chunk;
   struct Buffers;
   struct Idle;
@@ -224,7 +233,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
     drop_tail();
   }
   void after_made() noexcept { update_io(); }  // reading starts only now
-  bool presenting() const noexcept { return state_ == kOpen && !paused_; }
+  bool presenting() const noexcept { return (flags_ & (kStateBits | kPaused)) == kOpen; }
   // aborted: by abort(), whatever the error (a layer below then stops
   // rather than flushes).
   void schedule_lost(int error, bool aborted = false) noexcept;
@@ -264,17 +273,19 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // An ASYNC_E* code (they all fit 16 bits), kept from schedule_lost() to
   // run_lost().
   std::int16_t lost_error_ = 0;
-  // State and flags in two bytes.
-  State state_ : 2 = kOpen;
-  bool is_socket_ : 1 = false;
+  // The state and the flags the hot paths test, in one byte, so that a
+  // test of several (is_reading(), write()'s) is one masked compare.
+  static constexpr std::uint8_t kStateBits = 3;   // a State
+  static constexpr std::uint8_t kMade = 4;        // connection_made has run
+  static constexpr std::uint8_t kPaused = 8;      // pause_reading()
+  static constexpr std::uint8_t kEof = 16;        // the peer's end of file was read
+  static constexpr std::uint8_t kWriteOnly = 32;  // e.g. a pipe's write end: never read, write_eof means close
+  static constexpr std::uint8_t kEofWanted = 64;  // write_eof() called
+  static constexpr std::uint8_t kSocket = 128;
+  std::uint8_t flags_ = kOpen;
   bool is_tcp_ : 1 = false;
-  bool write_only_ : 1 = false;      // e.g. a pipe's write end: never read, write_eof means close
   bool pipe_writer_ : 1 = false;     // a pipe's or FIFO's write end: readable once its reader is gone
-  bool made_ : 1 = false;            // connection_made has run
-  bool paused_ : 1 = false;          // pause_reading()
-  bool eof_ : 1 = false;             // the peer's end of file was read
   bool writing_paused_ : 1 = false;  // pause_writing told, resume_writing not yet
-  bool eof_wanted_ : 1 = false;      // write_eof() called
   bool eof_sent_ : 1 = false;
   bool value_ref_ : 1 = false;      // a connect future's value holds a reference
   bool replay_wanted_ : 1 = false;  // resume_reading() queued run_replay(), no delivery since

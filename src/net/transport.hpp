@@ -10,8 +10,8 @@
 // Derived provides: callbacks() (its async_*_protocol), c_handle(),
 // loop(), fd(), loop_ (a pointer), userdata_, refs_ (std::uint32_t, 1 at
 // creation: the connection's), library_refs() (those of refs_ the library
-// holds besides the connection's), lost_error_, made_, writing_paused_, marks_,
-// state_ (State::kOpen/kClosing/kLost), write_buffer_size(), has_queued()
+// holds besides the connection's), lost_error_, writing_paused_, marks_,
+// state() and set_state() (State::kOpen/kClosing/kLost), set_made(), write_buffer_size(), has_queued()
 // (sends wait), stop_receiving() (on close), drop_queued() (on abort),
 // after_made(), update_io(), schedule_lost(error) and drop_callbacks()
 // (lets go of callbacks shared with other transports, on the loop's thread
@@ -44,8 +44,8 @@ class Transport {
   // No more receiving; connection_lost once the queued sends are out.
   void close() noexcept {
     Derived &d = self();
-    if (d.state_ != Derived::State::kOpen) return;
-    d.state_ = Derived::State::kClosing;
+    if (d.state() != Derived::State::kOpen) return;
+    d.set_state(Derived::State::kClosing);
     d.stop_receiving();
     if (d.has_queued())
       d.update_io();  // the queue still drains
@@ -56,7 +56,7 @@ class Transport {
   // connection_lost(error) without sending what is queued.
   void abort(int error) noexcept {
     Derived &d = self();
-    if (d.state_ == Derived::State::kLost) return;
+    if (d.state() == Derived::State::kLost) return;
     d.drop_queued();
     // A stream over a layer tells the layer an abort from a close, also
     // an abort with 0 (async_stream_abort()): nothing more goes down.
@@ -96,7 +96,7 @@ class Transport {
   // the transport starts (after_made()).
   static void run_made(async_loop *, void *transport) noexcept {
     Derived &d = *static_cast<Derived *>(transport);
-    d.made_ = true;
+    d.set_made();
     const auto &p = d.callbacks();
     if (p.connection_made) d.loop().invoke([&] { p.connection_made(d.c_handle(), d.userdata_); });
     d.after_made();
@@ -162,7 +162,7 @@ class Transport {
   // pause_writing once the queue is strictly above the high-water mark.
   void maybe_pause() noexcept {
     Derived &d = self();
-    if (d.state_ != Derived::State::kOpen || d.writing_paused_ || d.write_buffer_size() <= d.marks_.high) return;
+    if (d.state() != Derived::State::kOpen || d.writing_paused_ || d.write_buffer_size() <= d.marks_.high) return;
     d.writing_paused_ = true;
     const auto &p = d.callbacks();
     if (p.pause_writing) d.loop().invoke([&] { p.pause_writing(d.c_handle(), d.userdata_); });
@@ -176,7 +176,7 @@ class Transport {
     d.writing_paused_ = false;
     const auto &p = d.callbacks();
     if (p.resume_writing) d.loop().invoke([&] { p.resume_writing(d.c_handle(), d.userdata_); });
-    return d.state_ != Derived::State::kLost;
+    return d.state() != Derived::State::kLost;
   }
 
  private:
