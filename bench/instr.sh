@@ -48,9 +48,14 @@ count_echo() {
   # valgrind itself, not a function's subshell, so that SIGTERM reaches it
   valgrind --tool=callgrind --callgrind-out-file="$work/echo.cg" -q "$bin/echo_$srv" "$port" >"$out" &
   pid=$!
-  for _ in $(seq 400); do grep -q READY "$out" && break; sleep 0.05; done
+  # Up to a minute: valgrind starts slowly on a loaded machine.
+  for _ in $(seq 1200); do
+    grep -q READY "$out" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
   line=$("$bin/loadgen" "$mode" "$port" "$conns" 64 "$secs" | grep '^RESULT ') || {
-    echo "FAILED: loadgen $mode against echo_$srv: $(cat "$out")" >&2
+    echo "FAILED: loadgen $mode against echo_$srv ($(kill -0 "$pid" 2>/dev/null && echo running || echo exited)): $(cat "$out")" >&2
     kill -KILL "$pid"
     exit 1
   }

@@ -346,18 +346,22 @@ void Stream::update_io() noexcept {
 
 void Stream::on_io(void *self, std::uint32_t revents) noexcept {
   auto *s = static_cast<Stream *>(self);
-  if (revents == ASYNC_READABLE && !s->pipe_writer_) {
-    s->read_some();  // the usual event, in a tail call: no frame here
-    return;
-  }
+  // Tail calls both: this frame saves no registers.
+  if (revents == ASYNC_READABLE && !s->pipe_writer_)
+    s->read_some();  // the usual event
+  else
+    s->on_events(revents);
+}
+
+void Stream::on_events(std::uint32_t revents) noexcept {
   if (revents & ASYNC_READABLE) {
-    if (s->pipe_writer_) {
-      s->reader_gone();  // aborted: nothing left to write
+    if (pipe_writer_) {
+      reader_gone();  // aborted: nothing left to write
       return;
     }
-    s->read_some();
+    read_some();
   }
-  if ((revents & ASYNC_WRITABLE) && s->state() != kLost && s->writing()) s->write_some();
+  if ((revents & ASYNC_WRITABLE) && state() != kLost && writing()) write_some();
 }
 
 // What is still queued can never be written; with nothing queued nothing

@@ -166,6 +166,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   static Protocol *share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept;
   static void drop_protocol(Protocol *protocol) noexcept;
   static void on_io(void *self, std::uint32_t revents) noexcept;
+  // on_io() for events other than a readable fd's.
+  [[gnu::noinline]] void on_events(std::uint32_t revents) noexcept;
   static void on_idle(void *self, std::uint32_t) noexcept;
   static void run_lost(async_loop *, void *self) noexcept;
   // resume_reading()'s delivery of the kept bytes (ASYNC_STREAM_DELIVER_EACH),
