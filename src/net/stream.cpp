@@ -444,28 +444,38 @@ void Stream::on_idle(void *self, std::uint32_t) noexcept {
 
 // ---- reading ----------------------------------------------------------------
 
-void Stream::read_some() noexcept {
+// One read into the loop's buffer and its delivery: true when another
+// may follow (the read filled what it asked for, or was interrupted).
+// Inline in both callers, so the usual event keeps no loop count.
+inline bool Stream::read_once() noexcept {
+  if (!is_reading()) return false;
+  // Never more than the read limit leaves room for: the kept tail stays
+  // within it.
+  std::size_t kept = tail_len();
+  if (kept >= read_limit_) {  // the limit was lowered below the tail
+    abort(ASYNC_ENOBUFS);
+    return false;
+  }
+  std::size_t room = read_limit_ - kept;
+  std::size_t want = room < Loop::kReadBufferSize ? room : Loop::kReadBufferSize;
   std::uint8_t *buf = loop_->read_buffer();  // made with the stream
-  for (int i = 0; i < kReadsPerEvent && is_reading(); ++i) {
-    // Never more than the read limit leaves room for: the kept tail stays
-    // within it.
-    std::size_t kept = tail_len();
-    if (kept >= read_limit_) {  // the limit was lowered below the tail
-      abort(ASYNC_ENOBUFS);
-      return;
-    }
-    std::size_t room = read_limit_ - kept;
-    std::size_t want = room < Loop::kReadBufferSize ? room : Loop::kReadBufferSize;
-    ssize_t n = ::read(fd(), buf, want);
-    if (n > 0) {
-      touch();
-      // Whether reading goes on is the loop's test, once more bytes may wait.
-      if (!take_in(buf, static_cast<std::size_t>(n))) return;
-      if (static_cast<std::size_t>(n) < want) return;  // drained: skip the EAGAIN read
-    } else if (n == 0 || errno != EINTR) {
-      read_failed(n);
-      return;
-    }
+  ssize_t n = ::read(fd(), buf, want);
+  if (n <= 0) {
+    if (n < 0 && errno == EINTR) return true;
+    read_failed(n);
+    return false;
+  }
+  touch();
+  // Whether reading goes on is the next read_once()'s test.
+  return take_in(buf, static_cast<std::size_t>(n), kept) && static_cast<std::size_t>(n) == want;
+}
+
+void Stream::read_some() noexcept {
+  if (read_once()) read_more();  // else drained: no EAGAIN read
+}
+
+void Stream::read_more() noexcept {
+  for (int i = 1; i < kReadsPerEvent && read_once(); ++i) {
   }
 }
 
@@ -478,8 +488,8 @@ void Stream::read_failed(ssize_t n) noexcept {
 
 // Inline in read_some(): the usual read, all of it taken with no tail
 // kept, costs no call of its own.
-inline bool Stream::take_in(const std::uint8_t *data, std::size_t len) noexcept {
-  if (!tail_len()) {
+inline bool Stream::take_in(const std::uint8_t *data, std::size_t len, std::size_t kept) noexcept {
+  if (!kept) {
     std::size_t consumed = present(data, len);
     if (consumed == len) return state() != kLost;  // the usual case: all taken
     return keep_rest(data + consumed, len - consumed, consumed);
@@ -509,7 +519,9 @@ bool Stream::took(std::size_t consumed) noexcept {
   return true;
 }
 
-bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept { return take_in(data, len) && is_reading(); }
+bool Stream::deliver(const std::uint8_t *data, std::size_t len) noexcept {
+  return take_in(data, len, tail_len()) && is_reading();
+}
 
 std::size_t Stream::present_tail() noexcept {
   util::ByteQueue &tail = buffers_->tail;

@@ -175,6 +175,9 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   static void run_replay(async_loop *, void *self) noexcept;
 
   void read_some() noexcept;
+  bool read_once() noexcept;
+  // read_some() past its first read: out of line, the usual event reads once.
+  [[gnu::noinline]] void read_more() noexcept;
   // A read(2) that returned n <= 0 (not EINTR): end of file, nothing yet
   // (EAGAIN), or an error. Out of line: read_some() keeps few registers.
   [[gnu::noinline]] void read_failed(ssize_t n) noexcept;
@@ -187,7 +190,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // false when the stream stopped reading (closed, paused, lost) meanwhile.
   bool deliver(const std::uint8_t *data, std::size_t len) noexcept;
   // deliver() but for its last test: false only when the stream was lost.
-  bool take_in(const std::uint8_t *data, std::size_t len) noexcept;
+  // kept: tail_len(), as the caller knows it.
+  bool take_in(const std::uint8_t *data, std::size_t len, std::size_t kept) noexcept;
   // take_in() past its usual case: the rest of len bytes, of which
   // data_received consumed consumed, kept as the tail.
   [[gnu::noinline]] bool keep_rest(const std::uint8_t *rest, std::size_t len, std::size_t consumed) noexcept;
