@@ -634,6 +634,76 @@ static void test_hot_fd_no_starvation(void **state) {
   tu_close_pair(sv);
 }
 
+/* Work started by an I/O callback in an iteration that had nothing but
+ * I/O (no timer, hook or queued callback before it) is seen before the next
+ * poll: a timer fires on time, an idle hook runs and a queued callback runs
+ * without another event, a stop ends the run. Nothing else would wake the
+ * loop: a miss blocks in the poll until SIGALRM ends the test. */
+struct io_work {
+  async_loop *loop;
+  async_watcher *w;
+  async_timer *t;
+  async_hook *hook;
+  int kind;
+  int done;
+};
+
+static void work_timer_cb(async_timer *t, void *ud) {
+  (void)t;
+  ((struct io_work *)ud)->done++;
+}
+
+static void work_hook_cb(async_hook *h, void *ud) {
+  ((struct io_work *)ud)->done++;
+  assert_int_equal(async_hook_stop(h), 0);
+}
+
+static void work_soon_cb(async_loop *l, void *ud) {
+  (void)l;
+  ((struct io_work *)ud)->done++;
+}
+
+static void work_io_cb(async_watcher *w, uint32_t revents, void *ud) {
+  (void)revents;
+  struct io_work *x = ud;
+  assert_int_equal(async_watcher_stop(w), 0);
+  switch (x->kind) {
+    case 0: assert_int_equal(async_timer_start(x->t, 5, 0, work_timer_cb), 0); break;
+    case 1: assert_int_equal(async_hook_start(x->hook, work_hook_cb), 0); break;
+    case 2: assert_int_equal(async_loop_call_soon(x->loop, work_soon_cb, x), 0); break;
+    default: assert_int_equal(async_loop_stop(x->loop), 0); x->done++; break;
+  }
+}
+
+static void test_work_started_by_io(void **state) {
+  (void)state;
+  for (int kind = 0; kind < 4; kind++) {
+    async_loop *loop = tu_loop_new();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct io_work x = {loop, NULL, NULL, NULL, kind, 0};
+    x.w = tu_watcher_new(loop, sv[0], &x);
+    x.t = tu_timer_new(loop, &x);
+    x.hook = tu_hook_new(loop, ASYNC_HOOK_IDLE, &x);
+    assert_int_equal(async_watcher_start(x.w, ASYNC_READABLE, work_io_cb), 0);
+    /* A few plain iterations first: the fd is not readable yet. */
+    assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 1);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    alarm(10);
+    uint64_t t0 = tu_now_ns();
+    int rc = async_loop_run(loop, ASYNC_RUN_DEFAULT);
+    alarm(0);
+    assert_int_equal(x.done, 1);
+    assert_true(tu_elapsed_ms(t0) < 2000.0);
+    assert_int_equal(rc, 0);
+    tu_close(async_watcher_handle(x.w));
+    tu_close(async_timer_handle(x.t));
+    tu_close(async_hook_handle(x.hook));
+    tu_finish(loop);
+    tu_close_pair(sv);
+  }
+}
+
 /* ------------------------------------------------------------------ */
 /* Loop time                                                           */
 
@@ -1005,6 +1075,7 @@ int main(void) {
       cmocka_unit_test(test_call_soon_never_inline),
       cmocka_unit_test(test_call_soon_snapshot),
       cmocka_unit_test(test_hot_fd_no_starvation),
+      cmocka_unit_test(test_work_started_by_io),
       cmocka_unit_test(test_now_and_update),
       cmocka_unit_test(test_now_read_at_first_use),
       cmocka_unit_test(test_loop_timeout),
