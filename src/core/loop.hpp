@@ -15,6 +15,7 @@
 #include "core/loop_registry.hpp"
 #include "core/timer_heap.hpp"
 #include "ev/ev_backend.hpp"
+#include "util/block_cache.hpp"
 #include "util/check.hpp"
 #include "util/clock.hpp"
 #include "util/list.hpp"
@@ -174,6 +175,9 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   static constexpr std::size_t kDatagramSlots = 16;
   static constexpr std::size_t kDatagramSlotSize = std::size_t{64} * 1024;
   std::uint8_t *datagram_buffer() noexcept;
+  // The memory of the loop's ended streams, for its next ones (a stream
+  // retained past its end frees its own, possibly after the loop).
+  util::BlockCache &stream_blocks() noexcept { return stream_blocks_; }
   TimerHeap &timers() noexcept { return timers_; }
   std::uint64_t next_timer_seq() noexcept { return timer_seq_++; }
   util::List &hooks(int kind) noexcept { return hooks_[kind]; }
@@ -326,6 +330,7 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   LoopService *service_ = nullptr;
   std::uint8_t *read_buffer_ = nullptr;
   std::uint8_t *datagram_buffer_ = nullptr;
+  util::BlockCache stream_blocks_;
 
   std::mutex post_mutex_;
   util::Ring<Task> posted_;

@@ -115,9 +115,39 @@ bool Stream::copy_protocol(async_stream_protocol &out, const async_stream_protoc
          (out.flags & ~std::uint32_t{ASYNC_STREAM_DELIVER_EACH}) == 0;
 }
 
-Stream::Stream(Loop &loop, Protocol *protocol) noexcept : loop_(&loop), protocol_(protocol) {
+// What open() needs to know about an fd.
+struct Stream::FdTraits {
+  int status_flags;  // F_GETFL's, or -1: already non-blocking and close-on-exec
+  bool is_socket;
+  bool is_tcp;
+  bool is_fifo;
+
+  bool write_only() const noexcept { return !is_socket && (status_flags & O_ACCMODE) == O_WRONLY; }
+};
+
+Stream::Stream(Loop &loop, Protocol *protocol, const FdTraits &traits, void *userdata) noexcept
+    : loop_(&loop),
+      protocol_(protocol),
+      userdata_(userdata),
+      is_socket_(traits.is_socket),
+      is_tcp_(traits.is_tcp),
+      write_only_(traits.write_only()),
+      pipe_writer_(traits.write_only() && traits.is_fifo) {
   // The layout stream.hpp describes.
   static_assert(sizeof(Stream) == 144);
+}
+
+Stream *Stream::make(Loop &loop, Protocol *protocol, const FdTraits &traits, void *userdata) noexcept {
+  // Not from the loop's pool: a retained stream may outlive its loop, so
+  // each stream's memory is an allocation of its own, freed on its own.
+  void *p = loop.stream_blocks().take();
+  if (!p) p = util::mem_alloc(sizeof(Stream));
+  return p ? new (p) Stream(loop, protocol, traits, userdata) : nullptr;
+}
+
+void Stream::recycle(Loop &loop, Stream &s) noexcept {
+  s.~Stream();
+  loop.stream_blocks().keep(&s);
 }
 
 Stream::~Stream() {
@@ -166,14 +196,6 @@ const async_stream_protocol *Stream::ProtocolCache::match(const async_stream_pro
   return &last_->callbacks;
 }
 
-// What open() needs to know about an fd.
-struct Stream::FdTraits {
-  int status_flags;  // F_GETFL's, or -1: already non-blocking and close-on-exec
-  bool is_socket;
-  bool is_tcp;
-  bool is_fifo;
-};
-
 int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata,
                   ProtocolCache *cache) noexcept {
   if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) return ASYNC_EBADF;
@@ -209,8 +231,7 @@ int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const
   // callbacks' ready-queue slots, the loop's read buffer, the object.
   if (!loop.ensure_read_buffer() || !loop.reserve_tasks(2)) return ASYNC_ENOMEM;
   Protocol *shared = share_protocol(protocol, cache);
-  // Not from the loop's pool: a retained stream may outlive its loop.
-  Stream *s = shared ? util::make<Stream>(loop, shared) : nullptr;
+  Stream *s = shared ? make(loop, shared, traits, userdata) : nullptr;
   if (!s) {
     drop_protocol(shared);
     loop.unreserve_task(2);
@@ -224,11 +245,6 @@ int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const
     int on = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   }
-  s->is_socket_ = traits.is_socket;
-  s->is_tcp_ = traits.is_tcp;
-  s->write_only_ = !traits.is_socket && (traits.status_flags & O_ACCMODE) == O_WRONLY;
-  s->pipe_writer_ = s->write_only_ && traits.is_fifo;
-  s->userdata_ = userdata;
   ev::Backend::io_init(s->io_, fd, 0, on_io, s);
   loop.registry(ASYNC_OBJECT_STREAM).push_back(s->list_node_);  // a server moves it to its own list
   loop.transport_opened(run_made, s);
@@ -241,7 +257,7 @@ int Stream::open_layered(Stream **out, Stream &lower, Layer &layer, const async_
   Loop &loop = *lower.loop_;
   if (!loop.reserve_tasks(2)) return ASYNC_ENOMEM;
   Protocol *shared = share_protocol(protocol, cache);
-  Stream *s = shared ? util::make<Stream>(loop, shared) : nullptr;
+  Stream *s = shared ? make(loop, shared, FdTraits{-1, false, false, false}, userdata) : nullptr;
   int err = ASYNC_ENOMEM;
   if (s && s->ensure_buffers()) err = lower_protocol ? lower.replace_protocol(*lower_protocol, &layer) : 0;
   if (err) {
@@ -253,7 +269,6 @@ int Stream::open_layered(Stream **out, Stream &lower, Layer &layer, const async_
   }
   s->layered_ = true;
   s->buffers_->layer = &layer;
-  s->userdata_ = userdata;
   // Never started: -1 says there is no fd of its own to watch, and the
   // close at its end (Transport::end()) is then a no-op.
   ev::Backend::io_init(s->io_, -1, 0, on_io, s);

@@ -135,8 +135,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   util::ListNode &list_node() noexcept { return list_node_; }
   static Stream *from_list_node(util::ListNode *node) noexcept;
 
-  // Use adopt(); public only for util::make/destroy.
-  Stream(Loop &loop, Protocol *protocol) noexcept;
+  // Use adopt(); public only for util::destroy.
   ~Stream();
 
  private:
@@ -155,6 +154,13 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   static int open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,
                   void *userdata, ProtocolCache *cache) noexcept;
   static Protocol *share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept;
+  // A new stream on the loop, in memory of an ended one when the loop kept
+  // some (recycle()); nullptr when out of memory.
+  static Stream *make(Loop &loop, Protocol *protocol, const FdTraits &traits, void *userdata) noexcept;
+  // Transport's hook for the last reference going as the stream ends, on
+  // the loop's thread: the memory goes to the loop for its next stream.
+  static void recycle(Loop &loop, Stream &s) noexcept;
+  Stream(Loop &loop, Protocol *protocol, const FdTraits &traits, void *userdata) noexcept;
   static void drop_protocol(Protocol *protocol) noexcept;
   static void on_io(void *self, std::uint32_t revents) noexcept;
   static void on_idle(void *self, std::uint32_t) noexcept;
