@@ -243,15 +243,12 @@ void Server::take(int fd, bool tcp) noexcept {
   }
   const async_stream_protocol &callbacks = *protocol;
   Stream *stream = nullptr;
-  int err = Stream::adopt_socket(&stream, loop(), fd, tcp, callbacks, protocol_userdata, &protocols_);
+  int err = Stream::adopt_socket(&stream, loop(), fd, tcp, callbacks, protocol_userdata, &protocols_, &connections_);
   if (err) {
     ::close(fd);
     if (callbacks.release) callbacks.release(protocol_userdata);
     loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", util::error_message(err));
-    return;
   }
-  stream->list_node().unlink();
-  connections_.push_back(stream->list_node());
 }
 
 void Server::start_upgrade(int fd, bool tcp) noexcept {

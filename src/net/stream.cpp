@@ -217,16 +217,16 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   if (flags < 0) return ASYNC_EBADF;
   struct stat st {};
   bool is_fifo = ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
-  return open(out, loop, fd, FdTraits{flags, is_socket, is_tcp, is_fifo}, protocol, userdata, cache);
+  return open(out, loop, fd, FdTraits{flags, is_socket, is_tcp, is_fifo}, protocol, userdata, cache, nullptr);
 }
 
 int Stream::adopt_socket(Stream **out, Loop &loop, int fd, bool is_tcp, const async_stream_protocol &protocol,
-                         void *userdata, ProtocolCache *cache) noexcept {
-  return open(out, loop, fd, FdTraits{-1, true, is_tcp, false}, protocol, userdata, cache);
+                         void *userdata, ProtocolCache *cache, util::List *list) noexcept {
+  return open(out, loop, fd, FdTraits{-1, true, is_tcp, false}, protocol, userdata, cache, list);
 }
 
 int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,
-                 void *userdata, ProtocolCache *cache) noexcept {
+                 void *userdata, ProtocolCache *cache, util::List *list) noexcept {
   // Everything that can fail comes before the fd is touched: the connection
   // callbacks' ready-queue slots, the loop's read buffer, the object.
   if (!loop.ensure_read_buffer() || !loop.reserve_tasks(2)) return ASYNC_ENOMEM;
@@ -246,7 +246,7 @@ int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   }
   ev::Backend::io_init(s->io_, fd, 0, on_io, s);
-  loop.registry(ASYNC_OBJECT_STREAM).push_back(s->list_node_);  // a server moves it to its own list
+  (list ? *list : loop.registry(ASYNC_OBJECT_STREAM)).push_back(s->list_node_);
   loop.transport_opened(run_made, s);
   *out = s;
   return 0;

@@ -55,8 +55,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
                    ProtocolCache *cache = nullptr) noexcept;
   // adopt() for a connected stream socket the library made itself with
   // SOCK_NONBLOCK | SOCK_CLOEXEC (accepted or connected): nothing to probe.
+  // The stream is on list (a server's connections) until its
+  // connection_lost; nullptr: on the loop's registry.
   static int adopt_socket(Stream **out, Loop &loop, int fd, bool is_tcp, const async_stream_protocol &protocol,
-                          void *userdata, ProtocolCache *cache) noexcept;
+                          void *userdata, ProtocolCache *cache, util::List *list = nullptr) noexcept;
   // A stream over layer instead of an fd, with layer made lower's protocol
   // (lower_protocol with layer as userdata; nullptr: it is already) once
   // nothing else can fail (Layer::push()): 0, or ASYNC_ENOMEM with nothing
@@ -152,7 +154,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // has the same ones, else a new one (which the cache keeps from then on);
   // nullptr when out of memory.
   static int open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,
-                  void *userdata, ProtocolCache *cache) noexcept;
+                  void *userdata, ProtocolCache *cache, util::List *list) noexcept;
   static Protocol *share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept;
   // A new stream on the loop, in memory of an ended one when the loop kept
   // some (recycle()); nullptr when out of memory.
