@@ -264,12 +264,20 @@ void rebalance_killed(struct ev_loop *loop, int revents) noexcept {
   --impl_of(loop)->sources;
 }
 
-void on_io(struct ev_loop *loop, ev_io *w, int revents) noexcept {
-  auto *slot = reinterpret_cast<IoSlot *>(w);
-  std::uint32_t ready = static_cast<std::uint32_t>(revents) & (EV_READ | EV_WRITE);
-  if (revents & EV_ERROR) ready = static_cast<std::uint32_t>(w->events) & (EV_READ | EV_WRITE);
+// on_io() for a watcher libev killed: the owner hears of every event it
+// watched, and its read or write then finds the error.
+[[gnu::cold, gnu::noinline]] void on_io_killed(struct ev_loop *loop, ev_io *w, int revents) noexcept {
   rebalance_killed(loop, revents);
-  slot->fn(w->data, ready);
+  reinterpret_cast<IoSlot *>(w)->fn(w->data, static_cast<std::uint32_t>(w->events) & (EV_READ | EV_WRITE));
+}
+
+// The usual event ends in a tail call to the owner.
+void on_io(struct ev_loop *loop, ev_io *w, int revents) noexcept {
+  if (revents & EV_ERROR) [[unlikely]] {
+    on_io_killed(loop, w, revents);
+    return;
+  }
+  reinterpret_cast<IoSlot *>(w)->fn(w->data, static_cast<std::uint32_t>(revents) & (EV_READ | EV_WRITE));
 }
 
 // Per signal, the fd (+1; 0 for none) a signal writes after libev noted it:

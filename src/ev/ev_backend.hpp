@@ -13,7 +13,7 @@ namespace async::ev {
 
 // Receives a watcher's events: owner as given at init, revents as
 // ASYNC_READABLE/ASYNC_WRITABLE bits (signal watchers get 0).
-using Dispatch = void (*)(void *owner, std::uint32_t revents);
+using Dispatch = void (*)(void *owner, std::uint32_t revents) noexcept;
 
 // Opaque storage for one libev watcher (sizes checked in ev_backend.cpp).
 struct IoSlot {
