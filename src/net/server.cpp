@@ -207,7 +207,7 @@ void Server::on_accept(void *listener, std::uint32_t) noexcept {
   }
 }
 
-const async_stream_protocol *Server::protocol_for(async_stream_protocol &copied, void *&userdata) noexcept {
+inline const async_stream_protocol *Server::protocol_for(async_stream_protocol &copied, void *&userdata) noexcept {
   const async_stream_protocol *protocol = nullptr;
   int rc = -1;
   loop().invoke([&] { rc = factory_(&protocol, &userdata, c_server(), this->userdata()); });
@@ -229,7 +229,7 @@ const async_stream_protocol *Server::protocol_for(async_stream_protocol &copied,
   return &callbacks;
 }
 
-void Server::take(int fd, bool tcp) noexcept {
+inline void Server::take(int fd, bool tcp) noexcept {
   if (upgrade_) {
     start_upgrade(fd, tcp);
     return;

@@ -137,7 +137,7 @@ Stream::Stream(Loop &loop, Protocol *protocol, const FdTraits &traits, void *use
   static_assert(sizeof(Stream) == 144);
 }
 
-Stream *Stream::make(Loop &loop, Protocol *protocol, const FdTraits &traits, void *userdata) noexcept {
+inline Stream *Stream::make(Loop &loop, Protocol *protocol, const FdTraits &traits, void *userdata) noexcept {
   // Not from the loop's pool: a retained stream may outlive its loop, so
   // each stream's memory is an allocation of its own, freed on its own.
   void *p = loop.stream_blocks().take();

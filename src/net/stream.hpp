@@ -157,8 +157,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
                   void *userdata, ProtocolCache *cache, util::List *list) noexcept;
   static Protocol *share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept;
   // A new stream on the loop, in memory of an ended one when the loop kept
-  // some (recycle()); nullptr when out of memory.
-  static Stream *make(Loop &loop, Protocol *protocol, const FdTraits &traits, void *userdata) noexcept;
+  // some (recycle()); nullptr when out of memory. Inline in each open, so
+  // an accept's constant traits fold into the constructor.
+  [[gnu::always_inline]] static Stream *make(Loop &loop, Protocol *protocol, const FdTraits &traits,
+                                             void *userdata) noexcept;
   // Transport's hook for the last reference going as the stream ends, on
   // the loop's thread: the memory goes to the loop for its next stream.
   static void recycle(Loop &loop, Stream &s) noexcept;
