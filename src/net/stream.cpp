@@ -163,13 +163,17 @@ Stream *Stream::from_list_node(util::ListNode *node) noexcept { return util::con
 
 // ---- shared protocols ---------------------------------------------------
 
-Stream::Protocol *Stream::share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept {
+inline Stream::Protocol *Stream::share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept {
   // The kept record itself (ProtocolCache::match()) needs no comparing.
   if (cache && cache->last_ &&
       (&protocol == &cache->last_->callbacks || same_callbacks(cache->last_->callbacks, protocol))) {
     ++cache->last_->refs;
     return cache->last_;
   }
+  return new_protocol(protocol, cache);
+}
+
+Stream::Protocol *Stream::new_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept {
   auto *record = util::make<Protocol>();
   if (!record) return nullptr;
   record->callbacks = protocol;

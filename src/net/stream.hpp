@@ -150,12 +150,16 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   struct Idle;
   struct FdTraits;
 
-  // A reference to a record of protocol's callbacks: the cache's when it
-  // has the same ones, else a new one (which the cache keeps from then on);
-  // nullptr when out of memory.
   static int open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,
                   void *userdata, ProtocolCache *cache, util::List *list) noexcept;
-  static Protocol *share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept;
+  // A reference to a record of protocol's callbacks: the cache's when it
+  // has the same ones, else a new one (which the cache keeps from then on);
+  // nullptr when out of memory. Inline: an accept takes the kept record
+  // without a call.
+  [[gnu::always_inline]] static Protocol *share_protocol(const async_stream_protocol &protocol,
+                                                         ProtocolCache *cache) noexcept;
+  // share_protocol() past the cache: a new record.
+  static Protocol *new_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept;
   // A new stream on the loop, in memory of an ended one when the loop kept
   // some (recycle()); nullptr when out of memory. Inline in each open, so
   // an accept's constant traits fold into the constructor.
