@@ -1347,6 +1347,19 @@ static void echo_round(async_loop *loop, uint16_t port, int *lost) {
   tu_run_until(loop, lost, *lost + 1, 3000);
 }
 
+/* Under AddressSanitizer the library keeps no freed block for reuse (so
+ * use after free stays visible): every stream is an allocation. */
+#if defined(__SANITIZE_ADDRESS__)
+#define REUSES_BLOCKS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REUSES_BLOCKS 0
+#endif
+#endif
+#ifndef REUSES_BLOCKS
+#define REUSES_BLOCKS 1
+#endif
+
 /* Connection churn allocates nothing once warm: an accepted stream that
  * has ended leaves its memory to the loop for the next one. */
 static void test_accepted_streams_reuse_memory(void **state) {
@@ -1361,7 +1374,7 @@ static void test_accepted_streams_reuse_memory(void **state) {
   echo_round(loop, port, &lost); /* the loop's read buffer, the protocol's record, libev's tables */
   long attempts = counter_get(&g_c.attempts);
   for (int i = 0; i < 3; ++i) echo_round(loop, port, &lost);
-  assert_int_equal(counter_get(&g_c.attempts), attempts);
+  if (REUSES_BLOCKS) assert_int_equal(counter_get(&g_c.attempts), attempts);
   tu_server_close(loop, server);
   tu_finish(loop);
   assert_int_equal(counter_get(&g_c.live), 0);
