@@ -152,11 +152,15 @@ void Stream::recycle(Loop &loop, Stream &s) noexcept {
 
 Stream::~Stream() {
   mark_dead();
+  if (buffers_ || idle_) free_extras();  // most streams end with neither
+  drop_protocol(protocol_);
+}
+
+void Stream::free_extras() noexcept {
   drop_queue();
   drop_tail();
   util::destroy(buffers_);
   util::destroy(idle_);  // stopped by schedule_lost()
-  drop_protocol(protocol_);
 }
 
 Stream *Stream::from_list_node(util::ListNode *node) noexcept { return util::container_of(node, &Stream::list_node_); }

@@ -220,6 +220,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // Queues a zero-copy write's done in the deferred call reserved by write().
   void finish_zero_copy(async_release_fn done, void *done_userdata) noexcept;
   void drop_tail() noexcept;
+  // The destructor's part for the buffers block and the idle timer.
+  [[gnu::noinline]] void free_extras() noexcept;
   // Transport's hooks.
   std::uint32_t library_refs() const noexcept { return value_ref_ ? 1U : 0U; }
   const async_stream_protocol &callbacks() const noexcept;
