@@ -121,6 +121,7 @@ struct Stream::FdTraits {
   bool is_socket;
   bool is_tcp;
   bool is_fifo;
+  bool nodelay_on;  // TCP_NODELAY is on already
 
   bool write_only() const noexcept { return !is_socket && (status_flags & O_ACCMODE) == O_WRONLY; }
 };
@@ -225,16 +226,17 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   if (flags < 0) return ASYNC_EBADF;
   struct stat st {};
   bool is_fifo = ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
-  return open(out, loop, fd, FdTraits{flags, is_socket, is_tcp, is_fifo}, protocol, userdata, cache, nullptr);
+  return open(out, loop, fd, FdTraits{flags, is_socket, is_tcp, is_fifo, false}, protocol, userdata, cache, nullptr);
 }
 
-int Stream::adopt_socket(Stream **out, Loop &loop, int fd, bool is_tcp, const async_stream_protocol &protocol,
+int Stream::adopt_socket(Stream **out, Loop &loop, int fd, SocketKind kind, const async_stream_protocol &protocol,
                          void *userdata, ProtocolCache *cache, util::List *list) noexcept {
-  return open(out, loop, fd, FdTraits{-1, true, is_tcp, false}, protocol, userdata, cache, list);
+  FdTraits traits{-1, true, kind != SocketKind::kUnix, false, kind == SocketKind::kTcpNoDelay};
+  return open(out, loop, fd, traits, protocol, userdata, cache, list);
 }
 
-int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,
-                 void *userdata, ProtocolCache *cache, util::List *list) noexcept {
+inline int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,
+                        void *userdata, ProtocolCache *cache, util::List *list) noexcept {
   // Everything that can fail comes before the fd is touched: the connection
   // callbacks' ready-queue slots, the loop's read buffer, the object.
   if (!loop.ensure_read_buffer() || !loop.reserve_tasks(2)) return ASYNC_ENOMEM;
@@ -249,7 +251,7 @@ int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const
     ::fcntl(fd, F_SETFL, traits.status_flags | O_NONBLOCK);
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
-  if (traits.is_tcp) {
+  if (traits.is_tcp && !traits.nodelay_on) {
     int on = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   }
@@ -265,7 +267,7 @@ int Stream::open_layered(Stream **out, Stream &lower, Layer &layer, const async_
   Loop &loop = *lower.loop_;
   if (!loop.reserve_tasks(2)) return ASYNC_ENOMEM;
   Protocol *shared = share_protocol(protocol, cache);
-  Stream *s = shared ? make(loop, shared, FdTraits{-1, false, false, false}, userdata) : nullptr;
+  Stream *s = shared ? make(loop, shared, FdTraits{-1, false, false, false, false}, userdata) : nullptr;
   int err = ASYNC_ENOMEM;
   if (s && s->ensure_buffers()) err = lower_protocol ? lower.replace_protocol(*lower_protocol, &layer) : 0;
   if (err) {

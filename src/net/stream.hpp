@@ -53,11 +53,15 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // 0, or ASYNC_EINVAL/EBADF/ENOMEM with fd and userdata left to the caller.
   static int adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata,
                    ProtocolCache *cache = nullptr) noexcept;
+  // What adopt_socket() knows of its socket: a Unix one, a TCP one, or a
+  // TCP one with TCP_NODELAY on already (accepted from a listener that
+  // had it, which Linux passes on), which spares a setsockopt.
+  enum class SocketKind : std::uint8_t { kUnix, kTcp, kTcpNoDelay };
   // adopt() for a connected stream socket the library made itself with
   // SOCK_NONBLOCK | SOCK_CLOEXEC (accepted or connected): nothing to probe.
   // The stream is on list (a server's connections) until its
   // connection_lost; nullptr: on the loop's registry.
-  static int adopt_socket(Stream **out, Loop &loop, int fd, bool is_tcp, const async_stream_protocol &protocol,
+  static int adopt_socket(Stream **out, Loop &loop, int fd, SocketKind kind, const async_stream_protocol &protocol,
                           void *userdata, ProtocolCache *cache, util::List *list = nullptr) noexcept;
   // A stream over layer instead of an fd, with layer made lower's protocol
   // (lower_protocol with layer as userdata; nullptr: it is already) once
@@ -150,8 +154,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   struct Idle;
   struct FdTraits;
 
-  static int open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,
-                  void *userdata, ProtocolCache *cache, util::List *list) noexcept;
+  // Inline in adopt() and adopt_socket(): an accept makes one call.
+  [[gnu::always_inline]] static int open(Stream **out, Loop &loop, int fd, const FdTraits &traits,
+                                         const async_stream_protocol &protocol, void *userdata, ProtocolCache *cache,
+                                         util::List *list) noexcept;
   // A reference to a record of protocol's callbacks: the cache's when it
   // has the same ones, else a new one (which the cache keeps from then on);
   // nullptr when out of memory. Inline: an accept takes the kept record
