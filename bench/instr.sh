@@ -45,6 +45,9 @@ count_echo() {
   local srv=$1 mode=$2 conns=$3 secs=$4 port out pid line
   port=$(free_port)
   out=$work/echo.out
+  # Emptied here: the redirect below truncates it only once the child runs,
+  # and the wait for READY could see the previous server's meanwhile.
+  : >"$out"
   # valgrind itself, not a function's subshell, so that SIGTERM reaches it
   valgrind --tool=callgrind --callgrind-out-file="$work/echo.cg" -q "$bin/echo_$srv" "$port" >"$out" &
   pid=$!

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ struct counts {
   int refuse;  /* factory: refuse every connection */
   int last_error;
   int nodelay;     /* async_stream_set_nodelay's answer in connection_made */
+  int nodelay_on;  /* connections that had TCP_NODELAY on at connection_made */
   int fd_set_up;   /* connections whose fd was non-blocking and close-on-exec */
 };
 
@@ -37,6 +39,9 @@ static void c_made(async_stream *s, void *ud) {
   c->made++;
   int fd = async_stream_fd(s);
   c->fd_set_up += (fcntl(fd, F_GETFL) & O_NONBLOCK) && (fcntl(fd, F_GETFD) & FD_CLOEXEC);
+  int on = 0;
+  socklen_t len = sizeof on;
+  c->nodelay_on += getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on;
   c->nodelay = async_stream_set_nodelay(s, 1);
 }
 
@@ -186,11 +191,33 @@ static void listen_local(async_loop *loop, const char *host) {
   assert_int_equal(c.made, n);
   /* Accepted TCP connections: non-blocking, close-on-exec, TCP options work. */
   assert_int_equal(c.fd_set_up, n);
+  assert_int_equal(c.nodelay_on, n);
   assert_int_equal(c.nodelay, 0);
   assert_int_equal(c.released, n);
   assert_int_equal(c.last_error, 0);
   assert_int_equal(async_server_connection_count(server), 0);
   close_server(loop, server);
+}
+
+/* Accepted TCP connections have TCP_NODELAY on: a listener's first one
+ * (which shows whether they inherit it from the listener) and the ones
+ * after it. */
+static void test_accepted_nodelay(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  struct counts c = {0};
+  async_server *server = NULL;
+  assert_int_equal(async_tcp_listen(&server, loop, "127.0.0.1", 0, 0, 0, factory, &c), 0);
+  int port = async_server_port(server);
+  for (int i = 0; i < 3; i++) {
+    int fd = tcp_client(AF_INET, port);
+    echo_round_trip(loop, fd, "no delay\n");
+    close(fd);
+    run_until_count(loop, &c.lost, i + 1);
+  }
+  assert_int_equal(c.nodelay_on, 3);
+  close_server(loop, server);
+  tu_finish(loop);
 }
 
 static void test_listen_localhost_both_families(void **state) {
@@ -622,6 +649,7 @@ static void test_unref(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_accepted_nodelay),
       cmocka_unit_test(test_listen_localhost_both_families),
       cmocka_unit_test(test_listen_local_names),
       cmocka_unit_test(test_listen_literal_and_wildcard),

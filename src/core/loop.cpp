@@ -81,7 +81,7 @@ std::uint8_t *lazy_buffer(std::uint8_t **buffer, std::size_t size) noexcept {
 
 }  // namespace
 
-bool Loop::ensure_read_buffer() noexcept { return lazy_buffer(&read_buffer_, kReadBufferSize) != nullptr; }
+bool Loop::make_read_buffer() noexcept { return lazy_buffer(&read_buffer_, kReadBufferSize) != nullptr; }
 
 std::uint8_t *Loop::datagram_buffer() noexcept {
   return lazy_buffer(&datagram_buffer_, kDatagramSlots * kDatagramSlotSize);
@@ -443,18 +443,6 @@ void Loop::hooks_changed(int kind, int delta) noexcept {
 
 // ---- queues -------------------------------------------------------------
 
-bool Loop::reserve_tasks(std::size_t n) noexcept {
-  if (!ready_.reserve(reserved_ + n)) return false;
-  reserved_ += n;
-  return true;
-}
-
-void Loop::push_reserved(Task task) noexcept {
-  util::check(reserved_ > 0);  // else the push below could need to grow, and fail
-  --reserved_;
-  ready_.push_into_room(task);  // capacity was reserved
-}
-
 bool Loop::reserve_call() noexcept {
   if (!calls_.reserve(calls_reserved_ + 1) || !reserve_task()) return false;
   ++calls_reserved_;
@@ -480,12 +468,6 @@ void Loop::run_call(async_loop *, void *self) noexcept {
     call.release(call.arg);
   else
     call.destroy(call.arg, call.context);
-}
-
-void Loop::transport_opened(async_callback made, void *transport) noexcept {
-  object_added();
-  backend_.ref();
-  push_reserved(Task{made, transport});
 }
 
 void Loop::transport_closed(int fd) noexcept {

@@ -15,6 +15,7 @@
 #include "core/loop_registry.hpp"
 #include "core/timer_heap.hpp"
 #include "ev/ev_backend.hpp"
+#include "util/block_cache.hpp"
 #include "util/check.hpp"
 #include "util/clock.hpp"
 #include "util/list.hpp"
@@ -115,9 +116,18 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // be reported) and later push into it.
   bool reserve_task() noexcept { return reserve_tasks(1); }
   void unreserve_task(std::size_t n = 1) noexcept { reserved_ -= n; }
-  // n slots at once, or none (false when out of memory).
-  bool reserve_tasks(std::size_t n) noexcept;
-  void push_reserved(Task task) noexcept;
+  // n slots at once, or none (false when out of memory). Inline, as
+  // push_reserved(): a stream's open and end take both.
+  bool reserve_tasks(std::size_t n) noexcept {
+    if (!ready_.reserve(reserved_ + n)) return false;
+    reserved_ += n;
+    return true;
+  }
+  void push_reserved(Task task) noexcept {
+    util::check(reserved_ > 0);  // else the push below could need to grow, and fail
+    --reserved_;
+    ready_.push_into_room(task);  // capacity was reserved
+  }
   // The same for a deferred call: a ready-queue slot and a record slot
   // reserved together (false when out of memory), then pushed or given back.
   bool reserve_call() noexcept;
@@ -127,7 +137,11 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // A transport (stream, datagram) begins: it counts as a loop object,
   // keeps the loop running, and made (its connection_made task) takes one
   // of the two slots it reserved.
-  void transport_opened(async_callback made, void *transport) noexcept;
+  void transport_opened(async_callback made, void *transport) noexcept {
+    object_added();
+    backend_.ref();
+    push_reserved(Task{made, transport});
+  }
   // ... and ends, after its connection_lost and release: its fd is closed.
   void transport_closed(int fd) noexcept;
 
@@ -166,7 +180,7 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // buffer while idle): allocated by the first ensure_read_buffer() (false
   // when out of memory), which every stream on an fd calls when made.
   static constexpr std::size_t kReadBufferSize = std::size_t{64} * 1024;
-  bool ensure_read_buffer() noexcept;
+  bool ensure_read_buffer() noexcept { return read_buffer_ || make_read_buffer(); }
   std::uint8_t *read_buffer() const noexcept { return read_buffer_; }
   // The block every datagram transport of the loop receives into, one
   // datagram per slot (recvmmsg); allocated on first use, nullptr when out
@@ -174,6 +188,9 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   static constexpr std::size_t kDatagramSlots = 16;
   static constexpr std::size_t kDatagramSlotSize = std::size_t{64} * 1024;
   std::uint8_t *datagram_buffer() noexcept;
+  // The memory of the loop's ended streams, for its next ones (a stream
+  // retained past its end frees its own, possibly after the loop).
+  util::BlockCache &stream_blocks() noexcept { return stream_blocks_; }
   TimerHeap &timers() noexcept { return timers_; }
   std::uint64_t next_timer_seq() noexcept { return timer_seq_++; }
   util::List &hooks(int kind) noexcept { return hooks_[kind]; }
@@ -260,6 +277,7 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   static void run_call(async_loop *loop, void *self) noexcept;
 
   [[gnu::noinline, gnu::cold]] int call_soon_growing(async_callback cb, void *userdata) noexcept;
+  [[gnu::noinline, gnu::cold]] bool make_read_buffer() noexcept;
   void drain_posts() noexcept;
   void run_ready() noexcept;
   // Out of line, so the pass keeps few registers and tests nothing per
@@ -337,6 +355,7 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   LoopService *service_ = nullptr;
   std::uint8_t *read_buffer_ = nullptr;
   std::uint8_t *datagram_buffer_ = nullptr;
+  util::BlockCache stream_blocks_;
 
   std::mutex post_mutex_;
   util::Ring<Task> posted_;

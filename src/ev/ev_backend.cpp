@@ -7,8 +7,11 @@
 // ref'd again right before its stop: the internal ones (the wakeup async
 // watcher and the poll timer) in open()/~Backend()/arm_timer(), and the
 // per-object io, signal and timer slots in their start/stop. The library's
-// own count reaches libev through ref()/unref(), so ev_run(EVRUN_ONCE)
-// blocks only while something referenced is alive. The pair must stay exact: a stop without the ref, or a start
+// own count reaches libev through ref()/unref() as one reference held
+// while it is above zero (libev only tests its count for that), so
+// ev_run(EVRUN_ONCE) blocks only while something referenced is alive, and
+// a reference taken and dropped while others are held (a connection's,
+// under its server's) costs libev no call. The pair must stay exact: a stop without the ref, or a start
 // without the unref, leaks or underflows libev's count (the loop then
 // never ends, or ends with work pending). Two places where libev stops a
 // watcher on its own are handled: EV_ERROR on an io watcher
@@ -424,15 +427,9 @@ void Backend::fork() noexcept {
   impl_->forked = true;
 }
 
-void Backend::ref() noexcept {
-  ++refs_;
-  ev_ref(impl_->loop);
-}
+void Backend::first_ref() noexcept { ev_ref(impl_->loop); }
 
-void Backend::unref() noexcept {
-  --refs_;
-  ev_unref(impl_->loop);
-}
+void Backend::last_unref() noexcept { ev_unref(impl_->loop); }
 
 void Backend::arm_timer(std::uint64_t delay_ns) noexcept {
   struct ev_loop *loop = impl_->loop;

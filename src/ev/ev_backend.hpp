@@ -74,8 +74,14 @@ class Backend {
   void fork() noexcept;
 
   // Loop references: ev_run(DEFAULT) keeps going while the count is > 0.
-  void ref() noexcept;
-  void unref() noexcept;
+  // libev holds one reference for them all, taken and dropped as the
+  // count leaves and reaches 0.
+  void ref() noexcept {
+    if (refs_++ == 0) first_ref();
+  }
+  void unref() noexcept {
+    if (--refs_ == 0) last_unref();
+  }
   bool alive() const noexcept { return refs_ > 0; }
   long refs() const noexcept { return refs_; }
 
@@ -142,6 +148,8 @@ class Backend {
 
  private:
   Impl *impl_ = nullptr;
+  void first_ref() noexcept;
+  void last_unref() noexcept;
   void changed() noexcept;
   // changes_pending() until libev's iteration count reaches this.
   unsigned applied_at_ = 0;

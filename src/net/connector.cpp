@@ -393,7 +393,7 @@ void Connector::stop_work() noexcept {
 
 void Connector::win(Attempt &attempt) noexcept {
   int fd = attempt.fd;
-  bool tcp = attempt.address.addr.ss_family != AF_UNIX;
+  auto kind = attempt.address.addr.ss_family != AF_UNIX ? Stream::SocketKind::kTcp : Stream::SocketKind::kUnix;
   loop_.backend().io_stop(attempt.io);
   attempt.fd = -1;
   --active_;
@@ -401,8 +401,8 @@ void Connector::win(Attempt &attempt) noexcept {
   stop_work();  // the losing attempts and lookups
   Stream *stream = nullptr;
   // Made by start_attempt() non-blocking and close-on-exec: nothing to probe.
-  int err = upgrade_ ? Stream::adopt_socket(&stream, loop_, fd, tcp, Upgrade::kPlaceholder, nullptr, nullptr)
-                     : Stream::adopt_socket(&stream, loop_, fd, tcp, protocol_, userdata_, nullptr);
+  int err = upgrade_ ? Stream::adopt_socket(&stream, loop_, fd, kind, Upgrade::kPlaceholder, nullptr, nullptr)
+                     : Stream::adopt_socket(&stream, loop_, fd, kind, protocol_, userdata_, nullptr);
   if (err) {
     ::close(fd);
     fail(err);

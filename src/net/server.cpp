@@ -4,6 +4,7 @@
 #include <async/loop.h>
 #include <async/watcher.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +13,7 @@
 #include "core/loop.hpp"
 #include "net/layer.hpp"
 #include "net/reader.hpp"
+#include "net/socket.hpp"
 #include "net/stream.hpp"
 #include "util/address.hpp"
 #include "util/alloc.hpp"
@@ -156,7 +158,9 @@ int Server::bind_all(const Address *addrs, std::size_t count, int backlog, std::
     Listener &l = listeners_[count_++];
     l.owner = this;
     l.fd = fd;
-    l.tcp = a.addr.ss_family != AF_UNIX;
+    bool tcp = a.addr.ss_family != AF_UNIX;
+    l.kind = tcp ? Stream::SocketKind::kTcp : Stream::SocketKind::kUnix;
+    l.probe_nodelay = tcp && set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, 1) == 0;
     ev::Backend::io_init(l.io, fd, ASYNC_READABLE, on_accept, &l);
     if (picked == 0 && port_of(a.addr) == 0) {
       sockaddr_storage bound{};
@@ -184,6 +188,13 @@ void Server::set_accepting(bool on) noexcept {
   backend.timer_stop(retry_);
 }
 
+void Server::Listener::learn_nodelay(int accepted) noexcept {
+  probe_nodelay = false;
+  int on = 0;
+  socklen_t len = sizeof on;
+  if (::getsockopt(accepted, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on) kind = Stream::SocketKind::kTcpNoDelay;
+}
+
 void Server::on_retry(void *self, std::uint32_t) noexcept { static_cast<Server *>(self)->set_accepting(true); }
 
 void Server::on_accept(void *listener, std::uint32_t) noexcept {
@@ -192,7 +203,9 @@ void Server::on_accept(void *listener, std::uint32_t) noexcept {
   for (int i = 0; i < kAcceptsPerEvent && s->count_ > 0; ++i) {
     int fd = ::accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      s->take(fd, l->tcp);
+      if (l->probe_nodelay) [[unlikely]]
+        l->learn_nodelay(fd);
+      s->take(fd, l->kind);
       continue;
     }
     if (errno == EINTR || errno == ECONNABORTED) continue;
@@ -207,7 +220,7 @@ void Server::on_accept(void *listener, std::uint32_t) noexcept {
   }
 }
 
-const async_stream_protocol *Server::protocol_for(async_stream_protocol &copied, void *&userdata) noexcept {
+inline const async_stream_protocol *Server::protocol_for(async_stream_protocol &copied, void *&userdata) noexcept {
   const async_stream_protocol *protocol = nullptr;
   int rc = -1;
   loop().invoke([&] { rc = factory_(&protocol, &userdata, c_server(), this->userdata()); });
@@ -229,9 +242,9 @@ const async_stream_protocol *Server::protocol_for(async_stream_protocol &copied,
   return &callbacks;
 }
 
-void Server::take(int fd, bool tcp) noexcept {
+inline void Server::take(int fd, Stream::SocketKind kind) noexcept {
   if (upgrade_) {
-    start_upgrade(fd, tcp);
+    start_upgrade(fd, kind);
     return;
   }
   async_stream_protocol copied;
@@ -243,21 +256,18 @@ void Server::take(int fd, bool tcp) noexcept {
   }
   const async_stream_protocol &callbacks = *protocol;
   Stream *stream = nullptr;
-  int err = Stream::adopt_socket(&stream, loop(), fd, tcp, callbacks, protocol_userdata, &protocols_);
+  int err = Stream::adopt_socket(&stream, loop(), fd, kind, callbacks, protocol_userdata, &protocols_, &connections_);
   if (err) {
     ::close(fd);
     if (callbacks.release) callbacks.release(protocol_userdata);
     loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", util::error_message(err));
-    return;
   }
-  stream->list_node().unlink();
-  connections_.push_back(stream->list_node());
 }
 
-void Server::start_upgrade(int fd, bool tcp) noexcept {
+void Server::start_upgrade(int fd, Stream::SocketKind kind) noexcept {
   Stream *lower = nullptr;
   auto *u = util::make<Upgrading>();
-  int err = u ? Stream::adopt_socket(&lower, loop(), fd, tcp, Upgrade::kPlaceholder, nullptr, nullptr) : ASYNC_ENOMEM;
+  int err = u ? Stream::adopt_socket(&lower, loop(), fd, kind, Upgrade::kPlaceholder, nullptr, nullptr) : ASYNC_ENOMEM;
   if (err) {
     ::close(fd);
     util::destroy(u);

@@ -82,26 +82,33 @@ class Server : public Handle {
     ev::IoSlot io;
     Server *owner;
     int fd;
-    bool tcp;  // else a Unix socket
+    Stream::SocketKind kind;  // of the sockets it accepts
+    // The listener has TCP_NODELAY: the first accepted socket tells
+    // whether they inherit it (kind becomes kTcpNoDelay).
+    bool probe_nodelay;
+
+    void learn_nodelay(int accepted) noexcept;
   };
 
   static void on_accept(void *listener, std::uint32_t) noexcept;
   static void on_retry(void *self, std::uint32_t) noexcept;
   // One listening socket per address, or an error with none left open.
   int bind_all(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept;
-  void take(int fd, bool tcp) noexcept;
+  // Inline in on_accept(), its one caller: a frame less per connection.
+  [[gnu::always_inline]] void take(int fd, Stream::SocketKind kind) noexcept;
   // The factory's protocol for a new connection, bound (Reader::bind()):
   // the kept callbacks when they are the previous connection's, else
   // copied into copied; nullptr when it refused or gave one that cannot
-  // be used (logged).
-  const async_stream_protocol *protocol_for(async_stream_protocol &copied, void *&userdata) noexcept;
+  // be used (logged). Inline: in on_accept() it saves a frame per connection.
+  [[gnu::always_inline]] const async_stream_protocol *protocol_for(async_stream_protocol &copied,
+                                                                   void *&userdata) noexcept;
   // An accepted connection whose upgrade is not ready yet.
   struct Upgrading {
     util::ListNode node;
     Server *server;  // nullptr once the server is gone
     Stream *lower;
   };
-  void start_upgrade(int fd, bool tcp) noexcept;
+  void start_upgrade(int fd, Stream::SocketKind kind) noexcept;
   static void on_upgraded(void *upgrading, Layer *layer, int error) noexcept;
   void abort_upgrading() noexcept;
   void set_accepting(bool on) noexcept;

@@ -115,31 +115,70 @@ bool Stream::copy_protocol(async_stream_protocol &out, const async_stream_protoc
          (out.flags & ~std::uint32_t{ASYNC_STREAM_DELIVER_EACH}) == 0;
 }
 
-Stream::Stream(Loop &loop, Protocol *protocol) noexcept : loop_(&loop), protocol_(protocol) {
+// What open() needs to know about an fd.
+struct Stream::FdTraits {
+  int status_flags;  // F_GETFL's, or -1: already non-blocking and close-on-exec
+  bool is_socket;
+  bool is_tcp;
+  bool is_fifo;
+  bool nodelay_on;  // TCP_NODELAY is on already
+
+  bool write_only() const noexcept { return !is_socket && (status_flags & O_ACCMODE) == O_WRONLY; }
+};
+
+Stream::Stream(Loop &loop, Protocol *protocol, const FdTraits &traits, void *userdata) noexcept
+    : loop_(&loop),
+      protocol_(protocol),
+      userdata_(userdata),
+      flags_(
+          static_cast<std::uint8_t>(kOpen | (traits.is_socket ? kSocket : 0) | (traits.write_only() ? kWriteOnly : 0))),
+      is_tcp_(traits.is_tcp),
+      pipe_writer_(traits.write_only() && traits.is_fifo) {
   // The layout stream.hpp describes.
   static_assert(sizeof(Stream) == 144);
 }
 
+inline Stream *Stream::make(Loop &loop, Protocol *protocol, const FdTraits &traits, void *userdata) noexcept {
+  // Not from the loop's pool: a retained stream may outlive its loop, so
+  // each stream's memory is an allocation of its own, freed on its own.
+  void *p = loop.stream_blocks().take();
+  if (!p) p = util::mem_alloc(sizeof(Stream));
+  return p ? new (p) Stream(loop, protocol, traits, userdata) : nullptr;
+}
+
+void Stream::recycle(Loop &loop, Stream &s) noexcept {
+  s.~Stream();
+  loop.stream_blocks().keep(&s);
+}
+
 Stream::~Stream() {
   mark_dead();
+  if (buffers_ || idle_) free_extras();  // most streams end with neither
+  drop_protocol(protocol_);
+}
+
+void Stream::free_extras() noexcept {
   drop_queue();
   drop_tail();
   util::destroy(buffers_);
   util::destroy(idle_);  // stopped by schedule_lost()
-  drop_protocol(protocol_);
 }
 
 Stream *Stream::from_list_node(util::ListNode *node) noexcept { return util::container_of(node, &Stream::list_node_); }
 
 // ---- shared protocols ---------------------------------------------------
 
-Stream::Protocol *Stream::share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept {
+inline Stream::Protocol *Stream::share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept {
   // The kept record itself (ProtocolCache::match()) needs no comparing.
   if (cache && cache->last_ &&
       (&protocol == &cache->last_->callbacks || same_callbacks(cache->last_->callbacks, protocol))) {
     ++cache->last_->refs;
     return cache->last_;
   }
+  return new_protocol(protocol, cache);
+}
+
+Stream::Protocol *Stream::new_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept {
   auto *record = util::make<Protocol>();
   if (!record) return nullptr;
   record->callbacks = protocol;
@@ -166,14 +205,6 @@ const async_stream_protocol *Stream::ProtocolCache::match(const async_stream_pro
   return &last_->callbacks;
 }
 
-// What open() needs to know about an fd.
-struct Stream::FdTraits {
-  int status_flags;  // F_GETFL's, or -1: already non-blocking and close-on-exec
-  bool is_socket;
-  bool is_tcp;
-  bool is_fifo;
-};
-
 int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata,
                   ProtocolCache *cache) noexcept {
   if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) return ASYNC_EBADF;
@@ -195,22 +226,22 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   if (flags < 0) return ASYNC_EBADF;
   struct stat st {};
   bool is_fifo = ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
-  return open(out, loop, fd, FdTraits{flags, is_socket, is_tcp, is_fifo}, protocol, userdata, cache);
+  return open(out, loop, fd, FdTraits{flags, is_socket, is_tcp, is_fifo, false}, protocol, userdata, cache, nullptr);
 }
 
-int Stream::adopt_socket(Stream **out, Loop &loop, int fd, bool is_tcp, const async_stream_protocol &protocol,
-                         void *userdata, ProtocolCache *cache) noexcept {
-  return open(out, loop, fd, FdTraits{-1, true, is_tcp, false}, protocol, userdata, cache);
+int Stream::adopt_socket(Stream **out, Loop &loop, int fd, SocketKind kind, const async_stream_protocol &protocol,
+                         void *userdata, ProtocolCache *cache, util::List *list) noexcept {
+  FdTraits traits{-1, true, kind != SocketKind::kUnix, false, kind == SocketKind::kTcpNoDelay};
+  return open(out, loop, fd, traits, protocol, userdata, cache, list);
 }
 
-int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,
-                 void *userdata, ProtocolCache *cache) noexcept {
+inline int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,
+                        void *userdata, ProtocolCache *cache, util::List *list) noexcept {
   // Everything that can fail comes before the fd is touched: the connection
   // callbacks' ready-queue slots, the loop's read buffer, the object.
   if (!loop.ensure_read_buffer() || !loop.reserve_tasks(2)) return ASYNC_ENOMEM;
   Protocol *shared = share_protocol(protocol, cache);
-  // Not from the loop's pool: a retained stream may outlive its loop.
-  Stream *s = shared ? util::make<Stream>(loop, shared) : nullptr;
+  Stream *s = shared ? make(loop, shared, traits, userdata) : nullptr;
   if (!s) {
     drop_protocol(shared);
     loop.unreserve_task(2);
@@ -220,17 +251,12 @@ int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const
     ::fcntl(fd, F_SETFL, traits.status_flags | O_NONBLOCK);
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
-  if (traits.is_tcp) {
+  if (traits.is_tcp && !traits.nodelay_on) {
     int on = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   }
-  s->set(kSocket, traits.is_socket);
-  s->is_tcp_ = traits.is_tcp;
-  s->set(kWriteOnly, !traits.is_socket && (traits.status_flags & O_ACCMODE) == O_WRONLY);
-  s->pipe_writer_ = s->has(kWriteOnly) && traits.is_fifo;
-  s->userdata_ = userdata;
   ev::Backend::io_init(s->io_, fd, 0, on_io, s);
-  loop.registry(ASYNC_OBJECT_STREAM).push_back(s->list_node_);  // a server moves it to its own list
+  (list ? *list : loop.registry(ASYNC_OBJECT_STREAM)).push_back(s->list_node_);
   loop.transport_opened(run_made, s);
   *out = s;
   return 0;
@@ -241,7 +267,7 @@ int Stream::open_layered(Stream **out, Stream &lower, Layer &layer, const async_
   Loop &loop = *lower.loop_;
   if (!loop.reserve_tasks(2)) return ASYNC_ENOMEM;
   Protocol *shared = share_protocol(protocol, cache);
-  Stream *s = shared ? util::make<Stream>(loop, shared) : nullptr;
+  Stream *s = shared ? make(loop, shared, FdTraits{-1, false, false, false, false}, userdata) : nullptr;
   int err = ASYNC_ENOMEM;
   if (s && s->ensure_buffers()) err = lower_protocol ? lower.replace_protocol(*lower_protocol, &layer) : 0;
   if (err) {
@@ -253,7 +279,6 @@ int Stream::open_layered(Stream **out, Stream &lower, Layer &layer, const async_
   }
   s->layered_ = true;
   s->buffers_->layer = &layer;
-  s->userdata_ = userdata;
   // Never started: -1 says there is no fd of its own to watch, and the
   // close at its end (Transport::end()) is then a no-op.
   ev::Backend::io_init(s->io_, -1, 0, on_io, s);

@@ -53,10 +53,16 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // 0, or ASYNC_EINVAL/EBADF/ENOMEM with fd and userdata left to the caller.
   static int adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol &protocol, void *userdata,
                    ProtocolCache *cache = nullptr) noexcept;
+  // What adopt_socket() knows of its socket: a Unix one, a TCP one, or a
+  // TCP one with TCP_NODELAY on already (accepted from a listener that
+  // had it, which Linux passes on), which spares a setsockopt.
+  enum class SocketKind : std::uint8_t { kUnix, kTcp, kTcpNoDelay };
   // adopt() for a connected stream socket the library made itself with
   // SOCK_NONBLOCK | SOCK_CLOEXEC (accepted or connected): nothing to probe.
-  static int adopt_socket(Stream **out, Loop &loop, int fd, bool is_tcp, const async_stream_protocol &protocol,
-                          void *userdata, ProtocolCache *cache) noexcept;
+  // The stream is on list (a server's connections) until its
+  // connection_lost; nullptr: on the loop's registry.
+  static int adopt_socket(Stream **out, Loop &loop, int fd, SocketKind kind, const async_stream_protocol &protocol,
+                          void *userdata, ProtocolCache *cache, util::List *list = nullptr) noexcept;
   // A stream over layer instead of an fd, with layer made lower's protocol
   // (lower_protocol with layer as userdata; nullptr: it is already) once
   // nothing else can fail (Layer::push()): 0, or ASYNC_ENOMEM with nothing
@@ -137,8 +143,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   util::ListNode &list_node() noexcept { return list_node_; }
   static Stream *from_list_node(util::ListNode *node) noexcept;
 
-  // Use adopt(); public only for util::make/destroy.
-  Stream(Loop &loop, Protocol *protocol) noexcept;
+  // Use adopt(); public only for util::destroy.
   ~Stream();
 
  private:
@@ -158,12 +163,27 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   struct Idle;
   struct FdTraits;
 
+  // Inline in adopt() and adopt_socket(): an accept makes one call.
+  [[gnu::always_inline]] static int open(Stream **out, Loop &loop, int fd, const FdTraits &traits,
+                                         const async_stream_protocol &protocol, void *userdata, ProtocolCache *cache,
+                                         util::List *list) noexcept;
   // A reference to a record of protocol's callbacks: the cache's when it
   // has the same ones, else a new one (which the cache keeps from then on);
-  // nullptr when out of memory.
-  static int open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,
-                  void *userdata, ProtocolCache *cache) noexcept;
-  static Protocol *share_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept;
+  // nullptr when out of memory. Inline: an accept takes the kept record
+  // without a call.
+  [[gnu::always_inline]] static Protocol *share_protocol(const async_stream_protocol &protocol,
+                                                         ProtocolCache *cache) noexcept;
+  // share_protocol() past the cache: a new record.
+  static Protocol *new_protocol(const async_stream_protocol &protocol, ProtocolCache *cache) noexcept;
+  // A new stream on the loop, in memory of an ended one when the loop kept
+  // some (recycle()); nullptr when out of memory. Inline in each open, so
+  // an accept's constant traits fold into the constructor.
+  [[gnu::always_inline]] static Stream *make(Loop &loop, Protocol *protocol, const FdTraits &traits,
+                                             void *userdata) noexcept;
+  // Transport's hook for the last reference going as the stream ends, on
+  // the loop's thread: the memory goes to the loop for its next stream.
+  static void recycle(Loop &loop, Stream &s) noexcept;
+  Stream(Loop &loop, Protocol *protocol, const FdTraits &traits, void *userdata) noexcept;
   static void drop_protocol(Protocol *protocol) noexcept;
   static void on_io(void *self, std::uint32_t revents) noexcept;
   // on_io() for events other than a readable fd's.
@@ -227,6 +247,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // Queues a zero-copy write's done in the deferred call reserved by write().
   void finish_zero_copy(async_release_fn done, void *done_userdata) noexcept;
   void drop_tail() noexcept;
+  // The destructor's part for the buffers block and the idle timer.
+  [[gnu::noinline]] void free_extras() noexcept;
   // Transport's hooks.
   std::uint32_t library_refs() const noexcept { return value_ref_ ? 1U : 0U; }
   const async_stream_protocol &callbacks() const noexcept;

@@ -105,16 +105,24 @@ class Transport {
   // connection_lost, the protocol's release, and the fd's slot back to the
   // loop: what ends every transport. Then the connection's reference goes:
   // the memory with it, unless a caller holds one (retained meanwhile,
-  // even inside these callbacks).
+  // even inside these callbacks). Memory that goes here, on the loop's
+  // thread, may go back to the loop instead (Derived::recycle(loop, d)).
   void end() noexcept {
     Derived &d = self();
+    Loop &loop = d.loop();
     const auto &p = d.callbacks();
-    d.loop().invoke([&] { p.connection_lost(d.c_handle(), d.lost_error_, d.userdata_); });
+    loop.invoke([&] { p.connection_lost(d.c_handle(), d.lost_error_, d.userdata_); });
     if (p.release) p.release(d.userdata_);
-    d.loop().transport_closed(d.fd());
+    loop.transport_closed(d.fd());
     d.loop_ = nullptr;
     d.userdata_ = nullptr;
     d.drop_callbacks();
+    if constexpr (requires { Derived::recycle(loop, d); }) {
+      if (d.refs_ == 1) {
+        Derived::recycle(loop, d);
+        return;
+      }
+    }
     drop_reference();
   }
 

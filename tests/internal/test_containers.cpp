@@ -14,6 +14,7 @@ extern "C" {  // cmocka.h declares its functions without C linkage
 #include <climits>
 #include <cstring>
 
+#include "util/block_cache.hpp"
 #include "util/byte_queue.hpp"
 #include "util/container_of.hpp"
 #include "util/error_table.hpp"
@@ -276,6 +277,30 @@ void pool_out_of_memory_still_serves_free_blocks(void **) {
   assert_int_equal(g_live_blocks, 0);
 }
 
+// ---- BlockCache -----------------------------------------------------------------
+
+void block_cache_keeps_up_to_its_limit_and_frees_the_rest(void **) {
+  CountingAllocator hook;
+  {
+    BlockCache cache;
+    assert_null(cache.take());
+    constexpr std::size_t kBlocks = BlockCache::kMaxBlocks + 2;
+    void *blocks[kBlocks];
+    for (auto &b : blocks) assert_non_null(b = mem_alloc(sizeof(Record)));
+    for (auto *b : blocks) cache.keep(b);
+#ifndef ASYNC_POOL_PASSTHROUGH
+    assert_int_equal(g_live_blocks, BlockCache::kMaxBlocks);  // the two past the limit went back
+    void *again = cache.take();
+    assert_ptr_equal(again, blocks[BlockCache::kMaxBlocks - 1]);  // the last one kept comes first
+    mem_free(again);                                              // a kept block frees on its own too
+    assert_int_equal(g_allocations, kBlocks);
+#else
+    assert_int_equal(g_live_blocks, 0);
+#endif
+  }
+  assert_int_equal(g_live_blocks, 0);  // the rest with the cache
+}
+
 // ---- List, container_of, tags -------------------------------------------------
 
 struct Node {
@@ -348,6 +373,7 @@ int main() {
       cmocka_unit_test(byte_queue_out_of_memory_leaves_it_unchanged),
       cmocka_unit_test(pool_reuses_blocks_and_frees_everything_with_itself),
       cmocka_unit_test(pool_out_of_memory_still_serves_free_blocks),
+      cmocka_unit_test(block_cache_keeps_up_to_its_limit_and_frees_the_rest),
       cmocka_unit_test(list_links_and_finds_owners),
       cmocka_unit_test(tag_word_sits_first_and_dies),
       cmocka_unit_test(error_table_finds_every_code_and_nothing_else),
