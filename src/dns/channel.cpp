@@ -108,12 +108,11 @@ int convert(const ares_addrinfo *res, const Request &req, AddrInfo **out) noexce
     if (wanted(n, req.family)) ++count;
   if (count == 0) return ASYNC_ENODATA;
   const char *canon = req.canon ? follow_cnames(res, req.host) : nullptr;
-  AddrInfo *list = AddrInfo::create(count, canon ? std::strlen(canon) : 0);
+  AddrInfo *list = AddrInfo::create(count, canon);
   if (!list) return ASYNC_ENOMEM;
   std::size_t i = 0;
   for (const ares_addrinfo_node *n = res->nodes; n; n = n->ai_next)
     if (wanted(n, req.family)) list->set(i++, n->ai_addr, req.port, req.socktype);
-  if (canon) list->set_canonname(canon);
   list->ipv6_first();
   *out = list;
   return 0;

@@ -28,19 +28,17 @@ constexpr std::size_t kMaxHostLen = 253;
 AddrInfo *local_list(int family, bool passive, std::uint16_t port, int socktype, const char *canon) noexcept {
   util::SocketAddress addrs[2];
   std::size_t count = util::local_addresses(addrs, family, passive, port);
-  AddrInfo *list = AddrInfo::create(count, canon ? std::strlen(canon) : 0);
+  AddrInfo *list = AddrInfo::create(count, canon);
   if (!list) return nullptr;
   for (std::size_t i = 0; i < count; ++i) list->set(i, reinterpret_cast<sockaddr *>(&addrs[i].addr), port, socktype);
-  if (canon) list->set_canonname(canon);
   return list;
 }
 
 AddrInfo *hosts_list(const HostsMatch &match, const Request &req) noexcept {
-  AddrInfo *list = AddrInfo::create(match.count, req.canon ? std::strlen(match.canon) : 0);
+  AddrInfo *list = AddrInfo::create(match.count, req.canon ? match.canon : nullptr);
   if (!list) return nullptr;
   for (std::size_t i = 0; i < match.count; ++i)
     list->set(i, reinterpret_cast<const sockaddr *>(&match.addrs[i]), req.port, req.socktype);
-  if (req.canon) list->set_canonname(match.canon);
   return list;
 }
 
@@ -87,9 +85,8 @@ bool answer_addrinfo(Request &req, const char *host, int numeric_kind, const soc
   } else if (numeric_kind) {
     if (req.family != AF_UNSPEC && numeric.ss_family != req.family) {
       *status = ASYNC_ENODATA;
-    } else if (AddrInfo *list = AddrInfo::create(1, req.canon ? std::strlen(host) : 0)) {
+    } else if (AddrInfo *list = AddrInfo::create(1, req.canon ? host : nullptr)) {
       list->set(0, reinterpret_cast<const sockaddr *>(&numeric), req.port, req.socktype);
-      if (req.canon) list->set_canonname(host);
       req.result = list;
     }
   } else if (util::is_local_name(host)) {

@@ -10,13 +10,13 @@ namespace async::util {
 // Entries start right after the header.
 static_assert(sizeof(AddrInfo) % alignof(AddrInfo::Entry) == 0);
 
-AddrInfo *AddrInfo::create(std::size_t count, std::size_t canon_len) noexcept {
-  std::size_t bytes = sizeof(AddrInfo) + count * sizeof(Entry) + (canon_len ? canon_len + 1 : 0);
-  void *p = util::mem_alloc(bytes);
+AddrInfo *AddrInfo::create(std::size_t count, const char *canon) noexcept {
+  std::size_t canon_size = canon ? std::strlen(canon) + 1 : 0;
+  void *p = util::mem_alloc(sizeof(AddrInfo) + count * sizeof(Entry) + canon_size);
   if (!p) return nullptr;
-  auto *list = new (p) AddrInfo(count, canon_len);
+  auto *list = new (p) AddrInfo(count, canon_size);
   std::memset(list->entries(), 0, count * sizeof(Entry));
-  if (canon_len) list->canon()[0] = '\0';
+  if (canon) std::memcpy(list->canon(), canon, canon_size);
   return list;
 }
 
@@ -39,13 +39,6 @@ void AddrInfo::set(std::size_t i, const sockaddr *addr, std::uint16_t port, int 
   }
   e.socktype = socktype;
   e.protocol = socktype == SOCK_STREAM ? IPPROTO_TCP : socktype == SOCK_DGRAM ? IPPROTO_UDP : 0;
-}
-
-void AddrInfo::set_canonname(const char *name) noexcept {
-  std::size_t n = std::strlen(name);
-  if (n > canon_len_) n = canon_len_;
-  std::memcpy(canon(), name, n);
-  canon()[n] = '\0';
 }
 
 void AddrInfo::ipv6_first() noexcept {

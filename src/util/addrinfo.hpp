@@ -26,9 +26,9 @@ class AddrInfo : public util::Tagged<0x41444452> {  // "ADDR"
     int protocol;
   };
 
-  // Room for count entries and, if canon_len > 0, a canonical name of
-  // canon_len characters; nullptr when out of memory.
-  static AddrInfo *create(std::size_t count, std::size_t canon_len) noexcept;
+  // Room for count entries, and a copy of canon (nullptr: no canonical
+  // name; "" is one, the root's); nullptr when out of memory.
+  static AddrInfo *create(std::size_t count, const char *canon) noexcept;
   // Matches async_destroy_fn (context unused).
   static void destroy(void *list, void *context = nullptr) noexcept;
 
@@ -37,18 +37,17 @@ class AddrInfo : public util::Tagged<0x41444452> {  // "ADDR"
   // Copies addr (AF_INET/AF_INET6) into entry i with port and socktype,
   // deriving the protocol from the socktype.
   void set(std::size_t i, const sockaddr *addr, std::uint16_t port, int socktype) noexcept;
-  const char *canonname() const noexcept { return canon_len_ ? canon() : nullptr; }
-  void set_canonname(const char *name) noexcept;
+  const char *canonname() const noexcept { return canon_size_ ? canon() : nullptr; }
   // Moves the IPv6 entries in front of the IPv4 ones, keeping each family's order.
   void ipv6_first() noexcept;
 
  private:
-  AddrInfo(std::size_t count, std::size_t canon_len) noexcept : count_(count), canon_len_(canon_len) {}
+  AddrInfo(std::size_t count, std::size_t canon_size) noexcept : count_(count), canon_size_(canon_size) {}
   Entry *entries() const noexcept { return reinterpret_cast<Entry *>(const_cast<AddrInfo *>(this) + 1); }
   char *canon() const noexcept { return reinterpret_cast<char *>(entries() + count_); }
 
   std::size_t count_;
-  std::size_t canon_len_;
+  std::size_t canon_size_;  // with its terminating NUL; 0 for none
 };
 
 }  // namespace async::util

@@ -142,6 +142,9 @@ DNS = {
     "both-unspec": (UNSPEC, header(an=2) + rr(A, V4) + rr(AAAA, V6)),
     "canon-cname": (INET | CANON, header(an=2) + rr(CNAME, dns_name("real.example"))
                     + rr(A, V4, name=dns_name("real.example"))),
+    # A CNAME to the root name: the canonical name is "" (it once had no
+    # room in the list; found by the fuzzer).
+    "canon-cname-root": (INET | CANON, header(an=2) + rr(CNAME, b"\x00") + rr(A, V4, name=b"\x00")),
     "cname-loop": (UNSPEC | CANON, header(an=2) + rr(CNAME, dns_name("b.example"))
                    + rr(CNAME, b"\xc0\x0c", name=dns_name("b.example"))),
     "service": (INET | ALT, header(an=1) + rr(A, V4)),
