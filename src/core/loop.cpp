@@ -243,7 +243,7 @@ bool Loop::step(void *self) noexcept {
   // iteration with only I/O, the usual one of a server): no user code
   // runs, so no stop can come from them.
   loop.now_stale_ = true;
-  if (loop.ready_ref_) loop.sync_spinning();  // the queue's reference goes
+  if (loop.ready_ref_) loop.set_ready_ref(false);  // sync_spinning() with nothing ready
   loop.spinning_ = false;
   if (!loop.goes_on()) {
     loop.run_over_ = true;
@@ -367,11 +367,13 @@ void Loop::arm_timer() noexcept {
 void Loop::sync_spinning() noexcept {
   // Queued callbacks are work: they keep run() going and the poll short.
   bool ready = !ready_.empty() || (service_ && service_->has_work());
-  if (ready != ready_ref_) {
-    ready_ref_ = ready;
-    ready ? backend_.ref() : backend_.unref();
-  }
+  if (ready != ready_ref_) set_ready_ref(ready);
   spinning_ = ready || idle_hooks_ > 0;
+}
+
+void Loop::set_ready_ref(bool ready) noexcept {
+  ready_ref_ = ready;
+  ready ? backend_.ref() : backend_.unref();
 }
 
 // Another thread's hold reaches the count at once; the loop reference

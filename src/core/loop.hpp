@@ -288,6 +288,9 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   void run_due_timers() noexcept;
   void arm_timer() noexcept;
   void sync_spinning() noexcept;
+  // The queued callbacks' loop reference taken (true) or dropped: out of
+  // line, so sync_spinning() stays small enough to inline.
+  [[gnu::noinline]] void set_ready_ref(bool ready) noexcept;
   void sync_holds() noexcept;
   // Out of line and cold: entry points inline on_owner_thread(), and with
   // the check off (the usual case) they need no call, so no saved registers.
