@@ -511,7 +511,7 @@ void Stream::read_failed(ssize_t n) noexcept {
     abort(util::from_errno(errno));
 }
 
-// Inline in read_some(): the usual read, all of it taken with no tail
+// Inline in read_once(): the usual read, all of it taken with no tail
 // kept, costs no call of its own.
 inline bool Stream::take_in(const std::uint8_t *data, std::size_t len, std::size_t kept) noexcept {
   if (!kept) {

@@ -90,7 +90,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // 0, or ASYNC_ENOMEM when the kept bytes' delivery could not be queued
   // (the stream is then aborted).
   int resume_reading() noexcept;
-  // Inline: the read path asks twice per read.
+  // Inline: one masked compare, asked before every read.
   bool is_reading() const noexcept {
     return (flags_ & (kStateBits | kMade | kPaused | kEof | kWriteOnly)) == (kOpen | kMade);
   }
@@ -195,11 +195,12 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   static void run_replay(async_loop *, void *self) noexcept;
 
   void read_some() noexcept;
+  // One read and its delivery: true when another may follow.
   bool read_once() noexcept;
   // read_some() past its first read: out of line, the usual event reads once.
   [[gnu::noinline]] void read_more() noexcept;
   // A read(2) that returned n <= 0 (not EINTR): end of file, nothing yet
-  // (EAGAIN), or an error. Out of line: read_some() keeps few registers.
+  // (EAGAIN), or an error. Out of line: read_once() keeps few registers.
   [[gnu::noinline]] void read_failed(ssize_t n) noexcept;
   // The stream on an fd whose socket this one's options and names are:
   // itself, or for a layered stream the bottom of the stack (nullptr once
