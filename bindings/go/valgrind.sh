@@ -1,8 +1,8 @@
 #!/bin/sh
 # The Go binding's valgrind leg (meson test go_valgrind): builds the test
-# binary into OUT_DIR and runs every test under memcheck. valgrind.supp
-# drops the errors valgrind reports in Go code (it cannot follow goroutine
-# stacks); errors in C code and leaks of C memory fail the run.
+# binary into OUT_DIR and runs every test under memcheck. The errors
+# valgrind reports in Go code (it cannot follow goroutine stacks) are
+# dropped; errors in C code and leaks of C memory fail the run.
 # --undef-value-errors=no: valgrind loses the definedness of Go memory, so
 # bytes handed from Go to C can look uninitialised anywhere (valgrind.supp
 # says more). --fair-sched=yes as in scripts/test.sh: under valgrind's
