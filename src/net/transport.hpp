@@ -11,13 +11,14 @@
 // loop(), fd(), loop_ (a pointer), userdata_, refs_ (std::uint32_t, 1 at
 // creation: the connection's), library_refs() (those of refs_ the library
 // holds besides the connection's), lost_error_, writing_paused_, marks_,
-// state() and set_state() (State::kOpen/kClosing/kLost), set_made(), write_buffer_size(), has_queued()
-// (sends wait), stop_receiving() (on close), drop_queued() (on abort),
-// after_made(), update_io(), schedule_lost(error) and drop_callbacks()
+// state() and set_state() (State::kOpen/kClosing/kLost), set_made(),
+// write_buffer_size(), has_queued() (sends wait), stop_receiving() (on
+// close), drop_queued() (on abort), after_made(), update_io(),
+// schedule_lost(error) and drop_callbacks()
 // (lets go of callbacks shared with other transports, on the loop's thread
 // as end() runs, so the destructor touches nothing shared); a byte-stream
 // transport using present() also presenting() (data_received may be called
-// again now).
+// again now); optionally recycle(loop, transport) (end()).
 #pragma once
 
 #include <async/error.h>
