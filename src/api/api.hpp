@@ -117,9 +117,20 @@ int with_open(const void *p, Op &&op) noexcept {
 
 // As with_object() for a transport (net::Transport<T>): ASYNC_ECLOSED once
 // it has ended, when its memory is held by references only.
+// Every stream and datagram call comes through here. The entry check's
+// call is on a path of its own, so the usual path reads the transport's
+// loop once (with_object() reads it again after the call).
 template <class T, class Op>
 int with_transport(const void *p, Op &&op) noexcept {
-  return with_object<T>(p, [&](T &obj) -> int { return obj.ended() ? ASYNC_ECLOSED : op(obj); });
+  T *obj = tagged_as<T>(p);
+  if (!obj) return ASYNC_EINVAL;
+  if (obj->ended()) return ASYNC_ECLOSED;
+  core::Loop &loop = obj->loop();
+  if (loop.checks_entry()) [[unlikely]] {
+    if (!loop.entered_checked()) return ASYNC_EWRONGTHREAD;
+    return guarded([&] { return op(*obj); });
+  }
+  return guarded([&] { return op(*obj); });
 }
 
 // A transport's loop, or nullptr for an invalid or ended one.
