@@ -153,6 +153,8 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   void log(int level, const char *fmt, ...) noexcept __attribute__((format(printf, 3, 4)));
   int metric(std::uint64_t *out, int which) const noexcept;
 
+  // Whether invoke() times callbacks (the slow-callback report is on).
+  bool times_callbacks() const noexcept { return slow_ns_ != 0; }
   // Runs a user callback, timing it when the slow-callback report is on.
   template <class F>
   void invoke(F &&call) noexcept {

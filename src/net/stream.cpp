@@ -24,6 +24,7 @@
 #include "util/byte_queue.hpp"
 #include "util/clock.hpp"
 #include "util/container_of.hpp"
+#include "util/error_table.hpp"
 #include "util/fifo.hpp"
 #include "util/sized_struct.hpp"
 #include "util/sys_error.hpp"
@@ -130,10 +131,10 @@ Stream::Stream(Loop &loop, Protocol *protocol, const FdTraits &traits, void *use
     : loop_(&loop),
       protocol_(protocol),
       userdata_(userdata),
-      flags_(
-          static_cast<std::uint8_t>(kOpen | (traits.is_socket ? kSocket : 0) | (traits.write_only() ? kWriteOnly : 0))),
       is_tcp_(traits.is_tcp),
-      pipe_writer_(traits.write_only() && traits.is_fifo) {
+      pipe_writer_(traits.write_only() && traits.is_fifo),
+      flags_(static_cast<std::uint16_t>(kOpen | (traits.is_socket ? kSocket : 0) |
+                                        (traits.write_only() ? kWriteOnly : 0))) {
   // The layout stream.hpp describes.
   static_assert(sizeof(Stream) == 144);
 }
@@ -308,7 +309,8 @@ void Stream::drop_callbacks() noexcept {
 
 void Stream::schedule_lost(int error, bool aborted) noexcept {
   set_state(kLost);
-  lost_error_ = static_cast<std::int16_t>(error);
+  static_assert(std::size(util::kErrors) <= 128, "lost_error_ holds every ASYNC_E* code");
+  lost_error_ = static_cast<std::int8_t>(error);
   if (idle_) loop_->backend().timer_stop(idle_->timer);
   loop_->push_reserved(core::Task{run_lost, this});
   if (layered_)
@@ -371,11 +373,10 @@ void Stream::update_io() noexcept {
 
 void Stream::on_io(void *self, std::uint32_t revents) noexcept {
   auto *s = static_cast<Stream *>(self);
-  // Tail calls both: this frame saves no registers.
-  if (revents == ASYNC_READABLE && !s->pipe_writer_)
-    s->read_some();  // the usual event
+  if (revents == ASYNC_READABLE && s->reads_plain())
+    s->read_plain();  // the usual event
   else
-    s->on_events(revents);
+    s->on_events(revents);  // a tail call
 }
 
 void Stream::on_events(std::uint32_t revents) noexcept {
@@ -436,6 +437,7 @@ int Stream::set_idle_timeout(std::uint64_t timeout_ms) noexcept {
     if (timeout_ms == 0) return 0;
     idle_ = util::make<Idle>();
     if (!idle_) return ASYNC_ENOMEM;
+    set(kExtras);
     ev::Backend::timer_init(idle_->timer, on_idle, this);
   }
   idle_->ms = timeout_ms;
@@ -495,6 +497,30 @@ inline bool Stream::read_once() noexcept {
   return take_in(buf, static_cast<std::size_t>(n), kept) && static_cast<std::size_t>(n) == want;
 }
 
+// read_once() for a stream that reads_plain(): no tail (the read limit,
+// at least 1, leaves room), no idle timer, and reading goes on only when
+// the read filled what it asked for (read_more() tests the rest). The
+// frame keeps three registers: the buffer is the loop's, read again.
+inline void Stream::read_plain() noexcept {
+  std::size_t want = read_limit_ < Loop::kReadBufferSize ? read_limit_ : Loop::kReadBufferSize;
+  ssize_t n = ::read(fd(), loop_->read_buffer(), want);
+  if (n <= 0) [[unlikely]] {
+    if (n < 0 && errno == EINTR)
+      read_more();
+    else
+      read_failed(n);
+    return;
+  }
+  auto len = static_cast<std::size_t>(n);
+  std::size_t consumed = loop_->times_callbacks()
+                             ? present_timed(len)
+                             : callbacks().data_received(c_stream(), loop_->read_buffer(), len, userdata_);
+  if (consumed < len && !take_rest(loop_->read_buffer(), len, consumed)) return;
+  if (len == want) read_more();
+}
+
+std::size_t Stream::present_timed(std::size_t len) noexcept { return present_once(loop_->read_buffer(), len); }
+
 void Stream::read_some() noexcept {
   if (read_once()) read_more();  // else drained: no EAGAIN read
 }
@@ -515,9 +541,9 @@ void Stream::read_failed(ssize_t n) noexcept {
 // kept, costs no call of its own.
 inline bool Stream::take_in(const std::uint8_t *data, std::size_t len, std::size_t kept) noexcept {
   if (!kept) {
-    std::size_t consumed = present(data, len);
+    std::size_t consumed = present_once(data, len);
     if (consumed == len) return state() != kLost;  // the usual case: all taken
-    return keep_rest(data + consumed, len - consumed, consumed);
+    return take_rest(data, len, consumed);
   }
   // The new bytes go behind the tail and the whole is presented.
   if (!buffers_->tail.append(data, len)) {
@@ -527,8 +553,12 @@ inline bool Stream::take_in(const std::uint8_t *data, std::size_t len, std::size
   return took(present_tail());
 }
 
-bool Stream::keep_rest(const std::uint8_t *rest, std::size_t len, std::size_t consumed) noexcept {
-  if (state() != kLost && (!ensure_buffers() || !buffers_->tail.append(rest, len))) {
+bool Stream::take_rest(const std::uint8_t *data, std::size_t len, std::size_t consumed) noexcept {
+  if (presents_again(consumed)) {
+    consumed = present_rest(data, len, consumed);
+    if (consumed == len) return state() != kLost;
+  }
+  if (state() != kLost && (!ensure_buffers() || !buffers_->tail.append(data + consumed, len - consumed))) {
     abort(ASYNC_ENOMEM);
     return false;
   }
@@ -589,8 +619,11 @@ void Stream::drop_tail() noexcept {
 std::size_t Stream::tail_len() const noexcept { return buffers_ ? buffers_->tail.size() : 0; }
 
 bool Stream::ensure_buffers() noexcept {
-  if (!buffers_) buffers_ = util::make<Buffers>();
-  return buffers_ != nullptr;
+  if (buffers_) return true;
+  buffers_ = util::make<Buffers>();
+  if (!buffers_) return false;
+  set(kExtras);
+  return true;
 }
 
 // ---- writing ----------------------------------------------------------------
@@ -636,15 +669,13 @@ int Stream::write(const iovec *iov, int iovcnt, async_release_fn done, void *don
 }
 
 int Stream::write(const void *data, std::size_t len) noexcept {
-  // The hot path (an open socket with nothing queued, async_stream_write):
-  // one send(2) and a return when it takes everything, in a frame that
-  // saves few registers. Anything else goes the general way.
-  if ((flags_ & (kStateBits | kEofWanted | kSocket)) == (kOpen | kSocket) && len > 0 && !writing()) {
+  // The hot path (an open socket with no extras, so nothing queued and no
+  // idle timer to restart; async_stream_write): one send(2) and a return
+  // when it takes everything, in a frame that saves few registers.
+  // Anything else goes the general way.
+  if ((flags_ & (kStateBits | kEofWanted | kSocket | kExtras)) == (kOpen | kSocket) && len > 0) {
     ssize_t n = ::send(fd(), data, len, MSG_NOSIGNAL);
-    if (static_cast<std::size_t>(n) == len) {
-      touch();
-      return 0;
-    }
+    if (static_cast<std::size_t>(n) == len) return 0;
     return write_rest(data, len, n);
   }
   return write_rest(data, len, -2);

@@ -152,10 +152,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // Not a scoped enum: its values are the low bits of flags_ (kStateBits).
   enum State { kOpen, kClosing, kLost };
   State state() const noexcept { return static_cast<State>(flags_ & kStateBits); }
-  void set_state(State state) noexcept { flags_ = static_cast<std::uint8_t>((flags_ & ~kStateBits) | state); }
-  bool has(std::uint8_t flag) const noexcept { return (flags_ & flag) != 0; }
-  void set(std::uint8_t flag, bool on = true) noexcept {
-    flags_ = static_cast<std::uint8_t>(on ? flags_ | flag : flags_ & ~flag);
+  void set_state(State state) noexcept { flags_ = static_cast<std::uint16_t>((flags_ & ~kStateBits) | state); }
+  bool has(std::uint16_t flag) const noexcept { return (flags_ & flag) != 0; }
+  void set(std::uint16_t flag, bool on = true) noexcept {
+    flags_ = static_cast<std::uint16_t>(on ? flags_ | flag : flags_ & ~flag);
   }
   void set_made() noexcept { set(kMade); }
   struct Chunk;
@@ -194,6 +194,14 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // unless another delivery presented them first.
   static void run_replay(async_loop *, void *self) noexcept;
 
+  // The usual readable event's test: reading, and none of the extras
+  // (kept tail, idle timer) that read_once() handles.
+  bool reads_plain() const noexcept {
+    return (flags_ & (kStateBits | kMade | kPaused | kEof | kWriteOnly | kExtras)) == (kOpen | kMade);
+  }
+  void read_plain() noexcept;
+  // read_plain()'s data_received when the loop times callbacks.
+  [[gnu::noinline]] std::size_t present_timed(std::size_t len) noexcept;
   void read_some() noexcept;
   // One read and its delivery: true when another may follow.
   bool read_once() noexcept;
@@ -213,9 +221,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // deliver() but for its last test: false only when the stream was lost.
   // kept: tail_len(), as the caller knows it.
   bool take_in(const std::uint8_t *data, std::size_t len, std::size_t kept) noexcept;
-  // take_in() past its usual case: the rest of len bytes, of which
-  // data_received consumed consumed, kept as the tail.
-  [[gnu::noinline]] bool keep_rest(const std::uint8_t *rest, std::size_t len, std::size_t consumed) noexcept;
+  // take_in() past its usual case, once data_received consumed consumed
+  // of len bytes (fewer): its further rounds (ASYNC_STREAM_DELIVER_EACH),
+  // then what is left kept as the tail.
+  [[gnu::noinline]] bool take_rest(const std::uint8_t *data, std::size_t len, std::size_t consumed) noexcept;
   // take_in()'s end once consumed bytes of the tail went: false when lost,
   // or aborted because nothing was consumed of a tail at the read limit.
   bool took(std::size_t consumed) noexcept;
@@ -299,26 +308,30 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // 32 bits (set_read_limit() caps larger limits) leave room for the
   // 32-bit reference count in the same 144 bytes.
   std::uint32_t read_limit_ = kDefaultReadLimit;
-  // An ASYNC_E* code (they all fit 16 bits), kept from schedule_lost() to
-  // run_lost().
-  std::int16_t lost_error_ = 0;
-  // The state and the flags the hot paths test, in one byte, so that a
-  // test of several (is_reading(), write()'s) is one masked compare.
-  static constexpr std::uint8_t kStateBits = 3;   // a State
-  static constexpr std::uint8_t kMade = 4;        // connection_made has run
-  static constexpr std::uint8_t kPaused = 8;      // pause_reading()
-  static constexpr std::uint8_t kEof = 16;        // the peer's end of file was read
-  static constexpr std::uint8_t kWriteOnly = 32;  // e.g. a pipe's write end: never read, write_eof means close
-  static constexpr std::uint8_t kEofWanted = 64;  // write_eof() called
-  static constexpr std::uint8_t kSocket = 128;
-  std::uint8_t flags_ = kOpen;
+  // An ASYNC_E* code (they all fit 8 bits, checked in stream.cpp), kept
+  // from schedule_lost() to run_lost().
+  std::int8_t lost_error_ = 0;
   bool is_tcp_ : 1 = false;
-  bool pipe_writer_ : 1 = false;     // a pipe's or FIFO's write end: readable once its reader is gone
+  bool pipe_writer_ : 1 = false;     // a pipe's or FIFO's write end (also kWriteOnly): readable once its reader is gone
   bool writing_paused_ : 1 = false;  // pause_writing told, resume_writing not yet
   bool eof_sent_ : 1 = false;
   bool value_ref_ : 1 = false;      // a connect future's value holds a reference
   bool replay_wanted_ : 1 = false;  // resume_reading() queued run_replay(), no delivery since
   bool layered_ : 1 = false;        // over a layer (buffers_->layer), not an fd
+  // The state and the flags the hot paths test, in one word, so that a
+  // test of several (is_reading(), write()'s) is one masked compare.
+  static constexpr std::uint16_t kStateBits = 3;   // a State
+  static constexpr std::uint16_t kMade = 4;        // connection_made has run
+  static constexpr std::uint16_t kPaused = 8;      // pause_reading()
+  static constexpr std::uint16_t kEof = 16;        // the peer's end of file was read
+  static constexpr std::uint16_t kWriteOnly = 32;  // e.g. a pipe's write end: never read, write_eof means close
+  static constexpr std::uint16_t kEofWanted = 64;  // write_eof() called
+  static constexpr std::uint16_t kSocket = 128;
+  // buffers_ or idle_ allocated (and kept until the stream goes): without
+  // either, no tail is kept, no write queued and no idle timer runs, so
+  // the plain read and write skip those three tests.
+  static constexpr std::uint16_t kExtras = 256;
+  std::uint16_t flags_ = kOpen;
   util::WaterMarks marks_;
 };
 
