@@ -822,6 +822,6 @@ void Stream::finish_zero_copy(async_release_fn done, void *done_userdata) noexce
 
 bool Stream::writing() const noexcept { return buffers_ && !buffers_->chunks.empty(); }
 
-std::size_t Stream::write_buffer_size() const noexcept { return buffers_ ? buffers_->queued : 0; }
+std::size_t Stream::queued_bytes() const noexcept { return buffers_->queued; }
 
 }  // namespace async::net

@@ -96,7 +96,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   }
   std::size_t high() const noexcept { return marks_.high; }
   std::size_t low() const noexcept { return marks_.low; }
-  std::size_t write_buffer_size() const noexcept;
+  // Inline: a stream without a buffers block (most) answers 0 without a call.
+  std::size_t write_buffer_size() const noexcept { return buffers_ ? queued_bytes() : 0; }
   void set_read_limit(std::size_t limit) noexcept {
     read_limit_ = limit < UINT32_MAX ? static_cast<std::uint32_t>(limit) : UINT32_MAX;
   }
@@ -240,6 +241,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // Something waits in the write queue.
   bool writing() const noexcept;
   std::size_t tail_len() const noexcept;
+  // write_buffer_size() of a stream with a buffers block.
+  std::size_t queued_bytes() const noexcept;
   // The buffers block, allocated on first use; false when out of memory.
   bool ensure_buffers() noexcept;
   void after_drain() noexcept;
