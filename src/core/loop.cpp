@@ -27,8 +27,6 @@
 
 #include <async/error.h>
 
-#include <unistd.h>
-
 #include <cstdarg>
 #include <cstdio>
 
@@ -504,12 +502,6 @@ void Loop::run_call(async_loop *, void *self) noexcept {
     call.release(call.arg);
   else
     call.destroy(call.arg, call.context);
-}
-
-void Loop::transport_closed(int fd) noexcept {
-  ::close(fd);
-  object_removed();
-  backend_.unref();
 }
 
 int Loop::call_soon_growing(async_callback cb, void *userdata) noexcept {

@@ -5,6 +5,7 @@
 #include <async/loop.h>
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -142,8 +143,13 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
     backend_.ref();
     push_reserved(Task{made, transport});
   }
-  // ... and ends, after its connection_lost and release: its fd is closed.
-  void transport_closed(int fd) noexcept;
+  // ... and ends, after its connection_lost and release: its fd is closed
+  // (-1 for a layered stream: a no-op). Inline, as transport_opened().
+  void transport_closed(int fd) noexcept {
+    ::close(fd);
+    object_removed();
+    backend_.unref();
+  }
 
   void set_log(async_log_fn log, async_release_fn release, void *userdata) noexcept;
   void set_slow_callback(std::uint64_t threshold_ms) noexcept {
