@@ -327,8 +327,15 @@ void Stream::drop_callbacks() noexcept {
 void Stream::schedule_lost(int error, bool aborted) noexcept {
   set_state(kLost);
   lost_error_ = static_cast<std::int16_t>(error);
-  if (idle_) loop_->backend().timer_stop(idle_->timer);
   loop_->push_reserved(core::Task{run_lost, this});
+  if (idle_ || layered_) [[unlikely]]
+    lost_extras(error, aborted);
+  else
+    loop_->backend().io_stop(io_);  // a tail call
+}
+
+void Stream::lost_extras(int error, bool aborted) noexcept {
+  if (idle_) loop_->backend().timer_stop(idle_->timer);
   if (layered_)
     buffers_->layer->upper_lost(error, aborted);  // closes or aborts what is below
   else
@@ -602,6 +609,11 @@ void Stream::end_input() noexcept {
 
 void Stream::drop_tail() noexcept {
   if (buffers_) buffers_->tail.release();
+}
+
+void Stream::drop_buffered() noexcept {
+  drop_queue();
+  drop_tail();
 }
 
 std::size_t Stream::tail_len() const noexcept { return buffers_ ? buffers_->tail.size() : 0; }

@@ -261,14 +261,19 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   bool has_queued() const noexcept { return writing(); }
   void stop_receiving() noexcept {}
   void drop_queued() noexcept {
-    drop_queue();
-    drop_tail();
+    if (buffers_) drop_buffered();  // most streams end with nothing buffered
   }
+  // drop_queued() of a stream with a buffers block: out of line, so an
+  // abort of one without keeps few registers.
+  [[gnu::noinline]] void drop_buffered() noexcept;
   void after_made() noexcept { update_io(); }  // reading starts only now
   bool presenting() const noexcept { return (flags_ & (kStateBits | kPaused)) == kOpen; }
   // aborted: by abort(), whatever the error (a layer below then stops
   // rather than flushes).
   void schedule_lost(int error, bool aborted = false) noexcept;
+  // schedule_lost() past the ready task for a stream with an idle timer
+  // or a layer below: out of line, so the usual stream's needs no frame.
+  [[gnu::noinline]] void lost_extras(int error, bool aborted) noexcept;
   void schedule_aborted(int error) noexcept { schedule_lost(error, true); }
   void update_io() noexcept;
   void touch() noexcept;
