@@ -457,6 +457,7 @@ int Loop::embedding_fd(int *out) noexcept {
       util::destroy(embedding);
       return err;
     }
+    backend_.track_changes();  // run_end() asks from now on
     // Posts from other threads read it from here on.
     embedding_.store(embedding, std::memory_order_release);
     if (!running_) entry_checks_.fetch_or(kEmbeddedIdle);

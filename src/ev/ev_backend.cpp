@@ -454,9 +454,14 @@ int Backend::backend_fd() noexcept {
 
 // libev applies changes in the next ev_run before its poll, where it also
 // counts the iteration: pending until the count passes the current one.
-// Counted here, not cleared in poll(), so a loop never embedded pays nothing
-// per iteration.
-void Backend::changed() noexcept { applied_at_ = ev_iteration(impl_->loop) + 1; }
+// Counted here, not cleared in poll(), so a loop never embedded pays
+// nothing per iteration, and a test per start.
+void Backend::note_change() noexcept { applied_at_ = ev_iteration(impl_->loop) + 1; }
+
+void Backend::track_changes() noexcept {
+  tracking_changes_ = true;
+  note_change();
+}
 
 bool Backend::changes_pending() const noexcept {
   // With no watcher active, what is left to apply are stops, which can

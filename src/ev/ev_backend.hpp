@@ -96,7 +96,10 @@ class Backend {
   int backend_fd() noexcept;
   // Whether a watcher was started or changed since the last poll began:
   // libev applies such changes to its epoll set only inside the next poll.
+  // Only once track_changes() was called (a loop never embedded does not
+  // ask); what came before counts as pending until the next poll.
   bool changes_pending() const noexcept;
+  void track_changes() noexcept;
   // The earliest deadline (monotonic ns) of the timer slots armed and not
   // yet fired, UINT64_MAX when none. Walks the armed slots.
   std::uint64_t next_timer_ns() noexcept;
@@ -144,9 +147,13 @@ class Backend {
 
  private:
   Impl *impl_ = nullptr;
-  void changed() noexcept;
+  void changed() noexcept {
+    if (tracking_changes_) note_change();
+  }
+  void note_change() noexcept;
   // changes_pending() until libev's iteration count reaches this.
   unsigned applied_at_ = 0;
+  bool tracking_changes_ = false;
   util::List armed_timers_;
   // ref()s not yet unref()'d.
   long refs_ = 0;
