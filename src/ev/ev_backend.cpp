@@ -6,9 +6,10 @@
 // counted in refs_). So libev's count is left as its watchers make it
 // (at least 1: the wakeup watcher is active from open() to ~Backend())
 // and never decides anything: poll() asks for a non-blocking iteration
-// while refs_ is 0, and run() breaks ev_run after a step that leaves
-// refs_ at 0 (or starts it non-blocking then). No start or stop of a
-// watcher costs a reference call into libev.
+// while refs_ is 0, and run() starts one then, or breaks ev_run at the
+// end of the iteration in which refs_ reached 0 (last_unref()). No start
+// or stop of a watcher costs a reference call into libev, and no
+// iteration a test of refs_.
 
 #include "ev/ev_backend.hpp"
 
@@ -169,7 +170,6 @@ struct Backend::Impl {
   // libev noted before the stop (else a restart would receive it).
   long sources = 0;
   long signals_stopped = 0;
-  const Backend *backend = nullptr;  // whose refs decide whether run() goes on
   std::uint64_t iterations = 0;
   ev_tstamp poll_started = 0;  // libev's time when the current blocking poll began
   ev_tstamp poll_time = 0;     // seconds, summed as libev measures them
@@ -238,9 +238,7 @@ void invoke_and_step(struct ev_loop *loop) noexcept {
   // signal or a spurious wakeup: no count first.
   ev_invoke_pending(loop);
   after_poll(impl, true);
-  // libev's count would go on: with no reference left the run ends here
-  // instead, as poll() would not block.
-  if (!impl->step(impl->step_owner) || !impl->backend->alive()) ev_break(loop, EVBREAK_ONE);
+  if (!impl->step(impl->step_owner)) ev_break(loop, EVBREAK_ONE);
 }
 
 // fork()'s iteration: what it finds stays pending for the next ev_run,
@@ -347,7 +345,6 @@ int Backend::open(const LoopEvents &events) noexcept {
     return fd_error(err);
   }
   impl->loop = loop;
-  impl->backend = this;
   impl->events = events;
   ev_set_userdata(loop, impl);
   ev_set_invoke_pending_cb(loop, invoke_if_pending);
@@ -414,6 +411,11 @@ void Backend::fork() noexcept {
   ev_set_invoke_pending_cb(loop, invoke_if_pending);
   impl_->forked = true;
 }
+
+// libev's count would go on: with no reference left the run ends once
+// this iteration's callbacks and step are done, as poll() would not
+// block. Outside ev_run the request is moot: ev_run clears it on entry.
+void Backend::last_unref() noexcept { ev_break(impl_->loop, EVBREAK_ONE); }
 
 void Backend::arm_timer(std::uint64_t delay_ns) noexcept {
   struct ev_loop *loop = impl_->loop;

@@ -77,7 +77,9 @@ class Backend {
   // Loop references: run() keeps going, and poll(true) may block, while
   // the count is > 0. libev's own count plays no part (ev_backend.cpp).
   void ref() noexcept { ++refs_; }
-  void unref() noexcept { --refs_; }
+  void unref() noexcept {
+    if (--refs_ == 0) last_unref();
+  }
   bool alive() const noexcept { return refs_ > 0; }
   long refs() const noexcept { return refs_; }
 
@@ -147,6 +149,8 @@ class Backend {
 
  private:
   Impl *impl_ = nullptr;
+  // The count reached 0: a run() in progress ends after this iteration.
+  void last_unref() noexcept;
   void changed() noexcept {
     if (tracking_changes_) note_change();
   }
