@@ -61,10 +61,11 @@ class Backend {
   // Iterations in one ev_run, for a loop that runs until told to stop:
   // each polls as poll(true) does, runs the callbacks it found, then
   // step(owner), which returns whether the next poll may block; the run
-  // ends after a step that says no, or that leaves no reference (the next
-  // poll would not block either); one entered with none polls once without
-  // blocking. Saves ev_run's entry and exit per
-  // iteration. Not while fork() left events pending (can_run()).
+  // ends after a step that says no, or after the iteration in which the
+  // last reference went (the next poll would not block either); one
+  // entered with none polls once without blocking. Saves ev_run's entry
+  // and exit per iteration. Not while fork() left events pending
+  // (can_run()).
   using Step = bool (*)(void *owner);
   void run(Step step, void *owner) noexcept;
   bool can_run() const noexcept;
