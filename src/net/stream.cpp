@@ -247,10 +247,19 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   return open(out, loop, fd, FdTraits{flags, is_socket, is_tcp, is_fifo, false}, protocol, userdata, cache, nullptr);
 }
 
+inline Stream::FdTraits Stream::socket_traits(SocketKind kind) noexcept {
+  return {-1, true, kind != SocketKind::kUnix, false, kind == SocketKind::kTcpNoDelay};
+}
+
 int Stream::adopt_socket(Stream **out, Loop &loop, int fd, SocketKind kind, const async_stream_protocol &protocol,
-                         void *userdata, ProtocolCache *cache, util::List *list) noexcept {
-  FdTraits traits{-1, true, kind != SocketKind::kUnix, false, kind == SocketKind::kTcpNoDelay};
-  return open(out, loop, fd, traits, protocol, userdata, cache, list);
+                         void *userdata, ProtocolCache *cache) noexcept {
+  return open(out, loop, fd, socket_traits(kind), protocol, userdata, cache, nullptr);
+}
+
+int Stream::accept(Loop &loop, int fd, SocketKind kind, const async_stream_protocol &protocol, void *userdata,
+                   Accepted &accepted) noexcept {
+  Stream *s;
+  return open(&s, loop, fd, socket_traits(kind), protocol, userdata, &accepted.protocols, &accepted.list);
 }
 
 inline int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,

@@ -59,10 +59,19 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   enum class SocketKind : std::uint8_t { kUnix, kTcp, kTcpNoDelay };
   // adopt() for a connected stream socket the library made itself with
   // SOCK_NONBLOCK | SOCK_CLOEXEC (accepted or connected): nothing to probe.
-  // The stream is on list (a server's connections) until its
-  // connection_lost; nullptr: on the loop's registry.
   static int adopt_socket(Stream **out, Loop &loop, int fd, SocketKind kind, const async_stream_protocol &protocol,
-                          void *userdata, ProtocolCache *cache, util::List *list = nullptr) noexcept;
+                          void *userdata, ProtocolCache *cache) noexcept;
+  // What a server keeps of the streams it accepted: their list (each one
+  // until its connection_lost, instead of the loop's registry) and the
+  // protocol record they share.
+  struct Accepted {
+    util::List list;
+    ProtocolCache protocols;
+  };
+  // adopt_socket() for a socket a server accepted, onto accepted; 0 or
+  // ASYNC_ENOMEM. Six arguments, all in registers, and no stream back.
+  static int accept(Loop &loop, int fd, SocketKind kind, const async_stream_protocol &protocol, void *userdata,
+                    Accepted &accepted) noexcept;
   // A stream over layer instead of an fd, with layer made lower's protocol
   // (lower_protocol with layer as userdata; nullptr: it is already) once
   // nothing else can fail (Layer::push()): 0, or ASYNC_ENOMEM with nothing
@@ -163,8 +172,12 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   struct Buffers;
   struct Idle;
   struct FdTraits;
+  // What adopt_socket() and accept() know of their socket.
+  static FdTraits socket_traits(SocketKind kind) noexcept;
 
-  // Inline in adopt() and adopt_socket(): an accept makes one call.
+  // Inline in adopt(), adopt_socket() and accept(): an accept makes one
+  // call. The stream is on list until its connection_lost; nullptr: on
+  // the loop's registry.
   [[gnu::always_inline]] static int open(Stream **out, Loop &loop, int fd, const FdTraits &traits,
                                          const async_stream_protocol &protocol, void *userdata, ProtocolCache *cache,
                                          util::List *list) noexcept;
