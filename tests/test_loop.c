@@ -646,17 +646,21 @@ struct io_work {
   async_hook *hook;
   int kind;
   int done;
+  int fd;
 };
+
+/* The fd's byte read: a left-over readable fd would wake the next poll. */
+static void work_read(struct io_work *x) {
+  char c;
+  assert_int_equal(read(x->fd, &c, 1), 1);
+}
 
 static void work_hook_cb(async_hook *h, void *ud) {
   ((struct io_work *)ud)->done++;
   assert_int_equal(async_hook_stop(h), 0);
 }
 
-static void work_io_cb(async_watcher *w, uint32_t revents, void *ud) {
-  (void)revents;
-  struct io_work *x = ud;
-  assert_int_equal(async_watcher_stop(w), 0);
+static void start_work(struct io_work *x) {
   switch (x->kind) {
     case 0: assert_int_equal(async_timer_start(x->t, 5, 0, tu_count_timer_cb), 0); break;
     case 1: assert_int_equal(async_hook_start(x->hook, work_hook_cb), 0); break;
@@ -665,17 +669,37 @@ static void work_io_cb(async_watcher *w, uint32_t revents, void *ud) {
   }
 }
 
-static void test_work_started_by_io(void **state) {
-  (void)state;
+static void work_io_cb(async_watcher *w, uint32_t revents, void *ud) {
+  (void)revents;
+  assert_int_equal(async_watcher_stop(w), 0);
+  work_read(ud);
+  start_work(ud);
+}
+
+static void work_soon_cb(async_loop *loop, void *ud) {
+  (void)loop;
+  start_work(ud);
+}
+
+/* The fd's callback only queues one that starts the work. */
+static void work_io_queue_cb(async_watcher *w, uint32_t revents, void *ud) {
+  (void)revents;
+  struct io_work *x = ud;
+  assert_int_equal(async_watcher_stop(w), 0);
+  work_read(x);
+  assert_int_equal(async_loop_call_soon(x->loop, work_soon_cb, x), 0);
+}
+
+static void check_work_started(async_watcher_fn io_cb) {
   for (int kind = 0; kind < 4; kind++) {
     async_loop *loop = tu_loop_new();
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    struct io_work x = {loop, NULL, NULL, NULL, kind, 0};
+    struct io_work x = {loop, NULL, NULL, NULL, kind, 0, sv[0]};
     x.w = tu_watcher_new(loop, sv[0], &x);
     x.t = tu_timer_new(loop, &x.done); /* tu_count_timer_cb counts there */
     x.hook = tu_hook_new(loop, ASYNC_HOOK_IDLE, &x);
-    assert_int_equal(async_watcher_start(x.w, ASYNC_READABLE, work_io_cb), 0);
+    assert_int_equal(async_watcher_start(x.w, ASYNC_READABLE, io_cb), 0);
     /* A few plain iterations first: the fd is not readable yet. */
     assert_int_equal(async_loop_run(loop, ASYNC_RUN_NOWAIT), 1);
     assert_int_equal(write(sv[1], "x", 1), 1);
@@ -692,6 +716,20 @@ static void test_work_started_by_io(void **state) {
     tu_finish(loop);
     tu_close_pair(sv);
   }
+}
+
+static void test_work_started_by_io(void **state) {
+  (void)state;
+  check_work_started(work_io_cb);
+}
+
+/* The same from a callback the fd's callback queued, which runs in that
+ * iteration's pass of the ready queue, with nothing else to do: the
+ * loop's short way through such an iteration still arms the timer, runs
+ * the hook, takes the next queued callback and ends the run on a stop. */
+static void test_work_started_by_queued_callback(void **state) {
+  (void)state;
+  check_work_started(work_io_queue_cb);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1066,6 +1104,7 @@ int main(void) {
       cmocka_unit_test(test_call_soon_snapshot),
       cmocka_unit_test(test_hot_fd_no_starvation),
       cmocka_unit_test(test_work_started_by_io),
+      cmocka_unit_test(test_work_started_by_queued_callback),
       cmocka_unit_test(test_now_and_update),
       cmocka_unit_test(test_now_read_at_first_use),
       cmocka_unit_test(test_loop_timeout),

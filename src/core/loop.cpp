@@ -27,8 +27,6 @@
 
 #include <async/error.h>
 
-#include <unistd.h>
-
 #include <cstdarg>
 #include <cstdio>
 
@@ -238,26 +236,56 @@ void Loop::run_default() noexcept {
 
 bool Loop::step(void *self) noexcept {
   Loop &loop = *static_cast<Loop *>(self);
-  if (!loop.plain()) return loop.full_step();  // a tail call: this frame saves no registers
+  // Tail calls both: this frame saves no registers.
+  if (!loop.quiet()) return loop.full_step();
+  if (!loop.ready_.empty()) return loop.ready_step();
   // after_poll() and prepare(true) reduced to what they would do here (an
   // iteration with only I/O, the usual one of a server): no user code
   // runs, so no stop can come from them.
   loop.now_stale_ = true;
-  if (loop.ready_ref_) loop.set_ready_ref(false);  // sync_spinning() with nothing ready
-  loop.spinning_ = false;
-  if (!loop.goes_on()) {
-    loop.run_over_ = true;
+  return loop.quiet_prepare();
+}
+
+inline bool Loop::quiet_prepare() noexcept {
+  // sync_spinning() with no service and no idle hook.
+  bool ready = !ready_.empty();
+  if (ready != ready_ref_) set_ready_ref(ready);
+  spinning_ = ready;
+  if (!goes_on()) {
+    run_over_ = true;
     return false;
   }
-  loop.poll_timer_seq_ = loop.timer_seq_;
-  loop.sync_holds();
-  return true;
+  // before_poll(true) with no hook, timer or service: none can stop the run.
+  poll_timer_seq_ = timer_seq_;
+  sync_holds();
+  return !ready;
+}
+
+// Flattened: run_ready() and quiet_prepare() inline.
+[[gnu::flatten]] bool Loop::ready_step() noexcept {
+  now_stale_ = true;
+  // No check hook, stalled post or service before it, as in after_poll().
+  run_ready();
+  // A callback started a timer, a hook or the service: they take their
+  // full turn. The timers, all started since the poll, are not due yet.
+  if (!quiet()) [[unlikely]]
+    return ready_step_rest();
+  return quiet_prepare();
+}
+
+bool Loop::ready_step_rest() noexcept {
+  after_ready();
+  return finish_step();
 }
 
 // Flattened: after_poll() and before_poll() inline, so an iteration
 // costs their tests, not their calls and frames.
 [[gnu::flatten]] bool Loop::full_step() noexcept {
   after_poll();
+  return finish_step();
+}
+
+inline bool Loop::finish_step() noexcept {
   if (!goes_on() || !prepare(true)) {
     run_over_ = true;
     return false;
@@ -297,6 +325,10 @@ void Loop::after_poll() noexcept {
   if (posts_stalled_) drain_posts();
   if (service_) service_->after_poll();
   if (!ready_.empty()) run_ready();
+  after_ready();
+}
+
+void Loop::after_ready() noexcept {
   run_due_timers();
   sync_spinning();
 }
@@ -425,6 +457,7 @@ int Loop::embedding_fd(int *out) noexcept {
       util::destroy(embedding);
       return err;
     }
+    backend_.track_changes();  // run_end() asks from now on
     // Posts from other threads read it from here on.
     embedding_.store(embedding, std::memory_order_release);
     if (!running_) entry_checks_.fetch_or(kEmbeddedIdle);
@@ -470,12 +503,6 @@ void Loop::run_call(async_loop *, void *self) noexcept {
     call.release(call.arg);
   else
     call.destroy(call.arg, call.context);
-}
-
-void Loop::transport_closed(int fd) noexcept {
-  ::close(fd);
-  object_removed();
-  backend_.unref();
 }
 
 int Loop::call_soon_growing(async_callback cb, void *userdata) noexcept {

@@ -5,6 +5,7 @@
 #include <async/loop.h>
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -142,8 +143,13 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
     backend_.ref();
     push_reserved(Task{made, transport});
   }
-  // ... and ends, after its connection_lost and release: its fd is closed.
-  void transport_closed(int fd) noexcept;
+  // ... and ends, after its connection_lost and release: its fd is closed
+  // (-1 for a layered stream: a no-op). Inline, as transport_opened().
+  void transport_closed(int fd) noexcept {
+    ::close(fd);
+    object_removed();
+    backend_.unref();
+  }
 
   void set_log(async_log_fn log, async_release_fn release, void *userdata) noexcept;
   void set_slow_callback(std::uint64_t threshold_ms) noexcept {
@@ -263,15 +269,27 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // run(DEFAULT)'s iterations (step: one of them inside ev::Backend::run).
   void run_default() noexcept;
   static bool step(void *self) noexcept;
-  // step() of an iteration that is not plain().
+  // step() of an iteration that is not quiet().
   [[gnu::noinline]] bool full_step() noexcept;
-  // Nothing for after_poll() and before_poll() to do but their
-  // bookkeeping: no hook, service, timer, queued callback or stalled post.
-  bool plain() const noexcept {
-    return ready_.empty() &&
-           (hooks_started_ | static_cast<int>(posts_stalled_) | static_cast<int>(timer_armed_)) == 0 && !service_ &&
+  // step() of a quiet() iteration with callbacks queued (a server's
+  // connection_made and connection_lost): after_poll() and prepare(true)
+  // reduced to the ready queue's pass.
+  [[gnu::noinline]] bool ready_step() noexcept;
+  // Nothing for after_poll() and before_poll() to do but the ready queue
+  // and their bookkeeping: no hook, service, timer or stalled post.
+  bool quiet() const noexcept {
+    return (hooks_started_ | static_cast<int>(posts_stalled_) | static_cast<int>(timer_armed_)) == 0 && !service_ &&
            timers_.empty();
   }
+  // The end of a quiet() iteration's step: sync_spinning(), the run's
+  // test and prepare(true) reduced to what they do with no hook, service
+  // or timer.
+  bool quiet_prepare() noexcept;
+  // The end of a full step, from after_poll()'s timers on.
+  bool finish_step() noexcept;
+  // ready_step() past its callbacks when they made the iteration not
+  // quiet(): out of line, so the usual step keeps few registers.
+  [[gnu::noinline]] bool ready_step_rest() noexcept;
   // before_poll(synced); false when a prepare or idle hook stopped the loop.
   bool prepare(bool synced) noexcept;
   // Whether run(DEFAULT) goes on after an iteration.
@@ -280,6 +298,8 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // unless a hook or the service runs).
   void before_poll(bool synced) noexcept;
   void after_poll() noexcept;
+  // after_poll() past the ready queue: due timers, sync_spinning().
+  void after_ready() noexcept;
   static void woken(void *self) noexcept;
   static void run_until_done(async_future *future, int status, void *token) noexcept;
   static void run_call(async_loop *loop, void *self) noexcept;

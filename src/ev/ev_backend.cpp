@@ -1,22 +1,15 @@
 // Design notes (src/ev/: libev and nothing else).
 //
-// ref/unref balancing. libev keeps ev_run(DEFAULT) going while its count
-// of active referenced watchers is above zero; the library decides what
-// keeps a loop alive itself (Backend::ref/unref, counted in refs_), so
-// every watcher started here is unref'd right after its start and
-// ref'd again right before its stop: the internal ones (the wakeup async
-// watcher and the poll timer) in open()/~Backend()/arm_timer(), and the
-// per-object io, signal and timer slots in their start/stop. The library's
-// own count reaches libev through ref()/unref() as one reference held
-// while it is above zero (libev only tests its count for that), so
-// ev_run(EVRUN_ONCE) blocks only while something referenced is alive, and
-// a reference taken and dropped while others are held (a connection's,
-// under its server's) costs libev no call. The pair must stay exact: a stop without the ref, or a start
-// without the unref, leaks or underflows libev's count (the loop then
-// never ends, or ends with work pending). Two places where libev stops a
-// watcher on its own are handled: EV_ERROR on an io watcher
-// (rebalance_killed), and a timer that expires (the poll timer repeats,
-// so libev never stops it behind our back).
+// References. libev keeps ev_run(DEFAULT) going, and lets ev_run(ONCE)
+// block, while its count of active referenced watchers is above zero;
+// the library decides what keeps a loop alive itself (Backend::ref/unref,
+// counted in refs_). So libev's count is left as its watchers make it
+// (at least 1: the wakeup watcher is active from open() to ~Backend())
+// and never decides anything: poll() asks for a non-blocking iteration
+// while refs_ is 0, and run() starts one then, or breaks ev_run at the
+// end of the iteration in which refs_ reached 0 (last_unref()). No start
+// or stop of a watcher costs a reference call into libev, and no
+// iteration a test of refs_.
 
 #include "ev/ev_backend.hpp"
 
@@ -259,11 +252,9 @@ void on_slot_timer(struct ev_loop *, ev_timer *w, int) noexcept {
 }
 
 // EV_ERROR means libev gave up on the fd (epoll refused it, e.g. a regular
-// file) and stopped the watcher itself, without the ev_ref our own stops
-// pair with the ev_unref after start: restore the balance here.
+// file) and stopped the watcher itself: it no longer counts as a source.
 void rebalance_killed(struct ev_loop *loop, int revents) noexcept {
   if (!(revents & EV_ERROR)) return;
-  ev_ref(loop);
   --impl_of(loop)->sources;
 }
 
@@ -329,13 +320,8 @@ void install_allocator() noexcept {
 Backend::~Backend() {
   if (!impl_) return;
   struct ev_loop *loop = impl_->loop;
-  // Internal watchers were unref'd after start: re-ref before stopping.
-  ev_ref(loop);
   ev_async_stop(loop, &impl_->async);
-  if (ev_is_active(&impl_->timer)) {
-    ev_ref(loop);
-    ev_timer_stop(loop, &impl_->timer);
-  }
+  if (ev_is_active(&impl_->timer)) ev_timer_stop(loop, &impl_->timer);
   ev_loop_destroy(loop);
   util::destroy(impl_);
 }
@@ -363,9 +349,6 @@ int Backend::open(const LoopEvents &events) noexcept {
   ev_set_userdata(loop, impl);
   ev_set_invoke_pending_cb(loop, invoke_if_pending);
   ev_timer_init(&impl->timer, on_timer, 0., 0.);
-
-  // None of the internal watchers keeps the loop alive by itself.
-  ev_unref(loop);  // the wakeup watcher, started above
   impl_ = impl;
   return 0;
 }
@@ -395,7 +378,8 @@ void Backend::poll(bool may_block) noexcept {
     impl_->may_block = may_block;
     ev_set_loop_release_cb(impl_->loop, may_block ? before_block : nullptr, nullptr);
   }
-  ev_run(impl_->loop, may_block ? EVRUN_ONCE : EVRUN_NOWAIT);
+  // Blocking only while something referenced is alive.
+  ev_run(impl_->loop, may_block && alive() ? EVRUN_ONCE : EVRUN_NOWAIT);
   after_poll(impl_, may_block);
 }
 
@@ -410,7 +394,8 @@ void Backend::run(Step step, void *owner) noexcept {
   impl_->step_owner = owner;
   impl_->polled = false;
   ev_set_invoke_pending_cb(impl_->loop, invoke_and_step);
-  ev_run(impl_->loop, 0);
+  // With no reference, one iteration that does not block, as poll(true).
+  ev_run(impl_->loop, alive() ? 0 : EVRUN_NOWAIT);
   ev_set_invoke_pending_cb(impl_->loop, invoke_if_pending);
 }
 
@@ -427,33 +412,28 @@ void Backend::fork() noexcept {
   impl_->forked = true;
 }
 
-void Backend::first_ref() noexcept { ev_ref(impl_->loop); }
-
-void Backend::last_unref() noexcept { ev_unref(impl_->loop); }
+// libev's count would go on: with no reference left the run ends once
+// this iteration's callbacks and step are done, as poll() would not
+// block. Outside ev_run the request is moot: ev_run clears it on entry.
+void Backend::last_unref() noexcept { ev_break(impl_->loop, EVBREAK_ONE); }
 
 void Backend::arm_timer(std::uint64_t delay_ns) noexcept {
   struct ev_loop *loop = impl_->loop;
-  if (ev_is_active(&impl_->timer)) {
-    ev_ref(loop);
-    ev_timer_stop(loop, &impl_->timer);
-  }
+  if (ev_is_active(&impl_->timer)) ev_timer_stop(loop, &impl_->timer);
   // libev measures from its cached time: refresh it so the wakeup cannot
   // come before the library deadline (the caller read the clock earlier).
   ev_now_update(loop);
   // A huge repeat keeps the watcher active after it fires, so libev never
-  // stops it behind our back (which would unbalance the unref below).
+  // stops it behind our back.
   ev_timer_set(&impl_->timer, static_cast<double>(delay_ns) / 1e9, 1e9);
   ev_timer_start(loop, &impl_->timer);
-  ev_unref(loop);
   impl_->timer_fired = false;
 }
 
 bool Backend::timer_fired() const noexcept { return impl_->timer_fired; }
 
 void Backend::disarm_timer() noexcept {
-  if (!ev_is_active(&impl_->timer)) return;
-  ev_ref(impl_->loop);
-  ev_timer_stop(impl_->loop, &impl_->timer);
+  if (ev_is_active(&impl_->timer)) ev_timer_stop(impl_->loop, &impl_->timer);
 }
 
 void Backend::wake() noexcept { ev_async_send(impl_->loop, &impl_->async); }
@@ -476,9 +456,14 @@ int Backend::backend_fd() noexcept {
 
 // libev applies changes in the next ev_run before its poll, where it also
 // counts the iteration: pending until the count passes the current one.
-// Counted here, not cleared in poll(), so a loop never embedded pays nothing
-// per iteration.
-void Backend::changed() noexcept { applied_at_ = ev_iteration(impl_->loop) + 1; }
+// Counted here, not cleared in poll(), so a loop never embedded pays
+// nothing per iteration, and a test per start.
+void Backend::note_change() noexcept { applied_at_ = ev_iteration(impl_->loop) + 1; }
+
+void Backend::track_changes() noexcept {
+  tracking_changes_ = true;
+  note_change();
+}
 
 bool Backend::changes_pending() const noexcept {
   // With no watcher active, what is left to apply are stops, which can
@@ -517,7 +502,6 @@ void Backend::io_start(IoSlot &slot) noexcept {
   ev_io *w = as_io(slot);
   if (ev_is_active(w)) return;
   ev_io_start(impl_->loop, w);
-  ev_unref(impl_->loop);
   ++impl_->sources;
   changed();
 }
@@ -529,7 +513,6 @@ void Backend::io_stop(IoSlot &slot) noexcept {
     rebalance_killed(impl_->loop, ev_clear_pending(impl_->loop, w));
     return;
   }
-  ev_ref(impl_->loop);
   ev_io_stop(impl_->loop, w);
   --impl_->sources;
 }
@@ -570,7 +553,6 @@ void Backend::signal_start(SignalSlot &slot) noexcept {
   ev_signal *w = as_signal(slot);
   if (ev_is_active(w)) return;
   ev_signal_start(impl_->loop, w);
-  ev_unref(impl_->loop);
   ++impl_->sources;
   changed();
   ++impl_->signals_watched;
@@ -588,7 +570,6 @@ void Backend::signal_stop(SignalSlot &slot) noexcept {
     ev_clear_pending(impl_->loop, w);
     return;
   }
-  ev_ref(impl_->loop);
   ev_signal_stop(impl_->loop, w);
   ++impl_->signals_stopped;
   --impl_->signals_watched;
@@ -618,7 +599,6 @@ void Backend::timer_start(TimerSlot &slot, std::uint64_t delay_ns) noexcept {
   ev_now_update(impl_->loop);
   ev_timer_set(w, static_cast<double>(delay_ns) / 1e9, 1e9);
   ev_timer_start(impl_->loop, w);
-  ev_unref(impl_->loop);
   armed_timers_.push_back(slot.armed);
 }
 
@@ -629,7 +609,6 @@ void Backend::timer_stop(TimerSlot &slot) noexcept {
     ev_clear_pending(impl_->loop, w);
     return;
   }
-  ev_ref(impl_->loop);
   ev_timer_stop(impl_->loop, w);
 }
 

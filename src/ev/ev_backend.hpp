@@ -54,16 +54,18 @@ class Backend {
   int open(const LoopEvents &events) noexcept;
 
   // One libev iteration (the loop drives its own): poll, blocking only when
-  // may_block and a referenced watcher is active, then run the fd, timer
-  // and wakeup callbacks it found.
+  // may_block and a reference is held, then run the fd, timer and wakeup
+  // callbacks it found.
   void poll(bool may_block) noexcept;
 
   // Iterations in one ev_run, for a loop that runs until told to stop:
   // each polls as poll(true) does, runs the callbacks it found, then
   // step(owner), which returns whether the next poll may block; the run
-  // ends after a step that says no, or when no reference is left (libev
-  // then returns before polling again). Saves ev_run's entry and exit per
-  // iteration. Not while fork() left events pending (can_run()).
+  // ends after a step that says no, or after the iteration in which the
+  // last reference went (the next poll would not block either); one
+  // entered with none polls once without blocking. Saves ev_run's entry
+  // and exit per iteration. Not while fork() left events pending
+  // (can_run()).
   using Step = bool (*)(void *owner);
   void run(Step step, void *owner) noexcept;
   bool can_run() const noexcept;
@@ -73,12 +75,9 @@ class Backend {
   // poll(), which does not block.
   void fork() noexcept;
 
-  // Loop references: ev_run(DEFAULT) keeps going while the count is > 0.
-  // libev holds one reference for them all, taken and dropped as the
-  // count leaves and reaches 0.
-  void ref() noexcept {
-    if (refs_++ == 0) first_ref();
-  }
+  // Loop references: run() keeps going, and poll(true) may block, while
+  // the count is > 0. libev's own count plays no part (ev_backend.cpp).
+  void ref() noexcept { ++refs_; }
   void unref() noexcept {
     if (--refs_ == 0) last_unref();
   }
@@ -100,7 +99,10 @@ class Backend {
   int backend_fd() noexcept;
   // Whether a watcher was started or changed since the last poll began:
   // libev applies such changes to its epoll set only inside the next poll.
+  // Only once track_changes() was called (a loop never embedded does not
+  // ask); what came before counts as pending until the next poll.
   bool changes_pending() const noexcept;
+  void track_changes() noexcept;
   // The earliest deadline (monotonic ns) of the timer slots armed and not
   // yet fired, UINT64_MAX when none. Walks the armed slots.
   std::uint64_t next_timer_ns() noexcept;
@@ -148,14 +150,17 @@ class Backend {
 
  private:
   Impl *impl_ = nullptr;
-  void first_ref() noexcept;
+  // The count reached 0: a run() in progress ends after this iteration.
   void last_unref() noexcept;
-  void changed() noexcept;
+  void changed() noexcept {
+    if (tracking_changes_) note_change();
+  }
+  void note_change() noexcept;
   // changes_pending() until libev's iteration count reaches this.
   unsigned applied_at_ = 0;
+  bool tracking_changes_ = false;
   util::List armed_timers_;
-  // Mirrors libev's active count: every libev watcher is unref'd right
-  // after start, so only explicit ref()s keep ev_run going.
+  // ref()s not yet unref()'d.
   long refs_ = 0;
 };
 

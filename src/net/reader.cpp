@@ -54,8 +54,7 @@ void Reader::release_owner() noexcept {
 
 // ---- binding --------------------------------------------------------------------
 
-int Reader::bind(const async_stream_protocol &protocol, void *userdata) noexcept {
-  if (protocol.release != on_release) return 0;
+int Reader::bind_reader(void *userdata) noexcept {
   auto *r = static_cast<Reader *>(userdata);
   if (!r || r->tag_ != kTag) return ASYNC_EINVAL;
   if (r->bound_) return ASYNC_EBUSY;

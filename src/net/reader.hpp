@@ -30,7 +30,10 @@ class Reader : public util::Tagged<0x52444552> {  // "RDER"
   // serves one of them at a time, and its memory lives until that one's
   // release even once its owner freed it. Other userdata pass untouched.
   // 0, ASYNC_EBUSY (bound already) or ASYNC_EINVAL (not a live reader).
-  static int bind(const async_stream_protocol &protocol, void *userdata) noexcept;
+  // Inline: most protocols are not a reader's, which costs a compare.
+  static int bind(const async_stream_protocol &protocol, void *userdata) noexcept {
+    return protocol.release == on_release ? bind_reader(userdata) : 0;
+  }
   // Undoes bind() when the hand-over failed and no release will come.
   static void unbind(const async_stream_protocol &protocol, void *userdata) noexcept;
 
@@ -52,6 +55,8 @@ class Reader : public util::Tagged<0x52444552> {  // "RDER"
   static int on_eof(async_stream *stream, void *self) noexcept;
   static void on_lost(async_stream *stream, int error, void *self) noexcept;
   static void on_release(void *self) noexcept;
+  // bind() for a reader's protocol.
+  static int bind_reader(void *userdata) noexcept;
   static void on_cancel(async_future *future, int cancelled, void *self) noexcept;
 
   // A new connection (stream, or none yet): the last one's end and bytes

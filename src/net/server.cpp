@@ -66,7 +66,7 @@ Server::Server(Loop &loop, void *userdata, async_stream_factory factory) noexcep
 Server::~Server() {
   stop();
   // Streams still open outlive the server: the loop's registry keeps them.
-  loop().registry(ASYNC_OBJECT_STREAM).splice(connections_);
+  loop().registry(ASYNC_OBJECT_STREAM).splice(accepted_.list);
   util::mem_free(listeners_);
 }
 
@@ -227,7 +227,7 @@ inline const async_stream_protocol *Server::protocol_for(async_stream_protocol &
   if (rc < 0) return nullptr;
   // The callbacks of the previous connection, as factories usually
   // return, are taken as they are; others are copied and checked.
-  const async_stream_protocol *kept = protocols_.match(protocol);
+  const async_stream_protocol *kept = accepted_.protocols.match(protocol);
   if (!kept && !Stream::copy_protocol(copied, protocol)) {
     loop().log(ASYNC_LOG_ERROR, "stream factory returned an invalid protocol; connection closed");
     return nullptr;
@@ -255,8 +255,7 @@ inline void Server::take(int fd, Stream::SocketKind kind) noexcept {
     return;
   }
   const async_stream_protocol &callbacks = *protocol;
-  Stream *stream = nullptr;
-  int err = Stream::adopt_socket(&stream, loop(), fd, kind, callbacks, protocol_userdata, &protocols_, &connections_);
+  int err = Stream::accept(loop(), fd, kind, callbacks, protocol_userdata, accepted_);
   if (err) {
     ::close(fd);
     if (callbacks.release) callbacks.release(protocol_userdata);
@@ -305,14 +304,14 @@ void Server::on_upgraded(void *upgrading, Layer *layer, int error) noexcept {
     return;
   }
   Stream *upper = nullptr;
-  if (int err = layer->open_upper(&upper, *callbacks, userdata, &s->protocols_)) {
+  if (int err = layer->open_upper(&upper, *callbacks, userdata, &s->accepted_.protocols)) {
     if (callbacks->release) callbacks->release(userdata);
     lower->abort(err);
     s->loop().log(ASYNC_LOG_ERROR, "accepted connection dropped: %s", util::error_message(err));
     return;
   }
   upper->list_node().unlink();
-  s->connections_.push_back(upper->list_node());
+  s->accepted_.list.push_back(upper->list_node());
 }
 
 void Server::abort_upgrading() noexcept {
@@ -344,14 +343,14 @@ int Server::sockname(sockaddr *out, std::size_t capacity, std::size_t index) con
 
 std::size_t Server::connection_count() noexcept {
   std::size_t n = 0;
-  for (util::ListNode *node = connections_.front(); node != connections_.end(); node = node->next)
+  for (util::ListNode *node = accepted_.list.front(); node != accepted_.list.end(); node = node->next)
     if (!Stream::from_list_node(node)->lost()) ++n;
   return n;
 }
 
 void Server::close_connections(bool abort) noexcept {
   abort_upgrading();  // no user has them yet: nothing to flush
-  for (util::ListNode *node = connections_.front(); node != connections_.end(); node = node->next) {
+  for (util::ListNode *node = accepted_.list.front(); node != accepted_.list.end(); node = node->next) {
     Stream *s = Stream::from_list_node(node);
     abort ? s->abort(0) : s->close();
   }

@@ -60,7 +60,7 @@ class Server : public Handle {
   int sockname(sockaddr *out, std::size_t capacity, std::size_t index) const noexcept;
   std::size_t connection_count() noexcept;
   // The accepted streams until their connection_lost (Stream::list_node()).
-  util::List &connections() noexcept { return connections_; }
+  util::List &connections() noexcept { return accepted_.list; }
   void close_connections(bool abort) noexcept;
   // The layer connections accepted from now on get before the factory sees
   // them (async_server_set_tls()); an empty one: none.
@@ -117,10 +117,9 @@ class Server : public Handle {
   Listener *listeners_ = nullptr;
   std::size_t count_ = 0;
   ev::TimerSlot retry_;
-  util::List connections_;
   // Accepted streams whose factory returned the same callbacks share one
   // copy of them.
-  Stream::ProtocolCache protocols_;
+  Stream::Accepted accepted_;
   Upgrade upgrade_;
   util::List upgrading_;  // Upgrading records
 };

@@ -100,13 +100,31 @@ long send_error() noexcept {
   return util::from_errno(errno);
 }
 
-// Both sides as copy_protocol() made them (every field present).
+// Two 64-bit words, for comparing the protocol's callbacks 16 bytes at a time.
+using WordPair = std::uint64_t __attribute__((vector_size(16)));
+
+WordPair load_pair(const unsigned char *p) noexcept {
+  WordPair pair;
+  std::memcpy(&pair, p, sizeof pair);
+  return pair;
+}
+
+// The eight callbacks from connection_made to release lie back to back.
+constexpr std::size_t kCallbacksAt = offsetof(async_stream_protocol, connection_made);
+constexpr std::size_t kCallbacksEnd = offsetof(async_stream_protocol, release) + sizeof(async_stream_protocol::release);
+static_assert(kCallbacksEnd - kCallbacksAt == 8 * sizeof(void *) && (kCallbacksEnd - kCallbacksAt) % 16 == 0);
+
+// Both sides as copy_protocol() made them (every field present). Every
+// field but size, without a branch per field; not the padding after size
+// and after flags, which a caller's struct may leave uninitialised.
 bool same_callbacks(const async_stream_protocol &a, const async_stream_protocol &b) noexcept {
-  return a.connection_made == b.connection_made && a.data_received == b.data_received &&
-         a.eof_received == b.eof_received && a.connection_lost == b.connection_lost &&
-         a.pause_writing == b.pause_writing && a.resume_writing == b.resume_writing &&
-         a.write_drained == b.write_drained && a.release == b.release && a.flags == b.flags &&
-         a.idle_timeout == b.idle_timeout;
+  const auto *pa = reinterpret_cast<const unsigned char *>(&a) + kCallbacksAt;
+  const auto *pb = reinterpret_cast<const unsigned char *>(&b) + kCallbacksAt;
+  WordPair diff = load_pair(pa) ^ load_pair(pb);
+  for (std::size_t at = 16; at < kCallbacksEnd - kCallbacksAt; at += 16)
+    diff |= load_pair(pa + at) ^ load_pair(pb + at);
+  return (diff[0] | diff[1] | (a.flags ^ b.flags) |
+          (reinterpret_cast<std::uintptr_t>(a.idle_timeout) ^ reinterpret_cast<std::uintptr_t>(b.idle_timeout))) == 0;
 }
 
 }  // namespace
@@ -230,10 +248,19 @@ int Stream::adopt(Stream **out, Loop &loop, int fd, const async_stream_protocol 
   return open(out, loop, fd, FdTraits{flags, is_socket, is_tcp, is_fifo, false}, protocol, userdata, cache, nullptr);
 }
 
+inline Stream::FdTraits Stream::socket_traits(SocketKind kind) noexcept {
+  return {-1, true, kind != SocketKind::kUnix, false, kind == SocketKind::kTcpNoDelay};
+}
+
 int Stream::adopt_socket(Stream **out, Loop &loop, int fd, SocketKind kind, const async_stream_protocol &protocol,
-                         void *userdata, ProtocolCache *cache, util::List *list) noexcept {
-  FdTraits traits{-1, true, kind != SocketKind::kUnix, false, kind == SocketKind::kTcpNoDelay};
-  return open(out, loop, fd, traits, protocol, userdata, cache, list);
+                         void *userdata, ProtocolCache *cache) noexcept {
+  return open(out, loop, fd, socket_traits(kind), protocol, userdata, cache, nullptr);
+}
+
+int Stream::accept(Loop &loop, int fd, SocketKind kind, const async_stream_protocol &protocol, void *userdata,
+                   Accepted &accepted) noexcept {
+  Stream *s;
+  return open(&s, loop, fd, socket_traits(kind), protocol, userdata, &accepted.protocols, &accepted.list);
 }
 
 inline int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits, const async_stream_protocol &protocol,
@@ -311,8 +338,15 @@ void Stream::schedule_lost(int error, bool aborted) noexcept {
   set_state(kLost);
   static_assert(std::size(util::kErrors) <= 128, "lost_error_ holds every ASYNC_E* code");
   lost_error_ = static_cast<std::int8_t>(error);
-  if (idle_) loop_->backend().timer_stop(idle_->timer);
   loop_->push_reserved(core::Task{run_lost, this});
+  if (has(kExtras)) [[unlikely]]  // an idle timer or a layer below has one
+    lost_extras(error, aborted);
+  else
+    loop_->backend().io_stop(io_);  // a tail call
+}
+
+void Stream::lost_extras(int error, bool aborted) noexcept {
+  if (idle_) loop_->backend().timer_stop(idle_->timer);
   if (layered_)
     buffers_->layer->upper_lost(error, aborted);  // closes or aborts what is below
   else
@@ -616,6 +650,11 @@ void Stream::drop_tail() noexcept {
   if (buffers_) buffers_->tail.release();
 }
 
+void Stream::drop_buffered() noexcept {
+  drop_queue();
+  drop_tail();
+}
+
 std::size_t Stream::tail_len() const noexcept { return buffers_ ? buffers_->tail.size() : 0; }
 
 bool Stream::ensure_buffers() noexcept {
@@ -835,6 +874,6 @@ void Stream::finish_zero_copy(async_release_fn done, void *done_userdata) noexce
 
 bool Stream::writing() const noexcept { return buffers_ && !buffers_->chunks.empty(); }
 
-std::size_t Stream::write_buffer_size() const noexcept { return buffers_ ? buffers_->queued : 0; }
+std::size_t Stream::queued_bytes() const noexcept { return buffers_->queued; }
 
 }  // namespace async::net

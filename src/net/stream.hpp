@@ -59,10 +59,19 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   enum class SocketKind : std::uint8_t { kUnix, kTcp, kTcpNoDelay };
   // adopt() for a connected stream socket the library made itself with
   // SOCK_NONBLOCK | SOCK_CLOEXEC (accepted or connected): nothing to probe.
-  // The stream is on list (a server's connections) until its
-  // connection_lost; nullptr: on the loop's registry.
   static int adopt_socket(Stream **out, Loop &loop, int fd, SocketKind kind, const async_stream_protocol &protocol,
-                          void *userdata, ProtocolCache *cache, util::List *list = nullptr) noexcept;
+                          void *userdata, ProtocolCache *cache) noexcept;
+  // What a server keeps of the streams it accepted: their list (each one
+  // until its connection_lost, instead of the loop's registry) and the
+  // protocol record they share.
+  struct Accepted {
+    util::List list;
+    ProtocolCache protocols;
+  };
+  // adopt_socket() for a socket a server accepted, onto accepted; 0 or
+  // ASYNC_ENOMEM. Six arguments, all in registers, and no stream back.
+  static int accept(Loop &loop, int fd, SocketKind kind, const async_stream_protocol &protocol, void *userdata,
+                    Accepted &accepted) noexcept;
   // A stream over layer instead of an fd, with layer made lower's protocol
   // (lower_protocol with layer as userdata; nullptr: it is already) once
   // nothing else can fail (Layer::push()): 0, or ASYNC_ENOMEM with nothing
@@ -96,7 +105,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   }
   std::size_t high() const noexcept { return marks_.high; }
   std::size_t low() const noexcept { return marks_.low; }
-  std::size_t write_buffer_size() const noexcept;
+  // Inline: a stream without a buffers block (most) answers 0 without a call.
+  std::size_t write_buffer_size() const noexcept { return buffers_ ? queued_bytes() : 0; }
   void set_read_limit(std::size_t limit) noexcept {
     read_limit_ = limit < UINT32_MAX ? static_cast<std::uint32_t>(limit) : UINT32_MAX;
   }
@@ -162,8 +172,12 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   struct Buffers;
   struct Idle;
   struct FdTraits;
+  // What adopt_socket() and accept() know of their socket.
+  static FdTraits socket_traits(SocketKind kind) noexcept;
 
-  // Inline in adopt() and adopt_socket(): an accept makes one call.
+  // Inline in adopt(), adopt_socket() and accept(): an accept makes one
+  // call. The stream is on list until its connection_lost; nullptr: on
+  // the loop's registry.
   [[gnu::always_inline]] static int open(Stream **out, Loop &loop, int fd, const FdTraits &traits,
                                          const async_stream_protocol &protocol, void *userdata, ProtocolCache *cache,
                                          util::List *list) noexcept;
@@ -249,6 +263,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // Something waits in the write queue.
   bool writing() const noexcept;
   std::size_t tail_len() const noexcept;
+  // write_buffer_size() of a stream with a buffers block.
+  std::size_t queued_bytes() const noexcept;
   // The buffers block, allocated on first use; false when out of memory.
   bool ensure_buffers() noexcept;
   void after_drain() noexcept;
@@ -267,14 +283,19 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   bool has_queued() const noexcept { return writing(); }
   void stop_receiving() noexcept {}
   void drop_queued() noexcept {
-    drop_queue();
-    drop_tail();
+    if (buffers_) drop_buffered();  // most streams end with nothing buffered
   }
+  // drop_queued() of a stream with a buffers block: out of line, so an
+  // abort of one without keeps few registers.
+  [[gnu::noinline]] void drop_buffered() noexcept;
   void after_made() noexcept { update_io(); }  // reading starts only now
   bool presenting() const noexcept { return (flags_ & (kStateBits | kPaused)) == kOpen; }
   // aborted: by abort(), whatever the error (a layer below then stops
   // rather than flushes).
   void schedule_lost(int error, bool aborted = false) noexcept;
+  // schedule_lost() past the ready task for a stream with an idle timer
+  // or a layer below: out of line, so the usual stream's needs no frame.
+  [[gnu::noinline]] void lost_extras(int error, bool aborted) noexcept;
   void schedule_aborted(int error) noexcept { schedule_lost(error, true); }
   void update_io() noexcept;
   void touch() noexcept;

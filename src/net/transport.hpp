@@ -172,6 +172,12 @@ class Transport {
   void maybe_pause() noexcept {
     Derived &d = self();
     if (d.state() != Derived::State::kOpen || d.writing_paused_ || d.write_buffer_size() <= d.marks_.high) return;
+    pause();
+  }
+  // maybe_pause() past its tests, out of line: its callers (a write, a
+  // change of the limits) usually stop at them and then need no frame.
+  [[gnu::noinline]] void pause() noexcept {
+    Derived &d = self();
     d.writing_paused_ = true;
     const auto &p = d.callbacks();
     if (p.pause_writing) d.loop().invoke([&] { p.pause_writing(d.c_handle(), d.userdata_); });
