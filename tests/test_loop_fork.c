@@ -293,6 +293,59 @@ static void test_fork_embedded(void **state) {
   tu_finish(loop);
 }
 
+/* The child's first run dispatches what the fork found pending: here a
+ * readable watcher whose callback stops it, the loop's last reference,
+ * and starts another on an fd that is readable already. The run still
+ * polls once, as every NOWAIT run does, and delivers that one too. */
+struct handoff {
+  async_watcher *first, *second;
+  int second_seen;
+};
+
+static void handoff_second(async_watcher *w, uint32_t events, void *ud) {
+  (void)w, (void)events;
+  ((struct handoff *)ud)->second_seen++;
+}
+
+static void handoff_first(async_watcher *w, uint32_t events, void *ud) {
+  (void)w, (void)events;
+  struct handoff *h = ud;
+  if (async_watcher_stop(h->first) != 0 || async_watcher_start(h->second, ASYNC_READABLE, handoff_second) != 0)
+    h->second_seen = -100;
+}
+
+static int child_handoff(async_loop *loop, struct handoff *h) {
+  if (async_loop_fork(loop) != 0) return 30;
+  if (async_loop_run(loop, ASYNC_RUN_NOWAIT) != 1) return 31; /* the second watcher holds the loop */
+  return h->second_seen == 1 ? 0 : 32;
+}
+
+static void test_fork_pending_hands_off(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  int p1[2], p2[2];
+  assert_int_equal(pipe(p1), 0);
+  assert_int_equal(pipe(p2), 0);
+  struct handoff h = {0};
+  h.first = tu_watcher_new(loop, p1[0], &h);
+  h.second = tu_watcher_new(loop, p2[0], &h);
+  assert_int_equal(async_watcher_start(h.first, ASYNC_READABLE, handoff_first), 0);
+  assert_int_equal(write(p1[1], "x", 1), 1);
+  assert_int_equal(write(p2[1], "y", 1), 1);
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) _exit(child_handoff(loop, &h));
+  int status = 0;
+  assert_int_equal(waitpid(child, &status, 0), child);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  tu_close(async_watcher_handle(h.first));
+  tu_close(async_watcher_handle(h.second));
+  tu_finish(loop);
+  tu_close_pair(p1);
+  tu_close_pair(p2);
+}
+
 static void test_fork_bad_input(void **state) {
   (void)state;
   assert_int_equal(async_loop_fork(NULL), ASYNC_EINVAL);
@@ -311,6 +364,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fork_with_everything_live),
       cmocka_unit_test(test_fork_embedded),
+      cmocka_unit_test(test_fork_pending_hands_off),
       cmocka_unit_test(test_fork_bad_input),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -162,6 +162,7 @@ struct Backend::Impl {
   bool forked = false;           // fork() left events pending: the next poll must not block
   bool timer_fired = false;      // the poll timer went off since arm_timer()
   bool polled = false;           // before_block() ran: a poll of run() has returned by the next dispatch
+  bool running = false;          // inside run()'s ev_run
   Backend::Step step = nullptr;  // run()'s
   void *step_owner = nullptr;
   // Active io and signal watchers: while there are none, libev has nothing
@@ -395,7 +396,9 @@ void Backend::run(Step step, void *owner) noexcept {
   impl_->polled = false;
   ev_set_invoke_pending_cb(impl_->loop, invoke_and_step);
   // With no reference, one iteration that does not block, as poll(true).
+  impl_->running = true;
   ev_run(impl_->loop, alive() ? 0 : EVRUN_NOWAIT);
+  impl_->running = false;
   ev_set_invoke_pending_cb(impl_->loop, invoke_if_pending);
 }
 
@@ -412,10 +415,15 @@ void Backend::fork() noexcept {
   impl_->forked = true;
 }
 
-// libev's count would go on: with no reference left the run ends once
-// this iteration's callbacks and step are done, as poll() would not
-// block. Outside ev_run the request is moot: ev_run clears it on entry.
-void Backend::last_unref() noexcept { ev_break(impl_->loop, EVBREAK_ONE); }
+// libev's count would go on: with no reference left run()'s ev_run ends
+// once this iteration's callbacks and step are done, as poll() would not
+// block. Only there: poll()'s single iteration ends anyway, and a break
+// set while it dispatches on entry (what a fork left pending) would skip
+// its poll. Outside ev_run the request would be moot: ev_run clears it
+// on entry.
+void Backend::last_unref() noexcept {
+  if (impl_->running) ev_break(impl_->loop, EVBREAK_ONE);
+}
 
 void Backend::arm_timer(std::uint64_t delay_ns) noexcept {
   struct ev_loop *loop = impl_->loop;
