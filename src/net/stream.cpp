@@ -336,7 +336,9 @@ void Stream::drop_callbacks() noexcept {
 
 void Stream::schedule_lost(int error, bool aborted) noexcept {
   set_state(kLost);
-  static_assert(std::size(util::kErrors) <= 128, "lost_error_ holds every ASYNC_E* code");
+  // The codes are 0, -1, ... in the table's order (error_table.hpp checks
+  // that), so the table's length bounds the lowest.
+  static_assert(1 - static_cast<int>(std::size(util::kErrors)) >= INT8_MIN, "lost_error_ holds every ASYNC_E* code");
   lost_error_ = static_cast<std::int8_t>(error);
   loop_->push_reserved(core::Task{run_lost, this});
   if (has(kExtras)) [[unlikely]]  // an idle timer or a layer below has one
