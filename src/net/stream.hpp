@@ -7,6 +7,7 @@
 #pragma once
 
 #include <async/stream.h>
+#include <async/watcher.h>
 #include <sys/uio.h>
 
 #include <cstddef>
@@ -288,7 +289,14 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // drop_queued() of a stream with a buffers block: out of line, so an
   // abort of one without keeps few registers.
   [[gnu::noinline]] void drop_buffered() noexcept;
-  void after_made() noexcept { update_io(); }  // reading starts only now
+  // Reading starts only now. A plain stream (the usual accepted one) reads
+  // and has nothing queued: the watch needs no other test.
+  void after_made() noexcept {
+    if (reads_plain())
+      loop_->backend().io_watch(io_, ASYNC_READABLE);
+    else
+      update_io();
+  }
   bool presenting() const noexcept { return (flags_ & (kStateBits | kPaused)) == kOpen; }
   // aborted: by abort(), whatever the error (a layer below then stops
   // rather than flushes).
