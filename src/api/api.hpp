@@ -117,19 +117,17 @@ int with_open(const void *p, Op &&op) noexcept {
 
 // As with_object() for a transport (net::Transport<T>): ASYNC_ECLOSED once
 // it has ended, when its memory is held by references only.
-// Every stream and datagram call comes through here. The entry check's
-// call is on a path of its own, so the usual path reads the transport's
-// loop once (with_object() reads it again after the call).
+// Every stream and datagram call comes through here. ended() is tested
+// before the entry check, so the usual path reads the transport's loop
+// once (with_object() tests it after the check's call, reading it again).
 template <class T, class Op>
 int with_transport(const void *p, Op &&op) noexcept {
   T *obj = tagged_as<T>(p);
   if (!obj) return ASYNC_EINVAL;
   if (obj->ended()) return ASYNC_ECLOSED;
   core::Loop &loop = obj->loop();
-  if (loop.checks_entry()) [[unlikely]] {
-    if (!loop.entered_checked()) return ASYNC_EWRONGTHREAD;
-    return guarded([&] { return op(*obj); });
-  }
+  if (loop.checks_entry() && !loop.entered_checked()) [[unlikely]]
+    return ASYNC_EWRONGTHREAD;
   return guarded([&] { return op(*obj); });
 }
 
