@@ -12,6 +12,7 @@
 
 #include <cstddef>
 
+#include "util/free_list.hpp"
 #include "util/pool.hpp"
 
 namespace async::util {
@@ -27,11 +28,8 @@ class BlockCache {
 
   // A kept block, or nullptr when none is (allocate one then).
   void *take() noexcept {
-    FreeBlock *block = free_;
-    if (block) {
-      free_ = block->next;
-      --count_;
-    }
+    void *block = free_.pop();
+    if (block) --count_;
     return block;
   }
 
@@ -40,9 +38,7 @@ class BlockCache {
   void keep(void *block) noexcept {
 #ifndef ASYNC_POOL_PASSTHROUGH
     if (count_ < kMaxBlocks) {
-      auto *b = static_cast<FreeBlock *>(block);
-      b->next = free_;
-      free_ = b;
+      free_.push(block);
       ++count_;
       return;
     }
@@ -51,11 +47,7 @@ class BlockCache {
   }
 
  private:
-  struct FreeBlock {
-    FreeBlock *next;
-  };
-
-  FreeBlock *free_ = nullptr;
+  FreeList free_;
   std::size_t count_ = 0;
 };
 

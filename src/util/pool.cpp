@@ -24,11 +24,7 @@ void *Pool::alloc_slow(std::size_t size) noexcept {
   slabs_ = slab;
   // The first block is the caller's, the others go on the free list.
   auto *first = reinterpret_cast<unsigned char *>(slab + 1);
-  for (std::size_t i = blocks - 1; i > 0; --i) {
-    auto *block = reinterpret_cast<FreeBlock *>(first + i * block_size);
-    block->next = free_[c];
-    free_[c] = block;
-  }
+  for (std::size_t i = blocks - 1; i > 0; --i) free_[c].push(first + i * block_size);
   return first;
 }
 

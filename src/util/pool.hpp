@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "util/alloc.hpp"
+#include "util/free_list.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define ASYNC_POOL_PASSTHROUGH 1
@@ -42,11 +43,8 @@ class Pool {
   void *alloc(std::size_t size) noexcept {
 #ifndef ASYNC_POOL_PASSTHROUGH
     std::size_t c = class_of(size);
-    if (c < kClasses && free_[c]) {
-      FreeBlock *block = free_[c];
-      free_[c] = block->next;
-      return block;
-    }
+    if (c < kClasses)
+      if (void *block = free_[c].pop()) return block;
 #endif
     return alloc_slow(size);
   }
@@ -56,9 +54,7 @@ class Pool {
 #ifndef ASYNC_POOL_PASSTHROUGH
     std::size_t c = class_of(size);
     if (c < kClasses) {
-      auto *block = static_cast<FreeBlock *>(p);
-      block->next = free_[c];
-      free_[c] = block;
+      free_[c].push(p);
       return;
     }
 #else
@@ -86,9 +82,6 @@ class Pool {
   static constexpr std::size_t kClasses = 16;   // blocks of 16 to 256 bytes
   static constexpr unsigned kMaxSlabShift = 4;  // 4 << 4 = 64 blocks
 
-  struct FreeBlock {
-    FreeBlock *next;
-  };
   // A slab's header; its blocks follow, 16-aligned.
   struct alignas(kGrain) Slab {
     Slab *next;
@@ -97,7 +90,7 @@ class Pool {
   static std::size_t class_of(std::size_t size) noexcept { return size ? (size - 1) / kGrain : 0; }
   [[gnu::noinline]] void *alloc_slow(std::size_t size) noexcept;
 
-  FreeBlock *free_[kClasses] = {};
+  FreeList free_[kClasses];
   Slab *slabs_ = nullptr;
   std::uint8_t slab_shift_[kClasses] = {};  // the next slab of a class has 4 << shift blocks
 };
