@@ -19,6 +19,7 @@ extern "C" {  // cmocka.h declares its functions without C linkage
 #include "util/container_of.hpp"
 #include "util/error_table.hpp"
 #include "util/fifo.hpp"
+#include "util/free_list.hpp"
 #include "util/list.hpp"
 #include "util/pool.hpp"
 #include "util/ring.hpp"
@@ -277,6 +278,22 @@ void pool_out_of_memory_still_serves_free_blocks(void **) {
   assert_int_equal(g_live_blocks, 0);
 }
 
+// ---- FreeList -------------------------------------------------------------------
+
+void free_list_pops_last_pushed_first(void **) {
+  FreeList list;
+  assert_null(list.pop());
+  alignas(void *) unsigned char a[16], b[16];
+  list.push(a);
+  list.push(b);
+  assert_ptr_equal(list.pop(), b);
+  assert_ptr_equal(list.pop(), a);
+  assert_null(list.pop());
+  list.push(a);  // usable again once empty
+  assert_ptr_equal(list.pop(), a);
+  assert_null(list.pop());
+}
+
 // ---- BlockCache -----------------------------------------------------------------
 
 void block_cache_keeps_up_to_its_limit_and_frees_the_rest(void **) {
@@ -373,6 +390,7 @@ int main() {
       cmocka_unit_test(byte_queue_out_of_memory_leaves_it_unchanged),
       cmocka_unit_test(pool_reuses_blocks_and_frees_everything_with_itself),
       cmocka_unit_test(pool_out_of_memory_still_serves_free_blocks),
+      cmocka_unit_test(free_list_pops_last_pushed_first),
       cmocka_unit_test(block_cache_keeps_up_to_its_limit_and_frees_the_rest),
       cmocka_unit_test(list_links_and_finds_owners),
       cmocka_unit_test(tag_word_sits_first_and_dies),
