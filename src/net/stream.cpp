@@ -172,7 +172,7 @@ void Stream::recycle(Loop &loop, Stream &s) noexcept {
 
 Stream::~Stream() {
   mark_dead();
-  if (buffers_ || idle_) free_extras();  // most streams end with neither
+  if (has(kExtras)) free_extras();  // most streams end with neither block
   drop_protocol(protocol_);
 }
 
@@ -519,8 +519,7 @@ inline bool Stream::read_once() noexcept {
     abort(ASYNC_ENOBUFS);
     return false;
   }
-  std::size_t room = read_limit_ - kept;
-  std::size_t want = room < Loop::kReadBufferSize ? room : Loop::kReadBufferSize;
+  std::size_t want = read_size(read_limit_ - kept);
   std::uint8_t *buf = loop_->read_buffer();  // made with the stream
   ssize_t n = ::read(fd(), buf, want);
   if (n <= 0) {
@@ -538,7 +537,7 @@ inline bool Stream::read_once() noexcept {
 // the read filled what it asked for (read_more() tests the rest). The
 // frame keeps three registers: the buffer is the loop's, read again.
 inline void Stream::read_plain() noexcept {
-  std::size_t want = read_limit_ < Loop::kReadBufferSize ? read_limit_ : Loop::kReadBufferSize;
+  std::size_t want = read_size(read_limit_);
   ssize_t n = ::read(fd(), loop_->read_buffer(), want);
   if (n <= 0) [[unlikely]] {
     if (n < 0 && errno == EINTR)

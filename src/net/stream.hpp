@@ -101,9 +101,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   // (the stream is then aborted).
   int resume_reading() noexcept;
   // Inline: one masked compare, asked before every read.
-  bool is_reading() const noexcept {
-    return (flags_ & (kStateBits | kMade | kPaused | kEof | kWriteOnly)) == (kOpen | kMade);
-  }
+  bool is_reading() const noexcept { return (flags_ & kReadingBits) == (kOpen | kMade); }
   std::size_t high() const noexcept { return marks_.high; }
   std::size_t low() const noexcept { return marks_.low; }
   // Inline: a stream without a buffers block (most) answers 0 without a call.
@@ -211,13 +209,15 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
 
   // The usual readable event's test: reading, and none of the extras
   // (kept tail, idle timer) that read_once() handles.
-  bool reads_plain() const noexcept {
-    return (flags_ & (kStateBits | kMade | kPaused | kEof | kWriteOnly | kExtras)) == (kOpen | kMade);
-  }
+  bool reads_plain() const noexcept { return (flags_ & (kReadingBits | kExtras)) == (kOpen | kMade); }
   void read_plain() noexcept;
   // read_plain()'s data_received when the loop times callbacks.
   [[gnu::noinline]] std::size_t present_timed(std::size_t len) noexcept;
   void read_some() noexcept;
+  // What one read asks for when the read limit leaves room bytes.
+  static std::size_t read_size(std::size_t room) noexcept {
+    return room < Loop::kReadBufferSize ? room : Loop::kReadBufferSize;
+  }
   // One read and its delivery: true when another may follow.
   bool read_once() noexcept;
   // read_some() past its first read: out of line, the usual event reads once.
@@ -356,6 +356,8 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   static constexpr std::uint16_t kWriteOnly = 32;  // e.g. a pipe's write end: never read, write_eof means close
   static constexpr std::uint16_t kEofWanted = 64;  // write_eof() called
   static constexpr std::uint16_t kSocket = 128;
+  // What is_reading() tests.
+  static constexpr std::uint16_t kReadingBits = kStateBits | kMade | kPaused | kEof | kWriteOnly;
   // buffers_ or idle_ allocated (and kept until the stream goes): without
   // either, no tail is kept, no write queued and no idle timer runs, so
   // the plain read and write skip those three tests.
