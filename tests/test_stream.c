@@ -1032,6 +1032,31 @@ static void test_pipe_read_end(void **state) {
   fx_finish(&f);
 }
 
+/* A regular file, which epoll refuses (EPERM): libev reports it ready
+ * at every poll instead, and the stream reads the file to its end. */
+static void test_regular_file_read_to_end(void **state) {
+  (void)state;
+  char path[] = "/tmp/libasync-stream-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(unlink(path), 0);
+  assert_int_equal(write(fd, "from a file", 11), 11);
+  assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+  struct fx f;
+  env_init(&f.e);
+  f.fd = fd;
+  f.peer = -1;
+  rec_init(&f.r);
+  memset(&f.p, 0, sizeof f.p);
+  f.p.fd = -1;
+  f.pre = 0;
+  fx_made(&f);
+  fx_wait_end(&f, SEQ(EV_MADE, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE), 0);
+  assert_memory_equal(f.r.got, "from a file", 11);
+  assert_false(fd_is_open(fd));
+  fx_finish(&f); /* the loop drains: nothing is left watched */
+}
+
 /* ================================================================== */
 /* Consumed-bytes reads                                                 */
 
@@ -3193,6 +3218,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_abort_before_made),
       cmocka_unit_test(test_close_before_made),
       cmocka_unit_test(test_pipe_read_end),
+    cmocka_unit_test(test_regular_file_read_to_end),
       /* consumed-bytes reads */
       cmocka_unit_test(test_consume_all),
       cmocka_unit_test(test_consume_none_then_more),

@@ -506,6 +506,19 @@ void Backend::io_init(IoSlot &slot, int fd, std::uint32_t events, Dispatch fn, v
   slot.fn = fn;
 }
 
+void Backend::io_init_direct(IoSlot &slot, int fd, std::uint32_t events, IoHandler handler) noexcept {
+  ev_io_init(as_io(slot), handler, fd, static_cast<int>(events));
+  slot.fn = nullptr;
+}
+
+std::uint32_t Backend::io_revents(struct ev_loop *loop, struct ev_io *w, int revents) noexcept {
+  if (revents & EV_ERROR) {
+    rebalance_killed(loop, revents);
+    revents = w->events;
+  }
+  return static_cast<std::uint32_t>(revents) & (EV_READ | EV_WRITE);
+}
+
 void Backend::io_start(IoSlot &slot) noexcept {
   ev_io *w = as_io(slot);
   if (ev_is_active(w)) return;

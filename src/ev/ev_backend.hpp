@@ -9,6 +9,10 @@
 
 #include "util/list.hpp"
 
+// libev's loop and fd watcher, named only through pointers (IoHandler).
+struct ev_loop;
+struct ev_io;
+
 namespace async::ev {
 
 // Receives a watcher's events: owner as given at init, revents as
@@ -121,6 +125,17 @@ class Backend {
   // fd watchers. Slots must be initialised before use and stopped before
   // the slot's memory goes away or its fd is closed.
   static void io_init(IoSlot &slot, int fd, std::uint32_t events, Dispatch fn, void *owner) noexcept;
+  // io_init() for an owner on the hot path, whose handler libev calls
+  // itself, with no Dispatch call in between: handler(loop, w, revents)
+  // finds the slot with io_slot(w), and passes revents through
+  // io_revents() unless it is exactly ASYNC_READABLE or ASYNC_WRITABLE.
+  using IoHandler = void (*)(struct ev_loop *loop, struct ev_io *w, int revents) noexcept;
+  static void io_init_direct(IoSlot &slot, int fd, std::uint32_t events, IoHandler handler) noexcept;
+  static IoSlot &io_slot(struct ev_io *w) noexcept { return *reinterpret_cast<IoSlot *>(w); }
+  // An IoHandler's revents as Dispatch would get them: ASYNC_READABLE/
+  // ASYNC_WRITABLE bits; for a watcher libev gave up on (and stopped),
+  // every event it watched, once that is accounted for.
+  static std::uint32_t io_revents(struct ev_loop *loop, struct ev_io *w, int revents) noexcept;
   void io_start(IoSlot &slot) noexcept;
   void io_stop(IoSlot &slot) noexcept;
   void io_set_events(IoSlot &slot, std::uint32_t events) noexcept;

@@ -161,7 +161,7 @@ int Server::bind_all(const Address *addrs, std::size_t count, int backlog, std::
     bool tcp = a.addr.ss_family != AF_UNIX;
     l.kind = tcp ? Stream::SocketKind::kTcp : Stream::SocketKind::kUnix;
     l.probe_nodelay = tcp && set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, 1) == 0;
-    ev::Backend::io_init(l.io, fd, ASYNC_READABLE, on_accept, &l);
+    ev::Backend::io_init_direct(l.io, fd, ASYNC_READABLE, on_accept);
     if (picked == 0 && port_of(a.addr) == 0) {
       sockaddr_storage bound{};
       socklen_t len = sizeof bound;
@@ -197,8 +197,11 @@ void Server::Listener::learn_nodelay(int accepted) noexcept {
 
 void Server::on_retry(void *self, std::uint32_t) noexcept { static_cast<Server *>(self)->set_accepting(true); }
 
-void Server::on_accept(void *listener, std::uint32_t) noexcept {
-  auto *l = static_cast<Listener *>(listener);
+void Server::on_accept(struct ev_loop *loop, struct ev_io *w, int revents) noexcept {
+  // A listener libev gave up on is accounted for; its accept fails.
+  if (revents != ASYNC_READABLE) [[unlikely]]
+    ev::Backend::io_revents(loop, w, revents);
+  Listener *l = util::container_of(&ev::Backend::io_slot(w), &Listener::io);
   Server *s = l->owner;
   for (int i = 0; i < kAcceptsPerEvent && s->count_ > 0; ++i) {
     int fd = ::accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -90,7 +90,7 @@ class Server : public Handle {
     void learn_nodelay(int accepted) noexcept;
   };
 
-  static void on_accept(void *listener, std::uint32_t) noexcept;
+  static void on_accept(struct ev_loop *loop, struct ev_io *w, int revents) noexcept;
   static void on_retry(void *self, std::uint32_t) noexcept;
   // One listening socket per address, or an error with none left open.
   int bind_all(const Address *addrs, std::size_t count, int backlog, std::uint32_t flags) noexcept;

@@ -283,7 +283,7 @@ inline int Stream::open(Stream **out, Loop &loop, int fd, const FdTraits &traits
     int on = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   }
-  ev::Backend::io_init(s->io_, fd, 0, on_io, s);
+  ev::Backend::io_init_direct(s->io_, fd, 0, on_io);
   (list ? *list : loop.registry(ASYNC_OBJECT_STREAM)).push_back(s->list_node_);
   loop.transport_opened(run_made, s);
   *out = s;
@@ -309,7 +309,7 @@ int Stream::open_layered(Stream **out, Stream &lower, Layer &layer, const async_
   s->buffers_->layer = &layer;
   // Never started: -1 says there is no fd of its own to watch, and the
   // close at its end (Transport::end()) is then a no-op.
-  ev::Backend::io_init(s->io_, -1, 0, on_io, s);
+  ev::Backend::io_init_direct(s->io_, -1, 0, on_io);
   loop.registry(ASYNC_OBJECT_STREAM).push_back(s->list_node_);
   loop.transport_opened(run_made, s);
   *out = s;
@@ -407,12 +407,12 @@ void Stream::update_io() noexcept {
   loop_->backend().io_watch(io_, (readable ? ASYNC_READABLE : 0u) | (writing() ? ASYNC_WRITABLE : 0u));
 }
 
-void Stream::on_io(void *self, std::uint32_t revents) noexcept {
-  auto *s = static_cast<Stream *>(self);
+void Stream::on_io(struct ev_loop *loop, struct ev_io *w, int revents) noexcept {
+  Stream *s = util::container_of(&ev::Backend::io_slot(w), &Stream::io_);
   if (revents == ASYNC_READABLE && s->reads_plain())
     s->read_plain();  // the usual event
   else
-    s->on_events(revents);  // a tail call
+    s->on_events(ev::Backend::io_revents(loop, w, revents));  // a tail call
 }
 
 void Stream::on_events(std::uint32_t revents) noexcept {

@@ -198,7 +198,7 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   static void recycle(Loop &loop, Stream &s) noexcept;
   Stream(Loop &loop, Protocol *protocol, const FdTraits &traits, void *userdata) noexcept;
   static void drop_protocol(Protocol *protocol) noexcept;
-  static void on_io(void *self, std::uint32_t revents) noexcept;
+  static void on_io(struct ev_loop *loop, struct ev_io *w, int revents) noexcept;
   // on_io() for events other than a readable fd's.
   [[gnu::noinline]] void on_events(std::uint32_t revents) noexcept;
   static void on_idle(void *self, std::uint32_t) noexcept;
