@@ -211,15 +211,17 @@ void Server::on_accept(struct ev_loop *loop, struct ev_io *w, int revents) noexc
       s->take(fd, l->kind);
       continue;
     }
-    if (errno == EINTR || errno == ECONNABORTED) continue;
-    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) return;  // drained: the usual end, tested first
+    if (err == EINTR || err == ECONNABORTED) continue;
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
       // The pending connection stays queued; polling for it now would spin.
       s->set_accepting(false);
       s->loop().backend().timer_start(s->retry_, util::ms_to_ns(kRetryMs));
-      s->loop().log(ASYNC_LOG_WARNING, "accept: %s; pausing accepts for %llu ms", std::strerror(errno),
+      s->loop().log(ASYNC_LOG_WARNING, "accept: %s; pausing accepts for %llu ms", std::strerror(err),
                     static_cast<unsigned long long>(kRetryMs));
     }
-    return;  // EAGAIN: drained
+    return;
   }
 }
 

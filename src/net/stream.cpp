@@ -523,8 +523,9 @@ inline bool Stream::read_once() noexcept {
   std::uint8_t *buf = loop_->read_buffer();  // made with the stream
   ssize_t n = ::read(fd(), buf, want);
   if (n <= 0) {
-    if (n < 0 && errno == EINTR) return true;
-    read_failed(n);
+    int err = n < 0 ? errno : 0;
+    if (err == EINTR) return true;
+    read_failed(err);
     return false;
   }
   touch();
@@ -540,10 +541,11 @@ inline void Stream::read_plain() noexcept {
   std::size_t want = read_size(read_limit_);
   ssize_t n = ::read(fd(), loop_->read_buffer(), want);
   if (n <= 0) [[unlikely]] {
-    if (n < 0 && errno == EINTR)
+    int err = n < 0 ? errno : 0;
+    if (err == EINTR)
       read_more();
     else
-      read_failed(n);
+      read_failed(err);
     return;
   }
   auto len = static_cast<std::size_t>(n);
@@ -565,11 +567,11 @@ void Stream::read_more() noexcept {
   }
 }
 
-void Stream::read_failed(ssize_t n) noexcept {
-  if (n == 0)
+void Stream::read_failed(int err) noexcept {
+  if (err == 0)
     read_eof();
-  else if (errno != EAGAIN && errno != EWOULDBLOCK)
-    abort(util::from_errno(errno));
+  else if (err != EAGAIN && err != EWOULDBLOCK)
+    abort(util::from_errno(err));
 }
 
 // Inline in read_once(): the usual read, all of it taken with no tail

@@ -222,9 +222,10 @@ class Stream : public util::Tagged<0x5354524d>, public Transport<Stream> {  // "
   bool read_once() noexcept;
   // read_some() past its first read: out of line, the usual event reads once.
   [[gnu::noinline]] void read_more() noexcept;
-  // A read(2) that returned n <= 0 (not EINTR): end of file, nothing yet
-  // (EAGAIN), or an error. Out of line: read_once() keeps few registers.
-  [[gnu::noinline]] void read_failed(ssize_t n) noexcept;
+  // A read(2) that returned 0 (err 0: end of file) or failed with errno
+  // err (not EINTR): nothing yet (EAGAIN) or an error. Out of line:
+  // read_once() keeps few registers.
+  [[gnu::noinline]] void read_failed(int err) noexcept;
   // The stream on an fd whose socket this one's options and names are:
   // itself, or for a layered stream the bottom of the stack (nullptr once
   // that has ended).
