@@ -161,7 +161,6 @@ struct Backend::Impl {
   bool may_block = false;        // the current poll is timed for poll_ns
   bool forked = false;           // fork() left events pending: the next poll must not block
   bool timer_fired = false;      // the poll timer went off since arm_timer()
-  bool polled = false;           // before_block() ran: a poll of run() has returned by the next dispatch
   bool running = false;          // inside run()'s ev_run
   Backend::Step step = nullptr;  // run()'s
   void *step_owner = nullptr;
@@ -198,11 +197,7 @@ void on_timer(struct ev_loop *loop, ev_timer *, int) noexcept { impl_of(loop)->t
 // real-time clock may count it (or count nothing), as any wall-clock
 // measure would. libev calls this only while it is installed: for polls
 // that may block.
-void before_block(struct ev_loop *loop) noexcept {
-  auto *impl = impl_of(loop);
-  impl->poll_started = ev_now(loop);
-  impl->polled = true;
-}
+void before_block(struct ev_loop *loop) noexcept { impl_of(loop)->poll_started = ev_now(loop); }
 
 // After a poll: its iteration counted, the time a blocking one took, and
 // signal watchers stopped before it no longer counted as sources.
@@ -228,18 +223,22 @@ void invoke_if_pending(struct ev_loop *loop) noexcept {
   if (ev_pending_count(loop)) ev_invoke_pending(loop);
 }
 
-// run()'s dispatch: on entry to ev_run nothing is pending and nothing was
-// polled; after each poll the callbacks, then the owner's step, which may
-// end the run.
+// run()'s dispatch after each poll: the callbacks, then the owner's step,
+// which may end the run.
 void invoke_and_step(struct ev_loop *loop) noexcept {
   auto *impl = impl_of(loop);
-  if (!impl->polled) return;
-  impl->polled = false;
   // A poll that may block returns with something pending but for a
   // signal or a spurious wakeup: no count first.
   ev_invoke_pending(loop);
   after_poll(impl, true);
   if (!impl->step(impl->step_owner)) ev_break(loop, EVBREAK_ONE);
+}
+
+// run()'s dispatch on entry to ev_run, before any poll: no step, and
+// invoke_and_step() from here on, with no flag to test per iteration.
+void enter_run(struct ev_loop *loop) noexcept {
+  ev_set_invoke_pending_cb(loop, invoke_and_step);
+  invoke_if_pending(loop);
 }
 
 // fork()'s iteration: what it finds stays pending for the next ev_run,
@@ -393,8 +392,7 @@ void Backend::run(Step step, void *owner) noexcept {
   }
   impl_->step = step;
   impl_->step_owner = owner;
-  impl_->polled = false;
-  ev_set_invoke_pending_cb(impl_->loop, invoke_and_step);
+  ev_set_invoke_pending_cb(impl_->loop, enter_run);
   // With no reference, one iteration that does not block, as poll(true).
   impl_->running = true;
   ev_run(impl_->loop, alive() ? 0 : EVRUN_NOWAIT);
