@@ -27,11 +27,32 @@ cleanup() {
 }
 trap cleanup EXIT
 results=$build/instr-results.txt
+polls_results=$build/instr-polls.txt
 : >"$results"
+: >"$polls_results"
 
 grind() { valgrind --tool=callgrind --callgrind-out-file="$1" -q "${@:2}"; }
 # Total instructions of a callgrind output file.
 total_ir() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
+
+# Polls (epoll_wait and epoll_pwait calls) recorded in a callgrind output
+# file: the loop iterations of an echo server.
+polls() {
+  python3 - "$1" <<'PY'
+import re, sys
+names, callee, total = {}, None, 0
+for line in open(sys.argv[1]):
+    m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.strip())
+    if m:
+        if m.group(2):  # a name is given once, where its number first appears
+            names[m.group(1)] = m.group(2)
+        if line.startswith("cfn="):
+            callee = names.get(m.group(1))
+    elif line.startswith("calls=") and callee in ("epoll_wait", "epoll_pwait"):
+        total += int(line[6:].split()[0])
+print(total)
+PY
+}
 
 # Ir of one run of a self-contained benchmark: count_cmd FILE CMD...
 count_cmd() {
@@ -66,6 +87,7 @@ count_echo() {
   wait "$pid"
   echo_ops=$(sed -n 's/.* ops=\([0-9]*\).*/\1/p' <<<"$line")
   echo_ir=$(total_ir "$work/echo.cg")
+  echo_polls=$(polls "$work/echo.cg")
 }
 
 # row label lib: prints one result line per library.
@@ -81,14 +103,18 @@ simple() {
   record "$row" "$lib" "$(((b - a) / (n2 - n1)))"
 }
 
+# Also notes each server's polls per operation (instr-polls.txt): how
+# many operations one loop iteration serves varies between runs and
+# machines, and each iteration costs its own instructions.
 echo_row() {
-  local row=$1 mode=$2 conns=$3 srv ia oa
+  local row=$1 mode=$2 conns=$3 srv ia oa pa
   # coro: bench/echo_coro.cpp, the libasync server on the C++20 coroutine binding.
   for srv in ${SERVERS:-async uv ev coro}; do
     count_echo "$srv" "$mode" "$conns" 1
-    ia=$echo_ir oa=$echo_ops
+    ia=$echo_ir oa=$echo_ops pa=$echo_polls
     count_echo "$srv" "$mode" "$conns" 3
     record "$row" "$srv" "$(((echo_ir - ia) / (echo_ops - oa)))"
+    echo "$row $srv $(((echo_polls - pa) * 1000 / (echo_ops - oa)))" >>"$polls_results"
   done
 }
 
@@ -124,7 +150,7 @@ done
 echo >&2
 
 echo "libasync $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), libuv $(pkg-config --modversion libuv), libev $(dpkg-query -W -f='${Version}' libev4), valgrind $(valgrind --version)"
-python3 - "$results" <<'PY'
+python3 - "$results" "$polls_results" <<'PY'
 import sys
 labels = {
     "chain": ("call_soon chain (one loop iteration per callback)", 420),
@@ -152,4 +178,10 @@ for row, (label, target) in labels.items():
     met = "" if target is None else ("yes" if a <= target else "NO")
     print("| {} | {} | {} | {} | {} | {} | {} |".format(label, fmt("async"), fmt("uv"), fmt("ev"), fmt("coro"),
                                                         "" if target is None else "≤ {:,}".format(target), met))
+polls = {}
+for line in open(sys.argv[2]):
+    row, lib, per_thousand = line.split()
+    polls.setdefault(row, []).append("{} {:.2f}".format(lib, int(per_thousand) / 1000))
+for row, cells in polls.items():
+    print("polls per operation, {}: {}".format(row, ", ".join(cells)))
 PY
