@@ -682,7 +682,7 @@ static void close_and_wait(struct env *e, struct rec *r, async_stream *s) {
 /* Fixture: a loop, one connection (the stream's end and the test's     */
 /* end), a recorder for the stream and a reader for the test's end      */
 
-enum fx_kind { FX_PAIR, FX_PAIR_PLAIN, FX_PIPE_READ, FX_PIPE_WRITE, FX_TCP };
+enum fx_kind { FX_PAIR, FX_PAIR_PLAIN, FX_PIPE_READ, FX_PIPE_WRITE, FX_TCP, FX_FILE };
 enum act { ACT_NONE, ACT_CLOSE, ACT_ABORT };
 struct fx {
   struct env e;
@@ -695,11 +695,18 @@ struct fx {
 };
 
 /* A new connection of the kind (socketpair, pipe either way, TCP
- * loopback) with a fresh recorder: the per-stream part of the fixture. */
+ * loopback, or an empty unlinked regular file with no peer) with a fresh
+ * recorder: the per-stream part of the fixture. */
 static void fx_open(struct fx *f, int kind) {
   int v[2];
   if (kind == FX_TCP) {
     tcp_pair(&f->fd, &f->peer);
+  } else if (kind == FX_FILE) {
+    char path[] = "/tmp/libasync-stream-XXXXXX";
+    f->fd = mkstemp(path);
+    assert_true(f->fd >= 0);
+    assert_int_equal(unlink(path), 0);
+    f->peer = -1;
   } else if (kind == FX_PAIR || kind == FX_PAIR_PLAIN) {
     if (kind == FX_PAIR) {
       make_socketpair(v);
@@ -1036,24 +1043,14 @@ static void test_pipe_read_end(void **state) {
  * at every poll instead, and the stream reads the file to its end. */
 static void test_regular_file_read_to_end(void **state) {
   (void)state;
-  char path[] = "/tmp/libasync-stream-XXXXXX";
-  int fd = mkstemp(path);
-  assert_true(fd >= 0);
-  assert_int_equal(unlink(path), 0);
-  assert_int_equal(write(fd, "from a file", 11), 11);
-  assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
   struct fx f;
-  env_init(&f.e);
-  f.fd = fd;
-  f.peer = -1;
-  rec_init(&f.r);
-  memset(&f.p, 0, sizeof f.p);
-  f.p.fd = -1;
-  f.pre = 0;
+  fx_init(&f, FX_FILE);
+  assert_int_equal(write(f.fd, "from a file", 11), 11);
+  assert_int_equal(lseek(f.fd, 0, SEEK_SET), 0);
   fx_made(&f);
   fx_wait_end(&f, SEQ(EV_MADE, EV_DATA, EV_EOF, EV_LOST, EV_RELEASE), 0);
   assert_memory_equal(f.r.got, "from a file", 11);
-  assert_false(fd_is_open(fd));
+  assert_false(fd_is_open(f.fd));
   fx_finish(&f); /* the loop drains: nothing is left watched */
 }
 
@@ -3218,7 +3215,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_abort_before_made),
       cmocka_unit_test(test_close_before_made),
       cmocka_unit_test(test_pipe_read_end),
-    cmocka_unit_test(test_regular_file_read_to_end),
+      cmocka_unit_test(test_regular_file_read_to_end),
       /* consumed-bytes reads */
       cmocka_unit_test(test_consume_all),
       cmocka_unit_test(test_consume_none_then_more),

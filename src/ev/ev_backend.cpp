@@ -20,6 +20,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <csetjmp>
 #include <csignal>
 #include <cstddef>
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include "util/alloc.hpp"
+#include "util/check.hpp"
 #include "util/clock.hpp"
 #include "util/container_of.hpp"
 
@@ -41,6 +43,8 @@ static_assert(offsetof(ev_io, fd) == IoSlot::kFdOffset);
 static_assert(sizeof(ev_signal) <= sizeof(SignalSlot::raw));
 static_assert(sizeof(ev_timer) <= sizeof(TimerSlot::raw));
 static_assert(ASYNC_READABLE == EV_READ && ASYNC_WRITABLE == EV_WRITE);
+static_assert(Backend::kIoEvents == (EV_READ | EV_WRITE));
+static_assert(EV_ERROR == INT_MIN, "Backend::io_given_up() tests the sign bit");
 
 namespace {
 
@@ -224,7 +228,9 @@ void invoke_if_pending(struct ev_loop *loop) noexcept {
 }
 
 // run()'s dispatch after each poll: the callbacks, then the owner's step,
-// which may end the run.
+// which may end the run. ev_run dispatches on entry (enter_run()), after
+// each poll, and after prepare or fork watchers, of which this loop has
+// none: so every call here follows a poll.
 void invoke_and_step(struct ev_loop *loop) noexcept {
   auto *impl = impl_of(loop);
   // A poll that may block returns with something pending but for a
@@ -236,9 +242,10 @@ void invoke_and_step(struct ev_loop *loop) noexcept {
 
 // run()'s dispatch on entry to ev_run, before any poll: no step, and
 // invoke_and_step() from here on, with no flag to test per iteration.
+// Nothing is pending (can_run(): no events a fork() left).
 void enter_run(struct ev_loop *loop) noexcept {
+  util::check(ev_pending_count(loop) == 0);
   ev_set_invoke_pending_cb(loop, invoke_and_step);
-  invoke_if_pending(loop);
 }
 
 // fork()'s iteration: what it finds stays pending for the next ev_run,
@@ -251,27 +258,18 @@ void on_slot_timer(struct ev_loop *, ev_timer *w, int) noexcept {
   slot->fn(w->data, 0);
 }
 
-// EV_ERROR means libev gave up on the fd (epoll refused it, e.g. a regular
-// file) and stopped the watcher itself: it no longer counts as a source.
+// EV_ERROR means libev gave up on the fd (Backend::io_given_up()) and
+// stopped the watcher itself: it no longer counts as a source.
 void rebalance_killed(struct ev_loop *loop, int revents) noexcept {
   if (!(revents & EV_ERROR)) return;
   --impl_of(loop)->sources;
 }
 
-// on_io() for a watcher libev killed: the owner hears of every event it
-// watched, and its read or write then finds the error.
-[[gnu::cold, gnu::noinline]] void on_io_killed(struct ev_loop *loop, ev_io *w, int revents) noexcept {
-  rebalance_killed(loop, revents);
-  reinterpret_cast<IoSlot *>(w)->fn(w->data, static_cast<std::uint32_t>(w->events) & (EV_READ | EV_WRITE));
-}
-
-// The usual event ends in a tail call to the owner.
+// The usual event ends in a tail call to the owner; for a watcher libev
+// gave up on, the owner hears of every event it watched, and its read or
+// write then finds the error.
 void on_io(struct ev_loop *loop, ev_io *w, int revents) noexcept {
-  if (revents & EV_ERROR) [[unlikely]] {
-    on_io_killed(loop, w, revents);
-    return;
-  }
-  reinterpret_cast<IoSlot *>(w)->fn(w->data, static_cast<std::uint32_t>(revents) & (EV_READ | EV_WRITE));
+  reinterpret_cast<IoSlot *>(w)->fn(w->data, Backend::io_revents(loop, w, revents));
 }
 
 // Per signal, the fd (+1; 0 for none) a signal writes after libev noted it:
@@ -509,12 +507,9 @@ void Backend::io_init_direct(IoSlot &slot, int fd, std::uint32_t events, IoHandl
   slot.fn = nullptr;
 }
 
-std::uint32_t Backend::io_revents(struct ev_loop *loop, struct ev_io *w, int revents) noexcept {
-  if (revents & EV_ERROR) {
-    rebalance_killed(loop, revents);
-    revents = w->events;
-  }
-  return static_cast<std::uint32_t>(revents) & (EV_READ | EV_WRITE);
+std::uint32_t Backend::io_killed(struct ev_loop *loop, struct ev_io *w, int revents) noexcept {
+  rebalance_killed(loop, revents);
+  return static_cast<std::uint32_t>(w->events) & kIoEvents;
 }
 
 void Backend::io_start(IoSlot &slot) noexcept {

@@ -47,6 +47,9 @@ struct LoopEvents {
 
 class Backend {
  public:
+  // The readiness bits an fd watcher reports (ASYNC_READABLE | ASYNC_WRITABLE).
+  static constexpr std::uint32_t kIoEvents = 3;
+
   Backend() = default;
   Backend(const Backend &) = delete;
   Backend &operator=(const Backend &) = delete;
@@ -132,10 +135,20 @@ class Backend {
   using IoHandler = void (*)(struct ev_loop *loop, struct ev_io *w, int revents) noexcept;
   static void io_init_direct(IoSlot &slot, int fd, std::uint32_t events, IoHandler handler) noexcept;
   static IoSlot &io_slot(struct ev_io *w) noexcept { return *reinterpret_cast<IoSlot *>(w); }
+  // Whether libev gave up on the watcher (and stopped it): epoll_ctl
+  // failed for its fd other than as libev handles (not ENOENT, EEXIST or
+  // EPERM: ENOMEM, ENOSPC), or select found the fd closed. libev's
+  // EV_ERROR is the sign bit (checked in ev_backend.cpp).
+  static bool io_given_up(int revents) noexcept { return revents < 0; }
   // An IoHandler's revents as Dispatch would get them: ASYNC_READABLE/
-  // ASYNC_WRITABLE bits; for a watcher libev gave up on (and stopped),
-  // every event it watched, once that is accounted for.
-  static std::uint32_t io_revents(struct ev_loop *loop, struct ev_io *w, int revents) noexcept;
+  // ASYNC_WRITABLE bits; for a watcher libev gave up on, every event it
+  // watched, once io_given_up() is accounted for (io_killed()).
+  static std::uint32_t io_revents(struct ev_loop *loop, struct ev_io *w, int revents) noexcept {
+    return io_given_up(revents) ? io_killed(loop, w, revents) : static_cast<std::uint32_t>(revents) & kIoEvents;
+  }
+  // The watcher libev gave up on no longer counts as a source: every event
+  // it watched.
+  [[gnu::cold]] static std::uint32_t io_killed(struct ev_loop *loop, struct ev_io *w, int revents) noexcept;
   void io_start(IoSlot &slot) noexcept;
   void io_stop(IoSlot &slot) noexcept;
   void io_set_events(IoSlot &slot, std::uint32_t events) noexcept;

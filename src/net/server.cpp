@@ -198,11 +198,13 @@ void Server::Listener::learn_nodelay(int accepted) noexcept {
 void Server::on_retry(void *self, std::uint32_t) noexcept { static_cast<Server *>(self)->set_accepting(true); }
 
 void Server::on_accept(struct ev_loop *loop, struct ev_io *w, int revents) noexcept {
-  // A listener libev gave up on is accounted for; its accept fails.
-  if (revents != ASYNC_READABLE) [[unlikely]]
-    ev::Backend::io_revents(loop, w, revents);
   Listener *l = util::container_of(&ev::Backend::io_slot(w), &Listener::io);
   Server *s = l->owner;
+  if (ev::Backend::io_given_up(revents)) [[unlikely]] {
+    // Stopped by libev: what is queued is still accepted below, and said.
+    ev::Backend::io_killed(loop, w, revents);
+    s->loop().log(ASYNC_LOG_ERROR, "libev gave up watching a listening socket; it accepts no more connections");
+  }
   for (int i = 0; i < kAcceptsPerEvent && s->count_ > 0; ++i) {
     int fd = ::accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
