@@ -106,7 +106,7 @@ void Loop::run_end() noexcept {
     // What the next NOWAIT run would do at once: queued callbacks, idle
     // hooks, the resolver's work, posts not yet moved, and watcher changes
     // libev applies only inside its next poll (they may be I/O ready now).
-    bool more = spinning_ || !ready_.empty() || posts_stalled_ || backend_.changes_pending();
+    bool more = spinning_ || !ready_.empty() || busy_.posts_stalled || backend_.changes_pending();
     std::uint64_t deadline = backend_.next_timer_ns();
     if (!timers_.empty() && timers_.top().deadline < deadline) deadline = timers_.top().deadline;
     embedding->run_ended(more, deadline);
@@ -306,7 +306,7 @@ void Loop::before_poll(bool synced) noexcept {
   // Timers started from here on (I/O callbacks, check hooks, ready
   // callbacks, timer callbacks) wait for the next iteration's timer pass.
   poll_timer_seq_ = timer_seq_;
-  if (!timers_.empty() || timer_armed_) arm_timer();  // else nothing to arm or disarm
+  if (!timers_.empty() || busy_.timer_armed) arm_timer();  // else nothing to arm or disarm
   if (service_) {
     service_->before_poll();
     synced = false;
@@ -322,7 +322,7 @@ void Loop::after_poll() noexcept {
   // after that run within the same time, as libuv's cached time.
   now_stale_ = true;
   if (!hooks_[ASYNC_HOOK_CHECK].empty()) Hook::run_all(*this, ASYNC_HOOK_CHECK);
-  if (posts_stalled_) drain_posts();
+  if (busy_.posts_stalled) drain_posts();
   if (service_) service_->after_poll();
   if (!ready_.empty()) run_ready();
   after_ready();
@@ -378,19 +378,19 @@ void Loop::run_due_timers() noexcept {
 
 void Loop::arm_timer() noexcept {
   if (timers_.empty()) {
-    if (timer_armed_) backend_.disarm_timer();
-    timer_armed_ = false;
+    if (busy_.timer_armed) backend_.disarm_timer();
+    busy_.timer_armed = false;
     return;
   }
   std::uint64_t deadline = timers_.top().deadline;
   // Armed for this deadline or an earlier one, and not gone off yet: it
   // still wakes the poll in time. (Gone off is libev's word, not the
   // iteration's clock: libev reads its clock later and may fire first.)
-  if (timer_armed_ && deadline >= armed_deadline_ && !backend_.timer_fired()) return;
+  if (busy_.timer_armed && deadline >= armed_deadline_ && !backend_.timer_fired()) return;
   std::uint64_t now = util::monotonic_ns();
   backend_.arm_timer(deadline > now ? deadline - now : 0);
   armed_deadline_ = deadline;
-  timer_armed_ = true;
+  busy_.timer_armed = true;
 }
 
 // Runs at the end of before_poll and after_poll only: work queued in
@@ -470,7 +470,7 @@ int Loop::embedding_fd(int *out) noexcept {
 }
 
 void Loop::hooks_changed(int kind, int delta) noexcept {
-  hooks_started_ += delta;
+  busy_.hooks_started += delta;
   if (kind != ASYNC_HOOK_IDLE) return;
   idle_hooks_ += delta;
   sync_spinning();
@@ -535,8 +535,8 @@ void Loop::drain_posts() noexcept {
   std::size_t stalled = 0;
   {
     std::lock_guard<std::mutex> lock(post_mutex_);
-    posts_stalled_ = !ready_.reserve(reserved_ + posted_.size());
-    if (posts_stalled_)
+    busy_.posts_stalled = !ready_.reserve(reserved_ + posted_.size());
+    if (busy_.posts_stalled)
       stalled = posted_.size();
     else
       while (!posted_.empty()) ready_.push_into_room(posted_.pop());

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 
 #include "core/embedding.hpp"
@@ -182,7 +183,10 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   Embedding *embedding() noexcept { return embedding_.load(std::memory_order_acquire); }
   // The loop's one service (the resolver), nullptr until registered.
   LoopService *service() noexcept { return service_; }
-  void set_service(LoopService *service) noexcept { service_ = service; }
+  void set_service(LoopService *service) noexcept {
+    service_ = service;
+    busy_.has_service = service != nullptr;
+  }
 
   // The read buffer every stream of the loop reads into (streams hold no
   // buffer while idle): allocated by the first ensure_read_buffer() (false
@@ -278,8 +282,9 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // Nothing for after_poll() and before_poll() to do but the ready queue
   // and their bookkeeping: no hook, service, timer or stalled post.
   bool quiet() const noexcept {
-    return (hooks_started_ | static_cast<int>(posts_stalled_) | static_cast<int>(timer_armed_)) == 0 && !service_ &&
-           timers_.empty();
+    std::uint64_t busy;
+    std::memcpy(&busy, &busy_, sizeof busy);  // one load for the four
+    return busy == 0 && timers_.empty();
   }
   // The end of a quiet() iteration's step: sync_spinning(), the run's
   // test and prepare(true) reduced to what they do with no hook, service
@@ -344,16 +349,24 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   std::uint64_t timer_seq_ = 0;
   std::uint64_t poll_timer_seq_ = 0;  // timer_seq_ when this iteration polled
   std::uint64_t armed_deadline_ = 0;
-  bool timer_armed_ = false;
   bool spinning_ = false;  // the next poll must not block
   bool running_ = false;
   bool run_over_ = false;  // step() ended run_default()
   bool ready_ref_ = false;
   bool stop_requested_ = false;
   bool stopped_ = false;  // the last run ended through stop()
-  bool posts_stalled_ = false;
   int idle_hooks_ = 0;
-  int hooks_started_ = 0;    // of every kind
+  // What makes an iteration not quiet() besides timers, side by side so
+  // that quiet() tests them with one load.
+  struct Busy {
+    std::int32_t hooks_started = 0;  // of every kind
+    bool posts_stalled = false;
+    bool timer_armed = false;
+    bool has_service = false;
+    bool unused = false;  // every byte defined: the word is compared whole
+  };
+  static_assert(sizeof(Busy) == sizeof(std::uint64_t));
+  Busy busy_;
   std::size_t objects_ = 0;  // handles (closing ones too) and live futures
   util::List registry_[kObjectKinds];
   // The cursors of the visits in progress, in the loop rather than on the
