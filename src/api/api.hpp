@@ -125,8 +125,7 @@ int with_transport(const void *p, Op &&op) noexcept {
   T *obj = tagged_as<T>(p);
   if (!obj) return ASYNC_EINVAL;
   if (obj->ended()) return ASYNC_ECLOSED;
-  core::Loop &loop = obj->loop();
-  if (loop.checks_entry() && !loop.entered_checked()) [[unlikely]]
+  if (!obj->loop().entered()) [[unlikely]]
     return ASYNC_EWRONGTHREAD;
   return guarded([&] { return op(*obj); });
 }

@@ -247,13 +247,9 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // readable, so no change (a watcher libev applies only inside its next
   // poll, a timer, a queued callback) waits unseen (libuv#1565). Still one
   // load and a branch while neither the check nor an embedding is on.
-  bool entered() noexcept { return !checks_entry() || entered_checked(); }
-  // Whether entered() has more to do than this test. Relaxed: a check
-  // found on is read again by entered_checked(), with acquire.
-  bool checks_entry() const noexcept { return entry_checks_.load(std::memory_order_relaxed) != 0; }
-  // entered() once checks_entry() is true: api::with_transport() tests
-  // the two apart. Out of line and cold.
-  [[gnu::cold, gnu::noinline]] bool entered_checked() noexcept;
+  // Relaxed: a check found on is read again by entered_checked(), with
+  // acquire.
+  bool entered() noexcept { return entry_checks_.load(std::memory_order_relaxed) == 0 || entered_checked(); }
 
   // Holds from any thread (async_loop_hold): they keep run(DEFAULT) going.
   // Called under the loop registry's lock, so the loop cannot be freed
@@ -328,6 +324,8 @@ class Loop : public util::Tagged<0x4c4f4f50> {  // "LOOP"
   // Out of line and cold: entry points inline on_owner_thread(), and with
   // the check off (the usual case) they need no call, so no saved registers.
   [[gnu::cold, gnu::noinline]] bool is_owner_thread() const noexcept;
+  // entered() once a check is on. Out of line and cold.
+  [[gnu::cold, gnu::noinline]] bool entered_checked() noexcept;
   // What run() and run_for() share around their iterations.
   bool run_begin() noexcept;
   void run_end() noexcept;
