@@ -6,8 +6,8 @@
 # few instructions, unlike wall-clock rates on a shared machine.
 #
 # Echo rows: the server runs under callgrind, the raw-epoll load generator
-# outside it, for SHORT and LONG seconds; ops are the round trips (or
-# connections) the load generator counted. They also count libasync's C++20
+# outside it, both on one CPU, for SHORT and LONG seconds; ops are the round
+# trips (or connections) the load generator counted. They also count libasync's C++20
 # coroutine echo server (bench/echo_coro.cpp).
 #
 # usage: bench/instr.sh [row...]   rows: chain fanout timers echo1 echo100
@@ -60,6 +60,15 @@ count_cmd() {
   total_ir "$1"
 }
 
+# The echo server and its load generator share one CPU, the first this
+# script may run on. On two CPUs each churn poll served as many connections
+# as the native load generator had advanced while the server, slowed by
+# callgrind, ran its last iteration: whether the server ran faster or slower
+# than the load generator decided it, so the row moved by 5% between runs
+# and libasync and raw libev polled unlike (docs/benchmarks.md, Tenth round).
+# On one CPU the scheduler interleaves the two the same way for every server.
+echo_cpu=$(taskset -pc $$ | sed 's/.*: *//; s/[-,].*//')
+
 # Ir and ops of an echo server under callgrind for one load-generator run,
 # in $echo_ir and $echo_ops.
 count_echo() {
@@ -69,8 +78,9 @@ count_echo() {
   # Emptied here: the redirect below truncates it only once the child runs,
   # and the wait for READY could see the previous server's meanwhile.
   : >"$out"
-  # valgrind itself, not a function's subshell, so that SIGTERM reaches it
-  valgrind --tool=callgrind --callgrind-out-file="$work/echo.cg" -q "$bin/echo_$srv" "$port" >"$out" &
+  # valgrind itself (taskset execs it), not a function's subshell, so that
+  # SIGTERM reaches it
+  taskset -c "$echo_cpu" valgrind --tool=callgrind --callgrind-out-file="$work/echo.cg" -q "$bin/echo_$srv" "$port" >"$out" &
   pid=$!
   # Up to a minute: valgrind starts slowly on a loaded machine.
   for _ in $(seq 1200); do
@@ -78,7 +88,7 @@ count_echo() {
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
-  line=$("$bin/loadgen" "$mode" "$port" "$conns" 64 "$secs" | grep '^RESULT ') || {
+  line=$(taskset -c "$echo_cpu" "$bin/loadgen" "$mode" "$port" "$conns" 64 "$secs" | grep '^RESULT ') || {
     echo "FAILED: loadgen $mode against echo_$srv ($(kill -0 "$pid" 2>/dev/null && echo running || echo exited)): $(cat "$out")" >&2
     kill -KILL "$pid"
     exit 1
