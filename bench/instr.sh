@@ -61,13 +61,19 @@ count_cmd() {
 }
 
 # The echo server and its load generator share one CPU, the first this
-# script may run on. On two CPUs each churn poll served as many connections
-# as the native load generator had advanced while the server, slowed by
-# callgrind, ran its last iteration: whether the server ran faster or slower
-# than the load generator decided it, so the row moved by 5% between runs
-# and libasync and raw libev polled unlike (docs/benchmarks.md, Tenth round).
-# On one CPU the scheduler interleaves the two the same way for every server.
-echo_cpu=$(taskset -pc $$ | sed 's/.*: *//; s/[-,].*//')
+# script may run on (echo_row picks it). On two CPUs each churn poll served
+# as many connections as the native load generator had advanced while the
+# server, slowed by callgrind, ran its last iteration: the relative speed of
+# the two decided it, so the row moved from run to run and libasync and raw
+# libev polled unlike. On one CPU the scheduler's turns decide it
+# (docs/benchmarks.md, Tenth round).
+echo_cpu=
+pick_echo_cpu() {
+  [[ -n $echo_cpu ]] && return
+  echo_cpu=$(awk '/^Cpus_allowed_list:/ { sub(/[-,].*/, "", $2); print $2 }' /proc/self/status)
+}
+# The CPUs process $1 may run on, as /proc lists them.
+cpus_of() { awk '/^Cpus_allowed_list:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 
 # Ir and ops of an echo server under callgrind for one load-generator run,
 # in $echo_ir and $echo_ops.
@@ -88,6 +94,12 @@ count_echo() {
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
+  # A server the pinning did not reach would be measured in the other regime.
+  [[ $(cpus_of "$pid") == "$echo_cpu" ]] || {
+    echo "FAILED: echo_$srv does not run on CPU $echo_cpu alone (it may run on: $(cpus_of "$pid"))" >&2
+    kill -KILL "$pid"
+    exit 1
+  }
   line=$(taskset -c "$echo_cpu" "$bin/loadgen" "$mode" "$port" "$conns" 64 "$secs" | grep '^RESULT ') || {
     echo "FAILED: loadgen $mode against echo_$srv ($(kill -0 "$pid" 2>/dev/null && echo running || echo exited)): $(cat "$out")" >&2
     kill -KILL "$pid"
@@ -118,6 +130,7 @@ simple() {
 # machines, and each iteration costs its own instructions.
 echo_row() {
   local row=$1 mode=$2 conns=$3 srv ia oa pa
+  pick_echo_cpu
   # coro: bench/echo_coro.cpp, the libasync server on the C++20 coroutine binding.
   for srv in ${SERVERS:-async uv ev coro}; do
     count_echo "$srv" "$mode" "$conns" 1
@@ -159,7 +172,7 @@ for row in "${rows[@]}"; do
 done
 echo >&2
 
-echo "libasync $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), libuv $(pkg-config --modversion libuv), libev $(dpkg-query -W -f='${Version}' libev4), valgrind $(valgrind --version)"
+echo "libasync $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), libuv $(pkg-config --modversion libuv), libev $(dpkg-query -W -f='${Version}' libev4), valgrind $(valgrind --version), kernel $(uname -r)${echo_cpu:+, echo rows on CPU $echo_cpu}"
 python3 - "$results" "$polls_results" <<'PY'
 import sys
 labels = {
