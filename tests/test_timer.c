@@ -5,6 +5,7 @@
  */
 #include "test_util.h"
 
+#include <stdbool.h>
 #include <string.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -370,6 +371,78 @@ static void test_stop_moves_last_timer_up(void **state) {
     assert_int_equal(seen[i], i == STOPPED ? 0 : 1);
     tu_close(async_timer_handle(t[i]));
   }
+  tu_finish(loop);
+}
+
+/* Many timers between the sorted run and the heap: pseudo-random
+ * timeouts (a timer not earlier than the last in the run joins it, an
+ * earlier one goes to the heap), a third stopped, some of those and some
+ * running ones started again (each leaves its structure for either). Every
+ * running timer fires once, in deadline order within the clock bounds. */
+enum { MIXED = 300 };
+
+struct mixed_item {
+  int id;
+  int calls;
+  int *order;
+  int *n;
+};
+
+static void mixed_cb(async_timer *t, void *ud) {
+  (void)t;
+  struct mixed_item *it = ud;
+  it->calls++;
+  if (*it->n < MIXED) it->order[(*it->n)++] = it->id;
+}
+
+struct bounds {
+  uint64_t earliest[MIXED], latest[MIXED];
+};
+
+static void mixed_start(async_timer *t, struct mixed_item *it, uint64_t timeout_ms, struct bounds *b) {
+  b->earliest[it->id] = tu_now_ns() + timeout_ms * 1000000u;
+  assert_int_equal(async_timer_start(t, timeout_ms, 0, mixed_cb), 0);
+  b->latest[it->id] = tu_now_ns() + timeout_ms * 1000000u;
+}
+
+static void test_mixed_run_and_heap(void **state) {
+  (void)state;
+  async_loop *loop = tu_loop_new();
+  static struct mixed_item items[MIXED];
+  static async_timer *t[MIXED];
+  static struct bounds b;
+  static int order[MIXED];
+  int n = 0;
+  bool running[MIXED];
+  uint32_t rng = 12345;
+  for (int i = 0; i < MIXED; i++) {
+    items[i] = (struct mixed_item){i, 0, order, &n};
+    t[i] = tu_timer_new(loop, &items[i]);
+    rng = rng * 1103515245u + 12345u;
+    mixed_start(t[i], &items[i], (rng >> 16) % 30, &b);
+    running[i] = true;
+  }
+  for (int i = 0; i < MIXED; i += 3) {
+    assert_int_equal(async_timer_stop(t[i]), 0);
+    running[i] = false;
+  }
+  for (int i = 0; i < MIXED; i++) {
+    if (i % 6 == 0 || i % 5 == 1) {
+      mixed_start(t[i], &items[i], (uint64_t)(i % 7) * 4, &b);
+      running[i] = true;
+    }
+  }
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  int expected = 0;
+  for (int i = 0; i < MIXED; i++) {
+    assert_int_equal(items[i].calls, running[i] ? 1 : 0);
+    expected += running[i];
+  }
+  assert_int_equal(n, expected);
+  /* A timer fired before another only if its deadline may be earlier. */
+  for (int a = 0; a < n; a++)
+    for (int c = a + 1; c < n; c++) assert_true(b.earliest[order[a]] <= b.latest[order[c]]);
+  for (int i = 0; i < MIXED; i++) tu_close(async_timer_handle(t[i]));
   tu_finish(loop);
 }
 
@@ -1024,6 +1097,7 @@ int main(void) {
       cmocka_unit_test(test_stopped_unref_never_fires),
       cmocka_unit_test(test_due_in),
       cmocka_unit_test(test_stop_moves_last_timer_up),
+      cmocka_unit_test(test_mixed_run_and_heap),
       cmocka_unit_test(test_io_just_before_deadline),
       cmocka_unit_test(test_timer_new_invalid),
   };

@@ -27,6 +27,7 @@
 
 #include <async/error.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 
@@ -108,7 +109,7 @@ void Loop::run_end() noexcept {
     // libev applies only inside its next poll (they may be I/O ready now).
     bool more = spinning_ || !ready_.empty() || busy_.posts_stalled || backend_.changes_pending();
     std::uint64_t deadline = backend_.next_timer_ns();
-    if (!timers_.empty() && timers_.top().deadline < deadline) deadline = timers_.top().deadline;
+    if (!timers_.empty()) deadline = std::min(deadline, timers_.top().deadline);
     embedding->run_ended(more, deadline);
     entry_checks_.fetch_or(kEmbeddedIdle);
   }
@@ -370,7 +371,7 @@ void Loop::run_due_timers() noexcept {
   // re-arming itself cannot spin here.
   std::uint64_t first_new = poll_timer_seq_;
   while (!timers_.empty()) {
-    const TimerHeap::Entry &top = timers_.top();
+    TimerHeap::Entry top = timers_.top();
     if (top.seq >= first_new || top.deadline > now_ns()) break;
     top.timer->expire();
   }

@@ -7,10 +7,15 @@
 
 namespace async::core {
 
+// The pool's 112-byte class: a million timers take 32 MB less than at 144
+// (docs/design.md, Timers).
+static_assert(sizeof(Timer) == 112);
+
 int Timer::arm(std::uint64_t deadline_ns) noexcept {
   Loop &l = loop();
-  entry_ = {deadline_ns, l.next_timer_seq(), this};
-  if (!l.timers().push(entry_)) return ASYNC_ENOMEM;
+  deadline_ = deadline_ns;
+  seq_ = l.next_timer_seq();
+  if (!l.timers().push(*this)) return ASYNC_ENOMEM;
   set_active(true);
   return 0;
 }
@@ -48,7 +53,7 @@ int Timer::again() noexcept {
 std::uint64_t Timer::due_in_ms() const noexcept {
   if (!active()) return 0;
   std::uint64_t now = util::monotonic_ns();
-  return entry_.deadline > now ? util::ns_to_ms_ceil(entry_.deadline - now) : 0;
+  return deadline_ > now ? util::ns_to_ms_ceil(deadline_ - now) : 0;
 }
 
 void Timer::expire() noexcept {
@@ -73,7 +78,7 @@ void Timer::expire() noexcept {
     return;
   }
   std::uint64_t repeat_ns = util::ms_to_ns(repeat_ms_);
-  std::uint64_t next = util::saturating_add(entry_.deadline, repeat_ns);
+  std::uint64_t next = util::saturating_add(deadline_, repeat_ns);
   // Overdue: re-arm from now, never a catch-up burst.
   std::uint64_t now = util::monotonic_ns();
   if (next <= now) next = util::saturating_add(now, repeat_ns);

@@ -43,13 +43,17 @@ std::size_t TimerHeap::hole_to_leaf(std::size_t index) noexcept {
   }
 }
 
-const TimerHeap::Entry &TimerHeap::top() const noexcept {
+TimerHeap::Entry TimerHeap::entry_of(Timer &timer) noexcept {
+  return {timer.deadline_, timer.seq_, &timer};
+}
+
+TimerHeap::Entry TimerHeap::top() const noexcept {
   if (!run_head_) return entries_[0];
-  const Entry &run = run_head_->entry_;
+  Entry run = entry_of(*run_head_);
   return size_ == 0 || less(run, entries_[0]) ? run : entries_[0];
 }
 
-bool TimerHeap::push(const Entry &entry) noexcept {
+bool TimerHeap::push(Timer &timer) noexcept {
   // Held slots are not free: grow before taking one. A holder unholds
   // before re-pushing, so its own push always finds room.
   if (size_ + run_size_ + held_ == capacity_) {
@@ -59,8 +63,8 @@ bool TimerHeap::push(const Entry &entry) noexcept {
     entries_ = entries;
     capacity_ = capacity;
   }
-  Timer &timer = *entry.timer;
-  timer.in_run_ = !run_tail_ || !less(entry, run_tail_->entry_);
+  Entry entry = entry_of(timer);
+  timer.in_run_ = !run_tail_ || !less(entry, entry_of(*run_tail_));
   if (!timer.in_run_) {
     sift_up(size_++, entry);
     return true;

@@ -28,11 +28,12 @@ class TimerHeap {
 
   bool empty() const noexcept { return size_ == 0 && !run_head_; }
   // The earliest entry: the heap's top or the sorted run's head.
-  const Entry &top() const noexcept;
+  Entry top() const noexcept;
 
+  // Adds timer with the key it holds (Timer::deadline_, Timer::seq_).
   // false when growing failed; never for a holder re-pushing right after
   // unhold() (see hold()).
-  bool push(const Entry &entry) noexcept;
+  bool push(Timer &timer) noexcept;
   void remove(Timer &timer) noexcept;
 
   // A firing repeating timer holds the slot its entry left, so its re-arm
@@ -44,6 +45,7 @@ class TimerHeap {
  private:
   static constexpr std::size_t kArity = 4;
 
+  static Entry entry_of(Timer &timer) noexcept;
   static bool less(const Entry &a, const Entry &b) noexcept {
     return a.deadline < b.deadline || (a.deadline == b.deadline && a.seq < b.seq);
   }
