@@ -43,9 +43,7 @@ std::size_t TimerHeap::hole_to_leaf(std::size_t index) noexcept {
   }
 }
 
-TimerHeap::Entry TimerHeap::entry_of(Timer &timer) noexcept {
-  return {timer.deadline_, timer.seq_, &timer};
-}
+TimerHeap::Entry TimerHeap::entry_of(Timer &timer) noexcept { return {timer.deadline_, timer.seq_, &timer}; }
 
 TimerHeap::Entry TimerHeap::top() const noexcept {
   if (!run_head_) return entries_[0];
