@@ -377,8 +377,9 @@ static void test_stop_moves_last_timer_up(void **state) {
 /* Many timers between the sorted run and the heap: pseudo-random
  * timeouts (a timer not earlier than the last in the run joins it, an
  * earlier one goes to the heap), a third stopped, some of those and some
- * running ones started again (each leaves its structure for either). Every
- * running timer fires once, in deadline order within the clock bounds. */
+ * running ones started again with 0 to 60 ms (each leaves its structure
+ * for either). Every running timer fires once, in deadline order within
+ * the clock bounds. */
 enum { MIXED = 300 };
 
 struct mixed_item {
@@ -405,6 +406,31 @@ static void mixed_start(async_timer *t, struct mixed_item *it, uint64_t timeout_
   b->latest[it->id] = tu_now_ns() + timeout_ms * 1000000u;
 }
 
+/* 5 and 200 ms join the run, 20 ms (earlier than its last) the heap:
+ * the earliest is the heap's top between the run's two. */
+static void test_heap_top_before_run_head(void **state) {
+  (void)state;
+  static const uint64_t timeouts[] = {5, 200, 20};
+  enum { N = 3 };
+  async_loop *loop = tu_loop_new();
+  static struct bounds b;
+  struct mixed_item items[N];
+  async_timer *t[N];
+  int order[N], n = 0;
+  for (int i = 0; i < N; i++) {
+    items[i] = (struct mixed_item){i, 0, order, &n};
+    t[i] = tu_timer_new(loop, &items[i]);
+    mixed_start(t[i], &items[i], timeouts[i], &b);
+  }
+  assert_int_equal(async_loop_run(loop, ASYNC_RUN_DEFAULT), 0);
+  assert_int_equal(n, N);
+  assert_int_equal(order[0], 0);
+  assert_int_equal(order[1], 2);
+  assert_int_equal(order[2], 1);
+  for (int i = 0; i < N; i++) tu_close(async_timer_handle(t[i]));
+  tu_finish(loop);
+}
+
 static void test_mixed_run_and_heap(void **state) {
   (void)state;
   async_loop *loop = tu_loop_new();
@@ -428,7 +454,7 @@ static void test_mixed_run_and_heap(void **state) {
   }
   for (int i = 0; i < MIXED; i++) {
     if (i % 6 == 0 || i % 5 == 1) {
-      mixed_start(t[i], &items[i], (uint64_t)(i % 7) * 4, &b);
+      mixed_start(t[i], &items[i], (uint64_t)(i % 13) * 5, &b);
       running[i] = true;
     }
   }
@@ -1097,6 +1123,7 @@ int main(void) {
       cmocka_unit_test(test_stopped_unref_never_fires),
       cmocka_unit_test(test_due_in),
       cmocka_unit_test(test_stop_moves_last_timer_up),
+      cmocka_unit_test(test_heap_top_before_run_head),
       cmocka_unit_test(test_mixed_run_and_heap),
       cmocka_unit_test(test_io_just_before_deadline),
       cmocka_unit_test(test_timer_new_invalid),
