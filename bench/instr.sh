@@ -67,13 +67,14 @@ count_cmd() {
 # the two decided it, so the row moved from run to run and libasync and raw
 # libev polled unlike. On one CPU the scheduler's turns decide it
 # (docs/benchmarks.md, Tenth round).
+# The CPUs process $1 (a pid, or self) may run on, as /proc lists them.
+cpus_of() { awk '/^Cpus_allowed_list:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 echo_cpu=
 pick_echo_cpu() {
   [[ -n $echo_cpu ]] && return
-  echo_cpu=$(awk '/^Cpus_allowed_list:/ { sub(/[-,].*/, "", $2); print $2 }' /proc/self/status)
+  echo_cpu=$(cpus_of self)  # awk's, inherited from this script
+  echo_cpu=${echo_cpu%%[-,]*}
 }
-# The CPUs process $1 may run on, as /proc lists them.
-cpus_of() { awk '/^Cpus_allowed_list:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 
 # Ir and ops of an echo server under callgrind for one load-generator run,
 # in $echo_ir and $echo_ops.
