@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -18,6 +19,25 @@ import (
 // instead of hanging; run them with -race too: two goroutines driving the
 // loop at once would touch the holder's fields (objects, events) without
 // an order between them.
+
+// untilPolled waits (up to 5 s) until started is set (by a testHook, as a
+// goroutine's Read reached await) and the token's holder waits in
+// async_queue_poll: that goroutine drives the loop, or parked for the one
+// that does. A goroutine started just before may not have run yet.
+func untilPolled(t *testing.T, l *Loop, started *int32) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		polled := l.held && l.polling
+		l.mu.Unlock()
+		if polled && atomic.LoadInt32(started) != 0 {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatal("nobody polled the loop within 5 s")
+		}
+	}
+}
 
 // startLoopWithVacancy is startLoop with Run's standby tick set (before
 // Run starts).
@@ -234,9 +254,13 @@ func TestDriveHandOffWhenDriverLeaves(t *testing.T) {
 func TestDriveParkRacesRelease(t *testing.T) {
 	l := startLoopWithVacancy(t, time.Hour)
 	atHook, proceed := make(chan struct{}), make(chan struct{})
-	var hooked *waiter
-	// Set before any Read starts; acts on B's wait only.
+	var hooked, driver *waiter
+	var driverAwaits int32
+	// Set before any Read starts; notes the driver's wait, stops B's.
 	l.testHook = func(w *waiter, at int) {
+		if w == driver && at == hookAwait {
+			atomic.StoreInt32(&driverAwaits, 1)
+		}
 		if w == hooked && at == hookPark {
 			close(atHook)
 			<-proceed
@@ -257,8 +281,9 @@ func TestDriveParkRacesRelease(t *testing.T) {
 	if err := <-a; err != nil {
 		t.Fatal(err)
 	}
-	go readOne(servers[0], a) // A drives the loop now
-	time.Sleep(20 * time.Millisecond)
+	driver = &servers[0].reader // no Read runs: A's first one returned
+	go readOne(servers[0], a)   // A drives the loop now
+	untilPolled(t, l, &driverAwaits)
 	go readOne(servers[1], b)
 	select {
 	case <-atHook:
